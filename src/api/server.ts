@@ -1,0 +1,169 @@
+// The HTTP API (fastify): function CRUD, activations, status, and the HTTP
+// Source for invocations (its Sink is the HTTP reply). Every route has a JSON
+// schema; every error has the shape {error: {code, message, field?}}.
+
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import { FaasError } from '../core/errors.js';
+import type { ActorRef } from '../core/actor.js';
+import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
+import type { ActivationRecord } from '../perf/activation.js';
+import { nowMs } from '../perf/activation.js';
+import type { PerfMsg } from '../perf/perf-manager.js';
+import type { FunctionDef, Registry } from '../registry/registry.js';
+import type { CodeKind } from '../registry/code.js';
+import { CallbackSink } from '../sinks/file.js';
+import type { InvocationResult, Sink } from '../sinks/types.js';
+import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
+import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+
+export interface ApiDeps {
+  registry: Registry;
+  dispatcher: ActorRef<DispatcherMsg>;
+  pool: ActorRef<PoolMsg>;
+  perf: ActorRef<PerfMsg>;
+  snapshots?: ActorRef<SnapshotMsg>;
+  /** invocation bodies */
+  bodyLimitBytes: number;
+  /** function code (arrives base64-encoded: the deploy route allows for that) */
+  maxCodeBytes: number;
+  token?: string;
+  /** static facts for /v1/status */
+  info: () => Record<string, unknown>;
+}
+
+const errorSchema = {
+  type: 'object',
+  properties: { error: { type: 'object', additionalProperties: true }, activation: { type: 'object', additionalProperties: true } },
+};
+
+const functionBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    code: { type: 'string', description: 'base64 of the code (JS file, zip or tar.gz)' },
+    source: { type: 'string', description: 'JavaScript source text (alternative to code)' },
+    codeKind: { type: 'string', enum: ['js', 'zip', 'tgz'] },
+    entry: { type: 'string', minLength: 1, maxLength: 128 },
+    memoryMiB: { type: 'integer' },
+    vcpus: { type: 'integer' },
+    timeoutMs: { type: 'integer' },
+    maxInstances: { type: 'integer' },
+    env: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+} as const;
+
+const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: false } } });
+
+  app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
+    if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });
+    if (err.validation) {
+      const v = err.validation[0];
+      const field = (v?.instancePath || '').replace(/^\//, '').replace(/\//g, '.') || String((v?.params as { missingProperty?: string } | undefined)?.missingProperty ?? (v?.params as { additionalProperty?: string } | undefined)?.additionalProperty ?? err.validationContext ?? 'body');
+      return reply.status(400).send({ error: { code: 'bad_request', message: `${field}: ${v?.message ?? err.message}`, field } });
+    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send({ error: { code: 'payload_too_large', message: `request body too large (limit ${deps.bodyLimitBytes} bytes for invocations, api.bodyLimitBytes)`, field: 'body' } });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send({ error: { code: 'bad_request', message: 'send the body as application/json', field: 'content-type' } });
+    if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return reply.status(400).send({ error: { code: 'bad_request', message: 'empty JSON body', field: 'body' } });
+    if (err.statusCode && err.statusCode < 500) return reply.status(err.statusCode).send({ error: { code: 'bad_request', message: err.message, field: 'body' } });
+    return reply.status(500).send({ error: { code: 'internal', message: err.message } });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }));
+
+  if (deps.token) {
+    const want = Buffer.from(deps.token);
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.url === '/healthz') return;
+      const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
+      if (got.length !== want.length || !timingSafeEqual(got, want)) {
+        return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
+      }
+    });
+  }
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string> } }>(
+    '/v1/functions/:name',
+    { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
+    async (req, reply) => {
+      const b = req.body;
+      if ((b.code === undefined) === (b.source === undefined)) throw new FaasError('bad_request', 'code or source: give exactly one of them', b.code === undefined ? 'code' : 'source');
+      let code: Buffer;
+      if (b.source !== undefined) code = Buffer.from(b.source, 'utf8');
+      else {
+        if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
+        code = Buffer.from(b.code!, 'base64');
+      }
+      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env });
+      await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
+      deps.snapshots?.tell({ kind: 'invalidate', fn: def.name, keep: def });
+      return reply.status(created ? 201 : 200).send(publicDef(def));
+    },
+  );
+
+  app.get('/v1/functions', async () => ({ functions: deps.registry.list().map(publicDef) }));
+
+  app.get<{ Params: { name: string } }>('/v1/functions/:name', { schema: { params: nameParam } }, async (req) => publicDef(deps.registry.mustGet(req.params.name)));
+
+  app.delete<{ Params: { name: string } }>('/v1/functions/:name', { schema: { params: nameParam } }, async (req, reply) => {
+    const name = req.params.name;
+    if (!deps.registry.delete(name)) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
+    await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: name, def: undefined, reply: r }), 10_000);
+    if (deps.snapshots) await deps.snapshots.ask<number>((r) => ({ kind: 'invalidate', fn: name, reply: r }), 30_000);
+    return reply.status(204).send();
+  });
+
+  app.post<{ Params: { name: string } }>('/v1/functions/:name/evict', { schema: { params: nameParam } }, async (req) => {
+    deps.registry.mustGet(req.params.name);
+    const stopped = await deps.pool.ask<number>((r) => ({ kind: 'evictFunction', fn: req.params.name, reply: r }), 10_000);
+    return { stopped };
+  });
+
+  // The HTTP Source: an invocation is accepted here and answered by its Sink.
+  app.post<{ Params: { name: string }; Body: unknown }>('/v1/functions/:name/invoke', { schema: { params: nameParam } }, async (req, reply) => {
+    const receivedAt = nowMs();
+    const params = req.body ?? {};
+    if (typeof params !== 'object' || Array.isArray(params) || params === null) {
+      throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
+    }
+    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const res = await new Promise<InvocationResult>((resolve) => {
+      const sink: Sink = new CallbackSink(resolve);
+      deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
+    });
+    if (res.error) return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation });
+    return reply.status(200).send({ result: res.result, activation: res.activation });
+  });
+
+  app.get<{ Querystring: { limit?: number; function?: string } }>(
+    '/v1/activations',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 10000 }, function: { type: 'string' } } } } },
+    async (req) => {
+      const limit = req.query.limit ?? 50;
+      const activations = await deps.perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit, fn: req.query.function, reply: r }), 10_000);
+      return { activations };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>('/v1/activations/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
+    const a = await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: req.params.id, reply: r }), 10_000);
+    if (!a) throw new FaasError('not_found', `activation ${req.params.id} does not exist`, 'id');
+    return a;
+  });
+
+  app.get('/v1/status', { schema: { response: { 500: errorSchema } } }, async () => {
+    const pool = await deps.pool.ask<PoolStatus>((r) => ({ kind: 'status', reply: r }), 10_000);
+    const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
+    return { ...deps.info(), pool, snapshots };
+  });
+
+  return app;
+}
+
+function publicDef(d: FunctionDef): Omit<FunctionDef, never> {
+  return d;
+}

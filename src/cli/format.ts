@@ -1,0 +1,31 @@
+// Human-readable rendering of activation records.
+
+import type { InvokeBody } from './client.js';
+
+type Act = NonNullable<InvokeBody['activation']>;
+
+export function formatActivation(a: Act): string {
+  const t = a.timings ?? {};
+  const parts: string[] = [];
+  const span = (from: string, to: string, label: string): void => {
+    const x = t[from];
+    const y = t[to];
+    if (x !== undefined && y !== undefined) parts.push(`${label} ${fmt(y - x)}`);
+  };
+  span('received', 'instanceAssigned', 'queue');
+  if (a.startPath === 'cold') {
+    span('instanceAssigned', 'agentReady', 'boot');
+    span('agentReady', 'initDone', 'init');
+    if (t.snapshotTaken !== undefined) span('initDone', 'snapshotTaken', 'snapshot');
+    if (t.resumed !== undefined) span('snapshotTaken', 'resumed', 'self-restore');
+  } else if (a.startPath === 'restore') {
+    span('instanceAssigned', 'resumed', 'restore');
+  }
+  span('runStarted', 'runFinished', 'run');
+  const head = `${a.id.slice(0, 8)} ${a.function} ${a.status} ${a.startPath ?? '-'}${a.accelerator ? '/' + a.accelerator : ''} total ${fmt(a.totalMs)}`;
+  return `${head}${parts.length ? ' (' + parts.join(', ') + ')' : ''}${a.snapshot ? ` snapshot ${a.snapshot.tier}` : ''}`;
+}
+
+function fmt(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
+}

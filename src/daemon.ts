@@ -1,0 +1,205 @@
+// The daemon: wires configuration, database, guest image, runtime driver,
+// policies and actors together, serves the HTTP API, and shuts everything down
+// cleanly (no VMM process, socket or run directory left behind).
+
+import type { FastifyInstance } from 'fastify';
+import { isIP } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { buildApi } from './api/server.js';
+import { ActorSystem, errText, type ActorRef } from './core/actor.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { effectiveTiers, type Config } from './config/schema.js';
+import { Dispatcher, type DispatcherMsg } from './dispatcher/dispatcher.js';
+import { buildImage, findImage } from './image/builder.js';
+import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
+import { PerfManager, type PerfMsg } from './perf/perf-manager.js';
+import { createPolicies } from './policies/index.js';
+import { openDb, type Db } from './registry/db.js';
+import { Registry } from './registry/registry.js';
+import { createDriver } from './runtimes/index.js';
+import { detectAccelerator } from './runtimes/qemu/accel.js';
+import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
+import { SnapshotManager } from './snapshots/manager.js';
+import type { SnapshotMsg } from './snapshots/types.js';
+import { VmPool, type PoolMsg } from './vmpool/pool.js';
+
+export interface Daemon {
+  readonly url: string;
+  readonly config: Config;
+  readonly accelerator: Accelerator;
+  readonly acceleratorReason: string;
+  readonly image: GuestImage;
+  readonly registry: Registry;
+  readonly pool: ActorRef<PoolMsg>;
+  readonly dispatcher: ActorRef<DispatcherMsg>;
+  readonly perf: ActorRef<PerfMsg>;
+  readonly snapshots?: ActorRef<SnapshotMsg>;
+  readonly app: FastifyInstance;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Config;
+  /** directory user policy modules are resolved from (the config file's) */
+  baseDir?: string;
+  log?: Logger;
+  /** build the guest image when it is missing (default true) */
+  buildImageIfMissing?: boolean;
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}
+
+export async function startDaemon(opts: StartOptions): Promise<Daemon> {
+  const cfg = opts.config;
+  const log = opts.log ?? createLogger({ level: cfg.log.level });
+  if (!isLoopback(cfg.api.host) && !cfg.api.token) {
+    throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
+  }
+
+  // guest image: built once into the cache, rebuilt only when its inputs change
+  let image = await findImage(cfg.cacheDir);
+  if (!image) {
+    if (opts.buildImageIfMissing === false) throw new Error(`no guest image in ${cfg.cacheDir}: run \`faascell image build\``);
+    log.info('guest image missing: building it (minutes the first time)', { cacheDir: cfg.cacheDir });
+    image = await buildImage({ cacheDir: cfg.cacheDir, kernel: cfg.image.kernel, log: (l) => log.info(l, { component: 'image' }) });
+  }
+
+  const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
+    log: (m) => log.debug(m, { component: 'driver' }),
+    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image } },
+    firecracker: { binary: cfg.runtime.firecrackerBinary },
+  });
+  let accelerator: Accelerator = 'kvm';
+  let acceleratorReason = 'firecracker always runs on kvm';
+  if (cfg.runtime.driver === 'qemu') {
+    const d = await detectAccelerator({ image, cacheDir: cfg.cacheDir, mode: cfg.runtime.accelerator, qemuBinary: cfg.runtime.qemuBinary, log: (m) => log.info(m, { component: 'accel' }) });
+    accelerator = d.accelerator;
+    acceleratorReason = d.reason;
+  }
+  log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind });
+
+  const db: Db = openDb(cfg.stateDir);
+  const registry = new Registry(db, {
+    defaults: cfg.functionDefaults,
+    limits: cfg.functionLimits,
+    maxCodeBytes: cfg.api.maxCodeBytes,
+  });
+  const policies = await createPolicies(cfg.policies, { baseDir: opts.baseDir ?? process.cwd() });
+
+  let fatal: ((err: Error) => void) | undefined;
+  const system = new ActorSystem(log, (f) => {
+    log.error('actor failure escalated to the daemon', { actor: f.actor, err: errText(f.error) });
+    fatal?.(new Error(`actor ${f.actor} failed: ${errText(f.error)}`));
+  });
+
+  const perfActor = new PerfManager(db, cfg.activations.retain);
+  const perf = system.spawn<PerfMsg>('perf', perfActor);
+  const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run')));
+  let snapshots: ActorRef<SnapshotMsg> | undefined;
+  if (cfg.snapshots.enabled && driver.name === 'qemu') {
+    snapshots = system.spawn<SnapshotMsg>(
+      'snapshots',
+      new SnapshotManager({
+        db,
+        tiers: effectiveTiers(cfg),
+        placement: policies.placement,
+        imageVersion: image.version,
+        kind: cfg.snapshots.kind,
+        uncache: cfg.snapshots.uncache,
+        functionView: (fn) => ({
+          name: fn.name,
+          memoryMiB: fn.memoryMiB,
+          coldStartMs: perfActor.stats.mean(fn.name, 'cold'),
+          restoreMs: perfActor.stats.mean(fn.name, 'restore'),
+          warmStartMs: perfActor.stats.mean(fn.name, 'warm'),
+          runMs: perfActor.stats.mean(fn.name, 'run'),
+        }),
+        measured: (fn) => {
+          const s = perfActor.stats.byFn.get(fn);
+          if (!s?.restore) return undefined;
+          return {
+            restoreByTier: Object.fromEntries(Object.entries(s.restoreByTier).map(([t, v]) => [t, v.meanMs])),
+            warmMs: s.warm?.meanMs,
+            runMs: s.run?.meanMs,
+            samples: s.restore.count,
+          };
+        },
+      }),
+    );
+  }
+  const cpus = cfg.node.cpus.length > 0 ? cfg.node.cpus : os.cpus().map((_, i) => i);
+  const pool = system.spawn<PoolMsg>(
+    'vmpool',
+    new VmPool({
+      system,
+      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs },
+      policies,
+      snapshots,
+      rng: policies.rng,
+      config: {
+        memoryBudgetMiB: cfg.node.memoryBudgetMiB,
+        lowWatermark: cfg.node.lowWatermark,
+        highWatermark: cfg.node.highWatermark,
+        cpus,
+        pinVms: cfg.node.pinVms,
+        maxConcurrentInvocations: cfg.admission.maxConcurrentInvocations,
+        maxQueueLength: cfg.admission.maxQueueLength,
+        maxQueueDelayMs: cfg.admission.maxQueueDelayMs,
+        snapshotsEnabled: cfg.snapshots.enabled && snapshots !== undefined,
+      },
+    }),
+  );
+  const dispatcher = system.spawn<DispatcherMsg>(
+    'dispatcher',
+    new Dispatcher({ registry, pool, perf, runtime: driver.name, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
+  );
+
+  const startedAt = Date.now();
+  const app = await buildApi({
+    registry,
+    dispatcher,
+    pool,
+    perf,
+    snapshots,
+    bodyLimitBytes: cfg.api.bodyLimitBytes,
+    maxCodeBytes: cfg.api.maxCodeBytes,
+    token: cfg.api.token,
+    info: () => ({
+      version: '0.1.0',
+      startedAt,
+      runtime: driver.name,
+      accelerator,
+      acceleratorReason,
+      image: { version: image.version, kernel: image.kernelKind, sizes: image.sizes },
+      policies: { keepAlive: policies.keepAlive.name, eviction: policies.eviction.name, selection: policies.selection.name, placement: policies.placement.name },
+    }),
+  });
+  await app.listen({ host: cfg.api.host, port: cfg.api.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
+  const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${port}`;
+  log.info('faascell daemon listening', { url, stateDir: cfg.stateDir });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info('daemon stopping');
+      await app.close().catch((err: unknown) => log.warn('http close failed', { err: errText(err) }));
+      await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
+      await system.shutdown();
+      db.close();
+      log.info('daemon stopped');
+    })());
+  fatal = (err) => {
+    log.error('fatal: stopping the daemon', { err: err.message });
+    void stop().finally(() => (process.exitCode = 1));
+  };
+
+  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, stop };
+}

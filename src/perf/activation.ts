@@ -1,0 +1,78 @@
+// The activation record: the unit of observability (as in OpenWhisk). Every
+// stage an invocation passes through is stamped, so platform overhead is visible
+// to the millisecond.
+
+import type { Accelerator, RuntimeName } from '../runtimes/types.js';
+
+export type StartPath = 'cold' | 'warm' | 'restore';
+
+/** Stages in the order an invocation normally passes them; restore adds snapshotLoaded/resumed. */
+export const STAGES = [
+  'received',
+  'queued',
+  'admitted',
+  'instanceAssigned',
+  'vmmSpawned',
+  'vmBooted',
+  'agentReady',
+  'initDone',
+  'snapshotTaken',
+  'snapshotLoaded',
+  'resumed',
+  'runStarted',
+  'runFinished',
+  'responseSent',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export type ActivationStatus = 'success' | 'application_error' | 'init_error' | 'timeout' | 'vm_error' | 'rejected' | 'internal_error';
+
+export interface ActivationRecord {
+  id: string;
+  function: string;
+  functionVersion: number;
+  startPath?: StartPath;
+  runtime: RuntimeName;
+  accelerator?: Accelerator;
+  vmId?: string;
+  status: ActivationStatus;
+  /** epoch ms of each stage reached */
+  timestamps: Partial<Record<Stage, number>>;
+  /** ms from `received` to each stage */
+  timings: Partial<Record<Stage, number>>;
+  totalMs: number;
+  /** guest-measured run time of the function */
+  runMs?: number;
+  /** totalMs minus the function's own run time: what the platform cost */
+  overheadMs?: number;
+  /** how the instance was started (for cold/restore): driver steps and guest boot milestones */
+  startDetails?: Record<string, number | string>;
+  snapshot?: { id: string; tier: string };
+  logs: string[];
+  error?: { code: string; message: string };
+}
+
+/** Fill `timings` and `totalMs` from `timestamps`. */
+export function finishTimings(rec: ActivationRecord): void {
+  const t0 = rec.timestamps.received ?? 0;
+  const timings: Partial<Record<Stage, number>> = {};
+  let last = t0;
+  for (const s of STAGES) {
+    const v = rec.timestamps[s];
+    if (v === undefined) continue;
+    timings[s] = round(v - t0);
+    last = Math.max(last, v);
+  }
+  rec.timings = timings;
+  rec.totalMs = round(last - t0);
+  if (rec.runMs !== undefined) rec.overheadMs = round(rec.totalMs - rec.runMs);
+}
+
+export function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+/** Epoch ms with sub-millisecond resolution (performance.now is monotonic within the process). */
+export function nowMs(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -1,0 +1,128 @@
+// Policy interfaces. The same objects drive the real VmPool and the simulator
+// (src/sim), so a policy never reads the wall clock or global state: time is
+// always passed in (`now`, epoch ms in the daemon, virtual ms in the simulator)
+// and randomness comes from the injected Rng.
+
+/** A read-only view of one VM instance, as policies see it. */
+export interface InstanceView {
+  readonly id: string;
+  readonly fn: string;
+  readonly memoryMiB: number;
+  /** 'idle' instances are the only ones keep-alive and eviction act on. */
+  readonly state: 'starting' | 'idle' | 'busy' | 'stopping';
+  readonly createdAt: number;
+  /** When it last became idle (or was created). */
+  readonly lastUsedAt: number;
+  readonly invocations: number;
+  /** Cost of starting this function again if this instance is lost (measured cold or restore time, ms). */
+  readonly startCostMs: number;
+  /** Host CPU slot (index into the node's VM CPU set) or -1. */
+  readonly cpuSlot: number;
+}
+
+/** What the node knows about a function, as policies see it. */
+export interface FunctionView {
+  readonly name: string;
+  readonly memoryMiB: number;
+  /** Measured (or profiled) cost of each start path, ms; undefined when not known yet. */
+  readonly coldStartMs?: number;
+  readonly restoreMs?: number;
+  readonly warmStartMs?: number;
+  /** Typical run time of the function itself, ms. */
+  readonly runMs?: number;
+}
+
+export interface Rng {
+  /** uniform in [0, 1) */
+  next(): number;
+}
+
+export interface KeepAliveDecision {
+  /** How long the idle instance stays warm before it is stopped (ms). Infinity: until memory pressure evicts it. 0: stop now. */
+  keepWarmMs: number;
+  /**
+   * Pre-warming (hybrid-histogram): when set, stop the instance now and start a
+   * fresh one after `prewarmAfterMs`; that one then stays warm for `keepWarmMs`.
+   */
+  prewarmAfterMs?: number;
+}
+
+export interface KeepAlivePolicy {
+  readonly name: string;
+  /** An invocation of `fn` arrived (before the start path is chosen). Histogram and frequency policies learn here. */
+  onInvocation(fn: FunctionView, now: number): void;
+  /** An instance has just become idle: how long should it be kept? */
+  onIdle(inst: InstanceView, fn: FunctionView, now: number): KeepAliveDecision;
+  /**
+   * Value of keeping an idle instance when memory is short; lower is evicted
+   * first. Policies without a notion of value (fixed TTL) omit it and the
+   * eviction policy decides alone.
+   */
+  priority?(inst: InstanceView, fn: FunctionView, now: number): number;
+  /** An instance was evicted under memory pressure (greedy-dual advances its clock here). */
+  onEvict?(inst: InstanceView, fn: FunctionView, now: number): void;
+  /**
+   * ADDED (policies helper): an instance stopped for any reason other than
+   * eviction under memory pressure (keep-alive expiry, pre-warm stop, crash,
+   * function deleted). Optional; greedy-dual uses it to know when a function
+   * has no warm instance left (its frequency is then reset).
+   */
+  onStop?(inst: InstanceView, fn: FunctionView, now: number): void;
+}
+
+export interface EvictionContext {
+  now: number;
+  rng: Rng;
+  keepAlive: KeepAlivePolicy;
+  fnOf(inst: InstanceView): FunctionView;
+}
+
+export interface EvictionPolicy {
+  readonly name: string;
+  /**
+   * Choose idle instances to stop so that at least `needMiB` is freed, in the
+   * order they should be stopped. May return fewer (or none: policy `none`),
+   * in which case the request that needed the memory waits or is refused.
+   */
+  selectVictims(idle: readonly InstanceView[], needMiB: number, ctx: EvictionContext): InstanceView[];
+}
+
+export interface SelectionPolicy {
+  readonly name: string;
+  /** Pick one of the idle warm instances of a function (non-empty list) for the next invocation. */
+  select(idle: readonly InstanceView[], now: number): InstanceView;
+}
+
+/** A snapshot storage tier, as placement policies see it. */
+export interface TierView {
+  readonly name: string;
+  /** 0 = fastest. */
+  readonly latencyRank: number;
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+}
+
+/** Measured restore behaviour of one function, per tier (from PerfManager or a static table). */
+export interface PlacementStats {
+  /** Restore latency + run time on that tier divided by warm latency + run time (>= 1). */
+  slowdownByTier: Record<string, number | undefined>;
+  samples: number;
+}
+
+export type PlacementDecision =
+  | { action: 'snapshot'; tier: string; reason: string }
+  | { action: 'cold'; reason: string }
+  | { action: 'keep-warm'; reason: string };
+
+export interface PlacementPolicy {
+  readonly name: string;
+  place(fn: FunctionView, tiers: readonly TierView[], stats: PlacementStats | undefined): PlacementDecision;
+}
+
+/** Everything configurable about a node's resource management, resolved into objects. */
+export interface PolicySet {
+  keepAlive: KeepAlivePolicy;
+  eviction: EvictionPolicy;
+  selection: SelectionPolicy;
+  placement: PlacementPolicy;
+}

@@ -1,0 +1,85 @@
+// The embedded database (SQLite through better-sqlite3). One file in the state
+// directory; schema migrations are numbered and applied in order at open.
+
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  // 1: functions and activations
+  `CREATE TABLE functions (
+     name TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     code BLOB NOT NULL,
+     code_kind TEXT NOT NULL,
+     code_sha256 TEXT NOT NULL,
+     main TEXT NOT NULL,
+     entry TEXT NOT NULL,
+     memory_mib INTEGER NOT NULL,
+     vcpus INTEGER NOT NULL,
+     timeout_ms INTEGER NOT NULL,
+     max_instances INTEGER NOT NULL,
+     env TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE activations (
+     id TEXT PRIMARY KEY,
+     function TEXT NOT NULL,
+     start_path TEXT,
+     status TEXT NOT NULL,
+     received_at INTEGER NOT NULL,
+     total_ms REAL,
+     record TEXT NOT NULL
+   );
+   CREATE INDEX activations_by_time ON activations(received_at DESC);
+   CREATE INDEX activations_by_function ON activations(function, received_at DESC);`,
+  // 2: snapshots (SnapshotManager)
+  `CREATE TABLE snapshots (
+     id TEXT PRIMARY KEY,
+     function TEXT NOT NULL,
+     code_sha256 TEXT NOT NULL,
+     image_version TEXT NOT NULL,
+     memory_mib INTEGER NOT NULL,
+     vcpus INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     tier TEXT NOT NULL,
+     dir TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     last_used_at INTEGER NOT NULL,
+     restore_count INTEGER NOT NULL DEFAULT 0,
+     create_ms REAL,
+     status TEXT NOT NULL DEFAULT 'ready'
+   );
+   CREATE INDEX snapshots_by_function ON snapshots(function);`,
+];
+
+export function openDb(stateDir: string, file = 'faascell.db'): Db {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const db = new Database(path.join(stateDir, file));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+export function openMemoryDb(): Db {
+  const db = new Database(':memory:');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    const sql = MIGRATIONS[v]!;
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,190 @@
+// The function registry: definitions survive a daemon restart (SQLite).
+// `version` increases on every update; `codeSha256` + shape decide whether a
+// warm instance or a snapshot is still valid for the current definition.
+
+import type { Db } from './db.js';
+import { badRequest, FaasError } from '../core/errors.js';
+import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
+
+export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+export interface FunctionDef {
+  name: string;
+  version: number;
+  codeKind: CodeKind;
+  codeSha256: string;
+  codeBytes: number;
+  main: string;
+  entry: string;
+  memoryMiB: number;
+  vcpus: number;
+  timeoutMs: number;
+  maxInstances: number;
+  env: Record<string, string>;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface FunctionInput {
+  code: Buffer;
+  codeKind?: CodeKind;
+  entry?: string;
+  memoryMiB?: number;
+  vcpus?: number;
+  timeoutMs?: number;
+  maxInstances?: number;
+  env?: Record<string, string>;
+}
+
+export interface RegistryLimits {
+  defaults: { memoryMiB: number; vcpus: number; timeoutMs: number; maxInstances: number };
+  limits: { maxMemoryMiB: number; maxVcpus: number; maxTimeoutMs: number; maxInstances: number };
+  maxCodeBytes: number;
+}
+
+interface Row {
+  name: string;
+  version: number;
+  code: Buffer;
+  code_kind: string;
+  code_sha256: string;
+  main: string;
+  entry: string;
+  memory_mib: number;
+  vcpus: number;
+  timeout_ms: number;
+  max_instances: number;
+  env: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export class Registry {
+  private readonly unpacked = new Map<string, UnpackedCode>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly limits: RegistryLimits,
+  ) {}
+
+  /** Create or replace a function. Returns the stored definition and whether it was new. */
+  put(name: string, input: FunctionInput, now = Date.now()): { def: FunctionDef; created: boolean } {
+    if (!FUNCTION_NAME.test(name)) throw badRequest('name', 'must match ' + FUNCTION_NAME.source);
+    const L = this.limits;
+    if (input.code.length === 0) throw badRequest('code', 'is empty');
+    if (input.code.length > L.maxCodeBytes) throw new FaasError('payload_too_large', `code: ${input.code.length} bytes exceeds ${L.maxCodeBytes}`, 'code');
+    const kind = input.codeKind ?? sniffCodeKind(input.code);
+    const unpacked = unpackCode(kind, input.code, L.maxCodeBytes * 4);
+    const memoryMiB = input.memoryMiB ?? L.defaults.memoryMiB;
+    const vcpus = input.vcpus ?? L.defaults.vcpus;
+    const timeoutMs = input.timeoutMs ?? L.defaults.timeoutMs;
+    const maxInstances = input.maxInstances ?? L.defaults.maxInstances;
+    const entry = input.entry ?? 'main';
+    range('memoryMiB', memoryMiB, 128, L.limits.maxMemoryMiB);
+    range('vcpus', vcpus, 1, L.limits.maxVcpus);
+    range('timeoutMs', timeoutMs, 100, L.limits.maxTimeoutMs);
+    range('maxInstances', maxInstances, 1, L.limits.maxInstances);
+    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(entry)) throw badRequest('entry', 'must be a JavaScript identifier');
+    const env = input.env ?? {};
+    for (const [k, v] of Object.entries(env)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw badRequest(`env.${k}`, 'not a valid variable name');
+      if (typeof v !== 'string') throw badRequest(`env.${k}`, 'must be a string');
+    }
+    const codeSha = sha256(input.code);
+    const existing = this.row(name);
+    const def: FunctionDef = {
+      name,
+      version: (existing?.version ?? 0) + 1,
+      codeKind: kind,
+      codeSha256: codeSha,
+      codeBytes: input.code.length,
+      main: unpacked.main,
+      entry,
+      memoryMiB,
+      vcpus,
+      timeoutMs,
+      maxInstances,
+      env,
+      createdAt: existing?.created_at ?? now,
+      updatedAt: now,
+    };
+    this.db
+      .prepare(
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @createdAt, @updatedAt)
+         ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
+           code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
+           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
+           updated_at=excluded.updated_at`,
+      )
+      .run({ ...def, code: input.code, env: JSON.stringify(env) });
+    this.unpacked.set(cacheKey(def), unpacked);
+    return { def, created: !existing };
+  }
+
+  get(name: string): FunctionDef | undefined {
+    const r = this.row(name);
+    return r ? toDef(r) : undefined;
+  }
+
+  mustGet(name: string): FunctionDef {
+    const d = this.get(name);
+    if (!d) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
+    return d;
+  }
+
+  list(): FunctionDef[] {
+    return (this.db.prepare('SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
+  }
+
+  delete(name: string): boolean {
+    for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
+    return this.db.prepare('DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** The unpacked code of the current version (cached in memory; the archive is unpacked once per version). */
+  code(def: FunctionDef): UnpackedCode {
+    const key = cacheKey(def);
+    let u = this.unpacked.get(key);
+    if (!u) {
+      const r = this.db.prepare('SELECT code, code_kind FROM functions WHERE name = ? AND code_sha256 = ?').get(def.name, def.codeSha256) as
+        | Pick<Row, 'code' | 'code_kind'>
+        | undefined;
+      if (!r) throw new FaasError('not_found', `function ${def.name} changed or was deleted`, 'name');
+      u = unpackCode(r.code_kind as CodeKind, r.code, this.limits.maxCodeBytes * 4);
+      this.unpacked.set(key, u);
+    }
+    return u;
+  }
+
+  private row(name: string): Row | undefined {
+    return this.db.prepare('SELECT * FROM functions WHERE name = ?').get(name) as Row | undefined;
+  }
+}
+
+function cacheKey(d: FunctionDef): string {
+  return `${d.name}@${d.codeSha256}`;
+}
+
+function range(field: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw badRequest(field, `must be an integer from ${min} to ${max} (got ${v})`);
+}
+
+function toDef(r: Row): FunctionDef {
+  return {
+    name: r.name,
+    version: r.version,
+    codeKind: r.code_kind as CodeKind,
+    codeSha256: r.code_sha256,
+    codeBytes: r.code.length,
+    main: r.main,
+    entry: r.entry,
+    memoryMiB: r.memory_mib,
+    vcpus: r.vcpus,
+    timeoutMs: r.timeout_ms,
+    maxInstances: r.max_instances,
+    env: JSON.parse(r.env) as Record<string, string>,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}

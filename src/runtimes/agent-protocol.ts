@@ -1,0 +1,89 @@
+// The wire protocol between the host (Worker) and the guest agent.
+//
+// Transport: a virtio-serial console (/dev/hvc0 in the guest, a per-VM unix
+// socket on the host). Framing: one JSON object per line, UTF-8, '\n'
+// terminated. JSON.stringify never emits a raw newline, so a line is a message.
+// The host ignores any line that does not parse as a JSON object (e.g. tty
+// echo before the guest has put the console into raw mode).
+
+/** Sent by the agent, unsolicited, once it is listening. */
+export interface AgentReady {
+  type: 'ready';
+  agentVersion: string;
+  node: string;
+  /** Guest uptime (ms since the kernel started) at each milestone of the boot. */
+  uptimeMs: {
+    /** /init started (the kernel handed over to user space). */
+    init: number;
+    /** the agent process started executing JavaScript. */
+    agentStart: number;
+    /** the agent sent this message. */
+    ready: number;
+  };
+}
+
+/** A function's code as it is shipped into the guest: relative path -> base64 content. */
+export type CodeFiles = Record<string, string>;
+
+export type AgentRequest =
+  | {
+      id: number;
+      op: 'init';
+      files: CodeFiles;
+      /** Relative path of the module to load (a single file is "index.js"). */
+      main: string;
+      /** Name of the exported (or top-level) function to call, OpenWhisk's default is "main". */
+      entry: string;
+      env: Record<string, string>;
+    }
+  | {
+      id: number;
+      op: 'run';
+      activationId: string;
+      params: unknown;
+      /** Wall-clock budget the host gives this run; the host enforces it too (by killing the VM). */
+      deadlineMs: number;
+    }
+  | { id: number; op: 'ping' }
+  | {
+      /** Sent after a snapshot restore, before any user code runs: fixes the clock and reseeds randomness. */
+      id: number;
+      op: 'resync';
+      epochMs: number;
+      /** 32 random bytes, base64. */
+      seed: string;
+    };
+
+/** A request without its id (the channel assigns ids). */
+export type AgentRequestBody = AgentRequest extends infer R ? (R extends AgentRequest ? Omit<R, 'id'> : never) : never;
+
+export type AgentErrorKind =
+  /** the function threw or its Promise rejected */
+  | 'application'
+  /** the code could not be loaded, or the entry point is missing */
+  | 'init'
+  /** the request is not valid in the agent's current state (run before init, init twice, concurrent run) */
+  | 'state'
+  /** a malformed request */
+  | 'protocol';
+
+export type AgentReply =
+  | {
+      id: number;
+      ok: true;
+      /** run: the function's result (a JSON value). */
+      result?: unknown;
+      /** run: console output captured during this run, one entry per line. */
+      logs?: string[];
+      /** guest-measured milliseconds of the operation */
+      durationMs?: number;
+    }
+  | {
+      id: number;
+      ok: false;
+      error: { kind: AgentErrorKind; message: string; stack?: string };
+      logs?: string[];
+      durationMs?: number;
+    };
+
+export const AGENT_PROTOCOL_VERSION = 1;

@@ -1,0 +1,120 @@
+// The runtime driver interface: everything FaaSCell needs from a VMM.
+// One implementation per VMM (runtimes/qemu, runtimes/firecracker). Workers and
+// the SnapshotManager only ever see these types.
+
+import type { AgentReady, AgentReply, AgentRequestBody } from './agent-protocol.js';
+
+export type Accelerator = 'kvm' | 'tcg';
+export type RuntimeName = 'qemu' | 'firecracker';
+
+/** A built guest image (see src/image). All paths are absolute. */
+export interface GuestImage {
+  /** Content hash of every input (kernel config and source, initramfs, rootfs, agent). Snapshots are tied to it. */
+  version: string;
+  dir: string;
+  /** Uncompressed kernel (PVH entry point), booted directly with -kernel. */
+  kernelPath: string;
+  /** 'minimal': built from linux-source with everything built in; 'debian': the generic linux-image (modules in initramfs). */
+  kernelKind: 'minimal' | 'debian';
+  /** busybox initramfs (cpio.gz) whose /init mounts the root fs and starts the agent. */
+  initrdPath: string;
+  /** read-only squashfs holding Node.js and the bundled agent, attached as a virtio-blk disk. */
+  rootfsPath: string;
+  /** Kernel command line the image needs (console, tsc, quiet...). Drivers may append to it. */
+  cmdline: string;
+  sizes: { kernelBytes: number; initrdBytes: number; rootfsBytes: number };
+}
+
+/** Where guest RAM lives. */
+export type MemoryBacking =
+  | { kind: 'anonymous' }
+  /**
+   * RAM in a file. share=true: writes go to the file (a snapshot source: after
+   * `snapshot` the file *is* the memory image). share=false: a private
+   * copy-on-write mapping of the file (a restore that never changes the file).
+   */
+  | { kind: 'file'; path: string; share: boolean };
+
+export interface VmConfig {
+  /** Unique id; used in file names and logs. */
+  vmId: string;
+  memoryMiB: number;
+  vcpus: number;
+  image: GuestImage;
+  /** Per-VM directory for sockets, console log and pid file. Created by the driver, removed by stop(). */
+  runDir: string;
+  accelerator: Accelerator;
+  memory: MemoryBacking;
+  /** Host CPUs the VMM process is pinned to (empty/undefined: no pinning). */
+  cpuAffinity?: number[];
+  /** Extra kernel arguments. */
+  extraCmdline?: string;
+}
+
+/** The files of one snapshot. */
+export interface SnapshotFiles {
+  /** Device state (a QEMU migration stream / a Firecracker vmstate file). */
+  statePath: string;
+  /** Guest RAM. For 'shared-memory' it is the RAM file itself; for 'full-stream' it is unused (RAM is in statePath). */
+  memoryPath: string;
+  kind: 'shared-memory' | 'full-stream';
+}
+
+/** Host-side end of the host-guest channel to the agent. */
+export interface GuestChannel {
+  /** Resolves with the agent's unsolicited ready message (already received ones resolve at once). */
+  ready(timeoutMs: number): Promise<AgentReady>;
+  /** Send one request and wait for the reply with the same id. Rejects on timeout or when the channel closes. */
+  request(req: AgentRequestBody, timeoutMs: number): Promise<AgentReply>;
+  close(): void;
+  /** Resolves when the channel is closed (VM gone, agent died, or close()). */
+  readonly closed: Promise<void>;
+}
+
+export interface VmExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/** Epoch-ms timestamps of the steps a driver took; keys are driver-defined, e.g. vmmSpawned, channelConnected, stateLoaded, resumed. */
+export type DriverTimings = Record<string, number>;
+
+export interface VmHandle {
+  readonly vmId: string;
+  readonly pid: number;
+  readonly accelerator: Accelerator;
+  readonly channel: GuestChannel;
+  readonly timings: DriverTimings;
+  /** Resolves once the VMM process has exited, for whatever reason. */
+  readonly exited: Promise<VmExit>;
+  /**
+   * Pause the guest and save a snapshot. Afterwards the VM stays paused and
+   * must be stopped: with shared-memory snapshots its RAM file is the snapshot.
+   */
+  snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }>;
+  /** Idempotent. Kills exactly this VMM process (TERM, then KILL) and removes runDir. */
+  stop(): Promise<void>;
+  /** Host memory of the VMM process (from /proc/PID/smaps_rollup). */
+  memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }>;
+}
+
+export interface DriverReport {
+  runtime: RuntimeName;
+  available: boolean;
+  binary?: string;
+  version?: string;
+  /** Accelerator this driver will use, and why. */
+  accelerator?: Accelerator;
+  acceleratorReason?: string;
+  problems: string[];
+}
+
+export interface RuntimeDriver {
+  readonly name: RuntimeName;
+  /** Boot a fresh VM. Resolves once the VMM runs and the channel is connected; wait for channel.ready() for the agent. */
+  boot(cfg: VmConfig): Promise<VmHandle>;
+  /** Start a VM from a snapshot taken with the same VM shape and image. Resolves once the guest runs again. */
+  restore(cfg: VmConfig, snapshot: SnapshotFiles): Promise<VmHandle>;
+  /** What `faascell doctor` prints. */
+  report(): Promise<DriverReport>;
+}
