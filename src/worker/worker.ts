@@ -275,11 +275,15 @@ export class Worker extends Actor<WorkerMsg> {
     rec.timestamps.runStarted = nowMs();
     let r: AgentReply;
     try {
-      r = await vm.channel.request({ op: 'run', activationId: rec.id, params: req.params, deadlineMs: fn.timeoutMs }, fn.timeoutMs + RUN_GRACE_MS);
+      // the Worker enforces the deadline itself too: a hung guest must not hang the Worker
+      r = await withDeadline(
+        vm.channel.request({ op: 'run', activationId: rec.id, params: req.params, deadlineMs: fn.timeoutMs }, fn.timeoutMs + RUN_GRACE_MS),
+        fn.timeoutMs + RUN_GRACE_MS + 100,
+      );
     } catch (err) {
       rec.timestamps.runFinished = nowMs();
       const exited = this.vm !== vm || (await Promise.race([vm.exited.then(() => true), sleep(50).then(() => false)]));
-      const timedOut = !exited && /timed? ?out|within/i.test(errText(err));
+      const timedOut = !exited && (err instanceof DeadlineError || /timed? ?out|within/i.test(errText(err)));
       const error = timedOut
         ? new FaasError('timeout', `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped`)
         : new FaasError('vm_error', `function ${fn.name}'s VM ended during the run (the function may have exited the process or crashed it): ${errText(err)}`);
@@ -338,6 +342,18 @@ function prefixed(t: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(t)) out[`driver.${k}`] = v;
   return out;
+}
+
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`run timed out after ${ms} ms`);
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DeadlineError(ms)), ms)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages (when root), npm packages, build, guest image.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))"; exit 1
+fi
+
+# Debian packages: the VMM, the guest image's tools, and the kernel source + toolchain
+# for the minimal guest kernel (optional: without them Debian's generic kernel is used).
+required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux)
+kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
+missing=()
+for p in "${required[@]}" "${kernel_build[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    say "missing Debian packages. Run as root:"
+    echo "  sudo apt-get install -y ${missing[*]}" >&2
+    for p in "${required[@]}"; do
+      if printf '%s\n' "${missing[@]}" | grep -qx "$p"; then exit 1; fi
+    done
+    say "(only the kernel build tools are missing: continuing with Debian's generic kernel)"
+  fi
+fi
+
+# npm packages: reinstall only when package-lock.json changed
+stamp=node_modules/.faascell-lock.sha
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+say "building (typescript + guest agent bundle)"
+npm run -s build
+
+say "guest image (built once, cached by its inputs)"
+node bin/faascell.js image build
