@@ -12,14 +12,20 @@ export function formatActivation(a: Act): string {
     const y = t[to];
     if (x !== undefined && y !== undefined) parts.push(`${label} ${fmt(y - x)}`);
   };
-  span('received', 'instanceAssigned', 'queue');
-  if (a.startPath === 'cold') {
-    span('instanceAssigned', 'agentReady', 'boot');
-    span('agentReady', 'initDone', 'init');
-    if (t.snapshotTaken !== undefined) span('initDone', 'snapshotTaken', 'snapshot');
-    if (t.resumed !== undefined) span('snapshotTaken', 'resumed', 'self-restore');
-  } else if (a.startPath === 'restore') {
-    span('instanceAssigned', 'resumed', 'restore');
+  if (a.startPath === 'cold' || a.startPath === 'restore') {
+    span('received', 'vmmSpawned', 'wait');
+    if (a.startPath === 'cold') {
+      span('vmmSpawned', 'vmBooted', 'kernel');
+      span('vmBooted', 'agentReady', 'agent start');
+      span('agentReady', 'initDone', 'init');
+      span('initDone', 'snapshotTaken', 'snapshot');
+      span('snapshotTaken', 'resumed', 'self-restore');
+    } else {
+      span('vmmSpawned', 'snapshotLoaded', 'load');
+      span('snapshotLoaded', 'resumed', 'resume+resync');
+    }
+  } else {
+    span('received', 'instanceAssigned', 'queue');
   }
   span('runStarted', 'runFinished', 'run');
   const head = `${a.id.slice(0, 8)} ${a.function} ${a.status} ${a.startPath ?? '-'}${a.accelerator ? '/' + a.accelerator : ''} total ${fmt(a.totalMs)}`;

@@ -2,6 +2,7 @@
 // docs/configuration.md documents each key; `faascell config print` shows the
 // effective values. Unknown keys are errors (a typo must not be ignored).
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -187,7 +188,8 @@ export function loadConfigFile(file: string | undefined, overrides: Record<strin
 export function effectiveTiers(cfg: Config): Tier[] {
   if (cfg.snapshots.tiers) return cfg.snapshots.tiers;
   return [
-    { name: 'shm', path: '/dev/shm/faascell-snapshots', latencyRank: 0, capacityMiB: 4096 },
+    // one tmpfs directory per state directory: two daemons never clean up each other's snapshots
+    { name: 'shm', path: `/dev/shm/faascell-${createHash('sha256').update(cfg.stateDir).digest('hex').slice(0, 12)}`, latencyRank: 0, capacityMiB: 4096 },
     { name: 'disk', path: path.join(cfg.stateDir, 'snapshots'), latencyRank: 1, capacityMiB: 20480 },
   ];
 }

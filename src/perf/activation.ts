@@ -11,7 +11,6 @@ export const STAGES = [
   'received',
   'queued',
   'admitted',
-  'instanceAssigned',
   'vmmSpawned',
   'vmBooted',
   'agentReady',
@@ -19,6 +18,8 @@ export const STAGES = [
   'snapshotTaken',
   'snapshotLoaded',
   'resumed',
+  /** a warm instance is assigned at once; a cold or restored one once it is ready */
+  'instanceAssigned',
   'runStarted',
   'runFinished',
   'responseSent',

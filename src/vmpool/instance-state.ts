@@ -1,6 +1,7 @@
 // One explicit state machine per VM instance. The Worker owns it and reports
 // every transition to VmPool; nothing else decides an instance's fate.
 //
+//   pending ─▶ booting | restoring   (once VmPool has chosen the start path)
 //   booting ─▶ initializing ─▶ idle ⇄ running
 //                   │            │        │
 //                   ▼            ▼        ▼
@@ -10,6 +11,8 @@
 //   any ─▶ stopping ─▶ gone,  any ─▶ failed ─▶ stopping ─▶ gone
 
 export type InstanceState =
+  /** created; the start path (cold or restore) is not decided yet */
+  | 'pending'
   | 'booting'
   | 'restoring'
   | 'initializing'
@@ -21,6 +24,7 @@ export type InstanceState =
   | 'gone';
 
 const ALLOWED: Record<InstanceState, readonly InstanceState[]> = {
+  pending: ['booting', 'restoring', 'failed', 'stopping'],
   booting: ['initializing', 'failed', 'stopping'],
   initializing: ['idle', 'snapshotting', 'failed', 'stopping'],
   snapshotting: ['restoring', 'failed', 'stopping'],
@@ -52,7 +56,7 @@ export class InstanceStateMachine {
   readonly history: Transition[] = [];
 
   constructor(
-    initial: 'booting' | 'restoring',
+    initial: 'pending' | 'booting' | 'restoring',
     at: number,
     private readonly onChange?: (t: Transition) => void,
   ) {

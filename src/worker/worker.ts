@@ -74,7 +74,7 @@ export class Worker extends Actor<WorkerMsg> {
 
   constructor(
     readonly vmId: string,
-    initial: 'booting' | 'restoring',
+    initial: 'pending' | 'booting' | 'restoring',
     private readonly deps: WorkerDeps,
     private readonly pool: ActorRef<InstanceEvent>,
   ) {
@@ -119,6 +119,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.fn = plan.fn;
     this.startBegan = nowMs();
     try {
+      if (this.sm.state === 'pending') this.sm.to(plan.path === 'restore' ? 'restoring' : 'booting', `start path ${plan.path}`);
       if (plan.path === 'restore') {
         const ok = await this.restoreFrom(plan.snapshot, plan.fn);
         if (!ok) {

@@ -1,0 +1,147 @@
+// End to end through the real daemon process and real QEMU microVMs.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+describe('daemon with real microVMs', { timeout: 15 * 60_000 }, () => {
+  let d: TestDaemon;
+  before(async () => {
+    // snapshots off here: this file covers the cold and warm paths (snapshots.test.ts covers restore)
+    d = await startDaemon({ snapshots: { enabled: false } });
+  });
+  after(async () => {
+    if (!d) return;
+    await d.stop();
+    const left = leftovers(d);
+    cleanup(d);
+    assert.deepEqual(left, [], 'nothing left behind after the daemon stopped');
+  });
+
+  test('cold then warm, with an activation record for each', async () => {
+    await d.deploy('hello', 'hello.js');
+    const a = await d.client.invoke('hello', { name: 'cell' });
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.deepEqual(a.body.result, { greeting: 'Hello, cell!' });
+    const act = a.body.activation!;
+    assert.equal(act.startPath, 'cold');
+    assert.match(act.accelerator ?? '', /^(kvm|tcg)$/);
+    for (const s of ['received', 'queued', 'vmmSpawned', 'vmBooted', 'agentReady', 'initDone', 'instanceAssigned', 'runStarted', 'runFinished', 'responseSent']) {
+      assert.ok(act.timings[s] !== undefined, `cold activation has stage ${s}`);
+    }
+    const b = await d.client.invoke('hello', { name: 'again' });
+    assert.equal(b.status, 200);
+    assert.equal(b.body.activation!.startPath, 'warm');
+    assert.equal(b.body.activation!.vmId, act.vmId);
+    assert.ok(b.body.activation!.totalMs < act.totalMs / 10, 'warm is far cheaper than cold');
+    const stored = await d.client.call<{ id: string; startPath: string }>('GET', `/v1/activations/${act.id}`);
+    assert.equal(stored.startPath, 'cold');
+    const list = await d.client.call<{ activations: unknown[] }>('GET', '/v1/activations?limit=5');
+    assert.ok(list.activations.length >= 2);
+  });
+
+  test('a function that throws: 502 with its message and its logs', async () => {
+    await d.deploy('throws', 'throws.js');
+    const r = await d.client.invoke('throws', { n: 7 });
+    assert.equal(r.status, 502);
+    assert.equal(r.body.error?.code, 'function_error');
+    assert.match(r.body.error!.message, /boom: 7/);
+    assert.deepEqual(r.body.activation!.logs.filter((l) => l.includes('about to fail')).length, 1);
+    // the VM survives an application error
+    const again = await d.client.invoke('throws', { n: 8 });
+    assert.equal(again.body.activation!.startPath, 'warm');
+  });
+
+  test('a function that never returns: 504 and its VM is gone', async () => {
+    await d.deploy('hang', 'hang.js', { timeoutMs: 2000 });
+    const r = await d.client.invoke('hang', {});
+    assert.equal(r.status, 504);
+    assert.equal(r.body.error?.code, 'timeout');
+    const vmId = r.body.activation!.vmId!;
+    await new Promise((res) => setTimeout(res, 500));
+    const st = await d.client.call<{ pool: { instances: Array<{ id: string }> } }>('GET', '/v1/status');
+    assert.ok(!st.pool.instances.some((i) => i.id === vmId), 'timed-out VM is not in the pool');
+    assert.deepEqual(leftovers(d).filter((l) => l.includes(vmId)), []);
+  });
+
+  test('a function that exits the process: 502 vm_error, and the next call works', async () => {
+    await d.deploy('exits', 'exits.js');
+    const r = await d.client.invoke('exits', {});
+    assert.equal(r.status, 502);
+    assert.equal(r.body.error?.code, 'vm_error');
+    await d.deploy('exits', 'hello.js');
+    const ok = await d.client.invoke('exits', { name: 'after exit' });
+    assert.equal(ok.status, 200);
+  });
+
+  test('unicode in and out, and a 1 MiB result', async () => {
+    await d.deploy('big', 'big.js');
+    const text = 'héllo 🌍 — 你好 — مرحبا — \u{1F9EA}';
+    const r = await d.client.invoke('big', { text, kib: 1024 });
+    assert.equal(r.status, 200);
+    const res = r.body.result as { echo: string; blob: string; len: number };
+    assert.equal(res.echo, text);
+    assert.equal(res.len, [...text].length);
+    assert.equal(res.blob.length, 1024 * 1024);
+  });
+
+  test('two functions at once', async () => {
+    await d.deploy('hello2', 'hello.js');
+    const [a, b] = await Promise.all([d.client.invoke('hello', { name: 'a' }), d.client.invoke('hello2', { name: 'b' })]);
+    assert.deepEqual(a.body.result, { greeting: 'Hello, a!' });
+    assert.deepEqual(b.body.result, { greeting: 'Hello, b!' });
+  });
+
+  test('bad input gets a clear error naming the field', async () => {
+    const notObject = await d.client.raw('POST', '/v1/functions/hello/invoke', [1, 2]);
+    assert.equal(notObject.status, 400);
+    const unknownFn = await d.client.invoke('no-such-fn', {});
+    assert.equal(unknownFn.status, 404);
+    const badField = await d.client.raw('PUT', '/v1/functions/x', { source: 'exports.main=()=>({})', memoryMiB: 'lots' });
+    assert.equal(badField.status, 400);
+    assert.equal((badField.body as { error: { field: string } }).error.field, 'memoryMiB');
+    const extra = await d.client.raw('PUT', '/v1/functions/x', { source: 'x', colour: 'red' });
+    assert.equal(extra.status, 400);
+    assert.equal((extra.body as { error: { field: string } }).error.field, 'colour');
+    const tooSmall = await d.client.raw('PUT', '/v1/functions/x', { source: 'x', memoryMiB: 16 });
+    assert.equal((tooSmall.body as { error: { field: string } }).error.field, 'memoryMiB');
+    const huge = await d.client.raw('POST', '/v1/functions/hello/invoke', { blob: 'x'.repeat(7 * 1024 * 1024) });
+    assert.equal(huge.status, 413);
+    const badJson = await d.client.raw('POST', '/v1/functions/hello/invoke', '{"oops":');
+    assert.equal(badJson.status, 400);
+  });
+
+  test('a deleted function answers 404 and its instances stop', async () => {
+    await d.deploy('doomed', 'hello.js');
+    assert.equal((await d.client.invoke('doomed', {})).status, 200);
+    const del = await d.client.raw('DELETE', '/v1/functions/doomed');
+    assert.equal(del.status, 204);
+    assert.equal((await d.client.invoke('doomed', {})).status, 404);
+    assert.equal((await d.client.raw('DELETE', '/v1/functions/doomed')).status, 404);
+    await new Promise((res) => setTimeout(res, 500));
+    const st = await d.client.call<{ pool: { instances: Array<{ fn: string }> } }>('GET', '/v1/status');
+    assert.ok(!st.pool.instances.some((i) => i.fn === 'doomed'));
+  });
+});
+
+describe('daemon lifecycle', { timeout: 10 * 60_000 }, () => {
+  test('functions survive a restart; a SIGKILLed daemon leaves no VM running', async () => {
+    let d = await startDaemon({ snapshots: { enabled: false } });
+    try {
+      await d.deploy('persist', 'hello.js');
+      assert.equal((await d.client.invoke('persist', { name: 'one' })).status, 200);
+      await d.stop('SIGKILL');
+      // the kernel delivers the VMM's parent-death signal; give it a moment
+      await new Promise((res) => setTimeout(res, 1000));
+      assert.deepEqual(leftovers(d).filter((l) => l.startsWith('process')), [], 'no VMM outlives a killed daemon');
+      d = await startDaemon({ snapshots: { enabled: false } }, d.dir);
+      const fns = await d.client.call<{ functions: Array<{ name: string }> }>('GET', '/v1/functions');
+      assert.deepEqual(fns.functions.map((f) => f.name), ['persist']);
+      const r = await d.client.invoke('persist', { name: 'two' });
+      assert.deepEqual(r.body.result, { greeting: 'Hello, two!' });
+      await d.stop();
+      assert.deepEqual(leftovers(d), []);
+    } finally {
+      cleanup(d);
+    }
+  });
+});

@@ -1,0 +1,120 @@
+// Starts the real `faascell serve` process (real QEMU VMs) in a private state
+// directory for end-to-end tests, and checks that stopping it leaves nothing behind.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '../../src/cli/client.js';
+import { findImage } from '../../src/image/builder.js';
+import { defaultCacheDir } from '../../src/config/schema.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
+
+export interface TestDaemon {
+  url: string;
+  client: Client;
+  proc: ChildProcess;
+  dir: string;
+  stateDir: string;
+  shmTier: string;
+  logs(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** deploy a fixture by file name */
+  deploy(name: string, fixture: string, opts?: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** Fails loudly (never skips silently) when the guest image is missing: setup builds it. */
+export async function requireImage(): Promise<void> {
+  const img = await findImage(defaultCacheDir());
+  if (!img) throw new Error(`no guest image in ${defaultCacheDir()}: run \`npm run setup\` (or \`faascell image build\`) first`);
+}
+
+export async function startDaemon(config: Record<string, unknown> = {}, reuseDir?: string): Promise<TestDaemon> {
+  await requireImage();
+  const dir = reuseDir ?? mkdtempSync(path.join(os.tmpdir(), 'fc-e2e-'));
+  const stateDir = path.join(dir, 'state');
+  const shmTier = `/dev/shm/fc-e2e-${path.basename(dir)}`;
+  const cfg = {
+    stateDir,
+    api: { port: 0 },
+    log: { level: 'debug' },
+    snapshots: { tiers: [{ name: 'shm', path: shmTier, latencyRank: 0, capacityMiB: 4096 }, { name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 1, capacityMiB: 8192 }] },
+    ...config,
+  };
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  const logFile = path.join(dir, 'daemon.log');
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAASCELL_URL: '' } });
+  let out = '';
+  let logs = '';
+  proc.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start in 120 s:\n${logs.slice(-3000)}`)), 120_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code} before listening:\n${logs.slice(-3000)}`));
+    });
+  });
+  const client = new Client({ url });
+  await client.waitHealthy(10_000);
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    url,
+    client,
+    proc,
+    dir,
+    stateDir,
+    shmTier,
+    logs: () => logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      writeFileSync(logFile, logs);
+    },
+    deploy(name, fixture, opts = {}) {
+      return client.deploy(name, readFileSync(path.join(FIXTURES, fixture)), { codeKind: 'js', ...opts });
+    },
+  };
+}
+
+/** QEMU processes whose command line mentions `needle` (a test's private directory). */
+export function qemuProcessesUnder(needle: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-a', '-f', 'qemu-system'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(needle));
+  } catch {
+    return [];
+  }
+}
+
+/** What a stopped daemon left behind in its directory: VMM processes, run dirs, sockets. */
+export function leftovers(d: TestDaemon): string[] {
+  const found: string[] = [];
+  found.push(...qemuProcessesUnder(d.dir).map((p) => `process: ${p}`));
+  const run = path.join(d.stateDir, 'run');
+  if (existsSync(run)) found.push(...readdirSync(run).map((f) => `run dir: ${f}`));
+  return found;
+}
+
+export function cleanup(d: TestDaemon): void {
+  for (const p of qemuProcessesUnder(d.dir)) {
+    const pid = Number(p.trim().split(/\s+/)[0]);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  rmSync(d.shmTier, { recursive: true, force: true });
+  rmSync(d.dir, { recursive: true, force: true });
+}
