@@ -138,7 +138,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     'vmpool',
     new VmPool({
       system,
-      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs },
+      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs, prefetch: cfg.snapshots.prefetch },
       policies,
       snapshots,
       rng: policies.rng,

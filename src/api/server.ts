@@ -56,7 +56,7 @@ const functionBody = {
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: 'array' } } });
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
     if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });

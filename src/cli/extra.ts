@@ -1,6 +1,47 @@
-// Commands whose implementation lives in other modules (simulator, replay, benchmarks).
+// Commands whose implementation lives outside the CLI: benchmarks, simulator, replay.
 import type { Command } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
-export function registerExtraCommands(_p: Command): void {
-  // filled in as the simulator, replay and bench modules land
+const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).filter((x) => x > 0);
+
+export function registerExtraCommands(p: Command): void {
+  p.command('bench')
+    .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), or all')
+    .argument('[which]', 'startup | snapshots | all', 'all')
+    .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
+    .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
+    .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
+    .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
+    .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string }) => {
+      mkdirSync(o.out, { recursive: true });
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const md: string[] = [];
+      const json: Record<string, unknown> = {};
+      if (which === 'startup' || which === 'all') {
+        const { benchStartup, formatStartup } = await import('../../bench/startup.js');
+        console.error('bench startup: cold boots, warm calls, direct channel, RSS…');
+        const r = await benchStartup({ coldRuns: o.coldRuns, warmRuns: o.warmRuns });
+        const text = formatStartup(r);
+        console.log(text + '\n');
+        md.push('## startup\n\n' + text);
+        json.startup = r;
+      }
+      if (which === 'snapshots' || which === 'all') {
+        const { benchSnapshots, formatSnapshots } = await import('../../bench/snapshots.js');
+        console.error('bench snapshots: cold vs restore vs warm, tiers, prefetch, density…');
+        const r = await benchSnapshots({ coldRuns: Math.max(2, Math.min(o.coldRuns, 3)), restoreRuns: o.restoreRuns, warmRuns: o.warmRuns, density: o.density });
+        const text = formatSnapshots(r);
+        console.log(text + '\n');
+        md.push('## snapshots\n\n' + text);
+        json.snapshots = r;
+        const { profileFromBench } = await import('../../bench/profile.js');
+        writeFileSync(path.join(o.out, 'profile.json'), JSON.stringify(profileFromBench(r), null, 2));
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | all`);
+      writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
+      writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
+      console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
+    });
 }

@@ -5,6 +5,8 @@
 // one-request-at-a-time contract of a VM.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import { FaasError } from '../core/errors.js';
 import type { NetworkMsg } from '../network/network-manager.js';
@@ -14,6 +16,7 @@ import { toCodeFiles } from '../registry/code.js';
 import type { AgentReply } from '../runtimes/agent-protocol.js';
 import type { Accelerator, GuestImage, MemoryBacking, RuntimeDriver, VmConfig, VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
+import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
 import { InstanceStateMachine, type InstanceState, type Transition } from '../vmpool/instance-state.js';
 
 export interface WorkerDeps {
@@ -24,6 +27,8 @@ export interface WorkerDeps {
   network: ActorRef<NetworkMsg>;
   snapshots?: ActorRef<SnapshotMsg>;
   bootTimeoutMs: number;
+  /** record a restored VM's working set and read it ahead on later restores (REAP) */
+  prefetch?: boolean;
   /** host CPUs this VM is pinned to */
   cpuAffinity?: number[];
 }
@@ -208,6 +213,14 @@ export class Worker extends Actor<WorkerMsg> {
     try {
       const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
       const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
+      if (this.deps.prefetch && snap.files.kind === 'shared-memory') {
+        const ws = loadWorkingSet(workingSetFile(snap));
+        if (ws) {
+          const p0 = nowMs();
+          this.startDetails.prefetchBytes = await prefetchWorkingSet(snap.files.memoryPath, ws);
+          this.startDetails.prefetchMs = nowMs() - p0;
+        }
+      }
       vm = await this.deps.driver.restore(this.vmConfig(fn, runDir, memory), snap.files);
       this.attach(vm);
       this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
@@ -294,6 +307,7 @@ export class Worker extends Actor<WorkerMsg> {
       return;
     }
     rec.timestamps.runFinished = nowMs();
+    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory') this.recordWorkingSet(vm, this.snapshotUsed);
     const logs = r.logs ?? [];
     this.sm.to('idle', 'run finished');
     if (r.ok) {
@@ -301,6 +315,19 @@ export class Worker extends Actor<WorkerMsg> {
     } else {
       const code = r.error.kind === 'application' ? 'function_error' : r.error.kind === 'init' ? 'init_error' : 'vm_error';
       reply.resolve({ ok: false, error: new FaasError(code, r.error.message), logs, runMs: r.durationMs });
+    }
+  }
+
+  /** After the first run of a restored VM: which pages of the snapshot did it need? (REAP's record phase) */
+  private recordWorkingSet(vm: VmHandle, snap: SnapshotRef): void {
+    const file = workingSetFile(snap);
+    if (existsSync(file)) return;
+    try {
+      const ws = recordWorkingSet(vm.pid, snap.files.memoryPath);
+      saveWorkingSet(ws, file);
+      this.log.info('working set recorded', { snapshot: snap.id, pages: ws.pages, ranges: ws.ranges.length });
+    } catch (err) {
+      this.log.warn('could not record the working set', { snapshot: snap.id, err: errText(err) });
     }
   }
 
@@ -337,6 +364,10 @@ export class Worker extends Actor<WorkerMsg> {
   get state(): InstanceState {
     return this.sm.state;
   }
+}
+
+function workingSetFile(snap: SnapshotRef): string {
+  return path.join(snap.dir, 'ws.json');
 }
 
 function prefixed(t: Record<string, number>): Record<string, number> {

@@ -1,0 +1,179 @@
+// faascell bench snapshots: cold vs restore vs warm for functions of different
+// memory footprints, per storage tier, with working-set prefetch off and on;
+// and density: N clones of one snapshot restored at once.
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Client } from '../src/cli/client.js';
+import { benchDaemon, evictAndWait, fixture, machine, ms, summarize, table, timedInvoke, vmmMemory, type Summary } from './common.js';
+
+interface Fn {
+  name: string;
+  fixture: string;
+  memoryMiB: number;
+  env?: Record<string, string>;
+  params: unknown;
+}
+
+export const FUNCTIONS: Fn[] = [
+  { name: 'hello', fixture: 'hello.js', memoryMiB: 256, params: { name: 'bench' } },
+  { name: 'json', fixture: 'json-heavy.js', memoryMiB: 256, params: { q: 'x' } },
+  { name: 'alloc100', fixture: 'allocate.js', memoryMiB: 512, env: { ALLOC_MIB: '100' }, params: {} },
+];
+
+export interface SnapshotBenchResult {
+  machine: Record<string, string | number>;
+  accelerator: string;
+  rows: Array<{ fn: string; memoryMiB: number; cold: Summary; warm: Summary; restore: Record<string, Summary>; ratio: number; snapshotMiB: number }>;
+  density: Array<{ n: number; allAnsweredMs: number; restores: number; pssPerCloneMiB: number; rssPerCloneMiB: number; failures: number }>;
+}
+
+async function deploy(c: Client, f: Fn, extra: Record<string, unknown> = {}): Promise<void> {
+  await c.deploy(f.name, fixture(f.fixture), { codeKind: 'js', memoryMiB: f.memoryMiB, env: f.env, ...extra });
+}
+
+/** Drop the page cache of every file of every snapshot under `dir` (an honest cold-storage restore). */
+function dropCache(dir: string): void {
+  for (const snap of safeReaddir(dir)) {
+    for (const f of safeReaddir(path.join(dir, snap))) {
+      execFileSync('dd', [`if=${path.join(dir, snap, f)}`, 'iflag=nocache', 'count=0', 'status=none']);
+    }
+  }
+}
+
+function safeReaddir(d: string): string[] {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+async function restores(c: Client, f: Fn, n: number, before?: () => void): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    await evictAndWait(c, f.name);
+    before?.();
+    const r = await timedInvoke(c, f.name, f.params);
+    if (r.startPath !== 'restore') throw new Error(`${f.name}: expected restore, got ${r.startPath}`);
+    out.push(r.ms);
+  }
+  return out;
+}
+
+export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: number; warmRuns: number; density: number[]; log?: (s: string) => void }): Promise<SnapshotBenchResult> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const rows: SnapshotBenchResult['rows'] = [];
+  const colds = new Map<string, number[]>();
+  let accelerator = '';
+
+  // 1. pure cold boots (no snapshot taken) for the ratio
+  {
+    const b = await benchDaemon({ snapshots: { enabled: false } });
+    accelerator = b.d.accelerator;
+    try {
+      for (const f of FUNCTIONS) {
+        await deploy(b.client, f);
+        const xs: number[] = [];
+        for (let i = 0; i < opts.coldRuns; i++) {
+          await evictAndWait(b.client, f.name);
+          xs.push((await timedInvoke(b.client, f.name, f.params)).ms);
+        }
+        colds.set(f.name, xs);
+        log(`  ${f.name}: cold median ${ms(summarize(xs).median)}`);
+      }
+    } finally {
+      await b.close();
+    }
+  }
+
+  // 2. restores per tier (and prefetch on the disk tier), warm calls
+  const variants: Array<{ label: string; tier: string; prefetch: boolean; dropCache: boolean }> = [
+    { label: 'shm', tier: 'shm', prefetch: false, dropCache: false },
+    { label: 'disk (page cache dropped)', tier: 'disk', prefetch: false, dropCache: true },
+    { label: 'disk (dropped) + prefetch', tier: 'disk', prefetch: true, dropCache: true },
+  ];
+  const restoreBy = new Map<string, Record<string, Summary>>();
+  const warmBy = new Map<string, Summary>();
+  const sizeBy = new Map<string, number>();
+  for (const v of variants) {
+    const b = await benchDaemon({ policies: { placement: { policy: 'fixed', tier: v.tier } }, snapshots: { prefetch: v.prefetch } });
+    const tierDir = v.tier === 'disk' ? path.join(b.dir, 'disk-tier') : `/dev/shm/fc-bench-${path.basename(b.dir)}`;
+    try {
+      for (const f of FUNCTIONS) {
+        await deploy(b.client, f);
+        await timedInvoke(b.client, f.name, f.params); // cold + snapshot
+        if (v.prefetch) {
+          // the first restore records the working set
+          await evictAndWait(b.client, f.name);
+          await timedInvoke(b.client, f.name, f.params);
+        }
+        const xs = await restores(b.client, f, opts.restoreRuns, v.dropCache ? () => dropCache(tierDir) : undefined);
+        const rec = restoreBy.get(f.name) ?? {};
+        rec[v.label] = summarize(xs);
+        restoreBy.set(f.name, rec);
+        log(`  ${f.name} restore from ${v.label}: median ${ms(rec[v.label]!.median)}`);
+        if (v.label === 'shm') {
+          const w: number[] = [];
+          for (let i = 0; i < opts.warmRuns; i++) w.push((await timedInvoke(b.client, f.name, f.params)).ms);
+          warmBy.set(f.name, summarize(w));
+          const st = await b.client.call<{ snapshots: Array<{ function: string; sizeBytes: number }> }>('GET', '/v1/status');
+          sizeBy.set(f.name, (st.snapshots.find((s) => s.function === f.name)?.sizeBytes ?? 0) / 1048576);
+        }
+        await evictAndWait(b.client, f.name);
+      }
+    } finally {
+      await b.close();
+    }
+  }
+  for (const f of FUNCTIONS) {
+    const cold = summarize(colds.get(f.name) ?? []);
+    const restore = restoreBy.get(f.name) ?? {};
+    rows.push({ fn: f.name, memoryMiB: f.memoryMiB, cold, warm: warmBy.get(f.name)!, restore, ratio: (restore.shm?.median ?? NaN) / cold.median, snapshotMiB: sizeBy.get(f.name) ?? NaN });
+  }
+
+  // 3. density: N clones of one snapshot at once
+  const density: SnapshotBenchResult['density'] = [];
+  if (opts.density.length > 0) {
+    const max = Math.max(...opts.density);
+    const b = await benchDaemon({
+      node: { memoryBudgetMiB: max * 256 + 1024, highWatermark: 1, lowWatermark: 0.9 },
+      admission: { maxConcurrentInvocations: max + 8, maxQueueDelayMs: 300_000 },
+      policies: { placement: { policy: 'fixed', tier: 'shm' } },
+    });
+    try {
+      const f = FUNCTIONS[0]!;
+      await deploy(b.client, f, { maxInstances: max });
+      await timedInvoke(b.client, f.name, f.params);
+      for (const n of opts.density) {
+        await evictAndWait(b.client, f.name);
+        const t0 = performance.now();
+        const rs = await Promise.all(Array.from({ length: n }, () => b.client.invoke(f.name, f.params)));
+        const all = performance.now() - t0;
+        await new Promise((r) => setTimeout(r, 1000));
+        const mem = vmmMemory(b.dir);
+        const pss = mem.reduce((s, m) => s + m.pssKiB, 0) / 1024 / (mem.length || 1);
+        const rss = mem.reduce((s, m) => s + m.rssKiB, 0) / 1024 / (mem.length || 1);
+        const failures = rs.filter((r) => r.status !== 200).length;
+        density.push({ n, allAnsweredMs: all, restores: rs.filter((r) => r.body.activation?.startPath === 'restore').length, pssPerCloneMiB: pss, rssPerCloneMiB: rss, failures });
+        log(`  density ${n}: all answered in ${ms(all)}, PSS/clone ${pss.toFixed(1)} MiB, failures ${failures}`);
+      }
+      await evictAndWait(b.client, f.name);
+    } finally {
+      await b.close();
+    }
+  }
+  return { machine: machine(), accelerator, rows, density };
+}
+
+export function formatSnapshots(r: SnapshotBenchResult): string {
+  const labels = [...new Set(r.rows.flatMap((x) => Object.keys(x.restore)))];
+  const head = ['function', 'guest', 'cold median/p99', ...labels.map((l) => `restore ${l} median/p99`), 'warm median/p99', 'restore(shm)/cold', 'snapshot on disk'];
+  const mp = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)}` : '-');
+  const rows = r.rows.map((x) => [x.fn, `${x.memoryMiB} MiB`, mp(x.cold), ...labels.map((l) => mp(x.restore[l])), mp(x.warm), `1/${(1 / x.ratio).toFixed(0)}`, `${x.snapshotMiB.toFixed(0)} MiB`]);
+  const out = [`machine: ${JSON.stringify(r.machine)}`, `accelerator: ${r.accelerator}`, '', table(head, rows)];
+  if (r.density.length) {
+    out.push('', table(['clones at once', 'all answered', 'restored', 'failures', 'PSS per clone', 'RSS per clone'], r.density.map((d) => [d.n, ms(d.allAnsweredMs), d.restores, d.failures, `${d.pssPerCloneMiB.toFixed(1)} MiB`, `${d.rssPerCloneMiB.toFixed(1)} MiB`])));
+  }
+  return out.join('\n');
+}

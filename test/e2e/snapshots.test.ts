@@ -1,0 +1,157 @@
+// Snapshots as execution units, end to end: restore path, isolation between
+// clones, concurrency, invalidation, tier eviction, corrupt files, cleanup.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+
+interface Snap { id: string; function: string; tier: string; dir: string; status: string; restoreCount: number }
+
+async function snapshots(d: TestDaemon): Promise<Snap[]> {
+  return (await d.client.call<{ snapshots: Snap[] }>('GET', '/v1/status')).snapshots;
+}
+async function evict(d: TestDaemon, fn: string): Promise<void> {
+  await d.client.call('POST', `/v1/functions/${fn}/evict`);
+  // wait until the function has no instance left
+  for (let i = 0; i < 100; i++) {
+    const st = await d.client.call<{ pool: { instances: Array<{ fn: string }> } }>('GET', '/v1/status');
+    if (!st.pool.instances.some((x) => x.fn === fn)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`instances of ${fn} did not stop`);
+}
+
+describe('snapshots', { timeout: 20 * 60_000 }, () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } } });
+  });
+  after(async () => {
+    if (!d) return;
+    await d.stop();
+    const left = leftovers(d);
+    cleanup(d);
+    assert.deepEqual(left, []);
+  });
+
+  test('restore gives the same result as cold and warm, for several functions', async () => {
+    for (const [name, fixture, params] of [
+      ['hello', 'hello.js', { name: 'snap' }],
+      ['json', 'json-heavy.js', { q: 'é' }],
+    ] as const) {
+      await d.deploy(name, fixture);
+      const cold = await d.client.invoke(name, params);
+      assert.equal(cold.status, 200, JSON.stringify(cold.body));
+      assert.equal(cold.body.activation!.startPath, 'cold');
+      const warm = await d.client.invoke(name, params);
+      assert.equal(warm.body.activation!.startPath, 'warm');
+      await evict(d, name);
+      const restored = await d.client.invoke(name, params);
+      assert.equal(restored.status, 200);
+      assert.equal(restored.body.activation!.startPath, 'restore');
+      assert.deepEqual(restored.body.result, cold.body.result);
+      assert.deepEqual(warm.body.result, cold.body.result);
+      assert.ok(restored.body.activation!.timings.snapshotLoaded !== undefined);
+      assert.ok(restored.body.activation!.totalMs < cold.body.activation!.totalMs / 3, `restore ${restored.body.activation!.totalMs} ms vs cold ${cold.body.activation!.totalMs} ms`);
+      await evict(d, name);
+    }
+  });
+
+  test('every restored clone starts from the snapshot state, with its own clock and randomness', async () => {
+    await d.deploy('stateful', 'stateful.js', { maxInstances: 8 });
+    const first = await d.client.invoke('stateful', {});
+    assert.equal((first.body.result as { count: number }).count, 1);
+    await evict(d, 'stateful');
+    // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0)
+    const [a, b] = await Promise.all([d.client.invoke('stateful', {}), d.client.invoke('stateful', {})]);
+    const ra = a.body.result as { count: number; random: number; uuid: string; now: number };
+    const rb = b.body.result as typeof ra;
+    assert.equal(a.body.activation!.startPath, 'restore');
+    assert.equal(b.body.activation!.startPath, 'restore');
+    assert.equal(ra.count, 1);
+    assert.equal(rb.count, 1);
+    assert.notEqual(ra.random, rb.random, 'Math.random differs between clones');
+    assert.notEqual(ra.uuid, rb.uuid, 'crypto randomness differs between clones');
+    assert.ok(Math.abs(ra.now - Date.now()) < 10_000, 'guest clock corrected after restore');
+    // the same clone again: its own state moved on, the other clone's did not leak into it
+    const a2 = await d.client.invoke('stateful', {});
+    assert.equal((a2.body.result as { count: number }).count, 2);
+    await evict(d, 'stateful');
+  });
+
+  test('eight concurrent restores of one snapshot', async () => {
+    const rs = await Promise.all(Array.from({ length: 8 }, () => d.client.invoke('stateful', {})));
+    assert.ok(rs.every((r) => r.status === 200), JSON.stringify(rs.map((r) => r.body.error)));
+    assert.ok(rs.every((r) => (r.body.result as { count: number }).count === 1));
+    assert.ok(rs.filter((r) => r.body.activation!.startPath === 'restore').length >= 7);
+    await evict(d, 'stateful');
+  });
+
+  test('a code update invalidates the snapshot', async () => {
+    const before = (await snapshots(d)).filter((s) => s.function === 'hello');
+    assert.equal(before.length, 1);
+    await d.deploy('hello', 'big.js');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await snapshots(d)).filter((s) => s.function === 'hello').length, 0);
+    assert.ok(!existsSync(before[0]!.dir), 'old snapshot files removed');
+    const r = await d.client.invoke('hello', { text: 'v2' });
+    assert.equal(r.body.activation!.startPath, 'cold');
+    await evict(d, 'hello');
+  });
+
+  test('a corrupt snapshot falls back to a cold boot, never a failed invocation', async () => {
+    const snap = (await snapshots(d)).find((s) => s.function === 'json')!;
+    writeFileSync(path.join(snap.dir, 'state'), 'not a migration stream');
+    const r = await d.client.invoke('json', { q: 'x' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.activation!.startPath, 'cold');
+    assert.ok(r.body.activation!.startDetails?.restoreError, 'the record says why the restore failed');
+    assert.match(d.logs(), /restore failed; falling back to cold boot/);
+    await evict(d, 'json');
+  });
+
+  test('a missing snapshot file also falls back to cold', async () => {
+    const snap = (await snapshots(d)).find((s) => s.function === 'json')!;
+    for (const f of readdirSync(snap.dir)) writeFileSync(path.join(snap.dir, f), '');
+    const r = await d.client.invoke('json', { q: 'y' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.activation!.startPath, 'cold');
+    await evict(d, 'json');
+  });
+
+  test('deleting a function removes its snapshots and files', async () => {
+    const snaps = (await snapshots(d)).filter((s) => s.function === 'stateful');
+    assert.ok(snaps.length >= 1);
+    assert.equal((await d.client.raw('DELETE', '/v1/functions/stateful')).status, 204);
+    assert.equal((await snapshots(d)).filter((s) => s.function === 'stateful').length, 0);
+    for (const s of snaps) assert.ok(!existsSync(s.dir));
+  });
+});
+
+describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
+  test('a full tier evicts its least recently used snapshot', async () => {
+    // a 300 MiB tier holds one 256 MiB-guest snapshot's RAM file at most
+    const tierDir = `/dev/shm/fc-e2e-small-${process.pid}`;
+    const d = await startDaemon({
+      policies: { placement: { policy: 'fixed', tier: 'small' } },
+      snapshots: { tiers: [{ name: 'small', path: tierDir, latencyRank: 0, capacityMiB: 300 }] },
+    });
+    try {
+      await d.deploy('one', 'hello.js');
+      await d.deploy('two', 'hello.js', { env: { X: '2' } });
+      assert.equal((await d.client.invoke('one', {})).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual((await snapshots(d)).map((s) => s.function), ['one']);
+      assert.equal((await d.client.invoke('two', {})).status, 200);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual((await snapshots(d)).map((s) => s.function), ['two']);
+      assert.match(d.logs(), /snapshot evicted \(tier full, LRU\)/);
+      await d.stop();
+      assert.deepEqual(leftovers(d), []);
+    } finally {
+      cleanup(d);
+      rmSync(tierDir, { recursive: true, force: true });
+    }
+  });
+});
