@@ -30,8 +30,15 @@ export class Client {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
+    const send = (): Promise<Response> => fetch(this.url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
     try {
-      res = await fetch(this.url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+      try {
+        res = await send();
+      } catch (err) {
+        // a kept-alive socket the server had just closed: safe to resend only what is idempotent
+        if (method === 'POST') throw err;
+        res = await send();
+      }
     } catch (err) {
       throw new Error(`cannot reach the FaaSCell daemon at ${this.url} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); start it with \`faascell serve\` or set --url / FAASCELL_URL`);
     }

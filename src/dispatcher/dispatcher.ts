@@ -72,7 +72,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
       // one retry: an idle instance can die between being leased and being used
       for (let attempt = 0; attempt < 2; attempt++) {
         const lease = await this.deps.pool.ask<Lease>((reply) => ({ kind: 'acquire', fn: def, rec, reply }), this.deps.acquireTimeoutMs);
-        outcome = await lease.worker.ask<InvokeOutcome>((reply) => ({ kind: 'invoke', req: { rec, params: req.params }, reply }), def.timeoutMs + 10_000);
+        outcome = await lease.worker.ask<InvokeOutcome>((reply) => ({ kind: 'invoke', req: { rec, params: req.params, fresh: lease.fresh }, reply }), def.timeoutMs + 10_000);
         if (outcome.ok || !/not idle/.test(outcome.error.message)) break;
       }
       if (!outcome) throw new FaasError('internal', 'no outcome');

@@ -85,6 +85,15 @@ export interface EvictionPolicy {
    * in which case the request that needed the memory waits or is refused.
    */
   selectVictims(idle: readonly InstanceView[], needMiB: number, ctx: EvictionContext): InstanceView[];
+  /**
+   * ADDED (policies helper), optional fast path. When present, selectVictims
+   * must equal "idle instances in ascending orderKey (ties: smaller lastUsedAt
+   * first) until needMiB is covered", and an instance's key must not change
+   * while it stays idle. A caller with many idle instances may then keep them
+   * in a priority queue keyed by orderKey (evaluated when the instance becomes
+   * idle) instead of calling selectVictims (the simulator does).
+   */
+  orderKey?(inst: InstanceView, ctx: EvictionContext): number;
 }
 
 export interface SelectionPolicy {

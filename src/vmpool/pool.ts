@@ -28,6 +28,8 @@ export interface PoolConfig {
 export interface Lease {
   vmId: string;
   worker: ActorRef<WorkerMsg>;
+  /** the instance was started while this request waited (its start path and stages belong to this activation) */
+  fresh: boolean;
 }
 
 type PoolInstState = 'starting' | 'idle' | 'busy' | 'stopping';
@@ -218,12 +220,14 @@ export class VmPool extends Actor<PoolMsg> {
   private lease(inst: Inst, w: Waiter): void {
     clearTimeout(w.timer);
     this.clearIdleTimer(inst);
+    // fresh: first use, and the instance was not already idle when this request arrived
+    const fresh = inst.invocations === 0 && inst.lastUsedAt >= w.enqueuedAt;
+    if (!fresh) this.counters.warm++;
     inst.state = 'busy';
-    if (inst.invocations > 0 || inst.createdAt < w.enqueuedAt) this.counters.warm++;
     inst.invocations++;
     inst.lastUsedAt = Date.now();
     w.rec.timestamps.instanceAssigned = nowMs();
-    w.reply.resolve({ vmId: inst.id, worker: inst.ref });
+    w.reply.resolve({ vmId: inst.id, worker: inst.ref, fresh });
   }
 
   // ---- starting instances ------------------------------------------------

@@ -50,6 +50,8 @@ export interface InstanceEvent {
 export interface InvokeRequest {
   rec: ActivationRecord;
   params: unknown;
+  /** VmPool started this instance while the request waited: the activation carries the start's stages */
+  fresh: boolean;
 }
 
 export type InvokeOutcome =
@@ -226,7 +228,8 @@ export class Worker extends Actor<WorkerMsg> {
       this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
       this.startStamps.snapshotLoaded = vm.timings.stateLoaded ?? nowMs();
       // fresh clock and randomness before any user code runs again
-      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, 10_000);
+      // generous: many restores at once on a loaded host under TCG take seconds each
+      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, Math.max(10_000, this.deps.bootTimeoutMs / 2));
       if (!r.ok) throw new Error(`agent refused resync: ${r.error.message}`);
       this.startStamps.resumed = nowMs();
       this.startDetails.restoreMs = nowMs() - t0;
@@ -275,8 +278,7 @@ export class Worker extends Actor<WorkerMsg> {
     rec.vmId = this.vmId;
     rec.accelerator = vm.accelerator;
     // the first invocation that waited for this start carries its stages
-    const received = rec.timestamps.received ?? 0;
-    if (this.served === 0 && this.startBegan >= received - 1) {
+    if (req.fresh && this.served === 0) {
       rec.startPath = this.startPath;
       Object.assign(rec.timestamps, this.startStamps);
       rec.startDetails = { ...this.startDetails, ...prefixed(vm.timings) };

@@ -112,7 +112,12 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
   });
 
   test('a missing snapshot file also falls back to cold', async () => {
+    // the corrupt snapshot was dropped: the next cold start leaves a new one
+    await evict(d, 'json');
+    assert.equal((await d.client.invoke('json', { q: 'z' })).body.activation!.startPath, 'cold');
+    await evict(d, 'json');
     const snap = (await snapshots(d)).find((s) => s.function === 'json')!;
+    assert.ok(snap, 'a new snapshot after the fallback');
     for (const f of readdirSync(snap.dir)) writeFileSync(path.join(snap.dir, f), '');
     const r = await d.client.invoke('json', { q: 'y' });
     assert.equal(r.status, 200);

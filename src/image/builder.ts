@@ -1,0 +1,329 @@
+// The guest image builder: kernel (minimal or Debian), busybox initramfs with
+// our /init, and a read-only squashfs with Node.js and the bundled agent.
+// Images live in <cacheDir>/images/<version>/ where version is a hash of every
+// input; <cacheDir>/images/current.json names the newest one.
+
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import type { GuestImage } from '../runtimes/types.js';
+import { type CpioEntry, writeCpio } from './cpio.js';
+import { type Log, run, runOk, sha256, which } from './exec.js';
+import { type Kernel, debianKernel, minimalKernel, minimalKernelFailed, minimalKernelId, missingBuildTools } from './kernel.js';
+
+/** Bump when the builder's output changes for the same inputs. */
+export const BUILDER_VERSION = 1;
+
+export interface ImageBuildOptions {
+  cacheDir: string;
+  kernel?: 'auto' | 'minimal' | 'debian';
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ImageManifest extends GuestImage {
+  build: {
+    builderVersion: number;
+    node: string;
+    nodeBinary: string;
+    kernelId: string;
+    busybox: string;
+    agentSha256: string;
+    builtAt: string;
+    buildMs: number;
+    host: string;
+  };
+}
+
+/** Kernel arguments every image needs; `random.trust_cpu=on` avoids Node blocking on the RNG at boot. */
+export const BASE_CMDLINE = 'console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2400000 random.trust_cpu=on';
+
+export function defaultCacheDir(): string {
+  return process.env.FAASCELL_CACHE_DIR || join(homedir(), '.cache', 'faascell');
+}
+
+/** The project root (where guest/ lives), found from this file's location (works from src/ and dist/). */
+export function projectRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(d, 'guest', 'image', 'init')) && existsSync(join(d, 'package.json'))) return d;
+    const up = dirname(d);
+    if (up === d) throw new Error('cannot find the FaaSCell project root (guest/image/init) above the image builder');
+    d = up;
+  }
+}
+
+function imagesDir(cacheDir: string): string {
+  return join(cacheDir, 'images');
+}
+
+function toGuestImage(m: ImageManifest, dir: string): GuestImage {
+  return {
+    version: m.version,
+    dir,
+    kernelPath: join(dir, basename(m.kernelPath)),
+    kernelKind: m.kernelKind,
+    initrdPath: join(dir, basename(m.initrdPath)),
+    rootfsPath: join(dir, basename(m.rootfsPath)),
+    cmdline: m.cmdline,
+    sizes: m.sizes,
+  };
+}
+
+async function readManifest(dir: string): Promise<ImageManifest | undefined> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
+    const img = toGuestImage(m, dir);
+    if (![img.kernelPath, img.initrdPath, img.rootfsPath].every((p) => existsSync(p))) return undefined;
+    return m;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The current image if one has been built, without building anything. */
+export async function findImage(cacheDir: string): Promise<GuestImage | undefined> {
+  try {
+    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string };
+    if (typeof cur.version !== 'string') return undefined;
+    const dir = join(imagesDir(cacheDir), cur.version);
+    const m = await readManifest(dir);
+    return m ? toGuestImage(m, dir) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+
+async function agentBundle(root: string, log: Log): Promise<Buffer> {
+  const entry = join(root, 'guest', 'agent', 'agent.ts');
+  const dist = join(root, 'guest', 'agent', 'dist', 'agent.mjs');
+  if (existsSync(entry)) {
+    // Bundle from source when esbuild is around, so an image never carries a stale agent.
+    try {
+      const esbuild = await import('esbuild');
+      const r = await esbuild.build({
+        entryPoints: [entry],
+        bundle: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        write: false,
+        legalComments: 'none',
+        logLevel: 'silent',
+      });
+      const out = r.outputFiles[0];
+      if (out) return Buffer.from(out.contents);
+    } catch (err) {
+      if (!existsSync(dist)) throw err;
+      log(`agent: bundling from source failed (${String(err).split('\n')[0]}), using ${dist}`);
+    }
+  }
+  if (!existsSync(dist)) throw new Error(`agent bundle missing: run npm run build (${dist})`);
+  return readFile(dist);
+}
+
+function isStaticElf(buf: Buffer): boolean {
+  if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46) return false;
+  const phoff = Number(buf.readBigUInt64LE(0x20));
+  const phentsize = buf.readUInt16LE(0x36);
+  const phnum = buf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) if (buf.readUInt32LE(phoff + i * phentsize) === 3 /* PT_INTERP */) return false;
+  return true;
+}
+
+async function findBusybox(): Promise<{ path: string; data: Buffer; applets: string[] }> {
+  const candidates = [process.env.FAASCELL_BUSYBOX, '/bin/busybox', '/usr/bin/busybox', which('busybox')].filter(
+    (p): p is string => typeof p === 'string' && existsSync(p),
+  );
+  for (const p of candidates) {
+    const data = await readFile(p);
+    if (!isStaticElf(data)) continue;
+    const r = await run(p, ['--list']);
+    const applets = r.stdout
+      .toString('utf8')
+      .split('\n')
+      .map((s) => s.trim())
+      .filter((s) => /^[a-z0-9_.[-]+$/i.test(s) && s !== 'busybox');
+    if (r.code === 0 && applets.length > 10) return { path: p, data, applets };
+  }
+  throw new Error('no statically linked busybox found (apt-get install busybox-static)');
+}
+
+/** Node's shared libraries (from ldd): soname -> real path, plus the dynamic loader. */
+async function nodeLibraries(nodePath: string): Promise<{ libs: Map<string, string>; loader: string }> {
+  const r = await runOk('ldd', [nodePath]);
+  const libs = new Map<string, string>();
+  let loader: string | undefined;
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const m = /^\s*(\S+)\s+=>\s+(\/\S+)\s+\(/.exec(line);
+    if (m) libs.set(basename(m[1]!), realpathSync(m[2]!));
+    const l = /^\s*(\/\S*ld-linux[^\s]*)\s+\(/.exec(line);
+    if (l) loader = realpathSync(l[1]!);
+  }
+  if (!loader) throw new Error(`ldd ${nodePath}: no dynamic loader found`);
+  return { libs, loader };
+}
+
+// ---------------------------------------------------------------------------
+
+async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log): Promise<Kernel> {
+  const guestImageDir = join(root, 'guest', 'image');
+  const want = opts.kernel ?? 'auto';
+  if (want === 'debian') return debianKernel(opts.cacheDir, log, opts.force);
+  if (want === 'minimal') return minimalKernel(opts.cacheDir, guestImageDir, log, opts.force);
+  const missing = missingBuildTools();
+  if (missing.length > 0) {
+    log(`kernel: auto -> debian (cannot build the minimal kernel, missing ${missing.join(', ')})`);
+    return debianKernel(opts.cacheDir, log, opts.force);
+  }
+  const id = await minimalKernelId(guestImageDir);
+  if (!opts.force && minimalKernelFailed(opts.cacheDir, id)) {
+    log(`kernel: auto -> debian (the minimal kernel build ${id} failed before; force a rebuild with kernel=minimal)`);
+    return debianKernel(opts.cacheDir, log);
+  }
+  try {
+    return await minimalKernel(opts.cacheDir, guestImageDir, log, opts.force);
+  } catch (err) {
+    log(`kernel: minimal kernel build failed (${String(err).slice(0, 500)}); falling back to debian`);
+    return debianKernel(opts.cacheDir, log);
+  }
+}
+
+function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[]): Buffer {
+  const entries: CpioEntry[] = [];
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'rootfs', 'lib']) entries.push({ type: 'dir', path: d });
+  // The kernel opens /dev/console for /init's stdio before devtmpfs is mounted.
+  entries.push({ type: 'chardev', path: 'dev/console', major: 5, minor: 1 });
+  entries.push({ type: 'file', path: 'bin/busybox', data: busybox.data, mode: 0o755 });
+  // Applet links at build time: `busybox --install` at every boot costs time under TCG.
+  for (const a of busybox.applets) entries.push({ type: 'symlink', path: `bin/${a}`, target: 'busybox' });
+  entries.push({ type: 'symlink', path: 'sbin/init', target: '../init' });
+  entries.push({ type: 'file', path: 'init', data: initScript, mode: 0o755 });
+  if (kernel.modules.length > 0) {
+    entries.push({ type: 'dir', path: 'lib/modules' });
+    kernel.modules.forEach((m, i) => entries.push({ type: 'file', path: `lib/modules/${m.name}`, data: modules[i]!, mode: 0o644 }));
+    entries.push({ type: 'file', path: 'lib/modules/load', data: Buffer.from(`${kernel.modules.map((m) => m.name).join('\n')}\n`) });
+  }
+  return gzipSync(writeCpio(entries), { level: 9 });
+}
+
+async function squashfs(staging: string, out: string): Promise<void> {
+  if (!which('mksquashfs')) throw new Error('mksquashfs missing (apt-get install squashfs-tools)');
+  // gzip: the minimal kernel has SQUASHFS_ZLIB only. Fixed times keep the image reproducible.
+  await runOk('mksquashfs', [staging, out, '-comp', 'gzip', '-noappend', '-all-root', '-no-xattrs', '-quiet', '-no-progress', '-mkfs-time', '0', '-all-time', '0']);
+}
+
+/** Build the guest image, or return the cached one when nothing changed. */
+export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & { buildMs: number; cached: boolean }> {
+  const t0 = Date.now();
+  const log: Log = opts.log ?? (() => undefined);
+  const root = projectRoot();
+  const cacheDir = opts.cacheDir;
+  await mkdir(imagesDir(cacheDir), { recursive: true });
+
+  const kernel = await chooseKernel(opts, root, log);
+  const initScript = await readFile(join(root, 'guest', 'image', 'init'));
+  const agent = await agentBundle(root, log);
+  const busybox = await findBusybox();
+  const nodePath = realpathSync(process.execPath);
+  const nodeStat = statSync(nodePath);
+  const nodeId = `${process.version} ${nodePath} ${nodeStat.size} ${Math.floor(nodeStat.mtimeMs)}`;
+  const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
+  const agentSha = sha256(agent);
+  const cmdline = BASE_CMDLINE;
+  const version = sha256(
+    JSON.stringify({ builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(initScript), agent: agentSha, node: nodeId, busybox: busyboxId, cmdline }),
+  ).slice(0, 16);
+  const dir = join(imagesDir(cacheDir), version);
+
+  const setCurrent = async (): Promise<void> => {
+    const tmp = join(imagesDir(cacheDir), `.current-${process.pid}.json`);
+    await writeFile(tmp, `${JSON.stringify({ version, dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
+    await rename(tmp, join(imagesDir(cacheDir), 'current.json'));
+  };
+
+  if (!opts.force) {
+    const m = await readManifest(dir);
+    if (m) {
+      await setCurrent();
+      log(`image ${version} is up to date (${dir})`);
+      return { ...toGuestImage(m, dir), buildMs: Date.now() - t0, cached: true };
+    }
+  }
+
+  log(`image: building ${version} (kernel ${kernel.id}, node ${process.version}, agent ${agentSha.slice(0, 12)})`);
+  const work = join(imagesDir(cacheDir), `.build-${version}-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    // Kernel: copied so the image directory is self-contained (a kernel cache cleanup cannot break it).
+    await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
+
+    const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
+    await writeFile(join(work, 'initrd.cpio.gz'), initramfs(busybox, initScript, kernel, modules));
+    log(`image: initramfs with busybox (${busybox.applets.length} applets)${kernel.modules.length ? ` and ${kernel.modules.length} modules` : ''}`);
+
+    // Root fs: node + its libraries + the agent.
+    const staging = join(work, 'rootfs');
+    for (const d of ['bin', 'lib', 'lib64', 'agent']) await mkdir(join(staging, d), { recursive: true });
+    await copyFile(nodePath, join(staging, 'bin', 'node'));
+    const { libs, loader } = await nodeLibraries(nodePath);
+    for (const [soname, real] of libs) await copyFile(real, join(staging, 'lib', soname));
+    await copyFile(loader, join(staging, 'lib64', 'ld-linux-x86-64.so.2'));
+    await writeFile(join(staging, 'agent', 'agent.mjs'), agent);
+    await writeFile(join(staging, 'agent', 'package.json'), '{"type":"module"}\n');
+    for (const f of ['bin/node', 'lib64/ld-linux-x86-64.so.2']) await chmod(join(staging, f), 0o755);
+    log(`image: squashfs with node ${process.version} and ${libs.size} libraries`);
+    await squashfs(staging, join(work, 'rootfs.sqfs'));
+    await rm(staging, { recursive: true, force: true });
+
+    const sizes = {
+      kernelBytes: statSync(join(work, 'vmlinux')).size,
+      initrdBytes: statSync(join(work, 'initrd.cpio.gz')).size,
+      rootfsBytes: statSync(join(work, 'rootfs.sqfs')).size,
+    };
+    const buildMs = Date.now() - t0;
+    const manifest: ImageManifest = {
+      version,
+      dir,
+      kernelPath: join(dir, 'vmlinux'),
+      kernelKind: kernel.kind,
+      initrdPath: join(dir, 'initrd.cpio.gz'),
+      rootfsPath: join(dir, 'rootfs.sqfs'),
+      cmdline,
+      sizes,
+      build: {
+        builderVersion: BUILDER_VERSION,
+        node: process.version,
+        nodeBinary: nodePath,
+        kernelId: kernel.id,
+        busybox: busyboxId,
+        agentSha256: agentSha,
+        builtAt: new Date().toISOString(),
+        buildMs,
+        host: `${process.platform}-${process.arch}`,
+      },
+    };
+    await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    await rm(dir, { recursive: true, force: true });
+    await rename(work, dir);
+    await setCurrent();
+    const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
+    log(`image ${version} ready in ${dir}: kernel ${mb(sizes.kernelBytes)} (${kernel.kind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${buildMs} ms`);
+    return { ...toGuestImage(manifest, dir), buildMs, cached: false };
+  } catch (err) {
+    await rm(work, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Read an image's manifest (build info included). */
+export function readImageManifest(dir: string): ImageManifest {
+  return JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
+}

@@ -1,0 +1,467 @@
+// QEMU microVM runtime driver: spawns one qemu-system-x86_64 per VM, talks QMP
+// for control (snapshot/restore/quit) and the virtconsole socket for the agent.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { SocketChannel } from '../channel.js';
+import type {
+  Accelerator,
+  DriverReport,
+  DriverTimings,
+  GuestImage,
+  RuntimeDriver,
+  SnapshotFiles,
+  VmConfig,
+  VmExit,
+  VmHandle,
+} from '../types.js';
+import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
+import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
+import { QmpClient } from './qmp.js';
+
+export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
+
+export interface QemuDriverOptions {
+  /** Binary name (looked up in PATH) or absolute path. Default qemu-system-x86_64. */
+  qemuBinary?: string;
+  log?: (msg: string) => void;
+  /** Used by report() (and decideAccelerator()) to say which accelerator will run. */
+  accel?: { mode: AccelMode; cacheDir: string; image?: GuestImage };
+  /** Deadline for QMP + channel sockets to accept after spawn (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Deadline for loading a snapshot (default 30 s). */
+  restoreTimeoutMs?: number;
+  /** How long stop() waits after quit/SIGTERM before SIGKILL (default 1500 ms). */
+  stopGraceMs?: number;
+}
+
+/** Finds an executable: absolute/relative path as given, otherwise in PATH. */
+export function resolveBinary(bin: string): string | undefined {
+  const isExec = (p: string) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return fs.statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (bin.includes('/')) return isExec(bin) ? path.resolve(bin) : undefined;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir) continue;
+    const p = path.join(dir, bin);
+    if (isExec(p)) return p;
+  }
+  return undefined;
+}
+
+/** Single-quotes a string for /bin/sh (QEMU runs exec: URIs through sh -c). */
+export function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * exec: URI that writes the migration stream to `file`. QEMU's command channel
+ * SIGTERMs the helper right after closing the pipe; ignoring TERM lets cat
+ * flush the last chunk (QEMU SIGKILLs only 10 ms later).
+ */
+export function saveUri(file: string): string {
+  return `exec:trap '' TERM; exec cat > ${shellQuote(file)}`;
+}
+
+export function loadUri(file: string): string {
+  return `exec:exec cat ${shellQuote(file)}`;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function tail(s: string, n: number): string {
+  return s.length > n ? s.slice(-n) : s;
+}
+
+function readTail(file: string, n: number): string {
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      const size = fs.fstatSync(fd).size;
+      const len = Math.min(size, n);
+      const buf = Buffer.alloc(len);
+      fs.readSync(fd, buf, 0, len, size - len);
+      return buf.toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+interface MigrationInfo {
+  status?: string;
+  'error-desc'?: string;
+  'total-time'?: number;
+  ram?: { transferred?: number };
+}
+
+// Never leave an orphan: if Node exits (normally or via process.exit), SIGKILL every VMM
+// still running. One hook for all drivers (a hook per driver would trip the
+// MaxListeners warning in tests that create many). Signals that kill Node without
+// running 'exit' handlers (SIGINT/SIGTERM with no handler) must be turned into
+// process.exit() by the CLI for this to run.
+const allLiveVmms = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of allLiveVmms) {
+      try {
+        p.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+export class QemuVm implements VmHandle {
+  readonly timings: DriverTimings;
+  readonly exited: Promise<VmExit>;
+  channel!: SocketChannel;
+  qmp!: QmpClient;
+  exitInfo: VmExit | undefined;
+  stderrTail = '';
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    readonly vmId: string,
+    readonly accelerator: Accelerator,
+    readonly proc: ChildProcess,
+    readonly runDir: string,
+    private readonly driver: QemuDriver,
+    timings: DriverTimings,
+  ) {
+    this.timings = timings;
+    this.exited = new Promise<VmExit>((resolve) => {
+      const done = (e: VmExit) => {
+        if (this.exitInfo) return;
+        this.exitInfo = e;
+        this.timings.exited = Date.now();
+        this.driver.forget(this.proc);
+        resolve(e);
+      };
+      proc.once('exit', (code, signal) => done({ code, signal }));
+      // spawn failure (ENOENT...): no 'exit' follows
+      proc.once('error', () => {
+        if (proc.pid === undefined) done({ code: null, signal: null });
+      });
+    });
+    proc.stderr?.on('data', (d: Buffer) => {
+      this.stderrTail = tail(this.stderrTail + d.toString('utf8'), 8192);
+    });
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? -1;
+  }
+
+  get alive(): boolean {
+    return this.exitInfo === undefined;
+  }
+
+  /** Why the VM is unusable, for connect aborts and error messages. */
+  deadReason(): string | undefined {
+    if (!this.exitInfo) return undefined;
+    const how = this.exitInfo.signal ?? `code ${this.exitInfo.code}`;
+    return `qemu exited (${how})${this.stderrTail.trim() ? `: ${tail(this.stderrTail.trim(), 500)}` : ''}`;
+  }
+
+  diagnostics(withStderr = true): string {
+    const parts: string[] = [];
+    if (withStderr && this.stderrTail.trim()) parts.push(`qemu stderr: ${tail(this.stderrTail.trim(), 1000)}`);
+    const con = readTail(runFiles(this.runDir).consoleLog, 1500).trim();
+    if (con) parts.push(`console tail: ${con}`);
+    return parts.join('\n');
+  }
+
+  async snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }> {
+    if (!this.alive) throw new Error(`snapshot ${this.vmId}: ${this.deadReason()}`);
+    const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
+    if (target.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+    await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+    fs.mkdirSync(path.dirname(target.statePath), { recursive: true });
+    const t0 = performance.now();
+    await this.qmp.execute('stop');
+    const t1 = performance.now();
+    this.timings.snapshotPaused = Date.now();
+    await this.qmp.execute('migrate', { uri: saveUri(target.statePath) });
+    await this.waitMigration(120_000);
+    const t2 = performance.now();
+    this.timings.snapshotSaved = Date.now();
+    return { pauseMs: t1 - t0, saveMs: t2 - t1 };
+  }
+
+  /**
+   * Resolves when the current (outgoing or incoming) migration has completed.
+   * Polls query-migrate (the status persists, so nothing can be missed); a
+   * MIGRATION event (the `events` capability) cuts the wait short.
+   */
+  async waitMigration(timeoutMs: number): Promise<MigrationInfo> {
+    const deadline = Date.now() + timeoutMs;
+    let wake: (() => void) | undefined;
+    const onMigration = () => wake?.();
+    this.qmp.on('event:MIGRATION', onMigration);
+    try {
+      let pollEvery = 1;
+      for (;;) {
+        const info = await this.qmp.execute<MigrationInfo>('query-migrate');
+        if (info.status === 'completed') return info;
+        if (info.status === 'failed' || info.status === 'cancelled') {
+          throw new Error(`migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+        }
+        if (!this.alive) throw new Error(`migration: ${this.deadReason()}`);
+        if (Date.now() > deadline) throw new Error(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+        await Promise.race([sleep(pollEvery), new Promise<void>((r) => (wake = r))]);
+        wake = undefined;
+        pollEvery = Math.min(pollEvery * 2, 25);
+      }
+    } finally {
+      this.qmp.off('event:MIGRATION', onMigration);
+    }
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const grace = this.driver.stopGraceMs;
+    if (this.alive) {
+      let asked = false;
+      if (this.qmp?.isOpen) {
+        try {
+          await this.qmp.execute('quit', undefined, { timeoutMs: Math.min(grace, 1000) });
+          asked = true;
+        } catch {
+          // connection dropped while quitting, or QEMU is wedged: signals below
+        }
+      }
+      if (!asked && this.alive) this.proc.kill('SIGTERM');
+      const exitedInTime = await Promise.race([this.exited.then(() => true), sleep(grace).then(() => false)]);
+      if (!exitedInTime && this.alive) {
+        this.driver.log(`qemu ${this.vmId} (pid ${this.pid}) did not exit after ${grace} ms; SIGKILL`);
+        this.proc.kill('SIGKILL');
+      }
+      await this.exited;
+    }
+    this.qmp?.close();
+    this.channel?.close();
+    fs.rmSync(this.runDir, { recursive: true, force: true });
+  }
+
+  async memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }> {
+    if (!this.alive) throw new Error(`memoryUsage ${this.vmId}: ${this.deadReason()}`);
+    const text = await fs.promises.readFile(`/proc/${this.pid}/smaps_rollup`, 'utf8');
+    const field = (name: string) => {
+      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
+      return m ? Number(m[1]) : 0;
+    };
+    return { rssKiB: field('Rss'), pssKiB: field('Pss') };
+  }
+}
+
+export class QemuDriver implements RuntimeDriver {
+  readonly name = 'qemu' as const;
+  readonly binary: string;
+  readonly stopGraceMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly restoreTimeoutMs: number;
+  private readonly logFn: (msg: string) => void;
+  private readonly live = new Set<ChildProcess>();
+  private accelDecision: AccelDecision | undefined;
+
+  constructor(private readonly opts: QemuDriverOptions = {}) {
+    this.binary = opts.qemuBinary ?? DEFAULT_QEMU_BINARY;
+    this.logFn = opts.log ?? (() => undefined);
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    this.restoreTimeoutMs = opts.restoreTimeoutMs ?? 30_000;
+    this.stopGraceMs = opts.stopGraceMs ?? 1500;
+  }
+
+  log(msg: string): void {
+    this.logFn(msg);
+  }
+
+  /** Number of VMM processes this driver spawned that are still running. */
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  forget(p: ChildProcess): void {
+    this.live.delete(p);
+    allLiveVmms.delete(p);
+  }
+
+  private track(p: ChildProcess): void {
+    this.live.add(p);
+    allLiveVmms.add(p);
+    installExitHook();
+  }
+
+  /** Runs (or returns the cached) accelerator detection for `image`; stored for report(). */
+  async decideAccelerator(image: GuestImage): Promise<AccelDecision> {
+    // same default as the image cache: $FAASCELL_CACHE_DIR or ~/.cache/faascell
+    const a = this.opts.accel ?? { mode: 'auto' as const, cacheDir: process.env.FAASCELL_CACHE_DIR || path.join(os.homedir(), '.cache', 'faascell') };
+    this.accelDecision = await detectAccelerator({ image, cacheDir: a.cacheDir, mode: a.mode, log: this.logFn, qemuBinary: this.binary });
+    return this.accelDecision;
+  }
+
+  async boot(cfg: VmConfig): Promise<QemuVm> {
+    return this.launch(cfg, {});
+  }
+
+  async restore(cfg: VmConfig, snapshot: SnapshotFiles): Promise<QemuVm> {
+    for (const [what, p] of [
+      ['state file', snapshot.statePath],
+      ...(snapshot.kind === 'shared-memory' ? [['memory file', snapshot.memoryPath]] : []),
+    ] as Array<[string, string]>) {
+      if (!fs.existsSync(p)) throw new Error(`restore ${cfg.vmId}: snapshot ${what} ${p} does not exist`);
+    }
+    if (snapshot.kind === 'shared-memory') {
+      const size = fs.statSync(snapshot.memoryPath).size;
+      if (size !== cfg.memoryMiB * 1024 * 1024) {
+        throw new Error(`restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM has ${cfg.memoryMiB} MiB (snapshot taken with another VM shape?)`);
+      }
+    }
+    const opts: CmdlineOptions = { incoming: true };
+    // A private CoW mapping: a shared one would write the clone's changes into the snapshot.
+    if (snapshot.kind === 'shared-memory') opts.memory = { kind: 'file', path: snapshot.memoryPath, share: false };
+    return this.launch(cfg, opts, snapshot);
+  }
+
+  private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
+    const timings: DriverTimings = { start: Date.now() };
+    validateVmConfig(cfg);
+    const args = buildQemuArgs(cfg, cmdOpts);
+    const bin = resolveBinary(this.binary);
+    if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
+    fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
+    const files = runFiles(cfg.runDir);
+    // stale sockets from a crashed run would make connect() hit a dead socket
+    for (const f of [files.qmpSocket, files.channelSocket, files.pidFile]) fs.rmSync(f, { force: true });
+
+    let cmd = bin;
+    let argv = args;
+    if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
+      // taskset execs qemu (same pid), so every thread QEMU creates inherits the mask
+      const taskset = resolveBinary('taskset');
+      if (!taskset) throw new Error('cpuAffinity requested but taskset is not installed (apt-get install util-linux)');
+      cmd = taskset;
+      argv = ['-c', cfg.cpuAffinity.join(','), bin, ...args];
+    }
+    this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
+    const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
+    if (proc.pid === undefined) {
+      const err = await new Promise<Error>((r) => proc.once('error', r));
+      fs.rmSync(cfg.runDir, { recursive: true, force: true });
+      throw new Error(`cannot start ${bin}: ${err.message}`);
+    }
+    this.track(proc);
+    timings.vmmSpawned = Date.now();
+
+    try {
+      const abort = () => vm.deadReason();
+      const qmpP = QmpClient.connect(files.qmpSocket, { timeoutMs: this.connectTimeoutMs, abort }).then((q) => {
+        timings.qmpConnected = Date.now();
+        return q;
+      });
+      const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, { abort, log: this.logFn }).then((c) => {
+        timings.channelConnected = Date.now();
+        return c;
+      });
+      const [qr, cr] = await Promise.allSettled([qmpP, chanP]);
+      if (qr.status === 'fulfilled') vm.qmp = qr.value;
+      if (cr.status === 'fulfilled') vm.channel = cr.value;
+      if (qr.status === 'rejected') throw qr.reason;
+      if (cr.status === 'rejected') throw cr.reason;
+
+      if (snapshot) {
+        const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
+        if (snapshot.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+        await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+        await vm.qmp.execute('migrate-incoming', { uri: loadUri(snapshot.statePath) });
+        await vm.waitMigration(this.restoreTimeoutMs);
+        timings.stateLoaded = Date.now();
+        // Without -S QEMU autostarts after an incoming migration; cont makes it explicit either way.
+        const st = await vm.qmp.execute<{ running: boolean; status: string }>('query-status');
+        if (!st.running) await vm.qmp.execute('cont');
+        timings.resumed = Date.now();
+      }
+    } catch (e) {
+      // let QEMU finish writing its error, then tear everything down
+      await Promise.race([vm.exited, sleep(50)]);
+      const dead = vm.deadReason();
+      const diag = vm.diagnostics(!dead);
+      const copyDir = this.keepFailedRunDir(cfg.runDir);
+      await vm.stop();
+      const what = snapshot ? 'restore' : 'boot';
+      // If QEMU died, its own message is the real cause; the socket error is a consequence.
+      const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
+      throw new Error(`${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+        cause: e,
+      });
+    }
+    return vm;
+  }
+
+  /** Keeps console.log of a failed boot next to the run dir for diagnostics (runDir itself is removed). */
+  private keepFailedRunDir(runDir: string): string | undefined {
+    const log = runFiles(runDir).consoleLog;
+    try {
+      if (!fs.existsSync(log) || fs.statSync(log).size === 0) return undefined;
+      const dest = `${runDir.replace(/\/+$/, '')}.failed-console.log`;
+      fs.copyFileSync(log, dest);
+      return dest;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async report(): Promise<DriverReport> {
+    const problems: string[] = [];
+    const bin = resolveBinary(this.binary);
+    if (!bin) {
+      problems.push(`${this.binary} not found in PATH; install it with: ${QEMU_INSTALL_HINT}`);
+      return { runtime: 'qemu', available: false, problems };
+    }
+    const r: DriverReport = { runtime: 'qemu', available: true, binary: bin, problems };
+    try {
+      r.version = await qemuVersion(bin);
+    } catch (e) {
+      r.available = false;
+      problems.push(`${bin} --version failed: ${(e as Error).message}`);
+      return r;
+    }
+    const a = this.opts.accel;
+    try {
+      if (this.accelDecision) {
+        r.accelerator = this.accelDecision.accelerator;
+        r.acceleratorReason = this.accelDecision.reason + (this.accelDecision.cached ? ' (cached)' : '');
+      } else if (a && (a.image || a.mode !== 'auto')) {
+        const d = a.image
+          ? await this.decideAccelerator(a.image)
+          : await detectAccelerator({ image: undefined as unknown as GuestImage, cacheDir: a.cacheDir, mode: a.mode });
+        r.accelerator = d.accelerator;
+        r.acceleratorReason = d.reason + (d.cached ? ' (cached)' : '');
+      } else {
+        r.acceleratorReason = 'not determined yet: needs a built guest image to probe KVM';
+      }
+    } catch (e) {
+      problems.push(`accelerator: ${(e as Error).message}`);
+    }
+    return r;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Binary min-heap of (time, payload, tag) triples in parallel typed arrays: no
+ * per-event allocation. Ties are broken by insertion order (a sequence number)
+ * so runs are deterministic.
+ */
+export class EventHeap {
+  private time = new Float64Array(1024);
+  private seq = new Float64Array(1024);
+  private payload = new Int32Array(1024);
+  private tag = new Uint32Array(1024);
+  private n = 0;
+  private counter = 0;
+
+  get size(): number {
+    return this.n;
+  }
+
+  push(t: number, payload: number, tag: number): void {
+    if (this.n === this.time.length) this.grow();
+    let i = this.n++;
+    const s = this.counter++;
+    const time = this.time;
+    const seq = this.seq;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pt = time[p]!;
+      if (pt < t || (pt === t && seq[p]! < s)) break;
+      time[i] = pt;
+      seq[i] = seq[p]!;
+      this.payload[i] = this.payload[p]!;
+      this.tag[i] = this.tag[p]!;
+      i = p;
+    }
+    time[i] = t;
+    seq[i] = s;
+    this.payload[i] = payload;
+    this.tag[i] = tag;
+  }
+
+  /** Time of the earliest event (Infinity when empty). */
+  peekTime(): number {
+    return this.n > 0 ? this.time[0]! : Infinity;
+  }
+
+  // The popped event, valid until the next pop.
+  topTime = 0;
+  topPayload = 0;
+  topTag = 0;
+
+  /** Pops the earliest event into topTime/topPayload/topTag; false when empty. */
+  pop(): boolean {
+    if (this.n === 0) return false;
+    const time = this.time;
+    const seq = this.seq;
+    const payload = this.payload;
+    const tag = this.tag;
+    this.topTime = time[0]!;
+    this.topPayload = payload[0]!;
+    this.topTag = tag[0]!;
+    const last = --this.n;
+    if (last === 0) return true;
+    const t = time[last]!;
+    const s = seq[last]!;
+    const p = payload[last]!;
+    const g = tag[last]!;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= last) break;
+      const r = l + 1;
+      let c = l;
+      if (r < last && (time[r]! < time[l]! || (time[r] === time[l] && seq[r]! < seq[l]!))) c = r;
+      const ct = time[c]!;
+      if (t < ct || (t === ct && s < seq[c]!)) break;
+      time[i] = ct;
+      seq[i] = seq[c]!;
+      payload[i] = payload[c]!;
+      tag[i] = tag[c]!;
+      i = c;
+    }
+    time[i] = t;
+    seq[i] = s;
+    payload[i] = p;
+    tag[i] = g;
+    return true;
+  }
+
+  private grow(): void {
+    const cap = this.time.length * 2;
+    const t = new Float64Array(cap);
+    t.set(this.time);
+    this.time = t;
+    const s = new Float64Array(cap);
+    s.set(this.seq);
+    this.seq = s;
+    const p = new Int32Array(cap);
+    p.set(this.payload);
+    this.payload = p;
+    const g = new Uint32Array(cap);
+    g.set(this.tag);
+    this.tag = g;
+  }
+}

@@ -1,0 +1,53 @@
+import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
+
+/** Indices of the n most invoked functions (ties: lower index first). */
+export function topFunctions(trace: Trace, n: number): number[] {
+  return trace.functions
+    .map((f) => f.index)
+    .sort((a, b) => trace.functions[b]!.total - trace.functions[a]!.total || a - b)
+    .slice(0, n);
+}
+
+export interface SubsetOptions {
+  /** Function indices to keep (in the new order); default all. */
+  functions?: readonly number[];
+  fromSlot?: number;
+  /** Exclusive. */
+  toSlot?: number;
+}
+
+/** A new trace with only some functions (re-indexed) and/or a range of slots. */
+export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
+  const from = Math.max(0, opts.fromSlot ?? 0);
+  const to = Math.min(trace.nSlots, opts.toSlot ?? trace.nSlots);
+  const keep = opts.functions ?? trace.functions.map((f) => f.index);
+  const remap = new Int32Array(trace.functions.length).fill(-1);
+  keep.forEach((old, i) => {
+    remap[old] = i;
+  });
+  const b = new EntryBuilder();
+  const totals = new Float64Array(keep.length);
+  const nSlots = Math.max(0, to - from);
+  for (let s = from; s < to; s++) {
+    for (let e = trace.slotStart[s]!; e < trace.slotStart[s + 1]!; e++) {
+      const nf = remap[trace.entryFn[e]!]!;
+      if (nf < 0) continue;
+      const c = trace.entryCount[e]!;
+      b.push(s - from, nf, c);
+      totals[nf]! += c;
+    }
+  }
+  const functions: TraceFunction[] = keep.map((old, i) => ({ ...trace.functions[old]!, index: i, total: totals[i]! }));
+  const csr = b.toCsr(nSlots);
+  return {
+    format: trace.format,
+    source: trace.source,
+    slotMs: trace.slotMs,
+    nSlots,
+    functions,
+    totalInvocations: csr.total,
+    slotStart: csr.slotStart,
+    entryFn: csr.entryFn,
+    entryCount: csr.entryCount,
+  };
+}

@@ -1,0 +1,84 @@
+// In-memory form shared by every trace format: per-slot invocation counts in a
+// compressed (CSR, by slot) layout, expanded lazily into arrival times.
+
+export interface TraceFunction {
+  /** Index into Trace.functions (and the fn ids in arrivals). */
+  readonly index: number;
+  /** Unique name (Azure: HashFunction, deduplicated; FaaSRail: the row's name). */
+  readonly name: string;
+  /** Application (Azure: HashApp) or '' */
+  readonly app: string;
+  readonly owner: string;
+  readonly trigger: string;
+  /** Average execution time (ms) when the trace has it. */
+  readonly avgDurationMs: number | undefined;
+  /** Memory (MiB) when the trace has it. */
+  readonly memoryMiB: number | undefined;
+  /** Request params to send (FaaSRail specs). */
+  readonly request: unknown;
+  /** Invocations of this function over the whole trace. */
+  readonly total: number;
+}
+
+export interface Trace {
+  readonly format: 'azure' | 'faasrail';
+  readonly source: string;
+  readonly slotMs: number;
+  readonly nSlots: number;
+  readonly functions: readonly TraceFunction[];
+  readonly totalInvocations: number;
+  /** CSR by slot: the entries of slot s are [slotStart[s], slotStart[s+1]). */
+  readonly slotStart: Uint32Array;
+  readonly entryFn: Uint32Array;
+  readonly entryCount: Uint32Array;
+}
+
+export interface Arrival {
+  /** ms from the start of the trace */
+  timeMs: number;
+  fn: number;
+}
+
+/** Growable typed-array triple used while parsing. */
+export class EntryBuilder {
+  slot = new Uint32Array(1024);
+  fn = new Uint32Array(1024);
+  count = new Uint32Array(1024);
+  length = 0;
+
+  push(slot: number, fn: number, count: number): void {
+    if (this.length === this.slot.length) {
+      const grow = (a: Uint32Array<ArrayBuffer>): Uint32Array<ArrayBuffer> => {
+        const b = new Uint32Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.slot = grow(this.slot);
+      this.fn = grow(this.fn);
+      this.count = grow(this.count);
+    }
+    this.slot[this.length] = slot;
+    this.fn[this.length] = fn;
+    this.count[this.length] = count;
+    this.length++;
+  }
+
+  /** Counting sort by slot into the CSR layout. */
+  toCsr(nSlots: number): { slotStart: Uint32Array; entryFn: Uint32Array; entryCount: Uint32Array; total: number } {
+    const slotStart = new Uint32Array(nSlots + 1);
+    for (let i = 0; i < this.length; i++) slotStart[this.slot[i]! + 1]!++;
+    for (let s = 0; s < nSlots; s++) slotStart[s + 1]! += slotStart[s]!;
+    const cursor = slotStart.slice(0, nSlots);
+    const entryFn = new Uint32Array(this.length);
+    const entryCount = new Uint32Array(this.length);
+    let total = 0;
+    for (let i = 0; i < this.length; i++) {
+      const s = this.slot[i]!;
+      const at = cursor[s]!++;
+      entryFn[at] = this.fn[i]!;
+      entryCount[at] = this.count[i]!;
+      total += this.count[i]!;
+    }
+    return { slotStart, entryFn, entryCount, total };
+  }
+}

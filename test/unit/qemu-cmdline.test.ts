@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildQemuArgs, escapeOptValue, runFiles, VmConfigError } from '../../src/runtimes/qemu/cmdline.js';
+import type { VmConfig } from '../../src/runtimes/types.js';
+
+const image = {
+  version: 'v1',
+  dir: '/img',
+  kernelPath: '/img/vmlinux',
+  kernelKind: 'minimal' as const,
+  initrdPath: '/img/initrd.cpio.gz',
+  rootfsPath: '/img/rootfs.sqfs',
+  cmdline: 'console=ttyS0 reboot=t panic=-1 tsc_early_khz=2400000',
+  sizes: { kernelBytes: 1, initrdBytes: 1, rootfsBytes: 1 },
+};
+
+function cfg(over: Partial<VmConfig> = {}): VmConfig {
+  return { vmId: 'vm1', memoryMiB: 256, vcpus: 1, image, runDir: '/run/vm1', accelerator: 'tcg', memory: { kind: 'anonymous' }, ...over };
+}
+
+function after(args: string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i < 0 ? undefined : args[i + 1];
+}
+
+function allAfter(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag && args[i + 1] !== undefined ? [args[i + 1]!] : []));
+}
+
+void test('cold boot, anonymous memory, tcg', () => {
+  const a = buildQemuArgs(cfg({ extraCmdline: 'faascell.x=1' }));
+  assert.equal(after(a, '-M'), 'microvm,pit=on,pic=on,rtc=on');
+  assert.equal(after(a, '-accel'), 'tcg');
+  assert.equal(after(a, '-cpu'), 'max');
+  assert.equal(after(a, '-m'), '256');
+  assert.equal(after(a, '-smp'), '1');
+  for (const f of ['-nodefaults', '-no-user-config', '-no-reboot']) assert.ok(a.includes(f), f);
+  assert.equal(after(a, '-display'), 'none');
+  assert.equal(after(a, '-serial'), 'file:/run/vm1/console.log');
+  assert.equal(after(a, '-kernel'), '/img/vmlinux');
+  assert.equal(after(a, '-initrd'), '/img/initrd.cpio.gz');
+  assert.equal(after(a, '-append'), `${image.cmdline} faascell.x=1`);
+  assert.equal(after(a, '-qmp'), 'unix:/run/vm1/qmp.sock,server=on,wait=off');
+  assert.equal(after(a, '-chardev'), 'socket,id=agent,path=/run/vm1/channel.sock,server=on,wait=off');
+  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtconsole,chardev=agent', 'virtio-blk-device,drive=rootfs']);
+  assert.equal(after(a, '-drive'), 'file=/img/rootfs.sqfs,if=none,id=rootfs,format=raw,readonly=on');
+  assert.equal(after(a, '-pidfile'), '/run/vm1/qemu.pid');
+  assert.equal(a.includes('-incoming'), false);
+  assert.equal(a.includes('-object'), false);
+  assert.deepEqual(runFiles('/r'), { qmpSocket: '/r/qmp.sock', channelSocket: '/r/channel.sock', consoleLog: '/r/console.log', pidFile: '/r/qemu.pid' });
+});
+
+void test('kvm', () => {
+  const a = buildQemuArgs(cfg({ accelerator: 'kvm', vcpus: 2, memoryMiB: 512 }));
+  assert.equal(after(a, '-accel'), 'kvm');
+  assert.equal(after(a, '-cpu'), 'host');
+  assert.equal(after(a, '-smp'), '2');
+  assert.equal(after(a, '-m'), '512');
+});
+
+void test('file-backed memory (snapshot source) and restore', () => {
+  const src = buildQemuArgs(cfg({ memory: { kind: 'file', path: '/dev/shm/fn-mem', share: true } }));
+  assert.equal(after(src, '-M'), 'microvm,pit=on,pic=on,rtc=on,memory-backend=mem');
+  assert.equal(after(src, '-object'), 'memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/fn-mem,share=on');
+  const rst = buildQemuArgs(cfg(), { incoming: true, memory: { kind: 'file', path: '/dev/shm/fn-mem', share: false } });
+  assert.equal(after(rst, '-object'), 'memory-backend-file,id=mem,size=256M,mem-path=/dev/shm/fn-mem,share=off');
+  assert.equal(after(rst, '-incoming'), 'defer');
+  // everything but share= and -incoming is identical: the device layout must match the snapshot
+  const norm = (x: string[]) => x.filter((v) => v !== '-incoming' && v !== 'defer').map((v) => v.replace('share=off', 'share=on'));
+  assert.deepEqual(norm(rst), src);
+});
+
+void test('commas in option paths are doubled, serial path kept verbatim', () => {
+  assert.equal(escapeOptValue('a,b,,c'), 'a,,b,,,,c');
+  const a = buildQemuArgs(cfg({ runDir: '/run/a,b', memory: { kind: 'file', path: '/shm/x,y', share: true } }));
+  assert.equal(after(a, '-qmp'), 'unix:/run/a,,b/qmp.sock,server=on,wait=off');
+  assert.match(after(a, '-object')!, /mem-path=\/shm\/x,,y,share=on$/);
+  assert.equal(after(a, '-serial'), 'file:/run/a,b/console.log');
+});
+
+void test('probe mode: serial on stdio', () => {
+  assert.equal(after(buildQemuArgs(cfg(), { serial: 'stdio' }), '-serial'), 'stdio');
+});
+
+void test('validation', () => {
+  const bad: Array<[Partial<VmConfig>, RegExp]> = [
+    [{ memoryMiB: 0 }, /memoryMiB/],
+    [{ memoryMiB: 128.5 }, /memoryMiB/],
+    [{ memoryMiB: Number.NaN }, /memoryMiB/],
+    [{ vcpus: 0 }, /vcpus/],
+    [{ vcpus: 1.5 }, /vcpus/],
+    [{ vcpus: 1000 }, /vcpus/],
+    [{ vmId: 'a b' }, /vmId/],
+    [{ vmId: '' }, /vmId/],
+    [{ runDir: 'relative/dir' }, /runDir must be an absolute path/],
+    [{ accelerator: 'hvf' as 'kvm' }, /accelerator/],
+    [{ memory: { kind: 'file', path: 'x', share: true } }, /memory.path/],
+    [{ cpuAffinity: [-1] }, /cpuAffinity/],
+    [{ extraCmdline: 'a\nb' }, /single line/],
+    [{ image: { ...image, kernelPath: '' } }, /kernelPath is missing/],
+  ];
+  for (const [over, re] of bad) {
+    assert.throws(() => buildQemuArgs(cfg(over)), (e: unknown) => e instanceof VmConfigError && re.test(e.message), JSON.stringify(over));
+  }
+});
