@@ -361,6 +361,15 @@ export class QemuDriver implements RuntimeDriver {
       cmd = taskset;
       argv = ['-c', cfg.cpuAffinity.join(','), bin, ...args];
     }
+    // The kernel kills the VMM when the daemon dies, even by SIGKILL (no exit hook runs then):
+    // setpriv sets PR_SET_PDEATHSIG and execs, so the pid stays QEMU's own.
+    const setpriv = resolveBinary('setpriv');
+    if (setpriv) {
+      argv = ['--pdeathsig', 'KILL', '--', cmd, ...argv];
+      cmd = setpriv;
+    } else {
+      this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
+    }
     this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
     const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
