@@ -92,7 +92,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   });
   const policies = await createPolicies(cfg.policies, { baseDir: opts.baseDir ?? process.cwd() });
 
-  let fatal: ((err: Error) => void) | undefined;
+  let fatal: ((err: Error) => void) | undefined = undefined;
   const system = new ActorSystem(log, (f) => {
     log.error('actor failure escalated to the daemon', { actor: f.actor, err: errText(f.error) });
     fatal?.(new Error(`actor ${f.actor} failed: ${errText(f.error)}`));

@@ -56,7 +56,7 @@ export class Client {
 
   async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.raw(method, path, body);
-    if (r.status >= 400) throw new ApiError(r.status, (r.body ?? {}) as ApiError['body']);
+    if (r.status >= 400) throw new ApiError(r.status, (r.body ?? {}));
     return r.body as T;
   }
 

@@ -235,7 +235,7 @@ export class ActorSystem {
     const strategy = opts.supervision ?? { kind: 'restart', maxRestarts: 5, withinMs: 60_000 };
     const ref = new MailboxRef<M>(unique, actor, strategy, opts.onFailure ?? this.onFatal, log);
     actor.self = ref;
-    this.cells.push({ actor: actor as Actor<unknown>, ref: ref as MailboxRef<unknown> });
+    this.cells.push({ actor: actor, ref: ref });
     return ref;
   }
 

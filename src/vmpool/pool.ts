@@ -236,7 +236,7 @@ export class VmPool extends Actor<PoolMsg> {
     const id = `vm-${Date.now().toString(36)}${(++this.seq).toString(36).padStart(4, '0')}`;
     const slot = this.nextCpuSlot();
     const cpuAffinity = this.deps.config.pinVms && slot >= 0 ? [this.deps.config.cpus[slot]!] : undefined;
-    const worker = new Worker(id, 'pending', { ...this.deps.workerDeps, cpuAffinity }, this.self as ActorRef<InstanceEvent>);
+    const worker = new Worker(id, 'pending', { ...this.deps.workerDeps, cpuAffinity }, this.self);
     const ref = this.deps.system.spawn<WorkerMsg>(`worker-${id}`, worker, {
       supervision: { kind: 'restart', maxRestarts: 1, withinMs: 60_000 },
       onFailure: (f) => this.log.error('worker failed beyond restart', { vmId: id, err: errText(f.error) }),

@@ -48,10 +48,10 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
   const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FAASCELL_URL: '' } });
   let out = '';
   let logs = '';
-  proc.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start in 120 s:\n${logs.slice(-3000)}`)), 120_000);
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {

@@ -61,7 +61,7 @@ class FakeVm implements VmHandle {
             throw new Error('channel closed');
           }
           await sleep(b.runMs ?? 1);
-          if (p.throw) return { id: 0, ok: false, error: { kind: 'application', message: String(p.throw) }, logs: ['before throw'] };
+          if (p.throw) return { id: 0, ok: false, error: { kind: 'application', message: JSON.stringify(p.throw) }, logs: ['before throw'] };
           return { id: 0, ok: true, result: { echo: p, inited: this.inited }, logs: ['ran'], durationMs: b.runMs ?? 1 };
         }
         return { id: 0, ok: true };

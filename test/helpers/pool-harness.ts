@@ -31,7 +31,7 @@ export async function harness(opts: { behaviour?: FakeBehaviour; pool?: Partial<
   const db = openMemoryDb();
   const registry = new Registry(db, { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
   const driver = new FakeDriver(opts.behaviour);
-  const policies = await createPolicies((opts.policies ?? {}) as never, { baseDir: dir });
+  const policies = await createPolicies((opts.policies ?? {}), { baseDir: dir });
   const perf = sys.spawn<PerfMsg>('perf', new PerfManager(db, 1000));
   const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
   const config: PoolConfig = { memoryBudgetMiB: 4096, lowWatermark: 0.8, highWatermark: 0.95, cpus: [0, 1], pinVms: false, maxConcurrentInvocations: 64, maxQueueLength: 100, maxQueueDelayMs: 5000, snapshotsEnabled: false, ...opts.pool };

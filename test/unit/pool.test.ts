@@ -86,10 +86,10 @@ test('admission: a full queue answers 429, a long wait 503, and nothing admitted
     await sleep(5);
     const third = await h.invoke('f'); // queue full
     assert.equal(third.error?.status, 429);
-    assert.match(third.error!.message, /maxQueueLength/);
+    assert.match(third.error.message, /maxQueueLength/);
     const s = await second;
     assert.equal(s.error?.status, 503);
-    assert.match(s.error!.message, /maxQueueDelayMs/);
+    assert.match(s.error.message, /maxQueueDelayMs/);
     assert.equal((await first).error, undefined);
   } finally {
     await h.close();
@@ -154,7 +154,7 @@ test('a failed boot fails the waiting request with vm_error instead of hanging',
     deploy(h, 'f');
     const r = await h.invoke('f');
     assert.equal(r.error?.code, 'vm_error');
-    assert.match(r.error!.message, /could not start/);
+    assert.match(r.error.message, /could not start/);
   } finally {
     await h.close();
   }
