@@ -6,6 +6,48 @@ import path from 'node:path';
 const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).filter((x) => x > 0);
 
 export function registerExtraCommands(p: Command): void {
+  p.command('simulate')
+    .description('discrete-event simulation of one node running the real policy objects over a trace')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
+    .option('--format <format>', 'azure | faasrail', 'azure')
+    .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
+    .option('--memory-mib <n>', 'node memory budget (default unlimited)')
+    .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
+    .option('--config <file>', "take the policies from a daemon config file")
+    .option('--day <dNN>', 'Azure day')
+    .option('--duration-s <s>', 'simulate only the first S seconds')
+    .option('--top-functions <n>', 'keep only the N most invoked functions')
+    .option('--time-scale <x>', 'multiply trace time (0.5 = twice as dense)')
+    .option('--max-instances <n>', 'per-function instance limit')
+    .option('--seed <n>')
+    .option('--json', 'one JSON object on stdout')
+    .action(async (o: Record<string, string | boolean | undefined>) => {
+      const { runSimulateCommand } = await import('../sim/cli.js');
+      await runSimulateCommand(o as unknown as Parameters<typeof runSimulateCommand>[0]);
+    });
+
+  p.command('replay')
+    .description('open-loop load generator: replays a trace against a running daemon')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
+    .option('--format <format>', 'azure | faasrail', 'azure')
+    .option('--map <pairs>', 'traceFn=deployedFn,…')
+    .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
+    .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
+    .option('--compress <factor>', 'trace seconds per replay second', '1')
+    .option('--duration <s>', 'stop scheduling after S seconds of replay time')
+    .option('--from <s>', 'skip the first S seconds of the trace')
+    .option('--max-inflight <n>', 'safety valve on outstanding requests (counted when hit)')
+    .option('--timeout-ms <n>', 'per-request client timeout')
+    .option('--out <file>', 'one JSON record per request (JSONL)')
+    .option('--day <dNN>')
+    .option('--seed <n>')
+    .option('--json', 'print the summary as JSON')
+    .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const { runReplayCommand } = await import('../replay/replay.js');
+      const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
+      await runReplayCommand({ ...(o as unknown as Parameters<typeof runReplayCommand>[0]), url: g.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080', token: g.token ?? process.env.FAASCELL_TOKEN });
+    });
+
   p.command('bench')
     .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), or all')
     .argument('[which]', 'startup | snapshots | all', 'all')
