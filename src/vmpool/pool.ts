@@ -171,7 +171,12 @@ export class VmPool extends Actor<PoolMsg> {
     this.defs.set(fn.name, fn);
     this.deps.policies.keepAliveFor(fn.name).onInvocation(this.fnView(fn), Date.now());
     const q = this.queue(fn.name);
-    if (q.length >= this.deps.config.maxQueueLength && !this.hasIdle(fn)) {
+    // Only requests beyond what the function's free instance slots (idle, starting or
+    // still startable) will serve count as queued; a request waiting for its own cold
+    // start is not queued behind anybody.
+    const busy = [...this.insts.values()].filter((i) => i.fn === fn.name && i.state === 'busy').length;
+    const queuedBeyond = q.length - Math.max(0, fn.maxInstances - busy);
+    if (queuedBeyond >= this.deps.config.maxQueueLength && !this.hasIdle(fn)) {
       this.counters.rejectedQueueFull++;
       return reply.reject(new FaasError('too_many_requests', `function ${fn.name}: ${q.length} requests already queued (admission.maxQueueLength ${this.deps.config.maxQueueLength})`));
     }
