@@ -24,7 +24,7 @@ export const FUNCTIONS: Fn[] = [
 export interface SnapshotBenchResult {
   machine: Record<string, string | number>;
   accelerator: string;
-  rows: Array<{ fn: string; memoryMiB: number; cold: Summary; warm: Summary; restore: Record<string, Summary>; ratio: number; snapshotMiB: number }>;
+  rows: Array<{ fn: string; memoryMiB: number; cold: Summary; warm: Summary; restore: Record<string, Summary>; ratio: number; snapshotMiB: number; copyRamMs: number }>;
   density: Array<{ n: number; allAnsweredMs: number; restores: number; pssPerCloneMiB: number; rssPerCloneMiB: number; failures: number }>;
 }
 
@@ -88,16 +88,18 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
   }
 
   // 2. restores per tier (and prefetch on the disk tier), warm calls
-  const variants: Array<{ label: string; tier: string; prefetch: boolean; dropCache: boolean }> = [
+  const variants: Array<{ label: string; tier: string; prefetch: boolean; dropCache: boolean; kind?: 'full-stream' }> = [
     { label: 'shm', tier: 'shm', prefetch: false, dropCache: false },
+    { label: 'shm full-stream', tier: 'shm', prefetch: false, dropCache: false, kind: 'full-stream' },
     { label: 'disk (page cache dropped)', tier: 'disk', prefetch: false, dropCache: true },
     { label: 'disk (dropped) + prefetch', tier: 'disk', prefetch: true, dropCache: true },
   ];
+  const copyMs = new Map<string, number>();
   const restoreBy = new Map<string, Record<string, Summary>>();
   const warmBy = new Map<string, Summary>();
   const sizeBy = new Map<string, number>();
   for (const v of variants) {
-    const b = await benchDaemon({ policies: { placement: { policy: 'fixed', tier: v.tier } }, snapshots: { prefetch: v.prefetch } });
+    const b = await benchDaemon({ policies: { placement: { policy: 'fixed', tier: v.tier } }, snapshots: { prefetch: v.prefetch, ...(v.kind ? { kind: v.kind } : {}) } });
     const tierDir = v.tier === 'disk' ? path.join(b.dir, 'disk-tier') : `/dev/shm/fc-bench-${path.basename(b.dir)}`;
     try {
       for (const f of FUNCTIONS) {
@@ -118,7 +120,15 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
           for (let i = 0; i < opts.warmRuns; i++) w.push((await timedInvoke(b.client, f.name, f.params)).ms);
           warmBy.set(f.name, summarize(w));
           const st = await b.client.call<{ snapshots: Array<{ function: string; sizeBytes: number }> }>('GET', '/v1/status');
-          sizeBy.set(f.name, (st.snapshots.find((s) => s.function === f.name)?.sizeBytes ?? 0) / 1048576);
+          const snap = st.snapshots.find((s) => s.function === f.name) as { sizeBytes: number; dir: string } | undefined;
+          sizeBy.set(f.name, (snap?.sizeBytes ?? 0) / 1048576);
+          // the "copied RAM file" alternative: every restore would first copy the RAM file (then map it shared)
+          if (snap) {
+            const t0 = performance.now();
+            execFileSync('cp', ['--sparse=always', path.join(snap.dir, 'mem'), path.join(snap.dir, 'mem.copy')]);
+            copyMs.set(f.name, performance.now() - t0);
+            execFileSync('rm', ['-f', path.join(snap.dir, 'mem.copy')]);
+          }
         }
         await evictAndWait(b.client, f.name);
       }
@@ -129,7 +139,7 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
   for (const f of FUNCTIONS) {
     const cold = summarize(colds.get(f.name) ?? []);
     const restore = restoreBy.get(f.name) ?? {};
-    rows.push({ fn: f.name, memoryMiB: f.memoryMiB, cold, warm: warmBy.get(f.name)!, restore, ratio: (restore.shm?.median ?? NaN) / cold.median, snapshotMiB: sizeBy.get(f.name) ?? NaN });
+    rows.push({ fn: f.name, memoryMiB: f.memoryMiB, cold, warm: warmBy.get(f.name)!, restore, ratio: (restore.shm?.median ?? NaN) / cold.median, snapshotMiB: sizeBy.get(f.name) ?? NaN, copyRamMs: copyMs.get(f.name) ?? NaN });
   }
 
   // 3. density: N clones of one snapshot at once
@@ -168,9 +178,9 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
 
 export function formatSnapshots(r: SnapshotBenchResult): string {
   const labels = [...new Set(r.rows.flatMap((x) => Object.keys(x.restore)))];
-  const head = ['function', 'guest', 'cold median/p99', ...labels.map((l) => `restore ${l} median/p99`), 'warm median/p99', 'restore(shm)/cold', 'snapshot on disk'];
+  const head = ['function', 'guest', 'cold median/p99', ...labels.map((l) => `restore ${l} median/p99`), 'warm median/p99', 'restore(shm)/cold', 'RAM file (allocated)', 'copying it'];
   const mp = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)}` : '-');
-  const rows = r.rows.map((x) => [x.fn, `${x.memoryMiB} MiB`, mp(x.cold), ...labels.map((l) => mp(x.restore[l])), mp(x.warm), `1/${(1 / x.ratio).toFixed(0)}`, `${x.snapshotMiB.toFixed(0)} MiB`]);
+  const rows = r.rows.map((x) => [x.fn, `${x.memoryMiB} MiB`, mp(x.cold), ...labels.map((l) => mp(x.restore[l])), mp(x.warm), `1/${(1 / x.ratio).toFixed(0)}`, `${x.snapshotMiB.toFixed(0)} MiB`, ms(x.copyRamMs)]);
   const out = [`machine: ${JSON.stringify(r.machine)}`, `accelerator: ${r.accelerator}`, '', table(head, rows)];
   if (r.density.length) {
     out.push('', table(['clones at once', 'all answered', 'restored', 'failures', 'PSS per clone', 'RSS per clone'], r.density.map((d) => [d.n, ms(d.allAnsweredMs), d.restores, d.failures, `${d.pssPerCloneMiB.toFixed(1)} MiB`, `${d.rssPerCloneMiB.toFixed(1)} MiB`])));
