@@ -19,6 +19,9 @@ export function registerExtraCommands(p: Command): void {
     .option('--top-functions <n>', 'keep only the N most invoked functions')
     .option('--time-scale <x>', 'multiply trace time (0.5 = twice as dense)')
     .option('--max-instances <n>', 'per-function instance limit')
+    .option('--max-queue-delay-ms <n>', 'a request waiting longer for memory is dropped (counted)')
+    .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
+    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -40,6 +43,8 @@ export function registerExtraCommands(p: Command): void {
     .option('--timeout-ms <n>', 'per-request client timeout')
     .option('--out <file>', 'one JSON record per request (JSONL)')
     .option('--day <dNN>')
+    .option('--spread <how>', 'arrivals within a slot: even | random (seeded)')
+    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
     .option('--seed <n>')
     .option('--json', 'print the summary as JSON')
     .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {

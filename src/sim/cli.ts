@@ -47,7 +47,7 @@ function num(v: number | string | undefined, what: string): number | undefined {
 async function readPoliciesFromConfig(file: string): Promise<PoliciesConfigInput> {
   const text = await readFile(file, 'utf8');
   const doc = (/\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown> | null;
-  return (doc?.policies ?? {}) as PoliciesConfigInput;
+  return (doc?.policies ?? {});
 }
 
 export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
@@ -66,7 +66,7 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
   }
   const seed = num(opts.seed, 'seed');
   if (seed !== undefined) cfg.seed = seed;
-  const policies = await createPolicies(cfg as PoliciesConfigInput, { baseDir });
+  const policies = await createPolicies(cfg, { baseDir });
   const trace = await loadTrace(opts.trace, opts.format ?? 'azure', {
     day: opts.day,
     topFunctions: num(opts.topFunctions, 'top-functions'),

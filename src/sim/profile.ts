@@ -15,6 +15,8 @@ const costsSchema = z
     restoreMsByTier: z.record(z.number().nonnegative()),
     /** Snapshot size on its tier (MiB); default the function's memory. */
     snapshotMiB: z.number().nonnegative(),
+    /** Instance cap of the function (the deployed maxInstances); default: the simulation's option. */
+    maxInstances: z.number().int().positive(),
   })
   .partial();
 
@@ -35,7 +37,7 @@ export const profileSchema = z.object({
     .array(
       z.object({ name: z.string(), latencyRank: z.number().int().nonnegative(), capacityMiB: z.number().nonnegative().default(0) }),
     )
-    .default([{ name: 'mem', latencyRank: 0, capacityMiB: 0 }]),
+    .default([{ name: 'shm', latencyRank: 0, capacityMiB: 0 }]),
   notes: z.unknown().optional(),
 });
 
@@ -49,12 +51,17 @@ export interface FunctionCosts {
   runMs: number;
   memoryMiB: number;
   snapshotMiB: number;
+  maxInstances: number | undefined;
 }
 
 /** Built-in fallback: the numbers of bench/profiles/tcg-default.json. */
 export const DEFAULT_PROFILE: Profile = profileSchema.parse({
   accelerator: 'tcg',
-  defaults: { coldMs: 3300, restoreMs: 170, warmMs: 5, runMs: 1000, memoryMiB: 256 },
+  defaults: { coldMs: 3300, restoreMs: 170, warmMs: 5, runMs: 1000, memoryMiB: 256, restoreMsByTier: { shm: 170, disk: 320 } },
+  tiers: [
+    { name: 'shm', latencyRank: 0, capacityMiB: 4096 },
+    { name: 'disk', latencyRank: 1, capacityMiB: 20480 },
+  ],
 });
 
 export async function loadProfile(file: string | undefined): Promise<Profile> {
@@ -64,7 +71,31 @@ export async function loadProfile(file: string | undefined): Promise<Profile> {
     const i = parsed.error.issues[0];
     throw new Error(`${file}: bad profile: ${i?.path.join('.')}: ${i?.message}`);
   }
-  return parsed.data;
+  return withTierDefaults(parsed.data);
+}
+
+/**
+ * A benchmark profile measures per-tier restores for its own test functions
+ * only; trace functions use the defaults, so per-tier defaults missing there
+ * are filled with the median over the profiled functions.
+ */
+export function withTierDefaults(p: Profile): Profile {
+  const byTier = new Map<string, number[]>();
+  for (const f of Object.values(p.functions)) {
+    for (const [t, ms] of Object.entries(f.restoreMsByTier ?? {})) {
+      if (!byTier.has(t)) byTier.set(t, []);
+      byTier.get(t)!.push(ms);
+    }
+  }
+  const have = p.defaults.restoreMsByTier ?? {};
+  const fill: Record<string, number> = {};
+  for (const [t, xs] of byTier) {
+    if (have[t] !== undefined) continue;
+    xs.sort((a, b) => a - b);
+    fill[t] = xs[Math.floor(xs.length / 2)]!;
+  }
+  if (Object.keys(fill).length === 0) return p;
+  return { ...p, defaults: { ...p.defaults, restoreMsByTier: { ...fill, ...have } } };
 }
 
 /**
@@ -87,6 +118,7 @@ export function functionCosts(
     runMs: f.runMs ?? trace.avgDurationMs ?? d.runMs ?? 1000,
     memoryMiB: f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
     snapshotMiB: f.snapshotMiB ?? d.snapshotMiB ?? f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
+    maxInstances: f.maxInstances ?? d.maxInstances,
   };
 }
 

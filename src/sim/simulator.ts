@@ -7,7 +7,9 @@ import type {
   EvictionContext,
   FunctionView,
   InstanceView,
+  KeepAlivePolicy,
   PlacementStats,
+  SelectionPolicy,
   TierView,
 } from '../policies/types.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
@@ -23,7 +25,7 @@ export interface SimulationOptions {
   profile: Profile;
   /** Memory budget for instances (MiB); Infinity = unlimited. */
   memoryMiB: number;
-  /** Per-function instance cap (default unlimited). */
+  /** Instance cap per function unless its profile entry (or the profile defaults) set maxInstances; default unlimited. */
   maxInstancesPerFunction?: number;
   /** A queued request waiting longer than this is dropped (default 60 s). */
   maxQueueDelayMs?: number;
@@ -55,6 +57,8 @@ export interface SimulationResult {
   restores: number;
   coldStarts: number;
   dropped: number;
+  /** Functions with a snapshot at the end. */
+  snapshots: number;
   coldStartFraction: number;
   restoreFraction: number;
   warmFraction: number;
@@ -101,6 +105,7 @@ class FnState {
   keepWarm = false;
   restores = 0;
   prewarmKeepMs = 0;
+  maxInst = Infinity;
 
   constructor(
     readonly index: number,
@@ -132,7 +137,6 @@ class SimInstance implements InstanceView {
   lastUsedAt = 0;
   invocations = 0;
   readonly cpuSlot = -1;
-  gen = 0;
   idleSince = 0;
   fnIdlePos = -1;
   globalIdlePos = -1;
@@ -145,6 +149,12 @@ class SimInstance implements InstanceView {
   evKey = 0;
   seq = 0;
   heapPos = -1;
+  /** When keep-alive stops it (idle only). */
+  expireAt = Infinity;
+  /** Time of its one armed EXPIRE event (Infinity: none); later renewals re-arm lazily. */
+  armedAt = Infinity;
+  /** Incremented when stopped, so events of a previous life of a pooled object are ignored. */
+  life = 0;
 
   constructor(readonly idx: number) {}
 
@@ -161,6 +171,9 @@ export class Simulator {
   private readonly globalIdle: SimInstance[] = [];
   private readonly idleIndex = new IdleHeap<SimInstance>();
   private readonly fast: boolean;
+  // Hot-path references (avoid re-walking this.o.policies per event).
+  private readonly ka: KeepAlivePolicy;
+  private readonly sel: SelectionPolicy;
   private idleMem = 0;
   private readonly memWait: FnState[] = [];
   private readonly hist = new LatencyHistogram();
@@ -182,7 +195,10 @@ export class Simulator {
     this.tiers = profileTiers(o.profile);
     this.budget = o.memoryMiB > 0 ? o.memoryMiB : Infinity;
     this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : Infinity;
+    for (const f of this.fns) f.maxInst = f.costs.maxInstances ?? this.maxInst;
     this.maxQueueDelay = o.maxQueueDelayMs ?? 60_000;
+    this.ka = o.policies.keepAlive;
+    this.sel = o.policies.selection;
     this.fast = !o.exactEviction && typeof o.policies.eviction.orderKey === 'function';
     this.evCtx = {
       now: 0,
@@ -254,6 +270,7 @@ export class Simulator {
       restores: s.restores,
       coldStarts: s.cold,
       dropped: s.dropped,
+      snapshots: this.fns.filter((f) => f.snapshotTier !== null).length,
       coldStartFraction: frac(s.cold),
       restoreFraction: frac(s.restores),
       warmFraction: frac(s.warm),
@@ -289,9 +306,14 @@ export class Simulator {
       this.finish(this.pool[idx]!, now);
     } else if (kind === K_EXPIRE) {
       const inst = this.pool[idx]!;
-      if (inst.gen === tag && inst.state === 'idle') {
+      if (inst.life !== tag || inst.armedAt !== now) return; // stale
+      inst.armedAt = Infinity;
+      if (inst.state !== 'idle') return; // re-armed when it is idle again
+      if (now >= inst.expireAt) {
         this.s.expirations++;
         this.stop(inst, now, false);
+      } else if (Number.isFinite(inst.expireAt)) {
+        this.arm(inst, inst.expireAt);
       }
     } else if (kind === K_READY) {
       this.ready(this.pool[idx]!, now);
@@ -304,7 +326,7 @@ export class Simulator {
 
   private arrival(f: FnState, t: number): void {
     this.s.invocations++;
-    this.o.policies.keepAlive.onInvocation(f.view, t);
+    this.ka.onInvocation(f.view, t);
     if (f.queued > 0) {
       f.queue.push(t);
       return;
@@ -322,12 +344,12 @@ export class Simulator {
 
   private pickIdle(f: FnState, now: number): SimInstance {
     if (f.idle.length === 1) return f.idle[0]!;
-    return this.o.policies.selection.select(f.idle, now) as SimInstance;
+    return this.sel.select(f.idle, now) as SimInstance;
   }
 
   /** 0 started, 1 at the function's instance cap, 2 no memory. */
   private tryStart(f: FnState, arrival: number, now: number): number {
-    if (f.live >= this.maxInst) return 1;
+    if (f.live >= f.maxInst) return 1;
     const mem = f.costs.memoryMiB;
     if (!this.admit(mem, now, true)) {
       if (!f.inMemWait) {
@@ -368,7 +390,10 @@ export class Simulator {
     const d = this.o.policies.placement.place(f.view, this.tiers, stats);
     if (d.action === 'snapshot') {
       const tier = this.tiers.find((t) => t.name === d.tier);
-      if (tier) (tier as { usedBytes: number }).usedBytes += c.snapshotMiB * 1048576;
+      const bytes = c.snapshotMiB * 1048576;
+      // A snapshot that does not fit its tier is not kept (the next cold start asks again).
+      if (tier && tier.capacityBytes > 0 && tier.usedBytes + bytes > tier.capacityBytes) return;
+      if (tier) (tier as { usedBytes: number }).usedBytes += bytes;
       f.snapshotTier = d.tier;
       f.restoreMs = c.restoreMsByTier[d.tier] ?? c.restoreMs;
       // The snapshot exists once the cold start it is taken from has finished booting.
@@ -429,7 +454,7 @@ export class Simulator {
     const f = inst.f;
     inst.state = 'idle';
     inst.lastUsedAt = now;
-    const d = this.o.policies.keepAlive.onIdle(inst, f.view, now);
+    const d = this.ka.onIdle(inst, f.view, now);
     let keep = d.keepWarmMs;
     if (f.keepWarm) keep = Infinity;
     else if (d.prewarmAfterMs !== undefined && d.prewarmAfterMs > 0) {
@@ -459,8 +484,15 @@ export class Simulator {
       inst.evKey = this.o.policies.eviction.orderKey!(inst, this.evCtx);
       this.idleIndex.push(inst);
     }
-    if (Number.isFinite(keepMs)) this.heap.push(now + keepMs, (inst.idx << 2) | K_EXPIRE, inst.gen);
+    inst.expireAt = now + keepMs;
+    // One armed event per instance: an earlier armed one re-arms itself when it fires.
+    if (Number.isFinite(keepMs) && inst.armedAt > inst.expireAt) this.arm(inst, inst.expireAt);
     if (this.memWait.length > 0) this.needDrain = true;
+  }
+
+  private arm(inst: SimInstance, at: number): void {
+    inst.armedAt = at;
+    this.heap.push(at, (inst.idx << 2) | K_EXPIRE, inst.life);
   }
 
   private leaveIdle(inst: SimInstance, now: number): void {
@@ -482,16 +514,16 @@ export class Simulator {
     inst.globalIdlePos = -1;
     this.idleMem -= inst.memoryMiB;
     if (this.fast) this.idleIndex.remove(inst);
-    inst.gen = (inst.gen + 1) >>> 0;
   }
 
   private stop(inst: SimInstance, now: number, evicted: boolean): void {
     if (inst.state === 'idle' && inst.fnIdlePos >= 0) this.leaveIdle(inst, now);
     const f = inst.f;
-    if (evicted) this.o.policies.keepAlive.onEvict?.(inst, f.view, now);
-    else this.o.policies.keepAlive.onStop?.(inst, f.view, now);
+    if (evicted) this.ka.onEvict?.(inst, f.view, now);
+    else this.ka.onStop?.(inst, f.view, now);
     inst.state = 'stopping';
-    inst.gen = (inst.gen + 1) >>> 0;
+    inst.life = (inst.life + 1) >>> 0;
+    inst.armedAt = Infinity;
     f.live--;
     this.used -= inst.memoryMiB;
     this.free.push(inst);
@@ -553,7 +585,7 @@ export class Simulator {
   // ---- pre-warming ----
 
   private prewarm(f: FnState, now: number): void {
-    if (f.idle.length > 0 || f.prewarming.length > 0 || f.live >= this.maxInst || f.queued > 0) return;
+    if (f.idle.length > 0 || f.prewarming.length > 0 || f.live >= f.maxInst || f.queued > 0) return;
     // Speculative: never evicts anyone.
     if (!this.admit(f.costs.memoryMiB, now, false)) return;
     const inst = this.newInstance(f, now);

@@ -16,6 +16,10 @@ export interface GenerateOptions {
   seed?: number;
   /** Log10 range of the mean rate per slot (default [-2.7, 2]). */
   log10Rate?: [number, number];
+  /** Log-normal execution times: median (ms, default 250), sigma (default 1.3), cap (ms, default 60 000). */
+  durationMedianMs?: number;
+  durationSigma?: number;
+  maxDurationMs?: number;
 }
 
 export interface SyntheticFunction {
@@ -112,7 +116,7 @@ export function synthesize(opts: GenerateOptions = {}, hashLen = 16): SyntheticF
       app,
       name: hex(rng, hashLen),
       kind,
-      avgDurationMs: Math.round(Math.min(60_000, Math.max(2, lognormal(rng, 250, 1.3)))),
+      avgDurationMs: Math.round(Math.min(opts.maxDurationMs ?? 60_000, Math.max(2, lognormal(rng, opts.durationMedianMs ?? 250, opts.durationSigma ?? 1.3)))),
       appMemoryMb: appMem,
       counts,
     });

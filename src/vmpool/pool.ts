@@ -55,6 +55,8 @@ interface Inst {
   timer?: NodeJS.Timeout;
   /** set for pre-warmed instances: how long to keep them once ready */
   prewarmKeepMs?: number;
+  /** stopped under memory pressure (the keep-alive policy heard onEvict, not onStop) */
+  evicted?: boolean;
 }
 
 interface Waiter {
@@ -330,6 +332,8 @@ export class VmPool extends Actor<PoolMsg> {
     }
     if (to === 'gone') {
       this.clearIdleTimer(inst);
+      // every other end (TTL, pre-warm unload, crash, timeout, delete, update) is an onStop
+      if (!inst.evicted && inst.invocations > 0) this.deps.policies.keepAliveFor(inst.fn).onStop?.(this.view(inst), this.fnView(this.defs.get(inst.fn)), Date.now());
       this.insts.delete(inst.id);
       void this.deps.system.stop(inst.ref).catch(() => undefined);
       // memory and an instance slot were freed: serve whoever waits
@@ -414,6 +418,7 @@ export class VmPool extends Actor<PoolMsg> {
       const inst = this.insts.get(v.id);
       if (!inst || inst.state !== 'idle') continue;
       this.deps.policies.keepAliveFor(inst.fn).onEvict?.(v, this.fnView(this.defs.get(inst.fn)), Date.now());
+      inst.evicted = true;
       this.counters.evictedMemory++;
       this.stopInst(inst, 'evicted: memory pressure');
     }

@@ -215,6 +215,9 @@ void test('placement: fixed', () => {
   assert.equal((new FixedPlacement({ tier: 'nvme' }).place(fnv('f'), tiers) as { tier: string }).tier, 'mem');
   assert.equal(new FixedPlacement({ action: 'cold' }).place(fnv('f'), tiers).action, 'cold');
   assert.equal(new FixedPlacement().place(fnv('f'), []).action, 'cold');
+  const memFull = tiers.map((t) => (t.name === 'mem' ? { ...t, capacityBytes: 10, usedBytes: 10 } : t));
+  assert.equal((new FixedPlacement().place(fnv('f'), memFull) as { tier: string }).tier, 'ssd');
+  assert.equal((new FixedPlacement({ tier: 'mem' }).place(fnv('f'), memFull) as { tier: string }).tier, 'mem');
 });
 
 void test('placement: slowdown-static table', () => {

@@ -1,8 +1,8 @@
 import type { FunctionView, PlacementDecision, PlacementPolicy, PlacementStats, TierView } from '../types.js';
-import { byRank } from './rule.js';
+import { byRank, isFull } from './rule.js';
 
 export interface FixedPlacementOptions {
-  /** Tier every snapshot goes to (default: the fastest tier the node has). */
+  /** Tier every snapshot goes to (default: the fastest tier that is not full). */
   tier?: string;
   /** 'snapshot' (default); 'cold' never keeps snapshots; 'keep-warm' relies on warm instances only. */
   action?: 'snapshot' | 'cold' | 'keep-warm';
@@ -21,8 +21,10 @@ export class FixedPlacement implements PlacementPolicy {
     if (want !== undefined && (tiers.length === 0 || tiers.some((t) => t.name === want))) {
       return { action: 'snapshot', tier: want, reason: `fixed tier ${want}` };
     }
-    const fastest = byRank(tiers)[0];
-    if (!fastest) return { action: 'cold', reason: 'fixed: the node has no snapshot tier' };
+    const ranked = byRank(tiers);
+    if (ranked.length === 0) return { action: 'cold', reason: 'fixed: the node has no snapshot tier' };
+    const fastest = want === undefined ? ranked.find((t) => !isFull(t)) : ranked[0]!;
+    if (!fastest) return { action: 'cold', reason: 'fixed: every snapshot tier is full' };
     return {
       action: 'snapshot',
       tier: fastest.name,

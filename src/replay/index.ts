@@ -1,0 +1,2 @@
+export * from './replay.js';
+export * from './mapping.js';
