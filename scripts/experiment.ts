@@ -32,6 +32,10 @@ interface Args {
   realSeconds: number;
   compress: number;
   realFunctions: number;
+  /** --real without --url: start a private daemon per keep-alive policy (in this process) */
+  selfDaemon: boolean;
+  realPolicies: string[];
+  realMemoryMiB: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -46,6 +50,9 @@ function parseArgs(argv: string[]): Args {
     realSeconds: 120,
     compress: 10,
     realFunctions: 4,
+    selfDaemon: true,
+    realPolicies: ['fixed', 'greedy-dual', 'hybrid-histogram'],
+    realMemoryMiB: 768,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -56,7 +63,11 @@ function parseArgs(argv: string[]): Args {
     };
     if (k === '--out') a.out = v();
     else if (k === '--real') a.real = true;
-    else if (k === '--url') a.url = v();
+    else if (k === '--url') {
+      a.url = v();
+      a.selfDaemon = false;
+    } else if (k === '--real-policies') a.realPolicies = v().split(',');
+    else if (k === '--real-memory-mib') a.realMemoryMiB = Number(v());
     else if (k === '--token') a.token = v();
     else if (k === '--config') a.config = v();
     else if (k === '--profile') a.profile = v();
@@ -67,7 +78,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--compress') a.compress = Number(v());
     else if (k === '--real-functions') a.realFunctions = Number(v());
     else if (k === '--help' || k === '-h') {
-      console.log('npx tsx scripts/experiment.ts [--out DIR] [--functions N] [--seed S] [--budgets 8,16,32] [--profile F] [--real --url URL [--token T] [--config daemon.yaml] [--real-seconds 120] [--compress 10] [--real-functions 4]]');
+      console.log('npx tsx scripts/experiment.ts [--out DIR] [--functions N] [--seed S] [--budgets 8,16,32] [--profile F] [--real [--real-policies fixed,greedy-dual,hybrid-histogram] [--real-memory-mib 768] | --real --url URL [--token T] [--config daemon.yaml]] [--real-seconds 120] [--compress 10] [--real-functions 4]');
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
   }
@@ -365,10 +376,28 @@ async function main(): Promise<void> {
   writeFileSync(path.join(a.out, 'coldstart-vs-memory.svg'), svgPlot(rows, `Cold-start fraction vs memory (${trace.functions.length} functions, 24 h, no snapshots)`));
 
   let realMd = '';
-  if (a.real) {
+  if (a.real && !a.selfDaemon) {
     const r = await realRun(a, trace, profile);
     realMd = r.md;
     writeFileSync(path.join(a.out, 'real.json'), JSON.stringify(r.json, null, 2) + '\n');
+  } else if (a.real) {
+    // one private daemon per keep-alive policy, same slice, same memory budget (snapshots off, as in the papers)
+    const { benchDaemon } = await import('../bench/common.js');
+    const all: Record<string, unknown> = {};
+    const parts: string[] = [];
+    for (const policy of a.realPolicies) {
+      console.error(`real: daemon with keep-alive ${policy}, memory budget ${a.realMemoryMiB} MiB`);
+      const b = await benchDaemon({ snapshots: { enabled: false }, node: { memoryBudgetMiB: a.realMemoryMiB }, policies: { keepAlive: policy } });
+      try {
+        const r = await realRun({ ...a, url: b.d.url, config: undefined }, trace, profile);
+        parts.push(`### keep-alive: ${policy}\n\n${r.md}`);
+        all[policy] = r.json;
+      } finally {
+        await b.close();
+      }
+    }
+    realMd = parts.join('\n\n');
+    writeFileSync(path.join(a.out, 'real.json'), JSON.stringify(all, null, 2) + '\n');
   }
   const md = [
     '# Keep-alive policies: simulated comparison',
