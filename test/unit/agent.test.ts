@@ -69,7 +69,8 @@ class LineReader {
     if (l !== undefined) return Promise.resolve(l);
     if (this.ended) return Promise.resolve(undefined);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('timeout waiting for a line')), timeoutMs);
+      // timeoutMs 0: wait as long as the stream is open (no timer keeps the test process alive).
+      const timer = timeoutMs > 0 ? setTimeout(() => reject(new Error('timeout waiting for a line')), timeoutMs) : undefined;
       this.waiters.push((line) => {
         clearTimeout(timer);
         resolve(line);
@@ -96,7 +97,7 @@ class Client {
   }
   private async pump(): Promise<void> {
     for (;;) {
-      const l = await this.reader.next(600_000).catch(() => undefined);
+      const l = await this.reader.next(0).catch(() => undefined);
       if (l === undefined) return;
       const r = JSON.parse(l) as Reply;
       const w = this.pending.get(r.id);
@@ -485,4 +486,41 @@ void test('createAgent over a stream pair (in-process, no capture)', async () =>
   assert.deepEqual((await client.request(run({ n: 4 }))).result, { twice: 8 });
   input.end();
   await agent.done;
+  output.end();
+});
+
+void test('installRandomness: seeded Math.random is deterministic per seed and roughly uniform; uninstall restores', async () => {
+  const { installRandomness } = await import('../../guest/agent/random.js');
+  const crypto = await import('node:crypto');
+  const origRandom = Math.random;
+  const origBytes = crypto.default.randomBytes;
+  const r = installRandomness(Buffer.alloc(32, 0));
+  try {
+    const draw = (seed: Buffer, n: number): number[] => {
+      r.reseed(seed);
+      return Array.from({ length: n }, () => Math.random());
+    };
+    const base = Buffer.alloc(32, 0);
+    const oneBit = Buffer.from(base);
+    oneBit[31] = 1;
+    assert.deepEqual(draw(base, 5), draw(base, 5));
+    assert.notDeepEqual(draw(base, 5), draw(oneBit, 5));
+    const xs = draw(crypto.randomBytes(32), 20000);
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    assert.ok(Math.abs(mean - 0.5) < 0.02, `mean ${mean}`);
+    assert.ok(xs.every((x) => x >= 0 && x < 1));
+    // Patched crypto still produces the requested sizes; XOR changes output vs. the raw DRBG is not observable here.
+    assert.equal(crypto.default.randomBytes(33).length, 33);
+    await new Promise<void>((resolve, reject) =>
+      crypto.default.randomBytes(7, (err, buf) => (err ? reject(err) : (assert.equal(buf.length, 7), resolve()))),
+    );
+    const arr = new Uint16Array(4);
+    await new Promise<void>((resolve, reject) => crypto.default.randomFill(arr, 1, 2, (err) => (err ? reject(err) : resolve())));
+    assert.equal(arr[0], 0);
+    assert.equal(arr[3], 0);
+  } finally {
+    r.uninstall();
+  }
+  assert.equal(Math.random, origRandom);
+  assert.equal(crypto.default.randomBytes, origBytes);
 });

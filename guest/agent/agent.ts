@@ -1,0 +1,172 @@
+// Guest agent entry point: started by /init as the only user process, serves
+// the host over the virtio console. Bundled into guest/agent/dist/agent.mjs.
+//
+// Environment (set by /init):
+//   FAASCELL_INIT_UPTIME   /proc/uptime seconds when /init started
+//   FAASCELL_AGENT_CHANNEL device path of the channel (default /dev/hvc0) or fd:N (tests)
+//   FAASCELL_WORK_DIR      where function code is written (default /tmp, a tmpfs)
+//   FAASCELL_GUEST=1       really in a guest: resync may set the clock and feed /dev/urandom
+//                          (never on a host: tests run this file too)
+//   FAASCELL_HELPER_FDS    "W,R": fds of the faascell-helper's stdin/stdout (precise clock, CRNG reseed), if built
+//   FAASCELL_BUSYBOX       busybox binary, the fallback for setting the clock (default /bin/busybox)
+//   FAASCELL_AGENT_DEBUG=1 trace every message on stderr (the serial console); kernel arg faascell.debug=1
+
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createReadStream, createWriteStream, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { isatty, ReadStream, WriteStream } from 'node:tty';
+import type { Readable, Writable } from 'node:stream';
+import { installCapture } from './capture.js';
+import { createAgent } from './core.js';
+import { installRandomness } from './random.js';
+
+const startPerf = performance.now();
+
+function uptimeMs(): number {
+  try {
+    const s = readFileSync('/proc/uptime', 'utf8');
+    const up = Number.parseFloat(s);
+    if (Number.isFinite(up)) {
+      // /proc/uptime has 10 ms resolution; keep sub-10ms precision relative to a fixed reading.
+      return up * 1000;
+    }
+  } catch {
+    /* not Linux */
+  }
+  return performance.now();
+}
+
+function openChannel(spec: string): { input: Readable; output: Writable } {
+  if (spec.startsWith('fd:')) {
+    const fd = Number(spec.slice(3));
+    const sock = new Socket({ fd, readable: true, writable: true });
+    return { input: sock, output: sock };
+  }
+  // Two opens = two file descriptions: tty.WriteStream makes its fd blocking
+  // (Node does that for terminals), which must not affect the reader's fd, or
+  // the event loop blocks in read() once the input is drained.
+  const rfd = openSync(spec, 'r');
+  const wfd = openSync(spec, 'w');
+  if (isatty(rfd)) {
+    const input = new ReadStream(rfd);
+    // Raw mode here as well as in /init: hvc resets termios when the last fd closes.
+    input.setRawMode(true);
+    return { input, output: new WriteStream(wfd) };
+  }
+  return { input: createReadStream('', { fd: rfd }), output: createWriteStream('', { fd: wfd }) };
+}
+
+/**
+ * A long-lived busybox shell answering one line per command. Spawning from
+ * Node costs up to hundreds of ms under TCG (fork of a large process), so it
+ * is spawned once, right after `ready` (before any snapshot), and restored
+ * clones just write to it.
+ */
+function busyboxShell(busybox: string): (command: string) => Promise<void> {
+  let child: ChildProcessWithoutNullStreams | undefined;
+  const waiting: ((answer: string) => void)[] = [];
+  const start = (): ChildProcessWithoutNullStreams => {
+    const p = spawn(busybox, ['sh'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let buf = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString('utf8');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        waiting.shift()?.(line);
+      }
+    });
+    p.stderr.resume();
+    p.stdin.on('error', () => undefined);
+    p.on('error', () => undefined);
+    p.on('exit', () => {
+      child = undefined;
+      for (const w of waiting.splice(0)) w('shell exited');
+    });
+    return p;
+  };
+  setImmediate(() => (child ??= start()));
+  return (command) =>
+    new Promise((resolve, reject) => {
+      child ??= start();
+      waiting.push((answer) => (answer === 'ok' ? resolve() : reject(new Error(`busybox sh: ${answer}`))));
+      child.stdin.write(`${command}\n`);
+    });
+}
+
+interface GuestOps {
+  setClock: (epochMs: number) => Promise<void>;
+  seedKernel: (seed: Buffer) => Promise<void>;
+}
+
+function guestOps(): GuestOps {
+  const fds = /^(\d+),(\d+)$/.exec(process.env.FAASCELL_HELPER_FDS ?? '');
+  if (fds) {
+    // faascell-helper, started by /init on two FIFOs: clock_settime with ns
+    // precision (compensating the pipe delay through CLOCK_MONOTONIC, which
+    // process.hrtime reads) and a forced kernel CRNG reseed. Synchronous I/O on
+    // purpose: a command takes ~1 ms warm, nothing else runs during a resync, and
+    // it touches less code than streams (every code path is cold for TCG in a
+    // freshly restored clone).
+    const [w, r] = [Number(fds[1]), Number(fds[2])];
+    const call = async (command: string): Promise<void> => {
+      writeSync(w, `${command}\n`);
+      const buf = Buffer.alloc(256);
+      let answer = '';
+      while (!answer.includes('\n')) {
+        const n = readSync(r, buf, 0, buf.length, null);
+        if (n === 0) throw new Error('faascell-helper is gone');
+        answer += buf.toString('utf8', 0, n);
+      }
+      answer = answer.trim();
+      if (answer !== 'ok') throw new Error(`faascell-helper: ${answer}`);
+    };
+    return {
+      setClock: (epochMs) => call(`T ${Math.round(epochMs)} ${process.hrtime.bigint()}`),
+      seedKernel: (seed) => call(`S ${seed.toString('hex')}`),
+    };
+  }
+  // Fallback: a busybox shell, spawned once after `ready` (before any snapshot).
+  // `date -s @SECONDS` takes whole seconds, so the error is up to 0.5 s; the
+  // seed is only mixed into the pool (no reseed).
+  const sh = busyboxShell(process.env.FAASCELL_BUSYBOX ?? '/bin/busybox');
+  return {
+    setClock: (epochMs) => sh(`date -s @${Math.round(epochMs / 1000)} >/dev/null 2>&1 && echo ok || echo fail`),
+    seedKernel: (seed) => writeFile('/dev/urandom', seed),
+  };
+}
+
+const inGuest = process.env.FAASCELL_GUEST === '1';
+const initUptime = Number.parseFloat(process.env.FAASCELL_INIT_UPTIME ?? '');
+const nowUptime = uptimeMs();
+const agentStart = nowUptime - (performance.now() - startPerf);
+const uptimeBase = nowUptime - performance.now();
+
+const capture = installCapture();
+const ops = inGuest ? guestOps() : undefined;
+const random = installRandomness();
+const { input, output } = openChannel(process.env.FAASCELL_AGENT_CHANNEL ?? '/dev/hvc0');
+
+const agent = createAgent({
+  input,
+  output,
+  workRoot: process.env.FAASCELL_WORK_DIR ?? tmpdir(),
+  capture,
+  chdir: true,
+  ...(process.env.FAASCELL_AGENT_DEBUG === '1' ? { debug: (line: string) => writeSync(2, `agent: ${line}\n`) } : {}),
+  uptimeMs: () => uptimeBase + performance.now(),
+  boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, agentStart },
+  reseed: async (seed) => {
+    random.reseed(seed);
+    if (ops) await ops.seedKernel(seed);
+  },
+  ...(ops ? { setClock: ops.setClock } : {}),
+});
+
+agent.sendReady();
+// The host closing the channel ends the agent; /init then powers the VM off.
+void agent.done.then(() => process.exit(0));

@@ -1,0 +1,318 @@
+// The guest agent's logic, independent of how it is connected: createAgent()
+// reads requests (one JSON object per line) from `input` and writes replies to
+// `output`. agent.ts binds it to /dev/hvc0 in the guest; tests bind it to pipes.
+
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Readable, Writable } from 'node:stream';
+import type { AgentErrorKind, AgentReady } from '../../src/runtimes/agent-protocol.js';
+import type { Capture } from './capture.js';
+import { type EntryFn, LoadError, loadEntry } from './loader.js';
+
+export const AGENT_VERSION = '1.0.0';
+
+export interface AgentOptions {
+  input: Readable;
+  output: Writable;
+  /** Directory under which each function gets a fresh directory (tmpfs in the guest). */
+  workRoot: string;
+  /** Console capture (installCapture()); without it runs return no logs. */
+  capture?: Capture;
+  /** Guest uptime in ms now (from /proc/uptime in the guest). */
+  uptimeMs?: () => number;
+  /** Uptime at which /init started, and at which the agent's JavaScript started. */
+  boot?: { init: number; agentStart: number };
+  /** resync hooks: set the wall clock, reseed randomness. */
+  setClock?: (epochMs: number) => Promise<void>;
+  reseed?: (seed: Buffer) => Promise<void> | void;
+  /** chdir into the function directory at init (true in the guest; OpenWhisk functions read files relative to it). */
+  chdir?: boolean;
+  /** Diagnostics that must not end up in a run's logs (the entry writes them straight to the console fd). */
+  debug?: (line: string) => void;
+}
+
+export interface Agent {
+  /** Send the unsolicited `ready` message. */
+  sendReady(): void;
+  /** Handle one request line (exposed for tests; the input stream feeds it). */
+  handleLine(line: string): Promise<void>;
+  /** Resolves when input has ended and every reply has been written. */
+  readonly done: Promise<void>;
+}
+
+type Reply = Record<string, unknown>;
+
+class AgentError extends Error {
+  constructor(
+    readonly kind: AgentErrorKind,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function errorOf(kind: AgentErrorKind, err: unknown): { kind: AgentErrorKind; message: string; stack?: string } {
+  if (err instanceof Error) {
+    const out: { kind: AgentErrorKind; message: string; stack?: string } = { kind, message: err.message || err.name };
+    if (typeof err.stack === 'string' && !(err instanceof AgentError)) out.stack = err.stack;
+    return out;
+  }
+  let message: string;
+  try {
+    message = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  } catch {
+    message = String(err);
+  }
+  return { kind, message };
+}
+
+/** Splits a byte stream into lines without decoding partial UTF-8 sequences; handles multi-megabyte lines. */
+function lineReader(input: Readable, onLine: (line: string) => void, onEnd: () => void): void {
+  let parts: Buffer[] = [];
+  input.on('data', (chunk: Buffer | string) => {
+    let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let nl = buf.indexOf(10);
+    while (nl !== -1) {
+      parts.push(buf.subarray(0, nl));
+      const line = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString('utf8');
+      parts = [];
+      onLine(line);
+      buf = buf.subarray(nl + 1);
+      nl = buf.indexOf(10);
+    }
+    if (buf.length > 0) parts.push(buf);
+  });
+  input.on('end', onEnd);
+  input.on('close', onEnd);
+}
+
+function safeRelative(p: string): string | undefined {
+  if (p.length === 0 || isAbsolute(p) || p.includes('\0')) return undefined;
+  const n = normalize(p);
+  if (n === '..' || n.startsWith(`..${sep}`) || isAbsolute(n)) return undefined;
+  return n;
+}
+
+function isStringRecord(v: unknown): v is Record<string, string> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+export function createAgent(opts: AgentOptions): Agent {
+  const { input, output, capture } = opts;
+  const uptimeMs = opts.uptimeMs ?? (() => performance.now());
+  let initState: 'none' | 'loading' | 'failed' | 'ready' = 'none';
+  let entry: EntryFn | undefined;
+  let running: { fail: (err: unknown) => void } | undefined;
+  let inFlight = 0;
+  let ended = false;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+
+  const send = (text: string): void => {
+    opts.debug?.(`-> ${text.length > 200 ? `${text.slice(0, 200)}... (${text.length} chars)` : text}`);
+    output.write(`${text}\n`);
+  };
+  const sendObj = (obj: Reply): void => send(JSON.stringify(obj));
+  const sendError = (id: number, kind: AgentErrorKind, message: string, extra: Reply = {}): void =>
+    sendObj({ id, ok: false, error: { kind, message }, ...extra });
+
+  const maybeDone = (): void => {
+    if (ended && inFlight === 0) resolveDone();
+  };
+
+  // Errors from user code that escape a run: fail the run in progress, otherwise
+  // note them for the next run's logs. Either way the agent keeps serving.
+  const onUncaught = (err: unknown, what: string): void => {
+    if (running) running.fail(err);
+    else {
+      const e = errorOf('application', err);
+      capture?.note(`[faascell] ${what}: ${e.stack ?? e.message}`);
+    }
+  };
+  process.on('uncaughtException', (err) => onUncaught(err, 'uncaught exception'));
+  process.on('unhandledRejection', (reason) => onUncaught(reason, 'unhandled promise rejection'));
+
+  async function doInit(id: number, req: Record<string, unknown>): Promise<void> {
+    const { files, main, env } = req;
+    const entryName = req.entry ?? 'main';
+    if (!isStringRecord(files) || typeof main !== 'string' || typeof entryName !== 'string' || (env !== undefined && !isStringRecord(env))) {
+      sendError(id, 'protocol', 'init needs files (path -> base64), main (string), entry (string), env (string map)');
+      return;
+    }
+    if (initState !== 'none') {
+      sendError(id, 'state', initState === 'failed' ? 'init already failed in this VM' : 'already initialised');
+      return;
+    }
+    initState = 'loading';
+    const t0 = performance.now();
+    capture?.begin();
+    try {
+      const dir = await mkdtemp(join(opts.workRoot, 'fn-'));
+      for (const [rel, b64] of Object.entries(files)) {
+        const safe = safeRelative(rel);
+        if (!safe) throw new AgentError('init', `invalid file path in package: ${JSON.stringify(rel)}`);
+        const dest = join(dir, safe);
+        await mkdir(dirname(dest), { recursive: true });
+        await writeFile(dest, Buffer.from(b64, 'base64'));
+      }
+      const mainRel = safeRelative(main);
+      if (!mainRel) throw new AgentError('init', `invalid main path: ${JSON.stringify(main)}`);
+      if (env) Object.assign(process.env, env);
+      if (opts.chdir) process.chdir(dir);
+      entry = await loadEntry(resolve(dir, mainRel), entryName, dir);
+      initState = 'ready';
+      sendObj({ id, ok: true, logs: capture?.end() ?? [], durationMs: performance.now() - t0 });
+    } catch (err) {
+      initState = 'failed';
+      const e = errorOf('init', err);
+      if (err instanceof LoadError) delete e.stack;
+      sendObj({ id, ok: false, error: e, logs: capture?.end() ?? [], durationMs: performance.now() - t0 });
+    }
+  }
+
+  async function doRun(id: number, req: Record<string, unknown>): Promise<void> {
+    if (initState !== 'ready' || !entry) {
+      sendError(id, 'state', initState === 'loading' ? 'init still in progress' : 'run before a successful init');
+      return;
+    }
+    if (running) {
+      sendError(id, 'state', 'another run is in progress');
+      return;
+    }
+    const fn = entry;
+    capture?.begin();
+    const t0 = performance.now();
+    let fail!: (err: unknown) => void;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    running = { fail };
+    let resultJson: string | undefined;
+    let error: ReturnType<typeof errorOf> | undefined;
+    try {
+      // Promise.race: an exception thrown from a timer the function started also ends the run.
+      const result: unknown = await Promise.race([Promise.resolve().then(() => fn(req.params ?? {})), failed]);
+      if (result === undefined) resultJson = '{}';
+      else if (typeof result !== 'object' || result === null) {
+        // OpenWhisk requires a dictionary; a bare value is almost always a bug in the function.
+        error = {
+          kind: 'application',
+          message: `the function must return an object (or a Promise of one), got ${result === null ? 'null' : typeof result}`,
+        };
+      } else {
+        try {
+          resultJson = JSON.stringify(result);
+          if (resultJson === undefined) throw new Error('JSON.stringify returned undefined');
+        } catch (err) {
+          error = { kind: 'application', message: `the result is not JSON-serialisable: ${errorOf('application', err).message}` };
+        }
+      }
+    } catch (err) {
+      error = errorOf('application', err);
+    } finally {
+      running = undefined;
+    }
+    const durationMs = performance.now() - t0;
+    const logs = JSON.stringify(capture?.end() ?? []);
+    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`);
+    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`);
+  }
+
+  async function doResync(id: number, req: Record<string, unknown>): Promise<void> {
+    const received = performance.now();
+    const { epochMs, seed } = req;
+    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string') {
+      sendError(id, 'protocol', 'resync needs epochMs (number) and seed (base64)');
+      return;
+    }
+    try {
+      // Clock first (its target is computed from the receive time), then the seed;
+      // both helper commands are pipelined, so they cost one round trip.
+      const since = (): number => performance.now() - received;
+      const steps: Record<string, number> = {};
+      const clock = opts.setClock
+        ? opts.setClock(epochMs + since()).then(() => void (steps.clockMs = since()))
+        : Promise.resolve();
+      const seeded = Promise.resolve(opts.reseed?.(Buffer.from(seed, 'base64'))).then(() => void (steps.reseedMs = since()));
+      await Promise.all([clock, seeded]);
+      // result: when each step finished (ms after receipt), for diagnostics.
+      sendObj({ id, ok: true, result: steps, durationMs: since() });
+    } catch (err) {
+      sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+    }
+  }
+
+  async function handleLine(line: string): Promise<void> {
+    opts.debug?.(`<- ${line.length > 200 ? `${line.slice(0, 200)}... (${line.length} chars)` : line}`);
+    if (line.trim() === '') return;
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      sendError(-1, 'protocol', 'invalid JSON line');
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      sendError(-1, 'protocol', 'a request must be a JSON object');
+      return;
+    }
+    const req = msg as Record<string, unknown>;
+    const id = typeof req.id === 'number' && Number.isFinite(req.id) ? req.id : -1;
+    if (id === -1) {
+      sendError(-1, 'protocol', 'a request needs a numeric id');
+      return;
+    }
+    switch (req.op) {
+      case 'ping':
+        sendObj({ id, ok: true });
+        return;
+      case 'init':
+        return doInit(id, req);
+      case 'run':
+        return doRun(id, req);
+      case 'resync':
+        return doResync(id, req);
+      default:
+        sendError(id, 'protocol', `unknown op ${JSON.stringify(req.op)}`);
+    }
+  }
+
+  const dispatch = (line: string): void => {
+    inFlight++;
+    handleLine(line)
+      .catch((err: unknown) => {
+        // Only reachable through a bug in the agent itself; report rather than die.
+        try {
+          sendError(-1, 'protocol', `agent error: ${errorOf('protocol', err).message}`);
+        } catch {
+          /* output gone */
+        }
+      })
+      .finally(() => {
+        inFlight--;
+        maybeDone();
+      });
+  };
+
+  lineReader(input, dispatch, () => {
+    ended = true;
+    maybeDone();
+  });
+
+  return {
+    sendReady() {
+      const ready: AgentReady = {
+        type: 'ready',
+        agentVersion: AGENT_VERSION,
+        node: process.version,
+        uptimeMs: {
+          init: opts.boot?.init ?? 0,
+          agentStart: opts.boot?.agentStart ?? 0,
+          ready: uptimeMs(),
+        },
+      };
+      sendObj(ready as unknown as Reply);
+    },
+    handleLine,
+    done,
+  };
+}

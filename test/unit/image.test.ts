@@ -1,0 +1,81 @@
+// Image builder pieces that need no VM: the cpio writer, vmlinux extraction, cache lookups.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, test } from 'node:test';
+import { writeCpio } from '../../src/image/cpio.js';
+import { defaultCacheDir, findImage, projectRoot } from '../../src/image/builder.js';
+import { extractVmlinux, minimalKernelId } from '../../src/image/kernel.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'image-test-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+void test('writeCpio produces a newc archive that cpio(1) lists and extracts', (t) => {
+  const archive = writeCpio([
+    { type: 'dir', path: 'bin' },
+    { type: 'file', path: 'bin/hello', data: Buffer.from('#!/bin/sh\necho hi\n'), mode: 0o755 },
+    { type: 'symlink', path: 'bin/hi', target: 'hello' },
+    { type: 'chardev', path: 'console', major: 5, minor: 1 },
+    { type: 'file', path: 'odd-name.txt', data: Buffer.from('x') },
+  ]);
+  assert.equal(archive.subarray(0, 6).toString(), '070701');
+  assert.equal(archive.length % 4, 0);
+  assert.ok(archive.includes(Buffer.from('TRAILER!!!')));
+  if (spawnSync('cpio', ['--version']).status !== 0) return t.skip('cpio not installed');
+  const list = spawnSync('cpio', ['-t', '-v', '--quiet'], { input: archive });
+  assert.equal(list.status, 0, list.stderr.toString());
+  const out = list.stdout.toString();
+  for (const name of ['bin/hello', 'bin/hi -> hello', 'console', 'odd-name.txt']) assert.ok(out.includes(name), `${name} missing in:\n${out}`);
+  const dir = fs.mkdtempSync(path.join(tmp, 'x-'));
+  const ext = spawnSync('cpio', ['-i', '-d', '--quiet', '--no-absolute-filenames', '--nonmatching', 'console'], { input: archive, cwd: dir });
+  assert.equal(ext.status, 0, ext.stderr.toString());
+  assert.equal(fs.readFileSync(path.join(dir, 'bin/hello'), 'utf8'), '#!/bin/sh\necho hi\n');
+  assert.equal(fs.readlinkSync(path.join(dir, 'bin/hi')), 'hello');
+  assert.equal(fs.statSync(path.join(dir, 'bin/hello')).mode & 0o777, 0o755);
+});
+
+void test('extractVmlinux finds the compressed ELF inside a bzImage-like blob', async () => {
+  const elf = Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(2_000_000, 0xab)]);
+  // A false gzip magic first, then the real stream, then trailing data (as in a real bzImage).
+  const fake = Buffer.concat([Buffer.alloc(512, 1), Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3]), Buffer.alloc(100, 2), gzipSync(elf), Buffer.alloc(4096, 3)]);
+  const { vmlinux, format } = await extractVmlinux(fake);
+  assert.ok(vmlinux.equals(elf));
+  assert.match(format, /^gzip@\d+$/);
+  await assert.rejects(extractVmlinux(Buffer.alloc(10_000, 5)), /no decompressible ELF/);
+});
+
+void test('cache lookups: defaultCacheDir, findImage on an empty cache, kernel id is stable', async () => {
+  const saved = process.env.FAASCELL_CACHE_DIR;
+  process.env.FAASCELL_CACHE_DIR = path.join(tmp, 'cache');
+  try {
+    assert.equal(defaultCacheDir(), path.join(tmp, 'cache'));
+  } finally {
+    if (saved === undefined) delete process.env.FAASCELL_CACHE_DIR;
+    else process.env.FAASCELL_CACHE_DIR = saved;
+  }
+  delete process.env.FAASCELL_CACHE_DIR;
+  assert.equal(defaultCacheDir(), path.join(os.homedir(), '.cache', 'faascell'));
+  if (saved !== undefined) process.env.FAASCELL_CACHE_DIR = saved;
+
+  assert.equal(await findImage(path.join(tmp, 'nothing-here')), undefined);
+  // A current.json pointing at an incomplete image is not an image.
+  const cache = path.join(tmp, 'cache2');
+  fs.mkdirSync(path.join(cache, 'images', 'abc'), { recursive: true });
+  fs.writeFileSync(path.join(cache, 'images', 'current.json'), JSON.stringify({ version: 'abc' }));
+  fs.writeFileSync(path.join(cache, 'images', 'abc', 'manifest.json'), JSON.stringify({ version: 'abc', kernelPath: '/x/vmlinux', initrdPath: '/x/initrd.cpio.gz', rootfsPath: '/x/rootfs.sqfs' }));
+  assert.equal(await findImage(cache), undefined);
+  for (const f of ['vmlinux', 'initrd.cpio.gz', 'rootfs.sqfs']) fs.writeFileSync(path.join(cache, 'images', 'abc', f), 'x');
+  const img = await findImage(cache);
+  assert.equal(img?.version, 'abc');
+  assert.equal(img?.kernelPath, path.join(cache, 'images', 'abc', 'vmlinux'));
+
+  const guestImage = path.join(projectRoot(), 'guest', 'image');
+  if (fs.existsSync('/usr/src/linux-source-6.1.tar.xz')) {
+    assert.match(await minimalKernelId(guestImage), /^[0-9a-f]{16}$/);
+    assert.equal(await minimalKernelId(guestImage), await minimalKernelId(guestImage));
+  }
+});
