@@ -44,8 +44,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-say "building (typescript + guest agent bundle)"
-npm run -s build
+say "bundling the guest agent"
+node scripts/bundle-agent.mjs >/dev/null
 
 say "guest image (built once, cached by its inputs)"
 node bin/faascell.js image build

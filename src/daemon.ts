@@ -63,10 +63,13 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   }
 
   // guest image: built once into the cache, rebuilt only when its inputs change
-  let image = await findImage(cfg.cacheDir);
-  if (!image) {
-    if (opts.buildImageIfMissing === false) throw new Error(`no guest image in ${cfg.cacheDir}: run \`faascell image build\``);
-    log.info('guest image missing: building it (minutes the first time)', { cacheDir: cfg.cacheDir });
+  // buildImage is idempotent: about a second when the image matches the tree, minutes
+  // only when an input (kernel config, /init, agent, Node) changed or nothing is cached
+  let image: GuestImage | undefined;
+  if (opts.buildImageIfMissing === false) {
+    image = await findImage(cfg.cacheDir);
+    if (!image) throw new Error(`no guest image in ${cfg.cacheDir}: run \`faascell image build\``);
+  } else {
     image = await buildImage({ cacheDir: cfg.cacheDir, kernel: cfg.image.kernel, log: (l) => log.info(l, { component: 'image' }) });
   }
 

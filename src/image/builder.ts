@@ -3,7 +3,7 @@
 // Images live in <cacheDir>/images/<version>/ where version is a hash of every
 // input; <cacheDir>/images/current.json names the newest one.
 
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -101,6 +101,24 @@ export async function findImage(cacheDir: string): Promise<GuestImage | undefine
     return m ? toGuestImage(m, dir) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Keep the current image and the two newest others (a daemon still running may use
+ * an older one; its snapshots are tied to it), delete the rest: each is ~120 MB.
+ */
+export async function pruneImages(cacheDir: string, current: string, log: Log, keep = 3): Promise<void> {
+  let names: string[];
+  try {
+    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current);
+  } catch {
+    return;
+  }
+  const byAge = names.map((n) => ({ n, t: statSync(join(imagesDir(cacheDir), n)).mtimeMs })).sort((a, b) => b.t - a.t);
+  for (const { n } of byAge.slice(keep - 1)) {
+    await rm(join(imagesDir(cacheDir), n), { recursive: true, force: true });
+    log(`removed old image ${n}`);
   }
 }
 
@@ -356,6 +374,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
     await rm(dir, { recursive: true, force: true });
     await rename(work, dir);
     await setCurrent();
+    await pruneImages(cacheDir, version, log);
     const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
     log(`image ${version} ready in ${dir}: kernel ${mb(sizes.kernelBytes)} (${kernel.kind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${buildMs} ms`);
     return { ...toGuestImage(manifest, dir), buildMs, cached: false };
