@@ -231,6 +231,9 @@ export class Worker extends Actor<WorkerMsg> {
       // generous: many restores at once on a loaded host under TCG take seconds each
       const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, Math.max(10_000, this.deps.bootTimeoutMs / 2));
       if (!r.ok) throw new Error(`agent refused resync: ${r.error.message}`);
+      const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
+      if (typeof rr?.clockMs === 'number') this.startDetails.guestClockSetMs = rr.clockMs;
+      if (typeof rr?.reseedMs === 'number') this.startDetails.guestReseedMs = rr.reseedMs;
       this.startStamps.resumed = nowMs();
       this.startDetails.restoreMs = nowMs() - t0;
       this.snapshotUsed = snap;
