@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 
 /** POST and return the status even when the server answers (413) and closes before the body is sent. */
 function postStatus(url: string, body: string): Promise<number> {
@@ -24,13 +24,7 @@ describe('daemon with real microVMs', { timeout: 15 * 60_000 }, () => {
     // snapshots off here: this file covers the cold and warm paths (snapshots.test.ts covers restore)
     d = await startDaemon({ snapshots: { enabled: false } });
   });
-  after(async () => {
-    if (!d) return;
-    await d.stop();
-    const left = leftovers(d);
-    cleanup(d);
-    assert.deepEqual(left, [], 'nothing left behind after the daemon stopped');
-  });
+  after(() => stopAndCheck(d));
 
   test('cold then warm, with an activation record for each', async () => {
     await d.deploy('hello', 'hello.js');

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { cleanup, leftovers, ROOT, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 
 describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
   let d: TestDaemon;
@@ -16,13 +16,7 @@ describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
       },
     });
   });
-  after(async () => {
-    if (!d) return;
-    await d.stop();
-    const left = leftovers(d);
-    cleanup(d);
-    assert.deepEqual(left, []);
-  });
+  after(() => stopAndCheck(d));
 
   test('the user module is the keep-alive policy in force', async () => {
     const st = await d.client.call<{ policies: { keepAlive: string } }>('GET', '/v1/status');
@@ -50,7 +44,7 @@ describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
     const second = await d.client.invoke('slow', {});
     assert.equal(second.status, 429);
     assert.equal(second.body.error?.code, 'too_many_requests');
-    assert.match(second.body.error!.message, /maxQueueLength/);
+    assert.match(second.body.error.message, /maxQueueLength/);
     assert.equal((await first).status, 504);
   });
 });

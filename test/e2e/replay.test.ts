@@ -5,20 +5,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runReplayCommand } from '../../src/replay/replay.js';
-import { cleanup, leftovers, ROOT, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 
 describe('replay against the real daemon', { timeout: 10 * 60_000 }, () => {
   let d: TestDaemon;
   before(async () => {
     d = await startDaemon({});
   });
-  after(async () => {
-    if (!d) return;
-    await d.stop();
-    const left = leftovers(d);
-    cleanup(d);
-    assert.deepEqual(left, []);
-  });
+  after(() => stopAndCheck(d));
 
   test('every scheduled request is sent on time and answered, with its start path recorded', async () => {
     await d.deploy('hello', 'hello.js');

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 
 interface Snap { id: string; function: string; tier: string; dir: string; status: string; restoreCount: number }
 
@@ -27,13 +27,7 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
   before(async () => {
     d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } } });
   });
-  after(async () => {
-    if (!d) return;
-    await d.stop();
-    const left = leftovers(d);
-    cleanup(d);
-    assert.deepEqual(left, []);
-  });
+  after(() => stopAndCheck(d));
 
   test('restore gives the same result as cold and warm, for several functions', async () => {
     for (const [name, fixture, params] of [

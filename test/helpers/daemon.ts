@@ -118,3 +118,12 @@ export function cleanup(d: TestDaemon): void {
   rmSync(d.shmTier, { recursive: true, force: true });
   rmSync(d.dir, { recursive: true, force: true });
 }
+
+/** Stop the daemon, then fail if it left any VMM process or run directory behind; always clean up. */
+export async function stopAndCheck(d: TestDaemon | undefined): Promise<void> {
+  if (!d) return;
+  await d.stop();
+  const left = leftovers(d);
+  cleanup(d);
+  if (left.length > 0) throw new Error(`left behind after the daemon stopped:\n${left.join('\n')}`);
+}
