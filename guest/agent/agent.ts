@@ -3,7 +3,7 @@
 //
 // Environment (set by /init):
 //   FAASCELL_INIT_UPTIME   /proc/uptime seconds when /init started
-//   FAASCELL_AGENT_CHANNEL device path of the channel (default /dev/hvc0) or fd:N (tests)
+//   FAASCELL_AGENT_CHANNEL device path of the channel (a virtio-serial port, /dev/vportNpM; a tty on Firecracker) or fd:N (tests)
 //   FAASCELL_WORK_DIR      where function code is written (default /tmp, a tmpfs)
 //   FAASCELL_GUEST=1       really in a guest: resync may set the clock and feed /dev/urandom
 //                          (never on a host: tests run this file too)
@@ -45,18 +45,21 @@ function openChannel(spec: string): { input: Readable; output: Writable } {
     const sock = new Socket({ fd, readable: true, writable: true });
     return { input: sock, output: sock };
   }
-  // Two opens = two file descriptions: tty.WriteStream makes its fd blocking
-  // (Node does that for terminals), which must not affect the reader's fd, or
-  // the event loop blocks in read() once the input is drained.
-  const rfd = openSync(spec, 'r');
-  const wfd = openSync(spec, 'w');
-  if (isatty(rfd)) {
-    const input = new ReadStream(rfd);
-    // Raw mode here as well as in /init: hvc resets termios when the last fd closes.
-    input.setRawMode(true);
-    return { input, output: new WriteStream(wfd) };
+  // A virtio-serial port (the QEMU channel) is not a tty and can be opened only
+  // once: one read-write fd serves both streams (the reader owns closing it).
+  // Reads and writes block in libuv's thread pool; the port is flow-controlled.
+  const probe = openSync(spec, 'r+');
+  if (!isatty(probe)) {
+    return { input: createReadStream('', { fd: probe }), output: createWriteStream('', { fd: probe, autoClose: false }) };
   }
-  return { input: createReadStream('', { fd: rfd }), output: createWriteStream('', { fd: wfd }) };
+  // A serial tty (Firecracker's ttyS0): two opens = two file descriptions.
+  // tty.WriteStream makes its fd blocking (Node does that for terminals), which
+  // must not affect the reader's fd, or the event loop blocks in read() once
+  // the input is drained.
+  const input = new ReadStream(probe);
+  // Raw mode here as well as in /init: a tty's termios may be reset on the last close.
+  input.setRawMode(true);
+  return { input, output: new WriteStream(openSync(spec, 'w')) };
 }
 
 /**

@@ -1,6 +1,6 @@
 // The wire protocol between the host (Worker) and the guest agent.
 //
-// Transport: a virtio-serial console (/dev/hvc0 in the guest, a per-VM unix
+// Transport: a named virtio-serial port (/dev/vportNpM in the guest, a per-VM unix
 // socket on the host). Framing: one JSON object per line, UTF-8, '\n'
 // terminated. JSON.stringify never emits a raw newline, so a line is a message.
 // The host ignores any line that does not parse as a JSON object (e.g. tty

@@ -1,5 +1,5 @@
 // Host end of the host<->guest agent channel: line-delimited JSON over a unix
-// socket (QEMU: the virtconsole's chardev socket). Driver-independent.
+// socket (QEMU: the virtio-serial port's chardev socket). Driver-independent.
 
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';

@@ -57,7 +57,7 @@ function bootVm(img: GuestImage, extraCmdline = ''): Vm {
       '-M', 'microvm,pit=on,pic=on,rtc=on', '-accel', 'tcg', '-cpu', 'max', '-m', '256', '-smp', '1',
       '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
       '-kernel', img.kernelPath, '-initrd', img.initrdPath, '-append', `${img.cmdline} ${extraCmdline}`.trim(),
-      '-device', 'virtio-serial-device', '-chardev', `socket,id=c0,path=${sock},server=on,wait=off`, '-device', 'virtconsole,chardev=c0',
+      '-device', 'virtio-serial-device', '-chardev', `socket,id=c0,path=${sock},server=on,wait=off`, '-device', 'virtserialport,chardev=c0,name=faascell.agent',
       '-drive', `file=${img.rootfsPath},if=none,id=d0,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=d0',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },

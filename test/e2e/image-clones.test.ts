@@ -123,7 +123,7 @@ function qemu(img: GuestImage, dir: string, mem: string, share: boolean, incomin
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', `file:${path.join(dir, 'console.log')}`,
     '-kernel', img.kernelPath, '-initrd', img.initrdPath, '-append', `${img.cmdline}${process.env.FAASCELL_E2E_DEBUG ? ' faascell.debug=1' : ''}`,
     '-qmp', `unix:${path.join(dir, 'qmp.sock')},server=on,wait=off`,
-    '-device', 'virtio-serial-device', '-chardev', `socket,id=c0,path=${path.join(dir, 'c0.sock')},server=on,wait=off`, '-device', 'virtconsole,chardev=c0',
+    '-device', 'virtio-serial-device', '-chardev', `socket,id=c0,path=${path.join(dir, 'c0.sock')},server=on,wait=off`, '-device', 'virtserialport,chardev=c0,name=faascell.agent',
     '-drive', `file=${img.rootfsPath},if=none,id=d0,format=raw,readonly=on`, '-device', 'virtio-blk-device,drive=d0',
     ...(incoming ? ['-incoming', 'defer'] : []),
   ];

@@ -42,7 +42,7 @@ void test('cold boot, anonymous memory, tcg', () => {
   assert.equal(after(a, '-append'), `${image.cmdline} faascell.x=1`);
   assert.equal(after(a, '-qmp'), 'unix:/run/vm1/qmp.sock,server=on,wait=off');
   assert.equal(after(a, '-chardev'), 'socket,id=agent,path=/run/vm1/channel.sock,server=on,wait=off');
-  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtconsole,chardev=agent', 'virtio-blk-device,drive=rootfs']);
+  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-blk-device,drive=rootfs']);
   assert.equal(after(a, '-drive'), 'file=/img/rootfs.sqfs,if=none,id=rootfs,format=raw,readonly=on');
   assert.equal(after(a, '-pidfile'), '/run/vm1/qemu.pid');
   assert.equal(a.includes('-incoming'), false);

@@ -117,7 +117,9 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
     '-chardev',
     `socket,id=agent,path=${escapeOptValue(f.channelSocket)},server=on,wait=off`,
     '-device',
-    'virtconsole,chardev=agent',
+    // a named port, not virtconsole: QEMU drops console output when the socket is full,
+    // a port is flow-controlled (the guest's /init finds it by this name)
+    'virtserialport,chardev=agent,name=faascell.agent',
   );
   args.push(
     '-drive',

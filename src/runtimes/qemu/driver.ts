@@ -1,5 +1,5 @@
 // QEMU microVM runtime driver: spawns one qemu-system-x86_64 per VM, talks QMP
-// for control (snapshot/restore/quit) and the virtconsole socket for the agent.
+// for control (snapshot/restore/quit) and the virtio-serial port's socket for the agent.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -199,6 +199,13 @@ export class QemuVm implements VmHandle {
     await this.waitMigration(120_000);
     const t2 = performance.now();
     this.timings.snapshotSaved = Date.now();
+    // query-migrate says "completed" a moment before the run state leaves
+    // finish-migrate: report the snapshot done only once the VM is settled
+    for (let i = 0; i < 200; i++) {
+      const st = await this.qmp.execute<{ status: string }>('query-status');
+      if (st.status !== 'finish-migrate') break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
     return { pauseMs: t1 - t0, saveMs: t2 - t1 };
   }
 
