@@ -144,6 +144,13 @@ function guestOps(): GuestOps {
 }
 
 const inGuest = process.env.FAASCELL_GUEST === '1';
+if (inGuest) {
+  // The channel's blocking reads sit in libuv's thread pool, and Node's exit
+  // joins those threads: after process.exit() (user code, or a crash) the
+  // process would never end and the VM would hang until the host's deadline.
+  // End at once instead; /init then powers the VM off and the host sees it.
+  process.on('exit', () => process.kill(process.pid, 'SIGKILL'));
+}
 const initUptime = Number.parseFloat(process.env.FAASCELL_INIT_UPTIME ?? '');
 const nowUptime = uptimeMs();
 const agentStart = nowUptime - (performance.now() - startPerf);
