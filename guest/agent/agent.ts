@@ -149,7 +149,11 @@ if (inGuest) {
   // joins those threads: after process.exit() (user code, or a crash) the
   // process would never end and the VM would hang until the host's deadline.
   // End at once instead; /init then powers the VM off and the host sees it.
-  process.on('exit', () => process.kill(process.pid, 'SIGKILL'));
+  process.on('exit', (code) => {
+    // /init will report 137 (killed): say the real status on the console first
+    writeSync(2, `faascell-agent: exiting with status ${code}\n`);
+    process.kill(process.pid, 'SIGKILL');
+  });
 }
 const initUptime = Number.parseFloat(process.env.FAASCELL_INIT_UPTIME ?? '');
 const nowUptime = uptimeMs();

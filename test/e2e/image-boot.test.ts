@@ -231,7 +231,7 @@ void test('the VM powers off when the agent dies (process.exit in user code)', {
     send({ id: 2, op: 'run', activationId: 'x', params: {}, deadlineMs: 10_000 });
     const exit = await Promise.race([vm.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
     assert.notEqual(exit, 'timeout', `QEMU still running; serial: ${vm.serial()}`);
-    assert.match(vm.serial(), /agent exited with status 7/);
+    assert.match(vm.serial(), /faascell-agent: exiting with status 7/);
     console.log(`# agent exit -> QEMU exit in ${Date.now() - t0} ms (${JSON.stringify(exit)})`);
   } finally {
     await vm.kill();
