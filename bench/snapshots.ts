@@ -148,6 +148,7 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
     const max = Math.max(...opts.density);
     const b = await benchDaemon({
       node: { memoryBudgetMiB: max * 256 + 1024, highWatermark: 1, lowWatermark: 0.9 },
+      functionLimits: { maxInstances: max },
       admission: { maxConcurrentInvocations: max + 8, maxQueueDelayMs: 300_000 },
       policies: { placement: { policy: 'fixed', tier: 'shm' } },
     });
