@@ -75,7 +75,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
 
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
-    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image } },
+    // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
+    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2) },
     firecracker: { binary: cfg.runtime.firecrackerBinary },
   });
   let accelerator: Accelerator = 'kvm';

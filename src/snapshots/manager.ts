@@ -173,6 +173,11 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     if (!r) return;
     if (!ok) {
       this.counters.restoreFailures++;
+      // a host too loaded to answer in time says nothing about the snapshot: keep it
+      if (reason && /timed out|no reply within|within \d+ ms|deadline/i.test(reason)) {
+        this.log.warn('snapshot restore timed out (host overloaded?): keeping the snapshot', { id, fn: r.function, reason });
+        return;
+      }
       this.log.warn('snapshot could not be restored: dropping it', { id, fn: r.function, reason });
       this.remove(id);
       return;

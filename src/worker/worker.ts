@@ -129,6 +129,8 @@ export class Worker extends Actor<WorkerMsg> {
       if (this.sm.state === 'pending') this.sm.to(plan.path === 'restore' ? 'restoring' : 'booting', `start path ${plan.path}`);
       if (plan.path === 'restore') {
         const ok = await this.restoreFrom(plan.snapshot, plan.fn);
+        // stopped meanwhile (eviction, shutdown): nothing to fall back to
+        if (!ok && (this.sm.state === 'gone' || this.sm.state === 'stopping')) return;
         if (!ok) {
           this.sm.to('booting', 'snapshot unusable, cold boot instead');
           await this.coldBoot(plan.fn, undefined);
@@ -136,6 +138,7 @@ export class Worker extends Actor<WorkerMsg> {
       } else {
         await this.coldBoot(plan.fn, plan.snapshotTarget);
       }
+      if (this.sm.state === 'gone' || this.sm.state === 'stopping') return; // stopped while starting
       const startMs = nowMs() - this.startBegan;
       this.sm.to('idle', `started (${this.startPath})`);
       this.pool.tell({
