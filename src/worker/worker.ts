@@ -231,8 +231,9 @@ export class Worker extends Actor<WorkerMsg> {
       this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
       this.startStamps.snapshotLoaded = vm.timings.stateLoaded ?? nowMs();
       // fresh clock and randomness before any user code runs again
-      // generous: many restores at once on a loaded host under TCG take seconds each
-      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, Math.max(10_000, this.deps.bootTimeoutMs / 2));
+      // a restore may take as long as a cold boot may: dozens of restores at once on a
+      // small TCG host take many seconds each, and a cold fallback would cost even more
+      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, Math.max(10_000, this.deps.bootTimeoutMs));
       if (!r.ok) throw new Error(`agent refused resync: ${r.error.message}`);
       const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
       if (typeof rr?.clockMs === 'number') this.startDetails.guestClockSetMs = rr.clockMs;
