@@ -142,6 +142,9 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
     rows.push({ fn: f.name, memoryMiB: f.memoryMiB, cold, warm: warmBy.get(f.name)!, restore, ratio: (restore.shm?.median ?? NaN) / cold.median, snapshotMiB: sizeBy.get(f.name) ?? NaN, copyRamMs: copyMs.get(f.name) ?? NaN });
   }
 
+  // print the per-function table now: the density runs below push the host to its limits
+  log(formatSnapshots({ machine: machine(), accelerator, rows, density: [] }));
+
   // 3. density: N clones of one snapshot at once
   const density: SnapshotBenchResult['density'] = [];
   if (opts.density.length > 0) {

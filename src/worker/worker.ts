@@ -176,6 +176,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.attach(vm);
     this.startStamps.vmmSpawned = vm.timings.vmmSpawned ?? nowMs();
     const ready = await vm.channel.ready(this.deps.bootTimeoutMs);
+    if (this.sm.state !== 'booting') throw new Error(`stopped while booting (${this.sm.state})`);
     const readyAt = nowMs();
     this.startStamps.agentReady = readyAt;
     // the guest's own clock of the boot: kernel start → /init → agent → ready
