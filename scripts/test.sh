@@ -31,7 +31,7 @@ run_suite() { # name, concurrency, files...
   passed=$((passed+p)); failed=$((failed+${f:-0})); skipped=$((skipped+${s:-0}))
   if [ "${f:-0}" != 0 ]; then
     failed_steps+=("$name")
-    echo "--- failures in $name:"; grep -B2 -A30 '^not ok' "$log_dir/$name.tap" | head -200
+    echo "--- failures in $name:"; grep -B2 -A30 -E '^ *not ok' "$log_dir/$name.tap" | grep -vE '^ +(at |async )' | head -300
   fi
 }
 
