@@ -24,7 +24,19 @@ export const FUNCTIONS: Fn[] = [
 export interface SnapshotBenchResult {
   machine: Record<string, string | number>;
   accelerator: string;
-  rows: Array<{ fn: string; memoryMiB: number; cold: Summary; warm: Summary; restore: Record<string, Summary>; ratio: number; snapshotMiB: number; copyRamMs: number }>;
+  rows: Array<{
+    fn: string;
+    memoryMiB: number;
+    cold: Summary;
+    warm: Summary;
+    restore: Record<string, Summary>;
+    ratio: number;
+    /** VM level, as in vm-notes: VMM start -> agent ready (cold) and VMM start -> first agent reply after resume (restore from shm) */
+    coldVm?: Summary;
+    restoreVm?: Summary;
+    snapshotMiB: number;
+    copyRamMs: number;
+  }>;
   density: Array<{ n: number; allAnsweredMs: number; restores: number; pssPerCloneMiB: number; rssPerCloneMiB: number; failures: number }>;
 }
 
@@ -49,22 +61,35 @@ function safeReaddir(d: string): string[] {
   }
 }
 
-async function restores(c: Client, f: Fn, n: number, before?: () => void): Promise<number[]> {
+type Stamps = Partial<Record<string, number>>;
+const stampsOf = (body: { activation?: { timestamps?: unknown } }): Stamps => (body.activation?.timestamps ?? {});
+/** VMM start -> the agent's first answer: `ready` after a cold boot, the resync reply after a restore. */
+function vmLevelMs(t: Stamps, path: 'cold' | 'restore'): number | undefined {
+  const end = path === 'cold' ? t.agentReady : t.resumed;
+  return end !== undefined && t.vmmSpawned !== undefined ? end - t.vmmSpawned : undefined;
+}
+
+async function restores(c: Client, f: Fn, n: number, before?: () => void): Promise<{ ms: number[]; vmMs: number[] }> {
   const out: number[] = [];
+  const vm: number[] = [];
   for (let i = 0; i < n; i++) {
     await evictAndWait(c, f.name);
     before?.();
     const r = await timedInvoke(c, f.name, f.params);
     if (r.startPath !== 'restore') throw new Error(`${f.name}: expected restore, got ${r.startPath}`);
     out.push(r.ms);
+    const v = vmLevelMs(stampsOf(r.body), 'restore');
+    if (v !== undefined) vm.push(v);
   }
-  return out;
+  return { ms: out, vmMs: vm };
 }
 
 export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: number; warmRuns: number; density: number[]; log?: (s: string) => void }): Promise<SnapshotBenchResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const rows: SnapshotBenchResult['rows'] = [];
   const colds = new Map<string, number[]>();
+  const coldVms = new Map<string, number[]>();
+  const restoreVms = new Map<string, number[]>();
   let accelerator = '';
 
   // 1. pure cold boots (no snapshot taken) for the ratio
@@ -75,11 +100,16 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
       for (const f of FUNCTIONS) {
         await deploy(b.client, f);
         const xs: number[] = [];
+        const vm: number[] = [];
         for (let i = 0; i < opts.coldRuns; i++) {
           await evictAndWait(b.client, f.name);
-          xs.push((await timedInvoke(b.client, f.name, f.params)).ms);
+          const r = await timedInvoke(b.client, f.name, f.params);
+          xs.push(r.ms);
+          const v = vmLevelMs(stampsOf(r.body), 'cold');
+          if (v !== undefined) vm.push(v);
         }
         colds.set(f.name, xs);
+        coldVms.set(f.name, vm);
         log(`  ${f.name}: cold median ${ms(summarize(xs).median)}`);
       }
     } finally {
@@ -88,8 +118,9 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
   }
 
   // 2. restores per tier (and prefetch on the disk tier), warm calls
-  const variants: Array<{ label: string; tier: string; prefetch: boolean; dropCache: boolean; kind?: 'full-stream' }> = [
+  const variants: Array<{ label: string; tier: string; prefetch: boolean; dropCache: boolean; kind?: 'full-stream'; kernelResync?: 'deferred' }> = [
     { label: 'shm', tier: 'shm', prefetch: false, dropCache: false },
+    { label: 'shm, deferred kernel resync', tier: 'shm', prefetch: false, dropCache: false, kernelResync: 'deferred' },
     { label: 'shm full-stream', tier: 'shm', prefetch: false, dropCache: false, kind: 'full-stream' },
     { label: 'disk (page cache dropped)', tier: 'disk', prefetch: false, dropCache: true },
     { label: 'disk (dropped) + prefetch', tier: 'disk', prefetch: true, dropCache: true },
@@ -99,7 +130,7 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
   const warmBy = new Map<string, Summary>();
   const sizeBy = new Map<string, number>();
   for (const v of variants) {
-    const b = await benchDaemon({ policies: { placement: { policy: 'fixed', tier: v.tier } }, snapshots: { prefetch: v.prefetch, ...(v.kind ? { kind: v.kind } : {}) } });
+    const b = await benchDaemon({ policies: { placement: { policy: 'fixed', tier: v.tier } }, snapshots: { prefetch: v.prefetch, ...(v.kind ? { kind: v.kind } : {}), ...(v.kernelResync ? { kernelResync: v.kernelResync } : {}) } });
     const tierDir = v.tier === 'disk' ? path.join(b.dir, 'disk-tier') : `/dev/shm/fc-bench-${path.basename(b.dir)}`;
     try {
       for (const f of FUNCTIONS) {
@@ -110,7 +141,8 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
           await evictAndWait(b.client, f.name);
           await timedInvoke(b.client, f.name, f.params);
         }
-        const xs = await restores(b.client, f, opts.restoreRuns, v.dropCache ? () => dropCache(tierDir) : undefined);
+        const { ms: xs, vmMs } = await restores(b.client, f, opts.restoreRuns, v.dropCache ? () => dropCache(tierDir) : undefined);
+        if (v.label === 'shm') restoreVms.set(f.name, vmMs);
         const rec = restoreBy.get(f.name) ?? {};
         rec[v.label] = summarize(xs);
         restoreBy.set(f.name, rec);
@@ -139,7 +171,20 @@ export async function benchSnapshots(opts: { coldRuns: number; restoreRuns: numb
   for (const f of FUNCTIONS) {
     const cold = summarize(colds.get(f.name) ?? []);
     const restore = restoreBy.get(f.name) ?? {};
-    rows.push({ fn: f.name, memoryMiB: f.memoryMiB, cold, warm: warmBy.get(f.name)!, restore, ratio: (restore.shm?.median ?? NaN) / cold.median, snapshotMiB: sizeBy.get(f.name) ?? NaN, copyRamMs: copyMs.get(f.name) ?? NaN });
+    const cv = coldVms.get(f.name) ?? [];
+    const rv = restoreVms.get(f.name) ?? [];
+    rows.push({
+      fn: f.name,
+      memoryMiB: f.memoryMiB,
+      cold,
+      warm: warmBy.get(f.name)!,
+      restore,
+      ratio: (restore.shm?.median ?? NaN) / cold.median,
+      ...(cv.length ? { coldVm: summarize(cv) } : {}),
+      ...(rv.length ? { restoreVm: summarize(rv) } : {}),
+      snapshotMiB: sizeBy.get(f.name) ?? NaN,
+      copyRamMs: copyMs.get(f.name) ?? NaN,
+    });
   }
 
   // print the per-function table now: the density runs below push the host to its limits
@@ -186,6 +231,17 @@ export function formatSnapshots(r: SnapshotBenchResult): string {
   const mp = (s: Summary | undefined): string => (s ? `${ms(s.median)} / ${ms(s.p99)}` : '-');
   const rows = r.rows.map((x) => [x.fn, `${x.memoryMiB} MiB`, mp(x.cold), ...labels.map((l) => mp(x.restore[l])), mp(x.warm), `1/${(1 / x.ratio).toFixed(0)}`, `${x.snapshotMiB.toFixed(0)} MiB`, ms(x.copyRamMs)]);
   const out = [`machine: ${JSON.stringify(r.machine)}`, `accelerator: ${r.accelerator}`, '', table(head, rows)];
+  const vmRows = r.rows.filter((x) => x.coldVm && x.restoreVm);
+  if (vmRows.length) {
+    out.push(
+      '',
+      'VM level (as in vm-notes): VMM start -> agent ready after a cold boot, VMM start -> first agent reply (the resync) after a restore from shm:',
+      table(
+        ['function', 'cold boot -> agent ready median/p99', 'restore -> first reply median/p99', 'restore/cold'],
+        vmRows.map((x) => [x.fn, mp(x.coldVm), mp(x.restoreVm), `1/${(x.coldVm!.median / x.restoreVm!.median).toFixed(0)}`]),
+      ),
+    );
+  }
   if (r.density.length) {
     out.push('', table(['clones at once', 'all answered', 'restored', 'failures', 'PSS per clone', 'RSS per clone'], r.density.map((d) => [d.n, ms(d.allAnsweredMs), d.restores, d.failures, `${d.pssPerCloneMiB.toFixed(1)} MiB`, `${d.rssPerCloneMiB.toFixed(1)} MiB`])));
   }

@@ -36,6 +36,8 @@ interface Args {
   selfDaemon: boolean;
   realPolicies: string[];
   realMemoryMiB: number;
+  /** per-policy runs write real-records-<tag>.jsonl */
+  recordsTag?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -294,7 +296,7 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   }
   const records: ReplayRecord[] = [];
   const summary = await replay({ trace: slice, url: a.url, token: a.token, map, compress: a.compress, onRecord: (r) => records.push(r) });
-  writeFileSync(path.join(a.out, 'real-records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(path.join(a.out, a.recordsTag ? `real-records-${a.recordsTag}.jsonl` : 'real-records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   for (const n of names) await api(a.url, a.token, 'DELETE', `/v1/functions/${n}`);
 
   const count = (p: string): number => records.filter((r) => r.startPath === p).length;
@@ -319,11 +321,14 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   const simTrace: Trace = { ...slice, functions: slice.functions.map((f, i) => ({ ...f, name: names[i]!, avgDurationMs: Math.min(f.avgDurationMs ?? 0, 2000), memoryMiB: 256 })) };
   const budget = (status.pool as { memoryBudgetMiB?: unknown } | undefined)?.memoryBudgetMiB;
   const memMiB = typeof budget === 'number' && budget > 0 ? budget : Infinity;
-  const sim = simulate({ trace: simTrace, profile, policies: await createPolicies(cfg, { baseDir: '.' }), memoryMiB: memMiB, timeScale: 1 / a.compress });
+  // a daemon without snapshots cold-boots every non-warm start: the simulation must too
+  const snapshotsOn = (status.pool as { snapshotsEnabled?: unknown } | undefined)?.snapshotsEnabled !== false;
+  const simCfg: PoliciesConfigInput = snapshotsOn ? cfg : { ...cfg, placement: { policy: 'fixed', action: 'cold' } };
+  const sim = simulate({ trace: simTrace, profile, policies: await createPolicies(simCfg, { baseDir: '.' }), memoryMiB: memMiB, timeScale: 1 / a.compress });
   const md = [
     `## Real daemon (${a.url}, accelerator ${typeof status.accelerator === 'string' ? status.accelerator : '?'}, memory budget ${memMiB} MiB)`,
     '',
-    `${names.length} functions, ${n} invocations: trace minutes ${from}–${from + minutes} compressed ${a.compress}× into ${a.realSeconds} s; daemon policies ${JSON.stringify(cfg)}.`,
+    `${names.length} functions, ${n} invocations: trace minutes ${from}–${from + minutes} compressed ${a.compress}× into ${a.realSeconds} s; daemon policies ${JSON.stringify(cfg)}; snapshots ${snapshotsOn ? 'on' : 'off'} (in the simulation too).`,
     '',
     '| | invocations | cold | restore | warm | errors | p50 ms | p99 ms |',
     '|---|---|---|---|---|---|---|---|',
@@ -332,7 +337,7 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     '',
     `Send lag p99 ${f1(summary.p99LagMs)} ms. Keep-alive windows are wall-clock in the daemon, so compression shortens the trace's gaps, not the TTL; the simulation applies the same compression.`,
   ].join('\n');
-  return { md, json: { real, sim, summary, policies: cfg } };
+  return { md, json: { real, sim, summary, policies: cfg, snapshots: snapshotsOn } };
 }
 
 // ---------------- main ----------------
@@ -389,7 +394,7 @@ async function main(): Promise<void> {
       console.error(`real: daemon with keep-alive ${policy}, memory budget ${a.realMemoryMiB} MiB`);
       const b = await benchDaemon({ snapshots: { enabled: false }, node: { memoryBudgetMiB: a.realMemoryMiB }, policies: { keepAlive: policy } });
       try {
-        const r = await realRun({ ...a, url: b.d.url, config: undefined }, trace, profile);
+        const r = await realRun({ ...a, url: b.d.url, config: undefined, recordsTag: policy }, trace, profile);
         parts.push(`### keep-alive: ${policy}\n\n${r.md}`);
         all[policy] = r.json;
       } finally {
@@ -432,7 +437,7 @@ async function main(): Promise<void> {
     realMd,
   ].join('\n');
   writeFileSync(path.join(a.out, 'results.md'), md + '\n');
-  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.svg${a.real ? ', real.json, real-records.jsonl' : ''}`);
+  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.svg${a.real ? ', real.json, real-records*.jsonl' : ''}`);
   console.log(md);
 }
 

@@ -142,7 +142,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     'vmpool',
     new VmPool({
       system,
-      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs, prefetch: cfg.snapshots.prefetch },
+      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs, prefetch: cfg.snapshots.prefetch, kernelResync: cfg.snapshots.kernelResync },
       policies,
       snapshots,
       rng: policies.rng,

@@ -21,6 +21,7 @@ import { isatty, ReadStream, WriteStream } from 'node:tty';
 import type { Readable, Writable } from 'node:stream';
 import { installCapture } from './capture.js';
 import { createAgent } from './core.js';
+import { installJsClock } from './clock.js';
 import { installRandomness } from './random.js';
 
 const startPerf = performance.now();
@@ -102,7 +103,8 @@ function busyboxShell(busybox: string): (command: string) => Promise<void> {
 }
 
 interface GuestOps {
-  setClock: (epochMs: number) => Promise<void>;
+  /** Sets the kernel clock; onSet runs synchronously once it took effect. */
+  setClock: (epochMs: number, onSet?: () => void) => Promise<void>;
   seedKernel: (seed: Buffer) => Promise<void>;
 }
 
@@ -116,7 +118,7 @@ function guestOps(): GuestOps {
     // it touches less code than streams (every code path is cold for TCG in a
     // freshly restored clone).
     const [w, r] = [Number(fds[1]), Number(fds[2])];
-    const call = async (command: string): Promise<void> => {
+    const call = (command: string): void => {
       writeSync(w, `${command}\n`);
       const buf = Buffer.alloc(256);
       let answer = '';
@@ -129,8 +131,11 @@ function guestOps(): GuestOps {
       if (answer !== 'ok') throw new Error(`faascell-helper: ${answer}`);
     };
     return {
-      setClock: (epochMs) => call(`T ${Math.round(epochMs)} ${process.hrtime.bigint()}`),
-      seedKernel: (seed) => call(`S ${seed.toString('hex')}`),
+      setClock: async (epochMs, onSet) => {
+        call(`T ${Math.round(epochMs)} ${process.hrtime.bigint()}`);
+        onSet?.();
+      },
+      seedKernel: async (seed) => call(`S ${seed.toString('hex')}`),
     };
   }
   // Fallback: a busybox shell, spawned once after `ready` (before any snapshot).
@@ -138,7 +143,10 @@ function guestOps(): GuestOps {
   // seed is only mixed into the pool (no reseed).
   const sh = busyboxShell(process.env.FAASCELL_BUSYBOX ?? '/bin/busybox');
   return {
-    setClock: (epochMs) => sh(`date -s @${Math.round(epochMs / 1000)} >/dev/null 2>&1 && echo ok || echo fail`),
+    setClock: async (epochMs, onSet) => {
+      await sh(`date -s @${Math.round(epochMs / 1000)} >/dev/null 2>&1 && echo ok || echo fail`);
+      onSet?.();
+    },
     seedKernel: (seed) => writeFile('/dev/urandom', seed),
   };
 }
@@ -162,6 +170,7 @@ const uptimeBase = nowUptime - performance.now();
 
 const capture = installCapture();
 const ops = inGuest ? guestOps() : undefined;
+const jsClock = inGuest ? installJsClock() : undefined;
 const random = installRandomness();
 const { input, output } = openChannel(process.env.FAASCELL_AGENT_CHANNEL ?? '/dev/hvc0');
 
@@ -174,11 +183,9 @@ const agent = createAgent({
   ...(process.env.FAASCELL_AGENT_DEBUG === '1' ? { debug: (line: string) => writeSync(2, `agent: ${line}\n`) } : {}),
   uptimeMs: () => uptimeBase + performance.now(),
   boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, agentStart },
-  reseed: async (seed) => {
-    random.reseed(seed);
-    if (ops) await ops.seedKernel(seed);
-  },
-  ...(ops ? { setClock: ops.setClock } : {}),
+  reseed: (seed) => random.reseed(seed),
+  ...(ops ? { setClock: ops.setClock, seedKernel: ops.seedKernel } : {}),
+  ...(jsClock ? { jsClock } : {}),
 });
 
 agent.sendReady();

@@ -23,9 +23,16 @@ export interface AgentOptions {
   uptimeMs?: () => number;
   /** Uptime at which /init started, and at which the agent's JavaScript started. */
   boot?: { init: number; agentStart: number };
-  /** resync hooks: set the wall clock, reseed randomness. */
-  setClock?: (epochMs: number) => Promise<void>;
-  reseed?: (seed: Buffer) => Promise<void> | void;
+  /**
+   * resync hooks. setClock sets the kernel clock and calls onSet synchronously right
+   * after it took effect (so no JavaScript sees the clock corrected twice);
+   * reseed reseeds the agent's JavaScript randomness; seedKernel the kernel CRNG.
+   */
+  setClock?: (epochMs: number, onSet?: () => void) => Promise<void>;
+  reseed?: (seed: Buffer) => void;
+  seedKernel?: (seed: Buffer) => Promise<void>;
+  /** The clock JavaScript sees (Date): a deferred resync corrects it first, the kernel clock later. */
+  jsClock?: { correctTo(epochMs: number): void; reset(): void };
   /** chdir into the function directory at init (true in the guest; OpenWhisk functions read files relative to it). */
   chdir?: boolean;
   /** Diagnostics that must not end up in a run's logs (the entry writes them straight to the console fd). */
@@ -105,6 +112,16 @@ export function createAgent(opts: AgentOptions): Agent {
   let entry: EntryFn | undefined;
   let running: { fail: (err: unknown) => void } | undefined;
   let inFlight = 0;
+  /** Kernel part of a deferred resync: runs after the next run replied, or after a second idle. */
+  let pendingKernel: { work: () => Promise<void>; timer: ReturnType<typeof setTimeout> } | undefined;
+  const runPendingKernel = (): void => {
+    const p = pendingKernel;
+    if (!p || running) return;
+    pendingKernel = undefined;
+    clearTimeout(p.timer);
+    p.work().catch((err: unknown) => capture?.note(`[faascell] deferred kernel resync failed: ${errorOf('state', err).message}`));
+  };
+
   let ended = false;
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
@@ -215,25 +232,41 @@ export function createAgent(opts: AgentOptions): Agent {
     const logs = JSON.stringify(capture?.end() ?? []);
     if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`);
     else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`);
+    // a deferred resync's kernel part runs now that the reply is on its way
+    if (pendingKernel) setImmediate(runPendingKernel);
   }
 
   async function doResync(id: number, req: Record<string, unknown>): Promise<void> {
     const received = performance.now();
-    const { epochMs, seed } = req;
-    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string') {
-      sendError(id, 'protocol', 'resync needs epochMs (number) and seed (base64)');
+    const { epochMs, seed, kernel } = req;
+    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string' || (kernel !== undefined && kernel !== 'now' && kernel !== 'deferred')) {
+      sendError(id, 'protocol', "resync needs epochMs (number), seed (base64) and optionally kernel ('now' or 'deferred')");
       return;
     }
-    try {
-      // Clock first (its target is computed from the receive time), then the seed;
-      // both helper commands are pipelined, so they cost one round trip.
-      const since = (): number => performance.now() - received;
-      const steps: Record<string, number> = {};
+    const since = (): number => performance.now() - received;
+    const seedBytes = Buffer.from(seed, 'base64');
+    // the kernel clock is set to the host's time plus what elapsed since receipt
+    const kernelWork = async (steps: Record<string, number>): Promise<void> => {
       const clock = opts.setClock
-        ? opts.setClock(epochMs + since()).then(() => void (steps.clockMs = since()))
+        ? opts.setClock(epochMs + since(), () => opts.jsClock?.reset()).then(() => void (steps.clockMs = since()))
         : Promise.resolve();
-      const seeded = Promise.resolve(opts.reseed?.(Buffer.from(seed, 'base64'))).then(() => void (steps.reseedMs = since()));
+      const seeded = opts.seedKernel ? opts.seedKernel(seedBytes).then(() => void (steps.kernelSeedMs = since())) : Promise.resolve();
       await Promise.all([clock, seeded]);
+    };
+    try {
+      const steps: Record<string, number> = {};
+      opts.reseed?.(seedBytes);
+      steps.reseedMs = since();
+      if (kernel === 'deferred' && opts.setClock && opts.jsClock) {
+        // Date reads the kernel clock plus an offset until the kernel clock is set
+        opts.jsClock.correctTo(epochMs + since());
+        steps.clockMs = since();
+        if (pendingKernel) clearTimeout(pendingKernel.timer);
+        pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
+      } else {
+        // both helper commands are pipelined: one round trip
+        await kernelWork(steps);
+      }
       // result: when each step finished (ms after receipt), for diagnostics.
       sendObj({ id, ok: true, result: steps, durationMs: since() });
     } catch (err) {

@@ -117,6 +117,12 @@ export const configSchema = z
         uncache: z.boolean().default(false),
         /** Record a restored VM's working set during its first invocation and read it ahead on later restores (REAP). */
         prefetch: z.boolean().default(false),
+        /**
+         * A restored clone's kernel clock and CRNG: set before its first run ('before-run'),
+         * or right after the first run replied ('deferred'; Date and the JS randomness are
+         * corrected before the run either way).
+         */
+        kernelResync: z.enum(['before-run', 'deferred']).default('before-run'),
       })
       .strict()
       .default({}),

@@ -52,6 +52,13 @@ export type AgentRequest =
       epochMs: number;
       /** 32 random bytes, base64. */
       seed: string;
+      /**
+       * 'now' (default): set the kernel clock and reseed the kernel CRNG before replying.
+       * 'deferred': correct the clock JavaScript sees (Date) and reseed the agent's JS
+       * randomness now, and do the kernel part after the next run has replied (or
+       * after a second of idleness): the kernel path is ~40 % of a TCG restore.
+       */
+      kernel?: 'now' | 'deferred';
     };
 
 /** A request without its id (the channel assigns ids). */

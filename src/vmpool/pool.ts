@@ -70,6 +70,8 @@ interface Waiter {
 export interface PoolStatus {
   memoryUsedMiB: number;
   memoryBudgetMiB: number;
+  /** false: every non-warm start is a cold boot (no snapshots taken or restored) */
+  snapshotsEnabled: boolean;
   busy: number;
   instances: Array<{ id: string; fn: string; state: PoolInstState; workerState: string; memoryMiB: number; createdAt: number; lastUsedAt: number; invocations: number; stale: boolean; cpuSlot: number }>;
   queues: Record<string, number>;
@@ -485,6 +487,7 @@ export class VmPool extends Actor<PoolMsg> {
     return {
       memoryUsedMiB: this.memoryUsed(),
       memoryBudgetMiB: this.deps.config.memoryBudgetMiB,
+      snapshotsEnabled: this.deps.config.snapshotsEnabled && this.deps.snapshots !== undefined,
       busy: this.busyCount(),
       instances: [...this.insts.values()].map((i) => ({
         id: i.id,

@@ -29,6 +29,8 @@ export interface WorkerDeps {
   bootTimeoutMs: number;
   /** record a restored VM's working set and read it ahead on later restores (REAP) */
   prefetch?: boolean;
+  /** when a restored clone's kernel clock and CRNG are set (see snapshots.kernelResync) */
+  kernelResync?: 'before-run' | 'deferred';
   /** host CPUs this VM is pinned to */
   cpuAffinity?: number[];
 }
@@ -234,7 +236,7 @@ export class Worker extends Actor<WorkerMsg> {
       // fresh clock and randomness before any user code runs again
       // a restore may take as long as a cold boot may: dozens of restores at once on a
       // small TCG host take many seconds each, and a cold fallback would cost even more
-      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64') }, Math.max(10_000, this.deps.bootTimeoutMs));
+      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' }, Math.max(10_000, this.deps.bootTimeoutMs));
       if (!r.ok) throw new Error(`agent refused resync: ${r.error.message}`);
       const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
       if (typeof rr?.clockMs === 'number') this.startDetails.guestClockSetMs = rr.clockMs;

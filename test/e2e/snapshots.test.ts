@@ -75,10 +75,18 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
   });
 
   test('eight concurrent restores of one snapshot', async () => {
-    const rs = await Promise.all(Array.from({ length: 8 }, () => d.client.invoke('stateful', {})));
+    // Each call holds its instance for a while: otherwise the pool rightly hands a clone
+    // that already answered to a caller whose own restore is still under way (warm, count 2).
+    const rs = await Promise.all(Array.from({ length: 8 }, () => d.client.invoke('stateful', { holdMs: 4000 })));
     assert.ok(rs.every((r) => r.status === 200), JSON.stringify(rs.map((r) => r.body.error)));
-    assert.ok(rs.every((r) => (r.body.result as { count: number }).count === 1));
-    assert.ok(rs.filter((r) => r.body.activation!.startPath === 'restore').length >= 7);
+    const paths = rs.map((r) => `${r.body.activation!.startPath}:${(r.body.result as { count: number }).count}`);
+    // a restored clone starts from the snapshot (count 1); a reused one continues its own state
+    for (const r of rs) {
+      const count = (r.body.result as { count: number }).count;
+      if (r.body.activation!.startPath === 'restore') assert.equal(count, 1, paths.join(' '));
+      else assert.ok(count >= 2, paths.join(' '));
+    }
+    assert.ok(rs.filter((r) => r.body.activation!.startPath === 'restore').length >= 7, paths.join(' '));
     await evict(d, 'stateful');
   });
 
@@ -151,6 +159,40 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
     } finally {
       cleanup(d);
       rmSync(tierDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
+  test('clones see the right time and their own randomness before the kernel part, and after it', async () => {
+    const d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kernelResync: 'deferred' } });
+    try {
+      await d.deploy('stateful', 'stateful.js', { maxInstances: 2 });
+      assert.equal((await d.client.invoke('stateful', {})).body.activation!.startPath, 'cold');
+      await evict(d, 'stateful');
+      // let the snapshot's clock fall behind: an uncorrected clone would be >= 4 s late
+      await new Promise((r) => setTimeout(r, 4000));
+      const [a, b] = await Promise.all([d.client.invoke('stateful', { holdMs: 2000 }), d.client.invoke('stateful', { holdMs: 2000 })]);
+      type R = { count: number; random: number; uuid: string; now: number };
+      const [ra, rb] = [a.body.result as R, b.body.result as R];
+      assert.deepEqual([a.body.activation!.startPath, b.body.activation!.startPath], ['restore', 'restore']);
+      assert.deepEqual([ra.count, rb.count], [1, 1]);
+      assert.notEqual(ra.random, rb.random);
+      assert.notEqual(ra.uuid, rb.uuid);
+      // Date in the first run: corrected in JavaScript (the snapshot's clock is minutes behind by now)
+      for (const [r, res] of [[a, ra], [b, rb]] as const) {
+        const off = res.now - r.body.activation!.timestamps.runStarted!;
+        assert.ok(Math.abs(off) < 1500, `first run's clock off by ${off} ms`);
+      }
+      // later runs: the kernel clock has been set and the JS offset dropped; time still right
+      const again = await d.client.invoke('stateful', {});
+      assert.equal(again.body.activation!.startPath, 'warm');
+      const off2 = (again.body.result as R).now - again.body.activation!.timestamps.runStarted!;
+      assert.ok(Math.abs(off2) < 1500, `later run's clock off by ${off2} ms`);
+      await d.stop();
+      assert.deepEqual(leftovers(d), []);
+    } finally {
+      cleanup(d);
     }
   });
 });

@@ -524,3 +524,80 @@ void test('installRandomness: seeded Math.random is deterministic per seed and r
   assert.equal(Math.random, origRandom);
   assert.equal(crypto.default.randomBytes, origBytes);
 });
+
+void test('resync: kernel now (before the reply) vs deferred (after the next run replied)', async () => {
+  const events: string[] = [];
+  const mk = () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const agent = createAgent({
+      input,
+      output,
+      workRoot: fs.mkdtempSync(path.join(tmp, 'resync-')),
+      reseed: () => void events.push('js-seed'),
+      setClock: async (_ms, onSet) => {
+        events.push('kernel-clock');
+        onSet?.();
+      },
+      seedKernel: async () => void events.push('kernel-seed'),
+      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    });
+    const client = new Client(new LineReader(output), input);
+    agent.sendReady();
+    return { input, output, agent, client };
+  };
+  const seed = b64(Buffer.alloc(32, 7));
+
+  // now: everything before the reply, the JS clock is never offset
+  let a = mk();
+  await a.client.ready;
+  const now = await a.client.request({ op: 'resync', epochMs: Date.now(), seed });
+  assert.equal(now.ok, true, JSON.stringify(now));
+  assert.deepEqual(events.splice(0), ['js-seed', 'kernel-clock', 'js-clock-reset', 'kernel-seed']);
+  a.input.end();
+  await a.agent.done;
+
+  // deferred: the reply comes after the JS part; the kernel part follows the next run's reply
+  a = mk();
+  await a.client.ready;
+  assert.equal((await a.client.request(single('exports.main = () => ({ ok: 1 })'))).ok, true);
+  const def = await a.client.request({ op: 'resync', epochMs: Date.now(), seed, kernel: 'deferred' });
+  assert.equal(def.ok, true, JSON.stringify(def));
+  assert.deepEqual(events.splice(0), ['js-seed', 'js-clock']);
+  assert.deepEqual((await a.client.request(run())).result, { ok: 1 });
+  await new Promise((r) => setTimeout(r, 50));
+  // the kernel clock is set and the JS offset dropped in one synchronous step
+  assert.deepEqual(events.splice(0), ['kernel-clock', 'js-clock-reset', 'kernel-seed']);
+
+  // a bad kernel mode is refused, naming the field
+  const bad = await a.client.request({ op: 'resync', epochMs: Date.now(), seed, kernel: 'later' });
+  assert.equal(bad.ok, false);
+  assert.match(JSON.stringify(bad), /kernel/);
+  a.input.end();
+  await a.agent.done;
+});
+
+void test('resync deferred: the kernel part also runs after a second without any run', async () => {
+  const events: string[] = [];
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const agent = createAgent({
+    input,
+    output,
+    workRoot: fs.mkdtempSync(path.join(tmp, 'resync2-')),
+    setClock: async (_ms, onSet) => {
+      events.push('kernel-clock');
+      onSet?.();
+    },
+    jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+  });
+  const client = new Client(new LineReader(output), input);
+  agent.sendReady();
+  await client.ready;
+  assert.equal((await client.request({ op: 'resync', epochMs: Date.now(), seed: b64(Buffer.alloc(32)), kernel: 'deferred' })).ok, true);
+  assert.deepEqual(events, ['js-clock']);
+  await new Promise((r) => setTimeout(r, 1300));
+  assert.deepEqual(events, ['js-clock', 'kernel-clock', 'js-clock-reset']);
+  input.end();
+  await agent.done;
+});
