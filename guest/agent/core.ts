@@ -126,9 +126,9 @@ export function createAgent(opts: AgentOptions): Agent {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
 
-  const send = (text: string): void => {
+  const send = (text: string, written?: () => void): void => {
     opts.debug?.(`-> ${text.length > 200 ? `${text.slice(0, 200)}... (${text.length} chars)` : text}`);
-    output.write(`${text}\n`);
+    output.write(`${text}\n`, written);
   };
   const sendObj = (obj: Reply): void => send(JSON.stringify(obj));
   const sendError = (id: number, kind: AgentErrorKind, message: string, extra: Reply = {}): void =>
@@ -230,10 +230,10 @@ export function createAgent(opts: AgentOptions): Agent {
     }
     const durationMs = performance.now() - t0;
     const logs = JSON.stringify(capture?.end() ?? []);
-    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`);
-    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`);
-    // a deferred resync's kernel part runs now that the reply is on its way
-    if (pendingKernel) setImmediate(runPendingKernel);
+    // a deferred resync's kernel part runs once the reply has been written
+    const written = pendingKernel ? runPendingKernel : undefined;
+    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`, written);
+    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`, written);
   }
 
   async function doResync(id: number, req: Record<string, unknown>): Promise<void> {
