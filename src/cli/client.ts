@@ -35,8 +35,9 @@ export class Client {
       try {
         res = await send();
       } catch (err) {
-        // a kept-alive socket the server had just closed: safe to resend only what is idempotent
-        if (method === 'POST') throw err;
+        // A kept-alive socket the server had just closed (an overloaded event loop makes
+        // the client's idle timer late): resend only what is idempotent, evict included.
+        if (method === 'POST' && !/\/evict$/.test(path)) throw err;
         res = await send();
       }
     } catch (err) {
