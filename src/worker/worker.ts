@@ -151,6 +151,11 @@ export class Worker extends Actor<WorkerMsg> {
         started: { path: this.startPath, startMs, snapshotId: this.snapshotUsed?.id },
       });
     } catch (err) {
+      if (this.sm.state === 'gone' || this.sm.state === 'stopping') {
+        this.log.info('start abandoned: instance stopped meanwhile', { vmId: this.vmId, fn: plan.fn.name, err: errText(err) });
+        await this.teardown('stopped while starting');
+        return;
+      }
       this.log.error('instance start failed', { vmId: this.vmId, fn: plan.fn.name, err: errText(err) });
       this.startDetails.error = errText(err);
       await this.teardown(`failed: start: ${errText(err)}`);
@@ -247,6 +252,12 @@ export class Worker extends Actor<WorkerMsg> {
       this.deps.snapshots?.tell({ kind: 'restored', id: snap.id, ok: true, restoreMs: nowMs() - t0 });
       return true;
     } catch (err) {
+      if (this.sm.state === 'gone' || this.sm.state === 'stopping') {
+        // stopped while restoring (eviction, shutdown): says nothing about the snapshot
+        this.log.info('restore abandoned: instance stopped meanwhile', { vmId: this.vmId, snapshot: snap.id, err: errText(err) });
+        if (vm) await this.detachAndStop(vm);
+        return false;
+      }
       this.log.warn('restore failed; falling back to cold boot', { vmId: this.vmId, snapshot: snap.id, err: errText(err) });
       this.deps.snapshots?.tell({ kind: 'restored', id: snap.id, ok: false, reason: errText(err) });
       if (vm) await this.detachAndStop(vm);
