@@ -54,8 +54,8 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), or all')
-    .argument('[which]', 'startup | snapshots | all', 'all')
+    .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all')
+    .argument('[which]', 'startup | snapshots | restore-steps | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -86,7 +86,16 @@ export function registerExtraCommands(p: Command): void {
         const { profileFromBench } = await import('../../bench/profile.js');
         writeFileSync(path.join(o.out, 'profile.json'), JSON.stringify(profileFromBench(r), null, 2));
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | all`);
+      if (which === 'restore-steps' || which === 'all') {
+        const { benchRestoreSteps, formatRestoreSteps } = await import('../../bench/restore-steps.js');
+        console.error('bench restore-steps: a restored clone step by step…');
+        const r = await benchRestoreSteps({ runs: o.restoreRuns });
+        const text = formatRestoreSteps(r);
+        console.log(text + '\n');
+        md.push('## restore steps\n\n' + text);
+        json.restoreSteps = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
