@@ -297,6 +297,10 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   const records: ReplayRecord[] = [];
   const summary = await replay({ trace: slice, url: a.url, token: a.token, map, compress: a.compress, onRecord: (r) => records.push(r) });
   writeFileSync(path.join(a.out, a.recordsTag ? `real-records-${a.recordsTag}.jsonl` : 'real-records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  // Instances the pool started, whichever request they ended up serving: the real pool lets a waiting
+  // request take the first instance that frees up, so a request-level "cold" undercounts cold boots.
+  const after = (await api(a.url, a.token, 'GET', '/v1/status')).json as { pool?: { counters?: { cold?: number; restore?: number } } };
+  const started = { cold: after.pool?.counters?.cold ?? NaN, restore: after.pool?.counters?.restore ?? NaN };
   for (const n of names) await api(a.url, a.token, 'DELETE', `/v1/functions/${n}`);
 
   const count = (p: string): number => records.filter((r) => r.startPath === p).length;
@@ -315,6 +319,8 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     p50Ms: q(50),
     p99Ms: q(99),
     sendLagP99Ms: summary.p99LagMs,
+    instancesStartedCold: started.cold,
+    instancesStartedRestore: started.restore,
   };
   // The same slice in the simulator: same policies, time compressed the same way,
   // each deployed function given the profile's costs and the trace's durations (capped like the function).
@@ -330,10 +336,12 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     '',
     `${names.length} functions, ${n} invocations: trace minutes ${from}–${from + minutes} compressed ${a.compress}× into ${a.realSeconds} s; daemon policies ${JSON.stringify(cfg)}; snapshots ${snapshotsOn ? 'on' : 'off'} (in the simulation too).`,
     '',
-    '| | invocations | cold | restore | warm | errors | p50 ms | p99 ms |',
-    '|---|---|---|---|---|---|---|---|',
-    `| real daemon | ${n} | ${pct(real.coldStartFraction)} | ${pct(real.restoreFraction)} | ${pct(real.warmFraction)} | ${real.errors} | ${f1(real.p50Ms)} | ${f1(real.p99Ms)} |`,
-    `| simulator, same slice | ${sim.invocations} | ${pct(sim.coldStartFraction)} | ${pct(sim.restoreFraction)} | ${pct(sim.warmFraction)} | ${sim.dropped} | ${f1(sim.p50Ms)} | ${f1(sim.p99Ms)} |`,
+    '| | invocations | cold | restore | warm | errors | p50 ms | p99 ms | instances cold-booted |',
+    '|---|---|---|---|---|---|---|---|---|',
+    `| real daemon | ${n} | ${pct(real.coldStartFraction)} | ${pct(real.restoreFraction)} | ${pct(real.warmFraction)} | ${real.errors} | ${f1(real.p50Ms)} | ${f1(real.p99Ms)} | ${started.cold} |`,
+    `| simulator, same slice | ${sim.invocations} | ${pct(sim.coldStartFraction)} | ${pct(sim.restoreFraction)} | ${pct(sim.warmFraction)} | ${sim.dropped} | ${f1(sim.p50Ms)} | ${f1(sim.p99Ms)} | ${sim.coldStarts} |`,
+    '',
+    'cold / restore / warm: the start path of the instance that served each request. The real pool hands a waiting request the first instance that frees up (often a busy one finishing before the boot started for the request completes); the simulator binds a request to the instance started for it. The last column counts cold boots, whichever request they served.',
     '',
     `Send lag p99 ${f1(summary.p99LagMs)} ms. Keep-alive windows are wall-clock in the daemon, so compression shortens the trace's gaps, not the TTL; the simulation applies the same compression.`,
   ].join('\n');

@@ -9,6 +9,10 @@ export interface FakeBehaviour {
   runMs?: number;
   /** params.crash → the VM exits during the run; params.hang → never answers */
   failBoot?: boolean;
+  /** a restored VM's resync answers after this long (failing if the VM was stopped meanwhile) */
+  resyncMs?: number;
+  /** a restored VM's agent refuses the resync */
+  failResync?: boolean;
 }
 
 export const fakeImage: GuestImage = {
@@ -63,6 +67,11 @@ class FakeVm implements VmHandle {
           await sleep(b.runMs ?? 1);
           if (p.throw) return { id: 0, ok: false, error: { kind: 'application', message: JSON.stringify(p.throw) }, logs: ['before throw'] };
           return { id: 0, ok: true, result: { echo: p, inited: this.inited }, logs: ['ran'], durationMs: b.runMs ?? 1 };
+        }
+        if (req.op === 'resync') {
+          await sleep(b.resyncMs ?? 0);
+          if (this.stopped) throw new Error('guest channel closed (closed by host)');
+          if (b.failResync) return { id: 0, ok: false, error: { kind: 'state', message: 'resync refused (fake)' } };
         }
         return { id: 0, ok: true };
       },
