@@ -126,6 +126,19 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
   const timer = setInterval(() => showProgress(false), progress?.isTTY ? 250 : 5000);
   timer.unref();
 
+  /** A record for a request of trace function `fn` before any answer. */
+  const unsent = (fn: number, scheduledMs: number, sentMs: number): ReplayRecord => ({
+    scheduledMs: round(scheduledMs),
+    sentMs: round(sentMs),
+    lagMs: round(sentMs - scheduledMs),
+    function: mapping[fn]!,
+    traceFunction: trace.functions[fn]!.name,
+    status: 0,
+    startPath: null,
+    latencyMs: null,
+    totalMs: null,
+  });
+
   const emit = (r: ReplayRecord): void => {
     o.onRecord?.(r);
     byStatus[String(r.status)] = (byStatus[String(r.status)] ?? 0) + 1;
@@ -136,17 +149,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
     const sentMs = elapsed();
     const lag = sentMs - scheduledMs;
     lags.push(lag);
-    const rec: ReplayRecord = {
-      scheduledMs: round(scheduledMs),
-      sentMs: round(sentMs),
-      lagMs: round(lag),
-      function: mapping[fn]!,
-      traceFunction: trace.functions[fn]!.name,
-      status: 0,
-      startPath: null,
-      latencyMs: null,
-      totalMs: null,
-    };
+    const rec = unsent(fn, scheduledMs, sentMs);
     try {
       const res = await fetch(urls[fn]!, { method: 'POST', headers, body: bodies[fn], signal: AbortSignal.timeout(timeoutMs) });
       const text = await res.text();
@@ -202,18 +205,7 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
         if (o.signal?.aborted) break outer;
         if (inflight >= maxInflight) {
           skipped++;
-          emit({
-            scheduledMs: round(due),
-            sentMs: round(elapsed()),
-            lagMs: round(elapsed() - due),
-            function: mapping[fn]!,
-            traceFunction: trace.functions[fn]!.name,
-            status: 0,
-            startPath: null,
-            latencyMs: null,
-            totalMs: null,
-            error: 'not sent: max-inflight reached',
-          });
+          emit({ ...unsent(fn, due, elapsed()), error: 'not sent: max-inflight reached' });
           continue;
         }
         inflight++;
