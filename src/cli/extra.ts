@@ -8,8 +8,8 @@ const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).f
 export function registerExtraCommands(p: Command): void {
   p.command('simulate')
     .description('discrete-event simulation of one node running the real policy objects over a trace')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
     .option('--memory-mib <n>', 'node memory budget (default unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
@@ -21,7 +21,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--max-instances <n>', 'per-function instance limit')
     .option('--max-queue-delay-ms <n>', 'a request waiting longer for memory is dropped (counted)')
     .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -31,8 +31,8 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('replay')
     .description('open-loop load generator: replays a trace against a running daemon')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--map <pairs>', 'traceFn=deployedFn,…')
     .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
     .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
@@ -44,7 +44,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--out <file>', 'one JSON record per request (JSONL)')
     .option('--day <dNN>')
     .option('--spread <how>', 'arrivals within a slot: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'print the summary as JSON')
     .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {

@@ -42,6 +42,7 @@ export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
   return {
     format: trace.format,
     source: trace.source,
+    slotLabels: trace.slotLabels?.slice(from, to),
     slotMs: trace.slotMs,
     nSlots,
     functions,
