@@ -53,6 +53,23 @@ export function registerExtraCommands(p: Command): void {
       await runReplayCommand({ ...(o as unknown as Parameters<typeof runReplayCommand>[0]), url: g.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080', token: g.token ?? process.env.FAASCELL_TOKEN });
     });
 
+  // deploy-spec: the functions a FaaSRail spec replays (issue 8)
+  p.command('deploy-spec')
+    .description('deploy one function per row of a FaaSRail spec, running the FunctionBench-style function of its benchmark')
+    .argument('<spec>', 'a spec as faasrail-shrinkray writes it (avg,mapped_wreq,minute columns)')
+    .option('--memory <MiB>', 'memory of every function (default: per benchmark, see docs/replay.md)')
+    .option('--memory-for <list>', 'per benchmark: bench=MiB,… (over --memory)')
+    .option('--timeout <seconds>', 'run timeout of every function (default: per benchmark)')
+    .option('--vcpus <n>', 'vCPUs of every function (default: the daemon\'s functionDefaults)')
+    .option('--max-instances <n>', 'instance limit of every function (default: the daemon\'s functionDefaults)')
+    .option('--dry-run', 'print what would be deployed; no daemon needed')
+    .option('--json', 'print the plan as JSON')
+    .action(async (spec: string, o: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const { runDeploySpec } = await import('./deploy-spec.js');
+      const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
+      await runDeploySpec({ ...(o as Omit<Parameters<typeof runDeploySpec>[0], 'spec'>), spec, url: g.url ?? process.env.FAASCELL_URL, token: g.token ?? process.env.FAASCELL_TOKEN });
+    });
+
   p.command('bench')
     .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all')
     .argument('[which]', 'startup | snapshots | restore-steps | all', 'all')
