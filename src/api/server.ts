@@ -16,6 +16,8 @@ import { CallbackSink } from '../sinks/file.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { Db } from '../registry/db.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -30,6 +32,8 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
 }
 
 const errorSchema = {
@@ -77,6 +81,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz') return;
+      // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
+      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -160,6 +166,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
     return { ...deps.info(), pool, snapshots };
   });
+
+  if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
 
   return app;
 }

@@ -20,6 +20,8 @@ export interface InvocationRequest {
   /** epoch ms when the Source received it */
   receivedAt: number;
   sink: Sink;
+  /** The activation id to use, when the Source must know it before the run (OpenWhisk's non-blocking invoke). */
+  activationId?: string;
 }
 
 export type DispatcherMsg = { kind: 'invoke'; req: InvocationRequest };
@@ -53,7 +55,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
 
   private async handle(req: InvocationRequest): Promise<void> {
     const rec: ActivationRecord = {
-      id: randomUUID(),
+      id: req.activationId ?? randomUUID(),
       function: req.fn,
       functionVersion: 0,
       runtime: this.deps.runtime,
