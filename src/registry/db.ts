@@ -55,7 +55,9 @@ const MIGRATIONS: string[] = [
      status TEXT NOT NULL DEFAULT 'ready'
    );
    CREATE INDEX snapshots_by_function ON snapshots(function);`,
-  // 3: default parameters merged under each invocation's own, free-form annotations (OpenWhisk actions),
+  // 3: a snapshot is valid only for its function's exact version (code, shape, entry, env)
+  `ALTER TABLE snapshots ADD COLUMN version_key TEXT NOT NULL DEFAULT '';`,
+  // 4: default parameters merged under each invocation's own, free-form annotations (OpenWhisk actions),
   //    and what the OpenWhisk Source keeps per activation beside the record (src/sources/openwhisk/results.ts)
   `ALTER TABLE functions ADD COLUMN parameters TEXT NOT NULL DEFAULT '{}';
    ALTER TABLE functions ADD COLUMN annotations TEXT NOT NULL DEFAULT '{}';

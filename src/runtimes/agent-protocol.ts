@@ -88,7 +88,8 @@ export type AgentReply =
   | {
       id: number;
       ok: false;
-      error: { kind: AgentErrorKind; message: string; stack?: string };
+      /** exitCode: the function called process.exit (or the agent is exiting) while this request ran */
+      error: { kind: AgentErrorKind; message: string; stack?: string; exitCode?: number };
       logs?: string[];
       durationMs?: number;
     };

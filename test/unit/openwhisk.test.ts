@@ -89,14 +89,14 @@ const AUTH = { authorization: basic('23bc46b1-71f6-4ed5-8c54-816aa4f8c502', TOKE
 const HELLO = { exec: { kind: 'nodejs:default', code: 'function main(p) { return { payload: "Hello " + p.name } }' } };
 
 void test('the status mapping covers every FaaSCell status and picks the HTTP status', () => {
-  const at = (status: ActivationStatus, stamps: ActivationRecord['timestamps'] = {}) => openWhiskStatus({ status, timestamps: { received: 0, ...stamps } });
+  const at = (status: ActivationStatus) => openWhiskStatus({ status });
   assert.deepEqual(at('success'), { status: 'success', statusCode: 0 });
   assert.deepEqual(at('application_error'), { status: 'application error', statusCode: 1 });
   assert.deepEqual(at('init_error'), { status: 'action developer error', statusCode: 2 });
   assert.deepEqual(at('timeout'), { status: 'action developer error', statusCode: 2 });
-  // a VM that died under the action's code is the action's failure; one that never came up is the platform's
-  assert.deepEqual(at('vm_error', { agentReady: 5 }), { status: 'action developer error', statusCode: 2 });
-  assert.deepEqual(at('vm_error', { runStarted: 5 }), { status: 'action developer error', statusCode: 2 });
+  // a VM the action ended is the action's failure; one that never came up is the platform's
+  assert.deepEqual(at('crashed'), { status: 'action developer error', statusCode: 2 });
+  assert.deepEqual(at('result_too_large'), { status: 'action developer error', statusCode: 2 });
   assert.deepEqual(at('vm_error'), { status: 'whisk internal error', statusCode: 3 });
   assert.deepEqual(at('rejected'), { status: 'whisk internal error', statusCode: 3 });
   assert.deepEqual(at('internal_error'), { status: 'whisk internal error', statusCode: 3 });

@@ -15,9 +15,8 @@ import { nowMs, type ActivationRecord } from '../../perf/activation.js';
 import type { PerfMsg } from '../../perf/perf-manager.js';
 import type { Db } from '../../registry/db.js';
 import type { FunctionDef, Registry } from '../../registry/registry.js';
-import { CallbackSink } from '../../sinks/file.js';
+import { CallbackSink } from '../../sinks/callback.js';
 import type { InvocationResult } from '../../sinks/types.js';
-import type { SnapshotMsg } from '../../snapshots/types.js';
 import type { PoolMsg } from '../../vmpool/pool.js';
 import { actionDocument, actionInput, actionPutSchema, mergeParameters, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
 import { checkAuth } from './auth.js';
@@ -37,7 +36,6 @@ export interface OpenWhiskDeps {
   dispatcher: ActorRef<DispatcherMsg>;
   pool: ActorRef<PoolMsg>;
   perf: ActorRef<PerfMsg>;
-  snapshots?: ActorRef<SnapshotMsg>;
   db: Db;
   /** the daemon token (the key of OpenWhisk credentials); none: any credentials pass */
   token?: string;
@@ -182,8 +180,8 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
       } catch (err) {
         throw err instanceof FaasError ? openWhiskFieldError(err) : err;
       }
+      // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
-      deps.snapshots?.tell({ kind: 'invalidate', fn: def.name, keep: def });
       return reply.status(200).send(actionDocument(def, options.namespace));
     },
   );
@@ -202,7 +200,6 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     const doc = actionDocument(def, options.namespace);
     registry.delete(def.name);
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def: undefined, reply: r }), 10_000);
-    if (deps.snapshots) await deps.snapshots.ask<number>((r) => ({ kind: 'invalidate', fn: def.name, reply: r }), 30_000);
     return doc;
   });
 

@@ -18,14 +18,14 @@ const DEVELOPER: OpenWhiskStatus = { status: 'action developer error', statusCod
 const INTERNAL: OpenWhiskStatus = { status: 'whisk internal error', statusCode: 3 };
 
 /**
- * success → success; application_error (the action threw, rejected or returned an
- * error) → application error; init_error and timeout → action developer error (as
- * OpenWhisk counts a failed initialisation or a time-out); vm_error → action
- * developer error once the guest agent was up and the action's code was loading or
- * running (the VM died under the action), whisk internal error before (the VM never
- * came up); rejected and internal_error → whisk internal error.
+ * success → success; application_error (the action threw, rejected or returned
+ * {error}) → application error; what the action's code did wrong — init_error,
+ * timeout, crashed (it ended its VM during the run), result_too_large — → action
+ * developer error, as OpenWhisk counts a failed initialisation, a time-out, an
+ * exit or an oversized response; what the platform did wrong — vm_error (the VM
+ * never came up), rejected, internal_error — → whisk internal error.
  */
-export function openWhiskStatus(rec: Pick<ActivationRecord, 'status' | 'timestamps'>): OpenWhiskStatus {
+export function openWhiskStatus(rec: Pick<ActivationRecord, 'status'>): OpenWhiskStatus {
   const s = rec.status;
   switch (s) {
     case 'success':
@@ -34,9 +34,10 @@ export function openWhiskStatus(rec: Pick<ActivationRecord, 'status' | 'timestam
       return APPLICATION;
     case 'init_error':
     case 'timeout':
+    case 'crashed':
+    case 'result_too_large':
       return DEVELOPER;
     case 'vm_error':
-      return rec.timestamps.agentReady !== undefined || rec.timestamps.runStarted !== undefined ? DEVELOPER : INTERNAL;
     case 'rejected':
     case 'internal_error':
       return INTERNAL;
