@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCsvLine } from '../../src/traces/csv.js';
 import { synthesizeAzureFiles } from '../../src/traces/generate.js';
-import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, topFunctions } from '../../src/traces/index.js';
+import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, thinTrace, topFunctions } from '../../src/traces/index.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/traces');
 const azureDir = path.join(fixtures, 'azure');
@@ -208,4 +208,15 @@ void test('the FaaSRail spec from FaaSRail\'s repository, when present in /work/
   assert.equal(tr.nSlots, 5);
   assert.equal(new Set(tr.functions.map((x) => x.name)).size, 244);
   assert.ok(tr.functions.every((x) => x.benchmark !== undefined), 'every workload is a known benchmark');
+});
+
+void test('thinning keeps about the fraction, per function, deterministically', async () => {
+  const t = await loadAzureTrace(azureDir);
+  const a = thinTrace(t, 0.3, 5);
+  assert.deepEqual(thinTrace(t, 0.3, 5).entryCount, a.entryCount);
+  assert.ok(Math.abs(a.totalInvocations / t.totalInvocations - 0.3) < 0.05, `${a.totalInvocations} of ${t.totalInvocations}`);
+  assert.equal(a.functions.reduce((s, f) => s + f.total, 0), a.totalInvocations);
+  assert.ok(a.functions.every((f, i) => f.total <= t.functions[i]!.total));
+  assert.equal(thinTrace(t, 1), t);
+  assert.throws(() => thinTrace(t, 0), /sample fraction/);
 });
