@@ -11,7 +11,9 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+
+export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuStart } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
@@ -57,13 +59,6 @@ export interface SimulationOptions {
   /** Receives every decision (the conformance test compares them with the daemon's). */
   onDecision?: (d: Decision) => void;
 }
-
-/** One decision of the core, as both shells log it (test/unit/conformance.test.ts). */
-export type Decision =
-  | { t: number; kind: 'start'; inst: number; fn: string; path: 'cold' | 'restore'; snapshot: boolean }
-  | { t: number; kind: 'assign'; req: number; inst: number; fn: string; fresh: boolean }
-  | { t: number; kind: 'reject'; req: number; fn: string; reason: RejectCode }
-  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause };
 
 export interface SimulationResult {
   policy: string;
@@ -235,7 +230,7 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         this.tick(t);
-        core.arrive(this.fnByIndex[fns[i]!]!, this.reqSeq++, t);
+        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }

@@ -26,6 +26,7 @@ import {
   type CorePolicies,
   type CoreSnapshot,
   type CoreStartPlan,
+  type Decision,
   type RejectCode,
   type SnapshotDropCause,
   type StopCause,
@@ -88,6 +89,8 @@ export interface PoolDeps {
   functions: () => FunctionDef[];
   clock: Clock;
   config: PoolConfig;
+  /** every decision of the core, as the simulator reports them (the conformance test) */
+  onDecision?: (d: Decision) => void;
 }
 
 interface PendingRequest {
@@ -249,6 +252,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   // ---- CoreEffects ---------------------------------------------------------
 
   start(inst: CoreInstance, plan: CoreStartPlan, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
     const def = inst.f.handle as FunctionDef;
     this.bySeq.set(inst.seq, inst);
     if (plan.path === 'cold' && plan.snapshot && this.deps.snapshots) {
@@ -301,6 +305,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
     const p = this.pending.get(req);
     if (!p) return;
     const h = inst.handle as WorkerHandle;
@@ -311,6 +316,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   }
 
   reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'reject', req, fn: f.name, reason });
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
@@ -336,7 +342,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     }
   }
 
-  stop(inst: CoreInstance, cause: StopCause): void {
+  stop(inst: CoreInstance, cause: StopCause, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
     (inst.handle as WorkerHandle | undefined)?.ref.tell({ kind: 'stop', reason: cause });
   }
 

@@ -280,7 +280,7 @@ export class PoolCore {
         f.qReq.unshift(req);
         f.qAt.unshift(arrival);
       }
-      this.armDeadline(f, arrival + this.cfg.maxQueueDelayMs);
+      this.armDeadline(f, this.deadlineOf(arrival));
       this.pump(f, now);
     }
     this.flush(now);
@@ -429,7 +429,7 @@ export class PoolCore {
         if (!f || f.deadlineToken !== token || f.deadlineArmedAt === Infinity) return;
         f.deadlineArmedAt = Infinity;
         this.dropExpired(f, now);
-        if (f.queued > 0) this.armDeadline(f, f.qAt[f.qHead]! + this.cfg.maxQueueDelayMs);
+        if (f.queued > 0) this.armDeadline(f, this.deadlineOf(f.qAt[f.qHead]!));
         else this.setWant(f, 0);
         break;
       }
@@ -491,7 +491,7 @@ export class PoolCore {
   private enqueue(f: CoreFunction, req: number, arrival: number, now: number): void {
     f.qReq.push(req);
     f.qAt.push(arrival);
-    if (f.queued === 1) this.armDeadline(f, arrival + this.cfg.maxQueueDelayMs);
+    if (f.queued === 1) this.armDeadline(f, this.deadlineOf(arrival));
     void now;
   }
 
@@ -516,8 +516,17 @@ export class PoolCore {
   }
 
   private dropExpired(f: CoreFunction, now: number): void {
-    const limit = this.cfg.maxQueueDelayMs;
-    while (f.queued > 0 && now - f.qAt[f.qHead]! >= limit) this.rejectHead(f, 'queue_timeout', undefined, now);
+    while (f.queued > 0 && now >= this.deadlineOf(f.qAt[f.qHead]!)) this.rejectHead(f, 'queue_timeout', undefined, now);
+  }
+
+  /**
+   * When a request that arrived at `arrival` times out. The deadline timer and
+   * every expiry check use this one expression: `now - arrival >= limit` can round
+   * below the limit at the very time the timer fires, and the timer would re-arm
+   * for the same instant forever.
+   */
+  private deadlineOf(arrival: number): number {
+    return arrival + this.cfg.maxQueueDelayMs;
   }
 
   private reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, arrival: number, now: number): void {
@@ -548,7 +557,7 @@ export class PoolCore {
   /** Serve f's queue: warm instances first, then new starts within every limit. */
   private pump(f: CoreFunction, now: number): void {
     while (f.queued > 0) {
-      if (now - f.qAt[f.qHead]! >= this.cfg.maxQueueDelayMs) {
+      if (now >= this.deadlineOf(f.qAt[f.qHead]!)) {
         this.rejectHead(f, 'queue_timeout', undefined, now);
         continue;
       }
