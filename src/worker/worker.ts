@@ -464,6 +464,13 @@ export class Worker extends Actor<WorkerMsg> {
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
     const logs = this.boundLogs(r.logs ?? []);
+    if (!r.ok && r.error.kind === 'exit') {
+      // the function ended the agent's process: the VM is going down with it
+      const fn = this.plan.fn.name;
+      this.finishRun({ ok: false, failure: { kind: 'crashed', message: `function ${fn} exited the process during the run (status ${r.error.exitCode ?? '?'}); its VM was replaced`, exitCode: r.error.exitCode }, logs, runMs: r.durationMs });
+      this.fail('function exited the process');
+      return;
+    }
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });
