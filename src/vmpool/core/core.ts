@@ -147,6 +147,8 @@ export class PoolCore {
   private draining = false;
   private used = 0;
   private idleMem = 0;
+  /** idle memory × time (MiB·ms) of idle periods that ended; idleMemoryTime() adds the running ones */
+  private idleMemTime = 0;
   private busyN = 0;
   private startingN = 0;
   private busyCpu = 0;
@@ -460,6 +462,12 @@ export class PoolCore {
   }
   get idleMemoryMiB(): number {
     return this.idleMem;
+  }
+  /** Memory held by idle instances integrated over time up to `now` (MiB·ms): what keeping them warm cost. */
+  idleMemoryTime(now: number): number {
+    let t = this.idleMemTime;
+    for (const inst of this.globalIdle) t += inst.memoryMiB * (now - inst.lastUsedAt);
+    return t;
   }
   get queuedCount(): number {
     let n = 0;
@@ -865,7 +873,6 @@ export class PoolCore {
   }
 
   private leaveIdle(inst: CoreInstance, now: number): void {
-    void now;
     const f = inst.f;
     const a = f.idle;
     const lastF = a.pop()!;
@@ -882,6 +889,8 @@ export class PoolCore {
     inst.fnIdlePos = -1;
     inst.globalIdlePos = -1;
     this.idleMem -= inst.memoryMiB;
+    // lastUsedAt is when it became idle
+    this.idleMemTime += inst.memoryMiB * (now - inst.lastUsedAt);
     if (this.fastEviction) this.idleIndex.remove(inst);
   }
 
