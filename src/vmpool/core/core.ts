@@ -619,8 +619,9 @@ export class PoolCore {
     if (run === undefined || f.busy.length === 0) return Infinity;
     let earliest = Infinity;
     for (const b of f.busy) {
-      // an instance past its expected run time is assumed to need another run time
-      const end = b.busySince + run > now ? b.busySince + run : now + run;
+      // an instance past its expected run time is assumed to need at least as long again as it has
+      // run so far (a run 100× the mean is no sign that it ends in one mean run time)
+      const end = b.busySince + run > now ? b.busySince + run : now + Math.max(run, now - b.busySince);
       if (end < earliest) earliest = end;
     }
     return earliest - now + Math.floor((Math.max(1, k) - 1) / f.busy.length) * run;
