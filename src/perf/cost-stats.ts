@@ -58,7 +58,11 @@ export class CostStats {
   constructor(private readonly keepRecent = WINDOW) {}
 
   observe(s: CostSample): void {
-    const fs = this.of(s.fn);
+    this.observeInto(this.of(s.fn), s);
+  }
+
+  /** observe() for a caller that holds the function's stats already (the simulator's hot path). */
+  observeInto(fs: FunctionStats, s: CostSample): void {
     if (s.path === 'warm') {
       if (s.warmMs !== undefined) this.push((fs.warm ??= empty()), s.warmMs);
     } else if (s.startMs !== undefined) {
@@ -80,10 +84,24 @@ export class CostStats {
     return s;
   }
 
+  /**
+   * Whether observing `s` can change nothing that view() shows: a warm sample
+   * whose values equal the current means, past the plain-mean phase (the EWMA
+   * update m += (v - m)·α leaves m exactly as it is when v = m).
+   */
+  unchangedBy(fs: FunctionStats, s: CostSample): boolean {
+    if (s.path !== 'warm') return false;
+    return same(fs.warm, s.warmMs) && same(fs.run, s.runMs) && same(fs.cpu, s.cpuShare);
+  }
+
   /** The measured costs of `fn` (undefined fields: never measured). */
   view(fn: string, tiers: readonly string[] = []): FunctionCostView {
     const s = this.byFn.get(fn);
     if (!s) return {};
+    return this.viewOf(s, tiers);
+  }
+
+  viewOf(s: FunctionStats, tiers: readonly string[] = []): FunctionCostView {
     const byTier: Record<string, number> = {};
     const measured = Object.entries(s.restoreByTier);
     for (const [t, v] of measured) byTier[t] = v.meanMs;
@@ -117,12 +135,16 @@ export class CostStats {
 
   private push(s: PathStats, v: number): void {
     s.count++;
-    s.meanMs = s.count <= 10 ? s.meanMs + (v - s.meanMs) / s.count : s.meanMs * 0.9 + v * 0.1;
+    s.meanMs += (v - s.meanMs) / (s.count <= 10 ? s.count : 10);
     if (this.keepRecent > 0) {
       s.recent.push(v);
       if (s.recent.length > this.keepRecent) s.recent.shift();
     }
   }
+}
+
+function same(p: PathStats | undefined, v: number | undefined): boolean {
+  return v === undefined || (p !== undefined && p.count > 10 && p.meanMs === v);
 }
 
 function empty(): PathStats {

@@ -55,7 +55,7 @@ export interface KeepAlivePolicy {
   readonly name: string;
   /** An invocation of `fn` arrived (before the start path is chosen). Histogram and frequency policies learn here. */
   onInvocation(fn: FunctionView, now: number): void;
-  /** An instance has just become idle: how long should it be kept? */
+  /** An instance has just become idle: how long should it be kept? (Callers read the decision and keep nothing: a policy may return a shared frozen object.) */
   onIdle(inst: InstanceView, fn: FunctionView, now: number): KeepAliveDecision;
   /**
    * Value of keeping an idle instance when memory is short; lower is evicted

@@ -72,7 +72,9 @@ export type AgentErrorKind =
   /** the request is not valid in the agent's current state (run before init, init twice, concurrent run) */
   | 'state'
   /** a malformed request */
-  | 'protocol';
+  | 'protocol'
+  /** the function ended the agent's process (process.exit) while this request ran; `exitCode` says how */
+  | 'exit';
 
 export type AgentReply =
   | {

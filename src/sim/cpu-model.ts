@@ -39,8 +39,9 @@ export class CpuModel {
   }
 
   /** A start begins: returns it with its finish time under the current sharing (and re-times the others). */
-  begin(cpuMs: number, wallMs: number, now: number, owner: unknown): CpuStart {
+  begin(cpuMs: number, wallMs: number, now: number, owner: unknown, background: number): CpuStart {
     this.progress(now);
+    this.background = background;
     const s: CpuStart = { remaining: cpuMs, fixedMs: Math.max(0, wallMs - cpuMs), version: 0, finishAt: 0, cpuDoneAt: now, pos: this.active.length, owner };
     this.active.push(s);
     this.retime(now, s);

@@ -37,6 +37,8 @@ export const profileSchema = z.object({
     })
     .passthrough(),
   functions: z.record(costsSchema.passthrough()).default({}),
+  /** Costs measured per memory size (MiB): a function without its own entry takes the nearest size's. */
+  bySize: z.record(costsSchema.passthrough()).default({}),
   /** The node the costs were measured on: its cores and what one idle VM takes of a core (for the CPU model). */
   node: z
     .object({ cores: z.number().positive().default(2), idleVmCpu: z.number().nonnegative().default(0) })
@@ -121,7 +123,8 @@ export function functionCosts(
   name: string,
   trace: { avgDurationMs?: number | undefined; memoryMiB?: number | undefined } = {},
 ): FunctionCosts {
-  const d = profile.defaults;
+  const memoryMiB = profile.functions[name]?.memoryMiB ?? trace.memoryMiB ?? profile.defaults.memoryMiB;
+  const d = { ...profile.defaults, ...nearestSize(profile, memoryMiB) };
   const f = profile.functions[name] ?? {};
   const coldMs = f.coldMs ?? d.coldMs;
   const restoreMs = f.restoreMs ?? d.restoreMs;
@@ -138,6 +141,15 @@ export function functionCosts(
     snapshotMiB: f.snapshotMiB ?? d.snapshotMiB ?? f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
     maxInstances: f.maxInstances ?? d.maxInstances,
   };
+}
+
+/** The costs measured for the memory size nearest to `memoryMiB` (none: {}). */
+function nearestSize(profile: Profile, memoryMiB: number): Partial<z.output<typeof costsSchema>> {
+  let best: string | undefined;
+  for (const k of Object.keys(profile.bySize)) if (best === undefined || Math.abs(Number(k) - memoryMiB) < Math.abs(Number(best) - memoryMiB)) best = k;
+  if (best === undefined) return {};
+  const { memoryMiB: _m, ...costs } = profile.bySize[best]!;
+  return costs;
 }
 
 export function profileTiers(profile: Profile): TierView[] {

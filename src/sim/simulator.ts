@@ -6,12 +6,14 @@
 // node's cores (CpuModel), and the functions' measured costs reach the policies
 // through the same CostStats the daemon's PerfManager keeps.
 import { SCHED_DEFAULTS } from '../config/schema.js';
-import { CostStats } from '../perf/cost-stats.js';
+import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-stats.js';
 import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+
+export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuStart } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
@@ -57,13 +59,6 @@ export interface SimulationOptions {
   /** Receives every decision (the conformance test compares them with the daemon's). */
   onDecision?: (d: Decision) => void;
 }
-
-/** One decision of the core, as both shells log it (test/unit/conformance.test.ts). */
-export type Decision =
-  | { t: number; kind: 'start'; inst: number; fn: string; path: 'cold' | 'restore'; snapshot: boolean }
-  | { t: number; kind: 'assign'; req: number; inst: number; fn: string; fresh: boolean }
-  | { t: number; kind: 'reject'; req: number; fn: string; reason: RejectCode }
-  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause };
 
 export interface SimulationResult {
   policy: string;
@@ -137,6 +132,9 @@ export class Simulator implements CoreEffects {
   private readonly costs: FunctionCosts[];
   private readonly fnByIndex: CoreFunction[];
   private readonly stats = new CostStats(0);
+  private readonly fnStats: FunctionStats[] = [];
+  private readonly warmSample: CostSample = { fn: '', path: 'warm' };
+  private readonly tierNames: string[];
   private readonly slots: SlotState[] = [];
   private readonly instBySlot: (CoreInstance | undefined)[] = [];
   private readonly hist = new LatencyHistogram();
@@ -144,7 +142,6 @@ export class Simulator implements CoreEffects {
   private readonly idleVmCpu: number;
   private readonly log: ((d: Decision) => void) | undefined;
   private busyCpu = 0;
-  private waste = 0;
   private queueWaitSum = 0;
   private completed = 0;
   private reqSeq = 0;
@@ -153,8 +150,6 @@ export class Simulator implements CoreEffects {
   private restoreMsSum = 0;
   private restoreN = 0;
   private events = 0;
-  private lastIdleMem = 0;
-  private lastT = 0;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -172,6 +167,7 @@ export class Simulator implements CoreEffects {
       ...o.node,
     };
     this.idleVmCpu = n.idleVmCpu;
+    this.tierNames = prof.tiers.map((t) => t.name);
     this.log = o.onDecision;
     const maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
     this.costs = o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
@@ -234,8 +230,7 @@ export class Simulator implements CoreEffects {
         }
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
-        this.tick(t);
-        core.arrive(this.fnByIndex[fns[i]!]!, this.reqSeq++, t);
+        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -249,7 +244,6 @@ export class Simulator implements CoreEffects {
       this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
     const unserved = core.queuedCount;
-    this.tick(simEnd);
 
     const wallMs = performance.now() - wall0;
     const c = core.counters;
@@ -281,7 +275,7 @@ export class Simulator implements CoreEffects {
       warmFraction: frac(c.warm),
       droppedFraction: frac(dropped),
       goodput: frac(this.completed),
-      wastedMemoryMiBSeconds: this.waste / 1000,
+      wastedMemoryMiBSeconds: core.idleMemoryTime(simEnd) / 1000,
       p50Ms: this.hist.percentile(50),
       p99Ms: this.hist.percentile(99),
       meanMs: this.hist.mean(),
@@ -309,7 +303,6 @@ export class Simulator implements CoreEffects {
 
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
     this.events++;
-    this.tick(now);
     const core = this.core;
     if (kind === E_FINISH) {
       const inst = this.instAt(idx);
@@ -342,34 +335,37 @@ export class Simulator implements CoreEffects {
     this.afterEvent(now);
   }
 
-  /** What PerfManager would learn from this request's record. */
+  /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
   private observe(inst: CoreInstance, s: SlotState): void {
     const c = s.costs;
     const f = inst.f;
-    if (s.fresh) {
-      this.stats.observe({ fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare: c.cpuShare });
+    const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
+    const w = this.warmSample;
+    if (!s.fresh) {
+      w.fn = f.name;
+      w.warmMs = c.warmMs;
+      w.runMs = c.runMs;
+      w.cpuShare = c.cpuShare;
+      // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
+      if (this.stats.unchangedBy(fs, w)) return;
+      this.stats.observeInto(fs, w);
     } else {
-      this.stats.observe({ fn: f.name, path: 'warm', warmMs: c.warmMs, runMs: c.runMs, cpuShare: c.cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare: c.cpuShare });
     }
-    const v = this.stats.view(f.name, this.o.profile.tiers.map((t) => t.name));
-    this.core.setCosts(f, v);
+    this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
 
   private instAt(idx: number): CoreInstance | undefined {
     return this.instBySlot[idx];
   }
 
-  /** Idle memory × time, integrated between events. */
-  private tick(now: number): void {
-    if (now > this.lastT) {
-      this.waste += this.lastIdleMem * (now - this.lastT);
-      this.lastT = now;
-    }
+  private afterEvent(now: number): void {
+    // the running and idle VMs' CPU matters only while starts share the cores with them
+    if (this.cpu && this.cpu.startsRunning > 0) this.cpu.setBackground(this.background(), now);
   }
 
-  private afterEvent(now: number): void {
-    this.lastIdleMem = this.core.idleMemoryMiB;
-    if (this.cpu) this.cpu.setBackground(this.busyCpu + this.core.idleCount * this.idleVmCpu, now);
+  private background(): number {
+    return this.busyCpu + this.core.idleCount * this.idleVmCpu;
   }
 
   private rescheduleStart(s: CpuStart): void {
@@ -389,7 +385,7 @@ export class Simulator implements CoreEffects {
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
     if (this.cpu) {
-      s.start = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, now, inst);
+      s.start = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, now, inst, this.background());
     } else {
       s.start = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);

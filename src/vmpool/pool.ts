@@ -26,6 +26,7 @@ import {
   type CorePolicies,
   type CoreSnapshot,
   type CoreStartPlan,
+  type Decision,
   type RejectCode,
   type SnapshotDropCause,
   type StopCause,
@@ -88,6 +89,8 @@ export interface PoolDeps {
   functions: () => FunctionDef[];
   clock: Clock;
   config: PoolConfig;
+  /** every decision of the core, as the simulator reports them (the conformance test) */
+  onDecision?: (d: Decision) => void;
 }
 
 interface PendingRequest {
@@ -120,6 +123,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   /** live instances by the core's instance number */
   private readonly bySeq = new Map<number, CoreInstance>();
   private reqSeq = 0;
+  /** why the last restore of a function failed, for the record of the cold start that follows */
+  private readonly restoreErrors = new Map<string, string>();
   private shutdownReply: Reply<void> | undefined;
   /** a boot nonce in VM ids: ids stay unique across daemon restarts */
   private readonly nonce = Date.now().toString(36);
@@ -178,6 +183,11 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
           const h = ci.handle as WorkerHandle;
           if (h.req !== undefined) this.pending.delete(h.req); // the Worker answered it
           this.bySeq.delete(ci.seq);
+          const f = msg.failure;
+          if (f && (f.kind === 'restore-broken' || f.kind === 'restore-slow')) {
+            this.restoreErrors.set(ci.fn, String(f.detail));
+            this.log.warn(f.kind === 'restore-broken' ? 'snapshot unusable: dropped, the next start boots cold' : 'restore timed out: the snapshot is kept', { fn: ci.fn, vmId: h.worker.vmId, err: f.detail });
+          }
           void this.deps.system.stop(h.ref).catch(() => undefined);
           this.core.gone(ci, msg.failure, now);
           this.maybeShutdownDone();
@@ -249,6 +259,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   // ---- CoreEffects ---------------------------------------------------------
 
   start(inst: CoreInstance, plan: CoreStartPlan, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
     const def = inst.f.handle as FunctionDef;
     this.bySeq.set(inst.seq, inst);
     if (plan.path === 'cold' && plan.snapshot && this.deps.snapshots) {
@@ -263,7 +274,13 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         );
       return;
     }
-    this.spawn(inst, plan.path === 'restore' ? { path: 'restore', fn: def, snapshot: plan.snapshot.ref as SnapshotRef } : { path: 'cold', fn: def }, now);
+    this.spawn(inst, plan.path === 'restore' ? { path: 'restore', fn: def, snapshot: plan.snapshot.ref as SnapshotRef } : { path: 'cold', fn: def, restoreError: this.takeRestoreError(inst.fn) }, now);
+  }
+
+  private takeRestoreError(fn: string): string | undefined {
+    const e = this.restoreErrors.get(fn);
+    this.restoreErrors.delete(fn);
+    return e;
   }
 
   private prepared(m: Extract<PoolMsg, { kind: 'prepared' }>, now: number): void {
@@ -280,7 +297,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause: 'invalidated' });
     } else snap.ref = ref;
     const def = inst.f.handle as FunctionDef;
-    this.spawn(inst, { path: 'cold', fn: def, snapshotTarget: ref && inst.f.snapshot === snap ? ref : undefined }, now);
+    this.spawn(inst, { path: 'cold', fn: def, snapshotTarget: ref && inst.f.snapshot === snap ? ref : undefined, restoreError: this.takeRestoreError(inst.fn) }, now);
   }
 
   private spawn(inst: CoreInstance, plan: StartPlan, now: number): void {
@@ -301,6 +318,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
     const p = this.pending.get(req);
     if (!p) return;
     const h = inst.handle as WorkerHandle;
@@ -311,6 +329,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   }
 
   reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'reject', req, fn: f.name, reason });
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
@@ -336,7 +355,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     }
   }
 
-  stop(inst: CoreInstance, cause: StopCause): void {
+  stop(inst: CoreInstance, cause: StopCause, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
     (inst.handle as WorkerHandle | undefined)?.ref.tell({ kind: 'stop', reason: cause });
   }
 

@@ -51,7 +51,8 @@ export interface WorkerDeps {
 }
 
 export type StartPlan =
-  | { path: 'cold'; fn: FunctionDef; snapshotTarget?: SnapshotRef }
+  /** restoreError: this cold start follows a failed restore of the function's snapshot (the record says why) */
+  | { path: 'cold'; fn: FunctionDef; snapshotTarget?: SnapshotRef; restoreError?: string }
   | { path: 'restore'; fn: FunctionDef; snapshot: SnapshotRef };
 
 /** A request VmPool assigned to this instance. */
@@ -194,6 +195,8 @@ export class Worker extends Actor<WorkerMsg> {
   /** why a start failed, reported with `gone` */
   private startFailure: StartFailure | undefined;
   private cpuAtRunStart: number | undefined;
+  /** CPU time of a cold start's first VMM, which ends at the snapshot */
+  private sourceCpuMs: number | undefined;
 
   constructor(
     readonly vmId: string,
@@ -207,6 +210,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.startBegan = deps.clock.now();
     this.startPath = plan.path;
     this.sm = new InstanceStateMachine(plan.path === 'restore' ? 'restoring' : 'booting', this.startBegan);
+    if (plan.path === 'cold' && plan.restoreError) this.startDetails.restoreError = plan.restoreError;
   }
 
   get state(): InstanceState {
@@ -276,6 +280,8 @@ export class Worker extends Actor<WorkerMsg> {
     let r: { pauseMs: number; saveMs: number };
     try {
       r = await vm.snapshot(target.files);
+      // the source VMM's CPU is part of the start's cost (it ends here)
+      this.sourceCpuMs = vm.cpuMs?.();
     } finally {
       // the source must not run on (its writes would land in the snapshot), nor outlive a failed snapshot
       await vm.stop();
@@ -390,6 +396,9 @@ export class Worker extends Actor<WorkerMsg> {
   private becomeReady(): void {
     const now = this.deps.clock.now();
     this.startDetails.startMs = now - this.startBegan;
+    // host CPU the start took (all its VMMs): the simulator's CPU model is calibrated on it
+    const cpu = this.vm?.cpuMs?.();
+    if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
     this.pool.tell({ kind: 'ready', inst: this.inst });
   }
@@ -413,7 +422,7 @@ export class Worker extends Actor<WorkerMsg> {
     } else if (m.step === 'restore' && this.plan.path === 'restore') {
       // a deadline on an overloaded host says nothing about the snapshot
       const slow = isTimeout(e);
-      f = { kind: slow ? 'restore-slow' : 'restore-broken' };
+      f = { kind: slow ? 'restore-slow' : 'restore-broken', detail: errText(e) };
       this.startDetails.restoreError = errText(e);
       this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.plan.snapshot.id, broken: !slow, reason: errText(e) });
     } else {
@@ -464,6 +473,13 @@ export class Worker extends Actor<WorkerMsg> {
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
     const logs = this.boundLogs(r.logs ?? []);
+    if (!r.ok && r.error.kind === 'exit') {
+      // the function ended the agent's process: the VM is going down with it
+      const fn = this.plan.fn.name;
+      this.finishRun({ ok: false, failure: { kind: 'crashed', message: `function ${fn} exited the process during the run (status ${r.error.exitCode ?? '?'}); its VM was replaced`, exitCode: r.error.exitCode }, logs, runMs: r.durationMs });
+      this.fail('function exited the process');
+      return;
+    }
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });

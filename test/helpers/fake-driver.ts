@@ -28,6 +28,8 @@ export interface FakeBehaviour {
   brokenSnapshot?: boolean;
   /** snapshot (pause + save) */
   snapshotMs?: number;
+  /** a cold start continuing from its own snapshot: restore + resync (default: restoreMs, resyncMs) */
+  ownRestoreMs?: number;
 }
 
 export const fakeImage: GuestImage = {
@@ -138,9 +140,13 @@ export class FakeDriver implements RuntimeDriver {
   }
   async restore(cfg: VmConfig, _s: SnapshotFiles): Promise<VmHandle> {
     this.restores++;
-    if (this.behaviour.restoreMs) await this.clock.sleep(this.behaviour.restoreMs);
-    if (this.behaviour.brokenSnapshot) throw new VmStartError('restore', 'snapshot-unusable', 'snapshot unusable (fake)');
-    const vm = new FakeVm(cfg.vmId, this.behaviour, true, this.clock);
+    const b = this.behaviour;
+    // a VM restoring the snapshot it has just taken (a cold start's last step)
+    const own = this.vms.some((v) => v.vmId === cfg.vmId);
+    const ms = own && b.ownRestoreMs !== undefined ? b.ownRestoreMs : b.restoreMs;
+    if (ms) await this.clock.sleep(ms);
+    if (b.brokenSnapshot) throw new VmStartError('restore', 'snapshot-unusable', 'snapshot unusable (fake)');
+    const vm = new FakeVm(cfg.vmId, own && b.ownRestoreMs !== undefined ? { ...b, resyncMs: 0 } : b, true, this.clock);
     this.vms.push(vm);
     return vm;
   }

@@ -17,6 +17,7 @@ import { CallbackSink } from '../../src/sinks/callback.js';
 import type { InvocationResult } from '../../src/sinks/types.js';
 import { SnapshotManager } from '../../src/snapshots/manager.js';
 import type { SnapshotMsg } from '../../src/snapshots/types.js';
+import type { Decision } from '../../src/vmpool/core/model.js';
 import { VmPool, type PoolConfig, type PoolMsg, type PoolStatus } from '../../src/vmpool/pool.js';
 import { FakeDriver, fakeImage, type FakeBehaviour } from './fake-driver.js';
 
@@ -41,6 +42,7 @@ export interface HarnessOptions {
   snapshots?: boolean;
   clock?: Clock;
   limits?: { maxResultBytes?: number; maxLogBytes?: number };
+  onDecision?: (d: Decision) => void;
 }
 
 export const defaultPoolConfig = (over: HarnessOptions['pool'] = {}, snapshots = false): PoolConfig => ({
@@ -85,6 +87,7 @@ export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
       policies,
       snapshots,
       config,
+      onDecision: opts.onDecision,
     }),
   );
   perf.tell({ kind: 'subscribe', to: pool, tiers: config.tiers.map((t) => t.name) });

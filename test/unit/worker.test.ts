@@ -90,7 +90,7 @@ void test('a restore whose snapshot is broken ends the instance with restore-bro
   const r = await rig({ failResync: true }, 'restore');
   try {
     const gone = await r.events.next((e) => e.kind === 'gone');
-    assert.deepEqual(gone.kind === 'gone' && gone.failure, { kind: 'restore-broken' });
+    assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'restore-broken');
     const told = r.snaps.got.filter((m) => m.kind === 'restoreFailed');
     assert.equal(told.length, 1);
     assert.equal(told[0]!.kind === 'restoreFailed' && told[0]!.broken, true);

@@ -147,6 +147,8 @@ export class PoolCore {
   private draining = false;
   private used = 0;
   private idleMem = 0;
+  /** idle memory × time (MiB·ms) of idle periods that ended; idleMemoryTime() adds the running ones */
+  private idleMemTime = 0;
   private busyN = 0;
   private startingN = 0;
   private busyCpu = 0;
@@ -280,7 +282,7 @@ export class PoolCore {
         f.qReq.unshift(req);
         f.qAt.unshift(arrival);
       }
-      this.armDeadline(f, arrival + this.cfg.maxQueueDelayMs);
+      this.armDeadline(f, this.deadlineOf(arrival));
       this.pump(f, now);
     }
     this.flush(now);
@@ -429,7 +431,7 @@ export class PoolCore {
         if (!f || f.deadlineToken !== token || f.deadlineArmedAt === Infinity) return;
         f.deadlineArmedAt = Infinity;
         this.dropExpired(f, now);
-        if (f.queued > 0) this.armDeadline(f, f.qAt[f.qHead]! + this.cfg.maxQueueDelayMs);
+        if (f.queued > 0) this.armDeadline(f, this.deadlineOf(f.qAt[f.qHead]!));
         else this.setWant(f, 0);
         break;
       }
@@ -461,6 +463,12 @@ export class PoolCore {
   get idleMemoryMiB(): number {
     return this.idleMem;
   }
+  /** Memory held by idle instances integrated over time up to `now` (MiB·ms): what keeping them warm cost. */
+  idleMemoryTime(now: number): number {
+    let t = this.idleMemTime;
+    for (const inst of this.globalIdle) t += inst.memoryMiB * (now - inst.lastUsedAt);
+    return t;
+  }
   get queuedCount(): number {
     let n = 0;
     for (const f of this.fns) n += f.queued;
@@ -491,7 +499,7 @@ export class PoolCore {
   private enqueue(f: CoreFunction, req: number, arrival: number, now: number): void {
     f.qReq.push(req);
     f.qAt.push(arrival);
-    if (f.queued === 1) this.armDeadline(f, arrival + this.cfg.maxQueueDelayMs);
+    if (f.queued === 1) this.armDeadline(f, this.deadlineOf(arrival));
     void now;
   }
 
@@ -516,8 +524,17 @@ export class PoolCore {
   }
 
   private dropExpired(f: CoreFunction, now: number): void {
-    const limit = this.cfg.maxQueueDelayMs;
-    while (f.queued > 0 && now - f.qAt[f.qHead]! >= limit) this.rejectHead(f, 'queue_timeout', undefined, now);
+    while (f.queued > 0 && now >= this.deadlineOf(f.qAt[f.qHead]!)) this.rejectHead(f, 'queue_timeout', undefined, now);
+  }
+
+  /**
+   * When a request that arrived at `arrival` times out. The deadline timer and
+   * every expiry check use this one expression: `now - arrival >= limit` can round
+   * below the limit at the very time the timer fires, and the timer would re-arm
+   * for the same instant forever.
+   */
+  private deadlineOf(arrival: number): number {
+    return arrival + this.cfg.maxQueueDelayMs;
   }
 
   private reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, arrival: number, now: number): void {
@@ -548,7 +565,7 @@ export class PoolCore {
   /** Serve f's queue: warm instances first, then new starts within every limit. */
   private pump(f: CoreFunction, now: number): void {
     while (f.queued > 0) {
-      if (now - f.qAt[f.qHead]! >= this.cfg.maxQueueDelayMs) {
+      if (now >= this.deadlineOf(f.qAt[f.qHead]!)) {
         this.rejectHead(f, 'queue_timeout', undefined, now);
         continue;
       }
@@ -602,8 +619,9 @@ export class PoolCore {
     if (run === undefined || f.busy.length === 0) return Infinity;
     let earliest = Infinity;
     for (const b of f.busy) {
-      // an instance past its expected run time is assumed to need another run time
-      const end = b.busySince + run > now ? b.busySince + run : now + run;
+      // an instance past its expected run time is assumed to need at least as long again as it has
+      // run so far (a run 100× the mean is no sign that it ends in one mean run time)
+      const end = b.busySince + run > now ? b.busySince + run : now + Math.max(run, now - b.busySince);
       if (end < earliest) earliest = end;
     }
     return earliest - now + Math.floor((Math.max(1, k) - 1) / f.busy.length) * run;
@@ -856,7 +874,6 @@ export class PoolCore {
   }
 
   private leaveIdle(inst: CoreInstance, now: number): void {
-    void now;
     const f = inst.f;
     const a = f.idle;
     const lastF = a.pop()!;
@@ -873,6 +890,8 @@ export class PoolCore {
     inst.fnIdlePos = -1;
     inst.globalIdlePos = -1;
     this.idleMem -= inst.memoryMiB;
+    // lastUsedAt is when it became idle
+    this.idleMemTime += inst.memoryMiB * (now - inst.lastUsedAt);
     if (this.fastEviction) this.idleIndex.remove(inst);
   }
 

@@ -286,3 +286,10 @@ export class CoreFunction {
     return this.qReq.length - this.qHead;
   }
 }
+
+/** One decision of the core, as both shells report it (the conformance test compares them). */
+export type Decision =
+  | { t: number; kind: 'start'; inst: number; fn: string; path: StartKind; snapshot: boolean }
+  | { t: number; kind: 'assign'; req: number; inst: number; fn: string; fresh: boolean }
+  | { t: number; kind: 'reject'; req: number; fn: string; reason: RejectCode }
+  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause };
