@@ -10,7 +10,7 @@ import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { FunctionDef, Registry } from '../registry/registry.js';
+import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
 import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
@@ -135,7 +135,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (typeof params !== 'object' || Array.isArray(params) || params === null) {
       throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     }
-    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const def = deps.registry.mustGet(req.params.name); // 404 before queueing
+    const clash = finalClash(def, params as Record<string, unknown>);
+    if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });

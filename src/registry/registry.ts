@@ -215,3 +215,15 @@ function toDef(r: Row): FunctionDef {
     updatedAt: r.updated_at,
   };
 }
+
+/** An invocation's parameters: its own over the function's default parameters (OpenWhisk's rule). */
+export function withDefaults(def: FunctionDef, own: unknown): unknown {
+  if (Object.keys(def.parameters).length === 0 || typeof own !== 'object' || own === null || Array.isArray(own)) return own;
+  return { ...def.parameters, ...(own as Record<string, unknown>) };
+}
+
+/** Parameters an invocation may not set: the defaults of a function annotated `final: true` (OpenWhisk's rule). */
+export function finalClash(def: FunctionDef, own: Record<string, unknown>): string[] {
+  if (def.annotations.final !== true) return [];
+  return Object.keys(own).filter((k) => k in def.parameters);
+}

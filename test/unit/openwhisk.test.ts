@@ -11,7 +11,7 @@ import type { DispatcherMsg } from '../../src/dispatcher/dispatcher.js';
 import { finishTimings, STAGES, type ActivationRecord, type ActivationStatus } from '../../src/perf/activation.js';
 import type { PerfMsg } from '../../src/perf/perf-manager.js';
 import { openMemoryDb } from '../../src/registry/db.js';
-import { Registry } from '../../src/registry/registry.js';
+import { Registry, withDefaults } from '../../src/registry/registry.js';
 import { actionInput } from '../../src/sources/openwhisk/actions.js';
 import { checkAuth } from '../../src/sources/openwhisk/auth.js';
 import { toOpenWhiskActivation } from '../../src/sources/openwhisk/records.js';
@@ -44,6 +44,9 @@ async function node(token?: string) {
   });
   const seen: unknown[] = [];
   const dispatcher = actor<DispatcherMsg>('dispatcher', ({ req }) => {
+    // as the real Dispatcher: the function's default parameters under the invocation's own
+    const def = registry.get(req.fn);
+    req = { ...req, params: def ? withDefaults(def, req.params) : req.params };
     seen.push(req.params);
     const t0 = req.receivedAt;
     const rec: ActivationRecord = { id: req.activationId ?? 'native', function: req.fn, functionVersion: registry.get(req.fn)?.version ?? 0, runtime: 'qemu', startPath: 'cold', status: 'success', timestamps: { received: t0 }, timings: {}, totalMs: 0, logs: ['hello from the guest'] };

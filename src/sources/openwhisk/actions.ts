@@ -3,7 +3,7 @@
 import { FaasError } from '../../core/errors.js';
 import type { CodeKind } from '../../registry/code.js';
 import { sniffCodeKind } from '../../registry/code.js';
-import type { FunctionDef, FunctionInput } from '../../registry/registry.js';
+import { finalClash, type FunctionDef, type FunctionInput } from '../../registry/registry.js';
 import { limitsOf, semver, type KeyValue } from './records.js';
 
 /** The body of PUT …/actions/{name}, as OpenWhisk's controller reads it. */
@@ -143,13 +143,10 @@ export function actionDocument(def: FunctionDef, namespace: string, code?: { cod
 }
 
 /**
- * An invocation's parameters: its own over the action's defaults. With the
- * annotation `final: true` the defaults may not be overridden (OpenWhisk's rule).
+ * OpenWhisk refuses an invocation that sets a `final` action's default parameters;
+ * the Dispatcher merges the defaults under the invocation's own (for both APIs).
  */
-export function mergeParameters(def: FunctionDef, own: Record<string, unknown>): Record<string, unknown> {
-  if (def.annotations.final === true) {
-    const clash = Object.keys(own).filter((k) => k in def.parameters);
-    if (clash.length > 0) throw bad('body', `Request defines parameters that are not allowed (e.g., reserved properties): ${clash.join(', ')} are final parameters of the action`);
-  }
-  return { ...def.parameters, ...own };
+export function checkFinal(def: FunctionDef, own: Record<string, unknown>): void {
+  const clash = finalClash(def, own);
+  if (clash.length > 0) throw bad('body', `Request defines parameters that are not allowed (e.g., reserved properties): ${clash.join(', ')} are final parameters of the action`);
 }

@@ -18,7 +18,7 @@ import type { FunctionDef, Registry } from '../../registry/registry.js';
 import { CallbackSink } from '../../sinks/callback.js';
 import type { InvocationResult } from '../../sinks/types.js';
 import type { PoolMsg } from '../../vmpool/pool.js';
-import { actionDocument, actionInput, actionPutSchema, mergeParameters, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
+import { actionDocument, actionInput, actionPutSchema, checkFinal, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
 import { checkAuth } from './auth.js';
 import { activationSummary, toOpenWhiskActivation, type OpenWhiskActivation } from './records.js';
 import { ResultStore } from './results.js';
@@ -214,7 +214,9 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     const def = mustGet(req.params.name);
     const own = req.body ?? {};
     if (typeof own !== 'object' || own === null || Array.isArray(own)) throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
-    const params = mergeParameters(def, own as Record<string, unknown>);
+    checkFinal(def, own as Record<string, unknown>);
+    // the Dispatcher merges the action's default parameters under these
+    const params = own;
     const id = randomUUID().replace(/-/g, '');
     const subject = subjectOf(req);
     const limits = { timeout: def.timeoutMs, memory: def.memoryMiB };
