@@ -14,7 +14,7 @@ import { PoolCore } from '../vmpool/core/core.js';
 import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
 
 export type { Decision } from '../vmpool/core/model.js';
-import { CpuModel, type CpuStart } from './cpu-model.js';
+import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
 import { functionCosts, type FunctionCosts, type Profile } from './profile.js';
@@ -58,6 +58,8 @@ export interface SimulationOptions {
   exactEviction?: boolean;
   /** Receives every decision (the conformance test compares them with the daemon's). */
   onDecision?: (d: Decision) => void;
+  /** Also report counts and latency per function (SimulationResult.byFunction). */
+  byFunction?: boolean;
 }
 
 export interface SimulationResult {
@@ -110,6 +112,7 @@ export interface SimulationResult {
   events: number;
   eventsPerSecond: number;
   invocationsPerSecond: number;
+  byFunction?: FunctionResult[];
 }
 
 // event kinds (low 3 bits of the heap payload; the rest is the instance slot or function index)
@@ -121,9 +124,23 @@ const E_TIMER = 2; // + TimerKind (0..3)
 class SlotState {
   costs!: FunctionCosts;
   fresh = false;
-  cpuShare = 0;
-  start: CpuStart | undefined;
+  /** the start or CPU-bound run of this instance the CPU model times (undefined: a fixed-time event) */
+  job: CpuJob | undefined;
   startedAt = 0;
+  /** the request in progress: when it arrived */
+  arrival = 0;
+}
+
+/** Per function, when SimulationOptions.byFunction is set. */
+export interface FunctionResult {
+  name: string;
+  invocations: number;
+  completed: number;
+  warm: number;
+  restores: number;
+  coldStarts: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
 export class Simulator implements CoreEffects {
@@ -141,8 +158,10 @@ export class Simulator implements CoreEffects {
   private readonly cpu: CpuModel | undefined;
   private readonly idleVmCpu: number;
   private readonly log: ((d: Decision) => void) | undefined;
-  private busyCpu = 0;
   private queueWaitSum = 0;
+  /** per function (byFunction): latency histograms and counts by path */
+  private readonly fnHist: LatencyHistogram[] | undefined;
+  private readonly fnCounts: Float64Array | undefined;
   private completed = 0;
   private reqSeq = 0;
   private coldBootMsSum = 0;
@@ -204,7 +223,11 @@ export class Simulator implements CoreEffects {
         0,
       ),
     );
-    this.cpu = n.cpuModel ? new CpuModel(n.cores, (s) => this.rescheduleStart(s)) : undefined;
+    this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
+    if (o.byFunction) {
+      this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
+      this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+    }
   }
 
   run(): SimulationResult {
@@ -230,6 +253,7 @@ export class Simulator implements CoreEffects {
         }
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
+        if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
         core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
         this.afterEvent(t);
       }
@@ -292,7 +316,22 @@ export class Simulator implements CoreEffects {
       events: this.events,
       eventsPerSecond: wallMs > 0 ? (this.events * 1000) / wallMs : 0,
       invocationsPerSecond: wallMs > 0 ? (inv * 1000) / wallMs : 0,
+      byFunction: this.fnHist ? this.functionResults() : undefined,
     };
+  }
+
+  private functionResults(): FunctionResult[] {
+    const k = this.fnCounts!;
+    return this.o.trace.functions.map((tf, i) => ({
+      name: tf.name,
+      invocations: k[i * 4]!,
+      completed: this.fnHist![i]!.count,
+      warm: k[i * 4 + 1]!,
+      restores: k[i * 4 + 2]!,
+      coldStarts: k[i * 4 + 3]!,
+      p50Ms: this.fnHist![i]!.percentile(50),
+      p99Ms: this.fnHist![i]!.percentile(99),
+    }));
   }
 
   private step(): void {
@@ -306,18 +345,23 @@ export class Simulator implements CoreEffects {
     const core = this.core;
     if (kind === E_FINISH) {
       const inst = this.instAt(idx);
-      if (!inst || inst.state !== 'busy' || (inst.seq >>> 0) !== tag) return;
+      if (!inst || inst.state !== 'busy') return;
       const s = this.slots[idx]!;
-      this.busyCpu -= s.cpuShare;
+      if (s.job ? s.job.version !== tag : (inst.seq >>> 0) !== tag) return; // re-timed by the CPU model
+      if (s.job) this.cpu!.end(s.job, now);
+      s.job = undefined;
+      this.completed++;
+      this.hist.record(now - s.arrival);
+      if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
       core.runDone(inst, now);
       this.observe(inst, s);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
       if (!inst || !s || inst.state !== 'starting') return;
-      if (s.start && s.start.version !== tag) return; // re-timed by the CPU model
-      if (s.start) this.cpu!.end(s.start, now);
-      s.start = undefined;
+      if (s.job && s.job.version !== tag) return; // re-timed by the CPU model
+      if (s.job) this.cpu!.end(s.job, now);
+      s.job = undefined;
       const ms = now - s.startedAt;
       if (inst.path === 'cold') {
         this.coldBootMsSum += ms;
@@ -360,17 +404,18 @@ export class Simulator implements CoreEffects {
   }
 
   private afterEvent(now: number): void {
-    // the running and idle VMs' CPU matters only while starts share the cores with them
-    if (this.cpu && this.cpu.startsRunning > 0) this.cpu.setBackground(this.background(), now);
+    // the idle VMs' CPU matters only while jobs (starts, CPU-bound runs) share the cores with them
+    if (this.cpu && this.cpu.jobs > 0) this.cpu.setBackground(this.background(), now);
   }
 
+  /** CPU the idle VMs take (busy ones are jobs of the CPU model when their function uses CPU). */
   private background(): number {
-    return this.busyCpu + this.core.idleCount * this.idleVmCpu;
+    return this.core.idleCount * this.idleVmCpu;
   }
 
-  private rescheduleStart(s: CpuStart): void {
-    const inst = s.owner as CoreInstance;
-    this.heap.push(s.finishAt, (inst.idx << 3) | E_READY, s.version);
+  private rescheduleJob(j: CpuJob): void {
+    const inst = j.owner as CoreInstance;
+    this.heap.push(j.finishAt, (inst.idx << 3) | j.kind, j.version);
   }
 
   // ---- CoreEffects ---------------------------------------------------------
@@ -385,9 +430,9 @@ export class Simulator implements CoreEffects {
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
     if (this.cpu) {
-      s.start = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, now, inst, this.background());
+      s.job = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, 1, now, inst, E_READY, this.background());
     } else {
-      s.start = undefined;
+      s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
@@ -397,13 +442,18 @@ export class Simulator implements CoreEffects {
     const s = this.slots[inst.idx]!;
     const c = s.costs;
     s.fresh = fresh;
-    s.cpuShare = c.cpuShare;
-    this.busyCpu += c.cpuShare;
-    const service = (fresh ? 0 : c.warmMs) + c.runMs;
-    this.completed++;
+    s.arrival = arrival;
     this.queueWaitSum += now - arrival;
-    this.hist.record(now - arrival + service);
-    this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    const service = (fresh ? 0 : c.warmMs) + c.runMs;
+    if (this.cpu && c.cpuShare > 0) {
+      // a run that needs the CPU shares it (and stretches when the cores are oversubscribed)
+      const share = Math.min(1, c.cpuShare);
+      s.job = this.cpu.begin(service * share, service, share, now, inst, E_FINISH, this.background());
+    } else {
+      s.job = undefined;
+      this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    }
     this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
   }
 
@@ -413,9 +463,9 @@ export class Simulator implements CoreEffects {
 
   stop(inst: CoreInstance, cause: StopCause, now: number): void {
     const s = this.slots[inst.idx];
-    if (s?.start && this.cpu) {
-      this.cpu.end(s.start, now);
-      s.start = undefined;
+    if (s?.job && this.cpu) {
+      this.cpu.end(s.job, now);
+      s.job = undefined;
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
   }
