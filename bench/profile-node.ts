@@ -25,6 +25,8 @@ interface SizeRow {
   restore: Summary;
   restoreCpu: Summary;
   warm: Summary;
+  /** host CPU per warm invocation of a function that does nothing (daemon + client + VMM), ms */
+  invokeCpuMs: number;
 }
 
 export interface ProfileBenchResult {
@@ -71,6 +73,7 @@ function safeReaddir(d: string): string[] {
 }
 
 const num = (x: unknown): number => (typeof x === 'number' ? x : NaN);
+const sum = (m: Map<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
 export async function benchProfile(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   const sizes = o.sizes ?? [256, 512];
@@ -106,13 +109,20 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         restore.push(num(a.startDetails?.startMs));
         restoreCpu.push(num(a.startDetails?.vmmCpuMs));
       }
-      for (let i = 0; i < (o.warmRuns ?? 30); i++) {
-        const a = await invoke(b, fn);
+      // warm calls of a function that does nothing: what one invocation costs the host in CPU
+      // (this process = daemon + client, and the VMM)
+      const vmm0 = sum(vmmCpu(stateDir));
+      const cpu0 = process.cpuUsage();
+      const n = o.warmRuns ?? 30;
+      for (let i = 0; i < n; i++) {
+        const a = await invoke(b, fn, { ms: 0 });
         const t = a.timestamps;
         if (t.runStarted !== undefined && t.instanceAssigned !== undefined) warm.push(t.runStarted - t.instanceAssigned);
       }
+      const used = process.cpuUsage(cpu0);
+      const invokeCpuMs = ((used.user + used.system) / 1000 + (sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
       await evictAndWait(b.client, fn);
-      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm) });
+      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs });
     }
 
     // idle VMs: the CPU their VMMs take while nothing runs
@@ -153,7 +163,7 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
     const bySize = Object.fromEntries(
       rows.map((r) => [
         String(r.memoryMiB),
-        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, restoreMsByTier: { shm: r.restore.median } },
+        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, restoreMsByTier: { shm: r.restore.median } },
       ]),
     );
     const base = rows[0]!;
@@ -167,6 +177,7 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         restoreMs: base.restore.median,
         restoreCpuMs: base.restoreCpu.median,
         warmMs: base.warm.median,
+        invokeCpuMs: Number(base.invokeCpuMs.toFixed(2)),
         runMs: 1000,
         memoryMiB: base.memoryMiB,
         restoreMsByTier: { shm: base.restore.median },
@@ -191,8 +202,8 @@ export function formatProfile(r: ProfileBenchResult): string {
     `### Node profile (\`faascell bench profile\`), ${r.accelerator}`,
     '',
     table(
-      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch'],
-      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median)]),
+      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation'],
+      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), ms(s.invokeCpuMs)]),
     ),
     '',
     `Idle VM: ${(r.idleVmCpu * 100).toFixed(2)} % of a core.`,

@@ -22,6 +22,8 @@ const costsSchema = z
     restoreCpuMs: z.number().nonnegative(),
     /** Fraction of a host core one busy instance takes while it runs (0 for functions that wait). */
     cpuShare: z.number().nonnegative(),
+    /** Host CPU one invocation costs the node besides the function's own work (daemon, channel, agent; ms). */
+    invokeCpuMs: z.number().nonnegative(),
   })
   .partial();
 
@@ -60,6 +62,7 @@ export interface FunctionCosts {
   coldCpuMs: number;
   restoreCpuMs: number;
   cpuShare: number;
+  invokeCpuMs: number;
   restoreMs: number;
   restoreMsByTier: Record<string, number>;
   warmMs: number;
@@ -133,6 +136,7 @@ export function functionCosts(
     coldCpuMs: f.coldCpuMs ?? d.coldCpuMs ?? coldMs,
     restoreCpuMs: f.restoreCpuMs ?? d.restoreCpuMs ?? restoreMs,
     cpuShare: f.cpuShare ?? d.cpuShare ?? 0,
+    invokeCpuMs: f.invokeCpuMs ?? d.invokeCpuMs ?? 0,
     restoreMs,
     restoreMsByTier: { ...(d.restoreMsByTier ?? {}), ...(f.restoreMsByTier ?? {}) },
     warmMs: f.warmMs ?? d.warmMs,

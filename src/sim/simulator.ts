@@ -119,6 +119,8 @@ export interface SimulationResult {
 const E_READY = 0;
 const E_FINISH = 1;
 const E_TIMER = 2; // + TimerKind (0..3)
+/** a run's CPU part is done: its waiting part follows (then E_FINISH) */
+const E_RUNCPU = 6;
 
 /** Per instance slot: what the simulator itself tracks (the core owns the rest). */
 class SlotState {
@@ -129,6 +131,8 @@ class SlotState {
   startedAt = 0;
   /** the request in progress: when it arrived */
   arrival = 0;
+  /** the waiting part of the run in progress, after its CPU part */
+  waitMs = 0;
 }
 
 /** Per function, when SimulationOptions.byFunction is set. */
@@ -263,7 +267,7 @@ export class Simulator implements CoreEffects {
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();
     while (heap.pop()) {
       const kind = heap.topPayload & 7;
-      if (kind >= E_TIMER) continue;
+      if (kind >= E_TIMER && kind < E_RUNCPU) continue; // no timers after the end; runs and starts finish
       simEnd = Math.max(simEnd, heap.topTime);
       this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
@@ -343,13 +347,19 @@ export class Simulator implements CoreEffects {
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
     this.events++;
     const core = this.core;
-    if (kind === E_FINISH) {
+    if (kind === E_RUNCPU) {
+      const inst = this.instAt(idx);
+      const s = this.slots[idx];
+      if (!inst || !s || inst.state !== 'busy' || !s.job || s.job.version !== tag) return;
+      this.cpu!.end(s.job, now);
+      s.job = undefined;
+      // the rest of the run waits (timers, I/O): no CPU
+      this.heap.push(now + s.waitMs, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    } else if (kind === E_FINISH) {
       const inst = this.instAt(idx);
       if (!inst || inst.state !== 'busy') return;
       const s = this.slots[idx]!;
-      if (s.job ? s.job.version !== tag : (inst.seq >>> 0) !== tag) return; // re-timed by the CPU model
-      if (s.job) this.cpu!.end(s.job, now);
-      s.job = undefined;
+      if (s.job || (inst.seq >>> 0) !== tag) return; // its CPU part is still running
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
@@ -446,10 +456,12 @@ export class Simulator implements CoreEffects {
     this.queueWaitSum += now - arrival;
     if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
     const service = (fresh ? 0 : c.warmMs) + c.runMs;
-    if (this.cpu && c.cpuShare > 0) {
-      // a run that needs the CPU shares it (and stretches when the cores are oversubscribed)
-      const share = Math.min(1, c.cpuShare);
-      s.job = this.cpu.begin(service * share, service, share, now, inst, E_FINISH, this.background());
+    const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
+    if (this.cpu && cpuMs > 0) {
+      // the run's CPU (the invocation's own cost on the node, then the function's share) is a job that
+      // shares the cores and stretches when they are oversubscribed; its waiting part follows, without CPU
+      s.waitMs = Math.max(0, service + c.invokeCpuMs - cpuMs);
+      s.job = this.cpu.begin(cpuMs, cpuMs, 1, now, inst, E_RUNCPU, this.background());
     } else {
       s.job = undefined;
       this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
