@@ -27,6 +27,8 @@ interface SizeRow {
   warm: Summary;
   /** host CPU per warm invocation of a function that does nothing (daemon + client + VMM), ms */
   invokeCpuMs: number;
+  /** of that, the VMM's */
+  invokeVmmCpuMs: number;
 }
 
 export interface ProfileBenchResult {
@@ -120,9 +122,10 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         if (t.runStarted !== undefined && t.instanceAssigned !== undefined) warm.push(t.runStarted - t.instanceAssigned);
       }
       const used = process.cpuUsage(cpu0);
-      const invokeCpuMs = ((used.user + used.system) / 1000 + (sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
+      const invokeVmmCpuMs = ((sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
+      const invokeCpuMs = (used.user + used.system) / 1000 / n + invokeVmmCpuMs;
       await evictAndWait(b.client, fn);
-      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs });
+      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs, invokeVmmCpuMs });
     }
 
     // idle VMs: the CPU their VMMs take while nothing runs
@@ -163,7 +166,7 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
     const bySize = Object.fromEntries(
       rows.map((r) => [
         String(r.memoryMiB),
-        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, restoreMsByTier: { shm: r.restore.median } },
+        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, invokeVmmCpuMs: r.invokeVmmCpuMs, restoreMsByTier: { shm: r.restore.median } },
       ]),
     );
     const base = rows[0]!;
@@ -178,6 +181,7 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         restoreCpuMs: base.restoreCpu.median,
         warmMs: base.warm.median,
         invokeCpuMs: Number(base.invokeCpuMs.toFixed(2)),
+        invokeVmmCpuMs: Number(base.invokeVmmCpuMs.toFixed(2)),
         runMs: 1000,
         memoryMiB: base.memoryMiB,
         restoreMsByTier: { shm: base.restore.median },
@@ -202,8 +206,8 @@ export function formatProfile(r: ProfileBenchResult): string {
     `### Node profile (\`faascell bench profile\`), ${r.accelerator}`,
     '',
     table(
-      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation'],
-      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), ms(s.invokeCpuMs)]),
+      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation (of it the VMM)'],
+      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), `${ms(s.invokeCpuMs)} (${ms(s.invokeVmmCpuMs)})`]),
     ),
     '',
     `Idle VM: ${(r.idleVmCpu * 100).toFixed(2)} % of a core.`,

@@ -24,6 +24,8 @@ const costsSchema = z
     cpuShare: z.number().nonnegative(),
     /** Host CPU one invocation costs the node besides the function's own work (daemon, channel, agent; ms). */
     invokeCpuMs: z.number().nonnegative(),
+    /** Of that, what the VM's own process spends (the agent under the accelerator): the daemon sees it as the run's CPU share. */
+    invokeVmmCpuMs: z.number().nonnegative(),
   })
   .partial();
 
@@ -63,6 +65,7 @@ export interface FunctionCosts {
   restoreCpuMs: number;
   cpuShare: number;
   invokeCpuMs: number;
+  invokeVmmCpuMs: number;
   restoreMs: number;
   restoreMsByTier: Record<string, number>;
   warmMs: number;
@@ -137,6 +140,7 @@ export function functionCosts(
     restoreCpuMs: f.restoreCpuMs ?? d.restoreCpuMs ?? restoreMs,
     cpuShare: f.cpuShare ?? d.cpuShare ?? 0,
     invokeCpuMs: f.invokeCpuMs ?? d.invokeCpuMs ?? 0,
+    invokeVmmCpuMs: f.invokeVmmCpuMs ?? d.invokeVmmCpuMs ?? 0,
     restoreMs,
     restoreMsByTier: { ...(d.restoreMsByTier ?? {}), ...(f.restoreMsByTier ?? {}) },
     warmMs: f.warmMs ?? d.warmMs,

@@ -395,16 +395,18 @@ export class Simulator implements CoreEffects {
     const f = inst.f;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
+    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
+    const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
     if (!s.fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
-      w.cpuShare = c.cpuShare;
+      w.cpuShare = cpuShare;
       // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare: c.cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
