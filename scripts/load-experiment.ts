@@ -38,6 +38,8 @@ interface Args {
   simOnly: boolean;
   out: string;
   seed: number;
+  /** reuse the real runs in this directory's results.json; only simulate again */
+  realFrom?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -70,6 +72,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--sim-only') a.simOnly = true;
     else if (k === '--out') a.out = v();
     else if (k === '--seed') a.seed = Number(v());
+    else if (k === '--real-from') a.realFrom = v();
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -232,8 +235,9 @@ async function main(): Promise<void> {
   const real: RealRun[] = [];
   const simAt: Record<string, SimulationResult> = {};
   for (const rps of a.rates) simAt[rps] = await sim(loadTrace(picked, rps, a.minutes), profile);
+  if (a.realFrom) real.push(...(JSON.parse(readFileSync(path.join(a.realFrom, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
   if (!a.simOnly) {
-    for (const rps of a.rates) {
+    for (const rps of a.realFrom ? [] : a.rates) {
       for (let run = 1; run <= a.runs; run++) {
         console.error(`real: ${rps} rps, run ${run} of ${a.runs}`);
         const r = await realRun(loadTrace(picked, rps, a.minutes), rps, run, a.out);
