@@ -394,6 +394,13 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   return { md, json: { real, sim, summary, policies: cfg, snapshots: snapshotsOn } };
 }
 
+const VALIDATION_HEAD = [
+  'Pass: the simulated value lies within the spread (min–max) of the real runs, or within 5 percentage points (cold-start fraction) / 5 % of the median (cold boots) of their median.',
+  '',
+  '| keep-alive | real cold % (runs) | median | simulated cold % | pass | real cold boots (runs) | median | simulated cold boots | pass |',
+  '|---|---|---|---|---|---|---|---|---|',
+];
+
 /** One line of the validation table: the real runs' spread and median against the simulation. */
 function validationRow(policy: string, runs: Array<{ real: Record<string, number>; sim: SimulationResult }>): string {
   const med = (xs: number[]): number => {
@@ -477,10 +484,7 @@ async function main(): Promise<void> {
     realMd = [
       `## Simulated vs real: the ${a.realRuns} real runs per policy recorded in ${a.realFrom}, simulated with profile \`${a.profile}\``,
       '',
-      'Pass: the simulated value lies within the spread (min–max) of the real runs, or within 5 percentage points (cold-start fraction) / 5 % of the median (cold boots) of their median.',
-      '',
-      '| keep-alive | real cold % (runs) | median | simulated cold % | pass | real cold boots (runs) | median | simulated cold boots | pass |',
-      '|---|---|---|---|---|---|---|---|---|',
+      ...VALIDATION_HEAD,
       ...summary,
     ].join('\n');
   } else if (a.real) {
@@ -508,10 +512,7 @@ async function main(): Promise<void> {
     realMd = [
       `## Simulated vs real, ${a.realRuns} real runs per policy`,
       '',
-      'Pass: the simulated value lies within the spread (min–max) of the real runs, or within 5 percentage points (cold-start fraction) / 5 % of the median (cold boots) of their median.',
-      '',
-      '| keep-alive | real cold % (runs) | median | simulated cold % | pass | real cold boots (runs) | median | simulated cold boots | pass |',
-      '|---|---|---|---|---|---|---|---|---|',
+      ...VALIDATION_HEAD,
       ...summary,
       '',
       ...parts,
