@@ -23,6 +23,10 @@ import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js
 import { SnapshotManager } from './snapshots/manager.js';
 import type { SnapshotMsg } from './snapshots/types.js';
 import { VmPool, type PoolMsg } from './vmpool/pool.js';
+// observability (issue 11)
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
+import { PUBLIC_UI_PATHS } from './ui/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -36,6 +40,7 @@ export interface Daemon {
   readonly perf: ActorRef<PerfMsg>;
   readonly snapshots?: ActorRef<SnapshotMsg>;
   readonly app: FastifyInstance;
+  readonly telemetry: Telemetry;
   stop(): Promise<void>;
 }
 
@@ -46,6 +51,8 @@ export interface StartOptions {
   log?: Logger;
   /** build the guest image when it is missing (default true) */
   buildImageIfMissing?: boolean;
+  /** extra OpenTelemetry span processors (tests: an in-memory exporter) */
+  spanProcessors?: SpanProcessor[];
 }
 
 export function isLoopback(host: string): boolean {
@@ -76,7 +83,9 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
-    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2) },
+    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+      // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
+      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes },
     firecracker: { binary: cfg.runtime.firecrackerBinary },
   });
   let accelerator: Accelerator = 'kvm';
@@ -159,9 +168,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       },
     }),
   );
+  // observability: every finished record passes telemetry.onActivation before PerfManager stores it
+  const telemetry = await Telemetry.create({ config: cfg.telemetry, log: log.child({ component: 'telemetry' }), stateDir: cfg.stateDir, consoleDir: path.join(cfg.stateDir, 'consoles'), pool, snapshots, spanProcessors: opts.spanProcessors });
   const dispatcher = system.spawn<DispatcherMsg>(
     'dispatcher',
-    new Dispatcher({ registry, pool, perf, runtime: driver.name, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
+    new Dispatcher({ registry, pool, perf: withActivationHook(perf, telemetry.onActivation), runtime: driver.name, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
   );
 
   const startedAt = Date.now();
@@ -174,6 +185,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    log, // observability: fastify logs through the daemon's pino
+    publicPaths: PUBLIC_UI_PATHS,
     info: () => ({
       version: '0.1.0',
       startedAt,
@@ -184,6 +197,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       policies: { keepAlive: policies.keepAlive.name, eviction: policies.eviction.name, selection: policies.selection.name, placement: policies.placement.name },
     }),
   });
+  telemetry.register(app); // observability: GET /metrics, /ui
   await app.listen({ host: cfg.api.host, port: cfg.api.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
@@ -197,6 +211,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await app.close().catch((err: unknown) => log.warn('http close failed', { err: errText(err) }));
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
       await system.shutdown();
+      await telemetry.stop(); // observability: flush the last traces
       db.close();
       log.info('daemon stopped');
     })());
@@ -205,5 +220,5 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, stop };
+  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
 }
