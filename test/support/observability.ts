@@ -30,17 +30,17 @@ export function freePort(): Promise<number> {
 
 export async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs: number, everyMs = 250): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last = '';
   while (Date.now() < deadline) {
     try {
       const v = await f();
       if (v !== undefined) return v;
     } catch (err) {
-      last = err;
+      last = err instanceof Error ? err.message : JSON.stringify(err);
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last instanceof Error ? last.message : String(last)})` : ''}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
 }
 
 export interface PromSample {
@@ -80,8 +80,8 @@ export async function startPrometheus(opts: { dir: string; target: string; metri
   );
   const proc = spawn(PROMETHEUS, [`--config.file=${cfg}`, `--storage.tsdb.path=${path.join(opts.dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1h', '--query.lookback-delta=3s'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let logs = '';
-  proc.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  proc.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const url = `http://127.0.0.1:${port}`;
   const p: Prometheus = {

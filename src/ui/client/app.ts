@@ -192,7 +192,7 @@ function renderLatency(): void {
       return `<tr><td><span class="badge p-${p}">${p}</span></td><td class="num">${s.length}</td><td class="num">${s.length ? ms(quantile(s, 0.5)) : '–'}</td><td class="num">${s.length ? ms(quantile(s, 0.99)) : '–'}</td></tr>`;
     })
     .join('');
-  $('latency').innerHTML = `${legend()}<div class="cols">${cols}</div><div class="axis"><span>≤1 ms</span><span>100 ms</span><span>10 s</span><span>2 min</span></div>
+  $('latency').innerHTML = `${legend()}<div class="cols">${cols}</div><div class="cols" style="height:auto;border:0">${BUCKETS.map((b) => `<div class="col axis">${[1, 10, 100, 1000, 10000, 120000].includes(b) ? ms(b) : ''}</div>`).join('')}</div>
     <table><tr><th>start path</th><th class="num">n</th><th class="num">p50</th><th class="num">p99</th></tr>${stats}</table>`;
 }
 
