@@ -60,15 +60,17 @@ export function stageSegments(rec: Pick<ActivationRecord, 'timestamps'>): StageS
 
 /** Seconds per histogram stage (only the stages this activation went through). */
 export function histogramStages(rec: Pick<ActivationRecord, 'timestamps' | 'totalMs'>, segs = stageSegments(rec)): Partial<Record<HistogramStage, number>> {
-  const out: Partial<Record<HistogramStage, number>> = {};
-  const sum = (s: HistogramStage, ms: number): void => {
-    out[s] = (out[s] ?? 0) + ms / 1000;
+  const ms: Partial<Record<HistogramStage, number>> = {};
+  const sum = (s: HistogramStage, x: number): void => {
+    ms[s] = (ms[s] ?? 0) + x;
   };
   for (const g of segs) {
-    const ms = g.endMs - g.startMs;
-    if (g.stage === 'queued' || g.stage === 'admitted') sum('queue', ms);
-    else if (g.stage === 'boot' || g.stage === 'init' || g.stage === 'snapshot' || g.stage === 'restore' || g.stage === 'resync' || g.stage === 'run') sum(g.stage, ms);
+    const x = g.endMs - g.startMs;
+    if (g.stage === 'queued' || g.stage === 'admitted') sum('queue', x);
+    else if (g.stage === 'boot' || g.stage === 'init' || g.stage === 'snapshot' || g.stage === 'restore' || g.stage === 'resync' || g.stage === 'run') sum(g.stage, x);
   }
+  const out: Partial<Record<HistogramStage, number>> = {};
+  for (const [k, v] of Object.entries(ms)) out[k as HistogramStage] = v / 1000;
   out.total = rec.totalMs / 1000;
   return out;
 }
