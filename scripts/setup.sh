@@ -15,9 +15,10 @@ fi
 # for the minimal guest kernel (optional: without them Debian's generic kernel is used).
 required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
-# observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui
+# observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui;
+# plots rendered to PNG need a font
 # (without them those end-to-end tests fail and name the package)
-observability=(prometheus chromium)
+observability=(prometheus chromium fonts-dejavu-core)
 missing=()
 for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -74,6 +74,8 @@ export class DashboardHub {
     this.recent.push(a);
     this.prune(Date.now());
     this.broadcast('activation', JSON.stringify(a));
+    // the instance that served it has changed state too: show that now, not at the next tick
+    void this.refresh();
   }
 
   /** Take over a response as an event stream. */

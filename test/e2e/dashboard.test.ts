@@ -1,7 +1,8 @@
 // The live dashboard in a real headless browser: Debian's Chromium driven by
 // playwright-core. The page loads, a VM appears after an invocation (live, no
 // reload), its activation shows a waterfall, the VM disappears after an
-// eviction, and a screenshot is saved (bench/results/dashboard/).
+// eviction, a restored one shows up again, and a screenshot is saved
+// (bench/results/dashboard/dashboard-e2e.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -22,7 +23,7 @@ describe('live dashboard in headless Chromium', { timeout: 10 * 60_000 }, () => 
 
   before(async () => {
     requireBinary(CHROMIUM, 'chromium');
-    d = await startDaemon({ snapshots: { enabled: false }, telemetry: { dashboard: { refreshMs: 300 }, sampleIntervalMs: 1000 } });
+    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, telemetry: { dashboard: { refreshMs: 300 }, sampleIntervalMs: 1000 } });
     profile = mkdtempSync(path.join(os.tmpdir(), 'fc-chromium-'));
     browser = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
     page = browser.pages()[0] ?? (await browser.newPage());
@@ -49,6 +50,7 @@ describe('live dashboard in headless Chromium', { timeout: 10 * 60_000 }, () => 
     await d.deploy('hello', 'hello.js');
     const cold = await d.client.invoke('hello', { name: 'ui' });
     assert.equal(cold.status, 200, JSON.stringify(cold.body));
+    assert.equal(cold.body.activation!.startPath, 'cold');
     const vmId = cold.body.activation!.vmId!;
     for (let i = 0; i < 3; i++) assert.equal((await d.client.invoke('hello', { name: `ui${i}` })).body.activation!.startPath, 'warm');
 
@@ -57,24 +59,35 @@ describe('live dashboard in headless Chromium', { timeout: 10 * 60_000 }, () => 
     await chip.waitFor({ timeout: 20_000 });
     assert.equal(await chip.getAttribute('data-fn'), 'hello');
     await page.waitForSelector(`.vm[data-vm-id="${vmId}"][data-state="idle"]`, { timeout: 20_000 });
-    // its four activations, the cold one with a boot stage in its waterfall
+    // its four activations, the cold one with boot, init and snapshot stages in its waterfall
     const row = page.locator(`tr[data-activation-id="${cold.body.activation!.id}"]`);
     await row.waitFor({ timeout: 20_000 });
-    assert.ok((await row.locator('.wf > .st-boot').count()) === 1, 'the cold activation shows its boot');
-    assert.ok((await row.locator('.wf > .st-run').count()) === 1);
+    for (const st of ['boot', 'init', 'snapshot', 'run']) assert.equal(await row.locator(`.wf > .st-${st}`).count(), 1, `the cold activation shows its ${st}`);
     await page.waitForFunction(() => document.querySelectorAll('tr[data-activation-id]').length >= 4, undefined, { timeout: 20_000 });
     // the per-VM row of the memory panel fills in once /proc was sampled
     await page.locator(`#memory tr[data-vm-id="${vmId}"]`).waitFor({ timeout: 20_000 });
-    mkdirSync(SHOTS, { recursive: true });
-    const shot = path.join(SHOTS, 'dashboard-e2e.png');
-    await page.screenshot({ path: shot, fullPage: true });
-    assert.ok(statSync(shot).size > 10_000, 'screenshot written');
 
     const r = await d.client.call<{ stopped: number }>('POST', '/v1/functions/hello/evict');
     assert.equal(r.stopped, 1);
     // gone from the instances (pool state) and from the memory table (next /proc sample)
     await page.waitForFunction(() => document.querySelectorAll('[data-vm-id]').length === 0, undefined, { timeout: 30_000 });
-    await page.screenshot({ path: path.join(SHOTS, 'dashboard-e2e-evicted.png'), fullPage: true });
+    assert.deepEqual(pageErrors, [], 'no script errors on the page');
+  });
+
+  test('a restored VM and a second function show up; screenshot', async () => {
+    const restored = await d.client.invoke('hello', { name: 'again' });
+    assert.equal(restored.body.activation!.startPath, 'restore');
+    await d.deploy('json', 'json-heavy.js');
+    assert.equal((await d.client.invoke('json', { q: 'x' })).status, 200);
+    await page.locator(`.vm[data-vm-id="${restored.body.activation!.vmId!}"][data-state="idle"]`).waitFor({ timeout: 20_000 });
+    await page.locator('.fnrow[data-function="json"] .vm[data-state="idle"]').waitFor({ timeout: 20_000 });
+    await page.locator(`tr[data-activation-id="${restored.body.activation!.id}"] .wf > .st-resync`).waitFor({ timeout: 20_000 });
+    // the memory table lists both VMs once sampled
+    await page.waitForFunction(() => document.querySelectorAll('#memory tr[data-vm-id]').length === 2, undefined, { timeout: 20_000 });
+    mkdirSync(SHOTS, { recursive: true });
+    const shot = path.join(SHOTS, 'dashboard-e2e.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok(statSync(shot).size > 10_000, 'screenshot written');
     assert.deepEqual(pageErrors, [], 'no script errors on the page');
   });
 });
