@@ -63,7 +63,8 @@ const nameParam = { type: 'object', properties: { name: { type: 'string', maxLen
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const p = deps.log ? pinoOf(deps.log) : undefined;
   // fastify logs every request at info: shown only when the daemon logs at debug
-  const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level: p.isLevelEnabled('debug') ? 'debug' : 'warn' });
+  const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
+  const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
   const app = Fastify({ bodyLimit: deps.bodyLimitBytes, ...(loggerInstance ? { loggerInstance } : { logger: false }), ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {

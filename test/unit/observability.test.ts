@@ -369,3 +369,29 @@ test('telemetry configuration: defaults, and a bad endpoint names its key', () =
   assert.throws(() => parseConfig({ telemetry: { otlp: { endpoint: 'not a url' } } }), /telemetry\.otlp\.endpoint/);
   assert.throws(() => parseConfig({ telemetry: { bogus: 1 } }), /telemetry/);
 });
+
+// ---- the API's logger and public paths ------------------------------------------------
+
+test('fastify logs through the daemon pino (each request only at debug); the dashboard page needs no token', async () => {
+  const { buildApi } = await import('../../src/api/server.js');
+  const api = async (level: 'info' | 'debug' | 'silent', lines: string[]) =>
+    buildApi({ registry: {} as never, dispatcher: {} as never, pool: {} as never, perf: {} as never, bodyLimitBytes: 1000, maxCodeBytes: 1000, token: 't'.repeat(16), publicPaths: new Set(['/ui']), info: () => ({}), log: createLogger({ level, json: true, write: (l) => lines.push(l) }) });
+  const info: string[] = [];
+  const a = await api('info', info);
+  assert.equal((await a.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  assert.equal((await a.inject({ method: 'GET', url: '/v1/status' })).statusCode, 401, 'data routes need the token');
+  assert.equal((await a.inject({ method: 'GET', url: '/ui?x=1' })).statusCode, 404, 'a public path passes the token check (no route here)');
+  assert.deepEqual(info, [], 'no request lines at info');
+  await a.close();
+  const debug: string[] = [];
+  const b = await api('debug', debug);
+  await b.inject({ method: 'GET', url: '/healthz' });
+  const objs = debug.map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(objs.some((o) => o.component === 'api' && o.msg === 'incoming request'), 'fastify request lines at debug, through the same pino');
+  await b.close();
+  const silent: string[] = [];
+  const c = await api('silent', silent);
+  await c.inject({ method: 'GET', url: '/nope' });
+  assert.deepEqual(silent, []);
+  await c.close();
+});
