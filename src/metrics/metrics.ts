@@ -31,7 +31,8 @@ export class NodeMetrics {
   private readonly starts: Counter<'start_path'>;
   private readonly startFailures: Counter;
   private readonly prewarms: Counter;
-  private readonly evictions: Counter<'cause'>;
+  private readonly stops: Counter<'cause'>;
+  private readonly tierCapacity: Gauge<'tier'>;
   private readonly rejections: Counter<'reason'>;
   private readonly vmRss: Gauge<'vm_id' | 'function'>;
   private readonly vmPss: Gauge<'vm_id' | 'function'>;
@@ -54,8 +55,9 @@ export class NodeMetrics {
     this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
     this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: 'Instance starts that failed', registers: r });
     this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
-    this.evictions = new Counter({ name: 'faascell_instance_evictions_total', help: 'Idle instances ended by the node, by cause (memory_pressure, keepalive_expired)', labelNames: ['cause'], registers: r });
-    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused at admission, by reason (queue_full: 429, queue_delay: 503)', labelNames: ['reason'], registers: r });
+    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
+    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed)', labelNames: ['reason'], registers: r });
+    this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
     this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
     this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
     this.vmCpu = new Counter({ name: 'faascell_vm_cpu_seconds_total', help: 'User + system CPU time of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
@@ -88,13 +90,18 @@ export class NodeMetrics {
 
     this.snapCount.reset();
     this.snapBytes.reset();
+    this.tierCapacity.reset();
+    for (const t of st.tiers) {
+      this.tierCapacity.set({ tier: t.name }, t.capacityBytes);
+      this.snapBytes.set({ tier: t.name }, 0);
+    }
     for (const s of st.snapshots) {
       this.snapCount.inc({ tier: s.tier, status: s.status });
       this.snapBytes.inc({ tier: s.tier }, s.bytes);
     }
     // cumulative counts kept by the pool: exported as counters with their absolute value
     setCounter(this.starts, st.counters.starts, 'start_path');
-    setCounter(this.evictions, st.counters.evictions, 'cause');
+    setCounter(this.stops, st.counters.stops, 'cause');
     setCounter(this.rejections, st.counters.rejections, 'reason');
     this.startFailures.reset();
     this.startFailures.inc(st.counters.startFailures);

@@ -42,11 +42,13 @@ export interface NodeState {
     starts: Record<string, number>;
     startFailures: number;
     prewarms: number;
-    /** instances ended by the node, by cause (memory_pressure, keepalive_expired, …) */
-    evictions: Record<string, number>;
-    /** requests refused at admission, by reason (queue_full, queue_delay, …) */
+    /** instances the node ended, by cause (memory_pressure, keepalive_expired, requested, lost, …) */
+    stops: Record<string, number>;
+    /** requests refused, by reason (queue_full, overloaded, queue_timeout, …) */
     rejections: Record<string, number>;
   };
+  /** snapshot storage tiers: bytes used and capacity */
+  tiers: Array<{ name: string; usedBytes: number; capacityBytes: number }>;
   snapshots: SnapshotInfo[];
 }
 
@@ -76,12 +78,27 @@ export function toNodeState(st: PoolStatus, snaps: SnapshotRecord[], at: number)
     })),
     queues: { ...st.queues },
     counters: {
-      starts: { cold: c.cold, restore: c.restore },
+      starts: { cold: c.coldStarts, restore: c.restoreStarts },
       startFailures: c.startFailures,
-      prewarms: c.prewarmed,
-      evictions: { memory_pressure: c.evictedMemory, keepalive_expired: c.expired },
-      rejections: { queue_full: c.rejectedQueueFull, queue_delay: c.rejectedQueueDelay },
+      prewarms: c.prewarms,
+      stops: {
+        memory_pressure: c.evictions,
+        keepalive_expired: c.expirations,
+        keepalive_unload: c.keepAliveStops,
+        definition_changed: c.staleStops,
+        requested: c.requestedStops,
+        lost: c.lostInstances,
+      },
+      rejections: {
+        queue_full: c.rejectedQueueFull,
+        overloaded: c.rejectedOverloaded,
+        queue_timeout: c.rejectedQueueTimeout,
+        deleted: c.rejectedDeleted,
+        start_failed: c.rejectedStartFailed,
+        shutdown: c.rejectedShutdown,
+      },
     },
+    tiers: st.tiers.map((t) => ({ name: t.name, usedBytes: t.usedBytes, capacityBytes: t.capacityBytes })),
     snapshots: snaps.map((s) => ({ id: s.id, fn: s.function, tier: s.tier, bytes: s.sizeBytes, status: s.status })),
   };
 }

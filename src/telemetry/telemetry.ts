@@ -44,7 +44,7 @@ export interface TelemetryDeps {
 /** A record as the telemetry sees it: the lead adds `traceId` to ActivationRecord; `consoleLogPath` is set here for failed VMs. */
 export type TracedRecord = ActivationRecord & { traceId?: string; consoleLogPath?: string };
 
-const FAILED_VM = new Set(['vm_error', 'timeout', 'init_error']);
+const FAILED_VM = new Set(['vm_error', 'crashed', 'timeout', 'init_error']);
 
 export class Telemetry {
   readonly metrics: NodeMetrics | undefined;

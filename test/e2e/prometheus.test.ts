@@ -72,6 +72,7 @@ describe('Prometheus scrapes a daemon running real VMs', { timeout: 10 * 60_000 
     assert.equal(await value('faascell_instance_starts_total{start_path="cold"}', (v) => v === 1), 1);
     assert.equal(await value('faascell_snapshots{tier="shm",status="ready"}', (v) => v === 1), 1);
     assert.ok((await value('faascell_snapshot_bytes{tier="shm"}')) > 1e6);
+    assert.equal(await value('faascell_snapshot_tier_capacity_bytes{tier="shm"}'), 4096 * 1048576);
 
     // per-VM host resources, sampled from /proc: labelled with the VM and its function
     const rss = await value(`faascell_vm_resident_memory_bytes{vm_id="${vmId}",function="hello"}`, (v) => v > 0);
@@ -90,7 +91,8 @@ describe('Prometheus scrapes a daemon running real VMs', { timeout: 10 * 60_000 
     assert.doesNotMatch(text, /vm_id="/, 'no VM id left in any label');
     assert.equal(await value('faascell_memory_used_bytes', (v) => v === 0), 0);
     // counters exported from the pool's own counts (0 until something happens, but present)
-    assert.equal(await value('faascell_instance_evictions_total{cause="memory_pressure"}'), 0);
+    assert.equal(await value('faascell_instance_stops_total{cause="requested"}', (v) => v === 1), 1, 'the evict is counted');
+    assert.equal(await value('faascell_instance_stops_total{cause="memory_pressure"}'), 0);
     assert.equal(await value('faascell_admission_rejections_total{reason="queue_full"}'), 0);
     // the next start restores the snapshot
     const again = await d.client.invoke('hello', { name: 'prom' });

@@ -16,6 +16,7 @@ import type { ActivationRecord } from '../../src/perf/activation.js';
 import type { PerfMsg } from '../../src/perf/perf-manager.js';
 import { QemuDriver, pruneOldest } from '../../src/runtimes/qemu/driver.js';
 import { toNodeState, type NodeState } from '../../src/telemetry/node-state.js';
+import type { PoolStatus } from '../../src/vmpool/pool.js';
 import { histogramStages, stageSegments } from '../../src/telemetry/stages.js';
 import { withActivationHook } from '../../src/telemetry/telemetry.js';
 import { createActivationTracer, newTraceId, otlpTracesUrl, toTraceId } from '../../src/tracing/tracer.js';
@@ -128,7 +129,8 @@ function nodeState(instances: NodeState['instances']): NodeState {
     memoryBudgetBytes: 1024 * 1048576,
     instances,
     queues: { hello: 2 },
-    counters: { starts: { cold: 3, restore: 1 }, startFailures: 1, prewarms: 0, evictions: { memory_pressure: 2, keepalive_expired: 5 }, rejections: { queue_full: 4, queue_delay: 0 } },
+    counters: { starts: { cold: 3, restore: 1 }, startFailures: 1, prewarms: 0, stops: { memory_pressure: 2, keepalive_expired: 5 }, rejections: { queue_full: 4, overloaded: 0 } },
+    tiers: [{ name: 'shm', usedBytes: 1500, capacityBytes: 4096 }, { name: 'disk', usedBytes: 0, capacityBytes: 8192 }],
     snapshots: [
       { id: 's1', fn: 'hello', tier: 'shm', bytes: 1000, status: 'ready' },
       { id: 's2', fn: 'other', tier: 'shm', bytes: 500, status: 'ready' },
@@ -156,7 +158,9 @@ test('metrics: invocations, stage histograms, node state and per-VM series that 
   has(`faascell_memory_used_bytes ${256 * 1048576}`);
   has('faascell_snapshots{tier="shm",status="ready"} 2');
   has('faascell_snapshot_bytes{tier="shm"} 1500');
-  has('faascell_instance_evictions_total{cause="keepalive_expired"} 5');
+  has('faascell_instance_stops_total{cause="keepalive_expired"} 5');
+  has('faascell_snapshot_tier_capacity_bytes{tier="disk"} 8192');
+  has('faascell_snapshot_bytes{tier="disk"} 0');
   has('faascell_admission_rejections_total{reason="queue_full"} 4');
   has('faascell_instance_starts_total{start_path="restore"} 1');
   has('faascell_vm_resident_memory_bytes{vm_id="vm-1",function="hello"} 200000000');
@@ -176,26 +180,38 @@ test('default metrics include the event-loop lag', async () => {
 });
 
 test('the status adapter maps the pool status and the snapshot list', () => {
+  const zero = Object.fromEntries(
+    ['arrivals', 'warm', 'freshCold', 'freshRestore', 'coldStarts', 'restoreStarts', 'prewarms', 'startFailures', 'evictions', 'expirations', 'keepAliveStops', 'staleStops', 'requestedStops', 'lostInstances', 'rejectedQueueFull', 'rejectedOverloaded', 'rejectedQueueTimeout', 'rejectedDeleted', 'rejectedStartFailed', 'rejectedShutdown', 'snapshotsCreated', 'snapshotsDropped', 'snapshotsSkipped', 'peakMemoryMiB'].map((k) => [k, 0]),
+  ) as unknown as PoolStatus['counters'];
+  const inst = { inst: 1, path: 'cold' as const, memoryMiB: 256, createdAt: 1, lastUsedAt: 2, cpuSlot: 0 };
   const st = toNodeState(
     {
       memoryUsedMiB: 512,
       memoryBudgetMiB: 1024,
       snapshotsEnabled: true,
       busy: 1,
+      starting: 0,
+      startSlots: 2,
       instances: [
-        { id: 'vm-a', fn: 'f', state: 'busy', workerState: 'running', memoryMiB: 256, createdAt: 1, lastUsedAt: 2, invocations: 3, stale: false, cpuSlot: 0 },
-        { id: 'vm-b', fn: 'f', state: 'stopping', workerState: 'idle', memoryMiB: 256, createdAt: 1, lastUsedAt: 2, invocations: 0, stale: true, cpuSlot: 1 },
+        { ...inst, id: 'vm-a', fn: 'f', state: 'busy', workerState: 'running', invocations: 3, stale: false },
+        { ...inst, id: 'vm-b', fn: 'f', state: 'stopping', workerState: 'idle', invocations: 0, stale: true },
       ],
       queues: { f: 1 },
-      counters: { cold: 2, restore: 1, warm: 5, evictedMemory: 1, expired: 2, prewarmed: 0, rejectedQueueFull: 3, rejectedQueueDelay: 4, startFailures: 0 },
+      tiers: [{ name: 'shm', usedBytes: 99, capacityBytes: 1000, snapshots: 1 }],
+      counters: { ...zero, coldStarts: 2, restoreStarts: 1, evictions: 1, expirations: 2, requestedStops: 6, rejectedQueueFull: 3, rejectedOverloaded: 4 },
     },
-    [{ id: 's', function: 'f', codeSha256: 'x', imageVersion: 'v', memoryMiB: 256, vcpus: 1, kind: 'shared-memory', tier: 'shm', dir: '/d', sizeBytes: 99, createdAt: 1, lastUsedAt: 1, restoreCount: 0, createMs: 5, status: 'ready' }],
+    [{ id: 's', function: 'f', codeSha256: 'x', versionKey: 'k', imageVersion: 'v', memoryMiB: 256, vcpus: 1, kind: 'shared-memory', tier: 'shm', dir: '/d', sizeBytes: 99, createdAt: 1, lastUsedAt: 1, restoreCount: 0, createMs: 5, status: 'ready' }],
     7,
   );
   assert.equal(st.memoryUsedBytes, 512 * 1048576);
   assert.deepEqual(st.instances.map((i) => i.state), ['running', 'stopping']);
-  assert.deepEqual(st.counters.evictions, { memory_pressure: 1, keepalive_expired: 2 });
-  assert.deepEqual(st.counters.rejections, { queue_full: 3, queue_delay: 4 });
+  assert.deepEqual(st.counters.starts, { cold: 2, restore: 1 });
+  assert.equal(st.counters.stops.memory_pressure, 1);
+  assert.equal(st.counters.stops.keepalive_expired, 2);
+  assert.equal(st.counters.stops.requested, 6);
+  assert.equal(st.counters.rejections.queue_full, 3);
+  assert.equal(st.counters.rejections.overloaded, 4);
+  assert.deepEqual(st.tiers, [{ name: 'shm', usedBytes: 99, capacityBytes: 1000 }]);
   assert.deepEqual(st.snapshots, [{ id: 's', fn: 'f', tier: 'shm', bytes: 99, status: 'ready' }]);
 });
 
