@@ -174,6 +174,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     token: cfg.api.token,
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
+    // issue 8: OpenWhisk's REST API as a second Source on the same app
+    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
     info: () => ({
       version: VERSION,
       startedAt,
