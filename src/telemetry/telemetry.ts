@@ -41,8 +41,8 @@ export interface TelemetryDeps {
   spanProcessors?: SpanProcessor[];
 }
 
-/** A record as the telemetry sees it: the lead adds `traceId` to ActivationRecord; `consoleLogPath` is set here for failed VMs. */
-export type TracedRecord = ActivationRecord & { traceId?: string; consoleLogPath?: string };
+/** A record as the telemetry sees it (`consoleLogPath` is set here for failed VMs). */
+export type TracedRecord = ActivationRecord;
 
 const FAILED_VM = new Set(['vm_error', 'crashed', 'timeout', 'init_error']);
 
