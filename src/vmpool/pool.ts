@@ -108,8 +108,16 @@ interface WorkerHandle {
   req?: number;
 }
 
+const versionKeys = new WeakMap<FunctionDef, string>();
+
 /** Instances and snapshots are reusable only for the same version: code, shape, entry and env. */
 export function versionKey(def: FunctionDef): string {
+  let k = versionKeys.get(def);
+  if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
+  return k;
+}
+
+function computeVersionKey(def: FunctionDef): string {
   const env = Object.keys(def.env)
     .sort()
     .map((k) => `${k}=${def.env[k]}`)
