@@ -1,7 +1,7 @@
 // Multi-function load on the real node vs the simulator (issue 7; docs/simulator.md "Load"):
 //   npx tsx scripts/load-experiment.ts [--spec SPEC.csv] [--functions 19] [--rates 8,24,64] [--runs 3]
 //       [--minutes 5] [--profile bench/profiles/tcg-node-2026-11-29.json] [--sweep 2,4,8,16,32,64,128]
-//       [--sim-only] [--out bench/results/load]
+//       [--sim-only] [--resume] [--out bench/results/load]
 // 1. Picks `--functions` rows of a FaaSRail spec (default: FaaSRail's azure_spec_15rps_5min.csv), spread over
 //    its run times (the rows at evenly spaced quantiles of `mean`), keeps their per-minute arrival counts and
 //    scales them to each target rate. Each row becomes a function that waits its row's mean (capped at 20 s):
@@ -40,6 +40,8 @@ interface Args {
   seed: number;
   /** reuse the real runs in this directory's results.json; only simulate again */
   realFrom?: string;
+  /** keep the real runs already in --out's results.json and run only the missing ones */
+  resume: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -54,6 +56,7 @@ function parseArgs(argv: string[]): Args {
     simOnly: false,
     out: 'bench/results/load',
     seed: 1,
+    resume: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -73,6 +76,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = v();
     else if (k === '--seed') a.seed = Number(v());
     else if (k === '--real-from') a.realFrom = v();
+    else if (k === '--resume') a.resume = true;
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -235,10 +239,12 @@ async function main(): Promise<void> {
   const real: RealRun[] = [];
   const simAt: Record<string, SimulationResult> = {};
   for (const rps of a.rates) simAt[rps] = await sim(loadTrace(picked, rps, a.minutes), profile);
-  if (a.realFrom) real.push(...(JSON.parse(readFileSync(path.join(a.realFrom, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
+  const earlier = a.realFrom ?? (a.resume ? a.out : undefined);
+  if (earlier) real.push(...(JSON.parse(readFileSync(path.join(earlier, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
   if (!a.simOnly) {
     for (const rps of a.realFrom ? [] : a.rates) {
       for (let run = 1; run <= a.runs; run++) {
+        if (real.some((r) => r.rps === rps && r.run === run)) continue;
         console.error(`real: ${rps} rps, run ${run} of ${a.runs}`);
         const r = await realRun(loadTrace(picked, rps, a.minutes), rps, run, a.out);
         real.push(r);
