@@ -16,6 +16,7 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { benchDaemon, machine } from '../bench/common.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createPolicies } from '../src/policies/index.js';
@@ -150,10 +151,13 @@ interface RealRun {
   sendLagP99Ms: number;
   /** cores the rest of the machine used during the run (other processes: this machine is shared), measured */
   otherCores?: number;
+  /** this process alone (daemon + load generator, one event loop): cores used, and its event loop's utilisation */
+  selfCores?: number;
+  eventLoopUtilization?: number;
 }
 
 /** Busy CPU time of the whole machine, and of this process with its reaped children (the VMMs), in seconds. */
-function cpuNow(): { machine: number; ours: number } {
+function cpuNow(): { machine: number; ours: number; self: number } {
   const hz = 100; // USER_HZ on Linux
   const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = all[3]! + all[4]!;
@@ -161,7 +165,7 @@ function cpuNow(): { machine: number; ours: number } {
   const self = readFileSync('/proc/self/stat', 'utf8');
   const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
   // utime, stime, cutime, cstime: fields 14–17 of stat(5), i.e. 11–14 after the command name
-  return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz };
+  return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz, self: (f[11]! + f[12]!) / hz };
 }
 
 function vmmCount(): number {
@@ -179,6 +183,7 @@ function vmmCount(): number {
 
 async function realRun(trace: Trace, rps: number, run: number, out: string): Promise<RealRun> {
   const cpu0 = cpuNow();
+  const elu0 = performance.eventLoopUtilization();
   const wall0 = Date.now();
   const b = await benchDaemon({});
   let result: RealRun | undefined;
@@ -219,7 +224,12 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
     await b.close();
     // after close every VMM has been reaped, so its CPU time is in our children's time
     const cpu1 = cpuNow();
-    if (result) result.otherCores = (cpu1.machine - cpu0.machine - (cpu1.ours - cpu0.ours)) / ((Date.now() - wall0) / 1000);
+    const wallS = (Date.now() - wall0) / 1000;
+    if (result) {
+      result.otherCores = (cpu1.machine - cpu0.machine - (cpu1.ours - cpu0.ours)) / wallS;
+      result.selfCores = (cpu1.self - cpu0.self) / wallS;
+      result.eventLoopUtilization = performance.eventLoopUtilization(elu0).utilization;
+    }
   }
   return result;
 }
@@ -277,11 +287,11 @@ async function main(): Promise<void> {
       '',
       '## Real node, each run',
       '',
-      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 | cores taken by other processes |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 | cores taken by other processes | daemon + client process: cores, event-loop utilisation |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...real.map(
         (r) =>
-          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms | ${r.otherCores === undefined ? 'not measured' : r.otherCores.toFixed(2)} |`,
+          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms | ${r.otherCores === undefined ? 'not measured' : r.otherCores.toFixed(2)} | ${r.selfCores === undefined ? 'not measured' : `${r.selfCores.toFixed(2)}, ${pct(r.eventLoopUtilization ?? NaN)}`} |`,
       ),
       '',
       '## Simulated vs real',
