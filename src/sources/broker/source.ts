@@ -44,6 +44,8 @@ export interface BrokerSourceDeps {
 
 /** How long a pulled invocation of a function this node does not know yet waits for the registry to catch up. */
 const UNKNOWN_FN_WAIT_MS = 3000;
+/** After handing work back, the shared queue is left to the other nodes this long. */
+const HANDBACK_PAUSE_MS = 200;
 
 export class BrokerSource implements Source {
   readonly name = 'broker';
@@ -58,6 +60,7 @@ export class BrokerSource implements Source {
   private forwardTimer: NodeJS.Timeout | undefined;
   private deadConsumers: string[] = [];
   private forwarderTicks = 0;
+  private pauseSharedUntil = 0;
 
   constructor(private readonly d: BrokerSourceDeps) {}
 
@@ -116,7 +119,7 @@ export class BrokerSource implements Source {
   /** How many this loop may pull now. */
   private async allowance(via: 'shared' | 'addressed'): Promise<number> {
     const s = await this.d.poolStatus();
-    if (via === 'shared') return pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight);
+    if (via === 'shared') return Date.now() < this.pauseSharedUntil ? 0 : pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight);
     if (queuedOf(s) > 0) return 0;
     const max = this.d.broker.cfg.maxInFlight;
     const slots = max === 'auto' ? slotsOf(s) : Math.min(slotsOf(s), max);
@@ -187,6 +190,11 @@ export class BrokerSource implements Source {
     const b = d.broker;
     // a deploy through another node may reach this node's registry a moment later
     for (let waited = 0; !d.registry.get(inv.fn) && waited < UNKNOWN_FN_WAIT_MS; waited += 100) await sleep(100);
+    if (!d.registry.get(inv.fn)) {
+      this.inflight--;
+      this.wake();
+      return this.answerError(m, inv.requester, inv.id, new FaasError('not_found', `function ${inv.fn} does not exist`, 'name'), inv.fn);
+    }
     const sink = new BrokerSink(
       m,
       inv,
@@ -202,7 +210,11 @@ export class BrokerSource implements Source {
         settled: (how) => {
           this.inflight--;
           if (how === 'answered') d.counters.answered++;
-          else if (how === 'handedBack') d.counters.handedBack++;
+          else if (how === 'handedBack') {
+            d.counters.handedBack++;
+            // it refused what it pulled: leave the shared queue to the others a moment
+            this.pauseSharedUntil = Date.now() + HANDBACK_PAUSE_MS;
+          }
           this.wake();
           d.poke?.();
         },
@@ -213,10 +225,10 @@ export class BrokerSource implements Source {
     d.dispatcher.tell({ kind: 'invoke', req: { fn: inv.fn, params: inv.params, receivedAt: Date.now(), sink, activationId: inv.id } });
   }
 
-  private async answerError(m: JsMsg, requester: string, id: string, e: FaasError): Promise<void> {
+  private async answerError(m: JsMsg, requester: string, id: string, e: FaasError, fn = ''): Promise<void> {
     const b = this.d.broker;
     const now = Date.now();
-    const rec: ActivationRecord = { id, function: '', functionVersion: 0, runtime: 'qemu', status: 'rejected', timestamps: { received: now, responseSent: now }, timings: {}, totalMs: 0, logs: [], error: e.toJSON(), node: this.d.node };
+    const rec: ActivationRecord = { id, function: fn, functionVersion: 0, runtime: 'qemu', status: 'rejected', timestamps: { received: now, responseSent: now }, timings: {}, totalMs: 0, logs: [], error: e.toJSON(), node: this.d.node };
     try {
       await publishStored(b.js, outcomeSubject(b.names, requester), encode(outcomeOf(id, this.d.node, { activation: rec, error: e })), `out:${id}`, () => this.running);
       m.ack();
