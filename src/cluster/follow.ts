@@ -9,12 +9,13 @@ export interface Follower {
   stop(): void;
 }
 
-export function followBucket(kv: KV, key: string, fromRevision: number, onEntry: (e: KvEntry) => Promise<void> | void, log: Logger): Follower {
+export function followBucket(kv: KV, key: string, fromRevision: number, onEntry: (e: KvEntry) => Promise<void> | void, log: Logger, closed: () => boolean): Follower {
   let stopped = false;
   let last = fromRevision - 1;
   let current: { stop(): void } | undefined;
   const run = async (): Promise<void> => {
-    while (!stopped) {
+    // a closed connection never comes back (only a lost one does)
+    while (!stopped && !closed()) {
       try {
         const w = await kv.watch({ key, ...(last > 0 ? { resumeFromRevision: last + 1 } : {}) });
         current = w;

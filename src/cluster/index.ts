@@ -71,7 +71,7 @@ export class ClusterMember {
     private readonly registry: Registry,
     private readonly log: Logger,
   ) {
-    this.directory = new NodeDirectory(buckets.nodes, log, (n) => this.book.heartbeat(n));
+    this.directory = new NodeDirectory(buckets.nodes, log, () => broker.nc.isClosed(), (n) => this.book.heartbeat(n));
     this.outcomes = new OutcomeCollector(broker, node);
   }
 
@@ -208,7 +208,7 @@ export async function joinCluster(o: { cfg: Config; registry: Registry; log: Log
   try {
     await ensureStreams(broker);
     const buckets = await openBuckets(broker);
-    const sync = new RegistrySync(buckets, o.registry, log);
+    const sync = new RegistrySync(buckets, o.registry, log, () => broker.nc.isClosed());
     await sync.start();
     const member = new ClusterMember(node, broker, buckets, sync, o.registry, log);
     await member.directory.start();

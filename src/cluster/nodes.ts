@@ -14,6 +14,7 @@ export class NodeDirectory {
   constructor(
     private readonly kv: KV,
     private readonly log: Logger,
+    private readonly closed: () => boolean,
     private readonly onHeartbeat: (n: NodeStatus) => void = () => undefined,
   ) {}
 
@@ -32,6 +33,7 @@ export class NodeDirectory {
         else this.nodes.delete(e.key);
       },
       this.log,
+      this.closed,
     );
   }
 

@@ -61,7 +61,7 @@ export class OutcomeCollector {
   }
 
   private async run(c: Consumer): Promise<void> {
-    while (this.running) {
+    while (this.running && !this.b.nc.isClosed()) {
       try {
         const it = await c.fetch({ max_messages: 256, expires: 2000 });
         this.stopFetch = () => it.stop();

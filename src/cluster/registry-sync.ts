@@ -43,6 +43,7 @@ export class RegistrySync {
     private readonly buckets: Buckets,
     private readonly registry: Registry,
     private readonly log: Logger,
+    private readonly closed: () => boolean,
     private readonly publishDeadlineMs = 10_000,
   ) {}
 
@@ -65,7 +66,7 @@ export class RegistrySync {
       this.registry.delete(def.name, 'replica');
       this.changed(def.name, undefined);
     }
-    this.follower = followBucket(kv, 'fn.>', lastSeq + 1, (e) => this.apply(e), this.log);
+    this.follower = followBucket(kv, 'fn.>', lastSeq + 1, (e) => this.apply(e), this.log, this.closed);
     this.registry.onChange((c) => this.publish(c));
   }
 

@@ -384,6 +384,32 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     }
   });
 
+  test('after nats-server restarts: heartbeats, registry changes and invocations flow again, nothing accepted is lost', async () => {
+    const tag = `n${++seq}`;
+    const a = await startNode(tag, 'a', 'ok');
+    const b = await startNode(tag, 'b', 'ok');
+    a.registry.put('f', { code: Buffer.from('x=1') });
+    await a.registry.synced();
+    await until('b has f', () => b.registry.get('f') !== undefined);
+    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    try {
+      const before = Array.from({ length: 10 }, (_, i) => client.invoke('f', { i }, { timeoutMs: 30_000, publishDeadlineMs: 20_000 }));
+      await nats.restart();
+      const during = Array.from({ length: 10 }, (_, i) => client.invoke('f', { i: 10 + i }, { timeoutMs: 30_000, publishDeadlineMs: 20_000 }));
+      const answers = await Promise.all([...before, ...during]);
+      for (const r of answers) assert.equal(r.status, 200, JSON.stringify(r.body));
+      const seen = a.member.directory.nodes.get('b')!.at;
+      await until('a hears b again', () => a.member.directory.nodes.get('b')!.at > seen + 300);
+      b.registry.put('g', { code: Buffer.from('y=1') });
+      await b.registry.synced();
+      await until('a has g', () => a.registry.get('g') !== undefined);
+    } finally {
+      await client.close();
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test('a crashed node: what it pulled is redelivered, its addressed queue is rescued', async () => {
     const tag = `k${++seq}`;
     const h = await startNode(tag, 'h', 'hang');

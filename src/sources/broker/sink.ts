@@ -27,6 +27,8 @@ export interface BrokerSinkDeps {
   sharedSubject: string;
   /** the message is settled (acknowledged, or given up at shutdown) */
   settled(how: 'answered' | 'handedBack' | 'failed'): void;
+  /** the NATS connection is closed for good (no more in-progress acks) */
+  closed(): boolean;
   onError(err: unknown, inv: InvocationMessage): void;
 }
 
@@ -42,7 +44,10 @@ export class BrokerSink implements Sink {
     ackWaitMs: number,
   ) {
     // a long run keeps its message: in-progress acks restart the ack wait
-    this.keepAlive = setInterval(() => m.working(), Math.max(300, Math.floor(ackWaitMs / 3)));
+    this.keepAlive = setInterval(() => {
+      if (d.closed()) clearInterval(this.keepAlive);
+      else m.working();
+    }, Math.max(300, Math.floor(ackWaitMs / 3)));
   }
 
   deliver(res: InvocationResult): void {

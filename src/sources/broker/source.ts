@@ -128,7 +128,7 @@ export class BrokerSource implements Source {
 
   private async pullLoop(c: Consumer, via: 'shared' | 'addressed'): Promise<void> {
     const log = this.d.broker.log;
-    while (this.running) {
+    while (this.running && !this.d.broker.nc.isClosed()) {
       let n: number;
       try {
         n = await this.allowance(via);
@@ -218,6 +218,7 @@ export class BrokerSource implements Source {
           this.wake();
           d.poke?.();
         },
+        closed: () => b.nc.isClosed(),
         onError: (err, i) => b.log.error('broker: outcome not published; the invocation will be redelivered', { id: i.id, err: (err as Error).message }),
       },
       b.cfg.ackWaitMs,
