@@ -168,6 +168,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    // issue 8: OpenWhisk's REST API as a second Source on the same app
+    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
     info: () => ({
       version: VERSION,
       startedAt,

@@ -10,12 +10,14 @@ import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { FunctionDef, Registry } from '../registry/registry.js';
+import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
 import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { Db } from '../registry/db.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -30,6 +32,8 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
   /** issue 13: activations the node does not have are looked up in the cluster */
   cluster?: { activation(id: string): Promise<ActivationRecord | undefined> };
 }
@@ -79,6 +83,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz') return;
+      // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
+      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -133,7 +139,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (typeof params !== 'object' || Array.isArray(params) || params === null) {
       throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     }
-    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const def = deps.registry.mustGet(req.params.name); // 404 before queueing
+    const clash = finalClash(def, params as Record<string, unknown>);
+    if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
@@ -166,6 +174,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
     return { ...deps.info(), pool, snapshots };
   });
+
+  if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
 
   return app;
 }

@@ -160,6 +160,17 @@ export const configSchema = z
       .object({ retain: z.number().int().positive().default(100_000) })
       .strict()
       .default({}),
+    /** OpenWhisk's REST API under /api/v1 (docs/openwhisk.md). */
+    openwhisk: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The one namespace this node serves; `_` in a path means it too. */
+        namespace: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@.-]*$/, 'an OpenWhisk entity name').default('guest'),
+        /** A blocking invoke waits this long for its result, then answers 202 with the activation id (OpenWhisk: 60 s). */
+        blockingWaitMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .default({}),
     policies: policiesConfigSchema.default({}),
     /** issue 13: a FaaSCell cluster on NATS JetStream (docs/cluster.md); no `cluster.nats`: a single node */
     cluster: clusterConfigSchema.default({}),

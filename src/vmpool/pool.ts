@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Actor, errText, type ActorRef, type ActorSystem, type Reply } from '../core/actor.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Failure } from '../core/failure.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import type { CostsMsg } from '../perf/perf-manager.js';
@@ -126,6 +126,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   /** why the last restore of a function failed, for the record of the cold start that follows */
   private readonly restoreErrors = new Map<string, string>();
   private shutdownReply: Reply<void> | undefined;
+  /** timers set for the core (cancelled at shutdown) */
+  private readonly timers = new Set<TimerHandle>();
   /** a boot nonce in VM ids: ids stay unique across daemon restarts */
   private readonly nonce = Date.now().toString(36);
 
@@ -362,7 +364,11 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
     const clock = this.deps.clock;
-    clock.setTimer(at - clock.now(), () => this.self.tell({ kind: 'timer', tk: kind, target, token }));
+    const h = clock.setTimer(at - clock.now(), () => {
+      this.timers.delete(h);
+      this.self.tell({ kind: 'timer', tk: kind, target, token });
+    });
+    this.timers.add(h);
   }
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause): void {
@@ -423,6 +429,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     if (!this.shutdownReply || this.bySeq.size > 0) return;
     for (const p of this.pending.values()) p.reply.resolve({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: 'the daemon is shutting down' }, logs: [] });
     this.pending.clear();
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
     const r = this.shutdownReply;
     this.shutdownReply = undefined;
     r.resolve();
