@@ -2,7 +2,7 @@
 // (answered by any node: a node looks up what it does not have in the whole cluster).
 
 import type { Command } from 'commander';
-import { Client } from '../cli/client.js';
+import { ApiError, Client } from '../cli/client.js';
 import { formatActivation } from '../cli/format.js';
 import type { ClusterStatus } from './index.js';
 
@@ -46,7 +46,11 @@ export function registerClusterCommands(p: Command): void {
     .description('the nodes with their instances, memory, queue lengths and load')
     .option('--json')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      const s = await client(cmd).call<ClusterStatus>('GET', '/v1/cluster');
+      const c = client(cmd);
+      const s = await c.call<ClusterStatus>('GET', '/v1/cluster').catch((err: unknown) => {
+        if (err instanceof ApiError && err.status === 404) throw new Error(`the daemon at ${c.url} is a single node, not in a cluster (start it with --cluster nats://HOST:PORT)`);
+        throw err;
+      });
       console.log(opts.json ? JSON.stringify(s, null, 2) : formatClusterStatus(s));
     });
 
