@@ -2,7 +2,9 @@
 // over the nodes' last heartbeats:
 //   1. a live node with an idle instance of the function (warm start), this node first;
 //   2. else a live node with a snapshot of it and room to start (restore), this node first;
-//   3. else nobody: the shared queue, where any node with capacity pulls it.
+//   3. else a live node whose instance of it is busy or starting and that has nothing
+//      queued (it serves the request when that run ends: warm, as VmPool's preferWarm);
+//   4. else nobody: the shared queue, where any node with capacity pulls it.
 // Heartbeats are up to `heartbeatMs` old, so the chooser books what it sent since a
 // node's last heartbeat against that node (several requests in a burst do not all
 // go to its one idle instance). A node that is busy anyway hands its addressed work
@@ -10,7 +12,7 @@
 
 import { isLive, type NodeStatus } from './node-status.js';
 
-export type Placement = { kind: 'node'; node: string; why: 'warm' | 'snapshot' } | { kind: 'shared' };
+export type Placement = { kind: 'node'; node: string; why: 'warm' | 'snapshot' | 'busy' } | { kind: 'shared' };
 
 export interface LocalityOptions {
   self: string;
@@ -53,6 +55,7 @@ export function choosePlacement(
 ): Placement {
   let warm: { n: NodeStatus; idle: number } | undefined;
   let snap: { n: NodeStatus; free: number } | undefined;
+  let busy: { n: NodeStatus; soon: number } | undefined;
   const better = (a: NodeStatus, b: NodeStatus | undefined, ka: number, kb: number): boolean => {
     if (!b) return true;
     if ((a.node === o.self) !== (b.node === o.self)) return a.node === o.self;
@@ -69,8 +72,12 @@ export function choosePlacement(
     if (idle > 0 && better(n, warm?.n, idle, warm?.idle ?? 0)) warm = { n, idle };
     const free = n.free - bk.total;
     if (p.snapshot && free > 0 && better(n, snap?.n, free, snap?.free ?? 0)) snap = { n, free };
+    // what was booked beyond its idle instances waits for these
+    const soon = p.busy + p.starting - Math.max(0, bk.fn - p.idle);
+    if (soon > 0 && n.queued === 0 && better(n, busy?.n, soon, busy?.soon ?? 0)) busy = { n, soon };
   }
   if (warm) return { kind: 'node', node: warm.n.node, why: 'warm' };
   if (snap) return { kind: 'node', node: snap.n.node, why: 'snapshot' };
+  if (busy) return { kind: 'node', node: busy.n.node, why: 'busy' };
   return { kind: 'shared' };
 }

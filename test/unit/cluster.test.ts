@@ -64,10 +64,15 @@ describe('locality', () => {
     assert.deepEqual(choosePlacement('f', nodes, 200, o), { kind: 'node', node: 'b', why: 'warm' });
     assert.deepEqual(choosePlacement('g', nodes, 200, o), { kind: 'node', node: 'c', why: 'snapshot' });
     assert.deepEqual(choosePlacement('h', nodes, 200, o), { kind: 'shared' });
-    // a snapshot on a node without room does not count
-    assert.deepEqual(choosePlacement('f', [nodes[0]!], 200, o), { kind: 'shared' });
+    // a snapshot on a node without room does not count (its busy instance does)
+    assert.deepEqual(choosePlacement('f', [nodes[0]!], 200, o), { kind: 'node', node: 'a', why: 'busy' });
+    assert.deepEqual(choosePlacement('f', [hb('a', 100, { f: { idle: 0, busy: 0, starting: 0, snapshot: true } }, 0)], 200, o), { kind: 'shared' });
     // a silent node is down
     assert.deepEqual(choosePlacement('f', nodes, 5000, o), { kind: 'shared' });
+    // a busy instance on a node with nothing queued serves next; not on a node with a queue
+    assert.deepEqual(choosePlacement('g', [hb('d', 100, { g: { idle: 0, busy: 1, starting: 0, snapshot: false } }, 0)], 200, o), { kind: 'node', node: 'd', why: 'busy' });
+    assert.deepEqual(choosePlacement('g', [hb('d', 100, { g: { idle: 0, busy: 1, starting: 0, snapshot: false } }, 0, 1)], 200, o), { kind: 'shared' });
+    assert.deepEqual(choosePlacement('g', [hb('d', 100, { g: { idle: 0, busy: 1, starting: 0, snapshot: false } }, 0)], 200, o, () => ({ fn: 1, total: 1 })), { kind: 'shared' });
   });
   test('requests sent since the last heartbeat are booked against the node', () => {
     const book = new LocalityBook();
