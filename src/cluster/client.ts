@@ -44,7 +44,8 @@ export class ClusterClient {
     return cl;
   }
 
-  async invoke(fn: string, params: Record<string, unknown> = {}, o: ClusterInvokeOptions = {}): Promise<{ status: number; body: InvokeBody; id: string }> {
+  /** `accepted`: JetStream stored the invocation (from then on it gets an outcome); false: the publish failed (503). */
+  async invoke(fn: string, params: Record<string, unknown> = {}, o: ClusterInvokeOptions = {}): Promise<{ status: number; body: InvokeBody; id: string; accepted: boolean }> {
     const b = this.broker;
     const id = randomUUID();
     const msg: InvocationMessage = { v: 1, id, fn, params, receivedAt: Date.now(), requester: this.requester, ...(o.target ? { target: o.target } : {}), redeliveries: 0, handbacks: 0 };
@@ -54,14 +55,14 @@ export class ClusterClient {
       await publishStored(b.js, o.target ? nodeSubject(b.names, o.target) : sharedSubject(b.names), encode(msg), id, () => Date.now() < end);
     } catch (err) {
       this.outcomes.cancel(id);
-      return { id, status: 503, body: { error: { code: 'unavailable', message: `not accepted by the work queue: ${(err as Error).message}` } } };
+      return { id, accepted: false, status: 503, body: { error: { code: 'unavailable', message: `not accepted by the work queue: ${(err as Error).message}` } } };
     }
     const out = await wait;
-    if (!out) return { id, status: 504, body: { error: { code: 'timeout', message: `no outcome within ${o.timeoutMs ?? 120_000} ms` } } };
+    if (!out) return { id, accepted: true, status: 504, body: { error: { code: 'timeout', message: `no outcome within ${o.timeoutMs ?? 120_000} ms` } } };
     const body: InvokeBody = { activation: out.activation };
     if (out.result !== undefined) body.result = out.result;
     if (out.error) body.error = { code: out.error.code, message: out.error.message, ...(out.error.field ? { field: out.error.field } : {}) };
-    return { id, status: out.error?.status ?? 200, body };
+    return { id, accepted: true, status: out.error?.status ?? 200, body };
   }
 
   /** Outcomes that arrived for nobody (a second run's outcome after the first was taken). */

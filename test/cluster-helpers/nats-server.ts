@@ -75,6 +75,11 @@ export async function startNatsServer(): Promise<NatsServer> {
     await waitPort(port, 10_000);
   };
   await launch();
+  // a test process that ends without cleanup() (a crash, a cancelled run) leaves no nats-server behind
+  const onExit = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
   const srv: NatsServer = {
     url: `nats://127.0.0.1:${port}`,
     port,
@@ -93,7 +98,9 @@ export async function startNatsServer(): Promise<NatsServer> {
     },
     async cleanup() {
       await srv.stop('SIGKILL');
+      process.removeListener('exit', onExit);
       rmSync(storeDir, { recursive: true, force: true });
+      if (proc.exitCode === null && proc.signalCode === null) throw new Error(`nats-server (pid ${proc.pid}) did not exit`);
     },
   };
   return srv;

@@ -435,6 +435,10 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
         assert.equal(r.status, 200, JSON.stringify(r.body));
         assert.equal(r.body.activation!.node, 'a');
       }
+      // what a function sees when it runs twice: the same parameters and the same activation id as the first run
+      const firstRuns = [...h.dispatcher.runs].sort();
+      assert.deepEqual(answers.slice(0, 3).map((r) => r.body.activation!.id).sort(), firstRuns);
+      answers.forEach((r, i) => assert.deepEqual((r.body.result as { params: unknown }).params, { n: i + 1 }));
       const red = answers.map((r) => r.body.activation!.cluster!.redeliveries);
       assert.deepEqual(red.slice(0, 3), [1, 1, 1], `three had been delivered to the crashed node: ${JSON.stringify(answers.map((r) => r.body.activation!.cluster))}`);
       // the fourth reached the dead node's queue only: 0, or 1 when the server still handed it to the dead node's last pull
