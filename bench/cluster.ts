@@ -79,7 +79,9 @@ async function daemon(name: string, config: Record<string, unknown>): Promise<Pr
     dir,
     async stop() {
       proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       rmSync(shm, { recursive: true, force: true });
       rmSync(dir, { recursive: true, force: true });

@@ -90,7 +90,9 @@ export async function startNatsServer(): Promise<NatsServer> {
     logs: () => logs,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+      clearTimeout(timer); // a pending timer would keep the test process alive
     },
     async restart() {
       await srv.stop();
