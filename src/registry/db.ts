@@ -55,6 +55,8 @@ const MIGRATIONS: string[] = [
      status TEXT NOT NULL DEFAULT 'ready'
    );
    CREATE INDEX snapshots_by_function ON snapshots(function);`,
+  // 3: a function's network specification (src/network/spec.ts)
+  `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
 ];
 
 export function openDb(stateDir: string, file = 'faascell.db'): Db {

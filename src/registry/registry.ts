@@ -5,6 +5,7 @@
 import type { Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
+import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
 
 export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -21,6 +22,8 @@ export interface FunctionDef {
   timeoutMs: number;
   maxInstances: number;
   env: Record<string, string>;
+  /** `none` (no way out of the VM, the default) or `egress` with an allowlist (docs/network.md) */
+  network?: NetworkSpec;
   createdAt: number;
   updatedAt: number;
 }
@@ -34,6 +37,8 @@ export interface FunctionInput {
   timeoutMs?: number;
   maxInstances?: number;
   env?: Record<string, string>;
+  /** {mode: 'none' | 'egress', allow: [destinations]}; validated here (400 naming the field) */
+  network?: unknown;
 }
 
 export interface RegistryLimits {
@@ -55,6 +60,7 @@ interface Row {
   timeout_ms: number;
   max_instances: number;
   env: string;
+  network: string;
   created_at: number;
   updated_at: number;
 }
@@ -90,6 +96,7 @@ export class Registry {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw badRequest(`env.${k}`, 'not a valid variable name');
       if (typeof v !== 'string') throw badRequest(`env.${k}`, 'must be a string');
     }
+    const network = normalizeNetworkSpec(input.network, 'network');
     const codeSha = sha256(input.code);
     const existing = this.row(name);
     const def: FunctionDef = {
@@ -105,19 +112,20 @@ export class Registry {
       timeoutMs,
       maxInstances,
       env,
+      network,
       createdAt: existing?.created_at ?? now,
       updatedAt: now,
     };
     this.db
       .prepare(
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, network, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @network, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
-           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
+           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env, network=excluded.network,
            updated_at=excluded.updated_at`,
       )
-      .run({ ...def, code: input.code, env: JSON.stringify(env) });
+      .run({ ...def, code: input.code, env: JSON.stringify(env), network: JSON.stringify(network) });
     this.unpacked.set(cacheKey(def), unpacked);
     return { def, created: !existing };
   }
@@ -184,6 +192,7 @@ function toDef(r: Row): FunctionDef {
     timeoutMs: r.timeout_ms,
     maxInstances: r.max_instances,
     env: JSON.parse(r.env) as Record<string, string>,
+    network: JSON.parse(r.network) as NetworkSpec,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

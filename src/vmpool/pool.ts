@@ -9,6 +9,7 @@ import { Actor, errText, type ActorRef, type ActorSystem, type Reply } from '../
 import { FaasError } from '../core/errors.js';
 import { nowMs, type ActivationRecord } from '../perf/activation.js';
 import type { FunctionView, InstanceView, KeepAlivePolicy, PolicySet, Rng } from '../policies/types.js';
+import { networkShapeKey } from '../network/spec.js';
 import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { Worker, type InstanceEvent, type StartPlan, type WorkerDeps, type WorkerMsg } from '../worker/worker.js';
@@ -563,7 +564,7 @@ export class VmPool extends Actor<PoolMsg> {
   }
 }
 
-/** VM shape: an instance is reusable only for the same memory and vCPUs. */
+/** VM shape: an instance is reusable only for the same memory and vCPUs (and network, issue 10: its rules are set at start). */
 function shapeOf(fn: FunctionDef): string {
-  return `${fn.memoryMiB}m${fn.vcpus}c`;
+  return `${fn.memoryMiB}m${fn.vcpus}c${networkShapeKey(fn.network)}`;
 }

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import { FaasError } from '../core/errors.js';
-import type { NetworkMsg } from '../network/network-manager.js';
+import type { NetworkMsg, VmEndpoints } from '../network/network-manager.js';
 import { nowMs, type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { Registry, FunctionDef } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
@@ -162,8 +162,15 @@ export class Worker extends Actor<WorkerMsg> {
     }
   }
 
-  private vmConfig(fn: FunctionDef, runDir: string, memory: MemoryBacking): VmConfig {
+  private vmConfig(fn: FunctionDef, ep: VmEndpoints, memory: MemoryBacking): VmConfig {
+    const runDir = ep.runDir;
+    // network (issue 10): egress VMs run in their namespace; record what the set-up cost
+    if (ep.network) {
+      this.startDetails.networkSetupMs = Math.round(ep.network.setupMs * 10) / 10;
+      this.startDetails.networkPooled = ep.network.pooled ? 1 : 0;
+    }
     return {
+      network: ep.network ? { netnsPath: ep.network.netnsPath, tap: ep.network.tap } : undefined,
       vmId: this.vmId,
       memoryMiB: fn.memoryMiB,
       vcpus: fn.vcpus,
@@ -177,9 +184,10 @@ export class Worker extends Actor<WorkerMsg> {
 
   private async coldBoot(fn: FunctionDef, target: SnapshotRef | undefined): Promise<void> {
     this.startPath = 'cold';
-    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+    // network (issue 10): the function's network spec in, its namespace/tap out (30 s: a slot may be made on demand)
+    const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
     const memory: MemoryBacking = target && target.files.kind === 'shared-memory' ? { kind: 'file', path: target.files.memoryPath, share: true } : { kind: 'anonymous' };
-    const vm = await this.deps.driver.boot(this.vmConfig(fn, runDir, memory));
+    const vm = await this.deps.driver.boot(this.vmConfig(fn, ep, memory));
     this.attach(vm);
     this.startStamps.vmmSpawned = vm.timings.vmmSpawned ?? nowMs();
     const ready = await vm.channel.ready(this.deps.bootTimeoutMs);
@@ -224,7 +232,8 @@ export class Worker extends Actor<WorkerMsg> {
     const t0 = nowMs();
     let vm: VmHandle | undefined;
     try {
-      const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+      // network (issue 10): as in coldBoot
+      const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
       const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
       if (this.deps.prefetch && snap.files.kind === 'shared-memory') {
         const ws = loadWorkingSet(workingSetFile(snap));
@@ -234,7 +243,7 @@ export class Worker extends Actor<WorkerMsg> {
           this.startDetails.prefetchMs = nowMs() - p0;
         }
       }
-      vm = await this.deps.driver.restore(this.vmConfig(fn, runDir, memory), snap.files);
+      vm = await this.deps.driver.restore(this.vmConfig(fn, ep, memory), snap.files);
       this.attach(vm);
       this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
       this.startStamps.snapshotLoaded = vm.timings.stateLoaded ?? nowMs();
