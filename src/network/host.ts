@@ -93,16 +93,20 @@ export async function hostUp(o: PlanOptions): Promise<HostState> {
     const list = conflicts.map((r) => `${r.dst}${r.dev ? ` dev ${r.dev}` : ''}${r.table ? ` table ${r.table}` : ''}`).join('; ');
     throw new NetworkSetupError('host-setup', `network.hostCidr ${formatCidr(o.hostCidr)} overlaps routes of this host (${list}): choose a free range`);
   }
+  // the table first: another daemon's lastOneOut() then sees this one before forwarding changes
+  await runStep('host-setup', 'nft', ['-f', '-'], hostTable(o));
   let enabledForwarding = false;
   if (readForwarding() !== '1') {
     mkdirSync(FORWARD_STATE_DIR, { recursive: true, mode: 0o700 });
     if (!existsSync(FORWARD_ORIG)) writeFileSync(FORWARD_ORIG, `${readForwarding()}\n`);
+    // the guard before forwarding goes on: the host never forwards anything else, not even briefly
+    await runStep('host-setup', 'nft', ['-f', '-'], guardTable());
     writeFileSync(IP_FORWARD, '1\n');
     enabledForwarding = true;
+  } else if (existsSync(FORWARD_ORIG)) {
+    // another FaaSCell daemon turned it on: make sure the guard is there
+    await runStep('host-setup', 'nft', ['-f', '-'], guardTable());
   }
-  // installed whenever a FaaSCell daemon (this one or another) turned forwarding on
-  if (existsSync(FORWARD_ORIG)) await runStep('host-setup', 'nft', ['-f', '-'], guardTable());
-  await runStep('host-setup', 'nft', ['-f', '-'], hostTable(o));
   return { enabledForwarding };
 }
 

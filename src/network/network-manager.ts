@@ -168,8 +168,9 @@ export class NetworkManager extends Actor<NetworkMsg> {
     mkdirSync(this.runRoot, { recursive: true, mode: 0o700 });
     const reaped = reapStaleRunDirs(this.runRoot);
     if (reaped.dirs > 0) this.log.warn('reaped VMs left behind by a previous daemon', reaped);
+    if (!this.plan) return;
     try {
-      const n = await this.ops.reapStale({ id: this.id, hostCidr: this.net?.hostCidr ?? { addr: 0, prefix: 32 } });
+      const n = await this.ops.reapStale(this.plan);
       if (n.netns + n.links > 0 || n.table) this.log.warn('reaped network objects left behind by a previous daemon', n);
     } catch (err) {
       this.log.warn('could not reap stale network objects', { err: errText(err) });
@@ -187,7 +188,7 @@ export class NetworkManager extends Actor<NetworkMsg> {
     const all = [...this.slots.values()];
     this.slots.clear();
     await Promise.allSettled(all.map((s) => this.ops.destroySlot(s.plan)));
-    if (this.plan && this.host === 'up') {
+    if (this.plan) {
       await this.ops.hostDown(this.plan).catch((err: unknown) => this.log.error('network teardown failed', { err: errText(err) }));
     }
     this.host = 'down';

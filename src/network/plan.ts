@@ -12,12 +12,12 @@
 // any number of clones of it run at once, each in its own namespace; the
 // namespace's masquerade turns 172.16.0.2 into the slot's unique address.
 
-import { type Cidr, type Range, formatCidr, formatIpv4, formatRange, mergeRanges, parseCidr, rangeOf } from './ipv4.js';
+import { type Cidr, type Range, formatCidr, formatIpv4, formatRange, mergeRanges, parseCidr, parseIpv4, rangeOf } from './ipv4.js';
 import type { AllowRule } from './spec.js';
 
 // ---- guest side: identical in every VM (and so in every snapshot) ----------
 
-export const GUEST_SUBNET: Cidr = { addr: (172 << 24) + (16 << 16), prefix: 30 }; // 172.16.0.0/30
+export const GUEST_SUBNET: Cidr = { addr: parseIpv4('172.16.0.0')!, prefix: 30 };
 export const GATEWAY = '172.16.0.1';
 export const GUEST_ADDRESS = '172.16.0.2';
 export const GUEST_MAC = '02:fa:a5:00:00:02';
