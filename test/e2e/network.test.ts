@@ -4,19 +4,13 @@
 // the daemon's VM range is checked against the host's routes before use.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { cleanup, ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
-import { parseCidr, rangeOf, overlaps } from '../../src/network/ipv4.js';
+import { cleanup, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 import { daemonNetworkId, type NetworkStatus } from '../../src/network/network-manager.js';
 import { hostIfPrefix, hostTableName, netnsPrefix } from '../../src/network/plan.js';
+import { DNS_NAME, freeTestSubnet, hostNetState, missingNetTools, sh, TestServerNs } from '../fixtures/netns.js';
 
-const SERVER_SCRIPT = path.join(ROOT, 'test', 'fixtures', 'netns-server.cjs');
-const DNS_NAME = 'svc.faascell.test';
-const VM_RANGE = '10.200.0.0/16'; // the daemon's default network.hostCidr
-
-const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface FetchResult {
@@ -30,84 +24,6 @@ interface FnResult {
   results: FetchResult[];
   early: string;
   restoredEvents: number;
-}
-
-/** Everything networking could leave on the host, as text lines (compared before/after). */
-function hostNetState(): string[] {
-  const lines: string[] = [];
-  for (const l of readdirSafe('/sys/class/net')) if (l.startsWith('fcv')) lines.push(`link ${l}`);
-  for (const n of readdirSafe('/run/netns')) if (n.startsWith('faascell-')) lines.push(`netns ${n}`);
-  for (const t of sh('nft', ['list', 'tables']).split('\n')) if (t.includes('faascell')) lines.push(t.trim());
-  lines.push(`ip_forward ${readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()}`);
-  for (const r of sh('ip', ['-4', 'route', 'show']).split('\n')) if (r.trim()) lines.push(`route ${r.trim()}`);
-  return lines.sort();
-}
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return execFileSync('ls', ['-1', dir], { encoding: 'utf8' }).split('\n').filter(Boolean);
-  } catch {
-    return [];
-  }
-}
-
-/** A /29 for the test server that overlaps no host route and not the daemon's VM range. */
-function freeTestSubnet(): number {
-  const routes = JSON.parse(sh('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])) as Array<{ dst: string }>;
-  const taken = routes.map((r) => (r.dst === 'default' ? undefined : parseCidr(r.dst))).filter((c) => c !== undefined);
-  for (let x = 0; x < 256; x++) {
-    const c = parseCidr(`10.201.${x}.0/29`)!;
-    const r = rangeOf(c);
-    if (overlaps(r, rangeOf(parseCidr(VM_RANGE)!))) continue;
-    if (!taken.some((t) => overlaps(rangeOf(t), r))) return x;
-  }
-  throw new Error('no free /29 in 10.201.0.0/16 for the test server');
-}
-
-class TestServerNs {
-  readonly ns = `fctest-${process.pid}`;
-  readonly hostIf = `fct${process.pid % 1_000_000}`;
-  readonly server: string;
-  readonly other: string;
-  private readonly hostAddr: string;
-  private proc: ChildProcess | undefined;
-
-  constructor(x: number) {
-    this.hostAddr = `10.201.${x}.1`;
-    this.server = `10.201.${x}.2`;
-    this.other = `10.201.${x}.3`;
-  }
-
-  async start(): Promise<void> {
-    sh('ip', ['netns', 'add', this.ns]);
-    sh('ip', ['link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns]);
-    sh('ip', ['addr', 'add', `${this.hostAddr}/29`, 'dev', this.hostIf]);
-    sh('ip', ['link', 'set', this.hostIf, 'up']);
-    for (const a of [this.server, this.other]) sh('ip', ['-n', this.ns, 'addr', 'add', `${a}/29`, 'dev', 'eth0']);
-    sh('ip', ['-n', this.ns, 'link', 'set', 'eth0', 'up']);
-    sh('ip', ['-n', this.ns, 'link', 'set', 'lo', 'up']);
-    // replies go back the way they came (the host masquerades VM traffic to its end of this link)
-    this.proc = spawn('ip', ['netns', 'exec', this.ns, process.execPath, SERVER_SCRIPT, this.server, DNS_NAME], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    this.proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    this.proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    for (let i = 0; i < 200 && !out.includes('ready'); i++) await sleep(50);
-    if (!out.includes('ready')) throw new Error(`test server did not start: ${out}`);
-  }
-
-  stop(): void {
-    this.proc?.kill('SIGKILL');
-    try {
-      sh('ip', ['link', 'del', this.hostIf]);
-    } catch {
-      // gone with the namespace
-    }
-    try {
-      sh('ip', ['netns', 'del', this.ns]);
-    } catch {
-      // never made
-    }
-  }
 }
 
 async function status(d: TestDaemon): Promise<{ network: NetworkStatus; pool: { instances: Array<{ fn: string }> } }> {
@@ -130,14 +46,7 @@ async function invoke(d: TestDaemon, fn: string, params: Record<string, unknown>
 }
 
 const isRoot = process.getuid?.() === 0;
-const missing = ['ip', 'nft', 'nsenter'].filter((t) => {
-  try {
-    sh('sh', ['-c', `command -v ${t}`]);
-    return false;
-  } catch {
-    return true;
-  }
-});
+const missing = missingNetTools();
 
 describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? false : 'needs root: network namespaces, veths and nftables' }, () => {
   let d: TestDaemon | undefined;
@@ -199,7 +108,7 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
     assert.equal(activation.startDetails?.networkSetupMs, undefined, 'no network set-up for it');
   });
 
-  test('ten clones of one networked snapshot fetch at the same time; connections from before the snapshot are dead', async () => {
+  test('ten clones of one networked snapshot fetch at the same time; connections from before the snapshot are dead', async (t) => {
     await d!.deploy('clones', 'net-fetch.js', {
       network: { mode: 'egress', allow: [`tcp://${srv.server}:8080`] },
       maxInstances: 10,
@@ -222,6 +131,8 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
       assert.equal(c.result.restoredEvents, 1);
     }
     assert.equal(new Set(calls.map((c) => c.activation.vmId)).size, 10, 'ten distinct VMs');
+    const setup = calls.map((c) => `${String(c.activation.startDetails?.networkSetupMs)}${c.activation.startDetails?.networkPooled ? 'p' : ''}`);
+    t.diagnostic(`network set-up per clone (ms, p = pooled slot): ${setup.join(' ')}; totals ${calls.map((c) => Math.round(c.activation.totalMs)).join(' ')} ms`);
     const st = (await status(d!)).network;
     assert.ok(st.slots.used >= 10, `ten clones, each in its own namespace (used slots: ${st.slots.used})`);
     await evict(d!, 'clones');
@@ -252,6 +163,8 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
     const left = hostNetState();
     assert.ok(left.some((l) => l.startsWith(`netns ${netnsPrefix(netId)}`)), 'a killed daemon cannot clean up');
     d = await startDaemon(config(), dir);
+    // the reap runs as the NetworkManager starts, before it serves any VM
+    for (let i = 0; i < 100 && !/reaped network objects left behind/.test(d.logs()); i++) await sleep(100);
     assert.match(d.logs(), /reaped network objects left behind by a previous daemon/);
     const again = await invoke(d, 'offline', { urls: [] });
     assert.equal(again.activation.startPath !== undefined, true);
