@@ -14,6 +14,8 @@ fi
 # Debian packages: the VMM, the guest image's tools, and the kernel source + toolchain
 # for the minimal guest kernel (optional: without them Debian's generic kernel is used).
 required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl)
+# networking for functions (network: egress, docs/network.md): namespaces, veths, taps, nftables, conntrack flush
+required+=(iproute2 nftables conntrack)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
 missing=()
 for p in "${required[@]}" "${kernel_build[@]}"; do

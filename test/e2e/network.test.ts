@@ -4,12 +4,11 @@
 // the daemon's VM range is checked against the host's routes before use.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { cleanup, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 import { daemonNetworkId, type NetworkStatus } from '../../src/network/network-manager.js';
 import { hostIfPrefix, hostTableName, netnsPrefix } from '../../src/network/plan.js';
-import { DNS_NAME, freeTestSubnet, hostNetState, missingNetTools, sh, TestServerNs } from '../fixtures/netns.js';
+import { DNS_NAME, freeTestSubnet, hostNetState, missingNetTools, TestServerNs } from '../fixtures/netns.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -171,7 +170,7 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
     await d.stop();
     const after0 = hostNetState();
     assert.deepEqual(after0, before0, 'host network state after kill -9, restart and stop');
-    assert.ok(!existsSync(path.join(d.stateDir, 'run')) || sh('ls', ['-A', path.join(d.stateDir, 'run')]).trim() === '');
+    assert.deepEqual(leftovers(d), [], 'no VMM process or run directory left');
     cleanup(d);
     d = undefined;
   });
