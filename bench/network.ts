@@ -43,7 +43,7 @@ const sleep = (msec: number) => new Promise<void>((r) => setTimeout(r, msec));
 
 async function hostOps(runs: number, allow: string): Promise<NetworkBenchResult['hostOps']> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-bench-net-'));
-  const c = parseCidr('10.200.0.0/16')!;
+  const c = parseCidr('10.204.0.0/16')!;
   const plan: PlanOptions = { id: daemonNetworkId(dir), hostCidr: { addr: c.addr, prefix: c.prefix } };
   const rules = rulesTransaction({ rules: rulesOf(normalizeNetworkSpec({ mode: 'egress', allow: [allow] })), hostCidr: plan.hostCidr, protected: protectedRanges(plan.hostCidr, []) });
   const t = { create: [] as number[], apply: [] as number[], recycle: [] as number[], destroy: [] as number[] };
@@ -71,8 +71,9 @@ async function hostOps(runs: number, allow: string): Promise<NetworkBenchResult[
 
 async function restores(runs: number, srv: TestServerNs): Promise<Pick<NetworkBenchResult, 'restore' | 'setup' | 'accelerator'>> {
   const placement = { placement: { policy: 'fixed', tier: 'shm' } };
-  const pooled = await benchDaemon({ network: { poolSize: 2 }, policies: placement });
-  const unpooled = await benchDaemon({ network: { poolSize: 0 }, policies: placement });
+  // two daemons at once: disjoint VM ranges (each slot's /30 is a host route)
+  const pooled = await benchDaemon({ network: { poolSize: 2, hostCidr: '10.202.0.0/16' }, policies: placement });
+  const unpooled = await benchDaemon({ network: { poolSize: 0, hostCidr: '10.203.0.0/16' }, policies: placement });
   const allow = { network: { mode: 'egress', allow: [`${srv.server}:8080`] } };
   const code = fixture('net-fetch.js').toString('base64');
   const url = `http://${srv.server}:8080/bench`;
@@ -117,7 +118,7 @@ async function restores(runs: number, srv: TestServerNs): Promise<Pick<NetworkBe
 
 async function vmLevel(runs: number, boots: number, srv: TestServerNs, image: GuestImage, accelerator: 'kvm' | 'tcg'): Promise<Pick<NetworkBenchResult, 'latency' | 'initNet'>> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-bench-netvm-'));
-  const c = parseCidr('10.200.0.0/16')!;
+  const c = parseCidr('10.205.0.0/16')!;
   const plan: PlanOptions = { id: daemonNetworkId(dir), hostCidr: { addr: c.addr, prefix: c.prefix } };
   const driver = await createDriver('qemu');
   const slot = slotPlan(plan, 0);

@@ -214,8 +214,10 @@ export class NetworkManager extends Actor<NetworkMsg> {
         msg.reply.resolve(this.status());
         return;
       case 'hostResult':
-        if (msg.err === undefined) this.host = 'up';
-        else {
+        if (msg.err === undefined) {
+          this.host = 'up';
+          this.hostError = undefined;
+        } else {
           this.host = 'failed';
           this.hostError = msg.err;
           this.log.error('network host set-up failed', { err: errText(msg.err) });

@@ -144,6 +144,9 @@ export interface SlotScriptOptions {
 export function createSlotScript(p: SlotPlan, o: SlotScriptOptions = {}): string {
   const user = o.tapUser !== undefined ? ` user ${o.tapUser}` : '';
   return `set -e
+if [ -n "$(ip -4 route show exact ${p.subnet})" ]; then
+  echo "${p.subnet} is already routed on this host (another daemon with the same network.hostCidr?)" >&2; exit 3
+fi
 ip netns add ${p.netns}
 nsenter --net=${p.netnsPath} sh -e <<'NSEOF'
 echo 1 > /proc/sys/net/ipv4/ip_forward

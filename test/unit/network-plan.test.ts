@@ -47,7 +47,7 @@ void test('guest configuration is one fixed kernel argument', () => {
 void test('slot scripts name only the slot and fixed values', () => {
   const p = slotPlan(o, 3);
   const c = createSlotScript(p);
-  assert.match(c, /^set -e\nip netns add faascell-abc123-3\n/);
+  assert.match(c, /^set -e\nif \[ -n "\$\(ip -4 route show exact 10.200.0.12\/30\)" \]; then\n.*exit 3\nfi\nip netns add faascell-abc123-3\n/);
   assert.match(c, /ip tuntap add dev tap0 mode tap\n/);
   assert.match(c, /ip link add fcvabc1233 type veth peer name veth0 netns faascell-abc123-3/);
   assert.match(c, /ip -n faascell-abc123-3 route add default via 10.200.0.13/);
