@@ -26,6 +26,12 @@ export const TAP = 'tap0';
 export const NS_VETH = 'veth0';
 /** Kernel argument /init reads: address/prefix, gateway, resolver (the gateway: the namespace forwards DNS). */
 export const GUEST_NET_ARG = `faascell.net=${GUEST_ADDRESS}/${GUEST_SUBNET.prefix},${GATEWAY},${GATEWAY}`;
+/**
+ * The same for the kernel's own IP autoconfiguration (CONFIG_IP_PNP, static): eth0 is up with its
+ * address and default route before /init runs, which then only writes resolv.conf. A kernel
+ * without IP_PNP (Debian's generic one) ignores it and /init configures eth0 itself.
+ */
+export const GUEST_KERNEL_IP_ARG = `ip=${GUEST_ADDRESS}::${GATEWAY}:255.255.255.252::eth0:off`;
 
 /** nft table inside every VM namespace, and the daemon's table on the host. */
 export const NS_TABLE = 'faascell';
