@@ -6,6 +6,7 @@ import {
   conflictingRoutes,
   createSlotScript,
   destroySlotScript,
+  GUEST_KERNEL_IP_ARG,
   GUEST_NET_ARG,
   guardTable,
   hostTable,
@@ -42,6 +43,8 @@ void test('slots: one /30 each, short names, reversible', () => {
 
 void test('guest configuration is one fixed kernel argument', () => {
   assert.equal(GUEST_NET_ARG, 'faascell.net=172.16.0.2/30,172.16.0.1,172.16.0.1');
+  // the kernel's static IP autoconfiguration: client::gateway:netmask::device:off
+  assert.equal(GUEST_KERNEL_IP_ARG, 'ip=172.16.0.2::172.16.0.1:255.255.255.252::eth0:off');
 });
 
 void test('slot scripts name only the slot and fixed values', () => {
