@@ -11,12 +11,14 @@ import type { NetworkMsg, NetworkStatus } from '../network/network-manager.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { FunctionDef, Registry } from '../registry/registry.js';
+import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
-import { CallbackSink } from '../sinks/file.js';
+import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { Db } from '../registry/db.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -33,6 +35,8 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
 }
 
 const errorSchema = {
@@ -82,6 +86,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz') return;
+      // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
+      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -104,8 +110,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         code = Buffer.from(b.code!, 'base64');
       }
       const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
-      deps.snapshots?.tell({ kind: 'invalidate', fn: def.name, keep: def });
       // network set-up ahead of the first start (docs/network.md)
       if (def.network?.mode === 'egress') deps.network?.tell({ kind: 'prepare' });
       return reply.status(created ? 201 : 200).send(publicDef(def));
@@ -120,7 +126,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const name = req.params.name;
     if (!deps.registry.delete(name)) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: name, def: undefined, reply: r }), 10_000);
-    if (deps.snapshots) await deps.snapshots.ask<number>((r) => ({ kind: 'invalidate', fn: name, reply: r }), 30_000);
     return reply.status(204).send();
   });
 
@@ -137,12 +142,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (typeof params !== 'object' || Array.isArray(params) || params === null) {
       throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     }
-    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const def = deps.registry.mustGet(req.params.name); // 404 before queueing
+    const clash = finalClash(def, params as Record<string, unknown>);
+    if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
     });
-    if (res.error) return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation });
+    if (res.error) {
+      if (res.error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(res.error.retryAfterMs / 1000))));
+      return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation, ...(res.result !== undefined ? { result: res.result } : {}) });
+    }
     return reply.status(200).send({ result: res.result, activation: res.activation });
   });
 
@@ -169,9 +179,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { ...deps.info(), pool, snapshots, ...(network ? { network } : {}) };
   });
 
+  if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
+
   return app;
 }
 
-function publicDef(d: FunctionDef): Omit<FunctionDef, never> {
-  return d;
+/** A definition as the API shows it: env values may be secrets, so only their names. */
+export function publicDef(d: FunctionDef): Omit<FunctionDef, 'env'> & { envNames: string[] } {
+  const { env, ...rest } = d;
+  return { ...rest, envNames: Object.keys(env).sort() };
 }

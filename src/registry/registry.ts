@@ -22,6 +22,10 @@ export interface FunctionDef {
   timeoutMs: number;
   maxInstances: number;
   env: Record<string, string>;
+  /** Default parameters: an invocation's own parameters are merged over them (OpenWhisk's action parameters). */
+  parameters: Record<string, unknown>;
+  /** Free-form key/value annotations (OpenWhisk's action annotations); FaaSCell itself reads none. */
+  annotations: Record<string, unknown>;
   /** `none` (no way out of the VM, the default) or `egress` with an allowlist (docs/network.md) */
   network?: NetworkSpec;
   createdAt: number;
@@ -37,6 +41,8 @@ export interface FunctionInput {
   timeoutMs?: number;
   maxInstances?: number;
   env?: Record<string, string>;
+  parameters?: Record<string, unknown>;
+  annotations?: Record<string, unknown>;
   /** {mode: 'none' | 'egress', allow: [destinations]}; validated here (400 naming the field) */
   network?: unknown;
 }
@@ -60,6 +66,8 @@ interface Row {
   timeout_ms: number;
   max_instances: number;
   env: string;
+  parameters: string;
+  annotations: string;
   network: string;
   created_at: number;
   updated_at: number;
@@ -96,6 +104,8 @@ export class Registry {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw badRequest(`env.${k}`, 'not a valid variable name');
       if (typeof v !== 'string') throw badRequest(`env.${k}`, 'must be a string');
     }
+    const parameters = jsonObject('parameters', input.parameters);
+    const annotations = jsonObject('annotations', input.annotations);
     const network = normalizeNetworkSpec(input.network, 'network');
     const codeSha = sha256(input.code);
     const existing = this.row(name);
@@ -112,20 +122,22 @@ export class Registry {
       timeoutMs,
       maxInstances,
       env,
+      parameters,
+      annotations,
       network,
       createdAt: existing?.created_at ?? now,
       updatedAt: now,
     };
     this.db
       .prepare(
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, network, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @network, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, network, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @network, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
-           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env, network=excluded.network,
-           updated_at=excluded.updated_at`,
+           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
+           parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, updated_at=excluded.updated_at`,
       )
-      .run({ ...def, code: input.code, env: JSON.stringify(env), network: JSON.stringify(network) });
+      .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
     this.unpacked.set(cacheKey(def), unpacked);
     return { def, created: !existing };
   }
@@ -148,6 +160,12 @@ export class Registry {
   delete(name: string): boolean {
     for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
     return this.db.prepare('DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** The stored code as deployed (a JS file's text, or the archive's bytes) and its kind. */
+  source(name: string): { code: Buffer; kind: CodeKind } | undefined {
+    const r = this.db.prepare('SELECT code, code_kind FROM functions WHERE name = ?').get(name) as Pick<Row, 'code' | 'code_kind'> | undefined;
+    return r ? { code: r.code, kind: r.code_kind as CodeKind } : undefined;
   }
 
   /** The unpacked code of the current version (cached in memory; the archive is unpacked once per version). */
@@ -174,6 +192,13 @@ function cacheKey(d: FunctionDef): string {
   return `${d.name}@${d.codeSha256}`;
 }
 
+/** A JSON object (default {}); anything else is a bad request naming the field. */
+function jsonObject(field: string, v: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequest(field, 'must be a JSON object');
+  return v;
+}
+
 function range(field: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) throw badRequest(field, `must be an integer from ${min} to ${max} (got ${v})`);
 }
@@ -192,8 +217,22 @@ function toDef(r: Row): FunctionDef {
     timeoutMs: r.timeout_ms,
     maxInstances: r.max_instances,
     env: JSON.parse(r.env) as Record<string, string>,
+    parameters: JSON.parse(r.parameters) as Record<string, unknown>,
+    annotations: JSON.parse(r.annotations) as Record<string, unknown>,
     network: JSON.parse(r.network) as NetworkSpec,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** An invocation's parameters: its own over the function's default parameters (OpenWhisk's rule). */
+export function withDefaults(def: FunctionDef, own: unknown): unknown {
+  if (Object.keys(def.parameters).length === 0 || typeof own !== 'object' || own === null || Array.isArray(own)) return own;
+  return { ...def.parameters, ...(own as Record<string, unknown>) };
+}
+
+/** Parameters an invocation may not set: the defaults of a function annotated `final: true` (OpenWhisk's rule). */
+export function finalClash(def: FunctionDef, own: Record<string, unknown>): string[] {
+  if (def.annotations.final !== true) return [];
+  return Object.keys(own).filter((k) => k in def.parameters);
 }
