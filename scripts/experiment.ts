@@ -3,13 +3,15 @@
 // 1. Generates a seeded Azure-format day (a few hundred functions, skewed rates).
 // 2. Simulates fixed / greedy-dual / hybrid-histogram / none at several memory
 //    budgets (snapshots off, as in the papers; plus a snapshot variant).
-// 3. Writes results.csv, results.md and coldstart-vs-memory.svg.
+// 3. Writes results.csv, results.md and coldstart-vs-memory.{svg,png} (Vega-Lite).
 // 4. --real: deploys a few functions on a running daemon, replays a short
 //    time-compressed slice, and compares the measured start paths with a
 //    simulation of the very same slice, compression and policies.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { writePlot } from '../src/plots/render.js';
+import { coldStartVsMemorySpec } from '../src/plots/specs.js';
 import { createPolicies, type PoliciesConfigInput } from '../src/policies/index.js';
 import { replay, type ReplayRecord } from '../src/replay/replay.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
@@ -100,7 +102,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const POLICIES = ['fixed', 'greedy-dual', 'hybrid-histogram', 'none'] as const;
-const COLORS: Record<string, string> = { fixed: '#1f77b4', 'greedy-dual': '#d62728', 'hybrid-histogram': '#2ca02c', none: '#7f7f7f' };
 
 interface Row {
   variant: 'no-snapshots' | 'snapshots';
@@ -166,59 +167,10 @@ function mdDetail(rows: Row[], variant: Row['variant']): string {
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
 
-/** Cold-start fraction vs memory, one line per policy; log2 x axis, log10 y axis (small fractions matter). Hand-written SVG. */
-function svgPlot(rows: Row[], title: string): string {
-  const sel = rows.filter((x) => x.variant === 'no-snapshots' && x.budgetGiB !== null);
-  const W = 760;
-  const H = 460;
-  const m = { l: 70, r: 190, t: 50, b: 60 };
-  const xs = [...new Set(sel.map((x) => x.budgetGiB!))].sort((a, b) => a - b);
-  const lx = (g: number): number => Math.log2(g);
-  const x0 = lx(xs[0]!);
-  const x1 = lx(xs[xs.length - 1]!);
-  const positive = sel.map((x) => x.r.coldStartFraction).filter((y) => y > 0);
-  const dLo = Math.floor(Math.log10(Math.min(0.01, ...positive)));
-  const dHi = Math.max(dLo + 1, Math.ceil(Math.log10(Math.max(...positive, 0.01))));
-  const px = (g: number): number => m.l + ((lx(g) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
-  // Zero (never cold) is drawn on the bottom edge.
-  const py = (y: number): number => {
-    const l = y > 0 ? Math.max(dLo, Math.log10(y)) : dLo;
-    return H - m.b - ((l - dLo) / (dHi - dLo)) * (H - m.t - m.b);
-  };
-  const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${(W - m.r + m.l) / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
-  ];
-  // grid + y ticks, one per decade
-  for (let d = dLo; d <= dHi; d++) {
-    const y = 10 ** d;
-    const label = y * 100 >= 1 ? `${(y * 100).toFixed(0)} %` : `${+(y * 100).toPrecision(1)} %`;
-    parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${py(y).toFixed(1)}" y2="${py(y).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${m.l - 8}" y="${(py(y) + 4).toFixed(1)}" text-anchor="end">${label}</text>`);
-  }
-  for (const g of xs) {
-    parts.push(`<line x1="${px(g).toFixed(1)}" x2="${px(g).toFixed(1)}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/>`);
-    parts.push(`<text x="${px(g).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle">${g}</text>`);
-  }
-  parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
-  parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
-  parts.push(`<text x="${(W - m.r + m.l) / 2}" y="${H - 18}" text-anchor="middle">memory budget (GiB, log scale)</text>`);
-  parts.push(`<text transform="translate(18 ${(H - m.b + m.t) / 2}) rotate(-90)" text-anchor="middle">cold-start fraction (log scale)</text>`);
-  POLICIES.forEach((p, i) => {
-    const pts = xs
-      .map((g) => [g, sel.find((x) => x.budgetGiB === g && x.r.policy === p)?.r.coldStartFraction] as const)
-      .filter((q): q is readonly [number, number] => q[1] !== undefined);
-    const c = COLORS[p]!;
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([g, y]) => `${px(g).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
-    for (const [g, y] of pts) parts.push(`<circle cx="${px(g).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3.5" fill="${c}"><title>${p} ${g} GiB: ${pct(y)}</title></circle>`);
-    const ly = m.t + 10 + i * 22;
-    parts.push(`<line x1="${W - m.r + 20}" x2="${W - m.r + 44}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3"/>`);
-    parts.push(`<text x="${W - m.r + 50}" y="${ly + 4}">${esc(p)}</text>`);
-  });
-  parts.push('</svg>');
-  return parts.join('\n') + '\n';
+/** Cold-start fraction vs memory, one line per policy (Vega-Lite, rendered to SVG and PNG). */
+async function plotColdStarts(rows: Row[], title: string, outBase: string): Promise<string[]> {
+  const points = rows.filter((x) => x.variant === 'no-snapshots' && x.budgetGiB !== null).map((x) => ({ policy: x.r.policy, memoryGiB: x.budgetGiB!, coldStartFraction: x.r.coldStartFraction }));
+  return writePlot(coldStartVsMemorySpec(points, title), outBase, ['svg', 'png']);
 }
 
 function verdict(rows: Row[]): string[] {
@@ -456,7 +408,7 @@ async function main(): Promise<void> {
   const speed = rows.map((x) => x.r.invocationsPerSecond).sort((x, y) => x - y);
   const medSpeed = speed[Math.floor(speed.length / 2)]!;
   writeFileSync(path.join(a.out, 'results.csv'), csv(rows));
-  writeFileSync(path.join(a.out, 'coldstart-vs-memory.svg'), svgPlot(rows, `Cold-start fraction vs memory (${trace.functions.length} functions, 24 h, no snapshots)`));
+  await plotColdStarts(rows, `Cold-start fraction vs memory (${trace.functions.length} functions, 24 h, no snapshots)`, path.join(a.out, 'coldstart-vs-memory'));
 
   let realMd = '';
   if (a.real && !a.selfDaemon) {
@@ -553,7 +505,7 @@ async function main(): Promise<void> {
     realMd,
   ].join('\n');
   writeFileSync(path.join(a.out, 'results.md'), md + '\n');
-  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.svg${a.real ? ', real.json, real-records*.jsonl' : ''}`);
+  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.{svg,png}${a.real ? ', real.json, real-records*.jsonl' : ''}`);
   console.log(md);
 }
 

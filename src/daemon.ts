@@ -29,6 +29,10 @@ import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { realClock } from './core/clock.js';
 import type { Tier } from './config/schema.js';
+// observability (issue 11)
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
+import { PUBLIC_UI_PATHS } from './ui/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -42,6 +46,7 @@ export interface Daemon {
   readonly perf: ActorRef<PerfMsg>;
   readonly snapshots?: ActorRef<SnapshotMsg>;
   readonly app: FastifyInstance;
+  readonly telemetry: Telemetry;
   stop(): Promise<void>;
 }
 
@@ -52,6 +57,8 @@ export interface StartOptions {
   log?: Logger;
   /** build the guest image when it is missing (default true) */
   buildImageIfMissing?: boolean;
+  /** extra OpenTelemetry span processors (tests: an in-memory exporter) */
+  spanProcessors?: SpanProcessor[];
 }
 
 export function isLoopback(host: string): boolean {
@@ -82,7 +89,9 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
-    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2) },
+    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+      // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
+      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes },
     firecracker: { binary: cfg.runtime.firecrackerBinary },
   });
   let accelerator: Accelerator = 'kvm';
@@ -148,9 +157,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     }),
   );
   perf.tell({ kind: 'subscribe', to: pool, tiers: tiers.map((t) => t.name) });
+  // observability: every finished record passes telemetry.onActivation before PerfManager stores it
+  const telemetry = await Telemetry.create({ config: cfg.telemetry, log: log.child({ component: 'telemetry' }), stateDir: cfg.stateDir, consoleDir: path.join(cfg.stateDir, 'consoles'), pool, snapshots, spanProcessors: opts.spanProcessors });
   const dispatcher = system.spawn<DispatcherMsg>(
     'dispatcher',
-    new Dispatcher({ registry, pool, perf, runtime: driver.name, clock, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
+    new Dispatcher({ registry, pool, perf: withActivationHook(perf, telemetry.onActivation), runtime: driver.name, clock, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
   );
 
   const startedAt = Date.now();
@@ -164,6 +175,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    log, // observability: fastify logs through the daemon's pino
+    publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app
     openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
     info: () => ({
@@ -182,6 +195,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       },
     }),
   });
+  telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
   const sources: Source[] = [http];
   for (const s of sources) await s.start();
@@ -196,6 +210,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       for (const src of sources) await src.stop().catch((err: unknown) => log.warn('source stop failed', { source: src.name, err: errText(err) }));
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
       await system.shutdown();
+      await telemetry.stop(); // observability: flush the last traces
       db.close();
       log.info('daemon stopped');
     })());
@@ -204,7 +219,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, stop };
+  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
 }
 
 /** The decision core's configuration from the daemon's. */

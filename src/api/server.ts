@@ -2,9 +2,10 @@
 // Source for invocations (its Sink is the HTTP reply). Every route has a JSON
 // schema; every error has the shape {error: {code, message, field?}}.
 
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { FaasError } from '../core/errors.js';
+import { pinoOf, type Logger } from '../core/logger.js';
 import type { ActorRef } from '../core/actor.js';
 import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
 import type { NetworkMsg, NetworkStatus } from '../network/network-manager.js';
@@ -35,6 +36,10 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** fastify logs through this logger's pino instance (warnings and errors; each request too at debug level) */
+  log?: Logger;
+  /** paths served without the bearer token (static pages that carry no data) */
+  publicPaths?: ReadonlySet<string>;
   /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
   openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
 }
@@ -65,7 +70,11 @@ const functionBody = {
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
+  const p = deps.log ? pinoOf(deps.log) : undefined;
+  // fastify logs every request at info: shown only when the daemon logs at debug
+  const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
+  const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, ...(loggerInstance ? { loggerInstance } : { logger: false }), ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
     if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });
@@ -85,7 +94,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.token) {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url === '/healthz') return;
+      if (req.url === '/healthz' || deps.publicPaths?.has(req.url.split('?')[0]!)) return;
       // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
       if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));

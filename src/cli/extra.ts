@@ -59,6 +59,18 @@ export function registerExtraCommands(p: Command): void {
       await runReplayCommand({ ...(o as unknown as Parameters<typeof runReplayCommand>[0]), url: g.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080', token: g.token ?? process.env.FAASCELL_TOKEN });
     });
 
+  // plots from result files (Vega-Lite → SVG/PNG), docs/observability.md
+  p.command('plot')
+    .description('plot replay records (.jsonl: latency CDF per start path, start-path mix over time) or experiment results (.csv: cold starts per policy and memory)')
+    .argument('<files...>', 'replay records (faascell replay --out) and/or an experiment results.csv')
+    .option('--out <dir>', 'where the plots go', 'bench/results/plots')
+    .option('--format <list>', 'svg,png,json (json: the Vega-Lite specification)', 'svg,png')
+    .option('--bin-seconds <s>', 'time bin of the start-path mix', '10')
+    .action(async (files: string[], o: { out: string; format: string; binSeconds: string }) => {
+      const { runPlotCommand } = await import('../plots/cli.js');
+      await runPlotCommand({ files, ...o });
+    });
+
   // deploy-spec: the functions a FaaSRail spec replays (issue 8)
   p.command('deploy-spec')
     .description('deploy one function per row of a FaaSRail spec, running the FunctionBench-style function of its benchmark')

@@ -52,7 +52,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
   protected receive(msg: DispatcherMsg): void {
     this.inflight++;
     this.handle(msg.req)
-      .catch((err: unknown) => this.log.error('dispatch failed', { err: errText(err) }))
+      .catch((err: unknown) => this.log.error('dispatch failed', { fn: msg.req.fn, err: errText(err) }))
       .finally(() => this.inflight--);
   }
 

@@ -127,6 +127,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   /** why the last restore of a function failed, for the record of the cold start that follows */
   private readonly restoreErrors = new Map<string, string>();
   private shutdownReply: Reply<void> | undefined;
+  /** the VM whose failed start is being handed to the core (its refusals name it) */
+  private failingVm: string | undefined;
   /** timers set for the core (cancelled at shutdown) */
   private readonly timers = new Set<TimerHandle>();
   /** a boot nonce in VM ids: ids stay unique across daemon restarts */
@@ -192,7 +194,10 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
             this.log.warn(f.kind === 'restore-broken' ? 'snapshot unusable: dropped, the next start boots cold' : 'restore timed out: the snapshot is kept', { fn: ci.fn, vmId: h.worker.vmId, err: f.detail });
           }
           void this.deps.system.stop(h.ref).catch(() => undefined);
+          // a request refused because this start failed names the VM (its console log is kept)
+          this.failingVm = h.worker.vmId;
           this.core.gone(ci, msg.failure, now);
+          this.failingVm = undefined;
           this.maybeShutdownDone();
         });
       case 'costs': {
@@ -336,6 +341,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
+    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 
