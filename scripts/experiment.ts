@@ -120,10 +120,11 @@ async function runSim(trace: Trace, profile: Profile, keepAlive: string, budgetM
 /**
  * The simulated day studies keep-alive under memory pressure, as the papers do: a node bounded by
  * its memory budget only (a plain budget, no CPU model, no start-slot, concurrency, queue or
- * per-function limits). The real-node comparison below models the real node instead.
+ * per-function limits), where a request that finds no idle instance starts one (preferWarm off: it
+ * does not wait for a busy instance). The real-node comparison below models the real node instead.
  */
 const UNLIMITED = 1e9;
-const MEMORY_BOUND_NODE = { cpuModel: false, maxConcurrentStarts: UNLIMITED, maxConcurrentInvocations: UNLIMITED, maxQueueLength: UNLIMITED, lowWatermark: 1, highWatermark: 1 };
+const MEMORY_BOUND_NODE = { cpuModel: false, maxConcurrentStarts: UNLIMITED, maxConcurrentInvocations: UNLIMITED, maxQueueLength: UNLIMITED, lowWatermark: 1, highWatermark: 1, preferWarm: false };
 
 const f1 = (x: number): string => x.toFixed(1);
 
@@ -478,7 +479,7 @@ async function main(): Promise<void> {
       `profile \`${a.profile}\` (cold ${profile.defaults.coldMs} ms, restore ${profile.defaults.restoreMs} ms, warm ${profile.defaults.warmMs} ms). ` +
       'Policies with their defaults: fixed = 10-min TTL; greedy-dual with priority eviction; hybrid-histogram (5th/99th percentile, 10 % margin, 4-h fallback); none. ' +
       'Eviction for the others: LRU (the `priority` policy without priorities). Selection MRU. Requests wait for memory at most 60 s, then count as dropped. ' +
-      'The simulated node is bounded by its memory only (a plain budget; no CPU model, start-slot, concurrency or per-function limits), as in the papers.',
+      'The simulated node is bounded by its memory only (a plain budget; no CPU model, start-slot, concurrency or per-function limits), and a request that finds no idle instance starts one (preferWarm off), as in the papers.',
     '',
     '## Without snapshots (every non-warm start is cold, as in the papers)',
     '',

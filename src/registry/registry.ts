@@ -2,7 +2,7 @@
 // `version` increases on every update; `codeSha256` + shape decide whether a
 // warm instance or a snapshot is still valid for the current definition.
 
-import type { Db } from './db.js';
+import { stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
 import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
@@ -75,6 +75,7 @@ interface Row {
 
 export class Registry {
   private readonly unpacked = new Map<string, UnpackedCode>();
+  private readonly defs = new Map<string, FunctionDef>();
 
   constructor(
     private readonly db: Db,
@@ -128,8 +129,7 @@ export class Registry {
       createdAt: existing?.created_at ?? now,
       updatedAt: now,
     };
-    this.db
-      .prepare(
+    stmt(this.db, 
         `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, network, created_at, updated_at)
          VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @network, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
@@ -139,12 +139,20 @@ export class Registry {
       )
       .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
     this.unpacked.set(cacheKey(def), unpacked);
-    return { def, created: !existing };
+    const frozen = freezeDef(def);
+    this.defs.set(name, frozen);
+    return { def: frozen, created: !existing };
   }
 
+  /** The current definition (kept in memory: read on every invocation; changed only through put/delete). */
   get(name: string): FunctionDef | undefined {
+    const cached = this.defs.get(name);
+    if (cached !== undefined) return cached;
     const r = this.row(name);
-    return r ? toDef(r) : undefined;
+    if (!r) return undefined;
+    const def = freezeDef(toDef(r));
+    this.defs.set(name, def);
+    return def;
   }
 
   mustGet(name: string): FunctionDef {
@@ -154,17 +162,18 @@ export class Registry {
   }
 
   list(): FunctionDef[] {
-    return (this.db.prepare('SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
+    return (stmt(this.db, 'SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
   }
 
   delete(name: string): boolean {
+    this.defs.delete(name);
     for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
-    return this.db.prepare('DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+    return stmt(this.db, 'DELETE FROM functions WHERE name = ?').run(name).changes > 0;
   }
 
   /** The stored code as deployed (a JS file's text, or the archive's bytes) and its kind. */
   source(name: string): { code: Buffer; kind: CodeKind } | undefined {
-    const r = this.db.prepare('SELECT code, code_kind FROM functions WHERE name = ?').get(name) as Pick<Row, 'code' | 'code_kind'> | undefined;
+    const r = stmt(this.db, 'SELECT code, code_kind FROM functions WHERE name = ?').get(name) as Pick<Row, 'code' | 'code_kind'> | undefined;
     return r ? { code: r.code, kind: r.code_kind as CodeKind } : undefined;
   }
 
@@ -173,7 +182,7 @@ export class Registry {
     const key = cacheKey(def);
     let u = this.unpacked.get(key);
     if (!u) {
-      const r = this.db.prepare('SELECT code, code_kind FROM functions WHERE name = ? AND code_sha256 = ?').get(def.name, def.codeSha256) as
+      const r = stmt(this.db, 'SELECT code, code_kind FROM functions WHERE name = ? AND code_sha256 = ?').get(def.name, def.codeSha256) as
         | Pick<Row, 'code' | 'code_kind'>
         | undefined;
       if (!r) throw new FaasError('not_found', `function ${def.name} changed or was deleted`, 'name');
@@ -184,8 +193,16 @@ export class Registry {
   }
 
   private row(name: string): Row | undefined {
-    return this.db.prepare('SELECT * FROM functions WHERE name = ?').get(name) as Row | undefined;
+    return stmt(this.db, 'SELECT * FROM functions WHERE name = ?').get(name) as Row | undefined;
   }
+}
+
+/** Definitions are shared by every reader: frozen, so none can change another's. */
+function freezeDef(d: FunctionDef): FunctionDef {
+  Object.freeze(d.env);
+  Object.freeze(d.parameters);
+  Object.freeze(d.annotations);
+  return Object.freeze(d);
 }
 
 function cacheKey(d: FunctionDef): string {

@@ -109,8 +109,16 @@ interface WorkerHandle {
   req?: number;
 }
 
+const versionKeys = new WeakMap<FunctionDef, string>();
+
 /** Instances and snapshots are reusable only for the same version: code, shape, entry and env (and network, issue 10: a VM's rules are set at its start). */
 export function versionKey(def: FunctionDef): string {
+  let k = versionKeys.get(def);
+  if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
+  return k;
+}
+
+function computeVersionKey(def: FunctionDef): string {
   const env = Object.keys(def.env)
     .sort()
     .map((k) => `${k}=${def.env[k]}`)

@@ -2,7 +2,7 @@
 // record (which has no result): the result, the caller's subject and the action's
 // limits at that time. Pruned with the records (activations.retain).
 
-import type { Db } from '../../registry/db.js';
+import { stmt, type Db } from '../../registry/db.js';
 
 export interface StoredExtra {
   subject: string;
@@ -19,16 +19,15 @@ export class ResultStore {
   ) {}
 
   put(id: string, x: StoredExtra, now = Date.now()): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO openwhisk_activations (id, subject, result, timeout_ms, memory_mib, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+    stmt(this.db, 'INSERT OR REPLACE INTO openwhisk_activations (id, subject, result, timeout_ms, memory_mib, created_at) VALUES (?, ?, ?, ?, ?, ?)')
       .run(id, x.subject, x.result === undefined ? null : JSON.stringify(x.result), x.limits.timeout, x.limits.memory, now);
     if (++this.inserted % 1000 === 0) {
-      this.db.prepare('DELETE FROM openwhisk_activations WHERE id IN (SELECT id FROM openwhisk_activations ORDER BY created_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
+      stmt(this.db, 'DELETE FROM openwhisk_activations WHERE id IN (SELECT id FROM openwhisk_activations ORDER BY created_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
     }
   }
 
   get(id: string): StoredExtra | undefined {
-    const r = this.db.prepare('SELECT subject, result, timeout_ms, memory_mib FROM openwhisk_activations WHERE id = ?').get(id) as
+    const r = stmt(this.db, 'SELECT subject, result, timeout_ms, memory_mib FROM openwhisk_activations WHERE id = ?').get(id) as
       | { subject: string; result: string | null; timeout_ms: number; memory_mib: number }
       | undefined;
     if (!r) return undefined;
