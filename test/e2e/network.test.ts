@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 import { daemonNetworkId, type NetworkStatus } from '../../src/network/network-manager.js';
+import { reapStale } from '../../src/network/host.js';
+import { parseCidr } from '../../src/network/ipv4.js';
 import { hostIfPrefix, hostTableName, netnsPrefix } from '../../src/network/plan.js';
 import { DNS_NAME, freeTestSubnet, hostNetState, missingNetTools, TestServerNs } from '../fixtures/netns.js';
 
@@ -50,6 +52,7 @@ const missing = missingNetTools();
 describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? false : 'needs root: network namespaces, veths and nftables' }, () => {
   let d: TestDaemon | undefined;
   let srv: TestServerNs;
+  let made: TestServerNs | undefined; // for after(), which runs even when before() failed
   let before0: string[];
   let netId: string;
   const config = () => ({
@@ -60,7 +63,7 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
   before(async () => {
     // fail loudly: setup installs these
     assert.deepEqual(missing, [], `missing tools (npm run setup installs them): ${missing.join(', ')}`);
-    srv = new TestServerNs(freeTestSubnet());
+    srv = made = new TestServerNs(freeTestSubnet());
     await srv.start();
     before0 = hostNetState();
     d = await startDaemon(config());
@@ -70,7 +73,10 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
     try {
       if (d) await stopAndCheck(d);
     } finally {
-      srv.stop();
+      // a test that failed half-way may have left a killed daemon's objects; its state directory is gone,
+      // so no later daemon has its id: reap them here with the daemon's own reaper (a no-op after a clean run)
+      if (netId) await reapStale({ id: netId, hostCidr: parseCidr('10.200.0.0/16')! }).catch(() => undefined);
+      made?.stop();
     }
   });
 
