@@ -72,9 +72,9 @@ async function withManager(host: FakeHost, opts: { poolSize?: number; prewarm?: 
   }
 }
 
-const allocate = (ref: ActorRef<NetworkMsg>, vmId: string, network?: NetworkSpec) => ref.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId, fn: 'f', network, reply }), 5000);
-const status = (ref: ActorRef<NetworkMsg>) => ref.ask<NetworkStatus>((reply) => ({ kind: 'status', reply }), 5000);
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 3000): Promise<void> {
+const allocate = (ref: ActorRef<NetworkMsg>, vmId: string, network?: NetworkSpec) => ref.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId, fn: 'f', network, reply }), 30_000);
+const status = (ref: ActorRef<NetworkMsg>) => ref.ask<NetworkStatus>((reply) => ({ kind: 'status', reply }), 30_000);
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
