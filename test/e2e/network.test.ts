@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { cleanup, leftovers, qemuProcessesUnder, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 import { daemonNetworkId, type NetworkStatus } from '../../src/network/network-manager.js';
 import { reapStale } from '../../src/network/host.js';
 import { parseCidr } from '../../src/network/ipv4.js';
@@ -176,6 +176,9 @@ describe('networking for functions', { timeout: 20 * 60_000, skip: isRoot ? fals
     assert.ok(hostNetState().some((l) => l.startsWith(`netns ${netnsPrefix(netId)}`)));
     d.proc.kill('SIGKILL');
     await new Promise((r) => d!.proc.once('exit', r));
+    // its VMMs die with it (parent-death signal through nsenter and setpriv), even before any restart
+    for (let i = 0; i < 100 && qemuProcessesUnder(dir).length > 0; i++) await sleep(100);
+    assert.deepEqual(qemuProcessesUnder(dir), [], 'no VMM outlives a killed daemon');
     const left = hostNetState();
     assert.ok(left.some((l) => l.startsWith(`netns ${netnsPrefix(netId)}`)), 'a killed daemon cannot clean up');
     d = await startDaemon(config(), dir);
