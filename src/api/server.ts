@@ -2,7 +2,7 @@
 // Source for invocations (its Sink is the HTTP reply). Every route has a JSON
 // schema; every error has the shape {error: {code, message, field?}}.
 
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { FaasError } from '../core/errors.js';
 import type { ActorRef } from '../core/actor.js';
@@ -30,6 +30,8 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** the per-VM limits in force (config + detected cgroup mode) and the VMM isolation, for /v1/status */
+  limits?: () => object;
 }
 
 const errorSchema = {
@@ -56,7 +58,15 @@ const functionBody = {
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
+  const app = Fastify({
+    bodyLimit: deps.bodyLimitBytes,
+    logger: false,
+    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
+    // errors fastify raises before routing (a malformed URL, e.g. "/%") get the API's error shape too
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: { code: 'bad_request', message: err.message, field: 'url' } });
+    },
+  });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
     if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });
@@ -158,12 +168,16 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/v1/status', { schema: { response: { 500: errorSchema } } }, async () => {
     const pool = await deps.pool.ask<PoolStatus>((r) => ({ kind: 'status', reply: r }), 10_000);
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
-    return { ...deps.info(), pool, snapshots };
+    return { ...deps.info(), ...(deps.limits ? { limits: deps.limits() } : {}), pool, snapshots };
   });
 
   return app;
 }
 
-function publicDef(d: FunctionDef): Omit<FunctionDef, never> {
-  return d;
+/** A function as the API shows it: the names of its environment variables, never their values (they may be secrets). */
+export type PublicFunctionDef = Omit<FunctionDef, 'env'> & { envNames: string[] };
+
+export function publicDef(d: FunctionDef): PublicFunctionDef {
+  const { env, ...rest } = d;
+  return { ...rest, envNames: Object.keys(env).sort() };
 }

@@ -1,11 +1,14 @@
 // QEMU microVM runtime driver: spawns one qemu-system-x86_64 per VM, talks QMP
 // for control (snapshot/restore/quit) and the virtio-serial port's socket for the agent.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SocketChannel } from '../channel.js';
+import { SocketChannel, type ChannelLimits } from '../channel.js';
+import type { VmmIsolation, PreparedVmm } from '../jail/isolation.js';
+import { composeLaunch, describeLaunch, pdeathsigLayer, tasksetLayer, type LaunchLayer } from '../jail/launch.js';
 import type {
   Accelerator,
   DriverReport,
@@ -35,7 +38,28 @@ export interface QemuDriverOptions {
   restoreTimeoutMs?: number;
   /** How long stop() waits after quit/SIGTERM before SIGKILL (default 1500 ms). */
   stopGraceMs?: number;
+  /** QEMU's seccomp sandbox (-sandbox on, obsolete/elevateprivileges/spawn/resourcecontrol denied). Default true. */
+  sandbox?: boolean;
+  /** TCG's translated-code cache per VM in MiB (QEMU's default: 1 GiB); counted in the VM's memory limit. */
+  tcgCodeCacheMiB?: number;
+  /** Bounds on what a guest may send over its channel (DEFAULT_CHANNEL_LIMITS). */
+  channelLimits?: Partial<ChannelLimits>;
+  /** Per-VMM jail (own uid, mount namespace) and cgroup limits; none when absent. */
+  isolation?: VmmIsolation;
+  /**
+   * Root-side launch layers for one VM, run after it joined its cgroups and
+   * before the jail drops privileges (e.g. `ip netns exec NS`).
+   */
+  rootLayers?: (cfg: VmConfig) => LaunchLayer[];
 }
+
+/** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
+export const VMM_ENV: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+
+/** Migration stream socket in the run dir (QEMU connects to it to save a snapshot). */
+export const MIGRATION_SOCKET = 'migrate.sock';
+/** The fd a restore's state file is handed to QEMU on (`migrate-incoming fd:3`). */
+export const INCOMING_FD = 3;
 
 /** Finds an executable: absolute/relative path as given, otherwise in PATH. */
 export function resolveBinary(bin: string): string | undefined {
@@ -56,22 +80,57 @@ export function resolveBinary(bin: string): string | undefined {
   return undefined;
 }
 
-/** Single-quotes a string for /bin/sh (QEMU runs exec: URIs through sh -c). */
-export function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote } from '../jail/shell.js';
 
 /**
- * exec: URI that writes the migration stream to `file`. QEMU's command channel
- * SIGTERMs the helper right after closing the pipe; ignoring TERM lets cat
- * flush the last chunk (QEMU SIGKILLs only 10 ms later).
+ * Receives one outgoing migration stream on a unix socket and writes it to
+ * `file`. QEMU's sandbox forbids spawning a helper (exec: URIs), and `file:`
+ * URIs do not exist in QEMU 7.2; the daemon is the writer instead.
  */
-export function saveUri(file: string): string {
-  return `exec:trap '' TERM; exec cat > ${shellQuote(file)}`;
-}
-
-export function loadUri(file: string): string {
-  return `exec:exec cat ${shellQuote(file)}`;
+export async function receiveMigration(socketPath: string, file: string): Promise<{ done: Promise<number>; close: () => void }> {
+  fs.rmSync(socketPath, { force: true });
+  const server = net.createServer();
+  let accepted = false;
+  let resolveDone!: (n: number) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<number>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  // a failed migration that never connects must not leave an unhandled rejection
+  done.catch(() => undefined);
+  server.on('connection', (sock) => {
+    if (accepted) {
+      sock.destroy();
+      return;
+    }
+    accepted = true;
+    server.close();
+    const out = fs.createWriteStream(file, { mode: 0o600 });
+    let bytes = 0;
+    sock.on('data', (d: Buffer) => (bytes += d.length));
+    sock.pipe(out);
+    sock.on('error', (e) => rejectDone(e));
+    out.on('error', (e) => rejectDone(e));
+    out.on('close', () => resolveDone(bytes));
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(socketPath, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  // the run dir (0700, the VMM's uid) is what guards the socket; the VMM's uid must be able to connect
+  fs.chmodSync(socketPath, 0o666);
+  return {
+    done,
+    close: () => {
+      server.close();
+      fs.rmSync(socketPath, { force: true });
+      if (!accepted) rejectDone(new Error('migration stream never connected'));
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -132,6 +191,8 @@ export class QemuVm implements VmHandle {
   qmp!: QmpClient;
   exitInfo: VmExit | undefined;
   stderrTail = '';
+  /** Host-side isolation state (uid, cgroups) released once the VMM has exited. */
+  released: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -195,8 +256,15 @@ export class QemuVm implements VmHandle {
     await this.qmp.execute('stop');
     const t1 = performance.now();
     this.timings.snapshotPaused = Date.now();
-    await this.qmp.execute('migrate', { uri: saveUri(target.statePath) });
-    await this.waitMigration(120_000);
+    const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
+    try {
+      await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
+      await this.waitMigration(120_000);
+      // QEMU reports completion once it has sent everything; the file is complete once written
+      await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
+    } finally {
+      rx.close();
+    }
     const t2 = performance.now();
     this.timings.snapshotSaved = Date.now();
     // query-migrate says "completed" a moment before the run state leaves
@@ -265,6 +333,7 @@ export class QemuVm implements VmHandle {
     }
     this.qmp?.close();
     this.channel?.close();
+    await this.released;
     fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 
@@ -351,7 +420,7 @@ export class QemuDriver implements RuntimeDriver {
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
     const timings: DriverTimings = { start: Date.now() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, cmdOpts);
+    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...cmdOpts });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
@@ -359,29 +428,65 @@ export class QemuDriver implements RuntimeDriver {
     // stale sockets from a crashed run would make connect() hit a dead socket
     for (const f of [files.qmpSocket, files.channelSocket, files.pidFile]) fs.rmSync(f, { force: true });
 
-    let cmd = bin;
-    let argv = args;
-    if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
-      // taskset execs qemu (same pid), so every thread QEMU creates inherits the mask
-      const taskset = resolveBinary('taskset');
-      if (!taskset) throw new Error('cpuAffinity requested but taskset is not installed (apt-get install util-linux)');
-      cmd = taskset;
-      argv = ['-c', cfg.cpuAffinity.join(','), bin, ...args];
+    const memory = cmdOpts.memory ?? cfg.memory;
+    let prepared: PreparedVmm | undefined;
+    let stateFd: number | undefined;
+    let proc: ChildProcess;
+    try {
+      prepared = this.opts.isolation?.prepare({
+        vmId: cfg.vmId,
+        runDir: cfg.runDir,
+        memoryMiB: cfg.memoryMiB,
+        // the code cache grows with the guest's code: part of what the VMM may use
+        vmmExtraMiB: cfg.accelerator === 'tcg' ? (this.opts.tcgCodeCacheMiB ?? 1024) : 0,
+        vcpus: cfg.vcpus,
+        binary: bin,
+        readOnly: [cfg.image.kernelPath, cfg.image.initrdPath, cfg.image.rootfsPath],
+        // QEMU 7.2 opens a RAM file read-write even for a private (share=off) mapping
+        readWrite: memory.kind === 'file' ? [memory.path] : [],
+        devices: cfg.accelerator === 'kvm' ? ['/dev/kvm'] : [],
+      });
+      timings.isolationPrepared = Date.now();
+      const layers: LaunchLayer[] = [];
+      if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
+        // taskset execs the rest (same pid), so every thread QEMU creates inherits the mask
+        const taskset = resolveBinary('taskset');
+        if (!taskset) throw new Error('cpuAffinity requested but taskset is not installed (apt-get install util-linux)');
+        layers.push(tasksetLayer(taskset, cfg.cpuAffinity));
+      }
+      // The kernel kills the VMM when the daemon dies, even by SIGKILL (no exit hook runs then).
+      // Set first so no window is left; the jail sets it again after changing uid (which clears it).
+      const setpriv = resolveBinary('setpriv');
+      if (setpriv) layers.push(pdeathsigLayer(setpriv));
+      else this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
+      if (prepared?.cgroupLayer) layers.push(prepared.cgroupLayer);
+      // still root here: network namespaces and the like (added by other modules)
+      layers.push(...(this.opts.rootLayers?.(cfg) ?? []));
+      // drops every privilege: always the innermost layer
+      if (prepared?.jailLayer) layers.push(prepared.jailLayer);
+      const launch = composeLaunch({ cmd: bin, argv: args }, layers);
+      const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
+      if (snapshot) {
+        // the state file reaches QEMU as an inherited fd (`migrate-incoming fd:3`): no helper process
+        stateFd = fs.openSync(snapshot.statePath, 'r');
+        stdio[INCOMING_FD] = stateFd;
+      }
+      this.logFn(`qemu ${cfg.vmId}: ${describeLaunch(launch)}`);
+      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: VMM_ENV });
+    } catch (e) {
+      if (stateFd !== undefined) fs.closeSync(stateFd);
+      await prepared?.release();
+      throw e;
     }
-    // The kernel kills the VMM when the daemon dies, even by SIGKILL (no exit hook runs then):
-    // setpriv sets PR_SET_PDEATHSIG and execs, so the pid stays QEMU's own.
-    const setpriv = resolveBinary('setpriv');
-    if (setpriv) {
-      argv = ['--pdeathsig', 'KILL', '--', cmd, ...argv];
-      cmd = setpriv;
-    } else {
-      this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
-    }
-    this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
-    const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    if (stateFd !== undefined) fs.closeSync(stateFd);
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
+    if (prepared) {
+      const p = prepared;
+      vm.released = vm.exited.then(() => p.release()).catch((e: unknown) => this.logFn(`qemu ${cfg.vmId}: releasing its isolation failed: ${(e as Error).message}`));
+    }
     if (proc.pid === undefined) {
       const err = await new Promise<Error>((r) => proc.once('error', r));
+      await vm.released;
       fs.rmSync(cfg.runDir, { recursive: true, force: true });
       throw new Error(`cannot start ${bin}: ${err.message}`);
     }
@@ -394,7 +499,16 @@ export class QemuDriver implements RuntimeDriver {
         timings.qmpConnected = Date.now();
         return q;
       });
-      const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, { abort, log: this.logFn }).then((c) => {
+      const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, {
+        abort,
+        log: this.logFn,
+        limits: this.opts.channelLimits,
+        // a guest that breaks the protocol loses its VM (and nothing else): the owner sees it exit
+        onViolation: (err) => {
+          this.logFn(`qemu ${cfg.vmId}: stopping the VM: ${err.message}`);
+          void vm.stop();
+        },
+      }).then((c) => {
         timings.channelConnected = Date.now();
         return c;
       });
@@ -408,7 +522,7 @@ export class QemuDriver implements RuntimeDriver {
         const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
         if (snapshot.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
         await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
-        await vm.qmp.execute('migrate-incoming', { uri: loadUri(snapshot.statePath) });
+        await vm.qmp.execute('migrate-incoming', { uri: `fd:${INCOMING_FD}` });
         await vm.waitMigration(this.restoreTimeoutMs);
         timings.stateLoaded = Date.now();
         // Without -S QEMU autostarts after an incoming migration; cont makes it explicit either way.
