@@ -148,7 +148,7 @@ void test('jail, for real: own uid, no capabilities, only its own files', { skip
     fs.mkdirSync(path.dirname(kernel));
     fs.writeFileSync(kernel, 'KERNEL');
     const mem = path.join(tmp, 'shm', 'snap', 'mem');
-    const iso = new VmmIsolation({ jail: { identity: { user: 'test', uid: 65000, gid: 65001 }, uids: new UidAllocator({ first: 170000, count: 10 }), tools: { unshare: '/usr/bin/unshare', sh: '/bin/sh' } } });
+    const iso = new VmmIsolation({ jail: { identity: { user: 'test', uid: 65000, gid: 65001 }, uids: new UidAllocator({ first: 170000, count: 10 }), mountPoint: path.join(tmp, 'jail-root'), tools: { unshare: '/usr/bin/unshare', sh: '/bin/sh' } } });
     const p = iso.prepare({ vmId: 'vm1', runDir, memoryMiB: 128, vcpus: 1, binary: '/bin/sh', readOnly: [kernel], readWrite: [mem], devices: [] });
     assert.ok(p.uid! >= 170000 && p.uid! < 170010);
     assert.equal(fs.statSync(runDir).uid, p.uid);

@@ -32,6 +32,11 @@ export interface VmmNeeds {
 
 export interface JailOptions {
   identity: VmmIdentity;
+  /**
+   * An empty directory each VM's private root is mounted on (in the VM's own
+   * mount namespace only, so all VMs share it). Outside the run directories.
+   */
+  mountPoint: string;
   /** Per-VM uids; without it every VMM runs as identity.uid. */
   uids?: UidAllocator;
   /** Extra supplementary groups. */
@@ -145,7 +150,7 @@ export class VmmIsolation {
         const own = needs.devices.includes(p) && !BASE_DEVICES.includes(p);
         return { path: p, ...deviceNumbers(st.rdev), mode: own ? 0o600 : 0o666 };
       });
-      const mountPoint = path.join(path.dirname(needs.runDir), '.jail');
+      const mountPoint = j.mountPoint;
       fs.mkdirSync(mountPoint, { recursive: true, mode: 0o700 });
       const spec: JailSpec = {
         mountPoint,

@@ -132,7 +132,7 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   log.info('VMM isolation', { jailed: !!identity, uids: uids ? 'per-vm' : identity ? 'shared' : undefined, cgroups: layout.mode, seccomp: c.jail.seccomp });
 
   const vmm = new VmmIsolation({
-    jail: identity && tools.unshare ? { identity, uids, tools: { unshare: tools.unshare, sh: tools.sh } } : undefined,
+    jail: identity && tools.unshare ? { identity, uids, mountPoint: path.join(c.stateDir, 'jail-root'), tools: { unshare: tools.unshare, sh: tools.sh } } : undefined,
     cgroups: cgroups.enabled ? cgroups : undefined,
   });
   return {
