@@ -199,3 +199,32 @@ void test('jail, for real: own uid, no capabilities, only its own files', { skip
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+// The daemon's start-up reaper finds a VMM by its run directory in /proc/PID/cmdline:
+// a jailed VMM (other uid, other mount namespace) keeps its host paths there.
+void test('a jailed process left by a killed daemon is reaped by its run directory', { skip: !isRoot ? 'needs root' : !hasTools ? 'util-linux tools missing' : false }, async () => {
+  const { reapStaleRunDirs } = await import('../../src/network/network-manager.js');
+  const { spawn } = await import('node:child_process');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'jail-reap-'));
+  try {
+    const runRoot = path.join(tmp, 'run');
+    const runDir = path.join(runRoot, 'vm-left');
+    const iso = new VmmIsolation({ jail: { identity: { user: 'test', uid: 65000, gid: 65001 }, mountPoint: path.join(tmp, 'jail-root'), tools: { unshare: '/usr/bin/unshare', sh: '/bin/sh' } } });
+    const p = iso.prepare({ vmId: 'vm-left', runDir, memoryMiB: 128, vcpus: 1, binary: '/bin/sh', readOnly: [], readWrite: [], devices: [] });
+    // stands in for QEMU: a long-lived process whose command line names its run dir and which writes its pid file
+    const l = composeLaunch({ cmd: '/bin/sh', argv: ['-c', `echo $$ > ${runDir}/qemu.pid; exec tail -f ${runDir}/qemu.pid`] }, [p.jailLayer!]);
+    const child = spawn(l.cmd, l.argv, { stdio: 'ignore', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    const pidFile = path.join(runDir, 'qemu.pid');
+    for (let i = 0; i < 200 && !fs.existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 20));
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    assert.equal(pid, child.pid);
+    assert.notEqual(fs.statSync(`/proc/${pid}`).uid, 0, 'runs as another uid');
+    const exited = new Promise((r) => child.once('exit', r));
+    const r = reapStaleRunDirs(runRoot);
+    assert.deepEqual(r, { dirs: 1, killed: 1 });
+    await exited;
+    assert.ok(!fs.existsSync(runDir));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
