@@ -51,7 +51,8 @@ const cfg = (mem: { kind: 'anonymous' } | { kind: 'file'; path: string; share: b
 };
 try {
   for (let r = 0; r < RUNS; r++) {
-    for (const v of (r % 2 ? ['isolated', 'bare'] : ['bare', 'isolated'])) {
+    const order: V[] = r % 2 ? ['isolated', 'bare'] : ['bare', 'isolated'];
+    for (const v of order) {
       const d = variants[v];
       const dir = path.join(shm, `${v}-${r}`);
       fs.mkdirSync(dir);
