@@ -48,9 +48,12 @@ export interface QemuDriverOptions {
   isolation?: VmmIsolation;
   /**
    * Root-side launch layers for one VM, run after it joined its cgroups and
-   * before the jail drops privileges (e.g. `ip netns exec NS`).
+   * before the jail drops privileges (e.g. `ip netns exec NS`). `vmm` is who the
+   * VMM will run as (undefined ids: not jailed), e.g. to create a tap device it may open.
    */
-  rootLayers?: (cfg: VmConfig) => LaunchLayer[];
+  rootLayers?: (cfg: VmConfig, vmm: { uid?: number; gid?: number }) => LaunchLayer[];
+  /** Device nodes a VM needs besides the defaults (e.g. /dev/net/tun); made inside its jail. */
+  extraDevices?: (cfg: VmConfig) => string[];
 }
 
 /** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
@@ -444,7 +447,7 @@ export class QemuDriver implements RuntimeDriver {
         readOnly: [cfg.image.kernelPath, cfg.image.initrdPath, cfg.image.rootfsPath],
         // QEMU 7.2 opens a RAM file read-write even for a private (share=off) mapping
         readWrite: memory.kind === 'file' ? [memory.path] : [],
-        devices: cfg.accelerator === 'kvm' ? ['/dev/kvm'] : [],
+        devices: [...(cfg.accelerator === 'kvm' ? ['/dev/kvm'] : []), ...(this.opts.extraDevices?.(cfg) ?? [])],
       });
       timings.isolationPrepared = Date.now();
       const layers: LaunchLayer[] = [];
@@ -461,7 +464,7 @@ export class QemuDriver implements RuntimeDriver {
       else this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
       if (prepared?.cgroupLayer) layers.push(prepared.cgroupLayer);
       // still root here: network namespaces and the like (added by other modules)
-      layers.push(...(this.opts.rootLayers?.(cfg) ?? []));
+      layers.push(...(this.opts.rootLayers?.(cfg, { uid: prepared?.uid, gid: prepared?.gid }) ?? []));
       // drops every privilege: always the innermost layer
       if (prepared?.jailLayer) layers.push(prepared.jailLayer);
       const launch = composeLaunch({ cmd: bin, argv: args }, layers);
