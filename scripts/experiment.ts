@@ -299,8 +299,8 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   writeFileSync(path.join(a.out, a.recordsTag ? `real-records-${a.recordsTag}.jsonl` : 'real-records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   // Instances the pool started, whichever request they ended up serving: the real pool lets a waiting
   // request take the first instance that frees up, so a request-level "cold" undercounts cold boots.
-  const after = (await api(a.url, a.token, 'GET', '/v1/status')).json as { pool?: { counters?: { cold?: number; restore?: number } } };
-  const started = { cold: after.pool?.counters?.cold ?? NaN, restore: after.pool?.counters?.restore ?? NaN };
+  const after = (await api(a.url, a.token, 'GET', '/v1/status')).json as { pool?: { counters?: { coldStarts?: number; restoreStarts?: number } } };
+  const started = { cold: after.pool?.counters?.coldStarts ?? NaN, restore: after.pool?.counters?.restoreStarts ?? NaN };
   for (const n of names) await api(a.url, a.token, 'DELETE', `/v1/functions/${n}`);
 
   const count = (p: string): number => records.filter((r) => r.startPath === p).length;

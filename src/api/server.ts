@@ -12,7 +12,7 @@ import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
-import { CallbackSink } from '../sinks/file.js';
+import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
@@ -109,8 +109,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         code = Buffer.from(b.code!, 'base64');
       }
       const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env });
+      // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
-      deps.snapshots?.tell({ kind: 'invalidate', fn: def.name, keep: def });
       return reply.status(created ? 201 : 200).send(publicDef(def));
     },
   );
@@ -123,7 +123,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const name = req.params.name;
     if (!deps.registry.delete(name)) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: name, def: undefined, reply: r }), 10_000);
-    if (deps.snapshots) await deps.snapshots.ask<number>((r) => ({ kind: 'invalidate', fn: name, reply: r }), 30_000);
     return reply.status(204).send();
   });
 
@@ -145,7 +144,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
     });
-    if (res.error) return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation });
+    if (res.error) {
+      if (res.error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(res.error.retryAfterMs / 1000))));
+      return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation, ...(res.result !== undefined ? { result: res.result } : {}) });
+    }
     return reply.status(200).send({ result: res.result, activation: res.activation });
   });
 

@@ -11,15 +11,21 @@ export function registerExtraCommands(p: Command): void {
     .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
     .option('--format <format>', 'azure | faasrail', 'azure')
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
-    .option('--memory-mib <n>', 'node memory budget (default unlimited)')
+    .option('--memory-mib <n>', 'node memory budget (default: --config\'s, else unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
-    .option('--config <file>', "take the policies from a daemon config file")
+    .option('--config <file>', 'model the node a daemon config file describes: its policies, memory budget, watermarks, admission and start limits, snapshots')
+    .option('--cores <n>', 'host cores of the simulated node (default: the profile\'s node)')
+    .option('--max-concurrent-starts <n|auto>', 'boots and restores at once (default auto: cores minus VM CPU)')
+    .option('--max-concurrency <n>', 'invocations running at once (default 64, as the daemon)')
+    .option('--watermarks <low,high>', 'memory watermarks (default 0.8,0.95 as the daemon; 1,1 = a plain budget)')
+    .option('--no-cpu-model', 'every start takes its profiled time, whatever runs beside it')
+    .option('--no-snapshots', 'no snapshots: every non-warm start is a cold boot')
     .option('--day <dNN>', 'Azure day')
     .option('--duration-s <s>', 'simulate only the first S seconds')
     .option('--top-functions <n>', 'keep only the N most invoked functions')
     .option('--time-scale <x>', 'multiply trace time (0.5 = twice as dense)')
     .option('--max-instances <n>', 'per-function instance limit')
-    .option('--max-queue-delay-ms <n>', 'a request waiting longer for memory is dropped (counted)')
+    .option('--max-queue-delay-ms <n>', 'a request waiting longer is refused (default 60000, as the daemon)')
     .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
     .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
     .option('--seed <n>')
@@ -54,14 +60,15 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all')
-    .argument('[which]', 'startup | snapshots | restore-steps | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM)')
+    .argument('[which]', 'startup | snapshots | restore-steps | profile | sim | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
+    .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; out: string }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -95,7 +102,27 @@ export function registerExtraCommands(p: Command): void {
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | all`);
+      if (which === 'profile') {
+        const { benchProfile, formatProfile } = await import('../../bench/profile-node.js');
+        console.error('bench profile: cold/restore/warm per memory size, VMM CPU, idle VM CPU, concurrent boots…');
+        const r = await benchProfile({ coldRuns: Math.min(o.coldRuns, 5), restoreRuns: Math.min(o.restoreRuns, 10) });
+        const text = formatProfile(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.profile = r;
+        writeFileSync(path.join(o.out, 'node-profile.json'), JSON.stringify(r.profile, null, 2) + '\n');
+        console.error(`simulator profile: ${path.join(o.out, 'node-profile.json')}`);
+      }
+      if (which === 'sim') {
+        const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
+        console.error('bench sim: simulated invocations per second on a 600-function day…');
+        const r = await benchSimSpeed({ runs: o.simRuns });
+        const text = formatSimSpeed(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.simSpeed = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

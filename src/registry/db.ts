@@ -55,6 +55,8 @@ const MIGRATIONS: string[] = [
      status TEXT NOT NULL DEFAULT 'ready'
    );
    CREATE INDEX snapshots_by_function ON snapshots(function);`,
+  // 3: a snapshot is valid only for its function's exact version (code, shape, entry, env)
+  `ALTER TABLE snapshots ADD COLUMN version_key TEXT NOT NULL DEFAULT '';`,
 ];
 
 /**

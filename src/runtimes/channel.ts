@@ -3,7 +3,7 @@
 
 import net from 'node:net';
 import type { AgentErrorKind, AgentReady, AgentReply, AgentRequestBody } from './agent-protocol.js';
-import type { GuestChannel } from './types.js';
+import { DeadlineExceededError, type GuestChannel } from './types.js';
 
 // ---- typed failures: callers decide by class (or `code`), never by message text
 
@@ -79,7 +79,7 @@ export interface ChannelLimits {
   burst: number;
 }
 
-export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = { maxLineBytes: 8 * 1024 * 1024, maxNoiseLines: 100, ratePerSec: 500, burst: 1000 };
+export const DEFAULT_CHANNEL_LIMITS: ChannelLimits = { maxLineBytes: 16 * 1024 * 1024, maxNoiseLines: 100, ratePerSec: 500, burst: 1000 };
 
 /**
  * Splits a byte stream into '\n'-terminated lines, decoding each whole line as
@@ -225,7 +225,7 @@ export async function connectUnixSocket(
       if (code !== 'ENOENT' && code !== 'ECONNREFUSED' && code !== 'EAGAIN') throw e;
     }
     if (Date.now() + retryMs > deadline) {
-      throw new Error(`connect ${path}: timed out after ${timeoutMs} ms (${(lastErr as Error | undefined)?.message ?? 'no attempt'})`);
+      throw new DeadlineExceededError(`connect ${path}: timed out after ${timeoutMs} ms (${(lastErr as Error | undefined)?.message ?? 'no attempt'})`);
     }
     await sleep(retryMs);
   }

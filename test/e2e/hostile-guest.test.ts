@@ -32,11 +32,11 @@ exports.main = async (p) => {
 `;
 
 const CASES: Array<{ name: string; source: string; status: number; code: string; message: RegExp }> = [
-  { name: 'garbage', source: hostile(`w('not json at all\\n'.repeat(500));`), status: 502, code: 'vm_error', message: /more than 100 lines that are not protocol messages/ },
-  { name: 'giant-line', source: hostile(`w('{"id":2,"ok":true,"result":"' + 'x'.repeat(3 * ${LIMIT}) + '"}\\n');`), status: 502, code: 'vm_error', message: /longer than 65536 bytes/ },
-  { name: 'endless-line', source: hostile(`const chunk = 'y'.repeat(65536); for (let i = 0; i < 4096; i++) w(chunk);`), status: 502, code: 'vm_error', message: /longer than 65536 bytes/ },
-  { name: 'forged-reply', source: hostile(`w(JSON.stringify({ id: 987654, ok: true, result: 'forged' }) + '\\n');`), status: 502, code: 'vm_error', message: /never sent/ },
-  { name: 'malformed-reply', source: hostile(`w(JSON.stringify({ id: 2, ok: false, error: 'a string, not an object' }) + '\\n');`), status: 502, code: 'vm_error', message: /malformed message from the guest/ },
+  { name: 'garbage', source: hostile(`w('not json at all\\n'.repeat(500));`), status: 502, code: 'function_crashed', message: /more than 100 lines that are not protocol messages/ },
+  { name: 'giant-line', source: hostile(`w('{"id":2,"ok":true,"result":"' + 'x'.repeat(3 * ${LIMIT}) + '"}\\n');`), status: 502, code: 'function_crashed', message: /longer than 65536 bytes/ },
+  { name: 'endless-line', source: hostile(`const chunk = 'y'.repeat(65536); for (let i = 0; i < 4096; i++) w(chunk);`), status: 502, code: 'function_crashed', message: /longer than 65536 bytes/ },
+  { name: 'forged-reply', source: hostile(`w(JSON.stringify({ id: 987654, ok: true, result: 'forged' }) + '\\n');`), status: 502, code: 'function_crashed', message: /never sent/ },
+  { name: 'malformed-reply', source: hostile(`w(JSON.stringify({ id: 2, ok: false, error: 'a string, not an object' }) + '\\n');`), status: 502, code: 'function_crashed', message: /malformed message from the guest/ },
   { name: 'silent', source: `exports.main = () => new Promise(() => {});`, status: 504, code: 'timeout', message: /did not finish within 3000 ms/ },
 ];
 

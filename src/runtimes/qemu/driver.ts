@@ -20,9 +20,11 @@ import type {
   VmExit,
   VmHandle,
 } from '../types.js';
+import { DeadlineExceededError, VmStartError, type VmStartFailureReason } from '../types.js';
+import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
-import { QmpClient } from './qmp.js';
+import { QmpClient, QmpTimeoutError } from './qmp.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -296,10 +298,10 @@ export class QemuVm implements VmHandle {
         const info = await this.qmp.execute<MigrationInfo>('query-migrate');
         if (info.status === 'completed') return info;
         if (info.status === 'failed' || info.status === 'cancelled') {
-          throw new Error(`migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+          throw new VmStartError('restore', 'snapshot-unusable', `migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
         }
         if (!this.alive) throw new Error(`migration: ${this.deadReason()}`);
-        if (Date.now() > deadline) throw new Error(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+        if (Date.now() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
         await Promise.race([sleep(pollEvery), new Promise<void>((r) => (wake = r))]);
         wake = undefined;
         pollEvery = Math.min(pollEvery * 2, 25);
@@ -349,6 +351,31 @@ export class QemuVm implements VmHandle {
     };
     return { rssKiB: field('Rss'), pssKiB: field('Pss') };
   }
+
+  /** utime + stime of the whole process from /proc/PID/stat (clock ticks, 10 ms each here). */
+  cpuMs(): number | undefined {
+    if (!this.alive) return undefined;
+    try {
+      const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'latin1');
+      // fields after the parenthesised command: state is field 3, utime 14, stime 15
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** USER_HZ: 100 on every Linux/x86 build (sysconf(_SC_CLK_TCK) is not reachable from Node). */
+const CLK_TCK = 100;
+
+/** What a failed launch says, as a type: a deadline, a refused snapshot, a VMM that died, or something else. */
+function startFailureReason(e: unknown, vmmDied: boolean, restoring: boolean): VmStartFailureReason {
+  if (e instanceof VmStartError) return e.reason;
+  if (e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError) return 'timeout';
+  // QEMU exits when it cannot load the state it was given
+  if (vmmDied) return restoring ? 'snapshot-unusable' : 'vmm-exited';
+  return 'vmm-failed';
 }
 
 export class QemuDriver implements RuntimeDriver {
@@ -406,12 +433,12 @@ export class QemuDriver implements RuntimeDriver {
       ['state file', snapshot.statePath],
       ...(snapshot.kind === 'shared-memory' ? [['memory file', snapshot.memoryPath]] : []),
     ] as Array<[string, string]>) {
-      if (!fs.existsSync(p)) throw new Error(`restore ${cfg.vmId}: snapshot ${what} ${p} does not exist`);
+      if (!fs.existsSync(p)) throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: snapshot ${what} ${p} does not exist`);
     }
     if (snapshot.kind === 'shared-memory') {
       const size = fs.statSync(snapshot.memoryPath).size;
       if (size !== cfg.memoryMiB * 1024 * 1024) {
-        throw new Error(`restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM has ${cfg.memoryMiB} MiB (snapshot taken with another VM shape?)`);
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM has ${cfg.memoryMiB} MiB (snapshot taken with another VM shape?)`);
       }
     }
     const opts: CmdlineOptions = { incoming: true };
@@ -543,7 +570,7 @@ export class QemuDriver implements RuntimeDriver {
       const what = snapshot ? 'restore' : 'boot';
       // If QEMU died, its own message is the real cause; the socket error is a consequence.
       const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
-      throw new Error(`${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+      throw new VmStartError(what, startFailureReason(e, dead !== undefined, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
         cause: e,
       });
     }
