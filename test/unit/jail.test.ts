@@ -58,8 +58,11 @@ void test('jail script: private root, read-only system and image, writable run d
   assert.ok(lines.includes("mount --bind '/state/run/vm1' '/state/run/.jail/state/run/vm1'"));
   assert.ok(lines.includes("mount --bind '/dev/shm/t/snap/mem' '/state/run/.jail/dev/shm/t/snap/mem'"));
   assert.ok(lines.includes("mknod -m 0666 '/state/run/.jail/dev/null' c 1 3"));
-  assert.ok(lines.includes("ln -s 'usr/lib' '/state/run/.jail/lib'"));
-  const order = ['pivot_root . .old-root', 'umount -l /.old-root', 'mount -o remount,ro,nosuid /'].map((l) => lines.indexOf(l));
+  // one ln for the links named after their target; /proc leads into the old root only until it is detached
+  assert.ok(lines.includes("ln -s 'usr/lib' '.old-root/proc' '/state/run/.jail/'"), s);
+  assert.ok(!lines.some((l) => l.startsWith('chown')), 'world-usable device nodes need no owner');
+  assert.ok(jailScript(spec({ devices: [{ path: '/dev/kvm', major: 10, minor: 232, mode: 0o600 }] })).includes("chown 131073:995 '/state/run/.jail/dev/kvm'"));
+  const order = ['pivot_root . .old-root', 'umount -l /.old-root', 'rm -d /.old-root /proc', 'mount -o remount,ro,nosuid /'].map((l) => lines.indexOf(l));
   assert.ok(order.every((i, k) => i > 0 && (k === 0 || i > order[k - 1]!)), `order ${order}`);
   const last = lines[lines.length - 1]!;
   assert.equal(last, 'exec setpriv --reuid 131073 --regid 995 --groups 995 --bounding-set -all --inh-caps -all --no-new-privs --pdeathsig KILL -- "$@"');
