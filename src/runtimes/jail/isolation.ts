@@ -7,8 +7,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CgroupManager, CgroupStatus, VmCgroup } from './cgroups.js';
-import type { IdRange, UidAllocator, VmmIdentity } from './ids.js';
+import type { CgroupManager, VmCgroup } from './cgroups.js';
+import type { UidAllocator, VmmIdentity } from './ids.js';
 import { jailLayer, type JailBind, type JailDevice, type JailSpec } from './jail.js';
 import { cgroupEnterLayer, type LaunchLayer } from './launch.js';
 
@@ -61,11 +61,6 @@ export interface PreparedVmm {
   readonly cgroup?: VmCgroup;
   /** After the VMM exited: frees its uid and removes its cgroups. Idempotent. */
   release(): Promise<void>;
-}
-
-export interface IsolationStatus {
-  jail: false | { user: string; gid: number; uids: 'per-vm' | 'shared'; uidRange?: IdRange; liveUids: number };
-  cgroups: CgroupStatus | { mode: 'none'; notes: string[] };
 }
 
 /** Devices every VMM gets (besides what it asks for): QEMU and glib open these. */
@@ -167,15 +162,5 @@ export class VmmIsolation {
       void release().catch(() => undefined);
       throw e;
     }
-  }
-
-  status(): IsolationStatus {
-    const j = this.opts.jail;
-    return {
-      jail: j
-        ? { user: j.identity.user, gid: j.identity.gid, uids: j.uids ? 'per-vm' : 'shared', uidRange: j.uids?.range, liveUids: j.uids?.used ?? 0 }
-        : false,
-      cgroups: this.opts.cgroups?.status() ?? { mode: 'none', notes: ['cgroup limits not configured'] },
-    };
   }
 }
