@@ -25,6 +25,10 @@ interface SizeRow {
   restore: Summary;
   restoreCpu: Summary;
   warm: Summary;
+  /** host CPU per warm invocation of a function that does nothing (daemon + client + VMM), ms */
+  invokeCpuMs: number;
+  /** of that, the VMM's */
+  invokeVmmCpuMs: number;
 }
 
 export interface ProfileBenchResult {
@@ -71,6 +75,7 @@ function safeReaddir(d: string): string[] {
 }
 
 const num = (x: unknown): number => (typeof x === 'number' ? x : NaN);
+const sum = (m: Map<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
 export async function benchProfile(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   const sizes = o.sizes ?? [256, 512];
@@ -106,13 +111,21 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         restore.push(num(a.startDetails?.startMs));
         restoreCpu.push(num(a.startDetails?.vmmCpuMs));
       }
-      for (let i = 0; i < (o.warmRuns ?? 30); i++) {
-        const a = await invoke(b, fn);
+      // warm calls of a function that does nothing: what one invocation costs the host in CPU
+      // (this process = daemon + client, and the VMM)
+      const vmm0 = sum(vmmCpu(stateDir));
+      const cpu0 = process.cpuUsage();
+      const n = o.warmRuns ?? 30;
+      for (let i = 0; i < n; i++) {
+        const a = await invoke(b, fn, { ms: 0 });
         const t = a.timestamps;
         if (t.runStarted !== undefined && t.instanceAssigned !== undefined) warm.push(t.runStarted - t.instanceAssigned);
       }
+      const used = process.cpuUsage(cpu0);
+      const invokeVmmCpuMs = ((sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
+      const invokeCpuMs = (used.user + used.system) / 1000 / n + invokeVmmCpuMs;
       await evictAndWait(b.client, fn);
-      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm) });
+      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs, invokeVmmCpuMs });
     }
 
     // idle VMs: the CPU their VMMs take while nothing runs
@@ -153,7 +166,7 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
     const bySize = Object.fromEntries(
       rows.map((r) => [
         String(r.memoryMiB),
-        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, restoreMsByTier: { shm: r.restore.median } },
+        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, invokeVmmCpuMs: r.invokeVmmCpuMs, restoreMsByTier: { shm: r.restore.median } },
       ]),
     );
     const base = rows[0]!;
@@ -167,6 +180,8 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         restoreMs: base.restore.median,
         restoreCpuMs: base.restoreCpu.median,
         warmMs: base.warm.median,
+        invokeCpuMs: Number(base.invokeCpuMs.toFixed(2)),
+        invokeVmmCpuMs: Number(base.invokeVmmCpuMs.toFixed(2)),
         runMs: 1000,
         memoryMiB: base.memoryMiB,
         restoreMsByTier: { shm: base.restore.median },
@@ -191,8 +206,8 @@ export function formatProfile(r: ProfileBenchResult): string {
     `### Node profile (\`faascell bench profile\`), ${r.accelerator}`,
     '',
     table(
-      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch'],
-      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median)]),
+      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation (of it the VMM)'],
+      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), `${ms(s.invokeCpuMs)} (${ms(s.invokeVmmCpuMs)})`]),
     ),
     '',
     `Idle VM: ${(r.idleVmCpu * 100).toFixed(2)} % of a core.`,

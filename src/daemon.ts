@@ -30,6 +30,10 @@ import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { realClock } from './core/clock.js';
 import type { Tier } from './config/schema.js';
+// observability (issue 11)
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
+import { PUBLIC_UI_PATHS } from './ui/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -43,6 +47,7 @@ export interface Daemon {
   readonly perf: ActorRef<PerfMsg>;
   readonly snapshots?: ActorRef<SnapshotMsg>;
   readonly app: FastifyInstance;
+  readonly telemetry: Telemetry;
   stop(): Promise<void>;
 }
 
@@ -53,6 +58,8 @@ export interface StartOptions {
   log?: Logger;
   /** build the guest image when it is missing (default true) */
   buildImageIfMissing?: boolean;
+  /** extra OpenTelemetry span processors (tests: an in-memory exporter) */
+  spanProcessors?: SpanProcessor[];
 }
 
 export function isLoopback(host: string): boolean {
@@ -89,6 +96,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       qemuBinary: cfg.runtime.qemuBinary,
       accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image },
       connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+      // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
+      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
       ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
     },
     firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
@@ -158,9 +167,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     }),
   );
   perf.tell({ kind: 'subscribe', to: pool, tiers: tiers.map((t) => t.name) });
+  // observability: every finished record passes telemetry.onActivation before PerfManager stores it
+  const telemetry = await Telemetry.create({ config: cfg.telemetry, log: log.child({ component: 'telemetry' }), stateDir: cfg.stateDir, consoleDir: path.join(cfg.stateDir, 'consoles'), pool, snapshots, spanProcessors: opts.spanProcessors });
   const dispatcher = system.spawn<DispatcherMsg>(
     'dispatcher',
-    new Dispatcher({ registry, pool, perf, runtime: driver.name, clock, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
+    new Dispatcher({ registry, pool, perf: withActivationHook(perf, telemetry.onActivation), runtime: driver.name, clock, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
   );
 
   const startedAt = Date.now();
@@ -174,6 +185,10 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
     limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
+    log, // observability: fastify logs through the daemon's pino
+    publicPaths: PUBLIC_UI_PATHS,
+    // issue 8: OpenWhisk's REST API as a second Source on the same app
+    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
     info: () => ({
       version: VERSION,
       startedAt,
@@ -190,6 +205,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       },
     }),
   });
+  telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
   const sources: Source[] = [http];
   for (const s of sources) await s.start();
@@ -205,6 +221,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
       await system.shutdown();
       await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
+      await telemetry.stop(); // observability: flush the last traces
       db.close();
       log.info('daemon stopped');
     })());
@@ -213,7 +230,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, stop };
+  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
 }
 
 /** The decision core's configuration from the daemon's. */

@@ -2,20 +2,23 @@
 // Source for invocations (its Sink is the HTTP reply). Every route has a JSON
 // schema; every error has the shape {error: {code, message, field?}}.
 
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { FaasError } from '../core/errors.js';
+import { pinoOf, type Logger } from '../core/logger.js';
 import type { ActorRef } from '../core/actor.js';
 import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { FunctionDef, Registry } from '../registry/registry.js';
+import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
 import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { Db } from '../registry/db.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -32,6 +35,12 @@ export interface ApiDeps {
   info: () => Record<string, unknown>;
   /** the per-VM limits in force (config + detected cgroup mode) and the VMM isolation, for /v1/status */
   limits?: () => object;
+  /** fastify logs through this logger's pino instance (warnings and errors; each request too at debug level) */
+  log?: Logger;
+  /** paths served without the bearer token (static pages that carry no data) */
+  publicPaths?: ReadonlySet<string>;
+  /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
 }
 
 const errorSchema = {
@@ -58,9 +67,13 @@ const functionBody = {
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const p = deps.log ? pinoOf(deps.log) : undefined;
+  // fastify logs every request at info: shown only when the daemon logs at debug
+  const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
+  const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
   const app = Fastify({
     bodyLimit: deps.bodyLimitBytes,
-    logger: false,
+    ...(loggerInstance ? { loggerInstance } : { logger: false }),
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
     // errors fastify raises before routing (a malformed URL, e.g. "/%") get the API's error shape too
     frameworkErrors: (err, _req, reply) => {
@@ -86,7 +99,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.token) {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url === '/healthz') return;
+      if (req.url === '/healthz' || deps.publicPaths?.has(req.url.split('?')[0]!)) return;
+      // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
+      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -139,7 +154,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (typeof params !== 'object' || Array.isArray(params) || params === null) {
       throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     }
-    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const def = deps.registry.mustGet(req.params.name); // 404 before queueing
+    const clash = finalClash(def, params as Record<string, unknown>);
+    if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
@@ -172,6 +189,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
     return { ...deps.info(), ...(deps.limits ? { limits: deps.limits() } : {}), pool, snapshots };
   });
+
+  if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
 
   return app;
 }

@@ -8,8 +8,8 @@ const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).f
 export function registerExtraCommands(p: Command): void {
   p.command('simulate')
     .description('discrete-event simulation of one node running the real policy objects over a trace')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
     .option('--memory-mib <n>', 'node memory budget (default: --config\'s, else unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
@@ -27,7 +27,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--max-instances <n>', 'per-function instance limit')
     .option('--max-queue-delay-ms <n>', 'a request waiting longer is refused (default 60000, as the daemon)')
     .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -37,8 +37,8 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('replay')
     .description('open-loop load generator: replays a trace against a running daemon')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--map <pairs>', 'traceFn=deployedFn,…')
     .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
     .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
@@ -50,13 +50,42 @@ export function registerExtraCommands(p: Command): void {
     .option('--out <file>', 'one JSON record per request (JSONL)')
     .option('--day <dNN>')
     .option('--spread <how>', 'arrivals within a slot: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'print the summary as JSON')
     .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {
       const { runReplayCommand } = await import('../replay/replay.js');
       const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
       await runReplayCommand({ ...(o as unknown as Parameters<typeof runReplayCommand>[0]), url: g.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080', token: g.token ?? process.env.FAASCELL_TOKEN });
+    });
+
+  // plots from result files (Vega-Lite → SVG/PNG), docs/observability.md
+  p.command('plot')
+    .description('plot replay records (.jsonl: latency CDF per start path, start-path mix over time) or experiment results (.csv: cold starts per policy and memory)')
+    .argument('<files...>', 'replay records (faascell replay --out) and/or an experiment results.csv')
+    .option('--out <dir>', 'where the plots go', 'bench/results/plots')
+    .option('--format <list>', 'svg,png,json (json: the Vega-Lite specification)', 'svg,png')
+    .option('--bin-seconds <s>', 'time bin of the start-path mix', '10')
+    .action(async (files: string[], o: { out: string; format: string; binSeconds: string }) => {
+      const { runPlotCommand } = await import('../plots/cli.js');
+      await runPlotCommand({ files, ...o });
+    });
+
+  // deploy-spec: the functions a FaaSRail spec replays (issue 8)
+  p.command('deploy-spec')
+    .description('deploy one function per row of a FaaSRail spec, running the FunctionBench-style function of its benchmark')
+    .argument('<spec>', 'a spec as faasrail-shrinkray writes it (avg,mapped_wreq,minute columns)')
+    .option('--memory <MiB>', 'memory of every function (default: per benchmark, see docs/replay.md)')
+    .option('--memory-for <list>', 'per benchmark: bench=MiB,… (over --memory)')
+    .option('--timeout <seconds>', 'run timeout of every function (default: per benchmark)')
+    .option('--vcpus <n>', 'vCPUs of every function (default: the daemon\'s functionDefaults)')
+    .option('--max-instances <n>', 'instance limit of every function (default: the daemon\'s functionDefaults)')
+    .option('--dry-run', 'print what would be deployed; no daemon needed')
+    .option('--json', 'print the plan as JSON')
+    .action(async (spec: string, o: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const { runDeploySpec } = await import('./deploy-spec.js');
+      const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
+      await runDeploySpec({ ...(o as Omit<Parameters<typeof runDeploySpec>[0], 'spec'>), spec, url: g.url ?? process.env.FAASCELL_URL, token: g.token ?? process.env.FAASCELL_TOKEN });
     });
 
   p.command('bench')

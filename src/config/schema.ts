@@ -194,7 +194,59 @@ export const configSchema = z
       .object({ retain: z.number().int().positive().default(100_000) })
       .strict()
       .default({}),
+    /** OpenWhisk's REST API under /api/v1 (docs/openwhisk.md). */
+    openwhisk: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The one namespace this node serves; `_` in a path means it too. */
+        namespace: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@.-]*$/, 'an OpenWhisk entity name').default('guest'),
+        /** A blocking invoke waits this long for its result, then answers 202 with the activation id (OpenWhisk: 60 s). */
+        blockingWaitMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .default({}),
     policies: policiesConfigSchema.default({}),
+    // ---- observability (docs/observability.md) ----
+    telemetry: z
+      .object({
+        /** GET /metrics (Prometheus text format) */
+        metrics: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+        /** How often each VMM process's RSS, PSS and CPU time are read from /proc. */
+        sampleIntervalMs: z.number().int().min(500).default(5000),
+        otlp: z
+          .object({
+            /** OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Unset: no tracing at all. */
+            endpoint: z.string().url().optional(),
+            headers: z.record(z.string()).default({}),
+            serviceName: z.string().min(1).default('faascell'),
+          })
+          .strict()
+          .default({}),
+        /** The live dashboard at /ui. */
+        dashboard: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** how often a connected page's node state is refreshed */
+            refreshMs: z.number().int().min(100).default(1000),
+            /** activations kept for the start-path mix and the latency plot */
+            windowMinutes: z.number().int().min(1).max(120).default(10),
+            maxActivations: z.number().int().min(10).default(2000),
+          })
+          .strict()
+          .default({}),
+        /** Each VM's console output, kept after the VM is gone (stateDir/consoles/VMID.log). */
+        consoleLogs: z
+          .object({
+            /** newest files kept; older ones are deleted (0: keep none) */
+            keep: z.number().int().min(0).default(200),
+            /** bytes kept per VM (the tail of its console) */
+            maxBytes: z.number().int().min(1024).default(64 * 1024),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -10,7 +10,7 @@ import type { Clock } from '../core/clock.js';
 import { failureOf, statusOf, toFaasError, type Failure } from '../core/failure.js';
 import { finishTimings, type ActivationRecord } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { Registry } from '../registry/registry.js';
+import { withDefaults, type Registry } from '../registry/registry.js';
 import type { RuntimeName } from '../runtimes/types.js';
 import type { Sink } from '../sinks/types.js';
 import type { PoolMsg } from '../vmpool/pool.js';
@@ -52,7 +52,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
   protected receive(msg: DispatcherMsg): void {
     this.inflight++;
     this.handle(msg.req)
-      .catch((err: unknown) => this.log.error('dispatch failed', { err: errText(err) }))
+      .catch((err: unknown) => this.log.error('dispatch failed', { fn: msg.req.fn, err: errText(err) }))
       .finally(() => this.inflight--);
   }
 
@@ -73,8 +73,10 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     try {
       const def = this.deps.registry.mustGet(req.fn);
       rec.functionVersion = def.version;
+      // the function's default parameters under the invocation's own (OpenWhisk's rule, for every Source)
+      const params = withDefaults(def, req.params);
       outcome = await this.deps.pool.ask<InvokeOutcome>(
-        (reply) => ({ kind: 'invoke', fn: def, rec, params: req.params, reply }),
+        (reply) => ({ kind: 'invoke', fn: def, rec, params, reply }),
         this.deps.acquireTimeoutMs + def.timeoutMs,
       );
     } catch (err) {

@@ -62,6 +62,8 @@ export interface ActivationRecord {
   runCpuShare?: number;
   /** OpenTelemetry trace id of this activation (32 hex digits) */
   traceId?: string;
+  /** the console output of the VM that failed this activation (kept under stateDir/consoles) */
+  consoleLogPath?: string;
   /** how the instance was started (for cold/restore): driver steps and guest boot milestones */
   startDetails?: Record<string, number | string>;
   snapshot?: { id: string; tier: string };

@@ -4,7 +4,7 @@
 // placement, keep-alive (start costs), admission's wait estimate, CPU accounting.
 
 import { Actor, type ActorRef, type Reply } from '../core/actor.js';
-import type { Db } from '../registry/db.js';
+import { stmt, type Db } from '../registry/db.js';
 import type { ActivationRecord } from './activation.js';
 import { CostStats, type CostSample, type FunctionCostView, type FunctionStats } from './cost-stats.js';
 
@@ -41,6 +41,7 @@ export function sampleOf(rec: ActivationRecord): CostSample | undefined {
 export class PerfManager extends Actor<PerfMsg> {
   readonly stats = new CostStats();
   private inserted = 0;
+  private unwritten: ActivationRecord[] = [];
   private subscriber: ActorRef<CostsMsg> | undefined;
   private tiers: string[] = [];
 
@@ -57,10 +58,12 @@ export class PerfManager extends Actor<PerfMsg> {
         this.store(msg.record);
         return;
       case 'list':
+        this.flush();
         msg.reply.resolve(this.list(msg.limit, msg.fn));
         return;
       case 'get': {
-        const r = this.db.prepare('SELECT record FROM activations WHERE id = ?').get(msg.id) as { record: string } | undefined;
+        this.flush();
+        const r = stmt(this.db, 'SELECT record FROM activations WHERE id = ?').get(msg.id) as { record: string } | undefined;
         msg.reply.resolve(r ? (JSON.parse(r.record) as ActivationRecord) : undefined);
         return;
       }
@@ -80,20 +83,37 @@ export class PerfManager extends Actor<PerfMsg> {
       this.stats.observe(s);
       this.subscriber?.tell({ kind: 'costs', fn: s.fn, costs: this.stats.view(s.fn, this.tiers) });
     }
-    this.db
-      .prepare('INSERT OR REPLACE INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
+    // written in one transaction per event-loop turn: off the reply's path, one commit for a burst
+    this.unwritten.push(rec);
+    if (this.unwritten.length === 1) setImmediate(this.flush);
+  }
+
+  /** Write the records received so far (also before every read: a record just answered is found). */
+  private readonly flush = (): void => {
+    if (this.unwritten.length === 0) return;
+    const recs = this.unwritten;
+    this.unwritten = [];
+    const insert = stmt(this.db, 'INSERT OR REPLACE INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const rec of recs) insert.run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
+    })();
     // prune now and then, not on every insert
-    if (++this.inserted % 1000 === 0) {
-      this.db.prepare('DELETE FROM activations WHERE id IN (SELECT id FROM activations ORDER BY received_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
+    const before = this.inserted;
+    this.inserted += recs.length;
+    if (Math.floor(this.inserted / 1000) !== Math.floor(before / 1000)) {
+      stmt(this.db, 'DELETE FROM activations WHERE id IN (SELECT id FROM activations ORDER BY received_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
     }
+  };
+
+  protected override postStop(): void {
+    this.flush();
   }
 
   private list(limit: number, fn?: string): ActivationRecord[] {
     const rows = (
       fn
-        ? this.db.prepare('SELECT record FROM activations WHERE function = ? ORDER BY received_at DESC LIMIT ?').all(fn, limit)
-        : this.db.prepare('SELECT record FROM activations ORDER BY received_at DESC LIMIT ?').all(limit)
+        ? stmt(this.db, 'SELECT record FROM activations WHERE function = ? ORDER BY received_at DESC LIMIT ?').all(fn, limit)
+        : stmt(this.db, 'SELECT record FROM activations ORDER BY received_at DESC LIMIT ?').all(limit)
     ) as { record: string }[];
     return rows.map((r) => JSON.parse(r.record) as ActivationRecord);
   }

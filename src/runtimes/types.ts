@@ -88,6 +88,12 @@ export interface VmHandle {
   /** Resolves once the VMM process has exited, for whatever reason. */
   readonly exited: Promise<VmExit>;
   /**
+   * The guest's console output. While the VM runs it may still be in the run
+   * directory; a driver with a console directory keeps a bounded copy there
+   * (this path) once the VM is stopped. Undefined when the driver has none.
+   */
+  readonly consoleLogPath?: string;
+  /**
    * Pause the guest and save a snapshot. Afterwards the VM stays paused and
    * must be stopped: with shared-memory snapshots its RAM file is the snapshot.
    */

@@ -5,7 +5,7 @@ import { loadTrace, type TraceFormat } from '../traces/index.js';
 import type { Spread } from '../traces/expand.js';
 import { loadProfile } from './profile.js';
 import { simulate, type SimNodeOptions, type SimulationResult } from './simulator.js';
-import { loadConfigFile } from '../config/schema.js';
+import { loadConfigFile, type Config } from '../config/schema.js';
 
 export interface SimulateCommandOptions {
   trace: string;
@@ -50,9 +50,21 @@ function num(v: number | string | undefined, what: string): number | undefined {
   return x;
 }
 
-/** The node a daemon config describes, as the simulator models it (flags override it). */
-function nodeFromConfig(file: string): { policies: PoliciesConfigInput; node: Partial<SimNodeOptions>; memoryMiB: number; maxInstances: number; maxQueueDelayMs: number } {
-  const { config: c } = loadConfigFile(file);
+export interface SimulatedNode {
+  policies: PoliciesConfigInput;
+  node: Partial<SimNodeOptions>;
+  memoryMiB: number;
+  maxInstances: number;
+  maxQueueDelayMs: number;
+}
+
+/** The node a daemon config file describes, as the simulator models it (flags override it). */
+function nodeFromConfig(file: string): SimulatedNode {
+  return simulatedNode(loadConfigFile(file).config);
+}
+
+/** The node a daemon's effective configuration describes, as the simulator models it. */
+export function simulatedNode(c: Config): SimulatedNode {
   return {
     policies: c.policies,
     node: {

@@ -22,6 +22,10 @@ const costsSchema = z
     restoreCpuMs: z.number().nonnegative(),
     /** Fraction of a host core one busy instance takes while it runs (0 for functions that wait). */
     cpuShare: z.number().nonnegative(),
+    /** Host CPU one invocation costs the node besides the function's own work (daemon, channel, agent; ms). */
+    invokeCpuMs: z.number().nonnegative(),
+    /** Of that, what the VM's own process spends (the agent under the accelerator): the daemon sees it as the run's CPU share. */
+    invokeVmmCpuMs: z.number().nonnegative(),
   })
   .partial();
 
@@ -60,6 +64,8 @@ export interface FunctionCosts {
   coldCpuMs: number;
   restoreCpuMs: number;
   cpuShare: number;
+  invokeCpuMs: number;
+  invokeVmmCpuMs: number;
   restoreMs: number;
   restoreMsByTier: Record<string, number>;
   warmMs: number;
@@ -133,6 +139,8 @@ export function functionCosts(
     coldCpuMs: f.coldCpuMs ?? d.coldCpuMs ?? coldMs,
     restoreCpuMs: f.restoreCpuMs ?? d.restoreCpuMs ?? restoreMs,
     cpuShare: f.cpuShare ?? d.cpuShare ?? 0,
+    invokeCpuMs: f.invokeCpuMs ?? d.invokeCpuMs ?? 0,
+    invokeVmmCpuMs: f.invokeVmmCpuMs ?? d.invokeVmmCpuMs ?? 0,
     restoreMs,
     restoreMsByTier: { ...(d.restoreMsByTier ?? {}), ...(f.restoreMsByTier ?? {}) },
     warmMs: f.warmMs ?? d.warmMs,

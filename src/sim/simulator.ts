@@ -14,7 +14,7 @@ import { PoolCore } from '../vmpool/core/core.js';
 import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
 
 export type { Decision } from '../vmpool/core/model.js';
-import { CpuModel, type CpuStart } from './cpu-model.js';
+import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
 import { functionCosts, type FunctionCosts, type Profile } from './profile.js';
@@ -58,6 +58,8 @@ export interface SimulationOptions {
   exactEviction?: boolean;
   /** Receives every decision (the conformance test compares them with the daemon's). */
   onDecision?: (d: Decision) => void;
+  /** Also report counts and latency per function (SimulationResult.byFunction). */
+  byFunction?: boolean;
 }
 
 export interface SimulationResult {
@@ -110,20 +112,39 @@ export interface SimulationResult {
   events: number;
   eventsPerSecond: number;
   invocationsPerSecond: number;
+  byFunction?: FunctionResult[];
 }
 
 // event kinds (low 3 bits of the heap payload; the rest is the instance slot or function index)
 const E_READY = 0;
 const E_FINISH = 1;
 const E_TIMER = 2; // + TimerKind (0..3)
+/** a run's CPU part is done: its waiting part follows (then E_FINISH) */
+const E_RUNCPU = 6;
 
 /** Per instance slot: what the simulator itself tracks (the core owns the rest). */
 class SlotState {
   costs!: FunctionCosts;
   fresh = false;
-  cpuShare = 0;
-  start: CpuStart | undefined;
+  /** the start or CPU-bound run of this instance the CPU model times (undefined: a fixed-time event) */
+  job: CpuJob | undefined;
   startedAt = 0;
+  /** the request in progress: when it arrived */
+  arrival = 0;
+  /** the waiting part of the run in progress, after its CPU part */
+  waitMs = 0;
+}
+
+/** Per function, when SimulationOptions.byFunction is set. */
+export interface FunctionResult {
+  name: string;
+  invocations: number;
+  completed: number;
+  warm: number;
+  restores: number;
+  coldStarts: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
 export class Simulator implements CoreEffects {
@@ -141,8 +162,10 @@ export class Simulator implements CoreEffects {
   private readonly cpu: CpuModel | undefined;
   private readonly idleVmCpu: number;
   private readonly log: ((d: Decision) => void) | undefined;
-  private busyCpu = 0;
   private queueWaitSum = 0;
+  /** per function (byFunction): latency histograms and counts by path */
+  private readonly fnHist: LatencyHistogram[] | undefined;
+  private readonly fnCounts: Float64Array | undefined;
   private completed = 0;
   private reqSeq = 0;
   private coldBootMsSum = 0;
@@ -204,7 +227,11 @@ export class Simulator implements CoreEffects {
         0,
       ),
     );
-    this.cpu = n.cpuModel ? new CpuModel(n.cores, (s) => this.rescheduleStart(s)) : undefined;
+    this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
+    if (o.byFunction) {
+      this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
+      this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+    }
   }
 
   run(): SimulationResult {
@@ -230,6 +257,7 @@ export class Simulator implements CoreEffects {
         }
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
+        if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
         core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
         this.afterEvent(t);
       }
@@ -239,7 +267,7 @@ export class Simulator implements CoreEffects {
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();
     while (heap.pop()) {
       const kind = heap.topPayload & 7;
-      if (kind >= E_TIMER) continue;
+      if (kind >= E_TIMER && kind < E_RUNCPU) continue; // no timers after the end; runs and starts finish
       simEnd = Math.max(simEnd, heap.topTime);
       this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
@@ -292,7 +320,22 @@ export class Simulator implements CoreEffects {
       events: this.events,
       eventsPerSecond: wallMs > 0 ? (this.events * 1000) / wallMs : 0,
       invocationsPerSecond: wallMs > 0 ? (inv * 1000) / wallMs : 0,
+      byFunction: this.fnHist ? this.functionResults() : undefined,
     };
+  }
+
+  private functionResults(): FunctionResult[] {
+    const k = this.fnCounts!;
+    return this.o.trace.functions.map((tf, i) => ({
+      name: tf.name,
+      invocations: k[i * 4]!,
+      completed: this.fnHist![i]!.count,
+      warm: k[i * 4 + 1]!,
+      restores: k[i * 4 + 2]!,
+      coldStarts: k[i * 4 + 3]!,
+      p50Ms: this.fnHist![i]!.percentile(50),
+      p99Ms: this.fnHist![i]!.percentile(99),
+    }));
   }
 
   private step(): void {
@@ -304,20 +347,31 @@ export class Simulator implements CoreEffects {
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
     this.events++;
     const core = this.core;
-    if (kind === E_FINISH) {
+    if (kind === E_RUNCPU) {
       const inst = this.instAt(idx);
-      if (!inst || inst.state !== 'busy' || (inst.seq >>> 0) !== tag) return;
+      const s = this.slots[idx];
+      if (!inst || !s || inst.state !== 'busy' || !s.job || s.job.version !== tag) return;
+      this.cpu!.end(s.job, now);
+      s.job = undefined;
+      // the rest of the run waits (timers, I/O): no CPU
+      this.heap.push(now + s.waitMs, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    } else if (kind === E_FINISH) {
+      const inst = this.instAt(idx);
+      if (!inst || inst.state !== 'busy') return;
       const s = this.slots[idx]!;
-      this.busyCpu -= s.cpuShare;
+      if (s.job || (inst.seq >>> 0) !== tag) return; // its CPU part is still running
+      this.completed++;
+      this.hist.record(now - s.arrival);
+      if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
       core.runDone(inst, now);
       this.observe(inst, s);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
       if (!inst || !s || inst.state !== 'starting') return;
-      if (s.start && s.start.version !== tag) return; // re-timed by the CPU model
-      if (s.start) this.cpu!.end(s.start, now);
-      s.start = undefined;
+      if (s.job && s.job.version !== tag) return; // re-timed by the CPU model
+      if (s.job) this.cpu!.end(s.job, now);
+      s.job = undefined;
       const ms = now - s.startedAt;
       if (inst.path === 'cold') {
         this.coldBootMsSum += ms;
@@ -341,16 +395,18 @@ export class Simulator implements CoreEffects {
     const f = inst.f;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
+    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
+    const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
     if (!s.fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
-      w.cpuShare = c.cpuShare;
+      w.cpuShare = cpuShare;
       // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare: c.cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
@@ -360,17 +416,18 @@ export class Simulator implements CoreEffects {
   }
 
   private afterEvent(now: number): void {
-    // the running and idle VMs' CPU matters only while starts share the cores with them
-    if (this.cpu && this.cpu.startsRunning > 0) this.cpu.setBackground(this.background(), now);
+    // the idle VMs' CPU matters only while jobs (starts, CPU-bound runs) share the cores with them
+    if (this.cpu && this.cpu.jobs > 0) this.cpu.setBackground(this.background(), now);
   }
 
+  /** CPU the idle VMs take (busy ones are jobs of the CPU model when their function uses CPU). */
   private background(): number {
-    return this.busyCpu + this.core.idleCount * this.idleVmCpu;
+    return this.core.idleCount * this.idleVmCpu;
   }
 
-  private rescheduleStart(s: CpuStart): void {
-    const inst = s.owner as CoreInstance;
-    this.heap.push(s.finishAt, (inst.idx << 3) | E_READY, s.version);
+  private rescheduleJob(j: CpuJob): void {
+    const inst = j.owner as CoreInstance;
+    this.heap.push(j.finishAt, (inst.idx << 3) | j.kind, j.version);
   }
 
   // ---- CoreEffects ---------------------------------------------------------
@@ -385,9 +442,9 @@ export class Simulator implements CoreEffects {
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
     if (this.cpu) {
-      s.start = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, now, inst, this.background());
+      s.job = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, 1, now, inst, E_READY, this.background());
     } else {
-      s.start = undefined;
+      s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
@@ -397,13 +454,20 @@ export class Simulator implements CoreEffects {
     const s = this.slots[inst.idx]!;
     const c = s.costs;
     s.fresh = fresh;
-    s.cpuShare = c.cpuShare;
-    this.busyCpu += c.cpuShare;
-    const service = (fresh ? 0 : c.warmMs) + c.runMs;
-    this.completed++;
+    s.arrival = arrival;
     this.queueWaitSum += now - arrival;
-    this.hist.record(now - arrival + service);
-    this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    const service = (fresh ? 0 : c.warmMs) + c.runMs;
+    const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
+    if (this.cpu && cpuMs > 0) {
+      // the run's CPU (the invocation's own cost on the node, then the function's share) is a job that
+      // shares the cores and stretches when they are oversubscribed; its waiting part follows, without CPU
+      s.waitMs = Math.max(0, service + c.invokeCpuMs - cpuMs);
+      s.job = this.cpu.begin(cpuMs, cpuMs, 1, now, inst, E_RUNCPU, this.background());
+    } else {
+      s.job = undefined;
+      this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    }
     this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
   }
 
@@ -413,9 +477,9 @@ export class Simulator implements CoreEffects {
 
   stop(inst: CoreInstance, cause: StopCause, now: number): void {
     const s = this.slots[inst.idx];
-    if (s?.start && this.cpu) {
-      this.cpu.end(s.start, now);
-      s.start = undefined;
+    if (s?.job && this.cpu) {
+      this.cpu.end(s.job, now);
+      s.job = undefined;
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
   }

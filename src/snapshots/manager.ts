@@ -12,7 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Actor, errText } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
-import type { Db } from '../registry/db.js';
+import { stmt, type Db } from '../registry/db.js';
 import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
@@ -90,7 +90,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
         return;
       }
       case 'restored':
-        this.o.db.prepare('UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Math.round(this.o.clock.now()), msg.id);
+        stmt(this.o.db, 'UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Math.round(this.o.clock.now()), msg.id);
         return;
       case 'restoreFailed':
         this.log.warn(msg.broken ? 'snapshot could not be restored' : 'snapshot restore timed out (host overloaded?)', { id: msg.id, reason: msg.reason });
@@ -114,8 +114,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     const dir = path.join(tier.path, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const now = Math.round(this.o.clock.now());
-    this.o.db
-      .prepare(
+    stmt(this.o.db, 
         `INSERT INTO snapshots (id, function, version_key, code_sha256, image_version, memory_mib, vcpus, kind, tier, dir, size_bytes, created_at, last_used_at, status)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating')`,
       )
@@ -131,7 +130,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       return 0;
     }
     const size = diskUsage(r.dir);
-    this.o.db.prepare(`UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
+    stmt(this.o.db, `UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
     const tier = this.o.tiers.find((t) => t.name === r.tier);
     if (this.o.uncache && tier) await this.uncache(r.dir, tier);
     this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs) });
@@ -151,7 +150,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       rmSync(dir, { recursive: true, force: true });
       return undefined;
     }
-    this.o.db.prepare('UPDATE snapshots SET tier = ?, dir = ? WHERE id = ?').run(tier.name, dir, r.id);
+    stmt(this.o.db, 'UPDATE snapshots SET tier = ?, dir = ? WHERE id = ?').run(tier.name, dir, r.id);
     // restores that were handed the old place may still be starting: remove it a little later
     this.o.clock.setTimer(OLD_COPY_GRACE_MS, () => rmSync(r.dir, { recursive: true, force: true }));
     if (this.o.uncache) await this.uncache(dir, tier);
@@ -161,7 +160,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
 
   private remove(id: string): void {
     const r = this.row(id);
-    this.o.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+    stmt(this.o.db, 'DELETE FROM snapshots WHERE id = ?').run(id);
     if (r) rmSync(r.dir, { recursive: true, force: true });
   }
 
@@ -203,11 +202,11 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
   }
 
   private row(id: string): Row | undefined {
-    return this.o.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
+    return stmt(this.o.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
   }
 
   private rows(): Row[] {
-    return this.o.db.prepare('SELECT * FROM snapshots ORDER BY created_at').all() as Row[];
+    return stmt(this.o.db, 'SELECT * FROM snapshots ORDER BY created_at').all() as Row[];
   }
 }
 

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Actor, errText, type ActorRef, type ActorSystem, type Reply } from '../core/actor.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Failure } from '../core/failure.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import type { CostsMsg } from '../perf/perf-manager.js';
@@ -108,8 +108,16 @@ interface WorkerHandle {
   req?: number;
 }
 
+const versionKeys = new WeakMap<FunctionDef, string>();
+
 /** Instances and snapshots are reusable only for the same version: code, shape, entry and env. */
 export function versionKey(def: FunctionDef): string {
+  let k = versionKeys.get(def);
+  if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
+  return k;
+}
+
+function computeVersionKey(def: FunctionDef): string {
   const env = Object.keys(def.env)
     .sort()
     .map((k) => `${k}=${def.env[k]}`)
@@ -126,6 +134,10 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   /** why the last restore of a function failed, for the record of the cold start that follows */
   private readonly restoreErrors = new Map<string, string>();
   private shutdownReply: Reply<void> | undefined;
+  /** the VM whose failed start is being handed to the core (its refusals name it) */
+  private failingVm: string | undefined;
+  /** timers set for the core (cancelled at shutdown) */
+  private readonly timers = new Set<TimerHandle>();
   /** a boot nonce in VM ids: ids stay unique across daemon restarts */
   private readonly nonce = Date.now().toString(36);
 
@@ -189,7 +201,10 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
             this.log.warn(f.kind === 'restore-broken' ? 'snapshot unusable: dropped, the next start boots cold' : 'restore timed out: the snapshot is kept', { fn: ci.fn, vmId: h.worker.vmId, err: f.detail });
           }
           void this.deps.system.stop(h.ref).catch(() => undefined);
+          // a request refused because this start failed names the VM (its console log is kept)
+          this.failingVm = h.worker.vmId;
           this.core.gone(ci, msg.failure, now);
+          this.failingVm = undefined;
           this.maybeShutdownDone();
         });
       case 'costs': {
@@ -333,6 +348,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
+    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 
@@ -362,7 +378,11 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
     const clock = this.deps.clock;
-    clock.setTimer(at - clock.now(), () => this.self.tell({ kind: 'timer', tk: kind, target, token }));
+    const h = clock.setTimer(at - clock.now(), () => {
+      this.timers.delete(h);
+      this.self.tell({ kind: 'timer', tk: kind, target, token });
+    });
+    this.timers.add(h);
   }
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause): void {
@@ -423,6 +443,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     if (!this.shutdownReply || this.bySeq.size > 0) return;
     for (const p of this.pending.values()) p.reply.resolve({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: 'the daemon is shutting down' }, logs: [] });
     this.pending.clear();
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
     const r = this.shutdownReply;
     this.shutdownReply = undefined;
     r.resolve();

@@ -36,7 +36,7 @@ export interface Harness {
 
 export interface HarnessOptions {
   behaviour?: FakeBehaviour;
-  pool?: Partial<PoolConfig> & { starts?: Partial<PoolConfig['starts']> };
+  pool?: Omit<Partial<PoolConfig>, 'starts'> & { starts?: Partial<PoolConfig['starts']> };
   policies?: unknown;
   /** a SnapshotManager with a temporary tier (default off) */
   snapshots?: boolean;

@@ -56,6 +56,14 @@ export interface QemuDriverOptions {
   rootLayers?: (cfg: VmConfig, vmm: { uid?: number; gid?: number }) => LaunchLayer[];
   /** Device nodes a VM needs besides the defaults (e.g. /dev/net/tun); made inside its jail. */
   extraDevices?: (cfg: VmConfig) => string[];
+  /**
+   * Where each VM's console output is kept after it stops (DIR/VMID.log, the
+   * tail of at most consoleMaxBytes, appended to across a VM's restores; the
+   * newest consoleKeep files stay). Unset: the console dies with the run dir.
+   */
+  consoleDir?: string;
+  consoleKeep?: number;
+  consoleMaxBytes?: number;
 }
 
 /** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
@@ -161,6 +169,24 @@ function readTail(file: string, n: number): string {
   }
 }
 
+/** Delete all but the `keep` most recently modified .log files of `dir`. */
+export function pruneOldest(dir: string, keep: number): void {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => {
+      const p = path.join(dir, f);
+      try {
+        return { p, t: fs.statSync(p).mtimeMs };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((x): x is { p: string; t: number } => x !== undefined)
+    .sort((a, b) => b.t - a.t);
+  for (const f of files.slice(keep)) fs.rmSync(f.p, { force: true });
+}
+
 interface MigrationInfo {
   status?: string;
   'error-desc'?: string;
@@ -230,6 +256,10 @@ export class QemuVm implements VmHandle {
 
   get pid(): number {
     return this.proc.pid ?? -1;
+  }
+
+  get consoleLogPath(): string {
+    return this.driver.keptConsolePath(this.vmId) ?? runFiles(this.runDir).consoleLog;
   }
 
   get alive(): boolean {
@@ -339,6 +369,7 @@ export class QemuVm implements VmHandle {
     this.qmp?.close();
     this.channel?.close();
     await this.released;
+    this.driver.keepConsole(this.vmId, runFiles(this.runDir).consoleLog);
     fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 
@@ -387,6 +418,7 @@ export class QemuDriver implements RuntimeDriver {
   private readonly logFn: (msg: string) => void;
   private readonly live = new Set<ChildProcess>();
   private accelDecision: AccelDecision | undefined;
+  private keptConsoles = 0;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {
     this.binary = opts.qemuBinary ?? DEFAULT_QEMU_BINARY;
@@ -575,6 +607,28 @@ export class QemuDriver implements RuntimeDriver {
       });
     }
     return vm;
+  }
+
+  keptConsolePath(vmId: string): string | undefined {
+    return this.opts.consoleDir ? path.join(this.opts.consoleDir, `${vmId}.log`) : undefined;
+  }
+
+  /** Append the tail of a stopped VM's console to its kept log, bounded in size; prune old logs now and then. */
+  keepConsole(vmId: string, consoleLog: string): void {
+    const dest = this.keptConsolePath(vmId);
+    if (!dest) return;
+    const max = this.opts.consoleMaxBytes ?? 64 * 1024;
+    const keep = this.opts.consoleKeep ?? 200;
+    try {
+      if (keep === 0) return;
+      fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
+      const add = readTail(consoleLog, max);
+      fs.appendFileSync(dest, add, { mode: 0o600 });
+      if (fs.statSync(dest).size > max) fs.writeFileSync(dest, readTail(dest, max));
+      if (++this.keptConsoles % 20 === 1) pruneOldest(path.dirname(dest), keep);
+    } catch (err) {
+      this.logFn(`qemu ${vmId}: could not keep its console log: ${(err as Error).message}`);
+    }
   }
 
   /** Keeps console.log of a failed boot next to the run dir for diagnostics (runDir itself is removed). */

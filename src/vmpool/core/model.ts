@@ -14,6 +14,7 @@ import type {
   SelectionPolicy,
   TierView,
 } from '../../policies/types.js';
+import type { FunctionCostView } from '../../perf/cost-stats.js';
 
 export type CoreInstanceState = 'starting' | 'idle' | 'busy' | 'stopping';
 export type StartKind = 'cold' | 'restore';
@@ -222,15 +223,9 @@ export class CoreTier implements TierView {
 }
 
 /** The costs policies read; the shell updates them (PerfManager's statistics, or the simulator's). */
-export interface MutableFunctionView {
+export interface MutableFunctionView extends FunctionCostView {
   name: string;
   memoryMiB: number;
-  coldStartMs?: number;
-  restoreMs?: number;
-  warmStartMs?: number;
-  runMs?: number;
-  restoreMsByTier?: Record<string, number>;
-  cpuShare?: number;
 }
 
 export class CoreFunction {
