@@ -19,8 +19,10 @@ kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-d
 # plots rendered to PNG need a font
 # (without them those end-to-end tests fail and name the package)
 observability=(prometheus chromium fonts-dejavu-core)
+# hardening (issue 12): libfaketime steps the daemon's wall clock in the clock-step e2e test
+hardening=(faketime)
 missing=()
-for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}"; do
+for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}" "${hardening[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

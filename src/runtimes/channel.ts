@@ -4,6 +4,7 @@
 import net from 'node:net';
 import type { AgentErrorKind, AgentReady, AgentReply, AgentRequestBody } from './agent-protocol.js';
 import { DeadlineExceededError, type GuestChannel } from './types.js';
+import { monoNow } from '../core/clock.js';
 
 // ---- typed failures: callers decide by class (or `code`), never by message text
 
@@ -200,7 +201,7 @@ export async function connectUnixSocket(
   timeoutMs: number,
   opts: { retryMs?: number; abort?: () => string | undefined } = {},
 ): Promise<net.Socket> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = monoNow() + timeoutMs;
   const retryMs = opts.retryMs ?? 10;
   let lastErr: unknown;
   for (;;) {
@@ -224,7 +225,7 @@ export async function connectUnixSocket(
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ECONNREFUSED' && code !== 'EAGAIN') throw e;
     }
-    if (Date.now() + retryMs > deadline) {
+    if (monoNow() + retryMs > deadline) {
       throw new DeadlineExceededError(`connect ${path}: timed out after ${timeoutMs} ms (${(lastErr as Error | undefined)?.message ?? 'no attempt'})`);
     }
     await sleep(retryMs);

@@ -309,7 +309,7 @@ export class Worker extends Actor<WorkerMsg> {
     // fresh clock and randomness before any user code runs again; a restore may take as long as a
     // cold boot may: dozens of restores at once on a small TCG host take many seconds each
     const r = await vm.channel.request(
-      { op: 'resync', epochMs: this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
+      { op: 'resync', epochMs: this.deps.clock.wallNow?.() ?? this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
       Math.max(10_000, this.deps.bootTimeoutMs),
     );
     if (!r.ok) throw new VmStartError('restore', 'snapshot-unusable', `agent refused resync: ${r.error.message}`);

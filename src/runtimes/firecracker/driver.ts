@@ -27,6 +27,7 @@ import type {
 } from '../types.js';
 import { FirecrackerApi } from './api.js';
 import { jailedLaunch, type JailedFirecracker, type FirecrackerJailerOptions } from './jailed.js';
+import { monoNow } from '../../core/clock.js';
 
 export const API_SOCKET_NAME = 'fc.sock';
 export const LOG_FILE_NAME = 'firecracker.log';
@@ -199,9 +200,9 @@ export class FirecrackerVm implements VmHandle {
     const files = firecrackerSnapshotFiles(target);
     await fs.mkdir(path.dirname(files.statePath), { recursive: true });
     await fs.mkdir(path.dirname(files.memoryPath), { recursive: true });
-    const t0 = Date.now();
+    const t0 = monoNow();
     await this.api.pause();
-    const t1 = Date.now();
+    const t1 = monoNow();
     if (this.jail) {
       // a jailed Firecracker writes inside its chroot; the files are moved out afterwards
       await this.api.createSnapshot({ snapshot_type: 'Full', snapshot_path: '/snapshot/state', mem_file_path: '/snapshot/mem' });
@@ -210,7 +211,7 @@ export class FirecrackerVm implements VmHandle {
     } else {
       await this.api.createSnapshot({ snapshot_type: 'Full', snapshot_path: files.statePath, mem_file_path: files.memoryPath });
     }
-    const t2 = Date.now();
+    const t2 = monoNow();
     this.timings.snapshotPaused = t1;
     this.timings.snapshotSaved = t2;
     return { pauseMs: t1 - t0, saveMs: t2 - t1 };
@@ -294,9 +295,9 @@ export class FirecrackerDriver implements RuntimeDriver {
       await api.putDrive({ drive_id: ROOTFS_DRIVE_ID, path_on_host: await place(cfg.image.rootfsPath, 'rootfs'), is_root_device: false, is_read_only: true });
       await api.putMachineConfig({ vcpu_count: cfg.vcpus, mem_size_mib: cfg.memoryMiB, smt: false });
       // Host-guest channel: the serial port on stdio needs no API call.
-      timings.configured = Date.now();
+      timings.configured = monoNow();
       await api.instanceStart();
-      timings.instanceStarted = Date.now();
+      timings.instanceStarted = monoNow();
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
       throw await this.abort(cfg, sp, e);
@@ -322,7 +323,7 @@ export class FirecrackerDriver implements RuntimeDriver {
         resume_vm: true,
       });
       // resume_vm: loaded and resumed in one call, so both stamps coincide.
-      timings.stateLoaded = Date.now();
+      timings.stateLoaded = monoNow();
       timings.resumed = timings.stateLoaded;
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
@@ -426,7 +427,7 @@ export class FirecrackerDriver implements RuntimeDriver {
     });
     const api = new FirecrackerApi(sock, { timeoutMs: this.opts.apiTimeoutMs });
     const sp: Spawned = { jail, child, pid: child.pid ?? -1, api, exited, exitInfo: () => exitInfo, stderrTail: () => stderr.trim() };
-    timings.vmmSpawned = Date.now();
+    timings.vmmSpawned = monoNow();
     try {
       await api.waitReady(this.opts.startTimeoutMs ?? 5_000, {
         abort: () =>
@@ -439,7 +440,7 @@ export class FirecrackerDriver implements RuntimeDriver {
     } catch (e) {
       throw await this.abort(cfg, sp, e);
     }
-    timings.apiReady = Date.now();
+    timings.apiReady = monoNow();
     return sp;
   }
 
@@ -449,12 +450,12 @@ export class FirecrackerDriver implements RuntimeDriver {
     const channel = new SocketChannel(serialStream(sp.child) as unknown as net.Socket, {
       log: (m) => this.log(`[${cfg.vmId}] ${m}`),
     });
-    timings.channelConnected = Date.now();
+    timings.channelConnected = monoNow();
     // 'close' (not 'exit'): stdout is drained by then, so a last reply is not lost.
     // The duplex alone would stay half-open after the VMM dies.
     sp.child.once('close', () => channel.close());
     void sp.exited.then(() => {
-      timings.exited = Date.now();
+      timings.exited = monoNow();
     });
     return new FirecrackerVm(cfg.vmId, sp.pid, channel, timings, sp.exited, sp.api, path.resolve(cfg.runDir), sp.child, sp.exitInfo, sp.jail);
   }

@@ -11,6 +11,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { monoNow } from '../../core/clock.js';
 
 export type CgroupVersion = 'v1' | 'v2';
 export const CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
@@ -233,7 +234,7 @@ export class VmCgroup {
 }
 
 async function removeCgroupDirs(dirs: string[], waitMs: number): Promise<void> {
-  const deadline = Date.now() + waitMs;
+  const deadline = monoNow() + waitMs;
   for (const d of dirs) {
     for (;;) {
       try {
@@ -242,7 +243,7 @@ async function removeCgroupDirs(dirs: string[], waitMs: number): Promise<void> {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') break;
-        if (code === 'EBUSY' && Date.now() < deadline) {
+        if (code === 'EBUSY' && monoNow() < deadline) {
           await sleep(20);
           continue;
         }

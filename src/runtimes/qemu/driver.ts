@@ -25,6 +25,7 @@ import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
+import { monoNow } from '../../core/clock.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -239,7 +240,7 @@ export class QemuVm implements VmHandle {
       const done = (e: VmExit) => {
         if (this.exitInfo) return;
         this.exitInfo = e;
-        this.timings.exited = Date.now();
+        this.timings.exited = monoNow();
         this.driver.forget(this.proc);
         resolve(e);
       };
@@ -290,7 +291,7 @@ export class QemuVm implements VmHandle {
     const t0 = performance.now();
     await this.qmp.execute('stop');
     const t1 = performance.now();
-    this.timings.snapshotPaused = Date.now();
+    this.timings.snapshotPaused = monoNow();
     const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
     try {
       await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
@@ -301,7 +302,7 @@ export class QemuVm implements VmHandle {
       rx.close();
     }
     const t2 = performance.now();
-    this.timings.snapshotSaved = Date.now();
+    this.timings.snapshotSaved = monoNow();
     // query-migrate says "completed" a moment before the run state leaves
     // finish-migrate: report the snapshot done only once the VM is settled
     for (let i = 0; i < 200; i++) {
@@ -318,7 +319,7 @@ export class QemuVm implements VmHandle {
    * MIGRATION event (the `events` capability) cuts the wait short.
    */
   async waitMigration(timeoutMs: number): Promise<MigrationInfo> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoNow() + timeoutMs;
     let wake: (() => void) | undefined;
     const onMigration = () => wake?.();
     this.qmp.on('event:MIGRATION', onMigration);
@@ -331,7 +332,7 @@ export class QemuVm implements VmHandle {
           throw new VmStartError('restore', 'snapshot-unusable', `migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
         }
         if (!this.alive) throw new Error(`migration: ${this.deadReason()}`);
-        if (Date.now() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+        if (monoNow() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
         await Promise.race([sleep(pollEvery), new Promise<void>((r) => (wake = r))]);
         wake = undefined;
         pollEvery = Math.min(pollEvery * 2, 25);
@@ -480,7 +481,7 @@ export class QemuDriver implements RuntimeDriver {
   }
 
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
-    const timings: DriverTimings = { start: Date.now() };
+    const timings: DriverTimings = { start: monoNow() };
     validateVmConfig(cfg);
     const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...cmdOpts });
     const bin = resolveBinary(this.binary);
@@ -508,7 +509,7 @@ export class QemuDriver implements RuntimeDriver {
         readWrite: memory.kind === 'file' ? [memory.path] : [],
         devices: [...(cfg.accelerator === 'kvm' ? ['/dev/kvm'] : []), ...(this.opts.extraDevices?.(cfg) ?? [])],
       });
-      timings.isolationPrepared = Date.now();
+      timings.isolationPrepared = monoNow();
       const layers: LaunchLayer[] = [];
       if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
         // taskset execs the rest (same pid), so every thread QEMU creates inherits the mask
@@ -553,12 +554,12 @@ export class QemuDriver implements RuntimeDriver {
       throw new Error(`cannot start ${bin}: ${err.message}`);
     }
     this.track(proc);
-    timings.vmmSpawned = Date.now();
+    timings.vmmSpawned = monoNow();
 
     try {
       const abort = () => vm.deadReason();
       const qmpP = QmpClient.connect(files.qmpSocket, { timeoutMs: this.connectTimeoutMs, abort }).then((q) => {
-        timings.qmpConnected = Date.now();
+        timings.qmpConnected = monoNow();
         return q;
       });
       const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, {
@@ -571,7 +572,7 @@ export class QemuDriver implements RuntimeDriver {
           void vm.stop();
         },
       }).then((c) => {
-        timings.channelConnected = Date.now();
+        timings.channelConnected = monoNow();
         return c;
       });
       const [qr, cr] = await Promise.allSettled([qmpP, chanP]);
@@ -586,11 +587,11 @@ export class QemuDriver implements RuntimeDriver {
         await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
         await vm.qmp.execute('migrate-incoming', { uri: `fd:${INCOMING_FD}` });
         await vm.waitMigration(this.restoreTimeoutMs);
-        timings.stateLoaded = Date.now();
+        timings.stateLoaded = monoNow();
         // Without -S QEMU autostarts after an incoming migration; cont makes it explicit either way.
         const st = await vm.qmp.execute<{ running: boolean; status: string }>('query-status');
         if (!st.running) await vm.qmp.execute('cont');
-        timings.resumed = Date.now();
+        timings.resumed = monoNow();
       }
     } catch (e) {
       // let QEMU finish writing its error, then tear everything down
