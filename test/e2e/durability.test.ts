@@ -3,7 +3,8 @@
 // NORMAL: a committed transaction is in the WAL file, which a killed process
 // cannot lose; only an OS crash or power loss can). Every invocation the client
 // got an answer for must have its record after a restart, and the database
-// must pass SQLite's integrity check.
+// must pass SQLite's integrity check, and the function's snapshot must survive too
+// (the first start after the restart restores it).
 import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,15 +13,20 @@ import { startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js
 
 const ROUNDS = 2;
 
-void test('kill -9 under load: the registry and every answered activation survive', { timeout: 15 * 60_000 }, async (t) => {
-  let d: TestDaemon | undefined = await startDaemon({ snapshots: { enabled: false } });
+void test('kill -9 under load: the registry, every answered activation and the snapshot survive', { timeout: 15 * 60_000 }, async (t) => {
+  let d: TestDaemon | undefined = await startDaemon({});
   let answered = 0;
   let cut = 0;
   try {
     await d.deploy('hello', 'hello.js', { maxInstances: 2 });
     for (let round = 1; round <= ROUNDS; round++) {
       // two VMs up before the load (cold boots are not what this is about)
-      await Promise.all([d.client.invoke('hello', { name: 'w1' }), d.client.invoke('hello', { name: 'w2' })]);
+      const up = await Promise.all([d.client.invoke('hello', { name: 'w1' }), d.client.invoke('hello', { name: 'w2' })]);
+      // after a restart, the snapshot made before the kill is restored, not rebuilt by a cold boot
+      if (round > 1) assert.ok(up.some((r) => r.body.activation?.startPath === 'restore') && up.every((r) => r.body.activation?.startPath !== 'cold'), `starts after the restart: ${up.map((r) => r.body.activation?.startPath).join(', ')}`);
+      const snaps: { snapshots: Array<{ id: string; function: string }> } = await d.client.call('GET', '/v1/status');
+      const snapIds: string[] = snaps.snapshots.filter((x) => x.function === 'hello').map((x) => x.id);
+      assert.equal(snapIds.length, 1, 'one snapshot of the function before the kill');
       const ids: string[] = [];
       let killed = false;
       const client = d.client;
@@ -51,9 +57,11 @@ void test('kill -9 under load: the registry and every answered activation surviv
       } finally {
         db.close();
       }
-      d = await startDaemon({ snapshots: { enabled: false } }, d.dir);
+      d = await startDaemon({}, d.dir);
       const fn = await d.client.raw('GET', '/v1/functions/hello');
       assert.equal(fn.status, 200, 'the registry lost the function');
+      const after = await d.client.call<{ snapshots: Array<{ id: string }> }>('GET', '/v1/status');
+      assert.deepEqual(after.snapshots.map((x) => x.id).filter((id) => snapIds.includes(id)), snapIds, 'the snapshot was lost in the kill');
       const missing: string[] = [];
       for (const id of ids) {
         const a = await d.client.raw('GET', `/v1/activations/${id}`);
