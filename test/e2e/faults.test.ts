@@ -245,14 +245,16 @@ describe('faults inside VMs, through VmPool and Worker', { timeout: 15 * 60_000 
 
   test('a client that hangs up mid-run: the run completes and is recorded', async () => {
     await answer('warm before hang-up', evil({ ms: 1 }));
+    await sleep(500); // its record is written in the PerfManager's next turn
     const before = await d.client.call<{ activations: Array<{ id: string }> }>('GET', '/v1/activations?function=evil&limit=100');
     const seen = new Set(before.activations.map((a) => a.id));
     await fetch(`${d.url}/v1/functions/evil/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"ms":1500}', signal: AbortSignal.timeout(300) }).catch(() => undefined);
     const rec = await waitFor('a record of the hung-up request', async () => {
-      const now = await d.client.call<{ activations: Array<{ id: string; status: string; runMs?: number }> }>('GET', '/v1/activations?function=evil&limit=100');
+      const now = await d.client.call<{ activations: Array<{ id: string; status: string; totalMs: number }> }>('GET', '/v1/activations?function=evil&limit=100');
       return now.activations.find((a) => !seen.has(a.id));
     });
     assert.equal(rec.status, 'success');
+    assert.ok(rec.totalMs >= 1400, `the record is the 1.5 s run (${rec.totalMs} ms)`);
     activations.push(rec.id);
   });
 
