@@ -214,10 +214,11 @@ describe('faults inside VMs, through VmPool and Worker', { timeout: 15 * 60_000 
     const warm = await answer('warm', evil({ ms: 1 }));
     const p = evil({ ms: 20_000 });
     const inst = await waitFor('evil running', async () => {
-      const st = await d.client.call<{ pool: { instances: Array<{ fn: string; workerState: string; pid?: number; id: string }> } }>('GET', '/v1/status');
-      return st.pool.instances.find((i) => i.fn === 'evil' && i.workerState === 'running' && i.pid);
+      const st = await d.client.call<{ pool: { instances: Array<{ fn: string; workerState: string; id: string }> } }>('GET', '/v1/status');
+      return st.pool.instances.find((i) => i.fn === 'evil' && i.workerState === 'running');
     });
-    process.kill(inst.pid!, 'SIGKILL');
+    // the VMM's pid: QEMU's pid file in the VM's run directory
+    process.kill(Number(fs.readFileSync(path.join(d.stateDir, 'run', inst.id, 'qemu.pid'), 'utf8').trim()), 'SIGKILL');
     const r = await answer('kill in run', p);
     assert.equal(r.status, 502, JSON.stringify(r.body));
     assert.ok(['function_crashed', 'vm_error'].includes(r.body.error!.code), r.body.error!.code);
