@@ -402,11 +402,13 @@ export class QemuVm implements VmHandle {
 const CLK_TCK = 100;
 
 /** What a failed launch says, as a type: a deadline, a refused snapshot, a VMM that died, or something else. */
-function startFailureReason(e: unknown, vmmDied: boolean, restoring: boolean): VmStartFailureReason {
+function startFailureReason(e: unknown, exit: VmExit | undefined, restoring: boolean): VmStartFailureReason {
+  // SIGKILL comes from outside (the OOM killer, an operator): it says nothing about the snapshot
+  if (exit?.signal === 'SIGKILL') return 'vmm-exited';
   if (e instanceof VmStartError) return e.reason;
   if (e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError) return 'timeout';
-  // QEMU exits when it cannot load the state it was given
-  if (vmmDied) return restoring ? 'snapshot-unusable' : 'vmm-exited';
+  // QEMU exits (or aborts) when it cannot load the state it was given
+  if (exit) return restoring ? 'snapshot-unusable' : 'vmm-exited';
   return 'vmm-failed';
 }
 
@@ -603,7 +605,7 @@ export class QemuDriver implements RuntimeDriver {
       const what = snapshot ? 'restore' : 'boot';
       // If QEMU died, its own message is the real cause; the socket error is a consequence.
       const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
-      throw new VmStartError(what, startFailureReason(e, dead !== undefined, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+      throw new VmStartError(what, startFailureReason(e, vm.exitInfo, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
         cause: e,
       });
     }
