@@ -6,7 +6,7 @@
 // in count (rate × seconds). Besides the client's view it samples what the
 // daemon holds: its RSS, open file descriptors and threads, and the VMM
 // processes and run directories of its state directory.
-import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
 import { loadTrace } from '../src/traces/index.js';
@@ -87,13 +87,24 @@ export function latencyByStatus(records: ReplayRecord[]): StatusLatency[] {
 export interface ProcessSample {
   rssMiB: number;
   fds: number;
+  /** of `fds`: sockets (client connections among them) */
+  sockets: number;
   threads: number;
 }
 
 export function sampleProcess(pid: number): ProcessSample {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
-  return { rssMiB: Math.round(kib('VmRSS') / 1024), fds: readdirSync(`/proc/${pid}/fd`).length, threads: kib('Threads') };
+  const fds = readdirSync(`/proc/${pid}/fd`);
+  let sockets = 0;
+  for (const fd of fds) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) sockets++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return { rssMiB: Math.round(kib('VmRSS') / 1024), fds: fds.length, sockets, threads: kib('Threads') };
 }
 
 /** VMM processes whose command line mentions `needle` (a state directory). */

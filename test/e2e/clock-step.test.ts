@@ -55,7 +55,8 @@ void test('the wall clock steps back and forward under the daemon: runs, starts 
     const r1 = await inflight;
     assert.equal(r1.status, 200, JSON.stringify(r1.body));
     assertSaneTimings(r1.body.activation as unknown as Rec, 'run across a step back');
-    assert.ok((r1.body.activation as unknown as Rec).totalMs >= 2500, `a 2.5 s run: ${JSON.stringify(r1.body).slice(0, 1500)}`);
+    // timed by the host's monotonic clock: about the guest's 2.5 s (a TCG guest's clock may run a little fast), not an hour off
+    assert.ok((r1.body.activation as unknown as Rec).totalMs >= 2000, `a 2.5 s run: ${JSON.stringify(r1.body).slice(0, 1500)}`);
 
     // a start (restore) after the step: the driver's stamps and the Worker's agree; the clone has the host's wall time
     for (const offset of [-3600, 3600]) {

@@ -64,15 +64,15 @@ void test(`open loop at twice the capacity (${RATE}/s for ${SECONDS} s): every r
     const maxRss = Math.max(...samples.map((s) => s.rssMiB));
     t.diagnostic(`daemon RSS ${base.rssMiB} → max ${maxRss} MiB during the load; ${samples.length} samples`);
     assert.ok(maxRss - base.rssMiB < 200, `daemon RSS grew from ${base.rssMiB} to ${maxRss} MiB`);
-    // the client's idle keep-alive connections close after its keep-alive timeout (undici: 4 s)
-    let end = sampleProcess(pid);
-    for (let i = 0; i < 30 && end.fds > base.fds + 16; i++) {
-      await new Promise((r) => setTimeout(r, 500));
-      end = sampleProcess(pid);
-    }
-    assert.ok(end.fds <= base.fds + 16, `open fds ${base.fds} before the load, ${end.fds} 15 s after it`);
+    // descriptors other than sockets come back to where they were; sockets may stay: the load generator keeps
+    // its idle keep-alive connections to the daemon open (the server's keep-alive hint is 72 s), bounded by the
+    // requests it had in flight
+    await new Promise((r) => setTimeout(r, 2000));
+    const end = sampleProcess(pid);
+    assert.ok(end.fds - end.sockets <= base.fds - base.sockets + 4, `open non-socket fds: ${base.fds - base.sockets} before the load, ${end.fds - end.sockets} after it`);
+    assert.ok(end.sockets <= base.sockets + summary.maxInflight, `${end.sockets} sockets after the load (${base.sockets} before, at most ${summary.maxInflight} requests were in flight)`);
     assert.ok(runDirCount(d.stateDir) <= INSTANCES);
-    t.diagnostic(`daemon RSS ${base.rssMiB} → max ${maxRss} → ${end.rssMiB} MiB; fds ${base.fds} → ${end.fds}; threads ${base.threads} → ${end.threads}; p99 send lag ${summary.p99LagMs} ms`);
+    t.diagnostic(`daemon RSS ${base.rssMiB} → max ${maxRss} → ${end.rssMiB} MiB; fds ${base.fds} → ${end.fds} (sockets ${base.sockets} → ${end.sockets}); threads ${base.threads} → ${end.threads}; p99 send lag ${summary.p99LagMs} ms`);
   } finally {
     await stopAndCheck(d);
   }
