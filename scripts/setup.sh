@@ -23,8 +23,10 @@ kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-d
 # plots rendered to PNG need a font
 # (without them those end-to-end tests fail and name the package)
 observability=(prometheus chromium fonts-dejavu-core)
+# hardening (issue 12): libfaketime steps the daemon's wall clock in the clock-step e2e test
+hardening=(faketime)
 missing=()
-for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}"; do
+for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}" "${hardening[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -45,6 +47,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
       if printf '%s\n' "${missing[@]}" | grep -qx "$p"; then exit 1; fi
     done
     say "(only optional packages are missing: the kernel build tools mean Debian's generic kernel is used; prometheus/chromium are needed by their e2e tests)"
+  fi
+fi
+
+# Unprivileged identity of the VMM processes (docs/security.md): a system user and
+# group, and a block of 65536 subordinate uids in /etc/subuid from which each VMM
+# gets a uid of its own. Without root the daemon runs VMMs unjailed (it says so).
+if [ "$(id -u)" -eq 0 ]; then
+  if ! getent passwd faascell-vmm >/dev/null; then
+    say "creating the system user faascell-vmm (VMMs run as it, jailed)"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin faascell-vmm
+  fi
+  if ! grep -q '^faascell-vmm:' /etc/subuid 2>/dev/null; then
+    # above every uid in use and every block already handed out, on a 65536 boundary
+    top=$( { getent passwd | awk -F: '$3 < 4294967294 {print $3 + 1}'; [ -f /etc/subuid ] && awk -F: '{print $2 + $3}' /etc/subuid; echo 100000; } | sort -n | tail -1)
+    start=$(( (top + 65535) / 65536 * 65536 ))
+    say "reserving uids $start-$((start + 65535)) for VMM processes (/etc/subuid)"
+    usermod --add-subuids "$start-$((start + 65535))" faascell-vmm
   fi
 fi
 

@@ -19,9 +19,11 @@ import { createPolicies } from './policies/index.js';
 import { openDb, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
+import { setupIsolation } from './runtimes/jail/setup.js';
 import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
 import { SnapshotManager } from './snapshots/manager.js';
+import { reclaimTiers } from './snapshots/tier-owner.js';
 import type { SnapshotMsg } from './snapshots/types.js';
 import { HttpSource } from './sources/http.js';
 import type { Source } from './sources/types.js';
@@ -87,13 +89,20 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     image = await buildImage({ cacheDir: cfg.cacheDir, kernel: cfg.image.kernel, log: (l) => log.info(l, { component: 'image' }) });
   }
 
+  // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
+  const isolation = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, log.child({ component: 'isolation' }));
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
-    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+    qemu: {
+      qemuBinary: cfg.runtime.qemuBinary,
+      accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image },
+      connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
       // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
-      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes },
-    firecracker: { binary: cfg.runtime.firecrackerBinary },
+      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
+      ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
+    },
+    firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
   });
   let accelerator: Accelerator = 'kvm';
   let acceleratorReason = 'firecracker always runs on kvm';
@@ -105,6 +114,9 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind });
 
   const db: Db = openDb(cfg.stateDir);
+  // hardening (issue 12): mark this state dir's snapshot tiers, free tmpfs tiers whose state dir is gone
+  const tierReport = reclaimTiers({ stateDir: cfg.stateDir, tiers: cfg.snapshots.enabled ? effectiveTiers(cfg) : [] });
+  if (tierReport.reclaimed.length > 0 || tierReport.unowned.length > 0) log.warn('snapshot tiers without a living owner', { reclaimed: tierReport.reclaimed, unowned: tierReport.unowned });
   const registry = new Registry(db, {
     defaults: cfg.functionDefaults,
     limits: cfg.functionLimits,
@@ -124,7 +136,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const perfActor = new PerfManager(db, cfg.activations.retain);
   const perf = system.spawn<PerfMsg>('perf', perfActor);
   // networking (issue 10): per-VM namespace + tap for functions with network: egress; pool filled ahead if any exists
-  const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run'), networkOptions(cfg.network, registry.list().some((f) => f.network?.mode === 'egress'))));
+  const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run'), { ...networkOptions(cfg.network, registry.list().some((f) => f.network?.mode === 'egress')), tapGroup: isolation.vmmGroup }));
   const tiers = effectiveTiers(cfg);
   const snapshotsOn = cfg.snapshots.enabled && driver.name === 'qemu';
   let snapshots: ActorRef<SnapshotMsg> | undefined;
@@ -182,6 +194,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app
@@ -222,6 +235,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
       await cluster?.close(); // issue 13: after the pool answered (outcomes published), before the actors stop
       await system.shutdown();
+      await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
       await telemetry.stop(); // observability: flush the last traces
       db.close();
       log.info('daemon stopped');

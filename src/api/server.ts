@@ -2,7 +2,7 @@
 // Source for invocations (its Sink is the HTTP reply). Every route has a JSON
 // schema; every error has the shape {error: {code, message, field?}}.
 
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { FaasError } from '../core/errors.js';
 import { pinoOf, type Logger } from '../core/logger.js';
@@ -36,6 +36,8 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** the per-VM limits in force (config + detected cgroup mode) and the VMM isolation, for /v1/status */
+  limits?: () => object;
   /** fastify logs through this logger's pino instance (warnings and errors; each request too at debug level) */
   log?: Logger;
   /** paths served without the bearer token (static pages that carry no data) */
@@ -76,7 +78,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // fastify logs every request at info: shown only when the daemon logs at debug
   const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
   const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, ...(loggerInstance ? { loggerInstance } : { logger: false }), ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
+  const app = Fastify({
+    bodyLimit: deps.bodyLimitBytes,
+    ...(loggerInstance ? { loggerInstance } : { logger: false }),
+    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
+    // errors fastify raises before routing (a malformed URL, e.g. "/%") get the API's error shape too
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as FastifyReply).status(400).send({ error: { code: 'bad_request', message: err.message, field: 'url' } });
+    },
+  });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
     if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });
@@ -189,7 +199,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const pool = await deps.pool.ask<PoolStatus>((r) => ({ kind: 'status', reply: r }), 10_000);
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
     const network = deps.network ? await deps.network.ask<NetworkStatus>((r) => ({ kind: 'status', reply: r }), 10_000) : undefined;
-    return { ...deps.info(), pool, snapshots, ...(network ? { network } : {}) };
+    return { ...deps.info(), ...(deps.limits ? { limits: deps.limits() } : {}), pool, snapshots, ...(network ? { network } : {}) };
   });
 
   if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
@@ -197,8 +207,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** A definition as the API shows it: env values may be secrets, so only their names. */
-export function publicDef(d: FunctionDef): Omit<FunctionDef, 'env'> & { envNames: string[] } {
+/** A function as the API shows it: the names of its environment variables, never their values (they may be secrets). */
+export type PublicFunctionDef = Omit<FunctionDef, 'env'> & { envNames: string[] };
+
+export function publicDef(d: FunctionDef): PublicFunctionDef {
   const { env, ...rest } = d;
   return { ...rest, envNames: Object.keys(env).sort() };
 }

@@ -7,6 +7,8 @@ import { findImage } from '../image/builder.js';
 import { kvmDeviceState, detectAccelerator } from '../runtimes/qemu/accel.js';
 import { createDriver } from '../runtimes/index.js';
 import type { Config } from '../config/schema.js';
+import { lookupUser, readSubUids } from '../runtimes/jail/ids.js';
+import { detectHostCgroups } from '../runtimes/jail/cgroups.js';
 
 export interface Check {
   name: string;
@@ -86,6 +88,30 @@ export async function runDoctor(cfg: Config): Promise<Check[]> {
   } catch (err) {
     checks.push({ name: 'firecracker', ok: false, optional: true, detail: (err as Error).message });
   }
+  // least privilege per VMM (docs/security.md)
+  const vmmUser = lookupUser(cfg.jail.user);
+  const block = vmmUser ? readSubUids(vmmUser.user, vmmUser.uid) : undefined;
+  checks.push({
+    name: 'VMM jail',
+    ok: cfg.jail.enabled === false || (vmmUser !== undefined && process.getuid?.() === 0),
+    optional: cfg.jail.enabled !== true,
+    detail:
+      cfg.jail.enabled === false
+        ? 'off (jail.enabled: false): VMMs run as the daemon user'
+        : !vmmUser
+          ? `user ${cfg.jail.user} missing: VMMs would run unjailed`
+          : process.getuid?.() !== 0
+            ? 'the daemon must run as root to jail VMMs'
+            : `user ${vmmUser.user} (gid ${vmmUser.gid}), ${block ? `a uid per VM from ${block.first}-${block.first + block.count - 1}` : 'one shared uid (no /etc/subuid block)'}, seccomp ${cfg.jail.seccomp ? 'on' : 'off'}`,
+    fix: vmmUser ? undefined : 'npm run setup (creates the user and its uid block)',
+  });
+  const cg = detectHostCgroups(cfg.limits.cgroup, cfg.limits.cgroupParent);
+  checks.push({
+    name: 'cgroup limits',
+    ok: cg.mode !== 'none',
+    optional: cfg.limits.cgroup === 'auto' || cfg.limits.cgroup === 'off',
+    detail: cg.mode === 'none' ? `none: ${cg.notes.join('; ')}` : `${cg.mode}: ${Object.entries(cg.controllers).map(([c, p]) => `${c} (${p.version})`).join(', ')}`,
+  });
   if (missing.length > 0) {
     const cmd = `apt-get install -y ${missing.join(' ')}`;
     checks.push({ name: 'install', ok: false, detail: process.getuid?.() === 0 ? `run: ${cmd}` : `as root: sudo ${cmd}`, fix: cmd });

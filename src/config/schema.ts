@@ -158,6 +158,41 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    // ---- least privilege and resource limits per VMM (docs/security.md)
+    jail: z
+      .object({
+        /** Each VMM as its own unprivileged uid in its own mount namespace. auto: when the daemon is root and jail.user exists. */
+        enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+        /** Created by scripts/setup.sh; its group is every VMM's group, its /etc/subuid block the VMMs' uids. */
+        user: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a user name').default('faascell-vmm'),
+        /** uids to give the VMMs, one per VM (default: jail.user's /etc/subuid block; none there: all share jail.user's uid). */
+        uidRange: z.object({ first: z.number().int().min(1), count: z.number().int().min(1) }).strict().optional(),
+        /** QEMU's seccomp sandbox (obsolete, elevateprivileges, spawn, resourcecontrol denied). */
+        seccomp: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    limits: z
+      .object({
+        /** Which cgroup hierarchy carries the per-VM limits: auto (v2 where a controller is there, else v1), v2, v1, off. */
+        cgroup: z.enum(['auto', 'v2', 'v1', 'off']).default('auto'),
+        /** Parent cgroup of the VMs' cgroups (path inside each hierarchy); default: the daemon's own cgroup. */
+        cgroupParent: z.string().regex(/^\/[A-Za-z0-9._/@:-]*$/, 'an absolute cgroup path').optional(),
+        /** Memory a VMM may use besides its guest's memory (and, under TCG, its code cache). */
+        memoryOverheadMiB: z.number().int().min(16).default(64),
+        /** TCG only: translated-code cache per VM (QEMU's own default is 1024); part of the memory limit. */
+        tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(256),
+        /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
+        cpuWeight: z.number().int().min(1).max(10_000).default(100),
+        /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */
+        cpuQuota: z.number().min(0.01).max(64).nullable().default(null),
+        /** Threads a VMM may have. */
+        pidsMax: z.number().int().min(16).max(1_000_000).default(256),
+        /** Longest message a guest may send on its channel (a run's result and logs travel in one: keep it above functionLimits.maxResultBytes + maxLogBytes). */
+        guestMessageMaxBytes: z.number().int().min(64 * 1024).default(16 * MiB),
+      })
+      .strict()
+      .default({}),
     activations: z
       .object({ retain: z.number().int().positive().default(100_000) })
       .strict()

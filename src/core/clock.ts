@@ -14,11 +14,26 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): TimerHandle;
   /** Resolves after `ms`. */
   sleep(ms: number): Promise<void>;
+  /**
+   * The host's wall clock, which may step (NTP, an operator); only for what must
+   * agree with it, e.g. a restored guest's clock. Absent: `now()`.
+   */
+  wallNow?(): number;
 }
+
+/**
+ * Epoch-like milliseconds that never step: performance.now() anchored at the
+ * process's time origin. Deadlines and stage stamps use it, not Date.now(): a
+ * wall clock stepped back (NTP, an operator) would stretch a deadline by the
+ * step, one stepped forward would expire it at once, and stamps taken from both
+ * clocks would disagree by the step.
+ */
+export const monoNow = (): number => performance.timeOrigin + performance.now();
 
 /** The real clock: performance.now() anchored at the process's time origin (monotonic within the process). */
 export const realClock: Clock = {
-  now: () => performance.timeOrigin + performance.now(),
+  now: monoNow,
+  wallNow: () => Date.now(),
   setTimer(ms, fn) {
     // setTimeout's limit is 2^31-1 ms; longer timers fire early and re-check (callers compare times)
     const t = setTimeout(fn, Math.min(Math.max(0, ms), 2 ** 31 - 1));

@@ -96,7 +96,9 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     }
     rec.timestamps.responseSent = this.deps.clock.now();
     finishTimings(rec);
-    req.sink.deliver({ activation: rec, result, error: failure ? toFaasError(failure) : undefined, failure });
-    this.deps.perf.tell({ kind: 'activation', record: rec });
+    // the reply goes out once the record is committed (hardening, issue 12: a kill -9 loses no answered record)
+    const deliver = () => req.sink.deliver({ activation: rec, result, error: failure ? toFaasError(failure) : undefined, failure });
+    if (this.deps.perf.stopped) deliver();
+    else this.deps.perf.tell({ kind: 'activation', record: rec, written: deliver });
   }
 }

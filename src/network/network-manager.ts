@@ -55,6 +55,8 @@ export interface NetworkOptions {
   prewarm: boolean;
   /** owner of the tap devices (for a VMM that drops root) */
   tapUser?: number;
+  /** group of the tap devices: jailed VMMs run as their own uids in one common group */
+  tapGroup?: number;
   /** 6 hex characters naming this daemon's objects; default: from the run directory */
   id?: string;
   /** the host operations (default: the real ones of host.ts; unit tests pass stand-ins) */
@@ -66,7 +68,7 @@ export interface HostOps {
   hostUp(o: PlanOptions): Promise<unknown>;
   hostDown(o: PlanOptions): Promise<unknown>;
   reapStale(o: PlanOptions): Promise<{ netns: number; links: number; table: boolean }>;
-  createSlot(p: SlotPlan, o: { tapUser?: number }): Promise<unknown>;
+  createSlot(p: SlotPlan, o: { tapUser?: number; tapGroup?: number }): Promise<unknown>;
   applyRules(p: SlotPlan, nftText: string): Promise<unknown>;
   recycleSlot(p: SlotPlan): Promise<unknown>;
   destroySlot(p: SlotPlan): Promise<unknown>;
@@ -327,7 +329,7 @@ export class NetworkManager extends Actor<NetworkMsg> {
     if (n >= cap) return false;
     const s: Slot = { plan: slotPlan(plan, n), state: 'creating' };
     this.slots.set(n, s);
-    this.spawnTask(this.ops.createSlot(s.plan, { tapUser: this.net?.tapUser }), (err) => ({ kind: 'slotCreated', slot: n, err }));
+    this.spawnTask(this.ops.createSlot(s.plan, { tapUser: this.net?.tapUser, tapGroup: this.net?.tapGroup }), (err) => ({ kind: 'slotCreated', slot: n, err }));
     return true;
   }
 

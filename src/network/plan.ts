@@ -144,11 +144,13 @@ export function nsBaseTable(): string {
 export interface SlotScriptOptions {
   /** owner of the tap device (a VMM that drops root must be able to open it) */
   tapUser?: number;
+  /** group allowed to open the tap (the jailed VMMs' common group, src/runtimes/jail) */
+  tapGroup?: number;
 }
 
 /** sh script (run with sh -e) that creates a slot from nothing. */
 export function createSlotScript(p: SlotPlan, o: SlotScriptOptions = {}): string {
-  const user = o.tapUser !== undefined ? ` user ${o.tapUser}` : '';
+  const user = (o.tapUser !== undefined ? ` user ${o.tapUser}` : '') + (o.tapGroup !== undefined ? ` group ${o.tapGroup}` : '');
   return `set -e
 if [ -n "$(ip -4 route show exact ${p.subnet})" ]; then
   echo "${p.subnet} is already routed on this host (another daemon with the same network.hostCidr?)" >&2; exit 3

@@ -9,7 +9,8 @@ import type { ActivationRecord } from './activation.js';
 import { CostStats, type CostSample, type FunctionCostView, type FunctionStats } from './cost-stats.js';
 
 export type PerfMsg =
-  | { kind: 'activation'; record: ActivationRecord }
+  /** `written`: called once the record is committed (or its write failed): the reply goes out after it (issue 12: kill -9 loses no answered record) */
+  | { kind: 'activation'; record: ActivationRecord; written?: () => void }
   | { kind: 'list'; limit: number; fn?: string; reply: Reply<ActivationRecord[]> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
@@ -42,6 +43,7 @@ export class PerfManager extends Actor<PerfMsg> {
   readonly stats = new CostStats();
   private inserted = 0;
   private unwritten: ActivationRecord[] = [];
+  private onWritten: Array<() => void> = [];
   private subscriber: ActorRef<CostsMsg> | undefined;
   private tiers: string[] = [];
 
@@ -55,7 +57,7 @@ export class PerfManager extends Actor<PerfMsg> {
   protected receive(msg: PerfMsg): void {
     switch (msg.kind) {
       case 'activation':
-        this.store(msg.record);
+        this.store(msg.record, msg.written);
         return;
       case 'list':
         this.flush();
@@ -77,7 +79,7 @@ export class PerfManager extends Actor<PerfMsg> {
     }
   }
 
-  private store(rec: ActivationRecord): void {
+  private store(rec: ActivationRecord, written?: () => void): void {
     const s = sampleOf(rec);
     if (s) {
       this.stats.observe(s);
@@ -85,6 +87,7 @@ export class PerfManager extends Actor<PerfMsg> {
     }
     // written in one transaction per event-loop turn: off the reply's path, one commit for a burst
     this.unwritten.push(rec);
+    if (written) this.onWritten.push(written);
     if (this.unwritten.length === 1) setImmediate(this.flush);
   }
 
@@ -92,11 +95,18 @@ export class PerfManager extends Actor<PerfMsg> {
   private readonly flush = (): void => {
     if (this.unwritten.length === 0) return;
     const recs = this.unwritten;
+    const written = this.onWritten;
     this.unwritten = [];
+    this.onWritten = [];
     const insert = stmt(this.db, 'INSERT OR REPLACE INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    this.db.transaction(() => {
-      for (const rec of recs) insert.run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
-    })();
+    try {
+      this.db.transaction(() => {
+        for (const rec of recs) insert.run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
+      })();
+    } finally {
+      // the answers wait for their records: one a client got can no longer be lost in a kill
+      for (const w of written) w();
+    }
     // prune now and then, not on every insert
     const before = this.inserted;
     this.inserted += recs.length;

@@ -16,6 +16,7 @@ import { stmt, type Db } from '../registry/db.js';
 import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
+import { assertTierSpace } from './tier-space.js';
 
 const run = promisify(execFile);
 
@@ -82,7 +83,11 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
         );
         return;
       case 'prepare':
-        msg.reply.resolve(this.prepare(msg.fn, msg.versionKey, msg.tier));
+        try {
+          msg.reply.resolve(this.prepare(msg.fn, msg.versionKey, msg.tier));
+        } catch (err) {
+          msg.reply.reject(err); // VmPool boots cold without a snapshot (hardening, issue 12)
+        }
         return;
       case 'commit': {
         const bytes = await this.commit(msg.id, msg.createMs);
@@ -110,6 +115,8 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
 
   private prepare(fn: FunctionDef, versionKey: string, tierName: string): SnapshotRef {
     const tier = this.tier(tierName);
+    // hardening (issue 12): a tier whose file system cannot take the snapshot is refused (a full tmpfs would SIGBUS the VMM)
+    assertTierSpace(tier.path, fn.memoryMiB, this.rows().filter((r) => r.tier === tier.name && r.status === 'creating').reduce((n, r) => n + Math.max(0, r.memory_mib * 1048576 - diskUsage(r.dir)), 0));
     const id = `${fn.name}-${Math.round(this.o.clock.now()).toString(36)}${(++this.seq).toString(36)}`;
     const dir = path.join(tier.path, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });

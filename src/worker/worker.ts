@@ -18,7 +18,7 @@ import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
 import type { AgentReady, AgentReply } from '../runtimes/agent-protocol.js';
-import { ChannelClosedError, ChannelTimeoutError } from '../runtimes/channel.js';
+import { ChannelClosedError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
 import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
@@ -311,7 +311,7 @@ export class Worker extends Actor<WorkerMsg> {
     // fresh clock and randomness before any user code runs again; a restore may take as long as a
     // cold boot may: dozens of restores at once on a small TCG host take many seconds each
     const r = await vm.channel.request(
-      { op: 'resync', epochMs: this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
+      { op: 'resync', epochMs: this.deps.clock.wallNow?.() ?? this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
       Math.max(10_000, this.deps.bootTimeoutMs),
     );
     if (!r.ok) throw new VmStartError('restore', 'snapshot-unusable', `agent refused resync: ${r.error.message}`);
@@ -523,7 +523,9 @@ export class Worker extends Actor<WorkerMsg> {
     const exited = this.exitDetail !== undefined || m.error instanceof ChannelClosedError;
     const failure: Failure = !exited && isTimeout(m.error)
       ? { kind: 'timeout', phase: 'run', limitMs: fn.timeoutMs, message: `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped` }
-      : { kind: 'crashed', message: `function ${fn.name}'s VM ended during the run (the function may have exited the process or crashed it)${this.exitDetail ? `: ${this.exitDetail}` : ''}` };
+      : isGuestProtocolFault(m.error) // hardening (issue 12): say what the guest did on its channel
+        ? { kind: 'crashed', message: `function ${fn.name}'s guest broke the agent protocol (${m.error.message}); its VM was stopped` }
+        : { kind: 'crashed', message: `function ${fn.name}'s VM ended during the run (the function may have exited the process or crashed it)${this.exitDetail ? `: ${this.exitDetail}` : ''}` };
     this.finishRun({ ok: false, failure, logs: [] });
     // a hung or dead VM is never reused
     this.fail(failure.kind === 'timeout' ? 'run timed out' : 'VM died during run');

@@ -171,7 +171,13 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
 
 describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
   test('clones see the right time and their own randomness before the kernel part, and after it', async () => {
-    const d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kernelResync: 'deferred' } });
+    // its own tmpfs tier, removed below: `snapshots` here replaces the helper's tiers, and the default
+    // tier (/dev/shm/faascell-<hash>) would outlive the test's state directory
+    const tierDir = `/dev/shm/fc-e2e-deferred-${process.pid}`;
+    const d = await startDaemon({
+      policies: { placement: { policy: 'fixed', tier: 'shm' } },
+      snapshots: { kernelResync: 'deferred', tiers: [{ name: 'shm', path: tierDir, latencyRank: 0, capacityMiB: 4096 }] },
+    });
     try {
       await d.deploy('stateful', 'stateful.js', { maxInstances: 2 });
       assert.equal((await d.client.invoke('stateful', {})).body.activation!.startPath, 'cold');
@@ -199,6 +205,7 @@ describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
       assert.deepEqual(leftovers(d), []);
     } finally {
       cleanup(d);
+      rmSync(tierDir, { recursive: true, force: true });
     }
   });
 });

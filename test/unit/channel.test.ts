@@ -133,3 +133,167 @@ void test('connect retries until the socket appears', async (t) => {
   ch.close();
   await assert.rejects(SocketChannel.connect(path.join(dir, 'never.sock'), 50), /timed out/);
 });
+
+// ---- hostile guests: every bad input ends in a typed failure of this channel only
+
+import fc from 'fast-check';
+import {
+  ChannelError,
+  ChannelFloodError,
+  ChannelOversizeError,
+  ChannelProtocolError,
+  checkGuestMessage,
+  isGuestProtocolFault,
+  RateBucket,
+} from '../../src/runtimes/channel.js';
+
+/** A channel whose guest side is `guest` (the server end of a real unix socket). */
+async function hostile(
+  t: { after: (fn: () => void | Promise<void>) => void },
+  limits: Record<string, number> = {},
+): Promise<{ ch: SocketChannel; guest: net.Socket; violations: ChannelProtocolError[] }> {
+  let guest!: net.Socket;
+  const connected = new Promise<void>((r) => {
+    void withServer(t, (c) => {
+      guest = c;
+      r();
+    }).then(async (sock) => {
+      holder.sock = sock;
+    });
+  });
+  const holder: { sock?: string } = {};
+  while (!holder.sock) await new Promise((r) => setTimeout(r, 1));
+  const violations: ChannelProtocolError[] = [];
+  const ch = await SocketChannel.connect(holder.sock, 2000, { limits, onViolation: (e) => violations.push(e) });
+  await connected;
+  t.after(() => ch.close());
+  return { ch, guest, violations };
+}
+
+void test('oversize: a giant line fails the pending request with ChannelOversizeError and closes only this channel', async (t) => {
+  const { ch, guest, violations } = await hostile(t, { maxLineBytes: 64 * 1024 });
+  const run = ch.request({ op: 'run', activationId: 'a', params: {}, deadlineMs: 1000 }, 5000);
+  guest.write(Buffer.alloc(200 * 1024, 0x61));
+  guest.write('\n');
+  const err = await run.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ChannelOversizeError, String(err));
+  assert.equal(err.code, 'oversize');
+  assert.ok(isGuestProtocolFault(err));
+  await ch.closed;
+  assert.equal(violations.length, 1);
+  const later = await ch.request({ op: 'ping' }, 100).then(() => undefined, (e: unknown) => e);
+  assert.ok(later instanceof ChannelClosedError);
+  assert.equal((later as Error).cause, violations[0]);
+});
+
+void test('endless line: no newline ever, the buffer stops at the bound', async (t) => {
+  const { ch, guest, violations } = await hostile(t, { maxLineBytes: 32 * 1024 });
+  const ping = ch.request({ op: 'ping' }, 5000);
+  for (let i = 0; i < 20 && !guest.destroyed; i++) guest.write(Buffer.alloc(4096, 0x7b));
+  await assert.rejects(ping, ChannelOversizeError);
+  assert.equal(violations.length, 1);
+});
+
+void test('garbage after the noise allowance, malformed replies and replies to unsent requests are protocol violations', async (t) => {
+  await t.test('garbage', async (t2) => {
+    const { ch, guest } = await hostile(t2, { maxNoiseLines: 5 });
+    const ready = ch.ready(5000);
+    guest.write('x\n'.repeat(10));
+    const e = await ready.then(() => undefined, (x: unknown) => x);
+    assert.ok(e instanceof ChannelProtocolError && e.code === 'protocol', String(e));
+  });
+  await t.test('malformed reply', async (t2) => {
+    const { ch, guest } = await hostile(t2);
+    const run = ch.request({ op: 'ping' }, 5000);
+    guest.write(JSON.stringify({ id: 1, ok: false, error: 'not an object' }) + '\n');
+    await assert.rejects(run, (e: unknown) => e instanceof ChannelProtocolError && /error object/.test(e.message));
+  });
+  await t.test('reply to a request never sent', async (t2) => {
+    const { ch, guest } = await hostile(t2);
+    const run = ch.request({ op: 'ping' }, 5000);
+    guest.write(JSON.stringify({ id: 99, ok: true }) + '\n');
+    await assert.rejects(run, (e: unknown) => e instanceof ChannelProtocolError && /never sent/.test(e.message));
+  });
+  await t.test('a late reply to a timed-out request is tolerated', async (t2) => {
+    const { ch, guest, violations } = await hostile(t2);
+    await assert.rejects(ch.request({ op: 'ping' }, 10), ChannelTimeoutError);
+    guest.write(JSON.stringify({ id: 1, ok: true }) + '\n');
+    const p = ch.request({ op: 'ping' }, 5000);
+    guest.write(JSON.stringify({ id: 2, ok: true, result: 1 }) + '\n');
+    assert.equal((await p).ok, true);
+    assert.equal(violations.length, 0);
+  });
+});
+
+void test('flood: more messages than the rate allows', async (t) => {
+  const { ch, guest } = await hostile(t, { ratePerSec: 10, burst: 20, maxNoiseLines: 1_000_000 });
+  const ready = ch.ready(5000);
+  guest.write('{"type":"noise"}\n'.repeat(100));
+  await assert.rejects(ready, ChannelFloodError);
+});
+
+void test('token bucket refills at its rate', () => {
+  let now = 0;
+  const b = new RateBucket(10, 2, () => now);
+  assert.equal(b.take(), true);
+  assert.equal(b.take(), true);
+  assert.equal(b.take(), false);
+  now += 100; // one token back
+  assert.equal(b.take(), true);
+  assert.equal(b.take(), false);
+  now += 10_000;
+  assert.equal(b.take(), true);
+  assert.equal(b.take(), true);
+  assert.equal(b.take(), false);
+});
+
+void test('message schema: what a guest may send', () => {
+  assert.equal(checkGuestMessage(READY), undefined);
+  assert.match(checkGuestMessage({ type: 'ready' })!, /agentVersion/);
+  assert.match(checkGuestMessage({ ...READY, uptimeMs: { init: 'x' } })!, /uptimeMs/);
+  assert.equal(checkGuestMessage({ id: 3, ok: true, result: { any: ['thing'] }, logs: ['l'], durationMs: 2 }), undefined);
+  assert.equal(checkGuestMessage({ id: 3, ok: false, error: { kind: 'application', message: 'boom', stack: 's' } }), undefined);
+  assert.match(checkGuestMessage({ id: 3, ok: false, error: { kind: 'evil', message: 'x' } })!, /error kind/);
+  assert.match(checkGuestMessage({ id: 1.5, ok: true })!, /integer/);
+  assert.match(checkGuestMessage({ id: 1, ok: 'yes' })!, /boolean/);
+  assert.match(checkGuestMessage({ id: 1, ok: true, logs: [1] })!, /logs/);
+  assert.equal(checkGuestMessage({ hello: 1 }), undefined); // not a reply: noise, counted
+  assert.match(checkGuestMessage({ ok: true })!, /id/);
+});
+
+void test('fuzz: any byte stream from the guest ends in replies or one typed failure, never a crash', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.constant(Buffer.from('\n')), fc.constant(Buffer.from(JSON.stringify({ id: 1, ok: true }) + '\n')), fc.string().map((s) => Buffer.from(s + '\n'))), { maxLength: 30 }),
+      async (chunks) => {
+        const splitter = new LineSplitter(512);
+        let failed: unknown;
+        for (const c of chunks) {
+          try {
+            splitter.push(Buffer.from(c));
+          } catch (e) {
+            failed = e;
+            break;
+          }
+        }
+        assert.ok(failed === undefined || failed instanceof ChannelOversizeError);
+      },
+    ),
+    { numRuns: 300 },
+  );
+  // the same through a real socket: the request settles (reply, typed failure or timeout), nothing throws
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 2000 }), { maxLength: 8 }), async (chunks) => {
+      const { ch, guest } = await hostile(t, { maxLineBytes: 1024, maxNoiseLines: 3 });
+      const p = ch.request({ op: 'ping' }, 200).then(
+        () => 'reply',
+        (e: unknown) => e,
+      );
+      for (const c of chunks) guest.write(Buffer.from(c));
+      const r = await p;
+      assert.ok(r === 'reply' || r instanceof ChannelError, String(r));
+      ch.close();
+    }),
+    { numRuns: 25 },
+  );
+});

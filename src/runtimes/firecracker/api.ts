@@ -4,6 +4,7 @@
 // driver needs are typed.
 
 import http from 'node:http';
+import { monoNow } from '../../core/clock.js';
 
 /** PUT /boot-source. Pre-boot only. */
 export interface BootSource {
@@ -254,20 +255,20 @@ export class FirecrackerApi {
    * process already exited).
    */
   async waitReady(timeoutMs: number, opts: { retryMs?: number; abort?: () => string | undefined } = {}): Promise<InstanceInfo> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoNow() + timeoutMs;
     const retryMs = opts.retryMs ?? 5;
     let last: unknown;
     for (;;) {
       const why = opts.abort?.();
       if (why) throw new Error(`Firecracker API at ${this.socketPath} never came up: ${why}`);
       try {
-        return await this.describeInstance(Math.min(1_000, Math.max(50, deadline - Date.now())));
+        return await this.describeInstance(Math.min(1_000, Math.max(50, deadline - monoNow())));
       } catch (e) {
         last = e;
         // Only "not there yet" is worth retrying; an HTTP error means it is up but unhappy.
         if (!(e instanceof FirecrackerApiError) || e.statusCode !== undefined) throw e;
       }
-      if (Date.now() + retryMs > deadline) {
+      if (monoNow() + retryMs > deadline) {
         throw new Error(`Firecracker API at ${this.socketPath} not ready after ${timeoutMs} ms (${(last as Error).message})`);
       }
       await sleep(retryMs);

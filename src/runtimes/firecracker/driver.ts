@@ -26,6 +26,8 @@ import type {
   VmHandle,
 } from '../types.js';
 import { FirecrackerApi } from './api.js';
+import { jailedLaunch, type JailedFirecracker, type FirecrackerJailerOptions } from './jailed.js';
+import { monoNow } from '../../core/clock.js';
 
 export const API_SOCKET_NAME = 'fc.sock';
 export const LOG_FILE_NAME = 'firecracker.log';
@@ -49,6 +51,8 @@ export interface FirecrackerDriverOptions {
   kernelLogLevel?: number;
   /** Firecracker's own log level (--level). Default 'Warning'. */
   vmmLogLevel?: 'Error' | 'Warning' | 'Info' | 'Debug' | 'Trace' | 'Off';
+  /** Run each Firecracker through its jailer when the jailer binary exists (jailed.ts). */
+  jailer?: FirecrackerJailerOptions;
 }
 
 const DEFAULT_BINARY = 'firecracker';
@@ -165,6 +169,8 @@ function serialStream(child: ChildProcess): Duplex {
 }
 
 interface Spawned {
+  /** Set when Firecracker runs jailed: API paths are inside its chroot. */
+  jail?: JailedFirecracker;
   child: ChildProcess;
   pid: number;
   api: FirecrackerApi;
@@ -187,17 +193,25 @@ export class FirecrackerVm implements VmHandle {
     private readonly runDir: string,
     private readonly child: ChildProcess,
     private readonly exitInfo: () => VmExit | undefined,
+    private readonly jail?: JailedFirecracker,
   ) {}
 
   async snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }> {
     const files = firecrackerSnapshotFiles(target);
     await fs.mkdir(path.dirname(files.statePath), { recursive: true });
     await fs.mkdir(path.dirname(files.memoryPath), { recursive: true });
-    const t0 = Date.now();
+    const t0 = monoNow();
     await this.api.pause();
-    const t1 = Date.now();
-    await this.api.createSnapshot({ snapshot_type: 'Full', snapshot_path: files.statePath, mem_file_path: files.memoryPath });
-    const t2 = Date.now();
+    const t1 = monoNow();
+    if (this.jail) {
+      // a jailed Firecracker writes inside its chroot; the files are moved out afterwards
+      await this.api.createSnapshot({ snapshot_type: 'Full', snapshot_path: '/snapshot/state', mem_file_path: '/snapshot/mem' });
+      await this.jail.takeOut('/snapshot/state', files.statePath);
+      await this.jail.takeOut('/snapshot/mem', files.memoryPath);
+    } else {
+      await this.api.createSnapshot({ snapshot_type: 'Full', snapshot_path: files.statePath, mem_file_path: files.memoryPath });
+    }
+    const t2 = monoNow();
     this.timings.snapshotPaused = t1;
     this.timings.snapshotSaved = t2;
     return { pauseMs: t1 - t0, saveMs: t2 - t1 };
@@ -216,6 +230,7 @@ export class FirecrackerVm implements VmHandle {
   private async doStop(): Promise<void> {
     this.channel.close();
     await terminate(this.child, this.exited, this.exitInfo);
+    await this.jail?.cleanup();
     await fs.rm(this.runDir, { recursive: true, force: true });
   }
 
@@ -269,19 +284,20 @@ export class FirecrackerDriver implements RuntimeDriver {
     const sp = await this.spawnVmm(cfg, timings);
     try {
       const { api } = sp;
+      const place = (src: string, name: string) => (sp.jail ? sp.jail.placeIn(src, name) : Promise.resolve(src));
       await api.putBootSource({
-        kernel_image_path: cfg.image.kernelPath,
-        initrd_path: cfg.image.initrdPath,
+        kernel_image_path: await place(cfg.image.kernelPath, 'vmlinux'),
+        initrd_path: await place(cfg.image.initrdPath, 'initrd'),
         boot_args: firecrackerBootArgs(cfg.image.cmdline, cfg.extraCmdline, this.opts.kernelLogLevel),
       });
       // Not the root device: the initramfs /init mounts the squashfs itself
       // (is_root_device would make Firecracker append root=/dev/vda).
-      await api.putDrive({ drive_id: ROOTFS_DRIVE_ID, path_on_host: cfg.image.rootfsPath, is_root_device: false, is_read_only: true });
+      await api.putDrive({ drive_id: ROOTFS_DRIVE_ID, path_on_host: await place(cfg.image.rootfsPath, 'rootfs'), is_root_device: false, is_read_only: true });
       await api.putMachineConfig({ vcpu_count: cfg.vcpus, mem_size_mib: cfg.memoryMiB, smt: false });
       // Host-guest channel: the serial port on stdio needs no API call.
-      timings.configured = Date.now();
+      timings.configured = monoNow();
       await api.instanceStart();
-      timings.instanceStarted = Date.now();
+      timings.instanceStarted = monoNow();
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
       throw await this.abort(cfg, sp, e);
@@ -302,12 +318,12 @@ export class FirecrackerDriver implements RuntimeDriver {
       // The File backend maps the memory file MAP_PRIVATE: the restored guest's
       // writes never reach the file, so one snapshot serves any number of restores.
       await sp.api.loadSnapshot({
-        snapshot_path: files.statePath,
-        mem_backend: { backend_type: 'File', backend_path: files.memoryPath },
+        snapshot_path: sp.jail ? await sp.jail.placeIn(files.statePath, 'snapshot/state') : files.statePath,
+        mem_backend: { backend_type: 'File', backend_path: sp.jail ? await sp.jail.placeIn(files.memoryPath, 'snapshot/mem') : files.memoryPath },
         resume_vm: true,
       });
       // resume_vm: loaded and resumed in one call, so both stamps coincide.
-      timings.stateLoaded = Date.now();
+      timings.stateLoaded = monoNow();
       timings.resumed = timings.stateLoaded;
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
@@ -358,28 +374,34 @@ export class FirecrackerDriver implements RuntimeDriver {
     if (!bin) throw new Error(`firecracker binary '${this.binaryName}' not found (PATH or configured path)`);
     const runDir = path.resolve(cfg.runDir);
     await fs.mkdir(runDir, { recursive: true });
-    const sock = path.join(runDir, API_SOCKET_NAME);
+    const jail = this.opts.jailer ? await jailedLaunch(this.opts.jailer, bin, cfg, this.log) : undefined;
+    const sock = jail ? jail.apiSocketOnHost : path.join(runDir, API_SOCKET_NAME);
     // Firecracker refuses to start when the API socket path already exists.
     await fs.rm(sock, { force: true });
-    const logPath = path.join(runDir, LOG_FILE_NAME);
+    const logPath = jail ? jail.logOnHost : path.join(runDir, LOG_FILE_NAME);
     // The logger wants an existing file (or fifo); logging to it keeps stdout for the guest serial port only.
-    await fs.writeFile(logPath, '');
+    if (!jail) await fs.writeFile(logPath, '');
     const fcArgs = [
       '--api-sock',
-      sock,
+      jail ? jail.apiSocketInJail : sock,
       '--id',
       firecrackerInstanceId(cfg.vmId),
       '--log-path',
-      logPath,
+      jail ? jail.logInJail : logPath,
       '--level',
       this.opts.vmmLogLevel ?? 'Warning',
     ];
     let file = bin;
     let args = fcArgs;
+    if (jail) {
+      const l = jail.command(fcArgs);
+      file = l.cmd;
+      args = l.argv;
+    }
     if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
       // taskset execs firecracker in place, so the pid stays the VMM's.
+      args = ['-c', cfg.cpuAffinity.join(','), file, ...args];
       file = 'taskset';
-      args = ['-c', cfg.cpuAffinity.join(','), bin, ...fcArgs];
     }
     const child = spawn(file, args, { cwd: runDir, stdio: ['pipe', 'pipe', 'pipe'] });
     let exitInfo: VmExit | undefined;
@@ -405,8 +427,8 @@ export class FirecrackerDriver implements RuntimeDriver {
       for (const line of d.split('\n')) if (line.trim() !== '') this.log(`[${cfg.vmId}] firecracker: ${line}`);
     });
     const api = new FirecrackerApi(sock, { timeoutMs: this.opts.apiTimeoutMs });
-    const sp: Spawned = { child, pid: child.pid ?? -1, api, exited, exitInfo: () => exitInfo, stderrTail: () => stderr.trim() };
-    timings.vmmSpawned = Date.now();
+    const sp: Spawned = { jail, child, pid: child.pid ?? -1, api, exited, exitInfo: () => exitInfo, stderrTail: () => stderr.trim() };
+    timings.vmmSpawned = monoNow();
     try {
       await api.waitReady(this.opts.startTimeoutMs ?? 5_000, {
         abort: () =>
@@ -419,7 +441,7 @@ export class FirecrackerDriver implements RuntimeDriver {
     } catch (e) {
       throw await this.abort(cfg, sp, e);
     }
-    timings.apiReady = Date.now();
+    timings.apiReady = monoNow();
     return sp;
   }
 
@@ -429,14 +451,14 @@ export class FirecrackerDriver implements RuntimeDriver {
     const channel = new SocketChannel(serialStream(sp.child) as unknown as net.Socket, {
       log: (m) => this.log(`[${cfg.vmId}] ${m}`),
     });
-    timings.channelConnected = Date.now();
+    timings.channelConnected = monoNow();
     // 'close' (not 'exit'): stdout is drained by then, so a last reply is not lost.
     // The duplex alone would stay half-open after the VMM dies.
     sp.child.once('close', () => channel.close());
     void sp.exited.then(() => {
-      timings.exited = Date.now();
+      timings.exited = monoNow();
     });
-    return new FirecrackerVm(cfg.vmId, sp.pid, channel, timings, sp.exited, sp.api, path.resolve(cfg.runDir), sp.child, sp.exitInfo);
+    return new FirecrackerVm(cfg.vmId, sp.pid, channel, timings, sp.exited, sp.api, path.resolve(cfg.runDir), sp.child, sp.exitInfo, sp.jail);
   }
 
   /** Kills a half-started VMM, removes its runDir, and returns the error to throw (with Firecracker's stderr). */
@@ -446,7 +468,8 @@ export class FirecrackerDriver implements RuntimeDriver {
     sp.child.stdout?.destroy();
     const runDir = path.resolve(cfg.runDir);
     // With --log-path, Firecracker's own errors (e.g. opening /dev/kvm) go to the log file, not stderr.
-    const vmmLog = (await fs.readFile(path.join(runDir, LOG_FILE_NAME), 'utf8').catch(() => '')).trim().slice(-2048);
+    const vmmLog = (await fs.readFile(sp.jail ? sp.jail.logOnHost : path.join(runDir, LOG_FILE_NAME), 'utf8').catch(() => '')).trim().slice(-2048);
+    await sp.jail?.cleanup();
     await fs.rm(runDir, { recursive: true, force: true });
     const msg = e instanceof Error ? e.message : String(e);
     const tail = sp.stderrTail();

@@ -9,6 +9,7 @@
 
 import net from 'node:net';
 import { connectUnixSocket } from '../channel.js';
+import { monoNow } from '../../core/clock.js';
 
 export class VsockConnectError extends Error {
   constructor(message: string) {
@@ -25,7 +26,7 @@ export class VsockConnectError extends Error {
  * Firecracker closes the connection if nobody listens on the port: that rejects.
  */
 export async function connectHybridVsock(udsPath: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = monoNow() + timeoutMs;
   const sock = await connectUnixSocket(udsPath, timeoutMs);
   return new Promise<net.Socket>((resolve, reject) => {
     let buf = Buffer.alloc(0);
@@ -60,7 +61,7 @@ export async function connectHybridVsock(udsPath: string, port: number, timeoutM
     };
     const onClose = () => fail('closed before OK (is the guest listening on that port?)');
     const onError = (e: Error) => fail(e.message);
-    const timer = setTimeout(() => fail(`no OK within ${timeoutMs} ms`), Math.max(1, deadline - Date.now()));
+    const timer = setTimeout(() => fail(`no OK within ${timeoutMs} ms`), Math.max(1, deadline - monoNow()));
     sock.on('data', onData);
     sock.once('close', onClose);
     sock.once('error', onError);

@@ -29,7 +29,18 @@ export interface CmdlineOptions {
   serial?: 'file' | 'stdio';
   /** Overrides cfg.memory (restore uses the snapshot's RAM file privately). */
   memory?: MemoryBacking;
+  /** QEMU's seccomp sandbox (SANDBOX_ARG). */
+  sandbox?: boolean;
+  /** TCG only: size of the translated-code cache in MiB (QEMU's default is 1 GiB), which bounds the VMM's memory. */
+  tcgCodeCacheMiB?: number;
 }
+
+/**
+ * QEMU's seccomp filter: besides its default set, deny obsolete system calls,
+ * any change of uid/gid, spawning processes (fork/exec) and changing
+ * scheduling/affinity. Migration therefore never uses exec: URIs (fd: and unix: instead).
+ */
+export const SANDBOX_ARG = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
 
 export class VmConfigError extends Error {
   constructor(message: string) {
@@ -103,7 +114,12 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
   if (memory.kind === 'file') machine.push('memory-backend=mem');
   args.push('-name', `faascell-${cfg.vmId}`);
   args.push('-M', machine.join(','));
-  args.push(...accelArgs(cfg.accelerator));
+  const accel = accelArgs(cfg.accelerator);
+  if (cfg.accelerator === 'tcg' && opts.tcgCodeCacheMiB !== undefined) {
+    if (!Number.isInteger(opts.tcgCodeCacheMiB) || opts.tcgCodeCacheMiB < 1) throw new VmConfigError(`tcgCodeCacheMiB must be a positive integer, got ${opts.tcgCodeCacheMiB}`);
+    accel[1] = `tcg,tb-size=${opts.tcgCodeCacheMiB}`;
+  }
+  args.push(...accel);
   args.push('-m', String(cfg.memoryMiB), '-smp', String(cfg.vcpus));
   if (memory.kind === 'file') {
     args.push(
@@ -140,5 +156,6 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
   args.push('-device', `virtio-net-device,mac=${GUEST_MAC}${cfg.network ? ',netdev=net0' : ''}`);
   args.push('-pidfile', f.pidFile);
   if (opts.incoming) args.push('-incoming', 'defer');
+  if (opts.sandbox) args.push('-sandbox', SANDBOX_ARG);
   return args;
 }

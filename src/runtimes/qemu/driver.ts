@@ -1,11 +1,14 @@
 // QEMU microVM runtime driver: spawns one qemu-system-x86_64 per VM, talks QMP
 // for control (snapshot/restore/quit) and the virtio-serial port's socket for the agent.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SocketChannel } from '../channel.js';
+import { SocketChannel, type ChannelLimits } from '../channel.js';
+import type { VmmIsolation, PreparedVmm } from '../jail/isolation.js';
+import { composeLaunch, describeLaunch, netnsLayer, pdeathsigLayer, tasksetLayer, type LaunchLayer } from '../jail/launch.js';
 import type {
   Accelerator,
   DriverReport,
@@ -22,6 +25,7 @@ import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
+import { monoNow } from '../../core/clock.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -37,6 +41,22 @@ export interface QemuDriverOptions {
   restoreTimeoutMs?: number;
   /** How long stop() waits after quit/SIGTERM before SIGKILL (default 1500 ms). */
   stopGraceMs?: number;
+  /** QEMU's seccomp sandbox (-sandbox on, obsolete/elevateprivileges/spawn/resourcecontrol denied). Default true. */
+  sandbox?: boolean;
+  /** TCG's translated-code cache per VM in MiB (QEMU's default: 1 GiB); counted in the VM's memory limit. */
+  tcgCodeCacheMiB?: number;
+  /** Bounds on what a guest may send over its channel (DEFAULT_CHANNEL_LIMITS). */
+  channelLimits?: Partial<ChannelLimits>;
+  /** Per-VMM jail (own uid, mount namespace) and cgroup limits; none when absent. */
+  isolation?: VmmIsolation;
+  /**
+   * Root-side launch layers for one VM, run after it joined its cgroups and
+   * before the jail drops privileges (e.g. `ip netns exec NS`). `vmm` is who the
+   * VMM will run as (undefined ids: not jailed), e.g. to create a tap device it may open.
+   */
+  rootLayers?: (cfg: VmConfig, vmm: { uid?: number; gid?: number }) => LaunchLayer[];
+  /** Device nodes a VM needs besides the defaults (e.g. /dev/net/tun); made inside its jail. */
+  extraDevices?: (cfg: VmConfig) => string[];
   /**
    * Where each VM's console output is kept after it stops (DIR/VMID.log, the
    * tail of at most consoleMaxBytes, appended to across a VM's restores; the
@@ -46,6 +66,14 @@ export interface QemuDriverOptions {
   consoleKeep?: number;
   consoleMaxBytes?: number;
 }
+
+/** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
+export const VMM_ENV: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+
+/** Migration stream socket in the run dir (QEMU connects to it to save a snapshot). */
+export const MIGRATION_SOCKET = 'migrate.sock';
+/** The fd a restore's state file is handed to QEMU on (`migrate-incoming fd:3`). */
+export const INCOMING_FD = 3;
 
 /** Finds an executable: absolute/relative path as given, otherwise in PATH. */
 export function resolveBinary(bin: string): string | undefined {
@@ -66,22 +94,57 @@ export function resolveBinary(bin: string): string | undefined {
   return undefined;
 }
 
-/** Single-quotes a string for /bin/sh (QEMU runs exec: URIs through sh -c). */
-export function shellQuote(s: string): string {
-  return `'${s.replaceAll("'", `'\\''`)}'`;
-}
+export { shellQuote } from '../jail/shell.js';
 
 /**
- * exec: URI that writes the migration stream to `file`. QEMU's command channel
- * SIGTERMs the helper right after closing the pipe; ignoring TERM lets cat
- * flush the last chunk (QEMU SIGKILLs only 10 ms later).
+ * Receives one outgoing migration stream on a unix socket and writes it to
+ * `file`. QEMU's sandbox forbids spawning a helper (exec: URIs), and `file:`
+ * URIs do not exist in QEMU 7.2; the daemon is the writer instead.
  */
-export function saveUri(file: string): string {
-  return `exec:trap '' TERM; exec cat > ${shellQuote(file)}`;
-}
-
-export function loadUri(file: string): string {
-  return `exec:exec cat ${shellQuote(file)}`;
+export async function receiveMigration(socketPath: string, file: string): Promise<{ done: Promise<number>; close: () => void }> {
+  fs.rmSync(socketPath, { force: true });
+  const server = net.createServer();
+  let accepted = false;
+  let resolveDone!: (n: number) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<number>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  // a failed migration that never connects must not leave an unhandled rejection
+  done.catch(() => undefined);
+  server.on('connection', (sock) => {
+    if (accepted) {
+      sock.destroy();
+      return;
+    }
+    accepted = true;
+    server.close();
+    const out = fs.createWriteStream(file, { mode: 0o600 });
+    let bytes = 0;
+    sock.on('data', (d: Buffer) => (bytes += d.length));
+    sock.pipe(out);
+    sock.on('error', (e) => rejectDone(e));
+    out.on('error', (e) => rejectDone(e));
+    out.on('close', () => resolveDone(bytes));
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(socketPath, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  // the run dir (0700, the VMM's uid) is what guards the socket; the VMM's uid must be able to connect
+  fs.chmodSync(socketPath, 0o666);
+  return {
+    done,
+    close: () => {
+      server.close();
+      fs.rmSync(socketPath, { force: true });
+      if (!accepted) rejectDone(new Error('migration stream never connected'));
+    },
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -160,6 +223,8 @@ export class QemuVm implements VmHandle {
   qmp!: QmpClient;
   exitInfo: VmExit | undefined;
   stderrTail = '';
+  /** Host-side isolation state (uid, cgroups) released once the VMM has exited. */
+  released: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -175,7 +240,7 @@ export class QemuVm implements VmHandle {
       const done = (e: VmExit) => {
         if (this.exitInfo) return;
         this.exitInfo = e;
-        this.timings.exited = Date.now();
+        this.timings.exited = monoNow();
         this.driver.forget(this.proc);
         resolve(e);
       };
@@ -226,11 +291,18 @@ export class QemuVm implements VmHandle {
     const t0 = performance.now();
     await this.qmp.execute('stop');
     const t1 = performance.now();
-    this.timings.snapshotPaused = Date.now();
-    await this.qmp.execute('migrate', { uri: saveUri(target.statePath) });
-    await this.waitMigration(120_000);
+    this.timings.snapshotPaused = monoNow();
+    const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
+    try {
+      await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
+      await this.waitMigration(120_000);
+      // QEMU reports completion once it has sent everything; the file is complete once written
+      await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
+    } finally {
+      rx.close();
+    }
     const t2 = performance.now();
-    this.timings.snapshotSaved = Date.now();
+    this.timings.snapshotSaved = monoNow();
     // query-migrate says "completed" a moment before the run state leaves
     // finish-migrate: report the snapshot done only once the VM is settled
     for (let i = 0; i < 200; i++) {
@@ -247,7 +319,7 @@ export class QemuVm implements VmHandle {
    * MIGRATION event (the `events` capability) cuts the wait short.
    */
   async waitMigration(timeoutMs: number): Promise<MigrationInfo> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoNow() + timeoutMs;
     let wake: (() => void) | undefined;
     const onMigration = () => wake?.();
     this.qmp.on('event:MIGRATION', onMigration);
@@ -260,7 +332,7 @@ export class QemuVm implements VmHandle {
           throw new VmStartError('restore', 'snapshot-unusable', `migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
         }
         if (!this.alive) throw new Error(`migration: ${this.deadReason()}`);
-        if (Date.now() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+        if (monoNow() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
         await Promise.race([sleep(pollEvery), new Promise<void>((r) => (wake = r))]);
         wake = undefined;
         pollEvery = Math.min(pollEvery * 2, 25);
@@ -297,6 +369,7 @@ export class QemuVm implements VmHandle {
     }
     this.qmp?.close();
     this.channel?.close();
+    await this.released;
     this.driver.keepConsole(this.vmId, runFiles(this.runDir).consoleLog);
     fs.rmSync(this.runDir, { recursive: true, force: true });
   }
@@ -329,11 +402,13 @@ export class QemuVm implements VmHandle {
 const CLK_TCK = 100;
 
 /** What a failed launch says, as a type: a deadline, a refused snapshot, a VMM that died, or something else. */
-function startFailureReason(e: unknown, vmmDied: boolean, restoring: boolean): VmStartFailureReason {
+function startFailureReason(e: unknown, exit: VmExit | undefined, restoring: boolean): VmStartFailureReason {
+  // SIGKILL comes from outside (the OOM killer, an operator): it says nothing about the snapshot
+  if (exit?.signal === 'SIGKILL') return 'vmm-exited';
   if (e instanceof VmStartError) return e.reason;
   if (e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError) return 'timeout';
-  // QEMU exits when it cannot load the state it was given
-  if (vmmDied) return restoring ? 'snapshot-unusable' : 'vmm-exited';
+  // QEMU exits (or aborts) when it cannot load the state it was given
+  if (exit) return restoring ? 'snapshot-unusable' : 'vmm-exited';
   return 'vmm-failed';
 }
 
@@ -408,9 +483,9 @@ export class QemuDriver implements RuntimeDriver {
   }
 
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
-    const timings: DriverTimings = { start: Date.now() };
+    const timings: DriverTimings = { start: monoNow() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, cmdOpts);
+    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...cmdOpts });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
@@ -418,52 +493,96 @@ export class QemuDriver implements RuntimeDriver {
     // stale sockets from a crashed run would make connect() hit a dead socket
     for (const f of [files.qmpSocket, files.channelSocket, files.pidFile]) fs.rmSync(f, { force: true });
 
-    let cmd = bin;
-    let argv = args;
-    if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
-      // taskset execs qemu (same pid), so every thread QEMU creates inherits the mask
-      const taskset = resolveBinary('taskset');
-      if (!taskset) throw new Error('cpuAffinity requested but taskset is not installed (apt-get install util-linux)');
-      cmd = taskset;
-      argv = ['-c', cfg.cpuAffinity.join(','), bin, ...args];
+    const memory = cmdOpts.memory ?? cfg.memory;
+    let prepared: PreparedVmm | undefined;
+    let stateFd: number | undefined;
+    let proc: ChildProcess;
+    try {
+      prepared = this.opts.isolation?.prepare({
+        vmId: cfg.vmId,
+        runDir: cfg.runDir,
+        memoryMiB: cfg.memoryMiB,
+        // the code cache grows with the guest's code: part of what the VMM may use
+        vmmExtraMiB: cfg.accelerator === 'tcg' ? (this.opts.tcgCodeCacheMiB ?? 1024) : 0,
+        vcpus: cfg.vcpus,
+        binary: bin,
+        readOnly: [cfg.image.kernelPath, cfg.image.initrdPath, cfg.image.rootfsPath],
+        // QEMU 7.2 opens a RAM file read-write even for a private (share=off) mapping
+        readWrite: memory.kind === 'file' ? [memory.path] : [],
+        // a networked VM opens its tap through /dev/net/tun (the tap belongs to the VMMs' group)
+        devices: [...(cfg.accelerator === 'kvm' ? ['/dev/kvm'] : []), ...(cfg.network ? ['/dev/net/tun'] : []), ...(this.opts.extraDevices?.(cfg) ?? [])],
+      });
+      timings.isolationPrepared = monoNow();
+      const layers: LaunchLayer[] = [];
+      if (cfg.cpuAffinity && cfg.cpuAffinity.length > 0) {
+        // taskset execs the rest (same pid), so every thread QEMU creates inherits the mask
+        const taskset = resolveBinary('taskset');
+        if (!taskset) throw new Error('cpuAffinity requested but taskset is not installed (apt-get install util-linux)');
+        layers.push(tasksetLayer(taskset, cfg.cpuAffinity));
+      }
+      // The kernel kills the VMM when the daemon dies, even by SIGKILL (no exit hook runs then).
+      // Set first so no window is left; the jail sets it again after changing uid (which clears it).
+      const setpriv = resolveBinary('setpriv');
+      if (setpriv) layers.push(pdeathsigLayer(setpriv));
+      else this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
+      if (prepared?.cgroupLayer) layers.push(prepared.cgroupLayer);
+      // still root here: network namespaces and the like (added by other modules)
+      layers.push(...(this.opts.rootLayers?.(cfg, { uid: prepared?.uid, gid: prepared?.gid }) ?? []));
+      // Egress networking (src/network): QEMU runs inside the VM's network namespace to reach its
+      // tap; joining it needs root, so it comes before the jail drops every privilege.
+      if (cfg.network) {
+        const nsenter = resolveBinary('nsenter');
+        if (!nsenter) throw new Error(`qemu ${cfg.vmId}: network: nsenter not found (apt-get install util-linux)`);
+        layers.push(netnsLayer(nsenter, cfg.network.netnsPath));
+      }
+      // drops every privilege: always the innermost layer
+      if (prepared?.jailLayer) layers.push(prepared.jailLayer);
+      const launch = composeLaunch({ cmd: bin, argv: args }, layers);
+      const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
+      if (snapshot) {
+        // the state file reaches QEMU as an inherited fd (`migrate-incoming fd:3`): no helper process
+        stateFd = fs.openSync(snapshot.statePath, 'r');
+        stdio[INCOMING_FD] = stateFd;
+      }
+      this.logFn(`qemu ${cfg.vmId}: ${describeLaunch(launch)}`);
+      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: VMM_ENV });
+    } catch (e) {
+      if (stateFd !== undefined) fs.closeSync(stateFd);
+      await prepared?.release();
+      throw e;
     }
-    // The kernel kills the VMM when the daemon dies, even by SIGKILL (no exit hook runs then):
-    // setpriv sets PR_SET_PDEATHSIG and execs, so the pid stays QEMU's own.
-    const setpriv = resolveBinary('setpriv');
-    if (setpriv) {
-      argv = ['--pdeathsig', 'KILL', '--', cmd, ...argv];
-      cmd = setpriv;
-    } else {
-      this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
-    }
-    // Egress networking (src/network): QEMU runs inside the VM's network namespace to
-    // reach its tap. nsenter joins it and execs (the pid stays QEMU's); it wraps
-    // everything else because joining needs root, before any privilege is dropped.
-    if (cfg.network) {
-      const nsenter = resolveBinary('nsenter');
-      if (!nsenter) throw new Error(`qemu ${cfg.vmId}: network: nsenter not found (apt-get install util-linux)`);
-      argv = [`--net=${cfg.network.netnsPath}`, '--', cmd, ...argv];
-      cmd = nsenter;
-    }
-    this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
-    const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
+    if (stateFd !== undefined) fs.closeSync(stateFd);
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
+    if (prepared) {
+      const p = prepared;
+      vm.released = vm.exited.then(() => p.release()).catch((e: unknown) => this.logFn(`qemu ${cfg.vmId}: releasing its isolation failed: ${(e as Error).message}`));
+    }
     if (proc.pid === undefined) {
       const err = await new Promise<Error>((r) => proc.once('error', r));
+      await vm.released;
       fs.rmSync(cfg.runDir, { recursive: true, force: true });
       throw new Error(`cannot start ${bin}: ${err.message}`);
     }
     this.track(proc);
-    timings.vmmSpawned = Date.now();
+    timings.vmmSpawned = monoNow();
 
     try {
       const abort = () => vm.deadReason();
       const qmpP = QmpClient.connect(files.qmpSocket, { timeoutMs: this.connectTimeoutMs, abort }).then((q) => {
-        timings.qmpConnected = Date.now();
+        timings.qmpConnected = monoNow();
         return q;
       });
-      const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, { abort, log: this.logFn }).then((c) => {
-        timings.channelConnected = Date.now();
+      const chanP = SocketChannel.connect(files.channelSocket, this.connectTimeoutMs, {
+        abort,
+        log: this.logFn,
+        limits: this.opts.channelLimits,
+        // a guest that breaks the protocol loses its VM (and nothing else): the owner sees it exit
+        onViolation: (err) => {
+          this.logFn(`qemu ${cfg.vmId}: stopping the VM: ${err.message}`);
+          void vm.stop();
+        },
+      }).then((c) => {
+        timings.channelConnected = monoNow();
         return c;
       });
       const [qr, cr] = await Promise.allSettled([qmpP, chanP]);
@@ -476,13 +595,13 @@ export class QemuDriver implements RuntimeDriver {
         const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
         if (snapshot.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
         await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
-        await vm.qmp.execute('migrate-incoming', { uri: loadUri(snapshot.statePath) });
+        await vm.qmp.execute('migrate-incoming', { uri: `fd:${INCOMING_FD}` });
         await vm.waitMigration(this.restoreTimeoutMs);
-        timings.stateLoaded = Date.now();
+        timings.stateLoaded = monoNow();
         // Without -S QEMU autostarts after an incoming migration; cont makes it explicit either way.
         const st = await vm.qmp.execute<{ running: boolean; status: string }>('query-status');
         if (!st.running) await vm.qmp.execute('cont');
-        timings.resumed = Date.now();
+        timings.resumed = monoNow();
       }
     } catch (e) {
       // let QEMU finish writing its error, then tear everything down
@@ -494,7 +613,7 @@ export class QemuDriver implements RuntimeDriver {
       const what = snapshot ? 'restore' : 'boot';
       // If QEMU died, its own message is the real cause; the socket error is a consequence.
       const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
-      throw new VmStartError(what, startFailureReason(e, dead !== undefined, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+      throw new VmStartError(what, startFailureReason(e, vm.exitInfo, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
         cause: e,
       });
     }

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { LineSplitter, connectUnixSocket, parseJsonObject } from '../channel.js';
+import { monoNow } from '../../core/clock.js';
 
 export interface QmpGreeting {
   version: { qemu: { major: number; minor: number; micro: number }; package: string };
@@ -91,13 +92,13 @@ export class QmpClient extends EventEmitter {
   /** Connect (retrying until the socket exists), read the greeting, negotiate capabilities. */
   static async connect(path: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
-    const deadline = Date.now() + timeoutMs;
+    const deadline = monoNow() + timeoutMs;
     const sock = await connectUnixSocket(path, timeoutMs, { abort: opts.abort });
     const c = new QmpClient(sock, opts.commandTimeoutMs ?? 30_000);
     try {
-      const left = Math.max(1, deadline - Date.now());
+      const left = Math.max(1, deadline - monoNow());
       c.greeting = await c.waitGreeting(left);
-      await c.execute('qmp_capabilities', undefined, { timeoutMs: Math.max(1, deadline - Date.now()) });
+      await c.execute('qmp_capabilities', undefined, { timeoutMs: Math.max(1, deadline - monoNow()) });
       return c;
     } catch (e) {
       c.close();

@@ -1,0 +1,234 @@
+// Least privilege of each VMM, read from the real QEMU processes of a real
+// daemon: uid/gid, capabilities, no_new_privs and seccomp from /proc/PID/status,
+// the files the VMM can see (/proc/PID/root, /proc/PID/mountinfo), its cgroups
+// and their limits; snapshots still work jailed; a daemon killed with SIGKILL
+// takes its jailed VMMs with it and the next start removes what is left.
+// Needs root and the set-up's faascell-vmm user (scripts/setup.sh); fails loudly otherwise.
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { qemuProcessesUnder, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { lookupUser, readSubUids } from '../../src/runtimes/jail/ids.js';
+import { cgroupGroupName } from '../../src/runtimes/jail/setup.js';
+
+const identity = lookupUser('faascell-vmm');
+const isRoot = process.getuid?.() === 0;
+const MiB = 1024 * 1024;
+
+interface ProcFacts {
+  uid: number[];
+  gid: number[];
+  capEff: string;
+  capBnd: string;
+  noNewPrivs: string;
+  seccomp: string;
+}
+
+function procStatus(pid: number): ProcFacts {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const f = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(s)?.[1]?.trim() ?? '';
+  return { uid: f('Uid').split(/\s+/).map(Number), gid: f('Gid').split(/\s+/).map(Number), capEff: f('CapEff'), capBnd: f('CapBnd'), noNewPrivs: f('NoNewPrivs'), seccomp: f('Seccomp') };
+}
+
+/** vmId → pid of every live VMM of a daemon, from the pid files in its run directories. */
+function vmms(d: TestDaemon): Map<string, number> {
+  const out = new Map<string, number>();
+  const run = path.join(d.stateDir, 'run');
+  for (const vmId of fs.existsSync(run) ? fs.readdirSync(run) : []) {
+    try {
+      const pid = Number(fs.readFileSync(path.join(run, vmId, 'qemu.pid'), 'utf8').trim());
+      if (pid > 0 && fs.existsSync(`/proc/${pid}`)) out.set(vmId, pid);
+    } catch {
+      // no VMM (yet) in this directory
+    }
+  }
+  return out;
+}
+
+function mountPoints(pid: number): string[] {
+  return fs
+    .readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!);
+}
+
+function cgroupOf(pid: number, controller: string): string | undefined {
+  for (const line of fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+    const [, ctrls, p] = line.split(':');
+    if (ctrls !== undefined && ctrls.split(',').includes(controller)) return p;
+  }
+  return undefined;
+}
+
+function mountOf(controller: string): string | undefined {
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!left || !right) continue;
+    const [fsType, , opts] = right.split(' ');
+    if (fsType === 'cgroup' && opts!.split(',').includes(controller)) return left.split(' ')[4];
+  }
+  return undefined;
+}
+
+const why = !isRoot ? 'needs root (the daemon jails VMMs only as root)' : !identity ? 'the faascell-vmm user is missing: run scripts/setup.sh' : undefined;
+if (why) {
+  // fail loudly: a skipped isolation test would hide that nothing is isolated
+  void test('VMM isolation prerequisites', () => assert.fail(why));
+}
+
+describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 * 60_000 }, () => {
+  let d: TestDaemon;
+  let groupDirs: string[] = [];
+  before(async () => {
+    d = await startDaemon({ limits: { cpuWeight: 50 } });
+    const st = await d.client.call<{ limits: { cgroup: { controllers: Record<string, { path: string }> } } }>('GET', '/v1/status');
+    groupDirs = [...new Set(Object.values(st.limits.cgroup.controllers).map((c) => c.path))];
+  });
+  after(async () => {
+    await stopAndCheck(d);
+    // a daemon that stopped removes its cgroup group too
+    for (const g of groupDirs) assert.ok(!fs.existsSync(g), `cgroup ${g} left after the daemon stopped`);
+  });
+
+  test('status reports the jail and the cgroup mode in force', async () => {
+    const st = await d.client.call<{ limits: { cgroup: { mode: string; controllers: Record<string, { version: string; path: string }> }; memoryOverheadMiB: number; tcgCodeCacheMiB: number; cpuWeight: number; pidsMax: number; vmm: { jailed: boolean; uids: string; seccomp: boolean; user: string } } }>('GET', '/v1/status');
+    assert.equal(st.limits.vmm.jailed, true, JSON.stringify(st.limits.vmm));
+    assert.equal(st.limits.vmm.user, 'faascell-vmm');
+    assert.equal(st.limits.vmm.seccomp, true);
+    assert.equal(st.limits.vmm.uids, readSubUids('faascell-vmm', identity!.uid) ? 'per-vm' : 'shared');
+    assert.notEqual(st.limits.cgroup.mode, 'none', 'no cgroup controller found: limits are not enforced');
+    assert.equal(st.limits.cpuWeight, 50);
+    for (const c of ['memory', 'cpu', 'pids']) assert.ok(st.limits.cgroup.controllers[c], `controller ${c} in use`);
+  });
+
+  test('two VMMs: own uid each, no capabilities, seccomp, only their own files, their own cgroups', async () => {
+    await d.deploy('one', 'hello.js');
+    await d.deploy('two', 'json-heavy.js', { memoryMiB: 320 });
+    const [a, b] = await Promise.all([d.client.invoke('one', { name: 'a' }), d.client.invoke('two', { q: 1 })]);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    assert.equal(b.status, 200, JSON.stringify(b.body));
+    const live = vmms(d);
+    const vmA = a.body.activation!.vmId!;
+    const vmB = b.body.activation!.vmId!;
+    const pidA = live.get(vmA);
+    const pidB = live.get(vmB);
+    assert.ok(pidA && pidB, `VMMs of ${vmA}, ${vmB} in ${JSON.stringify([...live])}`);
+    const range = readSubUids('faascell-vmm', identity!.uid);
+    const facts = [procStatus(pidA), procStatus(pidB)];
+    for (const f of facts) {
+      assert.equal(new Set(f.uid).size, 1, `real, effective, saved and fs uid agree: ${f.uid}`);
+      assert.notEqual(f.uid[0], 0);
+      if (range) assert.ok(f.uid[0]! >= range.first && f.uid[0]! < range.first + range.count, `uid ${f.uid[0]} from the faascell-vmm block`);
+      assert.deepEqual(new Set(f.gid), new Set([identity!.gid]));
+      assert.equal(f.capEff, '0000000000000000');
+      assert.equal(f.capBnd, '0000000000000000');
+      assert.equal(f.noNewPrivs, '1');
+      assert.equal(f.seccomp, '2', 'seccomp filter mode');
+    }
+    if (range) assert.notEqual(facts[0]!.uid[0], facts[1]!.uid[0], 'each VMM has a uid of its own');
+
+    const runA = path.join(d.stateDir, 'run', vmA);
+    const runB = path.join(d.stateDir, 'run', vmB);
+    for (const [pid, own, other] of [
+      [pidA, runA, runB],
+      [pidB, runB, runA],
+    ] as const) {
+      const root = `/proc/${pid}/root`;
+      assert.ok(fs.existsSync(path.join(root, own, 'qmp.sock')), 'its own run directory is there');
+      assert.ok(!fs.existsSync(path.join(root, other)), 'the other VM’s run directory is not');
+      assert.ok(!fs.existsSync(path.join(root, d.stateDir, 'faascell.db')), 'the database is not');
+      for (const hidden of ['etc', 'home', 'proc', 'sys', 'var', 'run']) assert.ok(!fs.existsSync(path.join(root, hidden)), `/${hidden} is not visible`);
+      assert.ok(fs.existsSync(path.join(root, 'usr/bin/qemu-system-x86_64')));
+      // the device nodes, and /dev/shm only as the path to its own RAM file on a tmpfs tier
+      assert.deepEqual(fs.readdirSync(path.join(root, 'dev')).filter((e) => e !== 'shm').sort(), ['null', 'random', 'urandom', 'zero']);
+      if (fs.existsSync(path.join(root, 'dev/shm'))) assert.deepEqual(fs.readdirSync(path.join(root, 'dev/shm')), [path.basename(d.shmTier)]);
+      const mounts = mountPoints(pid);
+      assert.equal(mounts[0], '/');
+      const cache = process.env.FAASCELL_CACHE_DIR ?? path.join(process.env.HOME ?? '/root', '.cache', 'faascell');
+      for (const m of mounts.slice(1)) {
+        // the system, its own run dir, the guest image files, its own RAM file (on a snapshot tier)
+        const ok = m === '/usr' || m === own || m.startsWith(cache + '/') || (m.endsWith('/mem') && (m.startsWith(d.shmTier + '/') || m.startsWith(path.join(d.dir, 'disk-tier') + '/')));
+        assert.ok(ok, `unexpected mount ${m} in the jail of pid ${pid}`);
+      }
+      assert.ok(!mounts.includes(other), 'the other VM’s run directory is mounted');
+      assert.ok(mounts.filter((m) => m.endsWith('/mem')).length <= 1, 'at most its own RAM file');
+    }
+
+    // cgroups: one per VM under the daemon's group, with the VM's limits
+    const group = cgroupGroupName(d.stateDir);
+    for (const [vmId, pid, memMiB] of [
+      [vmA, pidA, 256],
+      [vmB, pidB, 320],
+    ] as const) {
+      for (const c of ['memory', 'cpu', 'pids']) assert.ok(cgroupOf(pid, c)?.endsWith(`/${group}/${vmId}`), `${c} cgroup of ${vmId}: ${cgroupOf(pid, c)}`);
+      const mem = mountOf('memory');
+      if (mem) {
+        const dir = path.join(mem, cgroupOf(pid, 'memory')!);
+        assert.equal(Number(fs.readFileSync(path.join(dir, 'memory.limit_in_bytes'), 'utf8')), (memMiB + 64 + 256) * MiB);
+        assert.ok(Number(fs.readFileSync(path.join(dir, 'memory.usage_in_bytes'), 'utf8')) > 32 * MiB, 'the VM is charged to its cgroup');
+        assert.equal(fs.readFileSync(path.join(mountOf('cpu')!, cgroupOf(pid, 'cpu')!, 'cpu.shares'), 'utf8').trim(), '512');
+        assert.equal(fs.readFileSync(path.join(mountOf('pids')!, cgroupOf(pid, 'pids')!, 'pids.max'), 'utf8').trim(), '256');
+      }
+    }
+  });
+
+  test('snapshots work jailed: evict, then restore', async () => {
+    const ev = await d.client.call<{ stopped: number }>('POST', '/v1/functions/one/evict');
+    assert.ok(ev.stopped >= 1);
+    const r = await d.client.invoke('one', { name: 'restored' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.activation!.startPath, 'restore');
+    const pid = vmms(d).get(r.body.activation!.vmId!)!;
+    assert.equal(procStatus(pid).seccomp, '2');
+    // the RAM file is shared by every clone: mapped from the jail, group-readable, never world-readable
+    const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+    const mem = /\s(\/\S+\/mem)$/m.exec(maps)?.[1];
+    assert.ok(mem && mem.startsWith(d.shmTier), `RAM file mapped from the tier: ${mem}`);
+    assert.equal(fs.statSync(mem).mode & 0o007, 0);
+  });
+
+  test('a VMM that ends leaves no cgroup behind', async () => {
+    await d.client.call('POST', '/v1/functions/one/evict');
+    await d.client.call('POST', '/v1/functions/two/evict');
+    const deadline = Date.now() + 10_000;
+    let left: string[] = [];
+    while (Date.now() < deadline) {
+      left = groupDirs.flatMap((g) => (fs.existsSync(g) ? fs.readdirSync(g, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(g, e.name)) : []));
+      if (left.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(left, [], 'VM cgroups left after their VMs stopped');
+  });
+});
+
+describe('a killed daemon and its jailed VMMs', { skip: why !== undefined, timeout: 10 * 60_000 }, () => {
+  test('kill -9: the jailed VMMs die with the daemon; the next start reaps run dirs and cgroups', async () => {
+    let d: TestDaemon | undefined = await startDaemon({ snapshots: { enabled: false } });
+    try {
+      await d.deploy('hello', 'hello.js');
+      const r = await d.client.invoke('hello', { name: 'x' });
+      assert.equal(r.status, 200);
+      const vmId = r.body.activation!.vmId!;
+      const pid = vmms(d).get(vmId)!;
+      const cg = cgroupOf(pid, 'pids');
+      d.proc.kill('SIGKILL');
+      await d.stop();
+      const deadline = Date.now() + 10_000;
+      while (fs.existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+      assert.ok(!fs.existsSync(`/proc/${pid}`), 'the jailed VMM outlived its daemon (parent-death signal lost?)');
+      const pidsMount = mountOf('pids');
+      const cgDir = pidsMount && cg ? path.join(pidsMount, cg) : undefined;
+      // restart on the same state: leftovers of the killed daemon are removed
+      d = await startDaemon({ snapshots: { enabled: false } }, d.dir);
+      assert.deepEqual(fs.readdirSync(path.join(d.stateDir, 'run')).filter((n) => !n.startsWith('.')), []);
+      if (cgDir) assert.ok(!fs.existsSync(cgDir), `cgroup ${cgDir} of the killed daemon's VM is still there`);
+      const again = await d.client.invoke('hello', { name: 'y' });
+      assert.equal(again.status, 200);
+      assert.equal(qemuProcessesUnder(d.dir).length, 1);
+    } finally {
+      if (d) await stopAndCheck(d);
+    }
+  });
+});
