@@ -90,7 +90,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM)')
-    .argument('[which]', 'startup | snapshots | restore-steps | profile | sim | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | profile | sim | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -131,6 +131,16 @@ export function registerExtraCommands(p: Command): void {
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
       }
+      if (which === 'cold-snapshot') {
+        // issue 9 item 1: the cold path of a start that leaves a snapshot, former vs copy, side by side
+        const { benchColdSnapshot, formatColdSnapshot } = await import('../../bench/cold-snapshot.js');
+        console.error('bench cold-snapshot: cold starts without snapshot, with the former self-restore, with the RAM copy…');
+        const r = await benchColdSnapshot({ runs: o.coldRuns });
+        const text = formatColdSnapshot(r);
+        console.log(text + '\n');
+        md.push('## cold start with a snapshot\n\n' + text);
+        json.coldSnapshot = r;
+      }
       if (which === 'profile') {
         const { benchProfile, formatProfile } = await import('../../bench/profile-node.js');
         console.error('bench profile: cold/restore/warm per memory size, VMM CPU, idle VM CPU, concurrent boots…');
@@ -151,7 +161,7 @@ export function registerExtraCommands(p: Command): void {
         md.push(text);
         json.simSpeed = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | profile | sim | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

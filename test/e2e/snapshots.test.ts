@@ -56,6 +56,15 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
     await d.deploy('stateful', 'stateful.js', { maxInstances: 8 });
     const first = await d.client.invoke('stateful', {});
     assert.equal((first.body.result as { count: number }).count, 1);
+    // snapshots.coldSnapshot copy (default): the VM that took the snapshot serves on, with no restore of it;
+    // its writes (count, heap, random state) after the snapshot must never reach the snapshot
+    assert.equal(first.body.activation!.startDetails?.coldSnapshot, 'copy');
+    assert.equal(first.body.activation!.timestamps.snapshotLoaded, undefined, 'no self-restore on the cold path');
+    for (const n of [2, 3]) {
+      const w = await d.client.invoke('stateful', {});
+      assert.equal(w.body.activation!.startPath, 'warm');
+      assert.equal((w.body.result as { count: number }).count, n, 'the source ran on from its own state');
+    }
     await evict(d, 'stateful');
     // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0)
     const [a, b] = await Promise.all([d.client.invoke('stateful', {}), d.client.invoke('stateful', {})]);
@@ -171,10 +180,15 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
 
 describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
   test('clones see the right time and their own randomness before the kernel part, and after it', async () => {
-    const d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kernelResync: 'deferred' } });
+    // this daemon also keeps the former cold path (coldSnapshot restore: the source stops, the instance
+    // continues from a restore of its own snapshot) exercised end to end
+    const d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kernelResync: 'deferred', coldSnapshot: 'restore' } });
     try {
       await d.deploy('stateful', 'stateful.js', { maxInstances: 2 });
-      assert.equal((await d.client.invoke('stateful', {})).body.activation!.startPath, 'cold');
+      const cold = await d.client.invoke('stateful', {});
+      assert.equal(cold.body.activation!.startPath, 'cold');
+      assert.equal(cold.body.activation!.startDetails?.coldSnapshot, 'restore');
+      assert.ok(cold.body.activation!.timestamps.snapshotLoaded !== undefined, 'continued from a restore of its own snapshot');
       await evict(d, 'stateful');
       // let the snapshot's clock fall behind: an uncorrected clone would be >= 6 s late
       await new Promise((r) => setTimeout(r, 6000));
