@@ -90,7 +90,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | profile | sim | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -141,6 +141,26 @@ export function registerExtraCommands(p: Command): void {
         md.push('## cold start with a snapshot\n\n' + text);
         json.coldSnapshot = r;
       }
+      if (which === 'warm-vm') {
+        // issue 9 item 3: warm call through the daemon vs straight to the agent channel, interleaved
+        const { benchWarmVm, formatWarmVm } = await import('../../bench/warm-vm.js');
+        console.error('bench warm-vm: warm calls through the daemon and straight to a VM, interleaved…');
+        const r = await benchWarmVm({ calls: o.warmRuns });
+        const text = formatWarmVm(r);
+        console.log(text + '\n');
+        md.push('## warm call with a real VM\n\n' + text);
+        json.warmVm = r;
+      }
+      if (which === 'density') {
+        // issue 9 item 6: N clones restored at once, raw driver (clones stay / stop) and through the daemon
+        const { benchDensity, formatDensity } = await import('../../bench/density.js');
+        console.error('bench density: N clones of one snapshot at once…');
+        const r = await benchDensity({ ns: o.density, daemon: true });
+        const text = formatDensity(r);
+        console.log(text + '\n');
+        md.push('## density\n\n' + text);
+        json.density = r;
+      }
       if (which === 'profile') {
         const { benchProfile, formatProfile } = await import('../../bench/profile-node.js');
         console.error('bench profile: cold/restore/warm per memory size, VMM CPU, idle VM CPU, concurrent boots…');
@@ -161,7 +181,7 @@ export function registerExtraCommands(p: Command): void {
         md.push(text);
         json.simSpeed = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | profile | sim | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
