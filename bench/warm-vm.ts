@@ -7,6 +7,7 @@ import http from 'node:http';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { toCodeFiles, unpackCode } from '../src/registry/code.js';
+import { SocketChannel } from '../src/runtimes/channel.js';
 import { createDriver } from '../src/runtimes/index.js';
 import type { VmHandle } from '../src/runtimes/types.js';
 import { benchDaemon, fixture, machine, ms, summarize, table, type Summary } from './common.js';
@@ -20,6 +21,29 @@ export interface WarmVmResult {
   /** per call pair: daemon − direct */
   overhead: Summary;
   ratio: number;
+  /** the daemon's call split at its channel request (same process, so one clock): before, the round trip, after */
+  split: { beforeChannel: Summary; channel: Summary; afterChannel: Summary };
+}
+
+/**
+ * Bench-only instrumentation: the daemon runs in this process, so every channel request of its Worker
+ * can be stamped here (wrapping SocketChannel.request), splitting a daemon call into the daemon's part
+ * before the channel, the channel round trip itself, and the daemon's part after it.
+ */
+function stampChannels(): { last: Map<SocketChannel, { sent: number; answered: number }>; restore(): void } {
+  const last = new Map<SocketChannel, { sent: number; answered: number }>();
+  const proto = SocketChannel.prototype;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- re-bound with .call below
+  const orig = proto.request;
+  proto.request = function (this: SocketChannel, req, timeoutMs) {
+    const sent = performance.now();
+    const p = orig.call(this, req, timeoutMs);
+    return p.then((r) => {
+      last.set(this, { sent, answered: performance.now() });
+      return r;
+    });
+  };
+  return { last, restore: () => void (proto.request = orig) };
 }
 
 /** Same idle gap before every measured call on both paths: a guest that idles between requests wakes more slowly under TCG. */
@@ -31,10 +55,12 @@ export async function benchWarmVm(opts: { calls: number; config?: Record<string,
   const b = await benchDaemon({ snapshots: { enabled: false }, ...(opts.config ?? {}) });
   let vm: VmHandle | undefined;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const stamps = stampChannels();
   try {
     await b.client.deploy('hello', fixture('hello.js'), { codeKind: 'js' });
     const url = new URL(b.d.url);
     const body = JSON.stringify({ name: 'bench' });
+    let lastCall = { t0: 0, t1: 0 };
     const viaDaemon = (): Promise<number> =>
       new Promise((resolve, reject) => {
         const t0 = performance.now();
@@ -42,7 +68,9 @@ export async function benchWarmVm(opts: { calls: number; config?: Record<string,
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
           res.on('end', () => {
-            const dt = performance.now() - t0;
+            const t1 = performance.now();
+            const dt = t1 - t0;
+            lastCall = { t0, t1 };
             if (res.statusCode !== 200) reject(new Error(`daemon: HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`));
             else resolve(dt);
           });
@@ -76,6 +104,18 @@ export async function benchWarmVm(opts: { calls: number; config?: Record<string,
     const d: number[] = [];
     const x: number[] = [];
     const over: number[] = [];
+    const before: number[] = [];
+    const chan: number[] = [];
+    const afterCh: number[] = [];
+    const split = (): void => {
+      // the daemon's channel: the one stamped inside the last daemon call (not the direct VM's)
+      for (const [ch, s] of stamps.last) {
+        if (ch === (vm!.channel as unknown) || s.sent < lastCall.t0 || s.answered > lastCall.t1) continue;
+        before.push(s.sent - lastCall.t0);
+        chan.push(s.answered - s.sent);
+        afterCh.push(lastCall.t1 - s.answered);
+      }
+    };
     for (let i = 0; i < opts.calls; i++) {
       // alternate which goes first, so neither always follows the other's idle gap
       let a: number;
@@ -83,6 +123,7 @@ export async function benchWarmVm(opts: { calls: number; config?: Record<string,
       if (i % 2 === 0) {
         await pause();
         a = await viaDaemon();
+        split();
         await pause();
         c = await direct();
       } else {
@@ -90,14 +131,25 @@ export async function benchWarmVm(opts: { calls: number; config?: Record<string,
         c = await direct();
         await pause();
         a = await viaDaemon();
+        split();
       }
       d.push(a);
       x.push(c);
       over.push(a - c);
       if ((i + 1) % 50 === 0) log(`  ${i + 1}/${opts.calls}: daemon median ${ms(summarize(d).median)}, direct ${ms(summarize(x).median)}`);
     }
-    return { machine: machine(), accelerator: b.d.accelerator, calls: opts.calls, daemon: summarize(d), direct: summarize(x), overhead: summarize(over), ratio: summarize(d).median / summarize(x).median };
+    return {
+      machine: machine(),
+      accelerator: b.d.accelerator,
+      calls: opts.calls,
+      daemon: summarize(d),
+      direct: summarize(x),
+      overhead: summarize(over),
+      ratio: summarize(d).median / summarize(x).median,
+      split: { beforeChannel: summarize(before), channel: summarize(chan), afterChannel: summarize(afterCh) },
+    };
   } finally {
+    stamps.restore();
     agent.destroy();
     await vm?.stop();
     await b.close();
@@ -111,7 +163,14 @@ export function formatWarmVm(r: WarmVmResult): string {
     `machine: ${JSON.stringify(r.machine)}`,
     `accelerator: ${r.accelerator}; hello, 256 MiB, 1 vCPU; ${r.calls} call pairs, interleaved, ${PACE_MS} ms idle before each call`,
     '',
-    table(['warm call', 'median', 'p99', 'min', 'n'], [row('through the daemon (HTTP, keep-alive client)', r.daemon), row('straight to the agent channel', r.direct), row('difference per pair (daemon − direct)', r.overhead)]),
+    table(['warm call', 'median', 'p99', 'min', 'n'], [
+      row('through the daemon (HTTP, keep-alive client)', r.daemon),
+      row('  client → the Worker writes to the channel', r.split.beforeChannel),
+      row('  channel round trip of the daemon\'s VM', r.split.channel),
+      row('  channel reply → client has the response', r.split.afterChannel),
+      row('straight to the agent channel', r.direct),
+      row('difference per pair (daemon − direct)', r.overhead),
+    ]),
     '',
     `whole warm call / direct: ${r.ratio.toFixed(2)}× (goal ≤ 1.15×); daemon overhead median ${ms(r.overhead.median)} (goal ≤ 1 ms)`,
   ].join('\n');
