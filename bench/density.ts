@@ -37,7 +37,7 @@ export interface DensityResult {
   rows: DensityRow[];
 }
 
-export async function benchDensity(opts: { ns: number[]; daemon: boolean; log?: (s: string) => void }): Promise<DensityResult> {
+export async function benchDensity(opts: { ns: number[]; daemon: boolean; raw?: boolean; log?: (s: string) => void }): Promise<DensityResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const image = await buildImage({ cacheDir: defaultCacheDir(), log: (l) => log(`  image: ${l}`) });
   const tmp = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'fc-density-'));
@@ -61,7 +61,7 @@ export async function benchDensity(opts: { ns: number[]; daemon: boolean; log?: 
     await src.stop();
     live.delete(src);
 
-    for (const stopAfter of [false, true]) {
+    for (const stopAfter of opts.raw === false ? [] : [false, true]) {
       for (const n of opts.ns) {
         const t0 = performance.now();
         const clones = await Promise.all(
@@ -121,26 +121,31 @@ export async function benchDensity(opts: { ns: number[]; daemon: boolean; log?: 
 
   if (opts.daemon) {
     const max = Math.max(...opts.ns);
+    // every request holds its clone (stateful.js holdMs) long enough that none is free before all have
+    // started, and preferWarm is off: N requests need N clones. What is timed is t0 → the last run started
+    // (its record's runStarted), i.e. until all N clones were restored and serving; the hold is not counted.
     const b = await benchDaemon({
       node: { memoryBudgetMiB: max * 256 + 1024, highWatermark: 1, lowWatermark: 0.9 },
       functionLimits: { maxInstances: max },
-      admission: { maxConcurrentInvocations: max + 8, maxQueueDelayMs: 300_000 },
+      admission: { maxConcurrentInvocations: max + 8, maxQueueDelayMs: 300_000, preferWarm: false },
       policies: { placement: { policy: 'fixed', tier: 'shm' } },
     });
     try {
-      await b.client.deploy('hello', fixture('hello.js'), { codeKind: 'js', maxInstances: max });
-      await timedInvoke(b.client, 'hello', { name: 'd' });
+      await b.client.deploy('stateful', fixture('stateful.js'), { codeKind: 'js', maxInstances: max });
+      await timedInvoke(b.client, 'stateful', {});
       for (const n of opts.ns) {
-        await evictAndWait(b.client, 'hello');
-        const t0 = performance.now();
+        await evictAndWait(b.client, 'stateful');
+        const holdMs = 2000 + n * 400;
+        const t0 = Date.now();
         const rs = await Promise.all(
           Array.from({ length: n }, async () => {
             const a = performance.now();
-            const r = await b.client.invoke('hello', { name: 'd' });
+            const r = await b.client.invoke('stateful', { holdMs });
             return { r, ms: performance.now() - a };
           }),
         );
-        const all = performance.now() - t0;
+        const started = rs.map((x) => x.r.body.activation?.timestamps.runStarted ?? NaN).filter(Number.isFinite);
+        const all = Math.max(...started) - t0;
         const failures = rs.filter((x) => x.r.status !== 200);
         const row: DensityRow = {
           path: 'daemon',
@@ -148,14 +153,14 @@ export async function benchDensity(opts: { ns: number[]; daemon: boolean; log?: 
           allAnsweredMs: all,
           perCloneMs: all / n,
           failures: failures.length,
-          latency: summarize(rs.map((x) => x.ms)),
+          latency: summarize(started.map((t) => t - t0)),
           restores: rs.filter((x) => x.r.body.activation?.startPath === 'restore').length,
           ...(failures[0] ? { firstError: JSON.stringify(failures[0].r.body.error).slice(0, 200) } : {}),
         };
         rows.push(row);
-        log(`  daemon N=${n}: all answered in ${ms(all)}, restores ${row.restores}, failures ${failures.length}`);
+        log(`  daemon N=${n}: all ${n} running after ${ms(all)}, restores ${row.restores}, failures ${failures.length}`);
       }
-      await evictAndWait(b.client, 'hello');
+      await evictAndWait(b.client, 'stateful');
     } finally {
       await b.close();
     }
@@ -167,7 +172,7 @@ export function formatDensity(r: DensityResult): string {
   const s = (x?: Summary): string => (x && x.n ? `${ms(x.median)} / ${ms(x.p99)}` : '-');
   return [
     `machine: ${JSON.stringify(r.machine)}`,
-    `accelerator: ${r.accelerator}; hello, 256 MiB, 1 vCPU; clone latency, restore, resync, CPU: median / p99`,
+    `accelerator: ${r.accelerator}; hello (daemon: stateful.js holding its clone), 256 MiB, 1 vCPU; clone latency (daemon: until its run started), restore, resync, CPU: median / p99`,
     '',
     table(
       ['path', 'N', 'all answered', 'per clone', 'failures', 'clone latency', 'QEMU restore', 'resync', 'VMM CPU per clone', 'restores'],

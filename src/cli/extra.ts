@@ -95,9 +95,10 @@ export function registerExtraCommands(p: Command): void {
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
+    .option('--no-density-raw', 'bench density: only the daemon path, not the raw driver paths')
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; out: string }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; out: string }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -155,7 +156,7 @@ export function registerExtraCommands(p: Command): void {
         // issue 9 item 6: N clones restored at once, raw driver (clones stay / stop) and through the daemon
         const { benchDensity, formatDensity } = await import('../../bench/density.js');
         console.error('bench density: N clones of one snapshot at once…');
-        const r = await benchDensity({ ns: o.density, daemon: true });
+        const r = await benchDensity({ ns: o.density, daemon: true, raw: o.densityRaw });
         const text = formatDensity(r);
         console.log(text + '\n');
         md.push('## density\n\n' + text);
