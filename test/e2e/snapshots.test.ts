@@ -66,8 +66,9 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
       assert.equal((w.body.result as { count: number }).count, n, 'the source ran on from its own state');
     }
     await evict(d, 'stateful');
-    // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0)
-    const [a, b] = await Promise.all([d.client.invoke('stateful', {}), d.client.invoke('stateful', {})]);
+    // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0). Each
+    // call holds its clone, or the first clone to answer may serve the other call too (a warm reuse)
+    const [a, b] = await Promise.all([d.client.invoke('stateful', { holdMs: 1500 }), d.client.invoke('stateful', { holdMs: 1500 })]);
     const ra = a.body.result as { count: number; random: number; uuid: string; now: number };
     const rb = b.body.result as typeof ra;
     assert.equal(a.body.activation!.startPath, 'restore');
