@@ -131,7 +131,8 @@ export async function benchDensity(opts: { ns: number[]; daemon: boolean; raw?: 
       policies: { placement: { policy: 'fixed', tier: 'shm' } },
     });
     try {
-      await b.client.deploy('stateful', fixture('stateful.js'), { codeKind: 'js', maxInstances: max });
+      // the hold below must stay within the function's timeout (30 s by default)
+      await b.client.deploy('stateful', fixture('stateful.js'), { codeKind: 'js', maxInstances: max, timeoutMs: 300_000 });
       await timedInvoke(b.client, 'stateful', {});
       for (const n of opts.ns) {
         await evictAndWait(b.client, 'stateful');
