@@ -14,6 +14,8 @@ fi
 # Debian packages: the VMM, the guest image's tools, and the kernel source + toolchain
 # for the minimal guest kernel (optional: without them Debian's generic kernel is used).
 required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl)
+# issue 13: the cluster's broker (NATS with JetStream; Debian 12 ships 2.9, which has work queues, KV and object store)
+required+=(nats-server)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
 # observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui;
 # plots rendered to PNG need a font

@@ -27,6 +27,7 @@ import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { realClock } from './core/clock.js';
+import { joinCluster } from './cluster/index.js';
 import type { Tier } from './config/schema.js';
 // observability (issue 11)
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -109,6 +110,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     maxCodeBytes: cfg.api.maxCodeBytes,
   });
   const policies = await createPolicies(cfg.policies, { baseDir: opts.baseDir ?? process.cwd() });
+  // issue 13: a cluster member when cluster.nats is set; its registry catches up before VmPool reads it
+  const cluster = cfg.cluster.nats ? await joinCluster({ cfg, registry, log }) : undefined;
 
   let fatal: ((err: Error) => void) | undefined = undefined;
   const system = new ActorSystem(log, (f) => {
@@ -164,9 +167,13 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   );
 
   const startedAt = Date.now();
+  // issue 13: in a cluster the APIs hand invocations to the broker (src/cluster/ingress.ts), not the local Dispatcher
+  let httpUrl = '';
+  const member = cluster?.attach({ system, pool, dispatcher, perf, snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
   const app = await buildApi({
     registry,
-    dispatcher,
+    dispatcher: member?.ingress ?? dispatcher,
+    cluster,
     pool,
     perf,
     snapshots,
@@ -193,10 +200,14 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       },
     }),
   });
+  cluster?.registerRoutes(app);
   telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
-  const sources: Source[] = [http];
-  for (const s of sources) await s.start();
+  const sources: Source[] = [http, ...(member?.sources ?? [])];
+  for (const s of sources) {
+    await s.start();
+    httpUrl = http.url;
+  }
   const url = http.url;
   log.info('faascell daemon listening', { url, stateDir: cfg.stateDir });
 
@@ -207,6 +218,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       // no new work first; what was accepted is answered (or refused) by the pool's shutdown
       for (const src of sources) await src.stop().catch((err: unknown) => log.warn('source stop failed', { source: src.name, err: errText(err) }));
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
+      await cluster?.close(); // issue 13: after the pool answered (outcomes published), before the actors stop
       await system.shutdown();
       await telemetry.stop(); // observability: flush the last traces
       db.close();

@@ -39,6 +39,8 @@ export interface ApiDeps {
   publicPaths?: ReadonlySet<string>;
   /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
   openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
+  /** issue 13: activations the node does not have are looked up in the cluster */
+  cluster?: { activation(id: string): Promise<ActivationRecord | undefined> };
 }
 
 const errorSchema = {
@@ -116,6 +118,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
+      await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry
       return reply.status(created ? 201 : 200).send(publicDef(def));
     },
   );
@@ -128,6 +131,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const name = req.params.name;
     if (!deps.registry.delete(name)) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: name, def: undefined, reply: r }), 10_000);
+    await deps.registry.synced(); // in a cluster: the delete reached the cluster registry
     return reply.status(204).send();
   });
 
@@ -169,7 +173,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   app.get<{ Params: { id: string } }>('/v1/activations/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
-    const a = await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: req.params.id, reply: r }), 10_000);
+    const a = (await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: req.params.id, reply: r }), 10_000)) ?? (await deps.cluster?.activation(req.params.id));
     if (!a) throw new FaasError('not_found', `activation ${req.params.id} does not exist`, 'id');
     return a;
   });

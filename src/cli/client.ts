@@ -1,5 +1,7 @@
 // HTTP client for the daemon's API, used by the CLI, the benchmark and the tests.
 
+import type { ActivationRecord } from '../perf/activation.js';
+
 export interface ClientOptions {
   url?: string;
   token?: string;
@@ -102,5 +104,8 @@ export interface InvokeBody {
     logs: string[];
     vmId?: string;
     snapshot?: { id: string; tier: string };
+    /** issue 13: the cluster node that ran it, and how it travelled through the broker */
+    node?: string;
+    cluster?: ActivationRecord['cluster'];
   };
 }

@@ -90,15 +90,17 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
     .option('--no-density-raw', 'bench density: only the daemon path, not the raw driver paths')
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
+    .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
+    .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; out: string }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -182,7 +184,21 @@ export function registerExtraCommands(p: Command): void {
         md.push(text);
         json.simSpeed = r;
       }
+<<<<<<< HEAD
       if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | all`);
+=======
+      if (which === 'cluster') {
+        // issue 13: nats-server + daemons as separate processes (not part of `all`: minutes of VMs)
+        const { benchCluster, formatCluster } = await import('../../bench/cluster.js');
+        console.error('bench cluster: broker vs straight HTTP, three nodes vs one, locality on/off…');
+        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns });
+        const text = formatCluster(r);
+        console.log(text + '\n');
+        md.push('## cluster\n\n' + text);
+        json.cluster = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | cluster | all`);
+>>>>>>> main
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

@@ -21,8 +21,10 @@ function client(cmd: Command): Client {
 program.addOption(new Option('--url <url>', 'daemon URL (env FAASCELL_URL)').default(undefined));
 program.addOption(new Option('--token <token>', 'API bearer token (env FAASCELL_TOKEN)'));
 
-function configFrom(opts: { config?: string; stateDir?: string; host?: string; port?: string; accelerator?: string; logLevel?: string }): ReturnType<typeof loadConfigFile> {
+function configFrom(opts: { config?: string; stateDir?: string; host?: string; port?: string; accelerator?: string; logLevel?: string; cluster?: string; node?: string }): ReturnType<typeof loadConfigFile> {
   const overrides: Record<string, unknown> = {};
+  // issue 13: --cluster nats://HOST:PORT joins a cluster (docs/cluster.md)
+  if (opts.cluster || opts.node) overrides.cluster = { ...(opts.cluster ? { nats: opts.cluster } : {}), ...(opts.node ? { node: opts.node } : {}) };
   if (opts.stateDir) overrides.stateDir = path.resolve(opts.stateDir);
   const api: Record<string, unknown> = {};
   if (opts.host) api.host = opts.host;
@@ -42,7 +44,9 @@ program
   .option('--config <file>', 'configuration file (YAML or JSON)')
   .option('--accelerator <mode>', 'auto | kvm | tcg')
   .option('--log-level <level>', 'debug | info | warn | error')
-  .action(async (opts: { host?: string; port?: string; stateDir?: string; config?: string; accelerator?: string; logLevel?: string }) => {
+  .option('--cluster <url>', 'join a FaaSCell cluster through this NATS JetStream server (nats://HOST:PORT, comma-separated for several)')
+  .option('--node <name>', 'this node\'s name in the cluster (default: host name + a hash of the state directory)')
+  .action(async (opts: { host?: string; port?: string; stateDir?: string; config?: string; accelerator?: string; logLevel?: string; cluster?: string; node?: string }) => {
     const { config, baseDir } = configFrom(opts);
     const log = createLogger({ level: config.log.level });
     const { startDaemon } = await import('../daemon.js');
@@ -215,6 +219,8 @@ class CliError extends Error {}
 async function registerOptionalCommands(p: Command): Promise<void> {
   const { registerExtraCommands } = await import('./extra.js');
   registerExtraCommands(p);
+  const { registerClusterCommands } = await import('../cluster/cli.js');
+  registerClusterCommands(p); // issue 13: cluster status, activation lookup
 }
 
 try {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { policiesConfigSchema } from '../policies/config.js';
+import { clusterConfigSchema } from '../cluster/config.js';
 
 export function defaultStateDir(): string {
   return process.env.FAASCELL_STATE_DIR ?? path.join(os.homedir(), '.local', 'state', 'faascell');
@@ -177,6 +178,8 @@ export const configSchema = z
       .strict()
       .default({}),
     policies: policiesConfigSchema.default({}),
+    /** issue 13: a FaaSCell cluster on NATS JetStream (docs/cluster.md); no `cluster.nats`: a single node */
+    cluster: clusterConfigSchema.default({}),
     // ---- observability (docs/observability.md) ----
     telemetry: z
       .object({

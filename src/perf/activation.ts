@@ -69,6 +69,23 @@ export interface ActivationRecord {
   snapshot?: { id: string; tier: string };
   logs: string[];
   error?: { code: string; message: string };
+  /** the cluster node that ran it (set when it came through the cluster's broker: src/cluster/) */
+  node?: string;
+  /** how it travelled through the broker */
+  cluster?: {
+    /** the node (or client) that accepted it and got the outcome */
+    requester: string;
+    /** epoch ms when the requester accepted it */
+    acceptedAt: number;
+    /** pulled from the shared queue, or from this node's addressed queue (locality) */
+    via: 'shared' | 'addressed';
+    /** deliveries of the invocation that ended without an answer before this run (a node died, hung or lost NATS) */
+    redeliveries: number;
+    /** times a node at capacity handed it back before this run */
+    handbacks: number;
+    /** moved out of this node's addressed queue (busy or down) */
+    forwardedFrom?: string;
+  };
 }
 
 /** Fill `timings` and `totalMs` from `timestamps`. */

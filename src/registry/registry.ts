@@ -67,17 +67,30 @@ interface Row {
   updated_at: number;
 }
 
+/** A change of the registry, told to its listeners (the cluster's registry sync: src/cluster/registry-sync.ts). */
+export type RegistryChange =
+  | { kind: 'put'; def: FunctionDef; code: Buffer; origin: 'local' | 'replica' }
+  | { kind: 'delete'; name: string; origin: 'local' | 'replica' };
+
+/** A listener may return the promise of its work (publishing the change): `synced()` waits for it. */
+export type RegistryListener = (c: RegistryChange) => Promise<void> | void;
+
 export class Registry {
   private readonly unpacked = new Map<string, UnpackedCode>();
   private readonly defs = new Map<string, FunctionDef>();
+  private readonly listeners: RegistryListener[] = [];
+  private readonly pendingSync = new Set<Promise<void>>();
 
   constructor(
     private readonly db: Db,
     private readonly limits: RegistryLimits,
   ) {}
 
-  /** Create or replace a function. Returns the stored definition and whether it was new. */
-  put(name: string, input: FunctionInput, now = Date.now()): { def: FunctionDef; created: boolean } {
+  /**
+   * Create or replace a function. Returns the stored definition and whether it was new.
+   * `replica`: store another node's definition as it is (its version and times), not a new version.
+   */
+  put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'>): { def: FunctionDef; created: boolean } {
     if (!FUNCTION_NAME.test(name)) throw badRequest('name', 'must match ' + FUNCTION_NAME.source);
     const L = this.limits;
     if (input.code.length === 0) throw badRequest('code', 'is empty');
@@ -105,7 +118,7 @@ export class Registry {
     const existing = this.row(name);
     const def: FunctionDef = {
       name,
-      version: (existing?.version ?? 0) + 1,
+      version: replica?.version ?? (existing?.version ?? 0) + 1,
       codeKind: kind,
       codeSha256: codeSha,
       codeBytes: input.code.length,
@@ -118,8 +131,8 @@ export class Registry {
       env,
       parameters,
       annotations,
-      createdAt: existing?.created_at ?? now,
-      updatedAt: now,
+      createdAt: replica?.createdAt ?? existing?.created_at ?? now,
+      updatedAt: replica?.updatedAt ?? now,
     };
     stmt(this.db, 
         `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, created_at, updated_at)
@@ -133,7 +146,39 @@ export class Registry {
     this.unpacked.set(cacheKey(def), unpacked);
     const frozen = freezeDef(def);
     this.defs.set(name, frozen);
+    this.emit({ kind: 'put', def: frozen, code: input.code, origin: replica ? 'replica' : 'local' });
     return { def: frozen, created: !existing };
+  }
+
+  /** Store a definition made on another node (the cluster registry), exactly as it is. */
+  putReplica(def: FunctionDef, code: Buffer): FunctionDef {
+    if (sha256(code) !== def.codeSha256) throw badRequest('code', `function ${def.name}: the code does not match its digest`);
+    // every input field of the definition (whatever fields it has) goes through the same checks as a deploy
+    const { name, version, createdAt, updatedAt, codeSha256: _sha, codeBytes: _bytes, main: _main, ...input } = def;
+    return this.put(name, { ...input, code }, updatedAt, { version, createdAt, updatedAt }).def;
+  }
+
+  /** Be told of every change (the cluster's registry sync). */
+  onChange(l: RegistryListener): void {
+    this.listeners.push(l);
+  }
+
+  /** Resolves when every listener finished with the changes made so far (a deploy reached the cluster). */
+  async synced(): Promise<void> {
+    await Promise.all([...this.pendingSync]);
+  }
+
+  private emit(c: RegistryChange): void {
+    for (const l of this.listeners) {
+      const p = l(c);
+      if (!p) continue;
+      this.pendingSync.add(p);
+      // a failure is reported by synced() to whoever waits; the set only forgets it
+      void p.then(
+        () => this.pendingSync.delete(p),
+        () => this.pendingSync.delete(p),
+      );
+    }
   }
 
   /** The current definition (kept in memory: read on every invocation; changed only through put/delete). */
@@ -157,10 +202,12 @@ export class Registry {
     return (stmt(this.db, 'SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
   }
 
-  delete(name: string): boolean {
+  delete(name: string, origin: 'local' | 'replica' = 'local'): boolean {
     this.defs.delete(name);
     for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
-    return stmt(this.db, 'DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+    const gone = stmt(this.db, 'DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+    if (gone) this.emit({ kind: 'delete', name, origin });
+    return gone;
   }
 
   /** The stored code as deployed (a JS file's text, or the archive's bytes) and its kind. */

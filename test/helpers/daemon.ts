@@ -77,7 +77,10 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     logs: () => logs,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
+      // the bound must not outlive the stop: a pending timer keeps the test process alive for 30 s
+      let bound: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (bound = setTimeout(r, 30_000)))]);
+      clearTimeout(bound);
       writeFileSync(logFile, logs);
     },
     deploy(name, fixture, opts = {}) {

@@ -115,3 +115,32 @@ function makeTar(files: Record<string, string>): Buffer {
   blocks.push(Buffer.alloc(1024));
   return Buffer.concat(blocks);
 }
+
+test('replicas keep the version and times they were made with; listeners hear the origin; synced() waits for them', async () => {
+  const a = new Registry(openMemoryDb(), limits);
+  const b = new Registry(openMemoryDb(), limits);
+  const heard: string[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  b.onChange((c) => {
+    heard.push(`${c.kind}:${c.origin}`);
+    return c.origin === 'local' ? gate : undefined;
+  });
+  a.put('f', { code: hello }, 1000);
+  const { def } = a.put('f', { code: hello, memoryMiB: 512 }, 2000);
+  const stored = b.putReplica(def, hello);
+  assert.equal(stored.version, 2);
+  assert.equal(stored.createdAt, 1000);
+  assert.equal(stored.updatedAt, 2000);
+  assert.equal(stored.memoryMiB, 512);
+  assert.throws(() => b.putReplica({ ...def, codeSha256: '0'.repeat(64) }, hello), (e: FaasError) => e.field === 'code');
+  b.put('g', { code: hello });
+  let synced = false;
+  const s = b.synced().then(() => (synced = true));
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(synced, false, 'a local change waits for its listener');
+  release();
+  await s;
+  b.delete('f', 'replica');
+  assert.deepEqual(heard, ['put:replica', 'put:local', 'delete:replica']);
+});

@@ -182,6 +182,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
       }
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
+      await registry.synced(); // issue 13: in a cluster, the deploy reached the cluster registry
       return reply.status(200).send(actionDocument(def, options.namespace));
     },
   );
@@ -200,6 +201,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     const doc = actionDocument(def, options.namespace);
     registry.delete(def.name);
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def: undefined, reply: r }), 10_000);
+    await registry.synced(); // issue 13: in a cluster, the delete reached the cluster registry
     return doc;
   });
 

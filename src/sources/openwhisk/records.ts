@@ -75,6 +75,7 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
   if (rec.accelerator) annotations.push({ key: 'accelerator', value: rec.accelerator });
   if (rec.snapshot) annotations.push({ key: 'snapshot', value: rec.snapshot });
   if (rec.error) annotations.push({ key: 'error', value: rec.error });
+  if (rec.node) annotations.push({ key: 'node', value: rec.node }); // issue 13: the cluster node that ran it
   const response: OpenWhiskActivation['response'] = { status: st.status, statusCode: st.statusCode, success: st.statusCode === 0 };
   if (result !== undefined) response.result = result;
   return {

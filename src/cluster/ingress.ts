@@ -1,0 +1,105 @@
+// ClusterIngress: what a cluster node's APIs (native HTTP, OpenWhisk) hand their
+// invocations to instead of the local Dispatcher. It takes the same message, chooses
+// where the invocation goes first (locality), publishes it into the work queue, and
+// delivers the outcome that comes back (from whichever node ran it) to the
+// request's Sink. The activation id is fixed here, before publishing: every run of
+// the invocation, on any node, has this id.
+
+import { randomUUID } from 'node:crypto';
+import { Actor, errText } from '../core/actor.js';
+import { FaasError } from '../core/errors.js';
+import { toFaasError, type Failure } from '../core/failure.js';
+import type { DispatcherMsg, InvocationRequest } from '../dispatcher/dispatcher.js';
+import type { ActivationRecord } from '../perf/activation.js';
+import type { Registry } from '../registry/registry.js';
+import type { RuntimeName } from '../runtimes/types.js';
+import type { Broker } from './connection.js';
+import type { LocalityBook } from './locality.js';
+import { encode, resultOf, type InvocationMessage } from './messages.js';
+import type { BrokerCounters } from './node-status.js';
+import type { NodeDirectory } from './nodes.js';
+import type { OutcomeCollector } from './outcomes.js';
+import { publishStored } from './publish.js';
+import { nodeSubject, sharedSubject } from './subjects.js';
+
+export interface IngressDeps {
+  broker: Broker;
+  node: string;
+  registry: Registry;
+  outcomes: OutcomeCollector;
+  directory: NodeDirectory;
+  book: LocalityBook;
+  counters: BrokerCounters;
+  runtime: RuntimeName;
+}
+
+/** How long an invocation may take to be stored in the work queue (NATS restarting) before it is refused. */
+const PUBLISH_DEADLINE_MS = 15_000;
+
+export class ClusterIngress extends Actor<DispatcherMsg> {
+  constructor(private readonly d: IngressDeps) {
+    super();
+  }
+
+  protected receive(msg: DispatcherMsg): void {
+    this.handle(msg.req).catch((err: unknown) => this.log.error('cluster ingress failed', { err: errText(err) }));
+  }
+
+  private async handle(req: InvocationRequest): Promise<void> {
+    const d = this.d;
+    const id = req.activationId ?? randomUUID();
+    const def = d.registry.get(req.fn);
+    if (!def) return this.fail(req, id, { kind: 'rejected', reason: 'not_found', message: `function ${req.fn} does not exist` });
+    const now = Date.now();
+    const place = d.broker.cfg.locality ? d.book.choose(req.fn, d.directory.nodes.values(), now, { self: d.node, nodeTimeoutMs: d.broker.cfg.nodeTimeoutMs }) : ({ kind: 'shared' } as const);
+    const msg: InvocationMessage = {
+      v: 1,
+      id,
+      fn: req.fn,
+      params: req.params as Record<string, unknown>,
+      receivedAt: req.receivedAt,
+      requester: d.node,
+      ...(place.kind === 'node' ? { target: place.node } : {}),
+      redeliveries: 0,
+      handbacks: 0,
+    };
+    const waitMs = def.timeoutMs + d.broker.cfg.outcomeTimeoutMs;
+    const outcome = d.outcomes.expect(id, waitMs);
+    const subject = place.kind === 'node' ? nodeSubject(d.broker.names, place.node) : sharedSubject(d.broker.names);
+    const end = Date.now() + PUBLISH_DEADLINE_MS;
+    try {
+      await publishStored(d.broker.js, subject, encode(msg), id, () => Date.now() < end);
+    } catch (err) {
+      d.outcomes.cancel(id);
+      return this.fail(req, id, { kind: 'rejected', reason: 'shutting_down', message: `the cluster's work queue is unreachable (NATS: ${(err as Error).message}); try again` });
+    }
+    d.counters.accepted++;
+    if (place.kind === 'node') {
+      d.counters.targeted++;
+      d.book.book(place.node, req.fn, now);
+    }
+    const o = await outcome;
+    if (!o) {
+      return this.fail(req, id, { kind: 'timeout', phase: 'run', limitMs: waitMs, message: `no outcome from the cluster within ${waitMs} ms (the function's timeout + cluster.outcomeTimeoutMs); look it up later by its activation id ${id}` });
+    }
+    req.sink.deliver(resultOf(o));
+  }
+
+  private fail(req: InvocationRequest, id: string, failure: Failure): void {
+    const now = Date.now();
+    const e: FaasError = toFaasError(failure);
+    const rec: ActivationRecord = {
+      id,
+      function: req.fn,
+      functionVersion: this.d.registry.get(req.fn)?.version ?? 0,
+      runtime: this.d.runtime,
+      status: failure.kind === 'timeout' ? 'timeout' : 'rejected',
+      timestamps: { received: req.receivedAt, responseSent: now },
+      timings: { received: 0, responseSent: Math.round((now - req.receivedAt) * 100) / 100 },
+      totalMs: Math.round((now - req.receivedAt) * 100) / 100,
+      logs: [],
+      error: { code: e.code, message: e.message },
+    };
+    req.sink.deliver({ activation: rec, error: e, failure });
+  }
+}

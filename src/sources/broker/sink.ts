@@ -1,0 +1,93 @@
+// BrokerSink: the outcome of an invocation pulled from the broker. It is published
+// to the requester's outcome subject and only then is the message acknowledged, so
+// a node that dies before that leaves the invocation to be redelivered. A refusal
+// at capacity (the node pulled work its admission then refused) is not an outcome:
+// the invocation goes back to the shared queue (a copy is published, then the
+// message acknowledged) until `maxHandbacks`, after which the refusal is the answer.
+
+import type { JsMsg } from '@nats-io/jetstream';
+import type { RejectReason } from '../../core/failure.js';
+import { encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
+import type { InvocationResult, Sink } from '../../sinks/types.js';
+
+/** Refusals that another node may not give: the work goes back to the queue. */
+const HANDBACK: ReadonlySet<RejectReason> = new Set<RejectReason>(['queue_full', 'overloaded', 'queue_timeout', 'shutting_down']);
+
+export function shouldHandBack(res: InvocationResult, inv: InvocationMessage, maxHandbacks: number): boolean {
+  const f = res.failure;
+  return f?.kind === 'rejected' && HANDBACK.has(f.reason) && inv.handbacks < maxHandbacks;
+}
+
+export interface BrokerSinkDeps {
+  node: string;
+  maxHandbacks: number;
+  /** publish until stored (retried with the same message id) */
+  publish(subject: string, data: Uint8Array, msgID: string): Promise<void>;
+  outcomeSubject(requester: string): string;
+  sharedSubject: string;
+  /** the message is settled (acknowledged, or given up at shutdown) */
+  settled(how: 'answered' | 'handedBack' | 'failed'): void;
+  /** the NATS connection is closed for good (no more in-progress acks) */
+  closed(): boolean;
+  onError(err: unknown, inv: InvocationMessage): void;
+}
+
+export class BrokerSink implements Sink {
+  readonly name = 'broker';
+  private keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly m: JsMsg,
+    private readonly inv: InvocationMessage,
+    private readonly meta: { via: 'shared' | 'addressed'; redeliveries: number; acceptedAt: number },
+    private readonly d: BrokerSinkDeps,
+    ackWaitMs: number,
+  ) {
+    // a long run keeps its message: in-progress acks restart the ack wait
+    this.keepAlive = setInterval(() => {
+      if (d.closed()) clearInterval(this.keepAlive);
+      else m.working();
+    }, Math.max(300, Math.floor(ackWaitMs / 3)));
+  }
+
+  deliver(res: InvocationResult): void {
+    clearInterval(this.keepAlive);
+    // the Dispatcher hands this record to PerfManager right after: the node's copy names the node too
+    res.activation.node = this.d.node;
+    res.activation.cluster = {
+      requester: this.inv.requester,
+      acceptedAt: this.inv.receivedAt,
+      via: this.meta.via,
+      redeliveries: this.meta.redeliveries,
+      handbacks: this.inv.handbacks,
+      ...(this.inv.forwardedFrom ? { forwardedFrom: this.inv.forwardedFrom } : {}),
+    };
+    void this.settle(res);
+  }
+
+  private async settle(res: InvocationResult): Promise<void> {
+    const { inv, m, d } = this;
+    try {
+      if (shouldHandBack(res, inv, d.maxHandbacks)) {
+        const copy: InvocationMessage = { ...inv, target: undefined, handbacks: inv.handbacks + 1, redeliveries: this.meta.redeliveries };
+        await d.publish(d.sharedSubject, encode(copy), `${inv.id}:h:${m.seq}`);
+        m.ack();
+        d.settled('handedBack');
+        return;
+      }
+      // the same message id for every run of this activation: a second run's outcome is dropped as a duplicate
+      await d.publish(d.outcomeSubject(inv.requester), encode(outcomeOf(inv.id, d.node, res)), `out:${inv.id}`);
+      m.ack();
+      d.settled('answered');
+    } catch (err) {
+      // not published (NATS gone for good, or the daemon stops): the message is redelivered after the ack wait
+      d.onError(err, inv);
+      d.settled('failed');
+    }
+  }
+
+  /** Given up before any outcome (the daemon stops): stop keeping the message. */
+  abandon(): void {
+    clearInterval(this.keepAlive);
+  }
+}

@@ -1,0 +1,109 @@
+// Starts a real nats-server with JetStream (file storage in a temporary directory)
+// on 127.0.0.1 for a test, and stops it. Restarting keeps the same port and store.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface NatsServer {
+  url: string;
+  port: number;
+  storeDir: string;
+  proc: ChildProcess;
+  logs(): string;
+  /** stop it (SIGTERM, or SIGKILL) and wait for the exit */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** start it again on the same port with the same store */
+  restart(): Promise<void>;
+  /** stop and remove its store */
+  cleanup(): Promise<void>;
+}
+
+/** Why nats-server cannot run here, or undefined when it can. */
+export function natsServerMissing(): string | undefined {
+  try {
+    execFileSync('nats-server', ['--version'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'nats-server is not installed (Debian package nats-server; scripts/setup.sh installs it)';
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitPort(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((r) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => {
+        c.destroy();
+        r(true);
+      });
+      c.once('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`nats-server did not listen on ${port} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function startNatsServer(): Promise<NatsServer> {
+  const missing = natsServerMissing();
+  if (missing) throw new Error(missing);
+  const storeDir = mkdtempSync(path.join(os.tmpdir(), 'fc-nats-'));
+  const port = await freePort();
+  let logs = '';
+  let proc!: ChildProcess;
+  let exited!: Promise<void>;
+  const launch = async (): Promise<void> => {
+    proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+    proc.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+    exited = new Promise((r) => proc.once('exit', () => r()));
+    await waitPort(port, 10_000);
+  };
+  await launch();
+  // a test process that ends without cleanup() (a crash, a cancelled run) leaves no nats-server behind
+  const onExit = (): void => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
+  const srv: NatsServer = {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    storeDir,
+    get proc() {
+      return proc;
+    },
+    logs: () => logs,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+      clearTimeout(timer); // a pending timer would keep the test process alive
+    },
+    async restart() {
+      await srv.stop();
+      await launch();
+    },
+    async cleanup() {
+      await srv.stop('SIGKILL');
+      process.removeListener('exit', onExit);
+      rmSync(storeDir, { recursive: true, force: true });
+      if (proc.exitCode === null && proc.signalCode === null) throw new Error(`nats-server (pid ${proc.pid}) did not exit`);
+    },
+  };
+  return srv;
+}
