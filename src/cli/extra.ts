@@ -100,7 +100,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -184,9 +184,6 @@ export function registerExtraCommands(p: Command): void {
         md.push(text);
         json.simSpeed = r;
       }
-<<<<<<< HEAD
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | all`);
-=======
       if (which === 'cluster') {
         // issue 13: nats-server + daemons as separate processes (not part of `all`: minutes of VMs)
         const { benchCluster, formatCluster } = await import('../../bench/cluster.js');
@@ -197,8 +194,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## cluster\n\n' + text);
         json.cluster = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | cluster | all`);
->>>>>>> main
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
