@@ -16,6 +16,8 @@ fi
 required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl)
 # issue 13: the cluster's broker (NATS with JetStream; Debian 12 ships 2.9, which has work queues, KV and object store)
 required+=(nats-server)
+# networking for functions (network: egress, docs/network.md): namespaces, veths, taps, nftables, conntrack flush
+required+=(iproute2 nftables conntrack)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
 # observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui;
 # plots rendered to PNG need a font

@@ -13,6 +13,7 @@ import { effectiveTiers, type Config } from './config/schema.js';
 import { Dispatcher, type DispatcherMsg } from './dispatcher/dispatcher.js';
 import { buildImage, findImage } from './image/builder.js';
 import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
+import { networkOptions } from './network/options.js';
 import { PerfManager, type PerfMsg } from './perf/perf-manager.js';
 import { createPolicies } from './policies/index.js';
 import { openDb, type Db } from './registry/db.js';
@@ -122,7 +123,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const clock = realClock;
   const perfActor = new PerfManager(db, cfg.activations.retain);
   const perf = system.spawn<PerfMsg>('perf', perfActor);
-  const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run')));
+  // networking (issue 10): per-VM namespace + tap for functions with network: egress; pool filled ahead if any exists
+  const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run'), networkOptions(cfg.network, registry.list().some((f) => f.network?.mode === 'egress'))));
   const tiers = effectiveTiers(cfg);
   const snapshotsOn = cfg.snapshots.enabled && driver.name === 'qemu';
   let snapshots: ActorRef<SnapshotMsg> | undefined;
@@ -177,6 +179,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     pool,
     perf,
     snapshots,
+    network, // issue 10: prepare on egress deploys, report in /v1/status
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,

@@ -13,6 +13,7 @@
 
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createReadStream, createWriteStream, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { EventEmitter } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { isatty, ReadStream, WriteStream } from 'node:tty';
 import type { Readable, Writable } from 'node:stream';
 import { installCapture } from './capture.js';
+import { installConnectionTracker, RESTORED_EVENT } from './connections.js';
 import { createAgent } from './core.js';
 import { installJsClock } from './clock.js';
 import { installRandomness } from './random.js';
@@ -185,6 +187,8 @@ const capture = installCapture();
 const ops = inGuest ? guestOps() : undefined;
 const jsClock = inGuest ? installJsClock() : undefined;
 const random = installRandomness();
+// before any user code: connections opened at init are tracked too
+const connections = installConnectionTracker();
 const { input, output, fd: channelFd } = openChannel(process.env.FAASCELL_AGENT_CHANNEL ?? '/dev/hvc0');
 
 const agent = createAgent({
@@ -199,6 +203,12 @@ const agent = createAgent({
   reseed: (seed) => random.reseed(seed),
   ...(ops ? { setClock: ops.setClock, seedKernel: ops.seedKernel } : {}),
   ...(jsClock ? { jsClock } : {}),
+  restored: () => {
+    const connectionsClosed = connections.closeAll();
+    // a custom process event (for user code): the typed overloads only know Node's own
+    EventEmitter.prototype.emit.call(process, RESTORED_EVENT, { connectionsClosed });
+    return connectionsClosed;
+  },
 });
 
 running.agent = agent;

@@ -37,6 +37,11 @@ export interface AgentOptions {
   chdir?: boolean;
   /** Diagnostics that must not end up in a run's logs (the entry writes them straight to the console fd). */
   debug?: (line: string) => void;
+  /**
+   * After a restore: destroy the connections opened before the snapshot (their
+   * network path is gone) and tell user code; returns how many were closed.
+   */
+  restored?: () => number;
 }
 
 export interface Agent {
@@ -281,6 +286,8 @@ export function createAgent(opts: AgentOptions): Agent {
         // both helper commands are pipelined: one round trip
         await kernelWork(steps);
       }
+      // pre-snapshot connections are dead: closed before any user code runs again
+      if (opts.restored) steps.connectionsClosed = opts.restored();
       // result: when each step finished (ms after receipt), for diagnostics.
       sendObj({ id, ok: true, result: steps, durationMs: since() });
     } catch (err) {

@@ -8,6 +8,7 @@ import { FaasError } from '../core/errors.js';
 import { pinoOf, type Logger } from '../core/logger.js';
 import type { ActorRef } from '../core/actor.js';
 import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
+import type { NetworkMsg, NetworkStatus } from '../network/network-manager.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
@@ -26,6 +27,8 @@ export interface ApiDeps {
   pool: ActorRef<PoolMsg>;
   perf: ActorRef<PerfMsg>;
   snapshots?: ActorRef<SnapshotMsg>;
+  /** set up ahead when an egress function is deployed; reported in /v1/status */
+  network?: ActorRef<NetworkMsg>;
   /** invocation bodies */
   bodyLimitBytes: number;
   /** function code (arrives base64-encoded: the deploy route allows for that) */
@@ -61,6 +64,8 @@ const functionBody = {
     timeoutMs: { type: 'integer' },
     maxInstances: { type: 'integer' },
     env: { type: 'object', additionalProperties: { type: 'string' } },
+    // {mode: 'none' | 'egress', allow: [...]}: checked by the registry, whose errors name the exact field
+    network: { type: 'object' },
   },
 } as const;
 
@@ -103,7 +108,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string> } }>(
+  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
     '/v1/functions/:name',
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
@@ -115,10 +120,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
         code = Buffer.from(b.code!, 'base64');
       }
-      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env });
+      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry
+      // network set-up ahead of the first start (docs/network.md)
+      if (def.network?.mode === 'egress') deps.network?.tell({ kind: 'prepare' });
       return reply.status(created ? 201 : 200).send(publicDef(def));
     },
   );
@@ -181,7 +188,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/v1/status', { schema: { response: { 500: errorSchema } } }, async () => {
     const pool = await deps.pool.ask<PoolStatus>((r) => ({ kind: 'status', reply: r }), 10_000);
     const snapshots = deps.snapshots ? await deps.snapshots.ask<SnapshotRecord[]>((r) => ({ kind: 'list', reply: r }), 10_000) : [];
-    return { ...deps.info(), pool, snapshots };
+    const network = deps.network ? await deps.network.ask<NetworkStatus>((r) => ({ kind: 'status', reply: r }), 10_000) : undefined;
+    return { ...deps.info(), pool, snapshots, ...(network ? { network } : {}) };
   });
 
   if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });

@@ -30,6 +30,10 @@ export const DEBIAN_PACKAGES: Array<{ pkg: string; probe: string; why: string; o
   { pkg: 'bc', probe: 'bc', why: 'building the minimal kernel', optional: true },
   { pkg: 'libelf-dev', probe: '/usr/include/libelf.h', why: 'building the minimal kernel', optional: true },
   { pkg: 'libssl-dev', probe: '/usr/include/openssl/ssl.h', why: 'building the minimal kernel', optional: true },
+  // networking for functions with network: egress (docs/network.md); without them such starts fail with the reason
+  { pkg: 'iproute2', probe: 'ip', why: 'namespaces, veths and taps of functions with network: egress', optional: true },
+  { pkg: 'nftables', probe: 'nft', why: 'the allowlist and NAT of functions with network: egress', optional: true },
+  { pkg: 'conntrack', probe: 'conntrack', why: 'recycling network slots (else each is destroyed and made anew)', optional: true },
 ];
 
 export function have(probe: string): boolean {

@@ -79,8 +79,10 @@ program
   .option('--entry <name>', 'entry function (default main)')
   .option('--max-instances <n>', 'concurrent instances of this function', (v) => parseInt(v, 10))
   .option('--env <KEY=VALUE...>', 'environment variables')
+  .option('--network <mode>', 'none (default: no network at all) or egress (only to --allow destinations, docs/network.md)')
+  .option('--allow <dest...>', 'egress destinations: [tcp://|udp://]A.B.C.D[/N][:PORT[-PORT]]')
   .option('--json', 'print JSON')
-  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; json?: boolean }, cmd: Command) => {
+  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; json?: boolean }, cmd: Command) => {
     const code = readFileSync(file);
     const ext = file.toLowerCase();
     const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : 'js';
@@ -93,9 +95,12 @@ program
       entry: opts.entry,
       maxInstances: opts.maxInstances,
       env: opts.env ? env : undefined,
+      // the daemon validates mode and destinations (400 naming network.mode / network.allow[i])
+      network: opts.network !== undefined || opts.allow ? { mode: (opts.network ?? 'egress') as 'none' | 'egress', allow: opts.allow ?? [] } : undefined,
     });
+    const net = def.network as { mode?: string; allow?: string[] } | undefined;
     if (opts.json) console.log(JSON.stringify(def, null, 2));
-    else console.log(`deployed ${String(def.name)} version ${String(def.version)} (${String(def.memoryMiB)} MiB, ${String(def.vcpus)} vCPU, timeout ${Number(def.timeoutMs) / 1000} s)`);
+    else console.log(`deployed ${String(def.name)} version ${String(def.version)} (${String(def.memoryMiB)} MiB, ${String(def.vcpus)} vCPU, timeout ${Number(def.timeoutMs) / 1000} s${net?.mode === 'egress' ? `, egress to ${(net.allow ?? []).join(' ')}` : ''})`);
   });
 
 program

@@ -10,6 +10,8 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { policiesConfigSchema } from '../policies/config.js';
 import { clusterConfigSchema } from '../cluster/config.js';
+import { parseCidr, parseIpv4 } from '../network/ipv4.js';
+import { networkConfigProblem } from '../network/config-check.js';
 
 export function defaultStateDir(): string {
   return process.env.FAASCELL_STATE_DIR ?? path.join(os.homedir(), '.local', 'state', 'faascell');
@@ -166,6 +168,26 @@ export const configSchema = z
       .object({ retain: z.number().int().positive().default(100_000) })
       .strict()
       .default({}),
+    // networking for functions with `network: egress` (docs/network.md)
+    network: z
+      .object({
+        /** Host ends of the per-VM veth pairs, one /30 per VM; must not overlap any route of the host. */
+        hostCidr: z
+          .string()
+          .refine((s) => (parseCidr(s)?.prefix ?? 99) <= 30, 'must be an IPv4 CIDR A.B.C.D/N with N at most 30')
+          .default('10.200.0.0/16'),
+        /** Resolver the guests' DNS queries (sent to their gateway) are forwarded to; unset: names do not resolve. */
+        dns: z
+          .string()
+          .refine((s) => parseIpv4(s) !== undefined, 'must be an IPv4 address')
+          .optional(),
+        /** Namespaces (with tap and veth) kept ready, so a start does not wait for network set-up. */
+        poolSize: z.number().int().min(0).max(64).default(2),
+        /** Set up the host and fill the pool when the daemon starts, even before an egress function exists. */
+        prewarm: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
     /** OpenWhisk's REST API under /api/v1 (docs/openwhisk.md). */
     openwhisk: z
       .object({
@@ -256,6 +278,8 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
     if (names.has(t.name)) throw new ConfigError(`${source}: invalid key snapshots.tiers: duplicate tier ${t.name}`, 'snapshots.tiers');
     names.add(t.name);
   }
+  const netProblem = networkConfigProblem(cfg.network);
+  if (netProblem) throw new ConfigError(`${source}: invalid key ${netProblem.key}: ${netProblem.message}`, netProblem.key);
   if (!cfg.api.token && process.env.FAASCELL_TOKEN) cfg.api.token = process.env.FAASCELL_TOKEN;
   return cfg;
 }

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { GUEST_KERNEL_IP_ARG, GUEST_NET_ARG } from '../network/plan.js';
 import type { GuestImage } from '../runtimes/types.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { type Log, run, runOk, sha256, which } from './exec.js';
@@ -47,6 +48,8 @@ export interface ImageManifest extends GuestImage {
 
 /** Kernel arguments every image needs; `random.trust_cpu=on` avoids Node blocking on the RNG at boot. */
 export const BASE_CMDLINE = 'console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2400000 random.trust_cpu=on';
+/** The guest's fixed network configuration (the same in every VM, see src/network/plan.ts); /init applies it to eth0. */
+export const IMAGE_CMDLINE = `${BASE_CMDLINE} ${GUEST_KERNEL_IP_ARG} ${GUEST_NET_ARG}`;
 
 export function defaultCacheDir(): string {
   return process.env.FAASCELL_CACHE_DIR || join(homedir(), '.cache', 'faascell');
@@ -238,7 +241,8 @@ async function buildHelper(root: string, work: string, log: Log): Promise<Buffer
 
 function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[], helper: Buffer | undefined): Buffer {
   const entries: CpioEntry[] = [];
-  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'rootfs', 'lib']) entries.push({ type: 'dir', path: d });
+  // etc: /init writes the guest's resolv.conf there without forking a mkdir (networking)
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'rootfs', 'lib', 'etc']) entries.push({ type: 'dir', path: d });
   // The kernel opens /dev/console for /init's stdio before devtmpfs is mounted.
   entries.push({ type: 'chardev', path: 'dev/console', major: 5, minor: 1 });
   entries.push({ type: 'file', path: 'bin/busybox', data: busybox.data, mode: 0o755 });
@@ -281,7 +285,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   const agentSha = sha256(agent);
   const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
   const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
-  const cmdline = BASE_CMDLINE;
+  const cmdline = IMAGE_CMDLINE;
   const rootfsCompression = opts.rootfsCompression ?? 'none';
   const version = sha256(
     JSON.stringify({ builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(initScript), agent: agentSha, node: nodeId, busybox: busyboxId, helper: helperId, cmdline, rootfsCompression }),

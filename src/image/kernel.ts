@@ -121,7 +121,7 @@ export async function minimalKernel(cacheDir: string, guestImageDir: string, log
 // Debian's generic kernel
 
 /** Modules /init needs from the generic kernel; their dependencies are added from modules.dep. */
-const DEBIAN_MODULES = ['virtio_mmio', 'virtio_console', 'virtio_blk', 'squashfs'];
+const DEBIAN_MODULES = ['virtio_mmio', 'virtio_console', 'virtio_blk', 'squashfs', 'virtio_net'];
 
 const MAGICS: { name: string; magic: Buffer; cmd: [string, string[]] }[] = [
   { name: 'xz', magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), cmd: ['xz', ['-dc', '--single-stream']] },
@@ -222,6 +222,12 @@ async function cachedDebianKernels(kernelsDir: string): Promise<string[]> {
     .sort((a, b) => Number(/-(\d+)-amd64$/.exec(a)?.[1]) - Number(/-(\d+)-amd64$/.exec(b)?.[1]));
 }
 
+/** A cached extraction made for an older DEBIAN_MODULES list (e.g. without virtio_net) is made again. */
+async function hasWantedModules(dir: string): Promise<boolean> {
+  const info = JSON.parse(await readFile(join(dir, 'kernel.json'), 'utf8')) as { wanted?: string[] };
+  return DEBIAN_MODULES.every((m) => info.wanted?.includes(m));
+}
+
 async function loadDebian(dir: string): Promise<Kernel> {
   const info = JSON.parse(await readFile(join(dir, 'kernel.json'), 'utf8')) as { id: string; modules: string[] };
   return {
@@ -245,7 +251,7 @@ export async function debianKernel(cacheDir: string, log: Log, force = false): P
     throw new Error('no linux-image-6.1.0-*-amd64 package found (apt-cache search) and none cached');
   }
   const finalDir = join(kernelsDir, `debian-${pkg}`);
-  if (!force && existsSync(join(finalDir, 'kernel.json'))) {
+  if (!force && existsSync(join(finalDir, 'kernel.json')) && (await hasWantedModules(finalDir))) {
     log(`kernel: debian ${pkg} cached (${finalDir})`);
     return loadDebian(finalDir);
   }
@@ -285,8 +291,8 @@ export async function debianKernel(cacheDir: string, log: Log, force = false): P
       names.push(m.name);
     }
     log(`kernel: modules for the initramfs: ${names.join(' ')}`);
-    const id = `debian-${release}-${sha256(vmlinux).slice(0, 12)}`;
-    await writeFile(join(out, 'kernel.json'), `${JSON.stringify({ id, package: pkg, release, modules: names }, null, 2)}\n`);
+    const id = `debian-${release}-${sha256(vmlinux, names.join(',')).slice(0, 12)}`;
+    await writeFile(join(out, 'kernel.json'), `${JSON.stringify({ id, package: pkg, release, modules: names, wanted: DEBIAN_MODULES }, null, 2)}\n`);
     await rm(finalDir, { recursive: true, force: true });
     await rename(out, finalDir);
     return loadDebian(finalDir);

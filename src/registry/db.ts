@@ -70,6 +70,8 @@ const MIGRATIONS: string[] = [
      created_at INTEGER NOT NULL
    );
    CREATE INDEX openwhisk_activations_by_time ON openwhisk_activations(created_at DESC);`,
+  // 5: a function's network specification (src/network/spec.ts)
+  `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
 ];
 
 export function openDb(stateDir: string, file = 'faascell.db'): Db {

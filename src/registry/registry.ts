@@ -5,6 +5,7 @@
 import { stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
+import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
 
 export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -25,6 +26,8 @@ export interface FunctionDef {
   parameters: Record<string, unknown>;
   /** Free-form key/value annotations (OpenWhisk's action annotations); FaaSCell itself reads none. */
   annotations: Record<string, unknown>;
+  /** `none` (no way out of the VM, the default) or `egress` with an allowlist (docs/network.md) */
+  network?: NetworkSpec;
   createdAt: number;
   updatedAt: number;
 }
@@ -40,6 +43,8 @@ export interface FunctionInput {
   env?: Record<string, string>;
   parameters?: Record<string, unknown>;
   annotations?: Record<string, unknown>;
+  /** {mode: 'none' | 'egress', allow: [destinations]}; validated here (400 naming the field) */
+  network?: unknown;
 }
 
 export interface RegistryLimits {
@@ -63,6 +68,7 @@ interface Row {
   env: string;
   parameters: string;
   annotations: string;
+  network: string;
   created_at: number;
   updated_at: number;
 }
@@ -114,6 +120,7 @@ export class Registry {
     }
     const parameters = jsonObject('parameters', input.parameters);
     const annotations = jsonObject('annotations', input.annotations);
+    const network = normalizeNetworkSpec(input.network, 'network');
     const codeSha = sha256(input.code);
     const existing = this.row(name);
     const def: FunctionDef = {
@@ -131,18 +138,19 @@ export class Registry {
       env,
       parameters,
       annotations,
+      network,
       createdAt: replica?.createdAt ?? existing?.created_at ?? now,
       updatedAt: replica?.updatedAt ?? now,
     };
     stmt(this.db, 
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, network, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @network, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
            vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
-           parameters=excluded.parameters, annotations=excluded.annotations, updated_at=excluded.updated_at`,
+           parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, updated_at=excluded.updated_at`,
       )
-      .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations) });
+      .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
     this.unpacked.set(cacheKey(def), unpacked);
     const frozen = freezeDef(def);
     this.defs.set(name, frozen);
@@ -275,6 +283,7 @@ function toDef(r: Row): FunctionDef {
     env: JSON.parse(r.env) as Record<string, string>,
     parameters: JSON.parse(r.parameters) as Record<string, unknown>,
     annotations: JSON.parse(r.annotations) as Record<string, unknown>,
+    network: JSON.parse(r.network) as NetworkSpec,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };

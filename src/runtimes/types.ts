@@ -35,6 +35,17 @@ export type MemoryBacking =
    */
   | { kind: 'file'; path: string; share: boolean };
 
+/**
+ * Where a VM's NIC is connected (src/network): the VMM runs inside `netnsPath`
+ * and its virtio-net NIC uses `tap` there. Absent: the NIC has no peer.
+ */
+export interface VmNetworkAttachment {
+  /** network namespace the VMM joins before it starts (e.g. /run/netns/NAME) */
+  netnsPath: string;
+  /** tap device inside that namespace */
+  tap: string;
+}
+
 export interface VmConfig {
   /** Unique id; used in file names and logs. */
   vmId: string;
@@ -49,6 +60,8 @@ export interface VmConfig {
   cpuAffinity?: number[];
   /** Extra kernel arguments. */
   extraCmdline?: string;
+  /** Egress networking (network: egress); absent: the NIC has no peer. */
+  network?: VmNetworkAttachment;
 }
 
 /** The files of one snapshot. */

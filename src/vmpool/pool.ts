@@ -14,6 +14,7 @@ import type { Failure } from '../core/failure.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import type { CostsMsg } from '../perf/perf-manager.js';
 import type { AdmissionDecision } from '../policies/types.js';
+import { networkShapeKey } from '../network/spec.js';
 import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../snapshots/types.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerDeps, type WorkerEvent, type WorkerMsg } from '../worker/worker.js';
@@ -110,7 +111,7 @@ interface WorkerHandle {
 
 const versionKeys = new WeakMap<FunctionDef, string>();
 
-/** Instances and snapshots are reusable only for the same version: code, shape, entry and env. */
+/** Instances and snapshots are reusable only for the same version: code, shape, entry and env (and network, issue 10: a VM's rules are set at its start). */
 export function versionKey(def: FunctionDef): string {
   let k = versionKeys.get(def);
   if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
@@ -122,7 +123,7 @@ function computeVersionKey(def: FunctionDef): string {
     .sort()
     .map((k) => `${k}=${def.env[k]}`)
     .join('\0');
-  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}`).digest('hex').slice(0, 16);
+  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}${networkShapeKey(def.network)}`).digest('hex').slice(0, 16);
 }
 
 export class VmPool extends Actor<PoolMsg> implements CoreEffects {

@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
 import type { Failure } from '../core/failure.js';
-import type { NetworkMsg } from '../network/network-manager.js';
+import type { NetworkMsg, VmEndpoints } from '../network/network-manager.js';
 import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
@@ -262,9 +262,10 @@ export class Worker extends Actor<WorkerMsg> {
   private async bootStep(): Promise<StepMsg> {
     const fn = this.plan.fn;
     const target = this.plan.path === 'cold' ? this.plan.snapshotTarget : undefined;
-    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+    // network (issue 10): the function's network spec in, its namespace/tap out (30 s: a slot may be made on demand)
+    const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
     const memory: MemoryBacking = target && target.files.kind === 'shared-memory' ? { kind: 'file', path: target.files.memoryPath, share: true } : { kind: 'anonymous' };
-    return { kind: 'spawned', vm: await this.deps.driver.boot(this.vmConfig(fn, runDir, memory)) };
+    return { kind: 'spawned', vm: await this.deps.driver.boot(this.vmConfig(fn, ep, memory)) };
   }
 
   private async readyStep(vm: VmHandle): Promise<StepMsg> {
@@ -312,7 +313,8 @@ export class Worker extends Actor<WorkerMsg> {
 
   private async restoreStep(snap: SnapshotRef): Promise<StepMsg> {
     const fn = this.plan.fn;
-    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+    // network (issue 10): as in bootStep
+    const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
     const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
     if (this.deps.prefetch && snap.files.kind === 'shared-memory' && snap.workingSetPath) {
       const ws = loadWorkingSet(snap.workingSetPath);
@@ -322,7 +324,7 @@ export class Worker extends Actor<WorkerMsg> {
         this.startDetails.prefetchMs = this.deps.clock.now() - p0;
       }
     }
-    return { kind: 'spawned', vm: await this.deps.driver.restore(this.vmConfig(fn, runDir, memory), snap.files) };
+    return { kind: 'spawned', vm: await this.deps.driver.restore(this.vmConfig(fn, ep, memory), snap.files) };
   }
 
   private async resyncStep(vm: VmHandle): Promise<StepMsg> {
@@ -652,8 +654,15 @@ export class Worker extends Actor<WorkerMsg> {
 
   // ---- helpers -------------------------------------------------------------
 
-  private vmConfig(fn: FunctionDef, runDir: string, memory: MemoryBacking): VmConfig {
+  private vmConfig(fn: FunctionDef, ep: VmEndpoints, memory: MemoryBacking): VmConfig {
+    const runDir = ep.runDir;
+    // network (issue 10): egress VMs run in their namespace; record what the set-up cost
+    if (ep.network) {
+      this.startDetails.networkSetupMs = Math.round(ep.network.setupMs * 10) / 10;
+      this.startDetails.networkPooled = ep.network.pooled ? 1 : 0;
+    }
     return {
+      network: ep.network ? { netnsPath: ep.network.netnsPath, tap: ep.network.tap } : undefined,
       vmId: this.vmId,
       memoryMiB: fn.memoryMiB,
       vcpus: fn.vcpus,

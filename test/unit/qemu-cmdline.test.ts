@@ -42,7 +42,9 @@ void test('cold boot, anonymous memory, tcg', () => {
   assert.equal(after(a, '-append'), `${image.cmdline} faascell.x=1`);
   assert.equal(after(a, '-qmp'), 'unix:/run/vm1/qmp.sock,server=on,wait=off');
   assert.equal(after(a, '-chardev'), 'socket,id=agent,path=/run/vm1/channel.sock,server=on,wait=off');
-  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-blk-device,drive=rootfs']);
+  // every VM has one NIC, without a peer unless it has networking (docs/network.md)
+  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-blk-device,drive=rootfs', 'virtio-net-device,mac=02:fa:a5:00:00:02']);
+  assert.equal(a.includes('-netdev'), false);
   assert.equal(after(a, '-drive'), 'file=/img/rootfs.sqfs,if=none,id=rootfs,format=raw,readonly=on');
   assert.equal(after(a, '-pidfile'), '/run/vm1/qemu.pid');
   assert.equal(a.includes('-incoming'), false);
@@ -102,4 +104,16 @@ void test('validation', () => {
   for (const [over, re] of bad) {
     assert.throws(() => buildQemuArgs(cfg(over)), (e: unknown) => e instanceof VmConfigError && re.test(e.message), JSON.stringify(over));
   }
+});
+
+void test('egress networking: the NIC gets the namespace tap as its peer, same device layout', () => {
+  const plain = buildQemuArgs(cfg());
+  const a = buildQemuArgs(cfg({ network: { netnsPath: '/run/netns/faascell-abc123-0', tap: 'tap0' } }));
+  assert.equal(after(a, '-netdev'), 'tap,id=net0,ifname=tap0,script=no,downscript=no,vnet_hdr=off');
+  assert.deepEqual(
+    allAfter(a, '-device'),
+    allAfter(plain, '-device').map((d) => (d.startsWith('virtio-net-device') ? `${d},netdev=net0` : d)),
+  );
+  assert.throws(() => buildQemuArgs(cfg({ network: { netnsPath: 'relative', tap: 'tap0' } })), (e: unknown) => e instanceof VmConfigError && /network.netnsPath/.test(e.message));
+  assert.throws(() => buildQemuArgs(cfg({ network: { netnsPath: '/run/netns/x', tap: 'tap0,script=/evil' } })), (e: unknown) => e instanceof VmConfigError && /network.tap/.test(e.message));
 });

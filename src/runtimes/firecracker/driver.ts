@@ -350,6 +350,7 @@ export class FirecrackerDriver implements RuntimeDriver {
     if (cfg.accelerator !== 'kvm') {
       throw new Error(`firecracker runs only on KVM (asked for accelerator '${cfg.accelerator}')`);
     }
+    if (cfg.network) throw new Error('network: egress is not supported with the firecracker driver yet (use runtime.driver qemu)');
   }
 
   private async spawnVmm(cfg: VmConfig, timings: DriverTimings): Promise<Spawned> {

@@ -2,6 +2,7 @@
 // a restore gets exactly the device layout of its snapshot source.
 
 import path from 'node:path';
+import { GUEST_MAC } from '../../network/plan.js';
 import type { Accelerator, MemoryBacking, VmConfig } from '../types.js';
 
 /** Files the VMM creates inside runDir. */
@@ -77,6 +78,10 @@ export function validateVmConfig(cfg: VmConfig): void {
     }
   }
   if (cfg.extraCmdline?.includes('\n')) throw new VmConfigError('extraCmdline must be a single line');
+  if (cfg.network) {
+    requireAbsolute('network.netnsPath', cfg.network.netnsPath);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(cfg.network.tap)) throw new VmConfigError(`network.tap must be an interface name (1-15 of [A-Za-z0-9_.-]), got "${cfg.network.tap}"`);
+  }
 }
 
 export function accelArgs(accel: Accelerator): string[] {
@@ -127,6 +132,12 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
     '-device',
     'virtio-blk-device,drive=rootfs',
   );
+  // One virtio-net NIC in every VM, last so the other devices keep their slots
+  // (docs/network.md). The device layout is the same with and without networking,
+  // so a snapshot restores either way; without a tap peer nothing the guest sends
+  // goes anywhere. vnet_hdr=off: the NIC offers the same features either way.
+  if (cfg.network) args.push('-netdev', `tap,id=net0,ifname=${cfg.network.tap},script=no,downscript=no,vnet_hdr=off`);
+  args.push('-device', `virtio-net-device,mac=${GUEST_MAC}${cfg.network ? ',netdev=net0' : ''}`);
   args.push('-pidfile', f.pidFile);
   if (opts.incoming) args.push('-incoming', 'defer');
   return args;

@@ -514,6 +514,15 @@ export class QemuDriver implements RuntimeDriver {
     } else {
       this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
     }
+    // Egress networking (src/network): QEMU runs inside the VM's network namespace to
+    // reach its tap. nsenter joins it and execs (the pid stays QEMU's); it wraps
+    // everything else because joining needs root, before any privilege is dropped.
+    if (cfg.network) {
+      const nsenter = resolveBinary('nsenter');
+      if (!nsenter) throw new Error(`qemu ${cfg.vmId}: network: nsenter not found (apt-get install util-linux)`);
+      argv = [`--net=${cfg.network.netnsPath}`, '--', cmd, ...argv];
+      cmd = nsenter;
+    }
     this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
     const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
