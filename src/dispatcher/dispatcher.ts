@@ -96,6 +96,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     }
     rec.timestamps.responseSent = this.deps.clock.now();
     finishTimings(rec);
+    req.sink.annotate?.(rec);
     // the reply goes out once the record is committed (hardening, issue 12: a kill -9 loses no answered record)
     const deliver = () => req.sink.deliver({ activation: rec, result, error: failure ? toFaasError(failure) : undefined, failure });
     if (this.deps.perf.stopped) deliver();

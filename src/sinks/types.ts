@@ -16,5 +16,7 @@ export interface InvocationResult {
 
 export interface Sink {
   readonly name: string;
+  /** Adds what only this sink knows (e.g. the cluster node) to the record before it is stored. */
+  annotate?(rec: ActivationRecord): void;
   deliver(res: InvocationResult): void;
 }

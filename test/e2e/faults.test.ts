@@ -74,12 +74,38 @@ function cmdline(pid: number): string {
 function killVmmIn(d: TestDaemon, phase: 'boot' | 'restore' | 'snapshot', withinMs = 120_000, delayMs = 0): { result: Promise<string | undefined>; cancel(): void } {
   const known = new Set(runDirs(d));
   let cancelled = false;
+  // The save lasts a few ms: polling misses it on a loaded machine, so each new VM's run directory is
+  // watched (inotify) and the VMM killed from the event that announces the migration socket.
+  const watchers: fs.FSWatcher[] = [];
+  let watchedKill: string | undefined;
+  const watchSnapshot = (vm: string, dir: string): void => {
+    try {
+      const w = fs.watch(dir, (_event, file) => {
+        if (watchedKill || cancelled || file !== 'migrate.sock') return;
+        try {
+          process.kill(Number(fs.readFileSync(path.join(dir, 'qemu.pid'), 'utf8').trim()), 'SIGKILL');
+          watchedKill = vm;
+        } catch {
+          // gone already
+        }
+      });
+      watchers.push(w);
+    } catch {
+      // the directory went away
+    }
+  };
   const result = (async () => {
     const end = Date.now() + withinMs;
     while (!cancelled && Date.now() < end) {
+      if (watchedKill) break;
       for (const vm of runDirs(d)) {
         if (known.has(vm)) continue;
         const dir = path.join(d.stateDir, 'run', vm);
+        if (phase === 'snapshot') {
+          known.add(vm);
+          watchSnapshot(vm, dir);
+          continue;
+        }
         let pid = 0;
         try {
           pid = Number(fs.readFileSync(path.join(dir, 'qemu.pid'), 'utf8').trim());
@@ -88,7 +114,7 @@ function killVmmIn(d: TestDaemon, phase: 'boot' | 'restore' | 'snapshot', within
         }
         if (!pid) continue;
         const incoming = cmdline(pid).includes('-incoming');
-        const hit = phase === 'snapshot' ? fs.existsSync(path.join(dir, 'migrate.sock')) : phase === 'restore' ? incoming : !incoming;
+        const hit = phase === 'restore' ? incoming : !incoming;
         if (!hit) continue;
         if (delayMs) await sleep(delayMs);
         try {
@@ -100,8 +126,10 @@ function killVmmIn(d: TestDaemon, phase: 'boot' | 'restore' | 'snapshot', within
       }
       await sleep(2);
     }
-    return undefined;
-  })();
+    return watchedKill;
+  })().finally(() => {
+    for (const w of watchers) w.close();
+  });
   return {
     result,
     cancel: () => {
@@ -189,12 +217,19 @@ describe('faults inside VMs, through VmPool and Worker', { timeout: 15 * 60_000 
   });
 
   test('kill -9 of the VMM while it is being snapshotted', async (t) => {
-    // a new version has no snapshot: its first start boots, snapshots and continues from the snapshot
-    await d.client.deploy('evil', Buffer.from(EVIL), { codeKind: 'js', timeoutMs: TIMEOUT_MS, env: { V: '2' } });
-    const k = killVmmIn(d, 'snapshot');
-    await answer('kill in snapshot', evil({ ms: 1 }));
-    k.cancel();
-    assert.ok(await k.result, 'no VMM was seen snapshotting');
+    // A new version has no snapshot: its first start boots, snapshots and continues from the snapshot.
+    // The save takes a few ms, so the watcher can miss it on a loaded machine: a missed window is
+    // retried with another version (each attempt is a cold boot); five misses fail the test.
+    let killed: string | undefined;
+    for (let attempt = 2; attempt <= 6 && !killed; attempt++) {
+      await d.client.deploy('evil', Buffer.from(EVIL), { codeKind: 'js', timeoutMs: TIMEOUT_MS, env: { V: String(attempt) } });
+      const k = killVmmIn(d, 'snapshot');
+      await answer('kill in snapshot', evil({ ms: 1 }));
+      k.cancel();
+      killed = await k.result;
+      if (!killed) t.diagnostic(`attempt ${attempt - 1}: the snapshot window was missed`);
+    }
+    assert.ok(killed, 'no VMM was seen snapshotting in five attempts');
     assert.equal((await answer('after kill in snapshot', evil({ ms: 1 }))).status, 200);
     await waitFor('a snapshot of evil', async () => ((await snapshotsOf(d, 'evil')).length > 0 ? true : undefined));
     t.diagnostic(outcomes.at(-2)!);
@@ -255,7 +290,8 @@ describe('faults inside VMs, through VmPool and Worker', { timeout: 15 * 60_000 
       return now.activations.find((a) => !seen.has(a.id));
     });
     assert.equal(rec.status, 'success');
-    assert.ok(rec.totalMs >= 1400, `the record is the 1.5 s run (${rec.totalMs} ms)`);
+    // the 1.5 s run, not the 1 ms one before it (a guest timer under TCG may fire a little early by host time)
+    assert.ok(rec.totalMs >= 1000, `the record is the 1.5 s run (${rec.totalMs} ms)`);
     activations.push(rec.id);
   });
 

@@ -9,6 +9,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { RejectReason } from '../../core/failure.js';
 import { encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
 import type { InvocationResult, Sink } from '../../sinks/types.js';
+import type { ActivationRecord } from '../../perf/activation.js';
 
 /** Refusals that another node may not give: the work goes back to the queue. */
 const HANDBACK: ReadonlySet<RejectReason> = new Set<RejectReason>(['queue_full', 'overloaded', 'queue_timeout', 'shutting_down']);
@@ -50,11 +51,10 @@ export class BrokerSink implements Sink {
     }, Math.max(300, Math.floor(ackWaitMs / 3)));
   }
 
-  deliver(res: InvocationResult): void {
-    clearInterval(this.keepAlive);
-    // the Dispatcher hands this record to PerfManager right after: the node's copy names the node too
-    res.activation.node = this.d.node;
-    res.activation.cluster = {
+  /** Called by the Dispatcher before the record is stored: the node's copy names the node too. */
+  annotate(rec: ActivationRecord): void {
+    rec.node = this.d.node;
+    rec.cluster = {
       requester: this.inv.requester,
       acceptedAt: this.inv.receivedAt,
       via: this.meta.via,
@@ -62,6 +62,11 @@ export class BrokerSink implements Sink {
       handbacks: this.inv.handbacks,
       ...(this.inv.forwardedFrom ? { forwardedFrom: this.inv.forwardedFrom } : {}),
     };
+  }
+
+  deliver(res: InvocationResult): void {
+    clearInterval(this.keepAlive);
+    this.annotate(res.activation); // idempotent: also when a record reached the sink without the Dispatcher
     void this.settle(res);
   }
 
