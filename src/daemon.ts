@@ -165,6 +165,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
         limits: { maxResultBytes: cfg.functionLimits.maxResultBytes, maxLogBytes: cfg.functionLimits.maxLogBytes },
         prefetch: cfg.snapshots.prefetch,
         kernelResync: cfg.snapshots.kernelResync,
+        coldSnapshot: cfg.snapshots.coldSnapshot, // issue 9 item 1 (perf-worker)
       },
       policies,
       snapshots,

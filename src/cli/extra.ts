@@ -89,17 +89,18 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel)')
-    .argument('[which]', 'startup | snapshots | restore-steps | profile | sim | cluster | network | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel)')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
+    .option('--no-density-raw', 'bench density: only the daemon path, not the raw driver paths')
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -132,6 +133,36 @@ export function registerExtraCommands(p: Command): void {
         console.log(text + '\n');
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
+      }
+      if (which === 'cold-snapshot') {
+        // issue 9 item 1: the cold path of a start that leaves a snapshot, former vs copy, side by side
+        const { benchColdSnapshot, formatColdSnapshot } = await import('../../bench/cold-snapshot.js');
+        console.error('bench cold-snapshot: cold starts without snapshot, with the former self-restore, with the RAM copy…');
+        const r = await benchColdSnapshot({ runs: o.coldRuns });
+        const text = formatColdSnapshot(r);
+        console.log(text + '\n');
+        md.push('## cold start with a snapshot\n\n' + text);
+        json.coldSnapshot = r;
+      }
+      if (which === 'warm-vm') {
+        // issue 9 item 3: warm call through the daemon vs straight to the agent channel, interleaved
+        const { benchWarmVm, formatWarmVm } = await import('../../bench/warm-vm.js');
+        console.error('bench warm-vm: warm calls through the daemon and straight to a VM, interleaved…');
+        const r = await benchWarmVm({ calls: o.warmRuns });
+        const text = formatWarmVm(r);
+        console.log(text + '\n');
+        md.push('## warm call with a real VM\n\n' + text);
+        json.warmVm = r;
+      }
+      if (which === 'density') {
+        // issue 9 item 6: N clones restored at once, raw driver (clones stay / stop) and through the daemon
+        const { benchDensity, formatDensity } = await import('../../bench/density.js');
+        console.error('bench density: N clones of one snapshot at once…');
+        const r = await benchDensity({ ns: o.density, daemon: true, raw: o.densityRaw });
+        const text = formatDensity(r);
+        console.log(text + '\n');
+        md.push('## density\n\n' + text);
+        json.density = r;
       }
       if (which === 'profile') {
         const { benchProfile, formatProfile } = await import('../../bench/profile-node.js');
@@ -173,7 +204,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## network\n\n' + text);
         json.network = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | cluster | network | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

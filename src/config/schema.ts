@@ -155,6 +155,12 @@ export const configSchema = z
          * corrected before the run either way).
          */
         kernelResync: z.enum(['before-run', 'deferred']).default('before-run'),
+        /**
+         * A cold start that leaves a snapshot: 'copy' copies the RAM file while the guest is paused
+         * for the snapshot and lets the same VM serve the request; 'restore' (the former path) stops
+         * it and serves from a restore of its own snapshot.
+         */
+        coldSnapshot: z.enum(['copy', 'restore']).default('restore'),
       })
       .strict()
       .default({}),

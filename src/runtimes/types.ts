@@ -73,6 +73,24 @@ export interface SnapshotFiles {
   kind: 'shared-memory' | 'full-stream';
 }
 
+export interface SnapshotOptions {
+  /** let the VM run on after the snapshot (drivers without this leave it paused: result.continued is not true) */
+  thenContinue?: boolean;
+}
+
+export interface SnapshotResult {
+  /** time to pause the guest */
+  pauseMs: number;
+  /** time to save the device state (from the pause) */
+  saveMs: number;
+  /** thenContinue: time to copy the RAM file (from the pause, alongside the save) */
+  copyMs?: number;
+  /** thenContinue: from the pause until the guest runs again */
+  continueMs?: number;
+  /** the VM runs on */
+  continued?: boolean;
+}
+
 /** Host-side end of the host-guest channel to the agent. */
 export interface GuestChannel {
   /** Resolves with the agent's unsolicited ready message (already received ones resolve at once). */
@@ -109,8 +127,10 @@ export interface VmHandle {
   /**
    * Pause the guest and save a snapshot. Afterwards the VM stays paused and
    * must be stopped: with shared-memory snapshots its RAM file is the snapshot.
+   * With `thenContinue` a driver that can (result.continued) leaves the snapshot
+   * frozen at the pause and lets this VM run on, its later writes not reaching it.
    */
-  snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }>;
+  snapshot(target: SnapshotFiles, opts?: SnapshotOptions): Promise<SnapshotResult>;
   /** Idempotent. Kills exactly this VMM process (TERM, then KILL) and removes runDir. */
   stop(): Promise<void>;
   /** Host memory of the VMM process (from /proc/PID/smaps_rollup). */
@@ -132,6 +152,8 @@ export interface DriverReport {
 
 export interface RuntimeDriver {
   readonly name: RuntimeName;
+  /** its VMs honour snapshot(…, { thenContinue: true }) (else a cold start continues from a restore of its snapshot) */
+  readonly snapshotContinues?: boolean;
   /** Boot a fresh VM. Resolves once the VMM runs and the channel is connected; wait for channel.ready() for the agent. */
   boot(cfg: VmConfig): Promise<VmHandle>;
   /** Start a VM from a snapshot taken with the same VM shape and image. Resolves once the guest runs again. */

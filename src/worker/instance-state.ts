@@ -6,7 +6,8 @@
 //                        │             ▲
 //                        ▼             │
 //                   snapshotting ──▶ restoring          (a cold start that leaves a snapshot:
-//                                                         the Worker continues from a restore of it)
+//                        │                                the Worker continues from a restore of it,
+//                        └──────────────▶ idle            or the same VM runs on: coldSnapshot copy)
 //        restoring ──▶ idle                              (restore path)
 //        every live state ──▶ failed ──▶ stopping ──▶ gone
 //        every live state ──▶ stopping ──▶ gone
@@ -15,7 +16,7 @@
 // checks that these lines and ALLOWED agree):
 //   booting      -> initializing failed stopping
 //   initializing -> idle snapshotting failed stopping
-//   snapshotting -> restoring failed stopping
+//   snapshotting -> restoring idle failed stopping
 //   restoring    -> idle failed stopping
 //   idle         -> running failed stopping
 //   running      -> idle failed stopping
@@ -28,7 +29,7 @@ export type InstanceState = 'booting' | 'restoring' | 'initializing' | 'snapshot
 export const ALLOWED: Record<InstanceState, readonly InstanceState[]> = {
   booting: ['initializing', 'failed', 'stopping'],
   initializing: ['idle', 'snapshotting', 'failed', 'stopping'],
-  snapshotting: ['restoring', 'failed', 'stopping'],
+  snapshotting: ['restoring', 'idle', 'failed', 'stopping'],
   restoring: ['idle', 'failed', 'stopping'],
   idle: ['running', 'failed', 'stopping'],
   running: ['idle', 'failed', 'stopping'],

@@ -48,6 +48,12 @@ export interface WorkerDeps {
   kernelResync?: 'before-run' | 'deferred';
   /** host CPUs this VM is pinned to */
   cpuAffinity?: number[];
+  /**
+   * How a cold start that leaves a snapshot goes on after taking it (snapshots.coldSnapshot):
+   * 'copy' (default) copies the RAM file while the guest is paused and lets the same VM run on;
+   * 'restore' stops the source VM and continues from a restore of its own snapshot.
+   */
+  coldSnapshot?: 'copy' | 'restore';
 }
 
 export type StartPlan =
@@ -85,7 +91,8 @@ type StepMsg =
   | { kind: 'spawned'; vm: VmHandle }
   | { kind: 'booted'; ready: AgentReady }
   | { kind: 'initialized' }
-  | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number }
+  /** continued: the source VM runs on (snapshots.coldSnapshot copy); otherwise it was stopped */
+  | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean }
   | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number } }
   | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
   | { kind: 'stepFailed'; step: 'boot' | 'init' | 'snapshot' | 'restore' | 'run'; error: unknown }
@@ -278,6 +285,14 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   private async snapshotStep(vm: VmHandle, target: SnapshotRef): Promise<StepMsg> {
+    if (this.continuesAfterSnapshot()) {
+      // the source runs on (its RAM file was copied while paused): no restore of its own snapshot.
+      // A failure leaves this.vm set, so the instance's stop ends the VM
+      const r = await vm.snapshot(target.files, { thenContinue: true });
+      if (!r.continued) throw new Error(`${this.deps.driver.name}: the VM did not run on after the snapshot`);
+      const bytes = (await this.deps.snapshots?.ask<number>((reply) => ({ kind: 'commit', id: target.id, createMs: r.continueMs ?? r.pauseMs + r.saveMs, reply }), 30_000)) ?? 0;
+      return { kind: 'snapshotted', bytes, pauseMs: r.pauseMs, saveMs: r.saveMs, copyMs: r.copyMs, continued: true };
+    }
     let r: { pauseMs: number; saveMs: number };
     try {
       r = await vm.snapshot(target.files);
@@ -288,7 +303,12 @@ export class Worker extends Actor<WorkerMsg> {
       await vm.stop();
     }
     const bytes = (await this.deps.snapshots?.ask<number>((reply) => ({ kind: 'commit', id: target.id, createMs: r.pauseMs + r.saveMs, reply }), 30_000)) ?? 0;
-    return { kind: 'snapshotted', bytes, pauseMs: r.pauseMs, saveMs: r.saveMs };
+    return { kind: 'snapshotted', bytes, pauseMs: r.pauseMs, saveMs: r.saveMs, continued: false };
+  }
+
+  /** snapshots.coldSnapshot copy, with a driver whose VMs can run on after a snapshot */
+  private continuesAfterSnapshot(): boolean {
+    return this.deps.coldSnapshot !== 'restore' && this.deps.driver.snapshotContinues === true;
   }
 
   private async restoreStep(snap: SnapshotRef): Promise<StepMsg> {
@@ -362,7 +382,8 @@ export class Worker extends Actor<WorkerMsg> {
     if (!target || !this.vm) return this.becomeReady();
     this.sm.to('snapshotting', 'after init', now);
     const vm = this.vm;
-    this.vm = undefined; // the snapshot step stops it, whatever happens
+    // restore mode: the snapshot step stops the source, whatever happens; copy mode keeps it
+    if (!this.continuesAfterSnapshot()) this.vm = undefined;
     this.step(() => this.snapshotStep(vm, target), 'snapshot');
   }
 
@@ -372,8 +393,12 @@ export class Worker extends Actor<WorkerMsg> {
     const target = (this.plan as { snapshotTarget: SnapshotRef }).snapshotTarget;
     this.startDetails.snapshotPauseMs = m.pauseMs;
     this.startDetails.snapshotSaveMs = m.saveMs;
+    if (m.copyMs !== undefined) this.startDetails.snapshotCopyMs = m.copyMs;
+    this.startDetails.coldSnapshot = m.continued ? 'copy' : 'restore';
     this.startStamps.snapshotTaken = now;
     this.pool.tell({ kind: 'snapshotTaken', inst: this.inst, snapshot: target, bytes: m.bytes });
+    // the source ran on from the pause, its RAM file copied into the snapshot
+    if (m.continued) return this.becomeReady();
     this.sm.to('restoring', 'continue from own snapshot', now);
     this.step(() => this.restoreStep(target), 'restore');
   }

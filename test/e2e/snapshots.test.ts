@@ -25,7 +25,8 @@ async function evict(d: TestDaemon, fn: string): Promise<void> {
 describe('snapshots', { timeout: 20 * 60_000 }, () => {
   let d: TestDaemon;
   before(async () => {
-    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } } });
+    // the new cold path (issue 9): the VM that takes the snapshot serves on (selectable until proven)
+    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { coldSnapshot: 'copy' } });
   });
   after(() => stopAndCheck(d));
 
@@ -56,9 +57,19 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
     await d.deploy('stateful', 'stateful.js', { maxInstances: 8 });
     const first = await d.client.invoke('stateful', {});
     assert.equal((first.body.result as { count: number }).count, 1);
+    // snapshots.coldSnapshot copy: the VM that took the snapshot serves on, with no restore of it;
+    // its writes (count, heap, random state) after the snapshot must never reach the snapshot
+    assert.equal(first.body.activation!.startDetails?.coldSnapshot, 'copy');
+    assert.equal(first.body.activation!.timestamps.snapshotLoaded, undefined, 'no self-restore on the cold path');
+    for (const n of [2, 3]) {
+      const w = await d.client.invoke('stateful', {});
+      assert.equal(w.body.activation!.startPath, 'warm');
+      assert.equal((w.body.result as { count: number }).count, n, 'the source ran on from its own state');
+    }
     await evict(d, 'stateful');
-    // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0)
-    const [a, b] = await Promise.all([d.client.invoke('stateful', {}), d.client.invoke('stateful', {})]);
+    // two clones at once: each sees count 1 (the snapshot was taken right after init, at count 0). Each
+    // call holds its clone, or the first clone to answer may serve the other call too (a warm reuse)
+    const [a, b] = await Promise.all([d.client.invoke('stateful', { holdMs: 1500 }), d.client.invoke('stateful', { holdMs: 1500 })]);
     const ra = a.body.result as { count: number; random: number; uuid: string; now: number };
     const rb = b.body.result as typeof ra;
     assert.equal(a.body.activation!.startPath, 'restore');
@@ -172,15 +183,20 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
 describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
   test('clones see the right time and their own randomness before the kernel part, and after it', async () => {
     // its own tmpfs tier, removed below: `snapshots` here replaces the helper's tiers, and the default
-    // tier (/dev/shm/faascell-<hash>) would outlive the test's state directory
+    // tier (/dev/shm/faascell-<hash>) would outlive the test's state directory. This daemon also keeps
+    // the former cold path (coldSnapshot restore: the source stops, the instance continues from a
+    // restore of its own snapshot) exercised end to end.
     const tierDir = `/dev/shm/fc-e2e-deferred-${process.pid}`;
     const d = await startDaemon({
       policies: { placement: { policy: 'fixed', tier: 'shm' } },
-      snapshots: { kernelResync: 'deferred', tiers: [{ name: 'shm', path: tierDir, latencyRank: 0, capacityMiB: 4096 }] },
+      snapshots: { kernelResync: 'deferred', coldSnapshot: 'restore', tiers: [{ name: 'shm', path: tierDir, latencyRank: 0, capacityMiB: 4096 }] },
     });
     try {
       await d.deploy('stateful', 'stateful.js', { maxInstances: 2 });
-      assert.equal((await d.client.invoke('stateful', {})).body.activation!.startPath, 'cold');
+      const cold = await d.client.invoke('stateful', {});
+      assert.equal(cold.body.activation!.startPath, 'cold');
+      assert.equal(cold.body.activation!.startDetails?.coldSnapshot, 'restore');
+      assert.ok(cold.body.activation!.timestamps.snapshotLoaded !== undefined, 'continued from a restore of its own snapshot');
       await evict(d, 'stateful');
       // let the snapshot's clock fall behind: an uncorrected clone would be >= 6 s late
       await new Promise((r) => setTimeout(r, 6000));

@@ -40,8 +40,9 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     stateDir,
     api: { port: 0 },
     log: { level: 'debug' },
-    snapshots: { tiers: [{ name: 'shm', path: shmTier, latencyRank: 0, capacityMiB: 4096 }, { name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 1, capacityMiB: 8192 }] },
     ...config,
+    // the test's own tiers unless it names its own: other snapshot settings keep them
+    snapshots: { tiers: [{ name: 'shm', path: shmTier, latencyRank: 0, capacityMiB: 4096 }, { name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 1, capacityMiB: 8192 }], ...(config.snapshots as Record<string, unknown> | undefined) },
   };
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
   const logFile = path.join(dir, 'daemon.log');

@@ -14,8 +14,11 @@ import type {
   DriverReport,
   DriverTimings,
   GuestImage,
+  MemoryBacking,
   RuntimeDriver,
   SnapshotFiles,
+  SnapshotOptions,
+  SnapshotResult,
   VmConfig,
   VmExit,
   VmHandle,
@@ -149,6 +152,20 @@ export async function receiveMigration(socketPath: string, file: string): Promis
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Copies a (sparse) RAM file: only its data extents are read and written, holes stay holes.
+ * Node has no SEEK_DATA, so coreutils' cp does it (9.x walks the extents with SEEK_DATA/SEEK_HOLE).
+ */
+export function copySparse(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('cp', ['--sparse=auto', '--', from, to], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err = tail(err + d.toString('utf8'), 2000)));
+    p.once('error', reject);
+    p.once('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`cp ${from} ${to}: ${signal ?? `exit code ${code}`}${err ? `: ${err.trim()}` : ''}`))));
+  });
+}
+
 function tail(s: string, n: number): string {
   return s.length > n ? s.slice(-n) : s;
 }
@@ -225,6 +242,8 @@ export class QemuVm implements VmHandle {
   stderrTail = '';
   /** Host-side isolation state (uid, cgroups) released once the VMM has exited. */
   released: Promise<void> = Promise.resolve();
+  /** where this VM's RAM lives (set by the driver at launch) */
+  memory: MemoryBacking = { kind: 'anonymous' };
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -282,8 +301,9 @@ export class QemuVm implements VmHandle {
     return parts.join('\n');
   }
 
-  async snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }> {
+  async snapshot(target: SnapshotFiles, opts: SnapshotOptions = {}): Promise<SnapshotResult> {
     if (!this.alive) throw new Error(`snapshot ${this.vmId}: ${this.deadReason()}`);
+    if (opts.thenContinue) return this.snapshotAndContinue(target);
     const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
     if (target.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
     await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
@@ -311,6 +331,70 @@ export class QemuVm implements VmHandle {
       await new Promise((r) => setTimeout(r, 5));
     }
     return { pauseMs: t1 - t0, saveMs: t2 - t1 };
+  }
+
+  /**
+   * Snapshot, then let this VM run on (snapshots.coldSnapshot: copy). While the guest is
+   * paused the device state is saved and, for a shared-memory snapshot, the RAM file this
+   * VM runs on is copied (sparse) next to the snapshot and renamed over the snapshot's RAM
+   * path: the snapshot gets the copy, frozen at the pause, and this VM keeps writing to its
+   * own (now unlinked) file, which the kernel frees when QEMU exits. A full-stream snapshot
+   * already holds the RAM in its state file, so nothing is copied. Then `cont`.
+   */
+  private async snapshotAndContinue(target: SnapshotFiles): Promise<SnapshotResult> {
+    const shared = target.kind === 'shared-memory';
+    if (shared && (this.memory.kind !== 'file' || !this.memory.share || path.resolve(this.memory.path) !== path.resolve(target.memoryPath))) {
+      throw new Error(`snapshot ${this.vmId}: a shared-memory snapshot needs the VM to run on its RAM file ${target.memoryPath} (share=on)`);
+    }
+    const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
+    if (shared) caps.push({ capability: 'x-ignore-shared', state: true });
+    await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
+    fs.mkdirSync(path.dirname(target.statePath), { recursive: true });
+    const t0 = performance.now();
+    await this.qmp.execute('stop');
+    const t1 = performance.now();
+    this.timings.snapshotPaused = monoNow();
+    // the paused guest writes no RAM, and saving the device state only reads it: copy and save at once
+    const tmp = `${target.memoryPath}.copy-${process.pid}-${this.pid}`;
+    let copyMs = 0;
+    const copy = shared
+      ? copySparse(target.memoryPath, tmp).then(() => {
+          fs.renameSync(tmp, target.memoryPath);
+          copyMs = performance.now() - t1;
+        })
+      : Promise.resolve();
+    try {
+      const [saved, copied] = await Promise.allSettled([
+        (async () => {
+          // the same unix-socket save as snapshot() (no exec: QEMU's sandbox forbids spawning)
+          const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
+          try {
+            await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
+            await this.waitMigration(120_000);
+            await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
+          } finally {
+            rx.close();
+          }
+          return performance.now();
+        })(),
+        copy,
+      ]);
+      if (saved.status === 'rejected') throw saved.reason;
+      if (copied.status === 'rejected') throw copied.reason;
+      this.timings.snapshotSaved = monoNow();
+      // completed: QEMU is in postmigrate (its disks handed over); cont takes them back and runs
+      for (let i = 0; i < 200; i++) {
+        const st = await this.qmp.execute<{ status: string }>('query-status');
+        if (st.status !== 'finish-migrate') break;
+        await sleep(5);
+      }
+      await this.qmp.execute('cont');
+      const t3 = performance.now();
+      this.timings.snapshotContinued = monoNow();
+      return { pauseMs: t1 - t0, saveMs: saved.value - t1, copyMs, continueMs: t3 - t1, continued: true };
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
   }
 
   /**
@@ -414,6 +498,7 @@ function startFailureReason(e: unknown, exit: VmExit | undefined, restoring: boo
 
 export class QemuDriver implements RuntimeDriver {
   readonly name = 'qemu' as const;
+  readonly snapshotContinues = true;
   readonly binary: string;
   readonly stopGraceMs: number;
   private readonly connectTimeoutMs: number;
@@ -557,6 +642,7 @@ export class QemuDriver implements RuntimeDriver {
       const p = prepared;
       vm.released = vm.exited.then(() => p.release()).catch((e: unknown) => this.logFn(`qemu ${cfg.vmId}: releasing its isolation failed: ${(e as Error).message}`));
     }
+    vm.memory = cmdOpts.memory ?? cfg.memory;
     if (proc.pid === undefined) {
       const err = await new Promise<Error>((r) => proc.once('error', r));
       await vm.released;

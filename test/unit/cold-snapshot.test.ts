@@ -1,0 +1,174 @@
+// snapshots.coldSnapshot (issue 9, item 1): a cold start that leaves a snapshot lets the same VM
+// run on ('copy') instead of continuing from a restore of its own snapshot ('restore').
+// Worker logic with a FakeDriver; the file mechanics of the copy with real files. The real VM
+// path (the snapshot is the post-init state, never touched by the source's requests) is
+// test/e2e/snapshots.test.ts.
+import assert from 'node:assert/strict';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Actor, ActorSystem } from '../../src/core/actor.js';
+import { realClock } from '../../src/core/clock.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
+import { openMemoryDb } from '../../src/registry/db.js';
+import { Registry } from '../../src/registry/registry.js';
+import { copySparse } from '../../src/runtimes/qemu/driver.js';
+import type { SnapshotFiles, SnapshotOptions, SnapshotResult, VmConfig, VmHandle } from '../../src/runtimes/types.js';
+import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
+import { Worker, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
+import { FakeDriver, fakeImage } from '../helpers/fake-driver.js';
+
+class Spy<M> extends Actor<M> {
+  readonly got: M[] = [];
+  private waiters: Array<{ pred: (m: M) => boolean; resolve: (m: M) => void }> = [];
+  constructor(private readonly respond?: (m: M) => void) {
+    super();
+  }
+  protected receive(msg: M): void {
+    this.got.push(msg);
+    this.respond?.(msg);
+    this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
+  }
+  next(pred: (m: M) => boolean, timeoutMs = 5000): Promise<M> {
+    const seen = this.got.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ pred, resolve });
+      setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms`)), timeoutMs).unref();
+    });
+  }
+}
+
+/** A FakeDriver whose VMs honour thenContinue, as the QEMU driver's do; failSnapshot makes the snapshot throw. */
+class ContinuingDriver extends FakeDriver {
+  readonly snapshotContinues = true;
+  snapshotCalls: Array<SnapshotOptions | undefined> = [];
+  failSnapshot = false;
+  override async boot(cfg: VmConfig): Promise<VmHandle> {
+    const vm = await super.boot(cfg);
+    const plain = vm.snapshot.bind(vm);
+    vm.snapshot = async (t: SnapshotFiles, o?: SnapshotOptions): Promise<SnapshotResult> => {
+      this.snapshotCalls.push(o);
+      if (this.failSnapshot) throw new Error('migration failed (fake)');
+      const r = await plain(t);
+      return o?.thenContinue ? { ...r, copyMs: 3, continueMs: 5, continued: true } : r;
+    };
+    return vm;
+  }
+}
+
+async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-cs-'));
+  const sys = new ActorSystem(silentLogger, () => undefined);
+  const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
+  const fn = registry.put('f', { code: Buffer.from('function main(p){return p}') }).def;
+  const driver = new ContinuingDriver({});
+  driver.failSnapshot = failSnapshot;
+  const snaps = new Spy<SnapshotMsg>((m) => m.kind === 'commit' && m.reply?.resolve(4096));
+  const events = new Spy<WorkerEvent>();
+  const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
+  const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
+  const poolRef = sys.spawn<WorkerEvent>('vmpool', events);
+  const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
+  const worker = new Worker('vm-1', 1, { path: 'cold', fn, snapshotTarget: snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, coldSnapshot: mode }, poolRef);
+  sys.spawn<WorkerMsg>('worker-vm-1', worker);
+  return {
+    worker,
+    driver,
+    events,
+    snaps,
+    close: async () => {
+      await sys.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+void test('coldSnapshot copy (the default): the source VM takes the snapshot and runs on, no restore of its own snapshot', async () => {
+  for (const mode of ['copy', undefined] as const) {
+    const r = await rig(mode);
+    try {
+      await r.events.next((e) => e.kind === 'ready');
+      assert.deepEqual(r.events.got.map((e) => e.kind), ['snapshotTaken', 'ready']);
+      assert.equal(r.driver.boots, 1);
+      assert.equal(r.driver.restores, 0, 'no restore on the cold path');
+      assert.deepEqual(r.driver.snapshotCalls, [{ thenContinue: true }]);
+      assert.equal(r.driver.live(), 1, 'the source VM is the instance');
+      assert.deepEqual(r.worker.sm.history.slice(1).map((t) => t.to), ['initializing', 'snapshotting', 'idle']);
+      const commit = r.snaps.got.find((m) => m.kind === 'commit');
+      assert.ok(commit, 'the snapshot was committed');
+    } finally {
+      await r.close();
+    }
+  }
+});
+
+void test('coldSnapshot restore keeps the former path: the source is stopped and the instance continues from a restore', async () => {
+  const r = await rig('restore');
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    assert.deepEqual(r.events.got.map((e) => e.kind), ['snapshotTaken', 'ready']);
+    assert.equal(r.driver.restores, 1);
+    assert.deepEqual(r.driver.snapshotCalls, [undefined]);
+    assert.equal(r.driver.live(), 1, 'only the restored VM runs');
+    assert.deepEqual(r.worker.sm.history.slice(1).map((t) => t.to), ['initializing', 'snapshotting', 'restoring', 'idle']);
+  } finally {
+    await r.close();
+  }
+});
+
+void test('coldSnapshot copy: a failed snapshot ends the instance as a boot failure and stops its VM', async () => {
+  const r = await rig('copy', true);
+  try {
+    const gone = await r.events.next((e) => e.kind === 'gone');
+    assert.deepEqual(r.events.got.map((e) => e.kind), ['snapshotFailed', 'gone']);
+    assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'boot');
+    assert.equal(r.driver.live(), 0, 'no VM left');
+    assert.equal(r.snaps.got.filter((m) => m.kind === 'commit').length, 0);
+  } finally {
+    await r.close();
+  }
+});
+
+void test('copySparse keeps holes and content; after the rename, writes through the source file never reach the snapshot path', async () => {
+  const dir = mkdtempSync(path.join(tmpfsDir(), 'fc-cs-copy-'));
+  try {
+    const live = path.join(dir, 'mem');
+    const MiB = 1 << 20;
+    const fd = openSync(live, 'w+');
+    ftruncateSync(fd, 64 * MiB);
+    const page = Buffer.alloc(4096, 0xab);
+    for (const off of [0, 5 * MiB, 40 * MiB + 4096]) writeSync(fd, page, 0, page.length, off);
+    const before = readFileSync(live);
+    // the same steps as QemuVm.snapshotAndContinue: copy beside, rename over the snapshot path
+    const tmp = `${live}.copy`;
+    await copySparse(live, tmp);
+    renameSync(tmp, live);
+    // the source keeps its open file (a VM's MAP_SHARED mapping): it writes on after the snapshot
+    writeSync(fd, Buffer.alloc(4096, 0xcd), 0, 4096, 5 * MiB);
+    writeSync(fd, Buffer.alloc(4096, 0xef), 0, 4096, 20 * MiB);
+    closeSync(fd);
+    const snap = readFileSync(live);
+    assert.equal(snap.length, 64 * MiB);
+    assert.ok(snap.equals(before), 'the snapshot holds the state at the copy, not the later writes');
+    const st = statSync(live);
+    assert.ok(st.blocks * 512 < 4 * MiB, `the copy stays sparse (${st.blocks * 512} bytes allocated)`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('copySparse fails with a clear error for a missing file', async () => {
+  await assert.rejects(copySparse('/nonexistent/fc-mem', path.join(os.tmpdir(), 'fc-never')), /cp \/nonexistent\/fc-mem/);
+});
+
+/** tmpfs when there is one (the snapshot tier's file system), else the temp dir */
+function tmpfsDir(): string {
+  try {
+    return statSync('/dev/shm').isDirectory() ? '/dev/shm' : os.tmpdir();
+  } catch {
+    return os.tmpdir();
+  }
+}
