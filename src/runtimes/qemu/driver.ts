@@ -301,6 +301,19 @@ export class QemuVm implements VmHandle {
     return parts.join('\n');
   }
 
+  /** Saves the paused VM's migration stream to `statePath` through a unix socket (no exec: QEMU's sandbox forbids spawning). */
+  private async saveState(statePath: string): Promise<void> {
+    const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), statePath);
+    try {
+      await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
+      await this.waitMigration(120_000);
+      // QEMU reports completion once it has sent everything; the file is complete once written
+      await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
+    } finally {
+      rx.close();
+    }
+  }
+
   async snapshot(target: SnapshotFiles, opts: SnapshotOptions = {}): Promise<SnapshotResult> {
     if (!this.alive) throw new Error(`snapshot ${this.vmId}: ${this.deadReason()}`);
     if (opts.thenContinue) return this.snapshotAndContinue(target);
@@ -312,15 +325,7 @@ export class QemuVm implements VmHandle {
     await this.qmp.execute('stop');
     const t1 = performance.now();
     this.timings.snapshotPaused = monoNow();
-    const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
-    try {
-      await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
-      await this.waitMigration(120_000);
-      // QEMU reports completion once it has sent everything; the file is complete once written
-      await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
-    } finally {
-      rx.close();
-    }
+    await this.saveState(target.statePath);
     const t2 = performance.now();
     this.timings.snapshotSaved = monoNow();
     // query-migrate says "completed" a moment before the run state leaves
@@ -365,18 +370,7 @@ export class QemuVm implements VmHandle {
       : Promise.resolve();
     try {
       const [saved, copied] = await Promise.allSettled([
-        (async () => {
-          // the same unix-socket save as snapshot() (no exec: QEMU's sandbox forbids spawning)
-          const rx = await receiveMigration(path.join(this.runDir, MIGRATION_SOCKET), target.statePath);
-          try {
-            await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
-            await this.waitMigration(120_000);
-            await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
-          } finally {
-            rx.close();
-          }
-          return performance.now();
-        })(),
+        this.saveState(target.statePath).then(() => performance.now()),
         copy,
       ]);
       if (saved.status === 'rejected') throw saved.reason;
