@@ -8,7 +8,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, renameSy
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Actor, ActorSystem } from '../../src/core/actor.js';
+import { ActorSystem } from '../../src/core/actor.js';
 import { realClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
@@ -19,27 +19,8 @@ import type { SnapshotFiles, SnapshotOptions, SnapshotResult, VmConfig, VmHandle
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
 import { Worker, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage } from '../helpers/fake-driver.js';
+import { Spy } from '../helpers/spy.js';
 
-class Spy<M> extends Actor<M> {
-  readonly got: M[] = [];
-  private waiters: Array<{ pred: (m: M) => boolean; resolve: (m: M) => void }> = [];
-  constructor(private readonly respond?: (m: M) => void) {
-    super();
-  }
-  protected receive(msg: M): void {
-    this.got.push(msg);
-    this.respond?.(msg);
-    this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
-  }
-  next(pred: (m: M) => boolean, timeoutMs = 5000): Promise<M> {
-    const seen = this.got.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ pred, resolve });
-      setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms`)), timeoutMs).unref();
-    });
-  }
-}
 
 /** A FakeDriver whose VMs honour thenContinue, as the QEMU driver's do; failSnapshot makes the snapshot throw. */
 class ContinuingDriver extends FakeDriver {
