@@ -13,7 +13,8 @@ fi
 
 # Debian packages: the VMM, the guest image's tools, and the kernel source + toolchain
 # for the minimal guest kernel (optional: without them Debian's generic kernel is used).
-required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl)
+required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl
+  erofs-utils)  # erofs-utils: the DAX root fs (issue 9; without it the image falls back to squashfs)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
 missing=()
 for p in "${required[@]}" "${kernel_build[@]}"; do

@@ -70,7 +70,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     image = await findImage(cfg.cacheDir);
     if (!image) throw new Error(`no guest image in ${cfg.cacheDir}: run \`faascell image build\``);
   } else {
-    image = await buildImage({ cacheDir: cfg.cacheDir, kernel: cfg.image.kernel, log: (l) => log.info(l, { component: 'image' }) });
+    // issue 9 wiring: the image section's tuning options (tickless, rootfs, freePageReporting) go to the builder
+    image = await buildImage({ ...cfg.image, cacheDir: cfg.cacheDir, log: (l) => log.info(l, { component: 'image' }) });
   }
 
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {

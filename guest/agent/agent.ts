@@ -3,6 +3,7 @@
 //
 // Environment (set by /init):
 //   FAASCELL_INIT_UPTIME   /proc/uptime seconds when /init started
+//   FAASCELL_EXEC_UPTIME   /proc/uptime seconds when /init started Node
 //   FAASCELL_AGENT_CHANNEL device path of the channel (a virtio-serial port, /dev/vportNpM; a tty on Firecracker) or fd:N (tests)
 //   FAASCELL_WORK_DIR      where function code is written (default /tmp, a tmpfs)
 //   FAASCELL_GUEST=1       really in a guest: resync may set the clock and feed /dev/urandom
@@ -164,6 +165,7 @@ if (inGuest) {
   });
 }
 const initUptime = Number.parseFloat(process.env.FAASCELL_INIT_UPTIME ?? '');
+const execUptime = Number.parseFloat(process.env.FAASCELL_EXEC_UPTIME ?? '');
 const nowUptime = uptimeMs();
 const agentStart = nowUptime - (performance.now() - startPerf);
 const uptimeBase = nowUptime - performance.now();
@@ -182,7 +184,7 @@ const agent = createAgent({
   chdir: true,
   ...(process.env.FAASCELL_AGENT_DEBUG === '1' ? { debug: (line: string) => writeSync(2, `agent: ${line}\n`) } : {}),
   uptimeMs: () => uptimeBase + performance.now(),
-  boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, agentStart },
+  boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, ...(Number.isFinite(execUptime) ? { exec: execUptime * 1000 } : {}), agentStart },
   reseed: (seed) => random.reseed(seed),
   ...(ops ? { setClock: ops.setClock, seedKernel: ops.seedKernel } : {}),
   ...(jsClock ? { jsClock } : {}),

@@ -21,8 +21,8 @@ export interface AgentOptions {
   capture?: Capture;
   /** Guest uptime in ms now (from /proc/uptime in the guest). */
   uptimeMs?: () => number;
-  /** Uptime at which /init started, and at which the agent's JavaScript started. */
-  boot?: { init: number; agentStart: number };
+  /** Uptime at which /init started, at which it started Node (if known), and at which the agent's JavaScript started. */
+  boot?: { init: number; exec?: number; agentStart: number };
   /**
    * resync hooks. setClock sets the kernel clock and calls onSet synchronously right
    * after it took effect (so no JavaScript sees the clock corrected twice);
@@ -339,6 +339,7 @@ export function createAgent(opts: AgentOptions): Agent {
         node: process.version,
         uptimeMs: {
           init: opts.boot?.init ?? 0,
+          ...(opts.boot?.exec !== undefined ? { exec: opts.boot.exec } : {}),
           agentStart: opts.boot?.agentStart ?? 0,
           ready: uptimeMs(),
         },

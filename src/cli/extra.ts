@@ -55,13 +55,20 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all')
-    .argument('[which]', 'startup | snapshots | restore-steps | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | all | idle-cpu | memory | guest-start (the last three are not part of all)', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string }) => {
+    // --- guest-side benchmarks (issue 9): variants side by side ---
+    .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
+    .option('--vms <list>', 'idle-cpu: idle VM counts', list, [1, 10, 50])
+    .option('--seconds <n>', 'idle-cpu: measuring window', (v) => parseInt(v, 10), 20)
+    .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
+    .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
+    .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string; variants?: string[]; vms: number[]; seconds: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -95,7 +102,34 @@ export function registerExtraCommands(p: Command): void {
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | all`);
+      if (which === 'idle-cpu') {
+        const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
+        console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
+        const r = await benchIdleCpu({ counts: o.vms, seconds: o.seconds, variants: o.variants });
+        const text = formatIdleCpu(r);
+        console.log(text + '\n');
+        md.push('## idle cpu\n\n' + text);
+        json.idleCpu = r;
+      }
+      if (which === 'memory') {
+        const { benchMemory, formatMemory } = await import('../../bench/memory.js');
+        console.error('bench memory: host memory per VM by mapping, variants side by side…');
+        const r = await benchMemory({ vms: o.memoryVms, clones: o.clones, variants: o.variants });
+        const text = formatMemory(r);
+        console.log(text + '\n');
+        md.push('## memory\n\n' + text);
+        json.memory = r;
+      }
+      if (which === 'guest-start') {
+        const { benchGuestStart, formatGuestStart } = await import('../../bench/guest-start.js');
+        console.error('bench guest-start: /init -> agent ready by stage, variants interleaved…');
+        const r = await benchGuestStart({ boots: o.boots, variants: o.variants });
+        const text = formatGuestStart(r);
+        console.log(text + '\n');
+        md.push('## guest start\n\n' + text);
+        json.guestStart = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | all | idle-cpu | memory | guest-start`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

@@ -57,7 +57,16 @@ export const configSchema = z
       .strict()
       .default({}),
     image: z
-      .object({ kernel: z.enum(['auto', 'minimal', 'debian']).default('auto') })
+      .object({
+        kernel: z.enum(['auto', 'minimal', 'debian']).default('auto'),
+        // --- guest tuning (issue 9): each is part of the image version; see docs/configuration.md
+        /** Tickless minimal kernel (NO_HZ_IDLE, HZ=100): idle VMs cost almost no host CPU under TCG. */
+        tickless: z.boolean().default(true),
+        /** 'dax': EROFS root fs mapped as persistent memory with DAX (shared host page cache); 'squashfs': on virtio-blk. */
+        rootfs: z.enum(['dax', 'squashfs']).default('dax'),
+        /** virtio-balloon free page reporting: memory the guest frees goes back to the host. */
+        freePageReporting: z.boolean().default(true),
+      })
       .strict()
       .default({}),
     functionDefaults: z

@@ -15,6 +15,8 @@ export interface AgentReady {
   uptimeMs: {
     /** /init started (the kernel handed over to user space). */
     init: number;
+    /** /init started Node (absent from agents older than issue 9). */
+    exec?: number;
     /** the agent process started executing JavaScript. */
     agentStart: number;
     /** the agent sent this message. */

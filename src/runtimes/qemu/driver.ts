@@ -18,7 +18,7 @@ import type {
   VmHandle,
 } from '../types.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
-import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
+import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient } from './qmp.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
@@ -35,6 +35,8 @@ export interface QemuDriverOptions {
   restoreTimeoutMs?: number;
   /** How long stop() waits after quit/SIGTERM before SIGKILL (default 1500 ms). */
   stopGraceMs?: number;
+  /** TCG translation cache per VM in MiB (`-accel tcg,tb-size=`); undefined: QEMU's default (1 GiB). */
+  tcgTbSizeMiB?: number;
 }
 
 /** Finds an executable: absolute/relative path as given, otherwise in PATH. */
@@ -132,6 +134,12 @@ export class QemuVm implements VmHandle {
   qmp!: QmpClient;
   exitInfo: VmExit | undefined;
   stderrTail = '';
+  /**
+   * The root fs is a shared, read-only memory backend (pmem): every migration must skip
+   * shared RAM (x-ignore-shared), full-stream ones too, or QEMU would stream the image into
+   * the snapshot and write it back into a read-only mapping on restore.
+   */
+  sharedRootfs = false;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -188,7 +196,7 @@ export class QemuVm implements VmHandle {
   async snapshot(target: SnapshotFiles): Promise<{ pauseMs: number; saveMs: number }> {
     if (!this.alive) throw new Error(`snapshot ${this.vmId}: ${this.deadReason()}`);
     const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
-    if (target.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+    if (target.kind === 'shared-memory' || this.sharedRootfs) caps.push({ capability: 'x-ignore-shared', state: true });
     await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
     fs.mkdirSync(path.dirname(target.statePath), { recursive: true });
     const t0 = performance.now();
@@ -338,8 +346,10 @@ export class QemuDriver implements RuntimeDriver {
     }
     if (snapshot.kind === 'shared-memory') {
       const size = fs.statSync(snapshot.memoryPath).size;
-      if (size !== cfg.memoryMiB * 1024 * 1024) {
-        throw new Error(`restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM has ${cfg.memoryMiB} MiB (snapshot taken with another VM shape?)`);
+      // with a pmem root fs the RAM file holds the main part of guest RAM only (memoryLayout)
+      const want = memoryLayout(cfg).mainMiB;
+      if (size !== want * 1024 * 1024) {
+        throw new Error(`restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
       }
     }
     const opts: CmdlineOptions = { incoming: true };
@@ -351,7 +361,7 @@ export class QemuDriver implements RuntimeDriver {
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
     const timings: DriverTimings = { start: Date.now() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, cmdOpts);
+    const args = buildQemuArgs(cfg, { ...cmdOpts, ...(this.opts.tcgTbSizeMiB ? { tcgTbSizeMiB: this.opts.tcgTbSizeMiB } : {}) });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
@@ -380,6 +390,7 @@ export class QemuDriver implements RuntimeDriver {
     this.logFn(`qemu ${cfg.vmId}: ${cmd} ${argv.join(' ')}`);
     const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'], detached: false });
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
+    vm.sharedRootfs = pmemRootfs(cfg) !== undefined;
     if (proc.pid === undefined) {
       const err = await new Promise<Error>((r) => proc.once('error', r));
       fs.rmSync(cfg.runDir, { recursive: true, force: true });
@@ -406,7 +417,7 @@ export class QemuDriver implements RuntimeDriver {
 
       if (snapshot) {
         const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
-        if (snapshot.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+        if (snapshot.kind === 'shared-memory' || vm.sharedRootfs) caps.push({ capability: 'x-ignore-shared', state: true });
         await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
         await vm.qmp.execute('migrate-incoming', { uri: loadUri(snapshot.statePath) });
         await vm.waitMigration(this.restoreTimeoutMs);
