@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { buildImage, defaultCacheDir, type ImageTuning } from '../src/image/builder.js';
+import { memoryLayout } from '../src/runtimes/qemu/cmdline.js';
 import { QemuDriver, type QemuVm } from '../src/runtimes/qemu/driver.js';
 import type { AgentReady } from '../src/runtimes/agent-protocol.js';
 import type { Accelerator, GuestImage, MemoryBacking } from '../src/runtimes/types.js';
@@ -30,13 +31,40 @@ export const VARIANTS: Record<string, Variant> = {
   tuned: { name: 'tuned', tuning: TUNED, about: 'the defaults: tickless HZ=100 kernel, EROFS root as pmem with DAX, free page reporting' },
 };
 
+/**
+ * Variant names: a base (baseline, tuned) and optional modifiers after '+':
+ *   tbN          TCG translation cache of N MiB (`-accel tcg,tb-size=N`); tb0: QEMU's default (1 GiB)
+ *   cjs, mjs     which agent bundle /init starts (kernel argument faascell.agent=)
+ *   flags=A:B    extra Node/V8 flags (faascell.node_flags=A,B; ':' because ',' separates variants)
+ *   arg=K=V      any kernel argument
+ * e.g. tuned+tb32, tuned+cjs+flags=--jitless:--max-lazy.
+ */
+export function parseVariant(spec: string): Variant {
+  const [baseName, ...mods] = spec.split('+');
+  const base = VARIANTS[baseName ?? ''];
+  if (!base) throw new Error(`unknown variant "${spec}" (bases: ${Object.keys(VARIANTS).join(', ')}; modifiers: +tbN, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
+  const v: Variant = { ...base, name: spec };
+  for (const m of mods) {
+    const tb = /^tb(\d+)$/.exec(m);
+    if (tb) {
+      const n = Number(tb[1]);
+      if (n === 0) delete v.tcgTbSizeMiB;
+      else v.tcgTbSizeMiB = n;
+      v.about = `${v.about}; TCG cache ${n === 0 ? '1 GiB (QEMU default)' : `${n} MiB`}`;
+    } else if (m === 'cjs' || m === 'mjs') {
+      v.cmdline = [v.cmdline, `faascell.agent=${m}`].filter(Boolean).join(' ');
+    } else if (m.startsWith('flags=')) {
+      v.cmdline = [v.cmdline, `faascell.node_flags=${m.slice('flags='.length).replaceAll(':', ',')}`].filter(Boolean).join(' ');
+    } else if (m.startsWith('arg=')) {
+      v.cmdline = [v.cmdline, m.slice('arg='.length)].filter(Boolean).join(' ');
+    } else throw new Error(`unknown variant modifier "+${m}" in "${spec}" (known: +tbN, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
+  }
+  return v;
+}
+
 export function pickVariants(names: string[] | undefined, fallback: string[]): Variant[] {
   const list = names && names.length > 0 ? names : fallback;
-  return list.map((n) => {
-    const v = VARIANTS[n];
-    if (!v) throw new Error(`unknown variant "${n}" (known: ${Object.keys(VARIANTS).join(', ')})`);
-    return v;
-  });
+  return list.map(parseVariant);
 }
 
 export interface VariantRig {
@@ -141,7 +169,7 @@ export interface MemoryBreakdown {
 
 /**
  * Host memory of a QEMU process by what it holds, from /proc/PID/smaps:
- *   guest RAM            the RAM mapping (anonymous or the RAM file), sized like the guest
+ *   guest RAM            the RAM mapping(s) (anonymous or the RAM file), sized as memoryLayout says
  *   root fs (pmem)       the shared, read-only mapping of the EROFS image
  *   TCG translation cache the anonymous rwx mapping QEMU generates host code into
  *   kernel + initrd      QEMU's mappings of the image's vmlinux / initrd files (page cache, shared)
@@ -150,6 +178,9 @@ export interface MemoryBreakdown {
  */
 export function memoryBreakdown(pid: number, guestMiB: number, image: GuestImage): MemoryBreakdown {
   const text = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  // with a pmem root fs guest RAM is two mappings: main (anonymous or the RAM file) and a small anonymous tail
+  const layout = memoryLayout({ memoryMiB: guestMiB, image });
+  const ramSizes = new Set([layout.mainMiB * 1048576, ...(layout.tailMiB ? [layout.tailMiB * 1048576] : [])]);
   const parts: MemoryBreakdown['parts'] = {};
   let cat = 'QEMU heap + other';
   let rss = 0;
@@ -160,7 +191,7 @@ export function memoryBreakdown(pid: number, guestMiB: number, image: GuestImage
       const size = parseInt(head[2]!, 16) - parseInt(head[1]!, 16);
       const perms = head[3]!;
       const name = head[4] ?? '';
-      if (size === guestMiB * 1024 * 1024 && (name === '' || name.startsWith('/dev/shm') || name.includes('mem'))) cat = 'guest RAM';
+      if (ramSizes.has(size) && (name === '' || name.startsWith('/dev/shm') || name.includes('mem')) && !perms.includes('x')) cat = 'guest RAM';
       else if (name === image.rootfsPath) cat = 'root fs (pmem)';
       else if (name === image.kernelPath || name === image.initrdPath) cat = 'kernel + initrd files';
       else if (name === '' && perms.startsWith('rwx')) cat = 'TCG translation cache';

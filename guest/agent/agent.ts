@@ -107,6 +107,19 @@ interface GuestOps {
   /** Sets the kernel clock; onSet runs synchronously once it took effect. */
   setClock: (epochMs: number, onSet?: () => void) => Promise<void>;
   seedKernel: (seed: Buffer) => Promise<void>;
+  /** Both in one helper round trip (clock first; onSet as for setClock). */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void) => Promise<void>;
+}
+
+/** A `faascell.NAME=value` kernel argument (the last one wins), read once at start. */
+function kernelArg(name: string): string | undefined {
+  try {
+    const args = readFileSync('/proc/cmdline', 'utf8').trim().split(/\s+/);
+    const hit = args.filter((a) => a.startsWith(`faascell.${name}=`)).at(-1);
+    return hit?.slice(`faascell.${name}=`.length);
+  } catch {
+    return undefined;
+  }
 }
 
 function guestOps(): GuestOps {
@@ -131,13 +144,21 @@ function guestOps(): GuestOps {
       answer = answer.trim();
       if (answer !== 'ok') throw new Error(`faascell-helper: ${answer}`);
     };
-    return {
+    const ops: GuestOps = {
       setClock: async (epochMs, onSet) => {
         call(`T ${Math.round(epochMs)} ${process.hrtime.bigint()}`);
         onSet?.();
       },
       seedKernel: async (seed) => call(`S ${seed.toString('hex')}`),
     };
+    // One round trip for both (issue 9); faascell.resync=separate keeps the two calls (benchmark baseline).
+    if (kernelArg('resync') !== 'separate') {
+      ops.setClockAndSeed = async (epochMs, seed, onSet) => {
+        call(`R ${Math.round(epochMs)} ${process.hrtime.bigint()} ${seed.toString('hex')}`);
+        onSet?.();
+      };
+    }
+    return ops;
   }
   // Fallback: a busybox shell, spawned once after `ready` (before any snapshot).
   // `date -s @SECONDS` takes whole seconds, so the error is up to 0.5 s; the
@@ -187,6 +208,7 @@ const agent = createAgent({
   boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, ...(Number.isFinite(execUptime) ? { exec: execUptime * 1000 } : {}), agentStart },
   reseed: (seed) => random.reseed(seed),
   ...(ops ? { setClock: ops.setClock, seedKernel: ops.seedKernel } : {}),
+  ...(ops?.setClockAndSeed ? { setClockAndSeed: ops.setClockAndSeed } : {}),
   ...(jsClock ? { jsClock } : {}),
 });
 

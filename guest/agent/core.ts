@@ -31,6 +31,8 @@ export interface AgentOptions {
   setClock?: (epochMs: number, onSet?: () => void) => Promise<void>;
   reseed?: (seed: Buffer) => void;
   seedKernel?: (seed: Buffer) => Promise<void>;
+  /** setClock + seedKernel in one step (one helper round trip); used instead of the two when given. */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void) => Promise<void>;
   /** The clock JavaScript sees (Date): a deferred resync corrects it first, the kernel clock later. */
   jsClock?: { correctTo(epochMs: number): void; reset(): void };
   /** chdir into the function directory at init (true in the guest; OpenWhisk functions read files relative to it). */
@@ -247,6 +249,11 @@ export function createAgent(opts: AgentOptions): Agent {
     const seedBytes = Buffer.from(seed, 'base64');
     // the kernel clock is set to the host's time plus what elapsed since receipt
     const kernelWork = async (steps: Record<string, number>): Promise<void> => {
+      if (opts.setClockAndSeed) {
+        await opts.setClockAndSeed(epochMs + since(), seedBytes, () => opts.jsClock?.reset());
+        steps.clockMs = steps.kernelSeedMs = since();
+        return;
+      }
       const clock = opts.setClock
         ? opts.setClock(epochMs + since(), () => opts.jsClock?.reset()).then(() => void (steps.clockMs = since()))
         : Promise.resolve();
@@ -264,7 +271,6 @@ export function createAgent(opts: AgentOptions): Agent {
         if (pendingKernel) clearTimeout(pendingKernel.timer);
         pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
       } else {
-        // both helper commands are pipelined: one round trip
         await kernelWork(steps);
       }
       // result: when each step finished (ms after receipt), for diagnostics.

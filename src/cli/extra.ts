@@ -96,7 +96,7 @@ export function registerExtraCommands(p: Command): void {
       if (which === 'restore-steps' || which === 'all') {
         const { benchRestoreSteps, formatRestoreSteps } = await import('../../bench/restore-steps.js');
         console.error('bench restore-steps: a restored clone step by step…');
-        const r = await benchRestoreSteps({ runs: o.restoreRuns });
+        const r = await benchRestoreSteps({ runs: o.restoreRuns, variants: o.variants });
         const text = formatRestoreSteps(r);
         console.log(text + '\n');
         md.push('## restore steps\n\n' + text);

@@ -173,9 +173,10 @@ export async function pruneImages(cacheDir: string, current: string, log: Log, k
 // ---------------------------------------------------------------------------
 // Inputs
 
-async function agentBundle(root: string, log: Log): Promise<Buffer> {
+/** The agent bundled as an ES module (agent.mjs) or as CommonJS (agent.cjs: Node starts it without its ESM loader). */
+async function agentBundle(root: string, log: Log, format: 'esm' | 'cjs' = 'esm'): Promise<Buffer> {
   const entry = join(root, 'guest', 'agent', 'agent.ts');
-  const dist = join(root, 'guest', 'agent', 'dist', 'agent.mjs');
+  const dist = join(root, 'guest', 'agent', 'dist', format === 'esm' ? 'agent.mjs' : 'agent.cjs');
   if (existsSync(entry)) {
     // Bundle from source when esbuild is around, so an image never carries a stale agent.
     try {
@@ -184,7 +185,7 @@ async function agentBundle(root: string, log: Log): Promise<Buffer> {
         entryPoints: [entry],
         bundle: true,
         platform: 'node',
-        format: 'esm',
+        format,
         target: 'node20',
         write: false,
         legalComments: 'none',
@@ -345,12 +346,13 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   const rootfsFile = rootfsFormat === 'erofs' ? 'rootfs.erofs' : 'rootfs.sqfs';
   const initScript = await readFile(join(root, 'guest', 'image', 'init'));
   const agent = await agentBundle(root, log);
+  const agentCjs = await agentBundle(root, log, 'cjs');
   const busybox = await findBusybox();
   const nodePath = realpathSync(process.execPath);
   const nodeStat = statSync(nodePath);
   const nodeId = `${process.version} ${nodePath} ${nodeStat.size} ${Math.floor(nodeStat.mtimeMs)}`;
   const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
-  const agentSha = sha256(agent);
+  const agentSha = sha256(agent, '\n--cjs--\n', agentCjs);
   const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
   const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
   // /init mounts /dev/vda (or the driver's pmem) with this file system type
@@ -401,6 +403,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
     for (const [soname, real] of libs) await copyFile(real, join(staging, 'lib', soname));
     await copyFile(loader, join(staging, 'lib64', 'ld-linux-x86-64.so.2'));
     await writeFile(join(staging, 'agent', 'agent.mjs'), agent);
+    await writeFile(join(staging, 'agent', 'agent.cjs'), agentCjs);
     await writeFile(join(staging, 'agent', 'package.json'), '{"type":"module"}\n');
     for (const f of ['bin/node', 'lib64/ld-linux-x86-64.so.2']) await chmod(join(staging, f), 0o755);
     if (rootfsFormat === 'erofs') {

@@ -601,3 +601,49 @@ void test('resync deferred: the kernel part also runs after a second without any
   input.end();
   await agent.done;
 });
+
+void test('resync with setClockAndSeed: the kernel part is one step (one helper round trip), now and deferred', async () => {
+  const events: string[] = [];
+  const mk = () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const agent = createAgent({
+      input,
+      output,
+      workRoot: fs.mkdtempSync(path.join(tmp, 'resync3-')),
+      reseed: () => void events.push('js-seed'),
+      setClock: async () => void events.push('UNUSED clock'),
+      seedKernel: async () => void events.push('UNUSED seed'),
+      setClockAndSeed: async (ms, seed, onSet) => {
+        events.push(`kernel-both ${seed.length}`);
+        assert.ok(Math.abs(ms - Date.now()) < 5000);
+        onSet?.();
+      },
+      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    });
+    const client = new Client(new LineReader(output), input);
+    agent.sendReady();
+    return { input, agent, client };
+  };
+  const seed = b64(Buffer.alloc(32, 9));
+  let a = mk();
+  await a.client.ready;
+  const now = await a.client.request({ op: 'resync', epochMs: Date.now(), seed });
+  assert.equal(now.ok, true, JSON.stringify(now));
+  assert.deepEqual(events.splice(0), ['js-seed', 'kernel-both 32', 'js-clock-reset']);
+  const steps = (now as { result: Record<string, number> }).result;
+  assert.ok(steps.clockMs !== undefined && steps.kernelSeedMs !== undefined, JSON.stringify(steps));
+  a.input.end();
+  await a.agent.done;
+
+  a = mk();
+  await a.client.ready;
+  assert.equal((await a.client.request(single('exports.main = () => ({ ok: 2 })'))).ok, true);
+  assert.equal((await a.client.request({ op: 'resync', epochMs: Date.now(), seed, kernel: 'deferred' })).ok, true);
+  assert.deepEqual(events.splice(0), ['js-seed', 'js-clock']);
+  assert.deepEqual((await a.client.request(run())).result, { ok: 2 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(events.splice(0), ['kernel-both 32', 'js-clock-reset']);
+  a.input.end();
+  await a.agent.done;
+});

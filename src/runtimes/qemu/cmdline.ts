@@ -61,7 +61,7 @@ const MIN_MAIN_MIB = 64;
  * undefined pmem: this VM gets the root fs on virtio-blk instead (image without an EROFS
  * root or a kernel without DAX, an odd RAM size, or RAM + image above microvm's 3 GiB split).
  */
-export function memoryLayout(cfg: VmConfig): MemoryLayout {
+export function memoryLayout(cfg: Pick<VmConfig, 'memoryMiB' | 'image'>): MemoryLayout {
   const img = cfg.image;
   const plain: MemoryLayout = { mainMiB: cfg.memoryMiB, tailMiB: 0 };
   if (img.rootfsFormat !== 'erofs' || !img.kernelFeatures?.includes('dax')) return plain;
