@@ -26,7 +26,7 @@ export interface IdleCpuOptions {
 
 export async function benchIdleCpu(opts: IdleCpuOptions): Promise<IdleCpuResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
-  const settle = opts.settleSeconds ?? 5;
+  const settle = opts.settleSeconds ?? 10;
   const memoryMiB = opts.memoryMiB ?? 256;
   const rigs = await prepareVariants(pickVariants(opts.variants, ['baseline', 'tuned']), log);
   const tmp = benchTmp('fc-idle-');

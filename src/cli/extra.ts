@@ -65,10 +65,11 @@ export function registerExtraCommands(p: Command): void {
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
     .option('--vms <list>', 'idle-cpu: idle VM counts', list, [1, 10, 50])
     .option('--seconds <n>', 'idle-cpu: measuring window', (v) => parseInt(v, 10), 20)
+    .option('--settle <n>', 'idle-cpu: seconds between the last call and the window', (v) => parseInt(v, 10), 10)
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string; variants?: string[]; vms: number[]; seconds: number; memoryVms: number; clones: number; boots: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -105,7 +106,7 @@ export function registerExtraCommands(p: Command): void {
       if (which === 'idle-cpu') {
         const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
         console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
-        const r = await benchIdleCpu({ counts: o.vms, seconds: o.seconds, variants: o.variants });
+        const r = await benchIdleCpu({ counts: o.vms, seconds: o.seconds, settleSeconds: o.settle, variants: o.variants });
         const text = formatIdleCpu(r);
         console.log(text + '\n');
         md.push('## idle cpu\n\n' + text);
