@@ -85,7 +85,7 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
       let cloneRead: MemoryBreakdown[];
       try {
         await pool(Array.from({ length: opts.clones }, (_, i) => i), 2, async (_x, i) => {
-          const vmId = `gb-clone-${process.pid}-${name}-${i}`;
+          const vmId = `gb-clone-${process.pid}-${name.replace(/[^A-Za-z0-9._-]/g, "_")}-${i}`;
           const vm = await rig.driver.restore(
             { vmId, memoryMiB: GUEST_MIB, vcpus: 1, image: rig.image, runDir: path.join(tmp, vmId), accelerator: rig.accelerator, memory: { kind: 'file', path: snap.memoryPath, share: false } },
             snap,
