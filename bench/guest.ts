@@ -27,7 +27,13 @@ export const TUNED: ImageTuning = { tickless: true, rootfs: 'dax', freePageRepor
 export const BASELINE: ImageTuning = { tickless: false, rootfs: 'squashfs', freePageReporting: false };
 
 export const VARIANTS: Record<string, Variant> = {
-  baseline: { name: 'baseline', tuning: BASELINE, about: 'before issue 9: 250 Hz periodic tick, squashfs on virtio-blk, no balloon, 1 GiB TCG cache' },
+  baseline: {
+    name: 'baseline',
+    tuning: BASELINE,
+    // the runtime knobs of the image as it was: ESM agent, PIT left running, two helper calls per resync
+    cmdline: 'faascell.agent=mjs faascell.pit=keep faascell.resync=separate',
+    about: 'before issue 9: 250 Hz periodic tick, squashfs on virtio-blk, no balloon, PIT left running, ESM agent, 1 GiB TCG cache',
+  },
   tuned: { name: 'tuned', tuning: TUNED, about: 'the defaults: tickless HZ=100 kernel, EROFS root as pmem with DAX, free page reporting' },
 };
 

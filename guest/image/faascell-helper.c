@@ -22,7 +22,8 @@
  *
  * At start it also stops the PIT's channel 0 (x86): the 6.1 kernel neither uses nor stops
  * it, and QEMU then wakes ~36 times a second to toggle its masked IRQ0 line (under TCG
- * that is most of an idle VM's host CPU; later kernels stop it themselves).
+ * that is most of an idle VM's host CPU; later kernels stop it themselves). --keep-pit
+ * leaves it running (the benchmarks' baseline).
  *
  * `faascell-helper --dry-run` parses and answers but changes nothing (tests run it
  * on the host, where setting the clock would be a disaster).
@@ -159,8 +160,12 @@ static void stop_pit(void) {
 
 int main(int argc, char **argv) {
   static char buf[4096];
-  dry_run = argc > 1 && strcmp(argv[1], "--dry-run") == 0;
-  if (!dry_run) stop_pit();
+  int keep_pit = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--dry-run") == 0) dry_run = 1;
+    else if (strcmp(argv[i], "--keep-pit") == 0) keep_pit = 1;
+  }
+  if (!dry_run && !keep_pit) stop_pit();
   size_t have = 0;
   int skipping = 0; /* inside an overlong line, already answered */
   for (;;) {

@@ -355,8 +355,9 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   const agentSha = sha256(agent, '\n--cjs--\n', agentCjs);
   const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
   const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
-  // /init mounts /dev/vda (or the driver's pmem) with this file system type
-  const cmdline = rootfsFormat === 'erofs' ? `${BASE_CMDLINE} faascell.rootfstype=erofs` : BASE_CMDLINE;
+  // /init mounts /dev/vda (or the driver's pmem) with this file system type, and starts the
+  // CommonJS bundle of the agent (~100 ms sooner under TCG than the ES module: no ESM loader)
+  const cmdline = [BASE_CMDLINE, ...(rootfsFormat === 'erofs' ? ['faascell.rootfstype=erofs'] : []), 'faascell.agent=cjs'].join(' ');
   const rootfsCompression = opts.rootfsCompression ?? 'none';
   const version = sha256(
     JSON.stringify({ builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(initScript), agent: agentSha, node: nodeId, busybox: busyboxId, helper: helperId, cmdline, rootfsCompression, tuning }),
