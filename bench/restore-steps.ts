@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { QemuVm } from '../src/runtimes/qemu/driver.js';
-import type { AgentRequestBody } from '../src/runtimes/agent-protocol.js';
+import type { AgentRequestBody, ResyncFields } from '../src/runtimes/agent-protocol.js';
 import type { SnapshotFiles, VmConfig } from '../src/runtimes/types.js';
 import { machine, ms, summarize, table, type Summary } from './common.js';
 import { pickVariants, prepareVariants, type VariantRig } from './guest.js';
@@ -93,7 +93,8 @@ async function restoreStepsOf(rig: VariantRig, runs: number, log: (s: string) =>
     }
     log(`  ${rig.variant.name}: cold boot -> agent ready: median ${ms(summarize(coldReady).median)}`);
 
-    const resync = (kernel: 'now' | 'deferred'): AgentRequestBody => ({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64'), kernel });
+    const resyncFields = (kernel: 'now' | 'deferred'): ResyncFields => ({ epochMs: Date.now(), seed: randomBytes(32).toString('base64'), kernel });
+    const resync = (kernel: 'now' | 'deferred'): AgentRequestBody => ({ op: 'resync', ...resyncFields(kernel) });
     const run = (): AgentRequestBody => ({ op: 'run', activationId: 'steps', params: { name: 'steps' }, deadlineMs: 30_000 });
     const plans: Array<{ name: string; steps: Array<[string, () => AgentRequestBody]> }> = [
       { name: 'first ping only (as in vm-notes)', steps: [['first ping', () => ({ op: 'ping' })]] },
@@ -110,6 +111,21 @@ async function restoreStepsOf(rig: VariantRig, runs: number, log: (s: string) =>
         steps: [
           ['resync (deferred)', () => resync('deferred')],
           ['first run', run],
+          ['second run (kernel part just ran)', run],
+        ],
+      },
+      // issue 9: the resync carried by the first run (one message instead of two)
+      {
+        name: 'first run carries the resync (kernel now)',
+        steps: [
+          ['run + resync (kernel now)', () => ({ ...run(), resync: resyncFields('now') })],
+          ['second run', run],
+        ],
+      },
+      {
+        name: 'first run carries the resync (kernel deferred)',
+        steps: [
+          ['run + resync (deferred)', () => ({ ...run(), resync: resyncFields('deferred') })],
           ['second run (kernel part just ran)', run],
         ],
       },
@@ -133,8 +149,8 @@ async function restoreStepsOf(rig: VariantRig, runs: number, log: (s: string) =>
           const dt = performance.now() - a;
           if (!r.ok) throw new Error(`${name}: ${r.error.message}`);
           stepsMs += dt;
-          if (name.startsWith('resync')) {
-            const res = { ...((r.result ?? {}) as Record<string, number>), durationMs: r.durationMs ?? NaN };
+          if (name.startsWith('resync') || r.resync) {
+            const res = name.startsWith('resync') ? { ...((r.result ?? {}) as Record<string, number>), durationMs: r.durationMs ?? NaN } : r.resync!;
             for (const [k, v] of Object.entries(res)) if (typeof v === 'number') (guest.get(k) ?? guest.set(k, []).get(k)!).push(v);
           }
           // counters are read between steps, outside the timed request

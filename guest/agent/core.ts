@@ -199,6 +199,27 @@ export function createAgent(opts: AgentOptions): Agent {
       sendError(id, 'state', 'another run is in progress');
       return;
     }
+    // A restored clone's first run may carry its resync (one message instead of two): the
+    // resync is applied before any user code runs; if it fails, the function does not run.
+    let resyncSteps: Record<string, number> | undefined;
+    if (req.resync !== undefined) {
+      const received = performance.now();
+      const fields = typeof req.resync === 'object' && req.resync !== null ? resyncFields(req.resync as Record<string, unknown>) : undefined;
+      if (!fields) {
+        sendError(id, 'protocol', "run.resync needs epochMs (number), seed (base64) and optionally kernel ('now' or 'deferred')");
+        return;
+      }
+      try {
+        resyncSteps = await applyResync(fields, received);
+      } catch (err) {
+        sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+        return;
+      }
+      if (running) {
+        sendError(id, 'state', 'another run is in progress');
+        return;
+      }
+    }
     const fn = entry;
     capture?.begin();
     const t0 = performance.now();
@@ -234,17 +255,41 @@ export function createAgent(opts: AgentOptions): Agent {
     const logs = JSON.stringify(capture?.end() ?? []);
     // a deferred resync's kernel part runs once the reply has been written
     const written = pendingKernel ? runPendingKernel : undefined;
-    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`, written);
-    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`, written);
+    const rs = resyncSteps ? `,"resync":${JSON.stringify(resyncSteps)}` : '';
+    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}${rs}}`, written);
+    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}${rs}}`, written);
+  }
+
+  /** A resync's fields, from a `resync` request or a `run`'s `resync` member; undefined if malformed. */
+  function resyncFields(req: Record<string, unknown>): { epochMs: number; seed: string; kernel?: 'now' | 'deferred' } | undefined {
+    const { epochMs, seed, kernel } = req;
+    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string' || (kernel !== undefined && kernel !== 'now' && kernel !== 'deferred')) return undefined;
+    return { epochMs, seed, ...(kernel !== undefined ? { kernel } : {}) };
   }
 
   async function doResync(id: number, req: Record<string, unknown>): Promise<void> {
     const received = performance.now();
-    const { epochMs, seed, kernel } = req;
-    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string' || (kernel !== undefined && kernel !== 'now' && kernel !== 'deferred')) {
+    const fields = resyncFields(req);
+    if (!fields) {
       sendError(id, 'protocol', "resync needs epochMs (number), seed (base64) and optionally kernel ('now' or 'deferred')");
       return;
     }
+    try {
+      const steps = await applyResync(fields, received);
+      // result: when each step finished (ms after receipt), for diagnostics.
+      sendObj({ id, ok: true, result: steps, durationMs: performance.now() - received });
+    } catch (err) {
+      sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+    }
+  }
+
+  /**
+   * Applies a resync: the agent's JS randomness at once, then the kernel clock and CRNG
+   * either now or (kernel 'deferred') after the next run's reply, with Date corrected in
+   * JavaScript meanwhile. Returns when each step finished, in ms after `received`.
+   */
+  async function applyResync(fields: { epochMs: number; seed: string; kernel?: 'now' | 'deferred' }, received: number): Promise<Record<string, number>> {
+    const { epochMs, seed, kernel } = fields;
     const since = (): number => performance.now() - received;
     const seedBytes = Buffer.from(seed, 'base64');
     // the kernel clock is set to the host's time plus what elapsed since receipt
@@ -260,24 +305,19 @@ export function createAgent(opts: AgentOptions): Agent {
       const seeded = opts.seedKernel ? opts.seedKernel(seedBytes).then(() => void (steps.kernelSeedMs = since())) : Promise.resolve();
       await Promise.all([clock, seeded]);
     };
-    try {
-      const steps: Record<string, number> = {};
-      opts.reseed?.(seedBytes);
-      steps.reseedMs = since();
-      if (kernel === 'deferred' && opts.setClock && opts.jsClock) {
-        // Date reads the kernel clock plus an offset until the kernel clock is set
-        opts.jsClock.correctTo(epochMs + since());
-        steps.clockMs = since();
-        if (pendingKernel) clearTimeout(pendingKernel.timer);
-        pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
-      } else {
-        await kernelWork(steps);
-      }
-      // result: when each step finished (ms after receipt), for diagnostics.
-      sendObj({ id, ok: true, result: steps, durationMs: since() });
-    } catch (err) {
-      sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+    const steps: Record<string, number> = {};
+    opts.reseed?.(seedBytes);
+    steps.reseedMs = since();
+    if (kernel === 'deferred' && (opts.setClock || opts.setClockAndSeed) && opts.jsClock) {
+      // Date reads the kernel clock plus an offset until the kernel clock is set
+      opts.jsClock.correctTo(epochMs + since());
+      steps.clockMs = since();
+      if (pendingKernel) clearTimeout(pendingKernel.timer);
+      pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
+    } else {
+      await kernelWork(steps);
     }
+    return steps;
   }
 
   async function handleLine(line: string): Promise<void> {

@@ -647,3 +647,55 @@ void test('resync with setClockAndSeed: the kernel part is one step (one helper 
   a.input.end();
   await a.agent.done;
 });
+
+void test('run carrying a resync: applied before user code (now: kernel part too; deferred: after the reply); malformed or failing: the function does not run', async () => {
+  const events: string[] = [];
+  let failKernel = false;
+  const mk = () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const agent = createAgent({
+      input,
+      output,
+      workRoot: fs.mkdtempSync(path.join(tmp, 'runresync-')),
+      reseed: () => void events.push('js-seed'),
+      setClockAndSeed: async (_ms, _seed, onSet) => {
+        if (failKernel) throw new Error('helper gone');
+        events.push('kernel');
+        onSet?.();
+      },
+      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    });
+    const client = new Client(new LineReader(output), input);
+    agent.sendReady();
+    return { input, agent, client };
+  };
+  const seed = b64(Buffer.alloc(32, 3));
+  const a = mk();
+  await a.client.ready;
+  // the function records that it ran
+  assert.equal((await a.client.request(single('exports.main = () => { globalThis.__ran = (globalThis.__ran || 0) + 1; return { ran: globalThis.__ran }; }'))).ok, true);
+  const now = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed } });
+  assert.equal(now.ok, true, JSON.stringify(now));
+  assert.deepEqual((now as { result: unknown }).result, { ran: 1 });
+  assert.ok((now as { resync?: Record<string, number> }).resync?.kernelSeedMs !== undefined, JSON.stringify(now));
+  assert.deepEqual(events.splice(0), ['js-seed', 'kernel', 'js-clock-reset']);
+
+  const def = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed, kernel: 'deferred' } });
+  assert.deepEqual((def as { result: unknown }).result, { ran: 2 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(events.splice(0), ['js-seed', 'js-clock', 'kernel', 'js-clock-reset']);
+
+  const bad = await a.client.request({ ...run(), resync: { epochMs: 'soon', seed } });
+  assert.equal(bad.ok, false);
+  assert.match(JSON.stringify(bad), /run\.resync needs epochMs/);
+  failKernel = true;
+  const failed = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed } });
+  assert.equal(failed.ok, false);
+  assert.equal((failed as { error: { kind: string } }).error.kind, 'state');
+  failKernel = false;
+  // neither of the last two ran the function
+  assert.deepEqual(((await a.client.request(run())) as { result: unknown }).result, { ran: 3 });
+  a.input.end();
+  await a.agent.done;
+});
