@@ -107,8 +107,8 @@ interface GuestOps {
   /** Sets the kernel clock; onSet runs synchronously once it took effect. */
   setClock: (epochMs: number, onSet?: () => void) => Promise<void>;
   seedKernel: (seed: Buffer) => Promise<void>;
-  /** Both in one helper round trip (clock first; onSet as for setClock). */
-  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void) => Promise<void>;
+  /** Both in one helper round trip (clock first; onSet as for setClock). dry: the same call, nothing changed. */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void, dry?: boolean) => Promise<void>;
 }
 
 /** A `faascell.NAME=value` kernel argument (the last one wins), read once at start. */
@@ -153,8 +153,8 @@ function guestOps(): GuestOps {
     };
     // One round trip for both (issue 9); faascell.resync=separate keeps the two calls (benchmark baseline).
     if (kernelArg('resync') !== 'separate') {
-      ops.setClockAndSeed = async (epochMs, seed, onSet) => {
-        call(`R ${Math.round(epochMs)} ${process.hrtime.bigint()} ${seed.toString('hex')}`);
+      ops.setClockAndSeed = async (epochMs, seed, onSet, dry) => {
+        call(`${dry ? 'D' : 'R'} ${Math.round(epochMs)} ${process.hrtime.bigint()} ${seed.toString('hex')}`);
         onSet?.();
       };
     }
@@ -213,5 +213,8 @@ const agent = createAgent({
 });
 
 agent.sendReady();
+// Run the restore resync's code once now (changing nothing): V8 compiles it before any snapshot,
+// so a restored clone does not run V8's compiler for it. faascell.warmup=0 skips it (benchmarks).
+if (inGuest && kernelArg('warmup') !== '0') setImmediate(() => void agent.warmUp());
 // The host closing the channel ends the agent; /init then powers the VM off.
 void agent.done.then(() => process.exit(0));

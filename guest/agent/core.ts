@@ -31,8 +31,8 @@ export interface AgentOptions {
   setClock?: (epochMs: number, onSet?: () => void) => Promise<void>;
   reseed?: (seed: Buffer) => void;
   seedKernel?: (seed: Buffer) => Promise<void>;
-  /** setClock + seedKernel in one step (one helper round trip); used instead of the two when given. */
-  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void) => Promise<void>;
+  /** setClock + seedKernel in one step (one helper round trip); used instead of the two when given. dry: change nothing. */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void, dry?: boolean) => Promise<void>;
   /** The clock JavaScript sees (Date): a deferred resync corrects it first, the kernel clock later. */
   jsClock?: { correctTo(epochMs: number): void; reset(): void };
   /** chdir into the function directory at init (true in the guest; OpenWhisk functions read files relative to it). */
@@ -48,6 +48,13 @@ export interface Agent {
   handleLine(line: string): Promise<void>;
   /** Resolves when input has ended and every reply has been written. */
   readonly done: Promise<void>;
+  /**
+   * Runs the resync's code path once without changing the clock (the agent's JS randomness is
+   * reseeded from fresh entropy, the helper call is a dry run): V8 compiles it before any
+   * snapshot, so a restored clone — where every code path is translated anew by TCG — does not
+   * also run V8's parser and compiler for it.
+   */
+  warmUp(): Promise<void>;
 }
 
 type Reply = Record<string, unknown>;
@@ -288,17 +295,18 @@ export function createAgent(opts: AgentOptions): Agent {
    * either now or (kernel 'deferred') after the next run's reply, with Date corrected in
    * JavaScript meanwhile. Returns when each step finished, in ms after `received`.
    */
-  async function applyResync(fields: { epochMs: number; seed: string; kernel?: 'now' | 'deferred' }, received: number): Promise<Record<string, number>> {
+  async function applyResync(fields: { epochMs: number; seed: string; kernel?: 'now' | 'deferred' }, received: number, dry = false): Promise<Record<string, number>> {
     const { epochMs, seed, kernel } = fields;
     const since = (): number => performance.now() - received;
     const seedBytes = Buffer.from(seed, 'base64');
     // the kernel clock is set to the host's time plus what elapsed since receipt
     const kernelWork = async (steps: Record<string, number>): Promise<void> => {
       if (opts.setClockAndSeed) {
-        await opts.setClockAndSeed(epochMs + since(), seedBytes, () => opts.jsClock?.reset());
+        await opts.setClockAndSeed(epochMs + since(), seedBytes, () => opts.jsClock?.reset(), dry);
         steps.clockMs = steps.kernelSeedMs = since();
         return;
       }
+      if (dry) return;
       const clock = opts.setClock
         ? opts.setClock(epochMs + since(), () => opts.jsClock?.reset()).then(() => void (steps.clockMs = since()))
         : Promise.resolve();
@@ -378,6 +386,21 @@ export function createAgent(opts: AgentOptions): Agent {
   });
 
   return {
+    async warmUp() {
+      const seed = Buffer.alloc(32);
+      for (let i = 0; i < 32; i++) seed[i] = Math.floor(Math.random() * 256);
+      const fields = resyncFields({ epochMs: Date.now(), seed: seed.toString('base64'), kernel: 'now' });
+      if (!fields) return;
+      try {
+        const steps = await applyResync(fields, performance.now(), true);
+        JSON.stringify(steps);
+        // the deferred variant's JS clock path too (an offset of ~0, then none)
+        opts.jsClock?.correctTo(Date.now());
+        opts.jsClock?.reset();
+      } catch (err) {
+        opts.debug?.(`resync warm-up failed: ${errorOf('state', err).message}`);
+      }
+    },
     sendReady() {
       const ready: AgentReady = {
         type: 'ready',

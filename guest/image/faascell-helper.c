@@ -15,6 +15,9 @@
  *                                next scheduled reseed
  *   R <epoch_ms> <monotonic_ns> <hex bytes>
  *                                both in one round trip (clock first)
+ *   D <epoch_ms> <monotonic_ns> <hex bytes>
+ *                                R's dry run: parsed and answered, nothing changed (the agent
+ *                                runs its resync code once before any snapshot, see core.ts)
  *
  * Raw read/write and hand-written parsing instead of stdio: in a freshly
  * restored clone every code path is translated anew by TCG, so the helper
@@ -122,6 +125,14 @@ static int command(const char *line) {
     case 'R': {
       int err = set_clock(&p);
       return err ? err : reseed(p);
+    }
+    case 'D': {
+      int saved = dry_run;
+      dry_run = 1;
+      int err = set_clock(&p);
+      if (!err) err = reseed(p);
+      dry_run = saved;
+      return err;
     }
     default:
       return EINVAL;

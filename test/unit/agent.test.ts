@@ -699,3 +699,24 @@ void test('run carrying a resync: applied before user code (now: kernel part too
   a.input.end();
   await a.agent.done;
 });
+
+void test('warmUp runs the resync path once as a dry run: JS reseeded, helper call marked dry, clock offset back to none', async () => {
+  const events: string[] = [];
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const agent = createAgent({
+    input,
+    output,
+    workRoot: fs.mkdtempSync(path.join(tmp, 'warmup-')),
+    reseed: (seed) => void events.push(`js-seed ${seed.length}`),
+    setClockAndSeed: async (_ms, _seed, onSet, dry) => {
+      events.push(`kernel dry=${dry === true}`);
+      onSet?.();
+    },
+    jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+  });
+  await agent.warmUp();
+  assert.deepEqual(events, ['js-seed 32', 'kernel dry=true', 'js-clock-reset', 'js-clock', 'js-clock-reset']);
+  input.end();
+  await agent.done;
+});

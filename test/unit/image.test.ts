@@ -107,9 +107,9 @@ void test('faascell-helper parses T, S and R commands (--dry-run: nothing is cha
   const bin = path.join(tmp, 'helper');
   const built = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-o', bin, path.join(projectRoot(), 'guest', 'image', 'faascell-helper.c')]);
   assert.equal(built.status, 0, built.stderr.toString());
-  const input = ['T 1700000000000 123', 'T 1 2 3', 'S 00ff10', 'S 0', 'S zz', 'R 1700000000000 5 abcd', 'R 1 2', 'X 1', '', `S ${'ab'.repeat(600)}`, 'x'.repeat(5000), 'S 0102'].join('\n') + '\n';
+  const input = ['T 1700000000000 123', 'T 1 2 3', 'D 1700000000000 5 abcd', 'D 1 2', 'S 00ff10', 'S 0', 'S zz', 'R 1700000000000 5 abcd', 'R 1 2', 'X 1', '', `S ${'ab'.repeat(600)}`, 'x'.repeat(5000), 'S 0102'].join('\n') + '\n';
   // --dry-run is essential: without it the T command would set this machine's clock
   const r = spawnSync(bin, ['--dry-run', '--keep-pit'], { input });
   assert.equal(r.status, 0, r.stderr.toString());
-  assert.deepEqual(r.stdout.toString().trim().split('\n'), ['ok', 'err 22', 'ok', 'err 22', 'err 22', 'ok', 'err 22', 'err 22', 'err 22', 'err 22', 'err 22', 'ok']);
+  assert.deepEqual(r.stdout.toString().trim().split('\n'), ['ok', 'err 22', 'ok', 'err 22', 'ok', 'err 22', 'err 22', 'ok', 'err 22', 'err 22', 'err 22', 'err 22', 'err 22', 'ok']);
 });
