@@ -77,7 +77,13 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
-    qemu: { qemuBinary: cfg.runtime.qemuBinary, accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image }, connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2) },
+    qemu: {
+      qemuBinary: cfg.runtime.qemuBinary,
+      accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image },
+      connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+      // issue 9 wiring: the TCG translation cache cap (0 = QEMU's default)
+      ...(cfg.runtime.tcgTbSizeMiB > 0 ? { tcgTbSizeMiB: cfg.runtime.tcgTbSizeMiB } : {}),
+    },
     firecracker: { binary: cfg.runtime.firecrackerBinary },
   });
   let accelerator: Accelerator = 'kvm';

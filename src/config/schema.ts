@@ -53,6 +53,11 @@ export const configSchema = z
         firecrackerBinary: z.string().default('firecracker'),
         /** How long a cold boot may take until the agent says ready. */
         bootTimeoutMs: z.number().int().positive().default(60_000),
+        /**
+         * TCG translation cache per VM in MiB (issue 9): caps the host memory of generated code (QEMU's
+         * default, 1 GiB, lets a long-lived VM grow; a booted Node guest fills ~70 MiB). 0: QEMU's default.
+         */
+        tcgTbSizeMiB: z.number().int().min(0).max(4096).default(32),
       })
       .strict()
       .default({}),

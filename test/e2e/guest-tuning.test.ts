@@ -114,7 +114,7 @@ void test('the root fs is /dev/pmem0 with DAX, the balloon is bound, an idle gue
   }
 });
 
-void test('shared-memory snapshot with the pmem root fs: clones differ in randomness, have the host clock, the RAM file stays intact', async (t) => {
+void test('shared-memory snapshot with the pmem root fs: clones (resync alone or carried by the first run) differ in randomness, have the host clock, the RAM file stays intact', async (t) => {
   const why = unsupported();
   if (why) return t.skip(why);
   const snapDir = path.join(tmp, 'snap-shm');
@@ -128,24 +128,41 @@ void test('shared-memory snapshot with the pmem root fs: clones differ in random
   assert.ok(fs.statSync(snap.statePath).size < 16 * 1024 * 1024, `state file is ${fs.statSync(snap.statePath).size} bytes`);
   const hash = createHash('sha256').update(fs.readFileSync(snap.memoryPath)).digest('hex');
 
+  // three clones: a separate resync message, then the resync carried by the first run (kernel now, deferred)
   const results = [];
-  for (let i = 0; i < 2; i++) {
+  for (const how of ['message', 'run', 'run-deferred'] as const) {
     const vm = await driver.restore(vmConfig({ kind: 'file', path: snap.memoryPath, share: false }), snap);
     live.add(vm);
     try {
-      const host = Date.now();
-      await ok(vm.channel.request({ op: 'resync', epochMs: host, seed: randomBytes(32).toString('base64') }, 60_000));
-      const r = await probe(vm, ['/proc/mounts']);
+      const resync = { epochMs: Date.now(), seed: randomBytes(32).toString('base64'), ...(how === 'run-deferred' ? { kernel: 'deferred' as const } : {}) };
+      let r: Awaited<ReturnType<typeof probe>>;
+      if (how === 'message') {
+        await ok(vm.channel.request({ op: 'resync', ...resync }, 60_000));
+        r = await probe(vm, ['/proc/mounts']);
+      } else {
+        const reply = await vm.channel.request({ op: 'run', activationId: 'probe', params: { files: ['/proc/mounts'] }, deadlineMs: 30_000, resync }, 60_000);
+        if (!reply.ok) assert.fail(`run with resync: ${reply.error.message}`);
+        assert.ok(reply.resync, 'the reply reports the resync steps');
+        r = reply.result as typeof r;
+      }
       assert.match(r.files['/proc/mounts']!, /^\/dev\/pmem0 \/rootfs erofs/m);
-      assert.ok(Math.abs(r.now - Date.now()) < 5000, `clone clock ${r.now} vs host ${Date.now()}`);
+      assert.ok(Math.abs(r.now - Date.now()) < 5000, `${how}: clone clock ${r.now} vs host ${Date.now()}`);
+      if (how === 'run-deferred') {
+        // the kernel part ran after that reply: the next run sees a reseeded kernel CRNG and the kernel clock
+        await new Promise((res) => setTimeout(res, 200));
+        r = await probe(vm);
+        assert.ok(Math.abs(r.now - Date.now()) < 5000, `deferred: clock after the kernel part ${r.now} vs ${Date.now()}`);
+      }
       results.push(r);
     } finally {
       await stop(vm);
     }
   }
-  assert.notEqual(results[0]!.math, results[1]!.math);
-  assert.notEqual(results[0]!.bytes, results[1]!.bytes);
-  assert.notEqual(results[0]!.urandom, results[1]!.urandom, 'clones share the kernel CRNG');
+  for (const [i, j] of [[0, 1], [0, 2], [1, 2]] as const) {
+    assert.notEqual(results[i]!.math, results[j]!.math);
+    assert.notEqual(results[i]!.bytes, results[j]!.bytes);
+    assert.notEqual(results[i]!.urandom, results[j]!.urandom, `clones ${i} and ${j} share the kernel CRNG`);
+  }
   assert.equal(createHash('sha256').update(fs.readFileSync(snap.memoryPath)).digest('hex'), hash, 'a restore changed the RAM file');
 });
 
