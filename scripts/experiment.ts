@@ -3,17 +3,22 @@
 // 1. Generates a seeded Azure-format day (a few hundred functions, skewed rates).
 // 2. Simulates fixed / greedy-dual / hybrid-histogram / none at several memory
 //    budgets (snapshots off, as in the papers; plus a snapshot variant).
-// 3. Writes results.csv, results.md and coldstart-vs-memory.svg.
+// 3. Writes results.csv, results.md and coldstart-vs-memory.{svg,png} (Vega-Lite).
 // 4. --real: deploys a few functions on a running daemon, replays a short
 //    time-compressed slice, and compares the measured start paths with a
 //    simulation of the very same slice, compression and policies.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { writePlot } from '../src/plots/render.js';
+import { coldStartVsMemorySpec } from '../src/plots/specs.js';
 import { createPolicies, type PoliciesConfigInput } from '../src/policies/index.js';
 import { replay, type ReplayRecord } from '../src/replay/replay.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
+import { simulatedNode } from '../src/sim/cli.js';
+import { parseConfig, type Config } from '../src/config/schema.js';
+import os from 'node:os';
 import { loadAzureTrace } from '../src/traces/azure.js';
 import { writeAzureTrace } from '../src/traces/generate.js';
 import { subsetTrace } from '../src/traces/transform.js';
@@ -38,6 +43,12 @@ interface Args {
   realMemoryMiB: number;
   /** per-policy runs write real-records-<tag>.jsonl */
   recordsTag?: string;
+  /** real runs per keep-alive policy (a fresh daemon each) */
+  realRuns: number;
+  /** reuse the real runs recorded in this directory's real.json; only simulate again (e.g. with a new profile) */
+  realFrom?: string;
+  /** the daemon's effective configuration, when this process started it (the simulation models that node) */
+  daemonConfig?: Config;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -55,6 +66,7 @@ function parseArgs(argv: string[]): Args {
     selfDaemon: true,
     realPolicies: ['fixed', 'greedy-dual', 'hybrid-histogram'],
     realMemoryMiB: 768,
+    realRuns: 3,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -79,6 +91,8 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--real-seconds') a.realSeconds = Number(v());
     else if (k === '--compress') a.compress = Number(v());
     else if (k === '--real-functions') a.realFunctions = Number(v());
+    else if (k === '--real-runs') a.realRuns = Number(v());
+    else if (k === '--real-from') a.realFrom = v();
     else if (k === '--help' || k === '-h') {
       console.log('npx tsx scripts/experiment.ts [--out DIR] [--functions N] [--seed S] [--budgets 8,16,32] [--profile F] [--real [--real-policies fixed,greedy-dual,hybrid-histogram] [--real-memory-mib 768] | --real --url URL [--token T] [--config daemon.yaml]] [--real-seconds 120] [--compress 10] [--real-functions 4]');
       process.exit(0);
@@ -88,7 +102,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const POLICIES = ['fixed', 'greedy-dual', 'hybrid-histogram', 'none'] as const;
-const COLORS: Record<string, string> = { fixed: '#1f77b4', 'greedy-dual': '#d62728', 'hybrid-histogram': '#2ca02c', none: '#7f7f7f' };
 
 interface Row {
   variant: 'no-snapshots' | 'snapshots';
@@ -101,8 +114,17 @@ async function runSim(trace: Trace, profile: Profile, keepAlive: string, budgetM
     keepAlive,
     placement: snapshots ? { policy: 'fixed' } : { policy: 'fixed', action: 'cold' },
   };
-  return simulate({ trace, profile, policies: await createPolicies(cfg, { baseDir: '.' }), memoryMiB: budgetMiB, ...extra });
+  return simulate({ trace, profile, policies: await createPolicies(cfg, { baseDir: '.' }), memoryMiB: budgetMiB, node: MEMORY_BOUND_NODE, maxInstancesPerFunction: UNLIMITED, ...extra });
 }
+
+/**
+ * The simulated day studies keep-alive under memory pressure, as the papers do: a node bounded by
+ * its memory budget only (a plain budget, no CPU model, no start-slot, concurrency, queue or
+ * per-function limits), where a request that finds no idle instance starts one (preferWarm off: it
+ * does not wait for a busy instance). The real-node comparison below models the real node instead.
+ */
+const UNLIMITED = 1e9;
+const MEMORY_BOUND_NODE = { cpuModel: false, maxConcurrentStarts: UNLIMITED, maxConcurrentInvocations: UNLIMITED, maxQueueLength: UNLIMITED, lowWatermark: 1, highWatermark: 1, preferWarm: false };
 
 const f1 = (x: number): string => x.toFixed(1);
 
@@ -146,59 +168,10 @@ function mdDetail(rows: Row[], variant: Row['variant']): string {
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
 
-/** Cold-start fraction vs memory, one line per policy; log2 x axis, log10 y axis (small fractions matter). Hand-written SVG. */
-function svgPlot(rows: Row[], title: string): string {
-  const sel = rows.filter((x) => x.variant === 'no-snapshots' && x.budgetGiB !== null);
-  const W = 760;
-  const H = 460;
-  const m = { l: 70, r: 190, t: 50, b: 60 };
-  const xs = [...new Set(sel.map((x) => x.budgetGiB!))].sort((a, b) => a - b);
-  const lx = (g: number): number => Math.log2(g);
-  const x0 = lx(xs[0]!);
-  const x1 = lx(xs[xs.length - 1]!);
-  const positive = sel.map((x) => x.r.coldStartFraction).filter((y) => y > 0);
-  const dLo = Math.floor(Math.log10(Math.min(0.01, ...positive)));
-  const dHi = Math.max(dLo + 1, Math.ceil(Math.log10(Math.max(...positive, 0.01))));
-  const px = (g: number): number => m.l + ((lx(g) - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
-  // Zero (never cold) is drawn on the bottom edge.
-  const py = (y: number): number => {
-    const l = y > 0 ? Math.max(dLo, Math.log10(y)) : dLo;
-    return H - m.b - ((l - dLo) / (dHi - dLo)) * (H - m.t - m.b);
-  };
-  const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${(W - m.r + m.l) / 2}" y="24" text-anchor="middle" font-size="15">${esc(title)}</text>`,
-  ];
-  // grid + y ticks, one per decade
-  for (let d = dLo; d <= dHi; d++) {
-    const y = 10 ** d;
-    const label = y * 100 >= 1 ? `${(y * 100).toFixed(0)} %` : `${+(y * 100).toPrecision(1)} %`;
-    parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${py(y).toFixed(1)}" y2="${py(y).toFixed(1)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${m.l - 8}" y="${(py(y) + 4).toFixed(1)}" text-anchor="end">${label}</text>`);
-  }
-  for (const g of xs) {
-    parts.push(`<line x1="${px(g).toFixed(1)}" x2="${px(g).toFixed(1)}" y1="${m.t}" y2="${H - m.b}" stroke="#eee"/>`);
-    parts.push(`<text x="${px(g).toFixed(1)}" y="${H - m.b + 18}" text-anchor="middle">${g}</text>`);
-  }
-  parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
-  parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
-  parts.push(`<text x="${(W - m.r + m.l) / 2}" y="${H - 18}" text-anchor="middle">memory budget (GiB, log scale)</text>`);
-  parts.push(`<text transform="translate(18 ${(H - m.b + m.t) / 2}) rotate(-90)" text-anchor="middle">cold-start fraction (log scale)</text>`);
-  POLICIES.forEach((p, i) => {
-    const pts = xs
-      .map((g) => [g, sel.find((x) => x.budgetGiB === g && x.r.policy === p)?.r.coldStartFraction] as const)
-      .filter((q): q is readonly [number, number] => q[1] !== undefined);
-    const c = COLORS[p]!;
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.map(([g, y]) => `${px(g).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
-    for (const [g, y] of pts) parts.push(`<circle cx="${px(g).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3.5" fill="${c}"><title>${p} ${g} GiB: ${pct(y)}</title></circle>`);
-    const ly = m.t + 10 + i * 22;
-    parts.push(`<line x1="${W - m.r + 20}" x2="${W - m.r + 44}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3"/>`);
-    parts.push(`<text x="${W - m.r + 50}" y="${ly + 4}">${esc(p)}</text>`);
-  });
-  parts.push('</svg>');
-  return parts.join('\n') + '\n';
+/** Cold-start fraction vs memory, one line per policy (Vega-Lite, rendered to SVG and PNG). */
+async function plotColdStarts(rows: Row[], title: string, outBase: string): Promise<string[]> {
+  const points = rows.filter((x) => x.variant === 'no-snapshots' && x.budgetGiB !== null).map((x) => ({ policy: x.r.policy, memoryGiB: x.budgetGiB!, coldStartFraction: x.r.coldStartFraction }));
+  return writePlot(coldStartVsMemorySpec(points, title), outBase, ['svg', 'png']);
 }
 
 function verdict(rows: Row[]): string[] {
@@ -256,6 +229,48 @@ interface RealOutcome {
   json: Record<string, unknown>;
 }
 
+/**
+ * The slice replayed on the real node: the trace minutes covered by realSeconds × compress, and the K
+ * functions with a moderate number of invocations there (keep-alive matters; the TCG node copes).
+ */
+function sliceOf(a: Args, trace: Trace): { slice: Trace; names: string[]; minutes: number; from: number } {
+  const minutes = Math.max(1, Math.round((a.realSeconds * a.compress) / 60));
+  const from = 8 * 60; // a morning slice
+  const window = subsetTrace(trace, { fromSlot: from, toSlot: from + minutes });
+  const candidates = window.functions
+    .filter((f) => f.total >= 3 && f.total <= Math.max(10, (a.realSeconds * 1.5) / a.realFunctions))
+    .sort((x, y) => y.total - x.total);
+  const picked = candidates.slice(0, a.realFunctions);
+  if (picked.length === 0) throw new Error('--real: no suitable functions in the slice');
+  const slice = subsetTrace(window, { functions: picked.map((f) => f.index) });
+  return { slice, names: slice.functions.map((_, i) => `exp-fn-${i}`), minutes, from };
+}
+
+/** The real slice in the simulator: same policies, compression, memory budget, snapshot setting and node configuration. */
+async function simulateSlice(a: Args, slice: Trace, names: string[], profile: Profile, cfg: PoliciesConfigInput, memMiB: number, snapshotsOn: boolean): Promise<SimulationResult> {
+  // each deployed function gets the profile's costs and the trace's durations (capped like the function)
+  const simTrace: Trace = { ...slice, functions: slice.functions.map((f, i) => ({ ...f, name: names[i]!, avgDurationMs: Math.min(f.avgDurationMs ?? 0, 2000), memoryMiB: 256 })) };
+  // a daemon without snapshots cold-boots every non-warm start: the simulation must too
+  const simCfg: PoliciesConfigInput = snapshotsOn ? cfg : { ...cfg, placement: { policy: 'fixed', action: 'cold' } };
+  // the node the daemon's configuration describes (limits, watermarks, start slots, snapshots), when known
+  const node = a.daemonConfig ? simulatedNode(a.daemonConfig) : undefined;
+  return simulate({
+    trace: simTrace,
+    profile,
+    policies: await createPolicies(simCfg, { baseDir: '.' }),
+    memoryMiB: memMiB,
+    timeScale: 1 / a.compress,
+    node: { ...node?.node, snapshots: snapshotsOn },
+    maxInstancesPerFunction: node?.maxInstances,
+    maxQueueDelayMs: node?.maxQueueDelayMs,
+  });
+}
+
+/** The configuration of the private daemon of a --real run (bench/common.ts benchDaemon's, plus ours). */
+function realDaemonConfig(a: Args, policy: string): Record<string, unknown> {
+  return { snapshots: { enabled: false }, node: { memoryBudgetMiB: a.realMemoryMiB }, policies: { keepAlive: policy } };
+}
+
 async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOutcome> {
   const health = await api(a.url, a.token, 'GET', '/healthz').catch((e: unknown) => {
     throw new Error(`--real: no daemon at ${a.url} (${e instanceof Error ? e.message : String(e)}); start one with \`faascell daemon\``);
@@ -274,18 +289,7 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     if (p) cfg = { keepAlive: p.keepAlive, eviction: p.eviction, selection: p.selection, placement: p.placement };
   }
 
-  // Slice: trace minutes covered by realSeconds × compress; the K functions with
-  // a moderate number of invocations there (keep-alive matters; the TCG node copes).
-  const minutes = Math.max(1, Math.round((a.realSeconds * a.compress) / 60));
-  const from = 8 * 60; // a morning slice
-  const window = subsetTrace(trace, { fromSlot: from, toSlot: from + minutes });
-  const candidates = window.functions
-    .filter((f) => f.total >= 3 && f.total <= Math.max(10, (a.realSeconds * 1.5) / a.realFunctions))
-    .sort((x, y) => y.total - x.total);
-  const picked = candidates.slice(0, a.realFunctions);
-  if (picked.length === 0) throw new Error('--real: no suitable functions in the slice');
-  const slice = subsetTrace(window, { functions: picked.map((f) => f.index) });
-  const names = slice.functions.map((_, i) => `exp-fn-${i}`);
+  const { slice, names, minutes, from } = sliceOf(a, trace);
   const map = slice.functions.map((f, i) => `${f.name}=${names[i]}`).join(',');
   console.error(`real: ${slice.totalInvocations} invocations of ${names.length} functions, ${minutes} trace minutes compressed ${a.compress}× (${a.realSeconds} s)`);
 
@@ -299,8 +303,8 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
   writeFileSync(path.join(a.out, a.recordsTag ? `real-records-${a.recordsTag}.jsonl` : 'real-records.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
   // Instances the pool started, whichever request they ended up serving: the real pool lets a waiting
   // request take the first instance that frees up, so a request-level "cold" undercounts cold boots.
-  const after = (await api(a.url, a.token, 'GET', '/v1/status')).json as { pool?: { counters?: { cold?: number; restore?: number } } };
-  const started = { cold: after.pool?.counters?.cold ?? NaN, restore: after.pool?.counters?.restore ?? NaN };
+  const after = (await api(a.url, a.token, 'GET', '/v1/status')).json as { pool?: { counters?: { coldStarts?: number; restoreStarts?: number } } };
+  const started = { cold: after.pool?.counters?.coldStarts ?? NaN, restore: after.pool?.counters?.restoreStarts ?? NaN };
   for (const n of names) await api(a.url, a.token, 'DELETE', `/v1/functions/${n}`);
 
   const count = (p: string): number => records.filter((r) => r.startPath === p).length;
@@ -322,15 +326,10 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     instancesStartedCold: started.cold,
     instancesStartedRestore: started.restore,
   };
-  // The same slice in the simulator: same policies, time compressed the same way,
-  // each deployed function given the profile's costs and the trace's durations (capped like the function).
-  const simTrace: Trace = { ...slice, functions: slice.functions.map((f, i) => ({ ...f, name: names[i]!, avgDurationMs: Math.min(f.avgDurationMs ?? 0, 2000), memoryMiB: 256 })) };
   const budget = (status.pool as { memoryBudgetMiB?: unknown } | undefined)?.memoryBudgetMiB;
   const memMiB = typeof budget === 'number' && budget > 0 ? budget : Infinity;
-  // a daemon without snapshots cold-boots every non-warm start: the simulation must too
   const snapshotsOn = (status.pool as { snapshotsEnabled?: unknown } | undefined)?.snapshotsEnabled !== false;
-  const simCfg: PoliciesConfigInput = snapshotsOn ? cfg : { ...cfg, placement: { policy: 'fixed', action: 'cold' } };
-  const sim = simulate({ trace: simTrace, profile, policies: await createPolicies(simCfg, { baseDir: '.' }), memoryMiB: memMiB, timeScale: 1 / a.compress });
+  const sim = await simulateSlice(a, slice, names, profile, cfg, memMiB, snapshotsOn);
   const md = [
     `## Real daemon (${a.url}, accelerator ${typeof status.accelerator === 'string' ? status.accelerator : '?'}, memory budget ${memMiB} MiB)`,
     '',
@@ -339,13 +338,37 @@ async function realRun(a: Args, trace: Trace, profile: Profile): Promise<RealOut
     '| | invocations | cold | restore | warm | errors | p50 ms | p99 ms | instances cold-booted |',
     '|---|---|---|---|---|---|---|---|---|',
     `| real daemon | ${n} | ${pct(real.coldStartFraction)} | ${pct(real.restoreFraction)} | ${pct(real.warmFraction)} | ${real.errors} | ${f1(real.p50Ms)} | ${f1(real.p99Ms)} | ${started.cold} |`,
-    `| simulator, same slice | ${sim.invocations} | ${pct(sim.coldStartFraction)} | ${pct(sim.restoreFraction)} | ${pct(sim.warmFraction)} | ${sim.dropped} | ${f1(sim.p50Ms)} | ${f1(sim.p99Ms)} | ${sim.coldStarts} |`,
+    `| simulator, same slice | ${sim.invocations} | ${pct(sim.coldStartFraction)} | ${pct(sim.restoreFraction)} | ${pct(sim.warmFraction)} | ${sim.dropped} | ${f1(sim.p50Ms)} | ${f1(sim.p99Ms)} | ${sim.coldBoots} |`,
     '',
-    'cold / restore / warm: the start path of the instance that served each request. The real pool hands a waiting request the first instance that frees up (often a busy one finishing before the boot started for the request completes); the simulator binds a request to the instance started for it. The last column counts cold boots, whichever request they served.',
+    'cold / restore / warm: the start path of the instance that served each request (both sides: any instance that becomes available serves the head of its function\'s queue). The last column counts cold boots, whichever request they served.',
     '',
     `Send lag p99 ${f1(summary.p99LagMs)} ms. Keep-alive windows are wall-clock in the daemon, so compression shortens the trace's gaps, not the TTL; the simulation applies the same compression.`,
   ].join('\n');
   return { md, json: { real, sim, summary, policies: cfg, snapshots: snapshotsOn } };
+}
+
+const VALIDATION_HEAD = [
+  'Pass: the simulated value lies within the spread (min–max) of the real runs, or within 5 percentage points (cold-start fraction) / 5 % of the median (cold boots) of their median.',
+  '',
+  '| keep-alive | real cold % (runs) | median | simulated cold % | pass | real cold boots (runs) | median | simulated cold boots | pass |',
+  '|---|---|---|---|---|---|---|---|---|',
+];
+
+/** One line of the validation table: the real runs' spread and median against the simulation. */
+function validationRow(policy: string, runs: Array<{ real: Record<string, number>; sim: SimulationResult }>): string {
+  const med = (xs: number[]): number => {
+    const s = [...xs].sort((x, y) => x - y);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const realCold = runs.map((r) => r.real.coldStartFraction!);
+  const realBoots = runs.map((r) => r.real.instancesStartedCold!);
+  // the simulation of a slice is deterministic: every run simulates the same slice
+  const simCold = runs[0]!.sim.coldStartFraction;
+  const simBoots = runs[0]!.sim.coldBoots;
+  const within = (xs: number[], v: number, tol: number): boolean => (v >= Math.min(...xs) && v <= Math.max(...xs)) || Math.abs(v - med(xs)) <= tol;
+  const okCold = within(realCold, simCold, 0.05);
+  const okBoots = within(realBoots, simBoots, 0.05 * med(realBoots));
+  return `| ${policy} | ${realCold.map(pct).join(', ')} | ${pct(med(realCold))} | ${pct(simCold)} | ${okCold ? 'yes' : 'no'} | ${realBoots.join(', ')} | ${med(realBoots)} | ${simBoots} | ${okBoots ? 'yes' : 'no'} |`;
 }
 
 // ---------------- main ----------------
@@ -386,30 +409,67 @@ async function main(): Promise<void> {
   const speed = rows.map((x) => x.r.invocationsPerSecond).sort((x, y) => x - y);
   const medSpeed = speed[Math.floor(speed.length / 2)]!;
   writeFileSync(path.join(a.out, 'results.csv'), csv(rows));
-  writeFileSync(path.join(a.out, 'coldstart-vs-memory.svg'), svgPlot(rows, `Cold-start fraction vs memory (${trace.functions.length} functions, 24 h, no snapshots)`));
+  await plotColdStarts(rows, `Cold-start fraction vs memory (${trace.functions.length} functions, 24 h, no snapshots)`, path.join(a.out, 'coldstart-vs-memory'));
 
   let realMd = '';
   if (a.real && !a.selfDaemon) {
     const r = await realRun(a, trace, profile);
     realMd = r.md;
     writeFileSync(path.join(a.out, 'real.json'), JSON.stringify(r.json, null, 2) + '\n');
+  } else if (a.real && a.realFrom) {
+    // the real runs recorded earlier, simulated again (e.g. with a new profile)
+    const recorded = JSON.parse(readFileSync(path.join(a.realFrom, 'real.json'), 'utf8')) as Record<string, { real: Record<string, number>; policies: PoliciesConfigInput; snapshots: boolean }>;
+    const { slice, names } = sliceOf(a, trace);
+    const summary: string[] = [];
+    const all: Record<string, unknown> = {};
+    for (const policy of a.realPolicies) {
+      const runs: Array<{ real: Record<string, number>; sim: SimulationResult }> = [];
+      const daemonConfig = parseConfig({ stateDir: os.tmpdir(), ...realDaemonConfig(a, policy) });
+      const sim = await simulateSlice({ ...a, daemonConfig }, slice, names, profile, { ...daemonConfig.policies, keepAlive: policy }, a.realMemoryMiB, false);
+      for (let run = 1; run <= a.realRuns; run++) {
+        const r = recorded[`${policy}-${run}`];
+        if (r) runs.push({ real: r.real, sim });
+      }
+      all[policy] = { real: runs.map((r) => r.real), sim };
+      if (runs.length > 0) summary.push(validationRow(policy, runs));
+    }
+    writeFileSync(path.join(a.out, 'real-resimulated.json'), JSON.stringify(all, null, 2) + '\n');
+    realMd = [
+      `## Simulated vs real: the ${a.realRuns} real runs per policy recorded in ${a.realFrom}, simulated with profile \`${a.profile}\``,
+      '',
+      ...VALIDATION_HEAD,
+      ...summary,
+    ].join('\n');
   } else if (a.real) {
     // one private daemon per keep-alive policy, same slice, same memory budget (snapshots off, as in the papers)
     const { benchDaemon } = await import('../bench/common.js');
     const all: Record<string, unknown> = {};
     const parts: string[] = [];
+    const summary: string[] = [];
     for (const policy of a.realPolicies) {
-      console.error(`real: daemon with keep-alive ${policy}, memory budget ${a.realMemoryMiB} MiB`);
-      const b = await benchDaemon({ snapshots: { enabled: false }, node: { memoryBudgetMiB: a.realMemoryMiB }, policies: { keepAlive: policy } });
-      try {
-        const r = await realRun({ ...a, url: b.d.url, config: undefined, recordsTag: policy }, trace, profile);
-        parts.push(`### keep-alive: ${policy}\n\n${r.md}`);
-        all[policy] = r.json;
-      } finally {
-        await b.close();
+      const runs: Array<{ real: Record<string, number>; sim: SimulationResult }> = [];
+      for (let run = 1; run <= a.realRuns; run++) {
+        console.error(`real: daemon with keep-alive ${policy}, memory budget ${a.realMemoryMiB} MiB, run ${run} of ${a.realRuns}`);
+        const b = await benchDaemon(realDaemonConfig(a, policy));
+        try {
+          const r = await realRun({ ...a, url: b.d.url, config: undefined, recordsTag: `${policy}-${run}`, daemonConfig: b.d.config }, trace, profile);
+          parts.push(`### keep-alive: ${policy}, run ${run}\n\n${r.md}`);
+          all[`${policy}-${run}`] = r.json;
+          runs.push({ real: r.json.real as Record<string, number>, sim: r.json.sim as SimulationResult });
+        } finally {
+          await b.close();
+        }
       }
+      summary.push(validationRow(policy, runs));
     }
-    realMd = parts.join('\n\n');
+    realMd = [
+      `## Simulated vs real, ${a.realRuns} real runs per policy`,
+      '',
+      ...VALIDATION_HEAD,
+      ...summary,
+      '',
+      ...parts,
+    ].join('\n\n');
     writeFileSync(path.join(a.out, 'real.json'), JSON.stringify(all, null, 2) + '\n');
   }
   const md = [
@@ -418,7 +478,8 @@ async function main(): Promise<void> {
     `Trace: synthetic Azure-format day (seed ${a.seed}): ${trace.functions.length} functions, ${trace.totalInvocations} invocations; ` +
       `profile \`${a.profile}\` (cold ${profile.defaults.coldMs} ms, restore ${profile.defaults.restoreMs} ms, warm ${profile.defaults.warmMs} ms). ` +
       'Policies with their defaults: fixed = 10-min TTL; greedy-dual with priority eviction; hybrid-histogram (5th/99th percentile, 10 % margin, 4-h fallback); none. ' +
-      'Eviction for the others: LRU (the `priority` policy without priorities). Selection MRU. Requests wait for memory at most 60 s, then count as dropped.',
+      'Eviction for the others: LRU (the `priority` policy without priorities). Selection MRU. Requests wait for memory at most 60 s, then count as dropped. ' +
+      'The simulated node is bounded by its memory only (a plain budget; no CPU model, start-slot, concurrency or per-function limits), and a request that finds no idle instance starts one (preferWarm off), as in the papers.',
     '',
     '## Without snapshots (every non-warm start is cold, as in the papers)',
     '',
@@ -445,7 +506,7 @@ async function main(): Promise<void> {
     realMd,
   ].join('\n');
   writeFileSync(path.join(a.out, 'results.md'), md + '\n');
-  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.svg${a.real ? ', real.json, real-records*.jsonl' : ''}`);
+  console.error(`wrote ${a.out}/results.{csv,md}, coldstart-vs-memory.{svg,png}${a.real ? ', real.json, real-records*.jsonl' : ''}`);
   console.log(md);
 }
 

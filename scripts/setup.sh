@@ -16,8 +16,12 @@ fi
 required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux curl
   erofs-utils)  # erofs-utils: the DAX root fs (issue 9; without it the image falls back to squashfs)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
+# observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui;
+# plots rendered to PNG need a font
+# (without them those end-to-end tests fail and name the package)
+observability=(prometheus chromium fonts-dejavu-core)
 missing=()
-for p in "${required[@]}" "${kernel_build[@]}"; do
+for p in "${required[@]}" "${kernel_build[@]}" "${observability[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -26,13 +30,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # the tests start their own Prometheus on 127.0.0.1: the package's service (listening on
+    # every interface) is not wanted
+    if printf '%s\n' "${missing[@]}" | grep -qx prometheus && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
   else
     say "missing Debian packages. Run as root:"
     echo "  sudo apt-get install -y ${missing[*]}" >&2
     for p in "${required[@]}"; do
       if printf '%s\n' "${missing[@]}" | grep -qx "$p"; then exit 1; fi
     done
-    say "(only the kernel build tools are missing: continuing with Debian's generic kernel)"
+    say "(only optional packages are missing: the kernel build tools mean Debian's generic kernel is used; prometheus/chromium are needed by their e2e tests)"
   fi
 fi
 

@@ -22,7 +22,16 @@ import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
 import { SnapshotManager } from './snapshots/manager.js';
 import type { SnapshotMsg } from './snapshots/types.js';
-import { VmPool, type PoolMsg } from './vmpool/pool.js';
+import { HttpSource } from './sources/http.js';
+import type { Source } from './sources/types.js';
+import { VERSION } from './version.js';
+import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
+import { realClock } from './core/clock.js';
+import type { Tier } from './config/schema.js';
+// observability (issue 11)
+import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
+import { PUBLIC_UI_PATHS } from './ui/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -36,6 +45,7 @@ export interface Daemon {
   readonly perf: ActorRef<PerfMsg>;
   readonly snapshots?: ActorRef<SnapshotMsg>;
   readonly app: FastifyInstance;
+  readonly telemetry: Telemetry;
   stop(): Promise<void>;
 }
 
@@ -46,6 +56,8 @@ export interface StartOptions {
   log?: Logger;
   /** build the guest image when it is missing (default true) */
   buildImageIfMissing?: boolean;
+  /** extra OpenTelemetry span processors (tests: an in-memory exporter) */
+  spanProcessors?: SpanProcessor[];
 }
 
 export function isLoopback(host: string): boolean {
@@ -81,6 +93,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       qemuBinary: cfg.runtime.qemuBinary,
       accel: { mode: cfg.runtime.accelerator, cacheDir: cfg.cacheDir, image },
       connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
+      // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
+      consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
       // issue 9 wiring: the TCG translation cache cap (0 = QEMU's default)
       ...(cfg.runtime.tcgTbSizeMiB > 0 ? { tcgTbSizeMiB: cfg.runtime.tcgTbSizeMiB } : {}),
     },
@@ -109,39 +123,17 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     fatal?.(new Error(`actor ${f.actor} failed: ${errText(f.error)}`));
   });
 
+  const clock = realClock;
   const perfActor = new PerfManager(db, cfg.activations.retain);
   const perf = system.spawn<PerfMsg>('perf', perfActor);
   const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run')));
+  const tiers = effectiveTiers(cfg);
+  const snapshotsOn = cfg.snapshots.enabled && driver.name === 'qemu';
   let snapshots: ActorRef<SnapshotMsg> | undefined;
-  if (cfg.snapshots.enabled && driver.name === 'qemu') {
+  if (snapshotsOn) {
     snapshots = system.spawn<SnapshotMsg>(
       'snapshots',
-      new SnapshotManager({
-        db,
-        tiers: effectiveTiers(cfg),
-        placement: policies.placement,
-        imageVersion: image.version,
-        kind: cfg.snapshots.kind,
-        uncache: cfg.snapshots.uncache,
-        functionView: (fn) => ({
-          name: fn.name,
-          memoryMiB: fn.memoryMiB,
-          coldStartMs: perfActor.stats.mean(fn.name, 'cold'),
-          restoreMs: perfActor.stats.mean(fn.name, 'restore'),
-          warmStartMs: perfActor.stats.mean(fn.name, 'warm'),
-          runMs: perfActor.stats.mean(fn.name, 'run'),
-        }),
-        measured: (fn) => {
-          const s = perfActor.stats.byFn.get(fn);
-          if (!s?.restore) return undefined;
-          return {
-            restoreByTier: Object.fromEntries(Object.entries(s.restoreByTier).map(([t, v]) => [t, v.meanMs])),
-            warmMs: s.warm?.meanMs,
-            runMs: s.run?.meanMs,
-            samples: s.restore.count,
-          };
-        },
-      }),
+      new SnapshotManager({ db, tiers, imageVersion: image.version, kind: cfg.snapshots.kind, uncache: cfg.snapshots.uncache, clock }),
     );
   }
   const cpus = cfg.node.cpus.length > 0 ? cfg.node.cpus : os.cpus().map((_, i) => i);
@@ -149,26 +141,32 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     'vmpool',
     new VmPool({
       system,
-      workerDeps: { driver, image, accelerator, registry, network, snapshots, bootTimeoutMs: cfg.runtime.bootTimeoutMs, prefetch: cfg.snapshots.prefetch, kernelResync: cfg.snapshots.kernelResync },
+      clock,
+      functions: () => registry.list(),
+      workerDeps: {
+        driver,
+        image,
+        accelerator,
+        registry,
+        network,
+        snapshots,
+        clock,
+        bootTimeoutMs: cfg.runtime.bootTimeoutMs,
+        limits: { maxResultBytes: cfg.functionLimits.maxResultBytes, maxLogBytes: cfg.functionLimits.maxLogBytes },
+        prefetch: cfg.snapshots.prefetch,
+        kernelResync: cfg.snapshots.kernelResync,
+      },
       policies,
       snapshots,
-      rng: policies.rng,
-      config: {
-        memoryBudgetMiB: cfg.node.memoryBudgetMiB,
-        lowWatermark: cfg.node.lowWatermark,
-        highWatermark: cfg.node.highWatermark,
-        cpus,
-        pinVms: cfg.node.pinVms,
-        maxConcurrentInvocations: cfg.admission.maxConcurrentInvocations,
-        maxQueueLength: cfg.admission.maxQueueLength,
-        maxQueueDelayMs: cfg.admission.maxQueueDelayMs,
-        snapshotsEnabled: cfg.snapshots.enabled && snapshots !== undefined,
-      },
+      config: poolConfig(cfg, cpus, tiers, snapshotsOn, accelerator),
     }),
   );
+  perf.tell({ kind: 'subscribe', to: pool, tiers: tiers.map((t) => t.name) });
+  // observability: every finished record passes telemetry.onActivation before PerfManager stores it
+  const telemetry = await Telemetry.create({ config: cfg.telemetry, log: log.child({ component: 'telemetry' }), stateDir: cfg.stateDir, consoleDir: path.join(cfg.stateDir, 'consoles'), pool, snapshots, spanProcessors: opts.spanProcessors });
   const dispatcher = system.spawn<DispatcherMsg>(
     'dispatcher',
-    new Dispatcher({ registry, pool, perf, runtime: driver.name, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
+    new Dispatcher({ registry, pool, perf: withActivationHook(perf, telemetry.onActivation), runtime: driver.name, clock, acquireTimeoutMs: cfg.admission.maxQueueDelayMs + cfg.runtime.bootTimeoutMs * 2 + 30_000 }),
   );
 
   const startedAt = Date.now();
@@ -181,29 +179,42 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    log, // observability: fastify logs through the daemon's pino
+    publicPaths: PUBLIC_UI_PATHS,
+    // issue 8: OpenWhisk's REST API as a second Source on the same app
+    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
     info: () => ({
-      version: '0.1.0',
+      version: VERSION,
       startedAt,
       runtime: driver.name,
       accelerator,
       acceleratorReason,
       image: { version: image.version, kernel: image.kernelKind, sizes: image.sizes },
-      policies: { keepAlive: policies.keepAlive.name, eviction: policies.eviction.name, selection: policies.selection.name, placement: policies.placement.name },
+      policies: {
+        keepAlive: policies.keepAlive.name,
+        eviction: policies.eviction.name,
+        selection: policies.selection.name,
+        placement: policies.placement.name,
+        admission: policies.admission.name,
+      },
     }),
   });
-  await app.listen({ host: cfg.api.host, port: cfg.api.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : cfg.api.port;
-  const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${port}`;
+  telemetry.register(app); // observability: GET /metrics, /ui
+  const http = new HttpSource(app, cfg.api.host, cfg.api.port);
+  const sources: Source[] = [http];
+  for (const s of sources) await s.start();
+  const url = http.url;
   log.info('faascell daemon listening', { url, stateDir: cfg.stateDir });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
       log.info('daemon stopping');
-      await app.close().catch((err: unknown) => log.warn('http close failed', { err: errText(err) }));
+      // no new work first; what was accepted is answered (or refused) by the pool's shutdown
+      for (const src of sources) await src.stop().catch((err: unknown) => log.warn('source stop failed', { source: src.name, err: errText(err) }));
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 30_000).catch((err: unknown) => log.error('pool shutdown failed', { err: errText(err) }));
       await system.shutdown();
+      await telemetry.stop(); // observability: flush the last traces
       db.close();
       log.info('daemon stopped');
     })());
@@ -212,5 +223,30 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, stop };
+  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
+}
+
+/** The decision core's configuration from the daemon's. */
+export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots: boolean, accelerator: Accelerator): PoolConfig {
+  return {
+    memoryBudgetMiB: cfg.node.memoryBudgetMiB,
+    lowWatermark: cfg.node.lowWatermark,
+    highWatermark: cfg.node.highWatermark,
+    maxConcurrentInvocations: cfg.admission.maxConcurrentInvocations,
+    maxQueueLength: cfg.admission.maxQueueLength,
+    maxQueueDelayMs: cfg.admission.maxQueueDelayMs,
+    snapshots,
+    tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576 })),
+    starts: {
+      maxConcurrent: cfg.admission.maxConcurrentStarts,
+      cores: hostCores(cpus, cfg.node.cores),
+      idleVmCpu: cfg.node.idleVmCpu,
+      // before anything was measured: what a start costs under each accelerator here (docs/simulator.md)
+      defaultColdMs: accelerator === 'kvm' ? 1000 : 4000,
+      defaultRestoreMs: accelerator === 'kvm' ? 100 : 500,
+      preferWarm: cfg.admission.preferWarm,
+    },
+    cpus,
+    pinVms: cfg.node.pinVms,
+  };
 }

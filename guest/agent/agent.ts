@@ -41,18 +41,19 @@ function uptimeMs(): number {
   return performance.now();
 }
 
-function openChannel(spec: string): { input: Readable; output: Writable } {
+/** The channel's streams, and the fd replies can be written to synchronously (the exit hook). */
+function openChannel(spec: string): { input: Readable; output: Writable; fd: number | undefined } {
   if (spec.startsWith('fd:')) {
     const fd = Number(spec.slice(3));
     const sock = new Socket({ fd, readable: true, writable: true });
-    return { input: sock, output: sock };
+    return { input: sock, output: sock, fd };
   }
   // A virtio-serial port (the QEMU channel) is not a tty and can be opened only
   // once: one read-write fd serves both streams (the reader owns closing it).
   // Reads and writes block in libuv's thread pool; the port is flow-controlled.
   const probe = openSync(spec, 'r+');
   if (!isatty(probe)) {
-    return { input: createReadStream('', { fd: probe }), output: createWriteStream('', { fd: probe, autoClose: false }) };
+    return { input: createReadStream('', { fd: probe }), output: createWriteStream('', { fd: probe, autoClose: false }), fd: probe };
   }
   // A serial tty (Firecracker's ttyS0): two opens = two file descriptions.
   // tty.WriteStream makes its fd blocking (Node does that for terminals), which
@@ -61,7 +62,8 @@ function openChannel(spec: string): { input: Readable; output: Writable } {
   const input = new ReadStream(probe);
   // Raw mode here as well as in /init: a tty's termios may be reset on the last close.
   input.setRawMode(true);
-  return { input, output: new WriteStream(openSync(spec, 'w')) };
+  const out = openSync(spec, 'w');
+  return { input, output: new WriteStream(out), fd: out };
 }
 
 /**
@@ -174,12 +176,23 @@ function guestOps(): GuestOps {
 }
 
 const inGuest = process.env.FAASCELL_GUEST === '1';
+// the agent, once created: the exit hook (installed first) asks it for the reply of an interrupted request
+const running: { agent?: ReturnType<typeof createAgent> } = {};
 if (inGuest) {
   // The channel's blocking reads sit in libuv's thread pool, and Node's exit
   // joins those threads: after process.exit() (user code, or a crash) the
   // process would never end and the VM would hang until the host's deadline.
   // End at once instead; /init then powers the VM off and the host sees it.
   process.on('exit', (code) => {
+    // the host learns the status of an init or run the exit cut short
+    const line = running.agent?.exitReply(code);
+    if (line !== undefined && channelFd !== undefined) {
+      try {
+        writeSync(channelFd, `${line}\n`);
+      } catch {
+        /* channel gone */
+      }
+    }
     // /init will report 137 (killed): say the real status on the console first
     writeSync(2, `faascell-agent: exiting with status ${code}\n`);
     process.kill(process.pid, 'SIGKILL');
@@ -195,7 +208,7 @@ const capture = installCapture();
 const ops = inGuest ? guestOps() : undefined;
 const jsClock = inGuest ? installJsClock() : undefined;
 const random = installRandomness();
-const { input, output } = openChannel(process.env.FAASCELL_AGENT_CHANNEL ?? '/dev/hvc0');
+const { input, output, fd: channelFd } = openChannel(process.env.FAASCELL_AGENT_CHANNEL ?? '/dev/hvc0');
 
 const agent = createAgent({
   input,
@@ -212,6 +225,7 @@ const agent = createAgent({
   ...(jsClock ? { jsClock } : {}),
 });
 
+running.agent = agent;
 agent.sendReady();
 // Run the restore resync's code once now (changing nothing): V8 compiles it before any snapshot,
 // so a restored clone does not run V8's compiler for it. faascell.warmup=0 skips it (benchmarks).

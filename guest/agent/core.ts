@@ -55,6 +55,12 @@ export interface Agent {
    * also run V8's parser and compiler for it.
    */
   warmUp(): Promise<void>;
+  /**
+   * The process is exiting (the function called process.exit, or crashed it):
+   * the reply line for the init or run in progress, to be written synchronously
+   * before the process ends, so the host learns the exit code.
+   */
+  exitReply(code: number): string | undefined;
 }
 
 type Reply = Record<string, unknown>;
@@ -120,6 +126,9 @@ export function createAgent(opts: AgentOptions): Agent {
   let initState: 'none' | 'loading' | 'failed' | 'ready' = 'none';
   let entry: EntryFn | undefined;
   let running: { fail: (err: unknown) => void } | undefined;
+  /** ids of the init and the run in progress (for exitReply) */
+  let initId: number | undefined;
+  let runId: number | undefined;
   let inFlight = 0;
   /** Kernel part of a deferred resync: runs after the next run replied, or after a second idle. */
   let pendingKernel: { work: () => Promise<void>; timer: ReturnType<typeof setTimeout> } | undefined;
@@ -171,6 +180,7 @@ export function createAgent(opts: AgentOptions): Agent {
       return;
     }
     initState = 'loading';
+    initId = id;
     const t0 = performance.now();
     capture?.begin();
     try {
@@ -188,9 +198,11 @@ export function createAgent(opts: AgentOptions): Agent {
       if (opts.chdir) process.chdir(dir);
       entry = await loadEntry(resolve(dir, mainRel), entryName, dir);
       initState = 'ready';
+      initId = undefined;
       sendObj({ id, ok: true, logs: capture?.end() ?? [], durationMs: performance.now() - t0 });
     } catch (err) {
       initState = 'failed';
+      initId = undefined;
       const e = errorOf('init', err);
       if (err instanceof LoadError) delete e.stack;
       sendObj({ id, ok: false, error: e, logs: capture?.end() ?? [], durationMs: performance.now() - t0 });
@@ -233,6 +245,7 @@ export function createAgent(opts: AgentOptions): Agent {
     let fail!: (err: unknown) => void;
     const failed = new Promise<never>((_, reject) => (fail = reject));
     running = { fail };
+    runId = id;
     let resultJson: string | undefined;
     let error: ReturnType<typeof errorOf> | undefined;
     try {
@@ -257,6 +270,7 @@ export function createAgent(opts: AgentOptions): Agent {
       error = errorOf('application', err);
     } finally {
       running = undefined;
+      runId = undefined;
     }
     const durationMs = performance.now() - t0;
     const logs = JSON.stringify(capture?.end() ?? []);
@@ -417,5 +431,15 @@ export function createAgent(opts: AgentOptions): Agent {
     },
     handleLine,
     done,
+    exitReply(code) {
+      const logs = capture?.end() ?? [];
+      if (initId !== undefined) {
+        return JSON.stringify({ id: initId, ok: false, error: { kind: 'init', message: `the function exited the process during init (status ${code})`, exitCode: code }, logs });
+      }
+      if (runId !== undefined) {
+        return JSON.stringify({ id: runId, ok: false, error: { kind: 'exit', message: `the function exited the process during the run (status ${code})`, exitCode: code }, logs });
+      }
+      return undefined;
+    },
   };
 }

@@ -2,20 +2,23 @@
 // Source for invocations (its Sink is the HTTP reply). Every route has a JSON
 // schema; every error has the shape {error: {code, message, field?}}.
 
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { FaasError } from '../core/errors.js';
+import { pinoOf, type Logger } from '../core/logger.js';
 import type { ActorRef } from '../core/actor.js';
 import type { DispatcherMsg } from '../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { FunctionDef, Registry } from '../registry/registry.js';
+import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
-import { CallbackSink } from '../sinks/file.js';
+import { CallbackSink } from '../sinks/callback.js';
 import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { Db } from '../registry/db.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -30,6 +33,12 @@ export interface ApiDeps {
   token?: string;
   /** static facts for /v1/status */
   info: () => Record<string, unknown>;
+  /** fastify logs through this logger's pino instance (warnings and errors; each request too at debug level) */
+  log?: Logger;
+  /** paths served without the bearer token (static pages that carry no data) */
+  publicPaths?: ReadonlySet<string>;
+  /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
 }
 
 const errorSchema = {
@@ -56,7 +65,11 @@ const functionBody = {
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
+  const p = deps.log ? pinoOf(deps.log) : undefined;
+  // fastify logs every request at info: shown only when the daemon logs at debug
+  const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
+  const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, ...(loggerInstance ? { loggerInstance } : { logger: false }), ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } } });
 
   app.setErrorHandler((err: FastifyError | FaasError, _req, reply) => {
     if (err instanceof FaasError) return reply.status(err.status).send({ error: err.toJSON() });
@@ -76,7 +89,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.token) {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url === '/healthz') return;
+      if (req.url === '/healthz' || deps.publicPaths?.has(req.url.split('?')[0]!)) return;
+      // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
+      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -99,8 +114,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         code = Buffer.from(b.code!, 'base64');
       }
       const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env });
+      // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
-      deps.snapshots?.tell({ kind: 'invalidate', fn: def.name, keep: def });
       return reply.status(created ? 201 : 200).send(publicDef(def));
     },
   );
@@ -113,7 +128,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const name = req.params.name;
     if (!deps.registry.delete(name)) throw new FaasError('not_found', `function ${name} does not exist`, 'name');
     await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: name, def: undefined, reply: r }), 10_000);
-    if (deps.snapshots) await deps.snapshots.ask<number>((r) => ({ kind: 'invalidate', fn: name, reply: r }), 30_000);
     return reply.status(204).send();
   });
 
@@ -130,12 +144,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (typeof params !== 'object' || Array.isArray(params) || params === null) {
       throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     }
-    deps.registry.mustGet(req.params.name); // 404 before queueing
+    const def = deps.registry.mustGet(req.params.name); // 404 before queueing
+    const clash = finalClash(def, params as Record<string, unknown>);
+    if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
     });
-    if (res.error) return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation });
+    if (res.error) {
+      if (res.error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(res.error.retryAfterMs / 1000))));
+      return reply.status(res.error.status).send({ error: res.error.toJSON(), activation: res.activation, ...(res.result !== undefined ? { result: res.result } : {}) });
+    }
     return reply.status(200).send({ result: res.result, activation: res.activation });
   });
 
@@ -161,9 +180,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return { ...deps.info(), pool, snapshots };
   });
 
+  if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
+
   return app;
 }
 
-function publicDef(d: FunctionDef): Omit<FunctionDef, never> {
-  return d;
+/** A definition as the API shows it: env values may be secrets, so only their names. */
+export function publicDef(d: FunctionDef): Omit<FunctionDef, 'env'> & { envNames: string[] } {
+  const { env, ...rest } = d;
+  return { ...rest, envNames: Object.keys(env).sort() };
 }

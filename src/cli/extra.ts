@@ -8,20 +8,26 @@ const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).f
 export function registerExtraCommands(p: Command): void {
   p.command('simulate')
     .description('discrete-event simulation of one node running the real policy objects over a trace')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
-    .option('--memory-mib <n>', 'node memory budget (default unlimited)')
+    .option('--memory-mib <n>', 'node memory budget (default: --config\'s, else unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
-    .option('--config <file>', "take the policies from a daemon config file")
+    .option('--config <file>', 'model the node a daemon config file describes: its policies, memory budget, watermarks, admission and start limits, snapshots')
+    .option('--cores <n>', 'host cores of the simulated node (default: the profile\'s node)')
+    .option('--max-concurrent-starts <n|auto>', 'boots and restores at once (default auto: cores minus VM CPU)')
+    .option('--max-concurrency <n>', 'invocations running at once (default 64, as the daemon)')
+    .option('--watermarks <low,high>', 'memory watermarks (default 0.8,0.95 as the daemon; 1,1 = a plain budget)')
+    .option('--no-cpu-model', 'every start takes its profiled time, whatever runs beside it')
+    .option('--no-snapshots', 'no snapshots: every non-warm start is a cold boot')
     .option('--day <dNN>', 'Azure day')
     .option('--duration-s <s>', 'simulate only the first S seconds')
     .option('--top-functions <n>', 'keep only the N most invoked functions')
     .option('--time-scale <x>', 'multiply trace time (0.5 = twice as dense)')
     .option('--max-instances <n>', 'per-function instance limit')
-    .option('--max-queue-delay-ms <n>', 'a request waiting longer for memory is dropped (counted)')
+    .option('--max-queue-delay-ms <n>', 'a request waiting longer is refused (default 60000, as the daemon)')
     .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
     .action(async (o: Record<string, string | boolean | undefined>) => {
@@ -31,8 +37,8 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('replay')
     .description('open-loop load generator: replays a trace against a running daemon')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, or a FaaSRail spec')
-    .option('--format <format>', 'azure | faasrail', 'azure')
+    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
     .option('--map <pairs>', 'traceFn=deployedFn,…')
     .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
     .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
@@ -44,7 +50,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--out <file>', 'one JSON record per request (JSONL)')
     .option('--day <dNN>')
     .option('--spread <how>', 'arrivals within a slot: even | random (seeded)')
-    .option('--slot-seconds <s>', 'FaaSRail slot length (default 60)')
+    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'print the summary as JSON')
     .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {
@@ -53,13 +59,43 @@ export function registerExtraCommands(p: Command): void {
       await runReplayCommand({ ...(o as unknown as Parameters<typeof runReplayCommand>[0]), url: g.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080', token: g.token ?? process.env.FAASCELL_TOKEN });
     });
 
+  // plots from result files (Vega-Lite → SVG/PNG), docs/observability.md
+  p.command('plot')
+    .description('plot replay records (.jsonl: latency CDF per start path, start-path mix over time) or experiment results (.csv: cold starts per policy and memory)')
+    .argument('<files...>', 'replay records (faascell replay --out) and/or an experiment results.csv')
+    .option('--out <dir>', 'where the plots go', 'bench/results/plots')
+    .option('--format <list>', 'svg,png,json (json: the Vega-Lite specification)', 'svg,png')
+    .option('--bin-seconds <s>', 'time bin of the start-path mix', '10')
+    .action(async (files: string[], o: { out: string; format: string; binSeconds: string }) => {
+      const { runPlotCommand } = await import('../plots/cli.js');
+      await runPlotCommand({ files, ...o });
+    });
+
+  // deploy-spec: the functions a FaaSRail spec replays (issue 8)
+  p.command('deploy-spec')
+    .description('deploy one function per row of a FaaSRail spec, running the FunctionBench-style function of its benchmark')
+    .argument('<spec>', 'a spec as faasrail-shrinkray writes it (avg,mapped_wreq,minute columns)')
+    .option('--memory <MiB>', 'memory of every function (default: per benchmark, see docs/replay.md)')
+    .option('--memory-for <list>', 'per benchmark: bench=MiB,… (over --memory)')
+    .option('--timeout <seconds>', 'run timeout of every function (default: per benchmark)')
+    .option('--vcpus <n>', 'vCPUs of every function (default: the daemon\'s functionDefaults)')
+    .option('--max-instances <n>', 'instance limit of every function (default: the daemon\'s functionDefaults)')
+    .option('--dry-run', 'print what would be deployed; no daemon needed')
+    .option('--json', 'print the plan as JSON')
+    .action(async (spec: string, o: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const { runDeploySpec } = await import('./deploy-spec.js');
+      const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
+      await runDeploySpec({ ...(o as Omit<Parameters<typeof runDeploySpec>[0], 'spec'>), spec, url: g.url ?? process.env.FAASCELL_URL, token: g.token ?? process.env.FAASCELL_TOKEN });
+    });
+
   p.command('bench')
-    .description('benchmarks with real VMs: startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all')
-    .argument('[which]', 'startup | snapshots | restore-steps | all | idle-cpu | memory | guest-start (the last three are not part of all)', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start')
+    .argument('[which]', 'startup | snapshots | restore-steps | profile | sim | all | idle-cpu | memory | guest-start', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
+    .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -69,7 +105,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; simRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -103,6 +139,26 @@ export function registerExtraCommands(p: Command): void {
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
       }
+      if (which === 'profile') {
+        const { benchProfile, formatProfile } = await import('../../bench/profile-node.js');
+        console.error('bench profile: cold/restore/warm per memory size, VMM CPU, idle VM CPU, concurrent boots…');
+        const r = await benchProfile({ coldRuns: Math.min(o.coldRuns, 5), restoreRuns: Math.min(o.restoreRuns, 10) });
+        const text = formatProfile(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.profile = r;
+        writeFileSync(path.join(o.out, 'node-profile.json'), JSON.stringify(r.profile, null, 2) + '\n');
+        console.error(`simulator profile: ${path.join(o.out, 'node-profile.json')}`);
+      }
+      if (which === 'sim') {
+        const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
+        console.error('bench sim: simulated invocations per second on a 600-function day…');
+        const r = await benchSimSpeed({ runs: o.simRuns });
+        const text = formatSimSpeed(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.simSpeed = r;
+      }
       if (which === 'idle-cpu') {
         const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
         console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
@@ -130,7 +186,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | all | idle-cpu | memory | guest-start`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | profile | sim | all | idle-cpu | memory | guest-start`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

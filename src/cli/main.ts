@@ -8,9 +8,10 @@ import { createLogger } from '../core/logger.js';
 import { ApiError, Client, type InvokeBody } from './client.js';
 import { runDoctor } from './doctor.js';
 import { formatActivation } from './format.js';
+import { VERSION } from '../version.js';
 
 const program = new Command();
-program.name('faascell').description('Intra-node orchestrator for serverless functions in microVMs').version('0.1.0');
+program.name('faascell').description('Intra-node orchestrator for serverless functions in microVMs').version(VERSION);
 
 function client(cmd: Command): Client {
   const o = cmd.optsWithGlobals<{ url?: string; token?: string }>();

@@ -19,6 +19,23 @@ export function defaultCacheDir(): string {
 
 const MiB = 1024 * 1024;
 
+/**
+ * Defaults of the scheduling knobs, shared by the daemon's schema and the
+ * simulator (so `faascell simulate` without --config models a default node).
+ */
+export const SCHED_DEFAULTS = {
+  lowWatermark: 0.8,
+  highWatermark: 0.95,
+  maxConcurrentInvocations: 64,
+  maxQueueLength: 100,
+  maxQueueDelayMs: 60_000,
+  maxConcurrentStarts: 'auto' as number | 'auto',
+  preferWarm: true,
+  /** measured here: an idle 256 MiB VM under TCG with the 250 Hz guest kernel (docs/simulator.md) */
+  idleVmCpu: 0.034,
+  maxInstances: 4,
+};
+
 const tierSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _'),
@@ -79,7 +96,7 @@ export const configSchema = z
         memoryMiB: z.number().int().min(128).default(256),
         vcpus: z.number().int().min(1).default(1),
         timeoutMs: z.number().int().positive().default(30_000),
-        maxInstances: z.number().int().positive().default(4),
+        maxInstances: z.number().int().positive().default(SCHED_DEFAULTS.maxInstances),
       })
       .strict()
       .default({}),
@@ -89,6 +106,10 @@ export const configSchema = z
         maxVcpus: z.number().int().min(1).default(Math.max(1, os.cpus().length)),
         maxTimeoutMs: z.number().int().positive().default(15 * 60_000),
         maxInstances: z.number().int().positive().default(64),
+        /** A result larger than this (JSON bytes) is refused with result_too_large (OpenWhisk's default: 1 MiB). */
+        maxResultBytes: z.number().int().positive().default(MiB),
+        /** Logs beyond this many bytes per activation are cut, with a note (OpenWhisk's default: 10 MiB). */
+        maxLogBytes: z.number().int().positive().default(10 * MiB),
       })
       .strict()
       .default({}),
@@ -100,9 +121,13 @@ export const configSchema = z
           .int()
           .positive()
           .default(() => Math.floor(os.totalmem() / MiB / 2)),
-        /** When used memory crosses high × budget, idle VMs are evicted until it is under low × budget. */
-        lowWatermark: z.number().min(0).max(1).default(0.8),
-        highWatermark: z.number().min(0).max(1).default(0.95),
+        /** Starting a VM past high × budget evicts idle VMs down to low × budget, all or nothing (never past the budget). */
+        lowWatermark: z.number().min(0).max(1).default(SCHED_DEFAULTS.lowWatermark),
+        highWatermark: z.number().min(0).max(1).default(SCHED_DEFAULTS.highWatermark),
+        /** Host cores the scheduler counts on for starts (default: the number of `cpus`, else of the host). */
+        cores: z.number().positive().optional(),
+        /** Host CPU one idle VM takes (fraction of a core): counted against start slots (`faascell bench` measures it). */
+        idleVmCpu: z.number().min(0).max(1).default(SCHED_DEFAULTS.idleVmCpu),
         /** Host CPUs VMs may run on (empty: all). */
         cpus: z.array(z.number().int().min(0)).default([]),
         /** Pin each VM's VMM process to one CPU of `cpus`, round-robin. */
@@ -112,12 +137,16 @@ export const configSchema = z
       .default({}),
     admission: z
       .object({
-        /** Invocations running or starting at once on this node; more wait in the function's queue. */
-        maxConcurrentInvocations: z.number().int().positive().default(64),
-        /** Requests waiting per function; one more is refused with 429. */
-        maxQueueLength: z.number().int().min(0).default(100),
+        /** Invocations running at once on this node; more wait in their function's queue. */
+        maxConcurrentInvocations: z.number().int().positive().default(SCHED_DEFAULTS.maxConcurrentInvocations),
+        /** Requests waiting per function beyond its free instance slots; one more is refused with 429. */
+        maxQueueLength: z.number().int().min(0).default(SCHED_DEFAULTS.maxQueueLength),
         /** How long a request may wait for an instance before it is refused with 503. */
-        maxQueueDelayMs: z.number().int().positive().default(60_000),
+        maxQueueDelayMs: z.number().int().positive().default(SCHED_DEFAULTS.maxQueueDelayMs),
+        /** Boots and restores at once: a number, or auto = cores minus the CPU idle and busy VMs take (at least 1). */
+        maxConcurrentStarts: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
+        /** A request waits for a busy instance that frees up before a new start could finish, instead of starting one. */
+        preferWarm: z.boolean().default(SCHED_DEFAULTS.preferWarm),
       })
       .strict()
       .default({}),
@@ -144,7 +173,59 @@ export const configSchema = z
       .object({ retain: z.number().int().positive().default(100_000) })
       .strict()
       .default({}),
+    /** OpenWhisk's REST API under /api/v1 (docs/openwhisk.md). */
+    openwhisk: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** The one namespace this node serves; `_` in a path means it too. */
+        namespace: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@.-]*$/, 'an OpenWhisk entity name').default('guest'),
+        /** A blocking invoke waits this long for its result, then answers 202 with the activation id (OpenWhisk: 60 s). */
+        blockingWaitMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .default({}),
     policies: policiesConfigSchema.default({}),
+    // ---- observability (docs/observability.md) ----
+    telemetry: z
+      .object({
+        /** GET /metrics (Prometheus text format) */
+        metrics: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+        /** How often each VMM process's RSS, PSS and CPU time are read from /proc. */
+        sampleIntervalMs: z.number().int().min(500).default(5000),
+        otlp: z
+          .object({
+            /** OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Unset: no tracing at all. */
+            endpoint: z.string().url().optional(),
+            headers: z.record(z.string()).default({}),
+            serviceName: z.string().min(1).default('faascell'),
+          })
+          .strict()
+          .default({}),
+        /** The live dashboard at /ui. */
+        dashboard: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** how often a connected page's node state is refreshed */
+            refreshMs: z.number().int().min(100).default(1000),
+            /** activations kept for the start-path mix and the latency plot */
+            windowMinutes: z.number().int().min(1).max(120).default(10),
+            maxActivations: z.number().int().min(10).default(2000),
+          })
+          .strict()
+          .default({}),
+        /** Each VM's console output, kept after the VM is gone (stateDir/consoles/VMID.log). */
+        consoleLogs: z
+          .object({
+            /** newest files kept; older ones are deleted (0: keep none) */
+            keep: z.number().int().min(0).default(200),
+            /** bytes kept per VM (the tail of its console) */
+            maxBytes: z.number().int().min(1024).default(64 * 1024),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

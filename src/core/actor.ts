@@ -89,8 +89,6 @@ class MailboxRef<M> implements ActorRef<M> {
   private _stopped = false;
   private readonly done: Promise<void>;
   private restarts: number[] = [];
-  /** messages handed to tell() after stop are counted, not silently lost */
-  dropped = 0;
 
   constructor(
     readonly name: string,
@@ -108,7 +106,7 @@ class MailboxRef<M> implements ActorRef<M> {
 
   tell(msg: M): void {
     if (this._stopped) {
-      this.dropped++;
+      // never silently lost: said in the log
       this.log.warn('message to stopped actor dropped', { actor: this.name });
       return;
     }

@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'init_error'
   | 'timeout'
   | 'vm_error'
+  | 'function_crashed'
+  | 'result_too_large'
   | 'unauthorized'
   | 'internal';
 
@@ -26,12 +28,16 @@ const STATUS: Record<ErrorCode, number> = {
   function_error: 502,
   init_error: 502,
   vm_error: 502,
+  function_crashed: 502,
+  result_too_large: 502,
   unavailable: 503,
   timeout: 504,
 };
 
 export class FaasError extends Error {
   readonly status: number;
+  /** for 429/503: when the client may try again (sent as Retry-After) */
+  retryAfterMs?: number;
   constructor(
     readonly code: ErrorCode,
     message: string,

@@ -1,17 +1,19 @@
-// Dispatcher: takes each request from a Source, asks VmPool for an instance,
-// hands the request to that instance's Worker, and delivers the outcome to the
-// request's Sink and to PerfManager. Each request is followed in its own task,
-// so one slow start never holds up the next request.
+// Dispatcher: takes each request from a Source, creates its activation record,
+// hands it to VmPool (whose decision core admits it, queues it, and gives it to
+// an instance's Worker), and delivers the outcome to the request's Sink and to
+// PerfManager. Each request is followed in its own task, so one slow start never
+// holds up the next request. Failures arrive typed and leave typed.
 
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Actor, errText, type ActorRef } from '../core/actor.js';
-import { FaasError } from '../core/errors.js';
-import { finishTimings, nowMs, type ActivationRecord, type ActivationStatus } from '../perf/activation.js';
+import type { Clock } from '../core/clock.js';
+import { failureOf, statusOf, toFaasError, type Failure } from '../core/failure.js';
+import { finishTimings, type ActivationRecord } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
-import type { Registry } from '../registry/registry.js';
+import { withDefaults, type Registry } from '../registry/registry.js';
 import type { RuntimeName } from '../runtimes/types.js';
 import type { Sink } from '../sinks/types.js';
-import type { Lease, PoolMsg } from '../vmpool/pool.js';
+import type { PoolMsg } from '../vmpool/pool.js';
 import type { InvokeOutcome } from '../worker/worker.js';
 
 export interface InvocationRequest {
@@ -20,6 +22,8 @@ export interface InvocationRequest {
   /** epoch ms when the Source received it */
   receivedAt: number;
   sink: Sink;
+  /** the activation id, when the Source must know it before the outcome (non-blocking invocations) */
+  activationId?: string;
 }
 
 export type DispatcherMsg = { kind: 'invoke'; req: InvocationRequest };
@@ -29,7 +33,8 @@ export interface DispatcherDeps {
   pool: ActorRef<PoolMsg>;
   perf: ActorRef<PerfMsg>;
   runtime: RuntimeName;
-  /** upper bound for waiting on an instance: queue delay + boot time */
+  clock: Clock;
+  /** safety net on top of the function's timeout: queueing + start (VmPool answers every request itself) */
   acquireTimeoutMs: number;
 }
 
@@ -47,13 +52,14 @@ export class Dispatcher extends Actor<DispatcherMsg> {
   protected receive(msg: DispatcherMsg): void {
     this.inflight++;
     this.handle(msg.req)
-      .catch((err: unknown) => this.log.error('dispatch failed', { err: errText(err) }))
+      .catch((err: unknown) => this.log.error('dispatch failed', { fn: msg.req.fn, err: errText(err) }))
       .finally(() => this.inflight--);
   }
 
   private async handle(req: InvocationRequest): Promise<void> {
     const rec: ActivationRecord = {
-      id: randomUUID(),
+      id: req.activationId ?? randomUUID(),
+      traceId: randomBytes(16).toString('hex'),
       function: req.fn,
       functionVersion: 0,
       runtime: this.deps.runtime,
@@ -63,52 +69,34 @@ export class Dispatcher extends Actor<DispatcherMsg> {
       totalMs: 0,
       logs: [],
     };
-    let result: unknown;
-    let error: FaasError | undefined;
+    let outcome: InvokeOutcome;
     try {
       const def = this.deps.registry.mustGet(req.fn);
       rec.functionVersion = def.version;
-      let outcome: InvokeOutcome | undefined;
-      // one retry: an idle instance can die between being leased and being used
-      for (let attempt = 0; attempt < 2; attempt++) {
-        const lease = await this.deps.pool.ask<Lease>((reply) => ({ kind: 'acquire', fn: def, rec, reply }), this.deps.acquireTimeoutMs);
-        outcome = await lease.worker.ask<InvokeOutcome>((reply) => ({ kind: 'invoke', req: { rec, params: req.params, fresh: lease.fresh }, reply }), def.timeoutMs + 10_000);
-        if (outcome.ok || !/not idle/.test(outcome.error.message)) break;
-      }
-      if (!outcome) throw new FaasError('internal', 'no outcome');
-      rec.logs = outcome.logs;
-      rec.runMs = outcome.runMs;
-      if (outcome.ok) result = outcome.result;
-      else error = outcome.error;
+      // the function's default parameters under the invocation's own (OpenWhisk's rule, for every Source)
+      const params = withDefaults(def, req.params);
+      outcome = await this.deps.pool.ask<InvokeOutcome>(
+        (reply) => ({ kind: 'invoke', fn: def, rec, params, reply }),
+        this.deps.acquireTimeoutMs + def.timeoutMs,
+      );
     } catch (err) {
-      error = err instanceof FaasError ? err : new FaasError('internal', errText(err));
+      outcome = { ok: false, failure: failureOf(err), logs: [] };
     }
-    if (error) {
-      rec.status = statusOf(error);
-      rec.error = { code: error.code, message: error.message };
+    rec.logs = outcome.logs;
+    rec.runMs = outcome.runMs;
+    let result: unknown;
+    let failure: Failure | undefined;
+    if (outcome.ok) result = outcome.result;
+    else {
+      failure = outcome.failure;
+      if (failure.kind === 'application' && failure.result !== undefined) result = failure.result;
+      rec.status = statusOf(failure);
+      const e = toFaasError(failure);
+      rec.error = { code: e.code, message: e.message };
     }
-    rec.timestamps.responseSent = nowMs();
+    rec.timestamps.responseSent = this.deps.clock.now();
     finishTimings(rec);
-    req.sink.deliver({ activation: rec, result, error });
+    req.sink.deliver({ activation: rec, result, error: failure ? toFaasError(failure) : undefined, failure });
     this.deps.perf.tell({ kind: 'activation', record: rec });
-  }
-}
-
-function statusOf(e: FaasError): ActivationStatus {
-  switch (e.code) {
-    case 'function_error':
-      return 'application_error';
-    case 'init_error':
-      return 'init_error';
-    case 'timeout':
-      return 'timeout';
-    case 'vm_error':
-      return 'vm_error';
-    case 'too_many_requests':
-    case 'unavailable':
-    case 'not_found':
-      return 'rejected';
-    default:
-      return 'internal_error';
   }
 }

@@ -26,7 +26,19 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
-export type ActivationStatus = 'success' | 'application_error' | 'init_error' | 'timeout' | 'vm_error' | 'rejected' | 'internal_error';
+/** One status per failure class (src/core/failure.ts); docs/api.md maps them to HTTP and to OpenWhisk's. */
+export type ActivationStatus =
+  | 'success'
+  | 'application_error'
+  | 'init_error'
+  | 'timeout'
+  /** the VM failed to boot (the platform's failure) */
+  | 'vm_error'
+  /** the function crashed its VM during the run (e.g. process.exit) */
+  | 'crashed'
+  | 'result_too_large'
+  | 'rejected'
+  | 'internal_error';
 
 export interface ActivationRecord {
   id: string;
@@ -46,6 +58,12 @@ export interface ActivationRecord {
   runMs?: number;
   /** totalMs minus the function's own run time: what the platform cost */
   overheadMs?: number;
+  /** host CPU the VM used during the run, as a fraction of a core (from the VMM's CPU time) */
+  runCpuShare?: number;
+  /** OpenTelemetry trace id of this activation (32 hex digits) */
+  traceId?: string;
+  /** the console output of the VM that failed this activation (kept under stateDir/consoles) */
+  consoleLogPath?: string;
   /** how the instance was started (for cold/restore): driver steps and guest boot milestones */
   startDetails?: Record<string, number | string>;
   snapshot?: { id: string; tier: string };

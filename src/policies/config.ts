@@ -102,6 +102,22 @@ export const placementConfigSchema = z.preprocess(
   ]),
 );
 
+export const admissionConfigSchema = z.preprocess(
+  shorthand,
+  z.discriminatedUnion('policy', [
+    z
+      .object({
+        policy: z.literal('deadline'),
+        /** Refuse when the estimated wait exceeds slack × admission.maxQueueDelayMs. */
+        slack: z.number().positive().default(1),
+      })
+      .strict(),
+    z.object({ policy: z.literal('queue-length') }).strict(),
+    z.object({ policy: z.literal('always') }).strict(),
+    moduleSchema,
+  ]),
+);
+
 export const policiesConfigSchema = z
   .object({
     keepAlive: keepAliveConfigSchema.default({ policy: 'fixed' }),
@@ -109,6 +125,8 @@ export const policiesConfigSchema = z
     eviction: evictionConfigSchema.default({ policy: 'priority' }),
     selection: selectionConfigSchema.default({ policy: 'mru' }),
     placement: placementConfigSchema.default({ policy: 'fixed' }),
+    /** Who is admitted when no idle instance can serve a request at once (docs/policies.md). */
+    admission: admissionConfigSchema.default({ policy: 'deadline' }),
     /** Keep-alive overrides by function name. */
     perFunction: z.record(keepAliveConfigSchema).default({}),
     /** Seed of the Rng handed to random policies and user modules. */
@@ -120,6 +138,7 @@ export type KeepAliveConfig = z.output<typeof keepAliveConfigSchema>;
 export type EvictionConfig = z.output<typeof evictionConfigSchema>;
 export type SelectionConfig = z.output<typeof selectionConfigSchema>;
 export type PlacementConfig = z.output<typeof placementConfigSchema>;
+export type AdmissionConfig = z.output<typeof admissionConfigSchema>;
 export type ModulePolicyConfig = z.output<typeof moduleSchema>;
 /** The parsed `policies` section, defaults filled in. */
 export type PoliciesConfig = z.output<typeof policiesConfigSchema>;

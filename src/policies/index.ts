@@ -2,6 +2,7 @@
 // drive both the daemon's VmPool and the simulator.
 import {
   policiesConfigSchema,
+  type AdmissionConfig,
   type EvictionConfig,
   type KeepAliveConfig,
   type PlacementConfig,
@@ -9,6 +10,9 @@ import {
   type PoliciesConfigInput,
   type SelectionConfig,
 } from './config.js';
+import { AlwaysAdmission } from './admission/always.js';
+import { DeadlineAdmission } from './admission/deadline.js';
+import { QueueLengthAdmission } from './admission/queue-length.js';
 import { LruEviction } from './eviction/lru.js';
 import { NoEviction } from './eviction/none.js';
 import { PriorityEviction } from './eviction/priority.js';
@@ -26,7 +30,7 @@ import { createRng } from './rng.js';
 import { LruSelection } from './selection/lru.js';
 import { MruSelection } from './selection/mru.js';
 import { RandomSelection } from './selection/random.js';
-import type { EvictionPolicy, KeepAlivePolicy, PlacementPolicy, PolicySet, Rng, SelectionPolicy } from './types.js';
+import type { AdmissionPolicy, EvictionPolicy, KeepAlivePolicy, PlacementPolicy, PolicySet, Rng, SelectionPolicy } from './types.js';
 
 export * from './types.js';
 export * from './config.js';
@@ -36,6 +40,7 @@ export { NoKeepAlive, FixedKeepAlive, GreedyDualKeepAlive, HybridHistogramKeepAl
 export { LruEviction, RandomEviction, NoEviction, PriorityEviction };
 export { MruSelection, LruSelection, RandomSelection };
 export { FixedPlacement, StaticSlowdownPlacement, AdaptivePlacement };
+export { DeadlineAdmission, QueueLengthAdmission, AlwaysAdmission };
 export type { HistogramWindows } from './keepalive/hybrid-histogram.js';
 
 export interface CreatePoliciesOptions {
@@ -79,6 +84,7 @@ export async function createPolicies(
     eviction: await createEviction(config.eviction, ctx, 'policies.eviction'),
     selection: await createSelection(config.selection, ctx, 'policies.selection'),
     placement: await createPlacement(config.placement, ctx, 'policies.placement'),
+    admission: await createAdmission(config.admission, ctx, 'policies.admission'),
     keepAliveFor: (fn: string) => overrides.get(fn) ?? defaultKeepAlive,
     config,
     rng,
@@ -145,5 +151,18 @@ export async function createPlacement(c: PlacementConfig, ctx: Ctx, key = 'polic
       return new AdaptivePlacement({ threshold: c.threshold, minSamples: c.minSamples });
     case 'module':
       return loadPolicyModule<PlacementPolicy>('placement', key, c.module, c.options, ctx);
+  }
+}
+
+export async function createAdmission(c: AdmissionConfig, ctx: Ctx, key = 'policies.admission'): Promise<AdmissionPolicy> {
+  switch (c.policy) {
+    case 'deadline':
+      return new DeadlineAdmission({ slack: c.slack });
+    case 'queue-length':
+      return new QueueLengthAdmission();
+    case 'always':
+      return new AlwaysAdmission();
+    case 'module':
+      return loadPolicyModule<AdmissionPolicy>('admission', key, c.module, c.options, ctx);
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Rng } from './types.js';
 
-export type PolicyFamily = 'keepAlive' | 'eviction' | 'selection' | 'placement';
+export type PolicyFamily = 'keepAlive' | 'eviction' | 'selection' | 'placement' | 'admission';
 
 /** Methods each family's objects must have. */
 const REQUIRED: Record<PolicyFamily, readonly string[]> = {
@@ -12,12 +12,14 @@ const REQUIRED: Record<PolicyFamily, readonly string[]> = {
   eviction: ['selectVictims'],
   selection: ['select'],
   placement: ['place'],
+  admission: ['admit'],
 };
 const OPTIONAL: Record<PolicyFamily, readonly string[]> = {
   keepAlive: ['priority', 'onEvict', 'onStop'],
   eviction: [],
   selection: [],
   placement: [],
+  admission: [],
 };
 
 /** Second argument handed to a user factory / constructor. */

@@ -30,6 +30,10 @@ export interface FunctionView {
   readonly warmStartMs?: number;
   /** Typical run time of the function itself, ms. */
   readonly runMs?: number;
+  /** Restore latency per snapshot tier (measured, or estimated from how the tiers compare for other functions). */
+  readonly restoreMsByTier?: Readonly<Record<string, number>>;
+  /** Fraction of a host core one busy instance takes while it runs (measured); undefined: not known yet. */
+  readonly cpuShare?: number;
 }
 
 export interface Rng {
@@ -51,7 +55,7 @@ export interface KeepAlivePolicy {
   readonly name: string;
   /** An invocation of `fn` arrived (before the start path is chosen). Histogram and frequency policies learn here. */
   onInvocation(fn: FunctionView, now: number): void;
-  /** An instance has just become idle: how long should it be kept? */
+  /** An instance has just become idle: how long should it be kept? (Callers read the decision and keep nothing: a policy may return a shared frozen object.) */
   onIdle(inst: InstanceView, fn: FunctionView, now: number): KeepAliveDecision;
   /**
    * Value of keeping an idle instance when memory is short; lower is evicted
@@ -125,6 +129,8 @@ export type PlacementDecision =
 
 export interface PlacementPolicy {
   readonly name: string;
+  /** Ask again after every restore (with fresher statistics) and move or drop the snapshot when the answer changes. */
+  readonly revisit?: boolean;
   place(fn: FunctionView, tiers: readonly TierView[], stats: PlacementStats | undefined): PlacementDecision;
 }
 
@@ -134,4 +140,43 @@ export interface PolicySet {
   eviction: EvictionPolicy;
   selection: SelectionPolicy;
   placement: PlacementPolicy;
+  admission: AdmissionPolicy;
+}
+
+/**
+ * What admission sees when a request cannot be served by an idle instance at
+ * once (requests that can are always admitted). One object, refreshed per call:
+ * read it, do not keep it.
+ */
+export interface AdmissionView {
+  readonly fn: FunctionView;
+  /** requests of this function already waiting (this one not counted) */
+  readonly queued: number;
+  readonly busy: number;
+  readonly idle: number;
+  readonly starting: number;
+  /** instances the function may still start (its maxInstances minus live ones) */
+  readonly startable: number;
+  /** node.admission maxQueueLength: waiting requests per function beyond what its free instance slots serve */
+  readonly maxQueueLength: number;
+  /** how long a request may wait for an instance (ms) */
+  readonly maxQueueDelayMs: number;
+  /**
+   * The decision core's estimate of how long this request would wait until an
+   * instance serves it (ms): the sooner of a warm instance freeing up and a new
+   * start finishing, counting the starts queued ahead of it. Infinity when it can
+   * only wait for an instance that is not there.
+   */
+  readonly estimatedWaitMs: number;
+  readonly startsInFlight: number;
+  readonly startSlots: number;
+}
+
+export type AdmissionDecision =
+  | { readonly admit: true }
+  | { readonly admit: false; readonly reason: 'queue_full' | 'overloaded'; readonly message: string; readonly retryAfterMs?: number };
+
+export interface AdmissionPolicy {
+  readonly name: string;
+  admit(view: AdmissionView, now: number): AdmissionDecision;
 }

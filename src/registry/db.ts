@@ -55,6 +55,21 @@ const MIGRATIONS: string[] = [
      status TEXT NOT NULL DEFAULT 'ready'
    );
    CREATE INDEX snapshots_by_function ON snapshots(function);`,
+  // 3: a snapshot is valid only for its function's exact version (code, shape, entry, env)
+  `ALTER TABLE snapshots ADD COLUMN version_key TEXT NOT NULL DEFAULT '';`,
+  // 4: default parameters merged under each invocation's own, free-form annotations (OpenWhisk actions),
+  //    and what the OpenWhisk Source keeps per activation beside the record (src/sources/openwhisk/results.ts)
+  `ALTER TABLE functions ADD COLUMN parameters TEXT NOT NULL DEFAULT '{}';
+   ALTER TABLE functions ADD COLUMN annotations TEXT NOT NULL DEFAULT '{}';
+   CREATE TABLE openwhisk_activations (
+     id TEXT PRIMARY KEY,
+     subject TEXT NOT NULL,
+     result TEXT,
+     timeout_ms INTEGER NOT NULL,
+     memory_mib INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX openwhisk_activations_by_time ON openwhisk_activations(created_at DESC);`,
 ];
 
 export function openDb(stateDir: string, file = 'faascell.db'): Db {
@@ -82,4 +97,15 @@ function migrate(db: Db): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+const statements = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** A prepared statement, compiled once per database: preparing costs more than running a small query. */
+export function stmt(db: Db, sql: string): Database.Statement {
+  let m = statements.get(db);
+  if (!m) statements.set(db, (m = new Map()));
+  let s = m.get(sql);
+  if (!s) m.set(sql, (s = db.prepare(sql)));
+  return s;
 }

@@ -2,7 +2,7 @@
 // `version` increases on every update; `codeSha256` + shape decide whether a
 // warm instance or a snapshot is still valid for the current definition.
 
-import type { Db } from './db.js';
+import { stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
 
@@ -21,6 +21,10 @@ export interface FunctionDef {
   timeoutMs: number;
   maxInstances: number;
   env: Record<string, string>;
+  /** Default parameters: an invocation's own parameters are merged over them (OpenWhisk's action parameters). */
+  parameters: Record<string, unknown>;
+  /** Free-form key/value annotations (OpenWhisk's action annotations); FaaSCell itself reads none. */
+  annotations: Record<string, unknown>;
   createdAt: number;
   updatedAt: number;
 }
@@ -34,6 +38,8 @@ export interface FunctionInput {
   timeoutMs?: number;
   maxInstances?: number;
   env?: Record<string, string>;
+  parameters?: Record<string, unknown>;
+  annotations?: Record<string, unknown>;
 }
 
 export interface RegistryLimits {
@@ -55,12 +61,15 @@ interface Row {
   timeout_ms: number;
   max_instances: number;
   env: string;
+  parameters: string;
+  annotations: string;
   created_at: number;
   updated_at: number;
 }
 
 export class Registry {
   private readonly unpacked = new Map<string, UnpackedCode>();
+  private readonly defs = new Map<string, FunctionDef>();
 
   constructor(
     private readonly db: Db,
@@ -90,6 +99,8 @@ export class Registry {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw badRequest(`env.${k}`, 'not a valid variable name');
       if (typeof v !== 'string') throw badRequest(`env.${k}`, 'must be a string');
     }
+    const parameters = jsonObject('parameters', input.parameters);
+    const annotations = jsonObject('annotations', input.annotations);
     const codeSha = sha256(input.code);
     const existing = this.row(name);
     const def: FunctionDef = {
@@ -105,26 +116,35 @@ export class Registry {
       timeoutMs,
       maxInstances,
       env,
+      parameters,
+      annotations,
       createdAt: existing?.created_at ?? now,
       updatedAt: now,
     };
-    this.db
-      .prepare(
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @createdAt, @updatedAt)
+    stmt(this.db, 
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
            vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
-           updated_at=excluded.updated_at`,
+           parameters=excluded.parameters, annotations=excluded.annotations, updated_at=excluded.updated_at`,
       )
-      .run({ ...def, code: input.code, env: JSON.stringify(env) });
+      .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations) });
     this.unpacked.set(cacheKey(def), unpacked);
-    return { def, created: !existing };
+    const frozen = freezeDef(def);
+    this.defs.set(name, frozen);
+    return { def: frozen, created: !existing };
   }
 
+  /** The current definition (kept in memory: read on every invocation; changed only through put/delete). */
   get(name: string): FunctionDef | undefined {
+    const cached = this.defs.get(name);
+    if (cached !== undefined) return cached;
     const r = this.row(name);
-    return r ? toDef(r) : undefined;
+    if (!r) return undefined;
+    const def = freezeDef(toDef(r));
+    this.defs.set(name, def);
+    return def;
   }
 
   mustGet(name: string): FunctionDef {
@@ -134,12 +154,19 @@ export class Registry {
   }
 
   list(): FunctionDef[] {
-    return (this.db.prepare('SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
+    return (stmt(this.db, 'SELECT * FROM functions ORDER BY name').all() as Row[]).map(toDef);
   }
 
   delete(name: string): boolean {
+    this.defs.delete(name);
     for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
-    return this.db.prepare('DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+    return stmt(this.db, 'DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+  }
+
+  /** The stored code as deployed (a JS file's text, or the archive's bytes) and its kind. */
+  source(name: string): { code: Buffer; kind: CodeKind } | undefined {
+    const r = stmt(this.db, 'SELECT code, code_kind FROM functions WHERE name = ?').get(name) as Pick<Row, 'code' | 'code_kind'> | undefined;
+    return r ? { code: r.code, kind: r.code_kind as CodeKind } : undefined;
   }
 
   /** The unpacked code of the current version (cached in memory; the archive is unpacked once per version). */
@@ -147,7 +174,7 @@ export class Registry {
     const key = cacheKey(def);
     let u = this.unpacked.get(key);
     if (!u) {
-      const r = this.db.prepare('SELECT code, code_kind FROM functions WHERE name = ? AND code_sha256 = ?').get(def.name, def.codeSha256) as
+      const r = stmt(this.db, 'SELECT code, code_kind FROM functions WHERE name = ? AND code_sha256 = ?').get(def.name, def.codeSha256) as
         | Pick<Row, 'code' | 'code_kind'>
         | undefined;
       if (!r) throw new FaasError('not_found', `function ${def.name} changed or was deleted`, 'name');
@@ -158,12 +185,27 @@ export class Registry {
   }
 
   private row(name: string): Row | undefined {
-    return this.db.prepare('SELECT * FROM functions WHERE name = ?').get(name) as Row | undefined;
+    return stmt(this.db, 'SELECT * FROM functions WHERE name = ?').get(name) as Row | undefined;
   }
+}
+
+/** Definitions are shared by every reader: frozen, so none can change another's. */
+function freezeDef(d: FunctionDef): FunctionDef {
+  Object.freeze(d.env);
+  Object.freeze(d.parameters);
+  Object.freeze(d.annotations);
+  return Object.freeze(d);
 }
 
 function cacheKey(d: FunctionDef): string {
   return `${d.name}@${d.codeSha256}`;
+}
+
+/** A JSON object (default {}); anything else is a bad request naming the field. */
+function jsonObject(field: string, v: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequest(field, 'must be a JSON object');
+  return v;
 }
 
 function range(field: string, v: number, min: number, max: number): void {
@@ -184,7 +226,21 @@ function toDef(r: Row): FunctionDef {
     timeoutMs: r.timeout_ms,
     maxInstances: r.max_instances,
     env: JSON.parse(r.env) as Record<string, string>,
+    parameters: JSON.parse(r.parameters) as Record<string, unknown>,
+    annotations: JSON.parse(r.annotations) as Record<string, unknown>,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
+}
+
+/** An invocation's parameters: its own over the function's default parameters (OpenWhisk's rule). */
+export function withDefaults(def: FunctionDef, own: unknown): unknown {
+  if (Object.keys(def.parameters).length === 0 || typeof own !== 'object' || own === null || Array.isArray(own)) return own;
+  return { ...def.parameters, ...(own as Record<string, unknown>) };
+}
+
+/** Parameters an invocation may not set: the defaults of a function annotated `final: true` (OpenWhisk's rule). */
+export function finalClash(def: FunctionDef, own: Record<string, unknown>): string[] {
+  if (def.annotations.final !== true) return [];
+  return Object.keys(own).filter((k) => k in def.parameters);
 }

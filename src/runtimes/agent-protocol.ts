@@ -87,7 +87,9 @@ export type AgentErrorKind =
   /** the request is not valid in the agent's current state (run before init, init twice, concurrent run) */
   | 'state'
   /** a malformed request */
-  | 'protocol';
+  | 'protocol'
+  /** the function ended the agent's process (process.exit) while this request ran; `exitCode` says how */
+  | 'exit';
 
 export type AgentReply =
   | {
@@ -105,7 +107,8 @@ export type AgentReply =
   | {
       id: number;
       ok: false;
-      error: { kind: AgentErrorKind; message: string; stack?: string };
+      /** exitCode: the function called process.exit (or the agent is exiting) while this request ran */
+      error: { kind: AgentErrorKind; message: string; stack?: string; exitCode?: number };
       logs?: string[];
       durationMs?: number;
     };

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { AgentReady, AgentReply, AgentRequestBody } from './agent-protocol.js';
-import type { GuestChannel } from './types.js';
+import { DeadlineExceededError, type GuestChannel } from './types.js';
 
 /**
  * Splits a byte stream into '\n'-terminated lines. A StringDecoder keeps a
@@ -87,7 +87,7 @@ export async function connectUnixSocket(
       if (code !== 'ENOENT' && code !== 'ECONNREFUSED' && code !== 'EAGAIN') throw e;
     }
     if (Date.now() + retryMs > deadline) {
-      throw new Error(`connect ${path}: timed out after ${timeoutMs} ms (${(lastErr as Error | undefined)?.message ?? 'no attempt'})`);
+      throw new DeadlineExceededError(`connect ${path}: timed out after ${timeoutMs} ms (${(lastErr as Error | undefined)?.message ?? 'no attempt'})`);
     }
     await sleep(retryMs);
   }

@@ -96,6 +96,12 @@ export interface VmHandle {
   /** Resolves once the VMM process has exited, for whatever reason. */
   readonly exited: Promise<VmExit>;
   /**
+   * The guest's console output. While the VM runs it may still be in the run
+   * directory; a driver with a console directory keeps a bounded copy there
+   * (this path) once the VM is stopped. Undefined when the driver has none.
+   */
+  readonly consoleLogPath?: string;
+  /**
    * Pause the guest and save a snapshot. Afterwards the VM stays paused and
    * must be stopped: with shared-memory snapshots its RAM file is the snapshot.
    */
@@ -104,6 +110,8 @@ export interface VmHandle {
   stop(): Promise<void>;
   /** Host memory of the VMM process (from /proc/PID/smaps_rollup). */
   memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }>;
+  /** Host CPU time the VMM process used so far (ms, all threads), when the driver can tell. */
+  cpuMs?(): number | undefined;
 }
 
 export interface DriverReport {
@@ -125,4 +133,35 @@ export interface RuntimeDriver {
   restore(cfg: VmConfig, snapshot: SnapshotFiles): Promise<VmHandle>;
   /** What `faascell doctor` prints. */
   report(): Promise<DriverReport>;
+}
+
+/** Why a VMM could not be started or restored: callers decide on `reason`, never on the message. */
+export type VmStartFailureReason =
+  /** a deadline passed (sockets, migration, agent): on an overloaded host this says nothing about the VM or snapshot */
+  | 'timeout'
+  /** the snapshot's files are missing, of the wrong shape, or QEMU refused to load them */
+  | 'snapshot-unusable'
+  /** the VMM process exited during the start */
+  | 'vmm-exited'
+  /** anything else (cannot spawn, QMP error) */
+  | 'vmm-failed';
+
+export class VmStartError extends Error {
+  constructor(
+    readonly op: 'boot' | 'restore',
+    readonly reason: VmStartFailureReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'VmStartError';
+  }
+}
+
+/** An operation on a VM ran out of time (socket connect, migration). */
+export class DeadlineExceededError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DeadlineExceededError';
+  }
 }

@@ -1,12 +1,11 @@
 // `faascell simulate`: run one node's policies over a trace.
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { createPolicies, KEEP_ALIVE_NAMES, type PoliciesConfigInput } from '../policies/index.js';
 import { loadTrace, type TraceFormat } from '../traces/index.js';
 import type { Spread } from '../traces/expand.js';
 import { loadProfile } from './profile.js';
-import { simulate, type SimulationResult } from './simulator.js';
+import { simulate, type SimNodeOptions, type SimulationResult } from './simulator.js';
+import { loadConfigFile, type Config } from '../config/schema.js';
 
 export interface SimulateCommandOptions {
   trace: string;
@@ -33,6 +32,13 @@ export interface SimulateCommandOptions {
   seed?: number | string;
   /** FaaSRail slot length (s). */
   slotSeconds?: number | string;
+  /** the simulated node: cores, start slots (n | auto), concurrency, LOW,HIGH watermarks; --no-cpu-model, --no-snapshots */
+  cores?: number | string;
+  maxConcurrentStarts?: number | string;
+  maxConcurrency?: number | string;
+  watermarks?: string;
+  cpuModel?: boolean;
+  snapshots?: boolean;
   /** Where output goes (default process.stdout). */
   write?: (s: string) => void;
 }
@@ -44,18 +50,48 @@ function num(v: number | string | undefined, what: string): number | undefined {
   return x;
 }
 
-async function readPoliciesFromConfig(file: string): Promise<PoliciesConfigInput> {
-  const text = await readFile(file, 'utf8');
-  const doc = (/\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text)) as Record<string, unknown> | null;
-  return (doc?.policies ?? {});
+export interface SimulatedNode {
+  policies: PoliciesConfigInput;
+  node: Partial<SimNodeOptions>;
+  memoryMiB: number;
+  maxInstances: number;
+  maxQueueDelayMs: number;
+}
+
+/** The node a daemon config file describes, as the simulator models it (flags override it). */
+function nodeFromConfig(file: string): SimulatedNode {
+  return simulatedNode(loadConfigFile(file).config);
+}
+
+/** The node a daemon's effective configuration describes, as the simulator models it. */
+export function simulatedNode(c: Config): SimulatedNode {
+  return {
+    policies: c.policies,
+    node: {
+      lowWatermark: c.node.lowWatermark,
+      highWatermark: c.node.highWatermark,
+      maxConcurrentInvocations: c.admission.maxConcurrentInvocations,
+      maxQueueLength: c.admission.maxQueueLength,
+      maxConcurrentStarts: c.admission.maxConcurrentStarts,
+      preferWarm: c.admission.preferWarm,
+      snapshots: c.snapshots.enabled,
+      idleVmCpu: c.node.idleVmCpu,
+      ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),
+    },
+    memoryMiB: c.node.memoryBudgetMiB,
+    maxInstances: c.functionDefaults.maxInstances,
+    maxQueueDelayMs: c.admission.maxQueueDelayMs,
+  };
 }
 
 export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
   let cfg: Record<string, unknown> = {};
   let baseDir = process.cwd();
+  let fromConfig: ReturnType<typeof nodeFromConfig> | undefined;
   if (opts.config) {
-    cfg = { ...(await readPoliciesFromConfig(opts.config)) };
+    fromConfig = nodeFromConfig(opts.config);
+    cfg = { ...fromConfig.policies };
     baseDir = path.dirname(path.resolve(opts.config));
   }
   if (opts.policy) {
@@ -75,16 +111,31 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
   const profile = await loadProfile(opts.profile);
   const memory = num(opts.memoryMib, 'memory-mib');
   const durationS = num(opts.durationS, 'duration');
+  const node: Partial<SimNodeOptions> = { ...fromConfig?.node };
+  const cores = num(opts.cores, 'cores');
+  if (cores !== undefined) node.cores = cores;
+  if (opts.maxConcurrentStarts !== undefined) node.maxConcurrentStarts = opts.maxConcurrentStarts === 'auto' ? 'auto' : num(opts.maxConcurrentStarts, 'max-concurrent-starts');
+  const conc = num(opts.maxConcurrency, 'max-concurrency');
+  if (conc !== undefined) node.maxConcurrentInvocations = conc;
+  if (opts.watermarks !== undefined) {
+    const [low, high] = String(opts.watermarks).split(',').map(Number);
+    if (!(low! >= 0 && high! <= 1 && low! <= high!)) throw new Error(`--watermarks: LOW,HIGH with 0 <= LOW <= HIGH <= 1, got ${opts.watermarks}`);
+    node.lowWatermark = low!;
+    node.highWatermark = high!;
+  }
+  if (opts.cpuModel === false) node.cpuModel = false;
+  if (opts.snapshots === false) node.snapshots = false;
   const res = simulate({
     trace,
     policies,
     profile,
-    memoryMiB: memory ?? Infinity,
+    memoryMiB: memory ?? fromConfig?.memoryMiB ?? Infinity,
     timeScale: num(opts.timeScale, 'time-scale'),
     durationMs: durationS === undefined ? undefined : durationS * 1000,
-    maxInstancesPerFunction: num(opts.maxInstances, 'max-instances'),
-    maxQueueDelayMs: num(opts.maxQueueDelayMs, 'max-queue-delay-ms'),
+    maxInstancesPerFunction: num(opts.maxInstances, 'max-instances') ?? fromConfig?.maxInstances,
+    maxQueueDelayMs: num(opts.maxQueueDelayMs, 'max-queue-delay-ms') ?? fromConfig?.maxQueueDelayMs,
     expand: { spread: opts.spread, seed: seed ?? 1 },
+    node,
   });
   if (opts.json) write(JSON.stringify(res) + '\n');
   else write(formatResult(res));
@@ -95,17 +146,18 @@ const pct = (x: number): string => `${(x * 100).toFixed(2)} %`;
 
 export function formatResult(r: SimulationResult): string {
   const lines = [
-    `policy            ${r.policy} (eviction ${r.eviction}, selection ${r.selection}, placement ${r.placement})`,
+    `policy            ${r.policy} (eviction ${r.eviction}, selection ${r.selection}, placement ${r.placement}, admission ${r.admission})`,
     `memory budget     ${r.memoryMiB === null ? 'unlimited' : `${r.memoryMiB} MiB`} (peak ${Math.round(r.peakMemoryMiB)} MiB)`,
     `functions         ${r.functions}`,
     `invocations       ${r.invocations}`,
     `warm              ${r.warm} (${pct(r.warmFraction)})`,
     `restores          ${r.restores} (${pct(r.restoreFraction)})`,
     `cold starts       ${r.coldStarts} (${pct(r.coldStartFraction)})`,
-    `dropped           ${r.dropped} (${pct(r.droppedFraction)})`,
+    `not completed     ${r.dropped} (${pct(r.droppedFraction)}: ${r.rejected.queueFull} queue full, ${r.rejected.overloaded} refused early, ${r.rejected.queueTimeout} timed out in the queue, ${r.rejected.unservedAtEnd} still queued at the end)`,
+    `instances         ${r.coldBoots} booted (mean ${r.meanColdBootMs.toFixed(0)} ms), ${r.restoresStarted} restored (mean ${r.meanRestoreMs.toFixed(0)} ms)`,
     `latency           p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, mean ${r.meanMs.toFixed(1)} ms (queueing mean ${r.meanQueueMs.toFixed(1)} ms)`,
     `wasted memory     ${Math.round(r.wastedMemoryMiBSeconds)} MiB·s (idle instances)`,
-    `instances         ${r.instancesCreated} created, ${r.evictions} evicted, ${r.expirations} expired, ${r.prewarms} pre-warmed`,
+    `                  ${r.evictions} evicted, ${r.expirations} expired, ${r.prewarms} pre-warmed`,
     `simulated         ${r.simulatedSeconds.toFixed(0)} s in ${r.wallMs.toFixed(0)} ms wall (${fmtRate(r.invocationsPerSecond)} invocations/s, ${fmtRate(r.eventsPerSecond)} events/s)`,
   ];
   return lines.join('\n') + '\n';

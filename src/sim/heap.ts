@@ -1,7 +1,8 @@
 /**
- * Binary min-heap of (time, payload, tag) triples in parallel typed arrays: no
- * per-event allocation. Ties are broken by insertion order (a sequence number)
- * so runs are deterministic.
+ * 4-ary min-heap of (time, payload, tag) triples in parallel typed arrays: no
+ * per-event allocation, half the levels of a binary heap (the simulator pops and
+ * pushes an event per invocation). Ties are broken by insertion order (a
+ * sequence number) so runs are deterministic.
  */
 export class EventHeap {
   private time = new Float64Array(1024);
@@ -22,7 +23,7 @@ export class EventHeap {
     const time = this.time;
     const seq = this.seq;
     while (i > 0) {
-      const p = (i - 1) >> 1;
+      const p = (i - 1) >> 2;
       const pt = time[p]!;
       if (pt < t || (pt === t && seq[p]! < s)) break;
       time[i] = pt;
@@ -65,15 +66,24 @@ export class EventHeap {
     const g = tag[last]!;
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
-      if (l >= last) break;
-      const r = l + 1;
-      let c = l;
-      if (r < last && (time[r]! < time[l]! || (time[r] === time[l] && seq[r]! < seq[l]!))) c = r;
-      const ct = time[c]!;
-      if (t < ct || (t === ct && s < seq[c]!)) break;
+      const first = 4 * i + 1;
+      if (first >= last) break;
+      // the smallest of up to four children
+      let c = first;
+      let ct = time[c]!;
+      let cs = seq[c]!;
+      const end = first + 4 < last ? first + 4 : last;
+      for (let k = first + 1; k < end; k++) {
+        const kt = time[k]!;
+        if (kt < ct || (kt === ct && seq[k]! < cs)) {
+          c = k;
+          ct = kt;
+          cs = seq[k]!;
+        }
+      }
+      if (t < ct || (t === ct && s < cs)) break;
       time[i] = ct;
-      seq[i] = seq[c]!;
+      seq[i] = cs;
       payload[i] = payload[c]!;
       tag[i] = tag[c]!;
       i = c;

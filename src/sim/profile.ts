@@ -17,6 +17,15 @@ const costsSchema = z
     snapshotMiB: z.number().nonnegative(),
     /** Instance cap of the function (the deployed maxInstances); default: the simulation's option. */
     maxInstances: z.number().int().positive(),
+    /** Host CPU time a cold boot / a restore takes (ms); the CPU model stretches this part when cores are shared. Default: the whole start. */
+    coldCpuMs: z.number().nonnegative(),
+    restoreCpuMs: z.number().nonnegative(),
+    /** Fraction of a host core one busy instance takes while it runs (0 for functions that wait). */
+    cpuShare: z.number().nonnegative(),
+    /** Host CPU one invocation costs the node besides the function's own work (daemon, channel, agent; ms). */
+    invokeCpuMs: z.number().nonnegative(),
+    /** Of that, what the VM's own process spends (the agent under the accelerator): the daemon sees it as the run's CPU share. */
+    invokeVmmCpuMs: z.number().nonnegative(),
   })
   .partial();
 
@@ -32,6 +41,13 @@ export const profileSchema = z.object({
     })
     .passthrough(),
   functions: z.record(costsSchema.passthrough()).default({}),
+  /** Costs measured per memory size (MiB): a function without its own entry takes the nearest size's. */
+  bySize: z.record(costsSchema.passthrough()).default({}),
+  /** The node the costs were measured on: its cores and what one idle VM takes of a core (for the CPU model). */
+  node: z
+    .object({ cores: z.number().positive().default(2), idleVmCpu: z.number().nonnegative().default(0) })
+    .strict()
+    .default({}),
   /** Snapshot tiers of the node, fastest first by latencyRank; default one in-memory tier. */
   tiers: z
     .array(
@@ -45,6 +61,11 @@ export type Profile = z.output<typeof profileSchema>;
 
 export interface FunctionCosts {
   coldMs: number;
+  coldCpuMs: number;
+  restoreCpuMs: number;
+  cpuShare: number;
+  invokeCpuMs: number;
+  invokeVmmCpuMs: number;
   restoreMs: number;
   restoreMsByTier: Record<string, number>;
   warmMs: number;
@@ -108,11 +129,19 @@ export function functionCosts(
   name: string,
   trace: { avgDurationMs?: number | undefined; memoryMiB?: number | undefined } = {},
 ): FunctionCosts {
-  const d = profile.defaults;
+  const memoryMiB = profile.functions[name]?.memoryMiB ?? trace.memoryMiB ?? profile.defaults.memoryMiB;
+  const d = { ...profile.defaults, ...nearestSize(profile, memoryMiB) };
   const f = profile.functions[name] ?? {};
+  const coldMs = f.coldMs ?? d.coldMs;
+  const restoreMs = f.restoreMs ?? d.restoreMs;
   return {
-    coldMs: f.coldMs ?? d.coldMs,
-    restoreMs: f.restoreMs ?? d.restoreMs,
+    coldMs,
+    coldCpuMs: f.coldCpuMs ?? d.coldCpuMs ?? coldMs,
+    restoreCpuMs: f.restoreCpuMs ?? d.restoreCpuMs ?? restoreMs,
+    cpuShare: f.cpuShare ?? d.cpuShare ?? 0,
+    invokeCpuMs: f.invokeCpuMs ?? d.invokeCpuMs ?? 0,
+    invokeVmmCpuMs: f.invokeVmmCpuMs ?? d.invokeVmmCpuMs ?? 0,
+    restoreMs,
     restoreMsByTier: { ...(d.restoreMsByTier ?? {}), ...(f.restoreMsByTier ?? {}) },
     warmMs: f.warmMs ?? d.warmMs,
     runMs: f.runMs ?? trace.avgDurationMs ?? d.runMs ?? 1000,
@@ -120,6 +149,15 @@ export function functionCosts(
     snapshotMiB: f.snapshotMiB ?? d.snapshotMiB ?? f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
     maxInstances: f.maxInstances ?? d.maxInstances,
   };
+}
+
+/** The costs measured for the memory size nearest to `memoryMiB` (none: {}). */
+function nearestSize(profile: Profile, memoryMiB: number): Partial<z.output<typeof costsSchema>> {
+  let best: string | undefined;
+  for (const k of Object.keys(profile.bySize)) if (best === undefined || Math.abs(Number(k) - memoryMiB) < Math.abs(Number(best) - memoryMiB)) best = k;
+  if (best === undefined) return {};
+  const { memoryMiB: _m, ...costs } = profile.bySize[best]!;
+  return costs;
 }
 
 export function profileTiers(profile: Profile): TierView[] {

@@ -1,23 +1,40 @@
-// Discrete-event simulation of ONE node driven by the same policy objects as
-// the daemon's VmPool. Arrivals stream from the trace (slot by slot) and are
-// merged with a heap of instance events, so the heap only ever holds one event
-// per live instance (plus pre-warm timers).
+// Discrete-event simulation of ONE node: the simulator is a shell around the
+// same decision core (src/vmpool/core) as the daemon's VmPool. Arrivals stream
+// from the trace slot by slot and merge with a heap of events: starts finishing,
+// runs finishing, and the timers the core asks for. Time is virtual; costs come
+// from a profile measured on a real node (`faascell bench`), starts share the
+// node's cores (CpuModel), and the functions' measured costs reach the policies
+// through the same CostStats the daemon's PerfManager keeps.
+import { SCHED_DEFAULTS } from '../config/schema.js';
+import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-stats.js';
 import type { ResolvedPolicySet } from '../policies/index.js';
-import type {
-  EvictionContext,
-  FunctionView,
-  InstanceView,
-  KeepAlivePolicy,
-  PlacementStats,
-  SelectionPolicy,
-  TierView,
-} from '../policies/types.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
+import { PoolCore } from '../vmpool/core/core.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+
+export type { Decision } from '../vmpool/core/model.js';
+import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventHeap } from './heap.js';
-import { IdleHeap } from './idle-heap.js';
 import { LatencyHistogram } from './histogram.js';
-import { functionCosts, profileTiers, type FunctionCosts, type Profile } from './profile.js';
+import { functionCosts, type FunctionCosts, type Profile } from './profile.js';
+
+/** The simulated node's limits: the daemon's config keys of the same names, with the daemon's defaults. */
+export interface SimNodeOptions {
+  lowWatermark: number;
+  highWatermark: number;
+  maxConcurrentInvocations: number;
+  maxQueueLength: number;
+  maxConcurrentStarts: number | 'auto';
+  /** host cores (default: the profile's node) */
+  cores: number;
+  /** CPU of one idle VM (default: the profile's node) */
+  idleVmCpu: number;
+  snapshots: boolean;
+  preferWarm: boolean;
+  /** share the cores between starts and VMs (false: every start takes its profiled time) */
+  cpuModel: boolean;
+}
 
 export interface SimulationOptions {
   trace: Trace;
@@ -25,22 +42,24 @@ export interface SimulationOptions {
   profile: Profile;
   /** Memory budget for instances (MiB); Infinity = unlimited. */
   memoryMiB: number;
-  /** Instance cap per function unless its profile entry (or the profile defaults) set maxInstances; default unlimited. */
+  /** Instance cap per function unless its profile entry (or the profile defaults) set maxInstances; default the daemon's (4). */
   maxInstancesPerFunction?: number;
-  /** A queued request waiting longer than this is dropped (default 60 s). */
+  /** A queued request waiting longer than this is refused (default 60 s, as the daemon). */
   maxQueueDelayMs?: number;
   /** Multiply trace time by this (0.5 = twice as dense). Default 1. */
   timeScale?: number;
   /** Simulate only the first durationMs of (scaled) trace time. */
   durationMs?: number;
   expand?: ExpandOptions;
+  node?: Partial<SimNodeOptions>;
   /** Label for the result (default: the keep-alive policy's name). */
   label?: string;
-  /**
-   * Always call eviction.selectVictims with the full idle list, even when the
-   * policy offers orderKey() (the indexed fast path). For cross-checking.
-   */
+  /** Always call eviction.selectVictims, even for policies with orderKey(). For cross-checking. */
   exactEviction?: boolean;
+  /** Receives every decision (the conformance test compares them with the daemon's). */
+  onDecision?: (d: Decision) => void;
+  /** Also report counts and latency per function (SimulationResult.byFunction). */
+  byFunction?: boolean;
 }
 
 export interface SimulationResult {
@@ -49,20 +68,30 @@ export interface SimulationResult {
   eviction: string;
   selection: string;
   placement: string;
+  admission: string;
   memoryMiB: number | null;
   functions: number;
   invocations: number;
   completed: number;
+  /** request level: served by an instance that was already there */
   warm: number;
+  /** request level: waited for a restore */
   restores: number;
+  /** request level: waited for a cold boot */
   coldStarts: number;
+  /** pool level: instances booted / restored (a start may serve a request other than the one that triggered it) */
+  coldBoots: number;
+  restoresStarted: number;
+  /** every request not completed: refused by admission, timed out in the queue, or still queued at the end */
   dropped: number;
+  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number };
   /** Functions with a snapshot at the end. */
   snapshots: number;
   coldStartFraction: number;
   restoreFraction: number;
   warmFraction: number;
   droppedFraction: number;
+  goodput: number;
   /** Idle instance memory × idle time. */
   wastedMemoryMiBSeconds: number;
   p50Ms: number;
@@ -70,6 +99,9 @@ export interface SimulationResult {
   meanMs: number;
   /** Mean time requests spent queued (ms, over completed requests). */
   meanQueueMs: number;
+  /** mean duration of a cold boot / restore in this run (stretched by CPU sharing) */
+  meanColdBootMs: number;
+  meanRestoreMs: number;
   evictions: number;
   expirations: number;
   prewarms: number;
@@ -80,132 +112,126 @@ export interface SimulationResult {
   events: number;
   eventsPerSecond: number;
   invocationsPerSecond: number;
+  byFunction?: FunctionResult[];
 }
 
-const K_FINISH = 0;
-const K_EXPIRE = 1;
-const K_READY = 2;
-const K_PREWARM = 3;
+// event kinds (low 3 bits of the heap payload; the rest is the instance slot or function index)
+const E_READY = 0;
+const E_FINISH = 1;
+const E_TIMER = 2; // + TimerKind (0..3)
+/** a run's CPU part is done: its waiting part follows (then E_FINISH) */
+const E_RUNCPU = 6;
 
-const P_COLD = 0;
-const P_RESTORE = 1;
-
-class FnState {
-  readonly view: FunctionView;
-  readonly idle: SimInstance[] = [];
-  /** Unclaimed pre-warm instances still starting. */
-  readonly prewarming: SimInstance[] = [];
-  live = 0;
-  queue: number[] = [];
-  qHead = 0;
-  inMemWait = false;
-  snapshotTier: string | null = null;
-  snapshotReadyAt = Infinity;
-  restoreMs: number;
-  keepWarm = false;
-  restores = 0;
-  prewarmKeepMs = 0;
-  maxInst = Infinity;
-
-  constructor(
-    readonly index: number,
-    readonly name: string,
-    readonly costs: FunctionCosts,
-  ) {
-    this.restoreMs = costs.restoreMs;
-    this.view = {
-      name,
-      memoryMiB: costs.memoryMiB,
-      coldStartMs: costs.coldMs,
-      restoreMs: costs.restoreMs,
-      warmStartMs: costs.warmMs,
-      runMs: costs.runMs,
-    };
-  }
-
-  get queued(): number {
-    return this.queue.length - this.qHead;
-  }
+/** Per instance slot: what the simulator itself tracks (the core owns the rest). */
+class SlotState {
+  costs!: FunctionCosts;
+  fresh = false;
+  /** the start or CPU-bound run of this instance the CPU model times (undefined: a fixed-time event) */
+  job: CpuJob | undefined;
+  startedAt = 0;
+  /** the request in progress: when it arrived */
+  arrival = 0;
+  /** the waiting part of the run in progress, after its CPU part */
+  waitMs = 0;
 }
 
-class SimInstance implements InstanceView {
-  id = '';
-  fn = '';
-  memoryMiB = 0;
-  state: InstanceView['state'] = 'starting';
-  createdAt = 0;
-  lastUsedAt = 0;
-  invocations = 0;
-  readonly cpuSlot = -1;
-  idleSince = 0;
-  fnIdlePos = -1;
-  globalIdlePos = -1;
-  path = P_COLD;
-  /** Arrival time of the request a starting pre-warm instance will serve (NaN: none). */
-  pendingArrival = NaN;
-  prewarmKeepMs = 0;
-  f!: FnState;
-  // idle index (fast eviction path)
-  evKey = 0;
-  seq = 0;
-  heapPos = -1;
-  /** When keep-alive stops it (idle only). */
-  expireAt = Infinity;
-  /** Time of its one armed EXPIRE event (Infinity: none); later renewals re-arm lazily. */
-  armedAt = Infinity;
-  /** Incremented when stopped, so events of a previous life of a pooled object are ignored. */
-  life = 0;
-
-  constructor(readonly idx: number) {}
-
-  get startCostMs(): number {
-    return this.f.snapshotTier !== null ? this.f.restoreMs : this.f.costs.coldMs;
-  }
+/** Per function, when SimulationOptions.byFunction is set. */
+export interface FunctionResult {
+  name: string;
+  invocations: number;
+  completed: number;
+  warm: number;
+  restores: number;
+  coldStarts: number;
+  p50Ms: number;
+  p99Ms: number;
 }
 
-export class Simulator {
+export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
-  private readonly fns: FnState[];
-  private readonly pool: SimInstance[] = [];
-  private readonly free: SimInstance[] = [];
-  private readonly globalIdle: SimInstance[] = [];
-  private readonly idleIndex = new IdleHeap<SimInstance>();
-  private readonly fast: boolean;
-  // Hot-path references (avoid re-walking this.o.policies per event).
-  private readonly ka: KeepAlivePolicy;
-  private readonly sel: SelectionPolicy;
-  private idleMem = 0;
-  private readonly memWait: FnState[] = [];
+  private readonly core: PoolCore;
+  private readonly costs: FunctionCosts[];
+  private readonly fnByIndex: CoreFunction[];
+  private readonly stats = new CostStats(0);
+  private readonly fnStats: FunctionStats[] = [];
+  private readonly warmSample: CostSample = { fn: '', path: 'warm' };
+  private readonly tierNames: string[];
+  private readonly slots: SlotState[] = [];
+  private readonly instBySlot: (CoreInstance | undefined)[] = [];
   private readonly hist = new LatencyHistogram();
-  private readonly tiers: TierView[];
-  private readonly evCtx: EvictionContext;
-  private readonly budget: number;
-  private readonly maxInst: number;
-  private readonly maxQueueDelay: number;
-  private used = 0;
-  private peak = 0;
-  private idSeq = 0;
-  private needDrain = false;
-  private waste = 0;
+  private readonly cpu: CpuModel | undefined;
+  private readonly idleVmCpu: number;
+  private readonly log: ((d: Decision) => void) | undefined;
   private queueWaitSum = 0;
-  private s = { invocations: 0, completed: 0, warm: 0, restores: 0, cold: 0, dropped: 0, evictions: 0, expirations: 0, prewarms: 0, created: 0, events: 0 };
+  /** per function (byFunction): latency histograms and counts by path */
+  private readonly fnHist: LatencyHistogram[] | undefined;
+  private readonly fnCounts: Float64Array | undefined;
+  private completed = 0;
+  private reqSeq = 0;
+  private coldBootMsSum = 0;
+  private coldBootN = 0;
+  private restoreMsSum = 0;
+  private restoreN = 0;
+  private events = 0;
 
   constructor(private readonly o: SimulationOptions) {
-    this.fns = o.trace.functions.map((tf) => new FnState(tf.index, tf.name, functionCosts(o.profile, tf.name, tf)));
-    this.tiers = profileTiers(o.profile);
-    this.budget = o.memoryMiB > 0 ? o.memoryMiB : Infinity;
-    this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : Infinity;
-    for (const f of this.fns) f.maxInst = f.costs.maxInstances ?? this.maxInst;
-    this.maxQueueDelay = o.maxQueueDelayMs ?? 60_000;
-    this.ka = o.policies.keepAlive;
-    this.sel = o.policies.selection;
-    this.fast = !o.exactEviction && typeof o.policies.eviction.orderKey === 'function';
-    this.evCtx = {
-      now: 0,
-      rng: o.policies.rng,
-      keepAlive: o.policies.keepAlive,
-      fnOf: (inst: InstanceView) => (inst as SimInstance).f.view,
+    const prof = o.profile;
+    const n: SimNodeOptions = {
+      lowWatermark: SCHED_DEFAULTS.lowWatermark,
+      highWatermark: SCHED_DEFAULTS.highWatermark,
+      maxConcurrentInvocations: SCHED_DEFAULTS.maxConcurrentInvocations,
+      maxQueueLength: SCHED_DEFAULTS.maxQueueLength,
+      maxConcurrentStarts: SCHED_DEFAULTS.maxConcurrentStarts,
+      cores: prof.node.cores,
+      idleVmCpu: prof.node.idleVmCpu,
+      snapshots: true,
+      preferWarm: SCHED_DEFAULTS.preferWarm,
+      cpuModel: true,
+      ...o.node,
     };
+    this.idleVmCpu = n.idleVmCpu;
+    this.tierNames = prof.tiers.map((t) => t.name);
+    this.log = o.onDecision;
+    const maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
+    this.costs = o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
+    const d = functionCosts(prof, '\0defaults');
+    this.core = new PoolCore(
+      {
+        memoryBudgetMiB: o.memoryMiB > 0 ? o.memoryMiB : Infinity,
+        lowWatermark: n.lowWatermark,
+        highWatermark: n.highWatermark,
+        maxConcurrentInvocations: n.maxConcurrentInvocations,
+        maxQueueLength: n.maxQueueLength,
+        maxQueueDelayMs: o.maxQueueDelayMs ?? SCHED_DEFAULTS.maxQueueDelayMs,
+        snapshots: n.snapshots,
+        tiers: prof.tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576 })),
+        starts: {
+          maxConcurrent: n.maxConcurrentStarts,
+          cores: n.cores,
+          idleVmCpu: n.idleVmCpu,
+          defaultColdMs: d.coldMs,
+          defaultRestoreMs: d.restoreMs,
+          preferWarm: n.preferWarm,
+        },
+        cpuSlots: 0,
+        exactEviction: o.exactEviction,
+        recycleOnStop: true,
+      },
+      o.policies,
+      this,
+    );
+    this.fnByIndex = o.trace.functions.map((tf, i) =>
+      this.core.defineFunction(
+        tf.name,
+        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', snapshotBytes: this.costs[i]!.snapshotMiB * 1048576 },
+        0,
+      ),
+    );
+    this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
+    if (o.byFunction) {
+      this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
+      this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+    }
   }
 
   run(): SimulationResult {
@@ -216,6 +242,7 @@ export class Simulator {
     const endMs = Math.min(trace.nSlots * trace.slotMs * scale, o.durationMs ?? Infinity);
     const x = new ArrivalExpander(trace, o.expand);
     const heap = this.heap;
+    const core = this.core;
     let done = false;
     for (let slot = 0; slot < trace.nSlots && !done; slot++) {
       if (slot * trace.slotMs * scale >= endMs) break;
@@ -229,423 +256,241 @@ export class Simulator {
           break;
         }
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
-        this.arrival(this.fns[fns[i]!]!, t);
-        this.s.events++;
-        if (this.needDrain) this.drain(t);
+        this.events++;
+        if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
+        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
+        this.afterEvent(t);
       }
     }
-    // Events up to the end; then only in-flight work (finishes, starting instances).
+    // events up to the end; then only work in flight (runs and starts), no more timers
     let simEnd = endMs;
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();
     while (heap.pop()) {
-      const kind = heap.topPayload & 3;
-      if (kind === K_EXPIRE || kind === K_PREWARM) continue;
+      const kind = heap.topPayload & 7;
+      if (kind >= E_TIMER && kind < E_RUNCPU) continue; // no timers after the end; runs and starts finish
       simEnd = Math.max(simEnd, heap.topTime);
-      this.dispatch(kind, heap.topPayload >> 2, heap.topTag, heap.topTime);
-      if (this.needDrain) this.drain(heap.topTime);
+      this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
-    for (const f of this.fns) {
-      this.s.dropped += f.queued;
-      f.queue = [];
-      f.qHead = 0;
-    }
-    for (const inst of this.globalIdle) this.waste += (inst.memoryMiB * Math.max(0, simEnd - inst.idleSince)) / 1000;
+    const unserved = core.queuedCount;
 
     const wallMs = performance.now() - wall0;
-    const s = this.s;
-    const inv = s.invocations;
+    const c = core.counters;
+    const inv = c.arrivals;
     const frac = (k: number): number => (inv > 0 ? k / inv : 0);
     const p = o.policies;
+    const dropped = inv - this.completed;
     return {
       policy: o.label ?? p.keepAlive.name,
       keepAlive: p.keepAlive.name,
       eviction: p.eviction.name,
       selection: p.selection.name,
       placement: p.placement.name,
-      memoryMiB: Number.isFinite(this.budget) ? this.budget : null,
-      functions: this.fns.length,
+      admission: p.admission.name,
+      memoryMiB: Number.isFinite(core.cfg.memoryBudgetMiB) ? core.cfg.memoryBudgetMiB : null,
+      functions: trace.functions.length,
       invocations: inv,
-      completed: s.completed,
-      warm: s.warm,
-      restores: s.restores,
-      coldStarts: s.cold,
-      dropped: s.dropped,
-      snapshots: this.fns.filter((f) => f.snapshotTier !== null).length,
-      coldStartFraction: frac(s.cold),
-      restoreFraction: frac(s.restores),
-      warmFraction: frac(s.warm),
-      droppedFraction: frac(s.dropped),
-      wastedMemoryMiBSeconds: this.waste,
+      completed: this.completed,
+      warm: c.warm,
+      restores: c.freshRestore,
+      coldStarts: c.freshCold,
+      coldBoots: c.coldStarts,
+      restoresStarted: c.restoreStarts,
+      dropped,
+      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
+      snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
+      coldStartFraction: frac(c.freshCold),
+      restoreFraction: frac(c.freshRestore),
+      warmFraction: frac(c.warm),
+      droppedFraction: frac(dropped),
+      goodput: frac(this.completed),
+      wastedMemoryMiBSeconds: core.idleMemoryTime(simEnd) / 1000,
       p50Ms: this.hist.percentile(50),
       p99Ms: this.hist.percentile(99),
       meanMs: this.hist.mean(),
-      meanQueueMs: s.completed > 0 ? this.queueWaitSum / s.completed : 0,
-      evictions: s.evictions,
-      expirations: s.expirations,
-      prewarms: s.prewarms,
-      instancesCreated: s.created,
-      peakMemoryMiB: this.peak,
+      meanQueueMs: this.completed > 0 ? this.queueWaitSum / this.completed : 0,
+      meanColdBootMs: this.coldBootN > 0 ? this.coldBootMsSum / this.coldBootN : 0,
+      meanRestoreMs: this.restoreN > 0 ? this.restoreMsSum / this.restoreN : 0,
+      evictions: c.evictions,
+      expirations: c.expirations,
+      prewarms: c.prewarms,
+      instancesCreated: c.coldStarts + c.restoreStarts,
+      peakMemoryMiB: c.peakMemoryMiB,
       simulatedSeconds: simEnd / 1000,
       wallMs,
-      events: s.events,
-      eventsPerSecond: wallMs > 0 ? (s.events * 1000) / wallMs : 0,
+      events: this.events,
+      eventsPerSecond: wallMs > 0 ? (this.events * 1000) / wallMs : 0,
       invocationsPerSecond: wallMs > 0 ? (inv * 1000) / wallMs : 0,
+      byFunction: this.fnHist ? this.functionResults() : undefined,
     };
+  }
+
+  private functionResults(): FunctionResult[] {
+    const k = this.fnCounts!;
+    return this.o.trace.functions.map((tf, i) => ({
+      name: tf.name,
+      invocations: k[i * 4]!,
+      completed: this.fnHist![i]!.count,
+      warm: k[i * 4 + 1]!,
+      restores: k[i * 4 + 2]!,
+      coldStarts: k[i * 4 + 3]!,
+      p50Ms: this.fnHist![i]!.percentile(50),
+      p99Ms: this.fnHist![i]!.percentile(99),
+    }));
   }
 
   private step(): void {
     const heap = this.heap;
     heap.pop();
-    this.dispatch(heap.topPayload & 3, heap.topPayload >> 2, heap.topTag, heap.topTime);
-    if (this.needDrain) this.drain(heap.topTime);
+    this.dispatch(heap.topPayload & 7, heap.topPayload >> 3, heap.topTag, heap.topTime);
   }
 
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
-    this.s.events++;
-    if (kind === K_FINISH) {
-      this.finish(this.pool[idx]!, now);
-    } else if (kind === K_EXPIRE) {
-      const inst = this.pool[idx]!;
-      if (inst.life !== tag || inst.armedAt !== now) return; // stale
-      inst.armedAt = Infinity;
-      if (inst.state !== 'idle') return; // re-armed when it is idle again
-      if (now >= inst.expireAt) {
-        this.s.expirations++;
-        this.stop(inst, now, false);
-      } else if (Number.isFinite(inst.expireAt)) {
-        this.arm(inst, inst.expireAt);
+    this.events++;
+    const core = this.core;
+    if (kind === E_RUNCPU) {
+      const inst = this.instAt(idx);
+      const s = this.slots[idx];
+      if (!inst || !s || inst.state !== 'busy' || !s.job || s.job.version !== tag) return;
+      this.cpu!.end(s.job, now);
+      s.job = undefined;
+      // the rest of the run waits (timers, I/O): no CPU
+      this.heap.push(now + s.waitMs, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
+    } else if (kind === E_FINISH) {
+      const inst = this.instAt(idx);
+      if (!inst || inst.state !== 'busy') return;
+      const s = this.slots[idx]!;
+      if (s.job || (inst.seq >>> 0) !== tag) return; // its CPU part is still running
+      this.completed++;
+      this.hist.record(now - s.arrival);
+      if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      core.runDone(inst, now);
+      this.observe(inst, s);
+    } else if (kind === E_READY) {
+      const inst = this.instAt(idx);
+      const s = this.slots[idx];
+      if (!inst || !s || inst.state !== 'starting') return;
+      if (s.job && s.job.version !== tag) return; // re-timed by the CPU model
+      if (s.job) this.cpu!.end(s.job, now);
+      s.job = undefined;
+      const ms = now - s.startedAt;
+      if (inst.path === 'cold') {
+        this.coldBootMsSum += ms;
+        this.coldBootN++;
+      } else {
+        this.restoreMsSum += ms;
+        this.restoreN++;
       }
-    } else if (kind === K_READY) {
-      this.ready(this.pool[idx]!, now);
+      const snap = inst.snapshot;
+      if (snap && inst.path === 'cold' && !snap.ready) core.snapshotReady(snap, s.costs.snapshotMiB * 1048576, undefined, now);
+      core.startDone(inst, now);
     } else {
-      this.prewarm(this.fns[idx]!, now);
+      core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
     }
+    this.afterEvent(now);
   }
 
-  // ---- requests ----
-
-  private arrival(f: FnState, t: number): void {
-    this.s.invocations++;
-    this.ka.onInvocation(f.view, t);
-    if (f.queued > 0) {
-      f.queue.push(t);
-      return;
-    }
-    if (f.idle.length > 0) {
-      this.serveWarm(this.pickIdle(f, t), t, t);
-      return;
-    }
-    if (f.prewarming.length > 0) {
-      f.prewarming.pop()!.pendingArrival = t;
-      return;
-    }
-    if (this.tryStart(f, t, t) !== 0) f.queue.push(t);
-  }
-
-  private pickIdle(f: FnState, now: number): SimInstance {
-    if (f.idle.length === 1) return f.idle[0]!;
-    return this.sel.select(f.idle, now) as SimInstance;
-  }
-
-  /** 0 started, 1 at the function's instance cap, 2 no memory. */
-  private tryStart(f: FnState, arrival: number, now: number): number {
-    if (f.live >= f.maxInst) return 1;
-    const mem = f.costs.memoryMiB;
-    if (!this.admit(mem, now, true)) {
-      if (!f.inMemWait) {
-        f.inMemWait = true;
-        this.memWait.push(f);
-      }
-      return 2;
-    }
-    const inst = this.newInstance(f, now);
-    const restore = f.snapshotTier !== null && now >= f.snapshotReadyAt;
-    let cost: number;
-    if (restore) {
-      inst.path = P_RESTORE;
-      cost = f.restoreMs;
-      this.s.restores++;
-      f.restores++;
+  /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
+  private observe(inst: CoreInstance, s: SlotState): void {
+    const c = s.costs;
+    const f = inst.f;
+    const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
+    const w = this.warmSample;
+    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
+    const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
+    if (!s.fresh) {
+      w.fn = f.name;
+      w.warmMs = c.warmMs;
+      w.runMs = c.runMs;
+      w.cpuShare = cpuShare;
+      // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
+      if (this.stats.unchangedBy(fs, w)) return;
+      this.stats.observeInto(fs, w);
     } else {
-      inst.path = P_COLD;
-      cost = f.costs.coldMs;
-      this.s.cold++;
-      this.placeAfterCold(f, now);
+      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
     }
-    inst.state = 'busy';
-    inst.invocations = 1;
-    const run = f.costs.runMs;
-    this.record(now - arrival, cost + run);
-    this.heap.push(now + cost + run, (inst.idx << 2) | K_FINISH, 0);
-    return 0;
+    this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
 
-  private placeAfterCold(f: FnState, now: number): void {
-    if (f.snapshotTier !== null || f.keepWarm) return;
-    const c = f.costs;
-    const base = c.warmMs + c.runMs;
-    const slowdownByTier: Record<string, number | undefined> = {};
-    for (const t of this.tiers) slowdownByTier[t.name] = base > 0 ? ((c.restoreMsByTier[t.name] ?? c.restoreMs) + c.runMs) / base : undefined;
-    const stats: PlacementStats = { slowdownByTier, samples: f.restores };
-    const d = this.o.policies.placement.place(f.view, this.tiers, stats);
-    if (d.action === 'snapshot') {
-      const tier = this.tiers.find((t) => t.name === d.tier);
-      const bytes = c.snapshotMiB * 1048576;
-      // A snapshot that does not fit its tier is not kept (the next cold start asks again).
-      if (tier && tier.capacityBytes > 0 && tier.usedBytes + bytes > tier.capacityBytes) return;
-      if (tier) (tier as { usedBytes: number }).usedBytes += bytes;
-      f.snapshotTier = d.tier;
-      f.restoreMs = c.restoreMsByTier[d.tier] ?? c.restoreMs;
-      // The snapshot exists once the cold start it is taken from has finished booting.
-      f.snapshotReadyAt = now + c.coldMs;
-    } else if (d.action === 'keep-warm') {
-      f.keepWarm = true;
+  private instAt(idx: number): CoreInstance | undefined {
+    return this.instBySlot[idx];
+  }
+
+  private afterEvent(now: number): void {
+    // the idle VMs' CPU matters only while jobs (starts, CPU-bound runs) share the cores with them
+    if (this.cpu && this.cpu.jobs > 0) this.cpu.setBackground(this.background(), now);
+  }
+
+  /** CPU the idle VMs take (busy ones are jobs of the CPU model when their function uses CPU). */
+  private background(): number {
+    return this.core.idleCount * this.idleVmCpu;
+  }
+
+  private rescheduleJob(j: CpuJob): void {
+    const inst = j.owner as CoreInstance;
+    this.heap.push(j.finishAt, (inst.idx << 3) | j.kind, j.version);
+  }
+
+  // ---- CoreEffects ---------------------------------------------------------
+
+  start(inst: CoreInstance, plan: CoreStartPlan, now: number): void {
+    let s = this.slots[inst.idx];
+    if (!s) this.slots[inst.idx] = s = new SlotState();
+    this.instBySlot[inst.idx] = inst;
+    const c = this.costs[inst.f.index]!;
+    s.costs = c;
+    s.startedAt = now;
+    const restore = plan.path === 'restore';
+    const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
+    if (this.cpu) {
+      s.job = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, 1, now, inst, E_READY, this.background());
+    } else {
+      s.job = undefined;
+      this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
+    this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
   }
 
-  private serveWarm(inst: SimInstance, arrival: number, now: number): void {
-    this.leaveIdle(inst, now);
-    inst.state = 'busy';
-    inst.invocations++;
-    this.s.warm++;
-    const f = inst.f;
-    this.record(now - arrival, f.costs.warmMs + f.costs.runMs);
-    this.heap.push(now + f.costs.warmMs + f.costs.runMs, (inst.idx << 2) | K_FINISH, 0);
-  }
-
-  private record(queuedMs: number, serviceMs: number): void {
-    this.s.completed++;
-    this.queueWaitSum += queuedMs;
-    this.hist.record(queuedMs + serviceMs);
-  }
-
-  /** Next queued request of f that has not waited too long (NaN: none). */
-  private nextQueued(f: FnState, now: number): number {
-    while (f.qHead < f.queue.length) {
-      const a = f.queue[f.qHead++]!;
-      if (f.qHead > 1024 && f.qHead * 2 > f.queue.length) {
-        f.queue = f.queue.slice(f.qHead);
-        f.qHead = 0;
-      }
-      if (now - a <= this.maxQueueDelay) return a;
-      this.s.dropped++;
+  assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void {
+    const s = this.slots[inst.idx]!;
+    const c = s.costs;
+    s.fresh = fresh;
+    s.arrival = arrival;
+    this.queueWaitSum += now - arrival;
+    if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    const service = (fresh ? 0 : c.warmMs) + c.runMs;
+    const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
+    if (this.cpu && cpuMs > 0) {
+      // the run's CPU (the invocation's own cost on the node, then the function's share) is a job that
+      // shares the cores and stretches when they are oversubscribed; its waiting part follows, without CPU
+      s.waitMs = Math.max(0, service + c.invokeCpuMs - cpuMs);
+      s.job = this.cpu.begin(cpuMs, cpuMs, 1, now, inst, E_RUNCPU, this.background());
+    } else {
+      s.job = undefined;
+      this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
     }
-    return NaN;
+    this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
   }
 
-  // ---- instance life ----
+  reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, _arrival: number, now: number): void {
+    this.log?.({ t: now, kind: 'reject', req, fn: f.name, reason });
+  }
 
-  private finish(inst: SimInstance, now: number): void {
-    const f = inst.f;
-    const next = f.queued > 0 ? this.nextQueued(f, now) : NaN;
-    if (!Number.isNaN(next)) {
-      // Still hot: serve the function's own queue at once.
-      inst.state = 'busy';
-      inst.invocations++;
-      this.s.warm++;
-      this.record(now - next, f.costs.warmMs + f.costs.runMs);
-      this.heap.push(now + f.costs.warmMs + f.costs.runMs, (inst.idx << 2) | K_FINISH, 0);
-      return;
+  stop(inst: CoreInstance, cause: StopCause, now: number): void {
+    const s = this.slots[inst.idx];
+    if (s?.job && this.cpu) {
+      this.cpu.end(s.job, now);
+      s.job = undefined;
     }
-    this.goIdle(inst, now);
+    this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
   }
 
-  private goIdle(inst: SimInstance, now: number): void {
-    const f = inst.f;
-    inst.state = 'idle';
-    inst.lastUsedAt = now;
-    const d = this.ka.onIdle(inst, f.view, now);
-    let keep = d.keepWarmMs;
-    if (f.keepWarm) keep = Infinity;
-    else if (d.prewarmAfterMs !== undefined && d.prewarmAfterMs > 0) {
-      this.stop(inst, now, false);
-      f.prewarmKeepMs = keep;
-      this.heap.push(now + d.prewarmAfterMs, (f.index << 2) | K_PREWARM, 0);
-      return;
-    }
-    if (!(keep > 0)) {
-      this.stop(inst, now, false);
-      return;
-    }
-    this.enterIdle(inst, now, keep);
+  wake(at: number, kind: TimerKind, target: number, token: number): void {
+    this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
   }
 
-  private enterIdle(inst: SimInstance, now: number, keepMs: number): void {
-    const f = inst.f;
-    inst.state = 'idle';
-    inst.idleSince = now;
-    inst.fnIdlePos = f.idle.length;
-    f.idle.push(inst);
-    inst.globalIdlePos = this.globalIdle.length;
-    this.globalIdle.push(inst);
-    this.idleMem += inst.memoryMiB;
-    if (this.fast) {
-      this.evCtx.now = now;
-      inst.evKey = this.o.policies.eviction.orderKey!(inst, this.evCtx);
-      this.idleIndex.push(inst);
-    }
-    inst.expireAt = now + keepMs;
-    // One armed event per instance: an earlier armed one re-arms itself when it fires.
-    if (Number.isFinite(keepMs) && inst.armedAt > inst.expireAt) this.arm(inst, inst.expireAt);
-    if (this.memWait.length > 0) this.needDrain = true;
-  }
+  dropSnapshot(_snap: CoreSnapshot): void {}
 
-  private arm(inst: SimInstance, at: number): void {
-    inst.armedAt = at;
-    this.heap.push(at, (inst.idx << 2) | K_EXPIRE, inst.life);
-  }
-
-  private leaveIdle(inst: SimInstance, now: number): void {
-    this.waste += (inst.memoryMiB * (now - inst.idleSince)) / 1000;
-    const f = inst.f;
-    const a = f.idle;
-    const lastF = a.pop()!;
-    if (lastF !== inst) {
-      a[inst.fnIdlePos] = lastF;
-      lastF.fnIdlePos = inst.fnIdlePos;
-    }
-    const g = this.globalIdle;
-    const lastG = g.pop()!;
-    if (lastG !== inst) {
-      g[inst.globalIdlePos] = lastG;
-      lastG.globalIdlePos = inst.globalIdlePos;
-    }
-    inst.fnIdlePos = -1;
-    inst.globalIdlePos = -1;
-    this.idleMem -= inst.memoryMiB;
-    if (this.fast) this.idleIndex.remove(inst);
-  }
-
-  private stop(inst: SimInstance, now: number, evicted: boolean): void {
-    if (inst.state === 'idle' && inst.fnIdlePos >= 0) this.leaveIdle(inst, now);
-    const f = inst.f;
-    if (evicted) this.ka.onEvict?.(inst, f.view, now);
-    else this.ka.onStop?.(inst, f.view, now);
-    inst.state = 'stopping';
-    inst.life = (inst.life + 1) >>> 0;
-    inst.armedAt = Infinity;
-    f.live--;
-    this.used -= inst.memoryMiB;
-    this.free.push(inst);
-    if (this.memWait.length > 0) this.needDrain = true;
-  }
-
-  private newInstance(f: FnState, now: number): SimInstance {
-    let inst = this.free.pop();
-    if (!inst) {
-      inst = new SimInstance(this.pool.length);
-      this.pool.push(inst);
-    }
-    inst.seq = this.idSeq++;
-    inst.id = String(inst.seq);
-    inst.fn = f.name;
-    inst.f = f;
-    inst.memoryMiB = f.costs.memoryMiB;
-    inst.state = 'starting';
-    inst.createdAt = now;
-    inst.lastUsedAt = now;
-    inst.invocations = 0;
-    inst.pendingArrival = NaN;
-    f.live++;
-    this.used += inst.memoryMiB;
-    if (this.used > this.peak) this.peak = this.used;
-    this.s.created++;
-    return inst;
-  }
-
-  private admit(need: number, now: number, allowEvict: boolean): boolean {
-    if (this.used + need <= this.budget) return true;
-    if (!allowEvict || this.globalIdle.length === 0) return false;
-    const deficit = this.used + need - this.budget;
-    if (this.fast) {
-      // Same victims as selectVictims: lowest orderKey first until covered.
-      if (this.idleMem < deficit) return false;
-      while (this.used + need > this.budget) {
-        const v = this.idleIndex.peek();
-        if (!v) return false;
-        this.s.evictions++;
-        this.stop(v, now, true);
-      }
-      return true;
-    }
-    this.evCtx.now = now;
-    const victims = this.o.policies.eviction.selectVictims(this.globalIdle, deficit, this.evCtx) as SimInstance[];
-    let freeable = 0;
-    for (const v of victims) if (v.state === 'idle') freeable += v.memoryMiB;
-    // Partial eviction would lose warm instances without admitting anyone.
-    if (freeable < deficit) return false;
-    for (const v of victims) {
-      if (v.state !== 'idle') continue;
-      this.s.evictions++;
-      this.stop(v, now, true);
-    }
-    return this.used + need <= this.budget;
-  }
-
-  // ---- pre-warming ----
-
-  private prewarm(f: FnState, now: number): void {
-    if (f.idle.length > 0 || f.prewarming.length > 0 || f.live >= f.maxInst || f.queued > 0) return;
-    // Speculative: never evicts anyone.
-    if (!this.admit(f.costs.memoryMiB, now, false)) return;
-    const inst = this.newInstance(f, now);
-    const restore = f.snapshotTier !== null && now >= f.snapshotReadyAt;
-    inst.path = restore ? P_RESTORE : P_COLD;
-    inst.prewarmKeepMs = f.prewarmKeepMs;
-    f.prewarming.push(inst);
-    this.s.prewarms++;
-    this.heap.push(now + (restore ? f.restoreMs : f.costs.coldMs), (inst.idx << 2) | K_READY, 0);
-  }
-
-  private ready(inst: SimInstance, now: number): void {
-    const f = inst.f;
-    const k = f.prewarming.indexOf(inst);
-    if (k >= 0) f.prewarming.splice(k, 1);
-    if (!Number.isNaN(inst.pendingArrival)) {
-      // A request claimed it while it was starting: it waited for that start.
-      if (inst.path === P_RESTORE) this.s.restores++;
-      else this.s.cold++;
-      inst.state = 'busy';
-      inst.invocations = 1;
-      this.record(0, now - inst.pendingArrival + f.costs.warmMs + f.costs.runMs);
-      this.heap.push(now + f.costs.warmMs + f.costs.runMs, (inst.idx << 2) | K_FINISH, 0);
-      return;
-    }
-    inst.lastUsedAt = now;
-    this.enterIdle(inst, now, f.keepWarm ? Infinity : inst.prewarmKeepMs);
-  }
-
-  // ---- memory waiters ----
-
-  private drain(now: number): void {
-    this.needDrain = false;
-    const w = this.memWait;
-    while (w.length > 0) {
-      const f = w[0]!;
-      if (f.queued === 0) {
-        f.inMemWait = false;
-        w.shift();
-        continue;
-      }
-      const head = f.queue[f.qHead]!;
-      if (now - head > this.maxQueueDelay) {
-        this.nextQueued(f, now); // drops the stale ones
-        continue;
-      }
-      const r = this.tryStart(f, head, now);
-      if (r === 0) {
-        f.qHead++;
-        continue;
-      }
-      if (r === 1) {
-        // Waits for its own instances, not for memory.
-        f.inMemWait = false;
-        w.shift();
-        continue;
-      }
-      break; // FIFO: the head still does not fit
-    }
-  }
+  moveSnapshot(): void {}
 }
 
 export function simulate(o: SimulationOptions): SimulationResult {

@@ -1,12 +1,17 @@
-// Sinks: where an invocation's outcome goes (an HTTP reply, a file, a broker).
+// Sinks: where an invocation's outcome goes (an HTTP reply, a broker subject, a test's collector).
 
 import type { FaasError } from '../core/errors.js';
+import type { Failure } from '../core/failure.js';
 import type { ActivationRecord } from '../perf/activation.js';
 
 export interface InvocationResult {
   activation: ActivationRecord;
+  /** the function's result; for an application error that returned {error: ...}, that object */
   result?: unknown;
+  /** the HTTP-facing error (code, status, message) */
   error?: FaasError;
+  /** the typed failure behind `error` */
+  failure?: Failure;
 }
 
 export interface Sink {

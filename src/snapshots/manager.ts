@@ -1,24 +1,26 @@
-// SnapshotManager: creates, places, serves, re-places and evicts VM snapshots.
-//
-// A snapshot is taken by a Worker right after a cold boot's init (the agent has
-// loaded the code, so a restored VM answers `run` at once). Where it goes is
-// the placement policy's decision over the configured storage tiers; each tier
-// has a capacity and evicts its least recently used snapshots when full. A
-// snapshot is valid only for the exact code, VM shape and guest image it was
-// taken with. Everything is recorded in the embedded database.
+// SnapshotManager: keeps VM snapshots on the storage tiers and their catalogue
+// in the embedded database. What exists where is decided by the decision core
+// (placement policy, tier capacity with LRU eviction, invalidation when a
+// function changes, re-placement); this actor carries it out: it makes the
+// directory a snapshot is written to, records it, measures it, moves or deletes
+// its files, and at start forgets half-made snapshots, snapshots of another guest
+// image, and files nobody records.
 
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Actor, errText } from '../core/actor.js';
-import type { Db } from '../registry/db.js';
+import type { Clock } from '../core/clock.js';
+import { stmt, type Db } from '../registry/db.js';
 import type { FunctionDef } from '../registry/registry.js';
-import type { FunctionView, PlacementPolicy, PlacementStats, TierView } from '../policies/types.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
 
 const run = promisify(execFile);
+
+/** How long the old copy of a moved snapshot stays for restores already handed its path. */
+const OLD_COPY_GRACE_MS = 30_000;
 
 export interface TierConfig {
   name: string;
@@ -30,20 +32,17 @@ export interface TierConfig {
 export interface SnapshotManagerOptions {
   db: Db;
   tiers: TierConfig[];
-  placement: PlacementPolicy;
   imageVersion: string;
   kind: SnapshotFiles['kind'];
   /** drop the files' pages from the page cache after writing (not for tmpfs tiers) */
   uncache: boolean;
-  /** measured per-function behaviour (owned by PerfManager, read-only here) */
-  functionView: (fn: FunctionDef) => FunctionView;
-  /** measured restore latency by tier and warm latency, for placement */
-  measured: (fn: string) => { restoreByTier: Record<string, number>; warmMs?: number; runMs?: number; samples: number } | undefined;
+  clock: Clock;
 }
 
 interface Row {
   id: string;
   function: string;
+  version_key: string;
   code_sha256: string;
   image_version: string;
   memory_mib: number;
@@ -61,7 +60,6 @@ interface Row {
 
 export class SnapshotManager extends Actor<SnapshotMsg> {
   private seq = 0;
-  readonly counters = { created: 0, restored: 0, restoreFailures: 0, evicted: 0, invalidated: 0, replaced: 0 };
 
   constructor(private readonly o: SnapshotManagerOptions) {
     super();
@@ -75,189 +73,102 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
 
   protected async receive(msg: SnapshotMsg): Promise<void> {
     switch (msg.kind) {
-      case 'lookup':
-        msg.reply.resolve(this.lookup(msg.fn));
+      case 'inventory':
+        msg.reply.resolve(
+          this.rows()
+            .filter((r) => r.status === 'ready')
+            .sort((a, b) => b.last_used_at - a.last_used_at)
+            .map((r) => ({ record: toRecord(r), ref: this.ref(r) })),
+        );
         return;
       case 'prepare':
-        msg.reply.resolve(this.prepare(msg.fn));
+        msg.reply.resolve(this.prepare(msg.fn, msg.versionKey, msg.tier));
         return;
-      case 'commit':
-        await this.commit(msg.id, msg.createMs);
-        return;
-      case 'abort':
-        this.log.warn('snapshot creation failed', { id: msg.id, reason: msg.reason });
-        this.remove(msg.id);
-        return;
-      case 'restored':
-        await this.restored(msg.id, msg.ok, msg.reason);
-        return;
-      case 'invalidate': {
-        const n = this.invalidate(msg.fn, msg.keep);
-        msg.reply?.resolve(n);
+      case 'commit': {
+        const bytes = await this.commit(msg.id, msg.createMs);
+        msg.reply?.resolve(bytes);
         return;
       }
+      case 'restored':
+        stmt(this.o.db, 'UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Math.round(this.o.clock.now()), msg.id);
+        return;
+      case 'restoreFailed':
+        this.log.warn(msg.broken ? 'snapshot could not be restored' : 'snapshot restore timed out (host overloaded?)', { id: msg.id, reason: msg.reason });
+        return;
+      case 'drop':
+        this.log.info('snapshot dropped', { id: msg.id, cause: msg.cause });
+        this.remove(msg.id);
+        return;
+      case 'move':
+        msg.reply?.resolve(await this.move(msg.id, msg.tier));
+        return;
       case 'list':
         msg.reply.resolve(this.rows().map(toRecord));
         return;
     }
   }
 
-  // ---- serving -----------------------------------------------------------
-
-  private lookup(fn: FunctionDef): SnapshotRef | undefined {
-    const rows = this.o.db
-      .prepare(
-        `SELECT * FROM snapshots WHERE function = ? AND code_sha256 = ? AND image_version = ? AND memory_mib = ? AND vcpus = ? AND kind = ? AND status = 'ready' ORDER BY last_used_at DESC`,
-      )
-      .all(fn.name, fn.codeSha256, this.o.imageVersion, fn.memoryMiB, fn.vcpus, this.o.kind) as Row[];
-    for (const r of rows) {
-      const ref = this.ref(r);
-      const missing = [ref.files.statePath, ...(ref.files.kind === 'shared-memory' ? [ref.files.memoryPath] : [])].filter((p) => !existsSync(p));
-      if (missing.length === 0) return ref;
-      this.log.warn('snapshot files missing: dropping it, the function will cold boot', { id: r.id, fn: fn.name, missing });
-      this.remove(r.id);
-    }
-    return undefined;
-  }
-
-  /** Placement decides whether the next cold start of `fn` leaves a snapshot, and on which tier. */
-  private prepare(fn: FunctionDef): SnapshotRef | undefined {
-    const creating = this.o.db.prepare(`SELECT COUNT(*) AS n FROM snapshots WHERE function = ? AND status = 'creating'`).get(fn.name) as { n: number };
-    if (creating.n > 0) return undefined; // one snapshot of a function at a time
-    const d = this.o.placement.place(this.o.functionView(fn), this.tierViews(), this.placementStats(fn.name));
-    if (d.action !== 'snapshot') {
-      this.log.debug('placement: no snapshot', { fn: fn.name, action: d.action, reason: d.reason });
-      return undefined;
-    }
-    const tier = this.o.tiers.find((t) => t.name === d.tier);
-    if (!tier) {
-      this.log.warn('placement chose an unknown tier', { fn: fn.name, tier: d.tier });
-      return undefined;
-    }
-    const need = fn.memoryMiB * 1024 * 1024;
-    if (!this.makeRoom(tier, need)) {
-      this.log.warn('snapshot tier full and nothing evictable', { tier: tier.name, fn: fn.name });
-      return undefined;
-    }
-    const id = `${fn.name}-${Date.now().toString(36)}${(++this.seq).toString(36)}`;
+  private prepare(fn: FunctionDef, versionKey: string, tierName: string): SnapshotRef {
+    const tier = this.tier(tierName);
+    const id = `${fn.name}-${Math.round(this.o.clock.now()).toString(36)}${(++this.seq).toString(36)}`;
     const dir = path.join(tier.path, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const now = Date.now();
-    this.o.db
-      .prepare(
-        `INSERT INTO snapshots (id, function, code_sha256, image_version, memory_mib, vcpus, kind, tier, dir, size_bytes, created_at, last_used_at, status)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating')`,
+    const now = Math.round(this.o.clock.now());
+    stmt(this.o.db, 
+        `INSERT INTO snapshots (id, function, version_key, code_sha256, image_version, memory_mib, vcpus, kind, tier, dir, size_bytes, created_at, last_used_at, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating')`,
       )
-      .run(id, fn.name, fn.codeSha256, this.o.imageVersion, fn.memoryMiB, fn.vcpus, this.o.kind, tier.name, dir, need, now, now);
-    return { id, fn: fn.name, tier: tier.name, dir, files: filesIn(dir, this.o.kind) };
+      .run(id, fn.name, versionKey, fn.codeSha256, this.o.imageVersion, fn.memoryMiB, fn.vcpus, this.o.kind, tier.name, dir, fn.memoryMiB * 1048576, now, now);
+    return refOf(id, fn.name, tier.name, dir, this.o.kind);
   }
 
-  private async commit(id: string, createMs: number): Promise<void> {
+  private async commit(id: string, createMs: number): Promise<number> {
     const r = this.row(id);
     if (!r) {
-      // the function was deleted or changed while the snapshot was being taken
+      // dropped while it was being taken (function changed or deleted, instance stopped)
       this.log.info('snapshot no longer wanted', { id });
-      return;
+      return 0;
     }
     const size = diskUsage(r.dir);
-    this.o.db.prepare(`UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
-    this.counters.created++;
+    stmt(this.o.db, `UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
     const tier = this.o.tiers.find((t) => t.name === r.tier);
     if (this.o.uncache && tier) await this.uncache(r.dir, tier);
     this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs) });
-    if (tier) this.makeRoom(tier, 0, id);
+    return size;
   }
 
-  private async restored(id: string, ok: boolean, reason: string | undefined): Promise<void> {
+  private async move(id: string, tierName: string): Promise<SnapshotRef | undefined> {
     const r = this.row(id);
-    if (!r) return;
-    if (!ok) {
-      this.counters.restoreFailures++;
-      // a host too loaded to answer in time says nothing about the snapshot: keep it
-      if (reason && /timed out|no reply within|within \d+ ms|deadline/i.test(reason)) {
-        this.log.warn('snapshot restore timed out (host overloaded?): keeping the snapshot', { id, fn: r.function, reason });
-        return;
-      }
-      this.log.warn('snapshot could not be restored: dropping it', { id, fn: r.function, reason });
-      this.remove(id);
-      return;
-    }
-    this.counters.restored++;
-    this.o.db.prepare('UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Date.now(), id);
-    await this.replaceIfNeeded(r);
-  }
-
-  /** Adaptive placement: when a function's measurements say its snapshot belongs elsewhere, move (or drop) it. */
-  private async replaceIfNeeded(r: Row): Promise<void> {
-    if (this.o.placement.name !== 'adaptive') return;
-    const stats = this.placementStats(r.function);
-    if (!stats) return;
-    const fnView: FunctionView = { name: r.function, memoryMiB: r.memory_mib };
-    const d = this.o.placement.place(fnView, this.tierViews(), stats);
-    if (d.action === 'snapshot' && d.tier === r.tier) return;
-    if (d.action !== 'snapshot') {
-      this.log.info('adaptive placement drops a snapshot', { id: r.id, action: d.action, reason: d.reason });
-      this.remove(r.id);
-      return;
-    }
-    const tier = this.o.tiers.find((t) => t.name === d.tier);
-    if (!tier || !this.makeRoom(tier, r.size_bytes)) return;
+    if (!r || r.tier === tierName) return undefined;
+    const tier = this.tier(tierName);
     const dir = path.join(tier.path, r.id);
     try {
       // cp keeps the RAM file sparse; VMs restored from the old copy keep their private mapping
       await run('cp', ['-r', '--sparse=always', r.dir, dir]);
     } catch (err) {
-      this.log.warn('moving a snapshot failed', { id: r.id, err: errText(err) });
+      this.log.warn('moving a snapshot failed: it stays where it was', { id, err: errText(err) });
       rmSync(dir, { recursive: true, force: true });
-      return;
+      return undefined;
     }
-    this.o.db.prepare('UPDATE snapshots SET tier = ?, dir = ? WHERE id = ?').run(tier.name, dir, r.id);
-    rmSync(r.dir, { recursive: true, force: true });
-    this.counters.replaced++;
+    stmt(this.o.db, 'UPDATE snapshots SET tier = ?, dir = ? WHERE id = ?').run(tier.name, dir, r.id);
+    // restores that were handed the old place may still be starting: remove it a little later
+    this.o.clock.setTimer(OLD_COPY_GRACE_MS, () => rmSync(r.dir, { recursive: true, force: true }));
     if (this.o.uncache) await this.uncache(dir, tier);
-    this.log.info('snapshot re-placed', { id: r.id, from: r.tier, to: tier.name, reason: d.reason });
-  }
-
-  // ---- invalidation and eviction ----------------------------------------
-
-  private invalidate(fn: string, keep: FunctionDef | undefined): number {
-    let n = 0;
-    for (const r of this.o.db.prepare('SELECT * FROM snapshots WHERE function = ?').all(fn) as Row[]) {
-      const valid = keep && r.code_sha256 === keep.codeSha256 && r.memory_mib === keep.memoryMiB && r.vcpus === keep.vcpus && r.image_version === this.o.imageVersion;
-      if (valid) continue;
-      this.remove(r.id);
-      this.counters.invalidated++;
-      n++;
-    }
-    return n;
-  }
-
-  /** Evict least recently used ready snapshots of `tier` until `extraBytes` more fit. */
-  private makeRoom(tier: TierConfig, extraBytes: number, protect?: string): boolean {
-    const cap = tier.capacityMiB * 1024 * 1024;
-    const rows = this.o.db.prepare(`SELECT * FROM snapshots WHERE tier = ? ORDER BY last_used_at ASC`).all(tier.name) as Row[];
-    let used = rows.reduce((s, r) => s + r.size_bytes, 0);
-    for (const r of rows) {
-      if (used + extraBytes <= cap) break;
-      if (r.status !== 'ready' || r.id === protect) continue;
-      this.log.info('snapshot evicted (tier full, LRU)', { id: r.id, tier: tier.name });
-      this.remove(r.id);
-      this.counters.evicted++;
-      used -= r.size_bytes;
-    }
-    return used + extraBytes <= cap;
+    this.log.info('snapshot moved', { id, from: r.tier, to: tier.name });
+    return this.ref({ ...r, tier: tier.name, dir });
   }
 
   private remove(id: string): void {
     const r = this.row(id);
-    this.o.db.prepare('DELETE FROM snapshots WHERE id = ?').run(id);
+    stmt(this.o.db, 'DELETE FROM snapshots WHERE id = ?').run(id);
     if (r) rmSync(r.dir, { recursive: true, force: true });
   }
 
-  /** At start: forget half-made snapshots and ones for another image; delete files nobody records. */
+  /** At start: forget half-made snapshots and ones for another image or kind; delete files nobody records. */
   private cleanup(): void {
     for (const r of this.rows()) {
-      if (r.status !== 'ready' || r.image_version !== this.o.imageVersion || r.kind !== this.o.kind || !existsSync(r.dir)) this.remove(r.id);
+      const bad = r.status !== 'ready' || r.image_version !== this.o.imageVersion || r.kind !== this.o.kind || r.version_key === '' || !existsSync(r.dir);
+      if (bad || !this.o.tiers.some((t) => t.name === r.tier)) this.remove(r.id);
     }
     const known = new Set(this.rows().map((r) => r.dir));
     for (const t of this.o.tiers) {
@@ -268,50 +179,10 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     }
   }
 
-  // ---- helpers -----------------------------------------------------------
-
-  private tierViews(): TierView[] {
-    const used = new Map<string, number>();
-    for (const r of this.rows()) used.set(r.tier, (used.get(r.tier) ?? 0) + r.size_bytes);
-    return this.o.tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1024 * 1024, usedBytes: used.get(t.name) ?? 0 }));
-  }
-
-  /**
-   * Slowdown per tier = (restore + run) / (warm + run). Tiers the function was
-   * never restored from are estimated from how the tiers compare for all functions.
-   */
-  private placementStats(fn: string): PlacementStats | undefined {
-    const m = this.o.measured(fn);
-    if (!m) return undefined;
-    const base = (m.warmMs ?? 0) + (m.runMs ?? 0) || 1;
-    const slowdownByTier: Record<string, number | undefined> = {};
-    const measuredTiers = Object.entries(m.restoreByTier);
-    const factor = this.tierFactors();
-    for (const t of this.o.tiers) {
-      let restore = m.restoreByTier[t.name];
-      if (restore === undefined && measuredTiers.length > 0) {
-        const [refTier, refMs] = measuredTiers[0]!;
-        const f = factor.get(t.name) && factor.get(refTier) ? factor.get(t.name)! / factor.get(refTier)! : undefined;
-        restore = f !== undefined ? refMs * f : undefined;
-      }
-      slowdownByTier[t.name] = restore === undefined ? undefined : (restore + (m.runMs ?? 0)) / base;
-    }
-    return { slowdownByTier, samples: m.samples };
-  }
-
-  /** mean restore latency of each tier over every function measured there */
-  private tierFactors(): Map<string, number> {
-    const sums = new Map<string, { s: number; n: number }>();
-    for (const r of this.rows()) {
-      const m = this.o.measured(r.function);
-      for (const [t, v] of Object.entries(m?.restoreByTier ?? {})) {
-        const e = sums.get(t) ?? { s: 0, n: 0 };
-        e.s += v;
-        e.n++;
-        sums.set(t, e);
-      }
-    }
-    return new Map([...sums].map(([t, e]) => [t, e.s / e.n]));
+  private tier(name: string): TierConfig {
+    const t = this.o.tiers.find((x) => x.name === name);
+    if (!t) throw new Error(`snapshots: no tier named ${name}`);
+    return t;
   }
 
   private async uncache(dir: string, tier: TierConfig): Promise<void> {
@@ -327,20 +198,20 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
   }
 
   private ref(r: Row): SnapshotRef {
-    return { id: r.id, fn: r.function, tier: r.tier, dir: r.dir, files: filesIn(r.dir, r.kind as SnapshotFiles['kind']) };
+    return refOf(r.id, r.function, r.tier, r.dir, r.kind as SnapshotFiles['kind']);
   }
 
   private row(id: string): Row | undefined {
-    return this.o.db.prepare('SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
+    return stmt(this.o.db, 'SELECT * FROM snapshots WHERE id = ?').get(id) as Row | undefined;
   }
 
   private rows(): Row[] {
-    return this.o.db.prepare('SELECT * FROM snapshots ORDER BY created_at').all() as Row[];
+    return stmt(this.o.db, 'SELECT * FROM snapshots ORDER BY created_at').all() as Row[];
   }
 }
 
-function filesIn(dir: string, kind: SnapshotFiles['kind']): SnapshotFiles {
-  return { kind, statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') };
+function refOf(id: string, fn: string, tier: string, dir: string, kind: SnapshotFiles['kind']): SnapshotRef {
+  return { id, fn, tier, dir, files: { kind, statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
 }
 
 /** Bytes actually allocated (RAM files are sparse). */
@@ -372,6 +243,7 @@ function toRecord(r: Row): SnapshotRecord {
   return {
     id: r.id,
     function: r.function,
+    versionKey: r.version_key,
     codeSha256: r.code_sha256,
     imageVersion: r.image_version,
     memoryMiB: r.memory_mib,

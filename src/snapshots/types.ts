@@ -1,4 +1,7 @@
 // Messages and records of the SnapshotManager, shared by VmPool and Worker.
+// The decision core decides which snapshots exist (placement, tier capacity,
+// invalidation, re-placement); the SnapshotManager keeps their files and their
+// catalogue in the database and does what the core decided.
 
 import type { Reply } from '../core/actor.js';
 import type { FunctionDef } from '../registry/registry.js';
@@ -11,13 +14,15 @@ export interface SnapshotRef {
   tier: string;
   dir: string;
   files: SnapshotFiles;
-  /** pages to read ahead before resuming (REAP), when recorded */
-  workingSetPath?: string;
+  /** where the working set of its first restored run is recorded and read back (REAP) */
+  workingSetPath: string;
 }
 
 export interface SnapshotRecord {
   id: string;
   function: string;
+  /** the function version it belongs to (code, shape, entry, env) */
+  versionKey: string;
   codeSha256: string;
   imageVersion: string;
   memoryMiB: number;
@@ -34,13 +39,16 @@ export interface SnapshotRecord {
 }
 
 export type SnapshotMsg =
-  /** A valid snapshot for the function's current definition, if there is one. */
-  | { kind: 'lookup'; fn: FunctionDef; reply: Reply<SnapshotRef | undefined> }
-  /** Placement decides whether (and where) a new cold start should leave a snapshot; undefined = don't snapshot. */
-  | { kind: 'prepare'; fn: FunctionDef; reply: Reply<SnapshotRef | undefined> }
-  | { kind: 'commit'; id: string; createMs: number }
-  | { kind: 'abort'; id: string; reason: string }
-  | { kind: 'restored'; id: string; ok: boolean; restoreMs?: number; reason?: string }
-  /** Drop the function's snapshots that no longer match its definition (or all of them, when deleted). */
-  | { kind: 'invalidate'; fn: string; keep?: FunctionDef; reply?: Reply<number> }
+  /** Ready snapshots of this image, newest first, with their refs: VmPool gives them to the decision core at start. */
+  | { kind: 'inventory'; reply: Reply<Array<{ record: SnapshotRecord; ref: SnapshotRef }>> }
+  /** The core decided that a cold start of `fn` leaves a snapshot on `tier`: make its directory and catalogue row. */
+  | { kind: 'prepare'; fn: FunctionDef; versionKey: string; tier: string; reply: Reply<SnapshotRef> }
+  /** The snapshot was written: answers its size in bytes (0 when it is no longer wanted). */
+  | { kind: 'commit'; id: string; createMs: number; reply?: Reply<number> }
+  | { kind: 'restored'; id: string }
+  /** Bookkeeping of a failed restore; whether the snapshot goes is the core's decision (a `drop` follows). */
+  | { kind: 'restoreFailed'; id: string; broken: boolean; reason: string }
+  | { kind: 'drop'; id: string; cause: string }
+  /** Move the files to another tier (adaptive placement); answers the new ref (undefined: not moved). */
+  | { kind: 'move'; id: string; tier: string; reply?: Reply<SnapshotRef | undefined> }
   | { kind: 'list'; reply: Reply<SnapshotRecord[]> };

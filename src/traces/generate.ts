@@ -175,8 +175,8 @@ export function writeAzureTrace(dir: string, opts: GenerateOptions & { day?: str
   });
 }
 
-/** A FaaSRail-style spec (CSV or JSON by the file's extension). Requests carry {"ms": avgDurationMs}. */
-export function writeFaasrailSpec(file: string, opts: GenerateOptions & { slotSeconds?: number } = {}): string {
+/** A spec in FaaSCell's per-slot format (CSV or JSON by the file's extension). Requests carry {"ms": avgDurationMs}. */
+export function writeSlotsSpec(file: string, opts: GenerateOptions & { slotSeconds?: number } = {}): string {
   const fns = synthesize(opts, 8);
   const slotSeconds = opts.slotSeconds ?? 60;
   const rows = fns.map((f, i) => ({
@@ -199,8 +199,8 @@ export function writeFaasrailSpec(file: string, opts: GenerateOptions & { slotSe
 }
 
 export interface GenerateCommandOptions extends GenerateOptions {
-  format: 'azure' | 'faasrail';
-  /** Directory (azure) or file (.csv/.json, faasrail). */
+  format: 'azure' | 'slots';
+  /** Directory (azure) or file (.csv/.json, slots). */
   out: string;
   day?: string;
   slotSeconds?: number;
@@ -209,7 +209,7 @@ export interface GenerateCommandOptions extends GenerateOptions {
 
 export function runGenerateCommand(o: GenerateCommandOptions): string[] {
   if (o.format === 'azure') return writeAzureTrace(o.out, o);
-  return [writeFaasrailSpec(o.out, o)];
+  return [writeSlotsSpec(o.out, o)];
 }
 
 function parseArgs(argv: string[]): GenerateCommandOptions {
@@ -219,10 +219,12 @@ function parseArgs(argv: string[]): GenerateCommandOptions {
     if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
     o[a.slice(2)] = argv[++i] ?? '';
   }
-  if (!o.out) throw new Error('usage: generate.ts --format azure|faasrail --out DIR|FILE [--functions N] [--slots N] [--seed S] [--day d01] [--slot-seconds S]');
+  if (!o.out) throw new Error('usage: generate.ts --format azure|slots --out DIR|FILE [--functions N] [--slots N] [--seed S] [--day d01] [--slot-seconds S]');
+  // this generator never wrote FaaSRail's own format: the per-slot format is called "slots" now
+  if (o.format !== undefined && o.format !== 'azure' && o.format !== 'slots') throw new Error(`--format: azure or slots (got '${o.format}'; FaaSRail's own specs are written by faasrail-shrinkray)`);
   const num = (k: string): number | undefined => (o[k] === undefined ? undefined : Number(o[k]));
   return {
-    format: o.format === 'faasrail' ? 'faasrail' : 'azure',
+    format: o.format === 'slots' ? 'slots' : 'azure',
     out: o.out,
     functions: num('functions'),
     slots: num('slots') ?? num('minutes'),

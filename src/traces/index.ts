@@ -1,23 +1,28 @@
 import { loadAzureTrace, type AzureLoadOptions } from './azure.js';
 import { loadFaasrailSpec } from './faasrail.js';
+import { loadSlotsSpec } from './slots.js';
 import type { Trace } from './types.js';
 
 export * from './types.js';
 export * from './azure.js';
+export * from './slots.js';
 export * from './faasrail.js';
 export * from './expand.js';
 export * from './transform.js';
 
-export type TraceFormat = 'azure' | 'faasrail';
+/** azure: Azure Functions 2019; faasrail: FaaSRail's specs (and older slots files); slots: FaaSCell's per-slot specs. */
+export type TraceFormat = 'azure' | 'faasrail' | 'slots';
+export const TRACE_FORMATS: readonly TraceFormat[] = ['azure', 'faasrail', 'slots'];
 
 export interface LoadTraceOptions extends AzureLoadOptions {
-  /** FaaSRail slot length (s). */
+  /** Slot length (s) of slots and FaaSRail specs. */
   slotSeconds?: number;
 }
 
-/** Load a trace of either format. */
+/** Load a trace of any format. */
 export async function loadTrace(p: string, format: TraceFormat, opts: LoadTraceOptions = {}): Promise<Trace> {
   if (format === 'azure') return loadAzureTrace(p, opts);
   if (format === 'faasrail') return loadFaasrailSpec(p, { slotSeconds: opts.slotSeconds });
-  throw new Error(`unknown trace format '${String(format)}' (azure | faasrail)`);
+  if (format === 'slots') return loadSlotsSpec(p, { slotSeconds: opts.slotSeconds });
+  throw new Error(`unknown trace format '${String(format)}' (${TRACE_FORMATS.join(' | ')})`);
 }

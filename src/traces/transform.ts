@@ -1,3 +1,4 @@
+import { createRng } from '../policies/rng.js';
 import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
 
 /** Indices of the n most invoked functions (ties: lower index first). */
@@ -42,9 +43,42 @@ export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
   return {
     format: trace.format,
     source: trace.source,
+    slotLabels: trace.slotLabels?.slice(from, to),
     slotMs: trace.slotMs,
     nSlots,
     functions,
+    totalInvocations: csr.total,
+    slotStart: csr.slotStart,
+    entryFn: csr.entryFn,
+    entryCount: csr.entryCount,
+  };
+}
+
+/**
+ * Keep each invocation with probability `fraction` (seeded binomial thinning of
+ * every per-slot count): the same arrival process at a lower rate, for nodes that
+ * cannot take a trace's full load. Deterministic for a seed.
+ */
+export function thinTrace(trace: Trace, fraction: number, seed = 1): Trace {
+  if (!(fraction > 0 && fraction <= 1)) throw new Error(`sample fraction must be in (0, 1] (got ${fraction})`);
+  if (fraction === 1) return trace;
+  const rng = createRng(seed);
+  const b = new EntryBuilder();
+  const totals = new Float64Array(trace.functions.length);
+  for (let s = 0; s < trace.nSlots; s++) {
+    for (let e = trace.slotStart[s]!; e < trace.slotStart[s + 1]!; e++) {
+      let kept = 0;
+      for (let k = trace.entryCount[e]!; k > 0; k--) if (rng.next() < fraction) kept++;
+      if (kept === 0) continue;
+      const fn = trace.entryFn[e]!;
+      b.push(s, fn, kept);
+      totals[fn]! += kept;
+    }
+  }
+  const csr = b.toCsr(trace.nSlots);
+  return {
+    ...trace,
+    functions: trace.functions.map((f, i) => ({ ...f, total: totals[i]! })),
     totalInvocations: csr.total,
     slotStart: csr.slotStart,
     entryFn: csr.entryFn,

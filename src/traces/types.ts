@@ -4,7 +4,7 @@
 export interface TraceFunction {
   /** Index into Trace.functions (and the fn ids in arrivals). */
   readonly index: number;
-  /** Unique name (Azure: HashFunction, deduplicated; FaaSRail: the row's name). */
+  /** Unique name (Azure: HashFunction, deduplicated; slots: the row's name; FaaSRail: workload-rROW). */
   readonly name: string;
   /** Application (Azure: HashApp) or '' */
   readonly app: string;
@@ -14,15 +14,25 @@ export interface TraceFunction {
   readonly avgDurationMs: number | undefined;
   /** Memory (MiB) when the trace has it. */
   readonly memoryMiB: number | undefined;
-  /** Request params to send (FaaSRail specs). */
+  /** Request params to send (slots and FaaSRail specs). */
   readonly request: unknown;
   /** Invocations of this function over the whole trace. */
   readonly total: number;
+  /** FaaSRail: the workload name as the spec gives it (mapped_wreq.bench, "pyaes-3f1a…"). */
+  readonly workload?: string;
+  /** FaaSRail: the FunctionBench benchmark that workload runs, when it is a known one. */
+  readonly benchmark?: string;
+  /** FaaSRail: the trace function's average run time (the `avg` column), ms. */
+  readonly traceAvgMs?: number;
+  /** FaaSRail: the workload's measured standard deviation (ms), when the spec has it. */
+  readonly stdevMs?: number;
 }
 
 export interface Trace {
-  readonly format: 'azure' | 'faasrail';
+  readonly format: 'azure' | 'faasrail' | 'slots';
   readonly source: string;
+  /** Header text of each slot column, when the file names them (FaaSRail: "1-288", …). */
+  readonly slotLabels?: readonly string[];
   readonly slotMs: number;
   readonly nSlots: number;
   readonly functions: readonly TraceFunction[];

@@ -1,70 +1,43 @@
-// VmPool: holds the state of every instance on the node and decides, for each
-// invocation, between a warm instance, a restore from a snapshot, and a cold
-// boot. It consults the policies (keep-alive, eviction, selection; placement via
-// the SnapshotManager) and enforces the node's budget: memory with low/high
-// watermarks, per-function instance limits, a global concurrency limit and
-// per-function queues with a length limit and a maximum queueing delay.
+// VmPool: the daemon's shell around the decision core (src/vmpool/core). It
+// turns messages into core calls (a request arrives, a Worker reports, a timer
+// fires, PerfManager has new costs) and carries out the core's decisions with
+// real actors: it spawns and stops Workers, hands assigned requests to them,
+// answers refused ones, sets timers on the clock, and tells the SnapshotManager
+// which snapshots to make, drop or move. It keeps no scheduling state of its own:
+// the core holds the decision state, each Worker its VM's state.
 
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { Actor, errText, type ActorRef, type ActorSystem, type Reply } from '../core/actor.js';
-import { FaasError } from '../core/errors.js';
-import { nowMs, type ActivationRecord } from '../perf/activation.js';
-import type { FunctionView, InstanceView, KeepAlivePolicy, PolicySet, Rng } from '../policies/types.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Failure } from '../core/failure.js';
+import type { ActivationRecord } from '../perf/activation.js';
+import type { CostsMsg } from '../perf/perf-manager.js';
+import type { AdmissionDecision } from '../policies/types.js';
 import type { FunctionDef } from '../registry/registry.js';
-import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
-import { Worker, type InstanceEvent, type StartPlan, type WorkerDeps, type WorkerMsg } from '../worker/worker.js';
+import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../snapshots/types.js';
+import { Worker, type InvokeOutcome, type StartPlan, type WorkerDeps, type WorkerEvent, type WorkerMsg } from '../worker/worker.js';
+import { PoolCore, type CoreCounters } from './core/core.js';
+import {
+  type CoreConfig,
+  type CoreEffects,
+  type CoreFunction,
+  type CoreInstance,
+  type CorePolicies,
+  type CoreSnapshot,
+  type CoreStartPlan,
+  type Decision,
+  type RejectCode,
+  type SnapshotDropCause,
+  type StopCause,
+  type TimerKind,
+} from './core/model.js';
 
-export interface PoolConfig {
-  memoryBudgetMiB: number;
-  lowWatermark: number;
-  highWatermark: number;
+export interface PoolConfig extends Omit<CoreConfig, 'cpuSlots' | 'recycleOnStop'> {
+  /** host CPUs VMs may run on */
   cpus: number[];
+  /** pin each VM to one of `cpus`, round robin */
   pinVms: boolean;
-  maxConcurrentInvocations: number;
-  maxQueueLength: number;
-  maxQueueDelayMs: number;
-  snapshotsEnabled: boolean;
-}
-
-export interface Lease {
-  vmId: string;
-  worker: ActorRef<WorkerMsg>;
-  /** the instance was started while this request waited (its start path and stages belong to this activation) */
-  fresh: boolean;
-}
-
-type PoolInstState = 'starting' | 'idle' | 'busy' | 'stopping';
-
-interface Inst {
-  id: string;
-  fn: string;
-  codeSha256: string;
-  shape: string;
-  memoryMiB: number;
-  state: PoolInstState;
-  worker: Worker;
-  ref: ActorRef<WorkerMsg>;
-  createdAt: number;
-  lastUsedAt: number;
-  invocations: number;
-  startCostMs: number;
-  cpuSlot: number;
-  /** the definition changed (or an evict was asked): stop instead of reusing */
-  stale: boolean;
-  /** bumps on every idle period, so an old keep-alive timer cannot stop a reused instance */
-  idleToken: number;
-  timer?: NodeJS.Timeout;
-  /** set for pre-warmed instances: how long to keep them once ready */
-  prewarmKeepMs?: number;
-  /** stopped under memory pressure (the keep-alive policy heard onEvict, not onStop) */
-  evicted?: boolean;
-}
-
-interface Waiter {
-  fn: FunctionDef;
-  rec: ActivationRecord;
-  reply: Reply<Lease>;
-  enqueuedAt: number;
-  timer: NodeJS.Timeout;
 }
 
 export interface PoolStatus {
@@ -73,497 +46,412 @@ export interface PoolStatus {
   /** false: every non-warm start is a cold boot (no snapshots taken or restored) */
   snapshotsEnabled: boolean;
   busy: number;
-  instances: Array<{ id: string; fn: string; state: PoolInstState; workerState: string; memoryMiB: number; createdAt: number; lastUsedAt: number; invocations: number; stale: boolean; cpuSlot: number }>;
+  starting: number;
+  startSlots: number;
+  instances: Array<{
+    id: string;
+    inst: number;
+    fn: string;
+    state: CoreInstance['state'];
+    workerState: string;
+    path: 'cold' | 'restore';
+    memoryMiB: number;
+    createdAt: number;
+    lastUsedAt: number;
+    invocations: number;
+    stale: boolean;
+    cpuSlot: number;
+    pid?: number;
+  }>;
   queues: Record<string, number>;
-  counters: PoolCounters;
-}
-
-export interface PoolCounters {
-  cold: number;
-  restore: number;
-  warm: number;
-  evictedMemory: number;
-  expired: number;
-  prewarmed: number;
-  rejectedQueueFull: number;
-  rejectedQueueDelay: number;
-  startFailures: number;
+  tiers: Array<{ name: string; usedBytes: number; capacityBytes: number; snapshots: number }>;
+  counters: CoreCounters;
 }
 
 export type PoolMsg =
-  | { kind: 'acquire'; fn: FunctionDef; rec: ActivationRecord; reply: Reply<Lease> }
-  | InstanceEvent
-  | { kind: 'expire'; vmId: string; token: number }
-  | { kind: 'prewarm'; fn: FunctionDef; keepMs: number }
-  | { kind: 'queueTimeout'; fn: string; rec: ActivationRecord }
-  | { kind: 'evictFunction'; fn: string; reply: Reply<number> }
+  | { kind: 'invoke'; fn: FunctionDef; rec: ActivationRecord; params: unknown; reply: Reply<InvokeOutcome> }
+  | WorkerEvent
+  | CostsMsg
+  | { kind: 'timer'; tk: TimerKind; target: number; token: number }
+  | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string }
+  | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef }
   | { kind: 'functionChanged'; fn: string; def: FunctionDef | undefined; reply?: Reply<void> }
+  | { kind: 'evictFunction'; fn: string; reply: Reply<number> }
   | { kind: 'status'; reply: Reply<PoolStatus> }
   | { kind: 'shutdown'; reply: Reply<void> };
 
 export interface PoolDeps {
   system: ActorSystem;
   workerDeps: Omit<WorkerDeps, 'cpuAffinity'>;
-  policies: PolicySet & { keepAliveFor(fn: string): KeepAlivePolicy };
+  policies: CorePolicies;
   snapshots?: ActorRef<SnapshotMsg>;
-  rng: Rng;
+  /** functions to know from the start (the registry's) */
+  functions: () => FunctionDef[];
+  clock: Clock;
   config: PoolConfig;
+  /** every decision of the core, as the simulator reports them (the conformance test) */
+  onDecision?: (d: Decision) => void;
 }
 
-export class VmPool extends Actor<PoolMsg> {
-  private readonly insts = new Map<string, Inst>();
-  private readonly queues = new Map<string, Waiter[]>();
-  /** latest definition seen per function, for start-cost bookkeeping and prewarm */
-  private readonly defs = new Map<string, FunctionDef>();
-  private readonly costs = new Map<string, { coldMs?: number; restoreMs?: number }>();
-  private seq = 0;
-  private cpuCursor = 0;
-  private shuttingDown = false;
-  readonly counters: PoolCounters = { cold: 0, restore: 0, warm: 0, evictedMemory: 0, expired: 0, prewarmed: 0, rejectedQueueFull: 0, rejectedQueueDelay: 0, startFailures: 0 };
+interface PendingRequest {
+  def: FunctionDef;
+  rec: ActivationRecord;
+  params: unknown;
+  reply: Reply<InvokeOutcome>;
+  arrival: number;
+}
+
+interface WorkerHandle {
+  worker: Worker;
+  ref: ActorRef<WorkerMsg>;
+  /** the request it runs (assigned, not finished) */
+  req?: number;
+}
+
+const versionKeys = new WeakMap<FunctionDef, string>();
+
+/** Instances and snapshots are reusable only for the same version: code, shape, entry and env. */
+export function versionKey(def: FunctionDef): string {
+  let k = versionKeys.get(def);
+  if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
+  return k;
+}
+
+function computeVersionKey(def: FunctionDef): string {
+  const env = Object.keys(def.env)
+    .sort()
+    .map((k) => `${k}=${def.env[k]}`)
+    .join('\0');
+  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}`).digest('hex').slice(0, 16);
+}
+
+export class VmPool extends Actor<PoolMsg> implements CoreEffects {
+  private readonly core: PoolCore;
+  private readonly pending = new Map<number, PendingRequest>();
+  /** live instances by the core's instance number */
+  private readonly bySeq = new Map<number, CoreInstance>();
+  private reqSeq = 0;
+  /** why the last restore of a function failed, for the record of the cold start that follows */
+  private readonly restoreErrors = new Map<string, string>();
+  private shutdownReply: Reply<void> | undefined;
+  /** the VM whose failed start is being handed to the core (its refusals name it) */
+  private failingVm: string | undefined;
+  /** timers set for the core (cancelled at shutdown) */
+  private readonly timers = new Set<TimerHandle>();
+  /** a boot nonce in VM ids: ids stay unique across daemon restarts */
+  private readonly nonce = Date.now().toString(36);
 
   constructor(private readonly deps: PoolDeps) {
     super();
+    const c = deps.config;
+    this.core = new PoolCore({ ...c, cpuSlots: c.pinVms ? c.cpus.length : 0 }, deps.policies, this);
+  }
+
+  protected override async preStart(): Promise<void> {
+    const now = this.deps.clock.now();
+    for (const def of this.deps.functions()) this.define(def, now);
+    // snapshots on disk from an earlier run: the core takes those of the functions' current versions
+    const snaps = this.deps.snapshots;
+    if (snaps && this.core.cfg.snapshots) {
+      const inv = await snaps.ask<Array<{ record: SnapshotRecord; ref: SnapshotRef }>>((reply) => ({ kind: 'inventory', reply }), 30_000);
+      for (const { record, ref } of inv) {
+        const f = this.core.fn(record.function);
+        const taken = f ? this.core.addSnapshot(f, record.versionKey, record.tier, record.sizeBytes, record.lastUsedAt, ref) : undefined;
+        if (!taken) snaps.tell({ kind: 'drop', id: record.id, cause: 'invalidated' });
+      }
+    }
   }
 
   protected receive(msg: PoolMsg): void {
+    const now = this.deps.clock.now();
     switch (msg.kind) {
-      case 'acquire':
-        return this.acquire(msg.fn, msg.rec, msg.reply);
-      case 'instance':
-        return this.onInstanceEvent(msg);
-      case 'expire': {
-        const inst = this.insts.get(msg.vmId);
-        if (inst && inst.state === 'idle' && inst.idleToken === msg.token) {
-          this.counters.expired++;
-          this.stopInst(inst, 'keep-alive expired');
-        }
+      case 'invoke':
+        return this.invoke(msg, now);
+      case 'ready':
+        return this.withInst(msg.inst, (ci) => this.core.startDone(ci, now));
+      case 'snapshotTaken':
+        return this.withInst(msg.inst, (ci) => {
+          if (ci.snapshot) this.core.snapshotReady(ci.snapshot, msg.bytes, msg.snapshot, now);
+        });
+      case 'snapshotFailed':
+        return this.withInst(msg.inst, (ci) => {
+          if (ci.snapshot) this.core.snapshotFailed(ci.snapshot, now);
+        });
+      case 'runDone':
+        return this.withInst(msg.inst, (ci) => {
+          const h = ci.handle as WorkerHandle;
+          if (h.req !== undefined) this.pending.delete(h.req);
+          h.req = undefined;
+          this.core.runDone(ci, now);
+        });
+      case 'runRefused':
+        return this.withInst(msg.inst, (ci) => {
+          const p = this.pending.get(msg.req);
+          (ci.handle as WorkerHandle).req = undefined;
+          if (p) this.core.runRefused(ci, msg.req, p.arrival, now);
+        });
+      case 'gone':
+        return this.withInst(msg.inst, (ci) => {
+          const h = ci.handle as WorkerHandle;
+          if (h.req !== undefined) this.pending.delete(h.req); // the Worker answered it
+          this.bySeq.delete(ci.seq);
+          const f = msg.failure;
+          if (f && (f.kind === 'restore-broken' || f.kind === 'restore-slow')) {
+            this.restoreErrors.set(ci.fn, String(f.detail));
+            this.log.warn(f.kind === 'restore-broken' ? 'snapshot unusable: dropped, the next start boots cold' : 'restore timed out: the snapshot is kept', { fn: ci.fn, vmId: h.worker.vmId, err: f.detail });
+          }
+          void this.deps.system.stop(h.ref).catch(() => undefined);
+          // a request refused because this start failed names the VM (its console log is kept)
+          this.failingVm = h.worker.vmId;
+          this.core.gone(ci, msg.failure, now);
+          this.failingVm = undefined;
+          this.maybeShutdownDone();
+        });
+      case 'costs': {
+        const f = this.core.fn(msg.fn);
+        if (f) this.core.setCosts(f, msg.costs);
         return;
       }
-      case 'prewarm':
-        return this.prewarm(msg.fn, msg.keepMs);
-      case 'queueTimeout':
-        return this.queueTimeout(msg.fn, msg.rec);
-      case 'evictFunction': {
-        let n = 0;
-        for (const inst of this.insts.values()) {
-          if (inst.fn !== msg.fn || inst.state === 'stopping') continue;
-          n++;
-          if (inst.state === 'idle') this.stopInst(inst, 'evicted by request');
-          else inst.stale = true;
-        }
-        msg.reply.resolve(n);
+      case 'timer':
+        this.core.timer(msg.tk, msg.target, msg.token, now);
         return;
-      }
-      case 'functionChanged':
-        this.functionChanged(msg.fn, msg.def);
+      case 'prepared':
+        return this.prepared(msg, now);
+      case 'moved':
+        if (msg.snap.f.snapshot === msg.snap) msg.snap.ref = msg.ref;
+        return;
+      case 'functionChanged': {
+        if (msg.def) this.define(msg.def, now);
+        else {
+          const f = this.core.fn(msg.fn);
+          if (f) this.core.removeFunction(f, now);
+        }
         msg.reply?.resolve();
         return;
+      }
+      case 'evictFunction': {
+        const f = this.core.fn(msg.fn);
+        msg.reply.resolve(f ? this.core.evictFunction(f, now) : 0);
+        return;
+      }
       case 'status':
         msg.reply.resolve(this.status());
         return;
       case 'shutdown':
-        this.shutdown(msg.reply);
+        this.shutdownReply = msg.reply;
+        this.core.shutdown(now);
+        this.maybeShutdownDone();
         return;
     }
   }
 
-  // ---- acquire -----------------------------------------------------------
+  private invoke(m: Extract<PoolMsg, { kind: 'invoke' }>, now: number): void {
+    const f = this.define(m.fn, now);
+    const req = ++this.reqSeq;
+    m.rec.timestamps.queued = now;
+    this.pending.set(req, { def: m.fn, rec: m.rec, params: m.params, reply: m.reply, arrival: now });
+    this.core.arrive(f, req, now);
+    // still waiting (not answered, not running yet): it was admitted
+    if (this.pending.has(req)) m.rec.timestamps.admitted ??= now;
+  }
 
-  private acquire(fn: FunctionDef, rec: ActivationRecord, reply: Reply<Lease>): void {
-    if (this.shuttingDown) return reply.reject(new FaasError('unavailable', 'the daemon is shutting down'));
-    rec.timestamps.queued = nowMs();
-    this.defs.set(fn.name, fn);
-    this.deps.policies.keepAliveFor(fn.name).onInvocation(this.fnView(fn), Date.now());
-    const q = this.queue(fn.name);
-    // Only requests beyond what the function's free instance slots (idle, starting or
-    // still startable) will serve count as queued; a request waiting for its own cold
-    // start is not queued behind anybody.
-    const busy = [...this.insts.values()].filter((i) => i.fn === fn.name && i.state === 'busy').length;
-    const queuedBeyond = q.length - Math.max(0, fn.maxInstances - busy);
-    if (queuedBeyond >= this.deps.config.maxQueueLength && !this.hasIdle(fn)) {
-      this.counters.rejectedQueueFull++;
-      return reply.reject(new FaasError('too_many_requests', `function ${fn.name}: ${q.length} requests already queued (admission.maxQueueLength ${this.deps.config.maxQueueLength})`));
+  /** The core's function for this definition (created, or updated to a new version). */
+  private define(def: FunctionDef, now: number): CoreFunction {
+    let f = this.core.fn(def.name);
+    const version = versionKey(def);
+    if (!f || f.version !== version || f.maxInstances !== def.maxInstances || f.memoryMiB !== def.memoryMiB) {
+      f = this.core.defineFunction(def.name, { memoryMiB: def.memoryMiB, maxInstances: def.maxInstances, version }, now);
     }
-    rec.timestamps.admitted = nowMs();
-    const timer = setTimeout(() => this.self.tell({ kind: 'queueTimeout', fn: fn.name, rec }), this.deps.config.maxQueueDelayMs);
-    q.push({ fn, rec, reply, enqueuedAt: Date.now(), timer });
-    this.pump(fn.name);
+    if (f.version === version) f.handle = def;
+    return f;
   }
 
-  private queueTimeout(fnName: string, rec: ActivationRecord): void {
-    const q = this.queue(fnName);
-    const i = q.findIndex((w) => w.rec === rec);
-    if (i < 0) return;
-    const [w] = q.splice(i, 1);
-    this.counters.rejectedQueueDelay++;
-    w!.reply.reject(new FaasError('unavailable', `function ${fnName}: no instance became available within ${this.deps.config.maxQueueDelayMs} ms (admission.maxQueueDelayMs)`));
+  private withInst(seq: number, fn: (ci: CoreInstance) => void): void {
+    const ci = this.bySeq.get(seq);
+    if (ci) fn(ci);
   }
 
-  /** Serve the function's queue: warm instances first, then start new ones within the limits. */
-  private pump(fnName: string): void {
-    const q = this.queue(fnName);
-    while (q.length > 0) {
-      if (this.busyCount() >= this.deps.config.maxConcurrentInvocations) return;
-      const w = q[0]!;
-      const idle = this.idleOf(w.fn);
-      if (idle.length > 0) {
-        q.shift();
-        const chosen = this.deps.policies.selection.select(idle.map((i) => this.view(i)), Date.now());
-        this.lease(this.insts.get(chosen.id) ?? idle[0]!, w);
-        continue;
-      }
-      const starting = [...this.insts.values()].filter((i) => i.fn === fnName && i.state === 'starting' && !i.stale && i.codeSha256 === w.fn.codeSha256).length;
-      if (starting >= q.length) return; // enough starts under way for everyone waiting
-      const live = [...this.insts.values()].filter((i) => i.fn === fnName && i.state !== 'stopping').length;
-      if (live >= w.fn.maxInstances) {
-        // stale instances of an old version count against the limit only while busy
-        if (!this.stopOneStaleIdle(fnName)) return;
-        continue;
-      }
-      if (!this.makeRoom(w.fn.memoryMiB)) return; // wait until memory frees up (or the queue delay runs out)
-      this.launch(w.fn, undefined);
-      // loop: more waiters may need more instances
-    }
-  }
+  // ---- CoreEffects ---------------------------------------------------------
 
-  private lease(inst: Inst, w: Waiter): void {
-    clearTimeout(w.timer);
-    this.clearIdleTimer(inst);
-    // fresh: first use, and the instance was not already idle when this request arrived
-    const fresh = inst.invocations === 0 && inst.lastUsedAt >= w.enqueuedAt;
-    if (!fresh) this.counters.warm++;
-    inst.state = 'busy';
-    inst.invocations++;
-    inst.lastUsedAt = Date.now();
-    w.rec.timestamps.instanceAssigned = nowMs();
-    w.reply.resolve({ vmId: inst.id, worker: inst.ref, fresh });
-  }
-
-  // ---- starting instances ------------------------------------------------
-
-  private launch(fn: FunctionDef, prewarmKeepMs: number | undefined): Inst {
-    const id = `vm-${Date.now().toString(36)}${(++this.seq).toString(36).padStart(4, '0')}`;
-    const slot = this.nextCpuSlot();
-    const cpuAffinity = this.deps.config.pinVms && slot >= 0 ? [this.deps.config.cpus[slot]!] : undefined;
-    const worker = new Worker(id, 'pending', { ...this.deps.workerDeps, cpuAffinity }, this.self);
-    const ref = this.deps.system.spawn<WorkerMsg>(`worker-${id}`, worker, {
-      supervision: { kind: 'restart', maxRestarts: 1, withinMs: 60_000 },
-      onFailure: (f) => this.log.error('worker failed beyond restart', { vmId: id, err: errText(f.error) }),
-    });
-    const now = Date.now();
-    const inst: Inst = {
-      id,
-      fn: fn.name,
-      codeSha256: fn.codeSha256,
-      shape: shapeOf(fn),
-      memoryMiB: fn.memoryMiB,
-      state: 'starting',
-      worker,
-      ref,
-      createdAt: now,
-      lastUsedAt: now,
-      invocations: 0,
-      startCostMs: this.costs.get(fn.name)?.coldMs ?? 0,
-      cpuSlot: slot,
-      stale: false,
-      idleToken: 0,
-      prewarmKeepMs,
-    };
-    this.insts.set(id, inst);
-    // the start path needs the SnapshotManager's answer: decided off the pool's mailbox
-    this.planStart(fn)
-      .then((plan) => ref.tell({ kind: 'start', plan }))
-      .catch((err: unknown) => {
-        this.log.error('planning a start failed; cold boot', { fn: fn.name, err: errText(err) });
-        ref.tell({ kind: 'start', plan: { path: 'cold', fn } });
-      });
-    return inst;
-  }
-
-  private async planStart(fn: FunctionDef): Promise<StartPlan> {
-    const snaps = this.deps.snapshots;
-    if (!snaps || !this.deps.config.snapshotsEnabled) return { path: 'cold', fn };
-    const existing = await snaps.ask<SnapshotRef | undefined>((reply) => ({ kind: 'lookup', fn, reply }), 10_000);
-    if (existing) return { path: 'restore', fn, snapshot: existing };
-    const target = await snaps.ask<SnapshotRef | undefined>((reply) => ({ kind: 'prepare', fn, reply }), 10_000);
-    return { path: 'cold', fn, snapshotTarget: target };
-  }
-
-  private prewarm(fn: FunctionDef, keepMs: number): void {
-    if (this.shuttingDown) return;
-    const cur = this.defs.get(fn.name);
-    if (!cur || cur.codeSha256 !== fn.codeSha256) return; // deleted or changed since
-    if (this.idleOf(cur).length > 0 || [...this.insts.values()].some((i) => i.fn === fn.name && i.state === 'starting')) return;
-    if (!this.makeRoom(cur.memoryMiB)) return;
-    this.counters.prewarmed++;
-    this.launch(cur, keepMs);
-  }
-
-  // ---- instance events ---------------------------------------------------
-
-  private onInstanceEvent(ev: InstanceEvent): void {
-    const inst = this.insts.get(ev.vmId);
-    if (!inst) return;
-    const to = ev.transition.to;
-    if (ev.started) {
-      this.counters[ev.started.path]++;
-      const c = this.costs.get(inst.fn) ?? {};
-      if (ev.started.path === 'cold') c.coldMs = ev.started.startMs;
-      else if (ev.started.path === 'restore') c.restoreMs = ev.started.startMs;
-      this.costs.set(inst.fn, c);
-      inst.startCostMs = ev.started.startMs;
-    }
-    if (to === 'idle') {
-      if (inst.state === 'stopping') return;
-      inst.state = 'idle';
-      inst.lastUsedAt = Date.now();
-      this.becameIdle(inst);
+  start(inst: CoreInstance, plan: CoreStartPlan, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+    const def = inst.f.handle as FunctionDef;
+    this.bySeq.set(inst.seq, inst);
+    if (plan.path === 'cold' && plan.snapshot && this.deps.snapshots) {
+      // the snapshot's directory first; the Worker starts once the SnapshotManager answered
+      const snap = plan.snapshot;
+      const seq = inst.seq;
+      this.deps.snapshots
+        .ask<SnapshotRef>((reply) => ({ kind: 'prepare', fn: def, versionKey: inst.version, tier: snap.tier.name, reply }), 30_000)
+        .then(
+          (ref) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref }),
+          (err: unknown) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref: undefined, err: errText(err) }),
+        );
       return;
     }
-    if (to === 'running') {
-      inst.state = 'busy';
-      return;
-    }
-    if (to === 'failed' || to === 'stopping') {
-      if (inst.state === 'starting') this.counters.startFailures++;
-      const wasStarting = inst.state === 'starting';
-      inst.state = 'stopping';
-      this.clearIdleTimer(inst);
-      if (wasStarting && to === 'failed') this.failOneWaiter(inst.fn, ev.transition.reason);
-      return;
-    }
-    if (to === 'gone') {
-      this.clearIdleTimer(inst);
-      // every other end (TTL, pre-warm unload, crash, timeout, delete, update) is an onStop
-      if (!inst.evicted && inst.invocations > 0) this.deps.policies.keepAliveFor(inst.fn).onStop?.(this.view(inst), this.fnView(this.defs.get(inst.fn)), Date.now());
-      this.insts.delete(inst.id);
-      void this.deps.system.stop(inst.ref).catch(() => undefined);
-      // memory and an instance slot were freed: serve whoever waits
-      for (const fn of this.queues.keys()) this.pump(fn);
-    }
+    this.spawn(inst, plan.path === 'restore' ? { path: 'restore', fn: def, snapshot: plan.snapshot.ref as SnapshotRef } : { path: 'cold', fn: def, restoreError: this.takeRestoreError(inst.fn) }, now);
   }
 
-  /** A start failed: the oldest waiter of that function gets the error (no endless retry loop). */
-  private failOneWaiter(fnName: string, reason: string): void {
-    const q = this.queue(fnName);
-    const w = q.shift();
-    if (!w) return;
-    clearTimeout(w.timer);
-    w.reply.reject(new FaasError(/init/.test(reason) ? 'init_error' : 'vm_error', `function ${fnName}: could not start an instance: ${reason.replace(/^failed: /, '')}`));
-    this.pump(fnName);
+  private takeRestoreError(fn: string): string | undefined {
+    const e = this.restoreErrors.get(fn);
+    this.restoreErrors.delete(fn);
+    return e;
   }
 
-  private becameIdle(inst: Inst): void {
-    const def = this.defs.get(inst.fn);
-    if (inst.stale || !def || def.codeSha256 !== inst.codeSha256 || shapeOf(def) !== inst.shape) {
-      this.stopInst(inst, 'definition changed or evicted');
+  private prepared(m: Extract<PoolMsg, { kind: 'prepared' }>, now: number): void {
+    const { inst, snap, ref } = m;
+    if (inst.seq !== m.seq || inst.state !== 'starting') {
+      // stopped while the directory was being made
+      if (ref) this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause: 'failed' });
       return;
     }
-    if (this.queue(inst.fn).length > 0) {
-      this.pump(inst.fn);
-      if (inst.state !== 'idle') return;
-    }
-    // nobody waits: other functions may be blocked on the global concurrency limit
-    for (const fn of this.queues.keys()) if (fn !== inst.fn && this.queue(fn).length > 0) this.pump(fn);
-    if (inst.state !== 'idle') return;
-    const now = Date.now();
-    inst.idleToken++;
-    let keepMs: number;
-    let prewarmAfterMs: number | undefined;
-    if (inst.prewarmKeepMs !== undefined && inst.invocations === 0) {
-      keepMs = inst.prewarmKeepMs;
-    } else {
-      const d = this.deps.policies.keepAliveFor(inst.fn).onIdle(this.view(inst), this.fnView(def), now);
-      keepMs = d.keepWarmMs;
-      prewarmAfterMs = d.prewarmAfterMs;
-    }
-    if (prewarmAfterMs !== undefined) {
-      this.stopInst(inst, 'keep-alive: unload until pre-warm');
-      const keep = keepMs;
-      setTimeout(() => this.self.tell({ kind: 'prewarm', fn: def, keepMs: keep }), Math.max(0, prewarmAfterMs)).unref();
-      return;
-    }
-    if (keepMs <= 0) {
-      this.stopInst(inst, 'keep-alive: none');
-      return;
-    }
-    if (Number.isFinite(keepMs)) {
-      const token = inst.idleToken;
-      inst.timer = setTimeout(() => this.self.tell({ kind: 'expire', vmId: inst.id, token }), Math.min(keepMs, 2 ** 31 - 1));
-      inst.timer.unref();
-    }
+    if (!ref) {
+      this.log.warn('could not prepare a snapshot: cold boot without one', { fn: inst.fn, err: m.err });
+      this.core.snapshotFailed(snap, now);
+    } else if (inst.f.snapshot !== snap) {
+      this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause: 'invalidated' });
+    } else snap.ref = ref;
+    const def = inst.f.handle as FunctionDef;
+    this.spawn(inst, { path: 'cold', fn: def, snapshotTarget: ref && inst.f.snapshot === snap ? ref : undefined, restoreError: this.takeRestoreError(inst.fn) }, now);
   }
 
-  // ---- memory ------------------------------------------------------------
-
-  private memoryUsed(): number {
-    let used = 0;
-    for (const i of this.insts.values()) if (i.state !== 'stopping') used += i.memoryMiB;
-    return used;
-  }
-
-  /** Make room for `needMiB` more: evict idle instances (eviction policy) once the high watermark is crossed. */
-  private makeRoom(needMiB: number): boolean {
+  private spawn(inst: CoreInstance, plan: StartPlan, now: number): void {
+    void now;
+    const vmId = `vm-${this.nonce}-${inst.seq}`;
     const c = this.deps.config;
-    const used = this.memoryUsed();
-    if (used + needMiB <= c.highWatermark * c.memoryBudgetMiB) return true;
-    const toFree = used + needMiB - c.lowWatermark * c.memoryBudgetMiB;
-    const idle = [...this.insts.values()].filter((i) => i.state === 'idle').map((i) => this.view(i));
-    const keepAlive = this.deps.policies.keepAlive;
-    const victims = this.deps.policies.eviction.selectVictims(idle, toFree, {
-      now: Date.now(),
-      rng: this.deps.rng,
-      keepAlive,
-      fnOf: (v) => this.fnView(this.defs.get(v.fn)),
+    const cpuAffinity = c.pinVms && inst.cpuSlot >= 0 ? [c.cpus[inst.cpuSlot]!] : undefined;
+    const worker = new Worker(vmId, inst.seq, plan, { ...this.deps.workerDeps, cpuAffinity }, this.self);
+    const ref = this.deps.system.spawn<WorkerMsg>(`worker-${vmId}`, worker, {
+      // a handler that throws ends the instance (Worker.onRestart); a second throw is the daemon's problem
+      supervision: { kind: 'restart', maxRestarts: 1, withinMs: 60_000 },
+      onFailure: (f) => {
+        this.log.error('worker failed beyond restart', { vmId, err: errText(f.error) });
+        this.self.tell({ kind: 'gone', inst: inst.seq, failure: { kind: 'boot', detail: { kind: 'internal', message: `worker failed: ${errText(f.error)}` } satisfies Failure } });
+      },
     });
-    for (const v of victims) {
-      const inst = this.insts.get(v.id);
-      if (!inst || inst.state !== 'idle') continue;
-      this.deps.policies.keepAliveFor(inst.fn).onEvict?.(v, this.fnView(this.defs.get(inst.fn)), Date.now());
-      inst.evicted = true;
-      this.counters.evictedMemory++;
-      this.stopInst(inst, 'evicted: memory pressure');
-    }
-    return this.memoryUsed() + needMiB <= c.memoryBudgetMiB;
+    inst.handle = { worker, ref } satisfies WorkerHandle;
   }
 
-  // ---- changes, stop, status ---------------------------------------------
+  assign(req: number, inst: CoreInstance, fresh: boolean, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
+    const p = this.pending.get(req);
+    if (!p) return;
+    const h = inst.handle as WorkerHandle;
+    h.req = req;
+    p.rec.timestamps.admitted ??= now;
+    p.rec.timestamps.instanceAssigned = now;
+    h.ref.tell({ kind: 'run', run: { req, rec: p.rec, params: p.params, fresh, reply: p.reply } });
+  }
 
-  private functionChanged(fnName: string, def: FunctionDef | undefined): void {
-    if (def) this.defs.set(fnName, def);
-    else this.defs.delete(fnName);
-    for (const inst of this.insts.values()) {
-      if (inst.fn !== fnName) continue;
-      if (def && inst.codeSha256 === def.codeSha256 && inst.shape === shapeOf(def)) continue;
-      inst.stale = true;
-      if (inst.state === 'idle') this.stopInst(inst, def ? 'definition changed' : 'function deleted');
-    }
-    if (!def) {
-      const q = this.queue(fnName);
-      for (const w of q.splice(0)) {
-        clearTimeout(w.timer);
-        w.reply.reject(new FaasError('not_found', `function ${fnName} was deleted`, 'name'));
+  reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, _arrival: number, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'reject', req, fn: f.name, reason });
+    const p = this.pending.get(req);
+    if (!p) return;
+    this.pending.delete(req);
+    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
+    p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
+  }
+
+  private rejection(fn: string, reason: RejectCode, detail: unknown, waitedMs: number): Failure {
+    const c = this.core.cfg;
+    switch (reason) {
+      case 'queue_full':
+      case 'overloaded': {
+        const d = detail as Extract<AdmissionDecision, { admit: false }>;
+        return { kind: 'rejected', reason, message: d.message, retryAfterMs: d.retryAfterMs };
       }
+      case 'queue_timeout':
+        return { kind: 'rejected', reason, message: `function ${fn}: no instance became available within ${c.maxQueueDelayMs} ms (admission.maxQueueDelayMs; waited ${Math.round(waitedMs)} ms)` };
+      case 'deleted':
+        return { kind: 'rejected', reason, message: `function ${fn} was deleted` };
+      case 'shutting_down':
+        return { kind: 'rejected', reason, message: 'the daemon is shutting down' };
+      case 'start_failed':
+        return (detail as Failure | undefined) ?? { kind: 'boot_failed', message: `function ${fn}: could not start an instance` };
     }
   }
 
-  private stopInst(inst: Inst, reason: string): void {
-    if (inst.state === 'stopping') return;
-    inst.state = 'stopping';
-    this.clearIdleTimer(inst);
-    inst.ref.tell({ kind: 'stop', reason });
+  stop(inst: CoreInstance, cause: StopCause, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
+    (inst.handle as WorkerHandle | undefined)?.ref.tell({ kind: 'stop', reason: cause });
   }
 
-  private stopOneStaleIdle(fnName: string): boolean {
-    for (const inst of this.insts.values()) {
-      if (inst.fn === fnName && inst.state === 'idle' && inst.stale) {
-        this.stopInst(inst, 'stale');
-        return true;
-      }
-    }
-    return false;
+  wake(at: number, kind: TimerKind, target: number, token: number): void {
+    const clock = this.deps.clock;
+    const h = clock.setTimer(at - clock.now(), () => {
+      this.timers.delete(h);
+      this.self.tell({ kind: 'timer', tk: kind, target, token });
+    });
+    this.timers.add(h);
   }
 
-  private shutdown(reply: Reply<void>): void {
-    this.shuttingDown = true;
-    for (const q of this.queues.values()) {
-      for (const w of q.splice(0)) {
-        clearTimeout(w.timer);
-        w.reply.reject(new FaasError('unavailable', 'the daemon is shutting down'));
-      }
-    }
-    const all = [...this.insts.values()];
-    for (const i of all) this.clearIdleTimer(i);
-    // abort kills VMs even while a Worker is busy booting
-    Promise.all(all.map((i) => i.worker.abort('daemon shutdown').catch(() => undefined))).then(
-      () => reply.resolve(),
-      (err: unknown) => reply.reject(err),
-    );
+  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause): void {
+    const ref = snap.ref as SnapshotRef | undefined;
+    // a snapshot dropped before its directory existed is dropped when `prepared` arrives
+    if (ref) this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause });
   }
+
+  moveSnapshot(snap: CoreSnapshot, _from: string, to: string): void {
+    const ref = snap.ref as SnapshotRef | undefined;
+    if (!ref || !this.deps.snapshots) return;
+    // restores read the old place until the copy is done (the SnapshotManager keeps the old files a while)
+    this.deps.snapshots
+      .ask<SnapshotRef | undefined>((reply) => ({ kind: 'move', id: ref.id, tier: to, reply }), 600_000)
+      .then((moved) => moved && this.self.tell({ kind: 'moved', snap, ref: moved }))
+      .catch((err: unknown) => this.log.warn('moving a snapshot failed', { id: ref.id, err: errText(err) }));
+  }
+
+  // ---- status and shutdown ---------------------------------------------------
 
   private status(): PoolStatus {
     const queues: Record<string, number> = {};
-    for (const [k, q] of this.queues) if (q.length) queues[k] = q.length;
+    for (const f of this.core.fns) if (f.queued > 0) queues[f.name] = f.queued;
+    const instances: PoolStatus['instances'] = [];
+    for (const ci of this.core.allInstances()) {
+      const h = ci.handle as WorkerHandle | undefined;
+      instances.push({
+        id: h?.worker.vmId ?? `vm-${this.nonce}-${ci.seq}`,
+        inst: ci.seq,
+        fn: ci.fn,
+        state: ci.state,
+        // a read-only look at the Worker's own state machine, for display
+        workerState: h?.worker.state ?? 'pending',
+        path: ci.path,
+        memoryMiB: ci.memoryMiB,
+        createdAt: ci.createdAt,
+        lastUsedAt: ci.lastUsedAt,
+        invocations: ci.invocations,
+        stale: ci.stale,
+        cpuSlot: ci.cpuSlot,
+      });
+    }
     return {
-      memoryUsedMiB: this.memoryUsed(),
-      memoryBudgetMiB: this.deps.config.memoryBudgetMiB,
-      snapshotsEnabled: this.deps.config.snapshotsEnabled && this.deps.snapshots !== undefined,
-      busy: this.busyCount(),
-      instances: [...this.insts.values()].map((i) => ({
-        id: i.id,
-        fn: i.fn,
-        state: i.state,
-        workerState: i.worker.state,
-        memoryMiB: i.memoryMiB,
-        createdAt: i.createdAt,
-        lastUsedAt: i.lastUsedAt,
-        invocations: i.invocations,
-        stale: i.stale,
-        cpuSlot: i.cpuSlot,
-      })),
+      memoryUsedMiB: this.core.memoryUsedMiB,
+      memoryBudgetMiB: this.core.cfg.memoryBudgetMiB,
+      snapshotsEnabled: this.core.cfg.snapshots,
+      busy: this.core.busyCount,
+      starting: this.core.startingCount,
+      startSlots: this.core.startSlots(),
+      instances,
       queues,
-      counters: { ...this.counters },
+      tiers: this.core.tierUsage(),
+      counters: { ...this.core.counters },
     };
   }
 
-  // ---- helpers -----------------------------------------------------------
-
-  private queue(fn: string): Waiter[] {
-    let q = this.queues.get(fn);
-    if (!q) this.queues.set(fn, (q = []));
-    return q;
-  }
-
-  private idleOf(fn: FunctionDef): Inst[] {
-    const shape = shapeOf(fn);
-    return [...this.insts.values()].filter((i) => i.fn === fn.name && i.state === 'idle' && !i.stale && i.codeSha256 === fn.codeSha256 && i.shape === shape);
-  }
-
-  private hasIdle(fn: FunctionDef): boolean {
-    return this.idleOf(fn).length > 0;
-  }
-
-  private busyCount(): number {
-    let n = 0;
-    for (const i of this.insts.values()) if (i.state === 'busy') n++;
-    return n;
-  }
-
-  private clearIdleTimer(inst: Inst): void {
-    if (inst.timer) clearTimeout(inst.timer);
-    inst.timer = undefined;
-  }
-
-  private nextCpuSlot(): number {
-    const n = this.deps.config.cpus.length;
-    if (n === 0) return -1;
-    const s = this.cpuCursor % n;
-    this.cpuCursor++;
-    return s;
-  }
-
-  private view(i: Inst): InstanceView {
-    return {
-      id: i.id,
-      fn: i.fn,
-      memoryMiB: i.memoryMiB,
-      state: i.state,
-      createdAt: i.createdAt,
-      lastUsedAt: i.lastUsedAt,
-      invocations: i.invocations,
-      startCostMs: i.startCostMs,
-      cpuSlot: i.cpuSlot,
-    };
-  }
-
-  private fnView(def: FunctionDef | undefined): FunctionView {
-    if (!def) return { name: '?', memoryMiB: 0 };
-    const c = this.costs.get(def.name);
-    return { name: def.name, memoryMiB: def.memoryMiB, coldStartMs: c?.coldMs, restoreMs: c?.restoreMs };
+  private maybeShutdownDone(): void {
+    if (!this.shutdownReply || this.bySeq.size > 0) return;
+    for (const p of this.pending.values()) p.reply.resolve({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: 'the daemon is shutting down' }, logs: [] });
+    this.pending.clear();
+    for (const t of this.timers) t.cancel();
+    this.timers.clear();
+    const r = this.shutdownReply;
+    this.shutdownReply = undefined;
+    r.resolve();
   }
 }
 
-/** VM shape: an instance is reusable only for the same memory and vCPUs. */
-function shapeOf(fn: FunctionDef): string {
-  return `${fn.memoryMiB}m${fn.vcpus}c`;
+/** Host cores for the scheduler: the configured ones, else the host's. */
+export function hostCores(cpus: number[], configured?: number): number {
+  return configured ?? (cpus.length > 0 ? cpus.length : os.cpus().length);
 }

@@ -1,23 +1,36 @@
-// Worker: owns one microVM through a runtime driver. It starts the VM (cold
-// boot, restore, or cold boot that leaves a snapshot behind), forwards each
-// invocation to the guest agent, measures every step, and reports each state
-// transition to VmPool. It handles one message at a time, which is exactly the
-// one-request-at-a-time contract of a VM.
+// Worker: owns one microVM through a runtime driver, as an explicit state
+// machine (instance-state.ts) whose mailbox never waits on I/O. Long steps (boot,
+// init, snapshot, restore, run, stop) run as tasks that report back to the
+// Worker as messages; each state accepts only the messages listed for it in
+// HANDLERS, so a stop that arrives while booting or running is handled by that
+// state (kill the VM; the step in flight then fails and is settled) instead of
+// waiting for the step. The Worker tells VmPool what happened (ready, run done,
+// snapshot taken, gone with a typed failure); VmPool's decision core decides what
+// follows. Failures are typed (src/core/failure.ts), never recognised by text.
 
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
-import { FaasError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import type { Failure } from '../core/failure.js';
 import type { NetworkMsg } from '../network/network-manager.js';
-import { nowMs, type ActivationRecord, type StartPath } from '../perf/activation.js';
-import type { Registry, FunctionDef } from '../registry/registry.js';
+import { type ActivationRecord, type StartPath } from '../perf/activation.js';
+import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
-import type { AgentReply } from '../runtimes/agent-protocol.js';
-import type { Accelerator, GuestImage, MemoryBacking, RuntimeDriver, VmConfig, VmHandle } from '../runtimes/types.js';
+import type { AgentReady, AgentReply } from '../runtimes/agent-protocol.js';
+import { ChannelClosedError, ChannelTimeoutError } from '../runtimes/channel.js';
+import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
-import { InstanceStateMachine, type InstanceState, type Transition } from '../vmpool/instance-state.js';
+import type { StartFailure } from '../vmpool/core/model.js';
+import { InstanceStateMachine, type InstanceState } from './instance-state.js';
+
+export interface WorkerLimits {
+  /** a result larger than this (JSON bytes) is refused (OpenWhisk's 1 MiB by default) */
+  maxResultBytes: number;
+  /** logs beyond this many bytes per activation are cut, with a note */
+  maxLogBytes: number;
+}
 
 export interface WorkerDeps {
   driver: RuntimeDriver;
@@ -26,7 +39,9 @@ export interface WorkerDeps {
   registry: Registry;
   network: ActorRef<NetworkMsg>;
   snapshots?: ActorRef<SnapshotMsg>;
+  clock: Clock;
   bootTimeoutMs: number;
+  limits: WorkerLimits;
   /** record a restored VM's working set and read it ahead on later restores (REAP) */
   prefetch?: boolean;
   /** when a restored clone's kernel clock and CRNG are set (see snapshots.kernelResync) */
@@ -36,131 +51,581 @@ export interface WorkerDeps {
 }
 
 export type StartPlan =
-  | { path: 'cold'; fn: FunctionDef; snapshotTarget?: SnapshotRef }
+  /** restoreError: this cold start follows a failed restore of the function's snapshot (the record says why) */
+  | { path: 'cold'; fn: FunctionDef; snapshotTarget?: SnapshotRef; restoreError?: string }
   | { path: 'restore'; fn: FunctionDef; snapshot: SnapshotRef };
 
-/** What the Worker tells VmPool. */
-export interface InstanceEvent {
-  kind: 'instance';
-  vmId: string;
-  fn: string;
-  transition: Transition;
-  /** set on the transition to idle after a start */
-  started?: { path: StartPath; startMs: number; snapshotId?: string };
-}
-
-export interface InvokeRequest {
+/** A request VmPool assigned to this instance. */
+export interface RunRequest {
+  /** VmPool's request number */
+  req: number;
   rec: ActivationRecord;
   params: unknown;
-  /** VmPool started this instance while the request waited: the activation carries the start's stages */
+  /** the request waited for this instance's start: its record carries the start's stages */
   fresh: boolean;
+  reply: Reply<InvokeOutcome>;
 }
 
 export type InvokeOutcome =
   | { ok: true; result: unknown; logs: string[]; runMs?: number }
-  | { ok: false; error: FaasError; logs: string[]; runMs?: number };
+  | { ok: false; failure: Failure; logs: string[]; runMs?: number };
 
-export type WorkerMsg =
-  | { kind: 'start'; plan: StartPlan }
-  | { kind: 'invoke'; req: InvokeRequest; reply: Reply<InvokeOutcome> }
-  | { kind: 'stop'; reason: string }
+/** What the Worker tells VmPool. `inst` is the decision core's instance number. */
+export type WorkerEvent =
+  | { kind: 'ready'; inst: number }
+  | { kind: 'snapshotTaken'; inst: number; snapshot: SnapshotRef; bytes: number }
+  | { kind: 'snapshotFailed'; inst: number }
+  | { kind: 'runDone'; inst: number }
+  | { kind: 'runRefused'; inst: number; req: number }
+  | { kind: 'gone'; inst: number; failure?: StartFailure };
+
+/** Results of the Worker's own steps, delivered as messages. */
+type StepMsg =
+  /** the VMM runs (booting or restoring): a stop from now on kills it at once */
+  | { kind: 'spawned'; vm: VmHandle }
+  | { kind: 'booted'; ready: AgentReady }
+  | { kind: 'initialized' }
+  | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number }
+  | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number } }
+  | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
+  | { kind: 'stepFailed'; step: 'boot' | 'init' | 'snapshot' | 'restore' | 'run'; error: unknown }
+  | { kind: 'vmStopped'; vm: VmHandle }
   | { kind: 'vmExited'; vm: VmHandle; detail: string };
+
+export type WorkerMsg = { kind: 'run'; run: RunRequest } | { kind: 'stop'; reason: string } | StepMsg;
+
+type Handler = (w: Worker, msg: WorkerMsg) => void;
+type Handlers = Partial<Record<WorkerMsg['kind'], Handler>>;
 
 /** Time the host adds to a function's timeout before it declares the run hung (channel latency). */
 const RUN_GRACE_MS = 1000;
 
+class DeadlineError extends Error {
+  constructor(ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = 'DeadlineError';
+  }
+}
+
+/** Which messages each state accepts; anything else is logged and dropped (step results of a stopped VM are settled by `stopping`). */
+const HANDLERS: Record<InstanceState, Handlers> = {
+  booting: {
+    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+    booted: (w, m) => w.onBooted(m as Extract<StepMsg, { kind: 'booted' }>),
+    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  initializing: {
+    initialized: (w) => w.onInitialized(),
+    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  snapshotting: {
+    snapshotted: (w, m) => w.onSnapshotted(m as Extract<StepMsg, { kind: 'snapshotted' }>),
+    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  restoring: {
+    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+    restored: (w, m) => w.onRestored(m as Extract<StepMsg, { kind: 'restored' }>),
+    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  idle: {
+    run: (w, m) => w.onRun((m as { run: RunRequest }).run),
+    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+  },
+  running: {
+    ran: (w, m) => w.onRan(m as Extract<StepMsg, { kind: 'ran' }>),
+    stepFailed: (w, m) => w.onRunFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    // the run step fails too (its channel closes): remember why, decide there
+    vmExited: (w, m) => w.noteExit(m as Extract<StepMsg, { kind: 'vmExited' }>),
+    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  failed: {
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+  },
+  stopping: {
+    // a step that was in flight when the stop came: settle it (its VM is stopped too)
+    spawned: (w, m) => w.settleLate((m as { vm: VmHandle }).vm),
+    booted: (w) => w.settleLate(undefined),
+    restored: (w) => w.settleLate(undefined),
+    stepFailed: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'stepFailed' }>),
+    ran: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'ran' }>),
+    initialized: (w) => w.settleLate(undefined),
+    snapshotted: (w) => w.settleLate(undefined),
+    vmStopped: (w, m) => w.onVmStopped((m as { vm: VmHandle }).vm),
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    stop: () => undefined,
+    vmExited: () => undefined,
+  },
+  gone: {
+    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    stop: () => undefined,
+    vmExited: () => undefined,
+    vmStopped: () => undefined,
+  },
+};
+
 export class Worker extends Actor<WorkerMsg> {
   readonly sm: InstanceStateMachine;
   private vm: VmHandle | undefined;
-  private fn: FunctionDef | undefined;
-  private startPath: StartPath = 'cold';
-  /** stamps of the start, merged into the activation of the first invocation that waited for it */
-  private startStamps: Partial<ActivationRecord['timestamps']> = {};
-  private startDetails: Record<string, number | string> = {};
-  private startBegan = 0;
+  /** VMs being stopped (the current one, a snapshot source, a late one) */
+  private stoppingVms = new Set<VmHandle>();
+  /** a step is in flight (boot, init, snapshot, restore, run) */
+  private stepInFlight = false;
+  private startPath: StartPath;
+  private readonly startStamps: Partial<ActivationRecord['timestamps']> = {};
+  private readonly startDetails: Record<string, number | string> = {};
+  private readonly startBegan: number;
   private served = 0;
   private snapshotUsed: SnapshotRef | undefined;
+  private current: RunRequest | undefined;
+  private exitDetail: string | undefined;
+  /** why a start failed, reported with `gone` */
+  private startFailure: StartFailure | undefined;
+  private cpuAtRunStart: number | undefined;
+  /** CPU time of a cold start's first VMM, which ends at the snapshot */
+  private sourceCpuMs: number | undefined;
 
   constructor(
     readonly vmId: string,
-    initial: 'pending' | 'booting' | 'restoring',
+    /** the decision core's instance number */
+    readonly inst: number,
+    readonly plan: StartPlan,
     private readonly deps: WorkerDeps,
-    private readonly pool: ActorRef<InstanceEvent>,
+    private readonly pool: ActorRef<WorkerEvent>,
   ) {
     super();
-    this.sm = new InstanceStateMachine(initial, Date.now(), (t) => this.report(t));
+    this.startBegan = deps.clock.now();
+    this.startPath = plan.path;
+    this.sm = new InstanceStateMachine(plan.path === 'restore' ? 'restoring' : 'booting', this.startBegan);
+    if (plan.path === 'cold' && plan.restoreError) this.startDetails.restoreError = plan.restoreError;
   }
 
-  /** Kill the VM at once, outside the mailbox (daemon shutdown while a start is under way). */
-  async abort(reason: string): Promise<void> {
+  get state(): InstanceState {
+    return this.sm.state;
+  }
+
+  get fn(): FunctionDef {
+    return this.plan.fn;
+  }
+
+  protected override preStart(): void {
+    const plan = this.plan;
+    if (plan.path === 'restore') this.step(() => this.restoreStep(plan.snapshot), 'restore');
+    else this.step(() => this.bootStep(), 'boot');
+  }
+
+  protected receive(msg: WorkerMsg): void {
+    const h = HANDLERS[this.sm.state][msg.kind];
+    if (h) h(this, msg);
+    else this.log.debug('message not accepted in this state', { vmId: this.vmId, state: this.sm.state, msg: msg.kind });
+  }
+
+  protected override onRestart(err: unknown): void {
+    // an unexpected throw leaves the VM in an unknown state: never reuse it
+    this.log.error('worker handler failed: the instance ends', { vmId: this.vmId, err: errText(err) });
+    if (this.current) this.finishRun({ ok: false, failure: { kind: 'internal', message: `worker error: ${errText(err)}` }, logs: [] });
+    this.startFailure ??= this.starting() ? { kind: 'boot', detail: { kind: 'boot_failed', message: `worker error: ${errText(err)}` } satisfies Failure } : undefined;
+    this.fail(`worker error: ${errText(err)}`);
+  }
+
+  // ---- steps -------------------------------------------------------------
+
+  /** Run a long step as a task; its result comes back as a message. */
+  private step(task: () => Promise<StepMsg>, name: Extract<StepMsg, { kind: 'stepFailed' }>['step']): void {
+    this.stepInFlight = true;
+    task().then(
+      (m) => this.self.tell(m),
+      (error: unknown) => this.self.tell({ kind: 'stepFailed', step: name, error }),
+    );
+  }
+
+  private async bootStep(): Promise<StepMsg> {
+    const fn = this.plan.fn;
+    const target = this.plan.path === 'cold' ? this.plan.snapshotTarget : undefined;
+    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+    const memory: MemoryBacking = target && target.files.kind === 'shared-memory' ? { kind: 'file', path: target.files.memoryPath, share: true } : { kind: 'anonymous' };
+    return { kind: 'spawned', vm: await this.deps.driver.boot(this.vmConfig(fn, runDir, memory)) };
+  }
+
+  private async readyStep(vm: VmHandle): Promise<StepMsg> {
+    return { kind: 'booted', ready: await vm.channel.ready(this.deps.bootTimeoutMs) };
+  }
+
+  private async initStep(vm: VmHandle): Promise<StepMsg> {
+    const fn = this.plan.fn;
+    const code = this.deps.registry.code(fn);
+    // init is bounded by the function's own timeout (as on OpenWhisk)
+    const r = await this.withDeadline(
+      vm.channel.request({ op: 'init', files: toCodeFiles(code), main: code.main, entry: fn.entry, env: fn.env }, fn.timeoutMs),
+      fn.timeoutMs + RUN_GRACE_MS,
+    );
+    if (!r.ok) throw new InitRefused(r.error.message, r.error.exitCode);
+    return { kind: 'initialized' };
+  }
+
+  private async snapshotStep(vm: VmHandle, target: SnapshotRef): Promise<StepMsg> {
+    let r: { pauseMs: number; saveMs: number };
+    try {
+      r = await vm.snapshot(target.files);
+      // the source VMM's CPU is part of the start's cost (it ends here)
+      this.sourceCpuMs = vm.cpuMs?.();
+    } finally {
+      // the source must not run on (its writes would land in the snapshot), nor outlive a failed snapshot
+      await vm.stop();
+    }
+    const bytes = (await this.deps.snapshots?.ask<number>((reply) => ({ kind: 'commit', id: target.id, createMs: r.pauseMs + r.saveMs, reply }), 30_000)) ?? 0;
+    return { kind: 'snapshotted', bytes, pauseMs: r.pauseMs, saveMs: r.saveMs };
+  }
+
+  private async restoreStep(snap: SnapshotRef): Promise<StepMsg> {
+    const fn = this.plan.fn;
+    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
+    const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
+    if (this.deps.prefetch && snap.files.kind === 'shared-memory' && snap.workingSetPath) {
+      const ws = loadWorkingSet(snap.workingSetPath);
+      if (ws) {
+        const p0 = this.deps.clock.now();
+        this.startDetails.prefetchBytes = await prefetchWorkingSet(snap.files.memoryPath, ws);
+        this.startDetails.prefetchMs = this.deps.clock.now() - p0;
+      }
+    }
+    return { kind: 'spawned', vm: await this.deps.driver.restore(this.vmConfig(fn, runDir, memory), snap.files) };
+  }
+
+  private async resyncStep(vm: VmHandle): Promise<StepMsg> {
+    // fresh clock and randomness before any user code runs again; a restore may take as long as a
+    // cold boot may: dozens of restores at once on a small TCG host take many seconds each
+    const r = await vm.channel.request(
+      { op: 'resync', epochMs: this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
+      Math.max(10_000, this.deps.bootTimeoutMs),
+    );
+    if (!r.ok) throw new VmStartError('restore', 'snapshot-unusable', `agent refused resync: ${r.error.message}`);
+    const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
+    return { kind: 'restored', resync: { clockMs: rr?.clockMs, reseedMs: rr?.reseedMs } };
+  }
+
+  private async runStep(vm: VmHandle, run: RunRequest): Promise<StepMsg> {
+    const fn = this.plan.fn;
+    // the Worker enforces the deadline itself too: a hung guest must not hang the step
+    const reply = await this.withDeadline(
+      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs }, fn.timeoutMs + RUN_GRACE_MS),
+      fn.timeoutMs + RUN_GRACE_MS + 100,
+    );
+    return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
+  }
+
+  // ---- start ------------------------------------------------------------
+
+  onSpawned(m: Extract<StepMsg, { kind: 'spawned' }>): void {
+    this.stepInFlight = false;
+    this.attach(m.vm);
+    const vm = m.vm;
+    if (this.sm.state === 'booting') this.step(() => this.readyStep(vm), 'boot');
+    else this.step(() => this.resyncStep(vm), 'restore');
+  }
+
+  onBooted(m: Extract<StepMsg, { kind: 'booted' }>): void {
+    this.stepInFlight = false;
+    const vm = this.vm!;
+    const now = this.deps.clock.now();
+    this.startStamps.vmmSpawned = vm.timings.vmmSpawned ?? now;
+    this.startStamps.agentReady = now;
+    // the guest's own clock of the boot: kernel start → /init → agent → ready
+    this.startDetails.guestInitMs = m.ready.uptimeMs.init;
+    this.startDetails.guestAgentStartMs = m.ready.uptimeMs.agentStart;
+    this.startDetails.guestReadyMs = m.ready.uptimeMs.ready;
+    this.startStamps.vmBooted = now - (m.ready.uptimeMs.ready - m.ready.uptimeMs.init);
+    this.sm.to('initializing', 'agent ready', now);
+    this.step(() => this.initStep(vm), 'init');
+  }
+
+  onInitialized(): void {
+    this.stepInFlight = false;
+    const now = this.deps.clock.now();
+    this.startStamps.initDone = now;
+    const target = this.plan.path === 'cold' ? this.plan.snapshotTarget : undefined;
+    if (!target || !this.vm) return this.becomeReady();
+    this.sm.to('snapshotting', 'after init', now);
+    const vm = this.vm;
+    this.vm = undefined; // the snapshot step stops it, whatever happens
+    this.step(() => this.snapshotStep(vm, target), 'snapshot');
+  }
+
+  onSnapshotted(m: Extract<StepMsg, { kind: 'snapshotted' }>): void {
+    this.stepInFlight = false;
+    const now = this.deps.clock.now();
+    const target = (this.plan as { snapshotTarget: SnapshotRef }).snapshotTarget;
+    this.startDetails.snapshotPauseMs = m.pauseMs;
+    this.startDetails.snapshotSaveMs = m.saveMs;
+    this.startStamps.snapshotTaken = now;
+    this.pool.tell({ kind: 'snapshotTaken', inst: this.inst, snapshot: target, bytes: m.bytes });
+    this.sm.to('restoring', 'continue from own snapshot', now);
+    this.step(() => this.restoreStep(target), 'restore');
+  }
+
+  onRestored(m: Extract<StepMsg, { kind: 'restored' }>): void {
+    this.stepInFlight = false;
+    const vm = this.vm!;
+    const now = this.deps.clock.now();
+    this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
+    this.startStamps.snapshotLoaded = vm.timings.stateLoaded ?? now;
+    this.startStamps.resumed = now;
+    if (m.resync.clockMs !== undefined) this.startDetails.guestClockSetMs = m.resync.clockMs;
+    if (m.resync.reseedMs !== undefined) this.startDetails.guestReseedMs = m.resync.reseedMs;
+    if (this.plan.path === 'restore') {
+      this.snapshotUsed = this.plan.snapshot;
+      this.startDetails.restoreMs = now - this.startBegan;
+      this.deps.snapshots?.tell({ kind: 'restored', id: this.plan.snapshot.id });
+    }
+    this.becomeReady();
+  }
+
+  private becomeReady(): void {
+    const now = this.deps.clock.now();
+    this.startDetails.startMs = now - this.startBegan;
+    // host CPU the start took (all its VMMs): the simulator's CPU model is calibrated on it
+    const cpu = this.vm?.cpuMs?.();
+    if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
+    this.sm.to('idle', `started (${this.startPath})`, now);
+    this.pool.tell({ kind: 'ready', inst: this.inst });
+  }
+
+  /** A start step failed: classify it for the decision core, then end the instance. */
+  onStartStepFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+    this.stepInFlight = false;
+    const e = m.error;
+    const fnName = this.plan.fn.name;
+    this.startDetails.error = errText(e);
+    let f: StartFailure;
+    if (m.step === 'init') {
+      // after the agent said ready, what goes wrong is the function's: its init threw, timed out or exited
+      const failure: Failure =
+        isTimeout(e)
+          ? { kind: 'timeout', phase: 'init', limitMs: this.plan.fn.timeoutMs, message: `function ${fnName}: init did not finish within its timeout (${this.plan.fn.timeoutMs} ms); its VM was stopped` }
+          : e instanceof InitRefused
+            ? { kind: 'init_failed', message: `function ${fnName} failed to initialise: ${e.message}`, exitCode: e.exitCode }
+            : { kind: 'init_failed', message: `function ${fnName}'s VM ended during init${this.exitDetail ? ` (${this.exitDetail})` : ''}: ${errText(e)}` };
+      f = { kind: 'init', detail: failure };
+    } else if (m.step === 'restore' && this.plan.path === 'restore') {
+      // a deadline on an overloaded host says nothing about the snapshot
+      const slow = isTimeout(e);
+      f = { kind: slow ? 'restore-slow' : 'restore-broken', detail: errText(e) };
+      this.startDetails.restoreError = errText(e);
+      this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.plan.snapshot.id, broken: !slow, reason: errText(e) });
+    } else {
+      if (m.step === 'snapshot') this.pool.tell({ kind: 'snapshotFailed', inst: this.inst });
+      const failure: Failure = { kind: 'boot_failed', message: `function ${fnName}: could not start an instance: ${errText(e)}` };
+      f = { kind: 'boot', detail: failure };
+    }
+    this.log.warn('instance start failed', { vmId: this.vmId, fn: fnName, step: m.step, failure: f.kind, err: errText(e) });
+    this.startFailure = f;
+    this.fail(`start failed (${m.step})`);
+  }
+
+  // ---- run --------------------------------------------------------------
+
+  onRun(run: RunRequest): void {
+    const vm = this.vm;
+    if (!vm) return this.refuse(run);
+    const rec = run.rec;
+    rec.vmId = this.vmId;
+    rec.accelerator = vm.accelerator;
+    // the first invocation that waited for this start carries its stages
+    if (run.fresh && this.served === 0) {
+      rec.startPath = this.startPath;
+      Object.assign(rec.timestamps, this.startStamps);
+      rec.startDetails = { ...this.startDetails, ...prefixed(vm.timings) };
+      if (this.snapshotUsed) rec.snapshot = { id: this.snapshotUsed.id, tier: this.snapshotUsed.tier };
+    } else {
+      rec.startPath = 'warm';
+    }
+    this.served++;
+    this.current = run;
+    const now = this.deps.clock.now();
+    this.sm.to('running', `activation ${rec.id}`, now);
+    rec.timestamps.runStarted = now;
+    this.cpuAtRunStart = vm.cpuMs?.();
+    this.step(() => this.runStep(vm, run), 'run');
+  }
+
+  onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
+    this.stepInFlight = false;
+    const run = this.current!;
+    const now = this.deps.clock.now();
+    run.rec.timestamps.runFinished = now;
+    if (m.cpuMs !== undefined && this.cpuAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
+      const wall = now - run.rec.timestamps.runStarted;
+      if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
+    }
+    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
+    const r = m.reply;
+    const logs = this.boundLogs(r.logs ?? []);
+    if (!r.ok && r.error.kind === 'exit') {
+      // the function ended the agent's process: the VM is going down with it
+      const fn = this.plan.fn.name;
+      this.finishRun({ ok: false, failure: { kind: 'crashed', message: `function ${fn} exited the process during the run (status ${r.error.exitCode ?? '?'}); its VM was replaced`, exitCode: r.error.exitCode }, logs, runMs: r.durationMs });
+      this.fail('function exited the process');
+      return;
+    }
+    this.sm.to('idle', 'run finished', now);
+    this.finishRun(this.outcomeOf(r, logs));
+    this.pool.tell({ kind: 'runDone', inst: this.inst });
+  }
+
+  /** OpenWhisk's result semantics: {error} is an application error; results have a size limit. */
+  private outcomeOf(r: AgentReply, logs: string[]): InvokeOutcome {
+    const fnName = this.plan.fn.name;
+    if (!r.ok) {
+      const failure: Failure =
+        r.error.kind === 'application'
+          ? { kind: 'application', message: r.error.message }
+          : { kind: 'internal', message: `agent refused the run (${r.error.kind}): ${r.error.message}` };
+      return { ok: false, failure, logs, runMs: r.durationMs };
+    }
+    const result = r.result ?? {};
+    const bytes = Buffer.byteLength(JSON.stringify(result));
+    if (bytes > this.deps.limits.maxResultBytes) {
+      return {
+        ok: false,
+        failure: { kind: 'result_too_large', bytes, limitBytes: this.deps.limits.maxResultBytes, message: `function ${fnName}: the result is ${bytes} bytes, more than the limit of ${this.deps.limits.maxResultBytes} (limits.maxResultBytes)` },
+        logs,
+        runMs: r.durationMs,
+      };
+    }
+    if (typeof result === 'object' && result !== null && !Array.isArray(result) && 'error' in result) {
+      const err = (result).error;
+      return { ok: false, failure: { kind: 'application', message: typeof err === 'string' ? err : JSON.stringify(err), result }, logs, runMs: r.durationMs };
+    }
+    return { ok: true, result, logs, runMs: r.durationMs };
+  }
+
+  /** The run step failed: a deadline (the function hung) or the VM/agent ended (a crash, process.exit). */
+  onRunFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+    this.stepInFlight = false;
+    const run = this.current!;
+    run.rec.timestamps.runFinished = this.deps.clock.now();
+    const fn = this.plan.fn;
+    const exited = this.exitDetail !== undefined || m.error instanceof ChannelClosedError;
+    const failure: Failure = !exited && isTimeout(m.error)
+      ? { kind: 'timeout', phase: 'run', limitMs: fn.timeoutMs, message: `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped` }
+      : { kind: 'crashed', message: `function ${fn.name}'s VM ended during the run (the function may have exited the process or crashed it)${this.exitDetail ? `: ${this.exitDetail}` : ''}` };
+    this.finishRun({ ok: false, failure, logs: [] });
+    // a hung or dead VM is never reused
+    this.fail(failure.kind === 'timeout' ? 'run timed out' : 'VM died during run');
+  }
+
+  private finishRun(o: InvokeOutcome): void {
+    const run = this.current;
+    this.current = undefined;
+    run?.reply.resolve(o);
+  }
+
+  /** Not idle: VmPool gives the request to someone else. */
+  refuse(run: RunRequest): void {
+    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
+  }
+
+  private boundLogs(logs: string[]): string[] {
+    const limit = this.deps.limits.maxLogBytes;
+    let total = 0;
+    for (let i = 0; i < logs.length; i++) {
+      total += Buffer.byteLength(logs[i]!) + 1;
+      if (total > limit) return [...logs.slice(0, i), `[faascell] logs truncated: more than ${limit} bytes (limits.maxLogBytes)`];
+    }
+    return logs;
+  }
+
+  // ---- the VM ending ------------------------------------------------------
+
+  onVmExited(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+    if (m.vm !== this.vm) return; // a snapshot source ended as planned
+    this.vm = undefined;
+    this.exitDetail = m.detail;
+    this.log.warn('VM exited unexpectedly', { vmId: this.vmId, detail: m.detail, state: this.sm.state });
+    if (this.starting()) {
+      // a step under way fails when its channel closes and classifies the failure there
+      if (this.stepInFlight) return;
+      this.startFailure = { kind: 'boot', detail: { kind: 'boot_failed', message: `function ${this.plan.fn.name}: the VM exited while starting (${m.detail})` } satisfies Failure };
+    }
+    this.fail(`VM exited (${m.detail})`);
+  }
+
+  noteExit(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+    if (m.vm === this.vm) this.exitDetail = m.detail;
+  }
+
+  /** Go through `failed` to `stopping`. */
+  private fail(reason: string): void {
+    const now = this.deps.clock.now();
+    if (this.sm.can('failed')) this.sm.to('failed', reason, now);
+    this.beginStop(reason);
+  }
+
+  beginStop(reason: string): void {
+    const now = this.deps.clock.now();
+    if (this.sm.state === 'stopping' || this.sm.state === 'gone') return;
+    if (this.current) {
+      // stopped while running (daemon shutdown): the request gets an answer now
+      this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: `instance ${this.vmId} was stopped during the run (${reason})` }, logs: [] });
+    }
+    if (this.starting() && !this.startFailure) this.startFailure = { kind: 'stopped' };
+    this.sm.to('stopping', reason, now);
     const vm = this.vm;
     this.vm = undefined;
-    if (vm) await vm.stop();
-    if (this.sm.state !== 'gone' && this.sm.state !== 'stopping') this.sm.end(reason);
+    if (vm) this.stopVm(vm);
+    this.maybeGone();
   }
 
-  protected async receive(msg: WorkerMsg): Promise<void> {
-    switch (msg.kind) {
-      case 'start':
-        return this.start(msg.plan);
-      case 'invoke':
-        return this.invoke(msg.req, msg.reply);
-      case 'stop':
-        return this.stopVm(msg.reason);
-      case 'vmExited':
-        if (msg.vm !== this.vm) return; // an old VM (e.g. a snapshot source) ended as planned
-        this.vm = undefined;
-        if (this.sm.state === 'gone') return;
-        this.log.warn('VM exited unexpectedly', { vmId: this.vmId, detail: msg.detail, state: this.sm.state });
-        await this.teardown(`failed: VM exited (${msg.detail})`);
-        return;
-    }
+  /** A step result that arrived after the stop: stop its VM, answer its request. */
+  settleLate(vm: VmHandle | undefined, m?: StepMsg): void {
+    this.stepInFlight = false;
+    if (vm && vm !== this.vm) this.stopVm(vm);
+    if (m && this.current) this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: `instance ${this.vmId} was stopped during the run` }, logs: [] });
+    this.maybeGone();
   }
 
-  protected override async onRestart(err: unknown): Promise<void> {
-    // an unexpected throw leaves the VM in an unknown state: never reuse it
-    await this.teardown(`failed: worker error: ${errText(err)}`);
+  onVmStopped(vm: VmHandle): void {
+    this.stoppingVms.delete(vm);
+    this.maybeGone();
   }
 
-  // ---- start -------------------------------------------------------------
-
-  private async start(plan: StartPlan): Promise<void> {
-    this.fn = plan.fn;
-    this.startBegan = nowMs();
-    try {
-      if (this.sm.state === 'pending') this.sm.to(plan.path === 'restore' ? 'restoring' : 'booting', `start path ${plan.path}`);
-      if (plan.path === 'restore') {
-        const ok = await this.restoreFrom(plan.snapshot, plan.fn);
-        // stopped meanwhile (eviction, shutdown): nothing to fall back to
-        if (!ok && (this.sm.state === 'gone' || this.sm.state === 'stopping')) return;
-        if (!ok) {
-          this.sm.to('booting', 'snapshot unusable, cold boot instead');
-          await this.coldBoot(plan.fn, undefined);
-        }
-      } else {
-        await this.coldBoot(plan.fn, plan.snapshotTarget);
-      }
-      if (this.sm.state === 'gone' || this.sm.state === 'stopping') return; // stopped while starting
-      const startMs = nowMs() - this.startBegan;
-      this.sm.to('idle', `started (${this.startPath})`);
-      this.pool.tell({
-        kind: 'instance',
-        vmId: this.vmId,
-        fn: plan.fn.name,
-        transition: this.sm.history[this.sm.history.length - 1]!,
-        started: { path: this.startPath, startMs, snapshotId: this.snapshotUsed?.id },
-      });
-    } catch (err) {
-      if (this.sm.state === 'gone' || this.sm.state === 'stopping') {
-        this.log.info('start abandoned: instance stopped meanwhile', { vmId: this.vmId, fn: plan.fn.name, err: errText(err) });
-        await this.teardown('stopped while starting');
-        return;
-      }
-      this.log.error('instance start failed', { vmId: this.vmId, fn: plan.fn.name, err: errText(err) });
-      this.startDetails.error = errText(err);
-      await this.teardown(`failed: start: ${errText(err)}`);
-    }
+  private stopVm(vm: VmHandle): void {
+    this.stoppingVms.add(vm);
+    vm.stop().then(
+      () => this.self.tell({ kind: 'vmStopped', vm }),
+      (err: unknown) => {
+        this.log.error('stopping VM failed', { vmId: this.vmId, err: errText(err) });
+        this.self.tell({ kind: 'vmStopped', vm });
+      },
+    );
   }
+
+  private maybeGone(): void {
+    if (this.sm.state !== 'stopping' || this.stepInFlight || this.stoppingVms.size > 0) return;
+    this.deps.network.tell({ kind: 'release', vmId: this.vmId });
+    this.sm.to('gone', 'stopped', this.deps.clock.now());
+    this.pool.tell({ kind: 'gone', inst: this.inst, failure: this.startFailure?.kind === 'stopped' ? undefined : this.startFailure });
+  }
+
+  private starting(): boolean {
+    const s = this.sm.state;
+    return s === 'booting' || s === 'initializing' || s === 'snapshotting' || s === 'restoring' || (s === 'failed' && this.sm.entered('idle') === undefined);
+  }
+
+  // ---- helpers -------------------------------------------------------------
 
   private vmConfig(fn: FunctionDef, runDir: string, memory: MemoryBacking): VmConfig {
     return {
@@ -175,104 +640,6 @@ export class Worker extends Actor<WorkerMsg> {
     };
   }
 
-  private async coldBoot(fn: FunctionDef, target: SnapshotRef | undefined): Promise<void> {
-    this.startPath = 'cold';
-    const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
-    const memory: MemoryBacking = target && target.files.kind === 'shared-memory' ? { kind: 'file', path: target.files.memoryPath, share: true } : { kind: 'anonymous' };
-    const vm = await this.deps.driver.boot(this.vmConfig(fn, runDir, memory));
-    this.attach(vm);
-    this.startStamps.vmmSpawned = vm.timings.vmmSpawned ?? nowMs();
-    const ready = await vm.channel.ready(this.deps.bootTimeoutMs);
-    if (this.sm.state !== 'booting') throw new Error(`stopped while booting (${this.sm.state})`);
-    const readyAt = nowMs();
-    this.startStamps.agentReady = readyAt;
-    // the guest's own clock of the boot: kernel start → /init → agent → ready
-    this.startDetails.guestInitMs = ready.uptimeMs.init;
-    this.startDetails.guestAgentStartMs = ready.uptimeMs.agentStart;
-    this.startDetails.guestReadyMs = ready.uptimeMs.ready;
-    this.startStamps.vmBooted = readyAt - (ready.uptimeMs.ready - ready.uptimeMs.init);
-    this.sm.to('initializing', 'agent ready');
-    await this.initFunction(vm, fn);
-    this.startStamps.initDone = nowMs();
-    if (!target) return;
-
-    // Snapshot right after init: a restored VM answers `run` at once. The source
-    // VM must not run on (its writes would land in the snapshot), so it ends and
-    // this Worker continues from a private restore of its own snapshot.
-    this.sm.to('snapshotting', 'after init');
-    const t0 = nowMs();
-    try {
-      const r = await vm.snapshot(target.files);
-      this.startDetails.snapshotPauseMs = r.pauseMs;
-      this.startDetails.snapshotSaveMs = r.saveMs;
-      await this.detachAndStop(vm);
-      this.deps.snapshots?.tell({ kind: 'commit', id: target.id, createMs: nowMs() - t0 });
-      this.startStamps.snapshotTaken = nowMs();
-    } catch (err) {
-      this.deps.snapshots?.tell({ kind: 'abort', id: target.id, reason: errText(err) });
-      throw err;
-    }
-    this.sm.to('restoring', 'continue from own snapshot');
-    const ok = await this.restoreFrom(target, fn);
-    this.startPath = 'cold';
-    if (!ok) throw new Error('could not restore the snapshot just taken');
-  }
-
-  /** Restore from a snapshot; false when the snapshot is unusable (caller falls back to a cold boot). */
-  private async restoreFrom(snap: SnapshotRef, fn: FunctionDef): Promise<boolean> {
-    this.startPath = 'restore';
-    const t0 = nowMs();
-    let vm: VmHandle | undefined;
-    try {
-      const { runDir } = await this.deps.network.ask<{ runDir: string }>((reply) => ({ kind: 'allocate', vmId: this.vmId, reply }), 5000);
-      const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
-      if (this.deps.prefetch && snap.files.kind === 'shared-memory') {
-        const ws = loadWorkingSet(workingSetFile(snap));
-        if (ws) {
-          const p0 = nowMs();
-          this.startDetails.prefetchBytes = await prefetchWorkingSet(snap.files.memoryPath, ws);
-          this.startDetails.prefetchMs = nowMs() - p0;
-        }
-      }
-      vm = await this.deps.driver.restore(this.vmConfig(fn, runDir, memory), snap.files);
-      this.attach(vm);
-      this.startStamps.vmmSpawned ??= vm.timings.vmmSpawned;
-      this.startStamps.snapshotLoaded = vm.timings.stateLoaded ?? nowMs();
-      // fresh clock and randomness before any user code runs again
-      // a restore may take as long as a cold boot may: dozens of restores at once on a
-      // small TCG host take many seconds each, and a cold fallback would cost even more
-      const r = await vm.channel.request({ op: 'resync', epochMs: Date.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' }, Math.max(10_000, this.deps.bootTimeoutMs));
-      if (!r.ok) throw new Error(`agent refused resync: ${r.error.message}`);
-      const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
-      if (typeof rr?.clockMs === 'number') this.startDetails.guestClockSetMs = rr.clockMs;
-      if (typeof rr?.reseedMs === 'number') this.startDetails.guestReseedMs = rr.reseedMs;
-      this.startStamps.resumed = nowMs();
-      this.startDetails.restoreMs = nowMs() - t0;
-      this.snapshotUsed = snap;
-      this.deps.snapshots?.tell({ kind: 'restored', id: snap.id, ok: true, restoreMs: nowMs() - t0 });
-      return true;
-    } catch (err) {
-      if (this.sm.state === 'gone' || this.sm.state === 'stopping') {
-        // stopped while restoring (eviction, shutdown): says nothing about the snapshot
-        this.log.info('restore abandoned: instance stopped meanwhile', { vmId: this.vmId, snapshot: snap.id, err: errText(err) });
-        if (vm) await this.detachAndStop(vm);
-        return false;
-      }
-      this.log.warn('restore failed; falling back to cold boot', { vmId: this.vmId, snapshot: snap.id, err: errText(err) });
-      this.deps.snapshots?.tell({ kind: 'restored', id: snap.id, ok: false, reason: errText(err) });
-      if (vm) await this.detachAndStop(vm);
-      this.startDetails.restoreError = errText(err);
-      this.startPath = 'cold';
-      return false;
-    }
-  }
-
-  private async initFunction(vm: VmHandle, fn: FunctionDef): Promise<void> {
-    const code = this.deps.registry.code(fn);
-    const r = await vm.channel.request({ op: 'init', files: toCodeFiles(code), main: code.main, entry: fn.entry, env: fn.env }, Math.max(10_000, fn.timeoutMs));
-    if (!r.ok) throw new FaasError('init_error', `function ${fn.name} failed to initialise: ${r.error.message}`);
-  }
-
   private attach(vm: VmHandle): void {
     this.vm = vm;
     vm.exited.then(
@@ -281,70 +648,10 @@ export class Worker extends Actor<WorkerMsg> {
     );
   }
 
-  private async detachAndStop(vm: VmHandle): Promise<void> {
-    if (this.vm === vm) this.vm = undefined;
-    await vm.stop();
-  }
-
-  // ---- invoke ------------------------------------------------------------
-
-  private async invoke(req: InvokeRequest, reply: Reply<InvokeOutcome>): Promise<void> {
-    const vm = this.vm;
-    const fn = this.fn;
-    if (!vm || !fn || this.sm.state !== 'idle') {
-      reply.resolve({ ok: false, error: new FaasError('vm_error', `instance ${this.vmId} is ${this.sm.state}, not idle`), logs: [] });
-      return;
-    }
-    const rec = req.rec;
-    rec.vmId = this.vmId;
-    rec.accelerator = vm.accelerator;
-    // the first invocation that waited for this start carries its stages
-    if (req.fresh && this.served === 0) {
-      rec.startPath = this.startPath;
-      Object.assign(rec.timestamps, this.startStamps);
-      rec.startDetails = { ...this.startDetails, ...prefixed(vm.timings) };
-      if (this.snapshotUsed) rec.snapshot = { id: this.snapshotUsed.id, tier: this.snapshotUsed.tier };
-    } else {
-      rec.startPath = 'warm';
-    }
-    this.served++;
-    this.sm.to('running', `activation ${rec.id}`);
-    rec.timestamps.runStarted = nowMs();
-    let r: AgentReply;
-    try {
-      // the Worker enforces the deadline itself too: a hung guest must not hang the Worker
-      r = await withDeadline(
-        vm.channel.request({ op: 'run', activationId: rec.id, params: req.params, deadlineMs: fn.timeoutMs }, fn.timeoutMs + RUN_GRACE_MS),
-        fn.timeoutMs + RUN_GRACE_MS + 100,
-      );
-    } catch (err) {
-      rec.timestamps.runFinished = nowMs();
-      const exited = this.vm !== vm || (await Promise.race([vm.exited.then(() => true), sleep(50).then(() => false)]));
-      const timedOut = !exited && (err instanceof DeadlineError || /timed? ?out|within/i.test(errText(err)));
-      const error = timedOut
-        ? new FaasError('timeout', `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped`)
-        : new FaasError('vm_error', `function ${fn.name}'s VM ended during the run (the function may have exited the process or crashed it): ${errText(err)}`);
-      reply.resolve({ ok: false, error, logs: [] });
-      // a hung or dead VM is never reused
-      await this.teardown(timedOut ? 'failed: run timed out' : 'failed: VM died during run');
-      return;
-    }
-    rec.timestamps.runFinished = nowMs();
-    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory') this.recordWorkingSet(vm, this.snapshotUsed);
-    const logs = r.logs ?? [];
-    this.sm.to('idle', 'run finished');
-    if (r.ok) {
-      reply.resolve({ ok: true, result: r.result ?? {}, logs, runMs: r.durationMs });
-    } else {
-      const code = r.error.kind === 'application' ? 'function_error' : r.error.kind === 'init' ? 'init_error' : 'vm_error';
-      reply.resolve({ ok: false, error: new FaasError(code, r.error.message), logs, runMs: r.durationMs });
-    }
-  }
-
   /** After the first run of a restored VM: which pages of the snapshot did it need? (REAP's record phase) */
   private recordWorkingSet(vm: VmHandle, snap: SnapshotRef): void {
-    const file = workingSetFile(snap);
-    if (existsSync(file)) return;
+    const file = snap.workingSetPath;
+    if (!file || existsSync(file)) return;
     try {
       const ws = recordWorkingSet(vm.pid, snap.files.memoryPath);
       saveWorkingSet(ws, file);
@@ -354,63 +661,31 @@ export class Worker extends Actor<WorkerMsg> {
     }
   }
 
-  // ---- stop --------------------------------------------------------------
-
-  private async stopVm(reason: string): Promise<void> {
-    if (this.sm.state === 'gone') return;
-    await this.teardown(reason);
-  }
-
-  /** End the instance from any state: kill the VM, free its run dir, report `gone`. */
-  private async teardown(reason: string): Promise<void> {
-    const vm = this.vm;
-    this.vm = undefined;
-    if (this.sm.state !== 'gone' && this.sm.state !== 'stopping') {
-      if (reason.startsWith('failed') && this.sm.state !== 'failed') this.sm.to('failed', reason);
-      this.sm.to('stopping', reason);
-    }
-    try {
-      if (vm) await vm.stop();
-    } catch (err) {
-      this.log.error('stopping VM failed', { vmId: this.vmId, err: errText(err) });
-    }
-    this.deps.network.tell({ kind: 'release', vmId: this.vmId });
-    if (this.sm.state !== 'gone') this.sm.to('gone', reason);
-  }
-
-  private report(t: Transition): void {
-    // idle-after-start is reported by start() together with its details
-    if (t.to === 'idle' && t.reason.startsWith('started')) return;
-    this.pool.tell({ kind: 'instance', vmId: this.vmId, fn: this.fn?.name ?? '', transition: t });
-  }
-
-  get state(): InstanceState {
-    return this.sm.state;
+  private withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+    let timer: { cancel(): void } | undefined;
+    const t = new Promise<never>((_, reject) => (timer = this.deps.clock.setTimer(ms, () => reject(new DeadlineError(ms)))));
+    return Promise.race([p, t]).finally(() => timer?.cancel());
   }
 }
 
-function workingSetFile(snap: SnapshotRef): string {
-  return path.join(snap.dir, 'ws.json');
+/** The agent refused init: the function's code could not load or its init threw (or exited). */
+class InitRefused extends Error {
+  constructor(
+    message: string,
+    readonly exitCode?: number,
+  ) {
+    super(message);
+    this.name = 'InitRefused';
+  }
+}
+
+function isTimeout(e: unknown): boolean {
+  if (e instanceof VmStartError) return e.reason === 'timeout';
+  return e instanceof ChannelTimeoutError || e instanceof DeadlineExceededError || e instanceof DeadlineError;
 }
 
 function prefixed(t: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(t)) out[`driver.${k}`] = v;
   return out;
-}
-
-class DeadlineError extends Error {
-  constructor(ms: number) {
-    super(`run timed out after ${ms} ms`);
-  }
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DeadlineError(ms)), ms)));
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -88,26 +88,58 @@ describe('daemon with real microVMs', { timeout: 15 * 60_000 }, () => {
     assert.deepEqual(leftovers(d).filter((l) => l.includes(vmId)), []);
   });
 
-  test('a function that exits the process: 502 vm_error, and the next call works', async () => {
+  test('a function that exits the process during a run: 502 function_crashed, and the next call works', async () => {
     await d.deploy('exits', 'exits.js');
     const r = await d.client.invoke('exits', {});
     assert.equal(r.status, 502);
-    assert.equal(r.body.error?.code, 'vm_error');
+    assert.equal(r.body.error?.code, 'function_crashed');
     await d.deploy('exits', 'hello.js');
     const ok = await d.client.invoke('exits', { name: 'after exit' });
     assert.equal(ok.status, 200);
   });
 
-  test('unicode in and out, and a 1 MiB result', async () => {
+  test('unicode in and out, a result just under the 1 MiB limit, and one over it', async () => {
     // a generous timeout: on a loaded 2-core host TCG moves a 1 MiB result slowly
     await d.deploy('big', 'big.js', { timeoutMs: 120_000 });
     const text = 'héllo 🌍 — 你好 — مرحبا — \u{1F9EA}';
-    const r = await d.client.invoke('big', { text, kib: 1024 });
+    const r = await d.client.invoke('big', { text, kib: 1000 });
     assert.equal(r.status, 200);
     const res = r.body.result as { echo: string; blob: string; len: number };
     assert.equal(res.echo, text);
     assert.equal(res.len, [...text].length);
-    assert.equal(res.blob.length, 1024 * 1024);
+    assert.equal(res.blob.length, 1000 * 1024);
+    // OpenWhisk refuses results over its limit (functionLimits.maxResultBytes, 1 MiB by default)
+    const over = await d.client.invoke('big', { text, kib: 2048 });
+    assert.equal(over.status, 502);
+    assert.equal(over.body.error?.code, 'result_too_large');
+    assert.match(over.body.error.message, /maxResultBytes/);
+    assert.equal(over.body.activation!.status, 'result_too_large');
+  });
+
+  test('OpenWhisk semantics: {error} is an application error; init bounded by the timeout; exit in init is an init failure', async () => {
+    await d.deploy('errres', 'error-result.js');
+    const e = await d.client.invoke('errres', { x: 42 });
+    assert.equal(e.status, 502);
+    assert.equal(e.body.error?.code, 'function_error');
+    assert.equal(e.body.error.message, 'bad input: 42');
+    assert.deepEqual(e.body.result, { error: 'bad input: 42' });
+    assert.equal(e.body.activation!.status, 'application_error');
+
+    await d.deploy('exitinit', 'exits-in-init.js');
+    const x = await d.client.invoke('exitinit', {});
+    assert.equal(x.status, 502);
+    assert.equal(x.body.error?.code, 'init_error', JSON.stringify(x.body.error));
+    assert.match(x.body.error.message, /status 7/);
+    assert.equal(x.body.activation!.status, 'init_error');
+
+    await d.deploy('hanginit', 'hangs-in-init.js', { timeoutMs: 3000 });
+    const t0 = Date.now();
+    const h = await d.client.invoke('hanginit', {});
+    assert.equal(h.status, 504, JSON.stringify(h.body.error));
+    assert.equal(h.body.error?.code, 'timeout');
+    assert.match(h.body.error.message, /init/);
+    // boot (seconds under TCG) + its own 3 s, not a fixed 10 s init limit
+    assert.ok(Date.now() - t0 < 60_000);
   });
 
   test('two functions at once', async () => {

@@ -188,8 +188,10 @@ void test('clones of one snapshot: identical randomness without resync, distinct
         if (s === 'failed') throw new Error('incoming migration failed');
         await new Promise((r) => setTimeout(r, 5));
       }
-      await q.cmd('cont');
+      // connect the channel before the guest runs (as the driver does): a guest whose blocking read
+      // finds the host side unconnected reads EOF, and its agent ends
       const ch = await JsonLines.connect(path.join(dir, 'c0.sock'));
+      await q.cmd('cont');
       if (resyncSeed) {
         // A ping first separates TCG's cold translation cache (every restored
         // clone pays it on its first exchange) from the cost of resync itself.

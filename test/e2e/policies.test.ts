@@ -30,9 +30,9 @@ describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
     const b = await d.client.invoke('hello', {});
     assert.equal(b.body.activation!.startPath, 'warm');
     await new Promise((r) => setTimeout(r, 6000)); // TTL doubled once: 4 s
-    const st = await d.client.call<{ pool: { instances: unknown[]; counters: { expired: number } } }>('GET', '/v1/status');
+    const st = await d.client.call<{ pool: { instances: unknown[]; counters: { expirations: number } } }>('GET', '/v1/status');
     assert.equal(st.pool.instances.length, 0);
-    assert.equal(st.pool.counters.expired, 1);
+    assert.equal(st.pool.counters.expirations, 1);
     const c = await d.client.invoke('hello', {});
     assert.equal(c.body.activation!.startPath, 'cold');
   });

@@ -37,7 +37,13 @@ describe('replay against the real daemon', { timeout: 10 * 60_000 }, () => {
     assert.equal(records.length, s.sent);
     assert.equal(s.errors, 0, JSON.stringify(s.byStatus));
     assert.ok((s.byStartPath.warm ?? 0) > 0, 'warm starts happened');
-    assert.ok((s.byStartPath.cold ?? 0) >= 2, 'each function started cold once');
+    // which request gets which instance depends on timing; at pool level: the function booted, and it
+    // scaled out from its snapshot (restores), not by cold-booting copies (all requests of this window map
+    // onto `hello`)
+    const st = await d.client.call<{ pool: { counters: { coldStarts: number; restoreStarts: number } } }>('GET', '/v1/status');
+    // (a second boot only if the first one's snapshot could not be taken on an overloaded host)
+    assert.ok(st.pool.counters.coldStarts >= 1 && st.pool.counters.coldStarts <= 2, `one cold boot (${JSON.stringify(st.pool.counters)})`);
+    assert.equal((s.byStartPath.warm ?? 0) + (s.byStartPath.cold ?? 0) + (s.byStartPath.restore ?? 0), s.sent, JSON.stringify(s.byStartPath));
     assert.ok(records.every((r) => r.status === 200 && r.startPath !== null));
     assert.ok(s.p99LagMs < 1000, `requests sent on schedule (p99 lag ${s.p99LagMs} ms)`);
     assert.match(printed, /"sent"/);

@@ -107,6 +107,9 @@ export function leftovers(d: TestDaemon): string[] {
 }
 
 export function cleanup(d: TestDaemon): void {
+  // a test that failed before stopping its daemon must not leave it running (its pipes would keep the
+  // test process, and with it the whole suite, alive)
+  if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
   for (const p of qemuProcessesUnder(d.dir)) {
     const pid = Number(p.trim().split(/\s+/)[0]);
     try {

@@ -1,18 +1,35 @@
 // A RuntimeDriver that runs no VM: an in-process stand-in for unit tests of the
-// pool, worker and dispatcher logic ONLY. End-to-end tests use the real QEMU driver.
+// pool, worker and dispatcher logic ONLY (and for the conformance test, on a
+// virtual clock). End-to-end tests use the real QEMU driver.
 import { EventEmitter } from 'node:events';
+import { realClock, type Clock } from '../../src/core/clock.js';
 import type { AgentReady, AgentReply, AgentRequestBody } from '../../src/runtimes/agent-protocol.js';
-import type { DriverReport, GuestChannel, GuestImage, RuntimeDriver, SnapshotFiles, VmConfig, VmExit, VmHandle } from '../../src/runtimes/types.js';
+import { ChannelClosedError } from '../../src/runtimes/channel.js';
+import { VmStartError, type DriverReport, type GuestChannel, type GuestImage, type RuntimeDriver, type SnapshotFiles, type VmConfig, type VmExit, type VmHandle } from '../../src/runtimes/types.js';
 
 export interface FakeBehaviour {
+  /** QEMU start → agent ready */
   bootMs?: number;
+  /** init request */
+  initMs?: number;
+  /** run request, unless params.ms says otherwise */
   runMs?: number;
-  /** params.crash → the VM exits during the run; params.hang → never answers */
+  /** the VM never comes up */
   failBoot?: boolean;
+  /** init answers with a failure */
+  failInit?: boolean;
+  /** restore (driver part) */
+  restoreMs?: number;
   /** a restored VM's resync answers after this long (failing if the VM was stopped meanwhile) */
   resyncMs?: number;
   /** a restored VM's agent refuses the resync */
   failResync?: boolean;
+  /** the driver refuses to restore: the snapshot is unusable */
+  brokenSnapshot?: boolean;
+  /** snapshot (pause + save) */
+  snapshotMs?: number;
+  /** a cold start continuing from its own snapshot: restore + resync (default: restoreMs, resyncMs) */
+  ownRestoreMs?: number;
 }
 
 export const fakeImage: GuestImage = {
@@ -26,10 +43,11 @@ export const fakeImage: GuestImage = {
   sizes: { kernelBytes: 0, initrdBytes: 0, rootfsBytes: 0 },
 };
 
+/** params a fake run understands: crash (VM exits), hang (never answers), throw (application error), ms (run time) */
 class FakeVm implements VmHandle {
   readonly accelerator = 'tcg' as const;
   readonly pid = 0;
-  readonly timings: Record<string, number> = { vmmSpawned: Date.now() };
+  readonly timings: Record<string, number>;
   readonly channel: GuestChannel;
   readonly exited: Promise<VmExit>;
   private exit!: (e: VmExit) => void;
@@ -41,36 +59,49 @@ class FakeVm implements VmHandle {
     readonly vmId: string,
     private readonly b: FakeBehaviour,
     restored: boolean,
+    private readonly clock: Clock,
   ) {
+    this.timings = { vmmSpawned: clock.now() };
     this.exited = new Promise((r) => (this.exit = r));
     this.inited = restored;
     const closed = this.exited.then(() => undefined);
+    const closedErr = () => new ChannelClosedError('guest channel closed (fake VM stopped)');
+    // like a real channel: a pending request fails as soon as the VM is gone
+    const wait = (ms: number): Promise<void> =>
+      // no timer for 0 ms (setTimeout clamps to 1 ms): the warm-path microbenchmark measures the daemon, not the timer
+      ms <= 0 ? Promise.resolve() : Promise.race([clock.sleep(ms), this.exited.then(() => Promise.reject(closedErr()))]);
     this.channel = {
       ready: async (): Promise<AgentReady> => {
-        await sleep(b.bootMs ?? 5);
+        await wait(b.bootMs ?? 5);
         if (b.failBoot) throw new Error('boot failed (fake)');
+        if (this.stopped) throw closedErr();
         return { type: 'ready', agentVersion: 'fake', node: process.version, uptimeMs: { init: 1, agentStart: 2, ready: 3 } };
       },
       request: async (req: AgentRequestBody): Promise<AgentReply> => {
-        if (this.stopped) throw new Error('channel closed');
+        if (this.stopped) throw closedErr();
         if (req.op === 'init') {
+          if (b.initMs) await wait(b.initMs);
+          if (this.stopped) throw closedErr();
+          if (b.failInit) return { id: 0, ok: false, error: { kind: 'init', message: 'init failed (fake)' } };
           this.inited = true;
           return { id: 0, ok: true };
         }
         if (req.op === 'run') {
-          const p = req.params as Record<string, unknown>;
-          if (p.hang) return new Promise(() => undefined);
+          const p = (req.params ?? {}) as Record<string, unknown>;
+          if (p.hang) return this.exited.then(() => Promise.reject(closedErr()));
           if (p.crash) {
             this.exit({ code: 0, signal: null });
-            throw new Error('channel closed');
+            throw closedErr();
           }
-          await sleep(b.runMs ?? 1);
+          const ms = typeof p.ms === 'number' ? p.ms : (b.runMs ?? 1);
+          await wait(ms);
           if (p.throw) return { id: 0, ok: false, error: { kind: 'application', message: JSON.stringify(p.throw) }, logs: ['before throw'] };
-          return { id: 0, ok: true, result: { echo: p, inited: this.inited }, logs: ['ran'], durationMs: b.runMs ?? 1 };
+          if (p.result !== undefined) return { id: 0, ok: true, result: p.result, logs: [], durationMs: ms };
+          return { id: 0, ok: true, result: { echo: p, inited: this.inited }, logs: ['ran'], durationMs: ms };
         }
         if (req.op === 'resync') {
-          await sleep(b.resyncMs ?? 0);
-          if (this.stopped) throw new Error('guest channel closed (closed by host)');
+          await wait(b.resyncMs ?? 0);
+          if (this.stopped) throw closedErr();
           if (b.failResync) return { id: 0, ok: false, error: { kind: 'state', message: 'resync refused (fake)' } };
         }
         return { id: 0, ok: true };
@@ -80,6 +111,7 @@ class FakeVm implements VmHandle {
     };
   }
   async snapshot(): Promise<{ pauseMs: number; saveMs: number }> {
+    if (this.b.snapshotMs) await this.clock.sleep(this.b.snapshotMs);
     return { pauseMs: 1, saveMs: 1 };
   }
   async stop(): Promise<void> {
@@ -97,16 +129,25 @@ export class FakeDriver implements RuntimeDriver {
   readonly vms: FakeVm[] = [];
   boots = 0;
   restores = 0;
-  constructor(public behaviour: FakeBehaviour = {}) {}
+  constructor(
+    public behaviour: FakeBehaviour = {},
+    private readonly clock: Clock = realClock,
+  ) {}
   async boot(cfg: VmConfig): Promise<VmHandle> {
     this.boots++;
-    const vm = new FakeVm(cfg.vmId, this.behaviour, false);
+    const vm = new FakeVm(cfg.vmId, this.behaviour, false, this.clock);
     this.vms.push(vm);
     return vm;
   }
   async restore(cfg: VmConfig, _s: SnapshotFiles): Promise<VmHandle> {
     this.restores++;
-    const vm = new FakeVm(cfg.vmId, this.behaviour, true);
+    const b = this.behaviour;
+    // a VM restoring the snapshot it has just taken (a cold start's last step)
+    const own = this.vms.some((v) => v.vmId === cfg.vmId);
+    const ms = own && b.ownRestoreMs !== undefined ? b.ownRestoreMs : b.restoreMs;
+    if (ms) await this.clock.sleep(ms);
+    if (b.brokenSnapshot) throw new VmStartError('restore', 'snapshot-unusable', 'snapshot unusable (fake)');
+    const vm = new FakeVm(cfg.vmId, own && b.ownRestoreMs !== undefined ? { ...b, resyncMs: 0 } : b, true, this.clock);
     this.vms.push(vm);
     return vm;
   }

@@ -1,18 +1,23 @@
-// Wires the real actors (VmPool, Worker, Dispatcher, PerfManager, NetworkManager)
-// around a FakeDriver for unit tests of scheduling logic.
+// Wires the real actors (Dispatcher, VmPool with its decision core, Workers,
+// PerfManager, NetworkManager, SnapshotManager) around a FakeDriver, for unit
+// tests of scheduling and for the conformance test (on a virtual clock).
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ActorSystem, type ActorRef } from '../../src/core/actor.js';
+import { realClock, type Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Dispatcher, type DispatcherMsg } from '../../src/dispatcher/dispatcher.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
 import { PerfManager, type PerfMsg } from '../../src/perf/perf-manager.js';
-import { createPolicies } from '../../src/policies/index.js';
+import { createPolicies, type ResolvedPolicySet } from '../../src/policies/index.js';
 import { openMemoryDb } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
-import { CallbackSink } from '../../src/sinks/file.js';
+import { CallbackSink } from '../../src/sinks/callback.js';
 import type { InvocationResult } from '../../src/sinks/types.js';
+import { SnapshotManager } from '../../src/snapshots/manager.js';
+import type { SnapshotMsg } from '../../src/snapshots/types.js';
+import type { Decision } from '../../src/vmpool/core/model.js';
 import { VmPool, type PoolConfig, type PoolMsg, type PoolStatus } from '../../src/vmpool/pool.js';
 import { FakeDriver, fakeImage, type FakeBehaviour } from './fake-driver.js';
 
@@ -20,32 +25,85 @@ export interface Harness {
   driver: FakeDriver;
   registry: Registry;
   pool: ActorRef<PoolMsg>;
+  dispatcher: ActorRef<DispatcherMsg>;
+  perf: ActorRef<PerfMsg>;
+  policies: ResolvedPolicySet;
+  clock: Clock;
   invoke(fn: string, params?: unknown): Promise<InvocationResult>;
   status(): Promise<PoolStatus>;
   close(): Promise<void>;
 }
 
-export async function harness(opts: { behaviour?: FakeBehaviour; pool?: Partial<PoolConfig>; policies?: unknown } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  behaviour?: FakeBehaviour;
+  pool?: Omit<Partial<PoolConfig>, 'starts'> & { starts?: Partial<PoolConfig['starts']> };
+  policies?: unknown;
+  /** a SnapshotManager with a temporary tier (default off) */
+  snapshots?: boolean;
+  clock?: Clock;
+  limits?: { maxResultBytes?: number; maxLogBytes?: number };
+  onDecision?: (d: Decision) => void;
+}
+
+export const defaultPoolConfig = (over: HarnessOptions['pool'] = {}, snapshots = false): PoolConfig => ({
+  memoryBudgetMiB: 4096,
+  lowWatermark: 0.8,
+  highWatermark: 0.95,
+  maxConcurrentInvocations: 64,
+  maxQueueLength: 100,
+  maxQueueDelayMs: 5000,
+  snapshots,
+  tiers: [{ name: 'shm', latencyRank: 0, capacityBytes: 1 << 40 }],
+  cpus: [0, 1],
+  pinVms: false,
+  ...over,
+  starts: { maxConcurrent: 8, cores: 2, idleVmCpu: 0, defaultColdMs: 50, defaultRestoreMs: 10, preferWarm: true, ...over.starts },
+});
+
+export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-h-'));
+  const clock = opts.clock ?? realClock;
   const sys = new ActorSystem(silentLogger, () => undefined);
   const db = openMemoryDb();
-  const registry = new Registry(db, { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
-  const driver = new FakeDriver(opts.behaviour);
-  const policies = await createPolicies((opts.policies ?? {}), { baseDir: dir });
-  const perf = sys.spawn<PerfMsg>('perf', new PerfManager(db, 1000));
+  const registry = new Registry(db, { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 3_600_000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
+  const driver = new FakeDriver(opts.behaviour, clock);
+  const policies = await createPolicies(opts.policies ?? {}, { baseDir: dir });
+  const perf = sys.spawn<PerfMsg>('perf', new PerfManager(db, 100_000));
   const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
-  const config: PoolConfig = { memoryBudgetMiB: 4096, lowWatermark: 0.8, highWatermark: 0.95, cpus: [0, 1], pinVms: false, maxConcurrentInvocations: 64, maxQueueLength: 100, maxQueueDelayMs: 5000, snapshotsEnabled: false, ...opts.pool };
-  const pool = sys.spawn<PoolMsg>('vmpool', new VmPool({ system: sys, workerDeps: { driver, image: fakeImage, accelerator: 'tcg', registry, network, bootTimeoutMs: 5000 }, policies, rng: policies.rng, config }));
-  const dispatcher = sys.spawn<DispatcherMsg>('dispatcher', new Dispatcher({ registry, pool, perf, runtime: 'qemu', acquireTimeoutMs: 20_000 }));
+  const config = defaultPoolConfig(opts.pool, opts.snapshots ?? false);
+  let snapshots: ActorRef<SnapshotMsg> | undefined;
+  if (opts.snapshots) {
+    const tiers = config.tiers.map((t) => ({ name: t.name, path: path.join(dir, 'tier-' + t.name), latencyRank: t.latencyRank, capacityMiB: Math.floor(t.capacityBytes / 1048576) }));
+    snapshots = sys.spawn<SnapshotMsg>('snapshots', new SnapshotManager({ db, tiers, imageVersion: fakeImage.version, kind: 'shared-memory', uncache: false, clock }));
+  }
+  const limits = { maxResultBytes: 1 << 20, maxLogBytes: 10 << 20, ...opts.limits };
+  const pool = sys.spawn<PoolMsg>(
+    'vmpool',
+    new VmPool({
+      system: sys,
+      clock,
+      functions: () => registry.list(),
+      workerDeps: { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock, bootTimeoutMs: 60_000, limits },
+      policies,
+      snapshots,
+      config,
+      onDecision: opts.onDecision,
+    }),
+  );
+  perf.tell({ kind: 'subscribe', to: pool, tiers: config.tiers.map((t) => t.name) });
+  const dispatcher = sys.spawn<DispatcherMsg>('dispatcher', new Dispatcher({ registry, pool, perf, runtime: 'qemu', clock, acquireTimeoutMs: 3_600_000 }));
   return {
     driver,
     registry,
     pool,
-    invoke: (fn, params = {}) =>
-      new Promise<InvocationResult>((resolve) => dispatcher.tell({ kind: 'invoke', req: { fn, params, receivedAt: performance.timeOrigin + performance.now(), sink: new CallbackSink(resolve) } })),
-    status: () => pool.ask<PoolStatus>((reply) => ({ kind: 'status', reply }), 1000),
+    dispatcher,
+    perf,
+    policies,
+    clock,
+    invoke: (fn, params = {}) => new Promise<InvocationResult>((resolve) => dispatcher.tell({ kind: 'invoke', req: { fn, params, receivedAt: clock.now(), sink: new CallbackSink(resolve) } })),
+    status: () => pool.ask<PoolStatus>((reply) => ({ kind: 'status', reply }), 10_000),
     close: async () => {
-      await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 5000);
+      await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 10_000);
       await sys.shutdown();
       rmSync(dir, { recursive: true, force: true });
     },

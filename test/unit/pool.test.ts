@@ -50,7 +50,7 @@ test('fixed keep-alive: an idle VM is reaped after its TTL', async () => {
     assert.equal(h.driver.live(), 0);
     const again = await h.invoke('f');
     assert.equal(again.activation.startPath, 'cold');
-    assert.equal((await h.status()).counters.expired, 1);
+    assert.equal((await h.status()).counters.expirations, 1);
   } finally {
     await h.close();
   }
@@ -70,7 +70,7 @@ test('memory budget: crossing the high watermark evicts idle VMs (LRU)', async (
     await sleep(20);
     const after = await h.status();
     assert.deepEqual(after.instances.map((i) => i.fn), ['c']);
-    assert.equal(after.counters.evictedMemory, 2);
+    assert.equal(after.counters.evictions, 2);
   } finally {
     await h.close();
   }
@@ -123,7 +123,8 @@ test('a function error is a 502 and the VM stays warm; a crash loses the VM', as
     const ok = await h.invoke('f');
     assert.equal(ok.activation.startPath, 'warm');
     const c = await h.invoke('f', { crash: true });
-    assert.equal(c.error?.code, 'vm_error');
+    assert.equal(c.error?.code, 'function_crashed');
+    assert.equal(c.activation.status, 'crashed');
     await sleep(20);
     assert.equal((await h.invoke('f')).activation.startPath, 'cold');
   } finally {
@@ -131,7 +132,7 @@ test('a function error is a 502 and the VM stays warm; a crash loses the VM', as
   }
 });
 
-test('an update makes warm instances stale; a delete fails queued requests with 404', async () => {
+test('an update makes warm instances stale', async () => {
   const h = await harness();
   try {
     deploy(h, 'f');
@@ -143,6 +144,29 @@ test('an update makes warm instances stale; a delete fails queued requests with 
     assert.equal(h.driver.boots, 2);
     const missing = await h.invoke('nope');
     assert.equal(missing.error?.status, 404);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a delete fails the queued requests with 404 and stops the instances', async () => {
+  const h = await harness({ behaviour: { runMs: 300 } });
+  try {
+    deploy(h, 'f', { maxInstances: 1 });
+    const first = h.invoke('f');
+    await sleep(30);
+    const queued = [h.invoke('f'), h.invoke('f')];
+    await sleep(30);
+    assert.equal((await h.status()).queues.f, 2);
+    h.registry.delete('f');
+    await h.pool.ask<void>((reply) => ({ kind: 'functionChanged', fn: 'f', def: undefined, reply }), 1000);
+    for (const q of await Promise.all(queued)) {
+      assert.equal(q.error?.status, 404);
+      assert.match(q.error.message, /deleted/);
+    }
+    assert.equal((await first).error, undefined, 'the running one finishes');
+    await sleep(50);
+    assert.equal(h.driver.live(), 0, 'its instance stopped after the run');
   } finally {
     await h.close();
   }

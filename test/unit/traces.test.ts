@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCsvLine } from '../../src/traces/csv.js';
 import { synthesizeAzureFiles } from '../../src/traces/generate.js';
-import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, topFunctions } from '../../src/traces/index.js';
+import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, thinTrace, topFunctions } from '../../src/traces/index.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/traces');
 const azureDir = path.join(fixtures, 'azure');
@@ -124,4 +124,99 @@ void test('generator is seeded', () => {
   assert.equal(a.invocations, b.invocations);
   assert.notEqual(a.invocations, c.invocations);
   assert.equal(a.invocations.trim().split('\n').length, 21);
+});
+
+void test('FaaSRail specs as FaaSRail writes them: one function per row, minute columns by position', async () => {
+  const f = path.join(fixtures, 'faasrail-spec.csv');
+  const t = await loadTrace(f, 'faasrail');
+  assert.equal(t.format, 'faasrail');
+  assert.equal(t.functions.length, 5);
+  assert.equal(t.nSlots, 2);
+  assert.equal(t.slotMs, 60_000);
+  assert.deepEqual(t.slotLabels, ['1-720', '721-1440']);
+  assert.deepEqual(
+    t.functions.map((x) => [x.name, x.benchmark, x.total]),
+    [
+      ['helloworld-44136fa355b36-r1', 'helloworld', 5],
+      ['pyaes-6065425fe65f28f182-r2', 'pyaes', 9],
+      ['chameleon-11b3876aba620c-r3', 'chameleon', 2],
+      // the same workload in another row is another function deploying the same code
+      ['pyaes-6065425fe65f28f182-r4', 'pyaes', 3],
+      [t.functions[4]!.name, 'json_serdes', 2],
+    ],
+  );
+  assert.equal(t.totalInvocations, 21);
+  const py = t.functions[1]!;
+  assert.deepEqual(py.request, { message_length: 64, num_iterations: 2 });
+  assert.equal(py.workload, 'pyaes-6065425fe65f28f182');
+  assert.equal(py.avgDurationMs, 96.1); // the workload's mean: what actually runs
+  assert.equal(py.traceAvgMs, 95.4);
+  assert.equal(py.memoryMiB, 256);
+  // first minute: 3 + 4 + 2 + 0 + 1 arrivals, all inside it
+  const firstMinute = [...arrivals(t, { spread: 'even' })].filter((a) => a.timeMs < 60_000);
+  assert.equal(firstMinute.length, 10);
+  assert.equal((await loadTrace(f, 'faasrail', { slotSeconds: 1 })).slotMs, 1000);
+  // a range of minutes keeps its labels
+  assert.deepEqual(subsetTrace(t, { fromSlot: 1 }).slotLabels, ['721-1440']);
+});
+
+void test('--format faasrail still reads the older per-slot files; --format slots reads them too', async () => {
+  for (const file of ['faasrail.csv', 'faasrail.json']) {
+    const a = await loadTrace(path.join(fixtures, file), 'faasrail');
+    const b = await loadTrace(path.join(fixtures, file), 'slots');
+    assert.equal(a.format, 'slots');
+    assert.equal(a.totalInvocations, b.totalInvocations);
+    assert.equal(a.functions[0]!.name, 'fn-000');
+  }
+  await assert.rejects(loadTrace(path.join(fixtures, 'faasrail-spec.csv'), 'slots'), /lacks column 'name'/);
+});
+
+void test('FaaSRail spec errors name the line and the field', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faascell-frs-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const f = path.join(dir, 'spec.csv');
+  const wreq = (o: unknown): string => `"${JSON.stringify(o).replace(/"/g, '""')}"`;
+  const ok = wreq({ mean: 2, bench: 'pyaes-00aa', payload: '{"message_length": 16, "num_iterations": 1}' });
+  const cases: [string, RegExp][] = [
+    [`avg,mapped_wreq,1\nx,${ok},1\n`, /spec\.csv:2: avg: not a non-negative number/],
+    [`avg,mapped_wreq,1\n1,{nope},1\n`, /spec\.csv:2: mapped_wreq: not JSON/],
+    [`avg,mapped_wreq,1\n1,${wreq({ mean: 2, payload: '{}' })},1\n`, /mapped_wreq\.bench: Required/],
+    [`avg,mapped_wreq,1\n1,${wreq({ bench: 'x', payload: '[1]' })},1\n`, /mapped_wreq\.payload: must encode a JSON object/],
+    [`avg,mapped_wreq,1\n1,${wreq({ bench: 'x', payload: '{' })},1\n`, /mapped_wreq\.payload: not a JSON string/],
+    [`avg,mapped_wreq,1-2,3-4\n1,${ok},1\n`, /2 fields|3 fields, the header has 4/],
+    [`avg,mapped_wreq,1-2\n1,${ok},-1\n`, /column '1-2': not a count: '-1'/],
+    [`avg,mapped_wreq\n`, /no minute columns/],
+  ];
+  for (const [text, re] of cases) {
+    writeFileSync(f, text);
+    await assert.rejects(loadTrace(f, 'faasrail'), re, text);
+  }
+  // no mean: avg is the run time; stdev kept; a workload name that is no benchmark has none
+  writeFileSync(f, `avg,mapped_wreq,1\n7.5,${wreq({ bench: 'my/fn', payload: '{}', stdev: 1 })},2\n`);
+  const tr = await loadTrace(f, 'faasrail');
+  assert.equal(tr.functions[0]!.avgDurationMs, 7.5);
+  assert.equal(tr.functions[0]!.stdevMs, 1);
+  assert.equal(tr.functions[0]!.benchmark, undefined);
+  assert.equal(tr.functions[0]!.name, 'my_fn-r1');
+});
+
+void test('the FaaSRail spec from FaaSRail\'s repository, when present in /work/shared', async (t) => {
+  const f = '/work/shared/faasrail/azure_spec_15rps_5min.csv';
+  if (!existsSync(f)) return t.skip(`${f} not present (a copy of faasrail-loadgen/artifacts/azure_spec_15rps_5min.csv; never committed)`);
+  const tr = await loadTrace(f, 'faasrail');
+  assert.equal(tr.functions.length, 244);
+  assert.equal(tr.nSlots, 5);
+  assert.equal(new Set(tr.functions.map((x) => x.name)).size, 244);
+  assert.ok(tr.functions.every((x) => x.benchmark !== undefined), 'every workload is a known benchmark');
+});
+
+void test('thinning keeps about the fraction, per function, deterministically', async () => {
+  const t = await loadAzureTrace(azureDir);
+  const a = thinTrace(t, 0.3, 5);
+  assert.deepEqual(thinTrace(t, 0.3, 5).entryCount, a.entryCount);
+  assert.ok(Math.abs(a.totalInvocations / t.totalInvocations - 0.3) < 0.05, `${a.totalInvocations} of ${t.totalInvocations}`);
+  assert.equal(a.functions.reduce((s, f) => s + f.total, 0), a.totalInvocations);
+  assert.ok(a.functions.every((f, i) => f.total <= t.functions[i]!.total));
+  assert.equal(thinTrace(t, 1), t);
+  assert.throws(() => thinTrace(t, 0), /sample fraction/);
 });

@@ -1,67 +1,233 @@
-// Worker start paths with a FakeDriver: what the SnapshotManager is told when a
-// restore fails, and when it is merely cut short by a stop.
+// The Worker as a state machine, with a FakeDriver: what it reports for each way
+// a start or a run ends, and that a stop is handled at once in every state.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Actor, ActorSystem } from '../../src/core/actor.js';
+import { Actor, ActorSystem, type ActorRef } from '../../src/core/actor.js';
+import { realClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
+import type { ActivationRecord } from '../../src/perf/activation.js';
 import { openMemoryDb } from '../../src/registry/db.js';
-import { Registry } from '../../src/registry/registry.js';
+import { Registry, type FunctionDef } from '../../src/registry/registry.js';
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
-import type { InstanceEvent } from '../../src/worker/worker.js';
-import { Worker } from '../../src/worker/worker.js';
+import { Worker, type InvokeOutcome, type StartPlan, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage, sleep, type FakeBehaviour } from '../helpers/fake-driver.js';
 
 class Spy<M> extends Actor<M> {
   readonly got: M[] = [];
+  private waiters: Array<{ pred: (m: M) => boolean; resolve: (m: M) => void }> = [];
+  constructor(private readonly respond?: (m: M) => void) {
+    super();
+  }
   protected receive(msg: M): void {
     this.got.push(msg);
+    this.respond?.(msg);
+    this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
+  }
+  next(pred: (m: M) => boolean, timeoutMs = 5000): Promise<M> {
+    const seen = this.got.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ pred, resolve });
+      setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(this.got.map((m) => (m as { kind: string }).kind))}`)), timeoutMs).unref();
+    });
   }
 }
 
-async function restoreScenario(behaviour: FakeBehaviour, stopAfterMs?: number): Promise<{ snapshotMsgs: SnapshotMsg[]; driver: FakeDriver; events: InstanceEvent[] }> {
+interface Rig {
+  worker: Worker;
+  ref: ActorRef<WorkerMsg>;
+  events: Spy<WorkerEvent>;
+  snaps: Spy<SnapshotMsg>;
+  driver: FakeDriver;
+  fn: FunctionDef;
+  run(params: unknown, req?: number): Promise<InvokeOutcome>;
+  close(): Promise<void>;
+}
+
+async function rig(behaviour: FakeBehaviour, plan: 'cold' | 'restore' | 'cold+snapshot', fnOpts: Record<string, unknown> = {}): Promise<Rig> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-w-'));
   const sys = new ActorSystem(silentLogger, () => undefined);
-  try {
-    const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
-    const fn = registry.put('f', { code: Buffer.from('function main(p){return p}') }).def;
-    const driver = new FakeDriver(behaviour);
-    const snaps = new Spy<SnapshotMsg>();
-    const pool = new Spy<InstanceEvent>();
-    const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
-    const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
-    const poolRef = sys.spawn<InstanceEvent>('vmpool', pool);
-    const worker = new Worker('vm-1', 'pending', { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, bootTimeoutMs: 5000 }, poolRef);
-    const ref = sys.spawn('worker-vm-1', worker);
-    const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') } };
-    ref.tell({ kind: 'start', plan: { path: 'restore', fn, snapshot } });
-    if (stopAfterMs !== undefined) {
-      await sleep(stopAfterMs);
-      await worker.abort('evicted while restoring');
-    }
-    await sleep(300);
-    return { snapshotMsgs: snaps.got, driver, events: pool.got };
-  } finally {
-    await sys.shutdown();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
+  const fn = registry.put('f', { code: Buffer.from('function main(p){return p}'), ...fnOpts }).def;
+  const driver = new FakeDriver(behaviour);
+  // the SnapshotManager answers a commit with the snapshot's size
+  const snaps = new Spy<SnapshotMsg>((m) => m.kind === 'commit' && m.reply?.resolve(4096));
+  const events = new Spy<WorkerEvent>();
+  const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
+  const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
+  const poolRef = sys.spawn<WorkerEvent>('vmpool', events);
+  const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
+  const p: StartPlan = plan === 'restore' ? { path: 'restore', fn, snapshot } : plan === 'cold+snapshot' ? { path: 'cold', fn, snapshotTarget: snapshot } : { path: 'cold', fn };
+  const worker = new Worker('vm-1', 7, p, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 } }, poolRef);
+  const ref = sys.spawn<WorkerMsg>('worker-vm-1', worker);
+  let seq = 0;
+  return {
+    worker,
+    ref,
+    events,
+    snaps,
+    driver,
+    fn,
+    run: (params, req = ++seq) =>
+      new Promise<InvokeOutcome>((resolve, reject) => {
+        const rec: ActivationRecord = { id: `a${req}`, function: 'f', functionVersion: 1, runtime: 'qemu', status: 'success', timestamps: {}, timings: {}, totalMs: 0, logs: [] };
+        ref.tell({ kind: 'run', run: { req, rec, params, fresh: req === 1, reply: { resolve, reject } } });
+      }),
+    close: async () => {
+      await sys.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
-void test('a restore that fails is reported to the SnapshotManager, then the Worker cold-boots', async () => {
-  const r = await restoreScenario({ failResync: true });
-  const restored = r.snapshotMsgs.filter((m) => m.kind === 'restored');
-  assert.equal(restored.length, 1);
-  assert.equal(restored[0]!.kind === 'restored' && restored[0]!.ok, false);
-  assert.equal(r.driver.restores, 1);
-  assert.equal(r.driver.boots, 1, 'falls back to a cold boot');
+const kinds = (r: Rig): string[] => r.events.got.map((e) => e.kind);
+
+void test('a restore whose snapshot is broken ends the instance with restore-broken; no cold boot in the Worker', async () => {
+  const r = await rig({ failResync: true }, 'restore');
+  try {
+    const gone = await r.events.next((e) => e.kind === 'gone');
+    assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'restore-broken');
+    const told = r.snaps.got.filter((m) => m.kind === 'restoreFailed');
+    assert.equal(told.length, 1);
+    assert.equal(told[0]!.kind === 'restoreFailed' && told[0]!.broken, true);
+    assert.equal(r.driver.boots, 0, 'falling back is the core\'s decision');
+    assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
 });
 
-void test('a restore cut short by a stop says nothing about the snapshot and does not fall back', async () => {
-  const r = await restoreScenario({ resyncMs: 150 }, 30);
-  assert.deepEqual(r.snapshotMsgs.filter((m) => m.kind === 'restored'), [], 'the snapshot is not reported broken');
-  assert.equal(r.driver.boots, 0, 'no cold boot after a stop');
-  assert.equal(r.driver.live(), 0, 'the restored VM is stopped');
+void test('a stop while restoring is handled at once and says nothing about the snapshot', async () => {
+  const r = await rig({ resyncMs: 2000 }, 'restore');
+  try {
+    await sleep(50);
+    const t0 = Date.now();
+    r.ref.tell({ kind: 'stop', reason: 'evicted' });
+    const gone = await r.events.next((e) => e.kind === 'gone');
+    assert.ok(Date.now() - t0 < 500, `gone after ${Date.now() - t0} ms: the mailbox did not wait for the restore`);
+    assert.equal(gone.kind === 'gone' && gone.failure, undefined);
+    assert.equal(r.snaps.got.filter((m) => m.kind === 'restoreFailed').length, 0);
+    assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
+});
+
+void test('a stop while booting kills the VM at once', async () => {
+  const r = await rig({ bootMs: 3000 }, 'cold');
+  try {
+    await sleep(50);
+    const t0 = Date.now();
+    r.ref.tell({ kind: 'stop', reason: 'shutdown' });
+    await r.events.next((e) => e.kind === 'gone');
+    assert.ok(Date.now() - t0 < 500, `gone after ${Date.now() - t0} ms`);
+    assert.equal(r.driver.live(), 0);
+    assert.equal(r.worker.state, 'gone');
+  } finally {
+    await r.close();
+  }
+});
+
+void test('a VM that fails to boot is a boot failure, never the function\'s init error', async () => {
+  const r = await rig({ failBoot: true }, 'cold');
+  try {
+    const gone = await r.events.next((e) => e.kind === 'gone');
+    assert.ok(gone.kind === 'gone' && gone.failure?.kind === 'boot');
+    assert.equal((gone.failure.detail as { kind: string }).kind, 'boot_failed');
+  } finally {
+    await r.close();
+  }
+});
+
+void test('an init that fails is the function\'s init failure; one that never ends times out at the function\'s own timeout', async () => {
+  const a = await rig({ failInit: true }, 'cold');
+  try {
+    const gone = await a.events.next((e) => e.kind === 'gone');
+    assert.ok(gone.kind === 'gone' && gone.failure?.kind === 'init');
+    assert.equal((gone.failure.detail as { kind: string }).kind, 'init_failed');
+  } finally {
+    await a.close();
+  }
+  const b = await rig({ initMs: 60_000 }, 'cold', { timeoutMs: 300 });
+  try {
+    const t0 = Date.now();
+    const gone = await b.events.next((e) => e.kind === 'gone');
+    assert.ok(Date.now() - t0 < 3000, 'cut off at the function timeout, not a fixed 10 s');
+    const d = (gone as Extract<WorkerEvent, { kind: 'gone' }>).failure!.detail as { kind: string; phase: string };
+    assert.deepEqual([d.kind, d.phase], ['timeout', 'init']);
+  } finally {
+    await b.close();
+  }
+});
+
+void test('a cold start with a snapshot target reports the snapshot, then becomes ready', async () => {
+  const r = await rig({}, 'cold+snapshot');
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    assert.deepEqual(kinds(r), ['snapshotTaken', 'ready']);
+    assert.equal(r.driver.boots, 1);
+    assert.equal(r.driver.restores, 1, 'continues from a restore of its own snapshot');
+  } finally {
+    await r.close();
+  }
+});
+
+void test('runs: results, {error} as an application error, size limits, refusals while busy, crash and timeout', async () => {
+  const r = await rig({ runMs: 5 }, 'cold', { timeoutMs: 300 });
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    const ok = await r.run({ x: 1 });
+    assert.ok(ok.ok);
+    const appErr = await r.run({ result: { error: 'bad input' } });
+    assert.ok(!appErr.ok && appErr.failure.kind === 'application');
+    assert.equal(appErr.failure.kind === 'application' && appErr.failure.message, 'bad input');
+    const big = await r.run({ result: { blob: 'x'.repeat(2000) } });
+    assert.ok(!big.ok && big.failure.kind === 'result_too_large');
+    const logs = await r.run({ throw: 'x' });
+    assert.ok(!logs.ok && logs.failure.kind === 'application');
+    // a request while another runs is refused back to the pool
+    const slow = r.run({ ms: 200 }, 100);
+    await sleep(20);
+    void r.run({}, 101);
+    await r.events.next((e) => e.kind === 'runRefused');
+    assert.ok((await slow).ok);
+    const hung = await r.run({ hang: true });
+    assert.ok(!hung.ok && hung.failure.kind === 'timeout');
+    await r.events.next((e) => e.kind === 'gone');
+    assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
+  const c = await rig({}, 'cold');
+  try {
+    await c.events.next((e) => e.kind === 'ready');
+    const crash = await c.run({ crash: true });
+    assert.ok(!crash.ok && crash.failure.kind === 'crashed');
+    const gone = await c.events.next((e) => e.kind === 'gone');
+    assert.equal(gone.kind === 'gone' && gone.failure, undefined, 'a crash during a run is not a start failure');
+  } finally {
+    await c.close();
+  }
+});
+
+void test('a stop while running answers the request at once and ends the instance', async () => {
+  const r = await rig({}, 'cold');
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    const p = r.run({ ms: 5000 });
+    await sleep(30);
+    const t0 = Date.now();
+    r.ref.tell({ kind: 'stop', reason: 'shutdown' });
+    const o = await p;
+    assert.ok(!o.ok && o.failure.kind === 'rejected');
+    await r.events.next((e) => e.kind === 'gone');
+    assert.ok(Date.now() - t0 < 500);
+    assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
 });

@@ -11,6 +11,8 @@ export interface AdaptivePlacementOptions {
 /** The slowdown rule on slowdowns measured online (PlacementStats); too few samples → fastest tier. */
 export class AdaptivePlacement implements PlacementPolicy {
   readonly name = 'adaptive';
+  /** measurements improve with every restore: re-place when they say so */
+  readonly revisit = true;
   readonly threshold: number;
   readonly minSamples: number;
   constructor(opts: AdaptivePlacementOptions = {}) {

@@ -17,9 +17,11 @@ import type {
   VmExit,
   VmHandle,
 } from '../types.js';
+import { DeadlineExceededError, VmStartError, type VmStartFailureReason } from '../types.js';
+import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
-import { QmpClient } from './qmp.js';
+import { QmpClient, QmpTimeoutError } from './qmp.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -37,6 +39,14 @@ export interface QemuDriverOptions {
   stopGraceMs?: number;
   /** TCG translation cache per VM in MiB (`-accel tcg,tb-size=`); undefined: QEMU's default (1 GiB). */
   tcgTbSizeMiB?: number;
+  /**
+   * Where each VM's console output is kept after it stops (DIR/VMID.log, the
+   * tail of at most consoleMaxBytes, appended to across a VM's restores; the
+   * newest consoleKeep files stay). Unset: the console dies with the run dir.
+   */
+  consoleDir?: string;
+  consoleKeep?: number;
+  consoleMaxBytes?: number;
 }
 
 /** Finds an executable: absolute/relative path as given, otherwise in PATH. */
@@ -97,6 +107,24 @@ function readTail(file: string, n: number): string {
   } catch {
     return '';
   }
+}
+
+/** Delete all but the `keep` most recently modified .log files of `dir`. */
+export function pruneOldest(dir: string, keep: number): void {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.log'))
+    .map((f) => {
+      const p = path.join(dir, f);
+      try {
+        return { p, t: fs.statSync(p).mtimeMs };
+      } catch {
+        return undefined;
+      }
+    })
+    .filter((x): x is { p: string; t: number } => x !== undefined)
+    .sort((a, b) => b.t - a.t);
+  for (const f of files.slice(keep)) fs.rmSync(f.p, { force: true });
 }
 
 interface MigrationInfo {
@@ -174,6 +202,10 @@ export class QemuVm implements VmHandle {
     return this.proc.pid ?? -1;
   }
 
+  get consoleLogPath(): string {
+    return this.driver.keptConsolePath(this.vmId) ?? runFiles(this.runDir).consoleLog;
+  }
+
   get alive(): boolean {
     return this.exitInfo === undefined;
   }
@@ -233,10 +265,10 @@ export class QemuVm implements VmHandle {
         const info = await this.qmp.execute<MigrationInfo>('query-migrate');
         if (info.status === 'completed') return info;
         if (info.status === 'failed' || info.status === 'cancelled') {
-          throw new Error(`migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
+          throw new VmStartError('restore', 'snapshot-unusable', `migration ${info.status}${info['error-desc'] ? `: ${info['error-desc']}` : ''}`);
         }
         if (!this.alive) throw new Error(`migration: ${this.deadReason()}`);
-        if (Date.now() > deadline) throw new Error(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
+        if (Date.now() > deadline) throw new DeadlineExceededError(`migration did not complete within ${timeoutMs} ms (status ${info.status ?? 'none'})`);
         await Promise.race([sleep(pollEvery), new Promise<void>((r) => (wake = r))]);
         wake = undefined;
         pollEvery = Math.min(pollEvery * 2, 25);
@@ -273,6 +305,7 @@ export class QemuVm implements VmHandle {
     }
     this.qmp?.close();
     this.channel?.close();
+    this.driver.keepConsole(this.vmId, runFiles(this.runDir).consoleLog);
     fs.rmSync(this.runDir, { recursive: true, force: true });
   }
 
@@ -285,6 +318,31 @@ export class QemuVm implements VmHandle {
     };
     return { rssKiB: field('Rss'), pssKiB: field('Pss') };
   }
+
+  /** utime + stime of the whole process from /proc/PID/stat (clock ticks, 10 ms each here). */
+  cpuMs(): number | undefined {
+    if (!this.alive) return undefined;
+    try {
+      const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'latin1');
+      // fields after the parenthesised command: state is field 3, utime 14, stime 15
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(rest[11]) + Number(rest[12])) * 1000) / CLK_TCK;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+/** USER_HZ: 100 on every Linux/x86 build (sysconf(_SC_CLK_TCK) is not reachable from Node). */
+const CLK_TCK = 100;
+
+/** What a failed launch says, as a type: a deadline, a refused snapshot, a VMM that died, or something else. */
+function startFailureReason(e: unknown, vmmDied: boolean, restoring: boolean): VmStartFailureReason {
+  if (e instanceof VmStartError) return e.reason;
+  if (e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError) return 'timeout';
+  // QEMU exits when it cannot load the state it was given
+  if (vmmDied) return restoring ? 'snapshot-unusable' : 'vmm-exited';
+  return 'vmm-failed';
 }
 
 export class QemuDriver implements RuntimeDriver {
@@ -296,6 +354,7 @@ export class QemuDriver implements RuntimeDriver {
   private readonly logFn: (msg: string) => void;
   private readonly live = new Set<ChildProcess>();
   private accelDecision: AccelDecision | undefined;
+  private keptConsoles = 0;
 
   constructor(private readonly opts: QemuDriverOptions = {}) {
     this.binary = opts.qemuBinary ?? DEFAULT_QEMU_BINARY;
@@ -342,14 +401,14 @@ export class QemuDriver implements RuntimeDriver {
       ['state file', snapshot.statePath],
       ...(snapshot.kind === 'shared-memory' ? [['memory file', snapshot.memoryPath]] : []),
     ] as Array<[string, string]>) {
-      if (!fs.existsSync(p)) throw new Error(`restore ${cfg.vmId}: snapshot ${what} ${p} does not exist`);
+      if (!fs.existsSync(p)) throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: snapshot ${what} ${p} does not exist`);
     }
     if (snapshot.kind === 'shared-memory') {
       const size = fs.statSync(snapshot.memoryPath).size;
       // with a pmem root fs the RAM file holds the main part of guest RAM only (memoryLayout)
       const want = memoryLayout(cfg).mainMiB;
       if (size !== want * 1024 * 1024) {
-        throw new Error(`restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
       }
     }
     const opts: CmdlineOptions = { incoming: true };
@@ -437,11 +496,33 @@ export class QemuDriver implements RuntimeDriver {
       const what = snapshot ? 'restore' : 'boot';
       // If QEMU died, its own message is the real cause; the socket error is a consequence.
       const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
-      throw new Error(`${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+      throw new VmStartError(what, startFailureReason(e, dead !== undefined, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
         cause: e,
       });
     }
     return vm;
+  }
+
+  keptConsolePath(vmId: string): string | undefined {
+    return this.opts.consoleDir ? path.join(this.opts.consoleDir, `${vmId}.log`) : undefined;
+  }
+
+  /** Append the tail of a stopped VM's console to its kept log, bounded in size; prune old logs now and then. */
+  keepConsole(vmId: string, consoleLog: string): void {
+    const dest = this.keptConsolePath(vmId);
+    if (!dest) return;
+    const max = this.opts.consoleMaxBytes ?? 64 * 1024;
+    const keep = this.opts.consoleKeep ?? 200;
+    try {
+      if (keep === 0) return;
+      fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 });
+      const add = readTail(consoleLog, max);
+      fs.appendFileSync(dest, add, { mode: 0o600 });
+      if (fs.statSync(dest).size > max) fs.writeFileSync(dest, readTail(dest, max));
+      if (++this.keptConsoles % 20 === 1) pruneOldest(path.dirname(dest), keep);
+    } catch (err) {
+      this.logFn(`qemu ${vmId}: could not keep its console log: ${(err as Error).message}`);
+    }
   }
 
   /** Keeps console.log of a failed boot next to the run dir for diagnostics (runDir itself is removed). */

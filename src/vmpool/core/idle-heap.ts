@@ -9,7 +9,7 @@ export interface Keyed {
 /**
  * Indexed binary min-heap of idle instances by (evKey, lastUsedAt, seq), with
  * O(log n) removal of an arbitrary member (an idle instance reused or expired).
- * The simulator's fast path for eviction policies that expose orderKey().
+ * The decision core's fast path for eviction policies that expose orderKey().
  */
 export class IdleHeap<T extends Keyed> {
   private a: T[] = [];

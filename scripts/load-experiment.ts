@@ -1,0 +1,286 @@
+// Multi-function load on the real node vs the simulator (issue 7; docs/simulator.md "Load"):
+//   npx tsx scripts/load-experiment.ts [--spec SPEC.csv] [--functions 19] [--rates 8,24,64] [--runs 3]
+//       [--minutes 5] [--profile bench/profiles/tcg-node-2026-11-29.json] [--sweep 2,4,8,16,32,64,128]
+//       [--sim-only] [--out bench/results/load]
+// 1. Picks `--functions` rows of a FaaSRail spec (default: FaaSRail's azure_spec_15rps_5min.csv), spread over
+//    its run times (the rows at evenly spaced quantiles of `mean`), keeps their per-minute arrival counts and
+//    scales them to each target rate. Each row becomes a function that waits its row's mean (capped at 20 s):
+//    like the issue's load, the functions wait rather than compute.
+// 2. Simulates the load at every --sweep rate with the daemon's default configuration and the calibrated
+//    profile (where the node's capacity lies), and at each --rates rate.
+// 3. Unless --sim-only: for each --rates rate, --runs times, starts a fresh private daemon with the default
+//    configuration, deploys the functions, replays the arrivals open loop and records every request, the
+//    pool's counters, the number of VMM processes and the load average over time.
+// 4. Writes results.md / results.json: goodput, refusals (early vs timed out), latency, boots, restores,
+//    real runs against the simulation (pass: within the spread of the runs, or 5 points / 5 % of the median).
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { benchDaemon, machine } from '../bench/common.js';
+import { parseConfig } from '../src/config/schema.js';
+import { createPolicies } from '../src/policies/index.js';
+import { replay, type ReplayRecord } from '../src/replay/replay.js';
+import { simulatedNode } from '../src/sim/cli.js';
+import { loadProfile, type Profile } from '../src/sim/profile.js';
+import { simulate, type SimulationResult } from '../src/sim/simulator.js';
+import { readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
+import { slotsTrace } from '../src/traces/slots.js';
+import type { Trace } from '../src/traces/types.js';
+
+interface Args {
+  spec: string;
+  functions: number;
+  rates: number[];
+  sweep: number[];
+  runs: number;
+  minutes: number;
+  profile: string;
+  simOnly: boolean;
+  out: string;
+  seed: number;
+  /** reuse the real runs in this directory's results.json; only simulate again */
+  realFrom?: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    spec: '/work/shared/faasrail/azure_spec_15rps_5min.csv',
+    functions: 19,
+    rates: [8, 24, 64],
+    sweep: [2, 4, 8, 16, 32, 64, 128],
+    runs: 3,
+    minutes: 5,
+    profile: 'bench/profiles/tcg-node-2026-11-29.json',
+    simOnly: false,
+    out: 'bench/results/load',
+    seed: 1,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i]!;
+    const v = (): string => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
+    if (k === '--spec') a.spec = v();
+    else if (k === '--functions') a.functions = Number(v());
+    else if (k === '--rates') a.rates = v().split(',').map(Number);
+    else if (k === '--sweep') a.sweep = v().split(',').map(Number);
+    else if (k === '--runs') a.runs = Number(v());
+    else if (k === '--minutes') a.minutes = Number(v());
+    else if (k === '--profile') a.profile = v();
+    else if (k === '--sim-only') a.simOnly = true;
+    else if (k === '--out') a.out = v();
+    else if (k === '--seed') a.seed = Number(v());
+    else if (k === '--real-from') a.realFrom = v();
+    else throw new Error(`unknown argument ${k}`);
+  }
+  return a;
+}
+
+const MAX_RUN_MS = 20_000;
+const SLEEP = readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'examples', 'functions', 'sleep.js'));
+
+/** Rows at evenly spaced quantiles of their mean run time. */
+function pickRows(rows: FaasrailSpecRow[], n: number): FaasrailSpecRow[] {
+  const sorted = [...rows].sort((x, y) => (x.mean ?? x.avg) - (y.mean ?? y.avg));
+  const idx = new Set<number>();
+  for (let i = 0; i < n; i++) idx.add(Math.round((i * (sorted.length - 1)) / Math.max(1, n - 1)));
+  return [...idx].map((i) => sorted[i]!);
+}
+
+/** The picked rows as a trace at `rps`: each row's per-minute counts scaled (rounding carried over minutes). */
+function loadTrace(rows: FaasrailSpecRow[], rps: number, minutes: number): Trace {
+  const total = rows.reduce((s, r) => s + r.rpm.slice(0, minutes).reduce((x, y) => x + y, 0), 0);
+  const k = (rps * 60 * minutes) / total;
+  return slotsTrace(
+    rows.map((r, i) => {
+      let carry = 0;
+      const counts = r.rpm.slice(0, minutes).map((c) => {
+        const want = c * k + carry;
+        const n = Math.floor(want);
+        carry = want - n;
+        return n;
+      });
+      const ms = Math.min(MAX_RUN_MS, Math.max(1, Math.round(r.mean ?? r.avg)));
+      return { name: `load-${String(i).padStart(2, '0')}`, avgDurationMs: ms, memoryMiB: 256, request: { ms }, counts };
+    }),
+    60_000,
+    `${rows.length} rows at ${rps} rps`,
+  );
+}
+
+const DEFAULT_NODE = parseConfig({ stateDir: os.tmpdir() });
+
+async function sim(trace: Trace, profile: Profile): Promise<SimulationResult> {
+  const node = simulatedNode(DEFAULT_NODE);
+  return simulate({
+    trace,
+    profile,
+    policies: await createPolicies(node.policies, { baseDir: '.' }),
+    memoryMiB: node.memoryMiB,
+    maxInstancesPerFunction: node.maxInstances,
+    maxQueueDelayMs: node.maxQueueDelayMs,
+    node: node.node,
+    expand: { spread: 'random', seed: 1 },
+  });
+}
+
+interface RealRun {
+  rps: number;
+  run: number;
+  sent: number;
+  ok: number;
+  byStatus: Record<string, number>;
+  goodput: number;
+  p50Ms: number;
+  p99Ms: number;
+  coldBoots: number;
+  restores: number;
+  rejectedQueueFull: number;
+  rejectedOverloaded: number;
+  rejectedQueueTimeout: number;
+  startFailures: number;
+  maxVmms: number;
+  maxLoad: number;
+  sendLagP99Ms: number;
+}
+
+function vmmCount(): number {
+  let n = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('qemu-system')) n++;
+    } catch {
+      // gone
+    }
+  }
+  return n;
+}
+
+async function realRun(trace: Trace, rps: number, run: number, out: string): Promise<RealRun> {
+  const b = await benchDaemon({});
+  const samples: Array<{ t: number; vmms: number; load: number }> = [];
+  const t0 = Date.now();
+  const sampler = setInterval(() => samples.push({ t: Date.now() - t0, vmms: vmmCount(), load: os.loadavg()[0]! }), 2000);
+  try {
+    for (const f of trace.functions) await b.client.deploy(f.name, SLEEP, { codeKind: 'js', memoryMiB: 256, timeoutMs: 60_000 });
+    const records: ReplayRecord[] = [];
+    const s = await replay({ trace, url: b.d.url, map: trace.functions.map((f) => `${f.name}=${f.name}`).join(','), compress: 1, spread: 'random', seed: 1, onRecord: (r) => records.push(r), progress: null, timeoutMs: 180_000 });
+    writeFileSync(path.join(out, `records-${rps}rps-run${run}.jsonl`), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const st = await b.client.call<{ pool: { counters: Record<string, number> } }>('GET', '/v1/status');
+    const c = st.pool.counters;
+    const lat = records.filter((r) => r.status === 200 && r.latencyMs !== null).map((r) => r.latencyMs!).sort((x, y) => x - y);
+    const q = (p: number): number => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)]! : NaN);
+    return {
+      rps,
+      run,
+      sent: s.sent,
+      ok: s.ok,
+      byStatus: s.byStatus,
+      goodput: s.sent ? s.ok / s.sent : 0,
+      p50Ms: q(50),
+      p99Ms: q(99),
+      coldBoots: c.coldStarts!,
+      restores: c.restoreStarts!,
+      rejectedQueueFull: c.rejectedQueueFull!,
+      rejectedOverloaded: c.rejectedOverloaded!,
+      rejectedQueueTimeout: c.rejectedQueueTimeout!,
+      startFailures: c.startFailures!,
+      maxVmms: Math.max(0, ...samples.map((x) => x.vmms)),
+      maxLoad: Math.max(0, ...samples.map((x) => x.load)),
+      sendLagP99Ms: s.p99LagMs,
+    };
+  } finally {
+    clearInterval(sampler);
+    writeFileSync(path.join(out, `samples-${rps}rps-run${run}.json`), JSON.stringify(samples) + '\n');
+    await b.close();
+  }
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+const med = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** Within the spread of the runs, or within `tol` of their median. */
+const passes = (xs: number[], v: number, tol: number): boolean => (v >= Math.min(...xs) && v <= Math.max(...xs)) || Math.abs(v - med(xs)) <= tol;
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  mkdirSync(a.out, { recursive: true });
+  const { rows } = await readFaasrailSpec(a.spec);
+  const picked = pickRows(rows, a.functions);
+  const profile = await loadProfile(a.profile);
+  const md: string[] = [
+    `# Multi-function load: real node vs simulator`,
+    '',
+    `${picked.length} rows of \`${path.basename(a.spec)}\` (FaaSRail), spread over its run times (${picked.map((r) => Math.round(r.mean ?? r.avg)).join(', ')} ms; capped at ${MAX_RUN_MS / 1000} s), ` +
+      `their per-minute counts scaled to each rate, ${a.minutes} minutes, arrivals random within each minute (seed 1). Functions wait their run time (256 MiB each). ` +
+      `Daemon: default configuration. Simulator: the same configuration and the profile \`${a.profile}\`. Machine: ${machine().cpu}, ${machine().cores} cores.`,
+    '',
+    '## Simulated capacity sweep',
+    '',
+    '| rate (req/s) | invocations | goodput | refused early (503) | queue full (429) | timed out (503) | cold boots | restores | p50 | p99 |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  const sweep: Record<string, SimulationResult> = {};
+  for (const rps of a.sweep) {
+    const r = await sim(loadTrace(picked, rps, a.minutes), profile);
+    sweep[rps] = r;
+    md.push(`| ${rps} | ${r.invocations} | ${pct(r.goodput)} | ${r.rejected.overloaded} | ${r.rejected.queueFull} | ${r.rejected.queueTimeout} | ${r.coldBoots} | ${r.restoresStarted} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s |`);
+    console.error(`sim ${rps} rps: goodput ${pct(r.goodput)}, boots ${r.coldBoots}, restores ${r.restoresStarted}`);
+  }
+  const real: RealRun[] = [];
+  const simAt: Record<string, SimulationResult> = {};
+  for (const rps of a.rates) simAt[rps] = await sim(loadTrace(picked, rps, a.minutes), profile);
+  if (a.realFrom) real.push(...(JSON.parse(readFileSync(path.join(a.realFrom, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
+  if (!a.simOnly) {
+    for (const rps of a.realFrom ? [] : a.rates) {
+      for (let run = 1; run <= a.runs; run++) {
+        console.error(`real: ${rps} rps, run ${run} of ${a.runs}`);
+        const r = await realRun(loadTrace(picked, rps, a.minutes), rps, run, a.out);
+        real.push(r);
+        console.error(`  goodput ${pct(r.goodput)}, boots ${r.coldBoots}, restores ${r.restores}, max VMMs ${r.maxVmms}, max load ${r.maxLoad.toFixed(1)}`);
+        writeFileSync(path.join(a.out, 'results.json'), JSON.stringify({ sweep, simAt, real }, null, 2) + '\n');
+      }
+    }
+    md.push(
+      '',
+      '## Real node, each run',
+      '',
+      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      ...real.map(
+        (r) =>
+          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms |`,
+      ),
+      '',
+      '## Simulated vs real',
+      '',
+      'Pass: the simulated value lies within the spread of the real runs, or within 5 points (goodput) / 5 % of the median (boots, restores) of their median.',
+      '',
+      '| rate | real goodput (runs) | simulated | pass | real cold boots (runs) | simulated | pass | real restores (runs) | simulated | pass |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const rps of a.rates) {
+      const rs = real.filter((r) => r.rps === rps);
+      const s = simAt[rps]!;
+      const g = rs.map((r) => r.goodput);
+      const boots = rs.map((r) => r.coldBoots);
+      const rest = rs.map((r) => r.restores);
+      md.push(
+        `| ${rps} | ${g.map(pct).join(', ')} | ${pct(s.goodput)} | ${passes(g, s.goodput, 0.05) ? 'yes' : 'no'} | ${boots.join(', ')} | ${s.coldBoots} | ${passes(boots, s.coldBoots, 0.05 * med(boots)) ? 'yes' : 'no'} | ${rest.join(', ')} | ${s.restoresStarted} | ${passes(rest, s.restoresStarted, 0.05 * med(rest)) ? 'yes' : 'no'} |`,
+      );
+    }
+  }
+  writeFileSync(path.join(a.out, 'results.json'), JSON.stringify({ sweep, simAt, real }, null, 2) + '\n');
+  writeFileSync(path.join(a.out, 'results.md'), md.join('\n') + '\n');
+  console.log(md.join('\n'));
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.stack : e);
+  process.exit(1);
+});

@@ -1,0 +1,136 @@
+// Prometheus metrics of one node (prom-client, on a registry of its own).
+// Two inputs only: every finished activation record (`observe`), and, at
+// scrape time, the node's state through the status adapter plus the latest
+// per-VM /proc samples (`applyState`). Label sets are bounded: function,
+// start path, status, stage, state, tier, cause; VM ids only on the per-VM
+// gauges, which are dropped when their VM goes.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ActivationRecord } from '../perf/activation.js';
+import type { NodeState } from '../telemetry/node-state.js';
+import { histogramStages, type StageSegment } from '../telemetry/stages.js';
+import type { VmSample } from './vm-sampler.js';
+
+/** 1 ms … 2 min: warm runs (ms) to cold boots under TCG (seconds) */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Instance states always exported (0 when none), so a function's series exist before and after its VMs. */
+const INSTANCE_STATES = ['pending', 'booting', 'restoring', 'initializing', 'snapshotting', 'idle', 'running', 'failed', 'stopping'];
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  private readonly invocations: Counter<'function' | 'start_path' | 'status'>;
+  private readonly stage: Histogram<'stage' | 'start_path'>;
+  private readonly duration: Histogram<'function' | 'start_path'>;
+  private readonly instances: Gauge<'function' | 'state'>;
+  private readonly queue: Gauge<'function'>;
+  private readonly memUsed: Gauge;
+  private readonly memBudget: Gauge;
+  private readonly snapCount: Gauge<'tier' | 'status'>;
+  private readonly snapBytes: Gauge<'tier'>;
+  private readonly starts: Counter<'start_path'>;
+  private readonly startFailures: Counter;
+  private readonly prewarms: Counter;
+  private readonly stops: Counter<'cause'>;
+  private readonly tierCapacity: Gauge<'tier'>;
+  private readonly rejections: Counter<'reason'>;
+  private readonly vmRss: Gauge<'vm_id' | 'function'>;
+  private readonly vmPss: Gauge<'vm_id' | 'function'>;
+  private readonly vmCpu: Counter<'vm_id' | 'function'>;
+  private readonly vmGuest: Gauge<'vm_id' | 'function'>;
+  /** functions seen so far: their instance series are exported even at zero */
+  private readonly functions = new Set<string>();
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const r = [this.registry];
+    this.invocations = new Counter({ name: 'faascell_invocations_total', help: 'Finished invocations by function, start path (none: never ran) and status', labelNames: ['function', 'start_path', 'status'], registers: r });
+    this.stage = new Histogram({ name: 'faascell_activation_stage_duration_seconds', help: 'Time an activation spent in each stage (queue, boot, init, snapshot, restore, resync, run, total), by start path', labelNames: ['stage', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
+    this.duration = new Histogram({ name: 'faascell_activation_duration_seconds', help: 'Activation latency from received to response sent, by function and start path', labelNames: ['function', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
+    this.instances = new Gauge({ name: 'faascell_instances', help: 'Instances (microVMs) by function and lifecycle state', labelNames: ['function', 'state'], registers: r });
+    this.queue = new Gauge({ name: 'faascell_queue_length', help: 'Requests waiting for an instance, by function', labelNames: ['function'], registers: r });
+    this.memUsed = new Gauge({ name: 'faascell_memory_used_bytes', help: 'Guest memory reserved by live instances (counted against the budget)', registers: r });
+    this.memBudget = new Gauge({ name: 'faascell_memory_budget_bytes', help: 'Memory budget of the node (node.memoryBudgetMiB)', registers: r });
+    this.snapCount = new Gauge({ name: 'faascell_snapshots', help: 'Snapshots by storage tier and status', labelNames: ['tier', 'status'], registers: r });
+    this.snapBytes = new Gauge({ name: 'faascell_snapshot_bytes', help: 'Bytes of snapshots on each storage tier (allocated)', labelNames: ['tier'], registers: r });
+    this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
+    this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: 'Instance starts that failed', registers: r });
+    this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
+    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
+    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed)', labelNames: ['reason'], registers: r });
+    this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
+    this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
+    this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
+    this.vmCpu = new Counter({ name: 'faascell_vm_cpu_seconds_total', help: 'User + system CPU time of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
+    this.vmGuest = new Gauge({ name: 'faascell_vm_guest_memory_bytes', help: 'Guest memory size of each VM', labelNames: ['vm_id', 'function'], registers: r });
+    // process_* and nodejs_* (event-loop lag, heap, GC, handles) of the daemon itself
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** One finished activation. */
+  observe(rec: ActivationRecord, segments?: StageSegment[]): void {
+    const path = rec.startPath ?? 'none';
+    this.functions.add(rec.function);
+    this.invocations.inc({ function: rec.function, start_path: path, status: rec.status });
+    if (!rec.startPath) return; // never ran: no stage worth a latency sample
+    for (const [stage, s] of Object.entries(histogramStages(rec, segments))) this.stage.observe({ stage, start_path: path }, s);
+    this.duration.observe({ function: rec.function, start_path: path }, rec.totalMs / 1000);
+  }
+
+  /** The node's state at scrape time (every value here is absolute: series of gone things disappear). */
+  applyState(st: NodeState, vms: VmSample[]): void {
+    for (const i of st.instances) this.functions.add(i.fn);
+    for (const f of Object.keys(st.queues)) this.functions.add(f);
+    this.instances.reset();
+    for (const f of this.functions) for (const s of INSTANCE_STATES) this.instances.set({ function: f, state: s }, 0);
+    for (const i of st.instances) this.instances.inc({ function: i.fn, state: i.state });
+    this.queue.reset();
+    for (const f of this.functions) this.queue.set({ function: f }, st.queues[f] ?? 0);
+    this.memUsed.set(st.memoryUsedBytes);
+    this.memBudget.set(st.memoryBudgetBytes);
+
+    this.snapCount.reset();
+    this.snapBytes.reset();
+    this.tierCapacity.reset();
+    for (const t of st.tiers) {
+      this.tierCapacity.set({ tier: t.name }, t.capacityBytes);
+      this.snapBytes.set({ tier: t.name }, 0);
+    }
+    for (const s of st.snapshots) {
+      this.snapCount.inc({ tier: s.tier, status: s.status });
+      this.snapBytes.inc({ tier: s.tier }, s.bytes);
+    }
+    // cumulative counts kept by the pool: exported as counters with their absolute value
+    setCounter(this.starts, st.counters.starts, 'start_path');
+    setCounter(this.stops, st.counters.stops, 'cause');
+    setCounter(this.rejections, st.counters.rejections, 'reason');
+    this.startFailures.reset();
+    this.startFailures.inc(st.counters.startFailures);
+    this.prewarms.reset();
+    this.prewarms.inc(st.counters.prewarms);
+
+    const fnOf = new Map(st.instances.map((i) => [i.id, i]));
+    for (const g of [this.vmRss, this.vmPss, this.vmGuest]) g.reset();
+    this.vmCpu.reset();
+    for (const v of vms) {
+      const inst = fnOf.get(v.vmId);
+      const labels = { vm_id: v.vmId, function: inst?.fn ?? '' };
+      this.vmRss.set(labels, v.rssBytes);
+      this.vmPss.set(labels, v.pssBytes);
+      this.vmCpu.inc(labels, v.cpuSeconds);
+      if (inst) this.vmGuest.set(labels, inst.memoryBytes);
+    }
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+function setCounter<L extends string>(c: Counter<L>, values: Record<string, number>, label: L): void {
+  c.reset();
+  for (const [k, v] of Object.entries(values)) c.inc({ [label]: k } as Record<L, string>, v);
+}

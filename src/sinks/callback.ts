@@ -1,0 +1,10 @@
+import type { InvocationResult, Sink } from './types.js';
+
+/** A sink that hands the outcome to a callback: the HTTP Source answers its request with it. */
+export class CallbackSink implements Sink {
+  readonly name = 'callback';
+  constructor(private readonly cb: (res: InvocationResult) => void) {}
+  deliver(res: InvocationResult): void {
+    this.cb(res);
+  }
+}

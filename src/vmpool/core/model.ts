@@ -1,0 +1,290 @@
+// The decision core's state: instances, functions, snapshots, storage tiers, and
+// the interfaces through which its shells (VmPool in the daemon, the simulator)
+// drive it and carry out its decisions. Plain mutable classes with index fields:
+// the simulator runs millions of decisions per second through them.
+
+import type {
+  AdmissionPolicy,
+  EvictionPolicy,
+  FunctionView,
+  InstanceView,
+  KeepAlivePolicy,
+  PlacementPolicy,
+  Rng,
+  SelectionPolicy,
+  TierView,
+} from '../../policies/types.js';
+import type { FunctionCostView } from '../../perf/cost-stats.js';
+
+export type CoreInstanceState = 'starting' | 'idle' | 'busy' | 'stopping';
+export type StartKind = 'cold' | 'restore';
+
+/** Why the core stops an instance. */
+export type StopCause =
+  /** keep-alive time ran out */
+  | 'expired'
+  /** memory pressure: the eviction policy chose it */
+  | 'evicted'
+  /** keep-alive said 0 */
+  | 'keepalive-none'
+  /** keep-alive unloads it now and pre-warms a fresh one later */
+  | 'prewarm-unload'
+  /** its function changed (code, shape, env) or was deleted */
+  | 'stale'
+  /** POST /evict */
+  | 'requested'
+  /** its Worker could not run an assigned request (the VM was already gone) */
+  | 'lost'
+  | 'shutdown';
+
+/** How a start ended without an instance (reported by the shell; decides what happens next). */
+export type StartFailureKind =
+  /** the VM did not come up: the oldest waiting request gets the failure */
+  | 'boot'
+  /** the function's init failed (deterministic): every request waiting for the function gets it */
+  | 'init'
+  /** the snapshot could not be restored: it is dropped and a cold start follows; no request fails */
+  | 'restore-broken'
+  /** the restore did not finish in time (host overloaded): the snapshot is kept; no request fails */
+  | 'restore-slow'
+  /** stopped while starting (eviction, shutdown): nothing to report */
+  | 'stopped';
+
+export interface StartFailure {
+  kind: StartFailureKind;
+  /** what rejected requests carry (the shell's typed failure) */
+  detail?: unknown;
+}
+
+export type SnapshotDropCause = 'broken' | 'invalidated' | 'tier-full' | 'replaced' | 'failed';
+
+/** Timer kinds the core asks its shell for (numbers: the simulator packs them into heap payloads). */
+export const TIMER_EXPIRE = 0;
+export const TIMER_PREWARM = 1;
+export const TIMER_DEADLINE = 2;
+export const TIMER_RECHECK = 3;
+export type TimerKind = typeof TIMER_EXPIRE | typeof TIMER_PREWARM | typeof TIMER_DEADLINE | typeof TIMER_RECHECK;
+
+export type CoreStartPlan =
+  /** boot; when `snapshot` is set, leave that snapshot behind (taken after init) */
+  | { path: 'cold'; snapshot?: CoreSnapshot }
+  | { path: 'restore'; snapshot: CoreSnapshot };
+
+/**
+ * What the core asks its shell to do. Called synchronously from inside a core
+ * call: an implementation records or sends, and must not call back into the core.
+ */
+export interface CoreEffects {
+  start(inst: CoreInstance, plan: CoreStartPlan, now: number): void;
+  /** Run request `req` (arrived at `arrival`) on `inst`; `fresh`: it waited for this instance's start. */
+  assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void;
+  reject(req: number, f: CoreFunction, reason: RejectCode, detail: unknown, arrival: number, now: number): void;
+  stop(inst: CoreInstance, cause: StopCause, now: number): void;
+  /** Call core.timer(kind, target, token, t) at time `at` (t ≥ at). Timers are never cancelled: stale ones are ignored. */
+  wake(at: number, kind: TimerKind, target: number, token: number): void;
+  /** The snapshot is no longer wanted: delete its files. */
+  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void;
+  /** Move the snapshot's files to another tier (adaptive placement). */
+  moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void;
+}
+
+export type RejectCode = 'queue_full' | 'overloaded' | 'queue_timeout' | 'deleted' | 'shutting_down' | 'start_failed';
+
+export interface CorePolicies {
+  /** the keep-alive policy as one object (routes per function; its priority() orders eviction) */
+  keepAlive: KeepAlivePolicy;
+  keepAliveFor(fn: string): KeepAlivePolicy;
+  eviction: EvictionPolicy;
+  selection: SelectionPolicy;
+  placement: PlacementPolicy;
+  admission: AdmissionPolicy;
+  rng: Rng;
+}
+
+export interface TierSpec {
+  name: string;
+  latencyRank: number;
+  /** 0 or Infinity: unbounded */
+  capacityBytes: number;
+}
+
+export interface CoreConfig {
+  /** Sum of the memory sizes of all live instances (MiB); Infinity: unbounded. */
+  memoryBudgetMiB: number;
+  /** Starting an instance past high × budget evicts idle ones down to low × budget (never past the budget itself). */
+  lowWatermark: number;
+  highWatermark: number;
+  /** Requests running at once on the node (Infinity: unbounded). */
+  maxConcurrentInvocations: number;
+  /** Waiting requests per function beyond what its free instance slots serve (admission's bound). */
+  maxQueueLength: number;
+  /** A request waiting longer is refused (queue_timeout). */
+  maxQueueDelayMs: number;
+  snapshots: boolean;
+  tiers: TierSpec[];
+  starts: {
+    /** Boots and restores at once: a number, or 'auto' = host cores minus the CPU that idle and busy VMs take (at least 1). */
+    maxConcurrent: number | 'auto';
+    cores: number;
+    /** Host CPU (fraction of a core) one idle VM takes. */
+    idleVmCpu: number;
+    /** Start cost assumed before any start of that kind was measured (ms). */
+    defaultColdMs: number;
+    defaultRestoreMs: number;
+    /** Let a request wait for a busy instance that will free up before a new start could finish. */
+    preferWarm: boolean;
+  };
+  /** CPU slots for pinning (InstanceView.cpuSlot round robin); 0: none. */
+  cpuSlots: number;
+  /** Always call eviction.selectVictims, even for policies with orderKey() (cross-checks). */
+  exactEviction?: boolean;
+  /** The shell needs no `gone` for stopped instances (the simulator): slots are recycled at once. */
+  recycleOnStop?: boolean;
+}
+
+export interface FunctionSpec {
+  memoryMiB: number;
+  maxInstances: number;
+  /** Instances and snapshots are reusable only for the same version (code, shape, env). */
+  version: string;
+  /** Expected snapshot size before one was measured (default: the memory size). */
+  snapshotBytes?: number;
+}
+
+export class CoreInstance implements InstanceView {
+  id = '';
+  /** unique, increasing over the core's life */
+  seq = 0;
+  fn = '';
+  f!: CoreFunction;
+  memoryMiB = 0;
+  state: CoreInstanceState = 'starting';
+  createdAt = 0;
+  lastUsedAt = 0;
+  invocations = 0;
+  startCostMs = 0;
+  cpuSlot = -1;
+  path: StartKind = 'cold';
+  version = '';
+  /** its function changed since it started: stopped instead of reused */
+  stale = false;
+  /** keep time of a pre-warmed instance that has not served yet (NaN: not pre-warmed) */
+  prewarmKeepMs = NaN;
+  busySince = 0;
+  /** CPU charged while busy (its function's cpuShare when it was assigned) */
+  cpuCharge = 0;
+  /** the snapshot this start creates (cold) or restores from */
+  snapshot: CoreSnapshot | undefined = undefined;
+  // list positions
+  fnIdlePos = -1;
+  globalIdlePos = -1;
+  fnBusyPos = -1;
+  // eviction index (IdleHeap)
+  evKey = 0;
+  heapPos = -1;
+  // keep-alive expiry: one armed timer at a time, re-armed lazily
+  expireAt = Infinity;
+  armedAt = Infinity;
+  armToken = 0;
+  /** the shell's handle (VmPool: its Worker) */
+  handle: unknown = undefined;
+
+  constructor(readonly idx: number) {}
+}
+
+export class CoreSnapshot {
+  ready = false;
+  bytes: number;
+  lastUsed: number;
+  /** the shell's reference (paths); set when ready */
+  ref: unknown = undefined;
+  constructor(
+    readonly id: number,
+    readonly f: CoreFunction,
+    readonly version: string,
+    public tier: CoreTier,
+    reservedBytes: number,
+    now: number,
+  ) {
+    this.bytes = reservedBytes;
+    this.lastUsed = now;
+  }
+}
+
+export class CoreTier implements TierView {
+  usedBytes = 0;
+  readonly snaps: CoreSnapshot[] = [];
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    readonly latencyRank: number,
+    readonly capacityBytes: number,
+  ) {}
+}
+
+/** The costs policies read; the shell updates them (PerfManager's statistics, or the simulator's). */
+export interface MutableFunctionView extends FunctionCostView {
+  name: string;
+  memoryMiB: number;
+}
+
+export class CoreFunction {
+  readonly view: MutableFunctionView & FunctionView;
+  memoryMiB: number;
+  maxInstances: number;
+  version: string;
+  snapshotBytes: number;
+  deleted = false;
+  readonly idle: CoreInstance[] = [];
+  readonly busy: CoreInstance[] = [];
+  /** instances of the current version that are not stopping */
+  live = 0;
+  /** of those, still starting */
+  starting = 0;
+  // FIFO queue of waiting requests (parallel arrays, head index)
+  qReq: number[] = [];
+  qAt: number[] = [];
+  qHead = 0;
+  deadlineArmedAt = Infinity;
+  deadlineToken = 0;
+  recheckArmedAt = Infinity;
+  recheckToken = 0;
+  /** waits for a node-wide resource (start slot, memory, concurrency) */
+  waiting = false;
+  inWaitList = false;
+  /** starts it waits for (counted node-wide for admission's estimate) */
+  wantStarts = 0;
+  snapshot: CoreSnapshot | undefined = undefined;
+  /** placement said keep-warm: idle instances stay until evicted */
+  keepWarm = false;
+  /** successful restores (placement's sample count) */
+  restores = 0;
+  prewarmToken = 0;
+  prewarmKeepMs = 0;
+  /** the shell's per-function data (VmPool: the FunctionDef) */
+  handle: unknown = undefined;
+
+  constructor(
+    readonly index: number,
+    readonly name: string,
+    spec: FunctionSpec,
+    readonly ka: KeepAlivePolicy,
+  ) {
+    this.memoryMiB = spec.memoryMiB;
+    this.maxInstances = spec.maxInstances;
+    this.version = spec.version;
+    this.snapshotBytes = spec.snapshotBytes ?? spec.memoryMiB * 1048576;
+    this.view = { name, memoryMiB: spec.memoryMiB };
+  }
+
+  get queued(): number {
+    return this.qReq.length - this.qHead;
+  }
+}
+
+/** One decision of the core, as both shells report it (the conformance test compares them). */
+export type Decision =
+  | { t: number; kind: 'start'; inst: number; fn: string; path: StartKind; snapshot: boolean }
+  | { t: number; kind: 'assign'; req: number; inst: number; fn: string; fresh: boolean }
+  | { t: number; kind: 'reject'; req: number; fn: string; reason: RejectCode }
+  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause };
