@@ -155,6 +155,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
         limits: { maxResultBytes: cfg.functionLimits.maxResultBytes, maxLogBytes: cfg.functionLimits.maxLogBytes },
         prefetch: cfg.snapshots.prefetch,
         kernelResync: cfg.snapshots.kernelResync,
+        // issue 9 wiring: the resync rides on a restored clone's first run
+        resyncWithRun: cfg.snapshots.resync === 'with-run',
       },
       policies,
       snapshots,

@@ -166,6 +166,12 @@ export const configSchema = z
          * corrected before the run either way).
          */
         kernelResync: z.enum(['before-run', 'deferred']).default('before-run'),
+        /**
+         * issue 9: how a restored clone's resync (clock, randomness) reaches its agent: 'with-run'
+         * carried by its first run (one channel round trip), 'message' a separate request before
+         * the clone counts as ready (the behaviour before issue 9; images built before it need it).
+         */
+        resync: z.enum(['with-run', 'message']).default('with-run'),
       })
       .strict()
       .default({}),
