@@ -82,9 +82,16 @@ export function pmemRootfs(cfg: VmConfig): { addrMiB: number; sizeMiB: number } 
   return memoryLayout(cfg).pmem;
 }
 
-/** The image's kernel has virtio-balloon with free page reporting: the VMM adds the device. */
-export function usesFreePageReporting(cfg: VmConfig): boolean {
-  return cfg.image.kernelFeatures?.includes('balloon') === true;
+/**
+ * The image's kernel has virtio-balloon with free page reporting and guest RAM is anonymous:
+ * the VMM adds the device. Never with a RAM file: QEMU 7.2 discards a reported page of
+ * file-backed RAM by punching a hole in the file even when it is mapped private, so a
+ * restored clone (share=off) would zero pages of the snapshot every other clone still needs.
+ * A shared-memory snapshot's source (share=on) goes without it too, as its clones must have
+ * the same devices. Full-stream snapshots keep it (anonymous RAM on both sides).
+ */
+export function usesFreePageReporting(cfg: VmConfig, memory: VmConfig['memory'] = cfg.memory): boolean {
+  return cfg.image.kernelFeatures?.includes('balloon') === true && memory.kind === 'anonymous';
 }
 
 export class VmConfigError extends Error {
@@ -217,9 +224,9 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
       'virtio-blk-device,drive=rootfs',
     );
   }
-  // free page reporting: pages the guest frees are discarded on the host (MADV_DONTNEED, or a
-  // hole punched in a shared RAM file), so an idle VM holds only what it uses
-  if (usesFreePageReporting(cfg)) args.push('-device', 'virtio-balloon-device,free-page-reporting=on');
+  // free page reporting: pages the guest frees are discarded on the host (MADV_DONTNEED), so
+  // an idle VM holds only what it uses; anonymous guest RAM only (usesFreePageReporting)
+  if (usesFreePageReporting(cfg, memory)) args.push('-device', 'virtio-balloon-device,free-page-reporting=on');
   args.push('-pidfile', f.pidFile);
   if (opts.incoming) args.push('-incoming', 'defer');
   return args;
