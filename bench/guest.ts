@@ -17,6 +17,8 @@ export interface Variant {
   tuning: ImageTuning;
   /** `-accel tcg,tb-size=` (undefined: QEMU's default, 1 GiB). */
   tcgTbSizeMiB?: number;
+  /** anonymous guest RAM as a private memfd mapping (no transparent huge pages) */
+  privateMemfdRam?: boolean;
   /** extra kernel arguments (e.g. faascell.node_flags=… for agent start variants) */
   cmdline?: string;
   about: string;
@@ -41,6 +43,7 @@ export const VARIANTS: Record<string, Variant> = {
 /**
  * Variant names: a base (baseline, tuned) and optional modifiers after '+':
  *   tbN          TCG translation cache of N MiB (`-accel tcg,tb-size=N`); tb0: QEMU's default (1 GiB)
+ *   memfd        anonymous guest RAM as a private memfd mapping (no transparent huge pages)
  *   cjs, mjs     which agent bundle /init starts (kernel argument faascell.agent=)
  *   flags=A:B    extra Node/V8 flags (faascell.node_flags=A,B; ':' because ',' separates variants)
  *   arg=K=V      any kernel argument
@@ -49,7 +52,7 @@ export const VARIANTS: Record<string, Variant> = {
 export function parseVariant(spec: string): Variant {
   const [baseName, ...mods] = spec.split('+');
   const base = VARIANTS[baseName ?? ''];
-  if (!base) throw new Error(`unknown variant "${spec}" (bases: ${Object.keys(VARIANTS).join(', ')}; modifiers: +tbN, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
+  if (!base) throw new Error(`unknown variant "${spec}" (bases: ${Object.keys(VARIANTS).join(', ')}; modifiers: +tbN, +memfd, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
   const v: Variant = { ...base, name: spec };
   for (const m of mods) {
     const tb = /^tb(\d+)$/.exec(m);
@@ -58,13 +61,16 @@ export function parseVariant(spec: string): Variant {
       if (n === 0) delete v.tcgTbSizeMiB;
       else v.tcgTbSizeMiB = n;
       v.about = `${v.about}; TCG cache ${n === 0 ? '1 GiB (QEMU default)' : `${n} MiB`}`;
+    } else if (m === 'memfd') {
+      v.privateMemfdRam = true;
+      v.about = `${v.about}; guest RAM a private memfd (4 KiB host pages)`;
     } else if (m === 'cjs' || m === 'mjs') {
       v.cmdline = [v.cmdline, `faascell.agent=${m}`].filter(Boolean).join(' ');
     } else if (m.startsWith('flags=')) {
       v.cmdline = [v.cmdline, `faascell.node_flags=${m.slice('flags='.length).replaceAll(':', ',')}`].filter(Boolean).join(' ');
     } else if (m.startsWith('arg=')) {
       v.cmdline = [v.cmdline, m.slice('arg='.length)].filter(Boolean).join(' ');
-    } else throw new Error(`unknown variant modifier "+${m}" in "${spec}" (known: +tbN, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
+    } else throw new Error(`unknown variant modifier "+${m}" in "${spec}" (known: +tbN, +memfd, +cjs, +mjs, +flags=A:B, +arg=K=V)`);
   }
   return v;
 }
@@ -86,7 +92,7 @@ export async function prepareVariants(variants: Variant[], log: (s: string) => v
   const rigs: VariantRig[] = [];
   for (const v of variants) {
     const image = await buildImage({ cacheDir: defaultCacheDir(), ...v.tuning, setCurrent: false, log: (l) => log(`  image ${v.name}: ${l}`) });
-    const driver = new QemuDriver({ log: () => undefined, ...(v.tcgTbSizeMiB ? { tcgTbSizeMiB: v.tcgTbSizeMiB } : {}), connectTimeoutMs: 60_000 });
+    const driver = new QemuDriver({ log: () => undefined, ...(v.tcgTbSizeMiB ? { tcgTbSizeMiB: v.tcgTbSizeMiB } : {}), ...(v.privateMemfdRam ? { privateMemfdRam: true } : {}), connectTimeoutMs: 60_000 });
     const accel = await driver.decideAccelerator(image);
     log(`  variant ${v.name}: image ${image.version} (${image.kernelKind} kernel${image.kernelFeatures?.length ? ` + ${image.kernelFeatures.join(', ')}` : ''}, root ${image.rootfsFormat ?? 'squashfs'}), ${accel.accelerator}`);
     rigs.push({ variant: v, image, driver, accelerator: accel.accelerator });

@@ -135,6 +135,17 @@ void test('pmem root fs: [main RAM][image, read-only][tail RAM for the initrd] a
   assert.deepEqual(norm(rst), src);
 });
 
+void test('privateMemfdRam: anonymous guest RAM becomes a private memfd (with and without the pmem layout); a RAM file stays as it is', () => {
+  const a = buildQemuArgs(cfg({ image: daxImage }), { privateMemfdRam: true });
+  assert.equal(allAfter(a, '-object')[0], 'memory-backend-memfd,id=mem,size=254M,share=off');
+  assert.ok(allAfter(a, '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+  const b = buildQemuArgs(cfg(), { privateMemfdRam: true });
+  assert.equal(after(b, '-M'), 'microvm,pit=on,pic=on,rtc=on,memory-backend=mem');
+  assert.deepEqual(allAfter(b, '-object'), ['memory-backend-memfd,id=mem,size=256M,share=off']);
+  const c = buildQemuArgs(cfg({ image: daxImage, memory: { kind: 'file', path: '/dev/shm/m', share: true } }), { privateMemfdRam: true });
+  assert.equal(allAfter(c, '-object')[0], 'memory-backend-file,id=mem,size=254M,mem-path=/dev/shm/m,share=on');
+});
+
 void test('pmem root fs falls back to virtio-blk when the layout does not fit', () => {
   const noDax = { ...daxImage, kernelFeatures: ['tickless' as const] };
   for (const c of [

@@ -33,6 +33,14 @@ export interface CmdlineOptions {
    * which a booted Node guest fills ~80 MiB of host memory). Ignored under KVM.
    */
   tcgTbSizeMiB?: number;
+  /**
+   * issue 9: anonymous guest RAM as a private mapping of an empty memfd instead of QEMU's
+   * anonymous memory: the host then backs it with 4 KiB pages, where anonymous RAM gets
+   * transparent huge pages (QEMU asks for them) and every 4 KiB the guest touches brings in
+   * 2 MiB. Free page reporting still discards (the memfd belongs to this VM alone); migration
+   * streams it like anonymous RAM (not shared).
+   */
+  privateMemfdRam?: boolean;
 }
 
 /** microvm puts RAM up to 3 GiB below 4 GiB and the rest from 4 GiB up (checked: test/e2e/guest-tuning). */
@@ -167,7 +175,8 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
   const pmem = layout.pmem;
   const machine = ['microvm', 'pit=on', 'pic=on', 'rtc=on'];
   const args: string[] = [];
-  if (memory.kind === 'file' && !pmem) machine.push('memory-backend=mem');
+  const memfdRam = opts.privateMemfdRam === true && memory.kind === 'anonymous';
+  if ((memory.kind === 'file' || memfdRam) && !pmem) machine.push('memory-backend=mem');
   // Legacy pmem (memmap=!) becomes a device only once the kernel's PCI resource survey ran
   // (e820__reserve_resources_late): without a PCI host bridge it never does.
   if (pmem) machine.push('pcie=on');
@@ -178,7 +187,9 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
   const ramBackend =
     memory.kind === 'file'
       ? `memory-backend-file,id=mem,size=${layout.mainMiB}M,mem-path=${escapeOptValue(memory.path)},share=${memory.share ? 'on' : 'off'}`
-      : `memory-backend-ram,id=mem,size=${layout.mainMiB}M`;
+      : memfdRam
+        ? `memory-backend-memfd,id=mem,size=${layout.mainMiB}M,share=off`
+        : `memory-backend-ram,id=mem,size=${layout.mainMiB}M`;
   if (pmem) {
     // Main RAM is NUMA node 0, the root fs image node 1, the tail RAM node 2 (memoryLayout).
     // The image is mapped shared and read-only: every VM reads the same host page cache
@@ -198,7 +209,7 @@ export function buildQemuArgs(cfg: VmConfig, opts: CmdlineOptions = {}): string[
       '-numa',
       'node,nodeid=2,memdev=mem-tail',
     );
-  } else if (memory.kind === 'file') {
+  } else if (memory.kind === 'file' || memfdRam) {
     args.push('-object', ramBackend);
   }
   args.push('-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot');

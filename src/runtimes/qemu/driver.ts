@@ -39,6 +39,8 @@ export interface QemuDriverOptions {
   stopGraceMs?: number;
   /** TCG translation cache per VM in MiB (`-accel tcg,tb-size=`); undefined: QEMU's default (1 GiB). */
   tcgTbSizeMiB?: number;
+  /** issue 9: anonymous guest RAM as a private memfd mapping (4 KiB host pages; CmdlineOptions.privateMemfdRam) */
+  privateMemfdRam?: boolean;
   /**
    * Where each VM's console output is kept after it stops (DIR/VMID.log, the
    * tail of at most consoleMaxBytes, appended to across a VM's restores; the
@@ -420,7 +422,7 @@ export class QemuDriver implements RuntimeDriver {
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
     const timings: DriverTimings = { start: Date.now() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, { ...cmdOpts, ...(this.opts.tcgTbSizeMiB ? { tcgTbSizeMiB: this.opts.tcgTbSizeMiB } : {}) });
+    const args = buildQemuArgs(cfg, { ...cmdOpts, ...(this.opts.tcgTbSizeMiB ? { tcgTbSizeMiB: this.opts.tcgTbSizeMiB } : {}), ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}) });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
