@@ -1,7 +1,7 @@
 // Multi-function load on the real node vs the simulator (issue 7; docs/simulator.md "Load"):
 //   npx tsx scripts/load-experiment.ts [--spec SPEC.csv] [--functions 19] [--rates 8,24,64] [--runs 3]
 //       [--minutes 5] [--profile bench/profiles/tcg-node-2026-11-29.json] [--sweep 2,4,8,16,32,64,128]
-//       [--sim-only] [--out bench/results/load]
+//       [--sim-only] [--resume] [--out bench/results/load]
 // 1. Picks `--functions` rows of a FaaSRail spec (default: FaaSRail's azure_spec_15rps_5min.csv), spread over
 //    its run times (the rows at evenly spaced quantiles of `mean`), keeps their per-minute arrival counts and
 //    scales them to each target rate. Each row becomes a function that waits its row's mean (capped at 20 s):
@@ -40,6 +40,8 @@ interface Args {
   seed: number;
   /** reuse the real runs in this directory's results.json; only simulate again */
   realFrom?: string;
+  /** keep the real runs already in --out's results.json and run only the missing ones */
+  resume: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -54,6 +56,7 @@ function parseArgs(argv: string[]): Args {
     simOnly: false,
     out: 'bench/results/load',
     seed: 1,
+    resume: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -73,6 +76,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = v();
     else if (k === '--seed') a.seed = Number(v());
     else if (k === '--real-from') a.realFrom = v();
+    else if (k === '--resume') a.resume = true;
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -144,6 +148,20 @@ interface RealRun {
   maxVmms: number;
   maxLoad: number;
   sendLagP99Ms: number;
+  /** cores the rest of the machine used during the run (other processes: this machine is shared), measured */
+  otherCores?: number;
+}
+
+/** Busy CPU time of the whole machine, and of this process with its reaped children (the VMMs), in seconds. */
+function cpuNow(): { machine: number; ours: number } {
+  const hz = 100; // USER_HZ on Linux
+  const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = all[3]! + all[4]!;
+  const busy = all.reduce((x, y) => x + y, 0) - idle;
+  const self = readFileSync('/proc/self/stat', 'utf8');
+  const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+  // utime, stime, cutime, cstime: fields 14–17 of stat(5), i.e. 11–14 after the command name
+  return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz };
 }
 
 function vmmCount(): number {
@@ -160,7 +178,10 @@ function vmmCount(): number {
 }
 
 async function realRun(trace: Trace, rps: number, run: number, out: string): Promise<RealRun> {
+  const cpu0 = cpuNow();
+  const wall0 = Date.now();
   const b = await benchDaemon({});
+  let result: RealRun | undefined;
   const samples: Array<{ t: number; vmms: number; load: number }> = [];
   const t0 = Date.now();
   const sampler = setInterval(() => samples.push({ t: Date.now() - t0, vmms: vmmCount(), load: os.loadavg()[0]! }), 2000);
@@ -173,7 +194,7 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
     const c = st.pool.counters;
     const lat = records.filter((r) => r.status === 200 && r.latencyMs !== null).map((r) => r.latencyMs!).sort((x, y) => x - y);
     const q = (p: number): number => (lat.length ? lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)]! : NaN);
-    return {
+    result = {
       rps,
       run,
       sent: s.sent,
@@ -196,7 +217,11 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
     clearInterval(sampler);
     writeFileSync(path.join(out, `samples-${rps}rps-run${run}.json`), JSON.stringify(samples) + '\n');
     await b.close();
+    // after close every VMM has been reaped, so its CPU time is in our children's time
+    const cpu1 = cpuNow();
+    if (result) result.otherCores = (cpu1.machine - cpu0.machine - (cpu1.ours - cpu0.ours)) / ((Date.now() - wall0) / 1000);
   }
+  return result;
 }
 
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
@@ -235,10 +260,12 @@ async function main(): Promise<void> {
   const real: RealRun[] = [];
   const simAt: Record<string, SimulationResult> = {};
   for (const rps of a.rates) simAt[rps] = await sim(loadTrace(picked, rps, a.minutes), profile);
-  if (a.realFrom) real.push(...(JSON.parse(readFileSync(path.join(a.realFrom, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
+  const earlier = a.realFrom ?? (a.resume ? a.out : undefined);
+  if (earlier) real.push(...(JSON.parse(readFileSync(path.join(earlier, 'results.json'), 'utf8')) as { real: RealRun[] }).real);
   if (!a.simOnly) {
     for (const rps of a.realFrom ? [] : a.rates) {
       for (let run = 1; run <= a.runs; run++) {
+        if (real.some((r) => r.rps === rps && r.run === run)) continue;
         console.error(`real: ${rps} rps, run ${run} of ${a.runs}`);
         const r = await realRun(loadTrace(picked, rps, a.minutes), rps, run, a.out);
         real.push(r);
@@ -250,11 +277,11 @@ async function main(): Promise<void> {
       '',
       '## Real node, each run',
       '',
-      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 | cores taken by other processes |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...real.map(
         (r) =>
-          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms |`,
+          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms | ${r.otherCores === undefined ? 'not measured' : r.otherCores.toFixed(2)} |`,
       ),
       '',
       '## Simulated vs real',
@@ -274,6 +301,33 @@ async function main(): Promise<void> {
         `| ${rps} | ${g.map(pct).join(', ')} | ${pct(s.goodput)} | ${passes(g, s.goodput, 0.05) ? 'yes' : 'no'} | ${boots.join(', ')} | ${s.coldBoots} | ${passes(boots, s.coldBoots, 0.05 * med(boots)) ? 'yes' : 'no'} | ${rest.join(', ')} | ${s.restoresStarted} | ${passes(rest, s.restoresStarted, 0.05 * med(rest)) ? 'yes' : 'no'} |`,
       );
     }
+    // The machine is shared: the same comparison with the node's cores reduced by what other processes took
+    // during the runs (median over the runs that measured it).
+    const left: string[] = [];
+    for (const rps of a.rates) {
+      const rs = real.filter((r) => r.rps === rps);
+      const other = rs.map((r) => r.otherCores).filter((x): x is number => x !== undefined);
+      if (other.length !== rs.length || !rs.length) continue;
+      const cores = Math.max(0.25, profile.node.cores - med(other));
+      const s = await sim(loadTrace(picked, rps, a.minutes), { ...profile, node: { ...profile.node, cores } });
+      const g = rs.map((r) => r.goodput);
+      const boots = rs.map((r) => r.coldBoots);
+      const rest = rs.map((r) => r.restores);
+      left.push(
+        `| ${rps} | ${other.map((x) => x.toFixed(2)).join(', ')} | ${cores.toFixed(2)} | ${g.map(pct).join(', ')} | ${pct(s.goodput)} | ${passes(g, s.goodput, 0.05) ? 'yes' : 'no'} | ${boots.join(', ')} | ${s.coldBoots} | ${passes(boots, s.coldBoots, 0.05 * med(boots)) ? 'yes' : 'no'} | ${rest.join(', ')} | ${s.restoresStarted} | ${passes(rest, s.restoresStarted, 0.05 * med(rest)) ? 'yes' : 'no'} |`,
+      );
+    }
+    if (left.length)
+      md.push(
+        '',
+        '## Simulated with the cores left to the node',
+        '',
+        'The simulated node gets the profile\'s cores minus the median of what other processes took during the real runs.',
+        '',
+        '| rate | other processes (cores, runs) | simulated cores | real goodput | simulated | pass | real cold boots | simulated | pass | real restores | simulated | pass |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
+        ...left,
+      );
   }
   writeFileSync(path.join(a.out, 'results.json'), JSON.stringify({ sweep, simAt, real }, null, 2) + '\n');
   writeFileSync(path.join(a.out, 'results.md'), md.join('\n') + '\n');

@@ -178,7 +178,11 @@ export async function replay(o: ReplayOptions): Promise<ReplaySummary> {
       }
     } catch (err) {
       errors++;
-      rec.error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      rec.latencyMs = round(elapsed() - sentMs);
+      // fetch hides the transport's reason (refused, reset, connect timeout) in `cause`
+      const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+      const why = cause ? ` (${cause.code ?? cause.message ?? ''})` : '';
+      rec.error = err instanceof Error ? `${err.name}: ${err.message}${why}` : String(err);
     } finally {
       inflight--;
       completed++;
