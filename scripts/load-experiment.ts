@@ -1,7 +1,7 @@
 // Multi-function load on the real node vs the simulator (issue 7; docs/simulator.md "Load"):
 //   npx tsx scripts/load-experiment.ts [--spec SPEC.csv] [--functions 19] [--rates 8,24,64] [--runs 3]
 //       [--minutes 5] [--profile bench/profiles/tcg-node-2026-11-29.json] [--sweep 2,4,8,16,32,64,128]
-//       [--sim-only] [--resume] [--out bench/results/load]
+//       [--sim-only] [--resume] [--client child|inproc] [--out bench/results/load]
 // 1. Picks `--functions` rows of a FaaSRail spec (default: FaaSRail's azure_spec_15rps_5min.csv), spread over
 //    its run times (the rows at evenly spaced quantiles of `mean`), keeps their per-minute arrival counts and
 //    scales them to each target rate. Each row becomes a function that waits its row's mean (capped at 20 s):
@@ -10,21 +10,24 @@
 //    profile (where the node's capacity lies), and at each --rates rate.
 // 3. Unless --sim-only: for each --rates rate, --runs times, starts a fresh private daemon with the default
 //    configuration, deploys the functions, replays the arrivals open loop and records every request, the
-//    pool's counters, the number of VMM processes and the load average over time.
+//    pool's counters, the number of VMM processes and the load average over time. The load generator is
+//    `faascell replay` in its own process (`--client inproc`: in this one, sharing the daemon's event loop).
 // 4. Writes results.md / results.json: goodput, refusals (early vs timed out), latency, boots, restores,
 //    real runs against the simulation (pass: within the spread of the runs, or 5 points / 5 % of the median).
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { benchDaemon, machine } from '../bench/common.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createPolicies } from '../src/policies/index.js';
-import { replay, type ReplayRecord } from '../src/replay/replay.js';
+import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
 import { simulatedNode } from '../src/sim/cli.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
 import { readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
-import { slotsTrace } from '../src/traces/slots.js';
+import { slotsTrace, type SlotsRow } from '../src/traces/slots.js';
 import type { Trace } from '../src/traces/types.js';
 
 interface Args {
@@ -42,6 +45,8 @@ interface Args {
   realFrom?: string;
   /** keep the real runs already in --out's results.json and run only the missing ones */
   resume: boolean;
+  /** where the load generator runs (default: its own process) */
+  client: 'child' | 'inproc';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -57,6 +62,7 @@ function parseArgs(argv: string[]): Args {
     out: 'bench/results/load',
     seed: 1,
     resume: false,
+    client: 'child',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -77,6 +83,11 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--seed') a.seed = Number(v());
     else if (k === '--real-from') a.realFrom = v();
     else if (k === '--resume') a.resume = true;
+    else if (k === '--client') {
+      const c = v();
+      if (c !== 'child' && c !== 'inproc') throw new Error('--client: child | inproc');
+      a.client = c;
+    }
     else throw new Error(`unknown argument ${k}`);
   }
   return a;
@@ -94,24 +105,25 @@ function pickRows(rows: FaasrailSpecRow[], n: number): FaasrailSpecRow[] {
 }
 
 /** The picked rows as a trace at `rps`: each row's per-minute counts scaled (rounding carried over minutes). */
-function loadTrace(rows: FaasrailSpecRow[], rps: number, minutes: number): Trace {
+/** The load as per-minute rows of FaaSCell's slots format (what `faascell replay --format slots` reads). */
+function loadRows(rows: FaasrailSpecRow[], rps: number, minutes: number): SlotsRow[] {
   const total = rows.reduce((s, r) => s + r.rpm.slice(0, minutes).reduce((x, y) => x + y, 0), 0);
   const k = (rps * 60 * minutes) / total;
-  return slotsTrace(
-    rows.map((r, i) => {
-      let carry = 0;
-      const counts = r.rpm.slice(0, minutes).map((c) => {
-        const want = c * k + carry;
-        const n = Math.floor(want);
-        carry = want - n;
-        return n;
-      });
-      const ms = Math.min(MAX_RUN_MS, Math.max(1, Math.round(r.mean ?? r.avg)));
-      return { name: `load-${String(i).padStart(2, '0')}`, avgDurationMs: ms, memoryMiB: 256, request: { ms }, counts };
-    }),
-    60_000,
-    `${rows.length} rows at ${rps} rps`,
-  );
+  return rows.map((r, i) => {
+    let carry = 0;
+    const counts = r.rpm.slice(0, minutes).map((c) => {
+      const want = c * k + carry;
+      const n = Math.floor(want);
+      carry = want - n;
+      return n;
+    });
+    const ms = Math.min(MAX_RUN_MS, Math.max(1, Math.round(r.mean ?? r.avg)));
+    return { name: `load-${String(i).padStart(2, '0')}`, avgDurationMs: ms, memoryMiB: 256, request: { ms }, counts };
+  });
+}
+
+function loadTrace(rows: FaasrailSpecRow[], rps: number, minutes: number): Trace {
+  return slotsTrace(loadRows(rows, rps, minutes), 60_000, `${rows.length} rows at ${rps} rps`);
 }
 
 const DEFAULT_NODE = parseConfig({ stateDir: os.tmpdir() });
@@ -150,10 +162,15 @@ interface RealRun {
   sendLagP99Ms: number;
   /** cores the rest of the machine used during the run (other processes: this machine is shared), measured */
   otherCores?: number;
+  /** where the load generator ran: its own process (child) or the daemon's (inproc, the runs before 2026-11-29 19:15) */
+  client?: 'child' | 'inproc';
+  /** this process alone (daemon + load generator, one event loop): cores used, and its event loop's utilisation */
+  selfCores?: number;
+  eventLoopUtilization?: number;
 }
 
 /** Busy CPU time of the whole machine, and of this process with its reaped children (the VMMs), in seconds. */
-function cpuNow(): { machine: number; ours: number } {
+function cpuNow(): { machine: number; ours: number; self: number } {
   const hz = 100; // USER_HZ on Linux
   const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const idle = all[3]! + all[4]!;
@@ -161,7 +178,7 @@ function cpuNow(): { machine: number; ours: number } {
   const self = readFileSync('/proc/self/stat', 'utf8');
   const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
   // utime, stime, cutime, cstime: fields 14–17 of stat(5), i.e. 11–14 after the command name
-  return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz };
+  return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz, self: (f[11]! + f[12]!) / hz };
 }
 
 function vmmCount(): number {
@@ -177,8 +194,26 @@ function vmmCount(): number {
   return n;
 }
 
-async function realRun(trace: Trace, rps: number, run: number, out: string): Promise<RealRun> {
+/** The load generator in its own process (`faascell replay`), so that it does not share the daemon's event loop. */
+async function childReplay(rows: SlotsRow[], url: string, out: string, tag: string): Promise<{ summary: ReplaySummary; records: ReplayRecord[] }> {
+  const traceFile = path.join(out, `trace-${tag}.json`);
+  const recordsFile = path.join(out, `records-${tag}.jsonl`);
+  writeFileSync(traceFile, JSON.stringify({ slotSeconds: 60, functions: rows }) + '\n');
+  const argv = ['bin/faascell.js', '--url', url, 'replay', '--trace', traceFile, '--format', 'slots', '--map', rows.map((r) => `${r.name}=${r.name}`).join(','), '--compress', '1', '--spread', 'random', '--seed', '1', '--timeout-ms', '180000', '--out', recordsFile, '--json'];
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`faascell replay exited with ${code}`);
+  const summary = JSON.parse(stdout.trim().split('\n').pop()!) as ReplaySummary;
+  const records = readFileSync(recordsFile, 'utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l) as ReplayRecord);
+  return { summary, records };
+}
+
+async function realRun(rows: SlotsRow[], rps: number, run: number, out: string, client: 'child' | 'inproc'): Promise<RealRun> {
+  const trace = slotsTrace(rows, 60_000, `${rows.length} rows at ${rps} rps`);
   const cpu0 = cpuNow();
+  const elu0 = performance.eventLoopUtilization();
   const wall0 = Date.now();
   const b = await benchDaemon({});
   let result: RealRun | undefined;
@@ -187,9 +222,13 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
   const sampler = setInterval(() => samples.push({ t: Date.now() - t0, vmms: vmmCount(), load: os.loadavg()[0]! }), 2000);
   try {
     for (const f of trace.functions) await b.client.deploy(f.name, SLEEP, { codeKind: 'js', memoryMiB: 256, timeoutMs: 60_000 });
-    const records: ReplayRecord[] = [];
-    const s = await replay({ trace, url: b.d.url, map: trace.functions.map((f) => `${f.name}=${f.name}`).join(','), compress: 1, spread: 'random', seed: 1, onRecord: (r) => records.push(r), progress: null, timeoutMs: 180_000 });
-    writeFileSync(path.join(out, `records-${rps}rps-run${run}.jsonl`), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    let records: ReplayRecord[] = [];
+    let s: ReplaySummary;
+    if (client === 'child') ({ summary: s, records } = await childReplay(rows, b.d.url, out, `${rps}rps-run${run}`));
+    else {
+      s = await replay({ trace, url: b.d.url, map: trace.functions.map((f) => `${f.name}=${f.name}`).join(','), compress: 1, spread: 'random', seed: 1, onRecord: (r) => records.push(r), progress: null, timeoutMs: 180_000 });
+      writeFileSync(path.join(out, `records-${rps}rps-run${run}.jsonl`), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    }
     const st = await b.client.call<{ pool: { counters: Record<string, number> } }>('GET', '/v1/status');
     const c = st.pool.counters;
     const lat = records.filter((r) => r.status === 200 && r.latencyMs !== null).map((r) => r.latencyMs!).sort((x, y) => x - y);
@@ -212,6 +251,7 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
       maxVmms: Math.max(0, ...samples.map((x) => x.vmms)),
       maxLoad: Math.max(0, ...samples.map((x) => x.load)),
       sendLagP99Ms: s.p99LagMs,
+      client,
     };
   } finally {
     clearInterval(sampler);
@@ -219,7 +259,12 @@ async function realRun(trace: Trace, rps: number, run: number, out: string): Pro
     await b.close();
     // after close every VMM has been reaped, so its CPU time is in our children's time
     const cpu1 = cpuNow();
-    if (result) result.otherCores = (cpu1.machine - cpu0.machine - (cpu1.ours - cpu0.ours)) / ((Date.now() - wall0) / 1000);
+    const wallS = (Date.now() - wall0) / 1000;
+    if (result) {
+      result.otherCores = (cpu1.machine - cpu0.machine - (cpu1.ours - cpu0.ours)) / wallS;
+      result.selfCores = (cpu1.self - cpu0.self) / wallS;
+      result.eventLoopUtilization = performance.eventLoopUtilization(elu0).utilization;
+    }
   }
   return result;
 }
@@ -267,7 +312,7 @@ async function main(): Promise<void> {
       for (let run = 1; run <= a.runs; run++) {
         if (real.some((r) => r.rps === rps && r.run === run)) continue;
         console.error(`real: ${rps} rps, run ${run} of ${a.runs}`);
-        const r = await realRun(loadTrace(picked, rps, a.minutes), rps, run, a.out);
+        const r = await realRun(loadRows(picked, rps, a.minutes), rps, run, a.out, a.client);
         real.push(r);
         console.error(`  goodput ${pct(r.goodput)}, boots ${r.coldBoots}, restores ${r.restores}, max VMMs ${r.maxVmms}, max load ${r.maxLoad.toFixed(1)}`);
         writeFileSync(path.join(a.out, 'results.json'), JSON.stringify({ sweep, simAt, real }, null, 2) + '\n');
@@ -277,11 +322,11 @@ async function main(): Promise<void> {
       '',
       '## Real node, each run',
       '',
-      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 | cores taken by other processes |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      '| rate | run | sent | ok | goodput | refused early | queue full | timed out | start failures | p50 | p99 | cold boots | restores | max VMM processes | max load avg | send lag p99 | cores taken by other processes | daemon + client process: cores, event-loop utilisation |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...real.map(
         (r) =>
-          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms | ${r.otherCores === undefined ? 'not measured' : r.otherCores.toFixed(2)} |`,
+          `| ${r.rps} | ${r.run} | ${r.sent} | ${r.ok} | ${pct(r.goodput)} | ${r.rejectedOverloaded} | ${r.rejectedQueueFull} | ${r.rejectedQueueTimeout} | ${r.startFailures} | ${(r.p50Ms / 1000).toFixed(2)} s | ${(r.p99Ms / 1000).toFixed(2)} s | ${r.coldBoots} | ${r.restores} | ${r.maxVmms} | ${r.maxLoad.toFixed(1)} | ${Math.round(r.sendLagP99Ms)} ms | ${r.otherCores === undefined ? 'not measured' : r.otherCores.toFixed(2)} | ${r.selfCores === undefined ? 'not measured' : `${r.selfCores.toFixed(2)}, ${pct(r.eventLoopUtilization ?? NaN)}`} |`,
       ),
       '',
       '## Simulated vs real',
