@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Actor, ActorSystem } from '../../src/core/actor.js';
+import { ActorSystem } from '../../src/core/actor.js';
 import { realClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
@@ -16,27 +16,7 @@ import { Registry } from '../../src/registry/registry.js';
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
 import { Worker, type InvokeOutcome, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage, type FakeBehaviour } from '../helpers/fake-driver.js';
-
-class Spy<M> extends Actor<M> {
-  readonly got: M[] = [];
-  private waiters: Array<{ pred: (m: M) => boolean; resolve: (m: M) => void }> = [];
-  constructor(private readonly respond?: (m: M) => void) {
-    super();
-  }
-  protected receive(msg: M): void {
-    this.got.push(msg);
-    this.respond?.(msg);
-    this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
-  }
-  next(pred: (m: M) => boolean, timeoutMs = 5000): Promise<M> {
-    const seen = this.got.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ pred, resolve });
-      setTimeout(() => reject(new Error(`no matching message within ${timeoutMs} ms`)), timeoutMs).unref();
-    });
-  }
-}
+import { Spy } from '../helpers/spy.js';
 
 function rig(behaviour: FakeBehaviour, resyncWithRun: boolean) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-wr-'));
