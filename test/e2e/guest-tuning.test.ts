@@ -5,7 +5,9 @@
 //   - snapshots keep working with the shared read-only root fs mapping: shared-memory
 //     (x-ignore-shared) clones each get their own clock and randomness and leave the
 //     RAM file untouched, and a full-stream snapshot restores too (the driver skips the
-//     shared root fs in every migration).
+//     shared root fs in every migration);
+//   - a jailed VMM (own uid, private mount namespace holding only its files, seccomp,
+//     cgroups: the daemon's isolation) maps the root fs image and drives the balloon.
 // Env: FAASCELL_E2E_KERNEL=minimal|debian|auto (default auto).
 
 import assert from 'node:assert/strict';
@@ -20,6 +22,8 @@ import { memoryLayout } from '../../src/runtimes/qemu/cmdline.js';
 import { QemuDriver, type QemuVm } from '../../src/runtimes/qemu/driver.js';
 import type { AgentReply } from '../../src/runtimes/agent-protocol.js';
 import type { Accelerator, GuestImage, MemoryBacking, SnapshotFiles, VmConfig } from '../../src/runtimes/types.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { setupIsolation } from '../../src/runtimes/jail/setup.js';
 
 const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 const MEM = 256;
@@ -189,5 +193,41 @@ void test('full-stream snapshot with the pmem root fs restores (the shared root 
     assert.match(r.files['/proc/mounts']!, /^\/dev\/pmem0 \/rootfs erofs/m);
   } finally {
     await stop(vm);
+  }
+});
+
+void test('jailed as the daemon jails it (own uid, private mount namespace, seccomp, cgroup): the pmem root fs and the balloon work', async (t) => {
+  const why = unsupported() ?? (process.getuid?.() !== 0 ? 'needs root (the VMM jail)' : undefined);
+  if (why) return t.skip(why);
+  // the daemon's defaults; jail.enabled true: fail rather than run unjailed
+  const cfg = parseConfig({ stateDir: path.join(tmp, 'jail-state') });
+  const iso = await setupIsolation({ stateDir: cfg.stateDir, jail: { ...cfg.jail, enabled: true }, limits: cfg.limits }, { warn: () => undefined, info: () => undefined });
+  const jailed = new QemuDriver({ log: () => undefined, isolation: iso.vmm, sandbox: cfg.jail.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB });
+  let vm: QemuVm | undefined;
+  try {
+    vm = await jailed.boot(vmConfig({ kind: 'anonymous' }));
+    live.add(vm);
+    await vm.channel.ready(120_000);
+    await ok(vm.channel.request({ op: 'init', files: { 'index.js': PROBE }, main: 'index.js', entry: 'main', env: {} }, 60_000));
+    const status = fs.readFileSync(`/proc/${vm.pid}/status`, 'utf8');
+    assert.notEqual(Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]), 0, 'the VMM does not run as root');
+    assert.equal(/^Seccomp:\s+(\d+)/m.exec(status)?.[1], '2', 'seccomp filter mode');
+    // the root fs image is visible in the VMM's own mount namespace (bound read-only) and mapped shared, read-only
+    const rootfs = image!.rootfsPath;
+    const maps = fs.readFileSync(`/proc/${vm.pid}/maps`, 'utf8').split('\n');
+    assert.ok(maps.some((l) => l.endsWith(` ${rootfs}`) && l.split(/\s+/)[1] === 'r--s'), `root fs image ${rootfs} mapped r--s`);
+    const bind = fs.readFileSync(`/proc/${vm.pid}/mountinfo`, 'utf8').split('\n').find((l) => l.split(' ')[4] === rootfs);
+    assert.ok(bind && /^ro\b/.test(bind.split(' ')[5]!), `root fs image bound read-only in the jail: ${bind}`);
+    const dir = '/sys/bus/virtio/drivers/virtio_balloon';
+    const r = await probe(vm, ['/proc/mounts', dir]);
+    assert.match(r.files['/proc/mounts']!, /^\/dev\/pmem0 \/rootfs erofs ro,.*dax=always/m, r.files['/proc/mounts']);
+    assert.match(r.files[dir]!, /\bvirtio\d+\b/, `virtio_balloon bound to no device: ${r.files[dir]}`);
+    // free page reporting runs 2 s after pages are freed: the VMM discards them under seccomp and lives on
+    await new Promise((res) => setTimeout(res, 3000));
+    await probe(vm);
+    assert.ok(vm.alive, 'the jailed VMM is alive');
+  } finally {
+    if (vm) await stop(vm);
+    await iso.shutdown();
   }
 });
