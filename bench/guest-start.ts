@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { machine, ms, summarize, table, type Summary } from './common.js';
 import type { QemuVm } from '../src/runtimes/qemu/driver.js';
-import { benchTmp, bootHello, pickVariants, prepareVariants } from './guest.js';
+import { benchTmp, bootHello, pickVariants, prepareVariants, releaseVariants } from './guest.js';
 
 export interface GuestStartResult {
   machine: Record<string, string | number>;
@@ -68,6 +68,7 @@ export async function benchGuestStart(opts: { boots: number; variants?: string[]
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    await releaseVariants(rigs);
   }
   return {
     machine: machine(),

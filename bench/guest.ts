@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseConfig } from '../src/config/schema.js';
 import { buildImage, defaultCacheDir, type ImageTuning } from '../src/image/builder.js';
+import { setupIsolation, type IsolationSetup } from '../src/runtimes/jail/setup.js';
 import { memoryLayout } from '../src/runtimes/qemu/cmdline.js';
 import { QemuDriver, type QemuVm } from '../src/runtimes/qemu/driver.js';
 import type { AgentReady } from '../src/runtimes/agent-protocol.js';
@@ -85,17 +87,50 @@ export interface VariantRig {
   image: GuestImage;
   driver: QemuDriver;
   accelerator: Accelerator;
+  /** the VMM isolation the daemon would use (jail, seccomp, cgroups) and its state dir, shared by the rigs of one run */
+  isolation?: { setup: IsolationSetup; dir: string };
+}
+
+/**
+ * The daemon's VMM isolation with its default settings (jailed when root and the jail user exist,
+ * per-VM cgroups, seccomp), so the guest benchmarks measure VMMs as the daemon runs them.
+ * FAASCELL_BENCH_JAIL=0 measures bare VMMs.
+ */
+async function benchIsolation(log: (s: string) => void): Promise<{ setup: IsolationSetup; dir: string } | undefined> {
+  if (process.env.FAASCELL_BENCH_JAIL === '0') return undefined;
+  const dir = benchTmp('fc-bench-jail-');
+  const cfg = parseConfig({ stateDir: dir });
+  const setup = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, { warn: (m, f) => log(`  isolation: ${m} ${JSON.stringify(f ?? {})}`), info: () => undefined });
+  const st = setup.isolation();
+  log(`  VMMs: ${st.jailed ? `jailed (${st.uids} uids)` : `not jailed (${st.reason})`}, seccomp ${st.seccomp ? 'on' : 'off'}, cgroups ${setup.limits().cgroup.mode}`);
+  return { setup, dir };
+}
+
+/** Ends what prepareVariants set up for the VMMs (the isolation's cgroup group and state dir); after every VM stopped. */
+export async function releaseVariants(rigs: VariantRig[]): Promise<void> {
+  const isos = new Set(rigs.map((r) => r.isolation).filter((i) => i !== undefined));
+  for (const iso of isos) {
+    await iso.setup.shutdown();
+    fs.rmSync(iso.dir, { recursive: true, force: true });
+  }
 }
 
 /** Builds (or finds) each variant's image without making it the current one, and a driver for it. */
 export async function prepareVariants(variants: Variant[], log: (s: string) => void): Promise<VariantRig[]> {
   const rigs: VariantRig[] = [];
+  const iso = await benchIsolation(log);
   for (const v of variants) {
     const image = await buildImage({ cacheDir: defaultCacheDir(), ...v.tuning, setCurrent: false, log: (l) => log(`  image ${v.name}: ${l}`) });
-    const driver = new QemuDriver({ log: () => undefined, ...(v.tcgCodeCacheMiB ? { tcgCodeCacheMiB: v.tcgCodeCacheMiB } : {}), ...(v.privateMemfdRam ? { privateMemfdRam: true } : {}), connectTimeoutMs: 60_000 });
+    const driver = new QemuDriver({
+      log: () => undefined,
+      ...(v.tcgCodeCacheMiB ? { tcgCodeCacheMiB: v.tcgCodeCacheMiB } : {}),
+      ...(v.privateMemfdRam ? { privateMemfdRam: true } : {}),
+      ...(iso ? { isolation: iso.setup.vmm, sandbox: iso.setup.seccomp } : {}),
+      connectTimeoutMs: 60_000,
+    });
     const accel = await driver.decideAccelerator(image);
     log(`  variant ${v.name}: image ${image.version} (${image.kernelKind} kernel${image.kernelFeatures?.length ? ` + ${image.kernelFeatures.join(', ')}` : ''}, root ${image.rootfsFormat ?? 'squashfs'}), ${accel.accelerator}`);
-    rigs.push({ variant: v, image, driver, accelerator: accel.accelerator });
+    rigs.push({ variant: v, image, driver, accelerator: accel.accelerator, ...(iso ? { isolation: iso } : {}) });
   }
   return rigs;
 }

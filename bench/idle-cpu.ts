@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { machine, summarize, table, type Summary } from './common.js';
-import { benchTmp, bootHello, pickVariants, pool, prepareVariants, processCpuNs, sleep, type HelloVm } from './guest.js';
+import { benchTmp, bootHello, pickVariants, pool, prepareVariants, releaseVariants, processCpuNs, sleep, type HelloVm } from './guest.js';
 
 export interface IdleCpuResult {
   machine: Record<string, string | number>;
@@ -69,6 +69,7 @@ export async function benchIdleCpu(opts: IdleCpuOptions): Promise<IdleCpuResult>
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    await releaseVariants(rigs);
   }
   return { machine: machine(), seconds: opts.seconds, settleSeconds: settle, rows };
 }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { SnapshotFiles } from '../src/runtimes/types.js';
 import { machine, summarize, table, type Summary } from './common.js';
-import { benchTmp, bootHello, memoryBreakdown, pickVariants, pool, prepareVariants, sleep, type HelloVm, type MemoryBreakdown, type VariantRig } from './guest.js';
+import { benchTmp, bootHello, memoryBreakdown, pickVariants, pool, prepareVariants, releaseVariants, sleep, type HelloVm, type MemoryBreakdown, type VariantRig } from './guest.js';
 
 export interface MemoryResult {
   machine: Record<string, string | number>;
@@ -116,6 +116,7 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
     }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
+    await releaseVariants(rigs);
   }
   return { machine: machine(), hostMiB, settleSeconds: settle, variants: out };
 }

@@ -12,7 +12,7 @@ import type { QemuVm } from '../src/runtimes/qemu/driver.js';
 import type { AgentRequestBody, ResyncFields } from '../src/runtimes/agent-protocol.js';
 import type { SnapshotFiles, VmConfig } from '../src/runtimes/types.js';
 import { machine, ms, summarize, table, type Summary } from './common.js';
-import { pickVariants, prepareVariants, type VariantRig } from './guest.js';
+import { pickVariants, prepareVariants, releaseVariants, type VariantRig } from './guest.js';
 
 const HELLO = Buffer.from('function main(p){ return { greeting: `Hello, ${p.name}!` }; }').toString('base64');
 
@@ -57,7 +57,11 @@ export async function benchRestoreSteps(opts: { runs: number; variants?: string[
   // default: the tuned image alone (its resync in one helper round trip) vs the same with two calls
   const rigs = await prepareVariants(pickVariants(opts.variants, ['tuned']), log);
   const images: RestoreStepsResult['images'] = [];
-  for (const rig of rigs) images.push(await restoreStepsOf(rig, opts.runs, log));
+  try {
+    for (const rig of rigs) images.push(await restoreStepsOf(rig, opts.runs, log));
+  } finally {
+    await releaseVariants(rigs);
+  }
   return { machine: machine(), accelerator: rigs[0]?.accelerator ?? 'tcg', runs: opts.runs, images };
 }
 

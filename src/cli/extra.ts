@@ -89,8 +89,8 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message)')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -212,6 +212,16 @@ export function registerExtraCommands(p: Command): void {
         md.push('## network\n\n' + text);
         json.network = r;
       }
+      if (which === 'restore-daemon') {
+        // issue 9 item 4 end to end: restore -> response through the daemon, resync with-run vs message
+        const { benchRestoreDaemon, formatRestoreDaemon } = await import('../../bench/restore-daemon.js');
+        console.error('bench restore-daemon: restores through the daemon, resync carried by the first run vs a separate request…');
+        const r = await benchRestoreDaemon({ runs: o.restoreRuns });
+        const text = formatRestoreDaemon(r);
+        console.log(text + '\n');
+        md.push('## restore through the daemon\n\n' + text);
+        json.restoreDaemon = r;
+      }
       if (which === 'idle-cpu') {
         const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
         console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
@@ -239,7 +249,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
