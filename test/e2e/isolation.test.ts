@@ -156,6 +156,7 @@ describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 *
       // issue 9: an EROFS root fs is mapped into guest memory (pmem): the image file is bound into the
       // jail read-only, and QEMU maps it shared and read-only
       const rootfsMap = /^\S+ (\S+) \S+ \S+ \S+ +(\/\S+\/rootfs\.erofs)$/m.exec(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('id=rootfs,size=')) assert.ok(rootfsMap, 'a pmem root fs is mapped');
       if (rootfsMap) {
         assert.equal(rootfsMap[1], 'r--s', `root fs mapping ${rootfsMap[0]}`);
         assert.ok(rootfsMap[2]!.startsWith(cache + '/') && mounts.includes(rootfsMap[2]!), `the root fs image ${rootfsMap[2]} is bound into the jail`);
