@@ -169,7 +169,7 @@ export const configSchema = z
          * for the snapshot and lets the same VM serve the request; 'restore' (the former path) stops
          * it and serves from a restore of its own snapshot.
          */
-        coldSnapshot: z.enum(['copy', 'restore']).default('restore'),
+        coldSnapshot: z.enum(['copy', 'restore']).default('copy'),
         /**
          * issue 9: how a restored clone's resync (clock, randomness) reaches its agent: 'with-run'
          * carried by its first run (one channel round trip), 'message' a separate request before

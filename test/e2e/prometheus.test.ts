@@ -56,10 +56,13 @@ describe('Prometheus scrapes a daemon running real VMs', { timeout: 10 * 60_000 
 
     assert.equal(await value('faascell_invocations_total{function="hello",start_path="cold",status="success"}', (v) => v === 1), 1);
     assert.equal(await value('faascell_invocations_total{function="hello",start_path="warm",status="success"}', (v) => v === 1), 1);
-    // a cold start that leaves a snapshot: boot, init, snapshot, its own restore, resync, run
-    for (const stage of ['queue', 'boot', 'init', 'snapshot', 'restore', 'resync', 'run', 'total']) {
+    // a cold start that leaves a snapshot: boot, init, snapshot, run; with snapshots.coldSnapshot restore
+    // (the former path) also its own restore and a resync, with copy (the default) the same VM runs on
+    const copied = cold.body.activation!.startDetails?.coldSnapshot === 'copy';
+    for (const stage of ['queue', 'boot', 'init', 'snapshot', ...(copied ? [] : ['restore', 'resync']), 'run', 'total']) {
       assert.equal(await value(`faascell_activation_stage_duration_seconds_count{stage="${stage}",start_path="cold"}`, (v) => v === 1), 1, stage);
     }
+    if (copied) assert.deepEqual(await prom!.query('faascell_activation_stage_duration_seconds_count{stage="restore",start_path="cold"}'), [], 'a copied cold start restores nothing');
     const boot = await value('faascell_activation_stage_duration_seconds_sum{stage="boot",start_path="cold"}');
     const total = await value('faascell_activation_stage_duration_seconds_sum{stage="total",start_path="cold"}');
     assert.ok(boot > 0 && boot < total, `boot ${boot} s within total ${total} s`);
