@@ -18,6 +18,7 @@ import { openDb, openMemoryDb, type Db } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { InvocationResult, Sink } from '../../src/sinks/types.js';
 import { openWhiskStatus } from '../../src/sources/openwhisk/status.js';
+import { toOpenWhiskActivation } from '../../src/sources/openwhisk/records.js';
 import type { PoolMsg } from '../../src/vmpool/pool.js';
 
 const rec = (id: string, over: Partial<ActivationRecord> = {}): ActivationRecord => ({
@@ -108,6 +109,12 @@ test('interruptedRecord: a typed error with the acceptance stamps kept', () => {
   assert.deepEqual(r.timestamps, { received: 1000 });
   assert.equal(r.traceId, 't');
   assert.deepEqual(openWhiskStatus(r), { status: 'whisk internal error', statusCode: 3 });
+  // OpenWhisk's activation API: a whisk internal error whose result names what happened
+  const ow = toOpenWhiskActivation(r, { namespace: '_', subject: 's', kind: 'nodejs:20' });
+  assert.deepEqual(ow.response.status, 'whisk internal error');
+  assert.equal(ow.response.success, false);
+  assert.match((ow.response.result as { error: string }).error, /daemon ended .* in flight/);
+  assert.ok(ow.annotations.some((a) => a.key === 'faascellStatus' && a.value === 'interrupted'));
 });
 
 test('at start, what a killed daemon left accepted is finished as interrupted; finished records are untouched', async () => {
