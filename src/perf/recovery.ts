@@ -14,7 +14,7 @@ export function interruptedRecord(accepted: ActivationRecord, now: number): Acti
   const failure: Failure = {
     kind: 'interrupted',
     reason: 'daemon_restarted',
-    message: `the daemon ended (killed or crashed) while this activation was in flight; found unfinished when it started again at ${at}. The function may or may not have run`,
+    message: `the daemon ended (killed, crashed or stopped) while this activation was in flight; found unfinished when it started again at ${at}. The function may or may not have run`,
   };
   const e = toFaasError(failure);
   const rec: ActivationRecord = {
