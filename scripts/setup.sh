@@ -18,6 +18,8 @@ required=(qemu-system-x86 busybox-static squashfs-tools cpio xz-utils util-linux
 required+=(nats-server)
 # networking for functions (network: egress, docs/network.md): namespaces, veths, taps, nftables, conntrack flush
 required+=(iproute2 nftables conntrack)
+# issue 9: erofs-utils for the DAX root fs (without it the image falls back to squashfs)
+required+=(erofs-utils)
 kernel_build=(linux-source-6.1 build-essential bc flex bison libelf-dev libssl-dev dwarves)
 # observability tests: a real Prometheus server scrapes the daemon, a headless Chromium loads /ui;
 # plots rendered to PNG need a font

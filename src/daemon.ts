@@ -86,7 +86,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     image = await findImage(cfg.cacheDir);
     if (!image) throw new Error(`no guest image in ${cfg.cacheDir}: run \`faascell image build\``);
   } else {
-    image = await buildImage({ cacheDir: cfg.cacheDir, kernel: cfg.image.kernel, log: (l) => log.info(l, { component: 'image' }) });
+    // issue 9 wiring: the image section's tuning options (tickless, rootfs, freePageReporting) go to the builder
+    image = await buildImage({ ...cfg.image, cacheDir: cfg.cacheDir, log: (l) => log.info(l, { component: 'image' }) });
   }
 
   // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
@@ -166,6 +167,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
         prefetch: cfg.snapshots.prefetch,
         kernelResync: cfg.snapshots.kernelResync,
         coldSnapshot: cfg.snapshots.coldSnapshot, // issue 9 item 1 (perf-worker)
+        // issue 9 wiring: the resync rides on a restored clone's first run
+        resyncWithRun: cfg.snapshots.resync === 'with-run',
       },
       policies,
       snapshots,

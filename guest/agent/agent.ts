@@ -3,6 +3,7 @@
 //
 // Environment (set by /init):
 //   FAASCELL_INIT_UPTIME   /proc/uptime seconds when /init started
+//   FAASCELL_EXEC_UPTIME   /proc/uptime seconds when /init started Node
 //   FAASCELL_AGENT_CHANNEL device path of the channel (a virtio-serial port, /dev/vportNpM; a tty on Firecracker) or fd:N (tests)
 //   FAASCELL_WORK_DIR      where function code is written (default /tmp, a tmpfs)
 //   FAASCELL_GUEST=1       really in a guest: resync may set the clock and feed /dev/urandom
@@ -110,6 +111,19 @@ interface GuestOps {
   /** Sets the kernel clock; onSet runs synchronously once it took effect. */
   setClock: (epochMs: number, onSet?: () => void) => Promise<void>;
   seedKernel: (seed: Buffer) => Promise<void>;
+  /** Both in one helper round trip (clock first; onSet as for setClock). dry: the same call, nothing changed. */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void, dry?: boolean) => Promise<void>;
+}
+
+/** A `faascell.NAME=value` kernel argument (the last one wins), read once at start. */
+function kernelArg(name: string): string | undefined {
+  try {
+    const args = readFileSync('/proc/cmdline', 'utf8').trim().split(/\s+/);
+    const hit = args.filter((a) => a.startsWith(`faascell.${name}=`)).at(-1);
+    return hit?.slice(`faascell.${name}=`.length);
+  } catch {
+    return undefined;
+  }
 }
 
 function guestOps(): GuestOps {
@@ -134,13 +148,21 @@ function guestOps(): GuestOps {
       answer = answer.trim();
       if (answer !== 'ok') throw new Error(`faascell-helper: ${answer}`);
     };
-    return {
+    const ops: GuestOps = {
       setClock: async (epochMs, onSet) => {
         call(`T ${Math.round(epochMs)} ${process.hrtime.bigint()}`);
         onSet?.();
       },
       seedKernel: async (seed) => call(`S ${seed.toString('hex')}`),
     };
+    // One round trip for both (issue 9); faascell.resync=separate keeps the two calls (benchmark baseline).
+    if (kernelArg('resync') !== 'separate') {
+      ops.setClockAndSeed = async (epochMs, seed, onSet, dry) => {
+        call(`${dry ? 'D' : 'R'} ${Math.round(epochMs)} ${process.hrtime.bigint()} ${seed.toString('hex')}`);
+        onSet?.();
+      };
+    }
+    return ops;
   }
   // Fallback: a busybox shell, spawned once after `ready` (before any snapshot).
   // `date -s @SECONDS` takes whole seconds, so the error is up to 0.5 s; the
@@ -179,6 +201,7 @@ if (inGuest) {
   });
 }
 const initUptime = Number.parseFloat(process.env.FAASCELL_INIT_UPTIME ?? '');
+const execUptime = Number.parseFloat(process.env.FAASCELL_EXEC_UPTIME ?? '');
 const nowUptime = uptimeMs();
 const agentStart = nowUptime - (performance.now() - startPerf);
 const uptimeBase = nowUptime - performance.now();
@@ -199,9 +222,10 @@ const agent = createAgent({
   chdir: true,
   ...(process.env.FAASCELL_AGENT_DEBUG === '1' ? { debug: (line: string) => writeSync(2, `agent: ${line}\n`) } : {}),
   uptimeMs: () => uptimeBase + performance.now(),
-  boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, agentStart },
+  boot: { init: Number.isFinite(initUptime) ? initUptime * 1000 : 0, ...(Number.isFinite(execUptime) ? { exec: execUptime * 1000 } : {}), agentStart },
   reseed: (seed) => random.reseed(seed),
   ...(ops ? { setClock: ops.setClock, seedKernel: ops.seedKernel } : {}),
+  ...(ops?.setClockAndSeed ? { setClockAndSeed: ops.setClockAndSeed } : {}),
   ...(jsClock ? { jsClock } : {}),
   restored: () => {
     const connectionsClosed = connections.closeAll();
@@ -213,5 +237,8 @@ const agent = createAgent({
 
 running.agent = agent;
 agent.sendReady();
+// Run the restore resync's code once now (changing nothing): V8 compiles it before any snapshot,
+// so a restored clone does not run V8's compiler for it. faascell.warmup=0 skips it (benchmarks).
+if (inGuest && kernelArg('warmup') !== '0') setImmediate(() => void agent.warmUp());
 // The host closing the channel ends the agent; /init then powers the VM off.
 void agent.done.then(() => process.exit(0));

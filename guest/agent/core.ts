@@ -21,8 +21,8 @@ export interface AgentOptions {
   capture?: Capture;
   /** Guest uptime in ms now (from /proc/uptime in the guest). */
   uptimeMs?: () => number;
-  /** Uptime at which /init started, and at which the agent's JavaScript started. */
-  boot?: { init: number; agentStart: number };
+  /** Uptime at which /init started, at which it started Node (if known), and at which the agent's JavaScript started. */
+  boot?: { init: number; exec?: number; agentStart: number };
   /**
    * resync hooks. setClock sets the kernel clock and calls onSet synchronously right
    * after it took effect (so no JavaScript sees the clock corrected twice);
@@ -31,6 +31,8 @@ export interface AgentOptions {
   setClock?: (epochMs: number, onSet?: () => void) => Promise<void>;
   reseed?: (seed: Buffer) => void;
   seedKernel?: (seed: Buffer) => Promise<void>;
+  /** setClock + seedKernel in one step (one helper round trip); used instead of the two when given. dry: change nothing. */
+  setClockAndSeed?: (epochMs: number, seed: Buffer, onSet?: () => void, dry?: boolean) => Promise<void>;
   /** The clock JavaScript sees (Date): a deferred resync corrects it first, the kernel clock later. */
   jsClock?: { correctTo(epochMs: number): void; reset(): void };
   /** chdir into the function directory at init (true in the guest; OpenWhisk functions read files relative to it). */
@@ -51,6 +53,13 @@ export interface Agent {
   handleLine(line: string): Promise<void>;
   /** Resolves when input has ended and every reply has been written. */
   readonly done: Promise<void>;
+  /**
+   * Runs the resync's code path once without changing the clock (the agent's JS randomness is
+   * reseeded from fresh entropy, the helper call is a dry run): V8 compiles it before any
+   * snapshot, so a restored clone — where every code path is translated anew by TCG — does not
+   * also run V8's parser and compiler for it.
+   */
+  warmUp(): Promise<void>;
   /**
    * The process is exiting (the function called process.exit, or crashed it):
    * the reply line for the init or run in progress, to be written synchronously
@@ -214,6 +223,27 @@ export function createAgent(opts: AgentOptions): Agent {
       sendError(id, 'state', 'another run is in progress');
       return;
     }
+    // A restored clone's first run may carry its resync (one message instead of two): the
+    // resync is applied before any user code runs; if it fails, the function does not run.
+    let resyncSteps: Record<string, number> | undefined;
+    if (req.resync !== undefined) {
+      const received = performance.now();
+      const fields = typeof req.resync === 'object' && req.resync !== null ? resyncFields(req.resync as Record<string, unknown>) : undefined;
+      if (!fields) {
+        sendError(id, 'protocol', "run.resync needs epochMs (number), seed (base64) and optionally kernel ('now' or 'deferred')");
+        return;
+      }
+      try {
+        resyncSteps = await applyResync(fields, received);
+      } catch (err) {
+        sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+        return;
+      }
+      if (running) {
+        sendError(id, 'state', 'another run is in progress');
+        return;
+      }
+    }
     const fn = entry;
     capture?.begin();
     const t0 = performance.now();
@@ -251,48 +281,72 @@ export function createAgent(opts: AgentOptions): Agent {
     const logs = JSON.stringify(capture?.end() ?? []);
     // a deferred resync's kernel part runs once the reply has been written
     const written = pendingKernel ? runPendingKernel : undefined;
-    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}}`, written);
-    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}}`, written);
+    const rs = resyncSteps ? `,"resync":${JSON.stringify(resyncSteps)}` : '';
+    if (error) send(`{"id":${id},"ok":false,"error":${JSON.stringify(error)},"logs":${logs},"durationMs":${durationMs}${rs}}`, written);
+    else send(`{"id":${id},"ok":true,"result":${resultJson},"logs":${logs},"durationMs":${durationMs}${rs}}`, written);
+  }
+
+  /** A resync's fields, from a `resync` request or a `run`'s `resync` member; undefined if malformed. */
+  function resyncFields(req: Record<string, unknown>): { epochMs: number; seed: string; kernel?: 'now' | 'deferred' } | undefined {
+    const { epochMs, seed, kernel } = req;
+    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string' || (kernel !== undefined && kernel !== 'now' && kernel !== 'deferred')) return undefined;
+    return { epochMs, seed, ...(kernel !== undefined ? { kernel } : {}) };
   }
 
   async function doResync(id: number, req: Record<string, unknown>): Promise<void> {
     const received = performance.now();
-    const { epochMs, seed, kernel } = req;
-    if (typeof epochMs !== 'number' || !Number.isFinite(epochMs) || typeof seed !== 'string' || (kernel !== undefined && kernel !== 'now' && kernel !== 'deferred')) {
+    const fields = resyncFields(req);
+    if (!fields) {
       sendError(id, 'protocol', "resync needs epochMs (number), seed (base64) and optionally kernel ('now' or 'deferred')");
       return;
     }
+    try {
+      const steps = await applyResync(fields, received);
+      // result: when each step finished (ms after receipt), for diagnostics.
+      sendObj({ id, ok: true, result: steps, durationMs: performance.now() - received });
+    } catch (err) {
+      sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+    }
+  }
+
+  /**
+   * Applies a resync: the agent's JS randomness at once, then the kernel clock and CRNG
+   * either now or (kernel 'deferred') after the next run's reply, with Date corrected in
+   * JavaScript meanwhile. Returns when each step finished, in ms after `received`.
+   */
+  async function applyResync(fields: { epochMs: number; seed: string; kernel?: 'now' | 'deferred' }, received: number, dry = false): Promise<Record<string, number>> {
+    const { epochMs, seed, kernel } = fields;
     const since = (): number => performance.now() - received;
     const seedBytes = Buffer.from(seed, 'base64');
     // the kernel clock is set to the host's time plus what elapsed since receipt
     const kernelWork = async (steps: Record<string, number>): Promise<void> => {
+      if (opts.setClockAndSeed) {
+        await opts.setClockAndSeed(epochMs + since(), seedBytes, () => opts.jsClock?.reset(), dry);
+        steps.clockMs = steps.kernelSeedMs = since();
+        return;
+      }
+      if (dry) return;
       const clock = opts.setClock
         ? opts.setClock(epochMs + since(), () => opts.jsClock?.reset()).then(() => void (steps.clockMs = since()))
         : Promise.resolve();
       const seeded = opts.seedKernel ? opts.seedKernel(seedBytes).then(() => void (steps.kernelSeedMs = since())) : Promise.resolve();
       await Promise.all([clock, seeded]);
     };
-    try {
-      const steps: Record<string, number> = {};
-      opts.reseed?.(seedBytes);
-      steps.reseedMs = since();
-      if (kernel === 'deferred' && opts.setClock && opts.jsClock) {
-        // Date reads the kernel clock plus an offset until the kernel clock is set
-        opts.jsClock.correctTo(epochMs + since());
-        steps.clockMs = since();
-        if (pendingKernel) clearTimeout(pendingKernel.timer);
-        pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
-      } else {
-        // both helper commands are pipelined: one round trip
-        await kernelWork(steps);
-      }
-      // pre-snapshot connections are dead: closed before any user code runs again
-      if (opts.restored) steps.connectionsClosed = opts.restored();
-      // result: when each step finished (ms after receipt), for diagnostics.
-      sendObj({ id, ok: true, result: steps, durationMs: since() });
-    } catch (err) {
-      sendObj({ id, ok: false, error: errorOf('state', err), durationMs: performance.now() - received });
+    const steps: Record<string, number> = {};
+    opts.reseed?.(seedBytes);
+    steps.reseedMs = since();
+    if (kernel === 'deferred' && (opts.setClock || opts.setClockAndSeed) && opts.jsClock) {
+      // Date reads the kernel clock plus an offset until the kernel clock is set
+      opts.jsClock.correctTo(epochMs + since());
+      steps.clockMs = since();
+      if (pendingKernel) clearTimeout(pendingKernel.timer);
+      pendingKernel = { work: () => kernelWork({}), timer: setTimeout(runPendingKernel, 1000) };
+    } else {
+      await kernelWork(steps);
     }
+    // pre-snapshot connections are dead: closed before any user code runs again (not on the warm-up)
+    if (opts.restored && !dry) steps.connectionsClosed = opts.restored();
+    return steps;
   }
 
   async function handleLine(line: string): Promise<void> {
@@ -353,6 +407,21 @@ export function createAgent(opts: AgentOptions): Agent {
   });
 
   return {
+    async warmUp() {
+      const seed = Buffer.alloc(32);
+      for (let i = 0; i < 32; i++) seed[i] = Math.floor(Math.random() * 256);
+      const fields = resyncFields({ epochMs: Date.now(), seed: seed.toString('base64'), kernel: 'now' });
+      if (!fields) return;
+      try {
+        const steps = await applyResync(fields, performance.now(), true);
+        JSON.stringify(steps);
+        // the deferred variant's JS clock path too (an offset of ~0, then none)
+        opts.jsClock?.correctTo(Date.now());
+        opts.jsClock?.reset();
+      } catch (err) {
+        opts.debug?.(`resync warm-up failed: ${errorOf('state', err).message}`);
+      }
+    },
     sendReady() {
       const ready: AgentReady = {
         type: 'ready',
@@ -360,6 +429,7 @@ export function createAgent(opts: AgentOptions): Agent {
         node: process.version,
         uptimeMs: {
           init: opts.boot?.init ?? 0,
+          ...(opts.boot?.exec !== undefined ? { exec: opts.boot.exec } : {}),
           agentStart: opts.boot?.agentStart ?? 0,
           ready: uptimeMs(),
         },

@@ -89,8 +89,8 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message)')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -100,7 +100,15 @@ export function registerExtraCommands(p: Command): void {
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string }) => {
+    // --- guest-side benchmarks (issue 9): variants side by side ---
+    .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
+    .option('--vms <list>', 'idle-cpu: idle VM counts', list, [1, 10, 50])
+    .option('--seconds <n>', 'idle-cpu: measuring window', (v) => parseInt(v, 10), 20)
+    .option('--settle <n>', 'idle-cpu: seconds between the last call and the window', (v) => parseInt(v, 10), 10)
+    .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
+    .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
+    .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -128,7 +136,7 @@ export function registerExtraCommands(p: Command): void {
       if (which === 'restore-steps' || which === 'all') {
         const { benchRestoreSteps, formatRestoreSteps } = await import('../../bench/restore-steps.js');
         console.error('bench restore-steps: a restored clone step by step…');
-        const r = await benchRestoreSteps({ runs: o.restoreRuns });
+        const r = await benchRestoreSteps({ runs: o.restoreRuns, variants: o.variants });
         const text = formatRestoreSteps(r);
         console.log(text + '\n');
         md.push('## restore steps\n\n' + text);
@@ -204,7 +212,44 @@ export function registerExtraCommands(p: Command): void {
         md.push('## network\n\n' + text);
         json.network = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | all`);
+      if (which === 'restore-daemon') {
+        // issue 9 item 4 end to end: restore -> response through the daemon, resync with-run vs message
+        const { benchRestoreDaemon, formatRestoreDaemon } = await import('../../bench/restore-daemon.js');
+        console.error('bench restore-daemon: restores through the daemon, resync carried by the first run vs a separate request…');
+        const r = await benchRestoreDaemon({ runs: o.restoreRuns });
+        const text = formatRestoreDaemon(r);
+        console.log(text + '\n');
+        md.push('## restore through the daemon\n\n' + text);
+        json.restoreDaemon = r;
+      }
+      if (which === 'idle-cpu') {
+        const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
+        console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
+        const r = await benchIdleCpu({ counts: o.vms, seconds: o.seconds, settleSeconds: o.settle, variants: o.variants });
+        const text = formatIdleCpu(r);
+        console.log(text + '\n');
+        md.push('## idle cpu\n\n' + text);
+        json.idleCpu = r;
+      }
+      if (which === 'memory') {
+        const { benchMemory, formatMemory } = await import('../../bench/memory.js');
+        console.error('bench memory: host memory per VM by mapping, variants side by side…');
+        const r = await benchMemory({ vms: o.memoryVms, clones: o.clones, variants: o.variants });
+        const text = formatMemory(r);
+        console.log(text + '\n');
+        md.push('## memory\n\n' + text);
+        json.memory = r;
+      }
+      if (which === 'guest-start') {
+        const { benchGuestStart, formatGuestStart } = await import('../../bench/guest-start.js');
+        console.error('bench guest-start: /init -> agent ready by stage, variants interleaved…');
+        const r = await benchGuestStart({ boots: o.boots, variants: o.variants });
+        const text = formatGuestStart(r);
+        console.log(text + '\n');
+        md.push('## guest start\n\n' + text);
+        json.guestStart = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

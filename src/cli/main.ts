@@ -188,7 +188,7 @@ image
   .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean }) => {
     const { config } = loadConfigFile(opts.config);
     const { buildImage } = await import('../image/builder.js');
-    const img = await buildImage({ cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l) => console.error(l) });
+    const img = await buildImage({ ...config.image, cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l) => console.error(l) });
     const mb = (b: number): string => (b / 1048576).toFixed(1) + ' MiB';
     console.log(`guest image ${img.version} (${img.kernelKind} kernel) in ${img.dir}${img.cached ? ' (cached)' : ` built in ${(img.buildMs / 1000).toFixed(1)} s`}`);
     console.log(`  kernel ${mb(img.sizes.kernelBytes)}, initramfs ${mb(img.sizes.initrdBytes)}, root fs ${mb(img.sizes.rootfsBytes)}`);

@@ -77,7 +77,16 @@ export const configSchema = z
       .strict()
       .default({}),
     image: z
-      .object({ kernel: z.enum(['auto', 'minimal', 'debian']).default('auto') })
+      .object({
+        kernel: z.enum(['auto', 'minimal', 'debian']).default('auto'),
+        // --- guest tuning (issue 9): each is part of the image version; see docs/configuration.md
+        /** Tickless minimal kernel (NO_HZ_IDLE, HZ=100): idle VMs cost almost no host CPU under TCG. */
+        tickless: z.boolean().default(true),
+        /** 'dax': EROFS root fs mapped as persistent memory with DAX (shared host page cache); 'squashfs': on virtio-blk. */
+        rootfs: z.enum(['dax', 'squashfs']).default('dax'),
+        /** virtio-balloon free page reporting: memory the guest frees goes back to the host. */
+        freePageReporting: z.boolean().default(true),
+      })
       .strict()
       .default({}),
     functionDefaults: z
@@ -161,6 +170,12 @@ export const configSchema = z
          * it and serves from a restore of its own snapshot.
          */
         coldSnapshot: z.enum(['copy', 'restore']).default('restore'),
+        /**
+         * issue 9: how a restored clone's resync (clock, randomness) reaches its agent: 'with-run'
+         * carried by its first run (one channel round trip), 'message' a separate request before
+         * the clone counts as ready (the behaviour before issue 9; images built before it need it).
+         */
+        resync: z.enum(['with-run', 'message']).default('with-run'),
       })
       .strict()
       .default({}),
@@ -186,8 +201,12 @@ export const configSchema = z
         cgroupParent: z.string().regex(/^\/[A-Za-z0-9._/@:-]*$/, 'an absolute cgroup path').optional(),
         /** Memory a VMM may use besides its guest's memory (and, under TCG, its code cache). */
         memoryOverheadMiB: z.number().int().min(16).default(64),
-        /** TCG only: translated-code cache per VM (QEMU's own default is 1024); part of the memory limit. */
-        tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(256),
+        /**
+         * TCG only: translated-code cache per VM (`-accel tcg,tb-size=`; QEMU's own default is 1024); part of
+         * the memory limit. 32 (issue 9): a booted Node guest fills 66-76 MiB with QEMU's default; 32 saves
+         * ~44 MiB per VM for ~0.1-0.15 s of cold boot (docs/performance-guest.md).
+         */
+        tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(32),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */

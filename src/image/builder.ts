@@ -4,7 +4,7 @@
 // input; <cacheDir>/images/current.json names the newest one.
 
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod, truncate } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,7 @@ import { GUEST_KERNEL_IP_ARG, GUEST_NET_ARG } from '../network/plan.js';
 import type { GuestImage } from '../runtimes/types.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { type Log, run, runOk, sha256, which } from './exec.js';
-import { type Kernel, debianKernel, minimalKernel, minimalKernelFailed, minimalKernelId, missingBuildTools } from './kernel.js';
+import { type Kernel, type KernelFeature, debianKernel, minimalKernel, minimalKernelFailed, minimalKernelId, missingBuildTools } from './kernel.js';
 
 /** Bump when the builder's output changes for the same inputs. */
 export const BUILDER_VERSION = 1;
@@ -29,6 +29,43 @@ export interface ImageBuildOptions {
    * file that the page cache shares between VMs. 'gzip': smaller (SQUASHFS_ZLIB).
    */
   rootfsCompression?: 'none' | 'gzip';
+  /**
+   * Guest tuning (issue 9). Each option is part of the image version and, for the
+   * minimal kernel, selects a kernel.config fragment (guest/image/kernel-<feature>.config).
+   * tickless (default true): NO_HZ_IDLE + HZ=100, an idle VM costs almost no host CPU.
+   */
+  tickless?: boolean;
+  /**
+   * 'dax' (default): the root fs is an EROFS image that the QEMU driver maps into guest
+   * memory as persistent memory and /init mounts with DAX (no guest page cache copy of
+   * Node; its pages are the host page cache's, shared by all VMs). 'squashfs': the
+   * previous read-only squashfs on virtio-blk. The Debian kernel always uses squashfs.
+   */
+  rootfs?: 'dax' | 'squashfs';
+  /** Default true: virtio-balloon free page reporting returns memory the guest frees to the host. */
+  freePageReporting?: boolean;
+  /** Make this image current.json's (default true); benchmarks building a baseline variant pass false. */
+  setCurrent?: boolean;
+}
+
+/** The guest tuning an image was built with (resolved defaults; see ImageBuildOptions). */
+export interface ImageTuning {
+  tickless: boolean;
+  rootfs: 'dax' | 'squashfs';
+  freePageReporting: boolean;
+}
+
+export function resolveTuning(opts: Pick<ImageBuildOptions, 'tickless' | 'rootfs' | 'freePageReporting'>): ImageTuning {
+  return { tickless: opts.tickless ?? true, rootfs: opts.rootfs ?? 'dax', freePageReporting: opts.freePageReporting ?? true };
+}
+
+/** The minimal kernel's features for a tuning. */
+export function kernelFeaturesFor(t: ImageTuning): KernelFeature[] {
+  const f: KernelFeature[] = [];
+  if (t.tickless) f.push('tickless');
+  if (t.rootfs === 'dax') f.push('dax');
+  if (t.freePageReporting) f.push('balloon');
+  return f;
 }
 
 export interface ImageManifest extends GuestImage {
@@ -40,6 +77,7 @@ export interface ImageManifest extends GuestImage {
     busybox: string;
     agentSha256: string;
     rootfsCompression: 'none' | 'gzip';
+    tuning?: ImageTuning;
     builtAt: string;
     buildMs: number;
     host: string;
@@ -80,6 +118,8 @@ function toGuestImage(m: ImageManifest, dir: string): GuestImage {
     rootfsPath: join(dir, basename(m.rootfsPath)),
     cmdline: m.cmdline,
     sizes: m.sizes,
+    ...(m.rootfsFormat ? { rootfsFormat: m.rootfsFormat } : {}),
+    ...(m.kernelFeatures ? { kernelFeatures: m.kernelFeatures } : {}),
   };
 }
 
@@ -108,13 +148,21 @@ export async function findImage(cacheDir: string): Promise<GuestImage | undefine
 }
 
 /**
- * Keep the current image and the two newest others (a daemon still running may use
- * an older one; its snapshots are tied to it), delete the rest: each is ~120 MB.
+ * Keep the current image, the one current.json names, and the five newest others (a daemon
+ * or benchmark still running may use
+ * an older one or a variant; its snapshots are tied to it), delete the rest: each is ~120 MB.
  */
-export async function pruneImages(cacheDir: string, current: string, log: Log, keep = 3): Promise<void> {
+export async function pruneImages(cacheDir: string, current: string, log: Log, keep = 6): Promise<void> {
   let names: string[];
+  // the image current.json names is kept too (a variant built with setCurrent: false is not it)
+  let named: string | undefined;
   try {
-    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current);
+    named = (JSON.parse(readFileSync(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string }).version;
+  } catch {
+    named = undefined;
+  }
+  try {
+    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current && n !== named);
   } catch {
     return;
   }
@@ -128,9 +176,10 @@ export async function pruneImages(cacheDir: string, current: string, log: Log, k
 // ---------------------------------------------------------------------------
 // Inputs
 
-async function agentBundle(root: string, log: Log): Promise<Buffer> {
+/** The agent bundled as an ES module (agent.mjs) or as CommonJS (agent.cjs: Node starts it without its ESM loader). */
+async function agentBundle(root: string, log: Log, format: 'esm' | 'cjs' = 'esm'): Promise<Buffer> {
   const entry = join(root, 'guest', 'agent', 'agent.ts');
-  const dist = join(root, 'guest', 'agent', 'dist', 'agent.mjs');
+  const dist = join(root, 'guest', 'agent', 'dist', format === 'esm' ? 'agent.mjs' : 'agent.cjs');
   if (existsSync(entry)) {
     // Bundle from source when esbuild is around, so an image never carries a stale agent.
     try {
@@ -139,7 +188,7 @@ async function agentBundle(root: string, log: Log): Promise<Buffer> {
         entryPoints: [entry],
         bundle: true,
         platform: 'node',
-        format: 'esm',
+        format,
         target: 'node20',
         write: false,
         legalComments: 'none',
@@ -200,23 +249,23 @@ async function nodeLibraries(nodePath: string): Promise<{ libs: Map<string, stri
 
 // ---------------------------------------------------------------------------
 
-async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log): Promise<Kernel> {
+async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, features: KernelFeature[]): Promise<Kernel> {
   const guestImageDir = join(root, 'guest', 'image');
   const want = opts.kernel ?? 'auto';
   if (want === 'debian') return debianKernel(opts.cacheDir, log, opts.force);
-  if (want === 'minimal') return minimalKernel(opts.cacheDir, guestImageDir, log, opts.force);
+  if (want === 'minimal') return minimalKernel(opts.cacheDir, guestImageDir, log, opts.force, features);
   const missing = missingBuildTools();
   if (missing.length > 0) {
     log(`kernel: auto -> debian (cannot build the minimal kernel, missing ${missing.join(', ')})`);
     return debianKernel(opts.cacheDir, log, opts.force);
   }
-  const id = await minimalKernelId(guestImageDir);
+  const id = await minimalKernelId(guestImageDir, features);
   if (!opts.force && minimalKernelFailed(opts.cacheDir, id)) {
     log(`kernel: auto -> debian (the minimal kernel build ${id} failed before; force a rebuild with kernel=minimal)`);
     return debianKernel(opts.cacheDir, log);
   }
   try {
-    return await minimalKernel(opts.cacheDir, guestImageDir, log, opts.force);
+    return await minimalKernel(opts.cacheDir, guestImageDir, log, opts.force, features);
   } catch (err) {
     log(`kernel: minimal kernel build failed (${String(err).slice(0, 500)}); falling back to debian`);
     return debianKernel(opts.cacheDir, log);
@@ -259,6 +308,21 @@ function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buf
   return gzipSync(writeCpio(entries), { level: 9 });
 }
 
+/**
+ * EROFS image for the DAX root: uncompressed, no inline tails (an inline file is not
+ * DAX-mapped by the 6.1 kernel), no xattrs, fixed times; padded to a 2 MiB multiple because
+ * it becomes a guest memory range (a memory backend's size, and memmap= granularity).
+ */
+async function erofs(staging: string, out: string): Promise<void> {
+  await runOk('mkfs.erofs', ['-E', 'noinline_data', '-x', '-1', '-T', '0', '--all-root', '-U', '00000000-0000-0000-0000-000000000000', '--quiet', out, staging]);
+  const size = statSync(out).size;
+  const padded = Math.ceil(size / PMEM_ALIGN) * PMEM_ALIGN;
+  if (padded !== size) await truncate(out, padded);
+}
+
+/** Granularity of the persistent-memory root fs range (memory sections are hot-added in 2 MiB subsections). */
+export const PMEM_ALIGN = 2 * 1024 * 1024;
+
 async function squashfs(staging: string, out: string, compression: 'none' | 'gzip'): Promise<void> {
   if (!which('mksquashfs')) throw new Error('mksquashfs missing (apt-get install squashfs-tools)');
   // gzip because the minimal kernel has SQUASHFS_ZLIB only. Fixed times keep the image reproducible.
@@ -274,25 +338,39 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   const cacheDir = opts.cacheDir;
   await mkdir(imagesDir(cacheDir), { recursive: true });
 
-  const kernel = await chooseKernel(opts, root, log);
+  const wanted = resolveTuning(opts);
+  if (wanted.rootfs === 'dax' && !which('mkfs.erofs')) {
+    log('image: mkfs.erofs missing (apt-get install erofs-utils): root fs falls back to squashfs on virtio-blk');
+    wanted.rootfs = 'squashfs';
+  }
+  const kernel = await chooseKernel(opts, root, log, kernelFeaturesFor(wanted));
+  // Debian's kernel has none of the minimal kernel's features: the image is the plain squashfs one.
+  const tuning: ImageTuning = kernel.kind === 'minimal' ? wanted : { tickless: false, rootfs: 'squashfs', freePageReporting: false };
+  const rootfsFormat = tuning.rootfs === 'dax' ? 'erofs' : 'squashfs';
+  const rootfsFile = rootfsFormat === 'erofs' ? 'rootfs.erofs' : 'rootfs.sqfs';
   const initScript = await readFile(join(root, 'guest', 'image', 'init'));
   const agent = await agentBundle(root, log);
+  const agentCjs = await agentBundle(root, log, 'cjs');
   const busybox = await findBusybox();
   const nodePath = realpathSync(process.execPath);
   const nodeStat = statSync(nodePath);
   const nodeId = `${process.version} ${nodePath} ${nodeStat.size} ${Math.floor(nodeStat.mtimeMs)}`;
   const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
-  const agentSha = sha256(agent);
+  const agentSha = sha256(agent, '\n--cjs--\n', agentCjs);
   const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
   const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
-  const cmdline = IMAGE_CMDLINE;
+  // /init mounts /dev/vda (or the driver's pmem) with this file system type, and starts the
+  // CommonJS bundle of the agent (~100 ms sooner under TCG than the ES module: no ESM loader);
+  // IMAGE_CMDLINE carries the guest's fixed network configuration (networking)
+  const cmdline = [IMAGE_CMDLINE, ...(rootfsFormat === 'erofs' ? ['faascell.rootfstype=erofs'] : []), 'faascell.agent=cjs'].join(' ');
   const rootfsCompression = opts.rootfsCompression ?? 'none';
   const version = sha256(
-    JSON.stringify({ builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(initScript), agent: agentSha, node: nodeId, busybox: busyboxId, helper: helperId, cmdline, rootfsCompression }),
+    JSON.stringify({ builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(initScript), agent: agentSha, node: nodeId, busybox: busyboxId, helper: helperId, cmdline, rootfsCompression, tuning }),
   ).slice(0, 16);
   const dir = join(imagesDir(cacheDir), version);
 
   const setCurrent = async (): Promise<void> => {
+    if (opts.setCurrent === false) return;
     const tmp = join(imagesDir(cacheDir), `.current-${process.pid}.json`);
     await writeFile(tmp, `${JSON.stringify({ version, dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
     await rename(tmp, join(imagesDir(cacheDir), 'current.json'));
@@ -331,16 +409,22 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
     for (const [soname, real] of libs) await copyFile(real, join(staging, 'lib', soname));
     await copyFile(loader, join(staging, 'lib64', 'ld-linux-x86-64.so.2'));
     await writeFile(join(staging, 'agent', 'agent.mjs'), agent);
+    await writeFile(join(staging, 'agent', 'agent.cjs'), agentCjs);
     await writeFile(join(staging, 'agent', 'package.json'), '{"type":"module"}\n');
     for (const f of ['bin/node', 'lib64/ld-linux-x86-64.so.2']) await chmod(join(staging, f), 0o755);
-    log(`image: squashfs (${rootfsCompression}) with node ${process.version} and ${libs.size} libraries`);
-    await squashfs(staging, join(work, 'rootfs.sqfs'), rootfsCompression);
+    if (rootfsFormat === 'erofs') {
+      log(`image: erofs (DAX root) with node ${process.version} and ${libs.size} libraries`);
+      await erofs(staging, join(work, rootfsFile));
+    } else {
+      log(`image: squashfs (${rootfsCompression}) with node ${process.version} and ${libs.size} libraries`);
+      await squashfs(staging, join(work, rootfsFile), rootfsCompression);
+    }
     await rm(staging, { recursive: true, force: true });
 
     const sizes = {
       kernelBytes: statSync(join(work, 'vmlinux')).size,
       initrdBytes: statSync(join(work, 'initrd.cpio.gz')).size,
-      rootfsBytes: statSync(join(work, 'rootfs.sqfs')).size,
+      rootfsBytes: statSync(join(work, rootfsFile)).size,
     };
     const buildMs = Date.now() - t0;
     const manifest: ImageManifest = {
@@ -349,9 +433,11 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
       kernelPath: join(dir, 'vmlinux'),
       kernelKind: kernel.kind,
       initrdPath: join(dir, 'initrd.cpio.gz'),
-      rootfsPath: join(dir, 'rootfs.sqfs'),
+      rootfsPath: join(dir, rootfsFile),
       cmdline,
       sizes,
+      rootfsFormat,
+      kernelFeatures: kernel.features,
       build: {
         builderVersion: BUILDER_VERSION,
         node: process.version,
@@ -360,6 +446,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
         busybox: busyboxId,
         agentSha256: agentSha,
         rootfsCompression,
+        tuning,
         builtAt: new Date().toISOString(),
         buildMs,
         host: `${process.platform}-${process.arch}`,

@@ -11,11 +11,26 @@ import { type Log, run, runOk, sha256, which } from './exec.js';
 
 export interface Kernel {
   kind: 'minimal' | 'debian';
+  /** Extra kernel.config fragments built in (minimal only; see KernelFeature). */
+  features: KernelFeature[];
   /** Identity of the kernel's inputs (part of the image version). */
   id: string;
   vmlinuxPath: string;
   /** Modules for the initramfs in load order (debian only). */
   modules: { name: string; path: string }[];
+}
+
+/**
+ * Optional fragments on top of guest/image/kernel.config (guest/image/kernel-<name>.config):
+ * tickless (NO_HZ_IDLE, HZ=100, high-res timers), dax (legacy pmem + FS_DAX + EROFS: the root fs
+ * mapped from the host's page cache), balloon (virtio-balloon with free page reporting).
+ */
+export type KernelFeature = 'tickless' | 'dax' | 'balloon';
+export const KERNEL_FEATURES: readonly KernelFeature[] = ['tickless', 'dax', 'balloon'];
+
+/** Features in their canonical order, without duplicates (the order is part of the kernel's identity). */
+export function canonicalFeatures(features: readonly KernelFeature[]): KernelFeature[] {
+  return KERNEL_FEATURES.filter((f) => features.includes(f));
 }
 
 export const LINUX_SOURCE_TARBALL = '/usr/src/linux-source-6.1.tar.xz';
@@ -28,9 +43,14 @@ export function missingBuildTools(tarball = LINUX_SOURCE_TARBALL): string[] {
   return missing;
 }
 
-/** The minimal kernel's cache key: config fragment + build recipe + source tarball identity. */
-export async function minimalKernelId(guestImageDir: string, tarball = LINUX_SOURCE_TARBALL): Promise<string> {
+/**
+ * The minimal kernel's cache key: config fragment(s) + build recipe + source tarball identity.
+ * Without features it is the key kernels had before features existed (their cache entries stay valid).
+ */
+export async function minimalKernelId(guestImageDir: string, features: readonly KernelFeature[] = [], tarball = LINUX_SOURCE_TARBALL): Promise<string> {
   const st = statSync(tarball);
+  const extra: Array<string | Buffer> = [];
+  for (const f of canonicalFeatures(features)) extra.push(`\n--${f}--\n`, await readFile(join(guestImageDir, `kernel-${f}.config`)));
   return sha256(
     'minimal-kernel-v1\n',
     await readFile(join(guestImageDir, 'kernel.config')),
@@ -38,6 +58,7 @@ export async function minimalKernelId(guestImageDir: string, tarball = LINUX_SOU
     await readFile(join(guestImageDir, 'build-kernel.sh')),
     '\n--\n',
     `${basename(tarball)} ${st.size} ${Math.floor(st.mtimeMs)}`,
+    ...extra,
   ).slice(0, 16);
 }
 
@@ -51,11 +72,11 @@ function pidAlive(pid: number): boolean {
 }
 
 /** Returns the cached minimal kernel, or undefined. */
-export async function cachedMinimalKernel(cacheDir: string, guestImageDir: string): Promise<Kernel | undefined> {
+export async function cachedMinimalKernel(cacheDir: string, guestImageDir: string, features: readonly KernelFeature[] = []): Promise<Kernel | undefined> {
   if (!existsSync(LINUX_SOURCE_TARBALL)) return undefined;
-  const id = await minimalKernelId(guestImageDir);
+  const id = await minimalKernelId(guestImageDir, features);
   const vmlinuxPath = join(cacheDir, 'kernels', id, 'vmlinux');
-  return existsSync(vmlinuxPath) ? { kind: 'minimal', id: `minimal-${id}`, vmlinuxPath, modules: [] } : undefined;
+  return existsSync(vmlinuxPath) ? { kind: 'minimal', id: `minimal-${id}`, features: canonicalFeatures(features), vmlinuxPath, modules: [] } : undefined;
 }
 
 export function minimalKernelFailed(cacheDir: string, id: string): boolean {
@@ -63,12 +84,13 @@ export function minimalKernelFailed(cacheDir: string, id: string): boolean {
 }
 
 /** Build (or reuse) the minimal kernel. Takes ~6.5 min on 2 cores; the build tree is removed afterwards. */
-export async function minimalKernel(cacheDir: string, guestImageDir: string, log: Log, force = false): Promise<Kernel> {
-  const id = await minimalKernelId(guestImageDir);
+export async function minimalKernel(cacheDir: string, guestImageDir: string, log: Log, force = false, features: readonly KernelFeature[] = []): Promise<Kernel> {
+  const feats = canonicalFeatures(features);
+  const id = await minimalKernelId(guestImageDir, feats);
   const kernelsDir = join(cacheDir, 'kernels');
   const finalDir = join(kernelsDir, id);
   const vmlinuxPath = join(finalDir, 'vmlinux');
-  const result: Kernel = { kind: 'minimal', id: `minimal-${id}`, vmlinuxPath, modules: [] };
+  const result: Kernel = { kind: 'minimal', id: `minimal-${id}`, features: feats, vmlinuxPath, modules: [] };
   if (!force && existsSync(vmlinuxPath)) {
     log(`kernel: minimal ${id} cached (${vmlinuxPath})`);
     return result;
@@ -94,13 +116,21 @@ export async function minimalKernel(cacheDir: string, guestImageDir: string, log
   await mkdir(join(work, 'src'), { recursive: true });
   await mkdir(join(work, 'out'), { recursive: true });
   const t0 = Date.now();
-  log(`kernel: building minimal kernel ${id} from ${LINUX_SOURCE_TARBALL} in ${work} (about 6-7 min on 2 cores)`);
+  log(`kernel: building minimal kernel ${id}${feats.length ? ` (+ ${feats.join(', ')})` : ''} from ${LINUX_SOURCE_TARBALL} in ${work} (about 6-7 min on 2 cores)`);
+  // One fragment file for build-kernel.sh: kernel.config followed by the features' fragments.
+  let fragment = join(guestImageDir, 'kernel.config');
+  if (feats.length > 0) {
+    fragment = join(work, 'fragment.config');
+    const parts = [await readFile(join(guestImageDir, 'kernel.config'), 'utf8')];
+    for (const f of feats) parts.push(await readFile(join(guestImageDir, `kernel-${f}.config`), 'utf8'));
+    await writeFile(fragment, parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join(''));
+  }
   const ticker = setInterval(() => log(`kernel: still building (${Math.round((Date.now() - t0) / 1000)} s)`), 30_000);
   try {
     const jobs = String(Math.max(1, Math.min(2, (await import('node:os')).availableParallelism())));
     await runOk(
       'sh',
-      [join(guestImageDir, 'build-kernel.sh'), LINUX_SOURCE_TARBALL, join(guestImageDir, 'kernel.config'), join(work, 'src'), join(work, 'out', 'vmlinux'), jobs],
+      [join(guestImageDir, 'build-kernel.sh'), LINUX_SOURCE_TARBALL, fragment, join(work, 'src'), join(work, 'out', 'vmlinux'), jobs],
       { log, prefix: 'kernel: ' },
     );
     await rm(finalDir, { recursive: true, force: true });
@@ -232,6 +262,7 @@ async function loadDebian(dir: string): Promise<Kernel> {
   const info = JSON.parse(await readFile(join(dir, 'kernel.json'), 'utf8')) as { id: string; modules: string[] };
   return {
     kind: 'debian',
+    features: [],
     id: info.id,
     vmlinuxPath: join(dir, 'vmlinux'),
     modules: info.modules.map((name) => ({ name, path: join(dir, 'modules', name) })),

@@ -15,6 +15,8 @@ export interface AgentReady {
   uptimeMs: {
     /** /init started (the kernel handed over to user space). */
     init: number;
+    /** /init started Node (absent from agents older than issue 9). */
+    exec?: number;
     /** the agent process started executing JavaScript. */
     agentStart: number;
     /** the agent sent this message. */
@@ -43,23 +45,36 @@ export type AgentRequest =
       params: unknown;
       /** Wall-clock budget the host gives this run; the host enforces it too (by killing the VM). */
       deadlineMs: number;
+      /**
+       * A restored clone's resync carried by its first run (added with issue 9; agents before it
+       * ignore the member, so send it only to images that have it — every image built since):
+       * the same fields and semantics as the `resync` request, applied before any user code runs,
+       * one message instead of two. If it fails, the function does not run and the reply is an
+       * error of kind 'state'. The reply then has a `resync` member with the agent's step timings.
+       */
+      resync?: ResyncFields;
     }
   | { id: number; op: 'ping' }
-  | {
+  | ({
       /** Sent after a snapshot restore, before any user code runs: fixes the clock and reseeds randomness. */
       id: number;
       op: 'resync';
-      epochMs: number;
-      /** 32 random bytes, base64. */
-      seed: string;
-      /**
-       * 'now' (default): set the kernel clock and reseed the kernel CRNG before replying.
-       * 'deferred': correct the clock JavaScript sees (Date) and reseed the agent's JS
-       * randomness now, and do the kernel part after the next run has replied (or
-       * after a second of idleness): the kernel path is ~40 % of a TCG restore.
-       */
-      kernel?: 'now' | 'deferred';
-    };
+    } & ResyncFields);
+
+/** What a restored clone needs before user code runs: the host's time and fresh entropy. */
+export interface ResyncFields {
+  epochMs: number;
+  /** 32 random bytes, base64. */
+  seed: string;
+  /**
+   * 'now' (default): set the kernel clock and reseed the kernel CRNG before replying
+   * (before the function runs, when carried by a run).
+   * 'deferred': correct the clock JavaScript sees (Date) and reseed the agent's JS
+   * randomness now, and do the kernel part after the next run has replied (or
+   * after a second of idleness): the kernel path is ~40 % of a TCG restore.
+   */
+  kernel?: 'now' | 'deferred';
+}
 
 /** A request without its id (the channel assigns ids). */
 export type AgentRequestBody = AgentRequest extends infer R ? (R extends AgentRequest ? Omit<R, 'id'> : never) : never;
@@ -86,6 +101,8 @@ export type AgentReply =
       logs?: string[];
       /** guest-measured milliseconds of the operation */
       durationMs?: number;
+      /** run with a resync: when each resync step finished, ms after the agent received the run */
+      resync?: Record<string, number>;
     }
   | {
       id: number;

@@ -23,6 +23,14 @@ export interface GuestImage {
   /** Kernel command line the image needs (console, tsc, quiet...). Drivers may append to it. */
   cmdline: string;
   sizes: { kernelBytes: number; initrdBytes: number; rootfsBytes: number };
+  /**
+   * Root fs format (absent: squashfs). 'erofs': the QEMU driver maps it into guest memory as
+   * persistent memory mounted with DAX when the kernel has the 'dax' feature; other VMMs
+   * attach it as a virtio-blk disk like the squashfs.
+   */
+  rootfsFormat?: 'squashfs' | 'erofs';
+  /** Optional guest kernel features the VMM may rely on (minimal kernel fragments; absent: none). */
+  kernelFeatures?: Array<'tickless' | 'dax' | 'balloon'>;
 }
 
 /** Where guest RAM lives. */

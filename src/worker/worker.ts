@@ -17,7 +17,7 @@ import type { NetworkMsg, VmEndpoints } from '../network/network-manager.js';
 import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
-import type { AgentReady, AgentReply } from '../runtimes/agent-protocol.js';
+import type { AgentReady, AgentReply, ResyncFields } from '../runtimes/agent-protocol.js';
 import { ChannelClosedError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
 import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
@@ -46,6 +46,12 @@ export interface WorkerDeps {
   prefetch?: boolean;
   /** when a restored clone's kernel clock and CRNG are set (see snapshots.kernelResync) */
   kernelResync?: 'before-run' | 'deferred';
+  /**
+   * issue 9: a restored clone's resync travels with its first run (`run.resync`, one channel
+   * round trip instead of two; snapshots.resync 'with-run'); otherwise a separate `resync` request
+   * before the clone is ready ('message').
+   */
+  resyncWithRun?: boolean;
   /** host CPUs this VM is pinned to */
   cpuAffinity?: number[];
   /**
@@ -93,7 +99,8 @@ type StepMsg =
   | { kind: 'initialized' }
   /** continued: the source VM runs on (snapshots.coldSnapshot copy); otherwise it was stopped */
   | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean }
-  | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number } }
+  /** carried: the resync rides on the clone's first run (snapshots.resync with-run) */
+  | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number }; carried?: boolean }
   | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
   | { kind: 'stepFailed'; step: 'boot' | 'init' | 'snapshot' | 'restore' | 'run'; error: unknown }
   | { kind: 'vmStopped'; vm: VmHandle }
@@ -202,6 +209,8 @@ export class Worker extends Actor<WorkerMsg> {
   /** why a start failed, reported with `gone` */
   private startFailure: StartFailure | undefined;
   private cpuAtRunStart: number | undefined;
+  /** issue 9: a restored clone whose resync rides on its first run (resyncWithRun) */
+  private resyncPending = false;
   /** CPU time of a cold start's first VMM, which ends at the snapshot */
   private sourceCpuMs: number | undefined;
 
@@ -327,24 +336,30 @@ export class Worker extends Actor<WorkerMsg> {
     return { kind: 'spawned', vm: await this.deps.driver.restore(this.vmConfig(fn, ep, memory), snap.files) };
   }
 
+  /** What a restored clone needs before user code runs again: the host's time and fresh entropy. */
+  private resyncFields(): ResyncFields {
+    return { epochMs: this.deps.clock.wallNow?.() ?? this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' };
+  }
+
   private async resyncStep(vm: VmHandle): Promise<StepMsg> {
+    // issue 9: the resync rides on the first run; no user code runs before it (the agent applies it first)
+    if (this.deps.resyncWithRun) return { kind: 'restored', resync: {}, carried: true };
     // fresh clock and randomness before any user code runs again; a restore may take as long as a
     // cold boot may: dozens of restores at once on a small TCG host take many seconds each
-    const r = await vm.channel.request(
-      { op: 'resync', epochMs: this.deps.clock.wallNow?.() ?? this.deps.clock.now(), seed: randomBytes(32).toString('base64'), kernel: this.deps.kernelResync === 'deferred' ? 'deferred' : 'now' },
-      Math.max(10_000, this.deps.bootTimeoutMs),
-    );
+    const r = await vm.channel.request({ op: 'resync', ...this.resyncFields() }, Math.max(10_000, this.deps.bootTimeoutMs));
     if (!r.ok) throw new VmStartError('restore', 'snapshot-unusable', `agent refused resync: ${r.error.message}`);
     const rr = r.result as { clockMs?: number; reseedMs?: number } | undefined;
     return { kind: 'restored', resync: { clockMs: rr?.clockMs, reseedMs: rr?.reseedMs } };
   }
 
-  private async runStep(vm: VmHandle, run: RunRequest): Promise<StepMsg> {
+  private async runStep(vm: VmHandle, run: RunRequest, resync?: ResyncFields): Promise<StepMsg> {
     const fn = this.plan.fn;
+    // a carried resync may take as long as the separate one may (see resyncStep)
+    const extra = resync ? Math.max(10_000, this.deps.bootTimeoutMs) : 0;
     // the Worker enforces the deadline itself too: a hung guest must not hang the step
     const reply = await this.withDeadline(
-      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs }, fn.timeoutMs + RUN_GRACE_MS),
-      fn.timeoutMs + RUN_GRACE_MS + 100,
+      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + RUN_GRACE_MS + extra),
+      fn.timeoutMs + RUN_GRACE_MS + extra + 100,
     );
     return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
   }
@@ -412,6 +427,10 @@ export class Worker extends Actor<WorkerMsg> {
     this.startStamps.resumed = now;
     if (m.resync.clockMs !== undefined) this.startDetails.guestClockSetMs = m.resync.clockMs;
     if (m.resync.reseedMs !== undefined) this.startDetails.guestReseedMs = m.resync.reseedMs;
+    if (m.carried) {
+      this.resyncPending = true;
+      this.startDetails.resync = 'with-run';
+    }
     if (this.plan.path === 'restore') {
       this.snapshotUsed = this.plan.snapshot;
       this.startDetails.restoreMs = now - this.startBegan;
@@ -485,7 +504,8 @@ export class Worker extends Actor<WorkerMsg> {
     this.sm.to('running', `activation ${rec.id}`, now);
     rec.timestamps.runStarted = now;
     this.cpuAtRunStart = vm.cpuMs?.();
-    this.step(() => this.runStep(vm, run), 'run');
+    const resync = this.resyncPending ? this.resyncFields() : undefined;
+    this.step(() => this.runStep(vm, run, resync), 'run');
   }
 
   onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
@@ -499,6 +519,7 @@ export class Worker extends Actor<WorkerMsg> {
     }
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
+    if (this.resyncPending && !this.afterCarriedResync(run, r)) return;
     const logs = this.boundLogs(r.logs ?? []);
     if (!r.ok && r.error.kind === 'exit') {
       // the function ended the agent's process: the VM is going down with it
@@ -510,6 +531,30 @@ export class Worker extends Actor<WorkerMsg> {
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });
+  }
+
+  /**
+   * issue 9: the first run of a restored clone carried its resync. The agent's step timings go
+   * into the record's start details. If the agent could not apply it (error kind 'state' or
+   * 'protocol': the function did not run), the clone is not usable: the request goes back to
+   * VmPool for another instance, the snapshot is reported, the instance ends. False then.
+   */
+  private afterCarriedResync(run: RunRequest, r: AgentReply): boolean {
+    this.resyncPending = false;
+    if (r.ok || (r.error.kind !== 'state' && r.error.kind !== 'protocol')) {
+      const steps = (r as { resync?: Record<string, number> }).resync;
+      if (steps && run.rec.startDetails) {
+        if (steps.clockMs !== undefined) run.rec.startDetails.guestClockSetMs = steps.clockMs;
+        if (steps.reseedMs !== undefined) run.rec.startDetails.guestReseedMs = steps.reseedMs;
+      }
+      return true;
+    }
+    this.current = undefined;
+    this.log.warn('restored clone refused the resync carried by its first run', { vmId: this.vmId, fn: this.plan.fn.name, err: r.error.message });
+    if (this.snapshotUsed) this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.snapshotUsed.id, broken: true, reason: `agent refused resync: ${r.error.message}` });
+    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
+    this.fail('resync refused');
+    return false;
   }
 
   /** OpenWhisk's result semantics: {error} is an application error; results have a size limit. */

@@ -153,11 +153,13 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
 
 describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
   test('a full tier evicts its least recently used snapshot', async () => {
-    // a 300 MiB tier holds one 256 MiB-guest snapshot's RAM file at most
+    // a new function's snapshot is reserved at its guest size (256 MiB) until its real size is known,
+    // so a 260 MiB tier cannot take it next to any real snapshot (with the DAX root fs a hello
+    // snapshot holds only ~45 MiB of touched RAM: 300 MiB would fit both)
     const tierDir = `/dev/shm/fc-e2e-small-${process.pid}`;
     const d = await startDaemon({
       policies: { placement: { policy: 'fixed', tier: 'small' } },
-      snapshots: { tiers: [{ name: 'small', path: tierDir, latencyRank: 0, capacityMiB: 300 }] },
+      snapshots: { tiers: [{ name: 'small', path: tierDir, latencyRank: 0, capacityMiB: 260 }] },
     });
     try {
       await d.deploy('one', 'hello.js');

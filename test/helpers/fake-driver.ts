@@ -52,6 +52,8 @@ class FakeVm implements VmHandle {
   readonly exited: Promise<VmExit>;
   private exit!: (e: VmExit) => void;
   stopped = false;
+  /** issue 9 seam: the requests this VM's agent got (op, and whether a run carried a resync) */
+  readonly ops: string[] = [];
   private inited = false;
   readonly events = new EventEmitter();
 
@@ -79,6 +81,7 @@ class FakeVm implements VmHandle {
       },
       request: async (req: AgentRequestBody): Promise<AgentReply> => {
         if (this.stopped) throw closedErr();
+        this.ops.push(req.op === 'run' && req.resync ? 'run+resync' : req.op);
         if (req.op === 'init') {
           if (b.initMs) await wait(b.initMs);
           if (this.stopped) throw closedErr();
@@ -89,6 +92,8 @@ class FakeVm implements VmHandle {
         if (req.op === 'run') {
           const p = (req.params ?? {}) as Record<string, unknown>;
           if (p.hang) return this.exited.then(() => Promise.reject(closedErr()));
+          // issue 9 seam: a run carrying a resync the agent refuses (the function does not run)
+          if (req.resync && b.failResync) return { id: 0, ok: false, error: { kind: 'state', message: 'resync refused (fake)' } };
           if (p.crash) {
             this.exit({ code: 0, signal: null });
             throw closedErr();

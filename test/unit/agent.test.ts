@@ -601,3 +601,122 @@ void test('resync deferred: the kernel part also runs after a second without any
   input.end();
   await agent.done;
 });
+
+void test('resync with setClockAndSeed: the kernel part is one step (one helper round trip), now and deferred', async () => {
+  const events: string[] = [];
+  const mk = () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const agent = createAgent({
+      input,
+      output,
+      workRoot: fs.mkdtempSync(path.join(tmp, 'resync3-')),
+      reseed: () => void events.push('js-seed'),
+      setClock: async () => void events.push('UNUSED clock'),
+      seedKernel: async () => void events.push('UNUSED seed'),
+      setClockAndSeed: async (ms, seed, onSet) => {
+        events.push(`kernel-both ${seed.length}`);
+        assert.ok(Math.abs(ms - Date.now()) < 5000);
+        onSet?.();
+      },
+      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    });
+    const client = new Client(new LineReader(output), input);
+    agent.sendReady();
+    return { input, agent, client };
+  };
+  const seed = b64(Buffer.alloc(32, 9));
+  let a = mk();
+  await a.client.ready;
+  const now = await a.client.request({ op: 'resync', epochMs: Date.now(), seed });
+  assert.equal(now.ok, true, JSON.stringify(now));
+  assert.deepEqual(events.splice(0), ['js-seed', 'kernel-both 32', 'js-clock-reset']);
+  const steps = (now as { result: Record<string, number> }).result;
+  assert.ok(steps.clockMs !== undefined && steps.kernelSeedMs !== undefined, JSON.stringify(steps));
+  a.input.end();
+  await a.agent.done;
+
+  a = mk();
+  await a.client.ready;
+  assert.equal((await a.client.request(single('exports.main = () => ({ ok: 2 })'))).ok, true);
+  assert.equal((await a.client.request({ op: 'resync', epochMs: Date.now(), seed, kernel: 'deferred' })).ok, true);
+  assert.deepEqual(events.splice(0), ['js-seed', 'js-clock']);
+  assert.deepEqual((await a.client.request(run())).result, { ok: 2 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(events.splice(0), ['kernel-both 32', 'js-clock-reset']);
+  a.input.end();
+  await a.agent.done;
+});
+
+void test('run carrying a resync: applied before user code (now: kernel part too; deferred: after the reply); malformed or failing: the function does not run', async () => {
+  const events: string[] = [];
+  let failKernel = false;
+  const mk = () => {
+    const input = new PassThrough();
+    const output = new PassThrough();
+    const agent = createAgent({
+      input,
+      output,
+      workRoot: fs.mkdtempSync(path.join(tmp, 'runresync-')),
+      reseed: () => void events.push('js-seed'),
+      setClockAndSeed: async (_ms, _seed, onSet) => {
+        if (failKernel) throw new Error('helper gone');
+        events.push('kernel');
+        onSet?.();
+      },
+      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    });
+    const client = new Client(new LineReader(output), input);
+    agent.sendReady();
+    return { input, agent, client };
+  };
+  const seed = b64(Buffer.alloc(32, 3));
+  const a = mk();
+  await a.client.ready;
+  // the function records that it ran
+  assert.equal((await a.client.request(single('exports.main = () => { globalThis.__ran = (globalThis.__ran || 0) + 1; return { ran: globalThis.__ran }; }'))).ok, true);
+  const now = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed } });
+  assert.equal(now.ok, true, JSON.stringify(now));
+  assert.deepEqual((now as { result: unknown }).result, { ran: 1 });
+  assert.ok((now as { resync?: Record<string, number> }).resync?.kernelSeedMs !== undefined, JSON.stringify(now));
+  assert.deepEqual(events.splice(0), ['js-seed', 'kernel', 'js-clock-reset']);
+
+  const def = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed, kernel: 'deferred' } });
+  assert.deepEqual((def as { result: unknown }).result, { ran: 2 });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(events.splice(0), ['js-seed', 'js-clock', 'kernel', 'js-clock-reset']);
+
+  const bad = await a.client.request({ ...run(), resync: { epochMs: 'soon', seed } });
+  assert.equal(bad.ok, false);
+  assert.match(JSON.stringify(bad), /run\.resync needs epochMs/);
+  failKernel = true;
+  const failed = await a.client.request({ ...run(), resync: { epochMs: Date.now(), seed } });
+  assert.equal(failed.ok, false);
+  assert.equal((failed as { error: { kind: string } }).error.kind, 'state');
+  failKernel = false;
+  // neither of the last two ran the function
+  assert.deepEqual(((await a.client.request(run())) as { result: unknown }).result, { ran: 3 });
+  a.input.end();
+  await a.agent.done;
+});
+
+void test('warmUp runs the resync path once as a dry run: JS reseeded, helper call marked dry, clock offset back to none', async () => {
+  const events: string[] = [];
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const agent = createAgent({
+    input,
+    output,
+    workRoot: fs.mkdtempSync(path.join(tmp, 'warmup-')),
+    reseed: (seed) => void events.push(`js-seed ${seed.length}`),
+    setClockAndSeed: async (_ms, _seed, onSet, dry) => {
+      events.push(`kernel dry=${dry === true}`);
+      onSet?.();
+    },
+    jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+  });
+  await agent.warmUp();
+  assert.deepEqual(events, ['js-seed 32', 'kernel dry=true', 'js-clock-reset', 'js-clock', 'js-clock-reset']);
+  input.end();
+  await agent.done;
+});

@@ -8,7 +8,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, renameSy
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ActorSystem } from '../../src/core/actor.js';
+import { ActorSystem, type ActorRef } from '../../src/core/actor.js';
 import { realClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
@@ -17,7 +17,8 @@ import { Registry } from '../../src/registry/registry.js';
 import { copySparse } from '../../src/runtimes/qemu/driver.js';
 import type { SnapshotFiles, SnapshotOptions, SnapshotResult, VmConfig, VmHandle } from '../../src/runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
-import { Worker, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
+import type { ActivationRecord } from '../../src/perf/activation.js';
+import { Worker, type InvokeOutcome, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage } from '../helpers/fake-driver.js';
 import { Spy } from '../helpers/spy.js';
 
@@ -40,7 +41,7 @@ class ContinuingDriver extends FakeDriver {
   }
 }
 
-async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false) {
+async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false, resyncWithRun?: boolean) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-cs-'));
   const sys = new ActorSystem(silentLogger, () => undefined);
   const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
@@ -53,10 +54,25 @@ async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false) {
   const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
   const poolRef = sys.spawn<WorkerEvent>('vmpool', events);
   const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
-  const worker = new Worker('vm-1', 1, { path: 'cold', fn, snapshotTarget: snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, coldSnapshot: mode }, poolRef);
-  sys.spawn<WorkerMsg>('worker-vm-1', worker);
+  const worker = new Worker('vm-1', 1, { path: 'cold', fn, snapshotTarget: snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, coldSnapshot: mode, resyncWithRun }, poolRef);
+  const ref = sys.spawn<WorkerMsg>('worker-vm-1', worker);
+  const run = (to: ActorRef<WorkerMsg>, req: number): Promise<InvokeOutcome> =>
+    new Promise<InvokeOutcome>((resolve, reject) => {
+      const rec: ActivationRecord = { id: `a${req}`, function: 'f', functionVersion: 1, runtime: 'qemu', status: 'success', timestamps: {}, timings: {}, totalMs: 0, logs: [] };
+      to.tell({ kind: 'run', run: { req, rec, params: { n: req }, fresh: req === 1, reply: { resolve, reject } } });
+    });
+  /** a second instance: a clone restored from the snapshot the cold start left (same driver) */
+  const clone = (): { events: Spy<WorkerEvent>; ref: ActorRef<WorkerMsg> } => {
+    const cloneEvents = new Spy<WorkerEvent>();
+    const clonePool = sys.spawn<WorkerEvent>('vmpool-clone', cloneEvents);
+    const w = new Worker('vm-2', 2, { path: 'restore', fn, snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, coldSnapshot: mode, resyncWithRun }, clonePool);
+    return { events: cloneEvents, ref: sys.spawn<WorkerMsg>('worker-vm-2', w) };
+  };
   return {
     worker,
+    ref,
+    run,
+    clone,
     driver,
     events,
     snaps,
@@ -112,6 +128,38 @@ void test('coldSnapshot copy: a failed snapshot ends the instance as a boot fail
     await r.close();
   }
 });
+
+// issue 9: snapshots.coldSnapshot x snapshots.resync. The source of a copy runs on without any
+// resync (it never was restored); every restored VM, the copy's clones included, gets its resync:
+// carried by its first run (with-run) or as a separate request before it is ready (message).
+for (const mode of ['copy', 'restore'] as const) {
+  for (const resync of ['with-run', 'message'] as const) {
+    void test(`coldSnapshot ${mode} + resync ${resync}: the cold start's own VM and a clone of its snapshot`, async () => {
+      const r = await rig(mode, false, resync === 'with-run');
+      try {
+        await r.events.next((e) => e.kind === 'ready');
+        assert.equal((await r.run(r.ref, 1)).ok, true);
+        assert.equal((await r.run(r.ref, 2)).ok, true);
+        const vms = () => r.driver.vms;
+        const carried = resync === 'with-run' ? ['run+resync', 'run'] : ['resync', 'run', 'run'];
+        if (mode === 'copy') {
+          assert.deepEqual(vms().map((v) => v.ops), [['init', 'run', 'run']], 'the source runs on: no resync');
+        } else {
+          // the source only initialized; the instance is a restore of its own snapshot
+          assert.deepEqual(vms()[0]!.ops, ['init']);
+          assert.deepEqual(vms()[1]!.ops, carried);
+        }
+        const c = r.clone();
+        await c.events.next((e) => e.kind === 'ready');
+        assert.equal((await r.run(c.ref, 3)).ok, true);
+        assert.equal((await r.run(c.ref, 4)).ok, true);
+        assert.deepEqual(vms().at(-1)!.ops, resync === 'with-run' ? ['run+resync', 'run'] : ['resync', 'run', 'run'], 'the clone gets its resync before user code');
+      } finally {
+        await r.close();
+      }
+    });
+  }
+}
 
 void test('copySparse keeps holes and content; after the rename, writes through the source file never reach the snapshot path', async () => {
   const dir = mkdtempSync(path.join(tmpfsDir(), 'fc-cs-copy-'));

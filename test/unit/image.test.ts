@@ -79,3 +79,37 @@ void test('cache lookups: defaultCacheDir, findImage on an empty cache, kernel i
     assert.equal(await minimalKernelId(guestImage), await minimalKernelId(guestImage));
   }
 });
+
+// --- issue 9: guest tuning options select kernel fragments; the helper's parser
+void test('guest tuning: defaults, kernel features, and a distinct kernel id per feature set', async () => {
+  const { resolveTuning, kernelFeaturesFor } = await import('../../src/image/builder.js');
+  const { canonicalFeatures } = await import('../../src/image/kernel.js');
+  assert.deepEqual(resolveTuning({}), { tickless: true, rootfs: 'dax', freePageReporting: true });
+  assert.deepEqual(kernelFeaturesFor(resolveTuning({})), ['tickless', 'dax', 'balloon']);
+  assert.deepEqual(kernelFeaturesFor({ tickless: false, rootfs: 'squashfs', freePageReporting: false }), []);
+  assert.deepEqual(canonicalFeatures(['balloon', 'tickless', 'balloon']), ['tickless', 'balloon']);
+  const guestImage = path.join(projectRoot(), 'guest', 'image');
+  for (const f of ['tickless', 'dax', 'balloon']) assert.ok(fs.existsSync(path.join(guestImage, `kernel-${f}.config`)), f);
+  if (fs.existsSync('/usr/src/linux-source-6.1.tar.xz')) {
+    const base = await minimalKernelId(guestImage);
+    // no features: the id kernels had before features existed (their cache stays valid)
+    assert.equal(await minimalKernelId(guestImage, []), base);
+    const ids = new Set([base, await minimalKernelId(guestImage, ['tickless']), await minimalKernelId(guestImage, ['tickless', 'dax', 'balloon'])]);
+    assert.equal(ids.size, 3);
+    // order does not matter
+    assert.equal(await minimalKernelId(guestImage, ['balloon', 'dax', 'tickless']), await minimalKernelId(guestImage, ['tickless', 'dax', 'balloon']));
+  }
+});
+
+void test('faascell-helper parses T, S and R commands (--dry-run: nothing is changed on this host)', (t) => {
+  const cc = spawnSync('cc', ['--version']).status === 0 ? 'cc' : undefined;
+  if (!cc) return t.skip('no C compiler');
+  const bin = path.join(tmp, 'helper');
+  const built = spawnSync(cc, ['-O2', '-Wall', '-Werror', '-o', bin, path.join(projectRoot(), 'guest', 'image', 'faascell-helper.c')]);
+  assert.equal(built.status, 0, built.stderr.toString());
+  const input = ['T 1700000000000 123', 'T 1 2 3', 'D 1700000000000 5 abcd', 'D 1 2', 'S 00ff10', 'S 0', 'S zz', 'R 1700000000000 5 abcd', 'R 1 2', 'X 1', '', `S ${'ab'.repeat(600)}`, 'x'.repeat(5000), 'S 0102'].join('\n') + '\n';
+  // --dry-run is essential: without it the T command would set this machine's clock
+  const r = spawnSync(bin, ['--dry-run', '--keep-pit'], { input });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.deepEqual(r.stdout.toString().trim().split('\n'), ['ok', 'err 22', 'ok', 'err 22', 'ok', 'err 22', 'err 22', 'ok', 'err 22', 'err 22', 'err 22', 'err 22', 'err 22', 'ok']);
+});

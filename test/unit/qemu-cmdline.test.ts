@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildQemuArgs, escapeOptValue, runFiles, VmConfigError } from '../../src/runtimes/qemu/cmdline.js';
+import { buildQemuArgs, escapeOptValue, memoryLayout, pmemRootfs, runFiles, VmConfigError } from '../../src/runtimes/qemu/cmdline.js';
 import type { VmConfig } from '../../src/runtimes/types.js';
 
 const image = {
@@ -116,4 +116,73 @@ void test('egress networking: the NIC gets the namespace tap as its peer, same d
   );
   assert.throws(() => buildQemuArgs(cfg({ network: { netnsPath: 'relative', tap: 'tap0' } })), (e: unknown) => e instanceof VmConfigError && /network.netnsPath/.test(e.message));
   assert.throws(() => buildQemuArgs(cfg({ network: { netnsPath: '/run/netns/x', tap: 'tap0,script=/evil' } })), (e: unknown) => e instanceof VmConfigError && /network.tap/.test(e.message));
+});
+
+// --- issue 9: the root fs as persistent memory (DAX), free page reporting, TCG cache size
+const daxImage = { ...image, rootfsPath: '/img/rootfs.erofs', rootfsFormat: 'erofs' as const, kernelFeatures: ['tickless' as const, 'dax' as const, 'balloon' as const], sizes: { kernelBytes: 1, initrdBytes: 1, rootfsBytes: 100 * 1024 * 1024 } };
+
+void test('pmem root fs: [main RAM][image, read-only][tail RAM for the initrd] as NUMA nodes, memmap= on the image', () => {
+  const a = buildQemuArgs(cfg({ image: daxImage }));
+  assert.deepEqual(memoryLayout(cfg({ image: daxImage })), { mainMiB: 254, pmem: { addrMiB: 254, sizeMiB: 100 }, tailMiB: 2 });
+  // a 3 MiB initrd needs a 4 MiB tail
+  const big = { ...daxImage, sizes: { ...daxImage.sizes, initrdBytes: 3 * 1024 * 1024 } };
+  assert.deepEqual(memoryLayout(cfg({ image: big })), { mainMiB: 252, pmem: { addrMiB: 252, sizeMiB: 100 }, tailMiB: 4 });
+  assert.equal(after(a, '-M'), 'microvm,pit=on,pic=on,rtc=on,pcie=on');
+  assert.equal(after(a, '-m'), '356');
+  assert.deepEqual(allAfter(a, '-object'), [
+    'memory-backend-ram,id=mem,size=254M',
+    'memory-backend-file,id=rootfs,size=100M,mem-path=/img/rootfs.erofs,share=on,readonly=on',
+    'memory-backend-ram,id=mem-tail,size=2M',
+  ]);
+  assert.deepEqual(allAfter(a, '-numa'), ['node,nodeid=0,memdev=mem', 'node,nodeid=1,memdev=rootfs', 'node,nodeid=2,memdev=mem-tail']);
+  assert.equal(a.includes('-drive'), false);
+  assert.equal(after(a, '-append'), `${image.cmdline} memmap=100M!254M faascell.root=pmem`);
+  // the balloon comes before the NIC, which stays last (see the networking test)
+  assert.deepEqual(allAfter(a, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-balloon-device,free-page-reporting=on', 'virtio-net-device,mac=02:fa:a5:00:00:02']);
+  // snapshot source and restore: the RAM file is node 0, the device layout is the same
+  const src = buildQemuArgs(cfg({ image: daxImage, memory: { kind: 'file', path: '/dev/shm/m', share: true } }));
+  const rst = buildQemuArgs(cfg({ image: daxImage }), { incoming: true, memory: { kind: 'file', path: '/dev/shm/m', share: false } });
+  assert.equal(allAfter(src, '-object')[0], 'memory-backend-file,id=mem,size=254M,mem-path=/dev/shm/m,share=on');
+  // no free page reporting with a RAM file: QEMU 7.2 would punch the reported pages out of the snapshot file
+  assert.deepEqual(allAfter(src, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-net-device,mac=02:fa:a5:00:00:02']);
+  assert.deepEqual(allAfter(rst, '-device'), ['virtio-serial-device', 'virtserialport,chardev=agent,name=faascell.agent', 'virtio-net-device,mac=02:fa:a5:00:00:02']);
+  const norm = (x: string[]) => x.filter((v) => v !== '-incoming' && v !== 'defer').map((v) => v.replace('share=off', 'share=on'));
+  assert.deepEqual(norm(rst), src);
+});
+
+void test('privateMemfdRam: anonymous guest RAM becomes a private memfd (with and without the pmem layout); a RAM file stays as it is', () => {
+  const a = buildQemuArgs(cfg({ image: daxImage }), { privateMemfdRam: true });
+  assert.equal(allAfter(a, '-object')[0], 'memory-backend-memfd,id=mem,size=254M,share=off');
+  assert.ok(allAfter(a, '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+  const b = buildQemuArgs(cfg(), { privateMemfdRam: true });
+  assert.equal(after(b, '-M'), 'microvm,pit=on,pic=on,rtc=on,memory-backend=mem');
+  assert.deepEqual(allAfter(b, '-object'), ['memory-backend-memfd,id=mem,size=256M,share=off']);
+  const c = buildQemuArgs(cfg({ image: daxImage, memory: { kind: 'file', path: '/dev/shm/m', share: true } }), { privateMemfdRam: true });
+  assert.equal(allAfter(c, '-object')[0], 'memory-backend-file,id=mem,size=254M,mem-path=/dev/shm/m,share=on');
+});
+
+void test('pmem root fs falls back to virtio-blk when the layout does not fit', () => {
+  const noDax = { ...daxImage, kernelFeatures: ['tickless' as const] };
+  for (const c of [
+    cfg({ image: noDax }), // kernel without DAX
+    cfg({ image: { ...daxImage, rootfsFormat: 'squashfs' } }),
+    cfg({ image: daxImage, memoryMiB: 255 }), // odd size: the range would not be 2 MiB aligned
+    cfg({ image: daxImage, memoryMiB: 3000 }), // would straddle microvm's 3 GiB split
+    cfg({ image: { ...daxImage, sizes: { kernelBytes: 1, initrdBytes: 1, rootfsBytes: 100 * 1024 * 1024 + 4096 } } }),
+    cfg({ image: daxImage, memoryMiB: 64 }), // no room for main RAM + tail
+  ]) {
+    assert.equal(pmemRootfs(c), undefined);
+    const a = buildQemuArgs(c);
+    assert.equal(after(a, '-drive'), `file=${c.image.rootfsPath},if=none,id=rootfs,format=raw,readonly=on`);
+    assert.equal(a.includes('-numa'), false);
+    assert.doesNotMatch(after(a, '-append')!, /memmap=/);
+  }
+  assert.equal(pmemRootfs(cfg({ image: daxImage, memoryMiB: 4096 })), undefined);
+  assert.deepEqual(pmemRootfs(cfg({ image: daxImage, memoryMiB: 2972 })), { addrMiB: 2970, sizeMiB: 100 });
+});
+
+void test('TCG translation cache size (limits.tcgCodeCacheMiB)', () => {
+  assert.equal(after(buildQemuArgs(cfg(), { tcgCodeCacheMiB: 64 }), '-accel'), 'tcg,tb-size=64');
+  assert.equal(after(buildQemuArgs(cfg({ accelerator: 'kvm' }), { tcgCodeCacheMiB: 64 }), '-accel'), 'kvm');
+  for (const bad of [0, 1.5, 5000]) assert.throws(() => buildQemuArgs(cfg(), { tcgCodeCacheMiB: bad }), VmConfigError);
 });

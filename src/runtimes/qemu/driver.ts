@@ -26,7 +26,7 @@ import type {
 import { DeadlineExceededError, VmStartError, type VmStartFailureReason } from '../types.js';
 import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
-import { buildQemuArgs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
+import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
 import { monoNow } from '../../core/clock.js';
 
@@ -60,6 +60,8 @@ export interface QemuDriverOptions {
   rootLayers?: (cfg: VmConfig, vmm: { uid?: number; gid?: number }) => LaunchLayer[];
   /** Device nodes a VM needs besides the defaults (e.g. /dev/net/tun); made inside its jail. */
   extraDevices?: (cfg: VmConfig) => string[];
+  /** issue 9: anonymous guest RAM as a private memfd mapping (4 KiB host pages; CmdlineOptions.privateMemfdRam) */
+  privateMemfdRam?: boolean;
   /**
    * Where each VM's console output is kept after it stops (DIR/VMID.log, the
    * tail of at most consoleMaxBytes, appended to across a VM's restores; the
@@ -244,6 +246,12 @@ export class QemuVm implements VmHandle {
   released: Promise<void> = Promise.resolve();
   /** where this VM's RAM lives (set by the driver at launch) */
   memory: MemoryBacking = { kind: 'anonymous' };
+  /**
+   * The root fs is a shared, read-only memory backend (pmem): every migration must skip
+   * shared RAM (x-ignore-shared), full-stream ones too, or QEMU would stream the image into
+   * the snapshot and write it back into a read-only mapping on restore.
+   */
+  sharedRootfs = false;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -318,7 +326,7 @@ export class QemuVm implements VmHandle {
     if (!this.alive) throw new Error(`snapshot ${this.vmId}: ${this.deadReason()}`);
     if (opts.thenContinue) return this.snapshotAndContinue(target);
     const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
-    if (target.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+    if (target.kind === 'shared-memory' || this.sharedRootfs) caps.push({ capability: 'x-ignore-shared', state: true });
     await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
     fs.mkdirSync(path.dirname(target.statePath), { recursive: true });
     const t0 = performance.now();
@@ -352,7 +360,7 @@ export class QemuVm implements VmHandle {
       throw new Error(`snapshot ${this.vmId}: a shared-memory snapshot needs the VM to run on its RAM file ${target.memoryPath} (share=on)`);
     }
     const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
-    if (shared) caps.push({ capability: 'x-ignore-shared', state: true });
+    if (shared || this.sharedRootfs) caps.push({ capability: 'x-ignore-shared', state: true });
     await this.qmp.execute('migrate-set-capabilities', { capabilities: caps });
     fs.mkdirSync(path.dirname(target.statePath), { recursive: true });
     const t0 = performance.now();
@@ -551,8 +559,10 @@ export class QemuDriver implements RuntimeDriver {
     }
     if (snapshot.kind === 'shared-memory') {
       const size = fs.statSync(snapshot.memoryPath).size;
-      if (size !== cfg.memoryMiB * 1024 * 1024) {
-        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM has ${cfg.memoryMiB} MiB (snapshot taken with another VM shape?)`);
+      // with a pmem root fs the RAM file holds the main part of guest RAM only (memoryLayout)
+      const want = memoryLayout(cfg).mainMiB;
+      if (size !== want * 1024 * 1024) {
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
       }
     }
     const opts: CmdlineOptions = { incoming: true };
@@ -564,7 +574,7 @@ export class QemuDriver implements RuntimeDriver {
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
     const timings: DriverTimings = { start: monoNow() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...cmdOpts });
+    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}), ...cmdOpts });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
@@ -637,6 +647,7 @@ export class QemuDriver implements RuntimeDriver {
       vm.released = vm.exited.then(() => p.release()).catch((e: unknown) => this.logFn(`qemu ${cfg.vmId}: releasing its isolation failed: ${(e as Error).message}`));
     }
     vm.memory = cmdOpts.memory ?? cfg.memory;
+    vm.sharedRootfs = pmemRootfs(cfg) !== undefined;
     if (proc.pid === undefined) {
       const err = await new Promise<Error>((r) => proc.once('error', r));
       await vm.released;
@@ -673,7 +684,7 @@ export class QemuDriver implements RuntimeDriver {
 
       if (snapshot) {
         const caps: Array<{ capability: string; state: boolean }> = [{ capability: 'events', state: true }];
-        if (snapshot.kind === 'shared-memory') caps.push({ capability: 'x-ignore-shared', state: true });
+        if (snapshot.kind === 'shared-memory' || vm.sharedRootfs) caps.push({ capability: 'x-ignore-shared', state: true });
         await vm.qmp.execute('migrate-set-capabilities', { capabilities: caps });
         await vm.qmp.execute('migrate-incoming', { uri: `fd:${INCOMING_FD}` });
         await vm.waitMigration(this.restoreTimeoutMs);
