@@ -168,9 +168,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const def = deps.registry.mustGet(req.params.name); // 404 before queueing
     const clash = finalClash(def, params as Record<string, unknown>);
     if (clash.length > 0) throw new FaasError('bad_request', `body: ${clash.join(', ')}: final parameters of the function (annotation final) cannot be set by an invocation`, 'body');
+    // issue 12: a client may name the activation, so it can look it up if it loses the connection (after a daemon kill: `interrupted`)
+    const chosen = clientActivationId(req.headers['x-activation-id']);
     const res = await new Promise<InvocationResult>((resolve) => {
       const sink: Sink = new CallbackSink(resolve);
-      deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink } });
+      deps.dispatcher.tell({ kind: 'invoke', req: { fn: req.params.name, params, receivedAt, sink, ...(chosen ? { activationId: chosen, idFromClient: true } : {}) } });
     });
     if (res.error) {
       if (res.error.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(res.error.retryAfterMs / 1000))));
@@ -205,6 +207,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
 
   return app;
+}
+
+/** Activation ids a client may choose (header X-Activation-Id): what GET /v1/activations/:id accepts. */
+export const CLIENT_ACTIVATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+function clientActivationId(h: string | string[] | undefined): string | undefined {
+  if (h === undefined) return undefined;
+  if (typeof h !== 'string' || !CLIENT_ACTIVATION_ID.test(h)) throw new FaasError('bad_request', `x-activation-id: must match ${CLIENT_ACTIVATION_ID.source} (one header)`, 'x-activation-id');
+  return h;
 }
 
 /** A function as the API shows it: the names of its environment variables, never their values (they may be secrets). */

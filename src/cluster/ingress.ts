@@ -74,6 +74,7 @@ export class ClusterIngress extends Actor<DispatcherMsg> {
       return this.fail(req, id, { kind: 'rejected', reason: 'shutting_down', message: `the cluster's work queue is unreachable (NATS: ${(err as Error).message}); try again` });
     }
     d.counters.accepted++;
+    req.sink.accepted?.(id); // inflight (issue 12): stored in JetStream, a non-blocking Source may hand out the id
     if (place.kind === 'node') {
       d.counters.targeted++;
       d.book.book(place.node, req.fn, now);

@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'function_crashed'
   | 'result_too_large'
   | 'unauthorized'
-  | 'internal';
+  | 'internal'
+  /** an activation found unfinished when the daemon started again (issue 12: kill -9 under load) */
+  | 'daemon_restarted';
 
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
@@ -31,6 +33,7 @@ const STATUS: Record<ErrorCode, number> = {
   function_crashed: 502,
   result_too_large: 502,
   unavailable: 503,
+  daemon_restarted: 503,
   timeout: 504,
 };
 

@@ -17,7 +17,9 @@ export type RejectReason =
   /** the function was deleted while the request waited */
   | 'deleted'
   | 'not_found'
-  | 'shutting_down';
+  | 'shutting_down'
+  /** the client chose an activation id (header X-Activation-Id) that another activation already has */
+  | 'duplicate_id';
 
 export type Failure =
   | { kind: 'rejected'; reason: RejectReason; message: string; retryAfterMs?: number }
@@ -33,7 +35,9 @@ export type Failure =
   | { kind: 'crashed'; message: string; exitCode?: number }
   /** the result or the logs are larger than the configured limit */
   | { kind: 'result_too_large'; message: string; bytes: number; limitBytes: number }
-  | { kind: 'internal'; message: string };
+  | { kind: 'internal'; message: string }
+  /** accepted, then the daemon ended (kill -9, crash) before it finished: found at the next start (issue 12) */
+  | { kind: 'interrupted'; reason: 'daemon_restarted'; message: string };
 
 const CODE: Record<Failure['kind'], ErrorCode> = {
   rejected: 'unavailable',
@@ -44,6 +48,7 @@ const CODE: Record<Failure['kind'], ErrorCode> = {
   crashed: 'function_crashed',
   result_too_large: 'result_too_large',
   internal: 'internal',
+  interrupted: 'daemon_restarted',
 };
 
 const REJECT_CODE: Record<RejectReason, ErrorCode> = {
@@ -53,12 +58,13 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   deleted: 'not_found',
   not_found: 'not_found',
   shutting_down: 'unavailable',
+  duplicate_id: 'conflict',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */
 export function toFaasError(f: Failure): FaasError {
   const code = f.kind === 'rejected' ? REJECT_CODE[f.reason] : CODE[f.kind];
-  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : undefined;
+  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : undefined;
   const e = new FaasError(code, f.message, field);
   if (f.kind === 'rejected' && f.retryAfterMs !== undefined) e.retryAfterMs = f.retryAfterMs;
   return e;
@@ -83,6 +89,8 @@ export function statusOf(f: Failure): ActivationStatus {
       return 'result_too_large';
     case 'internal':
       return 'internal_error';
+    case 'interrupted':
+      return 'interrupted';
   }
 }
 

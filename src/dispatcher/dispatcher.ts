@@ -9,7 +9,8 @@ import { Actor, errText, type ActorRef } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
 import { failureOf, statusOf, toFaasError, type Failure } from '../core/failure.js';
 import { finishTimings, type ActivationRecord } from '../perf/activation.js';
-import type { PerfMsg } from '../perf/perf-manager.js';
+import type { AcceptResult, PerfMsg } from '../perf/perf-manager.js';
+import { FaasError } from '../core/errors.js';
 import { withDefaults, type Registry } from '../registry/registry.js';
 import type { RuntimeName } from '../runtimes/types.js';
 import type { Sink } from '../sinks/types.js';
@@ -24,6 +25,8 @@ export interface InvocationRequest {
   sink: Sink;
   /** the activation id, when the Source must know it before the outcome (non-blocking invocations) */
   activationId?: string;
+  /** `activationId` was chosen by the client (HTTP header X-Activation-Id): refused if some record has it */
+  idFromClient?: boolean;
 }
 
 export type DispatcherMsg = { kind: 'invoke'; req: InvocationRequest };
@@ -36,6 +39,12 @@ export interface DispatcherDeps {
   clock: Clock;
   /** safety net on top of the function's timeout: queueing + start (VmPool answers every request itself) */
   acquireTimeoutMs: number;
+  /**
+   * Durable acceptance (issue 12, default on): commit an `accepted` record before
+   * the work starts, so a daemon killed meanwhile leaves a trace that the next
+   * start finishes as `interrupted`. Off only to measure what it costs (bench/).
+   */
+  recordAcceptance?: boolean;
 }
 
 export class Dispatcher extends Actor<DispatcherMsg> {
@@ -73,6 +82,19 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     try {
       const def = this.deps.registry.mustGet(req.fn);
       rec.functionVersion = def.version;
+      const accepted = await this.accept(req, rec);
+      if (accepted.ok === false && accepted.reason === 'duplicate_id') {
+        // the id belongs to another activation: answered without a record, so that one is left as it is
+        const failure: Failure = { kind: 'rejected', reason: 'duplicate_id', message: `activation id ${rec.id} is already used by another activation` };
+        rec.status = statusOf(failure);
+        const e = toFaasError(failure);
+        rec.error = { code: e.code, message: e.message };
+        rec.timestamps.responseSent = this.deps.clock.now();
+        finishTimings(rec);
+        req.sink.deliver({ activation: rec, error: e, failure });
+        return;
+      }
+      if (accepted.ok === false) throw new FaasError('internal', `the activation could not be recorded before it started: ${accepted.message}`);
       // the function's default parameters under the invocation's own (OpenWhisk's rule, for every Source)
       const params = withDefaults(def, req.params);
       outcome = await this.deps.pool.ask<InvokeOutcome>(
@@ -101,5 +123,22 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     const deliver = () => req.sink.deliver({ activation: rec, result, error: failure ? toFaasError(failure) : undefined, failure });
     if (this.deps.perf.stopped) deliver();
     else this.deps.perf.tell({ kind: 'activation', record: rec, written: deliver });
+  }
+
+  /**
+   * Durable acceptance (issue 12): the record, in state `accepted`, is committed
+   * (group commit: every acceptance of an event-loop turn shares one transaction)
+   * before the request goes to VmPool; its final record replaces it. The Sink
+   * hears of it then (a non-blocking Source hands out the id only once it is durable).
+   */
+  private async accept(req: InvocationRequest, rec: ActivationRecord): Promise<AcceptResult> {
+    if (this.deps.recordAcceptance === false || this.deps.perf.stopped) {
+      req.sink.accepted?.(rec.id);
+      return { ok: true };
+    }
+    const record: ActivationRecord = { ...rec, status: 'accepted', timestamps: { ...rec.timestamps } };
+    const r = await new Promise<AcceptResult>((resolve) => this.deps.perf.tell({ kind: 'accepted', record, unique: req.idFromClient === true, written: resolve }));
+    if (r.ok) req.sink.accepted?.(rec.id);
+    return r;
   }
 }

@@ -38,7 +38,14 @@ export type ActivationStatus =
   | 'crashed'
   | 'result_too_large'
   | 'rejected'
-  | 'internal_error';
+  | 'internal_error'
+  /**
+   * Durable acceptance (issue 12): the record written before the work starts; the
+   * final record replaces it. Readers never see it (PerfManager's reads skip it).
+   */
+  | 'accepted'
+  /** accepted, then the daemon was killed or crashed before it finished (found at the next start) */
+  | 'interrupted';
 
 export interface ActivationRecord {
   id: string;
@@ -69,6 +76,8 @@ export interface ActivationRecord {
   snapshot?: { id: string; tier: string };
   logs: string[];
   error?: { code: string; message: string };
+  /** set on a record found still `accepted` when the daemon started again (status `interrupted`) */
+  interrupted?: { reason: 'daemon_restarted'; /** epoch ms (wall clock) when the restarted daemon finished it */ detectedAt: number };
   /** the cluster node that ran it (set when it came through the cluster's broker: src/cluster/) */
   node?: string;
   /** how it travelled through the broker */

@@ -6,16 +6,39 @@
 import { Actor, type ActorRef, type Reply } from '../core/actor.js';
 import { stmt, type Db } from '../registry/db.js';
 import type { ActivationRecord } from './activation.js';
+import { finishInterrupted } from './recovery.js';
 import { CostStats, type CostSample, type FunctionCostView, type FunctionStats } from './cost-stats.js';
 
 export type PerfMsg =
   /** `written`: called once the record is committed (or its write failed): the reply goes out after it (issue 12: kill -9 loses no answered record) */
   | { kind: 'activation'; record: ActivationRecord; written?: () => void }
+  /**
+   * Durable acceptance (issue 12): the record of an invocation about to start, in
+   * state `accepted`, committed before `written` is called (group commit with every
+   * other record of the same event-loop turn). `unique`: the id was chosen by the
+   * client, so an id some record already has is refused instead of replaced.
+   */
+  | { kind: 'accepted'; record: ActivationRecord; unique?: boolean; written: (r: AcceptResult) => void }
   | { kind: 'list'; limit: number; fn?: string; reply: Reply<ActivationRecord[]> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
   /** who hears about changed costs, and the snapshot tiers to estimate restore costs for */
   | { kind: 'subscribe'; to: ActorRef<CostsMsg>; tiers: string[] };
+
+/** The outcome of an acceptance write. */
+export type AcceptResult = { ok: true } | { ok: false; reason: 'duplicate_id' } | { ok: false; reason: 'store_failed'; message: string };
+
+/** A record waiting for the next group commit. */
+interface Pending {
+  rec: ActivationRecord;
+  /** replace: the final record (or an acceptance under an id the daemon chose); fresh: only if the id is new */
+  mode: 'replace' | 'fresh';
+  written?: () => void;
+  accepted?: (r: AcceptResult) => void;
+}
+
+/** Readers never see an acceptance: an activation in flight is not found, as before (and as OpenWhisk does). */
+const FINISHED = "status != 'accepted'";
 
 /** What PerfManager tells its subscriber. */
 export interface CostsMsg {
@@ -42,16 +65,27 @@ export function sampleOf(rec: ActivationRecord): CostSample | undefined {
 export class PerfManager extends Actor<PerfMsg> {
   readonly stats = new CostStats();
   private inserted = 0;
-  private unwritten: ActivationRecord[] = [];
-  private onWritten: Array<() => void> = [];
+  private unwritten: Pending[] = [];
+  /** ids of the records a previous incarnation left `accepted`, finished as interrupted at start */
+  interruptedAtStart: string[] = [];
   private subscriber: ActorRef<CostsMsg> | undefined;
   private tiers: string[] = [];
 
   constructor(
     private readonly db: Db,
     private readonly retain: number,
+    /** wall clock for the stamp of the records found interrupted at start */
+    private readonly wallNow: () => number = Date.now,
   ) {
     super();
+  }
+
+  /** Before the first record of this incarnation: what the previous one left in flight is finished (issue 12). */
+  protected override preStart(): void {
+    this.interruptedAtStart = finishInterrupted(this.db, this.wallNow());
+    if (this.interruptedAtStart.length > 0) {
+      this.log.warn('activations in flight when the previous daemon ended recorded as interrupted (daemon_restarted)', { count: this.interruptedAtStart.length, ids: this.interruptedAtStart.slice(0, 20) });
+    }
   }
 
   protected receive(msg: PerfMsg): void {
@@ -59,13 +93,16 @@ export class PerfManager extends Actor<PerfMsg> {
       case 'activation':
         this.store(msg.record, msg.written);
         return;
+      case 'accepted':
+        this.enqueue({ rec: msg.record, mode: msg.unique ? 'fresh' : 'replace', accepted: msg.written });
+        return;
       case 'list':
         this.flush();
         msg.reply.resolve(this.list(msg.limit, msg.fn));
         return;
       case 'get': {
         this.flush();
-        const r = stmt(this.db, 'SELECT record FROM activations WHERE id = ?').get(msg.id) as { record: string } | undefined;
+        const r = stmt(this.db, 'SELECT record FROM activations WHERE id = ? AND ' + FINISHED).get(msg.id) as { record: string } | undefined;
         msg.reply.resolve(r ? (JSON.parse(r.record) as ActivationRecord) : undefined);
         return;
       }
@@ -85,31 +122,47 @@ export class PerfManager extends Actor<PerfMsg> {
       this.stats.observe(s);
       this.subscriber?.tell({ kind: 'costs', fn: s.fn, costs: this.stats.view(s.fn, this.tiers) });
     }
-    // written in one transaction per event-loop turn: off the reply's path, one commit for a burst
-    this.unwritten.push(rec);
-    if (written) this.onWritten.push(written);
+    this.enqueue({ rec, mode: 'replace', written });
+  }
+
+  /** Group commit: every record of an event-loop turn (acceptances and final records) in one transaction. */
+  private enqueue(p: Pending): void {
+    this.unwritten.push(p);
     if (this.unwritten.length === 1) setImmediate(this.flush);
   }
 
   /** Write the records received so far (also before every read: a record just answered is found). */
   private readonly flush = (): void => {
     if (this.unwritten.length === 0) return;
-    const recs = this.unwritten;
-    const written = this.onWritten;
+    const batch = this.unwritten;
     this.unwritten = [];
-    this.onWritten = [];
-    const insert = stmt(this.db, 'INSERT OR REPLACE INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const sql = 'INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)';
+    const replace = stmt(this.db, 'INSERT OR REPLACE ' + sql);
+    const fresh = stmt(this.db, 'INSERT OR IGNORE ' + sql);
+    const results: AcceptResult[] = [];
+    let failed: unknown;
     try {
       this.db.transaction(() => {
-        for (const rec of recs) insert.run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
+        for (const { rec, mode } of batch) {
+          const r = (mode === 'fresh' ? fresh : replace).run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
+          results.push(r.changes > 0 ? { ok: true } : { ok: false, reason: 'duplicate_id' });
+        }
       })();
+    } catch (err) {
+      failed = err;
     } finally {
-      // the answers wait for their records: one a client got can no longer be lost in a kill
-      for (const w of written) w();
+      // the answers wait for their records: one a client got can no longer be lost in a kill;
+      // the work of an acceptance starts only once it is committed
+      const message = failed instanceof Error ? failed.message : String(failed);
+      batch.forEach((p, i) => {
+        p.written?.();
+        p.accepted?.(failed !== undefined ? { ok: false, reason: 'store_failed', message } : results[i]!);
+      });
     }
+    if (failed !== undefined) throw failed;
     // prune now and then, not on every insert
     const before = this.inserted;
-    this.inserted += recs.length;
+    this.inserted += batch.length;
     if (Math.floor(this.inserted / 1000) !== Math.floor(before / 1000)) {
       stmt(this.db, 'DELETE FROM activations WHERE id IN (SELECT id FROM activations ORDER BY received_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
     }
@@ -122,8 +175,8 @@ export class PerfManager extends Actor<PerfMsg> {
   private list(limit: number, fn?: string): ActivationRecord[] {
     const rows = (
       fn
-        ? stmt(this.db, 'SELECT record FROM activations WHERE function = ? ORDER BY received_at DESC LIMIT ?').all(fn, limit)
-        : stmt(this.db, 'SELECT record FROM activations ORDER BY received_at DESC LIMIT ?').all(limit)
+        ? stmt(this.db, `SELECT record FROM activations WHERE function = ? AND ${FINISHED} ORDER BY received_at DESC LIMIT ?`).all(fn, limit)
+        : stmt(this.db, `SELECT record FROM activations WHERE ${FINISHED} ORDER BY received_at DESC LIMIT ?`).all(limit)
     ) as { record: string }[];
     return rows.map((r) => JSON.parse(r.record) as ActivationRecord);
   }

@@ -72,6 +72,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX openwhisk_activations_by_time ON openwhisk_activations(created_at DESC);`,
   // 5: a function's network specification (src/network/spec.ts)
   `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
+  // 6: durable acceptance (issue 12): the records still 'accepted' are found at start without a scan
+  `CREATE INDEX activations_accepted ON activations(id) WHERE status = 'accepted';`,
 ];
 
 /**

@@ -18,5 +18,7 @@ export interface Sink {
   readonly name: string;
   /** Adds what only this sink knows (e.g. the cluster node) to the record before it is stored. */
   annotate?(rec: ActivationRecord): void;
+  /** The activation is durably recorded as accepted and its work starts (issue 12); at most once, before `deliver`. */
+  accepted?(activationId: string): void;
   deliver(res: InvocationResult): void;
 }

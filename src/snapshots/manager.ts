@@ -38,6 +38,8 @@ export interface SnapshotManagerOptions {
   /** drop the files' pages from the page cache after writing (not for tmpfs tiers) */
   uncache: boolean;
   clock: Clock;
+  /** the free-space probe of a tier's file system (default statfs(2); unit tests give a full one) */
+  statfs?: (p: string) => { bavail: number; bsize: number };
 }
 
 interface Row {
@@ -115,8 +117,9 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
 
   private prepare(fn: FunctionDef, versionKey: string, tierName: string): SnapshotRef {
     const tier = this.tier(tierName);
-    // hardening (issue 12): a tier whose file system cannot take the snapshot is refused (a full tmpfs would SIGBUS the VMM)
-    assertTierSpace(tier.path, fn.memoryMiB, this.rows().filter((r) => r.tier === tier.name && r.status === 'creating').reduce((n, r) => n + Math.max(0, r.memory_mib * 1048576 - diskUsage(r.dir)), 0));
+    // hardening (issue 12): a tier whose file system cannot take the snapshot is refused (a full tmpfs would SIGBUS the VMM);
+    // VmPool then asks the core for another tier (TierSpaceError is the typed signal), else boots cold without one
+    assertTierSpace(tier.path, fn.memoryMiB, this.rows().filter((r) => r.tier === tier.name && r.status === 'creating').reduce((n, r) => n + Math.max(0, r.memory_mib * 1048576 - diskUsage(r.dir)), 0), this.o.statfs);
     const id = `${fn.name}-${Math.round(this.o.clock.now()).toString(36)}${(++this.seq).toString(36)}`;
     const dir = path.join(tier.path, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });

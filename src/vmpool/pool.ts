@@ -17,6 +17,7 @@ import type { AdmissionDecision } from '../policies/types.js';
 import { networkShapeKey } from '../network/spec.js';
 import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../snapshots/types.js';
+import { TierSpaceError } from '../snapshots/tier-space.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerDeps, type WorkerEvent, type WorkerMsg } from '../worker/worker.js';
 import { PoolCore, type CoreCounters } from './core/core.js';
 import {
@@ -74,7 +75,8 @@ export type PoolMsg =
   | WorkerEvent
   | CostsMsg
   | { kind: 'timer'; tk: TimerKind; target: number; token: number }
-  | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string }
+  /** `noRoom`: the tier's device had too little free space (TierSpaceError); `full`: the tiers found so for this start */
+  | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string; noRoom?: boolean; full: ReadonlySet<string> }
   | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef }
   | { kind: 'functionChanged'; fn: string; def: FunctionDef | undefined; reply?: Reply<void> }
   | { kind: 'evictFunction'; fn: string; reply: Reply<number> }
@@ -280,14 +282,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.bySeq.set(inst.seq, inst);
     if (plan.path === 'cold' && plan.snapshot && this.deps.snapshots) {
       // the snapshot's directory first; the Worker starts once the SnapshotManager answered
-      const snap = plan.snapshot;
-      const seq = inst.seq;
-      this.deps.snapshots
-        .ask<SnapshotRef>((reply) => ({ kind: 'prepare', fn: def, versionKey: inst.version, tier: snap.tier.name, reply }), 30_000)
-        .then(
-          (ref) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref }),
-          (err: unknown) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref: undefined, err: errText(err) }),
-        );
+      this.prepare(inst, plan.snapshot, new Set());
       return;
     }
     this.spawn(inst, plan.path === 'restore' ? { path: 'restore', fn: def, snapshot: plan.snapshot.ref as SnapshotRef } : { path: 'cold', fn: def, restoreError: this.takeRestoreError(inst.fn) }, now);
@@ -299,6 +294,15 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     return e;
   }
 
+  private prepare(inst: CoreInstance, snap: CoreSnapshot, full: ReadonlySet<string>): void {
+    const def = inst.f.handle as FunctionDef;
+    const seq = inst.seq;
+    this.deps.snapshots!.ask<SnapshotRef>((reply) => ({ kind: 'prepare', fn: def, versionKey: inst.version, tier: snap.tier.name, reply }), 30_000).then(
+      (ref) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref, full }),
+      (err: unknown) => this.self.tell({ kind: 'prepared', inst, seq, snap, ref: undefined, err: errText(err), noRoom: err instanceof TierSpaceError, full }),
+    );
+  }
+
   private prepared(m: Extract<PoolMsg, { kind: 'prepared' }>, now: number): void {
     const { inst, snap, ref } = m;
     if (inst.seq !== m.seq || inst.state !== 'starting') {
@@ -306,7 +310,15 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       if (ref) this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause: 'failed' });
       return;
     }
-    if (!ref) {
+    if (!ref && m.noRoom) {
+      // issue 12: a tier whose device is full is skipped for the next tier placement allows, else no snapshot
+      const full = new Set(m.full).add(snap.tier.name);
+      const mine = inst.snapshot === snap;
+      const next = mine ? this.core.snapshotNoRoom(inst, full, now) : undefined;
+      if (!mine) this.core.snapshotFailed(snap, now); // no longer this start's snapshot: only forgotten
+      this.log.warn(next ? 'snapshot tier full: the snapshot goes to another tier' : 'snapshot tier full: cold boot without a snapshot', { fn: inst.fn, err: m.err, next: next?.tier.name });
+      if (next && inst.state === 'starting') return this.prepare(inst, next, full);
+    } else if (!ref) {
       this.log.warn('could not prepare a snapshot: cold boot without one', { fn: inst.fn, err: m.err });
       this.core.snapshotFailed(snap, now);
     } else if (inst.f.snapshot !== snap) {

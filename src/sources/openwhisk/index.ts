@@ -222,17 +222,26 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     const id = randomUUID().replace(/-/g, '');
     const subject = subjectOf(req);
     const limits = { timeout: def.timeoutMs, memory: def.memoryMiB };
+    let accepted!: () => void;
+    const durable = new Promise<void>((r) => (accepted = r));
     const done = new Promise<InvocationResult>((resolve) => {
-      const sink = new CallbackSink((res) => {
-        // the result is kept before PerfManager stores the record, so a record found has its result
-        const failed = res.error !== undefined;
-        results.put(id, { subject, limits, result: res.result !== undefined ? res.result : failed ? { error: res.error!.message } : undefined });
-        resolve(res);
-      });
+      const sink = new CallbackSink(
+        (res) => {
+          // the result is kept before PerfManager stores the record, so a record found has its result
+          const failed = res.error !== undefined;
+          results.put(id, { subject, limits, result: res.result !== undefined ? res.result : failed ? { error: res.error!.message } : undefined });
+          resolve(res);
+        },
+        () => accepted(),
+      );
       deps.dispatcher.tell({ kind: 'invoke', req: { fn: def.name, params, receivedAt, sink, activationId: id } });
     });
     void reply.header('x-openwhisk-activation-id', id);
-    if (!req.query.blocking) return reply.status(202).send({ activationId: id });
+    // issue 12: the id goes out once the acceptance is committed (or the outcome is known): a kill after that leaves a record
+    if (!req.query.blocking) {
+      await Promise.race([durable, done]);
+      return reply.status(202).send({ activationId: id });
+    }
     const ac = new AbortController();
     const res = await Promise.race([done, sleep(options.blockingWaitMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
     ac.abort();

@@ -23,7 +23,8 @@ const INTERNAL: OpenWhiskStatus = { status: 'whisk internal error', statusCode: 
  * timeout, crashed (it ended its VM during the run), result_too_large — → action
  * developer error, as OpenWhisk counts a failed initialisation, a time-out, an
  * exit or an oversized response; what the platform did wrong — vm_error (the VM
- * never came up), rejected, internal_error — → whisk internal error.
+ * never came up), rejected, internal_error, interrupted (the daemon ended while it
+ * ran) — → whisk internal error.
  */
 export function openWhiskStatus(rec: Pick<ActivationRecord, 'status'>): OpenWhiskStatus {
   const s = rec.status;
@@ -40,6 +41,8 @@ export function openWhiskStatus(rec: Pick<ActivationRecord, 'status'>): OpenWhis
     case 'vm_error':
     case 'rejected':
     case 'internal_error':
+    case 'interrupted': // the daemon ended while it ran (found at the next start)
+    case 'accepted': // in flight: never listed (PerfManager's reads skip it)
       return INTERNAL;
     default: {
       const unmapped: never = s;

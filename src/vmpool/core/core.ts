@@ -364,6 +364,28 @@ export class PoolCore {
     this.flush(now);
   }
 
+  /**
+   * The tier placement chose for this cold start's snapshot has no room on its
+   * device (SnapshotManager's free-space check: its file system holds less than
+   * the core's accounting thinks, e.g. a full tmpfs). Placement decides again
+   * without the tiers already found full for this start (`full`): the snapshot
+   * goes to another tier with room, else the start goes on without one.
+   * Returns the new snapshot to prepare, or undefined.
+   */
+  snapshotNoRoom(inst: CoreInstance, full: ReadonlySet<string>, now: number): CoreSnapshot | undefined {
+    const snap = inst.snapshot;
+    const f = inst.f;
+    if (!snap || f.snapshot !== snap || snap.ready) return undefined;
+    this.dropSnapshot(snap, 'failed', now);
+    const next = this.placeSnapshot(f, now, (t) => !full.has(t.name));
+    // the start now leaves the new snapshot (its snapshotReady / snapshotFailed name this one)
+    inst.snapshot = next;
+    if (!next) this.counters.snapshotsSkipped++;
+    this.pump(f, now);
+    this.flush(now);
+    return next;
+  }
+
   /** Taking the snapshot failed (the start itself may go on). */
   snapshotFailed(snap: CoreSnapshot, now: number): void {
     if (snap.f.snapshot !== snap) return;
@@ -1006,14 +1028,17 @@ export class PoolCore {
   // ---- snapshots -------------------------------------------------------------
 
   /** Placement decides whether this cold start leaves a snapshot, and where. */
-  private placeSnapshot(f: CoreFunction, now: number): CoreSnapshot | undefined {
-    const d = this.p.placement.place(f.view, this.tiers, this.placementStats(f));
-    if (d.action === 'keep-warm') {
+  private placeSnapshot(f: CoreFunction, now: number, usable?: (t: CoreTier) => boolean): CoreSnapshot | undefined {
+    // `usable`: a second placement for the same start, without the tiers whose device was full (snapshotNoRoom)
+    const tiers = usable ? this.tiers.filter(usable) : this.tiers;
+    if (tiers.length === 0) return undefined;
+    const d = this.p.placement.place(f.view, tiers, this.placementStats(f));
+    if (d.action === 'keep-warm' && !usable) {
       f.keepWarm = true;
       return undefined;
     }
     if (d.action !== 'snapshot') return undefined;
-    const tier = this.tiers.find((t) => t.name === d.tier);
+    const tier = tiers.find((t) => t.name === d.tier);
     if (!tier || !this.makeTierRoom(tier, f.snapshotBytes, f, now)) {
       this.counters.snapshotsSkipped++;
       return undefined;
