@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from '../support/observability.js';
 
 export interface NatsServer {
   url: string;
@@ -29,17 +30,6 @@ export function natsServerMissing(): string | undefined {
   } catch {
     return 'nats-server is not installed (Debian package nats-server; scripts/setup.sh installs it)';
   }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitPort(port: number, timeoutMs: number): Promise<void> {
