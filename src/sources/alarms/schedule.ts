@@ -47,7 +47,8 @@ export function alarmSpec(feed: AlarmFeed, p: Record<string, unknown>, now: numb
       const cron = p.cron.trim();
       const parts = cron.split(/\s+/).length;
       if (parts !== 5 && parts !== 6) throw badRequest('cron', `must have five fields (or six, with seconds first); got ${parts}`);
-      const timezone = p.timezone === undefined || p.timezone === '' ? undefined : String(p.timezone);
+      if (p.timezone !== undefined && typeof p.timezone !== 'string') throw badRequest('timezone', 'must be an IANA time zone name');
+      const timezone = p.timezone === undefined || p.timezone === '' ? undefined : p.timezone;
       if (timezone !== undefined) {
         try {
           new Intl.DateTimeFormat('en', { timeZone: timezone });

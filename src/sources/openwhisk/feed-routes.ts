@@ -53,7 +53,7 @@ function payloadOf(v: unknown): Params {
 /** One lifecycle event on the alarm of a trigger: the feed action's result, or a FaasError (its application error). */
 async function lifecycle(ctx: RouteContext, feed: AlarmFeed, body: Params): Promise<Params> {
   const { svc, ns } = ctx;
-  const event = String(body.lifecycleEvent ?? '').toUpperCase();
+  const event = typeof body.lifecycleEvent === 'string' ? body.lifecycleEvent.toUpperCase() : '';
   const trigger = triggerOf(body.triggerName, ns);
   const params: Params = Object.fromEntries(Object.entries(body).filter(([k]) => !LIFECYCLE_KEYS.has(k)));
   const existing = svc.entities.get('alarm', trigger);
@@ -62,8 +62,9 @@ async function lifecycle(ctx: RouteContext, feed: AlarmFeed, body: Params): Prom
   switch (event) {
     case 'CREATE': {
       if (!svc.entities.get('trigger', trigger)) throw bad('triggerName', `the trigger '${trigger}' does not exist: create it first`);
+      const doc = make(params);
       if (existing) throw new FaasError('conflict', `triggerName: the trigger '${trigger}' already has an alarm (DELETE it first, or UPDATE it)`, 'triggerName');
-      svc.entities.put('alarm', trigger, make(params));
+      svc.entities.put('alarm', trigger, doc);
       await svc.entities.synced();
       return { status: 'success', trigger: `/${ns}/${trigger}` };
     }

@@ -197,7 +197,7 @@ export class OwInvoker {
    * (OpenWhisk answers 204 and records nothing); otherwise the trigger's activation
    * id, once its record (one log line per rule) is stored.
    */
-  async fire(trigger: Entity<'trigger'>, payload: Params, subject: string): Promise<string | undefined> {
+  async fire(trigger: Entity<'trigger'>, payload: Params, subject: string, scheduledAt?: number): Promise<string | undefined> {
     const rules = this.d.entities.list('rule').filter((r) => r.doc.trigger === trigger.name && r.doc.status === 'active');
     if (rules.length === 0) return undefined;
     const received = nowMs();
@@ -216,7 +216,7 @@ export class OwInvoker {
     );
     const rec = this.composedRecord(newActivationId(), trigger.name, trigger.version, received);
     rec.logs = lines.map((l) => JSON.stringify(l));
-    await this.store(rec, { subject, result: payload, limits: { timeout: 0, memory: 0 }, extra: { kind: 'trigger' } });
+    await this.store(rec, { subject, result: payload, limits: { timeout: 0, memory: 0 }, extra: { kind: 'trigger', ...(scheduledAt !== undefined ? { scheduledAt } : {}) } });
     return rec.id;
   }
 

@@ -121,6 +121,7 @@ function composedActivation(rec: ActivationRecord, x: ActivationExtra, k: Activa
     if (k.cause) annotations.push({ key: 'causedBy', value: 'sequence' });
     if (x.limits) annotations.push({ key: 'limits', value: { timeout: x.limits.timeout, memory: x.limits.memory, logs: 10 } });
   } else annotations.push({ key: 'kind', value: k.kind });
+  if (k.scheduledAt !== undefined) annotations.push({ key: 'scheduledAt', value: new Date(k.scheduledAt).toISOString() });
   annotations.push({ key: 'faascellStatus', value: rec.status });
   let result = x.result;
   if (st.statusCode !== 0 && (result === undefined || !isErrorResult(result))) result = { error: rec.error?.message ?? rec.status };

@@ -92,9 +92,10 @@ export function checkSequence(name: string, components: string[], l: Lookups, li
   const count = (list: string[], seen: string[]): number => {
     let n = 0;
     for (const c of list) {
+      if (c === name) throw seqError(SEQUENCE_MESSAGES.cyclic);
       const r = resolveAction(c, l);
       if (!r) throw seqError(`${SEQUENCE_MESSAGES.notFound} (${c})`);
-      if (r.name === name || c === name) throw seqError(SEQUENCE_MESSAGES.cyclic);
+      if (r.name === name) throw seqError(SEQUENCE_MESSAGES.cyclic);
       if (r.kind === 'function') n += 1;
       else {
         // a sequence already on the path is a cycle that does not pass through `name` (cannot exist once checked)

@@ -14,6 +14,8 @@ export interface ActivationKind {
   topmost?: boolean;
   /** a sequence's duration: the sum of its components' */
   duration?: number;
+  /** a trigger fired by an alarm: the firing's scheduled time (epoch ms) */
+  scheduledAt?: number;
 }
 
 export interface StoredExtra {

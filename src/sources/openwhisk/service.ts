@@ -58,13 +58,13 @@ export class OpenWhiskService {
       clock: d.clock ?? realClock,
       log: this.log.child({ component: 'alarms' }),
       options: d.alarms ?? DEFAULT_ALARM_OPTIONS,
-      fire: async (trigger, doc) => {
+      fire: async (trigger, doc, scheduledAt) => {
         const t = this.entities.get('trigger', trigger);
         if (!t) return this.log.warn('alarm: its trigger no longer exists', { trigger });
-        const id = await this.invoker.fire(t, doc.payload, d.namespace);
+        const id = await this.invoker.fire(t, doc.payload, d.namespace, scheduledAt);
         this.log.info('alarm fired', { trigger, activationId: id ?? null });
       },
-      claimShared: d.claimAlarm,
+      claimShared: d.claimAlarm ? (trigger, at) => d.claimAlarm!(trigger, at) : undefined,
       deleteTrigger: async (trigger, withRules) => void (await this.deleteTrigger(trigger, withRules)),
     });
   }

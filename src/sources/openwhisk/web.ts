@@ -173,7 +173,8 @@ export function webResponse(result: unknown, ext: WebExtension): WebResponse {
     case '.text': {
       const v = field(result, 'text');
       if (v === undefined) return failed(404, WEB_MESSAGES.propertyNotFound);
-      const text = typeof v === 'object' && v !== null ? JSON.stringify(v, null, 2) : typeof v === 'string' ? v : String(v);
+      // objects and arrays pretty-printed, a string as it is, numbers, booleans and null as JSON writes them
+      const text = typeof v === 'string' ? v : JSON.stringify(v, null, 2);
       return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: text };
     }
     case '.http':
@@ -233,7 +234,7 @@ async function serve(req: FastifyRequest<{ Params: WebParams }>, reply: FastifyR
   }
   const auth = req.method === 'OPTIONS' && a['web-custom-options'] === true ? { ok: true } : webAuthorized(a['require-whisk-auth'], req.headers, ctx.deps.token, ns);
   if (!auth.ok) return reply.status(401).send(errorBody(req, WEB_MESSAGES.unauthorized));
-  const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), Array.isArray(v) ? v.join(', ') : String(v)]));
+  const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), Array.isArray(v) ? v.join(', ') : (v ?? '')]));
   const q = req.url.indexOf('?');
   const params = webParameters(
     { method: req.method, headers, query: q < 0 ? '' : req.url.slice(q + 1), contentType: req.headers['content-type'], body: Buffer.isBuffer(req.body) ? req.body : undefined, path, user: 'user' in auth ? auth.user : undefined },
