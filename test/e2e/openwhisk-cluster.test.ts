@@ -56,7 +56,7 @@ describe('OpenWhisk entities cluster-wide: nats-server + two daemons with real V
   test('made through n1, visible on n2; a trigger fired on n2 runs its rule once; web action and sequence through n2', async () => {
     const [ow1, ow2] = ows as [ReturnType<typeof openwhisk>, ReturnType<typeof openwhisk>];
     await ow1.packages.create({ name: 'shop', package: { parameters: [{ key: 'from', value: 'shop' }] } });
-    await ow1.actions.create({ name: 'shop/step', action: STEP, annotations: { 'web-export': true }, limits: { timeout: 30_000 } } as never);
+    await ow1.actions.create({ name: 'shop/step', action: STEP, annotations: { 'web-export': true }, limits: { timeout: 30_000 } });
     await ow1.actions.create({ name: 'twice', sequence: ['shop/step', 'shop/step'] } as never);
     await ow1.triggers.create({ name: 'order' });
     await ow1.rules.create({ name: 'on-order', trigger: 'order', action: 'shop/step' });
@@ -96,7 +96,7 @@ describe('OpenWhisk entities cluster-wide: nats-server + two daemons with real V
     });
     const at = ticks.map((a) => String(a.annotations.find((k) => k.key === 'scheduledAt')?.value));
     assert.equal(new Set(at).size, at.length, `each firing fired by one node: ${at.sort().join(' ')}`);
-    await until('the alarm on n2', async () => ((await ow2.feeds.feed('READ', { name: '/whisk.system/alarms/alarm', trigger: 'tick' } as never)) as unknown as Act).response.success || undefined);
+    await until('the alarm on n2', async () => ((await ow2.feeds.feed('READ' as never, { name: '/whisk.system/alarms/alarm', trigger: 'tick' })) as unknown as Act).response.success || undefined);
     await ow2.feeds.delete({ name: '/whisk.system/alarms/alarm', trigger: 'tick' });
     await sleep(1500);
     const n = (await recorded('tick')).length;

@@ -37,7 +37,7 @@ export function activationRoutes(ow: FastifyInstance, ctx: RouteContext): void {
   );
 
   const getActivation = async (id: string): Promise<OpenWhiskActivation> => {
-    const rec = await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id, reply: r }), 10_000);
+    const rec = (await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id, reply: r }), 10_000)) ?? (await deps.cluster?.activation(id));
     if (!rec) throw new FaasError('not_found', NOT_FOUND, 'id');
     return asOpenWhisk(rec);
   };

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ActorRef } from '../../core/actor.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
+import type { ActivationRecord } from '../../perf/activation.js';
 import type { PerfMsg } from '../../perf/perf-manager.js';
 import type { Db } from '../../registry/db.js';
 import type { Registry } from '../../registry/registry.js';
@@ -53,6 +54,8 @@ export interface OpenWhiskDeps {
   runtime?: RuntimeName;
   actionLimits?: OpenWhiskLimits;
   version?: string;
+  /** issue 13: a record this node does not have is looked up in the cluster (an action run on another node) */
+  cluster?: { activation(id: string): Promise<ActivationRecord | undefined> };
 }
 
 export interface RouteContext {
