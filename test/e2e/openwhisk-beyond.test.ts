@@ -11,6 +11,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import openwhisk from 'openwhisk';
 import { FIXTURES, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { until as waitUntil } from '../support/observability.js';
+import { failure as rejection, type OwError } from '../support/openwhisk.js';
 
 const TOKEN = 'e2e-openwhisk-token-0123456789';
 const UUID = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502';
@@ -25,29 +27,9 @@ interface Act {
   annotations: Ann;
   response: { success: boolean; status: string; result: Record<string, unknown> };
 }
-type OwError = Error & { statusCode?: number; error?: Act & { error?: string } };
-
 const ann = (a: { annotations: Ann }): Record<string, unknown> => Object.fromEntries(a.annotations.map((k) => [k.key, k.value]));
-
-async function failure(p: Promise<unknown>): Promise<OwError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as OwError;
-  }
-  throw new Error('expected the call to fail');
-}
-
-/** Poll until `f` gives a value (bounded). */
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(500);
-  }
-}
+const failure = (p: Promise<unknown>): Promise<OwError<Act & { error?: string }>> => rejection<Act & { error?: string }>(p);
+const until = <T>(what: string, f: () => Promise<T | undefined>, ms = 90_000): Promise<T> => waitUntil(what, f, ms, 500);
 
 describe('OpenWhisk beyond actions: packages, sequences, triggers, rules, alarms, web actions (real VMs)', { timeout: 12 * 60_000 }, () => {
   let d: TestDaemon;

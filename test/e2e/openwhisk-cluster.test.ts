@@ -11,20 +11,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import openwhisk from 'openwhisk';
 import { startNatsServer, type NatsServer } from '../cluster-helpers/nats-server.js';
 import { FIXTURES, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { until as waitUntil } from '../support/observability.js';
 
 const UUID = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502';
 const STEP = readFileSync(path.join(FIXTURES, 'ow-step.js'), 'utf8');
 type Act = { activationId: string; logs: string[]; annotations: { key: string; value: unknown }[]; response: { success: boolean; result: Record<string, unknown> } };
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(300);
-  }
-}
+const until = <T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> => waitUntil(what, f, ms, 300);
 
 describe('OpenWhisk entities cluster-wide: nats-server + two daemons with real VMs', { timeout: 10 * 60_000 }, () => {
   let nats: NatsServer;

@@ -84,6 +84,12 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
   if (rec.snapshot) annotations.push({ key: 'snapshot', value: rec.snapshot });
   if (rec.error) annotations.push({ key: 'error', value: rec.error });
   if (rec.node) annotations.push({ key: 'node', value: rec.node }); // issue 13: the cluster node that ran it
+  return assemble(rec, x, result, annotations, { start: ms(start), end: ms(end), duration: ms(Math.max(0, end - start)) });
+}
+
+/** The record in OpenWhisk's shape from its parts (an action's run, or a record FaaSCell composed). */
+function assemble(rec: ActivationRecord, x: ActivationExtra, result: unknown, annotations: KeyValue[], t: { start: number; end: number; duration: number }): OpenWhiskActivation {
+  const st = openWhiskStatus(rec);
   const response: OpenWhiskActivation['response'] = { status: st.status, statusCode: st.statusCode, success: st.statusCode === 0 };
   if (result !== undefined) response.result = result;
   return {
@@ -93,9 +99,7 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
     subject: x.subject,
     activationId: rec.id,
     publish: false,
-    start: ms(start),
-    end: ms(end),
-    duration: ms(Math.max(0, end - start)),
+    ...t,
     response,
     logs: rec.logs,
     annotations,
@@ -125,23 +129,7 @@ function composedActivation(rec: ActivationRecord, x: ActivationExtra, k: Activa
   annotations.push({ key: 'faascellStatus', value: rec.status });
   let result = x.result;
   if (st.statusCode !== 0 && (result === undefined || !isErrorResult(result))) result = { error: rec.error?.message ?? rec.status };
-  const response: OpenWhiskActivation['response'] = { status: st.status, statusCode: st.statusCode, success: st.statusCode === 0 };
-  if (result !== undefined) response.result = result;
-  return {
-    namespace: x.namespace,
-    name: baseName(rec.function),
-    version: semver(rec.functionVersion),
-    subject: x.subject,
-    activationId: rec.id,
-    publish: false,
-    start,
-    end,
-    duration: k.duration ?? Math.max(0, end - start),
-    response,
-    logs: rec.logs,
-    annotations,
-    ...(k.cause ? { cause: k.cause } : {}),
-  };
+  return assemble(rec, x, result, annotations, { start, end, duration: k.duration ?? Math.max(0, end - start) });
 }
 
 /** A list entry without `docs=true`: OpenWhisk's activation summary. */
