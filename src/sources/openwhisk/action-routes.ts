@@ -4,6 +4,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FaasError } from '../../core/errors.js';
+import { nowMs } from '../../perf/activation.js';
 import type { FunctionDef } from '../../registry/registry.js';
 import { actionDocument, actionInput, actionPutSchema, openWhiskFieldError, sequenceDocument, sequenceInput, type ActionPut } from './actions.js';
 import { answerInvocation, entityParams, errorBody, listed, listQuery, overwriteQuery, packagedParams, SYSTEM_NAMESPACE, type EntityParams, type ListQuery, type RouteContext } from './context.js';
@@ -107,7 +108,7 @@ export function actionRoutes(ow: FastifyInstance, ctx: RouteContext): void {
 
   const invoke = async (req: FastifyRequest<{ Params: EntityParams; Querystring: InvokeQuery; Body: unknown }>, reply: FastifyReply): Promise<unknown> => {
     if (req.params.namespace === SYSTEM_NAMESPACE) return feedAction(req, reply, ctx);
-    const receivedAt = Date.now();
+    const receivedAt = nowMs();
     const own = req.body ?? {};
     if (typeof own !== 'object' || own === null || Array.isArray(own)) throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
     const s = svc.invoker.start({ name: actionNameOf(req.params), params: own as Record<string, unknown>, subject: ctx.subjectOf(req), receivedAt });

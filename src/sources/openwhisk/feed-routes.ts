@@ -8,6 +8,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FaasError } from '../../core/errors.js';
+import { nowMs } from '../../perf/activation.js';
 import { alarmSpec, ALARM_FEEDS, type AlarmFeed } from '../alarms/schedule.js';
 import { answerInvocation, errorBody, SYSTEM_NAMESPACE, type EntityParams, type RouteContext } from './context.js';
 import type { AlarmDoc, Params } from './entities.js';
@@ -98,7 +99,7 @@ async function lifecycle(ctx: RouteContext, feed: AlarmFeed, body: Params): Prom
 export async function feedAction(req: FastifyRequest<{ Params: EntityParams; Querystring: { blocking?: boolean; result?: boolean }; Body: unknown }>, reply: FastifyReply, ctx: RouteContext): Promise<unknown> {
   const feed = req.params.name as AlarmFeed;
   if (req.params.pkg !== PACKAGE || !ALARM_FEEDS.includes(feed)) return reply.status(404).send(errorBody(req, `${NOT_FOUND} (/${SYSTEM_NAMESPACE} has the feeds ${ALARM_FEEDS.map((f) => `${PACKAGE}/${f}`).join(', ')})`));
-  const received = Date.now();
+  const received = nowMs();
   const body = req.body ?? {};
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new FaasError('bad_request', 'body: the parameters must be a JSON object', 'body');
   let outcome: { result: Params } | { error: FaasError };

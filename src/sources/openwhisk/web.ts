@@ -11,6 +11,7 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FaasError } from '../../core/errors.js';
+import { nowMs } from '../../perf/activation.js';
 import { checkAuth } from './auth.js';
 import { errorBody, waitFor, type RouteContext } from './context.js';
 import type { Params } from './entities.js';
@@ -221,7 +222,7 @@ type WebParams = { namespace: string; pkg: string; '*': string };
 
 async function serve(req: FastifyRequest<{ Params: WebParams }>, reply: FastifyReply, ctx: RouteContext): Promise<unknown> {
   const { svc, ns } = ctx;
-  const received = Date.now();
+  const received = nowMs();
   const { namespace, pkg } = req.params;
   const { action, ext, path } = splitWebPath(req.params['*'] ?? '');
   const name = pkg === 'default' ? action : `${pkg}/${action}`;
