@@ -311,7 +311,7 @@ void test('web actions: public, parameters from the request, results as the exte
   r = await app.inject({ method: 'GET', url: `${web}/default/echo.json?__ow_method=put` });
   assert.equal(r.statusCode, 400);
   // not exported, unknown, other namespace: 404
-  for (const u of [`${web}/default/hidden.json`, `${web}/default/ghost`, '/api/v1/web/other/default/echo.json']) assert.equal((await app.inject({ method: 'GET', url: u })).statusCode, 404, u);
+  for (const u of [`${web}/default/hidden.json`, `${web}/default/ghost`, '/api/v1/web/other/default/echo.json', `${web}/echo.json`, `${web}/default/`]) assert.equal((await app.inject({ method: 'GET', url: u })).statusCode, 404, u);
   // raw-http: query and body unparsed
   r = await app.inject({ method: 'POST', url: `${web}/default/echoraw.json?a=1&b=2`, headers: { 'content-type': 'text/plain' }, payload: 'plain text' });
   assert.deepEqual([r.json().__ow_query, r.json().__ow_body, r.json().a], ['a=1&b=2', 'plain text', undefined]);

@@ -212,6 +212,8 @@ export async function registerWebActions(app: FastifyInstance, ctx: RouteContext
         return reply.status(err.statusCode && err.statusCode < 500 ? err.statusCode : 500).send(errorBody(req, err.message));
       });
       web.route({ method: [...METHODS], url: '/:namespace/:pkg/*', exposeHeadRoute: false, handler: (req, reply) => serve(req as FastifyRequest<{ Params: WebParams }>, reply, ctx) });
+      // a path without namespace, package and action names no web action (and asks for no credentials)
+      web.route({ method: [...METHODS], url: '/*', exposeHeadRoute: false, handler: (req, reply) => reply.status(404).send(errorBody(req, NOT_FOUND)) });
       done();
     },
     { prefix: WEB_PREFIX },
