@@ -71,7 +71,8 @@ const functionBody = {
   },
 } as const;
 
-const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
+// up to 129: an action inside an OpenWhisk package is the function `package/name` (issue 22)
+const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 129 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const p = deps.log ? pinoOf(deps.log) : undefined;
