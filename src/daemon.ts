@@ -31,6 +31,8 @@ import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { realClock } from './core/clock.js';
 import { joinCluster } from './cluster/index.js';
+import { OwEntities } from './sources/openwhisk/entities.js';
+import { OpenWhiskService } from './sources/openwhisk/service.js';
 import type { Tier } from './config/schema.js';
 // observability (issue 11)
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -124,8 +126,10 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     maxCodeBytes: cfg.api.maxCodeBytes,
   });
   const policies = await createPolicies(cfg.policies, { baseDir: opts.baseDir ?? process.cwd() });
+  // issue 22: OpenWhisk's packages, sequences, triggers, rules and alarms (synced like the registry in a cluster)
+  const owEntities = cfg.openwhisk.enabled ? new OwEntities(db) : undefined;
   // issue 13: a cluster member when cluster.nats is set; its registry catches up before VmPool reads it
-  const cluster = cfg.cluster.nats ? await joinCluster({ cfg, registry, log }) : undefined;
+  const cluster = cfg.cluster.nats ? await joinCluster({ cfg, registry, entities: owEntities, log }) : undefined;
 
   let fatal: ((err: Error) => void) | undefined = undefined;
   const system = new ActorSystem(log, (f) => {
@@ -187,6 +191,23 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   // issue 13: in a cluster the APIs hand invocations to the broker (src/cluster/ingress.ts), not the local Dispatcher
   let httpUrl = '';
   const member = cluster?.attach({ system, pool, dispatcher, perf, snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
+  // issue 22: the OpenWhisk Source's invoker (sequences, triggers) and its alarm source (a Source of the daemon)
+  const openwhisk = owEntities
+    ? new OpenWhiskService({
+        db,
+        registry,
+        entities: owEntities,
+        dispatcher: member?.ingress ?? dispatcher,
+        perf,
+        retain: cfg.activations.retain,
+        namespace: cfg.openwhisk.namespace,
+        runtime: driver.name,
+        clock,
+        log: log.child({ component: 'openwhisk' }),
+        alarms: cfg.openwhisk.alarms,
+        claimAlarm: cluster ? (trigger, at) => cluster.claimAlarm(trigger, at) : undefined,
+      })
+    : undefined;
   const app = await buildApi({
     registry,
     dispatcher: member?.ingress ?? dispatcher,
@@ -202,7 +223,17 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app
-    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
+    openwhisk: openwhisk
+      ? {
+          db,
+          retain: cfg.activations.retain,
+          options: cfg.openwhisk,
+          service: openwhisk,
+          runtime: driver.name,
+          version: VERSION,
+          actionLimits: { minMemoryMiB: 128, maxMemoryMiB: cfg.functionLimits.maxMemoryMiB, minTimeoutMs: 100, maxTimeoutMs: cfg.functionLimits.maxTimeoutMs, maxInstances: cfg.functionLimits.maxInstances, maxConcurrentInvocations: cfg.admission.maxConcurrentInvocations, maxBodyBytes: cfg.api.bodyLimitBytes },
+        }
+      : undefined,
     info: () => ({
       version: VERSION,
       startedAt,
@@ -222,7 +253,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   cluster?.registerRoutes(app);
   telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
-  const sources: Source[] = [http, ...(member?.sources ?? [])];
+  const sources: Source[] = [http, ...(member?.sources ?? []), ...(openwhisk ? [openwhisk.alarms] : [])];
   for (const s of sources) {
     await s.start();
     httpUrl = http.url;

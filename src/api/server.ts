@@ -19,7 +19,7 @@ import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
 import type { Db } from '../registry/db.js';
-import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskDeps, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -43,7 +43,7 @@ export interface ApiDeps {
   /** paths served without the bearer token (static pages that carry no data) */
   publicPaths?: ReadonlySet<string>;
   /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
-  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions } & Partial<Pick<OpenWhiskDeps, 'service' | 'runtime' | 'actionLimits' | 'version'>>;
   /** issue 13: activations the node does not have are looked up in the cluster */
   cluster?: { activation(id: string): Promise<ActivationRecord | undefined> };
 }
@@ -71,7 +71,8 @@ const functionBody = {
   },
 } as const;
 
-const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
+// up to 129: an action inside an OpenWhisk package is the function `package/name` (issue 22)
+const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 129 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const p = deps.log ? pinoOf(deps.log) : undefined;
@@ -108,7 +109,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz' || deps.publicPaths?.has(req.url.split('?')[0]!)) return;
       // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
-      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
+      if (deps.openwhisk && (req.url === OPENWHISK_PREFIX || req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -123,6 +124,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
       const b = req.body;
+      // issue 22: `package/action` functions are OpenWhisk actions inside packages, made through that API only
+      if (req.params.name.includes('/')) throw new FaasError('bad_request', 'name: has no "/" (an action inside an OpenWhisk package is created through the OpenWhisk API)', 'name');
       if ((b.code === undefined) === (b.source === undefined)) throw new FaasError('bad_request', 'code or source: give exactly one of them', b.code === undefined ? 'code' : 'source');
       let code: Buffer;
       if (b.source !== undefined) code = Buffer.from(b.source, 'utf8');

@@ -250,6 +250,18 @@ export const configSchema = z
         namespace: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@.-]*$/, 'an OpenWhisk entity name').default('guest'),
         /** A blocking invoke waits this long for its result, then answers 202 with the activation id (OpenWhisk: 60 s). */
         blockingWaitMs: z.number().int().positive().default(60_000),
+        /** issue 22: serve web actions under /api/v1/web (public, as in OpenWhisk: docs/security.md) */
+        webActions: z.boolean().default(true),
+        /** issue 22: the built-in /whisk.system/alarms feeds (docs/openwhisk.md) */
+        alarms: z
+          .object({
+            /** a firing at most this late still fires (a timer delayed by load, a restart that short) */
+            graceMs: z.number().int().min(0).default(60_000),
+            /** firings that fell due longer ago (the daemon was down): skipped, or the latest one fired once */
+            missedFirings: z.enum(['skip', 'fire-once']).default('skip'),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),

@@ -120,7 +120,8 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     // hardening (issue 12): a tier whose file system cannot take the snapshot is refused (a full tmpfs would SIGBUS the VMM);
     // VmPool then asks the core for another tier (TierSpaceError is the typed signal), else boots cold without one
     assertTierSpace(tier.path, fn.memoryMiB, this.rows().filter((r) => r.tier === tier.name && r.status === 'creating').reduce((n, r) => n + Math.max(0, r.memory_mib * 1048576 - diskUsage(r.dir)), 0), this.o.statfs);
-    const id = `${fn.name}-${Math.round(this.o.clock.now()).toString(36)}${(++this.seq).toString(36)}`;
+    // issue 22: an action in an OpenWhisk package is the function `package/action`: no '/' in a directory name
+    const id = `${fn.name.replace('/', '+')}-${Math.round(this.o.clock.now()).toString(36)}${(++this.seq).toString(36)}`;
     const dir = path.join(tier.path, id);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const now = Math.round(this.o.clock.now());
