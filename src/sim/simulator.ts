@@ -32,6 +32,9 @@ export interface SimNodeOptions {
   idleVmCpu: number;
   snapshots: boolean;
   preferWarm: boolean;
+  /** start back-off of a function whose starts keep failing (admission.startBackoffBaseMs / MaxMs) */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
   /** share the cores between starts and VMs (false: every start takes its profiled time) */
   cpuModel: boolean;
 }
@@ -186,6 +189,8 @@ export class Simulator implements CoreEffects {
       idleVmCpu: prof.node.idleVmCpu,
       snapshots: true,
       preferWarm: SCHED_DEFAULTS.preferWarm,
+      backoffBaseMs: SCHED_DEFAULTS.startBackoffBaseMs,
+      backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
       ...o.node,
     };
@@ -212,6 +217,8 @@ export class Simulator implements CoreEffects {
           defaultColdMs: d.coldMs,
           defaultRestoreMs: d.restoreMs,
           preferWarm: n.preferWarm,
+          backoffBaseMs: n.backoffBaseMs,
+          backoffMaxMs: n.backoffMaxMs,
         },
         cpuSlots: 0,
         exactEviction: o.exactEviction,

@@ -57,7 +57,7 @@ export const defaultPoolConfig = (over: HarnessOptions['pool'] = {}, snapshots =
   cpus: [0, 1],
   pinVms: false,
   ...over,
-  starts: { maxConcurrent: 8, cores: 2, idleVmCpu: 0, defaultColdMs: 50, defaultRestoreMs: 10, preferWarm: true, ...over.starts },
+  starts: { maxConcurrent: 8, cores: 2, idleVmCpu: 0, defaultColdMs: 50, defaultRestoreMs: 10, preferWarm: true, backoffBaseMs: 1000, backoffMaxMs: 60_000, ...over.starts },
 });
 
 export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
