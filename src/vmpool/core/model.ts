@@ -295,6 +295,8 @@ export class CoreFunction {
   // start failures (start-failures.ts)
   /** starts that failed in a row (reset by a start that succeeds) */
   failStreak = 0;
+  /** when failStreak last grew */
+  lastFailureAt = 0;
   /** no start before this time (ms); requests that only a start could serve are refused until then */
   backoffUntil = 0;
   lastStartFailure: StartFailure | undefined = undefined;

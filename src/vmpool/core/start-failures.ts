@@ -8,7 +8,8 @@
 //             carried): the snapshot is dropped and a cold start follows; no request fails
 //   restore-slow    the restore did not finish in time: the snapshot is kept; no request fails
 // What bounds the starts (the back-off):
-//   - a function's failed starts in a row are counted (failStreak; a start that succeeds resets it);
+//   - a function's failed starts in a row are counted (failStreak; a start that succeeds resets it), retries
+//     only: a start that ran alongside the one that failed before it fails of the same cause and adds nothing;
 //   - the first failure is retried at once (a transient fault, or the cold start after a broken snapshot);
 //   - from the second one on, the function backs off: no start before backoffBaseMs × 2^(n−2) (capped at
 //     backoffMaxMs) has passed; requests that only a start could serve are refused at once with
@@ -42,10 +43,15 @@ function backoffMs(s: CoreState, n: number): number {
   return Math.min(st.backoffMaxMs, st.backoffBaseMs * 2 ** Math.min(30, n));
 }
 
-function noteStartFailure(s: CoreState, f: CoreFunction, failure: StartFailure, now: number): void {
+function noteStartFailure(s: CoreState, inst: CoreInstance, failure: StartFailure, now: number): void {
+  const f = inst.f;
   s.counters.startFailures++;
-  f.failStreak++;
   f.lastStartFailure = failure;
+  // only a start begun after the last failure is a retry: starts that ran alongside it (several at once,
+  // clones of the same broken snapshot) failed of the same cause and do not lengthen the back-off
+  if (f.failStreak > 0 && inst.createdAt < f.lastFailureAt) return;
+  f.failStreak++;
+  f.lastFailureAt = now;
   f.backoffUntil = f.failStreak >= 2 ? now + backoffMs(s, f.failStreak - 2) : now;
 }
 
@@ -73,7 +79,7 @@ export function snapshotsAllowed(f: CoreFunction, now: number): boolean {
 export function startFailed(s: CoreState, inst: CoreInstance, failure: StartFailure | undefined, now: number): void {
   if (!failure || failure.kind === 'stopped') return;
   const f = inst.f;
-  noteStartFailure(s, f, failure, now);
+  noteStartFailure(s, inst, failure, now);
   switch (failure.kind) {
     case 'restore-broken':
       brokenSnapshot(s, inst, now);
@@ -92,14 +98,15 @@ export function startFailed(s: CoreState, inst: CoreInstance, failure: StartFail
 
 /** A restored clone's first run found the restore unusable: a failed start, after the fact. */
 export function firstRunBroken(s: CoreState, inst: CoreInstance, failure: StartFailure, now: number): void {
-  noteStartFailure(s, inst.f, failure, now);
+  noteStartFailure(s, inst, failure, now);
   brokenSnapshot(s, inst, now);
 }
 
+/** The snapshot `inst` restored from is unusable (a clone, or a cold start continuing from its own snapshot). */
 function brokenSnapshot(s: CoreState, inst: CoreInstance, now: number): void {
   const f = inst.f;
   const snap = inst.snapshot;
-  if (!snap || inst.path !== 'restore' || f.snapshot !== snap) return;
+  if (!snap || f.snapshot !== snap) return;
   dropSnapshot(s, snap, 'broken', now);
   noteSnapshotFailure(s, f, now);
 }
