@@ -302,6 +302,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
       defaultColdMs: accelerator === 'kvm' ? 1000 : 4000,
       defaultRestoreMs: accelerator === 'kvm' ? 100 : 500,
       preferWarm: cfg.admission.preferWarm,
+      backoffBaseMs: cfg.admission.startBackoffBaseMs,
+      backoffMaxMs: Math.max(cfg.admission.startBackoffBaseMs, cfg.admission.startBackoffMaxMs),
     },
     cpus,
     pinVms: cfg.node.pinVms,

@@ -37,6 +37,9 @@ export const SCHED_DEFAULTS = {
   /** measured here: an idle 256 MiB VM under TCG with the 250 Hz guest kernel (docs/simulator.md) */
   idleVmCpu: 0.034,
   maxInstances: 4,
+  /** a function whose starts keep failing backs off: base, doubling per further failure, up to max (start-failures.ts) */
+  startBackoffBaseMs: 1000,
+  startBackoffMaxMs: 60_000,
 };
 
 const tierSchema = z
@@ -145,6 +148,13 @@ export const configSchema = z
         maxConcurrentStarts: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
         /** A request waits for a busy instance that frees up before a new start could finish, instead of starting one. */
         preferWarm: z.boolean().default(SCHED_DEFAULTS.preferWarm),
+        /**
+         * A function whose starts keep failing backs off: from its second failed start in a row, no start for
+         * startBackoffBaseMs, doubling with each further failure up to startBackoffMaxMs; meanwhile requests that
+         * only a start could serve are refused at once (503 start_backoff with Retry-After).
+         */
+        startBackoffBaseMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffBaseMs),
+        startBackoffMaxMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffMaxMs),
       })
       .strict()
       .default({}),

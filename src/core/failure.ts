@@ -19,7 +19,9 @@ export type RejectReason =
   | 'not_found'
   | 'shutting_down'
   /** the client chose an activation id (header X-Activation-Id) that another activation already has */
-  | 'duplicate_id';
+  | 'duplicate_id'
+  /** the function's recent starts failed and it backs off: refused at once, with Retry-After (docs/reliability.md) */
+  | 'start_backoff';
 
 export type Failure =
   | { kind: 'rejected'; reason: RejectReason; message: string; retryAfterMs?: number }
@@ -59,6 +61,7 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   not_found: 'not_found',
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
+  start_backoff: 'unavailable',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */

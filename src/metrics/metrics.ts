@@ -55,8 +55,8 @@ export class NodeMetrics {
     this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
     this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: 'Instance starts that failed', registers: r });
     this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
-    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
-    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed)', labelNames: ['reason'], registers: r });
+    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
+    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed; start_backoff: 503)', labelNames: ['reason'], registers: r });
     this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
     this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
     this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });

@@ -74,6 +74,8 @@ export function simulatedNode(c: Config): SimulatedNode {
       maxQueueLength: c.admission.maxQueueLength,
       maxConcurrentStarts: c.admission.maxConcurrentStarts,
       preferWarm: c.admission.preferWarm,
+      backoffBaseMs: c.admission.startBackoffBaseMs,
+      backoffMaxMs: c.admission.startBackoffMaxMs,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
       ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),

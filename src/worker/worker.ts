@@ -88,7 +88,8 @@ export type WorkerEvent =
   | { kind: 'snapshotTaken'; inst: number; snapshot: SnapshotRef; bytes: number }
   | { kind: 'snapshotFailed'; inst: number }
   | { kind: 'runDone'; inst: number }
-  | { kind: 'runRefused'; inst: number; req: number }
+  /** failure: a restored clone's first run found the restore unusable (restore-broken); else its VM was gone */
+  | { kind: 'runRefused'; inst: number; req: number; failure?: StartFailure }
   | { kind: 'gone'; inst: number; failure?: StartFailure };
 
 /** Results of the Worker's own steps, delivered as messages. */
@@ -474,7 +475,7 @@ export class Worker extends Actor<WorkerMsg> {
     } else {
       if (m.step === 'snapshot') this.pool.tell({ kind: 'snapshotFailed', inst: this.inst });
       const failure: Failure = { kind: 'boot_failed', message: `function ${fnName}: could not start an instance: ${errText(e)}` };
-      f = { kind: 'boot', detail: failure };
+      f = { kind: m.step === 'snapshot' ? 'snapshot' : 'boot', detail: failure };
     }
     this.log.warn('instance start failed', { vmId: this.vmId, fn: fnName, step: m.step, failure: f.kind, err: errText(e) });
     this.startFailure = f;
@@ -550,9 +551,11 @@ export class Worker extends Actor<WorkerMsg> {
       return true;
     }
     this.current = undefined;
+    const reason = `agent refused the resync carried by the first run: ${r.error.message}`;
     this.log.warn('restored clone refused the resync carried by its first run', { vmId: this.vmId, fn: this.plan.fn.name, err: r.error.message });
-    if (this.snapshotUsed) this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.snapshotUsed.id, broken: true, reason: `agent refused resync: ${r.error.message}` });
-    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
+    if (this.snapshotUsed) this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.snapshotUsed.id, broken: true, reason });
+    // a broken restore found after the fact: the core drops the snapshot and serves the request cold
+    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req, failure: { kind: 'restore-broken', detail: reason } });
     this.fail('resync refused');
     return false;
   }

@@ -116,12 +116,12 @@ void test('coldSnapshot restore keeps the former path: the source is stopped and
   }
 });
 
-void test('coldSnapshot copy: a failed snapshot ends the instance as a boot failure and stops its VM', async () => {
+void test('coldSnapshot copy: a failed snapshot ends the instance as a snapshot failure and stops its VM', async () => {
   const r = await rig('copy', true);
   try {
     const gone = await r.events.next((e) => e.kind === 'gone');
     assert.deepEqual(r.events.got.map((e) => e.kind), ['snapshotFailed', 'gone']);
-    assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'boot');
+    assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'snapshot');
     assert.equal(r.driver.live(), 0, 'no VM left');
     assert.equal(r.snaps.got.filter((m) => m.kind === 'commit').length, 0);
   } finally {

@@ -96,7 +96,7 @@ async function real(trace: Trace, cfg: PoliciesConfigInput): Promise<{ log: Deci
 
 /** Decisions up to the end of the trace (after it, the simulator runs no more timers), in a canonical order. */
 function canonical(log: Decision[], endMs: number): string[] {
-  const order = { start: 0, assign: 1, reject: 2, stop: 3 } as const;
+  const order = { start: 0, assign: 1, reject: 2, stop: 3, dropSnapshot: 4, moveSnapshot: 5 } as const;
   return log
     .filter((d) => d.t < endMs)
     .map((d) => ({ d, key: [d.t.toFixed(6), order[d.kind], 'inst' in d ? d.inst : 0, 'req' in d ? d.req : 0] as const }))
