@@ -102,7 +102,8 @@ export interface SimulationResult {
   restoresStarted: number;
   /** every request not completed: refused by admission, timed out in the queue, or still queued at the end */
   dropped: number;
-  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number };
+  /** notFound: arrivals for a function deleted during the run (SimulationOptions.events) */
+  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number; notFound: number };
   /** Functions with a snapshot at the end. */
   snapshots: number;
   coldStartFraction: number;
@@ -173,7 +174,7 @@ export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
-  private readonly fnByIndex: CoreFunction[];
+  private fnByIndex: CoreFunction[];
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
@@ -199,6 +200,8 @@ export class Simulator implements CoreEffects {
   private readonly aux: Array<((now: number) => void) | undefined> = [];
   private readonly auxFree: number[] = [];
   private readonly startCounter = new StartCounter();
+  /** arrivals for a function deleted by an event (never reach the core) */
+  private notFound = 0;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -253,7 +256,8 @@ export class Simulator implements CoreEffects {
     this.fnByIndex = o.trace.functions.map((tf, i) =>
       this.core.defineFunction(
         tf.name,
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', snapshotBytes: this.costs[i]!.snapshotMiB * 1048576 },
+        // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1' },
         0,
       ),
     );
@@ -275,7 +279,11 @@ export class Simulator implements CoreEffects {
   private nodeEvent(e: SimEvent, now: number): void {
     const core = this.core;
     if (e.kind === 'shutdown') core.shutdown(now);
-    else if (e.kind === 'define') core.defineFunction(e.fn, e.spec, now);
+    else if (e.kind === 'define') {
+      const f = core.defineFunction(e.fn, e.spec, now);
+      const i = this.o.trace.functions.findIndex((tf) => tf.name === e.fn);
+      if (i >= 0) this.fnByIndex[i] = f;
+    }
     else {
       const f = core.fn(e.fn);
       if (f) core.removeFunction(f, now);
@@ -306,7 +314,13 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
-        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
+        const f = this.fnByIndex[fns[i]!]!;
+        // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
+        if (f.deleted) {
+          this.notFound++;
+          continue;
+        }
+        core.arrive(f, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -345,7 +359,7 @@ export class Simulator implements CoreEffects {
       coldBoots: c.coldStarts,
       restoresStarted: c.restoreStarts,
       dropped,
-      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
+      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved, notFound: this.notFound },
       snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
@@ -417,8 +431,15 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      // what the record says, read before runDone: its decisions may stop this instance and reuse its slot
+      const f = inst.f;
+      const c = s.costs;
+      const fresh = s.fresh;
+      const path = inst.path;
+      const startMs = inst.startCostMs;
+      const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
       core.runDone(inst, now);
-      this.observe(inst, s);
+      this.observe(f, c, fresh, path, startMs, tier);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -444,14 +465,12 @@ export class Simulator implements CoreEffects {
   }
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
-  private observe(inst: CoreInstance, s: SlotState): void {
-    const c = s.costs;
-    const f = inst.f;
+  private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
     const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
-    if (!s.fresh) {
+    if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
@@ -460,7 +479,7 @@ export class Simulator implements CoreEffects {
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }

@@ -9,7 +9,7 @@
 // follows. Failures are typed (src/core/failure.ts), never recognised by text.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
 import type { Failure } from '../core/failure.js';
@@ -327,7 +327,7 @@ export class Worker extends Actor<WorkerMsg> {
     const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
     const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
     if (this.deps.prefetch && snap.files.kind === 'shared-memory' && snap.workingSetPath) {
-      const ws = loadWorkingSet(snap.workingSetPath);
+      const ws = await loadWorkingSet(snap.workingSetPath);
       if (ws) {
         const p0 = this.deps.clock.now();
         this.startDetails.prefetchBytes = await prefetchWorkingSet(snap.files.memoryPath, ws);
@@ -518,7 +518,8 @@ export class Worker extends Actor<WorkerMsg> {
       const wall = now - run.rec.timestamps.runStarted;
       if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
     }
-    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
+    // off the mailbox: reading the VMM's page map takes I/O, and nothing waits for the result
+    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) void this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
     if (this.resyncPending && !this.afterCarriedResync(run, r)) return;
     const logs = this.boundLogs(r.logs ?? []);
@@ -733,12 +734,13 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** After the first run of a restored VM: which pages of the snapshot did it need? (REAP's record phase) */
-  private recordWorkingSet(vm: VmHandle, snap: SnapshotRef): void {
+  private async recordWorkingSet(vm: VmHandle, snap: SnapshotRef): Promise<void> {
     const file = snap.workingSetPath;
-    if (!file || existsSync(file)) return;
+    if (!file) return;
     try {
-      const ws = recordWorkingSet(vm.pid, snap.files.memoryPath);
-      saveWorkingSet(ws, file);
+      if (await exists(file)) return;
+      const ws = await recordWorkingSet(vm.pid, snap.files.memoryPath);
+      await saveWorkingSet(ws, file);
       this.log.info('working set recorded', { snapshot: snap.id, pages: ws.pages, ranges: ws.ranges.length });
     } catch (err) {
       this.log.warn('could not record the working set', { snapshot: snap.id, err: errText(err) });
@@ -761,6 +763,13 @@ class InitRefused extends Error {
     super(message);
     this.name = 'InitRefused';
   }
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 function isTimeout(e: unknown): boolean {

@@ -40,7 +40,7 @@ import { deadlineOf, dropExpired, enqueue, armDeadline, reject, rejectHead, requ
 import { admissionView, noteStartCost, startSlots } from './estimates.js';
 import { flush, setWant } from './node-wait.js';
 import { pump, selectIdle } from './serve.js';
-import { assign, available, leaveBusy, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
+import { assign, available, leaveBusy, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
 import { expiryTimer, prewarmTimer } from './keepalive.js';
 import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
@@ -281,8 +281,7 @@ export class PoolCore {
   evictFunction(f: CoreFunction, now: number): number {
     const s = this.s;
     let n = 0;
-    for (const inst of s.slots) {
-      if (inst.f !== f || inst.state === 'stopping' || inst.seq === 0) continue;
+    for (const inst of liveInstances(s, f)) {
       n++;
       if (inst.state === 'idle') stopInst(s, inst, 'requested', now);
       else markStale(inst);
@@ -296,7 +295,7 @@ export class PoolCore {
     const s = this.s;
     s.closed = true;
     for (const f of s.fns) while (f.queued > 0) rejectHead(s, f, 'shutting_down', undefined, now);
-    for (const inst of s.slots) if (inst.seq !== 0 && inst.state !== 'stopping') stopInst(s, inst, 'shutdown', now);
+    for (const inst of liveInstances(s)) stopInst(s, inst, 'shutdown', now);
   }
 
   timer(kind: TimerKind, target: number, token: number, now: number): void {
