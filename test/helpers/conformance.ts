@@ -70,7 +70,8 @@ export interface Scenario {
   maxQueueLength?: number;
   maxConcurrentStarts?: number;
   tiers?: TierDef[];
-  faults?: FaultModel;
+  /** failures to inject; a function when the plan keeps state (each shell gets its own) */
+  faults?: FaultModel | (() => FaultModel);
   events?: NodeEvent[];
   backoffBaseMs?: number;
   backoffMaxMs?: number;
@@ -128,7 +129,7 @@ export async function simulated(sc: Scenario): Promise<Decision[]> {
       ...(sc.backoffBaseMs !== undefined ? { backoffBaseMs: sc.backoffBaseMs } : {}),
       ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
     },
-    faults: sc.faults,
+    faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     events,
     drain: true,
     onDecision: (d) => log.push(d),
@@ -165,7 +166,7 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
         ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
       },
     },
-    faults: sc.faults,
+    faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     snapshotBytes: () => SNAPSHOT_MIB * 1048576,
     onDecision: (d) => log.push(d),
   });

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PlacementPolicy } from '../../src/policies/types.js';
+import type { FaultModel, StartFault, StartInfo } from '../../src/sim/faults.js';
 import { BOOT_MS, COLD_MS, conform, FUNCTIONS, INIT_MS, RESTORE_MS, SLOT_MS, type NodeEvent, type Scenario } from '../helpers/conformance.js';
 
 const END = FUNCTIONS[0]!.counts.length * SLOT_MS;
@@ -46,21 +47,32 @@ void test('conformance: greedy-dual, priority eviction, queue-length admission',
 });
 
 void test('conformance: every kind of start failure, a full tier device, snapshots evicted from a small tier', { timeout: 300_000 }, async () => {
-  // which start fails, how and when: the same plan drives the simulator and the fake driver
-  const plan: Scenario['faults'] = {
-    start: (s) => {
-      if (s.fn === 'b' && s.nth === 1) return { kind: 'boot', afterMs: BOOT_MS };
-      if (s.fn === 'b' && s.nth === 2) return { kind: 'boot', afterMs: 0 };
-      if (s.fn === 'e' && s.nth <= 3) return { kind: 'init', afterMs: COLD_MS };
-      if (s.fn === 'a' && s.path === 'restore' && s.nth === 3) return { kind: 'restore-broken', afterMs: RESTORE_MS };
-      if (s.fn === 'g' && s.path === 'restore' && s.nth === 2) return { kind: 'restore-slow', afterMs: 3 * RESTORE_MS };
-      if (s.fn === 'g' && s.path === 'restore' && s.nth === 3) return { kind: 'restore-slow', afterMs: 3 * RESTORE_MS };
-      if (s.fn === 'd' && s.path === 'restore' && s.nth === 2) return { kind: 'resync', afterMs: 0 };
-      if (s.fn === 'f' && s.snapshot && s.nth === 1) return { kind: 'snapshot', afterMs: COLD_MS };
-      return undefined;
-    },
-    // the shm tier's device is full for a while: snapshots placed there go to disk instead
-    tierFull: (tier, now) => tier === 'shm' && now >= 20_000 && now < 40_000,
+  // which start fails, how and when: the same plan (fresh per shell) drives the simulator and the fake driver;
+  // each fault hits the first start that fits it (a list of them for init: the function backs off)
+  const applied: string[][] = [];
+  const plan = (): FaultModel => {
+    const fired = new Map<string, number>();
+    applied.push([]);
+    const mine = applied[applied.length - 1]!;
+    const take = (key: string, times: number, fits: boolean, f: StartFault): StartFault | undefined => {
+      const n = fired.get(key) ?? 0;
+      if (!fits || n >= times) return undefined;
+      fired.set(key, n + 1);
+      mine.push(key);
+      return f;
+    };
+    return {
+      start: (s: StartInfo) =>
+        take('boot', 1, s.fn === 'b' && s.path === 'cold', { kind: 'boot', afterMs: BOOT_MS }) ??
+        take('spawn', 1, s.fn === 'c' && s.path === 'cold', { kind: 'boot', afterMs: 0 }) ??
+        take('init', 3, s.fn === 'e' && s.path === 'cold', { kind: 'init', afterMs: COLD_MS }) ??
+        take('snapshot', 1, s.fn === 'd' && s.path === 'cold' && s.snapshot, { kind: 'snapshot', afterMs: COLD_MS }) ??
+        take('restore-broken', 1, s.fn === 'a' && s.path === 'restore', { kind: 'restore-broken', afterMs: RESTORE_MS }) ??
+        take('restore-slow', 2, s.fn === 'g' && s.path === 'restore', { kind: 'restore-slow', afterMs: 3 * RESTORE_MS }) ??
+        take('resync', 1, s.fn === 'f' && s.path === 'restore', { kind: 'resync', afterMs: 0 }),
+      // the shm tier's device is full for a while: snapshots placed there go to disk instead
+      tierFull: (tier, now) => tier === 'shm' && now >= 20_000 && now < 40_000,
+    };
   };
   const log = await conform({
     label: 'faults',
@@ -72,10 +84,13 @@ void test('conformance: every kind of start failure, a full tier device, snapsho
       { name: 'disk', latencyRank: 1, capacityMiB: 1 << 20, restoreMs: RESTORE_MS },
     ],
     faults: plan,
-    backoffBaseMs: 2000,
-    backoffMaxMs: 8000,
+    // long enough that e's next requests (slots 7 and 8) come while it backs off
+    backoffBaseMs: 40_000,
+    backoffMaxMs: 80_000,
     events: CHANGES,
   });
+  assert.deepEqual(applied[0], applied[1], 'both shells met the same faults');
+  for (const k of ['boot', 'spawn', 'init', 'snapshot', 'restore-broken', 'restore-slow', 'resync']) assert.ok(applied[0]!.includes(k), `the ${k} fault happened`);
   covers(log, [...COMMON, '"reason":"start_failed"', '"cause":"broken"', '"cause":"failed"', '"cause":"tier-full"', '"reason":"start_backoff"']);
 });
 
