@@ -122,77 +122,77 @@ class DeadlineError extends Error {
   }
 }
 
-/** Which messages each state accepts; anything else is logged and dropped (step results of a stopped VM are settled by `stopping`). */
-const HANDLERS: Record<InstanceState, Handlers> = {
-  booting: {
-    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
-    booted: (w, m) => w.onBooted(m as Extract<StepMsg, { kind: 'booted' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  initializing: {
-    initialized: (w) => w.onInitialized(),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  snapshotting: {
-    snapshotted: (w, m) => w.onSnapshotted(m as Extract<StepMsg, { kind: 'snapshotted' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  restoring: {
-    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
-    restored: (w, m) => w.onRestored(m as Extract<StepMsg, { kind: 'restored' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  idle: {
-    run: (w, m) => w.onRun((m as { run: RunRequest }).run),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-  },
-  running: {
-    ran: (w, m) => w.onRan(m as Extract<StepMsg, { kind: 'ran' }>),
-    stepFailed: (w, m) => w.onRunFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    // the run step fails too (its channel closes): remember why, decide there
-    vmExited: (w, m) => w.noteExit(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  failed: {
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  stopping: {
-    // a step that was in flight when the stop came: settle it (its VM is stopped too)
-    spawned: (w, m) => w.settleLate((m as { vm: VmHandle }).vm),
-    booted: (w) => w.settleLate(undefined),
-    restored: (w) => w.settleLate(undefined),
-    stepFailed: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    ran: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'ran' }>),
-    initialized: (w) => w.settleLate(undefined),
-    snapshotted: (w) => w.settleLate(undefined),
-    vmStopped: (w, m) => w.onVmStopped((m as { vm: VmHandle }).vm),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-    stop: () => undefined,
-    vmExited: () => undefined,
-  },
-  gone: {
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-    stop: () => undefined,
-    vmExited: () => undefined,
-    vmStopped: () => undefined,
-  },
-};
-
 export class Worker extends Actor<WorkerMsg> {
+  /** Which messages each state accepts; anything else is logged and dropped (step results of a stopped VM are settled by `stopping`). */
+  private static readonly HANDLERS: Record<InstanceState, Handlers> = {
+    booting: {
+      spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+      booted: (w, m) => w.onBooted(m as Extract<StepMsg, { kind: 'booted' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    initializing: {
+      initialized: (w) => w.onInitialized(),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    snapshotting: {
+      snapshotted: (w, m) => w.onSnapshotted(m as Extract<StepMsg, { kind: 'snapshotted' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    restoring: {
+      spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+      restored: (w, m) => w.onRestored(m as Extract<StepMsg, { kind: 'restored' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    idle: {
+      run: (w, m) => w.onRun((m as { run: RunRequest }).run),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    },
+    running: {
+      ran: (w, m) => w.onRan(m as Extract<StepMsg, { kind: 'ran' }>),
+      stepFailed: (w, m) => w.onRunFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      // the run step fails too (its channel closes): remember why, decide there
+      vmExited: (w, m) => w.noteExit(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    failed: {
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    stopping: {
+      // a step that was in flight when the stop came: settle it (its VM is stopped too)
+      spawned: (w, m) => w.settleLate((m as { vm: VmHandle }).vm),
+      booted: (w) => w.settleLate(undefined),
+      restored: (w) => w.settleLate(undefined),
+      stepFailed: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      ran: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'ran' }>),
+      initialized: (w) => w.settleLate(undefined),
+      snapshotted: (w) => w.settleLate(undefined),
+      vmStopped: (w, m) => w.onVmStopped((m as { vm: VmHandle }).vm),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+      stop: () => undefined,
+      vmExited: () => undefined,
+    },
+    gone: {
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+      stop: () => undefined,
+      vmExited: () => undefined,
+      vmStopped: () => undefined,
+    },
+  };
+
   readonly sm: InstanceStateMachine;
   private vm: VmHandle | undefined;
   /** VMs being stopped (the current one, a snapshot source, a late one) */
@@ -245,7 +245,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   protected receive(msg: WorkerMsg): void {
-    const h = HANDLERS[this.sm.state][msg.kind];
+    const h = Worker.HANDLERS[this.sm.state][msg.kind];
     if (h) h(this, msg);
     else this.log.debug('message not accepted in this state', { vmId: this.vmId, state: this.sm.state, msg: msg.kind });
   }
@@ -367,7 +367,7 @@ export class Worker extends Actor<WorkerMsg> {
 
   // ---- start ------------------------------------------------------------
 
-  onSpawned(m: Extract<StepMsg, { kind: 'spawned' }>): void {
+  private onSpawned(m: Extract<StepMsg, { kind: 'spawned' }>): void {
     this.stepInFlight = false;
     this.attach(m.vm);
     const vm = m.vm;
@@ -375,7 +375,7 @@ export class Worker extends Actor<WorkerMsg> {
     else this.step(() => this.resyncStep(vm), 'restore');
   }
 
-  onBooted(m: Extract<StepMsg, { kind: 'booted' }>): void {
+  private onBooted(m: Extract<StepMsg, { kind: 'booted' }>): void {
     this.stepInFlight = false;
     const vm = this.vm!;
     const now = this.deps.clock.now();
@@ -390,7 +390,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.initStep(vm), 'init');
   }
 
-  onInitialized(): void {
+  private onInitialized(): void {
     this.stepInFlight = false;
     const now = this.deps.clock.now();
     this.startStamps.initDone = now;
@@ -403,7 +403,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.snapshotStep(vm, target), 'snapshot');
   }
 
-  onSnapshotted(m: Extract<StepMsg, { kind: 'snapshotted' }>): void {
+  private onSnapshotted(m: Extract<StepMsg, { kind: 'snapshotted' }>): void {
     this.stepInFlight = false;
     const now = this.deps.clock.now();
     const target = (this.plan as { snapshotTarget: SnapshotRef }).snapshotTarget;
@@ -419,7 +419,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.restoreStep(target), 'restore');
   }
 
-  onRestored(m: Extract<StepMsg, { kind: 'restored' }>): void {
+  private onRestored(m: Extract<StepMsg, { kind: 'restored' }>): void {
     this.stepInFlight = false;
     const vm = this.vm!;
     const now = this.deps.clock.now();
@@ -451,7 +451,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** A start step failed: classify it for the decision core, then end the instance. */
-  onStartStepFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+  private onStartStepFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
     this.stepInFlight = false;
     const e = m.error;
     const fnName = this.plan.fn.name;
@@ -484,7 +484,7 @@ export class Worker extends Actor<WorkerMsg> {
 
   // ---- run --------------------------------------------------------------
 
-  onRun(run: RunRequest): void {
+  private onRun(run: RunRequest): void {
     const vm = this.vm;
     if (!vm) return this.refuse(run);
     const rec = run.rec;
@@ -509,7 +509,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.runStep(vm, run, resync), 'run');
   }
 
-  onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
+  private onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
     this.stepInFlight = false;
     const run = this.current!;
     const now = this.deps.clock.now();
@@ -589,7 +589,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** The run step failed: a deadline (the function hung) or the VM/agent ended (a crash, process.exit). */
-  onRunFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+  private onRunFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
     this.stepInFlight = false;
     const run = this.current!;
     run.rec.timestamps.runFinished = this.deps.clock.now();
@@ -612,7 +612,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** Not idle: VmPool gives the request to someone else. */
-  refuse(run: RunRequest): void {
+  private refuse(run: RunRequest): void {
     this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
   }
 
@@ -628,7 +628,7 @@ export class Worker extends Actor<WorkerMsg> {
 
   // ---- the VM ending ------------------------------------------------------
 
-  onVmExited(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+  private onVmExited(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
     if (m.vm !== this.vm) return; // a snapshot source ended as planned
     this.vm = undefined;
     this.exitDetail = m.detail;
@@ -641,7 +641,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.fail(`VM exited (${m.detail})`);
   }
 
-  noteExit(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+  private noteExit(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
     if (m.vm === this.vm) this.exitDetail = m.detail;
   }
 
@@ -652,7 +652,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.beginStop(reason);
   }
 
-  beginStop(reason: string): void {
+  private beginStop(reason: string): void {
     const now = this.deps.clock.now();
     if (this.sm.state === 'stopping' || this.sm.state === 'gone') return;
     if (this.current) {
@@ -668,14 +668,14 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** A step result that arrived after the stop: stop its VM, answer its request. */
-  settleLate(vm: VmHandle | undefined, m?: StepMsg): void {
+  private settleLate(vm: VmHandle | undefined, m?: StepMsg): void {
     this.stepInFlight = false;
     if (vm && vm !== this.vm) this.stopVm(vm);
     if (m && this.current) this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: `instance ${this.vmId} was stopped during the run` }, logs: [] });
     this.maybeGone();
   }
 
-  onVmStopped(vm: VmHandle): void {
+  private onVmStopped(vm: VmHandle): void {
     this.stoppingVms.delete(vm);
     this.maybeGone();
   }
