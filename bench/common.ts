@@ -6,13 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '../src/cli/client.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/core/logger.js';
 import { startDaemon, type Daemon } from '../src/daemon.js';
+import { projectRoot } from '../src/core/project-root.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
 
 export function machine(): Record<string, string | number> {

@@ -104,7 +104,7 @@ export function claimTiers(stateDir: string, tiers: readonly TierRef[], now = Da
   return { claimed, refused };
 }
 
-function diskBytes(p: string): number {
+export function diskBytes(p: string): number {
   let total = 0;
   let st: fs.Stats;
   try {

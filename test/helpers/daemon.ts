@@ -4,12 +4,12 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../src/core/project-root.js';
 import { Client } from '../../src/cli/client.js';
 import { findImage } from '../../src/image/builder.js';
 import { defaultCacheDir } from '../../src/config/schema.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
 
 export interface TestDaemon {
