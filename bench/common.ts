@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/core/logger.js';
 import { startDaemon, type Daemon } from '../src/daemon.js';
 import { projectRoot } from '../src/core/project-root.js';
+import { removeTierDir } from '../src/snapshots/tier-gc.js';
 
 export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
@@ -76,7 +77,7 @@ export async function benchDaemon(config: Record<string, unknown> = {}): Promise
     dir,
     async close() {
       await d.stop();
-      for (const t of cfg.snapshots.tiers ?? []) rmSync(t.path, { recursive: true, force: true });
+      for (const t of cfg.snapshots.tiers ?? []) removeTierDir(t.path);
       rmSync(dir, { recursive: true, force: true });
     },
   };

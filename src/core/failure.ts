@@ -29,6 +29,7 @@ export type RejectReason =
 export interface FailedStart {
   path: StartPath;
   vmId: string;
+  accelerator?: ActivationRecord['accelerator'];
   timestamps: ActivationRecord['timestamps'];
   logs: string[];
 }

@@ -148,6 +148,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
 function withFailedStart(rec: ActivationRecord, start: FailedStart): void {
   rec.startPath = start.path;
   rec.vmId ??= start.vmId;
+  rec.accelerator ??= start.accelerator;
   for (const [stage, t] of Object.entries(start.timestamps)) rec.timestamps[stage as keyof ActivationRecord['timestamps']] ??= t;
   if (rec.logs.length === 0) rec.logs = [...start.logs];
 }

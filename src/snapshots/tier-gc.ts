@@ -72,3 +72,9 @@ export function formatBytes(b: number): string {
   if (b >= 1024 ** 2) return `${(b / 1024 ** 2).toFixed(1)} MiB`;
   return `${Math.round(b / 1024)} KiB`;
 }
+
+/** Removes one tier directory and its owner marker (tests and benchmarks clean up their own tiers with it). */
+export function removeTierDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(ownerMarkerPath(dir), { force: true });
+}

@@ -499,7 +499,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   private failedStart(logs: string[]): FailedStart {
-    return { path: this.startPath, vmId: this.vmId, timestamps: { ...this.startStamps, initDone: this.deps.clock.now() }, logs };
+    return { path: this.startPath, vmId: this.vmId, accelerator: this.vm?.accelerator, timestamps: { ...this.startStamps, initDone: this.deps.clock.now() }, logs };
   }
 
   // ---- run --------------------------------------------------------------

@@ -8,6 +8,7 @@ import { projectRoot } from '../../src/core/project-root.js';
 import { Client } from '../../src/cli/client.js';
 import { findImage } from '../../src/image/builder.js';
 import { defaultCacheDir } from '../../src/config/schema.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
 
 export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
@@ -122,7 +123,7 @@ export function cleanup(d: TestDaemon): void {
       // gone
     }
   }
-  rmSync(d.shmTier, { recursive: true, force: true });
+  removeTierDir(d.shmTier); // and its owner marker beside it
   rmSync(d.dir, { recursive: true, force: true });
 }
 
