@@ -7,7 +7,7 @@
 // The warm invoke needs a VM: an in-process daemon with the hello fixture, invoked once
 // (cold) before the measured calls. Run it under the VM lock on a shared machine.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { benchDaemon, fixture, machine, ms, ROOT, summarize, table, type Summary } from './common.js';
@@ -31,6 +31,19 @@ export interface CliBenchRow {
   command: string;
   variant: string;
   wall: Summary;
+  /** user + system CPU time of the command's process (what its wall time is on an idle machine, give or take I/O) */
+  cpu?: Summary;
+}
+
+/**
+ * CPU time (ms) of this process's waited-for children so far: /proc/self/stat's cutime + cstime,
+ * in clock ticks (USER_HZ, 100 on Linux). The commands run one at a time, so the difference
+ * across one run is that run's CPU time (10 ms resolution: medians over many runs).
+ */
+function childrenCpuMs(): number {
+  const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /, '').split(' ');
+  // after "(comm) ": state is field 3, cutime field 16, cstime field 17
+  return (Number(fields[13]) + Number(fields[14])) * 10;
 }
 
 export interface CliBenchResult {
@@ -40,8 +53,9 @@ export interface CliBenchResult {
 }
 
 /** Wall time of one child process, until it exits (or, with `until`, until its stdout matches). */
-function timeChild(argv: string[], env: NodeJS.ProcessEnv, until?: RegExp): Promise<{ ms: number; stop?: () => Promise<void> }> {
+function timeChild(argv: string[], env: NodeJS.ProcessEnv, until?: RegExp): Promise<{ ms: number; cpuMs?: number; stop?: () => Promise<void> }> {
   return new Promise((resolve, reject) => {
+    const cpu0 = childrenCpuMs();
     const t0 = performance.now();
     const p = spawn(process.execPath, argv, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -60,7 +74,11 @@ function timeChild(argv: string[], env: NodeJS.ProcessEnv, until?: RegExp): Prom
       if (done) return;
       done = true;
       if (code !== 0 || until) reject(new Error(`${argv.join(' ')}: exit ${code}\n${err.slice(-2000)}`));
-      else resolve({ ms: performance.now() - t0 });
+      else {
+        const ms = performance.now() - t0;
+        // the exit event comes after libuv reaped the child: its CPU time is in cutime/cstime now
+        resolve({ ms, cpuMs: childrenCpuMs() - cpu0 });
+      }
     });
   });
 }
@@ -72,9 +90,16 @@ export async function benchCli(opts: CliBenchOptions = {}): Promise<CliBenchResu
   const env = { ...process.env };
   const measure = async (command: string, args: string[], variants: Variant[], e: NodeJS.ProcessEnv = env): Promise<void> => {
     const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+    const cpus = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     for (const v of variants) await timeChild(v.argv(args), e); // load the page cache and the build once
-    for (let i = 0; i < runs; i++) for (const v of variants) times.get(v.name)!.push((await timeChild(v.argv(args), e)).ms);
-    for (const v of variants) rows.push({ command, variant: v.name, wall: summarize(times.get(v.name)!) });
+    for (let i = 0; i < runs; i++) {
+      for (const v of variants) {
+        const r = await timeChild(v.argv(args), e);
+        times.get(v.name)!.push(r.ms);
+        if (r.cpuMs !== undefined) cpus.get(v.name)!.push(r.cpuMs);
+      }
+    }
+    for (const v of variants) rows.push({ command, variant: v.name, wall: summarize(times.get(v.name)!), cpu: summarize(cpus.get(v.name)!) });
   };
   await measure('--version', ['--version'], [FLOOR, COMPILED, TSX]);
   await measure('--help', ['--help'], [COMPILED, TSX]);
@@ -123,8 +148,8 @@ export function formatCli(r: CliBenchResult): string {
   const m = r.machine;
   const floor = r.rows.find((x) => x.command === '--version' && x.variant.startsWith('node -e'))?.wall.median;
   const body = table(
-    ['command', 'variant', 'median', 'p99', 'min', 'vs node -e 0'],
-    r.rows.map((x) => [x.command, x.variant, ms(x.wall.median), ms(x.wall.p99), ms(x.wall.min), floor ? `${(x.wall.median / floor).toFixed(2)}×` : '-']),
+    ['command', 'variant', 'wall median', 'wall p99', 'wall min', 'vs node -e 0', 'CPU median', 'CPU p99'],
+    r.rows.map((x) => [x.command, x.variant, ms(x.wall.median), ms(x.wall.p99), ms(x.wall.min), floor ? `${(x.wall.median / floor).toFixed(2)}×` : '-', x.cpu ? ms(x.cpu.median) : '-', x.cpu ? ms(x.cpu.p99) : '-']),
   );
   const ratio = (cmd: string): string => {
     const a = r.rows.find((x) => x.command === cmd && x.variant === COMPILED.name)?.wall.median;
@@ -133,7 +158,8 @@ export function formatCli(r: CliBenchResult): string {
   };
   return [
     `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}, load average at the end ${m.loadavg} (a shared machine: other work ran beside)`,
-    `${r.runs} runs per variant, variants alternating; wall time of the whole process (spawn to exit; serve: spawn to "listening")`,
+    `${r.runs} runs per variant, variants alternating; wall time of the whole process (spawn to exit; serve: spawn to "listening"),`,
+    'and its CPU time (user + system, from the reaped child; 10 ms ticks): on an idle machine a start-up like this one is CPU-bound, so its CPU time is about its wall time there',
     '',
     body,
     '',

@@ -211,3 +211,23 @@ test('the daemon pid file: gc refuses while it names a living process', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a TypeScript policy module loads in the compiled daemon (through tsx, registered only for it)', async () => {
+  const dir = tmp();
+  try {
+    writeFileSync(path.join(dir, 'ttl.ts'), "interface Opts { seconds?: number }\nexport default (o: Opts) => ({ name: 'ts-ttl', onInvocation() {}, onIdle: (): { keepWarmMs: number } => ({ keepWarmMs: (o.seconds ?? 1) * 1000 }) });\n");
+    const root = path.resolve(import.meta.dirname, '..', '..');
+    await build(root); // the compiled loader in dist/
+    const loader = pathToFileURL(path.join(root, 'dist', 'src', 'policies', 'module-loader.js')).href;
+    const script = `const { loadPolicyModule } = await import(${JSON.stringify(loader)});
+const p = await loadPolicyModule('keepAlive', 'policies.keepAlive', './ttl.ts', { seconds: 7 }, { rng: { next: () => 0.5 }, baseDir: ${JSON.stringify(dir)} });
+console.log(JSON.stringify([p.name, p.onIdle().keepWarmMs]));`;
+    const { spawnSync } = await import('node:child_process');
+    // plain node: no tsx loader in this process until the module loader registers it
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['ts-ttl', 7000]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
