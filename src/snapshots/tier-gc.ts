@@ -6,7 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { diskBytes, ownerMarkerPath, OWNER_SUFFIX, readOwner, type TierRef } from './tier-owner.js';
+import { diskBytes, entriesOf, ownerMarkerPath, OWNER_SUFFIX, readOwner, tierParents, type TierRef } from './tier-owner.js';
 
 export interface OwnedTier {
   /** the tier's name (from its marker or the configuration) */
@@ -39,15 +39,8 @@ export function ownedTiers(stateDirIn: string, configured: readonly TierRef[], e
     if (owner && owner.stateDir !== stateDir) continue; // another state directory's tier
     add(t.name, dir, owner ? marker : undefined);
   }
-  const parents = new Set([...extraParents, ...configured.map((t) => path.dirname(path.resolve(t.path)))].map((p) => path.resolve(p)));
-  for (const parent of parents) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(parent);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
+  for (const parent of tierParents(configured.map((t) => t.path), extraParents)) {
+    for (const n of entriesOf(parent)) {
       if (!n.endsWith(OWNER_SUFFIX)) continue;
       const marker = path.join(parent, n);
       const owner = readOwner(marker);

@@ -5,36 +5,16 @@
 // kept on the tmpfs tier.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FIXTURES, ROOT, cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { ownerMarkerPath } from '../../src/snapshots/tier-owner.js';
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+import { runNode, type Ran } from '../support/process.js';
 
 /** One `faascell …` command, as a user types it (bounded: 120 s). */
 function faascell(url: string, ...args: string[]): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), ...args], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`faascell ${args.join(' ')}: no answer in 120 s\n${stderr}`));
-    }, 120_000);
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runNode([path.join(ROOT, 'bin', 'faascell.js'), ...args], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: url } });
 }
 
 let d: TestDaemon;

@@ -4,10 +4,10 @@
 // compiled daemon from the example configuration's own reference.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, cleanup, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { runNode } from '../support/process.js';
 
 const EXAMPLES = path.join(ROOT, 'examples');
 let d: TestDaemon | undefined;
@@ -52,23 +52,9 @@ test('examples/functions: hello and sleep answer; greet fails its init without G
 });
 
 test('examples/openwhisk-client.mjs runs as written against the daemon', async () => {
-  const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(EXAMPLES, 'openwhisk-client.mjs')], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: d!.url }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (err += b.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`no answer in 180 s: ${err}`));
-    }, 180_000);
-    p.once('exit', (c) => {
-      clearTimeout(timer);
-      resolve({ code: c, out, err });
-    });
-  });
-  assert.equal(r.code, 0, r.err);
-  assert.deepEqual(JSON.parse(r.out), { payload: 'Hello John' });
+  const r = await runNode([path.join(EXAMPLES, 'openwhisk-client.mjs')], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: d!.url }, timeoutMs: 180_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { payload: 'Hello John' });
 });
 
 test('the daemon stops clean', async () => {

@@ -6,10 +6,10 @@
 // daemon: the commands that need one are checked, not run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../src/core/project-root.js';
+import { runNode } from '../support/process.js';
 import { commandLines, faascellArgs, isPlaceholder, shellCommands, type DocLine } from '../support/doc-commands.js';
 
 const ROOT = projectRoot();
@@ -20,22 +20,8 @@ const where = (l: DocLine): string => `${l.file}:${l.line}: ${l.text}`;
 /** Commands a documented pipeline may feed or be fed by (nothing destructive). */
 const PIPE_OK = new Set(['node', 'jq', 'head', 'tail', 'grep', 'sort', 'wc', 'less', 'tee', 'cat', 'curl', 'npx', 'faascell']);
 
-function run(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), ...args], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`faascell ${args.join(' ')}: still running after ${timeoutMs} ms`));
-    }, timeoutMs);
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return runNode([path.join(ROOT, 'bin', 'faascell.js'), ...args], { cwd: ROOT, env: { ...process.env, FAASCELL_URL: '', ...env }, timeoutMs: 90_000 }).then((r) => ({ code: r.code, out: r.stdout, err: r.stderr }));
 }
 
 /** Commands and options, read from the help the command itself prints. */
