@@ -625,6 +625,10 @@ export class Worker extends Actor<WorkerMsg> {
   private finishRun(o: InvokeOutcome): void {
     const run = this.current;
     this.current = undefined;
+    // issue 20: a guest clock too coarse to see a short run reports 0 ms; the record then takes the
+    // host's runStarted -> runFinished (which includes the channel's round trip) rather than claim 0
+    const t = run?.rec.timestamps;
+    if (o.runMs !== undefined && o.runMs <= 0 && t?.runStarted !== undefined && t.runFinished !== undefined) o = { ...o, runMs: Math.max(0, t.runFinished - t.runStarted) };
     run?.reply.resolve(o);
   }
 
