@@ -92,7 +92,7 @@ test('`activation` takes the short id `activations` prints; `status` is a summar
 
   // the function's failure is counted as the invocation's status, with the path of the start it failed in
   const metrics = await (await fetch(`${d.url}/metrics`)).text();
-  assert.match(metrics, /faascell_invocations_total\{function="no-config",start_path="cold",status="init_error"\} 1/);
+  assert.match(metrics, /faascell_activations_total\{function="no-config",start_path="cold",status="init_error"\} 1/);
 });
 
 test('a clean stop says where the snapshots stay; gc removes exactly that state directory\'s tiers', async () => {
