@@ -44,7 +44,8 @@ function fmt(ms: number): string {
 export function formatFailure(error: { code?: string; message?: string } | undefined, a: Act | undefined, status?: number): string {
   const lines: string[] = [];
   if (error) lines.push(`error${status !== undefined || error.code ? ` (${[status, error.code].filter((x) => x !== undefined).join(' ')})` : ''}: ${error.message ?? 'unknown error'}`);
-  if (a) lines.push(...formatLogs(a.logs));
+  // logs only of an activation that reached an instance (a refused request has none to show)
+  if (a && (a.startPath !== undefined || a.logs.length > 0)) lines.push(...formatLogs(a.logs));
   return lines.join('\n');
 }
 

@@ -231,3 +231,8 @@ console.log(JSON.stringify([p.name, p.onIdle().keepWarmMs]));`;
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a refused request shows its error without an empty logs section', () => {
+  const refused = { ...failed, status: 'rejected', startPath: undefined, logs: [], error: { code: 'not_found', message: 'function nope does not exist' } };
+  assert.equal(formatFailure(refused.error, refused, 404), 'error (404 not_found): function nope does not exist');
+});
