@@ -13,6 +13,9 @@ if [ "$what" != "unit" ]; then
   bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 
+# the compiled command (dist/) that bin/faascell.js, the e2e tests' daemons and the doc examples run
+node scripts/build.mjs >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+
 failed_steps=()
 passed=0; failed=0; skipped=0
 log_dir=$(mktemp -d)

@@ -24,6 +24,7 @@ import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
 import { SnapshotManager } from './snapshots/manager.js';
 import { reclaimTiers } from './snapshots/tier-owner.js';
+import { removeDaemonPid, writeDaemonPid } from './core/state-dir.js';
 import type { SnapshotMsg } from './snapshots/types.js';
 import { HttpSource } from './sources/http.js';
 import type { Source } from './sources/types.js';
@@ -117,6 +118,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind });
 
   const db: Db = openDb(cfg.stateDir);
+  writeDaemonPid(cfg.stateDir); // issue 20: `faascell gc` leaves a running daemon's tiers alone
   // hardening (issue 12): mark this state dir's snapshot tiers, free tmpfs tiers whose state dir is gone
   const tierReport = reclaimTiers({ stateDir: cfg.stateDir, tiers: cfg.snapshots.enabled ? effectiveTiers(cfg) : [] });
   if (tierReport.reclaimed.length > 0 || tierReport.unowned.length > 0) log.warn('snapshot tiers without a living owner', { reclaimed: tierReport.reclaimed, unowned: tierReport.unowned });
@@ -273,6 +275,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
       await telemetry.stop(); // observability: flush the last traces
       db.close();
+      removeDaemonPid(cfg.stateDir);
       log.info('daemon stopped');
     })());
   fatal = (err) => {

@@ -195,8 +195,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   app.get<{ Params: { id: string } }>('/v1/activations/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
-    const a = (await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: req.params.id, reply: r }), 10_000)) ?? (await deps.cluster?.activation(req.params.id));
-    if (!a) throw new FaasError('not_found', `activation ${req.params.id} does not exist`, 'id');
+    const id = req.params.id;
+    const get = (x: string): Promise<ActivationRecord | undefined> => deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: x, reply: r }), 10_000);
+    let a = await get(id);
+    // issue 20: a unique prefix (what `faascell activations` prints) names the activation too
+    if (!a && id.length >= MIN_ID_PREFIX) {
+      const ids = await deps.perf.ask<string[]>((r) => ({ kind: 'idsWithPrefix', prefix: id, limit: 6, reply: r }), 10_000);
+      if (ids.length > 1) throw new FaasError('conflict', `activation id prefix ${id} matches ${ids.length > 5 ? 'more than 5' : ids.length} activations (${ids.slice(0, 5).join(', ')}): give more characters`, 'id');
+      if (ids.length === 1) a = await get(ids[0]!);
+    }
+    a ??= await deps.cluster?.activation(id);
+    if (!a) throw new FaasError('not_found', `activation ${id} does not exist${id.length < MIN_ID_PREFIX ? ` (a prefix needs at least ${MIN_ID_PREFIX} characters)` : ''}`, 'id');
     return a;
   });
 
@@ -211,6 +220,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   return app;
 }
+
+/** The shortest id prefix GET /v1/activations/:id resolves (the CLI prints 8 characters). */
+export const MIN_ID_PREFIX = 4;
 
 /** Activation ids a client may choose (header X-Activation-Id): what GET /v1/activations/:id accepts. */
 export const CLIENT_ACTIVATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

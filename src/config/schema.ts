@@ -365,7 +365,12 @@ export function loadConfigFile(file: string | undefined, overrides: Record<strin
   let raw: unknown = {};
   let baseDir = process.cwd();
   if (file) {
-    const text = readFileSync(file, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${file}: cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
     try {
       raw = YAML.parse(text) ?? {};
     } catch (err) {

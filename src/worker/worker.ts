@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
-import type { Failure } from '../core/failure.js';
+import type { FailedStart, Failure } from '../core/failure.js';
+import { describeInitError } from './init-error.js';
 import type { NetworkMsg, VmEndpoints } from '../network/network-manager.js';
 import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
@@ -112,8 +113,12 @@ export type WorkerMsg = { kind: 'run'; run: RunRequest } | { kind: 'stop'; reaso
 type Handler = (w: Worker, msg: WorkerMsg) => void;
 type Handlers = Partial<Record<WorkerMsg['kind'], Handler>>;
 
-/** Time the host adds to a function's timeout before it declares the run hung (channel latency). */
-const RUN_GRACE_MS = 1000;
+/**
+ * A run or an init gets exactly the function's timeout, counted from when the host sends it
+ * to the guest (issue 20: a 2 s timeout answers after 2 s, not 3). The channel's own timeout
+ * fires then; this backstop only bounds a step whose channel never settles.
+ */
+const BACKSTOP_MS = 100;
 
 class DeadlineError extends Error {
   constructor(ms: number) {
@@ -288,9 +293,9 @@ export class Worker extends Actor<WorkerMsg> {
     // init is bounded by the function's own timeout (as on OpenWhisk)
     const r = await this.withDeadline(
       vm.channel.request({ op: 'init', files: toCodeFiles(code), main: code.main, entry: fn.entry, env: fn.env }, fn.timeoutMs),
-      fn.timeoutMs + RUN_GRACE_MS,
+      fn.timeoutMs + BACKSTOP_MS,
     );
-    if (!r.ok) throw new InitRefused(r.error.message, r.error.exitCode);
+    if (!r.ok) throw new InitRefused(r.error.message, r.error.exitCode, r.error.stack, r.logs ?? []);
     return { kind: 'initialized' };
   }
 
@@ -359,8 +364,8 @@ export class Worker extends Actor<WorkerMsg> {
     const extra = resync ? Math.max(10_000, this.deps.bootTimeoutMs) : 0;
     // the Worker enforces the deadline itself too: a hung guest must not hang the step
     const reply = await this.withDeadline(
-      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + RUN_GRACE_MS + extra),
-      fn.timeoutMs + RUN_GRACE_MS + extra + 100,
+      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + extra),
+      fn.timeoutMs + extra + BACKSTOP_MS,
     );
     return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
   }
@@ -463,8 +468,8 @@ export class Worker extends Actor<WorkerMsg> {
         isTimeout(e)
           ? { kind: 'timeout', phase: 'init', limitMs: this.plan.fn.timeoutMs, message: `function ${fnName}: init did not finish within its timeout (${this.plan.fn.timeoutMs} ms); its VM was stopped` }
           : e instanceof InitRefused
-            ? { kind: 'init_failed', message: `function ${fnName} failed to initialise: ${e.message}`, exitCode: e.exitCode }
-            : { kind: 'init_failed', message: `function ${fnName}'s VM ended during init${this.exitDetail ? ` (${this.exitDetail})` : ''}: ${errText(e)}` };
+            ? this.initFailure(e)
+            : { kind: 'init_failed', message: `function ${fnName}'s VM ended during init${this.exitDetail ? ` (${this.exitDetail})` : ''}: ${errText(e)}`, start: this.failedStart([]) };
       f = { kind: 'init', detail: failure };
     } else if (m.step === 'restore' && this.plan.path === 'restore') {
       // a deadline on an overloaded host says nothing about the snapshot
@@ -480,6 +485,22 @@ export class Worker extends Actor<WorkerMsg> {
     this.log.warn('instance start failed', { vmId: this.vmId, fn: fnName, step: m.step, failure: f.kind, err: errText(e) });
     this.startFailure = f;
     this.fail(`start failed (${m.step})`);
+  }
+
+  /** The function's own init failure (issue 20): its error class, file:line, logs and the start it ended. */
+  private initFailure(e: InitRefused): Failure {
+    const d = describeInitError(e.message, e.guestStack);
+    return {
+      kind: 'init_failed',
+      message: `function ${this.plan.fn.name} failed to initialise: ${d.text}`,
+      exitCode: e.exitCode,
+      ...(d.location ? { location: d.location } : {}),
+      start: this.failedStart(this.boundLogs(e.logs)),
+    };
+  }
+
+  private failedStart(logs: string[]): FailedStart {
+    return { path: this.startPath, vmId: this.vmId, accelerator: this.vm?.accelerator, timestamps: { ...this.startStamps, initDone: this.deps.clock.now() }, logs };
   }
 
   // ---- run --------------------------------------------------------------
@@ -576,7 +597,7 @@ export class Worker extends Actor<WorkerMsg> {
     if (bytes > this.deps.limits.maxResultBytes) {
       return {
         ok: false,
-        failure: { kind: 'result_too_large', bytes, limitBytes: this.deps.limits.maxResultBytes, message: `function ${fnName}: the result is ${bytes} bytes, more than the limit of ${this.deps.limits.maxResultBytes} (limits.maxResultBytes)` },
+        failure: { kind: 'result_too_large', bytes, limitBytes: this.deps.limits.maxResultBytes, message: `function ${fnName}: the result is ${bytes} bytes, more than the limit of ${this.deps.limits.maxResultBytes} (functionLimits.maxResultBytes)` },
         logs,
         runMs: r.durationMs,
       };
@@ -608,6 +629,10 @@ export class Worker extends Actor<WorkerMsg> {
   private finishRun(o: InvokeOutcome): void {
     const run = this.current;
     this.current = undefined;
+    // issue 20: a guest clock too coarse to see a short run reports 0 ms; the record then takes the
+    // host's runStarted -> runFinished (which includes the channel's round trip) rather than claim 0
+    const t = run?.rec.timestamps;
+    if (o.runMs !== undefined && o.runMs <= 0 && t?.runStarted !== undefined && t.runFinished !== undefined) o = { ...o, runMs: Math.max(0, t.runFinished - t.runStarted) };
     run?.reply.resolve(o);
   }
 
@@ -621,7 +646,7 @@ export class Worker extends Actor<WorkerMsg> {
     let total = 0;
     for (let i = 0; i < logs.length; i++) {
       total += Buffer.byteLength(logs[i]!) + 1;
-      if (total > limit) return [...logs.slice(0, i), `[faascell] logs truncated: more than ${limit} bytes (limits.maxLogBytes)`];
+      if (total > limit) return [...logs.slice(0, i), `[faascell] logs truncated: more than ${limit} bytes (functionLimits.maxLogBytes)`];
     }
     return logs;
   }
@@ -759,6 +784,10 @@ class InitRefused extends Error {
   constructor(
     message: string,
     readonly exitCode?: number,
+    /** the guest's stack of the error (a syntax error's starts with FILE:LINE) */
+    readonly guestStack?: string,
+    /** what the function printed during its init */
+    readonly logs: string[] = [],
   ) {
     super(message);
     this.name = 'InitRefused';

@@ -2,9 +2,10 @@
 // clones, concurrency, invalidation, tier eviction, corrupt files, cleanup.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
 
 interface Snap { id: string; function: string; tier: string; dir: string; status: string; restoreCount: number }
 
@@ -177,7 +178,7 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
       assert.deepEqual(leftovers(d), []);
     } finally {
       cleanup(d);
-      rmSync(tierDir, { recursive: true, force: true });
+      removeTierDir(tierDir);
     }
   });
 });
@@ -223,7 +224,7 @@ describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
       assert.deepEqual(leftovers(d), []);
     } finally {
       cleanup(d);
-      rmSync(tierDir, { recursive: true, force: true });
+      removeTierDir(tierDir);
     }
   });
 });

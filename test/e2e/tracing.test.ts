@@ -16,6 +16,7 @@ import { parseConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/core/logger.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { FIXTURES, qemuProcessesUnder, requireImage } from '../helpers/daemon.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
 
 type Activation = NonNullable<InvokeBody['activation']> & { traceId?: string; timestamps: Record<string, number> };
 
@@ -57,7 +58,7 @@ describe('OpenTelemetry traces of real activations', { timeout: 10 * 60_000 }, (
     await d?.stop();
     receiver?.close();
     const left = qemuProcessesUnder(dir);
-    rmSync(`/dev/shm/fc-trace-${path.basename(dir)}`, { recursive: true, force: true });
+    removeTierDir(`/dev/shm/fc-trace-${path.basename(dir)}`); // and its owner marker
     rmSync(dir, { recursive: true, force: true });
     assert.deepEqual(left, [], 'no VMM left behind');
   });

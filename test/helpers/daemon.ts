@@ -4,12 +4,13 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../src/core/project-root.js';
 import { Client } from '../../src/cli/client.js';
 import { findImage } from '../../src/image/builder.js';
 import { defaultCacheDir } from '../../src/config/schema.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
 
 export interface TestDaemon {
@@ -122,7 +123,7 @@ export function cleanup(d: TestDaemon): void {
       // gone
     }
   }
-  rmSync(d.shmTier, { recursive: true, force: true });
+  removeTierDir(d.shmTier); // and its owner marker beside it
   rmSync(d.dir, { recursive: true, force: true });
 }
 

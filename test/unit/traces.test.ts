@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../src/core/project-root.js';
 import { parseCsvLine } from '../../src/traces/csv.js';
 import { synthesizeAzureFiles } from '../../src/traces/generate.js';
 import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, thinTrace, topFunctions } from '../../src/traces/index.js';
@@ -200,8 +201,8 @@ void test('FaaSRail spec errors name the line and the field', async (t) => {
   assert.equal(tr.functions[0]!.name, 'my_fn-r1');
 });
 
-void test('the FaaSRail spec from FaaSRail\'s repository, when present in /work/shared', async (t) => {
-  const f = '/work/shared/faasrail/azure_spec_15rps_5min.csv';
+void test('the FaaSRail spec from FaaSRail\'s repository, when present in ../shared (beside the project root)', async (t) => {
+  const f = path.join(projectRoot(), '..', 'shared', 'faasrail', 'azure_spec_15rps_5min.csv');
   if (!existsSync(f)) return t.skip(`${f} not present (a copy of faasrail-loadgen/artifacts/azure_spec_15rps_5min.csv; never committed)`);
   const tr = await loadTrace(f, 'faasrail');
   assert.equal(tr.functions.length, 244);
