@@ -17,6 +17,7 @@ import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
 import { assertTierSpace } from './tier-space.js';
+import { fillHoles, holeBytes, isTmpfs } from './ram-file.js';
 
 const run = promisify(execFile);
 
@@ -40,6 +41,8 @@ export interface SnapshotManagerOptions {
   clock: Clock;
   /** the free-space probe of a tier's file system (default statfs(2); unit tests give a full one) */
   statfs?: (p: string) => { bavail: number; bsize: number };
+  /** whether a tier's file system is tmpfs (default: statfs(2)'s f_type); its RAM files are made dense (ram-file.ts) */
+  isTmpfs?: (p: string) => boolean;
 }
 
 interface Row {
@@ -69,9 +72,10 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     if (o.tiers.length === 0) throw new Error('snapshots: at least one tier is needed');
   }
 
-  protected override preStart(): void {
+  protected override async preStart(): Promise<void> {
     for (const t of this.o.tiers) mkdirSync(t.path, { recursive: true, mode: 0o700 });
     this.cleanup();
+    await this.remeasure();
   }
 
   protected async receive(msg: SnapshotMsg): Promise<void> {
@@ -91,11 +95,16 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
           msg.reply.reject(err); // VmPool boots cold without a snapshot (hardening, issue 12)
         }
         return;
-      case 'commit': {
-        const bytes = await this.commit(msg.id, msg.createMs);
-        msg.reply?.resolve(bytes);
+      case 'commit':
+        try {
+          msg.reply?.resolve(await this.commit(msg.id, msg.createMs));
+        } catch (err) {
+          // a snapshot that cannot be made safe to restore is not kept (the Worker reports it failed)
+          this.log.warn('snapshot could not be committed: removed', { id: msg.id, err: errText(err) });
+          this.remove(msg.id);
+          msg.reply?.reject(err);
+        }
         return;
-      }
       case 'restored':
         stmt(this.o.db, 'UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Math.round(this.o.clock.now()), msg.id);
         return;
@@ -139,12 +148,53 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       this.log.info('snapshot no longer wanted', { id });
       return 0;
     }
+    const tier = this.o.tiers.find((t) => t.name === r.tier);
+    // issue 19: on tmpfs the RAM file is made dense before any clone maps it (a throw: the snapshot is not used)
+    const fillMs = tier ? await this.makeDense(this.ref(r), tier) : 0;
     const size = diskUsage(r.dir);
     stmt(this.o.db, `UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
-    const tier = this.o.tiers.find((t) => t.name === r.tier);
     if (this.o.uncache && tier) await this.uncache(r.dir, tier);
-    this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs) });
+    this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs), ...(fillMs ? { fillMs: Math.round(fillMs) } : {}) });
     return size;
+  }
+
+  /**
+   * A shared-memory snapshot on a tmpfs tier: fill the holes of its RAM file (ram-file.ts), so that
+   * no clone's fault allocates in the file (it would grow the snapshot and charge the clone twice).
+   * Returns the time it took (0: nothing to do). Throws when the file system has no room for it.
+   */
+  private async makeDense(ref: SnapshotRef, tier: TierConfig): Promise<number> {
+    if (ref.files.kind !== 'shared-memory' || !this.tierIsTmpfs(tier)) return 0;
+    const mem = ref.files.memoryPath;
+    if (!existsSync(mem) || holeBytes(mem) === 0) return 0;
+    const t0 = performance.now();
+    await fillHoles(mem);
+    return performance.now() - t0;
+  }
+
+  private tierIsTmpfs(tier: TierConfig): boolean {
+    return (this.o.isTmpfs ?? isTmpfs)(tier.path);
+  }
+
+  /**
+   * At start: snapshots written before RAM files on tmpfs were made dense, or whose files grew, are
+   * filled and measured again, so the catalogue (and the core's tier accounting) holds allocated bytes.
+   * A snapshot whose holes cannot be filled (its tier is full) is removed: a clone of it could fault.
+   */
+  private async remeasure(): Promise<void> {
+    for (const r of this.rows()) {
+      const tier = this.o.tiers.find((t) => t.name === r.tier);
+      if (!tier) continue;
+      try {
+        await this.makeDense(this.ref(r), tier);
+      } catch (err) {
+        this.log.warn('snapshot removed: its RAM file could not be made dense', { id: r.id, err: errText(err) });
+        this.remove(r.id);
+        continue;
+      }
+      const size = diskUsage(r.dir);
+      if (size !== r.size_bytes) stmt(this.o.db, 'UPDATE snapshots SET size_bytes = ? WHERE id = ?').run(size, r.id);
+    }
   }
 
   private async move(id: string, tierName: string): Promise<SnapshotRef | undefined> {
@@ -155,6 +205,8 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     try {
       // cp keeps the RAM file sparse; VMs restored from the old copy keep their private mapping
       await run('cp', ['-r', '--sparse=always', r.dir, dir]);
+      // issue 19: dense again on a tmpfs tier (cp made it sparse, which suits a disk tier)
+      await this.makeDense(refOf(r.id, r.function, tier.name, dir, r.kind as SnapshotFiles['kind']), tier);
     } catch (err) {
       this.log.warn('moving a snapshot failed: it stays where it was', { id, err: errText(err) });
       rmSync(dir, { recursive: true, force: true });
@@ -196,7 +248,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
   }
 
   private async uncache(dir: string, tier: TierConfig): Promise<void> {
-    if (isTmpfs(tier.path)) return; // on tmpfs the page cache *is* the storage
+    if (this.tierIsTmpfs(tier)) return; // on tmpfs the page cache *is* the storage
     for (const f of safeReaddir(dir)) {
       try {
         // GNU dd: iflag=nocache with count=0 asks the kernel to drop the whole file's cached pages
@@ -243,10 +295,6 @@ function safeReaddir(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-function isTmpfs(p: string): boolean {
-  return p.startsWith('/dev/shm') || p.startsWith('/run/') || p === '/run';
 }
 
 function toRecord(r: Row): SnapshotRecord {
