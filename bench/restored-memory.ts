@@ -179,7 +179,7 @@ export async function benchRestoredMemory(opts: { rounds: number; fraction?: num
     fs.mkdirSync(dir, { recursive: true });
     const kind: SnapshotFiles['kind'] = b === 'full-stream' ? 'full-stream' : 'shared-memory';
     const snap: SnapshotFiles = { kind, statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') };
-    const vm = (await rig.driver.boot(cfg(kind === 'shared-memory' ? { kind: 'file', path: snap.memoryPath, share: true } : { kind: 'anonymous' }))) as QemuVm;
+    const vm = (await rig.driver.boot(cfg(kind === 'shared-memory' ? { kind: 'file', path: snap.memoryPath, share: true } : { kind: 'anonymous' })));
     live.add(vm);
     try {
       await vm.channel.ready(300_000);
@@ -213,7 +213,7 @@ export async function benchRestoredMemory(opts: { rounds: number; fraction?: num
     try {
       for (let i = 0; i < 2; i++) {
         const t0 = performance.now();
-        const vm = (await rig.driver.restore(cfg(snap.kind === 'shared-memory' ? { kind: 'file', path: snap.memoryPath, share: false } : { kind: 'anonymous' }), snap)) as QemuVm;
+        const vm = (await rig.driver.restore(cfg(snap.kind === 'shared-memory' ? { kind: 'file', path: snap.memoryPath, share: false } : { kind: 'anonymous' }), snap));
         live.add(vm);
         const restoreMs = performance.now() - t0;
         const first = await vm.channel.request({ op: 'run', activationId: 'first', params: { mib: 0 }, deadlineMs: 60_000 }, 60_000);

@@ -151,8 +151,8 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       return 0;
     }
     const tier = this.o.tiers.find((t) => t.name === r.tier);
-    // issue 19: on tmpfs the RAM file is made dense before any clone maps it (a throw: the snapshot is not used)
-    const fillMs = tier ? await this.makeDense(this.ref(r), tier) : 0;
+    // issue 19: on tmpfs the files are made dense before any clone maps them (a throw: the snapshot is not used)
+    const fillMs = tier ? await this.makeDense(r.dir, tier) : 0;
     const size = diskUsage(r.dir);
     stmt(this.o.db, `UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
     if (this.o.uncache && tier) await this.uncache(r.dir, tier);
@@ -161,16 +161,17 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
   }
 
   /**
-   * A shared-memory snapshot on a tmpfs tier: fill the holes of its RAM file (ram-file.ts), so that
-   * no clone's fault allocates in the file (it would grow the snapshot and charge the clone twice).
+   * A snapshot on a tmpfs tier: fill the holes of its files (ram-file.ts), so that no clone's fault
+   * allocates in its RAM file (it would grow the snapshot and charge the clone twice). Every file,
+   * not only QEMU's `mem`: Firecracker maps its memory file (`state.mem` for full snapshots) the same way.
    * Returns the time it took (0: nothing to do). Throws when the file system has no room for it.
    */
-  private async makeDense(ref: SnapshotRef, tier: TierConfig): Promise<number> {
-    if (ref.files.kind !== 'shared-memory' || !this.tierIsTmpfs(tier)) return 0;
-    const mem = ref.files.memoryPath;
-    if (!existsSync(mem) || holeBytes(mem) === 0) return 0;
+  private async makeDense(dir: string, tier: TierConfig): Promise<number> {
+    if (!this.tierIsTmpfs(tier)) return 0;
+    const sparse = safeReaddir(dir).map((f) => path.join(dir, f)).filter((f) => holeBytes(f) > 0);
+    if (sparse.length === 0) return 0;
     const t0 = performance.now();
-    await (this.o.fillHoles ?? fillHoles)(mem);
+    for (const f of sparse) await (this.o.fillHoles ?? fillHoles)(f);
     return performance.now() - t0;
   }
 
@@ -188,7 +189,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       const tier = this.o.tiers.find((t) => t.name === r.tier);
       if (!tier) continue;
       try {
-        await this.makeDense(this.ref(r), tier);
+        await this.makeDense(r.dir, tier);
       } catch (err) {
         this.log.warn('snapshot removed: its RAM file could not be made dense', { id: r.id, err: errText(err) });
         this.remove(r.id);
@@ -208,7 +209,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       // cp keeps the RAM file sparse; VMs restored from the old copy keep their private mapping
       await run('cp', ['-r', '--sparse=always', r.dir, dir]);
       // issue 19: dense again on a tmpfs tier (cp made it sparse, which suits a disk tier)
-      await this.makeDense(refOf(r.id, r.function, tier.name, dir, r.kind as SnapshotFiles['kind']), tier);
+      await this.makeDense(dir, tier);
     } catch (err) {
       this.log.warn('moving a snapshot failed: it stays where it was', { id, err: errText(err) });
       rmSync(dir, { recursive: true, force: true });

@@ -36,10 +36,14 @@ export function allocatedBytes(file: string): number {
   return statSync(file).blocks * 512;
 }
 
-/** The RAM file's holes: its apparent size minus what is allocated (0 for a dense file). */
+/** A regular file's holes: its apparent size minus what is allocated (0 for a dense file, a directory or a missing file). */
 export function holeBytes(file: string): number {
-  const st = statSync(file);
-  return Math.max(0, st.size - st.blocks * 512);
+  try {
+    const st = statSync(file);
+    return st.isFile() ? Math.max(0, st.size - st.blocks * 512) : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /**
