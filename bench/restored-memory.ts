@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { fillHoles, allocatedBytes } from '../src/snapshots/ram-file.js';
+import { fillHoles, allocatedBytes } from '../src/runtimes/ram-file.js';
 import type { QemuVm } from '../src/runtimes/qemu/driver.js';
 import type { SnapshotFiles, VmConfig } from '../src/runtimes/types.js';
 import { FIXTURES, machine, ms, summarize, table, type Summary } from './common.js';

@@ -17,7 +17,7 @@ import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
 import { assertTierSpace } from './tier-space.js';
-import { fillHoles, holeBytes, isTmpfs } from './ram-file.js';
+import { denseBytes, fillHoles, holeBytes, isTmpfs } from '../runtimes/ram-file.js';
 
 const run = promisify(execFile);
 
@@ -97,16 +97,14 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
           msg.reply.reject(err); // VmPool boots cold without a snapshot (hardening, issue 12)
         }
         return;
-      case 'commit':
-        try {
-          msg.reply?.resolve(await this.commit(msg.id, msg.createMs));
-        } catch (err) {
-          // a snapshot that cannot be made safe to restore is not kept (the Worker reports it failed)
-          this.log.warn('snapshot could not be committed: removed', { id: msg.id, err: errText(err) });
-          this.remove(msg.id);
-          msg.reply?.reject(err);
-        }
+      case 'commit': {
+        const bytes = await this.commit(msg.id, msg.createMs);
+        msg.reply?.resolve(bytes);
+        // issue 19: after the reply, so the cold start that took the snapshot does not wait for it
+        // (a restore that comes first fills the rest itself: ram-file.ts ensureDense)
+        if (bytes > 0) await this.fillAfterCommit(msg.id);
         return;
+      }
       case 'restored':
         stmt(this.o.db, 'UPDATE snapshots SET last_used_at = ?, restore_count = restore_count + 1 WHERE id = ?').run(Math.round(this.o.clock.now()), msg.id);
         return;
@@ -151,13 +149,30 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       return 0;
     }
     const tier = this.o.tiers.find((t) => t.name === r.tier);
-    // issue 19: on tmpfs the files are made dense before any clone maps them (a throw: the snapshot is not used)
-    const fillMs = tier ? await this.makeDense(r.dir, tier) : 0;
-    const size = diskUsage(r.dir);
+    // issue 19: on tmpfs the size its files will have once their holes are filled (fillAfterCommit)
+    const size = tier && this.tierIsTmpfs(tier) ? denseUsage(r.dir) : diskUsage(r.dir);
     stmt(this.o.db, `UPDATE snapshots SET status = 'ready', size_bytes = ?, create_ms = ? WHERE id = ?`).run(size, createMs, id);
     if (this.o.uncache && tier) await this.uncache(r.dir, tier);
-    this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs), ...(fillMs ? { fillMs: Math.round(fillMs) } : {}) });
+    this.log.info('snapshot created', { id, fn: r.function, tier: r.tier, sizeMiB: Math.round(size / 1048576), createMs: Math.round(createMs) });
     return size;
+  }
+
+  /**
+   * Right after a commit: make the snapshot's files dense on a tmpfs tier. When that fails (its file
+   * system filled up meanwhile) the snapshot is removed: its next restore finds no files, the core
+   * drops it and the next start boots cold (no request fails); a clone could have faulted on a hole.
+   */
+  private async fillAfterCommit(id: string): Promise<void> {
+    const r = this.row(id);
+    const tier = r && this.o.tiers.find((t) => t.name === r.tier);
+    if (!r || !tier) return;
+    try {
+      const ms = await this.makeDense(r.dir, tier);
+      if (ms > 0) this.log.debug('snapshot files made dense', { id, fillMs: Math.round(ms) });
+    } catch (err) {
+      this.log.warn('snapshot removed: its files could not be made dense (tier full?)', { id, err: errText(err) });
+      this.remove(id);
+    }
   }
 
   /**
@@ -277,6 +292,19 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
 
 function refOf(id: string, fn: string, tier: string, dir: string, kind: SnapshotFiles['kind']): SnapshotRef {
   return { id, fn, tier, dir, files: { kind, statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
+}
+
+/** What the files of `dir` take on tmpfs once their holes are filled. */
+function denseUsage(dir: string): number {
+  let total = 0;
+  for (const f of safeReaddir(dir)) {
+    try {
+      total += denseBytes(path.join(dir, f));
+    } catch {
+      // vanished
+    }
+  }
+  return total;
 }
 
 /** Bytes actually allocated (RAM files are sparse). */

@@ -98,7 +98,7 @@ type StepMsg =
   | { kind: 'booted'; ready: AgentReady }
   | { kind: 'initialized' }
   /** continued: the source VM runs on (snapshots.coldSnapshot copy); otherwise it was stopped */
-  | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean; notKept?: string }
+  | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean }
   /** carried: the resync rides on the clone's first run (snapshots.resync with-run) */
   | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number }; carried?: boolean }
   | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
@@ -299,14 +299,8 @@ export class Worker extends Actor<WorkerMsg> {
       // A failure leaves this.vm set, so the instance's stop ends the VM
       const r = await vm.snapshot(target.files, { thenContinue: true });
       if (!r.continued) throw new Error(`${this.deps.driver.name}: the VM did not run on after the snapshot`);
-      const took = { pauseMs: r.pauseMs, saveMs: r.saveMs, copyMs: r.copyMs, continued: true };
-      try {
-        const bytes = (await this.deps.snapshots?.ask<number>((reply) => ({ kind: 'commit', id: target.id, createMs: r.continueMs ?? r.pauseMs + r.saveMs, reply }), 30_000)) ?? 0;
-        return { kind: 'snapshotted', bytes, ...took };
-      } catch (err) {
-        // issue 19: the manager did not keep the snapshot (its RAM file could not be made dense); this VM serves on without it
-        return { kind: 'snapshotted', bytes: 0, ...took, notKept: errText(err) };
-      }
+      const bytes = (await this.deps.snapshots?.ask<number>((reply) => ({ kind: 'commit', id: target.id, createMs: r.continueMs ?? r.pauseMs + r.saveMs, reply }), 30_000)) ?? 0;
+      return { kind: 'snapshotted', bytes, pauseMs: r.pauseMs, saveMs: r.saveMs, copyMs: r.copyMs, continued: true };
     }
     let r: { pauseMs: number; saveMs: number };
     try {
@@ -417,10 +411,7 @@ export class Worker extends Actor<WorkerMsg> {
     if (m.copyMs !== undefined) this.startDetails.snapshotCopyMs = m.copyMs;
     this.startDetails.coldSnapshot = m.continued ? 'copy' : 'restore';
     this.startStamps.snapshotTaken = now;
-    if (m.notKept !== undefined) {
-      this.startDetails.snapshotError = m.notKept;
-      this.pool.tell({ kind: 'snapshotFailed', inst: this.inst });
-    } else this.pool.tell({ kind: 'snapshotTaken', inst: this.inst, snapshot: target, bytes: m.bytes });
+    this.pool.tell({ kind: 'snapshotTaken', inst: this.inst, snapshot: target, bytes: m.bytes });
     // the source ran on from the pause, its RAM file copied into the snapshot
     if (m.continued) return this.becomeReady();
     this.sm.to('restoring', 'continue from own snapshot', now);

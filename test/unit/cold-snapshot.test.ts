@@ -41,15 +41,14 @@ class ContinuingDriver extends FakeDriver {
   }
 }
 
-async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false, resyncWithRun?: boolean, commitFails = false) {
+async function rig(mode: 'copy' | 'restore' | undefined, failSnapshot = false, resyncWithRun?: boolean) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-cs-'));
   const sys = new ActorSystem(silentLogger, () => undefined);
   const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
   const fn = registry.put('f', { code: Buffer.from('function main(p){return p}') }).def;
   const driver = new ContinuingDriver({});
   driver.failSnapshot = failSnapshot;
-  // commitFails: the manager does not keep the snapshot (issue 19: its RAM file could not be made dense)
-  const snaps = new Spy<SnapshotMsg>((m) => m.kind === 'commit' && (commitFails ? m.reply?.reject(new Error('fallocate: No space left on device (fake)')) : m.reply?.resolve(4096)));
+  const snaps = new Spy<SnapshotMsg>((m) => m.kind === 'commit' && m.reply?.resolve(4096));
   const events = new Spy<WorkerEvent>();
   const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
   const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
@@ -125,19 +124,6 @@ void test('coldSnapshot copy: a failed snapshot ends the instance as a boot fail
     assert.equal(gone.kind === 'gone' && gone.failure?.kind, 'boot');
     assert.equal(r.driver.live(), 0, 'no VM left');
     assert.equal(r.snaps.got.filter((m) => m.kind === 'commit').length, 0);
-  } finally {
-    await r.close();
-  }
-});
-
-void test('coldSnapshot copy: a snapshot the manager does not keep is reported failed and the VM serves on', async () => {
-  const r = await rig('copy', false, undefined, true);
-  try {
-    await r.events.next((e) => e.kind === 'ready');
-    assert.deepEqual(r.events.got.map((e) => e.kind), ['snapshotFailed', 'ready']);
-    assert.equal(r.driver.live(), 1, 'the source VM is the instance');
-    const out = await r.run(r.ref, 1);
-    assert.equal(out.ok, true, 'the request is served by the cold start\'s own VM');
   } finally {
     await r.close();
   }

@@ -1,6 +1,6 @@
-// Issue 19: a shared-memory snapshot's RAM file on a tmpfs tier is made dense when
-// it is committed (and at start, for older ones), so no clone's fault allocates in
-// it; on other file systems it stays sparse. Real files on /dev/shm (tmpfs) and
+// Issue 19: a shared-memory snapshot's RAM file on a tmpfs tier is made dense right
+// after it is committed (and at start, for older ones; by a restore that comes
+// first), so no clone's fault allocates in it; on other file systems it stays sparse. Real files on /dev/shm (tmpfs) and
 // the real SnapshotManager with an in-memory database; no VM. The VM path is
 // test/e2e/restored-memory.test.ts.
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { openMemoryDb, type Db } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
 import { SnapshotManager, type SnapshotManagerOptions } from '../../src/snapshots/manager.js';
-import { allocatedBytes, fillHoles, holeBytes, isTmpfs, TMPFS_MAGIC } from '../../src/snapshots/ram-file.js';
+import { allocatedBytes, denseBytes, ensureDense, fillHoles, holeBytes, isTmpfs, TMPFS_MAGIC } from '../../src/runtimes/ram-file.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../../src/snapshots/types.js';
 
 const MiB = 1048576;
@@ -46,6 +46,7 @@ void test('fillHoles makes a sparse tmpfs file dense, keeping its size and conte
     const data = sparseRamFile(f, 16, 1);
     assert.equal(allocatedBytes(f), 1 * MiB);
     assert.equal(holeBytes(f), 15 * MiB);
+    assert.equal(denseBytes(f), 16 * MiB, 'what it will take');
     await fillHoles(f);
     assert.equal(allocatedBytes(f), 16 * MiB, 'every page allocated');
     assert.equal(holeBytes(f), 0);
@@ -55,6 +56,21 @@ void test('fillHoles makes a sparse tmpfs file dense, keeping its size and conte
     assert.ok(back.subarray(MiB).every((b) => b === 0), 'former holes read as zeros');
     await fillHoles(f); // idempotent
     assert.equal(allocatedBytes(f), 16 * MiB);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+void test('ensureDense: a restore fills a sparse tmpfs RAM file, leaves a dense one and a disk one alone', async () => {
+  const dir = mkdtempSync('/dev/shm/fc-ramfile-');
+  try {
+    const f = path.join(dir, 'mem');
+    sparseRamFile(f, 8, 1);
+    assert.equal(await ensureDense(f, () => false), false, 'not tmpfs: left sparse (the page cache reads holes as clean zero pages)');
+    assert.equal(holeBytes(f), 7 * MiB);
+    assert.equal(await ensureDense(f), true);
+    assert.equal(holeBytes(f), 0);
+    assert.equal(await ensureDense(f), false, 'dense: nothing to do');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -82,18 +98,19 @@ async function takeSnapshot(m: Rig, db: Db, sizeMiB: number, dataMiB: number): P
   return { ref, bytes };
 }
 
-void test('commit on a tmpfs tier fills the RAM file\'s holes and records the allocated bytes', async () => {
+void test('commit on a tmpfs tier answers the size the files take once dense, then fills the RAM file\'s holes', async () => {
   const tier = mkdtempSync('/dev/shm/fc-ramfile-tier-');
   const db = openMemoryDb();
   const m = manager(db, tier);
   try {
     const { ref, bytes } = await takeSnapshot(m, db, 64, 2);
-    assert.equal(holeBytes(ref.files.memoryPath), 0, 'no hole left for a clone to fault on');
-    const want = allocatedBytes(ref.files.memoryPath) + allocatedBytes(ref.files.statePath);
-    assert.equal(allocatedBytes(ref.files.memoryPath), 64 * MiB);
-    assert.equal(bytes, want, 'the size the core is told is what the tier holds');
+    // the actor handles one message at a time: the list below comes after the fill
     const [rec] = await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply }));
-    assert.equal(rec!.sizeBytes, want);
+    assert.equal(holeBytes(ref.files.memoryPath), 0, 'no hole left for a clone to fault on');
+    assert.equal(allocatedBytes(ref.files.memoryPath), 64 * MiB);
+    const allocated = allocatedBytes(ref.files.memoryPath) + allocatedBytes(ref.files.statePath);
+    assert.equal(bytes, allocated, 'the size the core is told is what the tier holds');
+    assert.equal(rec!.sizeBytes, allocated);
     assert.equal(rec!.status, 'ready');
   } finally {
     await m.stop();
@@ -115,12 +132,12 @@ void test('on a disk tier the RAM file stays sparse (the page cache reads holes 
   }
 });
 
-void test('a RAM file whose holes cannot be filled: the snapshot is removed and the commit refused', async () => {
+void test('a RAM file whose holes cannot be filled: the snapshot is removed (its next restore fails, the core drops it)', async () => {
   const tier = mkdtempSync('/dev/shm/fc-ramfile-full-');
   const db = openMemoryDb();
   const m = manager(db, tier, { fillHoles: () => Promise.reject(new Error('fallocate: No space left on device (fake)')) });
   try {
-    await assert.rejects(takeSnapshot(m, db, 64, 2), /No space left/);
+    await takeSnapshot(m, db, 64, 2);
     assert.deepEqual(await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply })), [], 'not in the catalogue');
     assert.deepEqual(readdirSync(tier), [], 'its files are gone');
   } finally {

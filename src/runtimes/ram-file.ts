@@ -10,11 +10,13 @@
 // snapshot's file for good and is charged twice: a 256 MiB guest allocating
 // 150 MiB was killed by its memory cgroup (docs/snapshots-memory.md).
 //
-// On tmpfs the RAM file is therefore made dense once, when the snapshot is
-// committed: fallocate(2) fills every hole with a page of zeros. Clones then
+// On tmpfs the RAM file is therefore made dense once, right after the snapshot
+// is committed: fallocate(2) fills every hole with a page of zeros. Clones then
 // only find pages that exist (charged to whoever allocated them, not to the
 // clone); the file keeps its size whatever the clones do, and the tier's
-// allocated blocks are what the catalogue records.
+// allocated blocks are what the catalogue records. A restore that comes before
+// the fill is done fills the rest itself (ensureDense): no clone ever maps a
+// sparse tmpfs file.
 
 import { spawn } from 'node:child_process';
 import { statSync, statfsSync } from 'node:fs';
@@ -31,6 +33,9 @@ export function isTmpfs(p: string, statfs: (p: string) => { type: number } = sta
   }
 }
 
+/** Page size of tmpfs allocations (x86-64, arm64 with 4 KiB pages). */
+const PAGE = 4096;
+
 /** Bytes the file system allocated for `file` (st_blocks: a sparse file's holes count nothing). */
 export function allocatedBytes(file: string): number {
   return statSync(file).blocks * 512;
@@ -44,6 +49,24 @@ export function holeBytes(file: string): number {
   } catch {
     return 0;
   }
+}
+
+/** Bytes `file` takes on tmpfs once its holes are filled (what fillHoles leaves). */
+export function denseBytes(file: string): number {
+  const st = statSync(file);
+  if (!st.isFile() || st.size <= st.blocks * 512) return st.blocks * 512;
+  return Math.ceil(st.size / PAGE) * PAGE;
+}
+
+/**
+ * Before a clone maps `file` privately: if it is on tmpfs and has holes, fill them (concurrent
+ * fills of one file are safe: fallocate skips what is allocated). Returns whether it filled.
+ * One stat(2) when the file is dense already, a statfs(2) more when it is sparse (a disk tier).
+ */
+export async function ensureDense(file: string, onTmpfs: (p: string) => boolean = isTmpfs): Promise<boolean> {
+  if (holeBytes(file) === 0 || !onTmpfs(file)) return false;
+  await fillHoles(file);
+  return true;
 }
 
 /**
