@@ -92,32 +92,21 @@ async function restoreHeavyRun(d: TestDaemon, fn: string, tier: string, tierPath
   return `${fn}: guest ${Math.round(cold.totalKiB / 1024)} MiB, snapshot ${snap.kind} on ${tier}: ${(total(after) / 1048576).toFixed(1)} MiB allocated before and after ${restores + 2} restores`;
 }
 
-void test('shared-memory snapshot on the tmpfs tier: restored clones use 90 % of their memory, the RAM file keeps its size', { timeout: 10 * 60_000 }, async (t) => {
-  let d: TestDaemon | undefined;
-  try {
-    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kind: 'shared-memory' } });
-    t.diagnostic(await restoreHeavyRun(d, 'alloc-shm', 'shm', d.shmTier, 3));
-  } finally {
-    await stopAndCheck(d);
-  }
-});
+const CASES: Array<{ title: string; fn: string; kind: 'shared-memory' | 'full-stream'; tier: 'shm' | 'disk'; restores: number }> = [
+  { title: 'shared-memory snapshot on the tmpfs tier: restored clones use 90 % of their memory, the RAM file keeps its size', fn: 'alloc-shm', kind: 'shared-memory', tier: 'shm', restores: 3 },
+  { title: 'shared-memory snapshot on the disk tier: restored clones use 90 % of their memory', fn: 'alloc-disk', kind: 'shared-memory', tier: 'disk', restores: 1 },
+  { title: 'full-stream snapshot: restored clones use 90 % of their memory', fn: 'alloc-full', kind: 'full-stream', tier: 'shm', restores: 1 },
+];
 
-void test('shared-memory snapshot on the disk tier: restored clones use 90 % of their memory', { timeout: 10 * 60_000 }, async (t) => {
-  let d: TestDaemon | undefined;
-  try {
-    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'disk' } }, snapshots: { kind: 'shared-memory' } });
-    t.diagnostic(await restoreHeavyRun(d, 'alloc-disk', 'disk', path.join(d.dir, 'disk-tier'), 1));
-  } finally {
-    await stopAndCheck(d);
-  }
-});
-
-void test('full-stream snapshot: restored clones use 90 % of their memory', { timeout: 10 * 60_000 }, async (t) => {
-  let d: TestDaemon | undefined;
-  try {
-    d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: 'shm' } }, snapshots: { kind: 'full-stream' } });
-    t.diagnostic(await restoreHeavyRun(d, 'alloc-full', 'shm', d.shmTier, 1));
-  } finally {
-    await stopAndCheck(d);
-  }
-});
+for (const c of CASES) {
+  void test(c.title, { timeout: 10 * 60_000 }, async (t) => {
+    let d: TestDaemon | undefined;
+    try {
+      d = await startDaemon({ policies: { placement: { policy: 'fixed', tier: c.tier } }, snapshots: { kind: c.kind } });
+      const tierPath = c.tier === 'shm' ? d.shmTier : path.join(d.dir, 'disk-tier');
+      t.diagnostic(await restoreHeavyRun(d, c.fn, c.tier, tierPath, c.restores));
+    } finally {
+      await stopAndCheck(d);
+    }
+  });
+}

@@ -87,6 +87,18 @@ function manager(db: Db, tierPath: string, opts: Partial<SnapshotManagerOptions>
   return { ask: (build) => ref.ask(build, 10_000), stop: () => sys.shutdown() };
 }
 
+/** A manager on a fresh tier directory (removed afterwards). */
+async function withManager(tier: string, opts: Partial<SnapshotManagerOptions>, body: (m: Rig, db: Db, tier: string) => Promise<void>): Promise<void> {
+  const db = openMemoryDb();
+  const m = manager(db, tier, opts);
+  try {
+    await body(m, db, tier);
+  } finally {
+    await m.stop();
+    rmSync(tier, { recursive: true, force: true });
+  }
+}
+
 async function takeSnapshot(m: Rig, db: Db, sizeMiB: number, dataMiB: number): Promise<{ ref: SnapshotRef; bytes: number }> {
   const registry = new Registry(db, { defaults: { memoryMiB: 128, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60_000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
   const fn = registry.put('f', { code: Buffer.from('function main(p){return p}') }).def;
@@ -99,10 +111,7 @@ async function takeSnapshot(m: Rig, db: Db, sizeMiB: number, dataMiB: number): P
 }
 
 void test('commit on a tmpfs tier answers the size the files take once dense, then fills the RAM file\'s holes', async () => {
-  const tier = mkdtempSync('/dev/shm/fc-ramfile-tier-');
-  const db = openMemoryDb();
-  const m = manager(db, tier);
-  try {
+  await withManager(mkdtempSync('/dev/shm/fc-ramfile-tier-'), {}, async (m, db) => {
     const { ref, bytes } = await takeSnapshot(m, db, 64, 2);
     // the actor handles one message at a time: the list below comes after the fill
     const [rec] = await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply }));
@@ -112,38 +121,23 @@ void test('commit on a tmpfs tier answers the size the files take once dense, th
     assert.equal(bytes, allocated, 'the size the core is told is what the tier holds');
     assert.equal(rec!.sizeBytes, allocated);
     assert.equal(rec!.status, 'ready');
-  } finally {
-    await m.stop();
-    rmSync(tier, { recursive: true, force: true });
-  }
+  });
 });
 
 void test('on a disk tier the RAM file stays sparse (the page cache reads holes as clean zero pages)', async () => {
-  const tier = mkdtempSync(path.join(os.tmpdir(), 'fc-ramfile-disk-'));
-  const db = openMemoryDb();
-  const m = manager(db, tier, { isTmpfs: () => false });
-  try {
+  await withManager(mkdtempSync(path.join(os.tmpdir(), 'fc-ramfile-disk-')), { isTmpfs: () => false }, async (m, db) => {
     const { ref, bytes } = await takeSnapshot(m, db, 64, 2);
     assert.equal(holeBytes(ref.files.memoryPath), 62 * MiB);
     assert.equal(bytes, allocatedBytes(ref.files.memoryPath) + allocatedBytes(ref.files.statePath));
-  } finally {
-    await m.stop();
-    rmSync(tier, { recursive: true, force: true });
-  }
+  });
 });
 
 void test('a RAM file whose holes cannot be filled: the snapshot is removed (its next restore fails, the core drops it)', async () => {
-  const tier = mkdtempSync('/dev/shm/fc-ramfile-full-');
-  const db = openMemoryDb();
-  const m = manager(db, tier, { fillHoles: () => Promise.reject(new Error('fallocate: No space left on device (fake)')) });
-  try {
+  await withManager(mkdtempSync('/dev/shm/fc-ramfile-full-'), { fillHoles: () => Promise.reject(new Error('fallocate: No space left on device (fake)')) }, async (m, db, tier) => {
     await takeSnapshot(m, db, 64, 2);
     assert.deepEqual(await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply })), [], 'not in the catalogue');
     assert.deepEqual(readdirSync(tier), [], 'its files are gone');
-  } finally {
-    await m.stop();
-    rmSync(tier, { recursive: true, force: true });
-  }
+  });
 });
 
 void test('at start, sparse RAM files on a tmpfs tier (older snapshots, grown ones) are filled and measured again', async () => {
