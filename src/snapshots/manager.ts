@@ -230,7 +230,9 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       rmSync(dir, { recursive: true, force: true });
       return undefined;
     }
-    stmt(this.o.db, 'UPDATE snapshots SET tier = ?, dir = ? WHERE id = ?').run(tier.name, dir, r.id);
+    // issue 19: what it takes there (dense on tmpfs, sparse again on disk); the core still counts its former size
+    const size = diskUsage(dir);
+    stmt(this.o.db, 'UPDATE snapshots SET tier = ?, dir = ?, size_bytes = ? WHERE id = ?').run(tier.name, dir, size, r.id);
     // restores that were handed the old place may still be starting: remove it a little later
     this.o.clock.setTimer(OLD_COPY_GRACE_MS, () => rmSync(r.dir, { recursive: true, force: true }));
     if (this.o.uncache) await this.uncache(dir, tier);
