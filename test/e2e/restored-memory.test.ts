@@ -89,7 +89,7 @@ async function restoreHeavyRun(d: TestDaemon, fn: string, tier: string, tierPath
   assert.equal(mine.sizeBytes, total(after), "the catalogue holds the snapshot's allocated bytes");
   const t = st.pool.tiers.find((x) => x.name === tier)!;
   assert.equal(t.usedBytes, total(allocated(tierPath)), `tier ${tier}: reported size equals what is allocated on it`);
-  return `${fn}: guest ${Math.round(cold.totalKiB / 1024)} MiB, snapshot ${snap.kind} on ${tier}: ${(total(after) / 1048576).toFixed(1)} MiB allocated before and after ${restores + 2} restores`;
+  return `${fn}: guest ${Math.round(cold.totalKiB / 1024)} MiB, snapshot ${snap.kind} on ${tier}: ${(total(after) / 1048576).toFixed(1)} MiB allocated before and after ${restores} restores and 2 calls at once`;
 }
 
 const CASES: Array<{ title: string; fn: string; kind: 'shared-memory' | 'full-stream'; tier: 'shm' | 'disk'; restores: number }> = [
