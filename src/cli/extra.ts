@@ -90,7 +90,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | cli | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all', 'all')
     .addHelpText(
       'after',
       `
@@ -108,6 +108,7 @@ flock /tmp/faascell-vm.lock on a shared one):
   network         (root) network slots, restores with/without the slot pool, NAT vs serial channel
   idle-cpu, memory, guest-start   guest image variants side by side (--variants): host CPU of idle VMs,
                   memory per VM, /init to agent ready by stage
+  restored-memory restored clones allocating most of their memory, RAM backings side by side
   restore-daemon  restores through the daemon: resync carried by the first run vs a separate request
   cli             the faascell command itself: --version, --help, a warm invoke (compiled vs through tsx)
   all             startup, snapshots and restore-steps`,
@@ -129,7 +130,9 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
+    .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
+    .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[] }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -279,7 +282,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | cli | all`);
+      if (which === 'restored-memory') {
+        const { benchRestoredMemory, formatRestoredMemory } = await import('../../bench/restored-memory.js');
+        console.error('bench restored-memory: restored clones allocating most of their memory, RAM backings side by side…');
+        const r = await benchRestoredMemory({ rounds: o.rounds, backings: o.backings });
+        const text = formatRestoredMemory(r);
+        console.log(text + '\n');
+        md.push('## restored memory\n\n' + text);
+        json.restoredMemory = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
