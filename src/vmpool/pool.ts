@@ -372,7 +372,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
-    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
+    if ((reason === 'start_failed' || reason === 'init_failed') && this.failingVm) p.rec.vmId = this.failingVm;
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 
@@ -392,6 +392,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         return { kind: 'rejected', reason, message: 'the daemon is shutting down' };
       case 'start_failed':
         return (detail as Failure | undefined) ?? { kind: 'boot_failed', message: `function ${fn}: could not start an instance` };
+      case 'init_failed':
+        return (detail as Failure | undefined) ?? { kind: 'init_failed', message: `function ${fn} failed to initialise` };
       case 'start_backoff': {
         const d = detail as StartBackoffDetail;
         const wait = Math.max(0, d.retryAt - this.deps.clock.now());

@@ -100,6 +100,8 @@ export type RejectCode =
   | 'shutting_down'
   /** a start the request waited for failed (detail: the shell's typed failure) */
   | 'start_failed'
+  /** the function's init failed in the start the request waited for: the function's failure, not the platform's (detail: the shell's typed failure) */
+  | 'init_failed'
   /** the function's starts keep failing and it backs off: refused at once (detail: StartBackoffDetail) */
   | 'start_backoff';
 
