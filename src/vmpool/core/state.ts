@@ -152,7 +152,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity));
+    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
       fn: undefined as unknown as CoreFunction['view'],
