@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { existingAncestor, isTmpfs } from './runtimes/ram-file.js';
 import { buildApi } from './api/server.js';
 import { ActorSystem, errText, type ActorRef } from './core/actor.js';
 import { createLogger, type Logger } from './core/logger.js';
@@ -296,7 +297,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     maxQueueLength: cfg.admission.maxQueueLength,
     maxQueueDelayMs: cfg.admission.maxQueueDelayMs,
     snapshots,
-    tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576 })),
+    // issue 19: a tmpfs tier's snapshots take their guest's whole memory (made dense): room is reserved at that size
+    tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576, dense: isTmpfs(existingAncestor(t.path)) })),
     starts: {
       maxConcurrent: cfg.admission.maxConcurrentStarts,
       cores: hostCores(cpus, cfg.node.cores),

@@ -113,8 +113,8 @@ export function formatStatus(s: StatusBody, now = Date.now()): string {
     }
     const c = p.counters;
     const n = (k: string): number => c[k] ?? 0;
-    const refused = ['rejectedQueueFull', 'rejectedOverloaded', 'rejectedQueueTimeout', 'rejectedDeleted', 'rejectedStartFailed', 'rejectedShutdown'].reduce((a, k) => a + n(k), 0);
-    lines.push(`since start ${n('arrivals')} requests (${n('warm')} warm, ${n('freshCold')} waited for a cold start, ${n('freshRestore')} for a restore); ${n('coldStarts')} cold starts, ${n('restoreStarts')} restores, ${n('startFailures')} failed starts; ${n('evictions')} evictions; ${refused} refused`);
+    const refused = ['rejectedQueueFull', 'rejectedOverloaded', 'rejectedQueueTimeout', 'rejectedDeleted', 'rejectedStartFailed', 'rejectedStartBackoff', 'rejectedShutdown'].reduce((a, k) => a + n(k), 0);
+    lines.push(`since start ${n('arrivals')} requests (${n('warm')} warm, ${n('freshCold')} waited for a cold start, ${n('freshRestore')} for a restore); ${n('coldStarts')} cold starts, ${n('restoreStarts')} restores, ${n('startFailures')} failed starts, ${n('initFailures')} failed inits of a function; ${n('evictions')} evictions; ${refused} refused`);
   }
   if (s.policies) lines.push(`policies   ${Object.entries(s.policies).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   lines.push('(faascell status --json: the whole object)');

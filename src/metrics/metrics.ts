@@ -32,6 +32,7 @@ export class NodeMetrics {
   private readonly snapBytes: Gauge<'tier'>;
   private readonly starts: Counter<'start_path'>;
   private readonly startFailures: Counter;
+  private readonly initFailures: Counter;
   private readonly prewarms: Counter;
   private readonly stops: Counter<'cause'>;
   private readonly tierCapacity: Gauge<'tier'>;
@@ -57,7 +58,8 @@ export class NodeMetrics {
     this.snapCount = new Gauge({ name: 'faascell_snapshots', help: 'Snapshots by storage tier and status', labelNames: ['tier', 'status'], registers: r });
     this.snapBytes = new Gauge({ name: 'faascell_snapshot_bytes', help: 'Bytes of snapshots on each storage tier (allocated)', labelNames: ['tier'], registers: r });
     this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
-    this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: 'Instance starts that failed', registers: r });
+    this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: "Instance starts that failed through the platform (boot, snapshot, restore; not the function's init)", registers: r });
+    this.initFailures = new Counter({ name: 'faascell_function_init_failures_total', help: "Instance starts whose function failed to initialise (its code: the function's failure, not the platform's)", registers: r });
     this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
     this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
     this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed; start_backoff: 503)', labelNames: ['reason'], registers: r });
@@ -109,6 +111,8 @@ export class NodeMetrics {
     setCounter(this.rejections, st.counters.rejections, 'reason');
     this.startFailures.reset();
     this.startFailures.inc(st.counters.startFailures);
+    this.initFailures.reset();
+    this.initFailures.inc(st.counters.initFailures);
     this.prewarms.reset();
     this.prewarms.inc(st.counters.prewarms);
 

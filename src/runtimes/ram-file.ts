@@ -19,7 +19,8 @@
 // sparse tmpfs file.
 
 import { spawn } from 'node:child_process';
-import { statSync, statfsSync } from 'node:fs';
+import { existsSync, statSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /** statfs(2) f_type of tmpfs/shmem (linux/magic.h TMPFS_MAGIC). */
 export const TMPFS_MAGIC = 0x01021994;
@@ -31,6 +32,17 @@ export function isTmpfs(p: string, statfs: (p: string) => { type: number } = sta
   } catch {
     return false;
   }
+}
+
+/** `p`, or its nearest ancestor that exists (a tier's directory may not be made yet). */
+export function existingAncestor(p: string): string {
+  let d = p;
+  while (!existsSync(d)) {
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  return d;
 }
 
 /** Page size of tmpfs allocations (x86-64, arm64 with 4 KiB pages). */

@@ -218,7 +218,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
     }
   }
 
-  private async move(id: string, tierName: string): Promise<SnapshotRef | undefined> {
+  private async move(id: string, tierName: string): Promise<{ ref: SnapshotRef; bytes: number } | undefined> {
     const r = this.row(id);
     if (!r || r.tier === tierName) return undefined;
     const tier = this.tier(tierName);
@@ -233,14 +233,14 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
       rmSync(dir, { recursive: true, force: true });
       return undefined;
     }
-    // issue 19: what it takes there (dense on tmpfs, sparse again on disk); the core still counts its former size
+    // issue 19: what it takes there (dense on tmpfs, sparse again on disk): the core counts it when told (moveDone)
     const size = diskUsage(dir);
     stmt(this.o.db, 'UPDATE snapshots SET tier = ?, dir = ?, size_bytes = ? WHERE id = ?').run(tier.name, dir, size, r.id);
     // restores that were handed the old place may still be starting: remove it a little later
     this.o.clock.setTimer(OLD_COPY_GRACE_MS, () => rmSync(r.dir, { recursive: true, force: true }));
     if (this.o.uncache) await this.uncache(dir, tier);
     this.log.info('snapshot moved', { id, from: r.tier, to: tier.name });
-    return this.ref({ ...r, tier: tier.name, dir });
+    return { ref: this.ref({ ...r, tier: tier.name, dir }), bytes: size };
   }
 
   private remove(id: string): void {

@@ -129,7 +129,7 @@ function nodeState(instances: NodeState['instances']): NodeState {
     memoryBudgetBytes: 1024 * 1048576,
     instances,
     queues: { hello: 2 },
-    counters: { starts: { cold: 3, restore: 1 }, startFailures: 1, prewarms: 0, stops: { memory_pressure: 2, keepalive_expired: 5 }, rejections: { queue_full: 4, overloaded: 0 } },
+    counters: { starts: { cold: 3, restore: 1 }, startFailures: 1, initFailures: 2, prewarms: 0, stops: { memory_pressure: 2, keepalive_expired: 5 }, rejections: { queue_full: 4, overloaded: 0 } },
     tiers: [{ name: 'shm', usedBytes: 1500, capacityBytes: 4096 }, { name: 'disk', usedBytes: 0, capacityBytes: 8192 }],
     snapshots: [
       { id: 's1', fn: 'hello', tier: 'shm', bytes: 1000, status: 'ready' },

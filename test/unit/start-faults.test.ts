@@ -61,8 +61,10 @@ async function stream(r: Rig, count: number, everyMs: number): Promise<Invocatio
   return Promise.all(out);
 }
 
+/** failed starts of every kind: the platform's and the function's init */
 async function failures(r: Rig): Promise<number> {
-  return (await r.h.status()).counters.startFailures;
+  const c = (await r.h.status()).counters;
+  return c.startFailures + c.initFailures;
 }
 
 /** After the second failed start in a row, each gap between failed starts at least doubles (up to the cap). */
@@ -98,6 +100,13 @@ for (const { kind, afterMs, label } of ALWAYS) {
       // 2 at once, then back-offs of 1, 2, 4, 8, 16, 16, … s within 120 s: about 12
       assert.ok(n <= 14, `${n} starts for 240 requests`);
       assert.equal(await failures(r), n);
+      const c = (await r.h.status()).counters;
+      if (kind === 'init') {
+        // the function's own failure: counted apart from the platform's, answered as an init failure (not refused)
+        assert.equal(c.startFailures, 0);
+        assert.equal(c.rejectedStartFailed, 0);
+        assert.ok(c.failedInit > 0 && rs.some((x) => x.failure?.kind === 'init_failed'));
+      } else assert.equal(c.initFailures, 0);
       assertBacksOff(r.starts.map((s) => s.t), kind);
       const backoff = rs.filter((x) => x.failure?.kind === 'rejected' && x.failure.reason === 'start_backoff');
       assert.ok(backoff.length > 150, `${backoff.length} refused at once while backing off`);

@@ -2,7 +2,8 @@
 //
 // What a failure does at once (decided here):
 //   boot      the VM did not come up: the oldest waiting request gets the failure
-//   init      the function's init failed (deterministic): every request waiting for it gets it
+//   init      the function's init failed (deterministic): every request waiting for it gets it (init_failed:
+//             counted as the function's failure, not the platform's)
 //   snapshot  taking the cold start's snapshot failed: as boot (the shell said snapshotFailed before)
 //   restore-broken  the snapshot could not be restored (or a clone's first run refused the resync it
 //             carried): the snapshot is dropped and a cold start follows; no request fails
@@ -45,7 +46,9 @@ function backoffMs(s: CoreState, n: number): number {
 
 function noteStartFailure(s: CoreState, inst: CoreInstance, failure: StartFailure, now: number): void {
   const f = inst.f;
-  s.counters.startFailures++;
+  // the function's own init failing is its failure, counted apart from the platform's
+  if (failure.kind === 'init') s.counters.initFailures++;
+  else s.counters.startFailures++;
   f.lastStartFailure = failure;
   // only a start begun after the last failure is a retry: starts that ran alongside it (several at once,
   // clones of the same broken snapshot) failed of the same cause and do not lengthen the back-off
@@ -89,7 +92,7 @@ export function startFailed(s: CoreState, inst: CoreInstance, failure: StartFail
       if (f.queued > 0) rejectHead(s, f, 'start_failed', failure.detail, now);
       break;
     case 'init':
-      while (f.queued > 0) rejectHead(s, f, 'start_failed', failure.detail, now);
+      while (f.queued > 0) rejectHead(s, f, 'init_failed', failure.detail, now);
       break;
     case 'restore-slow':
       break;
