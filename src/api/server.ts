@@ -130,7 +130,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
         code = Buffer.from(b.code!, 'base64');
       }
-      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry

@@ -176,7 +176,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
       let def: FunctionDef;
       try {
         const input = actionInput(req.body ?? {}, existing && src ? { def: existing, code: src.code, kind: src.kind } : undefined);
-        def = registry.put(name, input).def;
+        def = (await registry.deploy(name, input)).def;
       } catch (err) {
         throw err instanceof FaasError ? openWhiskFieldError(err) : err;
       }

@@ -1,0 +1,148 @@
+// Issue 19 (zip bombs): archives are unpacked with their declared sizes checked
+// first and every inflation bounded, for zip and tar.gz alike, sync and on the
+// thread pool. The bombs here are small (a few MiB inflated); the e2e test sends
+// a real 1 GiB one through the daemon.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { deflateRawSync, gzipSync } from 'node:zlib';
+import fc from 'fast-check';
+import { zipSync } from 'fflate';
+import { FaasError } from '../../src/core/errors.js';
+import { unpackCode, unpackCodeAsync, unpackSteps, type CodeKind } from '../../src/registry/code.js';
+
+const MiB = 1 << 20;
+
+/** A zip of one entry whose packed bytes are `packed` (deflate) and whose headers declare `declared` bytes unpacked. */
+function zipOf(name: string, packed: Buffer, declared: number): Buffer {
+  const n = Buffer.from(name);
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(20, 4);
+  local.writeUInt16LE(8, 8); // deflate
+  local.writeUInt32LE(packed.length, 18);
+  local.writeUInt32LE(declared, 22);
+  local.writeUInt16LE(n.length, 26);
+  const cd = Buffer.alloc(46);
+  cd.writeUInt32LE(0x02014b50, 0);
+  cd.writeUInt16LE(20, 4);
+  cd.writeUInt16LE(20, 6);
+  cd.writeUInt16LE(8, 10);
+  cd.writeUInt32LE(packed.length, 20);
+  cd.writeUInt32LE(declared, 24);
+  cd.writeUInt16LE(n.length, 28);
+  cd.writeUInt32LE(0, 42); // local header at 0
+  const cdOffset = local.length + n.length + packed.length;
+  const eocd = Buffer.alloc(22);
+  eocd.writeUInt32LE(0x06054b50, 0);
+  eocd.writeUInt16LE(1, 8);
+  eocd.writeUInt16LE(1, 10);
+  eocd.writeUInt32LE(cd.length + n.length, 12);
+  eocd.writeUInt32LE(cdOffset, 16);
+  return Buffer.concat([local, n, packed, cd, n, eocd]);
+}
+
+/** A tar.gz of one file of `size` zero bytes. */
+function tgzOfZeros(size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write('index.js', 0);
+  h.write('0000644\0', 100);
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
+  h.write('        ', 148);
+  h.write('0', 156);
+  h.write('ustar\0', 257);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return gzipSync(Buffer.concat([h, Buffer.alloc(size), Buffer.alloc(1024)]));
+}
+
+const codeError = (re: RegExp) => (e: unknown) => e instanceof FaasError && e.status === 400 && e.field === 'code' && re.test(e.message);
+
+void test('a zip whose directory declares more than the budget is refused before anything is inflated', () => {
+  const bomb = zipOf('index.js', deflateRawSync(Buffer.alloc(4 * MiB)), 0x7fffffff);
+  const steps = unpackSteps('zip', bomb, MiB);
+  assert.throws(() => steps.next(), codeError(/declares 2147483647 bytes unpacked, more than 1048576/));
+});
+
+void test('a zip entry that inflates past what it declares stops at its declared size (sync and thread pool)', async () => {
+  const lying = zipOf('index.js', deflateRawSync(Buffer.alloc(8 * MiB)), 1024);
+  const first = unpackSteps('zip', lying, MiB).next();
+  assert.equal(first.done, false);
+  assert.equal(!first.done && first.value.maxBytes, 1024, 'the inflation is bounded by the declared size');
+  assert.throws(() => unpackCode('zip', lying, MiB), codeError(/entry index\.js inflates to more than 1024 bytes/));
+  await assert.rejects(unpackCodeAsync('zip', lying, MiB), codeError(/entry index\.js inflates to more than 1024 bytes/));
+  // declaring more than it holds is refused too
+  const short = zipOf('index.js', deflateRawSync(Buffer.from('exports.main=()=>1')), 100);
+  assert.throws(() => unpackCode('zip', short, MiB), codeError(/its header says 100/));
+});
+
+void test('a tar.gz whose trailer declares more than the budget is refused before inflating; one that lies stops at the budget', async () => {
+  const bomb = tgzOfZeros(16 * MiB); // more than the budget plus what tar itself may take (1 KiB per possible file)
+  assert.throws(() => unpackSteps('tgz', bomb, MiB).next(), codeError(/gzip stream declares \d+ bytes unpacked/));
+  const lying = Buffer.from(bomb);
+  lying.writeUInt32LE(100, lying.length - 4); // ISIZE says 100 bytes
+  const first = unpackSteps('tgz', lying, MiB).next();
+  assert.ok(!first.done && first.value.maxBytes < 16 * MiB, 'bounded by the budget (plus tar headers)');
+  assert.throws(() => unpackCode('tgz', lying, MiB), codeError(/inflates to more than/));
+  await assert.rejects(unpackCodeAsync('tgz', lying, MiB), codeError(/inflates to more than/));
+});
+
+void test('zips that are not what they say are refused with 400 naming code', () => {
+  const good = Buffer.from(zipSync({ 'index.js': new TextEncoder().encode('exports.main=()=>1') }));
+  const encrypted = Buffer.from(good);
+  const cd = encrypted.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+  encrypted.writeUInt16LE(encrypted.readUInt16LE(cd + 8) | 1, cd + 8);
+  assert.throws(() => unpackCode('zip', encrypted, MiB), codeError(/encrypted/));
+  const bzip = Buffer.from(good);
+  bzip.writeUInt16LE(12, cd + 10);
+  assert.throws(() => unpackCode('zip', bzip, MiB), codeError(/compression method 12/));
+  assert.throws(() => unpackCode('zip', good.subarray(0, good.length - 30), MiB), codeError(/end of central directory/));
+  const farOffset = Buffer.from(good);
+  farOffset.writeUInt32LE(good.length, cd + 42);
+  assert.throws(() => unpackCode('zip', farOffset, MiB), codeError(/local header missing/));
+});
+
+void test('property: any archive within the budget unpacks to its files, sync and on the thread pool alike; beyond it, 400', async () => {
+  const name = fc.stringMatching(/^[a-z][a-z0-9]{0,7}(\/[a-z0-9]{1,8}){0,2}\.js$/);
+  const content = fc.oneof(fc.string({ maxLength: 200 }), fc.nat({ max: 20_000 }).map((n) => 'x'.repeat(n)));
+  await fc.assert(
+    fc.asyncProperty(fc.dictionary(name, content, { minKeys: 1, maxKeys: 6 }), fc.constantFrom<CodeKind>('zip', 'tgz'), fc.integer({ min: 100, max: 60_000 }), async (files, kind, budget) => {
+      const withMain = { 'index.js': 'exports.main=()=>1', ...files };
+      // one name may not be both a file and a folder
+      const names = Object.keys(withMain);
+      fc.pre(!names.some((a) => names.some((b) => b.startsWith(a + '/'))));
+      const archive = kind === 'zip' ? Buffer.from(zipSync(Object.fromEntries(names.map((n) => [n, new TextEncoder().encode(withMain[n])])))) : gzipSync(tar(withMain));
+      const size = names.reduce((s, n) => s + Buffer.byteLength(withMain[n]!), 0);
+      if (size > budget) {
+        assert.throws(() => unpackCode(kind, archive, budget), codeError(/./));
+        await assert.rejects(unpackCodeAsync(kind, archive, budget), codeError(/./));
+        return;
+      }
+      const a = unpackCode(kind, archive, budget);
+      const b = await unpackCodeAsync(kind, archive, budget);
+      assert.equal(a.totalBytes, size);
+      for (const u of [a, b]) assert.deepEqual(Object.fromEntries([...u.files].map(([k, v]) => [k, v.toString()])), withMain);
+    }),
+    { numRuns: 150 },
+  );
+});
+
+function tar(files: Record<string, string>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const [name, content] of Object.entries(files)) {
+    const data = Buffer.from(content);
+    const h = Buffer.alloc(512);
+    h.write(name, 0);
+    h.write('0000644\0', 100);
+    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
+    h.write('        ', 148);
+    h.write('0', 156);
+    h.write('ustar\0', 257);
+    let sum = 0;
+    for (const b of h) sum += b;
+    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
