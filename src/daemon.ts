@@ -3,13 +3,13 @@
 // cleanly (no VMM process, socket or run directory left behind).
 
 import type { FastifyInstance } from 'fastify';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { buildApi } from './api/server.js';
 import { ActorSystem, errText, type ActorRef } from './core/actor.js';
 import { createLogger, type Logger } from './core/logger.js';
-import { effectiveTiers, type Config } from './config/schema.js';
+import { apiSocketPath, effectiveTiers, type Config } from './config/schema.js';
 import { Dispatcher, type DispatcherMsg } from './dispatcher/dispatcher.js';
 import { buildImage, findImage } from './image/builder.js';
 import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
@@ -20,6 +20,7 @@ import { openDb, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
 import { setupIsolation } from './runtimes/jail/setup.js';
+import { lookupGroup } from './runtimes/jail/ids.js';
 import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
 import { SnapshotManager } from './snapshots/manager.js';
@@ -74,9 +75,12 @@ export function isLoopback(host: string): boolean {
 export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const cfg = opts.config;
   const log = opts.log ?? createLogger({ level: cfg.log.level });
-  if (!isLoopback(cfg.api.host) && !cfg.api.token) {
+  if (cfg.api.tcp && !isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }
+  const socketPath = apiSocketPath(cfg);
+  const socketGid = cfg.api.socketGroup === undefined ? undefined : lookupGroup(cfg.api.socketGroup);
+  if (cfg.api.socketGroup !== undefined && socketGid === undefined) throw new Error(`api.socketGroup: no group ${cfg.api.socketGroup}`);
 
   // guest image: built once into the cache, rebuilt only when its inputs change
   // buildImage is idempotent: about a second when the image matches the tree, minutes
@@ -187,6 +191,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   // issue 13: in a cluster the APIs hand invocations to the broker (src/cluster/ingress.ts), not the local Dispatcher
   let httpUrl = '';
   const member = cluster?.attach({ system, pool, dispatcher, perf, snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
+  const httpLimits = { headersTimeoutMs: cfg.api.headersTimeoutMs, requestTimeoutMs: cfg.api.requestTimeoutMs, keepAliveTimeoutMs: cfg.api.keepAliveTimeoutMs, maxConnections: cfg.api.maxConnections };
+  const unixConnections = new WeakSet<Socket>();
   const app = await buildApi({
     registry,
     dispatcher: member?.ingress ?? dispatcher,
@@ -198,6 +204,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    // issue 19 (secedge): bounded input and clients; browsers of other sites and rebound names refused
+    maxJsonDepth: cfg.api.maxJsonDepth,
+    http: httpLimits,
+    allowedHosts: cfg.api.allowedHosts,
+    viaUnixSocket: (s) => unixConnections.has(s),
     limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
@@ -221,14 +232,20 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   });
   cluster?.registerRoutes(app);
   telemetry.register(app); // observability: GET /metrics, /ui
-  const http = new HttpSource(app, cfg.api.host, cfg.api.port);
+  // issue 19: TCP and/or the unix socket (stateDir/api.sock by default, mode 0600)
+  const http = new HttpSource(app, {
+    tcp: cfg.api.tcp ? { host: cfg.api.host, port: cfg.api.port } : undefined,
+    socket: socketPath ? { path: socketPath, gid: socketGid } : undefined,
+    limits: httpLimits,
+    unixConnections,
+  });
   const sources: Source[] = [http, ...(member?.sources ?? [])];
   for (const s of sources) {
     await s.start();
     httpUrl = http.url;
   }
   const url = http.url;
-  log.info('faascell daemon listening', { url, stateDir: cfg.stateDir });
+  log.info('faascell daemon listening', { url, socket: socketPath, stateDir: cfg.stateDir });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>

@@ -21,6 +21,8 @@ export function defaultCacheDir(): string {
 }
 
 const MiB = 1024 * 1024;
+/** Defaults of the API's bounds on input and clients (issue 19); buildApi falls back to them too. */
+export const API_LIMIT_DEFAULTS = { maxJsonDepth: 100, headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 };
 /** Shortest API token accepted, from the config file or FAASCELL_TOKEN alike. */
 export const TOKEN_MIN_LENGTH = 16;
 
@@ -66,15 +68,15 @@ export const configSchema = z
         maxCodeBytes: z.number().int().positive().default(50 * MiB),
         // ---- issue 19 (secedge): bounded input, slow clients, who may call (docs/security.md)
         /** Deepest nesting of arrays and objects accepted in a JSON body (400 naming the field beyond it). */
-        maxJsonDepth: z.number().int().min(2).max(1000).default(100),
+        maxJsonDepth: z.number().int().min(2).max(1000).default(API_LIMIT_DEFAULTS.maxJsonDepth),
         /** A client must have sent a request's headers within this (then 408 and the socket is closed). */
-        headersTimeoutMs: z.number().int().min(100).default(10_000),
+        headersTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.headersTimeoutMs),
         /** A client must have sent a whole request (headers and body) within this. The answer's wait is not counted. */
-        requestTimeoutMs: z.number().int().min(100).default(120_000),
+        requestTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.requestTimeoutMs),
         /** An idle kept-alive connection is closed after this. */
-        keepAliveTimeoutMs: z.number().int().min(100).default(5_000),
+        keepAliveTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.keepAliveTimeoutMs),
         /** Open client connections per listener (TCP, unix socket); more are closed at once. */
-        maxConnections: z.number().int().min(1).default(1024),
+        maxConnections: z.number().int().min(1).default(API_LIMIT_DEFAULTS.maxConnections),
         /** Host names (besides localhost, *.localhost and IP literals) the TCP listener answers; ["*"]: any. */
         allowedHosts: z.array(z.string().regex(/^(\*|[A-Za-z0-9.-]+)$/, 'a host name without port, or *')).default([]),
         /** Serve the API on TCP (api.host:api.port). false: on the unix socket only. */

@@ -19,7 +19,9 @@ export type RejectReason =
   | 'not_found'
   | 'shutting_down'
   /** the client chose an activation id (header X-Activation-Id) that another activation already has */
-  | 'duplicate_id';
+  | 'duplicate_id'
+  /** issue 19: the host could not encode the request for the guest (e.g. parameters nested too deep); the function did not run */
+  | 'bad_input';
 
 export type Failure =
   | { kind: 'rejected'; reason: RejectReason; message: string; retryAfterMs?: number }
@@ -59,12 +61,13 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   not_found: 'not_found',
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
+  bad_input: 'bad_request',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */
 export function toFaasError(f: Failure): FaasError {
   const code = f.kind === 'rejected' ? REJECT_CODE[f.reason] : CODE[f.kind];
-  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : undefined;
+  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : f.kind === 'rejected' && f.reason === 'bad_input' ? 'body' : undefined;
   const e = new FaasError(code, f.message, field);
   if (f.kind === 'rejected' && f.retryAfterMs !== undefined) e.retryAfterMs = f.retryAfterMs;
   return e;

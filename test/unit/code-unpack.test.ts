@@ -107,7 +107,7 @@ void test('property: any archive within the budget unpacks to its files, sync an
   const content = fc.oneof(fc.string({ maxLength: 200 }), fc.nat({ max: 20_000 }).map((n) => 'x'.repeat(n)));
   await fc.assert(
     fc.asyncProperty(fc.dictionary(name, content, { minKeys: 1, maxKeys: 6 }), fc.constantFrom<CodeKind>('zip', 'tgz'), fc.integer({ min: 100, max: 60_000 }), async (files, kind, budget) => {
-      const withMain = { 'index.js': 'exports.main=()=>1', ...files };
+      const withMain: Record<string, string> = { 'index.js': 'exports.main=()=>1', ...files };
       // one name may not be both a file and a folder
       const names = Object.keys(withMain);
       fc.pre(!names.some((a) => names.some((b) => b.startsWith(a + '/'))));
