@@ -40,6 +40,8 @@ import { PUBLIC_UI_PATHS } from './ui/routes.js';
 
 export interface Daemon {
   readonly url: string;
+  /** the API's unix socket (issue 19), when it has one */
+  readonly socket?: string;
   readonly config: Config;
   readonly accelerator: Accelerator;
   readonly acceleratorReason: string;
@@ -266,7 +268,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
+  return { url, socket: socketPath, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
 }
 
 /** The decision core's configuration from the daemon's. */

@@ -18,7 +18,7 @@ function client(cmd: Command): Client {
   return new Client({ url: o.url, token: o.token });
 }
 
-program.addOption(new Option('--url <url>', 'daemon URL (env FAASCELL_URL)').default(undefined));
+program.addOption(new Option('--url <url>', 'daemon URL, or unix:PATH for its API socket (env FAASCELL_URL; default: the socket in the state directory when it exists, else http://127.0.0.1:8080)').default(undefined));
 program.addOption(new Option('--token <token>', 'API bearer token (env FAASCELL_TOKEN)'));
 
 function configFrom(opts: { config?: string; stateDir?: string; host?: string; port?: string; accelerator?: string; logLevel?: string; cluster?: string; node?: string }): ReturnType<typeof loadConfigFile> {
@@ -65,7 +65,7 @@ program
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version})\n`);
+    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version}${d.socket && !d.url.startsWith('unix:') ? `, socket ${d.socket}` : ''})\n`);
   });
 
 program
