@@ -13,6 +13,7 @@ import { createDeflateRaw, createGzip, type Gzip, type DeflateRaw } from 'node:z
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FIXTURES, ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { tarHeader, zipOneEntry } from '../helpers/archives.js';
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -29,47 +30,6 @@ async function pack(stream: DeflateRaw | Gzip, head: Buffer, zeros: number, tail
   stream.end();
   await done;
   return Buffer.concat(out);
-}
-
-/** A zip of one entry `index.js` whose headers declare `declared` bytes unpacked. */
-function zipOf(packed: Buffer, declared: number): Buffer {
-  const n = Buffer.from('index.js');
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(packed.length, 18);
-  local.writeUInt32LE(declared, 22);
-  local.writeUInt16LE(n.length, 26);
-  const cd = Buffer.alloc(46);
-  cd.writeUInt32LE(0x02014b50, 0);
-  cd.writeUInt16LE(20, 4);
-  cd.writeUInt16LE(20, 6);
-  cd.writeUInt16LE(8, 10);
-  cd.writeUInt32LE(packed.length, 20);
-  cd.writeUInt32LE(declared, 24);
-  cd.writeUInt16LE(n.length, 28);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(1, 8);
-  eocd.writeUInt16LE(1, 10);
-  eocd.writeUInt32LE(cd.length + n.length, 12);
-  eocd.writeUInt32LE(local.length + n.length + packed.length, 16);
-  return Buffer.concat([local, n, packed, cd, n, eocd]);
-}
-
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0);
-  h.write('0000644\0', 100);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
 }
 
 /** Peak resident memory of a process (VmHWM), in bytes. */
@@ -105,8 +65,8 @@ describe('issue 19 without a VM: input bounds and the loopback default', { timeo
     const zipped = await pack(createDeflateRaw({ level: 9 }), Buffer.alloc(0), GiB, Buffer.alloc(0));
     const gz = await pack(createGzip({ level: 9 }), tarHeader('index.js', GiB), GiB, Buffer.alloc(1024));
     const bombs: Array<[string, Buffer, 'zip' | 'tgz']> = [
-      ['zip declaring its 1 GiB', zipOf(zipped, GiB), 'zip'],
-      ['zip whose headers say 1 KiB', zipOf(zipped, 1024), 'zip'],
+      ['zip declaring its 1 GiB', zipOneEntry('index.js', zipped, GiB), 'zip'],
+      ['zip whose headers say 1 KiB', zipOneEntry('index.js', zipped, 1024), 'zip'],
       ['tar.gz of a 1 GiB file', gz, 'tgz'],
     ];
     const pid = d.proc.pid!;

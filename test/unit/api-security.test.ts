@@ -12,6 +12,7 @@ import type { PerfMsg } from '../../src/perf/perf-manager.js';
 import { openMemoryDb } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { PoolMsg } from '../../src/vmpool/pool.js';
+import { zipOneEntry } from '../helpers/archives.js';
 
 const limits = { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 30000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 2, maxTimeoutMs: 900000, maxInstances: 64 }, maxCodeBytes: 1 << 20 };
 
@@ -127,27 +128,7 @@ void test('with a token: the caller check comes first, the token is still requir
 void test('a zip bomb deployed through the API is a 400 naming code, on both APIs', async () => {
   const { app, registry } = await node();
   // one entry declaring 2 GiB; its data 1 MiB of zeros deflated (the daemon never inflates it)
-  const packed = deflateRawSync(Buffer.alloc(1 << 20));
-  const n = Buffer.from('index.js');
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(8, 8);
-  local.writeUInt32LE(packed.length, 18);
-  local.writeUInt32LE(0x7fffffff, 22);
-  local.writeUInt16LE(n.length, 26);
-  const cd = Buffer.alloc(46);
-  cd.writeUInt32LE(0x02014b50, 0);
-  cd.writeUInt16LE(8, 10);
-  cd.writeUInt32LE(packed.length, 20);
-  cd.writeUInt32LE(0x7fffffff, 24);
-  cd.writeUInt16LE(n.length, 28);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(1, 8);
-  eocd.writeUInt16LE(1, 10);
-  eocd.writeUInt32LE(46 + n.length, 12);
-  eocd.writeUInt32LE(30 + n.length + packed.length, 16);
-  const bomb = Buffer.concat([local, n, packed, cd, n, eocd]);
+  const bomb = zipOneEntry('index.js', deflateRawSync(Buffer.alloc(1 << 20)), 0x7fffffff);
   const native = await app.inject({ method: 'PUT', url: '/v1/functions/bomb', payload: { code: bomb.toString('base64'), codeKind: 'zip' } });
   assert.equal(native.statusCode, 400);
   assert.equal(native.json().error.field, 'code');

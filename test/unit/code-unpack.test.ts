@@ -9,70 +9,32 @@ import fc from 'fast-check';
 import { zipSync } from 'fflate';
 import { FaasError } from '../../src/core/errors.js';
 import { unpackCode, unpackCodeAsync, unpackSteps, type CodeKind } from '../../src/registry/code.js';
+import { tarHeader, tarOf, zipOneEntry } from '../helpers/archives.js';
 
 const MiB = 1 << 20;
 
-/** A zip of one entry whose packed bytes are `packed` (deflate) and whose headers declare `declared` bytes unpacked. */
-function zipOf(name: string, packed: Buffer, declared: number): Buffer {
-  const n = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(8, 8); // deflate
-  local.writeUInt32LE(packed.length, 18);
-  local.writeUInt32LE(declared, 22);
-  local.writeUInt16LE(n.length, 26);
-  const cd = Buffer.alloc(46);
-  cd.writeUInt32LE(0x02014b50, 0);
-  cd.writeUInt16LE(20, 4);
-  cd.writeUInt16LE(20, 6);
-  cd.writeUInt16LE(8, 10);
-  cd.writeUInt32LE(packed.length, 20);
-  cd.writeUInt32LE(declared, 24);
-  cd.writeUInt16LE(n.length, 28);
-  cd.writeUInt32LE(0, 42); // local header at 0
-  const cdOffset = local.length + n.length + packed.length;
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(1, 8);
-  eocd.writeUInt16LE(1, 10);
-  eocd.writeUInt32LE(cd.length + n.length, 12);
-  eocd.writeUInt32LE(cdOffset, 16);
-  return Buffer.concat([local, n, packed, cd, n, eocd]);
-}
-
 /** A tar.gz of one file of `size` zero bytes. */
 function tgzOfZeros(size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write('index.js', 0);
-  h.write('0000644\0', 100);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return gzipSync(Buffer.concat([h, Buffer.alloc(size), Buffer.alloc(1024)]));
+  return gzipSync(Buffer.concat([tarHeader('index.js', size), Buffer.alloc(size), Buffer.alloc(1024)]));
 }
 
 const codeError = (re: RegExp) => (e: unknown) => e instanceof FaasError && e.status === 400 && e.field === 'code' && re.test(e.message);
 
 void test('a zip whose directory declares more than the budget is refused before anything is inflated', () => {
-  const bomb = zipOf('index.js', deflateRawSync(Buffer.alloc(4 * MiB)), 0x7fffffff);
+  const bomb = zipOneEntry('index.js', deflateRawSync(Buffer.alloc(4 * MiB)), 0x7fffffff);
   const steps = unpackSteps('zip', bomb, MiB);
   assert.throws(() => steps.next(), codeError(/declares 2147483647 bytes unpacked, more than 1048576/));
 });
 
 void test('a zip entry that inflates past what it declares stops at its declared size (sync and thread pool)', async () => {
-  const lying = zipOf('index.js', deflateRawSync(Buffer.alloc(8 * MiB)), 1024);
+  const lying = zipOneEntry('index.js', deflateRawSync(Buffer.alloc(8 * MiB)), 1024);
   const first = unpackSteps('zip', lying, MiB).next();
   assert.equal(first.done, false);
   assert.equal(!first.done && first.value.maxBytes, 1024, 'the inflation is bounded by the declared size');
   assert.throws(() => unpackCode('zip', lying, MiB), codeError(/entry index\.js inflates to more than 1024 bytes/));
   await assert.rejects(unpackCodeAsync('zip', lying, MiB), codeError(/entry index\.js inflates to more than 1024 bytes/));
   // declaring more than it holds is refused too
-  const short = zipOf('index.js', deflateRawSync(Buffer.from('exports.main=()=>1')), 100);
+  const short = zipOneEntry('index.js', deflateRawSync(Buffer.from('exports.main=()=>1')), 100);
   assert.throws(() => unpackCode('zip', short, MiB), codeError(/its header says 100/));
 });
 
@@ -111,7 +73,7 @@ void test('property: any archive within the budget unpacks to its files, sync an
       // one name may not be both a file and a folder
       const names = Object.keys(withMain);
       fc.pre(!names.some((a) => names.some((b) => b.startsWith(a + '/'))));
-      const archive = kind === 'zip' ? Buffer.from(zipSync(Object.fromEntries(names.map((n) => [n, new TextEncoder().encode(withMain[n])])))) : gzipSync(tar(withMain));
+      const archive = kind === 'zip' ? Buffer.from(zipSync(Object.fromEntries(names.map((n) => [n, new TextEncoder().encode(withMain[n])])))) : gzipSync(tarOf(withMain));
       const size = names.reduce((s, n) => s + Buffer.byteLength(withMain[n]!), 0);
       if (size > budget) {
         assert.throws(() => unpackCode(kind, archive, budget), codeError(/./));
@@ -126,23 +88,3 @@ void test('property: any archive within the budget unpacks to its files, sync an
     { numRuns: 150 },
   );
 });
-
-function tar(files: Record<string, string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.from(content);
-    const h = Buffer.alloc(512);
-    h.write(name, 0);
-    h.write('0000644\0', 100);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0', 257);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
