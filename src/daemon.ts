@@ -26,7 +26,7 @@ import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js
 import { SnapshotManager } from './snapshots/manager.js';
 import { reclaimTiers } from './snapshots/tier-owner.js';
 import type { SnapshotMsg } from './snapshots/types.js';
-import { HttpSource } from './sources/http.js';
+import { HttpSource, MAX_SOCKET_PATH } from './sources/http.js';
 import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
@@ -80,7 +80,12 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   if (cfg.api.tcp && !isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }
-  const socketPath = apiSocketPath(cfg);
+  let socketPath = apiSocketPath(cfg);
+  if (socketPath && cfg.api.socket === undefined && Buffer.byteLength(socketPath) > MAX_SOCKET_PATH && cfg.api.tcp) {
+    // the default place does not fit a socket's path: TCP only, said loudly (a configured api.socket that long is an error)
+    log.warn('no API socket: the state directory\'s path is too long for one; set api.socket to a shorter path', { path: socketPath, maxBytes: MAX_SOCKET_PATH });
+    socketPath = undefined;
+  }
   const socketGid = cfg.api.socketGroup === undefined ? undefined : lookupGroup(cfg.api.socketGroup);
   if (cfg.api.socketGroup !== undefined && socketGid === undefined) throw new Error(`api.socketGroup: no group ${cfg.api.socketGroup}`);
 

@@ -23,7 +23,7 @@ export interface HttpListen {
 }
 
 /** sun_path holds 108 bytes with its terminating NUL */
-const MAX_SOCKET_PATH = 107;
+export const MAX_SOCKET_PATH = 107;
 
 export class HttpSource implements Source {
   readonly name = 'http';
