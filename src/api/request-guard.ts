@@ -18,6 +18,8 @@ export interface CallerHeaders {
   secFetchSite?: string;
   /** the request came over the API's unix socket (no browser reaches it; its file mode decides) */
   viaUnixSocket: boolean;
+  /** a route meant for any web page (public by design, e.g. OpenWhisk web actions): Origin and Sec-Fetch-Site are not checked, Host is */
+  crossOriginAllowed?: boolean;
 }
 
 export type GuardOutcome = { ok: true } | { ok: false; field: 'host' | 'origin' | 'sec-fetch-site'; reason: string };
@@ -37,7 +39,7 @@ function alwaysAllowed(name: string): boolean {
 }
 
 export function checkCaller(h: CallerHeaders, allowedHosts: readonly string[]): GuardOutcome {
-  const site = h.secFetchSite?.toLowerCase();
+  const site = h.crossOriginAllowed ? undefined : h.secFetchSite?.toLowerCase();
   if (site !== undefined && site !== 'same-origin' && site !== 'none') {
     return { ok: false, field: 'sec-fetch-site', reason: `a ${site} browser request: only pages the daemon serves itself may call its API` };
   }
@@ -48,7 +50,7 @@ export function checkCaller(h: CallerHeaders, allowedHosts: readonly string[]): 
       return { ok: false, field: 'host', reason: `Host ${name} is not a name of this daemon (a DNS-rebinding page would look like this): list it in api.allowedHosts` };
     }
   }
-  if (h.origin !== undefined) {
+  if (h.origin !== undefined && !h.crossOriginAllowed) {
     const own = h.host?.trim().toLowerCase();
     let theirs: string | undefined;
     try {

@@ -60,6 +60,8 @@ export interface ApiDeps {
   allowedHosts?: readonly string[];
   /** whether a connection came over the API's unix socket (its Host is not checked) */
   viaUnixSocket?: (socket: Socket) => boolean;
+  /** path prefixes any web page may call (public by design): no Origin / Sec-Fetch-Site check there, the Host check stays */
+  crossOriginPrefixes?: readonly string[];
 }
 
 const errorSchema = {
@@ -128,7 +130,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     const one = (h: string | string[] | undefined): string | undefined => (Array.isArray(h) ? h.join(',') : h);
     const verdict = checkCaller(
-      { host: one(req.headers.host), origin: one(req.headers.origin), secFetchSite: one(req.headers['sec-fetch-site']), viaUnixSocket: deps.viaUnixSocket?.(req.raw.socket) ?? false },
+      {
+        host: one(req.headers.host),
+        origin: one(req.headers.origin),
+        secFetchSite: one(req.headers['sec-fetch-site']),
+        viaUnixSocket: deps.viaUnixSocket?.(req.raw.socket) ?? false,
+        crossOriginAllowed: deps.crossOriginPrefixes?.some((p) => req.url.startsWith(p)) ?? false,
+      },
       allowedHosts,
     );
     if (!verdict.ok) throw new FaasError('forbidden', `${verdict.field}: ${verdict.reason}`, verdict.field);

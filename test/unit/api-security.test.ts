@@ -20,7 +20,7 @@ function actor<M>(name: string, handle: (m: M) => void): ActorRef<M> {
   return { name, stopped: false, tell: handle, ask: <T>(build: (r: Reply<T>) => M) => new Promise<T>((resolve, reject) => handle(build({ resolve, reject }))) };
 }
 
-async function node(opts: { token?: string; unix?: boolean; allowedHosts?: string[] } = {}) {
+async function node(opts: { token?: string; unix?: boolean; allowedHosts?: string[]; crossOriginPrefixes?: string[] } = {}) {
   const db = openMemoryDb();
   const registry = new Registry(db, limits);
   registry.put('hello', { code: Buffer.from('exports.main = (p) => p') });
@@ -42,6 +42,7 @@ async function node(opts: { token?: string; unix?: boolean; allowedHosts?: strin
     maxJsonDepth: 50,
     allowedHosts: opts.allowedHosts,
     viaUnixSocket: () => opts.unix ?? false,
+    crossOriginPrefixes: opts.crossOriginPrefixes,
     openwhisk: { db, retain: 100, options: { namespace: 'guest', blockingWaitMs: 100 } },
   });
   await app.ready();
@@ -116,6 +117,11 @@ void test('cross-site browser requests are refused with 403 before anything runs
   const own = await app.inject({ method: 'POST', url: '/v1/functions/hello/invoke', headers: { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' }, payload: { x: 1 } });
   assert.equal(own.statusCode, 200);
   assert.equal(invoked.length, 1);
+  // a prefix declared public (what OpenWhisk web actions are): other origins pass there, and only there
+  const pub = await node({ crossOriginPrefixes: ['/v1/functions/hello/invoke'] });
+  const fromPage = { host, origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' };
+  assert.equal((await pub.app.inject({ method: 'POST', url: '/v1/functions/hello/invoke', headers: fromPage, payload: {} })).statusCode, 200);
+  assert.equal((await pub.app.inject({ method: 'POST', url: '/v1/functions/hello/evict', headers: fromPage })).statusCode, 403);
 });
 
 void test('with a token: the caller check comes first, the token is still required after it', async () => {

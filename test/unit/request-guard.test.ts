@@ -53,3 +53,9 @@ void test('property: a name that is not localhost, an IP literal or listed is al
     { numRuns: 300 },
   );
 });
+
+void test('routes public by design (crossOriginAllowed): any Origin passes, a foreign Host still does not', () => {
+  const pub = (host: string, origin: string) => checkCaller({ host, origin, secFetchSite: 'cross-site', viaUnixSocket: false, crossOriginAllowed: true }, []);
+  assert.equal(refused(pub('127.0.0.1:8080', 'http://evil.example')), undefined);
+  assert.equal(refused(pub('rebind.attacker.example:8080', 'http://rebind.attacker.example:8080')), 'host');
+});
