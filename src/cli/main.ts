@@ -21,7 +21,7 @@ async function client(cmd: Command): Promise<Client> {
   return new Client({ url: o.url, token: o.token });
 }
 
-program.addOption(new Option('--url <url>', 'daemon URL (env FAASCELL_URL, default http://127.0.0.1:8080)'));
+program.addOption(new Option('--url <url>', 'daemon URL, or unix:PATH for its API socket (env FAASCELL_URL; default: the socket in the state directory when it exists, else http://127.0.0.1:8080)').default(undefined));
 program.addOption(new Option('--token <token>', 'API bearer token (env FAASCELL_TOKEN)'));
 
 interface ServeOpts {
@@ -87,7 +87,7 @@ program
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version})\n`);
+    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version}${d.socket && !d.url.startsWith('unix:') ? `, socket ${d.socket}` : ''})\n`);
   });
 
 /** The stop message (issue 20 item 6): what stays on the snapshot tiers, or that it was removed. */

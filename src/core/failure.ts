@@ -21,7 +21,9 @@ export type RejectReason =
   /** the client chose an activation id (header X-Activation-Id) that another activation already has */
   | 'duplicate_id'
   /** the function's recent starts failed and it backs off: refused at once, with Retry-After (docs/reliability.md) */
-  | 'start_backoff';
+  | 'start_backoff'
+  /** issue 19: the host could not encode the request for the guest (e.g. parameters nested too deep); the function did not run */
+  | 'bad_input';
 
 /**
  * The start whose function init failed (issue 20): the records of the requests that waited
@@ -75,12 +77,13 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
   start_backoff: 'unavailable',
+  bad_input: 'bad_request',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */
 export function toFaasError(f: Failure): FaasError {
   const code = f.kind === 'rejected' ? REJECT_CODE[f.reason] : CODE[f.kind];
-  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : undefined;
+  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : f.kind === 'rejected' && f.reason === 'bad_input' ? 'body' : undefined;
   const e = new FaasError(code, f.message, field);
   if (f.kind === 'rejected' && f.retryAfterMs !== undefined) e.retryAfterMs = f.retryAfterMs;
   return e;

@@ -19,7 +19,7 @@ import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
 import type { AgentReady, AgentReply, ResyncFields } from '../runtimes/agent-protocol.js';
-import { ChannelClosedError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
+import { ChannelClosedError, ChannelEncodeError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
 import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
@@ -615,6 +615,13 @@ export class Worker extends Actor<WorkerMsg> {
     const run = this.current!;
     run.rec.timestamps.runFinished = this.deps.clock.now();
     const fn = this.plan.fn;
+    if (m.error instanceof ChannelEncodeError) {
+      // issue 19: the parameters could not be sent (nothing reached the guest): a bad request, the VM stays
+      this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'bad_input', message: `body: the parameters could not be sent to function ${fn.name} (${m.error.message})` }, logs: [] });
+      this.sm.to('idle', 'run not sent: parameters not encodable', this.deps.clock.now());
+      this.pool.tell({ kind: 'runDone', inst: this.inst });
+      return;
+    }
     const exited = this.exitDetail !== undefined || m.error instanceof ChannelClosedError;
     const failure: Failure = !exited && isTimeout(m.error)
       ? { kind: 'timeout', phase: 'run', limitMs: fn.timeoutMs, message: `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped` }

@@ -19,6 +19,8 @@ export interface TestDaemon {
   proc: ChildProcess;
   dir: string;
   stateDir: string;
+  /** the API's unix socket (issue 19: stateDir/api.sock unless the config says otherwise) */
+  socket: string;
   shmTier: string;
   logs(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -55,7 +57,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     const timer = setTimeout(() => reject(new Error(`daemon did not start in 120 s:\n${logs.slice(-3000)}`)), 120_000);
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on ((?:http:\/\/|unix:)\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);
@@ -75,6 +77,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     proc,
     dir,
     stateDir,
+    socket: apiSocketOf(cfg.api as { socket?: unknown }, stateDir),
     shmTier,
     logs: () => logs,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -89,6 +92,10 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
       return client.deploy(name, readFileSync(path.join(FIXTURES, fixture)), { codeKind: 'js', ...opts });
     },
   };
+}
+
+function apiSocketOf(api: { socket?: unknown }, stateDir: string): string {
+  return typeof api.socket === 'string' ? api.socket : path.join(stateDir, 'api.sock');
 }
 
 /** QEMU processes whose command line mentions `needle` (a test's private directory). */

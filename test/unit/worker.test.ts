@@ -16,6 +16,8 @@ import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage, sleep, type FakeBehaviour } from '../helpers/fake-driver.js';
 import { Spy } from '../helpers/spy.js';
+import { ChannelEncodeError } from '../../src/runtimes/channel.js';
+import { toFaasError } from '../../src/core/failure.js';
 
 
 interface Rig {
@@ -208,6 +210,31 @@ void test('a stop while running answers the request at once and ends the instanc
     await r.events.next((e) => e.kind === 'gone');
     assert.ok(Date.now() - t0 < 500);
     assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
+});
+
+void test('issue 19: a run whose parameters cannot be encoded is a bad request; the VM stays and serves the next run', async () => {
+  const r = await rig({}, 'cold');
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    const vm = r.driver.vms[0]!;
+    const send = vm.channel.request.bind(vm.channel);
+    // the real channel's failure (test/unit/channel.test.ts): JSON.stringify overflowed, nothing sent
+    (vm.channel as { request: typeof send }).request = (req, ms) =>
+      req.op === 'run' && (req.params as { deep?: boolean }).deep ? Promise.reject(new ChannelEncodeError('Maximum call stack size exceeded')) : send(req, ms);
+    const bad = await r.run({ deep: true });
+    assert.equal(bad.ok, false);
+    assert.deepEqual(!bad.ok && { kind: bad.failure.kind, reason: bad.failure.kind === 'rejected' && bad.failure.reason }, { kind: 'rejected', reason: 'bad_input' });
+    assert.equal(!bad.ok && toFaasError(bad.failure).status, 400);
+    assert.equal(r.worker.state, 'idle');
+    await r.events.next((e) => e.kind === 'runDone');
+    assert.ok(!kinds(r).includes('gone'), 'the VM was not stopped');
+    const good = await r.run({ x: 1 });
+    assert.equal(good.ok, true);
+    assert.equal(r.driver.live(), 1);
+    assert.equal(r.driver.boots, 1, 'served by the same VM');
   } finally {
     await r.close();
   }
