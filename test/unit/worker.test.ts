@@ -14,7 +14,7 @@ import { openMemoryDb } from '../../src/registry/db.js';
 import { Registry, type FunctionDef } from '../../src/registry/registry.js';
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
-import { FakeDriver, fakeImage, sleep, type FakeBehaviour } from '../helpers/fake-driver.js';
+import { FakeDriver, fakeImage, type FakeBehaviour } from '../helpers/fake-driver.js';
 import { Spy } from '../helpers/spy.js';
 import { settleOn } from '../helpers/virtual-time.js';
 
