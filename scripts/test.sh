@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (npm test). Runs, in order: set-up (idempotent), build, lint, type check, the unit,
+# The test command (npm test). Runs, in order: set-up (idempotent), lint, type check, build, the unit,
 # integration and end-to-end suites, then the sweep of the run's leftovers; ends with one plain line
 # "N passed, N failed, N skipped" that CI reads ("0 failed" is green) and exits non-zero unless green.
 #   scripts/test.sh               everything
@@ -20,6 +20,9 @@ base_tmp=${TMPDIR:-/tmp}
 run_root="$base_tmp/fc-test-$run_id"
 log_dir="$base_tmp/fc-test-$run_id.log"
 mkdir -p "$run_root" "$log_dir"
+# tsx keeps its compile cache in $TMPDIR/tsx-<uid>: the run shares the usual one instead of compiling afresh
+tsx_cache="tsx-$(id -u)"
+mkdir -p "$base_tmp/$tsx_cache" && ln -s "$base_tmp/$tsx_cache" "$run_root/$tsx_cache"
 results="$log_dir/results.jsonl"
 echo "=== test run $run_id (temporary files under $run_root)"
 
@@ -34,6 +37,7 @@ sweep() { # label, [--final]: kill and remove what this run left, and only that
   judge sweep "$run_id" "$run_root" "$results" "$1" "${2:-}"
 }
 finish() {
+  rm -f "$run_root/$tsx_cache"
   [ "$swept" = 1 ] || sweep "at exit" --final
   swept=1
   judge close "$results"
@@ -63,13 +67,18 @@ run_suite() { # name, concurrency, time limit, files...
 
 if [ "$what" != unit ]; then
   step "set-up" bash scripts/setup.sh || finish
+fi
+if [ "$what" = all ] || [ "$what" = unit ]; then
+  # static checks of the sources, before any build output exists
+  step lint npx eslint .
+  step typecheck npx tsc -p tsconfig.json --noEmit
+fi
+if [ "$what" != unit ]; then
   # ---- build: the one place a build step runs before the suites (the unit suite runs from the sources).
   # A failed build is counted; the suites still run (they run the TypeScript sources through tsx).
   if node -e 'process.exit(require("./package.json").scripts?.build ? 0 : 1)'; then step build npm run build --silent; fi
 fi
 if [ "$what" = all ] || [ "$what" = unit ]; then
-  step lint npx eslint .
-  step typecheck npx tsc -p tsconfig.json --noEmit
   run_suite unit 2 15m test/unit/*.test.ts
 fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
