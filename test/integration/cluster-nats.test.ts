@@ -176,7 +176,7 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     return node;
   }
 
-  async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
     const end = Date.now() + ms;
     while (!(await cond())) {
       if (Date.now() > end) throw new Error(`timed out waiting: ${what}`);
