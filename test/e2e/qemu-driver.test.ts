@@ -18,6 +18,7 @@ import type { GuestImage, SnapshotFiles, VmConfig, VmHandle } from '../../src/ru
 import type { AgentReply } from '../../src/runtimes/agent-protocol.js';
 import { buildImage, defaultCacheDir, findImage } from '../../src/image/builder.js';
 import { ensureDense } from '../../src/runtimes/ram-file.js';
+import { runShmDir } from '../support/test-run.js';
 
 const RUNS = Math.max(1, Number(process.env.FAASCELL_E2E_RUNS ?? 5) || 5);
 const MEM_MIB = 256;
@@ -77,7 +78,7 @@ const skipWhy = loaded.why;
 void test('qemu driver end to end', { skip: skipWhy ?? false, timeout: 30 * 60_000 }, async (t) => {
   const image = loaded.image!;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qemu-e2e-'));
-  const shmDir = fs.mkdtempSync(path.join('/dev/shm', 'faascell-e2e-'));
+  const shmDir = runShmDir('qemu-driver');
   const logs: string[] = [];
   const driver = new QemuDriver({ log: (m) => logs.push(m), accel: { mode: 'auto', cacheDir: path.join(tmp, 'cache') } });
   const handles = new Set<VmHandle>();

@@ -9,6 +9,7 @@ import { Client } from '../../src/cli/client.js';
 import { findImage } from '../../src/image/builder.js';
 import { defaultCacheDir } from '../../src/config/schema.js';
 import { removeTierDir } from '../../src/snapshots/tier-gc.js';
+import { runShmPath } from '../support/test-run.js';
 
 export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
@@ -38,7 +39,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
   await requireImage();
   const dir = reuseDir ?? mkdtempSync(path.join(os.tmpdir(), 'fc-e2e-'));
   const stateDir = path.join(dir, 'state');
-  const shmTier = `/dev/shm/fc-e2e-${path.basename(dir)}`;
+  const shmTier = runShmPath(`e2e-${path.basename(dir)}`);
   const cfg = {
     stateDir,
     api: { port: 0 },

@@ -16,6 +16,7 @@ import { Registry } from '../../src/registry/registry.js';
 import { SnapshotManager, type SnapshotManagerOptions } from '../../src/snapshots/manager.js';
 import { allocatedBytes, denseBytes, ensureDense, fillHoles, holeBytes, isTmpfs, TMPFS_MAGIC } from '../../src/runtimes/ram-file.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../../src/snapshots/types.js';
+import { runShmDir } from '../support/test-run.js';
 
 const MiB = 1048576;
 
@@ -40,7 +41,7 @@ void test('isTmpfs reads the file system type (statfs f_type), not the path', ()
 });
 
 void test('fillHoles makes a sparse tmpfs file dense, keeping its size and contents', async () => {
-  const dir = mkdtempSync('/dev/shm/fc-ramfile-');
+  const dir = runShmDir('ramfile');
   try {
     const f = path.join(dir, 'mem');
     const data = sparseRamFile(f, 16, 1);
@@ -62,7 +63,7 @@ void test('fillHoles makes a sparse tmpfs file dense, keeping its size and conte
 });
 
 void test('ensureDense: a restore fills a sparse tmpfs RAM file, leaves a dense one and a disk one alone', async () => {
-  const dir = mkdtempSync('/dev/shm/fc-ramfile-');
+  const dir = runShmDir('ramfile');
   try {
     const f = path.join(dir, 'mem');
     sparseRamFile(f, 8, 1);
@@ -111,7 +112,7 @@ async function takeSnapshot(m: Rig, db: Db, sizeMiB: number, dataMiB: number): P
 }
 
 void test('commit on a tmpfs tier answers the size the files take once dense, then fills the RAM file\'s holes', async () => {
-  await withManager(mkdtempSync('/dev/shm/fc-ramfile-tier-'), {}, async (m, db) => {
+  await withManager(runShmDir('ramfile-tier'), {}, async (m, db) => {
     const { ref, bytes } = await takeSnapshot(m, db, 64, 2);
     // the actor handles one message at a time: the list below comes after the fill
     const [rec] = await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply }));
@@ -133,7 +134,7 @@ void test('on a disk tier the RAM file stays sparse (the page cache reads holes 
 });
 
 void test('a RAM file whose holes cannot be filled: the snapshot is removed (its next restore fails, the core drops it)', async () => {
-  await withManager(mkdtempSync('/dev/shm/fc-ramfile-full-'), { fillHoles: () => Promise.reject(new Error('fallocate: No space left on device (fake)')) }, async (m, db, tier) => {
+  await withManager(runShmDir('ramfile-full'), { fillHoles: () => Promise.reject(new Error('fallocate: No space left on device (fake)')) }, async (m, db, tier) => {
     await takeSnapshot(m, db, 64, 2);
     assert.deepEqual(await m.ask<SnapshotRecord[]>((reply) => ({ kind: 'list', reply })), [], 'not in the catalogue');
     assert.deepEqual(readdirSync(tier), [], 'its files are gone');
@@ -141,7 +142,7 @@ void test('a RAM file whose holes cannot be filled: the snapshot is removed (its
 });
 
 void test('at start, sparse RAM files on a tmpfs tier (older snapshots, grown ones) are filled and measured again', async () => {
-  const tier = mkdtempSync('/dev/shm/fc-ramfile-start-');
+  const tier = runShmDir('ramfile-start');
   const db = openMemoryDb();
   // written by a daemon that did not fill holes
   const before = manager(db, tier, { isTmpfs: () => false });
