@@ -15,8 +15,9 @@
 //   - from the second one on, the function backs off: no start before backoffBaseMs × 2^(n−2) (capped at
 //     backoffMaxMs) has passed; requests that only a start could serve are refused at once with
 //     start_backoff (503 + Retry-After), not at their deadline; then one start at a time probes;
-//   - a snapshot that failed (broken at restore, or not taken) holds off the function's next snapshot the
-//     same way (snapFailStreak), so a snapshot that always breaks cannot cycle snapshot → broken restore.
+//   - a snapshot that failed (broken at restore, or not taken) counts the same way (snapFailStreak): the next
+//     cold start snapshots again at once, from the second failure in a row on the function's snapshots are
+//     held off exponentially, so a snapshot that always breaks cannot cycle snapshot → broken restore.
 // So one request causes at most two failed starts, and a function whose starts keep failing tries at
 // exponentially longer intervals (tests: test/unit/start-faults.test.ts).
 
@@ -66,7 +67,9 @@ export function noteStartSuccess(f: CoreFunction): void {
 
 function noteSnapshotFailure(s: CoreState, f: CoreFunction, now: number): void {
   f.snapFailStreak++;
-  f.noSnapshotUntil = now + backoffMs(s, f.snapFailStreak - 1);
+  // as for starts: the first failure is retried at once (a VMM killed while saving, a file lost), the
+  // second and later ones hold the next snapshot off exponentially
+  f.noSnapshotUntil = f.snapFailStreak >= 2 ? now + backoffMs(s, f.snapFailStreak - 2) : now;
 }
 
 /** A restored clone served a run: its snapshot works. */
