@@ -85,7 +85,8 @@ if [ "$what" = all ] || [ "$what" = integration ]; then
   run_suite integration 1 15m test/integration/*.test.ts
 fi
 if [ "$what" = all ] || [ "$what" = e2e ]; then
-  # one VM test file at a time: the machine has 2 cores and TCG boots are CPU-bound
+  # one VM test file at a time: the machine has 2 cores and TCG boots are CPU-bound (two at a time was tried:
+  # 17 instead of 21 min, and three tests that assume the node's capacity for themselves were refused work)
   run_suite e2e 1 40m test/e2e/*.test.ts
 fi
 finish

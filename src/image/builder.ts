@@ -84,8 +84,14 @@ export interface ImageManifest extends GuestImage {
   };
 }
 
-/** Kernel arguments every image needs; `random.trust_cpu=on` avoids Node blocking on the RNG at boot. */
-export const BASE_CMDLINE = 'console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2400000 random.trust_cpu=on';
+/**
+ * Kernel arguments every image needs; `random.trust_cpu=on` avoids Node blocking on the RNG at boot.
+ * `tsc=reliable`: under TCG the guest's TSC is QEMU's virtual clock (host time), steady by construction, but a
+ * guest starved of host CPU can fail the kernel's TSC checks against jiffies; the kernel then marks the TSC
+ * unstable, runs without high-resolution timers and so without nohz, and the idle guest ticks 100 times a
+ * second (seen on this host at load 13-15: 100 ticks per guest second for 30 s, `.nohz_mode 0`).
+ */
+export const BASE_CMDLINE = 'console=ttyS0 reboot=t panic=-1 quiet tsc_early_khz=2400000 tsc=reliable random.trust_cpu=on';
 /** The guest's fixed network configuration (the same in every VM, see src/network/plan.ts); /init applies it to eth0. */
 export const IMAGE_CMDLINE = `${BASE_CMDLINE} ${GUEST_KERNEL_IP_ARG} ${GUEST_NET_ARG}`;
 

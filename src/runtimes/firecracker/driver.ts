@@ -72,8 +72,9 @@ export function firecrackerBootArgs(imageCmdline: string, extra?: string, kernel
     t.startsWith('console=') ||
     t.startsWith('reboot=') ||
     t.startsWith('loglevel=') ||
-    // TSC calibration works under real KVM; the fixed TCG value would be wrong.
+    // TSC calibration and checks work under real KVM; the fixed TCG value would be wrong.
     t.startsWith('tsc_early_khz=') ||
+    t.startsWith('tsc=') ||
     t.startsWith('faascell.agent_tty=');
   const kept = imageCmdline.split(/\s+/).filter((t) => t !== '' && !drop(t));
   const add = [`console=${AGENT_TTY}`, 'reboot=k', `loglevel=${kernelLogLevel}`, `faascell.agent_tty=${AGENT_TTY}`];
