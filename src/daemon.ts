@@ -74,6 +74,10 @@ export function isLoopback(host: string): boolean {
 export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const cfg = opts.config;
   const log = opts.log ?? createLogger({ level: cfg.log.level });
+  // secrets at rest (issue 19): every file the daemon creates from here on (database, snapshots,
+  // console logs, run directories) is its user's alone; what a VMM must read is given its mode
+  // explicitly (the guest image, the jail's directories, a snapshot's RAM file)
+  process.umask(0o077);
   if (!isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }

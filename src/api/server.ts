@@ -219,9 +219,9 @@ function clientActivationId(h: string | string[] | undefined): string | undefine
 }
 
 /** A function as the API shows it: the names of its environment variables, never their values (they may be secrets). */
-export type PublicFunctionDef = Omit<FunctionDef, 'env'> & { envNames: string[] };
+export type PublicFunctionDef = Omit<FunctionDef, 'env' | 'envId'> & { envNames: string[] };
 
 export function publicDef(d: FunctionDef): PublicFunctionDef {
-  const { env, ...rest } = d;
+  const { env, envId: _envId, ...rest } = d;
   return { ...rest, envNames: Object.keys(env).sort() };
 }

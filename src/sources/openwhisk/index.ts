@@ -18,7 +18,7 @@ import type { FunctionDef, Registry } from '../../registry/registry.js';
 import { CallbackSink } from '../../sinks/callback.js';
 import type { InvocationResult } from '../../sinks/types.js';
 import type { PoolMsg } from '../../vmpool/pool.js';
-import { actionDocument, actionInput, actionPutSchema, checkFinal, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
+import { actionDocument, actionInput, actionPutSchema, checkFinal, droppedEnv, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
 import { checkAuth } from './auth.js';
 import { activationSummary, toOpenWhiskActivation, type OpenWhiskActivation } from './records.js';
 import { ResultStore } from './results.js';
@@ -180,6 +180,9 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
       } catch (err) {
         throw err instanceof FaasError ? openWhiskFieldError(err) : err;
       }
+      // issue 19: said once, in the daemon's log (names only, never values)
+      const dropped = droppedEnv(existing, def);
+      if (dropped.length > 0) req.log.warn({ fn: name, envNames: dropped }, 'OpenWhisk update with other code: the function\'s env (set through /v1/functions) was dropped');
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await registry.synced(); // issue 13: in a cluster, the deploy reached the cluster registry
