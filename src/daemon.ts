@@ -138,7 +138,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   });
 
   const clock = realClock;
-  const perfActor = new PerfManager(db, cfg.activations.retain);
+  const perfActor = new PerfManager(db, cfg.activations); // retain, and the caps on stored logs (issue 19)
   const perf = system.spawn<PerfMsg>('perf', perfActor);
   // networking (issue 10): per-VM namespace + tap for functions with network: egress; pool filled ahead if any exists
   const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run'), { ...networkOptions(cfg.network, registry.list().some((f) => f.network?.mode === 'egress')), tapGroup: isolation.vmmGroup }));

@@ -219,7 +219,15 @@ export const configSchema = z
       .strict()
       .default({}),
     activations: z
-      .object({ retain: z.number().int().positive().default(100_000) })
+      .object({
+        retain: z.number().int().positive().default(100_000),
+        // issue 19: what guests log is kept within these (per activation: functionLimits.maxLogBytes);
+        // past one, the oldest logs are dropped and their records keep a one-line note
+        /** Log bytes kept per function. */
+        maxLogBytesPerFunction: z.number().int().min(0).default(64 * MiB),
+        /** Log bytes kept for all functions together. */
+        maxLogBytesTotal: z.number().int().min(0).default(256 * MiB),
+      })
       .strict()
       .default({}),
     // networking for functions with `network: egress` (docs/network.md)

@@ -40,7 +40,8 @@ async function node(token?: string) {
   const perf = actor<PerfMsg>('perf', (m) => {
     if (m.kind === 'activation') records.set(m.record.id, m.record);
     else if (m.kind === 'get') m.reply.resolve(records.get(m.id));
-    else if (m.kind === 'list') m.reply.resolve([...records.values()].filter((r) => !m.fn || r.function === m.fn).reverse().slice(0, m.limit));
+    else if (m.kind === 'list') m.reply.resolve({ records: [...records.values()].filter((r) => !m.query.fn || r.function === m.query.fn).reverse().slice(m.query.skip ?? 0, (m.query.skip ?? 0) + m.query.limit) });
+    else if (m.kind === 'count') m.reply.resolve([...records.values()].filter((r) => !m.filter.fn || r.function === m.filter.fn).length);
   });
   const seen: unknown[] = [];
   const dispatcher = actor<DispatcherMsg>('dispatcher', ({ req }) => {

@@ -13,6 +13,7 @@ import { FaasError } from '../../core/errors.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
 import { nowMs, type ActivationRecord } from '../../perf/activation.js';
 import type { PerfMsg } from '../../perf/perf-manager.js';
+import type { ActivationPage, ListedActivation } from '../../perf/activation-store.js';
 import type { Db } from '../../registry/db.js';
 import type { FunctionDef, Registry } from '../../registry/registry.js';
 import { CallbackSink } from '../../sinks/callback.js';
@@ -49,8 +50,6 @@ export interface OpenWhiskDeps {
 export const OPENWHISK_PREFIX = '/api/v1';
 const LIST_DEFAULT = 30;
 const LIST_MAX = 200;
-/** how far back list filters (name aside) look: PerfManager hands out at most this many records */
-const SCAN_MAX = 10_000;
 const NOT_FOUND = 'The requested resource does not exist.';
 
 type NsParams = { namespace: string };
@@ -135,7 +134,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     const limit = q.limit || LIST_DEFAULT;
     return items.slice(skip, skip + limit);
   };
-  const asOpenWhisk = (rec: ActivationRecord): OpenWhiskActivation => {
+  const asOpenWhisk = (rec: ListedActivation): OpenWhiskActivation => {
     const x = results.get(rec.id);
     const def = x ? undefined : registry.get(rec.function);
     return toOpenWhiskActivation(rec, {
@@ -266,14 +265,15 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     async (req) => {
       const q = req.query;
       if (q.count && q.docs) throw new FaasError('bad_request', "docs: the parameter 'docs' is not permitted with 'count'", 'docs');
-      const filtered = q.since !== undefined || q.upto !== undefined || q.count;
-      const want = filtered ? SCAN_MAX : Math.min(SCAN_MAX, (q.skip ?? 0) + (q.limit || LIST_DEFAULT));
-      let recs = await deps.perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: want, fn: q.name, reply: r }), 10_000);
-      const at = (r: ActivationRecord): number => r.timestamps.received ?? 0;
-      if (q.since !== undefined) recs = recs.filter((r) => at(r) >= q.since!);
-      if (q.upto !== undefined) recs = recs.filter((r) => at(r) <= q.upto!);
-      if (q.count) return { activations: Math.max(0, recs.length - (q.skip ?? 0)) };
-      const acts = page(recs, q).map(asOpenWhisk);
+      // filters, skip and count run in SQL; logs are read only with docs=true (as OpenWhisk lists them), and
+      // at most LIST_LOG_BUDGET_BYTES of them per page: the rest get a note (issue 19)
+      const filter = { fn: q.name, since: q.since, upto: q.upto };
+      if (q.count) return { activations: Math.max(0, (await deps.perf.ask<number>((r) => ({ kind: 'count', filter, reply: r }), 10_000)) - (q.skip ?? 0)) };
+      const listed = await deps.perf.ask<ActivationPage>(
+        (r) => ({ kind: 'list', query: { ...filter, limit: q.limit || LIST_DEFAULT, skip: q.skip, logs: q.docs === true, pastBudget: 'note' }, reply: r }),
+        10_000,
+      );
+      const acts = listed.records.map(asOpenWhisk);
       return q.docs ? acts : acts.map(activationSummary);
     },
   );

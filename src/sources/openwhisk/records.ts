@@ -2,7 +2,7 @@
 // and the openwhisk client read), with FaaSCell's own timings and start path
 // added as annotations.
 
-import type { ActivationRecord } from '../../perf/activation.js';
+import type { ListedActivation } from '../../perf/activation-store.js';
 import { openWhiskStatus } from './status.js';
 
 export interface KeyValue {
@@ -49,7 +49,7 @@ export const limitsOf = (l: { timeout: number; memory: number }): Record<string,
  * initTime; `waitTime` = start − received, so a VM's boot or restore counts as
  * waiting, as a container's provisioning does in OpenWhisk; duration = end − start.
  */
-export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra): OpenWhiskActivation {
+export function toOpenWhiskActivation(rec: ListedActivation, x: ActivationExtra): OpenWhiskActivation {
   const st = openWhiskStatus(rec);
   const t = rec.timestamps;
   const received = t.received ?? 0;
@@ -89,7 +89,8 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
     end: ms(end),
     duration: ms(Math.max(0, end - start)),
     response,
-    logs: rec.logs,
+    // a list without docs=true reads no logs (issue 19); its summary does not show them either
+    logs: rec.logs ?? [],
     annotations,
   };
 }
