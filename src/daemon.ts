@@ -96,6 +96,9 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
 
   // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
   const isolation = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, log.child({ component: 'isolation' }));
+  // issue 19: the idle CPU cap needs a cpu controller; said once here, and in /v1/status
+  const idleCpu = { idleCpuQuota: cfg.limits.idleCpuQuota, idleCpuCapped: cfg.limits.idleCpuQuota !== null && isolation.limits().cgroup.controllers.cpu !== undefined };
+  if (cfg.limits.idleCpuQuota !== null && !idleCpu.idleCpuCapped) log.warn('limits.idleCpuQuota is set but no cpu cgroup controller is usable: idle VMs are not capped', { notes: isolation.limits().cgroup.notes });
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
@@ -105,6 +108,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
       // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
       consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
+      consoleRotateBytes: cfg.limits.consoleMaxBytes, // issue 19: a live console is rotated, not unbounded
       ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
     },
     firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
@@ -173,6 +177,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
         coldSnapshot: cfg.snapshots.coldSnapshot, // issue 9 item 1 (perf-worker)
         // issue 9 wiring: the resync rides on a restored clone's first run
         resyncWithRun: cfg.snapshots.resync === 'with-run',
+        idleCpuCap: cfg.limits.idleCpuQuota, // issue 19: work left running after a result is bounded
       },
       policies,
       snapshots,
@@ -202,7 +207,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
-    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
+    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app

@@ -60,6 +60,12 @@ export interface WorkerDeps {
    * 'restore' stops the source VM and continues from a restore of its own snapshot.
    */
   coldSnapshot?: 'copy' | 'restore';
+  /**
+   * issue 19: host CPUs an idle VM's VMM may use (limits.idleCpuQuota). Guest code that keeps
+   * running after it returned its result gets no more than this until the VM's next run; the cap
+   * is lifted before that run is sent. Undefined or null: no cap.
+   */
+  idleCpuCap?: number | null;
 }
 
 export type StartPlan =
@@ -213,6 +219,8 @@ export class Worker extends Actor<WorkerMsg> {
   private resyncPending = false;
   /** CPU time of a cold start's first VMM, which ends at the snapshot */
   private sourceCpuMs: number | undefined;
+  /** the idle CPU cap is on (issue 19) */
+  private cpuCapped = false;
 
   constructor(
     readonly vmId: string,
@@ -446,6 +454,7 @@ export class Worker extends Actor<WorkerMsg> {
     const cpu = this.vm?.cpuMs?.();
     if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
+    this.capIdleCpu();
     this.pool.tell({ kind: 'ready', inst: this.inst });
   }
 
@@ -502,6 +511,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.current = run;
     const now = this.deps.clock.now();
     this.sm.to('running', `activation ${rec.id}`, now);
+    this.uncapCpu(vm);
     rec.timestamps.runStarted = now;
     this.cpuAtRunStart = vm.cpuMs?.();
     const resync = this.resyncPending ? this.resyncFields() : undefined;
@@ -529,6 +539,7 @@ export class Worker extends Actor<WorkerMsg> {
       return;
     }
     this.sm.to('idle', 'run finished', now);
+    this.capIdleCpu();
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });
   }
@@ -605,6 +616,25 @@ export class Worker extends Actor<WorkerMsg> {
     const run = this.current;
     this.current = undefined;
     run?.reply.resolve(o);
+  }
+
+  /**
+   * issue 19: an idle VM is held to deps.idleCpuCap host CPUs: what its function left running after
+   * the result (timers, a loop) cannot take the node's CPU while the node counts the VM as idle.
+   * One small synchronous write to its cgroup (no wait for I/O); the first refusal is logged.
+   */
+  private capIdleCpu(): void {
+    const cap = this.deps.idleCpuCap;
+    const vm = this.vm;
+    if (cap === undefined || cap === null || !vm?.setCpuCap || this.cpuCapped) return;
+    this.cpuCapped = vm.setCpuCap(cap);
+  }
+
+  /** Before a run is sent: the VM gets its own CPU limits back (a throttled VMM runs at once). */
+  private uncapCpu(vm: VmHandle): void {
+    if (!this.cpuCapped) return;
+    vm.setCpuCap?.(null);
+    this.cpuCapped = false;
   }
 
   /** Not idle: VmPool gives the request to someone else. */
