@@ -89,8 +89,8 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message); idle-cap (issue 19: limits.idleCpuQuota on and off side by side)')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | idle-cap | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -222,6 +222,16 @@ export function registerExtraCommands(p: Command): void {
         md.push('## restore through the daemon\n\n' + text);
         json.restoreDaemon = r;
       }
+      if (which === 'idle-cap') {
+        // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
+        const { benchIdleCap, formatIdleCap } = await import('../../bench/idle-cap.js');
+        console.error('bench idle-cap: two daemons, with and without limits.idleCpuQuota, interleaved…');
+        const r = await benchIdleCap({ calls: o.warmRuns, seconds: o.seconds, windows: 5 });
+        const text = formatIdleCap(r);
+        console.log(text + '\n');
+        md.push('## idle CPU cap\n\n' + text);
+        json.idleCap = r;
+      }
       if (which === 'idle-cpu') {
         const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
         console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
@@ -249,7 +259,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | idle-cap | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

@@ -1,0 +1,170 @@
+// faascell bench idle-cap (issue 19, "work after the result"): two daemons side by side in one
+// process, one with the idle CPU cap (limits.idleCpuQuota 0.1, the default) and one without (null:
+// the behaviour before issue 19), each with a warm hello instance and a function that keeps
+// spinning after it returned its result. Measured in one run, interleaved call by call:
+// - what the cap costs the warm path (its cgroup writes: off before the run, on after it), with an
+//   idle gap before each call and back to back;
+// - the host CPU a spinning function's idle VMM takes with and without the cap, over repeated windows;
+// - a warm call to such a spinning VM (the capped one was throttled until the run was assigned).
+import http from 'node:http';
+import fs from 'node:fs';
+import { benchDaemon, fixture, machine, ms, summarize, table, type BenchDaemon, type Summary } from './common.js';
+
+const SPIN = `
+let spinning = false;
+exports.main = () => {
+  if (!spinning) {
+    spinning = true;
+    setImmediate(function spin() { const end = Date.now() + 20; while (Date.now() < end); setImmediate(spin); });
+  }
+  return { spinning };
+};`;
+
+export const IDLE_CAP = 0.1;
+const PACES_MS = [20, 0];
+
+export interface IdleCapResult {
+  machine: Record<string, string | number>;
+  accelerator: string;
+  calls: number;
+  windowSeconds: number;
+  warm: Array<{ paceMs: number; capped: Summary; uncapped: Summary; ratio: number }>;
+  /** host CPU of the spinning function's idle VMM, fraction of a core, per window */
+  spinCpu: { capped: Summary; uncapped: Summary };
+  /** a warm call to the spinning VM, 200 ms of idleness before each */
+  spinCall: { capped: Summary; uncapped: Summary; ratio: number };
+}
+
+interface Side {
+  b: BenchDaemon;
+  call(fn: string): Promise<number>;
+  pid(fn: string): Promise<number>;
+}
+
+async function side(cap: number | null): Promise<Side> {
+  const b = await benchDaemon({ snapshots: { enabled: false }, limits: { idleCpuQuota: cap } });
+  const url = new URL(b.d.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  await b.client.deploy('hello', fixture('hello.js'), { codeKind: 'js' });
+  await b.client.deploy('spin', Buffer.from(SPIN), { codeKind: 'js' });
+  const call = (fn: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const req = http.request({ host: url.hostname, port: Number(url.port), path: `/v1/functions/${fn}/invoke`, method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const dt = performance.now() - t0;
+          if (res.statusCode !== 200) reject(new Error(`${fn}: HTTP ${res.statusCode}: ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`));
+          else resolve(dt);
+        });
+      });
+      req.on('error', reject);
+      req.end('{"name":"bench"}');
+    });
+  const pid = async (fn: string): Promise<number> => {
+    const st = await b.client.call<{ pool: { instances: Array<{ fn: string; pid?: number }> } }>('GET', '/v1/status');
+    const p = st.pool.instances.find((i) => i.fn === fn)?.pid;
+    if (!p) throw new Error(`no VMM pid for ${fn}`);
+    return p;
+  };
+  const close = b.close.bind(b);
+  b.close = async () => {
+    agent.destroy();
+    await close();
+  };
+  return { b, call, pid };
+}
+
+function ticks(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function benchIdleCap(opts: { calls: number; seconds: number; windows: number; log?: (s: string) => void }): Promise<IdleCapResult> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const capped = await side(IDLE_CAP);
+  let uncapped: Side | undefined;
+  try {
+    uncapped = await side(null);
+    const both = [capped, uncapped] as const;
+    for (const s of both) await s.call('hello'); // cold starts
+    for (let i = 0; i < 5; i++) for (const s of both) await s.call('hello'); // translate the run path
+    const warm: IdleCapResult['warm'] = [];
+    for (const paceMs of PACES_MS) {
+      const c: number[] = [];
+      const u: number[] = [];
+      for (let i = 0; i < opts.calls; i++) {
+        // alternate the order, so neither always follows the other's call
+        const order = i % 2 === 0 ? [0, 1] : [1, 0];
+        for (const k of order) {
+          if (paceMs > 0) await sleep(paceMs);
+          (k === 0 ? c : u).push(await both[k]!.call('hello'));
+        }
+      }
+      warm.push({ paceMs, capped: summarize(c), uncapped: summarize(u), ratio: summarize(c).median / summarize(u).median });
+      log(`  warm, idle ${paceMs} ms: capped ${ms(summarize(c).median)}, uncapped ${ms(summarize(u).median)}`);
+    }
+    // the spinning functions: started by one call each, then measured while idle
+    for (const s of both) await s.call('spin');
+    const pids = await Promise.all(both.map((s) => s.pid('spin')));
+    const cpu: [number[], number[]] = [[], []];
+    for (let w = 0; w < opts.windows; w++) {
+      const t0 = pids.map(ticks);
+      const w0 = performance.now();
+      await sleep(opts.seconds * 1000);
+      const wall = performance.now() - w0;
+      pids.forEach((p, k) => cpu[k as 0 | 1].push(((ticks(p) - t0[k]!) * 10) / wall));
+      log(`  spinning idle VMM, window ${w + 1}/${opts.windows}: capped ${cpu[0].at(-1)!.toFixed(3)} CPU, uncapped ${cpu[1].at(-1)!.toFixed(3)} CPU`);
+    }
+    const sc: number[] = [];
+    const su: number[] = [];
+    for (let i = 0; i < Math.max(10, Math.floor(opts.calls / 5)); i++) {
+      const order = i % 2 === 0 ? [0, 1] : [1, 0];
+      for (const k of order) {
+        await sleep(200);
+        (k === 0 ? sc : su).push(await both[k]!.call('spin'));
+      }
+    }
+    return {
+      machine: machine(),
+      accelerator: capped.b.d.accelerator,
+      calls: opts.calls,
+      windowSeconds: opts.seconds,
+      warm,
+      spinCpu: { capped: summarize(cpu[0]), uncapped: summarize(cpu[1]) },
+      spinCall: { capped: summarize(sc), uncapped: summarize(su), ratio: summarize(sc).median / summarize(su).median },
+    };
+  } finally {
+    await uncapped?.b.close();
+    await capped.b.close();
+  }
+}
+
+export function formatIdleCap(r: IdleCapResult): string {
+  const row = (name: string, s: Summary): Array<string | number> => [name, ms(s.median), ms(s.p99), ms(s.min), s.n];
+  const cpuRow = (name: string, s: Summary): Array<string | number> => [name, s.median.toFixed(3), s.p99.toFixed(3), s.max.toFixed(3), s.n];
+  const out = [
+    `machine: ${JSON.stringify(r.machine)}`,
+    `accelerator: ${r.accelerator}; hello and a spinning function, 256 MiB, 1 vCPU, one daemon with limits.idleCpuQuota ${IDLE_CAP} and one without (null), calls interleaved, the order alternating`,
+  ];
+  for (const w of r.warm) {
+    out.push('', `warm hello call, idle ${w.paceMs} ms before each (${r.calls} per daemon)`, '', table(['warm call', 'median', 'p99', 'min', 'n'], [row(`idle cap ${IDLE_CAP}`, w.capped), row('no idle cap (before issue 19)', w.uncapped)]), '', `capped / uncapped median: ${w.ratio.toFixed(2)}×`);
+  }
+  out.push(
+    '',
+    `host CPU of a function's idle VMM while it spins after its result (fraction of a core, ${r.windowSeconds} s windows)`,
+    '',
+    table(['idle VMM', 'median', 'p99', 'max', 'windows'], [cpuRow(`idle cap ${IDLE_CAP}`, r.spinCpu.capped), cpuRow('no idle cap', r.spinCpu.uncapped)]),
+    '',
+    'a warm call to the spinning function (200 ms idle before each; the capped VM was throttled until its run was assigned)',
+    '',
+    table(['warm call', 'median', 'p99', 'min', 'n'], [row(`idle cap ${IDLE_CAP}`, r.spinCall.capped), row('no idle cap', r.spinCall.uncapped)]),
+    '',
+    `capped / uncapped median: ${r.spinCall.ratio.toFixed(2)}×`,
+  );
+  return out.join('\n');
+}
