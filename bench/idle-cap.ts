@@ -6,19 +6,11 @@
 //   idle gap before each call and back to back;
 // - the host CPU a spinning function's idle VMM takes with and without the cap, over repeated windows;
 // - a warm call to such a spinning VM (the capped one was throttled until the run was assigned).
+import { execFileSync } from 'node:child_process';
 import http from 'node:http';
 import fs from 'node:fs';
 import { benchDaemon, fixture, machine, ms, summarize, table, type BenchDaemon, type Summary } from './common.js';
 
-const SPIN = `
-let spinning = false;
-exports.main = () => {
-  if (!spinning) {
-    spinning = true;
-    setImmediate(function spin() { const end = Date.now() + 20; while (Date.now() < end); setImmediate(spin); });
-  }
-  return { spinning };
-};`;
 
 export const IDLE_CAP = 0.1;
 const PACES_MS = [20, 0];
@@ -46,7 +38,7 @@ async function side(cap: number | null): Promise<Side> {
   const url = new URL(b.d.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   await b.client.deploy('hello', fixture('hello.js'), { codeKind: 'js' });
-  await b.client.deploy('spin', Buffer.from(SPIN), { codeKind: 'js' });
+  await b.client.deploy('spin', fixture('spin-after-result.js'), { codeKind: 'js' });
   const call = (fn: string): Promise<number> =>
     new Promise((resolve, reject) => {
       const t0 = performance.now();
@@ -62,11 +54,15 @@ async function side(cap: number | null): Promise<Side> {
       req.on('error', reject);
       req.end('{"name":"bench"}');
     });
+  // the VMM runs as `-name faascell-<vmId>`, its run dir in this daemon's directory
   const pid = async (fn: string): Promise<number> => {
-    const st = await b.client.call<{ pool: { instances: Array<{ fn: string; pid?: number }> } }>('GET', '/v1/status');
-    const p = st.pool.instances.find((i) => i.fn === fn)?.pid;
-    if (!p) throw new Error(`no VMM pid for ${fn}`);
-    return p;
+    const st = await b.client.call<{ pool: { instances: Array<{ fn: string; id: string }> } }>('GET', '/v1/status');
+    const id = st.pool.instances.find((i) => i.fn === fn)?.id;
+    const line = execFileSync('pgrep', ['-a', '-f', 'qemu-system'], { encoding: 'utf8' })
+      .split('\n')
+      .find((l) => l.includes(b.dir) && l.includes(`faascell-${id} `));
+    if (!id || !line) throw new Error(`no VMM for ${fn}`);
+    return Number(line.trim().split(/\s+/)[0]);
   };
   const close = b.close.bind(b);
   b.close = async () => {
