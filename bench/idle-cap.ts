@@ -1,8 +1,9 @@
-// faascell bench idle-cap (issue 19, "work after the result"): two daemons side by side in one
-// process, one with the idle CPU cap (limits.idleCpuQuota 0.1, the default) and one without (null:
-// the behaviour before issue 19), each with a warm hello instance and a function that keeps
-// spinning after it returned its result. Measured in one run, interleaved call by call:
-// - what the cap costs the warm path (its cgroup writes: off before the run, on after it), with an
+// faascell bench idle-cap (issue 19, "work after the result"): daemons side by side in one process,
+// one with the idle CPU cap (limits.idleCpuQuota 0.1, the default) and one without (null: the
+// behaviour before issue 19), each with a warm hello instance and a function that keeps spinning
+// after it returned its result; a second daemon without the cap is the control (how far two
+// identical daemons differ on this machine). Measured in one run, interleaved call by call:
+// - what the cap costs the warm path (its cgroup writes: off with the run, on after it), with an
 //   idle gap before each call and back to back;
 // - the host CPU a spinning function's idle VMM takes with and without the cap, over repeated windows;
 // - a warm call to such a spinning VM (the capped one was throttled until the run was assigned).
@@ -20,7 +21,8 @@ export interface IdleCapResult {
   accelerator: string;
   calls: number;
   windowSeconds: number;
-  warm: Array<{ paceMs: number; capped: Summary; uncapped: Summary; ratio: number }>;
+  /** control: a second daemon without the cap, against the first (the spread between two identical daemons) */
+  warm: Array<{ paceMs: number; capped: Summary; uncapped: Summary; control: Summary; ratio: number; controlRatio: number }>;
   /** host CPU of the spinning function's idle VMM, fraction of a core, per window */
   spinCpu: { capped: Summary; uncapped: Summary };
   /** a warm call to the spinning VM, 200 ms of idleness before each */
@@ -84,26 +86,36 @@ export async function benchIdleCap(opts: { calls: number; seconds: number; windo
   const log = opts.log ?? ((s: string) => console.error(s));
   const capped = await side(IDLE_CAP);
   let uncapped: Side | undefined;
+  let control: Side | undefined;
   try {
     uncapped = await side(null);
+    control = await side(null);
     const both = [capped, uncapped] as const;
-    for (const s of both) await s.call('hello'); // cold starts
-    for (let i = 0; i < 5; i++) for (const s of both) await s.call('hello'); // translate the run path
+    const all = [capped, uncapped, control] as const;
+    for (const s of all) await s.call('hello'); // cold starts
+    for (let i = 0; i < 5; i++) for (const s of all) await s.call('hello'); // translate the run path
     const warm: IdleCapResult['warm'] = [];
+    // the three orders rotate, so none always follows another's call
+    const orders = [
+      [0, 1, 2],
+      [1, 2, 0],
+      [2, 0, 1],
+    ];
     for (const paceMs of PACES_MS) {
-      const c: number[] = [];
-      const u: number[] = [];
+      const t: [number[], number[], number[]] = [[], [], []];
       for (let i = 0; i < opts.calls; i++) {
-        // alternate the order, so neither always follows the other's call
-        const order = i % 2 === 0 ? [0, 1] : [1, 0];
-        for (const k of order) {
+        for (const k of orders[i % 3]!) {
           if (paceMs > 0) await sleep(paceMs);
-          (k === 0 ? c : u).push(await both[k]!.call('hello'));
+          t[k as 0 | 1 | 2].push(await all[k]!.call('hello'));
         }
       }
-      warm.push({ paceMs, capped: summarize(c), uncapped: summarize(u), ratio: summarize(c).median / summarize(u).median });
-      log(`  warm, idle ${paceMs} ms: capped ${ms(summarize(c).median)}, uncapped ${ms(summarize(u).median)}`);
+      const [c, u, x] = t.map(summarize) as [Summary, Summary, Summary];
+      warm.push({ paceMs, capped: c, uncapped: u, control: x, ratio: c.median / u.median, controlRatio: x.median / u.median });
+      log(`  warm, idle ${paceMs} ms: capped ${ms(c.median)}, uncapped ${ms(u.median)}, control ${ms(x.median)}`);
     }
+    // the spinning part needs no control (the difference is the point); stop its VM's noise
+    await control.b.close();
+    control = undefined;
     // the spinning functions: started by one call each, then measured while idle
     for (const s of both) await s.call('spin');
     const pids = await Promise.all(both.map((s) => s.pid('spin')));
@@ -135,6 +147,7 @@ export async function benchIdleCap(opts: { calls: number; seconds: number; windo
       spinCall: { capped: summarize(sc), uncapped: summarize(su), ratio: summarize(sc).median / summarize(su).median },
     };
   } finally {
+    await control?.b.close();
     await uncapped?.b.close();
     await capped.b.close();
   }
@@ -148,7 +161,14 @@ export function formatIdleCap(r: IdleCapResult): string {
     `accelerator: ${r.accelerator}; hello and a spinning function, 256 MiB, 1 vCPU, one daemon with limits.idleCpuQuota ${IDLE_CAP} and one without (null), calls interleaved, the order alternating`,
   ];
   for (const w of r.warm) {
-    out.push('', `warm hello call, idle ${w.paceMs} ms before each (${r.calls} per daemon)`, '', table(['warm call', 'median', 'p99', 'min', 'n'], [row(`idle cap ${IDLE_CAP}`, w.capped), row('no idle cap (before issue 19)', w.uncapped)]), '', `capped / uncapped median: ${w.ratio.toFixed(2)}×`);
+    out.push(
+      '',
+      `warm hello call, idle ${w.paceMs} ms before each (${r.calls} per daemon)`,
+      '',
+      table(['warm call', 'median', 'p99', 'min', 'n'], [row(`idle cap ${IDLE_CAP}`, w.capped), row('no idle cap (before issue 19)', w.uncapped), row('control: a second daemon without the cap', w.control)]),
+      '',
+      `capped / uncapped median: ${w.ratio.toFixed(2)}×; control / uncapped (two identical daemons): ${w.controlRatio.toFixed(2)}×`,
+    );
   }
   out.push(
     '',

@@ -511,11 +511,12 @@ export class Worker extends Actor<WorkerMsg> {
     this.current = run;
     const now = this.deps.clock.now();
     this.sm.to('running', `activation ${rec.id}`, now);
-    this.uncapCpu(vm);
     rec.timestamps.runStarted = now;
     this.cpuAtRunStart = vm.cpuMs?.();
     const resync = this.resyncPending ? this.resyncFields() : undefined;
     this.step(() => this.runStep(vm, run, resync), 'run');
+    // the request is on its socket: a throttled VMM runs again from this write on (the kernel lifts it at once)
+    this.uncapCpu(vm);
   }
 
   onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
@@ -539,9 +540,9 @@ export class Worker extends Actor<WorkerMsg> {
       return;
     }
     this.sm.to('idle', 'run finished', now);
-    this.capIdleCpu();
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });
+    this.capIdleCpu();
   }
 
   /**
@@ -630,7 +631,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.cpuCapped = vm.setCpuCap(cap);
   }
 
-  /** Before a run is sent: the VM gets its own CPU limits back (a throttled VMM runs at once). */
+  /** With a run: the VM gets its own CPU limits back (a throttled VMM runs at once). */
   private uncapCpu(vm: VmHandle): void {
     if (!this.cpuCapped) return;
     vm.setCpuCap?.(null);
