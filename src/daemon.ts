@@ -16,7 +16,7 @@ import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
 import { networkOptions } from './network/options.js';
 import { PerfManager, type PerfMsg } from './perf/perf-manager.js';
 import { createPolicies } from './policies/index.js';
-import { openDb, type Db } from './registry/db.js';
+import { openDb, tightenStateDir, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
 import { setupIsolation } from './runtimes/jail/setup.js';
@@ -78,6 +78,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   // console logs, run directories) is its user's alone; what a VMM must read is given its mode
   // explicitly (the guest image, the jail's directories, a snapshot's RAM file)
   process.umask(0o077);
+  tightenStateDir(cfg.stateDir); // before anything is written into it (0700, an existing one too)
   if (!isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }
