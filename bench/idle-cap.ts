@@ -158,7 +158,7 @@ export function formatIdleCap(r: IdleCapResult): string {
   const cpuRow = (name: string, s: Summary): Array<string | number> => [name, s.median.toFixed(3), s.p99.toFixed(3), s.max.toFixed(3), s.n];
   const out = [
     `machine: ${JSON.stringify(r.machine)}`,
-    `accelerator: ${r.accelerator}; hello and a spinning function, 256 MiB, 1 vCPU, one daemon with limits.idleCpuQuota ${IDLE_CAP} and one without (null), calls interleaved, the order alternating`,
+    `accelerator: ${r.accelerator}; hello and a spinning function, 256 MiB, 1 vCPU, one daemon with limits.idleCpuQuota ${IDLE_CAP}, one without (null) and, for the warm calls, a second one without as a control; calls interleaved, the order rotating`,
   ];
   for (const w of r.warm) {
     out.push(
