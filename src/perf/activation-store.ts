@@ -170,6 +170,13 @@ export class ActivationStore {
     return r ? (parse(r.record, r.logs, true) as ActivationRecord) : undefined;
   }
 
+  /** issue 20: the ids that start with `prefix` (at most `limit`), as the CLI's short ids */
+  idsWithPrefix(prefix: string, limit: number): string[] {
+    // a range on the primary key (no LIKE: ids may hold '_', a LIKE wildcard)
+    const rows = stmt(this.db, `SELECT id FROM activations WHERE id >= ? AND id < ? AND ${FINISHED} ORDER BY id LIMIT ?`).all(prefix, prefix + '\u{10FFFF}', limit) as Array<{ id: string }>;
+    return rows.map((r) => r.id);
+  }
+
   list(q: ActivationQuery): ActivationPage {
     const { where, args } = conditions(q, q.after);
     const rows = stmt(this.db, `SELECT id, function, received_at, record, log_bytes FROM activations WHERE ${where} ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`).all(

@@ -24,6 +24,8 @@ export type PerfMsg =
   | { kind: 'list'; query: ActivationQuery; reply: Reply<ActivationPage> }
   | { kind: 'count'; filter: ActivationFilter; reply: Reply<number> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
+  /** issue 20: the ids that start with `prefix` (at most `limit`), as the CLI's short ids */
+  | { kind: 'idsWithPrefix'; prefix: string; limit: number; reply: Reply<string[]> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
   /** who hears about changed costs, and the snapshot tiers to estimate restore costs for */
   | { kind: 'subscribe'; to: ActorRef<CostsMsg>; tiers: string[] };
@@ -111,6 +113,10 @@ export class PerfManager extends Actor<PerfMsg> {
       case 'get':
         this.flush();
         msg.reply.resolve(this.records.get(msg.id));
+        return;
+      case 'idsWithPrefix':
+        this.flush();
+        msg.reply.resolve(this.records.idsWithPrefix(msg.prefix, msg.limit));
         return;
       case 'stats':
         msg.reply.resolve(Object.fromEntries(this.stats.byFn));

@@ -74,11 +74,27 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
   // 6: durable acceptance (issue 12): the records still 'accepted' are found at start without a scan
   `CREATE INDEX activations_accepted ON activations(id) WHERE status = 'accepted';`,
-  // 7 (issue 19, sechost): a random id that changes whenever a function's env changes. Version keys
+  // 7 (issue 22, OpenWhisk beyond actions): packages, sequences, triggers, rules and alarm feeds
+  //    (src/sources/openwhisk/entities.ts); each alarm's last firing, so that a restart does not fire
+  //    it twice (src/sources/alarms/); what a sequence or trigger activation adds to its record
+  `CREATE TABLE openwhisk_entities (
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     doc TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (kind, name)
+   );
+   CREATE TABLE alarm_firings (
+     trigger TEXT PRIMARY KEY,
+     last_fired_at INTEGER NOT NULL
+   );
+   ALTER TABLE openwhisk_activations ADD COLUMN extra TEXT;`,
+  // 8 (issue 19, sechost): a random id that changes whenever a function's env changes. Version keys
   //    (shown in /v1/status) hash it instead of the env values, which could be guessed back offline
   `ALTER TABLE functions ADD COLUMN env_id TEXT NOT NULL DEFAULT '';
    UPDATE functions SET env_id = lower(hex(randomblob(16)));`,
-  // 8 (issue 19, sechost): an activation's logs beside its record, so lists read no logs unless asked,
+  // 9 (issue 19, sechost): an activation's logs beside its record, so lists read no logs unless asked,
   //    and their size, so stored logs are capped per function and in total (src/perf/activation-store.ts)
   `ALTER TABLE activations ADD COLUMN logs TEXT;
    ALTER TABLE activations ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
