@@ -146,7 +146,8 @@ export function tightenStateDir(stateDir: string): void {
 /**
  * Rewrite the WAL into the database and empty it: content deleted with `secure_delete` is gone from
  * the database file, but the WAL still holds the frames that wrote it until the WAL is reset. Called
- * after a function is deleted (rare), so its env values leave every file at once.
+ * after a function is deleted or its env replaced, and after an OpenWhisk entity (its parameters) is
+ * deleted or changed (all rare), so the old values leave every file at once.
  */
 export function purgeWal(db: Db): void {
   if (db.memory) return;

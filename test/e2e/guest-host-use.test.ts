@@ -7,7 +7,7 @@
 //   kept console of a crashed VM still holds what it printed last;
 // - work after the result: a function that keeps spinning after it returned gets at most
 //   limits.idleCpuQuota of the host's CPU while the node lists it idle, and its next run is served.
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,13 +87,25 @@ describe('issue 19: guest-driven use of the host, and secrets at rest', { timeou
     const files = fs.readdirSync(d.stateDir).filter((f) => f.startsWith('faascell.db'));
     assert.ok(files.includes('faascell.db') && files.includes('faascell.db-wal'), files.join(','));
     for (const f of files) assert.equal((fs.statSync(path.join(d.stateDir, f)).mode & 0o777).toString(8), '600', f);
-    // as another local user: even with the directory opened up again, the files refuse
+    // as another local user: even with the directory opened up again, the files refuse. nobody opens them
+    // through a descriptor of the state dir (/proc/self/fd/3/…), so the test run's own 0700 directories
+    // above it do not stop nobody first; a 0644 file beside them shows that this way in works
     fs.chmodSync(d.stateDir, 0o755);
+    fs.writeFileSync(path.join(d.stateDir, 'control.txt'), 'readable\n', { mode: 0o644 });
+    fs.chmodSync(path.join(d.stateDir, 'control.txt'), 0o644);
+    const dirFd = fs.openSync(d.stateDir, 'r');
+    const asNobody = (f: string) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', `/proc/self/fd/3/${f}`], { stdio: ['ignore', 'pipe', 'pipe', dirFd], encoding: 'utf8' });
     try {
+      const control = asNobody('control.txt');
+      assert.equal(control.stdout, 'readable\n', `nobody cannot read even a 0644 file of the state dir: ${control.stderr}`);
       for (const f of files) {
-        assert.throws(() => execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'cat', path.join(d.stateDir, f)], { stdio: 'pipe' }), /Permission denied/, `nobody read ${f}`);
+        const r = asNobody(f);
+        assert.notEqual(r.status, 0, `nobody read ${f}`);
+        assert.match(r.stderr, /Permission denied/, f);
       }
     } finally {
+      fs.closeSync(dirFd);
+      fs.rmSync(path.join(d.stateDir, 'control.txt'));
       fs.chmodSync(d.stateDir, 0o700);
     }
     // the value is not in the public status either (version keys hash a random id, not it)

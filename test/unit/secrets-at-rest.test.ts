@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openDb } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
+import { OwEntities } from '../../src/sources/openwhisk/entities.js';
 import { versionKey } from '../../src/vmpool/pool.js';
 
 const limits = { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 30000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 2, maxTimeoutMs: 900000, maxInstances: 64 }, maxCodeBytes: 1 << 20 };
@@ -92,5 +93,27 @@ void test('version keys do not derive from env values: random per env, stable wh
     assert.equal(versionKey(replica), versionKey(changed));
   } finally {
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }
+});
+
+void test("a deleted or updated OpenWhisk package's parameters (its credentials) are in no file of the state dir", () => {
+  const dir = tmpDir();
+  const secret = `pkg-password-${Date.now()}-must-vanish`;
+  try {
+    const db = openDb(dir);
+    const entities = new OwEntities(db);
+    const grep = (needle: string): string[] =>
+      fs.readdirSync(dir).filter((f) => fs.readFileSync(path.join(dir, f)).includes(Buffer.from(needle)));
+    // a package binding is how OpenWhisk hands credentials to the actions in it
+    entities.put('package', 'db', { parameters: { password: secret }, annotations: {}, publish: false });
+    assert.ok(grep(secret).length > 0, 'stored while the package exists');
+    entities.put('package', 'db', { parameters: { password: 'rotated' }, annotations: {}, publish: false });
+    assert.deepEqual(grep(secret), [], 'a replaced parameter value is still readable in the files');
+    entities.put('trigger', 't', { parameters: { apiKey: secret }, annotations: {}, publish: false });
+    assert.equal(entities.delete('trigger', 't'), true);
+    assert.deepEqual(grep(secret), [], "a deleted trigger's parameter value is still readable in the files");
+    db.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
