@@ -17,7 +17,7 @@ import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
 import { networkOptions } from './network/options.js';
 import { PerfManager, type PerfMsg } from './perf/perf-manager.js';
 import { createPolicies } from './policies/index.js';
-import { openDb, type Db } from './registry/db.js';
+import { openDb, tightenStateDir, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
 import { setupIsolation } from './runtimes/jail/setup.js';
@@ -82,6 +82,11 @@ export function isLoopback(host: string): boolean {
 export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const cfg = opts.config;
   const log = opts.log ?? createLogger({ level: cfg.log.level });
+  // secrets at rest (issue 19): every file the daemon creates from here on (database, snapshots,
+  // console logs, run directories) is its user's alone; what a VMM must read is given its mode
+  // explicitly (the guest image, the jail's directories, a snapshot's RAM file)
+  process.umask(0o077);
+  tightenStateDir(cfg.stateDir); // before anything is written into it (0700, an existing one too)
   if (cfg.api.tcp && !isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }
@@ -108,6 +113,9 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
 
   // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
   const isolation = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, log.child({ component: 'isolation' }));
+  // issue 19: the idle CPU cap needs a cpu controller; said once here, and in /v1/status
+  const idleCpu = { idleCpuQuota: cfg.limits.idleCpuQuota, idleCpuCapped: cfg.limits.idleCpuQuota !== null && isolation.limits().cgroup.controllers.cpu !== undefined };
+  if (cfg.limits.idleCpuQuota !== null && !idleCpu.idleCpuCapped) log.warn('limits.idleCpuQuota is set but no cpu cgroup controller is usable: idle VMs are not capped', { notes: isolation.limits().cgroup.notes });
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
@@ -117,6 +125,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       connectTimeoutMs: Math.max(10_000, cfg.runtime.bootTimeoutMs / 2),
       // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
       consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
+      consoleRotateBytes: cfg.limits.consoleMaxBytes, // issue 19: a live console is rotated, not unbounded
       ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
     },
     firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
@@ -153,7 +162,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   });
 
   const clock = realClock;
-  const perfActor = new PerfManager(db, cfg.activations.retain);
+  const perfActor = new PerfManager(db, cfg.activations); // retain, and the caps on stored logs (issue 19)
   const perf = system.spawn<PerfMsg>('perf', perfActor);
   // networking (issue 10): per-VM namespace + tap for functions with network: egress; pool filled ahead if any exists
   const network = system.spawn<NetworkMsg>('network', new NetworkManager(path.join(cfg.stateDir, 'run'), { ...networkOptions(cfg.network, registry.list().some((f) => f.network?.mode === 'egress')), tapGroup: isolation.vmmGroup }));
@@ -188,6 +197,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
         coldSnapshot: cfg.snapshots.coldSnapshot, // issue 9 item 1 (perf-worker)
         // issue 9 wiring: the resync rides on a restored clone's first run
         resyncWithRun: cfg.snapshots.resync === 'with-run',
+        idleCpuCap: cfg.limits.idleCpuQuota, // issue 19: work left running after a result is bounded
       },
       policies,
       snapshots,
@@ -243,7 +253,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     viaUnixSocket: (s) => unixConnections.has(s),
     // issue 22: web actions are public by OpenWhisk's design (any page may call them); the Host check stays
     crossOriginPrefixes: [OPENWHISK_PREFIX + '/web/'],
-    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
+    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app

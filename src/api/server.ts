@@ -12,6 +12,7 @@ import type { NetworkMsg, NetworkStatus } from '../network/network-manager.js';
 import type { ActivationRecord } from '../perf/activation.js';
 import { nowMs } from '../perf/activation.js';
 import type { PerfMsg } from '../perf/perf-manager.js';
+import { decodeCursor, encodeCursor, type ActivationPage } from '../perf/activation-store.js';
 import { finalClash, type FunctionDef, type Registry } from '../registry/registry.js';
 import type { CodeKind } from '../registry/code.js';
 import { CallbackSink } from '../sinks/callback.js';
@@ -86,6 +87,9 @@ const functionBody = {
     network: { type: 'object' },
   },
 } as const;
+
+/** Most records one page of GET /v1/activations holds (issue 19: it used to be 10,000, logs included). */
+export const LIST_MAX = 1000;
 
 // up to 129: an action inside an OpenWhisk package is the function `package/name` (issue 22)
 const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 129 } }, required: ['name'] } as const;
@@ -229,13 +233,35 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return reply.status(200).send({ result: res.result, activation: res.activation });
   });
 
-  app.get<{ Querystring: { limit?: number; function?: string } }>(
+  // issue 19: pages of at most LIST_MAX records, without logs unless `logs=true` (then at most
+  // LIST_LOG_BUDGET_BYTES of logs per page); `next` continues where a page ended (docs/api.md)
+  app.get<{ Querystring: { limit?: number; function?: string; since?: number; upto?: number; cursor?: string; logs?: boolean } }>(
     '/v1/activations',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { limit: { type: 'integer', minimum: 1, maximum: 10000 }, function: { type: 'string' } } } } },
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: LIST_MAX },
+            function: { type: 'string' },
+            since: { type: 'integer', minimum: 0 },
+            upto: { type: 'integer', minimum: 0 },
+            cursor: { type: 'string', maxLength: 256 },
+            logs: { type: 'boolean' },
+          },
+        },
+      },
+    },
     async (req) => {
-      const limit = req.query.limit ?? 50;
-      const activations = await deps.perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit, fn: req.query.function, reply: r }), 10_000);
-      return { activations };
+      const q = req.query;
+      const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+      if (q.cursor !== undefined && !after) throw new FaasError('bad_request', "cursor: not a cursor this API handed out (a page's `next`)", 'cursor');
+      const page = await deps.perf.ask<ActivationPage>(
+        (r) => ({ kind: 'list', query: { limit: q.limit ?? 50, fn: q.function, since: q.since, upto: q.upto, after, logs: q.logs === true, pastBudget: 'end-page' }, reply: r }),
+        10_000,
+      );
+      return { activations: page.records, ...(page.next ? { next: encodeCursor(page.next) } : {}) };
     },
   );
 
@@ -279,9 +305,9 @@ function clientActivationId(h: string | string[] | undefined): string | undefine
 }
 
 /** A function as the API shows it: the names of its environment variables, never their values (they may be secrets). */
-export type PublicFunctionDef = Omit<FunctionDef, 'env'> & { envNames: string[] };
+export type PublicFunctionDef = Omit<FunctionDef, 'env' | 'envId'> & { envNames: string[] };
 
 export function publicDef(d: FunctionDef): PublicFunctionDef {
-  const { env, ...rest } = d;
+  const { env, envId: _envId, ...rest } = d;
   return { ...rest, envNames: Object.keys(env).sort() };
 }

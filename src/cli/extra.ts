@@ -90,7 +90,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all', 'all')
     .addHelpText(
       'after',
       `
@@ -111,6 +111,8 @@ flock /tmp/faascell-vm.lock on a shared one):
   restored-memory restored clones allocating most of their memory, RAM backings side by side
   restore-daemon  restores through the daemon: resync carried by the first run vs a separate request
   cli             the faascell command itself: --version, --help, a warm invoke (compiled vs through tsx)
+  idle-cap        a function that spins after its result: host CPU of its idle VM with limits.idleCpuQuota
+                  on and off (two daemons side by side), and the warm call with and without the cap
   all             startup, snapshots and restore-steps`,
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
@@ -255,6 +257,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## restore through the daemon\n\n' + text);
         json.restoreDaemon = r;
       }
+      if (which === 'idle-cap') {
+        // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
+        const { benchIdleCap, formatIdleCap } = await import('../../bench/idle-cap.js');
+        console.error('bench idle-cap: two daemons, with and without limits.idleCpuQuota, interleaved…');
+        const r = await benchIdleCap({ calls: o.warmRuns, seconds: o.seconds, windows: 5 });
+        const text = formatIdleCap(r);
+        console.log(text + '\n');
+        md.push('## idle CPU cap\n\n' + text);
+        json.idleCap = r;
+      }
       if (which === 'idle-cpu') {
         const { benchIdleCpu, formatIdleCpu } = await import('../../bench/idle-cpu.js');
         console.error('bench idle-cpu: host CPU of idle VMs, variants side by side…');
@@ -291,7 +303,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## restored memory\n\n' + text);
         json.restoredMemory = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

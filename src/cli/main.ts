@@ -239,17 +239,28 @@ program
 
 program
   .command('activations')
-  .description('list recent activation records, newest first (the short ids work with `faascell activation`)')
-  .option('--limit <n>', 'how many', (v) => parseInt(v, 10), 20)
+  .description('list recent activation records, newest first, one page (--cursor continues; the short ids work with `faascell activation`)')
+  .option('--limit <n>', 'how many (at most 1000 per page)', (v) => parseInt(v, 10), 20)
   .option('--function <name>', 'only this function')
+  .option('--since <ms>', 'received at or after this epoch ms', (v) => parseInt(v, 10))
+  .option('--cursor <next>', "continue after a page (its `next`)")
+  .option('--logs', "each record's logs too (a page then carries at most 8 MiB of them)")
   .option('--json')
-  .action(async (opts: { limit: number; function?: string; json?: boolean }, cmd: Command) => {
-    const q = `?limit=${opts.limit}${opts.function ? `&function=${encodeURIComponent(opts.function)}` : ''}`;
-    const { activations } = await (await client(cmd)).call<{ activations: Parameters<typeof import('./format.js').formatActivation>[0][] }>('GET', `/v1/activations${q}`);
-    if (opts.json) return console.log(JSON.stringify(activations, null, 2));
+  .action(async (opts: { limit: number; function?: string; since?: number; cursor?: string; logs?: boolean; json?: boolean }, cmd: Command) => {
+    const q = new URLSearchParams({ limit: String(opts.limit) });
+    if (opts.function) q.set('function', opts.function);
+    if (opts.since !== undefined) q.set('since', String(opts.since));
+    if (opts.cursor) q.set('cursor', opts.cursor);
+    if (opts.logs) q.set('logs', 'true');
+    const page = await (await client(cmd)).call<{ activations: Array<Parameters<typeof import('./format.js').formatActivation>[0] & { logs?: string[] }>; next?: string }>('GET', `/v1/activations?${q.toString()}`);
+    if (opts.json) return console.log(JSON.stringify(page, null, 2));
     const { formatActivation } = await import('./format.js');
-    if (activations.length === 0) return console.log('no activations');
-    for (const a of activations) console.log(formatActivation(a));
+    if (page.activations.length === 0) console.log('no activations');
+    for (const a of page.activations) {
+      console.log(formatActivation(a));
+      for (const l of a.logs ?? []) console.log(`    ${l}`);
+    }
+    if (page.next) console.error(`more: faascell activations --cursor ${page.next}`);
   });
 
 program

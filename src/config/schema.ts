@@ -245,15 +245,30 @@ export const configSchema = z
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */
         cpuQuota: z.number().min(0.01).max(64).nullable().default(null),
+        /**
+         * issue 19: host CPUs an idle VM may use (the whole VM); what a function leaves running after
+         * its result is held to this until its next run. null: no cap. Needs a cpu cgroup controller.
+         */
+        idleCpuQuota: z.number().min(0.01).max(64).nullable().default(0.1),
         /** Threads a VMM may have. */
         pidsMax: z.number().int().min(16).max(1_000_000).default(256),
         /** Longest message a guest may send on its channel (a run's result and logs travel in one: keep it above functionLimits.maxResultBytes + maxLogBytes). */
         guestMessageMaxBytes: z.number().int().min(64 * 1024).default(16 * MiB),
+        /** issue 19: a running VM's console file is rotated at this size, one previous file kept (at most twice this per VM). */
+        consoleMaxBytes: z.number().int().min(4096).default(MiB),
       })
       .strict()
       .default({}),
     activations: z
-      .object({ retain: z.number().int().positive().default(100_000) })
+      .object({
+        retain: z.number().int().positive().default(100_000),
+        // issue 19: what guests log is kept within these (per activation: functionLimits.maxLogBytes);
+        // past one, the oldest logs are dropped and their records keep a one-line note
+        /** Log bytes kept per function. */
+        maxLogBytesPerFunction: z.number().int().min(0).default(64 * MiB),
+        /** Log bytes kept for all functions together. */
+        maxLogBytesTotal: z.number().int().min(0).default(256 * MiB),
+      })
       .strict()
       .default({}),
     // networking for functions with `network: egress` (docs/network.md)

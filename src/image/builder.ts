@@ -451,6 +451,10 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
       },
     };
     await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+    // every jailed VMM (its own uid) reads these through read-only binds: readable whatever the
+    // builder's umask (the daemon runs with 077, issue 19); nothing in them is secret
+    for (const f of ['vmlinux', 'initrd.cpio.gz', rootfsFile, 'manifest.json']) await chmod(join(work, f), 0o644);
+    await chmod(work, 0o755);
     // Another process may have finished the same version meanwhile (VMs may already
     // use it): keep theirs. Otherwise replace a broken leftover and move ours in.
     const theirs = await readManifest(dir);

@@ -4,8 +4,9 @@
 // placement, keep-alive (start costs), admission's wait estimate, CPU accounting.
 
 import { Actor, type ActorRef, type Reply } from '../core/actor.js';
-import { stmt, type Db } from '../registry/db.js';
+import type { Db } from '../registry/db.js';
 import type { ActivationRecord } from './activation.js';
+import { ActivationStore, type ActivationFilter, type ActivationPage, type ActivationQuery, type StoreLimits } from './activation-store.js';
 import { finishInterrupted } from './recovery.js';
 import { CostStats, type CostSample, type FunctionCostView, type FunctionStats } from './cost-stats.js';
 
@@ -19,7 +20,9 @@ export type PerfMsg =
    * client, so an id some record already has is refused instead of replaced.
    */
   | { kind: 'accepted'; record: ActivationRecord; unique?: boolean; written: (r: AcceptResult) => void }
-  | { kind: 'list'; limit: number; fn?: string; reply: Reply<ActivationRecord[]> }
+  /** newest first, without logs unless asked (issue 19: src/perf/activation-store.ts) */
+  | { kind: 'list'; query: ActivationQuery; reply: Reply<ActivationPage> }
+  | { kind: 'count'; filter: ActivationFilter; reply: Reply<number> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
   /** issue 20: the ids that start with `prefix` (at most `limit`), as the CLI's short ids */
   | { kind: 'idsWithPrefix'; prefix: string; limit: number; reply: Reply<string[]> }
@@ -38,9 +41,6 @@ interface Pending {
   written?: () => void;
   accepted?: (r: AcceptResult) => void;
 }
-
-/** Readers never see an acceptance: an activation in flight is not found, as before (and as OpenWhisk does). */
-const FINISHED = "status != 'accepted'";
 
 /** What PerfManager tells its subscriber. */
 export interface CostsMsg {
@@ -72,14 +72,18 @@ export class PerfManager extends Actor<PerfMsg> {
   interruptedAtStart: string[] = [];
   private subscriber: ActorRef<CostsMsg> | undefined;
   private tiers: string[] = [];
+  /** the records in SQLite (issue 19: logs beside them, capped) */
+  readonly records: ActivationStore;
 
   constructor(
     private readonly db: Db,
-    private readonly retain: number,
+    /** records kept, or that and the caps on stored logs (issue 19) */
+    limits: number | StoreLimits,
     /** wall clock for the stamp of the records found interrupted at start */
     private readonly wallNow: () => number = Date.now,
   ) {
     super();
+    this.records = new ActivationStore(db, typeof limits === 'number' ? { retain: limits } : limits);
   }
 
   /** Before the first record of this incarnation: what the previous one left in flight is finished (issue 12). */
@@ -100,21 +104,20 @@ export class PerfManager extends Actor<PerfMsg> {
         return;
       case 'list':
         this.flush();
-        msg.reply.resolve(this.list(msg.limit, msg.fn));
+        msg.reply.resolve(this.records.list(msg.query));
         return;
-      case 'get': {
+      case 'count':
         this.flush();
-        const r = stmt(this.db, 'SELECT record FROM activations WHERE id = ? AND ' + FINISHED).get(msg.id) as { record: string } | undefined;
-        msg.reply.resolve(r ? (JSON.parse(r.record) as ActivationRecord) : undefined);
+        msg.reply.resolve(this.records.count(msg.filter));
         return;
-      }
-      case 'idsWithPrefix': {
+      case 'get':
         this.flush();
-        // a range on the primary key (no LIKE: ids may hold '_', a LIKE wildcard)
-        const rows = stmt(this.db, 'SELECT id FROM activations WHERE id >= ? AND id < ? AND ' + FINISHED + ' ORDER BY id LIMIT ?').all(msg.prefix, msg.prefix + '\u{10FFFF}', msg.limit) as Array<{ id: string }>;
-        msg.reply.resolve(rows.map((r) => r.id));
+        msg.reply.resolve(this.records.get(msg.id));
         return;
-      }
+      case 'idsWithPrefix':
+        this.flush();
+        msg.reply.resolve(this.records.idsWithPrefix(msg.prefix, msg.limit));
+        return;
       case 'stats':
         msg.reply.resolve(Object.fromEntries(this.stats.byFn));
         return;
@@ -145,18 +148,11 @@ export class PerfManager extends Actor<PerfMsg> {
     if (this.unwritten.length === 0) return;
     const batch = this.unwritten;
     this.unwritten = [];
-    const sql = 'INTO activations (id, function, start_path, status, received_at, total_ms, record) VALUES (?, ?, ?, ?, ?, ?, ?)';
-    const replace = stmt(this.db, 'INSERT OR REPLACE ' + sql);
-    const fresh = stmt(this.db, 'INSERT OR IGNORE ' + sql);
     const results: AcceptResult[] = [];
     let failed: unknown;
     try {
-      this.db.transaction(() => {
-        for (const { rec, mode } of batch) {
-          const r = (mode === 'fresh' ? fresh : replace).run(rec.id, rec.function, rec.startPath ?? null, rec.status, Math.round(rec.timestamps.received ?? 0), rec.totalMs, JSON.stringify(rec));
-          results.push(r.changes > 0 ? { ok: true } : { ok: false, reason: 'duplicate_id' });
-        }
-      })();
+      const written = this.db.transaction(() => this.records.write(batch.map(({ rec, mode }) => ({ rec, fresh: mode === 'fresh' }))))();
+      for (const w of written) results.push(w ? { ok: true } : { ok: false, reason: 'duplicate_id' });
     } catch (err) {
       failed = err;
     } finally {
@@ -169,24 +165,16 @@ export class PerfManager extends Actor<PerfMsg> {
       });
     }
     if (failed !== undefined) throw failed;
+    // issue 19: what guests logged is bounded per function and in total, whatever `retain` keeps
+    const dropped = this.records.enforceLogCaps();
+    if (dropped > 0) this.log.debug('stored logs over their cap: the oldest dropped', { records: dropped });
     // prune now and then, not on every insert
     const before = this.inserted;
     this.inserted += batch.length;
-    if (Math.floor(this.inserted / 1000) !== Math.floor(before / 1000)) {
-      stmt(this.db, 'DELETE FROM activations WHERE id IN (SELECT id FROM activations ORDER BY received_at DESC LIMIT -1 OFFSET ?)').run(this.retain);
-    }
+    if (Math.floor(this.inserted / 1000) !== Math.floor(before / 1000)) this.records.prune();
   };
 
   protected override postStop(): void {
     this.flush();
-  }
-
-  private list(limit: number, fn?: string): ActivationRecord[] {
-    const rows = (
-      fn
-        ? stmt(this.db, `SELECT record FROM activations WHERE function = ? AND ${FINISHED} ORDER BY received_at DESC LIMIT ?`).all(fn, limit)
-        : stmt(this.db, `SELECT record FROM activations WHERE ${FINISHED} ORDER BY received_at DESC LIMIT ?`).all(limit)
-    ) as { record: string }[];
-    return rows.map((r) => JSON.parse(r.record) as ActivationRecord);
   }
 }

@@ -2,7 +2,7 @@
 // directory; schema migrations are numbered and applied in order at open.
 
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export type Db = Database.Database;
@@ -90,6 +90,19 @@ const MIGRATIONS: string[] = [
      last_fired_at INTEGER NOT NULL
    );
    ALTER TABLE openwhisk_activations ADD COLUMN extra TEXT;`,
+  // 8 (issue 19, sechost): a random id that changes whenever a function's env changes. Version keys
+  //    (shown in /v1/status) hash it instead of the env values, which could be guessed back offline
+  `ALTER TABLE functions ADD COLUMN env_id TEXT NOT NULL DEFAULT '';
+   UPDATE functions SET env_id = lower(hex(randomblob(16)));`,
+  // 9 (issue 19, sechost): an activation's logs beside its record, so lists read no logs unless asked,
+  //    and their size, so stored logs are capped per function and in total (src/perf/activation-store.ts)
+  `ALTER TABLE activations ADD COLUMN logs TEXT;
+   ALTER TABLE activations ADD COLUMN log_bytes INTEGER NOT NULL DEFAULT 0;
+   UPDATE activations SET logs = json_extract(record, '$.logs'), record = json_remove(record, '$.logs')
+     WHERE json_valid(record) AND json_type(record, '$.logs') = 'array';
+   UPDATE activations SET log_bytes = length(CAST(logs AS BLOB)) WHERE logs IS NOT NULL;
+   CREATE INDEX activations_logs_by_function ON activations(function, received_at) WHERE log_bytes > 0;
+   CREATE INDEX activations_logs_by_time ON activations(received_at) WHERE log_bytes > 0;`,
 ];
 
 /**
@@ -103,13 +116,42 @@ const MIGRATIONS: string[] = [
 export type Synchronous = 'OFF' | 'NORMAL' | 'FULL';
 
 export function openDb(stateDir: string, file = 'faascell.db', opts: { synchronous?: Synchronous } = {}): Db {
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const db = new Database(path.join(stateDir, file));
+  tightenStateDir(stateDir);
+  const dbPath = path.join(stateDir, file);
+  // Secrets at rest (issue 19): function env values, default parameters, results and logs live in
+  // this file and its WAL. Created 0600 before SQLite opens it (SQLite gives the -wal and -shm files
+  // the database file's mode); files an older version left readable are tightened.
+  if (!existsSync(dbPath)) closeSync(openSync(dbPath, 'a', 0o600));
+  const db = new Database(dbPath);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
   db.pragma('foreign_keys = ON');
+  // deleted rows (a deleted function's env, pruned records) are overwritten with zeros, not left in free pages
+  db.pragma('secure_delete = ON');
   migrate(db);
+  for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   return db;
+}
+
+/**
+ * The state directory holds the database, snapshots, console logs and run directories: only the
+ * daemon's user may enter it. Created 0700, and an existing one made 0700 (an older version or a
+ * hand-made directory may be 0755; a symbolic link's target is tightened).
+ */
+export function tightenStateDir(stateDir: string): void {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if ((statSync(stateDir).mode & 0o777) !== 0o700) chmodSync(stateDir, 0o700);
+}
+
+/**
+ * Rewrite the WAL into the database and empty it: content deleted with `secure_delete` is gone from
+ * the database file, but the WAL still holds the frames that wrote it until the WAL is reset. Called
+ * after a function is deleted or its env replaced, and after an OpenWhisk entity (its parameters) is
+ * deleted or changed (all rare), so the old values leave every file at once.
+ */
+export function purgeWal(db: Db): void {
+  if (db.memory) return;
+  db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
 export function openMemoryDb(): Db {

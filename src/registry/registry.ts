@@ -2,7 +2,8 @@
 // `version` increases on every update; `codeSha256` + shape decide whether a
 // warm instance or a snapshot is still valid for the current definition.
 
-import { stmt, type Db } from './db.js';
+import { randomBytes } from 'node:crypto';
+import { purgeWal, stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, unpackCodeAsync, type CodeKind, type UnpackedCode } from './code.js';
 import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
@@ -25,6 +26,12 @@ export interface FunctionDef {
   timeoutMs: number;
   maxInstances: number;
   env: Record<string, string>;
+  /**
+   * A random id that changes whenever `env` changes and only then (issue 19): what a version key
+   * hashes in place of the env values, which may be secrets and could be guessed back from an
+   * unsalted hash. Replicated with the definition, so every node of a cluster has the same one.
+   */
+  envId: string;
   /** Default parameters: an invocation's own parameters are merged over them (OpenWhisk's action parameters). */
   parameters: Record<string, unknown>;
   /** Free-form key/value annotations (OpenWhisk's action annotations); FaaSCell itself reads none. */
@@ -69,6 +76,7 @@ interface Row {
   timeout_ms: number;
   max_instances: number;
   env: string;
+  env_id: string;
   parameters: string;
   annotations: string;
   network: string;
@@ -100,7 +108,7 @@ export class Registry {
    * Create or replace a function. Returns the stored definition and whether it was new.
    * `replica`: store another node's definition as it is (its version and times), not a new version.
    */
-  put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'>, checked?: UnpackedCode): { def: FunctionDef; created: boolean } {
+  put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'> & { envId?: string }, checked?: UnpackedCode): { def: FunctionDef; created: boolean } {
     const kind = this.checkCode(name, input);
     const taken = replica ? undefined : this.nameGuard?.(name);
     if (taken) throw new FaasError('conflict', `name: ${taken}`, 'name');
@@ -126,6 +134,8 @@ export class Registry {
     const network = normalizeNetworkSpec(input.network, 'network');
     const codeSha = sha256(input.code);
     const existing = this.row(name);
+    const envChanged = !existing || existing.env_id === '' || !sameEnv(JSON.parse(existing.env) as Record<string, string>, env);
+    const envId = replica?.envId ?? (envChanged ? randomBytes(16).toString('hex') : existing.env_id);
     const def: FunctionDef = {
       name,
       version: replica?.version ?? (existing?.version ?? 0) + 1,
@@ -139,6 +149,7 @@ export class Registry {
       timeoutMs,
       maxInstances,
       env,
+      envId,
       parameters,
       annotations,
       network,
@@ -146,14 +157,16 @@ export class Registry {
       updatedAt: replica?.updatedAt ?? now,
     };
     stmt(this.db, 
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, parameters, annotations, network, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @parameters, @annotations, @network, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, env_id, parameters, annotations, network, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @envId, @parameters, @annotations, @network, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
            vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
-           parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, updated_at=excluded.updated_at`,
+           env_id=excluded.env_id, parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, updated_at=excluded.updated_at`,
       )
       .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
+    // the old env values leave the WAL too (secure_delete zeroed them in the database file)
+    if (existing && envChanged) purgeWal(this.db);
     this.unpacked.set(cacheKey(def), unpacked);
     const frozen = freezeDef(def);
     this.defs.set(name, frozen);
@@ -165,8 +178,9 @@ export class Registry {
   putReplica(def: FunctionDef, code: Buffer): FunctionDef {
     if (sha256(code) !== def.codeSha256) throw badRequest('code', `function ${def.name}: the code does not match its digest`);
     // every input field of the definition (whatever fields it has) goes through the same checks as a deploy
-    const { name, version, createdAt, updatedAt, codeSha256: _sha, codeBytes: _bytes, main: _main, ...input } = def;
-    return this.put(name, { ...input, code }, updatedAt, { version, createdAt, updatedAt }).def;
+    const { name, version, createdAt, updatedAt, envId, codeSha256: _sha, codeBytes: _bytes, main: _main, ...input } = def;
+    // a definition published by a node without env ids has none: this node then makes its own
+    return this.put(name, { ...input, code }, updatedAt, { version, createdAt, updatedAt, envId: typeof envId === 'string' && envId !== '' ? envId : undefined }).def;
   }
 
   /** What a deploy that leaves them out gets (functionDefaults). */
@@ -218,6 +232,8 @@ export class Registry {
     this.defs.delete(name);
     for (const k of [...this.unpacked.keys()]) if (k.startsWith(name + '@')) this.unpacked.delete(k);
     const gone = stmt(this.db, 'DELETE FROM functions WHERE name = ?').run(name).changes > 0;
+    // issue 19: its env values leave every file (secure_delete zeroed the rows, this empties the WAL)
+    if (gone) purgeWal(this.db);
     if (gone) this.emit({ kind: 'delete', name, origin });
     return gone;
   }
@@ -284,6 +300,11 @@ function cacheKey(d: FunctionDef): string {
   return `${d.name}@${d.codeSha256}`;
 }
 
+function sameEnv(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
 /** A JSON object (default {}); anything else is a bad request naming the field. */
 function jsonObject(field: string, v: Record<string, unknown> | undefined): Record<string, unknown> {
   if (v === undefined) return {};
@@ -309,6 +330,7 @@ function toDef(r: Row): FunctionDef {
     timeoutMs: r.timeout_ms,
     maxInstances: r.max_instances,
     env: JSON.parse(r.env) as Record<string, string>,
+    envId: r.env_id,
     parameters: JSON.parse(r.parameters) as Record<string, unknown>,
     annotations: JSON.parse(r.annotations) as Record<string, unknown>,
     network: JSON.parse(r.network) as NetworkSpec,

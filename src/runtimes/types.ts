@@ -145,6 +145,12 @@ export interface VmHandle {
   memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }>;
   /** Host CPU time the VMM process used so far (ms, all threads), when the driver can tell. */
   cpuMs?(): number | undefined;
+  /**
+   * issue 19: cap the VMM's host CPU at `capCpus` (an idle VM: guest code that keeps running after
+   * its result gets no more than this), or lift the cap (null: the VM's own limits again). False
+   * when the driver cannot (no cpu cgroup); never throws.
+   */
+  setCpuCap?(capCpus: number | null): boolean;
 }
 
 export interface DriverReport {

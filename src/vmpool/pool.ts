@@ -116,7 +116,13 @@ interface WorkerHandle {
 
 const versionKeys = new WeakMap<FunctionDef, string>();
 
-/** Instances and snapshots are reusable only for the same version: code, shape, entry and env (and network, issue 10: a VM's rules are set at its start). */
+/**
+ * Instances and snapshots are reusable only for the same version: code, shape, entry and env (and
+ * network, issue 10: a VM's rules are set at its start). The key is public (/v1/status): it hashes
+ * the env's random id (FunctionDef.envId, new whenever the env changes), never the env values, which
+ * could be guessed back from an unsalted hash (issue 19). Replicas carry the same envId, so the nodes
+ * of a cluster compute the same key for the same definition.
+ */
 export function versionKey(def: FunctionDef): string {
   let k = versionKeys.get(def);
   if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
@@ -124,11 +130,7 @@ export function versionKey(def: FunctionDef): string {
 }
 
 function computeVersionKey(def: FunctionDef): string {
-  const env = Object.keys(def.env)
-    .sort()
-    .map((k) => `${k}=${def.env[k]}`)
-    .join('\0');
-  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}${networkShapeKey(def.network)}`).digest('hex').slice(0, 16);
+  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\nenv:${def.envId}${networkShapeKey(def.network)}`).digest('hex').slice(0, 16);
 }
 
 export class VmPool extends Actor<PoolMsg> implements CoreEffects {

@@ -61,6 +61,12 @@ export interface WorkerDeps {
    * 'restore' stops the source VM and continues from a restore of its own snapshot.
    */
   coldSnapshot?: 'copy' | 'restore';
+  /**
+   * issue 19: host CPUs an idle VM's VMM may use (limits.idleCpuQuota). Guest code that keeps
+   * running after it returned its result gets no more than this until the VM's next run; the cap
+   * is lifted before that run is sent. Undefined or null: no cap.
+   */
+  idleCpuCap?: number | null;
 }
 
 export type StartPlan =
@@ -219,6 +225,8 @@ export class Worker extends Actor<WorkerMsg> {
   private resyncPending = false;
   /** CPU time of a cold start's first VMM, which ends at the snapshot */
   private sourceCpuMs: number | undefined;
+  /** the idle CPU cap is on (issue 19) */
+  private cpuCapped = false;
 
   constructor(
     readonly vmId: string,
@@ -452,6 +460,7 @@ export class Worker extends Actor<WorkerMsg> {
     const cpu = this.vm?.cpuMs?.();
     if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
+    this.capIdleCpu();
     this.pool.tell({ kind: 'ready', inst: this.inst });
   }
 
@@ -528,6 +537,8 @@ export class Worker extends Actor<WorkerMsg> {
     this.cpuAtRunStart = vm.cpuMs?.();
     const resync = this.resyncPending ? this.resyncFields() : undefined;
     this.step(() => this.runStep(vm, run, resync), 'run');
+    // the request is on its socket: a throttled VMM runs again from this write on (the kernel lifts it at once)
+    this.uncapCpu(vm);
   }
 
   private onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
@@ -554,6 +565,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
     this.pool.tell({ kind: 'runDone', inst: this.inst });
+    this.capIdleCpu();
   }
 
   /**
@@ -641,6 +653,25 @@ export class Worker extends Actor<WorkerMsg> {
     const t = run?.rec.timestamps;
     if (o.runMs !== undefined && o.runMs <= 0 && t?.runStarted !== undefined && t.runFinished !== undefined) o = { ...o, runMs: Math.max(0, t.runFinished - t.runStarted) };
     run?.reply.resolve(o);
+  }
+
+  /**
+   * issue 19: an idle VM is held to deps.idleCpuCap host CPUs: what its function left running after
+   * the result (timers, a loop) cannot take the node's CPU while the node counts the VM as idle.
+   * One small synchronous write to its cgroup (no wait for I/O); the first refusal is logged.
+   */
+  private capIdleCpu(): void {
+    const cap = this.deps.idleCpuCap;
+    const vm = this.vm;
+    if (cap === undefined || cap === null || !vm?.setCpuCap || this.cpuCapped) return;
+    this.cpuCapped = vm.setCpuCap(cap);
+  }
+
+  /** With a run: the VM gets its own CPU limits back (a throttled VMM runs at once). */
+  private uncapCpu(vm: VmHandle): void {
+    if (!this.cpuCapped) return;
+    vm.setCpuCap?.(null);
+    this.cpuCapped = false;
   }
 
   /** Not idle: VmPool gives the request to someone else. */

@@ -41,7 +41,8 @@ export async function node(token?: string, opts: { blockingWaitMs?: number } = {
       m.written?.();
     } else if (m.kind === 'accepted') m.written({ ok: true });
     else if (m.kind === 'get') m.reply.resolve(records.get(m.id));
-    else if (m.kind === 'list') m.reply.resolve([...records.values()].filter((r) => !m.fn || r.function === m.fn).reverse().slice(0, m.limit));
+    else if (m.kind === 'list') m.reply.resolve({ records: [...records.values()].filter((r) => !m.query.fn || r.function === m.query.fn).reverse().slice(m.query.skip ?? 0, (m.query.skip ?? 0) + m.query.limit) });
+    else if (m.kind === 'count') m.reply.resolve([...records.values()].filter((r) => !m.filter.fn || r.function === m.filter.fn).length);
   });
   /** every invocation the Dispatcher got: function and parameters */
   const calls: { fn: string; params: Record<string, unknown> }[] = [];

@@ -12,6 +12,7 @@ import { realClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { Dispatcher, type DispatcherMsg } from '../../src/dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../../src/perf/activation.js';
+import type { ActivationPage } from '../../src/perf/activation-store.js';
 import { PerfManager, type AcceptResult, type PerfMsg } from '../../src/perf/perf-manager.js';
 import { finishInterrupted, interruptedRecord } from '../../src/perf/recovery.js';
 import { openDb, openMemoryDb, type Db } from '../../src/registry/db.js';
@@ -55,7 +56,7 @@ test('acceptances of one event-loop turn share one transaction; each is committe
   const tx = countTransactions(db);
   const sys = new ActorSystem(silentLogger, () => undefined);
   const perf = sys.spawn<PerfMsg>('perf', new PerfManager(db, 1000));
-  await perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: 1, reply: r }), 1000); // started
+  await perf.ask<ActivationPage>((r) => ({ kind: 'list', query: { limit: 1 }, reply: r }), 1000); // started
   const before = tx.n;
   const seen: string[] = [];
   const all = Array.from({ length: 20 }, (_, i) =>
@@ -76,8 +77,8 @@ test('readers never see an acceptance; the final record replaces it under the sa
   const perf = sys.spawn<PerfMsg>('perf', new PerfManager(db, 1000));
   await accept(perf, rec('x'));
   assert.equal(await perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: 'x', reply: r }), 1000), undefined);
-  assert.deepEqual(await perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: 10, reply: r }), 1000), []);
-  assert.deepEqual(await perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: 10, fn: 'f', reply: r }), 1000), []);
+  assert.deepEqual((await perf.ask<ActivationPage>((r) => ({ kind: 'list', query: { limit: 10 }, reply: r }), 1000)).records, []);
+  assert.deepEqual((await perf.ask<ActivationPage>((r) => ({ kind: 'list', query: { limit: 10, fn: 'f' }, reply: r }), 1000)).records, []);
   await new Promise<void>((resolve) => perf.tell({ kind: 'activation', record: rec('x', { status: 'success', totalMs: 5 }), written: resolve }));
   const got = await perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: 'x', reply: r }), 1000);
   assert.equal(got?.status, 'success');
@@ -138,7 +139,7 @@ test('at start, what a killed daemon left accepted is finished as interrupted; f
     assert.equal(cut1?.error?.code, 'daemon_restarted');
     assert.equal(cut1?.interrupted?.detectedAt, 42_000);
     assert.equal((await perf2.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: 'done', reply: r }), 1000))?.status, 'success');
-    const listed = await perf2.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: 10, fn: 'g', reply: r }), 1000);
+    const listed = (await perf2.ask<ActivationPage>((r) => ({ kind: 'list', query: { limit: 10, fn: 'g' }, reply: r }), 1000)).records;
     assert.deepEqual(listed.map((r) => [r.id, r.status]), [['cut2', 'interrupted']]);
     assert.equal((db2.prepare("SELECT count(*) AS n FROM activations WHERE status = 'accepted'").get() as { n: number }).n, 0);
     assert.deepEqual(finishInterrupted(db2, 43_000), [], 'nothing left to finish');

@@ -50,7 +50,9 @@ void test('jail script: private root, read-only system and image, writable run d
   const s = jailScript(spec());
   const lines = s.split('\n');
   assert.equal(lines[0], 'set -eu');
-  assert.match(lines[1]!, /^mount -t tmpfs -o size=1024k,mode=0755,nosuid faascell-jail '\/state\/run\/.jail'$/);
+  // the daemon runs with umask 077 (issue 19): the jail's directories must stay traversable by the VMM
+  assert.equal(lines[1], 'umask 022');
+  assert.match(lines[2]!, /^mount -t tmpfs -o size=1024k,mode=0755,nosuid faascell-jail '\/state\/run\/.jail'$/);
   assert.ok(lines.includes("mount --bind -o ro '/usr' '/state/run/.jail/usr'"));
   assert.ok(lines.includes("mount --bind -o ro '/img/vmlinux' '/state/run/.jail/img/vmlinux'"));
   assert.ok(lines.includes("mount --bind '/state/run/vm1' '/state/run/.jail/state/run/vm1'"));

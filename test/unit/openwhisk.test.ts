@@ -4,12 +4,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { zipSync, strToU8 } from 'fflate';
+import { openMemoryDb } from '../../src/registry/db.js';
+import { Registry } from '../../src/registry/registry.js';
 import { STAGES, type ActivationRecord, type ActivationStatus } from '../../src/perf/activation.js';
-import { actionInput } from '../../src/sources/openwhisk/actions.js';
+import { actionInput, droppedEnv } from '../../src/sources/openwhisk/actions.js';
 import { checkAuth } from '../../src/sources/openwhisk/auth.js';
 import { toOpenWhiskActivation } from '../../src/sources/openwhisk/records.js';
 import { blockingHttpStatus, openWhiskStatus } from '../../src/sources/openwhisk/status.js';
-import { AUTH, basic, HELLO, node, TOKEN } from '../helpers/openwhisk-node.js';
+import { AUTH, basic, HELLO, limits, node, TOKEN } from '../helpers/openwhisk-node.js';
 
 void test('the status mapping covers every FaaSCell status and picks the HTTP status', () => {
   const at = (status: ActivationStatus) => openWhiskStatus({ status });
@@ -73,6 +75,27 @@ void test('action code: JS text, base64 archives (binary or sniffed), update kee
   assert.throws(() => actionInput({ exec: { kind: 'python:3', code: 'def main(a): return a' } }), /exec\.kind: the runtime 'python:3' is not supported/);
   assert.throws(() => actionInput({}), /exec: required/);
   assert.throws(() => actionInput({ exec: { kind: 'nodejs:20', code: 'x' }, limits: { concurrency: 5 } }), /limits\.concurrency/);
+});
+
+void test('issue 19: an update with other code drops the env set through /v1 (invisible to OpenWhisk); one without new code keeps it', () => {
+  const registry = new Registry(openMemoryDb(), limits);
+  const code = Buffer.from('exports.main = () => ({ ok: true })');
+  registry.put('f', { code, env: { SECRET: 's3cr3t' }, parameters: { p: 1 } });
+  const existing = () => ({ def: registry.get('f')!, code: registry.source('f')!.code, kind: registry.source('f')!.kind });
+  // only limits: the same code, so the env it was given stays
+  assert.deepEqual(actionInput({ limits: { timeout: 5000 } }, existing()).env, { SECRET: 's3cr3t' });
+  // the same code sent again (wsk action update f f.js): kept too
+  assert.deepEqual(actionInput({ exec: { kind: 'nodejs:20', code: code.toString('utf8') } }, existing()).env, { SECRET: 's3cr3t' });
+  // other code (it could return process.env): the env is not carried over, the parameters are (GET shows them)
+  const other = actionInput({ exec: { kind: 'nodejs:20', code: 'exports.main = () => process.env' } }, existing());
+  assert.equal(other.env, undefined);
+  assert.deepEqual(other.parameters, { p: 1 });
+  // the same code with another entry point is other code as well
+  assert.equal(actionInput({ exec: { kind: 'nodejs:20', code: code.toString('utf8'), main: 'other' } }, existing()).env, undefined);
+  const before = registry.get('f')!;
+  const after = registry.put('f', other).def;
+  assert.deepEqual(after.env, {});
+  assert.deepEqual(droppedEnv(before, after), ['SECRET']);
 });
 
 void test('actions: create, conflict, update, get with and without code, list, delete; errors name OpenWhisk fields', async () => {

@@ -161,9 +161,22 @@ export function weightToShares(weight: number): number {
   return Math.min(262_144, Math.max(2, Math.round((weight * 1024) / 100)));
 }
 
+/** A VM's CPU quota per period in µs from its configured quota per vCPU (null: none). */
+export function busyQuotaUs(vm: { vcpus: number }, s: LimitSettings): number | null {
+  return s.cpuQuotaPerVcpu === null ? null : Math.max(1000, Math.round(s.cpuQuotaPerVcpu * vm.vcpus * CPU_PERIOD_US));
+}
+
+/**
+ * The file that caps a VM's CPU at `quotaUs` per CPU_PERIOD_US (null: no cap), written on its own
+ * while the VM runs (issue 19: an idle VM's cap goes on and off with each run). Pure.
+ */
+export function cpuCapFile(version: CgroupVersion, quotaUs: number | null): LimitFile {
+  return version === 'v2' ? { file: 'cpu.max', value: `${quotaUs ?? 'max'} ${CPU_PERIOD_US}` } : { file: 'cpu.cfs_quota_us', value: String(quotaUs ?? -1) };
+}
+
 /** The files (in write order) that put one VM's limits on one controller. Pure. */
 export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMiB: number; vcpus: number }, s: LimitSettings): LimitFile[] {
-  const quotaUs = s.cpuQuotaPerVcpu === null ? null : Math.max(1000, Math.round(s.cpuQuotaPerVcpu * vm.vcpus * CPU_PERIOD_US));
+  const quotaUs = busyQuotaUs(vm, s);
   const mem = String(memoryLimitBytes(vm.memoryMiB, s));
   if (version === 'v2') {
     switch (c) {
@@ -174,10 +187,7 @@ export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMi
           { file: 'memory.swap.max', value: '0', optional: true },
         ];
       case 'cpu':
-        return [
-          { file: 'cpu.weight', value: String(Math.round(s.cpuWeight)) },
-          { file: 'cpu.max', value: `${quotaUs ?? 'max'} ${CPU_PERIOD_US}` },
-        ];
+        return [{ file: 'cpu.weight', value: String(Math.round(s.cpuWeight)) }, cpuCapFile('v2', quotaUs)];
       case 'pids':
         return [{ file: 'pids.max', value: String(s.pidsMax) }];
     }
@@ -190,11 +200,7 @@ export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMi
         { file: 'memory.memsw.limit_in_bytes', value: mem, optional: true },
       ];
     case 'cpu':
-      return [
-        { file: 'cpu.shares', value: String(weightToShares(s.cpuWeight)) },
-        { file: 'cpu.cfs_period_us', value: String(CPU_PERIOD_US) },
-        { file: 'cpu.cfs_quota_us', value: String(quotaUs ?? -1) },
-      ];
+      return [{ file: 'cpu.shares', value: String(weightToShares(s.cpuWeight)) }, { file: 'cpu.cfs_period_us', value: String(CPU_PERIOD_US) }, cpuCapFile('v1', quotaUs)];
     case 'pids':
       return [{ file: 'pids.max', value: String(s.pidsMax) }];
   }
@@ -215,7 +221,28 @@ export class VmCgroup {
     readonly vmId: string,
     /** controller → directory */
     readonly dirs: Partial<Record<Controller, string>>,
+    /** its cpu controller's version, and the quota it runs with (limits.cpuQuota; null: none) */
+    readonly cpu?: { version: CgroupVersion; busyQuotaUs: number | null },
   ) {}
+
+  /**
+   * Cap the VM's CPU at `capCpus` host CPUs (issue 19: an idle VM), or give it back its own quota
+   * (null). A never-larger cap than its own. One small write to the cgroup file system: the
+   * kernel applies it (and lifts a throttle) at once. False when there is no cpu controller.
+   */
+  setCpuCap(capCpus: number | null): boolean {
+    const dir = this.dirs.cpu;
+    if (!dir || !this.cpu) return false;
+    const own = this.cpu.busyQuotaUs;
+    let quotaUs = own;
+    if (capCpus !== null) {
+      const cap = Math.max(1000, Math.round(capCpus * CPU_PERIOD_US));
+      quotaUs = own === null ? cap : Math.min(own, cap);
+    }
+    const f = cpuCapFile(this.cpu.version, quotaUs);
+    fs.writeFileSync(path.join(dir, f.file), f.value);
+    return true;
+  }
 
   /** Distinct directories (a v2 directory serves all its controllers). */
   get directories(): string[] {
@@ -340,7 +367,8 @@ export class CgroupManager {
         }
       }
     }
-    return new VmCgroup(vmId, dirs);
+    const cpu = this.layout.controllers.cpu;
+    return new VmCgroup(vmId, dirs, cpu ? { version: cpu.version, busyQuotaUs: busyQuotaUs(vm, this.settings) } : undefined);
   }
 
   /**

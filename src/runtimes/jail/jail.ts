@@ -103,7 +103,8 @@ export function jailScript(spec: JailSpec): string {
   const q = shellQuote;
   const R = spec.mountPoint.replace(/\/+$/, '');
   const inRoot = (p: string) => q(R + p);
-  const lines: string[] = ['set -eu'];
+  // the daemon's umask is 077 (issue 19): the jail's directories must stay traversable by the VMM's uid
+  const lines: string[] = ['set -eu', 'umask 022'];
   // no nodev: the device nodes below live on this tmpfs; it is read-only before the VMM starts
   lines.push(`mount -t tmpfs -o size=${spec.rootSizeKiB ?? 1024}k,mode=0755,nosuid faascell-jail ${q(R)}`);
   const dirs = new Set<string>(['/dev', '/.old-root']);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SocketChannel, type ChannelLimits } from '../channel.js';
 import type { VmmIsolation, PreparedVmm } from '../jail/isolation.js';
+import type { VmCgroup } from '../jail/cgroups.js';
 import { composeLaunch, describeLaunch, netnsLayer, pdeathsigLayer, tasksetLayer, type LaunchLayer } from '../jail/launch.js';
 import type {
   Accelerator,
@@ -29,6 +30,7 @@ import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
+import { ConsoleSink, readConsoleTail } from './console.js';
 import { monoNow } from '../../core/clock.js';
 import { ensureDense } from '../ram-file.js';
 
@@ -72,7 +74,16 @@ export interface QemuDriverOptions {
   consoleDir?: string;
   consoleKeep?: number;
   consoleMaxBytes?: number;
+  /**
+   * issue 19: a running VM's console (the guest writes it at will) reaches the daemon through a
+   * pipe and is kept in its run dir rotated at this many bytes, the previous file kept: at most
+   * twice this on disk per VM (limits.consoleMaxBytes; default 1 MiB).
+   */
+  consoleRotateBytes?: number;
 }
+
+/** Default of QemuDriverOptions.consoleRotateBytes. */
+export const CONSOLE_ROTATE_BYTES = 1024 * 1024;
 
 /** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
 export const VMM_ENV: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
@@ -174,21 +185,9 @@ function tail(s: string, n: number): string {
   return s.length > n ? s.slice(-n) : s;
 }
 
+/** The end of a file (a console: with its rotated predecessor), as text. */
 function readTail(file: string, n: number): string {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const len = Math.min(size, n);
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, size - len);
-      return buf.toString('utf8');
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return '';
-  }
+  return readConsoleTail(file, n).toString('utf8');
 }
 
 /** Delete all but the `keep` most recently modified .log files of `dir`. */
@@ -255,6 +254,10 @@ export class QemuVm implements VmHandle {
    */
   sharedRootfs = false;
   private stopping: Promise<void> | undefined;
+  /** resolves once the console pipe is drained and its file closed (issue 19) */
+  private consoleDone: Promise<void> = Promise.resolve();
+  /** its cgroups (the CPU cap of an idle VM, issue 19); none without isolation */
+  cgroup: VmCgroup | undefined;
 
   constructor(
     readonly vmId: string,
@@ -286,6 +289,28 @@ export class QemuVm implements VmHandle {
 
   get pid(): number {
     return this.proc.pid ?? -1;
+  }
+
+  /** The guest's console arrives on QEMU's stdout (`-serial stdio`): kept by `sink`, rotated. */
+  attachConsole(sink: ConsoleSink): void {
+    const out = this.proc.stdout;
+    if (!out) return;
+    let failed = false;
+    out.on('data', (d: Buffer) => {
+      try {
+        sink.write(d);
+      } catch (e) {
+        // a full disk must not take the VM down: the console is dropped, said once
+        if (!failed) this.driver.log(`qemu ${this.vmId}: console output dropped: ${(e as Error).message}`);
+        failed = true;
+      }
+    });
+    this.consoleDone = new Promise<void>((resolve) =>
+      out.once('close', () => {
+        sink.close();
+        resolve();
+      }),
+    );
   }
 
   get consoleLogPath(): string {
@@ -457,6 +482,8 @@ export class QemuVm implements VmHandle {
     }
     this.qmp?.close();
     this.channel?.close();
+    // the console's last bytes before the kept copy is made (the pipe closes when QEMU is gone)
+    await Promise.race([this.consoleDone, sleep(1000)]);
     await this.released;
     this.driver.keepConsole(this.vmId, runFiles(this.runDir).consoleLog);
     fs.rmSync(this.runDir, { recursive: true, force: true });
@@ -470,6 +497,17 @@ export class QemuVm implements VmHandle {
       return m ? Number(m[1]) : 0;
     };
     return { rssKiB: field('Rss'), pssKiB: field('Pss') };
+  }
+
+  setCpuCap(capCpus: number | null): boolean {
+    if (!this.cgroup || !this.alive) return false;
+    try {
+      return this.cgroup.setCpuCap(capCpus);
+    } catch (e) {
+      // the cgroup went with the VMM (it exited meanwhile): nothing left to cap
+      this.driver.log(`qemu ${this.vmId}: cannot set its CPU cap: ${(e as Error).message}`);
+      return false;
+    }
   }
 
   /** utime + stime of the whole process from /proc/PID/stat (clock ticks, 10 ms each here). */
@@ -578,13 +616,15 @@ export class QemuDriver implements RuntimeDriver {
   private async launch(cfg: VmConfig, cmdOpts: CmdlineOptions, snapshot?: SnapshotFiles): Promise<QemuVm> {
     const timings: DriverTimings = { start: monoNow() };
     validateVmConfig(cfg);
-    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}), ...cmdOpts });
+    // issue 19: the serial console comes to the daemon (a pipe), which keeps it rotated (ConsoleSink)
+    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}), serial: 'stdio', ...cmdOpts });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
     const files = runFiles(cfg.runDir);
     // stale sockets from a crashed run would make connect() hit a dead socket
     for (const f of [files.qmpSocket, files.channelSocket, files.pidFile]) fs.rmSync(f, { force: true });
+    const consoleSink = new ConsoleSink(files.consoleLog, this.opts.consoleRotateBytes ?? CONSOLE_ROTATE_BYTES);
 
     const memory = cmdOpts.memory ?? cfg.memory;
     let prepared: PreparedVmm | undefined;
@@ -631,7 +671,7 @@ export class QemuDriver implements RuntimeDriver {
       // drops every privilege: always the innermost layer
       if (prepared?.jailLayer) layers.push(prepared.jailLayer);
       const launch = composeLaunch({ cmd: bin, argv: args }, layers);
-      const stdio: StdioOptions = ['ignore', 'ignore', 'pipe'];
+      const stdio: StdioOptions = ['ignore', 'pipe', 'pipe'];
       if (snapshot) {
         // the state file reaches QEMU as an inherited fd (`migrate-incoming fd:3`): no helper process
         stateFd = fs.openSync(snapshot.statePath, 'r');
@@ -646,6 +686,8 @@ export class QemuDriver implements RuntimeDriver {
     }
     if (stateFd !== undefined) fs.closeSync(stateFd);
     const vm = new QemuVm(cfg.vmId, cfg.accelerator, proc, cfg.runDir, this, timings);
+    vm.attachConsole(consoleSink);
+    vm.cgroup = prepared?.cgroup;
     if (prepared) {
       const p = prepared;
       vm.released = vm.exited.then(() => p.release()).catch((e: unknown) => this.logFn(`qemu ${cfg.vmId}: releasing its isolation failed: ${(e as Error).message}`));
@@ -737,13 +779,14 @@ export class QemuDriver implements RuntimeDriver {
     }
   }
 
-  /** Keeps console.log of a failed boot next to the run dir for diagnostics (runDir itself is removed). */
+  /** Keeps console.log of a failed boot next to the run dir for diagnostics (runDir itself is removed); at most one rotation's worth. */
   private keepFailedRunDir(runDir: string): string | undefined {
     const log = runFiles(runDir).consoleLog;
     try {
-      if (!fs.existsSync(log) || fs.statSync(log).size === 0) return undefined;
+      const tailBytes = readConsoleTail(log, this.opts.consoleRotateBytes ?? CONSOLE_ROTATE_BYTES);
+      if (tailBytes.length === 0) return undefined;
       const dest = `${runDir.replace(/\/+$/, '')}.failed-console.log`;
-      fs.copyFileSync(log, dest);
+      fs.writeFileSync(dest, tailBytes, { mode: 0o600 });
       return dest;
     } catch {
       return undefined;

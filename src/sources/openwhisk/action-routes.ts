@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { FaasError } from '../../core/errors.js';
 import { nowMs } from '../../perf/activation.js';
 import type { FunctionDef } from '../../registry/registry.js';
-import { actionDocument, actionInput, actionPutSchema, openWhiskFieldError, sequenceDocument, sequenceInput, type ActionPut } from './actions.js';
+import { actionDocument, actionInput, actionPutSchema, droppedEnv, openWhiskFieldError, sequenceDocument, sequenceInput, type ActionPut } from './actions.js';
 import { answerInvocation, entityParams, errorBody, listed, listQuery, overwriteQuery, packagedParams, SYSTEM_NAMESPACE, type EntityParams, type ListQuery, type RouteContext } from './context.js';
 import { feedAction } from './feed-routes.js';
 import { NOT_FOUND } from './invoker.js';
@@ -77,6 +77,9 @@ export function actionRoutes(ow: FastifyInstance, ctx: RouteContext): void {
     } catch (err) {
       throw err instanceof FaasError ? openWhiskFieldError(err) : err;
     }
+    // issue 19: said once, in the daemon's log (names only, never values)
+    const dropped = droppedEnv(fn, def);
+    if (dropped.length > 0) req.log.warn({ fn: name, envNames: dropped }, 'OpenWhisk update with other code: the function\'s env (set through /v1/functions) was dropped');
     await retire(def, def.name);
     await entities.synced();
     return reply.status(200).send(actionDocument(def, ns));

@@ -78,7 +78,14 @@ function decodeCode(exec: NonNullable<ActionPut['exec']>): { code: Buffer; codeK
 /**
  * The FunctionInput of a PUT. On an update (overwrite with an existing action),
  * what the body leaves out is kept, as OpenWhisk keeps it: code, limits,
- * parameters and annotations.
+ * parameters and annotations (all of them shown by GET, so the caller sees what
+ * it keeps).
+ *
+ * FaaSCell's `env` is not part of an OpenWhisk action: this API can neither show
+ * nor set it, and it may hold secrets set through FaaSCell's own API. It is kept
+ * only while the code it was given to stays the same (same bytes and entry: an
+ * update of limits, parameters or annotations); an update that brings other code
+ * drops it, so new code never reads secrets its caller did not set (issue 19).
  */
 export function actionInput(body: ActionPut, existing?: { def: FunctionDef; code: Buffer; kind: CodeKind }): FunctionInput {
   const exec = body.exec;
@@ -109,10 +116,21 @@ export function actionInput(body: ActionPut, existing?: { def: FunctionDef; code
     timeoutMs: l.timeout ?? (keep ? prev.timeoutMs : undefined),
     maxInstances: l.instances ?? (keep ? prev.maxInstances : undefined),
     vcpus: prev?.vcpus,
-    env: prev?.env,
+    env: existing && sameCode(existing, code, codeKind, entry) ? existing.def.env : undefined,
     parameters: toObject(body.parameters) ?? prev?.parameters,
     annotations: toObject(body.annotations) ?? prev?.annotations,
   };
+}
+
+/** The update's code is the code the existing function runs (its env was given to that code). */
+function sameCode(existing: { def: FunctionDef; code: Buffer; kind: CodeKind }, code: Buffer, kind: CodeKind, entry: string): boolean {
+  return existing.kind === kind && existing.def.entry === entry && existing.code.equals(code);
+}
+
+/** Names of the env variables an OpenWhisk update drops (it brought other code): the daemon logs them. */
+export function droppedEnv(before: FunctionDef | undefined, after: FunctionDef): string[] {
+  if (!before) return [];
+  return Object.keys(before.env).filter((k) => !(k in after.env)).sort();
 }
 
 /** An action document as OpenWhisk returns it; `code` only when asked for (GET ?code=true). */

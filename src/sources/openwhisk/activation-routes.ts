@@ -4,19 +4,17 @@
 import type { FastifyInstance } from 'fastify';
 import { FaasError } from '../../core/errors.js';
 import type { ActivationRecord } from '../../perf/activation.js';
-import { LIST_DEFAULT, listQuery, nsParams, page, type RouteContext } from './context.js';
+import type { ActivationPage, ListedActivation } from '../../perf/activation-store.js';
+import { LIST_DEFAULT, listQuery, nsParams, type RouteContext } from './context.js';
 import { NOT_FOUND } from './invoker.js';
 import { activationSummary, type OpenWhiskActivation } from './records.js';
-
-/** how far back list filters (name aside) look: PerfManager hands out at most this many records */
-const SCAN_MAX = 10_000;
 
 type ActivationParams = { namespace: string; id: string };
 const activationParams = { type: 'object', properties: { namespace: { type: 'string', maxLength: 256 }, id: { type: 'string', maxLength: 64 } }, required: ['namespace', 'id'] } as const;
 
 export function activationRoutes(ow: FastifyInstance, ctx: RouteContext): void {
   const { deps, svc } = ctx;
-  const asOpenWhisk = (rec: ActivationRecord): OpenWhiskActivation => svc.invoker.view(rec, svc.results.get(rec.id));
+  const asOpenWhisk = (rec: ListedActivation): OpenWhiskActivation => svc.invoker.view(rec, svc.results.get(rec.id));
 
   ow.get<{ Params: { namespace: string }; Querystring: { name?: string; skip?: number; limit?: number; count?: boolean; docs?: boolean; since?: number; upto?: number } }>(
     '/namespaces/:namespace/activations',
@@ -24,14 +22,15 @@ export function activationRoutes(ow: FastifyInstance, ctx: RouteContext): void {
     async (req) => {
       const q = req.query;
       if (q.count && q.docs) throw new FaasError('bad_request', "docs: the parameter 'docs' is not permitted with 'count'", 'docs');
-      const filtered = q.since !== undefined || q.upto !== undefined || q.count;
-      const want = filtered ? SCAN_MAX : Math.min(SCAN_MAX, (q.skip ?? 0) + (q.limit || LIST_DEFAULT));
-      let recs = await deps.perf.ask<ActivationRecord[]>((r) => ({ kind: 'list', limit: want, fn: q.name, reply: r }), 10_000);
-      const at = (r: ActivationRecord): number => r.timestamps.received ?? 0;
-      if (q.since !== undefined) recs = recs.filter((r) => at(r) >= q.since!);
-      if (q.upto !== undefined) recs = recs.filter((r) => at(r) <= q.upto!);
-      if (q.count) return { activations: Math.max(0, recs.length - (q.skip ?? 0)) };
-      const acts = page(recs, q).map(asOpenWhisk);
+      // filters, skip and count run in SQL; logs are read only with docs=true (as OpenWhisk lists them), and
+      // at most LIST_LOG_BUDGET_BYTES of them per page: the rest get a note (issue 19)
+      const filter = { fn: q.name, since: q.since, upto: q.upto };
+      if (q.count) return { activations: Math.max(0, (await deps.perf.ask<number>((r) => ({ kind: 'count', filter, reply: r }), 10_000)) - (q.skip ?? 0)) };
+      const listed = await deps.perf.ask<ActivationPage>(
+        (r) => ({ kind: 'list', query: { ...filter, limit: q.limit || LIST_DEFAULT, skip: q.skip, logs: q.docs === true, pastBudget: 'note' }, reply: r }),
+        10_000,
+      );
+      const acts = listed.records.map(asOpenWhisk);
       return q.docs ? acts : acts.map(activationSummary);
     },
   );

@@ -6,7 +6,7 @@
 // cluster the entity sync publishes it (src/cluster/entity-sync.ts).
 
 import { ChangeFeed, type ChangeListener } from '../../core/change-feed.js';
-import { stmt, type Db } from '../../registry/db.js';
+import { purgeWal, stmt, type Db } from '../../registry/db.js';
 import type { AlarmSpec } from '../alarms/schedule.js';
 
 export type Params = Record<string, unknown>;
@@ -127,6 +127,9 @@ export class OwEntities {
 
   delete(kind: EntityKind, name: string, origin: 'local' | 'replica' = 'local'): boolean {
     const gone = stmt(this.db, 'DELETE FROM openwhisk_entities WHERE kind = ? AND name = ?').run(kind, name).changes > 0;
+    // issue 19: parameters are where OpenWhisk keeps credentials (package bindings): secure_delete zeroed
+    // the row in the database file, this empties the WAL that still held it
+    if (gone) purgeWal(this.db);
     if (gone) this.changes.emit({ kind: 'delete', entityKind: kind, name, origin });
     return gone;
   }
@@ -141,6 +144,10 @@ export class OwEntities {
   }
 
   private write(e: Entity): void {
-    stmt(this.db, 'INSERT OR REPLACE INTO openwhisk_entities (kind, name, doc, version, updated_at) VALUES (?, ?, ?, ?, ?)').run(e.kind, e.name, JSON.stringify(e.doc), e.version, e.updatedAt);
+    const before = stmt(this.db, 'SELECT doc FROM openwhisk_entities WHERE kind = ? AND name = ?').get(e.kind, e.name) as { doc: string } | undefined;
+    const doc = JSON.stringify(e.doc);
+    stmt(this.db, 'INSERT OR REPLACE INTO openwhisk_entities (kind, name, doc, version, updated_at) VALUES (?, ?, ?, ?, ?)').run(e.kind, e.name, doc, e.version, e.updatedAt);
+    // issue 19: replaced parameter values leave the WAL too (an update of the same document changes none)
+    if (before && before.doc !== doc) purgeWal(this.db);
   }
 }

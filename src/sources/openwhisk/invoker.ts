@@ -13,6 +13,7 @@ import type { ActorRef } from '../../core/actor.js';
 import { FaasError } from '../../core/errors.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
 import { finishTimings, nowMs, type ActivationRecord, type ActivationStatus } from '../../perf/activation.js';
+import type { ListedActivation } from '../../perf/activation-store.js';
 import type { AcceptResult, PerfMsg } from '../../perf/perf-manager.js';
 import type { Registry } from '../../registry/registry.js';
 import type { RuntimeName } from '../../runtimes/types.js';
@@ -233,7 +234,7 @@ export class OwInvoker {
   }
 
   /** A record in OpenWhisk's shape with what this Source kept beside it. */
-  view(rec: ActivationRecord, x: StoredExtra | undefined): OpenWhiskActivation {
+  view(rec: ListedActivation, x: StoredExtra | undefined): OpenWhiskActivation {
     const def = x ? undefined : this.d.registry.get(rec.function);
     return toOpenWhiskActivation(rec, {
       namespace: this.d.namespace,

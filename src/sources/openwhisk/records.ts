@@ -2,7 +2,7 @@
 // and the openwhisk client read), with FaaSCell's own timings and start path
 // added as annotations.
 
-import type { ActivationRecord } from '../../perf/activation.js';
+import type { ListedActivation } from '../../perf/activation-store.js';
 import type { ActivationKind } from './results.js';
 import { openWhiskStatus } from './status.js';
 
@@ -54,7 +54,7 @@ export const limitsOf = (l: { timeout: number; memory: number }): Record<string,
  * initTime; `waitTime` = start − received, so a VM's boot or restore counts as
  * waiting, as a container's provisioning does in OpenWhisk; duration = end − start.
  */
-export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra): OpenWhiskActivation {
+export function toOpenWhiskActivation(rec: ListedActivation, x: ActivationExtra): OpenWhiskActivation {
   const composed = x.extra?.kind;
   if (composed) return composedActivation(rec, x, { ...x.extra, kind: composed });
   const st = openWhiskStatus(rec);
@@ -88,7 +88,7 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
 }
 
 /** The record in OpenWhisk's shape from its parts (an action's run, or a record FaaSCell composed). */
-function assemble(rec: ActivationRecord, x: ActivationExtra, result: unknown, annotations: KeyValue[], t: { start: number; end: number; duration: number }): OpenWhiskActivation {
+function assemble(rec: ListedActivation, x: ActivationExtra, result: unknown, annotations: KeyValue[], t: { start: number; end: number; duration: number }): OpenWhiskActivation {
   const st = openWhiskStatus(rec);
   const response: OpenWhiskActivation['response'] = { status: st.status, statusCode: st.statusCode, success: st.statusCode === 0 };
   if (result !== undefined) response.result = result;
@@ -101,7 +101,8 @@ function assemble(rec: ActivationRecord, x: ActivationExtra, result: unknown, an
     publish: false,
     ...t,
     response,
-    logs: rec.logs,
+    // a list without docs=true reads no logs (issue 19); its summary does not show them either
+    logs: rec.logs ?? [],
     annotations,
     ...(x.extra?.cause ? { cause: x.extra.cause } : {}),
   };
@@ -115,7 +116,7 @@ const baseName = (fn: string): string => fn.slice(fn.indexOf('/') + 1);
  * activation ids, its result the last component's, its duration theirs summed), a
  * trigger's (its result the payload fired, its logs one line per rule) or a feed's.
  */
-function composedActivation(rec: ActivationRecord, x: ActivationExtra, k: ActivationKind & { kind: NonNullable<ActivationKind['kind']> }): OpenWhiskActivation {
+function composedActivation(rec: ListedActivation, x: ActivationExtra, k: ActivationKind & { kind: NonNullable<ActivationKind['kind']> }): OpenWhiskActivation {
   const st = openWhiskStatus(rec);
   const start = Math.round(rec.timestamps.received ?? 0);
   const end = Math.round(rec.timestamps.responseSent ?? start);
