@@ -20,6 +20,7 @@ import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
 import type { Db } from '../registry/db.js';
 import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
+import { type FunctionRuntime, isFunctionRuntime } from '../runtimes/function-runtime.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -29,6 +30,8 @@ export interface ApiDeps {
   snapshots?: ActorRef<SnapshotMsg>;
   /** set up ahead when an egress function is deployed; reported in /v1/status */
   network?: ActorRef<NetworkMsg>;
+  /** issue 21: the runtimes this node has an image for (default: nodejs20 only) */
+  runtimes?: readonly FunctionRuntime[];
   /** invocation bodies */
   bodyLimitBytes: number;
   /** function code (arrives base64-encoded: the deploy route allows for that) */
@@ -59,7 +62,9 @@ const functionBody = {
   properties: {
     code: { type: 'string', description: 'base64 of the code (JS file, zip or tar.gz)' },
     source: { type: 'string', description: 'JavaScript source text (alternative to code)' },
-    codeKind: { type: 'string', enum: ['js', 'zip', 'tgz'] },
+    codeKind: { type: 'string', enum: ['js', 'py', 'zip', 'tgz'] },
+    // nodejs20 | python3: checked by the registry (a 400 naming runtime)
+    runtime: { type: 'string' },
     entry: { type: 'string', minLength: 1, maxLength: 128 },
     memoryMiB: { type: 'integer' },
     vcpus: { type: 'integer' },
@@ -118,7 +123,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
+  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; runtime?: string; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
     '/v1/functions/:name',
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
@@ -130,7 +135,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
         code = Buffer.from(b.code!, 'base64');
       }
-      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      assertRuntimeHere(b.runtime, deps.runtimes);
+      // source is text in the function's language
+      const codeKind = b.source !== undefined ? (b.runtime === 'python3' ? 'py' : 'js') : b.codeKind;
+      const { def, created } = deps.registry.put(req.params.name, { code, codeKind, runtime: b.runtime, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry
@@ -207,6 +215,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   if (deps.openwhisk) await registerOpenWhiskApi(app, { ...deps, ...deps.openwhisk });
 
   return app;
+}
+
+/**
+ * issue 21: a deploy of a runtime this node has no guest image for is refused (503, field
+ * runtime) before anything is stored; an unknown name is left to the registry (400).
+ */
+export function assertRuntimeHere(runtime: unknown, here: readonly FunctionRuntime[] | undefined, field = 'runtime'): void {
+  if (!isFunctionRuntime(runtime) || (here ?? ['nodejs20']).includes(runtime)) return;
+  throw new FaasError('unavailable', `${field}: this node has no ${runtime} guest image (faascell image build --runtime ${runtime}, docs/python.md)`, field);
 }
 
 /** Activation ids a client may choose (header X-Activation-Id): what GET /v1/activations/:id accepts. */

@@ -80,6 +80,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--timeout <seconds>', 'run timeout of every function (default: per benchmark)')
     .option('--vcpus <n>', 'vCPUs of every function (default: the daemon\'s functionDefaults)')
     .option('--max-instances <n>', 'instance limit of every function (default: the daemon\'s functionDefaults)')
+    .option('--runtime <language>', 'javascript (nodejs20, the default) or python (python3): which FunctionBench-style functions (docs/python.md)')
     .option('--dry-run', 'print what would be deployed; no daemon needed')
     .option('--json', 'print the plan as JSON')
     .action(async (spec: string, o: Record<string, string | boolean | undefined>, cmd: Command) => {

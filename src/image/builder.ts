@@ -104,11 +104,11 @@ export function projectRoot(): string {
   }
 }
 
-function imagesDir(cacheDir: string): string {
+export function imagesDir(cacheDir: string): string {
   return join(cacheDir, 'images');
 }
 
-function toGuestImage(m: ImageManifest, dir: string): GuestImage {
+export function toGuestImage(m: ImageManifest, dir: string): GuestImage {
   return {
     version: m.version,
     dir,
@@ -123,7 +123,7 @@ function toGuestImage(m: ImageManifest, dir: string): GuestImage {
   };
 }
 
-async function readManifest(dir: string): Promise<ImageManifest | undefined> {
+export async function readManifest(dir: string): Promise<ImageManifest | undefined> {
   try {
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
     const img = toGuestImage(m, dir);
@@ -148,21 +148,29 @@ export async function findImage(cacheDir: string): Promise<GuestImage | undefine
 }
 
 /**
- * Keep the current image, the one current.json names, and the five newest others (a daemon
- * or benchmark still running may use
- * an older one or a variant; its snapshots are tied to it), delete the rest: each is ~120 MB.
+ * Keep the current image, the ones current.json and current-<runtime>.json name, and the five
+ * newest others (a daemon or benchmark still running may use an older one or a variant; its
+ * snapshots are tied to it), delete the rest: each is ~120 MB (a Python image's root fs is a
+ * hard link to its cached copy, src/image/python.ts).
  */
 export async function pruneImages(cacheDir: string, current: string, log: Log, keep = 6): Promise<void> {
   let names: string[];
-  // the image current.json names is kept too (a variant built with setCurrent: false is not it)
-  let named: string | undefined;
+  // the images current.json and current-<runtime>.json name are kept too (a variant built with setCurrent: false is not one)
+  const named = new Set<string>();
   try {
-    named = (JSON.parse(readFileSync(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string }).version;
+    for (const f of readdirSync(imagesDir(cacheDir)).filter((n) => /^current(-[a-z0-9]+)?\.json$/.test(n))) {
+      try {
+        const v = (JSON.parse(readFileSync(join(imagesDir(cacheDir), f), 'utf8')) as { version?: string }).version;
+        if (typeof v === 'string') named.add(v);
+      } catch {
+        /* half-written or foreign: names nothing */
+      }
+    }
   } catch {
-    named = undefined;
+    return;
   }
   try {
-    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current && n !== named);
+    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current && !named.has(n));
   } catch {
     return;
   }
@@ -214,7 +222,7 @@ function isStaticElf(buf: Buffer): boolean {
   return true;
 }
 
-async function findBusybox(): Promise<{ path: string; data: Buffer; applets: string[] }> {
+export async function findBusybox(): Promise<{ path: string; data: Buffer; applets: string[] }> {
   const candidates = [process.env.FAASCELL_BUSYBOX, '/bin/busybox', '/usr/bin/busybox', which('busybox')].filter(
     (p): p is string => typeof p === 'string' && existsSync(p),
   );
@@ -249,7 +257,7 @@ async function nodeLibraries(nodePath: string): Promise<{ libs: Map<string, stri
 
 // ---------------------------------------------------------------------------
 
-async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, features: KernelFeature[]): Promise<Kernel> {
+export async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, features: KernelFeature[]): Promise<Kernel> {
   const guestImageDir = join(root, 'guest', 'image');
   const want = opts.kernel ?? 'auto';
   if (want === 'debian') return debianKernel(opts.cacheDir, log, opts.force);
@@ -273,7 +281,7 @@ async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, fea
 }
 
 /** Compile guest/image/faascell-helper.c statically; undefined when no C compiler (the agent then falls back to busybox). */
-async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
+export async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
   const cc = which('cc') ?? which('gcc');
   if (!cc) {
     log('image: no C compiler, faascell-helper skipped (clock set to whole seconds by busybox date)');
@@ -288,7 +296,8 @@ async function buildHelper(root: string, work: string, log: Log): Promise<Buffer
   return readFile(out);
 }
 
-function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[], helper: Buffer | undefined): Buffer {
+/** extra: more entries (the Python image's agent, issue 21); none for the Node image, whose initramfs is unchanged. */
+export function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[], helper: Buffer | undefined, extra: CpioEntry[] = []): Buffer {
   const entries: CpioEntry[] = [];
   // etc: /init writes the guest's resolv.conf there without forking a mkdir (networking)
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'rootfs', 'lib', 'etc']) entries.push({ type: 'dir', path: d });
@@ -305,6 +314,7 @@ function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buf
     kernel.modules.forEach((m, i) => entries.push({ type: 'file', path: `lib/modules/${m.name}`, data: modules[i]!, mode: 0o644 }));
     entries.push({ type: 'file', path: 'lib/modules/load', data: Buffer.from(`${kernel.modules.map((m) => m.name).join('\n')}\n`) });
   }
+  entries.push(...extra);
   return gzipSync(writeCpio(entries), { level: 9 });
 }
 
@@ -313,7 +323,7 @@ function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buf
  * DAX-mapped by the 6.1 kernel), no xattrs, fixed times; padded to a 2 MiB multiple because
  * it becomes a guest memory range (a memory backend's size, and memmap= granularity).
  */
-async function erofs(staging: string, out: string): Promise<void> {
+export async function erofs(staging: string, out: string): Promise<void> {
   await runOk('mkfs.erofs', ['-E', 'noinline_data', '-x', '-1', '-T', '0', '--all-root', '-U', '00000000-0000-0000-0000-000000000000', '--quiet', out, staging]);
   const size = statSync(out).size;
   const padded = Math.ceil(size / PMEM_ALIGN) * PMEM_ALIGN;
@@ -323,7 +333,7 @@ async function erofs(staging: string, out: string): Promise<void> {
 /** Granularity of the persistent-memory root fs range (memory sections are hot-added in 2 MiB subsections). */
 export const PMEM_ALIGN = 2 * 1024 * 1024;
 
-async function squashfs(staging: string, out: string, compression: 'none' | 'gzip'): Promise<void> {
+export async function squashfs(staging: string, out: string, compression: 'none' | 'gzip'): Promise<void> {
   if (!which('mksquashfs')) throw new Error('mksquashfs missing (apt-get install squashfs-tools)');
   // gzip because the minimal kernel has SQUASHFS_ZLIB only. Fixed times keep the image reproducible.
   const comp = compression === 'gzip' ? ['-comp', 'gzip'] : ['-noI', '-noD', '-noF', '-noX'];

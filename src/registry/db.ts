@@ -74,6 +74,8 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
   // 6: durable acceptance (issue 12): the records still 'accepted' are found at start without a scan
   `CREATE INDEX activations_accepted ON activations(id) WHERE status = 'accepted';`,
+  // 7 (issue 21, Python functions): the language a function runs in (src/runtimes/function-runtime.ts)
+  `ALTER TABLE functions ADD COLUMN runtime TEXT NOT NULL DEFAULT 'nodejs20';`,
 ];
 
 /**

@@ -113,7 +113,7 @@ interface WorkerHandle {
 
 const versionKeys = new WeakMap<FunctionDef, string>();
 
-/** Instances and snapshots are reusable only for the same version: code, shape, entry and env (and network, issue 10: a VM's rules are set at its start). */
+/** Instances and snapshots are reusable only for the same version: code, shape, entry and env (and network, issue 10: a VM's rules are set at its start; runtime, issue 21). */
 export function versionKey(def: FunctionDef): string {
   let k = versionKeys.get(def);
   if (k === undefined) versionKeys.set(def, (k = computeVersionKey(def)));
@@ -125,7 +125,9 @@ function computeVersionKey(def: FunctionDef): string {
     .sort()
     .map((k) => `${k}=${def.env[k]}`)
     .join('\0');
-  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}${networkShapeKey(def.network)}`).digest('hex').slice(0, 16);
+  // issue 21: the runtime (its image and agent) too; Node.js functions keep the keys they had before it
+  const runtime = def.runtime === 'nodejs20' ? '' : `\nruntime=${def.runtime}`;
+  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\n${env}${networkShapeKey(def.network)}${runtime}`).digest('hex').slice(0, 16);
 }
 
 export class VmPool extends Actor<PoolMsg> implements CoreEffects {

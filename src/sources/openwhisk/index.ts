@@ -18,7 +18,9 @@ import type { FunctionDef, Registry } from '../../registry/registry.js';
 import { CallbackSink } from '../../sinks/callback.js';
 import type { InvocationResult } from '../../sinks/types.js';
 import type { PoolMsg } from '../../vmpool/pool.js';
-import { actionDocument, actionInput, actionPutSchema, checkFinal, NODE_KIND, openWhiskFieldError, type ActionPut } from './actions.js';
+import { actionDocument, actionInput, actionPutSchema, checkFinal, kindOf, openWhiskFieldError, type ActionPut } from './actions.js';
+import { assertRuntimeHere } from '../../api/server.js';
+import type { FunctionRuntime } from '../../runtimes/function-runtime.js';
 import { checkAuth } from './auth.js';
 import { activationSummary, toOpenWhiskActivation, type OpenWhiskActivation } from './records.js';
 import { ResultStore } from './results.js';
@@ -41,6 +43,8 @@ export interface OpenWhiskDeps {
   token?: string;
   bodyLimitBytes: number;
   maxCodeBytes: number;
+  /** issue 21: the runtimes this node has an image for (a python:3 action needs the Python image) */
+  runtimes?: readonly FunctionRuntime[];
   /** activation records kept (activations.retain): results are kept as long */
   retain: number;
   options: OpenWhiskOptions;
@@ -141,7 +145,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     return toOpenWhiskActivation(rec, {
       namespace: options.namespace,
       subject: x?.subject ?? options.namespace,
-      kind: NODE_KIND,
+      kind: kindOf({ runtime: rec.functionRuntime ?? 'nodejs20' }),
       result: x?.result,
       limits: x?.limits ?? (def ? { timeout: def.timeoutMs, memory: def.memoryMiB } : undefined),
     });
@@ -176,6 +180,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
       let def: FunctionDef;
       try {
         const input = actionInput(req.body ?? {}, existing && src ? { def: existing, code: src.code, kind: src.kind } : undefined);
+        assertRuntimeHere(input.runtime, deps.runtimes, 'exec.kind');
         def = registry.put(name, input).def;
       } catch (err) {
         throw err instanceof FaasError ? openWhiskFieldError(err) : err;
@@ -248,7 +253,7 @@ function routes(ow: FastifyInstance, deps: OpenWhiskDeps): void {
     // still running after the blocking wait: answered as OpenWhisk does, with the id to poll
     if (!res) return reply.status(202).send({ activationId: id });
     if (res.activation.status === 'rejected' && res.error) return reply.status(res.error.status).send(errorBody(req, res.error.message));
-    const act = toOpenWhiskActivation(res.activation, { namespace: options.namespace, subject, kind: NODE_KIND, result: results.get(id)?.result, limits });
+    const act = toOpenWhiskActivation(res.activation, { namespace: options.namespace, subject, kind: kindOf(def), result: results.get(id)?.result, limits });
     return reply.status(blockingHttpStatus(openWhiskStatus(res.activation))).send(req.query.result ? (act.response.result ?? {}) : act);
   }
 

@@ -1,0 +1,16 @@
+// The language a function is written in (issue 21): which guest image its VM
+// boots and which agent runs its code. Not to be confused with RuntimeName
+// (types.ts), the VMM that runs the VM (qemu, firecracker).
+
+export const FUNCTION_RUNTIMES = ['nodejs20', 'python3'] as const;
+export type FunctionRuntime = (typeof FUNCTION_RUNTIMES)[number];
+
+/** A function deployed without one is Node.js. */
+export const DEFAULT_FUNCTION_RUNTIME: FunctionRuntime = 'nodejs20';
+
+export function isFunctionRuntime(v: unknown): v is FunctionRuntime {
+  return typeof v === 'string' && (FUNCTION_RUNTIMES as readonly string[]).includes(v);
+}
+
+/** The file a single-file function's code is stored as (its main). */
+export const SINGLE_FILE_MAIN: Record<FunctionRuntime, string> = { nodejs20: 'index.js', python3: '__main__.py' };
