@@ -90,8 +90,8 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
+    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message); python (issue 21: cold/restore/warm of Python heavy imports next to hello in Node.js and Python)')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -184,6 +184,16 @@ export function registerExtraCommands(p: Command): void {
         writeFileSync(path.join(o.out, 'node-profile.json'), JSON.stringify(r.profile, null, 2) + '\n');
         console.error(`simulator profile: ${path.join(o.out, 'node-profile.json')}`);
       }
+      if (which === 'python') {
+        // issue 21: cold / restore / warm of Python functions with heavy imports next to hello in Node.js and Python
+        const { benchPython, formatPython } = await import('../../bench/python.js');
+        console.error('bench python: cold, restore and warm of hello (Node.js, Python) and Python heavy imports, interleaved…');
+        const r = await benchPython({ coldRuns: o.coldRuns, restoreRuns: o.restoreRuns, warmRuns: o.warmRuns });
+        const text = formatPython(r);
+        console.log(text + '\n');
+        md.push('## python\n\n' + text);
+        json.python = r;
+      }
       if (which === 'sim') {
         const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
         console.error('bench sim: simulated invocations per second on a 600-function day…');
@@ -250,7 +260,7 @@ export function registerExtraCommands(p: Command): void {
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

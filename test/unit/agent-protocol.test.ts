@@ -336,7 +336,7 @@ for (const k of [node, python]) {
           const rs = await a.request({ op: 'resync', epochMs: Date.now(), seed: b64(Buffer.alloc(32, fill)) });
           assert.equal(rs.ok, true, JSON.stringify(rs));
           assert.equal((rs.result as Record<string, number>).connectionsClosed, 0);
-          draws.push((await a.request(run())).result as unknown as number[]);
+          draws.push((await a.request(run())).result as number[]);
         } finally {
           await stopAgent(a);
         }
