@@ -8,18 +8,15 @@ go to the main thread, where the function's code runs (so signal handlers and
 libraries that insist on the main thread work). Replies are written whole,
 under a lock."""
 
-import asyncio
-import base64
-import inspect
+import binascii
 import json
 import math
 import os
 import posixpath
 import queue
-import tempfile
+import sys
 import threading
 import time
-import traceback
 
 import faascell
 
@@ -50,6 +47,8 @@ _AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def _user_traceback(err):
     """The traceback from the first frame of the function's own code (the agent's and the import machinery's frames left out)."""
+    import traceback  # on the first error only: every module the agent imports costs a cold start seconds under TCG
+
     tb = err.__traceback__
     while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(_AGENT_DIR) or tb.tb_frame.f_code.co_filename.startswith("<frozen importlib")):
         tb = tb.tb_next
@@ -139,12 +138,10 @@ class Agent:
         self._send({"id": id_, "ok": False, "error": {"kind": kind, "message": message}, **extra})
 
     def send_ready(self):
-        import platform
-
         self._send({
             "type": "ready",
             "agentVersion": AGENT_VERSION,
-            "python": platform.python_version(),
+            "python": ".".join(map(str, sys.version_info[:3])),
             "uptimeMs": {
                 "init": self._boot.get("init", 0),
                 **({"exec": self._boot["exec"]} if "exec" in self._boot else {}),
@@ -262,7 +259,8 @@ class Agent:
         t0 = time.perf_counter()
         self._capture.begin()
         try:
-            root = tempfile.mkdtemp(prefix="fn-", dir=self._work_root)
+            root = os.path.join(self._work_root, f"fn-{os.getpid()}-{os.urandom(4).hex()}")
+            os.mkdir(root, 0o700)
             for rel, b64 in req["files"].items():
                 safe = safe_relative(rel)
                 if safe is None:
@@ -270,7 +268,7 @@ class Agent:
                 dest = os.path.join(root, safe)
                 os.makedirs(os.path.dirname(dest), exist_ok=True)
                 with open(dest, "wb") as f:
-                    f.write(base64.b64decode(b64))
+                    f.write(binascii.a2b_base64(b64))
             main_rel = safe_relative(req["main"])
             if main_rel is None:
                 raise AgentError("init", f"invalid main path: {json.dumps(req['main'])}")
@@ -310,7 +308,9 @@ class Agent:
         error = None
         try:
             result = self._entry({} if params is None else params)
-            if inspect.iscoroutine(result):
+            if type(result).__name__ == "coroutine":
+                import asyncio  # an async def main: asyncio only for the functions that use it
+
                 result = asyncio.run(result)
             if result is None:
                 result_json = "{}"
@@ -358,7 +358,7 @@ class Agent:
         def since():
             return (time.perf_counter() - received) * 1000
 
-        seed = base64.b64decode(fields["seed"])
+        seed = binascii.a2b_base64(fields["seed"])
         steps = {}
         reseed(seed)
         steps["reseedMs"] = since()
@@ -374,7 +374,7 @@ class Agent:
     def warm_up(self):
         """Runs the resync path once before any snapshot, changing nothing (a dry helper call)."""
         try:
-            self._apply_resync({"epochMs": time.time() * 1000, "seed": base64.b64encode(os.urandom(32)).decode(), "kernel": "now"}, time.perf_counter(), dry=True)
+            self._apply_resync({"epochMs": time.time() * 1000, "seed": binascii.b2a_base64(os.urandom(32), newline=False).decode(), "kernel": "now"}, time.perf_counter(), dry=True)
         except Exception as err:  # noqa: BLE001 - diagnostics only
             if self._debug:
                 self._debug(f"resync warm-up failed: {_describe(err)}")

@@ -5,10 +5,7 @@ compensated through CLOCK_MONOTONIC and forces a CRNG reseed, as for the Node
 agent), else directly: clock_settime through ctypes, the seed written to
 /dev/urandom and credited with RNDADDENTROPY (the agent is root in the guest)."""
 
-import ctypes
-import fcntl
 import os
-import struct
 import time
 
 RNDADDENTROPY = 0x40085203
@@ -36,21 +33,22 @@ class HelperOps:
         self._call(f"{'D' if dry else 'R'} {round(epoch_ms)} {time.monotonic_ns()} {seed.hex()}")
 
 
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
 class DirectOps:
     """No helper (an image built without a C compiler): the same two steps from Python."""
-
-    def __init__(self):
-        self._libc = ctypes.CDLL(None, use_errno=True)
 
     def set_clock_and_seed(self, epoch_ms, seed, dry=False):
         if dry:
             return
-        ts = _Timespec(int(epoch_ms // 1000), int((epoch_ms % 1000) * 1_000_000))
-        if self._libc.clock_settime(CLOCK_REALTIME, ctypes.byref(ts)) != 0:
+        import ctypes  # only without the helper
+        import fcntl
+        import struct
+
+        class Timespec(ctypes.Structure):
+            _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        ts = Timespec(int(epoch_ms // 1000), int((epoch_ms % 1000) * 1_000_000))
+        if libc.clock_settime(CLOCK_REALTIME, ctypes.byref(ts)) != 0:
             raise OSError(ctypes.get_errno(), "clock_settime failed")
         with open("/dev/urandom", "wb", buffering=0) as f:
             f.write(seed)

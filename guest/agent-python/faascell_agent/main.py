@@ -14,10 +14,8 @@ Environment (set by /init; the tests set the first two):
 
 import os
 import sys
-import tempfile
 import threading
 import time
-import traceback
 
 
 def _uptime_ms():
@@ -72,10 +70,12 @@ def main(started_monotonic):
     capture = Capture().install()
     connections = ConnectionTracker().install()
     # an exception in a thread the function started lands in the logs of the run (or the next one)
-    threading.excepthook = lambda a: capture.note(
-        f"[faascell] uncaught exception in thread {a.thread.name if a.thread else '?'}: "
-        + "".join(traceback.format_exception(a.exc_type, a.exc_value, a.exc_traceback)).rstrip("\n")
-    )
+    def thread_exception(a):
+        import traceback  # the first time only
+
+        capture.note(f"[faascell] uncaught exception in thread {a.thread.name if a.thread else '?'}: " + "".join(traceback.format_exception(a.exc_type, a.exc_value, a.exc_traceback)).rstrip("\n"))
+
+    threading.excepthook = thread_exception
     now_uptime = _uptime_ms()
     uptime_base = now_uptime - time.monotonic() * 1000
     boot = {"init": _float_env("FAASCELL_INIT_UPTIME") or 0, "agentStart": uptime_base + started_monotonic * 1000}
@@ -94,7 +94,7 @@ def main(started_monotonic):
     agent = Agent(
         read_fd,
         write_fd,
-        env.get("FAASCELL_WORK_DIR") or tempfile.gettempdir(),
+        env.get("FAASCELL_WORK_DIR") or "/tmp",
         capture,
         connections=connections,
         ops=guest_ops(env) if in_guest else None,
