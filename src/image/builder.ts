@@ -379,33 +379,13 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   ).slice(0, 16);
   const dir = join(imagesDir(cacheDir), version);
 
-  const setCurrent = async (): Promise<void> => {
-    if (opts.setCurrent === false) return;
-    const tmp = join(imagesDir(cacheDir), `.current-${process.pid}.json`);
-    await writeFile(tmp, `${JSON.stringify({ version, dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
-    await rename(tmp, join(imagesDir(cacheDir), 'current.json'));
-  };
-
-  if (!opts.force) {
-    const m = await readManifest(dir);
-    if (m) {
-      await setCurrent();
-      log(`image ${version} is up to date (${dir})`);
-      return { ...toGuestImage(m, dir), buildMs: Date.now() - t0, cached: true };
-    }
-  }
+  const target: ImageTarget = { cacheDir, version, dir, currentFile: 'current.json', setCurrent: opts.setCurrent !== false, force: opts.force === true, log, t0 };
+  const cached = await cachedImage(target);
+  if (cached) return cached;
 
   log(`image: building ${version} (kernel ${kernel.id}, node ${process.version}, agent ${agentSha.slice(0, 12)})`);
-  const work = join(imagesDir(cacheDir), `.build-${version}-${process.pid}`);
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work, { recursive: true });
-  try {
-    // Kernel: copied so the image directory is self-contained (a kernel cache cleanup cannot break it).
-    await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
-
-    const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
-    const helper = await buildHelper(root, work, log);
-    await rm(join(work, 'faascell-helper'), { force: true });
+  return buildImageDir(target, async (work) => {
+    const { modules, helper } = await bootFiles(work, kernel, root, log);
     await writeFile(join(work, 'initrd.cpio.gz'), initramfs(busybox, initScript, kernel, modules, helper));
     log(
       `image: initramfs with busybox (${busybox.applets.length} applets)${helper ? ', faascell-helper' : ''}${kernel.modules.length ? ` and ${kernel.modules.length} modules` : ''}`,
@@ -430,55 +410,117 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
       await squashfs(staging, join(work, rootfsFile), rootfsCompression);
     }
     await rm(staging, { recursive: true, force: true });
+    return imageManifest(target, work, kernel, rootfsFile, rootfsFormat, cmdline, {
+      node: process.version,
+      nodeBinary: nodePath,
+      kernelId: kernel.id,
+      busybox: busyboxId,
+      agentSha256: agentSha,
+      rootfsCompression,
+      tuning,
+    });
+  });
+}
 
-    const sizes = {
+// ---------------------------------------------------------------------------
+// Steps every image shares (the Node image above, the Python image in python.ts)
+
+/** An image directory to find or make: where it goes and which current*.json names it. */
+export interface ImageTarget {
+  cacheDir: string;
+  version: string;
+  dir: string;
+  /** current.json (the Node image), current-python3.json (issue 21) */
+  currentFile: string;
+  setCurrent: boolean;
+  force: boolean;
+  log: Log;
+  /** when the build began (buildMs) */
+  t0: number;
+}
+
+async function markCurrent(t: ImageTarget): Promise<void> {
+  if (!t.setCurrent) return;
+  const tmp = join(imagesDir(t.cacheDir), `.${t.currentFile.replace(/\.json$/, '')}-${process.pid}.json`);
+  await writeFile(tmp, `${JSON.stringify({ version: t.version, dir: t.dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
+  await rename(tmp, join(imagesDir(t.cacheDir), t.currentFile));
+}
+
+/** The image if it is built already (unless forced); it becomes the current one. */
+export async function cachedImage(t: ImageTarget): Promise<(GuestImage & { buildMs: number; cached: boolean }) | undefined> {
+  if (t.force) return undefined;
+  const m = await readManifest(t.dir);
+  if (!m) return undefined;
+  await markCurrent(t);
+  t.log(`image ${t.version} is up to date (${t.dir})`);
+  return { ...toGuestImage(m, t.dir), buildMs: Date.now() - t.t0, cached: true };
+}
+
+/** Kernel (copied: a kernel cache cleanup cannot break the image), its modules, and the helper for the initramfs. */
+export async function bootFiles(work: string, kernel: Kernel, root: string, log: Log): Promise<{ modules: Buffer[]; helper: Buffer | undefined }> {
+  await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
+  const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
+  const helper = await buildHelper(root, work, log);
+  await rm(join(work, 'faascell-helper'), { force: true });
+  return { modules, helper };
+}
+
+/** The manifest of an image whose files are in `work` (sizes read there, paths in its final directory). */
+export function imageManifest(
+  t: ImageTarget,
+  work: string,
+  kernel: Kernel,
+  rootfsFile: string,
+  rootfsFormat: 'erofs' | 'squashfs',
+  cmdline: string,
+  build: Omit<ImageManifest['build'], 'builderVersion' | 'builtAt' | 'buildMs' | 'host'>,
+): ImageManifest {
+  return {
+    version: t.version,
+    dir: t.dir,
+    kernelPath: join(t.dir, 'vmlinux'),
+    kernelKind: kernel.kind,
+    initrdPath: join(t.dir, 'initrd.cpio.gz'),
+    rootfsPath: join(t.dir, rootfsFile),
+    cmdline,
+    sizes: {
       kernelBytes: statSync(join(work, 'vmlinux')).size,
       initrdBytes: statSync(join(work, 'initrd.cpio.gz')).size,
       rootfsBytes: statSync(join(work, rootfsFile)).size,
-    };
-    const buildMs = Date.now() - t0;
-    const manifest: ImageManifest = {
-      version,
-      dir,
-      kernelPath: join(dir, 'vmlinux'),
-      kernelKind: kernel.kind,
-      initrdPath: join(dir, 'initrd.cpio.gz'),
-      rootfsPath: join(dir, rootfsFile),
-      cmdline,
-      sizes,
-      rootfsFormat,
-      kernelFeatures: kernel.features,
-      build: {
-        builderVersion: BUILDER_VERSION,
-        node: process.version,
-        nodeBinary: nodePath,
-        kernelId: kernel.id,
-        busybox: busyboxId,
-        agentSha256: agentSha,
-        rootfsCompression,
-        tuning,
-        builtAt: new Date().toISOString(),
-        buildMs,
-        host: `${process.platform}-${process.arch}`,
-      },
-    };
+    },
+    rootfsFormat,
+    kernelFeatures: kernel.features,
+    build: { builderVersion: BUILDER_VERSION, ...build, builtAt: new Date().toISOString(), buildMs: Date.now() - t.t0, host: `${process.platform}-${process.arch}` },
+  };
+}
+
+/**
+ * Makes the image in a private work directory (`fill` writes its files and returns its manifest),
+ * then moves it in: another process may have finished the same version meanwhile (VMs may already
+ * use it), and then theirs is kept; otherwise a broken leftover is replaced.
+ */
+export async function buildImageDir(t: ImageTarget, fill: (work: string) => Promise<ImageManifest>): Promise<GuestImage & { buildMs: number; cached: boolean }> {
+  const work = join(imagesDir(t.cacheDir), `.build-${t.version}-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const manifest = await fill(work);
     await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    // Another process may have finished the same version meanwhile (VMs may already
-    // use it): keep theirs. Otherwise replace a broken leftover and move ours in.
-    const theirs = await readManifest(dir);
-    if (theirs && !opts.force) {
+    const theirs = await readManifest(t.dir);
+    if (theirs && !t.force) {
       await rm(work, { recursive: true, force: true });
-      await setCurrent();
-      log(`image ${version} was built concurrently by another process; using it`);
-      return { ...toGuestImage(theirs, dir), buildMs: Date.now() - t0, cached: true };
+      await markCurrent(t);
+      t.log(`image ${t.version} was built concurrently by another process; using it`);
+      return { ...toGuestImage(theirs, t.dir), buildMs: Date.now() - t.t0, cached: true };
     }
-    await rm(dir, { recursive: true, force: true });
-    await rename(work, dir);
-    await setCurrent();
-    await pruneImages(cacheDir, version, log);
+    await rm(t.dir, { recursive: true, force: true });
+    await rename(work, t.dir);
+    await markCurrent(t);
+    await pruneImages(t.cacheDir, t.version, t.log);
     const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
-    log(`image ${version} ready in ${dir}: kernel ${mb(sizes.kernelBytes)} (${kernel.kind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${buildMs} ms`);
-    return { ...toGuestImage(manifest, dir), buildMs, cached: false };
+    const { sizes } = manifest;
+    t.log(`image ${t.version} ready in ${t.dir}: kernel ${mb(sizes.kernelBytes)} (${manifest.kernelKind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${manifest.build.buildMs} ms`);
+    return { ...toGuestImage(manifest, t.dir), buildMs: manifest.build.buildMs, cached: false };
   } catch (err) {
     await rm(work, { recursive: true, force: true });
     throw err;

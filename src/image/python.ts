@@ -18,23 +18,26 @@ import { chmod, copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from
 import { join } from 'node:path';
 import type { GuestImage } from '../runtimes/types.js';
 import {
+  bootFiles,
   BUILDER_VERSION,
-  buildHelper,
+  buildImageDir,
+  cachedImage,
   chooseKernel,
   erofs,
   findBusybox,
   IMAGE_CMDLINE,
+  imageManifest,
   imagesDir,
   initramfs,
   kernelFeaturesFor,
   projectRoot,
-  pruneImages,
   readManifest,
   resolveTuning,
   squashfs,
   toGuestImage,
   type ImageBuildOptions,
   type ImageManifest,
+  type ImageTarget,
   type ImageTuning,
 } from './builder.js';
 import type { CpioEntry } from './cpio.js';
@@ -355,21 +358,9 @@ export async function buildPythonImage(opts: PythonImageOptions): Promise<(Guest
   const version = sha256(
     JSON.stringify({ runtime: 'python3', builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(init), agent: agentSha, busybox: busyboxId, helper: helperId, cmdline, rootfs: rootfsId, tuning }),
   ).slice(0, 16);
-  const dir = join(imagesDir(cacheDir), version);
-  const setCurrent = async (): Promise<void> => {
-    if (opts.setCurrent === false) return;
-    const tmp = join(imagesDir(cacheDir), `.current-python3-${process.pid}.json`);
-    await writeFile(tmp, `${JSON.stringify({ version, dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
-    await rename(tmp, join(imagesDir(cacheDir), CURRENT));
-  };
-  if (!opts.force) {
-    const m = await readManifest(dir);
-    if (m) {
-      await setCurrent();
-      log(`python image ${version} is up to date (${dir})`);
-      return { ...toGuestImage(m, dir), buildMs: Date.now() - t0, cached: true };
-    }
-  }
+  const target: ImageTarget = { cacheDir, version, dir: join(imagesDir(cacheDir), version), currentFile: CURRENT, setCurrent: opts.setCurrent !== false, force: opts.force === true, log, t0 };
+  const cached = await cachedImage(target);
+  if (cached) return cached;
 
   let rootfsBuildMs: number | undefined;
   if (!existsSync(cachedRootfs) || opts.force) {
@@ -379,14 +370,8 @@ export async function buildPythonImage(opts: PythonImageOptions): Promise<(Guest
   }
 
   log(`python image: building ${version} (kernel ${kernel.id}, root fs ${rootfsId}, agent ${agentSha.slice(0, 12)})`);
-  const work = join(imagesDir(cacheDir), `.build-${version}-${process.pid}`);
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work, { recursive: true });
-  try {
-    await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
-    const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
-    const helper = await buildHelper(root, work, log);
-    await rm(join(work, 'faascell-helper'), { force: true });
+  return buildImageDir(target, async (work) => {
+    const { modules, helper } = await bootFiles(work, kernel, root, log);
     // the agent in the initramfs: /init mounts it read-only on the root fs's /opt/faascell
     const extra: CpioEntry[] = [{ type: 'dir', path: 'opt' }, { type: 'dir', path: 'opt/faascell' }];
     for (const rel of new Set([...agent.keys()].flatMap((k) => k.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/'))))) extra.push({ type: 'dir', path: `opt/faascell/${rel}` });
@@ -398,54 +383,10 @@ export async function buildPythonImage(opts: PythonImageOptions): Promise<(Guest
     } catch {
       await copyFile(cachedRootfs, join(work, rootfsFile));
     }
-    const sizes = {
-      kernelBytes: statSync(join(work, 'vmlinux')).size,
-      initrdBytes: statSync(join(work, 'initrd.cpio.gz')).size,
-      rootfsBytes: statSync(join(work, rootfsFile)).size,
-    };
-    const buildMs = Date.now() - t0;
     const manifest: PythonImageManifest = {
-      version,
-      dir,
-      kernelPath: join(dir, 'vmlinux'),
-      kernelKind: kernel.kind,
-      initrdPath: join(dir, 'initrd.cpio.gz'),
-      rootfsPath: join(dir, rootfsFile),
-      cmdline,
-      sizes,
-      rootfsFormat: format,
-      kernelFeatures: kernel.features,
-      build: {
-        builderVersion: BUILDER_VERSION,
-        node: '',
-        nodeBinary: '',
-        kernelId: kernel.id,
-        busybox: busyboxId,
-        agentSha256: agentSha,
-        rootfsCompression: 'none',
-        tuning,
-        builtAt: new Date().toISOString(),
-        buildMs,
-        host: `${process.platform}-${process.arch}`,
-      },
+      ...imageManifest(target, work, kernel, rootfsFile, format, cmdline, { node: '', nodeBinary: '', kernelId: kernel.id, busybox: busyboxId, agentSha256: agentSha, rootfsCompression: 'none', tuning }),
       python: { packages: [...PYTHON_PACKAGES], closure: closure.length, rootfsId, ...(rootfsBuildMs !== undefined ? { rootfsBuildMs } : {}) },
     };
-    await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-    const theirs = await readManifest(dir);
-    if (theirs && !opts.force) {
-      await rm(work, { recursive: true, force: true });
-      await setCurrent();
-      return { ...toGuestImage(theirs, dir), buildMs: Date.now() - t0, cached: true };
-    }
-    await rm(dir, { recursive: true, force: true });
-    await rename(work, dir);
-    await setCurrent();
-    await pruneImages(cacheDir, version, log);
-    const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
-    log(`python image ${version} ready in ${dir}: kernel ${mb(sizes.kernelBytes)}, initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)} (${closure.length} packages), ${buildMs} ms`);
-    return { ...toGuestImage(manifest, dir), buildMs, cached: false };
-  } catch (err) {
-    await rm(work, { recursive: true, force: true });
-    throw err;
-  }
+    return manifest;
+  });
 }
