@@ -134,10 +134,10 @@ export async function readManifest(dir: string): Promise<ImageManifest | undefin
   }
 }
 
-/** The current image if one has been built, without building anything. */
-export async function findImage(cacheDir: string): Promise<GuestImage | undefined> {
+/** The current image if one has been built, without building anything (currentFile: another runtime's, issue 21). */
+export async function findImage(cacheDir: string, currentFile = 'current.json'): Promise<GuestImage | undefined> {
   try {
-    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string };
+    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), currentFile), 'utf8')) as { version?: string };
     if (typeof cur.version !== 'string') return undefined;
     const dir = join(imagesDir(cacheDir), cur.version);
     const m = await readManifest(dir);

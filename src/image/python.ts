@@ -25,16 +25,15 @@ import {
   chooseKernel,
   erofs,
   findBusybox,
+  findImage,
   IMAGE_CMDLINE,
   imageManifest,
   imagesDir,
   initramfs,
   kernelFeaturesFor,
   projectRoot,
-  readManifest,
   resolveTuning,
   squashfs,
-  toGuestImage,
   type ImageBuildOptions,
   type ImageManifest,
   type ImageTarget,
@@ -315,16 +314,8 @@ export function pythonInit(nodeInit: string, pythonStart: string): string {
 const CURRENT = 'current-python3.json';
 
 /** The current Python image if one has been built, without building anything. */
-export async function findPythonImage(cacheDir: string): Promise<GuestImage | undefined> {
-  try {
-    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), CURRENT), 'utf8')) as { version?: string };
-    if (typeof cur.version !== 'string') return undefined;
-    const dir = join(imagesDir(cacheDir), cur.version);
-    const m = await readManifest(dir);
-    return m ? toGuestImage(m, dir) : undefined;
-  } catch {
-    return undefined;
-  }
+export function findPythonImage(cacheDir: string): Promise<GuestImage | undefined> {
+  return findImage(cacheDir, CURRENT);
 }
 
 /** Build the Python guest image, or return the cached one when nothing changed (undefined: 'if-cached' and no root fs yet). */
