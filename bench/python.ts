@@ -72,7 +72,8 @@ async function invoke(b: BenchDaemon, fn: string): Promise<{ ms: number; rec: Ac
 
 function pssMiB(vmId: string | undefined): number {
   if (!vmId) return NaN;
-  const m = vmmMemory(`faascell-${vmId}`)[0];
+  // the VMM's -name argument, whole (cmdline arguments end with a NUL: vm-…-1 is not vm-…-12)
+  const m = vmmMemory(`faascell-${vmId}\0`)[0];
   return m ? m.pssKiB / 1024 : NaN;
 }
 
