@@ -53,7 +53,7 @@ class ConnectionTracker:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
-                pass  # never connected, or already shut down: nothing to cut
+                continue  # never connected, or already shut down: nothing to cut
             n += 1
         return n
 
