@@ -4,7 +4,8 @@
 // and the recovery after it, result and log size limits), a snapshot restore
 // whose clones draw different random numbers and see the host's time, through
 // the native API, the CLI and the OpenWhisk API (the openwhisk npm client
-// creating a python:3 zip action). One daemon; the few cold boots it needs.
+// creating a python:3 zip action), and a FaaSRail spec deployed in Python
+// (deploy-spec --runtime python) and replayed. One daemon; the few cold boots it needs.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,8 @@ import { strToU8, zipSync } from 'fflate';
 import openwhisk from 'openwhisk';
 import { defaultCacheDir } from '../../src/config/schema.js';
 import { findPythonImage } from '../../src/image/python.js';
+import { runDeploySpec } from '../../src/cli/deploy-spec.js';
+import { runReplayCommand } from '../../src/replay/replay.js';
 import { FIXTURES, ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 
 const run = promisify(execFile);
@@ -174,5 +177,22 @@ describe('Python functions in their own microVMs', { timeout: 20 * 60_000 }, () 
     assert.equal(got.exec.kind, 'python:3');
     const refused = await ow.actions.create({ name: 'py2', action: 'def main(a): return a', kind: 'python:2' }).then(() => undefined, (e: { statusCode?: number; message: string }) => e);
     assert.equal(refused?.statusCode, 400);
+  });
+
+  test('a FaaSRail spec deployed in Python (deploy-spec --runtime python) and replayed: every request answered by the Python FunctionBench functions', async () => {
+    const spec = path.join(ROOT, 'test', 'fixtures', 'traces', 'faasrail-spec.csv');
+    const plan = await runDeploySpec({ spec, url: d.url, token: TOKEN, runtime: 'python', write: () => undefined });
+    const { functions } = (await (await fetch(`${d.url}/v1/functions`, { headers: auth() })).json()) as { functions: { name: string; runtime: string }[] };
+    for (const p of plan) assert.equal(functions.find((f) => f.name === p.name)?.runtime, 'python3', p.name);
+    const out = path.join(d.dir, 'records-python.jsonl');
+    const s = await runReplayCommand({ trace: spec, format: 'faasrail', url: d.url, token: TOKEN, compress: 4, out, json: true, seed: 3, write: () => undefined });
+    const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { status: number; error?: string });
+    assert.equal(s.sent, s.scheduled);
+    assert.equal(s.errors, 0, JSON.stringify(records.filter((r) => r.status !== 200).slice(0, 3)));
+    // the pyaes row ran the pyaes package's AES (Python), with the row's payload
+    const r = await invoke(plan[1]!.name, { message_length: 64, num_iterations: 2 });
+    assert.equal(r.status, 200, JSON.stringify(r.body.error));
+    assert.equal(r.body.result?.message_length, 64);
+    assert.equal(r.body.activation?.functionRuntime, 'python3');
   });
 });
