@@ -266,12 +266,17 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
  */
 async function runtimeImages(cfg: Config, mayBuild: boolean, log: Logger): Promise<Partial<Record<FunctionRuntime, GuestImage>>> {
   if (cfg.image.python === 'off') return {};
-  const python = !mayBuild
+  let python = !mayBuild
     ? await findPythonImage(cfg.cacheDir)
     : await buildPythonImage({ ...cfg.image, cacheDir: cfg.cacheDir, build: cfg.image.python === 'build' ? 'always' : 'if-cached', log: (l) => log.info(l, { component: 'image' }) }).catch((err: unknown) => {
         log.warn('no Python image: python3 functions cannot run on this node', { err: errText(err) });
         return undefined;
       });
+  if (!python && mayBuild && cfg.image.python === 'cached') {
+    // the packages apt resolves today (after an apt-get update) have no root fs yet: the last image built still serves
+    python = await findPythonImage(cfg.cacheDir);
+    if (python) log.warn('the Python image predates the Debian packages apt resolves now: faascell image build --runtime python3 makes a current one', { image: python.version });
+  }
   if (!python) log.info('no Python image on this node (faascell image build --runtime python3): python3 deploys are refused');
   return python ? { python3: python } : {};
 }
