@@ -8,8 +8,9 @@
 // JavaScript and the Python function of each benchmark side by side in the same
 // daemon, interleaved run by run.
 //
-//   npx tsx bench/functionbench.ts --spec SPEC.csv [--per-bench 3] [--runs 3] [--all-benches] [--languages javascript,python] [--out bench/results]
+//   npx tsx bench/functionbench.ts --spec SPEC.csv [--per-bench 3] [--runs 3] [--all-benches] [--languages javascript,python] [--benches a,b] [--out bench/results]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { benchmarkIn, BENCHMARKS, type BenchLanguage } from '../src/functionbench/catalog.js';
@@ -51,7 +52,38 @@ const shortPayload = (p: Record<string, unknown>): string => {
   return s.length > 60 ? s.slice(0, 57) + '…' : s;
 };
 
-export async function benchFunctionbench(o: { spec: string; perBench: number; runs: number; allBenches: boolean; languages?: BenchLanguage[]; log?: (s: string) => void }): Promise<{ machine: Record<string, string | number>; runs: WorkloadRun[] }> {
+/**
+ * One invocation without a client-side deadline: the daemon answers by the function's own timeout (up to
+ * 15 min), while fetch (undici) gives up on response headers after 300 s — lr_training in Python under TCG
+ * runs longer than that.
+ */
+function invokeLong(url: string, fn: string, params: unknown): Promise<{ status: number; body: { error?: { message?: string }; activation?: { runMs?: number } } }> {
+  const data = JSON.stringify(params);
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/v1/functions/${encodeURIComponent(fn)}/invoke`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as never }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+export async function benchFunctionbench(o: {
+  spec: string;
+  perBench: number;
+  runs: number;
+  allBenches: boolean;
+  languages?: BenchLanguage[];
+  /** only these benchmarks (to finish an interrupted run) */
+  benches?: string[];
+  /** called with the runs so far after each workload (a long run keeps what it measured) */
+  progress?: (runs: WorkloadRun[]) => void;
+  log?: (s: string) => void;
+}): Promise<{ machine: Record<string, string | number>; runs: WorkloadRun[] }> {
   const languages = o.languages ?? ['javascript'];
   const log = o.log ?? ((s: string) => console.error(s));
   const trace = await loadTrace(o.spec, 'faasrail');
@@ -66,6 +98,7 @@ export async function benchFunctionbench(o: { spec: string; perBench: number; ru
     m.set(f.workload!, w);
   }
   if (o.allBenches) for (const [b, p] of Object.entries(DEFAULT_PAYLOADS)) if (!byBench.has(b)) byBench.set(b, new Map([[`${b} (default payload)`, { payload: p, n: 0 }]]));
+  if (o.benches) for (const k of [...byBench.keys()]) if (!o.benches.includes(k)) byBench.delete(k);
   const b = await benchDaemon({ snapshots: { enabled: false }, functionLimits: { maxMemoryMiB: 4096, maxTimeoutMs: 15 * 60_000 }, ...(languages.includes('python') ? { image: { python: 'build' } } : {}) });
   const out: WorkloadRun[] = [];
   try {
@@ -85,7 +118,7 @@ export async function benchFunctionbench(o: { spec: string; perBench: number; ru
         for (let i = 0; i <= o.runs; i++) {
           for (const [lang, x] of runs) {
             const t0 = performance.now();
-            const res = await b.client.invoke(name(lang), w.payload);
+            const res = await invokeLong(b.client.url, name(lang), w.payload);
             const latency = performance.now() - t0;
             if (res.status !== 200) {
               x.r.errors.push(`${res.status}: ${res.body.error?.message ?? ''}`.slice(0, 200));
@@ -100,6 +133,7 @@ export async function benchFunctionbench(o: { spec: string; perBench: number; ru
           out.push(x.r);
           log(`${bench} (${lang}) ${shortPayload(w.payload)}: FaaSRail ${w.mean ?? '-'} ms, here ${ms(x.r.run.median)} (${x.r.errors.length} errors)`);
         }
+        o.progress?.(out);
       }
     }
   } finally {
@@ -164,14 +198,15 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     return i >= 0 ? args[i + 1] : undefined;
   };
   const spec = get('spec');
-  if (!spec) throw new Error('usage: bench/functionbench.ts --spec SPEC.csv [--per-bench 3] [--runs 3] [--all-benches] [--languages javascript,python] [--out bench/results]');
+  if (!spec) throw new Error('usage: bench/functionbench.ts --spec SPEC.csv [--per-bench 3] [--runs 3] [--all-benches] [--languages javascript,python] [--benches a,b] [--out bench/results]');
   const languages = (get('languages') ?? 'javascript').split(',').map((l) => (l === 'python' || l === 'javascript' ? l : (() => { throw new Error(`--languages: javascript and/or python, got ${l}`); })()));
-  const r = await benchFunctionbench({ spec, perBench: Number(get('per-bench') ?? 3), runs: Number(get('runs') ?? 3), allBenches: args.includes('--all-benches'), languages });
-  const text = formatFunctionbench(r);
-  console.log(text);
   const dir = get('out') ?? 'bench/results';
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const progress = (runs: WorkloadRun[]): void => writeFileSync(path.join(dir, `functionbench-${stamp}.partial.json`), JSON.stringify({ machine: machine(), runs }, null, 2));
+  const r = await benchFunctionbench({ spec, perBench: Number(get('per-bench') ?? 3), runs: Number(get('runs') ?? 3), allBenches: args.includes('--all-benches'), languages, benches: get('benches')?.split(','), progress });
+  const text = formatFunctionbench(r);
+  console.log(text);
   writeFileSync(path.join(dir, `functionbench-${stamp}.json`), JSON.stringify(r, null, 2));
   writeFileSync(path.join(dir, `functionbench-${stamp}.md`), text + '\n');
   console.error(`results in ${dir}/functionbench-${stamp}.{json,md}`);
