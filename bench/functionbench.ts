@@ -131,7 +131,7 @@ export async function benchFunctionbench(o: {
         for (const [lang, x] of runs) {
           x.r.run = summarize(x.samples);
           out.push(x.r);
-          log(`${bench} (${lang}) ${shortPayload(w.payload)}: FaaSRail ${w.mean ?? '-'} ms, here ${ms(x.r.run.median)} (${x.r.errors.length} errors)`);
+          log(`${bench} (${lang}) ${shortPayload(w.payload)}: FaaSRail ${w.mean ?? '-'} ms, here ${ms(x.r.run.median)} (${x.r.errors.length} errors${x.r.errors[0] ? `: ${x.r.errors[0]}` : ''})`);
         }
         o.progress?.(out);
       }

@@ -51,7 +51,7 @@ export const BENCHMARKS: ReadonlyMap<string, BenchmarkEntry> = new Map(
   [
     bench('helloworld', 'helloworld.js', 'main', 256, 60, 'returns a greeting', py('helloworld.py', 'main', 256, 60, '–')),
     bench('pyaes', 'pyaes.js', 'main', 256, 120, 'AES-128 in CTR mode, pure JavaScript: encrypt and decrypt a generated message num_iterations times', py('pyaes_fb.py', 'main', 256, 300, 'pyaes')),
-    bench('chameleon', 'chameleon.js', 'main', 640, 300, 'compiles an HTML template and renders an nrow × ncol table with it', py('chameleon_fb.py', 'main', 384, 300, 'chameleon')),
+    bench('chameleon', 'chameleon.js', 'main', 640, 300, 'compiles an HTML template and renders an nrow × ncol table with it', py('chameleon_fb.py', 'main', 640, 600, 'chameleon')),
     bench('matmul_fb', 'matmul_fb.js', 'main', 256, 300, 'multiplies two generated N × M and M × N matrices (Float64Array, i-k-j loop)', py('matmul_fb.py', 'main', 512, 300, 'numpy')),
     bench('json_serdes', 'json_serdes.js', 'main', 384, 120, 'parses and re-serialises a generated JSON document sized by file_name', py('json_serdes.py', 'main', 512, 300, 'json')),
     bench('image_rotate', 'image_rotate.js', 'main', 256, 120, 'flip / rotate / blur, contour and sharpen filters / gray scale / resize on a generated RGB image sized by img_name', py('image_rotate.py', 'main', 512, 300, 'Pillow, numpy')),
