@@ -11,7 +11,8 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
+import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuJob } from './cpu-model.js';
@@ -32,6 +33,9 @@ export interface SimNodeOptions {
   idleVmCpu: number;
   snapshots: boolean;
   preferWarm: boolean;
+  /** start back-off of a function whose starts keep failing (admission.startBackoffBaseMs / MaxMs) */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
   /** share the cores between starts and VMs (false: every start takes its profiled time) */
   cpuModel: boolean;
 }
@@ -60,7 +64,21 @@ export interface SimulationOptions {
   onDecision?: (d: Decision) => void;
   /** Also report counts and latency per function (SimulationResult.byFunction). */
   byFunction?: boolean;
+  /** Failures to inject: failed starts by kind and time, full tiers (faults.ts; the conformance test). */
+  faults?: FaultModel;
+  /** Changes of the node during the run: a function updated (a new version) or deleted, the daemon shut down. */
+  events?: SimEvent[];
+  /**
+   * After the trace's end, run every timer too (keep-alive expiries, pre-warms, deadlines) until nothing is
+   * left, as a daemon would; by default only the runs and starts in flight finish.
+   */
+  drain?: boolean;
 }
+
+export type SimEvent =
+  | { at: number; kind: 'define'; fn: string; spec: FunctionSpec }
+  | { at: number; kind: 'delete'; fn: string }
+  | { at: number; kind: 'shutdown' };
 
 export interface SimulationResult {
   policy: string;
@@ -84,7 +102,8 @@ export interface SimulationResult {
   restoresStarted: number;
   /** every request not completed: refused by admission, timed out in the queue, or still queued at the end */
   dropped: number;
-  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number };
+  /** notFound: arrivals for a function deleted during the run (SimulationOptions.events) */
+  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number; notFound: number };
   /** Functions with a snapshot at the end. */
   snapshots: number;
   coldStartFraction: number;
@@ -121,6 +140,8 @@ const E_FINISH = 1;
 const E_TIMER = 2; // + TimerKind (0..3)
 /** a run's CPU part is done: its waiting part follows (then E_FINISH) */
 const E_RUNCPU = 6;
+/** a shell event (an injected fault, a finished snapshot move, a node change): the payload indexes `aux` */
+const E_AUX = 7;
 
 /** Per instance slot: what the simulator itself tracks (the core owns the rest). */
 class SlotState {
@@ -133,6 +154,8 @@ class SlotState {
   arrival = 0;
   /** the waiting part of the run in progress, after its CPU part */
   waitMs = 0;
+  /** a restored clone whose first run refuses the resync it carries (fault `resync`) */
+  resyncFault = false;
 }
 
 /** Per function, when SimulationOptions.byFunction is set. */
@@ -151,7 +174,7 @@ export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
-  private readonly fnByIndex: CoreFunction[];
+  private fnByIndex: CoreFunction[];
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
@@ -173,6 +196,12 @@ export class Simulator implements CoreEffects {
   private restoreMsSum = 0;
   private restoreN = 0;
   private events = 0;
+  /** shell events waiting in the heap (E_AUX), by index; freed slots are reused */
+  private readonly aux: Array<((now: number) => void) | undefined> = [];
+  private readonly auxFree: number[] = [];
+  private readonly startCounter = new StartCounter();
+  /** arrivals for a function deleted by an event (never reach the core) */
+  private notFound = 0;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -186,6 +215,8 @@ export class Simulator implements CoreEffects {
       idleVmCpu: prof.node.idleVmCpu,
       snapshots: true,
       preferWarm: SCHED_DEFAULTS.preferWarm,
+      backoffBaseMs: SCHED_DEFAULTS.startBackoffBaseMs,
+      backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
       ...o.node,
     };
@@ -212,6 +243,8 @@ export class Simulator implements CoreEffects {
           defaultColdMs: d.coldMs,
           defaultRestoreMs: d.restoreMs,
           preferWarm: n.preferWarm,
+          backoffBaseMs: n.backoffBaseMs,
+          backoffMaxMs: n.backoffMaxMs,
         },
         cpuSlots: 0,
         exactEviction: o.exactEviction,
@@ -223,7 +256,8 @@ export class Simulator implements CoreEffects {
     this.fnByIndex = o.trace.functions.map((tf, i) =>
       this.core.defineFunction(
         tf.name,
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', snapshotBytes: this.costs[i]!.snapshotMiB * 1048576 },
+        // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1' },
         0,
       ),
     );
@@ -231,6 +265,28 @@ export class Simulator implements CoreEffects {
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
       this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+    }
+    for (const e of o.events ?? []) this.later(e.at, (now) => this.nodeEvent(e, now));
+  }
+
+  /** Run `fn` at time `at` through the event heap (after the events already due then). */
+  private later(at: number, fn: (now: number) => void): void {
+    const i = this.auxFree.pop() ?? this.aux.length;
+    this.aux[i] = fn;
+    this.heap.push(at, (i << 3) | E_AUX, 0);
+  }
+
+  private nodeEvent(e: SimEvent, now: number): void {
+    const core = this.core;
+    if (e.kind === 'shutdown') core.shutdown(now);
+    else if (e.kind === 'define') {
+      const f = core.defineFunction(e.fn, e.spec, now);
+      const i = this.o.trace.functions.findIndex((tf) => tf.name === e.fn);
+      if (i >= 0) this.fnByIndex[i] = f;
+    }
+    else {
+      const f = core.fn(e.fn);
+      if (f) core.removeFunction(f, now);
     }
   }
 
@@ -258,7 +314,13 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
-        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
+        const f = this.fnByIndex[fns[i]!]!;
+        // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
+        if (f.deleted) {
+          this.notFound++;
+          continue;
+        }
+        core.arrive(f, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -267,7 +329,8 @@ export class Simulator implements CoreEffects {
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();
     while (heap.pop()) {
       const kind = heap.topPayload & 7;
-      if (kind >= E_TIMER && kind < E_RUNCPU) continue; // no timers after the end; runs and starts finish
+      // no timers after the end (unless drain); runs, starts and shell events finish
+      if (!o.drain && kind >= E_TIMER && kind < E_RUNCPU) continue;
       simEnd = Math.max(simEnd, heap.topTime);
       this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
@@ -296,7 +359,7 @@ export class Simulator implements CoreEffects {
       coldBoots: c.coldStarts,
       restoresStarted: c.restoreStarts,
       dropped,
-      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
+      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved, notFound: this.notFound },
       snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
@@ -347,7 +410,12 @@ export class Simulator implements CoreEffects {
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
     this.events++;
     const core = this.core;
-    if (kind === E_RUNCPU) {
+    if (kind === E_AUX) {
+      const fn = this.aux[idx]!;
+      this.aux[idx] = undefined;
+      this.auxFree.push(idx);
+      fn(now);
+    } else if (kind === E_RUNCPU) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
       if (!inst || !s || inst.state !== 'busy' || !s.job || s.job.version !== tag) return;
@@ -363,8 +431,15 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      // what the record says, read before runDone: its decisions may stop this instance and reuse its slot
+      const f = inst.f;
+      const c = s.costs;
+      const fresh = s.fresh;
+      const path = inst.path;
+      const startMs = inst.startCostMs;
+      const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
       core.runDone(inst, now);
-      this.observe(inst, s);
+      this.observe(f, c, fresh, path, startMs, tier);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -390,14 +465,12 @@ export class Simulator implements CoreEffects {
   }
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
-  private observe(inst: CoreInstance, s: SlotState): void {
-    const c = s.costs;
-    const f = inst.f;
+  private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
     const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
-    if (!s.fresh) {
+    if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
@@ -406,7 +479,7 @@ export class Simulator implements CoreEffects {
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
@@ -439,6 +512,10 @@ export class Simulator implements CoreEffects {
     const c = this.costs[inst.f.index]!;
     s.costs = c;
     s.startedAt = now;
+    s.resyncFault = false;
+    this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+    const faults = this.o.faults;
+    if (faults && this.injectFaults(faults, inst, plan, s, now)) return;
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
     if (this.cpu) {
@@ -447,12 +524,61 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
-    this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+  }
+
+  /**
+   * This start's faults (faults.ts), as the daemon's Workers would report them. True when the start fails
+   * (its failure is scheduled instead of its end).
+   */
+  private injectFaults(faults: FaultModel, inst: CoreInstance, plan: CoreStartPlan, s: SlotState, now: number): boolean {
+    const core = this.core;
+    const seq = inst.seq;
+    const same = (): boolean => inst.seq === seq && inst.state === 'starting';
+    if (plan.path === 'cold' && plan.snapshot && faults.tierFull?.(plan.snapshot.tier.name, now)) {
+      // the SnapshotManager finds the tier's device full: placement decides again without it
+      this.later(now, (t) => {
+        const full = new Set<string>();
+        let snap = inst.snapshot;
+        while (snap && same() && faults.tierFull!(snap.tier.name, t)) {
+          full.add(snap.tier.name);
+          snap = core.snapshotNoRoom(inst, full, t);
+        }
+      });
+    }
+    const fault = faults.start?.({ fn: inst.fn, nth: this.startCounter.next(inst.fn), path: plan.path, seq, snapshot: plan.snapshot !== undefined, t: now });
+    if (!fault) return false;
+    if (fault.kind === 'resync') {
+      s.resyncFault = plan.path === 'restore';
+      return false;
+    }
+    s.job = undefined;
+    const kind = fault.kind;
+    this.later(now + fault.afterMs, (t) => {
+      if (!same()) return;
+      if (kind === 'snapshot') {
+        if (inst.snapshot) core.snapshotFailed(inst.snapshot, t);
+        core.gone(inst, { kind: 'snapshot' }, t);
+      } else core.gone(inst, { kind } satisfies StartFailure, t);
+      this.afterEvent(t);
+    });
+    return true;
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void {
     const s = this.slots[inst.idx]!;
     const c = s.costs;
+    this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
+    if (s.resyncFault) {
+      // the clone's first run refuses the resync it carries: the request goes back, the snapshot is broken
+      s.resyncFault = false;
+      s.job = undefined;
+      const seq = inst.seq;
+      this.later(now, (t) => {
+        if (inst.seq === seq && inst.state === 'busy') this.core.runRefused(inst, req, arrival, t, { kind: 'restore-broken' });
+        this.afterEvent(t);
+      });
+      return;
+    }
     s.fresh = fresh;
     s.arrival = arrival;
     this.queueWaitSum += now - arrival;
@@ -468,7 +594,6 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
       this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
     }
-    this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
   }
 
   reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, _arrival: number, now: number): void {
@@ -488,9 +613,15 @@ export class Simulator implements CoreEffects {
     this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
   }
 
-  dropSnapshot(_snap: CoreSnapshot): void {}
+  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
+    this.log?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
+  }
 
-  moveSnapshot(): void {}
+  moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {
+    this.log?.({ t: now, kind: 'moveSnapshot', fn: snap.f.name, from, to });
+    // the files are copied at once (the simulator has no I/O); the core moves it when told, as in the daemon
+    this.later(now, () => this.core.moveDone(snap));
+  }
 }
 
 export function simulate(o: SimulationOptions): SimulationResult {

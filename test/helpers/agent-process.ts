@@ -120,12 +120,12 @@ export interface AgentProc extends Client {
 /** Processes started here and still running (the test file's after() kills them). */
 export const agentProcs = new Set<ChildProcess>();
 
-/** Start an agent: `command` runs with the channel on fd 3 and a fresh work dir under `tmp`. */
+/** Start an agent: `command` runs with the channel on fd 3 and a fresh work dir under `tmp` (Python writes no __pycache__ into the sources). */
 export function startAgentProcess(command: string[], tmp: string, extraEnv: Record<string, string> = {}): AgentProc {
   const work = fs.mkdtempSync(path.join(tmp, 'work-'));
   const proc = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, FAASCELL_AGENT_CHANNEL: 'fd:3', FAASCELL_WORK_DIR: work, FAASCELL_INIT_UPTIME: '1.5', ...extraEnv },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, FAASCELL_AGENT_CHANNEL: 'fd:3', FAASCELL_WORK_DIR: work, FAASCELL_INIT_UPTIME: '1.5', PYTHONDONTWRITEBYTECODE: '1', ...extraEnv },
   });
   agentProcs.add(proc);
   const exited = new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));

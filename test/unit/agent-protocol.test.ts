@@ -40,9 +40,9 @@ interface Sources {
   missingImport: string;
   /** main(p) by p.mode: throw ('bad input'), none, number, array, circular, big (p.size chars) */
   results: string;
-  /** main(p) answers {slow: p.n} after 300 ms */
+  /** main(p) answers {slow: p.n} after 1 s */
   slow: string;
-  /** with p.leak: a line printed 20 ms after the run returned */
+  /** with p.leak (a file name): a line printed 20 ms after the run returned, then the file p.leak created */
   lateLog: string;
   /** exits the process (status 3) in main */
   exitsInRun: string;
@@ -98,8 +98,8 @@ const node: AgentKind = {
           default: return { ok: true };
         }
       };`,
-    slow: 'exports.main = (p) => new Promise((r) => setTimeout(() => r({ slow: p.n }), 300))',
-    lateLog: `exports.main = (p) => { if (p.leak) setTimeout(() => console.log('late log'), 20); return { ok: 1 }; }`,
+    slow: 'exports.main = (p) => new Promise((r) => setTimeout(() => r({ slow: p.n }), 1000))',
+    lateLog: `exports.main = (p) => { if (p.leak) setTimeout(() => { console.log('late log'); require('fs').writeFileSync(p.leak, ''); }, 20); return { ok: 1 }; }`,
     exitsInRun: 'exports.main = () => { process.exit(3) }',
     exitsInInit: 'process.exit(4)',
     random: 'exports.main = () => ({ r: [Math.random(), Math.random()] })',
@@ -147,8 +147,8 @@ const python: AgentKind = {
       '    if m == "big": return {"data": "x" * p["size"]}',
       '    return {"ok": True}',
     ].join('\n'),
-    slow: 'import time\ndef main(p):\n    time.sleep(0.3)\n    return {"slow": p["n"]}\n',
-    lateLog: 'import threading\ndef main(p):\n    if p.get("leak"):\n        threading.Timer(0.02, lambda: print("late log")).start()\n    return {"ok": 1}\n',
+    slow: 'import time\ndef main(p):\n    time.sleep(1)\n    return {"slow": p["n"]}\n',
+    lateLog: 'import threading\ndef late(marker):\n    print("late log")\n    open(marker, "w").close()\ndef main(p):\n    if p.get("leak"):\n        threading.Timer(0.02, late, [p["leak"]]).start()\n    return {"ok": 1}\n',
     exitsInRun: 'import sys\ndef main(p):\n    sys.exit(3)\n',
     exitsInInit: 'import sys\nsys.exit(4)\n',
     random: 'import random\ndef main(p):\n    return {"r": [random.random(), random.random()]}\n',
@@ -289,8 +289,8 @@ for (const k of [node, python]) {
       const a = k.start();
       try {
         await a.request(init(k, k.src.slow));
+        // both written at once: the second reaches the agent while the first (1 s) runs, however slow the machine
         const first = a.request(run({ n: 1 }));
-        await new Promise((r) => setTimeout(r, 50));
         assert.equal((await a.request(run({ n: 2 }))).error?.kind, 'state');
         assert.deepEqual((await first).result, { slow: 1 });
       } finally {
@@ -302,8 +302,13 @@ for (const k of [node, python]) {
       const a = k.start();
       try {
         await a.request(init(k, k.src.lateLog));
-        assert.deepEqual((await a.request(run({ leak: true }))).logs, []);
-        await new Promise((r) => setTimeout(r, 300));
+        // the late output is followed by a marker file: the next run is sent after that, not after a guess
+        const marker = path.join(tmp, `late-${k.runtime}`);
+        fs.rmSync(marker, { force: true });
+        assert.deepEqual((await a.request(run({ leak: marker }))).logs, []);
+        for (let i = 0; i < 3000 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(fs.existsSync(marker), 'the late output was written');
+        fs.rmSync(marker, { force: true });
         const next = await a.request(run({}));
         assert.equal(next.ok, true);
         assert.equal(next.logs?.[0], 'late log');
