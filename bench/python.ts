@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ActivationRecord } from '../src/perf/activation.js';
 import { readImageManifest } from '../src/image/builder.js';
-import { benchDaemon, evictAndWait, FIXTURES, machine, ms, summarize, table, timedInvoke, vmmMemory, type BenchDaemon, type Summary } from './common.js';
+import { benchDaemon, evictAndWait, FIXTURES, ROOT, machine, ms, summarize, table, timedInvoke, vmmMemory, type BenchDaemon, type Summary } from './common.js';
 
 export interface PythonBenchOptions {
   coldRuns?: number;
@@ -134,7 +134,7 @@ export async function benchPython(o: PythonBenchOptions = {}): Promise<PythonBen
       }
     }
     const rows: Row[] = fns.map((f) => ({
-      fn: f,
+      fn: { ...f, file: path.relative(ROOT, f.file) }, // the raw output names no path of this machine
       cold: summarize(cold.get(f.name)!),
       restore: summarize(restore.get(f.name)!),
       warm: summarize(warm.get(f.name)!),
