@@ -156,7 +156,8 @@ program
     // issue 21: the daemon checks the runtime's name (400 naming runtime)
     const runtime = opts.runtime ?? (ext.endsWith('.py') ? 'python3' : 'nodejs20');
     const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : runtime === 'python3' ? 'py' : 'js';
-    if (codeKind === 'js' && opts.syntaxCheck) {
+    // JavaScript is checked here; a runtime name the daemon does not know is its 400 (naming runtime), not a syntax error
+    if (codeKind === 'js' && runtime === 'nodejs20' && opts.syntaxCheck) {
       const { checkSyntax } = await import('./syntax-check.js');
       const r = await checkSyntax(file, code.toString('utf8'));
       if (!r.ok) throw new CliError(`${r.location}: ${r.message}\nnot deployed: the function would fail at its first init (--no-syntax-check deploys it anyway)`);
