@@ -1,12 +1,13 @@
 // Calibrates the simulator on this node: what a cold boot and a restore cost here
-// (wall time and the VMM's CPU time), per memory size; the warm dispatch; what an
+// (wall time and the VMM's CPU time), per memory size and (issue 21) per language
+// runtime when the node has the Python image; the warm dispatch; what an
 // idle VM takes of a core; and how concurrent cold boots stretch each other (the
 // CPU model's premise). Writes a profile that `faascell simulate --profile FILE`
 // and the experiments load (src/sim/profile.ts).
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { ActivationRecord } from '../src/perf/activation.js';
-import { ROOT, benchDaemon, evictAndWait, machine, ms, summarize, table, type BenchDaemon, type Summary } from './common.js';
+import { FIXTURES, ROOT, benchDaemon, evictAndWait, machine, ms, summarize, table, type BenchDaemon, type Summary } from './common.js';
 
 export interface ProfileBenchOptions {
   sizes?: number[];
@@ -16,9 +17,13 @@ export interface ProfileBenchOptions {
   idleVms?: number;
   idleSeconds?: number;
   concurrency?: number[];
+  /** issue 21: measure Python functions too (default: when the daemon has the Python image) */
+  python?: boolean;
 }
 
 interface SizeRow {
+  /** issue 21: the functions' runtime (the node-wide rows are Node.js) */
+  runtime: 'nodejs20' | 'python3';
   memoryMiB: number;
   cold: Summary;
   coldCpu: Summary;
@@ -42,6 +47,7 @@ export interface ProfileBenchResult {
 }
 
 const SLEEP = readFileSync(path.join(ROOT, 'examples', 'functions', 'sleep.js'));
+const SLEEP_PY = readFileSync(path.join(FIXTURES, 'python', 'sleep.py'));
 
 async function invoke(b: BenchDaemon, fn: string, params: unknown = { ms: 1 }): Promise<ActivationRecord> {
   const r = await b.client.invoke(fn, params);
@@ -77,6 +83,53 @@ function safeReaddir(d: string): string[] {
 const num = (x: unknown): number => (typeof x === 'number' ? x : NaN);
 const sum = (m: Map<number, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
 
+/** Cold starts, restores and warm calls of one function at one memory size (see benchProfile). */
+async function measureSize(b: BenchDaemon, runtime: SizeRow['runtime'], mem: number, o: ProfileBenchOptions): Promise<SizeRow> {
+  const stateDir = b.d.config.stateDir;
+  const fn = `cal-${runtime === 'python3' ? 'py-' : ''}${mem}`;
+  const code = runtime === 'python3' ? SLEEP_PY : SLEEP;
+  const cold: number[] = [];
+  const coldCpu: number[] = [];
+  // every cold run is a new version (env), so it boots and leaves a fresh snapshot
+  for (let i = 0; i < (o.coldRuns ?? 3); i++) {
+    await b.client.deploy(fn, code, { runtime, memoryMiB: mem, timeoutMs: 300_000, env: { RUN: String(i) } });
+    const a = await invoke(b, fn);
+    if (a.startPath !== 'cold') throw new Error(`${fn}: expected a cold start, got ${a.startPath}`);
+    cold.push(num(a.startDetails?.startMs));
+    coldCpu.push(num(a.startDetails?.vmmCpuMs));
+  }
+  const restore: number[] = [];
+  const restoreCpu: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < (o.restoreRuns ?? 5); i++) {
+    await evictAndWait(b.client, fn);
+    const a = await invoke(b, fn);
+    if (a.startPath !== 'restore') throw new Error(`${fn}: expected a restore, got ${a.startPath}`);
+    restore.push(num(a.startDetails?.startMs));
+    restoreCpu.push(num(a.startDetails?.vmmCpuMs));
+  }
+  // warm calls of a function that does nothing: what one invocation costs the host in CPU
+  // (this process = daemon + client, and the VMM)
+  const vmm0 = sum(vmmCpu(stateDir));
+  const cpu0 = process.cpuUsage();
+  const n = o.warmRuns ?? 30;
+  for (let i = 0; i < n; i++) {
+    const a = await invoke(b, fn, { ms: 0 });
+    const t = a.timestamps;
+    if (t.runStarted !== undefined && t.instanceAssigned !== undefined) warm.push(t.runStarted - t.instanceAssigned);
+  }
+  const used = process.cpuUsage(cpu0);
+  const invokeVmmCpuMs = ((sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
+  const invokeCpuMs = (used.user + used.system) / 1000 / n + invokeVmmCpuMs;
+  await evictAndWait(b.client, fn);
+  return { runtime, memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs, invokeVmmCpuMs };
+}
+
+/** A size row as the profile's costs (src/sim/profile.ts). */
+function costsOf(r: SizeRow): Record<string, unknown> {
+  return { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, invokeVmmCpuMs: r.invokeVmmCpuMs, restoreMsByTier: { shm: r.restore.median } };
+}
+
 export async function benchProfile(o: ProfileBenchOptions = {}): Promise<ProfileBenchResult> {
   const sizes = o.sizes ?? [256, 512];
   const b = await benchDaemon({
@@ -89,44 +142,10 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
   try {
     const stateDir = b.d.config.stateDir;
     const rows: SizeRow[] = [];
-    for (const mem of sizes) {
-      const fn = `cal-${mem}`;
-      const cold: number[] = [];
-      const coldCpu: number[] = [];
-      // every cold run is a new version (env), so it boots and leaves a fresh snapshot
-      for (let i = 0; i < (o.coldRuns ?? 3); i++) {
-        await b.client.deploy(fn, SLEEP, { codeKind: 'js', memoryMiB: mem, env: { RUN: String(i) } });
-        const a = await invoke(b, fn);
-        if (a.startPath !== 'cold') throw new Error(`${fn}: expected a cold start, got ${a.startPath}`);
-        cold.push(num(a.startDetails?.startMs));
-        coldCpu.push(num(a.startDetails?.vmmCpuMs));
-      }
-      const restore: number[] = [];
-      const restoreCpu: number[] = [];
-      const warm: number[] = [];
-      for (let i = 0; i < (o.restoreRuns ?? 5); i++) {
-        await evictAndWait(b.client, fn);
-        const a = await invoke(b, fn);
-        if (a.startPath !== 'restore') throw new Error(`${fn}: expected a restore, got ${a.startPath}`);
-        restore.push(num(a.startDetails?.startMs));
-        restoreCpu.push(num(a.startDetails?.vmmCpuMs));
-      }
-      // warm calls of a function that does nothing: what one invocation costs the host in CPU
-      // (this process = daemon + client, and the VMM)
-      const vmm0 = sum(vmmCpu(stateDir));
-      const cpu0 = process.cpuUsage();
-      const n = o.warmRuns ?? 30;
-      for (let i = 0; i < n; i++) {
-        const a = await invoke(b, fn, { ms: 0 });
-        const t = a.timestamps;
-        if (t.runStarted !== undefined && t.instanceAssigned !== undefined) warm.push(t.runStarted - t.instanceAssigned);
-      }
-      const used = process.cpuUsage(cpu0);
-      const invokeVmmCpuMs = ((sum(vmmCpu(stateDir)) - vmm0) * 1000) / n;
-      const invokeCpuMs = (used.user + used.system) / 1000 / n + invokeVmmCpuMs;
-      await evictAndWait(b.client, fn);
-      rows.push({ memoryMiB: mem, cold: summarize(cold), coldCpu: summarize(coldCpu), restore: summarize(restore), restoreCpu: summarize(restoreCpu), warm: summarize(warm), invokeCpuMs, invokeVmmCpuMs });
-    }
+    for (const mem of sizes) rows.push(await measureSize(b, 'nodejs20', mem, o));
+    // issue 21: the same for Python functions (their cold start is the interpreter's, their restore the same resume)
+    const python = o.python ?? b.d.images.python3 !== undefined;
+    if (python) for (const mem of sizes) rows.push(await measureSize(b, 'python3', mem, o));
 
     // idle VMs: the CPU their VMMs take while nothing runs
     const nIdle = o.idleVms ?? 4;
@@ -163,12 +182,9 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
     }
 
     const status = await b.client.call<{ accelerator: string }>('GET', '/v1/status');
-    const bySize = Object.fromEntries(
-      rows.map((r) => [
-        String(r.memoryMiB),
-        { coldMs: r.cold.median, coldCpuMs: r.coldCpu.median, restoreMs: r.restore.median, restoreCpuMs: r.restoreCpu.median, warmMs: r.warm.median, invokeCpuMs: r.invokeCpuMs, invokeVmmCpuMs: r.invokeVmmCpuMs, restoreMsByTier: { shm: r.restore.median } },
-      ]),
-    );
+    const bySize = Object.fromEntries(rows.filter((r) => r.runtime === 'nodejs20').map((r) => [String(r.memoryMiB), costsOf(r)]));
+    const pyRows = rows.filter((r) => r.runtime === 'python3');
+    const byRuntime = pyRows.length > 0 ? { python3: { defaults: {}, bySize: Object.fromEntries(pyRows.map((r) => [String(r.memoryMiB), costsOf(r)])) } } : {};
     const base = rows[0]!;
     const profile = {
       machine: machine(),
@@ -188,12 +204,13 @@ export async function benchProfile(o: ProfileBenchOptions = {}): Promise<Profile
         cpuShare: 0,
       },
       bySize,
+      byRuntime,
       functions: {},
       tiers: [
         { name: 'shm', latencyRank: 0, capacityMiB: 4096 },
         { name: 'disk', latencyRank: 1, capacityMiB: 20480 },
       ],
-      notes: 'written by `faascell bench profile`: medians of one run on the machine above (cold: boot + init + snapshot + restore of its own snapshot, as the daemon starts by default; cpu: the VMMs\' CPU time)',
+      notes: 'written by `faascell bench profile`: medians of one run on the machine above (cold: boot + init + snapshot + restore of its own snapshot, as the daemon starts by default; cpu: the VMMs\' CPU time); byRuntime.python3: the same for a Python function (issue 21)',
     };
     return { machine: machine(), accelerator: status.accelerator, sizes: rows, idleVmCpu, concurrency, profile };
   } finally {
@@ -206,8 +223,8 @@ export function formatProfile(r: ProfileBenchResult): string {
     `### Node profile (\`faascell bench profile\`), ${r.accelerator}`,
     '',
     table(
-      ['memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation (of it the VMM)'],
-      r.sizes.map((s) => [`${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), `${ms(s.invokeCpuMs)} (${ms(s.invokeVmmCpuMs)})`]),
+      ['runtime', 'memory', 'cold start (median / p99)', 'cold CPU', 'restore (median / p99)', 'restore CPU', 'warm dispatch', 'host CPU per invocation (of it the VMM)'],
+      r.sizes.map((s) => [s.runtime, `${s.memoryMiB} MiB`, `${ms(s.cold.median)} / ${ms(s.cold.p99)}`, ms(s.coldCpu.median), `${ms(s.restore.median)} / ${ms(s.restore.p99)}`, ms(s.restoreCpu.median), ms(s.warm.median), `${ms(s.invokeCpuMs)} (${ms(s.invokeVmmCpuMs)})`]),
     ),
     '',
     `Idle VM: ${(r.idleVmCpu * 100).toFixed(2)} % of a core.`,

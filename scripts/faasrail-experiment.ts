@@ -193,7 +193,8 @@ async function main(): Promise<void> {
   mkdirSync(a.out, { recursive: true });
   const full = await loadTrace(a.spec, 'faasrail');
   const trace = thinTrace(full, a.sample, a.seed);
-  const measured = a.runtimes ? (JSON.parse(readFileSync(a.runtimes, 'utf8')) as { runs: WorkloadRun[] }).runs : [];
+  // the JavaScript functions' run times (a measurement with both languages has Python rows too, issue 21)
+  const measured = a.runtimes ? (JSON.parse(readFileSync(a.runtimes, 'utf8')) as { runs: WorkloadRun[] }).runs.filter((r) => (r.language ?? 'javascript') === 'javascript') : [];
   const { runMs, source } = runTimes(trace, measured);
   const base = await loadProfile(a.profile);
   const profile: Profile = {

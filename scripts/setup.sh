@@ -83,3 +83,11 @@ node scripts/build.mjs >/dev/null
 
 say "guest image (built once, cached by its inputs)"
 node bin/faascell.js image build
+
+# issue 21: the Python image (Debian 12's python3 and the scientific stack, docs/python.md): the first
+# build downloads ~400 MB of Debian packages and takes minutes; later runs find it cached (a second).
+# FAASCELL_PYTHON_IMAGE=0 skips it (Python functions are then refused by the daemon).
+if [ "${FAASCELL_PYTHON_IMAGE:-1}" != 0 ]; then
+  say "Python guest image (built once from Debian packages, cached by its inputs)"
+  node bin/faascell.js image build --runtime python3 || say "the Python image could not be built: python3 functions will be refused (see above)"
+fi

@@ -13,6 +13,8 @@ import { createLogger, type Logger } from './core/logger.js';
 import { apiSocketPath, effectiveTiers, type Config } from './config/schema.js';
 import { Dispatcher, type DispatcherMsg } from './dispatcher/dispatcher.js';
 import { buildImage, findImage } from './image/builder.js';
+import { buildPythonImage, findPythonImage } from './image/python.js';
+import type { FunctionRuntime } from './runtimes/function-runtime.js';
 import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
 import { networkOptions } from './network/options.js';
 import { PerfManager, type PerfMsg } from './perf/perf-manager.js';
@@ -51,6 +53,8 @@ export interface Daemon {
   readonly accelerator: Accelerator;
   readonly acceleratorReason: string;
   readonly image: GuestImage;
+  /** issue 21: the images of the other runtimes this node has (python3) */
+  readonly images: Partial<Record<FunctionRuntime, GuestImage>>;
   readonly registry: Registry;
   readonly pool: ActorRef<PoolMsg>;
   readonly dispatcher: ActorRef<DispatcherMsg>;
@@ -110,6 +114,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     // issue 9 wiring: the image section's tuning options (tickless, rootfs, freePageReporting) go to the builder
     image = await buildImage({ ...cfg.image, cacheDir: cfg.cacheDir, log: (l) => log.info(l, { component: 'image' }) });
   }
+  const images = await runtimeImages(cfg, opts.buildImageIfMissing !== false, log);
 
   // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
   const isolation = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, log.child({ component: 'isolation' }));
@@ -137,7 +142,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     accelerator = d.accelerator;
     acceleratorReason = d.reason;
   }
-  log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind });
+  log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind, pythonImage: images.python3?.version ?? 'none' });
 
   const db: Db = openDb(cfg.stateDir);
   writeDaemonPid(cfg.stateDir); // issue 20: `faascell gc` leaves a running daemon's tiers alone
@@ -172,7 +177,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   if (snapshotsOn) {
     snapshots = system.spawn<SnapshotMsg>(
       'snapshots',
-      new SnapshotManager({ db, tiers, imageVersion: image.version, kind: cfg.snapshots.kind, uncache: cfg.snapshots.uncache, clock }),
+      new SnapshotManager({ db, tiers, imageVersion: image.version, runtimeImageVersions: { ...(images.python3 ? { python3: images.python3.version } : {}) }, kind: cfg.snapshots.kind, uncache: cfg.snapshots.uncache, clock }),
     );
   }
   const cpus = cfg.node.cpus.length > 0 ? cfg.node.cpus : os.cpus().map((_, i) => i);
@@ -185,6 +190,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       workerDeps: {
         driver,
         image,
+        images, // issue 21: a function's runtime picks its image
         accelerator,
         registry,
         network,
@@ -243,6 +249,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     perf,
     snapshots,
     network, // issue 10: prepare on egress deploys, report in /v1/status
+    runtimes: ['nodejs20', ...(Object.keys(images) as FunctionRuntime[])], // issue 21: a deploy of a runtime without an image here is refused
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
@@ -275,6 +282,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       accelerator,
       acceleratorReason,
       image: { version: image.version, kernel: image.kernelKind, sizes: image.sizes },
+      ...(images.python3 ? { images: { python3: { version: images.python3.version, sizes: images.python3.sizes } } } : {}),
       policies: {
         keepAlive: policies.keepAlive.name,
         eviction: policies.eviction.name,
@@ -321,7 +329,28 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, socket: socketPath, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
+  return { url, socket: socketPath, config: cfg, accelerator, acceleratorReason, image, images, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
+}
+
+/**
+ * issue 21: the Python image per image.python ('cached': when its root fs was built, refreshed
+ * around it; 'build': built when missing; 'off': none). Without it, python3 deploys are refused.
+ */
+async function runtimeImages(cfg: Config, mayBuild: boolean, log: Logger): Promise<Partial<Record<FunctionRuntime, GuestImage>>> {
+  if (cfg.image.python === 'off') return {};
+  let python = !mayBuild
+    ? await findPythonImage(cfg.cacheDir)
+    : await buildPythonImage({ ...cfg.image, cacheDir: cfg.cacheDir, build: cfg.image.python === 'build' ? 'always' : 'if-cached', log: (l) => log.info(l, { component: 'image' }) }).catch((err: unknown) => {
+        log.warn('no Python image: python3 functions cannot run on this node', { err: errText(err) });
+        return undefined;
+      });
+  if (!python && mayBuild && cfg.image.python === 'cached') {
+    // the packages apt resolves today (after an apt-get update) have no root fs yet: the last image built still serves
+    python = await findPythonImage(cfg.cacheDir);
+    if (python) log.warn('the Python image predates the Debian packages apt resolves now: faascell image build --runtime python3 makes a current one', { image: python.version });
+  }
+  if (!python) log.info('no Python image on this node (faascell image build --runtime python3): python3 deploys are refused');
+  return python ? { python3: python } : {};
 }
 
 /** The decision core's configuration from the daemon's. */

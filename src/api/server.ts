@@ -21,6 +21,7 @@ import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
 import type { Db } from '../registry/db.js';
 import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskDeps, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
+import { assertRuntimeHere, type FunctionRuntime } from '../runtimes/function-runtime.js';
 import type { Socket } from 'node:net';
 import { API_LIMIT_DEFAULTS } from '../config/schema.js';
 import { serverOptions, type HttpLimits } from './http-limits.js';
@@ -35,6 +36,8 @@ export interface ApiDeps {
   snapshots?: ActorRef<SnapshotMsg>;
   /** set up ahead when an egress function is deployed; reported in /v1/status */
   network?: ActorRef<NetworkMsg>;
+  /** issue 21: the runtimes this node has an image for (default: nodejs20 only) */
+  runtimes?: readonly FunctionRuntime[];
   /** invocation bodies */
   bodyLimitBytes: number;
   /** function code (arrives base64-encoded: the deploy route allows for that) */
@@ -76,7 +79,9 @@ const functionBody = {
   properties: {
     code: { type: 'string', description: 'base64 of the code (JS file, zip or tar.gz)' },
     source: { type: 'string', description: 'JavaScript source text (alternative to code)' },
-    codeKind: { type: 'string', enum: ['js', 'zip', 'tgz'] },
+    codeKind: { type: 'string', enum: ['js', 'py', 'zip', 'tgz'] },
+    // nodejs20 | python3: checked by the registry (a 400 naming runtime)
+    runtime: { type: 'string' },
     entry: { type: 'string', minLength: 1, maxLength: 128 },
     memoryMiB: { type: 'integer' },
     vcpus: { type: 'integer' },
@@ -168,7 +173,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
+  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; runtime?: string; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
     '/v1/functions/:name',
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
@@ -182,7 +187,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
         code = Buffer.from(b.code!, 'base64');
       }
-      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      assertRuntimeHere(b.runtime, deps.runtimes);
+      // source is text in the function's language
+      const codeKind = b.source !== undefined ? (b.runtime === 'python3' ? 'py' : 'js') : b.codeKind;
+      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind, runtime: b.runtime, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry

@@ -82,7 +82,7 @@ export class Client {
     return r.body as T;
   }
 
-  deploy(name: string, code: Buffer, opts: { codeKind?: 'js' | 'zip' | 'tgz'; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: { mode: 'none' | 'egress'; allow?: string[] } } = {}): Promise<Record<string, unknown>> {
+  deploy(name: string, code: Buffer, opts: { codeKind?: 'js' | 'py' | 'zip' | 'tgz'; runtime?: string; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: { mode: 'none' | 'egress'; allow?: string[] } } = {}): Promise<Record<string, unknown>> {
     return this.call('PUT', `/v1/functions/${encodeURIComponent(name)}`, { code: code.toString('base64'), ...opts });
   }
 
@@ -128,6 +128,8 @@ export interface InvokeBody {
   activation?: {
     id: string;
     function: string;
+    /** issue 21: nodejs20 or python3 */
+    functionRuntime?: string;
     startPath?: 'cold' | 'warm' | 'restore';
     accelerator?: string;
     status: string;

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { findImage } from '../image/builder.js';
+import { findPythonImage } from '../image/python.js';
 import { kvmDeviceState, detectAccelerator } from '../runtimes/qemu/accel.js';
 import { createDriver } from '../runtimes/index.js';
 import type { Config } from '../config/schema.js';
@@ -70,6 +71,13 @@ export async function runDoctor(cfg: Config): Promise<Check[]> {
     image
       ? { name: 'guest image', ok: true, detail: `${image.version} (${image.kernelKind} kernel, kernel ${mib(image.sizes.kernelBytes)}, initrd ${mib(image.sizes.initrdBytes)}, rootfs ${mib(image.sizes.rootfsBytes)}) in ${image.dir}` }
       : { name: 'guest image', ok: false, detail: `not built in ${cfg.cacheDir}`, fix: 'faascell image build' },
+  );
+  // issue 21: the Python image is optional (python3 functions need it)
+  const python = cfg.image.python === 'off' ? undefined : await findPythonImage(cfg.cacheDir);
+  checks.push(
+    python
+      ? { name: 'python image', ok: true, optional: true, detail: `${python.version} (rootfs ${mib(python.sizes.rootfsBytes)}) in ${python.dir}` }
+      : { name: 'python image', ok: false, optional: true, detail: cfg.image.python === 'off' ? 'off (image.python)' : `not built in ${cfg.cacheDir}: python3 functions are refused`, fix: 'faascell image build --runtime python3' },
   );
   const kvm = kvmDeviceState();
   checks.push({ name: '/dev/kvm', ok: true, optional: true, detail: kvm === 'ok' ? 'present and accessible (whether it can boot the guest is probed)' : kvm === 'missing' ? 'absent: TCG (software emulation) will be used' : 'present but not accessible to this user' });

@@ -80,6 +80,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--timeout <seconds>', 'run timeout of every function (default: per benchmark)')
     .option('--vcpus <n>', 'vCPUs of every function (default: the daemon\'s functionDefaults)')
     .option('--max-instances <n>', 'instance limit of every function (default: the daemon\'s functionDefaults)')
+    .option('--runtime <language>', 'javascript (nodejs20, the default) or python (python3): which FunctionBench-style functions (docs/python.md)')
     .option('--dry-run', 'print what would be deployed; no daemon needed')
     .option('--json', 'print the plan as JSON')
     .action(async (spec: string, o: Record<string, string | boolean | undefined>, cmd: Command) => {
@@ -90,7 +91,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all', 'all')
     .addHelpText(
       'after',
       `
@@ -102,7 +103,9 @@ flock /tmp/faascell-vm.lock on a shared one):
   cold-snapshot   a cold start that leaves a snapshot: without one, with the former self-restore, with the RAM copy
   warm-vm         a warm call through the daemon vs straight to the agent channel, interleaved
   density         N clones of one snapshot at once (--density), through the daemon and the raw driver
-  profile         the node profile the simulator uses (start costs per memory size, VMM CPU, idle VM CPU)
+  profile         the node profile the simulator uses (start costs per runtime and memory size, VMM CPU, idle VM CPU)
+  python          (issue 21) cold/restore/warm of Python heavy imports (numpy, scikit-learn, PyTorch) next to
+                  hello in Node.js and Python, through the daemon
   sim             simulator speed on a 600-function day (no VM)
   cluster         nats-server + three daemons: broker vs straight HTTP, three nodes vs one, locality
   network         (root) network slots, restores with/without the slot pool, NAT vs serial channel
@@ -218,6 +221,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         writeFileSync(path.join(o.out, 'node-profile.json'), JSON.stringify(r.profile, null, 2) + '\n');
         console.error(`simulator profile: ${path.join(o.out, 'node-profile.json')}`);
       }
+      if (which === 'python') {
+        // issue 21: cold / restore / warm of Python functions with heavy imports next to hello in Node.js and Python
+        const { benchPython, formatPython } = await import('../../bench/python.js');
+        console.error('bench python: cold, restore and warm of hello (Node.js, Python) and Python heavy imports, interleaved…');
+        const r = await benchPython({ coldRuns: o.coldRuns, restoreRuns: o.restoreRuns, warmRuns: o.warmRuns });
+        const text = formatPython(r);
+        console.log(text + '\n');
+        md.push('## python\n\n' + text);
+        json.python = r;
+      }
       if (which === 'sim') {
         const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
         console.error('bench sim: simulated invocations per second on a 600-function day…');
@@ -303,7 +316,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## restored memory\n\n' + text);
         json.restoredMemory = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

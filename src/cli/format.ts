@@ -28,7 +28,9 @@ export function formatActivation(a: Act): string {
     span('received', 'instanceAssigned', 'queue');
   }
   span('runStarted', 'runFinished', 'run');
-  const head = `${a.id.slice(0, 8)} ${a.function} ${a.status} ${a.startPath ?? '-'}${a.accelerator ? '/' + a.accelerator : ''} total ${fmt(a.totalMs)}`;
+  // issue 21: a function that is not Node.js says its runtime
+  const fn = a.functionRuntime && a.functionRuntime !== 'nodejs20' ? `${a.function} (${a.functionRuntime})` : a.function;
+  const head = `${a.id.slice(0, 8)} ${fn} ${a.status} ${a.startPath ?? '-'}${a.accelerator ? '/' + a.accelerator : ''} total ${fmt(a.totalMs)}`;
   return `${head}${parts.length ? ' (' + parts.join(', ') + ')' : ''}${a.snapshot ? ` snapshot ${a.snapshot.tier}` : ''}`;
 }
 

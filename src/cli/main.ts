@@ -130,9 +130,10 @@ program
 
 program
   .command('deploy')
-  .description('create or update a function from a .js file (CommonJS or ES module), a .zip or a .tgz')
+  .description('create or update a function from a .js file (CommonJS or ES module) or a .py file, a .zip or a .tgz')
   .argument('<name>', 'function name')
-  .argument('<file>', 'the code: a .js/.mjs/.cjs file, or a .zip/.tgz with a package.json "main"')
+  .argument('<file>', 'the code: a .js/.mjs/.cjs or .py file, or a .zip/.tgz with a package.json "main" (Python: a __main__.py)')
+  .option('--runtime <runtime>', 'nodejs20 or python3 (default: python3 for a .py file, else nodejs20)')
   .option('--memory <MiB>', 'guest memory (default 256: the daemon\'s functionDefaults.memoryMiB)', (v) => parseInt(v, 10))
   .option('--vcpus <n>', 'vCPUs (default 1: functionDefaults.vcpus)', (v) => parseInt(v, 10))
   .option('--timeout <seconds>', 'run (and init) timeout (default 30: functionDefaults.timeoutMs)', (v) => parseFloat(v))
@@ -143,7 +144,7 @@ program
   .option('--allow <dest...>', 'egress destinations: [tcp://|udp://]A.B.C.D[/N][:PORT[-PORT]]')
   .option('--no-syntax-check', 'upload a .js file even if it does not parse (it fails at its first init)')
   .option('--json', 'print the deployed definition as JSON')
-  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; syntaxCheck: boolean; json?: boolean }, cmd: Command) => {
+  .action(async (name: string, file: string, opts: { runtime?: string; memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; syntaxCheck: boolean; json?: boolean }, cmd: Command) => {
     const { readFileSync } = await import('node:fs');
     let code: Buffer;
     try {
@@ -152,8 +153,11 @@ program
       throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const ext = file.toLowerCase();
-    const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : 'js';
-    if (codeKind === 'js' && opts.syntaxCheck) {
+    // issue 21: the daemon checks the runtime's name (400 naming runtime)
+    const runtime = opts.runtime ?? (ext.endsWith('.py') ? 'python3' : 'nodejs20');
+    const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : runtime === 'python3' ? 'py' : 'js';
+    // JavaScript is checked here; a runtime name the daemon does not know is its 400 (naming runtime), not a syntax error
+    if (codeKind === 'js' && runtime === 'nodejs20' && opts.syntaxCheck) {
       const { checkSyntax } = await import('./syntax-check.js');
       const r = await checkSyntax(file, code.toString('utf8'));
       if (!r.ok) throw new CliError(`${r.location}: ${r.message}\nnot deployed: the function would fail at its first init (--no-syntax-check deploys it anyway)`);
@@ -161,6 +165,7 @@ program
     const env = Object.fromEntries((opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
     const def = await (await client(cmd)).deploy(name, code, {
       codeKind,
+      runtime,
       memoryMiB: opts.memory,
       vcpus: opts.vcpus,
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
@@ -172,7 +177,7 @@ program
     });
     const net = def.network as { mode?: string; allow?: string[] } | undefined;
     if (opts.json) console.log(JSON.stringify(def, null, 2));
-    else console.log(`deployed ${String(def.name)} version ${String(def.version)} (${String(def.memoryMiB)} MiB, ${String(def.vcpus)} vCPU, timeout ${Number(def.timeoutMs) / 1000} s${net?.mode === 'egress' ? `, egress to ${(net.allow ?? []).join(' ')}` : ''})`);
+    else console.log(`deployed ${String(def.name)} version ${String(def.version)} (${String(def.runtime)}, ${String(def.memoryMiB)} MiB, ${String(def.vcpus)} vCPU, timeout ${Number(def.timeoutMs) / 1000} s${net?.mode === 'egress' ? `, egress to ${(net.allow ?? []).join(' ')}` : ''})`);
   });
 
 program
@@ -215,8 +220,8 @@ program
     const { functions } = await (await client(cmd)).call<{ functions: Array<Record<string, unknown>> }>('GET', '/v1/functions');
     if (opts.json) return console.log(JSON.stringify(functions, null, 2));
     if (functions.length === 0) return console.log('no functions');
-    console.log(['NAME', 'VERSION', 'MEMORY', 'VCPUS', 'TIMEOUT', 'UPDATED'].join('\t'));
-    for (const f of functions) console.log([f.name, f.version, `${String(f.memoryMiB)}MiB`, f.vcpus, `${Number(f.timeoutMs) / 1000}s`, new Date(Number(f.updatedAt)).toISOString()].join('\t'));
+    console.log(['NAME', 'VERSION', 'RUNTIME', 'MEMORY', 'VCPUS', 'TIMEOUT', 'UPDATED'].join('\t'));
+    for (const f of functions) console.log([f.name, f.version, f.runtime, `${String(f.memoryMiB)}MiB`, f.vcpus, `${Number(f.timeoutMs) / 1000}s`, new Date(Number(f.updatedAt)).toISOString()].join('\t'));
   });
 
 program
@@ -281,12 +286,17 @@ image
   .option('--config <file>')
   .option('--kernel <kind>', 'auto | minimal | debian (default: image.kernel, auto)')
   .option('--force', 'rebuild even if cached')
-  .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean }) => {
+  .option('--runtime <runtime>', 'nodejs20 (default) or python3: the Python image, from Debian packages (docs/python.md)', 'nodejs20')
+  .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean; runtime: string }) => {
     const { config } = await configFrom({ config: opts.config });
-    const { buildImage } = await import('../image/builder.js');
-    const img = await buildImage({ ...config.image, cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l) => console.error(l) });
+    const { isFunctionRuntime } = await import('../runtimes/function-runtime.js');
+    if (!isFunctionRuntime(opts.runtime)) throw new CliError(`--runtime: expected nodejs20 or python3, got ${opts.runtime}`);
+    const buildOpts = { ...config.image, cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l: string) => console.error(l) };
+    // issue 21: the Python image is built from Debian's packages (minutes the first time)
+    const img = opts.runtime === 'python3' ? await (await import('../image/python.js')).buildPythonImage(buildOpts) : await (await import('../image/builder.js')).buildImage(buildOpts);
+    if (!img) throw new CliError('no image built');
     const mb = (b: number): string => (b / 1048576).toFixed(1) + ' MiB';
-    console.log(`guest image ${img.version} (${img.kernelKind} kernel) in ${img.dir}${img.cached ? ' (cached)' : ` built in ${(img.buildMs / 1000).toFixed(1)} s`}`);
+    console.log(`guest image ${img.version} (${opts.runtime}, ${img.kernelKind} kernel) in ${img.dir}${img.cached ? ' (cached)' : ` built in ${(img.buildMs / 1000).toFixed(1)} s`}`);
     console.log(`  kernel ${mb(img.sizes.kernelBytes)}, initramfs ${mb(img.sizes.initrdBytes)}, root fs ${mb(img.sizes.rootfsBytes)}`);
   });
 

@@ -113,6 +113,13 @@ export const configSchema = z
         rootfs: z.enum(['dax', 'squashfs']).default('dax'),
         /** virtio-balloon free page reporting: memory the guest frees goes back to the host. */
         freePageReporting: z.boolean().default(true),
+        /**
+         * issue 21, the Python image (docs/python.md): 'cached' uses it when its root fs has been
+         * built (faascell image build --runtime python3; scripts/setup.sh does) and refreshes the
+         * image around it when the agent or /init changed (a second); 'build' builds what is missing
+         * at start (minutes the first time: ~400 MB of Debian packages); 'off': no Python functions.
+         */
+        python: z.enum(['cached', 'build', 'off']).default('cached'),
       })
       .strict()
       .default({}),

@@ -82,6 +82,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     try {
       const def = this.deps.registry.mustGet(req.fn);
       rec.functionVersion = def.version;
+      rec.functionRuntime = def.runtime; // issue 21
       const accepted = await this.accept(req, rec);
       if (accepted.ok === false && accepted.reason === 'duplicate_id') {
         // the id belongs to another activation: answered without a record, so that one is left as it is

@@ -1,7 +1,9 @@
 // FunctionBench-style functions shipped with FaaSCell (functions/functionbench/),
-// one entry per benchmark name that FaaSRail's benchmark list holds. FaaSRail
-// specs name a workload as "{bench}-{payload hash}"; benchmarkOf() recovers the
-// bench, this table says which file and export run it and with how much memory.
+// one entry per benchmark name that FaaSRail's benchmark list holds, in
+// JavaScript and (issue 21) in Python (functions/functionbench/python/, on the
+// libraries FunctionBench itself uses). FaaSRail specs name a workload as
+// "{bench}-{payload hash}"; benchmarkOf() recovers the bench, this table says
+// which file and export run it and with how much memory, in each language.
 import path from 'node:path';
 import { projectRoot } from '../core/project-root.js';
 
@@ -18,31 +20,48 @@ export interface BenchmarkEntry {
   readonly timeoutMs: number;
   /** what the function does, for `deploy-spec --list` and the docs */
   readonly work: string;
+  /** issue 21: the Python version (deploy-spec --runtime python) */
+  readonly python: PythonBenchmark;
 }
 
-const bench = (name: string, file: string, entry: string, memoryMiB: number, timeoutS: number, work: string): BenchmarkEntry => ({ name, file, entry, memoryMiB, timeoutMs: timeoutS * 1000, work });
+export interface PythonBenchmark {
+  /** file under functions/functionbench/python/ */
+  readonly file: string;
+  readonly entry: string;
+  /** guest memory (MiB): the interpreter and the imported libraries' heaps (their code is on the shared root fs) */
+  readonly memoryMiB: number;
+  /** init (the imports) and run are bounded by it: room for PyTorch's import under TCG */
+  readonly timeoutMs: number;
+  /** the libraries it imports, for the docs */
+  readonly uses: string;
+}
+
+const py = (file: string, entry: string, memoryMiB: number, timeoutS: number, uses: string): PythonBenchmark => ({ file, entry, memoryMiB, timeoutMs: timeoutS * 1000, uses });
+
+const bench = (name: string, file: string, entry: string, memoryMiB: number, timeoutS: number, work: string, python: PythonBenchmark): BenchmarkEntry => ({ name, file, entry, memoryMiB, timeoutMs: timeoutS * 1000, work, python });
 
 /**
  * Every benchmark in FaaSRail's list (faasrail-shrinkray/shrinkray/benchmarks.py).
  * Memory: FaaSRail's own per-bench figure where these functions fit in it, never
  * below 256 MiB (a guest with Node.js and the agent); more where the JavaScript
  * version needs it for the largest payloads (json_serdes, lr_training).
+ * The Python files of pyaes and chameleon are named *_fb.py: they import the packages pyaes and chameleon.
  */
 export const BENCHMARKS: ReadonlyMap<string, BenchmarkEntry> = new Map(
   [
-    bench('helloworld', 'helloworld.js', 'main', 256, 60, 'returns a greeting'),
-    bench('pyaes', 'pyaes.js', 'main', 256, 120, 'AES-128 in CTR mode, pure JavaScript: encrypt and decrypt a generated message num_iterations times'),
-    bench('chameleon', 'chameleon.js', 'main', 640, 300, 'compiles an HTML template and renders an nrow × ncol table with it'),
-    bench('matmul_fb', 'matmul_fb.js', 'main', 256, 300, 'multiplies two generated N × M and M × N matrices (Float64Array, i-k-j loop)'),
-    bench('json_serdes', 'json_serdes.js', 'main', 384, 120, 'parses and re-serialises a generated JSON document sized by file_name'),
-    bench('image_rotate', 'image_rotate.js', 'main', 256, 120, 'flip / rotate / blur, contour and sharpen filters / gray scale / resize on a generated RGB image sized by img_name'),
-    bench('video_processing', 'video_processing.js', 'main', 256, 300, 'renders the frames of a generated video sized by vid_name, converts each to gray and deflates it'),
-    bench('lr_serving', 'lr_serving.js', 'main', 256, 60, 'TF-IDF + logistic regression prediction of x; the model is built once per instance'),
-    bench('new_lr_serving', 'lr_serving.js', 'mainLoadPerCall', 256, 60, 'as lr_serving, but the serialised model is parsed on every call'),
-    bench('lr_training', 'lr_training.js', 'main', 768, 600, 'tokenises a generated review data set, TF-IDF, trains a logistic regression, serialises it'),
-    bench('rnn_serving', 'rnn_serving.js', 'main', 384, 60, 'a character-level RNN generates one name per start letter'),
-    bench('cnn_serving', 'cnn_serving.js', 'main', 256, 120, 'forward pass of a small CNN over a generated 224 × 224 RGB image'),
-    bench('cnn_serving_geol', 'cnn_serving.js', 'geol', 384, 120, 'as cnn_serving with a wider middle layer and 10 classes, image chosen by img_idx'),
+    bench('helloworld', 'helloworld.js', 'main', 256, 60, 'returns a greeting', py('helloworld.py', 'main', 256, 60, '–')),
+    bench('pyaes', 'pyaes.js', 'main', 256, 120, 'AES-128 in CTR mode, pure JavaScript: encrypt and decrypt a generated message num_iterations times', py('pyaes_fb.py', 'main', 256, 300, 'pyaes')),
+    bench('chameleon', 'chameleon.js', 'main', 640, 300, 'compiles an HTML template and renders an nrow × ncol table with it', py('chameleon_fb.py', 'main', 640, 600, 'chameleon')),
+    bench('matmul_fb', 'matmul_fb.js', 'main', 256, 300, 'multiplies two generated N × M and M × N matrices (Float64Array, i-k-j loop)', py('matmul_fb.py', 'main', 512, 300, 'numpy')),
+    bench('json_serdes', 'json_serdes.js', 'main', 384, 120, 'parses and re-serialises a generated JSON document sized by file_name', py('json_serdes.py', 'main', 512, 300, 'json')),
+    bench('image_rotate', 'image_rotate.js', 'main', 256, 120, 'flip / rotate / blur, contour and sharpen filters / gray scale / resize on a generated RGB image sized by img_name', py('image_rotate.py', 'main', 512, 300, 'Pillow, numpy')),
+    bench('video_processing', 'video_processing.js', 'main', 256, 300, 'renders the frames of a generated video sized by vid_name, converts each to gray and deflates it', py('video_processing.py', 'main', 512, 600, 'OpenCV, numpy')),
+    bench('lr_serving', 'lr_serving.js', 'main', 256, 60, 'TF-IDF + logistic regression prediction of x; the model is built once per instance', py('lr_serving.py', 'main', 512, 300, 'scikit-learn')),
+    bench('new_lr_serving', 'lr_serving.js', 'mainLoadPerCall', 256, 60, 'as lr_serving, but the serialised model is parsed on every call', py('lr_serving.py', 'main_load_per_call', 512, 300, 'scikit-learn')),
+    bench('lr_training', 'lr_training.js', 'main', 768, 600, 'tokenises a generated review data set, TF-IDF, trains a logistic regression, serialises it', py('lr_training.py', 'main', 1024, 900, 'pandas, scikit-learn')),
+    bench('rnn_serving', 'rnn_serving.js', 'main', 384, 60, 'a character-level RNN generates one name per start letter', py('rnn_serving.py', 'main', 768, 300, 'PyTorch')),
+    bench('cnn_serving', 'cnn_serving.js', 'main', 256, 120, 'forward pass of a small CNN over a generated 224 × 224 RGB image', py('cnn_serving.py', 'main', 768, 300, 'PyTorch')),
+    bench('cnn_serving_geol', 'cnn_serving.js', 'geol', 384, 120, 'as cnn_serving with a wider middle layer and 10 classes, image chosen by img_idx', py('cnn_serving.py', 'geol', 768, 300, 'PyTorch')),
   ].map((b) => [b.name, b]),
 );
 
@@ -52,6 +71,21 @@ export const FUNCTIONBENCH_DIR = path.join(projectRoot(), 'functions', 'function
 export function benchmarkFile(b: BenchmarkEntry): string {
   return path.join(FUNCTIONBENCH_DIR, b.file);
 }
+
+/** issue 21: the Python version's file (functions/functionbench/python/). */
+export function pythonBenchmarkFile(b: BenchmarkEntry): string {
+  return path.join(FUNCTIONBENCH_DIR, 'python', b.python.file);
+}
+
+/** What deploy-spec deploys for a benchmark in a language: file, entry, memory, timeout. */
+export function benchmarkIn(b: BenchmarkEntry, language: BenchLanguage): { file: string; path: string; entry: string; memoryMiB: number; timeoutMs: number } {
+  return language === 'python'
+    ? { file: `python/${b.python.file}`, path: pythonBenchmarkFile(b), entry: b.python.entry, memoryMiB: b.python.memoryMiB, timeoutMs: b.python.timeoutMs }
+    : { file: b.file, path: benchmarkFile(b), entry: b.entry, memoryMiB: b.memoryMiB, timeoutMs: b.timeoutMs };
+}
+
+/** The language of a FunctionBench function (deploy-spec --runtime). */
+export type BenchLanguage = 'javascript' | 'python';
 
 /**
  * The benchmark of a FaaSRail workload name: shrinkray names workloads

@@ -4,7 +4,7 @@
 // input; <cacheDir>/images/current.json names the newest one.
 
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod, truncate } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile, chmod, truncate } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -102,11 +102,11 @@ export function defaultCacheDir(): string {
 /** The project root (where guest/ lives): src/core/project-root.ts, re-exported for the image's users. */
 export { projectRoot };
 
-function imagesDir(cacheDir: string): string {
+export function imagesDir(cacheDir: string): string {
   return join(cacheDir, 'images');
 }
 
-function toGuestImage(m: ImageManifest, dir: string): GuestImage {
+export function toGuestImage(m: ImageManifest, dir: string): GuestImage {
   return {
     version: m.version,
     dir,
@@ -121,7 +121,7 @@ function toGuestImage(m: ImageManifest, dir: string): GuestImage {
   };
 }
 
-async function readManifest(dir: string): Promise<ImageManifest | undefined> {
+export async function readManifest(dir: string): Promise<ImageManifest | undefined> {
   try {
     const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ImageManifest;
     const img = toGuestImage(m, dir);
@@ -132,10 +132,10 @@ async function readManifest(dir: string): Promise<ImageManifest | undefined> {
   }
 }
 
-/** The current image if one has been built, without building anything. */
-export async function findImage(cacheDir: string): Promise<GuestImage | undefined> {
+/** The current image if one has been built, without building anything (currentFile: another runtime's, issue 21). */
+export async function findImage(cacheDir: string, currentFile = 'current.json'): Promise<GuestImage | undefined> {
   try {
-    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string };
+    const cur = JSON.parse(await readFile(join(imagesDir(cacheDir), currentFile), 'utf8')) as { version?: string };
     if (typeof cur.version !== 'string') return undefined;
     const dir = join(imagesDir(cacheDir), cur.version);
     const m = await readManifest(dir);
@@ -146,21 +146,29 @@ export async function findImage(cacheDir: string): Promise<GuestImage | undefine
 }
 
 /**
- * Keep the current image, the one current.json names, and the five newest others (a daemon
- * or benchmark still running may use
- * an older one or a variant; its snapshots are tied to it), delete the rest: each is ~120 MB.
+ * Keep the current image, the ones current.json and current-<runtime>.json name, and the five
+ * newest others (a daemon or benchmark still running may use an older one or a variant; its
+ * snapshots are tied to it), delete the rest: each is ~120 MB (a Python image's root fs is a
+ * hard link to its cached copy, src/image/python.ts).
  */
 export async function pruneImages(cacheDir: string, current: string, log: Log, keep = 6): Promise<void> {
   let names: string[];
-  // the image current.json names is kept too (a variant built with setCurrent: false is not it)
-  let named: string | undefined;
+  // the images current.json and current-<runtime>.json name are kept too (a variant built with setCurrent: false is not one)
+  const named = new Set<string>();
   try {
-    named = (JSON.parse(readFileSync(join(imagesDir(cacheDir), 'current.json'), 'utf8')) as { version?: string }).version;
+    for (const f of readdirSync(imagesDir(cacheDir)).filter((n) => /^current(-[a-z0-9]+)?\.json$/.test(n))) {
+      try {
+        const v = (JSON.parse(readFileSync(join(imagesDir(cacheDir), f), 'utf8')) as { version?: string }).version;
+        if (typeof v === 'string') named.add(v);
+      } catch {
+        /* half-written or foreign: names nothing */
+      }
+    }
   } catch {
-    named = undefined;
+    return;
   }
   try {
-    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current && n !== named);
+    names = readdirSync(imagesDir(cacheDir)).filter((n) => /^[0-9a-f]{16}$/.test(n) && n !== current && !named.has(n));
   } catch {
     return;
   }
@@ -212,7 +220,7 @@ function isStaticElf(buf: Buffer): boolean {
   return true;
 }
 
-async function findBusybox(): Promise<{ path: string; data: Buffer; applets: string[] }> {
+export async function findBusybox(): Promise<{ path: string; data: Buffer; applets: string[] }> {
   const candidates = [process.env.FAASCELL_BUSYBOX, '/bin/busybox', '/usr/bin/busybox', which('busybox')].filter(
     (p): p is string => typeof p === 'string' && existsSync(p),
   );
@@ -247,7 +255,7 @@ async function nodeLibraries(nodePath: string): Promise<{ libs: Map<string, stri
 
 // ---------------------------------------------------------------------------
 
-async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, features: KernelFeature[]): Promise<Kernel> {
+export async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, features: KernelFeature[]): Promise<Kernel> {
   const guestImageDir = join(root, 'guest', 'image');
   const want = opts.kernel ?? 'auto';
   if (want === 'debian') return debianKernel(opts.cacheDir, log, opts.force);
@@ -271,7 +279,7 @@ async function chooseKernel(opts: ImageBuildOptions, root: string, log: Log, fea
 }
 
 /** Compile guest/image/faascell-helper.c statically; undefined when no C compiler (the agent then falls back to busybox). */
-async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
+export async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
   const cc = which('cc') ?? which('gcc');
   if (!cc) {
     log('image: no C compiler, faascell-helper skipped (clock set to whole seconds by busybox date)');
@@ -286,7 +294,8 @@ async function buildHelper(root: string, work: string, log: Log): Promise<Buffer
   return readFile(out);
 }
 
-function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[], helper: Buffer | undefined): Buffer {
+/** extra: more entries (the Python image's agent, issue 21); none for the Node image, whose initramfs is unchanged. */
+export function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buffer, kernel: Kernel, modules: Buffer[], helper: Buffer | undefined, extra: CpioEntry[] = []): Buffer {
   const entries: CpioEntry[] = [];
   // etc: /init writes the guest's resolv.conf there without forking a mkdir (networking)
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'rootfs', 'lib', 'etc']) entries.push({ type: 'dir', path: d });
@@ -303,6 +312,7 @@ function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buf
     kernel.modules.forEach((m, i) => entries.push({ type: 'file', path: `lib/modules/${m.name}`, data: modules[i]!, mode: 0o644 }));
     entries.push({ type: 'file', path: 'lib/modules/load', data: Buffer.from(`${kernel.modules.map((m) => m.name).join('\n')}\n`) });
   }
+  entries.push(...extra);
   return gzipSync(writeCpio(entries), { level: 9 });
 }
 
@@ -311,7 +321,7 @@ function initramfs(busybox: { data: Buffer; applets: string[] }, initScript: Buf
  * DAX-mapped by the 6.1 kernel), no xattrs, fixed times; padded to a 2 MiB multiple because
  * it becomes a guest memory range (a memory backend's size, and memmap= granularity).
  */
-async function erofs(staging: string, out: string): Promise<void> {
+export async function erofs(staging: string, out: string): Promise<void> {
   await runOk('mkfs.erofs', ['-E', 'noinline_data', '-x', '-1', '-T', '0', '--all-root', '-U', '00000000-0000-0000-0000-000000000000', '--quiet', out, staging]);
   const size = statSync(out).size;
   const padded = Math.ceil(size / PMEM_ALIGN) * PMEM_ALIGN;
@@ -321,7 +331,7 @@ async function erofs(staging: string, out: string): Promise<void> {
 /** Granularity of the persistent-memory root fs range (memory sections are hot-added in 2 MiB subsections). */
 export const PMEM_ALIGN = 2 * 1024 * 1024;
 
-async function squashfs(staging: string, out: string, compression: 'none' | 'gzip'): Promise<void> {
+export async function squashfs(staging: string, out: string, compression: 'none' | 'gzip'): Promise<void> {
   if (!which('mksquashfs')) throw new Error('mksquashfs missing (apt-get install squashfs-tools)');
   // gzip because the minimal kernel has SQUASHFS_ZLIB only. Fixed times keep the image reproducible.
   const comp = compression === 'gzip' ? ['-comp', 'gzip'] : ['-noI', '-noD', '-noF', '-noX'];
@@ -367,33 +377,13 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   ).slice(0, 16);
   const dir = join(imagesDir(cacheDir), version);
 
-  const setCurrent = async (): Promise<void> => {
-    if (opts.setCurrent === false) return;
-    const tmp = join(imagesDir(cacheDir), `.current-${process.pid}.json`);
-    await writeFile(tmp, `${JSON.stringify({ version, dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
-    await rename(tmp, join(imagesDir(cacheDir), 'current.json'));
-  };
-
-  if (!opts.force) {
-    const m = await readManifest(dir);
-    if (m) {
-      await setCurrent();
-      log(`image ${version} is up to date (${dir})`);
-      return { ...toGuestImage(m, dir), buildMs: Date.now() - t0, cached: true };
-    }
-  }
+  const target: ImageTarget = { cacheDir, version, dir, currentFile: 'current.json', setCurrent: opts.setCurrent !== false, force: opts.force === true, log, t0 };
+  const cached = await cachedImage(target);
+  if (cached) return cached;
 
   log(`image: building ${version} (kernel ${kernel.id}, node ${process.version}, agent ${agentSha.slice(0, 12)})`);
-  const work = join(imagesDir(cacheDir), `.build-${version}-${process.pid}`);
-  await rm(work, { recursive: true, force: true });
-  await mkdir(work, { recursive: true });
-  try {
-    // Kernel: copied so the image directory is self-contained (a kernel cache cleanup cannot break it).
-    await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
-
-    const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
-    const helper = await buildHelper(root, work, log);
-    await rm(join(work, 'faascell-helper'), { force: true });
+  return buildImageDir(target, async (work) => {
+    const { modules, helper } = await bootFiles(work, kernel, root, log);
     await writeFile(join(work, 'initrd.cpio.gz'), initramfs(busybox, initScript, kernel, modules, helper));
     log(
       `image: initramfs with busybox (${busybox.applets.length} applets)${helper ? ', faascell-helper' : ''}${kernel.modules.length ? ` and ${kernel.modules.length} modules` : ''}`,
@@ -418,59 +408,121 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
       await squashfs(staging, join(work, rootfsFile), rootfsCompression);
     }
     await rm(staging, { recursive: true, force: true });
+    return imageManifest(target, work, kernel, rootfsFile, rootfsFormat, cmdline, {
+      node: process.version,
+      nodeBinary: nodePath,
+      kernelId: kernel.id,
+      busybox: busyboxId,
+      agentSha256: agentSha,
+      rootfsCompression,
+      tuning,
+    });
+  });
+}
 
-    const sizes = {
+// ---------------------------------------------------------------------------
+// Steps every image shares (the Node image above, the Python image in python.ts)
+
+/** An image directory to find or make: where it goes and which current*.json names it. */
+export interface ImageTarget {
+  cacheDir: string;
+  version: string;
+  dir: string;
+  /** current.json (the Node image), current-python3.json (issue 21) */
+  currentFile: string;
+  setCurrent: boolean;
+  force: boolean;
+  log: Log;
+  /** when the build began (buildMs) */
+  t0: number;
+}
+
+async function markCurrent(t: ImageTarget): Promise<void> {
+  if (!t.setCurrent) return;
+  const tmp = join(imagesDir(t.cacheDir), `.${t.currentFile.replace(/\.json$/, '')}-${process.pid}.json`);
+  await writeFile(tmp, `${JSON.stringify({ version: t.version, dir: t.dir, updatedAt: new Date().toISOString() }, null, 2)}\n`);
+  await rename(tmp, join(imagesDir(t.cacheDir), t.currentFile));
+}
+
+/** The image if it is built already (unless forced); it becomes the current one. */
+export async function cachedImage(t: ImageTarget): Promise<(GuestImage & { buildMs: number; cached: boolean }) | undefined> {
+  if (t.force) return undefined;
+  const m = await readManifest(t.dir);
+  if (!m) return undefined;
+  await markCurrent(t);
+  t.log(`image ${t.version} is up to date (${t.dir})`);
+  return { ...toGuestImage(m, t.dir), buildMs: Date.now() - t.t0, cached: true };
+}
+
+/** Kernel (copied: a kernel cache cleanup cannot break the image), its modules, and the helper for the initramfs. */
+export async function bootFiles(work: string, kernel: Kernel, root: string, log: Log): Promise<{ modules: Buffer[]; helper: Buffer | undefined }> {
+  await copyFile(kernel.vmlinuxPath, join(work, 'vmlinux'));
+  const modules = await Promise.all(kernel.modules.map((m) => readFile(m.path)));
+  const helper = await buildHelper(root, work, log);
+  await rm(join(work, 'faascell-helper'), { force: true });
+  return { modules, helper };
+}
+
+/** The manifest of an image whose files are in `work` (sizes read there, paths in its final directory). */
+export function imageManifest(
+  t: ImageTarget,
+  work: string,
+  kernel: Kernel,
+  rootfsFile: string,
+  rootfsFormat: 'erofs' | 'squashfs',
+  cmdline: string,
+  build: Omit<ImageManifest['build'], 'builderVersion' | 'builtAt' | 'buildMs' | 'host'>,
+): ImageManifest {
+  return {
+    version: t.version,
+    dir: t.dir,
+    kernelPath: join(t.dir, 'vmlinux'),
+    kernelKind: kernel.kind,
+    initrdPath: join(t.dir, 'initrd.cpio.gz'),
+    rootfsPath: join(t.dir, rootfsFile),
+    cmdline,
+    sizes: {
       kernelBytes: statSync(join(work, 'vmlinux')).size,
       initrdBytes: statSync(join(work, 'initrd.cpio.gz')).size,
       rootfsBytes: statSync(join(work, rootfsFile)).size,
-    };
-    const buildMs = Date.now() - t0;
-    const manifest: ImageManifest = {
-      version,
-      dir,
-      kernelPath: join(dir, 'vmlinux'),
-      kernelKind: kernel.kind,
-      initrdPath: join(dir, 'initrd.cpio.gz'),
-      rootfsPath: join(dir, rootfsFile),
-      cmdline,
-      sizes,
-      rootfsFormat,
-      kernelFeatures: kernel.features,
-      build: {
-        builderVersion: BUILDER_VERSION,
-        node: process.version,
-        nodeBinary: nodePath,
-        kernelId: kernel.id,
-        busybox: busyboxId,
-        agentSha256: agentSha,
-        rootfsCompression,
-        tuning,
-        builtAt: new Date().toISOString(),
-        buildMs,
-        host: `${process.platform}-${process.arch}`,
-      },
-    };
+    },
+    rootfsFormat,
+    kernelFeatures: kernel.features,
+    build: { builderVersion: BUILDER_VERSION, ...build, builtAt: new Date().toISOString(), buildMs: Date.now() - t.t0, host: `${process.platform}-${process.arch}` },
+  };
+}
+
+/**
+ * Makes the image in a private work directory (`fill` writes its files and returns its manifest),
+ * then moves it in: another process may have finished the same version meanwhile (VMs may already
+ * use it), and then theirs is kept; otherwise a broken leftover is replaced.
+ */
+export async function buildImageDir(t: ImageTarget, fill: (work: string) => Promise<ImageManifest>): Promise<GuestImage & { buildMs: number; cached: boolean }> {
+  const work = join(imagesDir(t.cacheDir), `.build-${t.version}-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  try {
+    const manifest = await fill(work);
     await writeFile(join(work, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     // every jailed VMM (its own uid) reads these through read-only binds: readable whatever the
     // builder's umask (the daemon runs with 077, issue 19); nothing in them is secret
-    for (const f of ['vmlinux', 'initrd.cpio.gz', rootfsFile, 'manifest.json']) await chmod(join(work, f), 0o644);
+    for (const e of await readdir(work, { withFileTypes: true })) await chmod(join(work, e.name), e.isDirectory() ? 0o755 : 0o644);
     await chmod(work, 0o755);
-    // Another process may have finished the same version meanwhile (VMs may already
-    // use it): keep theirs. Otherwise replace a broken leftover and move ours in.
-    const theirs = await readManifest(dir);
-    if (theirs && !opts.force) {
+    const theirs = await readManifest(t.dir);
+    if (theirs && !t.force) {
       await rm(work, { recursive: true, force: true });
-      await setCurrent();
-      log(`image ${version} was built concurrently by another process; using it`);
-      return { ...toGuestImage(theirs, dir), buildMs: Date.now() - t0, cached: true };
+      await markCurrent(t);
+      t.log(`image ${t.version} was built concurrently by another process; using it`);
+      return { ...toGuestImage(theirs, t.dir), buildMs: Date.now() - t.t0, cached: true };
     }
-    await rm(dir, { recursive: true, force: true });
-    await rename(work, dir);
-    await setCurrent();
-    await pruneImages(cacheDir, version, log);
+    await rm(t.dir, { recursive: true, force: true });
+    await rename(work, t.dir);
+    await markCurrent(t);
+    await pruneImages(t.cacheDir, t.version, t.log);
     const mb = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
-    log(`image ${version} ready in ${dir}: kernel ${mb(sizes.kernelBytes)} (${kernel.kind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${buildMs} ms`);
-    return { ...toGuestImage(manifest, dir), buildMs, cached: false };
+    const { sizes } = manifest;
+    t.log(`image ${t.version} ready in ${t.dir}: kernel ${mb(sizes.kernelBytes)} (${manifest.kernelKind}), initrd ${mb(sizes.initrdBytes)}, rootfs ${mb(sizes.rootfsBytes)}, ${manifest.build.buildMs} ms`);
+    return { ...toGuestImage(manifest, t.dir), buildMs: manifest.build.buildMs, cached: false };
   } catch (err) {
     await rm(work, { recursive: true, force: true });
     throw err;

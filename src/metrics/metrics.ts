@@ -21,9 +21,9 @@ const INSTANCE_STATES = ['pending', 'booting', 'restoring', 'initializing', 'sna
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  private readonly activations: Counter<'function' | 'start_path' | 'status'>;
+  private readonly activations: Counter<'function' | 'start_path' | 'status' | 'runtime'>;
   private readonly stage: Histogram<'stage' | 'start_path'>;
-  private readonly duration: Histogram<'function' | 'start_path'>;
+  private readonly duration: Histogram<'function' | 'start_path' | 'runtime'>;
   private readonly instances: Gauge<'function' | 'state'>;
   private readonly queue: Gauge<'function'>;
   private readonly memUsed: Gauge;
@@ -48,9 +48,9 @@ export class NodeMetrics {
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
-    this.activations = new Counter({ name: 'faascell_activations_total', help: 'Finished activations (invocations) by function, start path (none: never ran) and status', labelNames: ['function', 'start_path', 'status'], registers: r });
+    this.activations = new Counter({ name: 'faascell_activations_total', help: 'Finished activations (invocations) by function, start path (none: never ran), status and language runtime', labelNames: ['function', 'start_path', 'status', 'runtime'], registers: r });
     this.stage = new Histogram({ name: 'faascell_activation_stage_duration_seconds', help: 'Time an activation spent in each stage (queue, boot, init, snapshot, restore, resync, run), by start path; the whole activation is faascell_activation_duration_seconds', labelNames: ['stage', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
-    this.duration = new Histogram({ name: 'faascell_activation_duration_seconds', help: 'Activation latency from received to response sent, by function and start path', labelNames: ['function', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
+    this.duration = new Histogram({ name: 'faascell_activation_duration_seconds', help: 'Activation latency from received to response sent, by function, start path and language runtime', labelNames: ['function', 'start_path', 'runtime'], buckets: LATENCY_BUCKETS, registers: r });
     this.instances = new Gauge({ name: 'faascell_instances', help: 'Instances (microVMs) by function and lifecycle state', labelNames: ['function', 'state'], registers: r });
     this.queue = new Gauge({ name: 'faascell_queue_length', help: 'Requests waiting for an instance, by function', labelNames: ['function'], registers: r });
     this.memUsed = new Gauge({ name: 'faascell_memory_used_bytes', help: 'Guest memory reserved by live instances (counted against the budget)', registers: r });
@@ -76,10 +76,12 @@ export class NodeMetrics {
   observe(rec: ActivationRecord, segments?: StageSegment[]): void {
     const path = rec.startPath ?? 'none';
     this.functions.add(rec.function);
-    this.activations.inc({ function: rec.function, start_path: path, status: rec.status });
+    // issue 21: the function's language runtime (nodejs20, python3)
+    const runtime = rec.functionRuntime ?? 'nodejs20';
+    this.activations.inc({ function: rec.function, start_path: path, status: rec.status, runtime });
     if (!rec.startPath) return; // never ran: no stage worth a latency sample
     for (const [stage, s] of Object.entries(histogramStages(rec, segments))) this.stage.observe({ stage, start_path: path }, s);
-    this.duration.observe({ function: rec.function, start_path: path }, rec.totalMs / 1000);
+    this.duration.observe({ function: rec.function, start_path: path, runtime }, rec.totalMs / 1000);
   }
 
   /** The node's state at scrape time (every value here is absolute: series of gone things disappear). */

@@ -3,6 +3,7 @@
 // to the millisecond.
 
 import type { Accelerator, RuntimeName } from '../runtimes/types.js';
+import type { FunctionRuntime } from '../runtimes/function-runtime.js';
 
 export type StartPath = 'cold' | 'warm' | 'restore';
 
@@ -52,7 +53,10 @@ export interface ActivationRecord {
   function: string;
   functionVersion: number;
   startPath?: StartPath;
+  /** the VMM driver that ran it (qemu, firecracker) */
   runtime: RuntimeName;
+  /** issue 21: the function's language runtime (absent in records older than it: nodejs20) */
+  functionRuntime?: FunctionRuntime;
   accelerator?: Accelerator;
   vmId?: string;
   status: ActivationStatus;

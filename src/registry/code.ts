@@ -1,5 +1,6 @@
 // Function code artifacts: a single JS file, a zip, or a gzipped tarball with a
-// package.json `main`. Unpacked on the host (where bad archives are rejected
+// package.json `main`; for Python functions (issue 21) a single .py file, or an
+// archive whose __main__.py is the action (as OpenWhisk's). Unpacked on the host (where bad archives are rejected
 // at deploy time with a 400) into the file map the guest agent receives.
 //
 // Archives are untrusted (issue 19: a 1 MB zip holding a 1 GiB entry). Nothing is
@@ -16,8 +17,10 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { badRequest } from '../core/errors.js';
 import type { CodeFiles } from '../runtimes/agent-protocol.js';
+import { SINGLE_FILE_MAIN, type FunctionRuntime } from '../runtimes/function-runtime.js';
 
-export type CodeKind = 'js' | 'zip' | 'tgz';
+/** js / py: a single source file (JavaScript, Python); zip, tgz: an archive. */
+export type CodeKind = 'js' | 'py' | 'zip' | 'tgz';
 
 export interface UnpackedCode {
   files: Map<string, Buffer>;
@@ -34,11 +37,11 @@ export function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-/** Guess the kind from the first bytes (zip: PK\x03\x04, gzip: 1f 8b), else JavaScript text. */
-export function sniffCodeKind(buf: Buffer): CodeKind {
+/** Guess the kind from the first bytes (zip: PK\x03\x04, gzip: 1f 8b), else source text in the runtime's language. */
+export function sniffCodeKind(buf: Buffer, runtime: FunctionRuntime = 'nodejs20'): CodeKind {
   if (buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50) return 'zip';
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) return 'tgz';
-  return 'js';
+  return runtime === 'python3' ? 'py' : 'js';
 }
 
 /** One bounded inflation the unpacker needs: `data` must inflate to at most `maxBytes`. */
@@ -51,16 +54,16 @@ export interface InflateStep {
 }
 
 /** Unpack synchronously (stored code the registry checked when it was deployed; tests). */
-export function unpackCode(kind: CodeKind, buf: Buffer, maxBytes: number): UnpackedCode {
-  const steps = unpackSteps(kind, buf, maxBytes);
+export function unpackCode(kind: CodeKind, buf: Buffer, maxBytes: number, runtime: FunctionRuntime = 'nodejs20'): UnpackedCode {
+  const steps = unpackSteps(kind, buf, maxBytes, runtime);
   let r = steps.next();
   while (!r.done) r = steps.next(inflateSync(r.value));
   return r.value;
 }
 
 /** Unpack with every inflation on the thread pool: what a deploy uses. */
-export async function unpackCodeAsync(kind: CodeKind, buf: Buffer, maxBytes: number): Promise<UnpackedCode> {
-  const steps = unpackSteps(kind, buf, maxBytes);
+export async function unpackCodeAsync(kind: CodeKind, buf: Buffer, maxBytes: number, runtime: FunctionRuntime = 'nodejs20'): Promise<UnpackedCode> {
+  const steps = unpackSteps(kind, buf, maxBytes, runtime);
   let r = steps.next();
   while (!r.done) r = steps.next(await inflateAsync(r.value));
   return r.value;
@@ -95,7 +98,7 @@ function inflateError(s: InflateStep, err: unknown): Error {
 }
 
 /** The unpacking, yielding each inflation it needs and receiving its output (exported for its unit test). */
-export function* unpackSteps(kind: CodeKind, buf: Buffer, maxBytes: number): Generator<InflateStep, UnpackedCode, Buffer> {
+export function* unpackSteps(kind: CodeKind, buf: Buffer, maxBytes: number, runtime: FunctionRuntime = 'nodejs20'): Generator<InflateStep, UnpackedCode, Buffer> {
   const files = new Map<string, Buffer>();
   let total = 0;
   const add = (name: string, data: Buffer): void => {
@@ -106,10 +109,11 @@ export function* unpackSteps(kind: CodeKind, buf: Buffer, maxBytes: number): Gen
     if (files.size >= MAX_FILES) throw badRequest('code', `more than ${MAX_FILES} files`);
     files.set(rel, data);
   };
-  if (kind === 'js') {
-    if (buf.includes(0)) throw badRequest('code', 'a single-file function must be JavaScript text (found NUL bytes)');
-    add('index.js', buf);
-    return { files, main: 'index.js', totalBytes: total };
+  if (kind === 'js' || kind === 'py') {
+    if (buf.includes(0)) throw badRequest('code', `a single-file function must be ${kind === 'py' ? 'Python' : 'JavaScript'} text (found NUL bytes)`);
+    const main = SINGLE_FILE_MAIN[kind === 'py' ? 'python3' : 'nodejs20'];
+    add(main, buf);
+    return { files, main, totalBytes: total };
   }
   if (kind === 'zip') {
     // every entry and its declared size first, from the central directory: a bomb is refused before any byte is inflated
@@ -134,8 +138,8 @@ export function* unpackSteps(kind: CodeKind, buf: Buffer, maxBytes: number): Gen
     const tar = yield { format: 'gzip', data: buf, maxBytes: tarBudget, what: 'the gzip stream' };
     for (const e of readTar(tar)) add(e.name, e.data);
   }
-  stripCommonPrefix(files);
-  return { files, main: resolveMain(files), totalBytes: total };
+  stripCommonPrefix(files, runtime);
+  return { files, main: runtime === 'python3' ? pythonMain(files) : resolveMain(files), totalBytes: total };
 }
 
 export function toCodeFiles(u: UnpackedCode): CodeFiles {
@@ -154,8 +158,8 @@ function safeRelative(name: string): string | undefined {
 }
 
 /** npm pack puts everything under package/; many zips have one top folder. Strip a single common top folder. */
-function stripCommonPrefix(files: Map<string, Buffer>): void {
-  if (files.has('package.json') || files.has('index.js')) return;
+function stripCommonPrefix(files: Map<string, Buffer>, runtime: FunctionRuntime): void {
+  if (files.has('package.json') || files.has(SINGLE_FILE_MAIN[runtime])) return;
   const tops = new Set([...files.keys()].map((k) => k.split('/')[0]));
   if (tops.size !== 1) return;
   const [top] = [...tops];
@@ -163,6 +167,12 @@ function stripCommonPrefix(files: Map<string, Buffer>): void {
   const entries = [...files.entries()];
   files.clear();
   for (const [k, v] of entries) files.set(k.slice(top!.length + 1), v);
+}
+
+/** A Python archive's action is its __main__.py (OpenWhisk's rule for zip actions). */
+function pythonMain(files: Map<string, Buffer>): string {
+  if (!files.has('__main__.py')) throw badRequest('code', 'a python3 archive needs a __main__.py at its top (the action OpenWhisk runs)');
+  return '__main__.py';
 }
 
 function resolveMain(files: Map<string, Buffer>): string {

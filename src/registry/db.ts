@@ -103,6 +103,8 @@ const MIGRATIONS: string[] = [
    UPDATE activations SET log_bytes = length(CAST(logs AS BLOB)) WHERE logs IS NOT NULL;
    CREATE INDEX activations_logs_by_function ON activations(function, received_at) WHERE log_bytes > 0;
    CREATE INDEX activations_logs_by_time ON activations(received_at) WHERE log_bytes > 0;`,
+  // 10 (issue 21, Python functions): the language a function runs in (src/runtimes/function-runtime.ts)
+  `ALTER TABLE functions ADD COLUMN runtime TEXT NOT NULL DEFAULT 'nodejs20';`,
 ];
 
 /**

@@ -7,6 +7,7 @@ import { purgeWal, stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
 import { sha256, sniffCodeKind, unpackCode, unpackCodeAsync, type CodeKind, type UnpackedCode } from './code.js';
 import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
+import { DEFAULT_FUNCTION_RUNTIME, FUNCTION_RUNTIMES, isFunctionRuntime, type FunctionRuntime } from '../runtimes/function-runtime.js';
 import { ChangeFeed } from '../core/change-feed.js';
 
 export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -16,6 +17,8 @@ export const PACKAGED_FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/[A-Za-z
 export interface FunctionDef {
   name: string;
   version: number;
+  /** the language: which guest image and agent run the code (issue 21) */
+  runtime: FunctionRuntime;
   codeKind: CodeKind;
   codeSha256: string;
   codeBytes: number;
@@ -45,6 +48,8 @@ export interface FunctionDef {
 export interface FunctionInput {
   code: Buffer;
   codeKind?: CodeKind;
+  /** nodejs20 (default) or python3; anything else is a bad request naming the field */
+  runtime?: unknown;
   entry?: string;
   memoryMiB?: number;
   vcpus?: number;
@@ -80,6 +85,7 @@ interface Row {
   parameters: string;
   annotations: string;
   network: string;
+  runtime: string;
   created_at: number;
   updated_at: number;
 }
@@ -109,11 +115,11 @@ export class Registry {
    * `replica`: store another node's definition as it is (its version and times), not a new version.
    */
   put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'> & { envId?: string }, checked?: UnpackedCode): { def: FunctionDef; created: boolean } {
-    const kind = this.checkCode(name, input);
+    const { kind, runtime } = this.checkCode(name, input);
     const taken = replica ? undefined : this.nameGuard?.(name);
     if (taken) throw new FaasError('conflict', `name: ${taken}`, 'name');
     const L = this.limits;
-    const unpacked = checked ?? unpackCode(kind, input.code, this.unpackedBudget());
+    const unpacked = checked ?? unpackCode(kind, input.code, this.unpackedBudget(), runtime);
     const memoryMiB = input.memoryMiB ?? L.defaults.memoryMiB;
     const vcpus = input.vcpus ?? L.defaults.vcpus;
     const timeoutMs = input.timeoutMs ?? L.defaults.timeoutMs;
@@ -123,7 +129,7 @@ export class Registry {
     range('vcpus', vcpus, 1, L.limits.maxVcpus);
     range('timeoutMs', timeoutMs, 100, L.limits.maxTimeoutMs);
     range('maxInstances', maxInstances, 1, L.limits.maxInstances);
-    if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(entry)) throw badRequest('entry', 'must be a JavaScript identifier');
+    if (runtime === 'python3' ? !/^[A-Za-z_][A-Za-z0-9_]*$/.test(entry) : !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(entry)) throw badRequest('entry', `must be a ${runtime === 'python3' ? 'Python' : 'JavaScript'} identifier`);
     const env = input.env ?? {};
     for (const [k, v] of Object.entries(env)) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw badRequest(`env.${k}`, 'not a valid variable name');
@@ -139,6 +145,7 @@ export class Registry {
     const def: FunctionDef = {
       name,
       version: replica?.version ?? (existing?.version ?? 0) + 1,
+      runtime,
       codeKind: kind,
       codeSha256: codeSha,
       codeBytes: input.code.length,
@@ -157,12 +164,12 @@ export class Registry {
       updatedAt: replica?.updatedAt ?? now,
     };
     stmt(this.db, 
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, env_id, parameters, annotations, network, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @envId, @parameters, @annotations, @network, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, env_id, parameters, annotations, network, runtime, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @envId, @parameters, @annotations, @network, @runtime, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
            vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
-           env_id=excluded.env_id, parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, updated_at=excluded.updated_at`,
+           env_id=excluded.env_id, parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, runtime=excluded.runtime, updated_at=excluded.updated_at`,
       )
       .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
     // the old env values leave the WAL too (secure_delete zeroed them in the database file)
@@ -249,18 +256,20 @@ export class Registry {
    * its declared sizes checked first, so a zip bomb neither blocks the event loop nor fills memory.
    */
   async deploy(name: string, input: FunctionInput): Promise<{ def: FunctionDef; created: boolean }> {
-    const kind = this.checkCode(name, input);
-    const unpacked = await unpackCodeAsync(kind, input.code, this.unpackedBudget());
+    const { kind, runtime } = this.checkCode(name, input);
+    const unpacked = await unpackCodeAsync(kind, input.code, this.unpackedBudget(), runtime);
     return this.put(name, { ...input, codeKind: kind }, Date.now(), undefined, unpacked);
   }
 
-  /** The cheap checks before any unpacking: the name, the code's size; its kind. */
-  private checkCode(name: string, input: FunctionInput): CodeKind {
+  /** The cheap checks before any unpacking: the name, the code's size, the runtime; the code's kind. */
+  private checkCode(name: string, input: FunctionInput): { kind: CodeKind; runtime: FunctionRuntime } {
     if (!FUNCTION_NAME.test(name) && !PACKAGED_FUNCTION_NAME.test(name)) throw badRequest('name', 'must match ' + FUNCTION_NAME.source);
     const L = this.limits;
     if (input.code.length === 0) throw badRequest('code', 'is empty');
     if (input.code.length > L.maxCodeBytes) throw new FaasError('payload_too_large', `code: ${input.code.length} bytes exceeds ${L.maxCodeBytes}`, 'code');
-    return input.codeKind ?? sniffCodeKind(input.code);
+    const runtime = input.runtime ?? DEFAULT_FUNCTION_RUNTIME;
+    if (!isFunctionRuntime(runtime)) throw badRequest('runtime', `must be one of ${FUNCTION_RUNTIMES.join(', ')} (got ${JSON.stringify(runtime)})`);
+    return { kind: codeKindFor(runtime, input.codeKind) ?? sniffCodeKind(input.code, runtime), runtime };
   }
 
   /** What an archive may unpack to (docs/configuration.md: api.maxCodeBytes). */
@@ -277,7 +286,7 @@ export class Registry {
         | Pick<Row, 'code' | 'code_kind'>
         | undefined;
       if (!r) throw new FaasError('not_found', `function ${def.name} changed or was deleted`, 'name');
-      u = unpackCode(r.code_kind as CodeKind, r.code, this.unpackedBudget());
+      u = unpackCode(r.code_kind as CodeKind, r.code, this.unpackedBudget(), def.runtime);
       this.unpacked.set(key, u);
     }
     return u;
@@ -312,6 +321,16 @@ function jsonObject(field: string, v: Record<string, unknown> | undefined): Reco
   return v;
 }
 
+/**
+ * The code kind a deploy gives, checked against the runtime (undefined: sniffed from the bytes).
+ * A single file is JavaScript ('js') for nodejs20 and Python ('py') for python3.
+ */
+function codeKindFor(runtime: FunctionRuntime, kind: CodeKind | undefined): CodeKind | undefined {
+  if (kind === 'py' && runtime !== 'python3') throw badRequest('codeKind', `a ${runtime} function's single file is JavaScript (js), not py`);
+  if (kind === 'js' && runtime === 'python3') throw badRequest('codeKind', "a python3 function's single file is Python (py), not js");
+  return kind;
+}
+
 function range(field: string, v: number, min: number, max: number): void {
   if (!Number.isInteger(v) || v < min || v > max) throw badRequest(field, `must be an integer from ${min} to ${max} (got ${v})`);
 }
@@ -320,6 +339,7 @@ function toDef(r: Row): FunctionDef {
   return {
     name: r.name,
     version: r.version,
+    runtime: r.runtime as FunctionRuntime,
     codeKind: r.code_kind as CodeKind,
     codeSha256: r.code_sha256,
     codeBytes: r.code.length,

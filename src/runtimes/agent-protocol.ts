@@ -10,7 +10,10 @@
 export interface AgentReady {
   type: 'ready';
   agentVersion: string;
-  node: string;
+  /** the Node agent: its Node.js version */
+  node?: string;
+  /** the Python agent (issue 21, guest/agent-python): its Python version */
+  python?: string;
   /** Guest uptime (ms since the kernel started) at each milestone of the boot. */
   uptimeMs: {
     /** /init started (the kernel handed over to user space). */

@@ -163,13 +163,15 @@ export class RateBucket {
   }
 }
 
-const ERROR_KINDS: ReadonlySet<AgentErrorKind> = new Set(['application', 'init', 'state', 'protocol']);
+// 'exit': the reply to a request that the function's exit cut short (both agents send it)
+const ERROR_KINDS: ReadonlySet<AgentErrorKind> = new Set(['application', 'init', 'state', 'protocol', 'exit']);
 
 /** Checks a guest→host message (ready, or a reply: anything with `ok`) against the protocol; returns what is wrong, or undefined. Pure. */
 export function checkGuestMessage(msg: Record<string, unknown>): string | undefined {
   if (msg.type === 'ready') {
     const u = msg.uptimeMs as Record<string, unknown> | undefined;
-    if (typeof msg.agentVersion !== 'string' || typeof msg.node !== 'string') return 'ready: agentVersion and node must be strings';
+    // the Node agent says its Node version, the Python agent (issue 21) its Python version
+    if (typeof msg.agentVersion !== 'string' || (typeof msg.node !== 'string' && typeof msg.python !== 'string')) return 'ready: agentVersion and node (or python) must be strings';
     if (!u || typeof u !== 'object' || !['init', 'agentStart', 'ready'].every((k) => typeof u[k] === 'number' && Number.isFinite(u[k]))) return 'ready: uptimeMs.{init,agentStart,ready} must be numbers';
     return undefined;
   }

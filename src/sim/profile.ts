@@ -1,8 +1,11 @@
 // Start costs and memory of functions on one machine, as the daemon's
-// benchmark measures them (bench/profiles/*.json).
+// benchmark measures them (bench/profiles/*.json), per memory size and (issue
+// 21) per language runtime: a Python function with heavy imports starts far
+// slower cold than a Node.js one of the same size, and restores about as fast.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { TierView } from '../policies/types.js';
+import { FUNCTION_RUNTIMES, type FunctionRuntime } from '../runtimes/function-runtime.js';
 
 const costsSchema = z
   .object({
@@ -43,6 +46,17 @@ export const profileSchema = z.object({
   functions: z.record(costsSchema.passthrough()).default({}),
   /** Costs measured per memory size (MiB): a function without its own entry takes the nearest size's. */
   bySize: z.record(costsSchema.passthrough()).default({}),
+  /**
+   * issue 21: costs of the functions of a language runtime (python3), over the ones above: its own
+   * defaults and its own sizes (the nearest size of the runtime wins over the node-wide sizes).
+   * A runtime without an entry (nodejs20, the node-wide figures' own) takes the node-wide costs.
+   */
+  byRuntime: z
+    .record(
+      z.enum(FUNCTION_RUNTIMES),
+      z.object({ defaults: costsSchema.passthrough().default({}), bySize: z.record(costsSchema.passthrough()).default({}) }).strict(),
+    )
+    .default({}),
   /** The node the costs were measured on: its cores and what one idle VM takes of a core (for the CPU model). */
   node: z
     .object({ cores: z.number().positive().default(2), idleVmCpu: z.number().nonnegative().default(0) })
@@ -127,10 +141,12 @@ export function withTierDefaults(p: Profile): Profile {
 export function functionCosts(
   profile: Profile,
   name: string,
-  trace: { avgDurationMs?: number | undefined; memoryMiB?: number | undefined } = {},
+  trace: { avgDurationMs?: number | undefined; memoryMiB?: number | undefined; runtime?: FunctionRuntime | undefined } = {},
 ): FunctionCosts {
   const memoryMiB = profile.functions[name]?.memoryMiB ?? trace.memoryMiB ?? profile.defaults.memoryMiB;
-  const d = { ...profile.defaults, ...nearestSize(profile, memoryMiB) };
+  // node-wide defaults < node-wide size < the runtime's defaults < the runtime's size (issue 21)
+  const rt = trace.runtime !== undefined ? profile.byRuntime[trace.runtime] : undefined;
+  const d = { ...profile.defaults, ...nearestSize(profile.bySize, memoryMiB), ...(rt ? { ...rt.defaults, ...nearestSize(rt.bySize, memoryMiB) } : {}) };
   const f = profile.functions[name] ?? {};
   const coldMs = f.coldMs ?? d.coldMs;
   const restoreMs = f.restoreMs ?? d.restoreMs;
@@ -152,11 +168,11 @@ export function functionCosts(
 }
 
 /** The costs measured for the memory size nearest to `memoryMiB` (none: {}). */
-function nearestSize(profile: Profile, memoryMiB: number): Partial<z.output<typeof costsSchema>> {
+function nearestSize(bySize: Profile['bySize'], memoryMiB: number): Partial<z.output<typeof costsSchema>> {
   let best: string | undefined;
-  for (const k of Object.keys(profile.bySize)) if (best === undefined || Math.abs(Number(k) - memoryMiB) < Math.abs(Number(best) - memoryMiB)) best = k;
+  for (const k of Object.keys(bySize)) if (best === undefined || Math.abs(Number(k) - memoryMiB) < Math.abs(Number(best) - memoryMiB)) best = k;
   if (best === undefined) return {};
-  const { memoryMiB: _m, ...costs } = profile.bySize[best]!;
+  const { memoryMiB: _m, ...costs } = bySize[best]!;
   return costs;
 }
 

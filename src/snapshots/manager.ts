@@ -14,6 +14,7 @@ import { Actor, errText } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
 import { stmt, type Db } from '../registry/db.js';
 import type { FunctionDef } from '../registry/registry.js';
+import type { FunctionRuntime } from '../runtimes/function-runtime.js';
 import type { SnapshotFiles } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from './types.js';
 import { assertTierSpace } from './tier-space.js';
@@ -34,7 +35,10 @@ export interface TierConfig {
 export interface SnapshotManagerOptions {
   db: Db;
   tiers: TierConfig[];
+  /** the Node.js image's version: a snapshot is valid only for the image it was taken with */
   imageVersion: string;
+  /** issue 21: the image version of each other runtime (python3) */
+  runtimeImageVersions?: Partial<Record<FunctionRuntime, string>>;
   kind: SnapshotFiles['kind'];
   /** drop the files' pages from the page cache after writing (not for tmpfs tiers) */
   uncache: boolean;
@@ -140,7 +144,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
         `INSERT INTO snapshots (id, function, version_key, code_sha256, image_version, memory_mib, vcpus, kind, tier, dir, size_bytes, created_at, last_used_at, status)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'creating')`,
       )
-      .run(id, fn.name, versionKey, fn.codeSha256, this.o.imageVersion, fn.memoryMiB, fn.vcpus, this.o.kind, tier.name, dir, fn.memoryMiB * 1048576, now, now);
+      .run(id, fn.name, versionKey, fn.codeSha256, this.imageVersionOf(fn), fn.memoryMiB, fn.vcpus, this.o.kind, tier.name, dir, fn.memoryMiB * 1048576, now, now);
     return refOf(id, fn.name, tier.name, dir, this.o.kind);
   }
 
@@ -252,7 +256,7 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
   /** At start: forget half-made snapshots and ones for another image or kind; delete files nobody records. */
   private cleanup(): void {
     for (const r of this.rows()) {
-      const bad = r.status !== 'ready' || r.image_version !== this.o.imageVersion || r.kind !== this.o.kind || r.version_key === '' || !existsSync(r.dir);
+      const bad = r.status !== 'ready' || !this.imageVersions().has(r.image_version) || r.kind !== this.o.kind || r.version_key === '' || !existsSync(r.dir);
       if (bad || !this.o.tiers.some((t) => t.name === r.tier)) this.remove(r.id);
     }
     const known = new Set(this.rows().map((r) => r.dir));
@@ -262,6 +266,15 @@ export class SnapshotManager extends Actor<SnapshotMsg> {
         if (!known.has(dir)) rmSync(dir, { recursive: true, force: true });
       }
     }
+  }
+
+  private imageVersionOf(fn: FunctionDef): string {
+    return (fn.runtime !== 'nodejs20' ? this.o.runtimeImageVersions?.[fn.runtime] : undefined) ?? this.o.imageVersion;
+  }
+
+  /** The images this node runs: a snapshot of any other is of no use. */
+  private imageVersions(): Set<string> {
+    return new Set([this.o.imageVersion, ...Object.values(this.o.runtimeImageVersions ?? {})]);
   }
 
   private tier(name: string): TierConfig {

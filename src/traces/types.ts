@@ -1,6 +1,8 @@
 // In-memory form shared by every trace format: per-slot invocation counts in a
 // compressed (CSR, by slot) layout, expanded lazily into arrival times.
 
+import type { FunctionRuntime } from '../runtimes/function-runtime.js';
+
 export interface TraceFunction {
   /** Index into Trace.functions (and the fn ids in arrivals). */
   readonly index: number;
@@ -26,6 +28,8 @@ export interface TraceFunction {
   readonly traceAvgMs?: number;
   /** FaaSRail: the workload's measured standard deviation (ms), when the spec has it. */
   readonly stdevMs?: number;
+  /** issue 21: the language runtime it runs in (its start costs in the simulator's profile); absent: nodejs20. */
+  readonly runtime?: FunctionRuntime;
 }
 
 export interface Trace {

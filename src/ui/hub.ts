@@ -14,6 +14,8 @@ import type { StageSegment } from '../telemetry/stages.js';
 export interface ActivationSummary {
   id: string;
   fn: string;
+  /** issue 21: the function's language runtime (nodejs20, python3) */
+  runtime: string;
   startPath: string;
   status: string;
   /** epoch ms received */
@@ -45,6 +47,7 @@ export function summarize(rec: ActivationRecord & { traceId?: string }, segs: St
   return {
     id: rec.id,
     fn: rec.function,
+    runtime: rec.functionRuntime ?? 'nodejs20',
     startPath: rec.startPath ?? 'none',
     status: rec.status,
     at,

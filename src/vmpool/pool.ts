@@ -118,7 +118,7 @@ const versionKeys = new WeakMap<FunctionDef, string>();
 
 /**
  * Instances and snapshots are reusable only for the same version: code, shape, entry and env (and
- * network, issue 10: a VM's rules are set at its start). The key is public (/v1/status): it hashes
+ * network, issue 10: a VM's rules are set at its start; runtime, issue 21). The key is public (/v1/status): it hashes
  * the env's random id (FunctionDef.envId, new whenever the env changes), never the env values, which
  * could be guessed back from an unsalted hash (issue 19). Replicas carry the same envId, so the nodes
  * of a cluster compute the same key for the same definition.
@@ -130,7 +130,9 @@ export function versionKey(def: FunctionDef): string {
 }
 
 function computeVersionKey(def: FunctionDef): string {
-  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\nenv:${def.envId}${networkShapeKey(def.network)}`).digest('hex').slice(0, 16);
+  // issue 21: the runtime (its image and agent) too; Node.js functions keep the keys they had before it
+  const runtime = def.runtime === 'nodejs20' ? '' : `\nruntime=${def.runtime}`;
+  return createHash('sha256').update(`${def.codeSha256}\n${def.memoryMiB}m${def.vcpus}c\n${def.entry}\nenv:${def.envId}${networkShapeKey(def.network)}${runtime}`).digest('hex').slice(0, 16);
 }
 
 export class VmPool extends Actor<PoolMsg> implements CoreEffects {

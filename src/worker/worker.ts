@@ -24,6 +24,7 @@ import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage,
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
 import type { StartFailure } from '../vmpool/core/model.js';
+import type { FunctionRuntime } from '../runtimes/function-runtime.js';
 import { InstanceStateMachine, type InstanceState } from './instance-state.js';
 
 export interface WorkerLimits {
@@ -35,7 +36,10 @@ export interface WorkerLimits {
 
 export interface WorkerDeps {
   driver: RuntimeDriver;
+  /** the Node.js functions' guest image */
   image: GuestImage;
+  /** issue 21: the guest image of each other runtime this node has (python3); absent: its functions cannot start here */
+  images?: Partial<Record<FunctionRuntime, GuestImage>>;
   accelerator: Accelerator;
   registry: Registry;
   network: ActorRef<NetworkMsg>;
@@ -780,12 +784,20 @@ export class Worker extends Actor<WorkerMsg> {
       vmId: this.vmId,
       memoryMiB: fn.memoryMiB,
       vcpus: fn.vcpus,
-      image: this.deps.image,
+      image: this.imageOf(fn),
       runDir,
       accelerator: this.deps.accelerator,
       memory,
       cpuAffinity: this.deps.cpuAffinity,
     };
+  }
+
+  /** The guest image of the function's runtime (issue 21); a runtime this node has no image for fails the start as a boot failure. */
+  private imageOf(fn: FunctionDef): GuestImage {
+    if ((fn.runtime ?? 'nodejs20') === 'nodejs20') return this.deps.image;
+    const image = this.deps.images?.[fn.runtime];
+    if (!image) throw new Error(`this node has no ${fn.runtime} guest image (faascell image build --runtime ${fn.runtime}, docs/python.md)`);
+    return image;
   }
 
   private attach(vm: VmHandle): void {

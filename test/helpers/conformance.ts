@@ -5,7 +5,9 @@
 // virtual clock. Both drive the same decision core through different shells;
 // every decision (start, assignment, refusal, stop, snapshot drop and move) must
 // be the same, in the same order, from the first arrival until the node is idle
-// again (test/unit/conformance*.test.ts).
+// again (test/unit/conformance*.test.ts). One function is Python (issue 21): its
+// starts cost what the profile's byRuntime.python3 says in the simulator, and
+// what the fake driver's behaviour for the Python image takes in the daemon.
 import assert from 'node:assert/strict';
 import { VirtualClock } from '../../src/core/clock.js';
 import { createPolicies, type PoliciesConfigInput, type ResolvedPolicySet } from '../../src/policies/index.js';
@@ -15,6 +17,9 @@ import { simulate, type Decision, type SimEvent } from '../../src/sim/simulator.
 import { TraceSource } from '../../src/sources/trace.js';
 import { faasrailTrace } from '../../src/traces/faasrail.js';
 import type { Trace } from '../../src/traces/types.js';
+import type { FunctionRuntime } from '../../src/runtimes/function-runtime.js';
+import type { GuestImage } from '../../src/runtimes/types.js';
+import { fakeImage } from './fake-driver.js';
 import { deploy, harness } from './pool-harness.js';
 
 export const SLOT_MS = 10_000;
@@ -24,12 +29,24 @@ export const COLD_MS = BOOT_MS + INIT_MS;
 export const RESTORE_MS = 400;
 /** what every snapshot measures once taken (the simulator's profile, the daemon's SnapshotManager) */
 export const SNAPSHOT_MIB = 100;
+/**
+ * issue 21: a Python function with a heavy import, in the proportions measured here (docs/performance.md
+ * section 7): the interpreter is ready later than Node, the import makes init long, a restore costs no more.
+ */
+export const PY_BOOT_MS = 3900;
+export const PY_INIT_MS = 2500;
+export const PY_COLD_MS = PY_BOOT_MS + PY_INIT_MS;
+export const PY_RESTORE_MS = 300;
+/** the Python guest image the daemon's Worker picks for a python3 function (the fake driver's behaviour by image) */
+const fakePythonImage: GuestImage = { ...fakeImage, version: 'fake-python3-1' };
 
 export interface TraceFunction {
   name: string;
   avgDurationMs: number;
   memoryMiB: number;
   counts: number[];
+  /** absent: nodejs20 */
+  runtime?: FunctionRuntime;
 }
 
 /** The functions of the default scenario: 12 slots of 10 s, bursts, idle gaps, long and short runs. */
@@ -42,6 +59,8 @@ export const FUNCTIONS: TraceFunction[] = [
   { name: 'f', avgDurationMs: 80.375, memoryMiB: 128, counts: [10, 0, 0, 0, 10, 0, 0, 0, 10, 0, 0, 0] },
   // a burst beyond its three instances: admission refuses early, or the queue times out
   { name: 'g', avgDurationMs: 5000.5, memoryMiB: 128, counts: [0, 0, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0] },
+  // issue 21: Python, a heavy import (cold 6.4 s, restore 0.3 s); idle gaps longer than the keep-alive: restores
+  { name: 'p', runtime: 'python3', avgDurationMs: 300.25, memoryMiB: 256, counts: [1, 0, 0, 2, 0, 0, 0, 0, 1, 0, 0, 0] },
 ];
 
 export interface TierDef {
@@ -75,6 +94,8 @@ export interface Scenario {
   events?: NodeEvent[];
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** the teeth test's wrong daemon: its fake driver starts Python VMs at Node's costs */
+  daemonIgnoresRuntime?: boolean;
 }
 
 export const DEFAULT_TIERS: TierDef[] = [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20, restoreMs: RESTORE_MS }];
@@ -86,6 +107,8 @@ function profileOf(sc: Scenario): Profile {
   return profileSchema.parse({
     accelerator: 'test',
     defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, t.restoreMs])) },
+    // the fake driver restores a Python VM from every tier in PY_RESTORE_MS
+    byRuntime: { python3: { defaults: { coldMs: PY_COLD_MS, restoreMs: PY_RESTORE_MS, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, PY_RESTORE_MS])) } } },
     tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityMiB: t.capacityMiB })),
     node: { cores: 2, idleVmCpu: 0 },
   });
@@ -98,7 +121,10 @@ async function policiesOf(sc: Scenario): Promise<ResolvedPolicySet> {
 }
 
 export function traceOf(sc: Scenario): Trace {
-  return faasrailTrace(sc.functions ?? FUNCTIONS, SLOT_MS, 'conformance');
+  const fns = sc.functions ?? FUNCTIONS;
+  const t = faasrailTrace(fns, SLOT_MS, 'conformance');
+  // the runtime picks the function's costs in the simulator's profile (byRuntime)
+  return { ...t, functions: t.functions.map((f, i) => (fns[i]!.runtime ? { ...f, runtime: fns[i]!.runtime } : f)) };
 }
 
 const NODE = { memoryMiB: 1024, maxInstances: 3, maxQueueDelayMs: 15_000, maxConcurrentStarts: 2, maxQueueLength: 100 };
@@ -169,16 +195,23 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
     faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     snapshotBytes: () => SNAPSHOT_MIB * 1048576,
     onDecision: (d) => log.push(d),
+    images: { python3: fakePythonImage },
   });
+  if (!sc.daemonIgnoresRuntime) h.driver.behaviourByImage[fakePythonImage.version] = { bootMs: PY_BOOT_MS, initMs: PY_INIT_MS, restoreMs: PY_RESTORE_MS, resyncMs: 0, ownRestoreMs: 0, snapshotMs: 0 };
   const fns = sc.functions ?? FUNCTIONS;
-  const spec = (f: TraceFunction) => ({ memoryMiB: f.memoryMiB, maxInstances: sc.maxInstances ?? NODE.maxInstances, timeoutMs: 60_000 });
+  const spec = (f: TraceFunction) => ({ memoryMiB: f.memoryMiB, maxInstances: sc.maxInstances ?? NODE.maxInstances, timeoutMs: 60_000, ...(f.runtime ? { runtime: f.runtime } : {}) });
+  const code = (f: TraceFunction, version: string): Buffer =>
+    Buffer.from(f.runtime === 'python3' ? `def main(p):\n    return p  # ${version}\n` : `function main(p){return p} // ${version}`);
   try {
-    for (const f of fns) deploy(h, f.name, spec(f));
+    for (const f of fns) deploy(h, f.name, { ...spec(f), code: code(f, 'v1') });
     await clock.settle();
     for (const e of sc.events ?? []) {
       clock.setTimer(e.at, () => {
         if (e.kind === 'shutdown') void h.pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 60_000);
-        else if (e.kind === 'update') deploy(h, e.fn, { ...spec(fns.find((x) => x.name === e.fn)!), code: Buffer.from(`function main(p){return p} // v@${e.at}`) });
+        else if (e.kind === 'update') {
+          const f = fns.find((x) => x.name === e.fn)!;
+          deploy(h, e.fn, { ...spec(f), code: code(f, `v@${e.at}`) });
+        }
         else {
           h.registry.delete(e.fn);
           h.pool.tell({ kind: 'functionChanged', fn: e.fn, def: undefined });

@@ -145,6 +145,8 @@ export class FakeDriver implements RuntimeDriver {
    * VmStartError; resync: the clone's first run refuses the resync it carries).
    */
   faultFor?: (vmId: string) => StartFault | undefined;
+  /** issue 21: the behaviour of VMs booted from another guest image (by its version: a runtime's own costs) */
+  behaviourByImage: Record<string, FakeBehaviour> = {};
   constructor(
     public behaviour: FakeBehaviour = {},
     private readonly clock: Clock = realClock,
@@ -154,12 +156,14 @@ export class FakeDriver implements RuntimeDriver {
     const fault = this.faultFor?.(cfg.vmId);
     // a VMM that cannot even be spawned (jail, cgroup, binary): the driver throws at once
     if (fault?.kind === 'boot' && fault.afterMs === 0) throw new VmStartError('boot', 'vmm-failed', 'VMM could not be started (fake fault)');
-    const vm = new FakeVm(cfg.vmId, this.bootBehaviour(fault), false, this.clock);
+    const vm = new FakeVm(cfg.vmId, this.bootBehaviour(this.behaviourOf(cfg), fault), false, this.clock);
     this.vms.push(vm);
     return vm;
   }
-  private bootBehaviour(f: StartFault | undefined): FakeBehaviour {
-    const b = this.behaviour;
+  private behaviourOf(cfg: VmConfig): FakeBehaviour {
+    return this.behaviourByImage[cfg.image.version] ?? this.behaviour;
+  }
+  private bootBehaviour(b: FakeBehaviour, f: StartFault | undefined): FakeBehaviour {
     if (!f) return b;
     const boot = b.bootMs ?? 5;
     switch (f.kind) {
@@ -175,7 +179,7 @@ export class FakeDriver implements RuntimeDriver {
   }
   async restore(cfg: VmConfig, _s: SnapshotFiles): Promise<VmHandle> {
     this.restores++;
-    const b = this.behaviour;
+    const b = this.behaviourOf(cfg);
     // a VM restoring the snapshot it has just taken (a cold start's last step)
     const own = this.vms.some((v) => v.vmId === cfg.vmId);
     const fault = own ? undefined : this.faultFor?.(cfg.vmId);

@@ -31,7 +31,7 @@ export function actor<M>(name: string, handle: (m: M) => void): ActorRef<M> {
   };
 }
 
-export async function node(token?: string, opts: { blockingWaitMs?: number } = {}) {
+export async function node(token?: string, opts: { blockingWaitMs?: number; runtimes?: ('nodejs20' | 'python3')[] } = {}) {
   const db = openMemoryDb();
   const registry = new Registry(db, limits);
   const records = new Map<string, ActivationRecord>();
@@ -92,6 +92,7 @@ export async function node(token?: string, opts: { blockingWaitMs?: number } = {
     bodyLimitBytes: 1 << 20,
     maxCodeBytes: 1 << 20,
     token,
+    ...(opts.runtimes ? { runtimes: opts.runtimes } : {}),
     info: () => ({}),
     openwhisk: { db, retain: 1000, options, service },
   });

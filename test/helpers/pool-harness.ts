@@ -20,6 +20,7 @@ import type { SnapshotMsg } from '../../src/snapshots/types.js';
 import type { Decision } from '../../src/vmpool/core/model.js';
 import { StartCounter, type FaultModel, type StartFault } from '../../src/sim/faults.js';
 import { VmPool, type PoolConfig, type PoolMsg, type PoolStatus } from '../../src/vmpool/pool.js';
+import type { WorkerDeps } from '../../src/worker/worker.js';
 import { FakeDriver, fakeImage, type FakeBehaviour } from './fake-driver.js';
 
 export interface Harness {
@@ -56,6 +57,8 @@ export interface HarnessOptions {
   network?: Actor<NetworkMsg>;
   /** the size the SnapshotManager records for a new snapshot of a function (the fake VMs write no RAM file) */
   snapshotBytes?: (fn: string) => number;
+  /** issue 21: the guest images of other runtimes (python3: the fake driver's behaviourByImage gives their costs) */
+  images?: WorkerDeps['images'];
 }
 
 export const defaultPoolConfig = (over: HarnessOptions['pool'] = {}, snapshots = false): PoolConfig => ({
@@ -118,7 +121,7 @@ export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
       system: sys,
       clock,
       functions: () => registry.list(),
-      workerDeps: { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock, bootTimeoutMs: 60_000, limits, resyncWithRun: opts.resyncWithRun },
+      workerDeps: { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock, bootTimeoutMs: 60_000, limits, resyncWithRun: opts.resyncWithRun, images: opts.images },
       policies,
       snapshots,
       config,

@@ -280,6 +280,11 @@ void test('message schema: what a guest may send', () => {
   assert.equal(checkGuestMessage({ id: 3, ok: true, result: { any: ['thing'] }, logs: ['l'], durationMs: 2 }), undefined);
   assert.equal(checkGuestMessage({ id: 3, ok: false, error: { kind: 'application', message: 'boom', stack: 's' } }), undefined);
   assert.match(checkGuestMessage({ id: 3, ok: false, error: { kind: 'evil', message: 'x' } })!, /error kind/);
+  // issue 21: the Python agent's ready names its Python; both agents answer an exit with kind 'exit'
+  const { node: _node, ...noNode } = READY as Record<string, unknown>;
+  assert.equal(checkGuestMessage({ ...noNode, python: '3.11.2' }), undefined);
+  assert.match(checkGuestMessage(noNode)!, /node \(or python\)/);
+  assert.equal(checkGuestMessage({ id: 3, ok: false, error: { kind: 'exit', message: 'exited', exitCode: 3 } }), undefined);
   assert.match(checkGuestMessage({ id: 1.5, ok: true })!, /integer/);
   assert.match(checkGuestMessage({ id: 1, ok: 'yes' })!, /boolean/);
   assert.match(checkGuestMessage({ id: 1, ok: true, logs: [1] })!, /logs/);

@@ -4,7 +4,8 @@
 // starts, assignments, refusals, stops, snapshot drops and moves, from the first
 // arrival until the node is idle — with functions updated and deleted during the
 // run, a shutdown, a full queue, every kind of start failure, full tiers, a
-// pre-warming keep-alive policy and snapshot moves between tiers.
+// pre-warming keep-alive policy and snapshot moves between tiers; one function is
+// Python (issue 21), with its runtime's start costs in both shells.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { PlacementPolicy } from '../../src/policies/types.js';
@@ -25,7 +26,9 @@ function covers(log: string[], kinds: string[]): void {
   for (const k of kinds) assert.ok(log.some((x) => x.includes(k)), `the scenario exercises ${k}`);
 }
 
-const COMMON = ['"kind":"start"', '"path":"restore"', '"fresh":false', '"cause":"evicted"', '"kind":"reject"', '"cause":"stale"', '"reason":"deleted"', '"cause":"shutdown"', '"cause":"invalidated"'];
+/** issue 21: the Python function p starts cold and is restored, at its own costs, the same in both shells */
+const PYTHON = ['"fn":"p","path":"cold"', '"fn":"p","path":"restore"'];
+const COMMON = [...PYTHON, '"kind":"start"', '"path":"restore"', '"fresh":false', '"cause":"evicted"', '"kind":"reject"', '"cause":"stale"', '"reason":"deleted"', '"cause":"shutdown"', '"cause":"invalidated"'];
 
 void test('conformance: fixed TTL, LRU eviction, deadline admission, a full queue', { timeout: 300_000 }, async () => {
   const log = await conform({
@@ -102,7 +105,7 @@ void test('conformance: a pre-warming keep-alive policy (hybrid histogram)', { t
     memoryMiB: 2048,
     events: CHANGES,
   });
-  covers(log, ['"cause":"prewarm-unload"', '"kind":"start"']);
+  covers(log, [...PYTHON, '"cause":"prewarm-unload"', '"kind":"start"']);
 });
 
 void test('conformance: snapshots move between tiers as placement revisits them (two-phase)', { timeout: 300_000 }, async () => {
@@ -124,7 +127,7 @@ void test('conformance: snapshots move between tiers as placement revisits them 
     ],
     events: CHANGES,
   });
-  covers(log, ['"kind":"moveSnapshot"', '"path":"restore"']);
+  covers(log, [...PYTHON, '"kind":"moveSnapshot"', '"path":"restore"']);
 });
 
 void test('conformance fails when one shell decides differently (the check has teeth)', { timeout: 300_000 }, async () => {
@@ -137,5 +140,13 @@ void test('conformance fails when one shell decides differently (the check has t
   const s = lines(await simulated(sc));
   daemonSide = true;
   const r = lines((await real(sc)).log);
+  assert.throws(() => compare(s, r), /decision \d+ differs/);
+});
+
+void test('conformance fails when the daemon starts the Python function at Node\'s costs (the runtime matters)', { timeout: 300_000 }, async () => {
+  const sc: Scenario = { label: 'teeth-runtime', policies: { keepAlive: { policy: 'fixed', ttlSeconds: 25 } } };
+  const { simulated, real, lines, compare } = await import('../helpers/conformance.js');
+  const s = lines(await simulated(sc));
+  const r = lines((await real({ ...sc, daemonIgnoresRuntime: true })).log);
   assert.throws(() => compare(s, r), /decision \d+ differs/);
 });

@@ -8,8 +8,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DeploySpecError, parseMemoryFor, planDeployment } from '../../src/cli/deploy-spec.js';
-import { benchmarkFile, benchmarkOf, BENCHMARKS } from '../../src/functionbench/catalog.js';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { DeploySpecError, languageOf, parseMemoryFor, planDeployment } from '../../src/cli/deploy-spec.js';
+import { benchmarkFile, benchmarkOf, BENCHMARKS, pythonBenchmarkFile } from '../../src/functionbench/catalog.js';
 import { loadTrace } from '../../src/traces/index.js';
 
 const require = createRequire(import.meta.url);
@@ -111,7 +113,7 @@ void test('deploy-spec plan: one function per row, benchmark defaults, overrides
   assert.equal(plan.length, trace.functions.length);
   assert.deepEqual(plan.map((p) => p.name), trace.functions.map((f) => f.name));
   const [hello, py2, cham, py4, json] = plan;
-  assert.deepEqual(hello, { name: 'helloworld-44136fa355b36-r1', benchmark: 'helloworld', workload: 'helloworld-44136fa355b36', file: 'helloworld.js', entry: 'main', memoryMiB: 256, timeoutMs: 60_000 });
+  assert.deepEqual(hello, { name: 'helloworld-44136fa355b36-r1', benchmark: 'helloworld', workload: 'helloworld-44136fa355b36', runtime: 'nodejs20', file: 'helloworld.js', entry: 'main', memoryMiB: 256, timeoutMs: 60_000 });
   // rows sharing a workload deploy the same code under their own names
   assert.equal(py2!.file, py4!.file);
   assert.notEqual(py2!.name, py4!.name);
@@ -127,4 +129,41 @@ void test('deploy-spec plan: one function per row, benchmark defaults, overrides
   assert.throws(() => planDeployment(odd), (e: unknown) => e instanceof DeploySpecError && /row 1: workload 'ffmpeg-00'/.test(e.message));
   const slots = await loadTrace(path.join(fixtures, 'faasrail.csv'), 'faasrail');
   assert.throws(() => planDeployment(slots), /needs a FaaSRail spec/);
+});
+
+void test('issue 21: every benchmark has a Python version defining its entry; deploy-spec --runtime python plans python3 functions', async () => {
+  for (const b of BENCHMARKS.values()) {
+    const file = pythonBenchmarkFile(b);
+    assert.ok(existsSync(file), `${b.name}: ${file}`);
+    assert.match(readFileSync(file, 'utf8'), new RegExp(`^def ${b.python.entry}\\(args\\):`, 'm'), `${b.name}: def ${b.python.entry}(args)`);
+  }
+  const trace = await loadTrace(path.join(fixtures, 'faasrail-spec.csv'), 'faasrail');
+  const plan = planDeployment(trace, { language: 'python' });
+  assert.deepEqual(plan[0], { name: 'helloworld-44136fa355b36-r1', benchmark: 'helloworld', workload: 'helloworld-44136fa355b36', runtime: 'python3', file: 'python/helloworld.py', entry: 'main', memoryMiB: 256, timeoutMs: 60_000 });
+  assert.ok(plan.every((p) => p.runtime === 'python3' && p.file.startsWith('python/') && p.file.endsWith('.py')));
+  assert.equal(planDeployment(trace, { language: 'python', memoryMiB: 640 })[2]!.memoryMiB, 640);
+  assert.equal(languageOf('python3'), 'python');
+  assert.equal(languageOf(undefined), 'javascript');
+  assert.throws(() => languageOf('ruby'), /--runtime: javascript \(nodejs20\) or python \(python3\), got 'ruby'/);
+});
+
+void test('issue 21: the Python versions that need only the standard library run on the host and are deterministic', () => {
+  // the others import numpy, Pillow, OpenCV, scikit-learn, PyTorch: they run in the Python image (test/e2e/python.test.ts, bench/functionbench.ts)
+  const script = `import importlib.util, json, sys
+def run(f, e, p):
+    spec = importlib.util.spec_from_file_location("main__", f)
+    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    return [getattr(m, e)(dict(p)) for _ in range(2)]
+print(json.dumps([run(*c) for c in json.loads(sys.argv[1])]))`;
+  const cases = [
+    [pythonBenchmarkFile(BENCHMARKS.get('helloworld')!), 'main', { name: 'FaaS' }],
+    [pythonBenchmarkFile(BENCHMARKS.get('json_serdes')!), 'main', { file_name: 'gen02_n64.json' }],
+  ];
+  type Pair = [Record<string, unknown>, Record<string, unknown>];
+  const [hello, json] = JSON.parse(execFileSync('python3', ['-c', script, JSON.stringify(cases)], { encoding: 'utf8' })) as [Pair, Pair];
+  assert.deepEqual(hello[0], { message: 'Hello, FaaS!' });
+  assert.deepEqual(hello[1], hello[0]);
+  const strip = (r: Record<string, unknown>): Record<string, unknown> => ({ ...r, latency_ms: 0 });
+  assert.deepEqual(strip(json[0]), strip(json[1]));
+  assert.equal(json[0].records, 64);
 });

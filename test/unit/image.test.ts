@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,4 +77,33 @@ void test('guest tuning: defaults, kernel features, and a distinct kernel id per
     // order does not matter
     assert.equal(await minimalKernelId(guestImage, ['balloon', 'dax', 'tickless']), await minimalKernelId(guestImage, ['tickless', 'dax', 'balloon']));
   }
+});
+
+void test('issue 21, the Python image: apt simulation parsing, deb file names, /init = the Node /init up to its agent start + the Python start', async () => {
+  const { parseAptSimulation, debFileName, pythonInit, INIT_AGENT_MARKER } = await import('../../src/image/python.js');
+  const sim = [
+    'NOTE: This is only a simulation!',
+    'Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []',
+    'Inst python3-numpy (1:1.24.2-1+deb12u1 Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64])',
+    'Inst python3-pyaes (1.6.1-4 Debian:12.15/oldstable [all])',
+    'Conf libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])',
+  ].join('\n');
+  const pkgs = parseAptSimulation(sim);
+  assert.deepEqual(pkgs, [
+    { name: 'libc6', version: '2.36-9+deb12u14', arch: 'amd64' },
+    { name: 'python3-numpy', version: '1:1.24.2-1+deb12u1', arch: 'amd64' },
+    { name: 'python3-pyaes', version: '1.6.1-4', arch: 'all' },
+  ]);
+  assert.equal(debFileName(pkgs[1]!), 'python3-numpy_1%3a1.24.2-1+deb12u1_amd64.deb');
+  const nodeInit = fs.readFileSync(path.join(projectRoot(), 'guest', 'image', 'init'), 'utf8');
+  const start = fs.readFileSync(path.join(projectRoot(), 'guest', 'image', 'start-python-agent.sh'), 'utf8');
+  const init = pythonInit(nodeInit, start);
+  assert.ok(init.startsWith(nodeInit.slice(0, nodeInit.indexOf(INIT_AGENT_MARKER))), 'the same boot as the Node image');
+  assert.ok(init.endsWith(start));
+  assert.doesNotMatch(init, /bin\/node/);
+  assert.match(init, /chroot \/rootfs \/usr\/bin\/python3 -E -s -B/);
+  assert.throws(() => pythonInit('#!/bin/sh\necho no marker\n', start), /has no line "# --- agent start options/);
+  // the result is a valid shell script
+  const r = spawnSync('sh', ['-n'], { input: init });
+  assert.equal(r.status, 0, r.stderr?.toString());
 });

@@ -72,7 +72,15 @@ void test('action code: JS text, base64 archives (binary or sniffed), update kee
   assert.equal(actionInput({ exec: { kind: 'nodejs:20', code: zip.toString('base64'), binary: true } }).codeKind, 'zip');
   assert.throws(() => actionInput({ exec: { kind: 'nodejs:20', code: Buffer.from('plain').toString('base64'), binary: true } }), /exec\.code: binary code must be/);
   assert.equal(actionInput({ exec: { kind: 'nodejs', code: 'abcd' } }).codeKind, 'js'); // valid base64, but no archive: text
-  assert.throws(() => actionInput({ exec: { kind: 'python:3', code: 'def main(a): return a' } }), /exec\.kind: the runtime 'python:3' is not supported/);
+  assert.throws(() => actionInput({ exec: { kind: 'python:2', code: 'def main(a): return a' } }), /exec\.kind: the runtime 'python:2' is not supported/);
+  assert.throws(() => actionInput({ exec: { kind: 'java:8', code: 'x' } }), /exec\.kind: the runtime 'java:8' is not supported/);
+  // issue 21: python:3, python:default and python:3.11 are Python 3.11 (text, or a zip with __main__.py)
+  for (const kind of ['python:3', 'python:default', 'python:3.11']) {
+    const py = actionInput({ exec: { kind, code: 'def main(a):\n    return a\n' } });
+    assert.deepEqual([py.runtime, py.codeKind, py.entry], ['python3', 'py', 'main']);
+  }
+  const pyZip = Buffer.from(zipSync({ '__main__.py': strToU8('def handler(a):\n    return a\n') }));
+  assert.deepEqual(actionInput({ exec: { kind: 'python:3', code: pyZip.toString('base64'), main: 'handler' } }), { ...actionInput({ exec: { kind: 'python:3', code: pyZip.toString('base64'), main: 'handler' } }), runtime: 'python3', codeKind: 'zip', entry: 'handler' });
   assert.throws(() => actionInput({}), /exec: required/);
   assert.throws(() => actionInput({ exec: { kind: 'nodejs:20', code: 'x' }, limits: { concurrency: 5 } }), /limits\.concurrency/);
 });
@@ -131,7 +139,7 @@ void test('actions: create, conflict, update, get with and without code, list, d
   assert.deepEqual(r.json(), { actions: 4 });
   // bad bodies: 400 naming the field, in OpenWhisk's error shape
   const bad: [unknown, RegExp][] = [
-    [{ exec: { kind: 'python:3', code: 'x' } }, /^exec\.kind: the runtime 'python:3'/],
+    [{ exec: { kind: 'python:2.7', code: 'x' } }, /^exec\.kind: the runtime 'python:2.7'/],
     [{ exec: { code: 'x' } }, /^exec\.kind: must have required property 'kind'/],
     [{ exec: { kind: 'nodejs:20', code: 'x' }, limits: { memory: 64 } }, /^limits\.memory: must be an integer from 128/],
     [{ exec: { kind: 'nodejs:20', code: 'x' }, limits: { memory: 'lots' } }, /^limits\.memory: must be integer/],
@@ -279,4 +287,38 @@ void test('final parameters cannot be overridden', async () => {
   r = await app.inject({ method: 'POST', url: `${act}/hello?blocking=true&result=true`, payload: { x: 1 } });
   assert.equal(r.json().payload, 'Hello fixed');
   await app.close();
+});
+
+void test('issue 21: python:3 actions need the Python image (503 naming exec.kind without it); with it, they are python:3 actions', async () => {
+  const PY = { exec: { kind: 'python:3', code: 'def main(args):\n    return {"got": args}\n' } };
+  const url = '/api/v1/namespaces/_/actions/py';
+  const without = await node(TOKEN);
+  let r = await without.app.inject({ method: 'PUT', url, headers: AUTH, payload: PY });
+  assert.equal(r.statusCode, 503);
+  assert.match(r.json().error, /^exec\.kind: this node has no python3 guest image/);
+  const withPy = await node(TOKEN, { runtimes: ['nodejs20', 'python3'] });
+  r = await withPy.app.inject({ method: 'PUT', url, headers: AUTH, payload: PY });
+  assert.equal(r.statusCode, 200, r.body);
+  assert.equal(r.json().exec.kind, 'python:3');
+  assert.deepEqual(r.json().annotations.find((a: { key: string }) => a.key === 'exec'), { key: 'exec', value: 'python' });
+  assert.equal(withPy.registry.get('py')!.runtime, 'python3');
+  r = await withPy.app.inject({ method: 'GET', url, headers: AUTH });
+  assert.equal(r.json().exec.code, PY.exec.code);
+  assert.equal(r.json().exec.binary, false);
+  // a zip without __main__.py is refused, naming the code
+  const noMain = Buffer.from(zipSync({ 'app.py': strToU8('def main(a): return a') })).toString('base64');
+  r = await withPy.app.inject({ method: 'PUT', url: `${url}2`, headers: AUTH, payload: { exec: { kind: 'python:3', code: noMain } } });
+  assert.equal(r.statusCode, 400);
+  assert.match(r.json().error, /^exec\.code: a python3 archive needs a __main__\.py/);
+  // the native API: a bad runtime name is a 400 naming runtime; python3 without the image a 503
+  r = await without.app.inject({ method: 'PUT', url: '/v1/functions/f', headers: { authorization: `Bearer ${TOKEN}` }, payload: { source: 'x', runtime: 'ruby' } });
+  assert.equal(r.statusCode, 400);
+  assert.equal(r.json().error.field, 'runtime');
+  assert.match(r.json().error.message, /^runtime: must be one of nodejs20, python3/);
+  r = await without.app.inject({ method: 'PUT', url: '/v1/functions/f', headers: { authorization: `Bearer ${TOKEN}` }, payload: { source: 'def main(a): return a', runtime: 'python3' } });
+  assert.equal(r.statusCode, 503);
+  assert.equal(r.json().error.field, 'runtime');
+  r = await withPy.app.inject({ method: 'PUT', url: '/v1/functions/f', headers: { authorization: `Bearer ${TOKEN}` }, payload: { source: 'def main(a):\n    return a\n', runtime: 'python3', entry: 'main' } });
+  assert.equal(r.statusCode, 201, r.body);
+  assert.deepEqual([r.json().runtime, r.json().codeKind, r.json().main], ['python3', 'py', '__main__.py']);
 });

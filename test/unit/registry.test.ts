@@ -121,3 +121,62 @@ test('replicas keep the version and times they were made with; listeners hear th
   b.delete('f', 'replica');
   assert.deepEqual(heard, ['put:replica', 'put:local', 'delete:replica']);
 });
+
+test('issue 21: the runtime of a function: nodejs20 by default, python3 with its own main and code kinds; bad names and kinds name the field; it survives reopening', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'faascell-reg-'));
+  try {
+    const db1 = openDb(dir);
+    const r = new Registry(db1, limits);
+    assert.equal(r.put('js', { code: hello }).def.runtime, 'nodejs20');
+    const py = r.put('py', { code: Buffer.from('def main(args):\n    return args\n'), runtime: 'python3' }).def;
+    assert.deepEqual([py.runtime, py.codeKind, py.main], ['python3', 'py', '__main__.py']);
+    assert.deepEqual([...r.code(py).files.keys()], ['__main__.py']);
+    // a zip action: its __main__.py, other modules beside it; a common top folder is stripped
+    const zip = Buffer.from(zipSync({ 'app/__main__.py': strToU8('import util\ndef main(a): return a\n'), 'app/util.py': strToU8('X = 1\n') }));
+    const z = r.put('pyzip', { code: zip, runtime: 'python3', entry: 'main' }).def;
+    assert.deepEqual([z.codeKind, z.main, [...r.code(z).files.keys()].sort()], ['zip', '__main__.py', ['__main__.py', 'util.py']]);
+    const field = (fn: () => unknown): string | undefined => {
+      try {
+        fn();
+      } catch (e) {
+        assert.ok(e instanceof FaasError);
+        return `${e.field}: ${e.message}`;
+      }
+      return undefined;
+    };
+    assert.match(field(() => r.put('f', { code: hello, runtime: 'python2' }))!, /^runtime: runtime: must be one of nodejs20, python3 \(got "python2"\)/);
+    assert.match(field(() => r.put('f', { code: hello, runtime: 42 }))!, /^runtime:/);
+    assert.match(field(() => r.put('f', { code: hello, runtime: 'python3', codeKind: 'js' }))!, /^codeKind: .*Python \(py\), not js/);
+    assert.match(field(() => r.put('f', { code: hello, codeKind: 'py' }))!, /^codeKind: .*JavaScript \(js\), not py/);
+    assert.match(field(() => r.put('f', { code: Buffer.from(zipSync({ 'main.py': strToU8('') })), runtime: 'python3' }))!, /^code: .*needs a __main__\.py/);
+    assert.match(field(() => r.put('f', { code: hello, runtime: 'python3', entry: 'a$b' }))!, /^entry: .*Python identifier/);
+    db1.close();
+    const db2 = openDb(dir);
+    const again = new Registry(db2, limits);
+    assert.equal(again.get('py')?.runtime, 'python3');
+    assert.equal(again.get('js')?.runtime, 'nodejs20');
+    db2.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('issue 21: a database at migration 9 (before the runtime column) migrates: its functions are nodejs20', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'reg-migrate-'));
+  try {
+    // a database as the schema before migration 10 left it: the runtime column absent, user_version 9
+    const old = openDb(dir);
+    new Registry(old, limits).put('hello', { code: hello }, 1000);
+    old.exec('ALTER TABLE functions DROP COLUMN runtime');
+    old.pragma('user_version = 9');
+    old.close();
+    const db = openDb(dir);
+    assert.equal(db.pragma('user_version', { simple: true }), 10);
+    const def = new Registry(db, limits).get('hello')!;
+    assert.deepEqual([def.runtime, def.version, def.main], ['nodejs20', 1, 'index.js']);
+    assert.ok(db.prepare("SELECT name FROM sqlite_master WHERE name = 'openwhisk_entities'").get(), 'migration 7 stays');
+    db.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

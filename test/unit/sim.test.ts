@@ -212,3 +212,18 @@ void test('simulate command prints one JSON object', async () => {
   assert.equal(o.memoryMiB, 1024);
   await assert.rejects(runSimulateCommand({ trace: fixtures, policy: 'bogus', write: () => {} }), /unknown keep-alive policy/);
 });
+
+void test('issue 21: costs per language runtime: its own sizes and defaults over the node-wide ones; nodejs20 keeps the node-wide costs', () => {
+  const p = profileSchema.parse({
+    defaults: { coldMs: 3000, restoreMs: 200, warmMs: 5, memoryMiB: 256, coldCpuMs: 2800 },
+    bySize: { 256: { coldMs: 3100, restoreMs: 180 }, 1024: { coldMs: 3500, restoreMs: 260 } },
+    byRuntime: { python3: { defaults: { warmMs: 7 }, bySize: { 512: { coldMs: 40_000, coldCpuMs: 38_000, restoreMs: 400 } } } },
+  });
+  const node = functionCosts(p, 'n', { memoryMiB: 512 });
+  assert.deepEqual([node.coldMs, node.restoreMs, node.warmMs], [3100, 180, 5]);
+  assert.deepEqual(functionCosts(p, 'n', { memoryMiB: 512, runtime: 'nodejs20' }), node);
+  const py = functionCosts(p, 'p', { memoryMiB: 768, runtime: 'python3' });
+  assert.deepEqual([py.coldMs, py.coldCpuMs, py.restoreMs, py.warmMs, py.memoryMiB], [40_000, 38_000, 400, 7, 768]);
+  // a runtime value the schema does not know is refused
+  assert.throws(() => profileSchema.parse({ defaults: { coldMs: 1, restoreMs: 1, warmMs: 1, memoryMiB: 256 }, byRuntime: { ruby: {} } }));
+});

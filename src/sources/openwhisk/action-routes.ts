@@ -12,6 +12,7 @@ import { feedAction } from './feed-routes.js';
 import { NOT_FOUND } from './invoker.js';
 import { checkSimpleName } from './names.js';
 import { checkSequence } from './resolve.js';
+import { assertRuntimeHere } from '../../runtimes/function-runtime.js';
 
 type InvokeQuery = { blocking?: boolean; result?: boolean };
 
@@ -71,6 +72,7 @@ export function actionRoutes(ow: FastifyInstance, ctx: RouteContext): void {
     try {
       const src = fn ? registry.source(name) : undefined;
       const input = actionInput(body, fn && src ? { def: fn, code: src.code, kind: src.kind } : undefined);
+      assertRuntimeHere(input.runtime, deps.runtimes, 'exec.kind');
       if (seq) entities.delete('sequence', name); // a sequence becomes an action with code
       // issue 19: the archive is unpacked off the event loop, its declared sizes checked first
       def = (await registry.deploy(name, input)).def;

@@ -4,6 +4,7 @@ import { FaasError } from '../../core/errors.js';
 import type { CodeKind } from '../../registry/code.js';
 import { sniffCodeKind } from '../../registry/code.js';
 import type { FunctionDef, FunctionInput } from '../../registry/registry.js';
+import type { FunctionRuntime } from '../../runtimes/function-runtime.js';
 import { toList, toObject } from './context.js';
 import type { Entity, SequenceDoc } from './entities.js';
 import { entityNamespace, localActionName, splitActionName } from './names.js';
@@ -45,8 +46,24 @@ export const actionPutSchema = {
   },
 } as const;
 
-/** The kind every action here runs as: the guest runs the host's Node.js. */
+/** The kind Node.js actions run as: the guest runs the host's Node.js. */
 export const NODE_KIND = `nodejs:${process.versions.node.split('.')[0]}`;
+/** The kind Python actions run as (issue 21): Debian 12's Python 3.11 in the Python image. */
+export const PYTHON_KIND = 'python:3';
+/** The Python kinds accepted (OpenWhisk's names for the image's Python). */
+const PYTHON_KINDS = /^python:(3|default|3\.11)$/;
+
+/** The runtime of an OpenWhisk exec.kind; a kind FaaSCell does not run is a 400 naming exec.kind. */
+export function runtimeOfKind(kind: string): FunctionRuntime {
+  if (/^nodejs(:[A-Za-z0-9._-]+)?$/.test(kind)) return 'nodejs20';
+  if (PYTHON_KINDS.test(kind)) return 'python3';
+  throw bad('exec.kind', `the runtime '${kind}' is not supported by this platform: FaaSCell runs Node.js actions (nodejs:default, ${NODE_KIND}, …) and Python 3.11 actions (python:3, python:default, python:3.11)`);
+}
+
+/** The exec.kind an action is shown with. */
+export function kindOf(def: Pick<FunctionDef, 'runtime'>): string {
+  return def.runtime === 'python3' ? PYTHON_KIND : NODE_KIND;
+}
 
 const bad = (field: string, message: string): FaasError => new FaasError('bad_request', `${field}: ${message}`, field);
 
@@ -62,17 +79,18 @@ export function openWhiskFieldError(e: FaasError): FaasError {
 
 
 /** exec.code as deployable bytes: source text, or a base64 zip / tar.gz (exec.binary or sniffed). */
-function decodeCode(exec: NonNullable<ActionPut['exec']>): { code: Buffer; codeKind: CodeKind } {
+function decodeCode(exec: NonNullable<ActionPut['exec']>, runtime: FunctionRuntime): { code: Buffer; codeKind: CodeKind } {
+  const textKind: CodeKind = runtime === 'python3' ? 'py' : 'js';
   if (exec.code === undefined || exec.code === '') throw bad('exec.code', 'the action\'s code is required');
   const text = exec.code;
   const looksBase64 = /^[A-Za-z0-9+/=\s]+$/.test(text) && text.length % 4 === 0;
   if (exec.binary === true || looksBase64) {
     const raw = Buffer.from(text, 'base64');
-    const kind = sniffCodeKind(raw);
-    if (kind !== 'js') return { code: raw, codeKind: kind };
+    const kind = sniffCodeKind(raw, runtime);
+    if (kind !== textKind) return { code: raw, codeKind: kind };
     if (exec.binary === true) throw bad('exec.code', 'binary code must be a base64 zip or tar.gz archive');
   }
-  return { code: Buffer.from(text, 'utf8'), codeKind: 'js' };
+  return { code: Buffer.from(text, 'utf8'), codeKind: textKind };
 }
 
 /**
@@ -92,16 +110,16 @@ export function actionInput(body: ActionPut, existing?: { def: FunctionDef; code
   let code: Buffer;
   let codeKind: CodeKind;
   let entry: string;
+  let runtime: FunctionRuntime;
   if (exec) {
-    if (!/^nodejs(:[A-Za-z0-9._-]+)?$/.test(exec.kind)) {
-      throw bad('exec.kind', `the runtime '${exec.kind}' is not supported by this platform: FaaSCell runs Node.js actions (nodejs:default, ${NODE_KIND}, …)`);
-    }
-    ({ code, codeKind } = decodeCode(exec));
+    runtime = runtimeOfKind(exec.kind);
+    ({ code, codeKind } = decodeCode(exec, runtime));
     entry = exec.main === undefined || exec.main === '' ? 'main' : exec.main;
   } else if (existing) {
     code = existing.code;
     codeKind = existing.kind;
     entry = existing.def.entry;
+    runtime = existing.def.runtime;
   } else throw bad('exec', 'required when the action is created');
   const l = body.limits ?? {};
   if (l.concurrency !== undefined && l.concurrency !== 1) throw bad('limits.concurrency', 'FaaSCell runs one activation at a time per instance: only 1 is supported');
@@ -111,6 +129,7 @@ export function actionInput(body: ActionPut, existing?: { def: FunctionDef; code
   return {
     code,
     codeKind,
+    runtime,
     entry,
     memoryMiB: l.memory ?? (keep ? prev.memoryMiB : undefined),
     timeoutMs: l.timeout ?? (keep ? prev.timeoutMs : undefined),
@@ -135,11 +154,11 @@ export function droppedEnv(before: FunctionDef | undefined, after: FunctionDef):
 
 /** An action document as OpenWhisk returns it; `code` only when asked for (GET ?code=true). */
 export function actionDocument(def: FunctionDef, namespace: string, code?: { code: Buffer; kind: CodeKind }): Record<string, unknown> {
-  const exec: Record<string, unknown> = { kind: NODE_KIND, binary: def.codeKind !== 'js' };
+  const exec: Record<string, unknown> = { kind: kindOf(def), binary: def.codeKind !== 'js' && def.codeKind !== 'py' };
   if (def.entry !== 'main') exec.main = def.entry;
-  if (code) exec.code = code.kind === 'js' ? code.code.toString('utf8') : code.code.toString('base64');
+  if (code) exec.code = code.kind === 'js' || code.kind === 'py' ? code.code.toString('utf8') : code.code.toString('base64');
   const annotations = toList(def.annotations);
-  if (!('exec' in def.annotations)) annotations.push({ key: 'exec', value: 'nodejs' });
+  if (!('exec' in def.annotations)) annotations.push({ key: 'exec', value: def.runtime === 'python3' ? 'python' : 'nodejs' });
   return {
     namespace: entityNamespace(def.name, namespace),
     name: splitActionName(def.name).name,

@@ -15,6 +15,7 @@ import type { PoolMsg } from '../../vmpool/pool.js';
 import type { Finished, Started } from './invoker.js';
 import type { OpenWhiskService } from './service.js';
 import { blockingHttpStatus, openWhiskStatus } from './status.js';
+import type { FunctionRuntime } from '../../runtimes/function-runtime.js';
 
 export interface OpenWhiskOptions {
   /** the one namespace served; `_` in a path means it too */
@@ -46,6 +47,8 @@ export interface OpenWhiskDeps {
   token?: string;
   bodyLimitBytes: number;
   maxCodeBytes: number;
+  /** issue 21: the runtimes this node has an image for (a python:3 action needs the Python image) */
+  runtimes?: readonly FunctionRuntime[];
   /** activation records kept (activations.retain): results are kept as long */
   retain: number;
   options: OpenWhiskOptions;

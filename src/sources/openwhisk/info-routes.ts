@@ -2,7 +2,7 @@
 // as in OpenWhisk), GET /namespaces and GET /namespaces/{namespace}/limits.
 
 import type { FastifyInstance } from 'fastify';
-import { NODE_KIND } from './actions.js';
+import { NODE_KIND, PYTHON_KIND } from './actions.js';
 import { nsParams, type OpenWhiskDeps, type RouteContext } from './context.js';
 import { SEQUENCE_LIMIT } from './resolve.js';
 
@@ -19,7 +19,11 @@ export function apiInfo(d: OpenWhiskDeps): Record<string, unknown> {
     api_version_path: 'v1',
     build: d.version ?? 'unknown',
     buildno: d.version ?? 'unknown',
-    runtimes: { nodejs: [{ kind: NODE_KIND, default: true, deprecated: false, attached: false, requireMain: false }] },
+    runtimes: {
+      nodejs: [{ kind: NODE_KIND, default: true, deprecated: false, attached: false, requireMain: false }],
+      // issue 21: Python actions where this node has the Python image
+      ...(d.runtimes?.includes('python3') ? { python: [{ kind: PYTHON_KIND, default: true, deprecated: false, attached: false, requireMain: false }] } : {}),
+    },
     limits: {
       sequence_length: SEQUENCE_LIMIT,
       min_action_duration: l.minTimeoutMs,

@@ -19,7 +19,7 @@ import type { Registry } from '../../registry/registry.js';
 import type { RuntimeName } from '../../runtimes/types.js';
 import { CallbackSink } from '../../sinks/callback.js';
 import type { InvocationResult } from '../../sinks/types.js';
-import { NODE_KIND } from './actions.js';
+import { kindOf } from './actions.js';
 import type { Entity, OwEntities, Params } from './entities.js';
 import { fullyQualified } from './names.js';
 import { toOpenWhiskActivation, type OpenWhiskActivation } from './records.js';
@@ -239,7 +239,7 @@ export class OwInvoker {
     return toOpenWhiskActivation(rec, {
       namespace: this.d.namespace,
       subject: x?.subject ?? this.d.namespace,
-      kind: NODE_KIND,
+      kind: kindOf({ runtime: rec.functionRuntime ?? 'nodejs20' }),
       result: x?.result,
       limits: x?.limits ?? (def ? { timeout: def.timeoutMs, memory: def.memoryMiB } : undefined),
       extra: x?.extra,

@@ -234,7 +234,7 @@ function renderActivations(): void {
         .map((s) => `<div class="st-${esc(s.stage)}" style="left:${((s.offsetMs / total) * 100).toFixed(2)}%;width:${((s.durMs / total) * 100).toFixed(2)}%" title="${esc(s.stage)}: ${ms(s.durMs)} (at +${ms(s.offsetMs)})"></div>`)
         .join('');
       const bad = a.status !== 'success';
-      return `<tr data-activation-id="${esc(a.id)}"><td>${new Date(a.at).toLocaleTimeString()}</td><td>${esc(a.fn)}</td><td><span class="badge p-${esc(a.startPath)}">${esc(a.startPath)}</span></td>
+      return `<tr data-activation-id="${esc(a.id)}"><td>${new Date(a.at).toLocaleTimeString()}</td><td data-runtime="${esc(a.runtime)}">${esc(a.fn)}${a.runtime && a.runtime !== 'nodejs20' ? ` <span class="muted">${esc(a.runtime)}</span>` : ''}</td><td><span class="badge p-${esc(a.startPath)}">${esc(a.startPath)}</span></td>
         <td class="${bad ? 'bad' : ''}" title="${esc(a.error ?? '')}">${esc(a.status)}</td><td class="num">${ms(a.totalMs)}</td><td style="width:50%"><div class="wf">${bars}</div></td></tr>`;
     })
     .join('');

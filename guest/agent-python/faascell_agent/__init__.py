@@ -1,0 +1,1 @@
+"""FaaSCell's guest agent for Python functions (see main.py)."""

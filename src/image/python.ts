@@ -1,0 +1,383 @@
+// The Python guest image (issue 21): the Node image's kernel, busybox initramfs
+// and read-only DAX root technique (builder.ts), with a root fs made of Debian's
+// own packages: python3 and the scientific stack FunctionBench's workloads need.
+// Their dependency closure is resolved by apt (as if installing into an empty
+// system), fetched with `apt-get download`, unpacked with `dpkg-deb -x` (no
+// package script runs), pruned of what no function runs (documentation, headers,
+// static libraries, compilers' back ends, test suites) and compiled to bytecode
+// once: the root is read-only, so a guest could never cache a .pyc itself.
+//
+// Two caches, so that a change of the agent or /init costs a second, not a
+// rebuild: the root fs in <cacheDir>/rootfs/python3-<id>.erofs (id: the closure
+// with versions and this file's recipe) and the image in <cacheDir>/images/<version>/
+// (version: kernel, /init, agent, helper, busybox, root fs id), whose rootfs is a
+// hard link to the cached one. images/current-python3.json names the newest.
+
+import { existsSync, linkSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { chmod, copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GuestImage } from '../runtimes/types.js';
+import {
+  bootFiles,
+  BUILDER_VERSION,
+  buildImageDir,
+  cachedImage,
+  chooseKernel,
+  erofs,
+  findBusybox,
+  findImage,
+  IMAGE_CMDLINE,
+  imageManifest,
+  imagesDir,
+  initramfs,
+  kernelFeaturesFor,
+  projectRoot,
+  resolveTuning,
+  squashfs,
+  type ImageBuildOptions,
+  type ImageManifest,
+  type ImageTarget,
+  type ImageTuning,
+} from './builder.js';
+import type { CpioEntry } from './cpio.js';
+import { type Log, run, runOk, sha256, which } from './exec.js';
+
+/** What a Python function can import (Debian 12 names): FunctionBench's stack. */
+export const PYTHON_PACKAGES = [
+  'python3',
+  'python3-numpy',
+  'python3-pil',
+  'python3-sklearn',
+  'python3-scipy',
+  'python3-pandas',
+  'python3-opencv',
+  'python3-torch',
+  'python3-chameleon',
+  'python3-pyaes',
+] as const;
+
+/** Bump when the root fs recipe below changes for the same packages. */
+const ROOTFS_RECIPE = 1;
+
+/**
+ * Paths no function needs at run time (relative to the root): documentation, translations,
+ * C headers, compilers' back ends (scipy's pythran pulls gcc in), PyTorch's test binaries.
+ */
+const PRUNED_DIRS = [
+  'usr/share/doc',
+  'usr/share/man',
+  'usr/share/info',
+  'usr/share/locale',
+  'usr/share/lintian',
+  'usr/share/bug',
+  'usr/include',
+  'usr/lib/gcc',
+  'usr/lib/libtorch-test',
+];
+/** Static libraries (*.a) and the test suites of Python packages (dist-packages/.../tests) go too. */
+const PRUNED_FILE = /\.a$/;
+const PRUNED_TESTS = /^usr\/lib\/python3\/dist-packages\/.+\/tests$/;
+
+/**
+ * Links `update-alternatives` makes when these libraries are installed (dpkg-deb -x runs no
+ * script): numpy, scipy and PyTorch link libblas.so.3 / liblapack.so.3, which OpenBLAS provides.
+ */
+const LIBRARY_ALTERNATIVES: Record<string, string> = {
+  'usr/lib/x86_64-linux-gnu/libblas.so.3': 'openblas-pthread/libblas.so.3',
+  'usr/lib/x86_64-linux-gnu/liblapack.so.3': 'openblas-pthread/liblapack.so.3',
+  'usr/lib/x86_64-linux-gnu/libopenblas.so.0': 'openblas-pthread/libopenblas.so.0',
+};
+
+/** Where /init mounts things into the root (guest/image/start-python-agent.sh). */
+const MOUNT_POINTS = ['dev', 'proc', 'sys', 'tmp', 'opt/faascell'];
+const BOUND_FILES = ['etc/resolv.conf', 'etc/hosts', 'etc/nsswitch.conf'];
+
+/** The line of the Node image's /init where its agent start begins: the Python image's /init replaces what follows. */
+export const INIT_AGENT_MARKER = '# --- agent start options (issue 9) ---';
+
+export interface DebPackage {
+  name: string;
+  arch: string;
+  version: string;
+}
+
+export interface PythonImageOptions extends Omit<ImageBuildOptions, 'rootfsCompression'> {
+  /**
+   * 'always' (default): build what is missing, minutes the first time (downloads ~400 MB of
+   * packages). 'if-cached': only when the root fs is cached (an agent or /init change costs a
+   * second); otherwise undefined.
+   */
+  build?: 'always' | 'if-cached';
+}
+
+export interface PythonImageManifest extends ImageManifest {
+  python: { packages: string[]; closure: number; rootfsId: string; rootfsBuildMs?: number };
+}
+
+// ---------------------------------------------------------------------------
+// The package closure
+
+/** The apt package lists in force (names, sizes, times): a resolution is valid as long as they are. */
+function aptListsStamp(): string {
+  const dir = '/var/lib/apt/lists';
+  try {
+    return readdirSync(dir)
+      .filter((n) => /_Packages(\.[a-z0-9]+)?$/.test(n))
+      .sort()
+      .map((n) => {
+        const st = statSync(join(dir, n));
+        return `${n} ${st.size} ${Math.floor(st.mtimeMs)}`;
+      })
+      .join('\n');
+  } catch {
+    return 'no apt lists';
+  }
+}
+
+/** Parses `apt-get -s install` output: one `Inst NAME (VERSION ORIGIN [ARCH])` line per package. */
+export function parseAptSimulation(text: string): DebPackage[] {
+  const out: DebPackage[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^Inst (\S+) \((\S+) [^[]*\[([a-z0-9]+)\]\)/.exec(line);
+    if (m) out.push({ name: m[1]!, version: m[2]!, arch: m[3]! });
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The closure of `packages` as apt resolves it into an empty system (cached while the apt lists stay the same). */
+async function resolveClosure(cacheDir: string, packages: readonly string[], log: Log): Promise<DebPackage[]> {
+  const key = sha256(JSON.stringify(packages), aptListsStamp()).slice(0, 16);
+  const file = join(cacheDir, 'rootfs', `closure-${key}.json`);
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as DebPackage[];
+  if (!which('apt-get')) throw new Error('the Python image is built from Debian packages: apt-get is needed (a Debian or Ubuntu host)');
+  log(`python image: resolving the dependency closure of ${packages.join(' ')}`);
+  // an empty dpkg status: apt resolves every dependency down to libc, as for a fresh system
+  const r = await runOk('apt-get', ['-o', 'Dir::State::status=/dev/null', '-o', 'Debug::NoLocking=1', '-o', 'APT::Get::Show-Versions=1', 'install', '-s', '--no-install-recommends', ...packages]);
+  const closure = parseAptSimulation(r.stdout.toString('utf8'));
+  if (closure.length === 0) throw new Error(`apt-get found none of ${packages.join(' ')}: run apt-get update`);
+  await mkdir(join(cacheDir, 'rootfs'), { recursive: true });
+  await writeFile(file, `${JSON.stringify(closure, null, 1)}\n`);
+  return closure;
+}
+
+/** apt-get download's file name (an epoch's ':' is written %3a). */
+export function debFileName(p: DebPackage): string {
+  return `${p.name}_${p.version.replace(/:/g, '%3a')}_${p.arch}.deb`;
+}
+
+async function downloadDebs(debDir: string, closure: DebPackage[], log: Log): Promise<void> {
+  await mkdir(debDir, { recursive: true });
+  const missing = closure.filter((p) => !existsSync(join(debDir, debFileName(p))));
+  if (missing.length === 0) return;
+  log(`python image: apt-get download ${missing.length} packages into ${debDir}`);
+  for (let i = 0; i < missing.length; i += 100) {
+    const batch = missing.slice(i, i + 100).map((p) => `${p.name}:${p.arch}=${p.version}`);
+    await runOk('apt-get', ['download', ...batch], { cwd: debDir });
+  }
+  const still = missing.filter((p) => !existsSync(join(debDir, debFileName(p))));
+  if (still.length > 0) throw new Error(`apt-get download did not fetch ${still.map(debFileName).join(', ')}`);
+}
+
+// ---------------------------------------------------------------------------
+// The root fs
+
+function walk(root: string, dir: string, visit: (rel: string, isDir: boolean) => boolean): void {
+  for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const rel = dir ? `${dir}/${e.name}` : e.name;
+    const isDir = e.isDirectory();
+    if (visit(rel, isDir) && isDir) walk(root, rel, visit);
+  }
+}
+
+/** Removes what no function needs; returns the bytes removed. */
+async function prune(staging: string): Promise<number> {
+  const doomed: string[] = PRUNED_DIRS.filter((d) => existsSync(join(staging, d)));
+  walk(staging, '', (rel, isDir) => {
+    if (isDir) {
+      if (PRUNED_DIRS.includes(rel) || PRUNED_TESTS.test(rel)) {
+        if (!doomed.includes(rel)) doomed.push(rel);
+        return false;
+      }
+      return true;
+    }
+    if (PRUNED_FILE.test(rel)) doomed.push(rel);
+    return false;
+  });
+  let bytes = 0;
+  for (const rel of doomed) {
+    bytes += treeBytes(join(staging, rel));
+    await rm(join(staging, rel), { recursive: true, force: true });
+  }
+  return bytes;
+}
+
+function treeBytes(p: string): number {
+  const st = lstatSync(p);
+  if (!st.isDirectory()) return st.size;
+  return readdirSync(p).reduce((n, e) => n + treeBytes(join(p, e)), 0);
+}
+
+/** The staging tree's own python, run on the host through the tree's dynamic loader. */
+function stagedPython(staging: string, args: string[]): [string, string[]] {
+  const libs = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => join(staging, d)).join(':');
+  return [join(staging, 'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'), ['--library-path', libs, join(staging, 'usr/bin/python3'), '-E', '-s', ...args]];
+}
+
+/**
+ * Bytecode for the standard library and every package, with the guest's paths in it (-s/-p)
+ * and `unchecked-hash` validation: the image's files all have time 0, so timestamp-checked
+ * .pyc files would never match and every import would compile again in every VM.
+ */
+async function compileBytecode(staging: string, log: Log): Promise<void> {
+  const dirs = ['usr/lib/python3.11', 'usr/lib/python3/dist-packages'].map((d) => join(staging, d));
+  const [cmd, args] = stagedPython(staging, ['-m', 'compileall', '-q', '-j', '0', '--invalidation-mode', 'unchecked-hash', '-s', staging, '-p', '/', ...dirs]);
+  const r = await run(cmd, args);
+  // files meant for other Python versions (lib2to3 test data, Python 2 leftovers) do not compile: expected
+  if (r.code !== 0) log(`python image: compileall left some files uncompiled (${r.stderr.trim().split('\n').slice(-1)[0] ?? `exit ${r.code}`})`);
+}
+
+/** The root fs's id: the closure with versions and the recipe (what is pruned, linked, compiled). */
+function rootfsIdOf(closure: DebPackage[], format: 'erofs' | 'squashfs'): string {
+  return sha256(
+    JSON.stringify({ recipe: ROOTFS_RECIPE, format, closure: closure.map((p) => `${p.name}:${p.arch}=${p.version}`), pruned: [PRUNED_DIRS, PRUNED_FILE.source, PRUNED_TESTS.source], alternatives: LIBRARY_ALTERNATIVES, mounts: [MOUNT_POINTS, BOUND_FILES] }),
+  ).slice(0, 16);
+}
+
+async function buildRootfs(cacheDir: string, closure: DebPackage[], format: 'erofs' | 'squashfs', out: string, log: Log): Promise<number> {
+  const t0 = Date.now();
+  if (!which('dpkg-deb')) throw new Error('dpkg-deb missing (a Debian or Ubuntu host)');
+  const debDir = join(cacheDir, 'debs');
+  await downloadDebs(debDir, closure, log);
+  const staging = `${out}.staging-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(staging, { recursive: true });
+  try {
+    log(`python image: unpacking ${closure.length} packages`);
+    for (const p of closure) await runOk('dpkg-deb', ['-x', join(debDir, debFileName(p)), staging]);
+    const pruned = await prune(staging);
+    log(`python image: pruned ${(pruned / 1048576).toFixed(0)} MiB (documentation, headers, static libraries, compilers, test suites)`);
+    for (const [link, target] of Object.entries(LIBRARY_ALTERNATIVES)) {
+      if (!existsSync(join(staging, link, '..', target))) throw new Error(`python image: ${target} (for ${link}) is not in the packages`);
+      await rm(join(staging, link), { force: true });
+      await symlink(target, join(staging, link));
+    }
+    for (const d of MOUNT_POINTS) await mkdir(join(staging, d), { recursive: true });
+    await chmod(join(staging, 'tmp'), 0o1777);
+    for (const f of BOUND_FILES) if (!existsSync(join(staging, f))) await writeFile(join(staging, f), '');
+    log('python image: compiling bytecode');
+    await compileBytecode(staging, log);
+    const tmpOut = `${out}.${process.pid}`;
+    log(`python image: ${format} root fs`);
+    if (format === 'erofs') await erofs(staging, tmpOut);
+    else await squashfs(staging, tmpOut, 'none');
+    await rename(tmpOut, out);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return Date.now() - t0;
+}
+
+/** Keep the two newest cached Python root fs files (an image names one; a rebuild makes another). */
+async function pruneRootfsCache(dir: string, keep: string): Promise<void> {
+  const files = readdirSync(dir)
+    .filter((n) => /^python3-[0-9a-f]{16}\.(erofs|sqfs)$/.test(n) && join(dir, n) !== keep)
+    .map((n) => ({ n, t: statSync(join(dir, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const { n } of files.slice(1)) await rm(join(dir, n), { force: true });
+}
+
+// ---------------------------------------------------------------------------
+// The image
+
+/** The agent's files (guest/agent-python): path below /opt/faascell -> content. */
+async function agentFiles(root: string): Promise<Map<string, Buffer>> {
+  const base = join(root, 'guest', 'agent-python');
+  const out = new Map<string, Buffer>();
+  const add = async (dir: string): Promise<void> => {
+    for (const e of readdirSync(join(base, dir), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const rel = dir ? `${dir}/${e.name}` : e.name;
+      if (e.isDirectory() && e.name !== '__pycache__') await add(rel);
+      else if (e.isFile() && e.name.endsWith('.py')) out.set(rel, await readFile(join(base, rel)));
+    }
+  };
+  await add('');
+  return out;
+}
+
+/** The Python image's /init: the Node image's boot up to its agent start, then the Python agent's start. */
+export function pythonInit(nodeInit: string, pythonStart: string): string {
+  const at = nodeInit.indexOf(INIT_AGENT_MARKER);
+  if (at < 0) throw new Error(`guest/image/init has no line "${INIT_AGENT_MARKER}": the Python image's /init is built from the part before it`);
+  return `${nodeInit.slice(0, at)}${pythonStart}`;
+}
+
+const CURRENT = 'current-python3.json';
+
+/** The current Python image if one has been built, without building anything. */
+export function findPythonImage(cacheDir: string): Promise<GuestImage | undefined> {
+  return findImage(cacheDir, CURRENT);
+}
+
+/** Build the Python guest image, or return the cached one when nothing changed (undefined: 'if-cached' and no root fs yet). */
+export async function buildPythonImage(opts: PythonImageOptions): Promise<(GuestImage & { buildMs: number; cached: boolean }) | undefined> {
+  const t0 = Date.now();
+  const log: Log = opts.log ?? (() => undefined);
+  const root = projectRoot();
+  const cacheDir = opts.cacheDir;
+  await mkdir(imagesDir(cacheDir), { recursive: true });
+  const wanted = resolveTuning(opts);
+  if (wanted.rootfs === 'dax' && !which('mkfs.erofs')) wanted.rootfs = 'squashfs';
+  const kernel = await chooseKernel(opts, root, log, kernelFeaturesFor(wanted));
+  const tuning: ImageTuning = kernel.kind === 'minimal' ? wanted : { tickless: false, rootfs: 'squashfs', freePageReporting: false };
+  const format = tuning.rootfs === 'dax' ? 'erofs' : 'squashfs';
+  const rootfsFile = format === 'erofs' ? 'rootfs.erofs' : 'rootfs.sqfs';
+
+  const closure = await resolveClosure(cacheDir, PYTHON_PACKAGES, log);
+  const rootfsId = rootfsIdOf(closure, format);
+  const rootfsDir = join(cacheDir, 'rootfs');
+  const cachedRootfs = join(rootfsDir, `python3-${rootfsId}.${format === 'erofs' ? 'erofs' : 'sqfs'}`);
+  if (!existsSync(cachedRootfs) && opts.build === 'if-cached') return undefined;
+
+  const init = Buffer.from(pythonInit(await readFile(join(root, 'guest', 'image', 'init'), 'utf8'), await readFile(join(root, 'guest', 'image', 'start-python-agent.sh'), 'utf8')));
+  const agent = await agentFiles(root);
+  const agentSha = sha256(...[...agent].flatMap(([k, v]) => [k, '\0', v, '\0']));
+  const busybox = await findBusybox();
+  const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
+  const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
+  const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
+  const cmdline = [IMAGE_CMDLINE, ...(format === 'erofs' ? ['faascell.rootfstype=erofs'] : [])].join(' ');
+  const version = sha256(
+    JSON.stringify({ runtime: 'python3', builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(init), agent: agentSha, busybox: busyboxId, helper: helperId, cmdline, rootfs: rootfsId, tuning }),
+  ).slice(0, 16);
+  const target: ImageTarget = { cacheDir, version, dir: join(imagesDir(cacheDir), version), currentFile: CURRENT, setCurrent: opts.setCurrent !== false, force: opts.force === true, log, t0 };
+  const cached = await cachedImage(target);
+  if (cached) return cached;
+
+  let rootfsBuildMs: number | undefined;
+  if (!existsSync(cachedRootfs) || opts.force) {
+    log(`python image: building the root fs ${rootfsId} (${closure.length} Debian packages; minutes)`);
+    rootfsBuildMs = await buildRootfs(cacheDir, closure, format, cachedRootfs, log);
+    await pruneRootfsCache(rootfsDir, cachedRootfs);
+  }
+
+  log(`python image: building ${version} (kernel ${kernel.id}, root fs ${rootfsId}, agent ${agentSha.slice(0, 12)})`);
+  return buildImageDir(target, async (work) => {
+    const { modules, helper } = await bootFiles(work, kernel, root, log);
+    // the agent in the initramfs: /init mounts it read-only on the root fs's /opt/faascell
+    const extra: CpioEntry[] = [{ type: 'dir', path: 'opt' }, { type: 'dir', path: 'opt/faascell' }];
+    for (const rel of new Set([...agent.keys()].flatMap((k) => k.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/'))))) extra.push({ type: 'dir', path: `opt/faascell/${rel}` });
+    for (const [rel, data] of agent) extra.push({ type: 'file', path: `opt/faascell/${rel}`, data, mode: 0o644 });
+    await writeFile(join(work, 'initrd.cpio.gz'), initramfs(busybox, init, kernel, modules, helper, extra));
+    // the root fs: a hard link to the cached one (an image directory must hold its files), a copy across file systems
+    try {
+      linkSync(cachedRootfs, join(work, rootfsFile));
+    } catch {
+      await copyFile(cachedRootfs, join(work, rootfsFile));
+    }
+    const manifest: PythonImageManifest = {
+      ...imageManifest(target, work, kernel, rootfsFile, format, cmdline, { node: '', nodeBinary: '', kernelId: kernel.id, busybox: busyboxId, agentSha256: agentSha, rootfsCompression: 'none', tuning }),
+      python: { packages: [...PYTHON_PACKAGES], closure: closure.length, rootfsId, ...(rootfsBuildMs !== undefined ? { rootfsBuildMs } : {}) },
+    };
+    return manifest;
+  });
+}
