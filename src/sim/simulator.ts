@@ -417,8 +417,12 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      // what the record would say, read before runDone: the core may stop and recycle this instance
+      const f = inst.f;
+      const costs = s.costs;
+      const fresh = s.fresh ? this.freshSample(inst) : undefined;
       core.runDone(inst, now);
-      this.observe(inst, s);
+      this.observe(f, costs, fresh);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -443,15 +447,18 @@ export class Simulator implements CoreEffects {
     this.afterEvent(now);
   }
 
-  /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
-  private observe(inst: CoreInstance, s: SlotState): void {
-    const c = s.costs;
-    const f = inst.f;
+  /** The start path of a request that waited for its instance's start, and what the start took. */
+  private freshSample(inst: CoreInstance): CostSample {
+    return { fn: inst.fn, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined };
+  }
+
+  /** What PerfManager would learn from this request's record (and VmPool from PerfManager); `fresh`: it waited for a start. */
+  private observe(f: CoreFunction, c: FunctionCosts, fresh: CostSample | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
     const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
-    if (!s.fresh) {
+    if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
@@ -460,7 +467,9 @@ export class Simulator implements CoreEffects {
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
+      fresh.runMs = c.runMs;
+      fresh.cpuShare = cpuShare;
+      this.stats.observeInto(fs, fresh);
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }

@@ -1,16 +1,22 @@
 // Functions waiting for a node-wide resource (a start slot, memory, the node's
-// concurrency limit), served FIFO: an arrival never starts ahead of a function
-// that waited before it. Whenever a core call frees a resource it sets
-// needDrain, and flush() lets the waiting functions go, in order, before the
-// call returns.
+// concurrency limit, the CPU), served FIFO — or, with fairness (fairness.ts), in
+// order of virtual time: an arrival never starts ahead of a function that waits
+// before it. Whenever a core call frees a resource it sets needDrain, and
+// flush() lets the waiting functions go, in order, before the call returns.
 
 import type { CoreState } from './state.js';
 import type { CoreFunction } from './model.js';
 import { pump } from './serve.js';
+import { fairEnter, fairFirst, fairLeave, noteDemand } from './fairness.js';
 
 export function awaitNode(s: CoreState, f: CoreFunction): void {
   f.waiting = true;
   setWant(s, f, Math.max(0, Math.min(f.queued - f.starting, f.maxInstances - f.live)));
+  if (s.fair) {
+    fairEnter(s, f);
+    noteDemand(s, f);
+    return;
+  }
   if (!f.inWaitList) {
     f.inWaitList = true;
     s.waitList.push(f);
@@ -20,6 +26,7 @@ export function awaitNode(s: CoreState, f: CoreFunction): void {
 export function unwait(s: CoreState, f: CoreFunction): void {
   f.waiting = false;
   setWant(s, f, 0);
+  if (f.waitPos >= 0) fairLeave(s, f);
 }
 
 export function setWant(s: CoreState, f: CoreFunction, n: number): void {
@@ -29,6 +36,7 @@ export function setWant(s: CoreState, f: CoreFunction, n: number): void {
 
 /** The function at the head of the wait list (entries that no longer wait are dropped on the way). */
 export function firstWaiting(s: CoreState): CoreFunction | undefined {
+  if (s.fair) return fairFirst(s);
   const w = s.waitList;
   while (s.waitHead < w.length) {
     const f = w[s.waitHead]!;
@@ -56,6 +64,11 @@ export function flush(s: CoreState, now: number): void {
       const f = firstWaiting(s);
       if (!f) break;
       pump(s, f, now);
+      if (s.fair) {
+        // still blocked and still first (its vt did not pass another's): everyone behind it waits too
+        if (f.waiting && fairFirst(s) === f) break;
+        continue;
+      }
       if (f.waiting) break; // still blocked: everyone behind it waits too
       f.inWaitList = false;
       s.waitHead++;

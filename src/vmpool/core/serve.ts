@@ -1,6 +1,7 @@
 // Serving a function's queue: warm instances first, then new starts within every
 // limit (the function's instance cap, its snapshot being taken, a busy instance
-// about to free up, its start back-off, node-wide start slots and memory).
+// about to free up, its start back-off, node-wide start slots and memory, and,
+// with fairness, the CPU: fairness.ts).
 
 import type { CoreState } from './state.js';
 import { TIMER_RECHECK, type CoreFunction, type CoreInstance } from './model.js';
@@ -10,6 +11,7 @@ import { awaitNode, firstWaiting, unwait } from './node-wait.js';
 import { admitMemory } from './memory.js';
 import { assign, launch } from './instances.js';
 import { backoffDetail, mayStart } from './start-failures.js';
+import { chargeStart, cpuGate, firstInLine, noteDemand } from './fairness.js';
 
 const STARTED = 0;
 /** waits for its own instances (cap, snapshot being made, a warm instance soon, a start probing after failures) */
@@ -35,6 +37,10 @@ export function pump(s: CoreState, f: CoreFunction, now: number): void {
       return;
     }
     if (f.idle.length > 0) {
+      if (!cpuGate(s, f, false)) {
+        awaitNode(s, f);
+        return;
+      }
       const inst = selectIdle(s, f, now);
       const arrival = f.qAt[f.qHead]!;
       const req = f.qReq[f.qHead]!;
@@ -58,6 +64,7 @@ export function pump(s: CoreState, f: CoreFunction, now: number): void {
     break;
   }
   unwait(s, f);
+  noteDemand(s, f);
 }
 
 function tryStart(s: CoreState, f: CoreFunction, now: number): number {
@@ -75,11 +82,12 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
       return FN_WAIT;
     }
   }
-  // FIFO among functions waiting for node-wide resources: no overtaking
-  if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
+  // FIFO (with fairness: by virtual time) among functions waiting for node-wide resources: no overtaking
+  if (s.fair ? !firstInLine(s, f) : firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
   if (s.startingN >= startSlots(s)) return NODE_WAIT;
+  if (!cpuGate(s, f, true)) return NODE_WAIT;
   if (!admitMemory(s, f.memoryMiB, now, true)) return NODE_WAIT;
-  launch(s, f, NaN, now);
+  chargeStart(s, launch(s, f, NaN, now));
   return STARTED;
 }
 
