@@ -307,5 +307,6 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     },
     cpus,
     pinVms: cfg.node.pinVms,
+    fairness: cfg.admission.fairness,
   };
 }

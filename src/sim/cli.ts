@@ -76,6 +76,7 @@ export function simulatedNode(c: Config): SimulatedNode {
       preferWarm: c.admission.preferWarm,
       backoffBaseMs: c.admission.startBackoffBaseMs,
       backoffMaxMs: c.admission.startBackoffMaxMs,
+      fairness: c.admission.fairness,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
       ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),

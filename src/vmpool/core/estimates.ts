@@ -8,7 +8,7 @@
 
 import type { AdmissionViewRW, CoreState } from './state.js';
 import type { CoreFunction, CoreInstance } from './model.js';
-import { fairWait } from './fairness.js';
+import { fairWait, startsAhead } from './fairness.js';
 
 /** Start slots now: configured, or host cores minus what idle and busy VMs take (at least 1). */
 export function startSlots(s: CoreState): number {
@@ -55,7 +55,9 @@ export function startCost(s: CoreState, f: CoreFunction): number {
 export function startEstimate(s: CoreState, f: CoreFunction): number {
   const cost = startCost(s, f);
   const slots = startSlots(s);
-  const ahead = Math.max(0, s.startingN + s.wantStartsTotal - f.wantStarts - slots + 1);
+  // FIFO: every start the waiting functions want; with fairness: one per function ahead of f in its order
+  const queued = s.fair ? startsAhead(s, f) : s.wantStartsTotal - f.wantStarts;
+  const ahead = Math.max(0, s.startingN + queued - slots + 1);
   return cost * (1 + Math.ceil(ahead / slots));
 }
 

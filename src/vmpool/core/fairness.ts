@@ -41,11 +41,14 @@ export const START_CPU = 1;
 
 const EPS = 1e-9;
 
-/** The share of a core one run of f takes: measured, else the mean of the functions measured (0 when none). */
+/**
+ * The share of a core one run of f takes: measured, else the mean of the functions measured, else a
+ * whole core (until the node knows better, a run may be CPU-bound).
+ */
 export function cpuNeed(s: CoreState, f: CoreFunction): number {
   const v = f.view.cpuShare;
   if (v !== undefined) return v;
-  return s.cpuShareN > 0 ? s.cpuShareSum / s.cpuShareN : 0;
+  return s.cpuShareN > 0 ? s.cpuShareSum / s.cpuShareN : 1;
 }
 
 /** f's measured CPU share changed from `before` to `after` (the node-wide guess for unmeasured functions). */
@@ -70,36 +73,68 @@ function precedes(f: CoreFunction, top: CoreFunction): boolean {
   return f === top || f.vt < top.vt || (f.vt === top.vt && f.waitPos >= 0 && f.waitSeq < top.waitSeq);
 }
 
-/** What the waiting function's next step takes of the CPU: a run on its idle instance, else a start. */
-function nextNeed(s: CoreState, f: CoreFunction): number {
-  return f.idle.length > 0 ? cpuNeed(s, f) : START_CPU;
+/** The fair order of waiting functions: lowest virtual time first, ties first come first served. */
+export function fairOrder(a: CoreFunction, b: CoreFunction): number {
+  return a.vt - b.vt || a.waitSeq - b.waitSeq;
+}
+
+/** Does a function other than f wait for a node-wide resource? */
+export function othersWaiting(s: CoreState, f: CoreFunction): boolean {
+  return fairFirst(s) !== undefined && s.fairWait.length > (f.waitPos >= 0 ? 1 : 0);
+}
+
+/** Why a waiting function is blocked (it decides what it holds back in the fair pass). */
+export const BLOCK_ORDER = 0;
+/** the CPU for a run or a start (it reserves that much for itself) */
+export const BLOCK_CPU = 1;
+/** a start slot or memory for a start (no function after it in the pass starts) */
+export const BLOCK_START = 2;
+/** the node's concurrency limit */
+export const BLOCK_CONCURRENCY = 3;
+
+/** f waits: why, and (BLOCK_CPU) how much CPU it needs. */
+export function blockedOn(f: CoreFunction, why: number, cpu = 0): void {
+  f.blockedOn = why;
+  f.blockedCpu = cpu;
 }
 
 /**
  * May f take the CPU for a run (`start` false: on top of the busy runs) or a start (on top of the busy
- * runs and the starts under way)? Always with fairness off, or when nobody waits for a node-wide
- * resource (as before: one function alone keeps every instance busy). Otherwise the work must fit in
- * the cores, beside what the first waiting function needs when that one goes before f; a run that takes
- * no CPU always fits; with nothing handed out and nobody ahead, one may always go.
+ * runs and the starts under way, each of which is to run next: the start takes a core, then its run what
+ * f's runs take)? Always with fairness off, for a run that takes no CPU, and when no other function
+ * waits for a node-wide resource (as before: one function alone keeps every instance it has busy, its
+ * starts limited by the start slots). Otherwise the fair pass (node-wait.ts) decides, function by
+ * function in the fair order: the work must fit in the cores beside what is handed out and what
+ * functions before it in the pass hold back; with nothing handed out or held back one may always go.
  */
 export function cpuGate(s: CoreState, f: CoreFunction, start: boolean): boolean {
   if (!s.fair) return true;
-  const top = fairFirst(s);
-  if (top === undefined) return true;
-  const need = start ? START_CPU : cpuNeed(s, f);
-  if (need < EPS) return true;
+  const run = cpuNeed(s, f);
+  const need = start ? Math.max(START_CPU, run) : run;
+  if (need < EPS || !othersWaiting(s, f)) return true;
+  if (!s.inPass) return false;
   const load = start ? cpuLoad(s) : s.busyCpu;
-  const reserve = precedes(f, top) ? 0 : nextNeed(s, top);
-  if (load + need + reserve <= s.cfg.starts.cores + EPS) return true;
-  if (reserve === 0 && load < EPS) return true;
-  // the CPU is taken: f goes only when no other function waits for anything
-  return top === f && s.fairWait.length === 1;
+  const held = s.cpuReserved;
+  // a function none of whose runs has ended yet has been charged nothing for them: one run at a time
+  const probing = !start && f.heldSeen === 0 && f.busy.length > 0;
+  if (!probing && load + need + held <= s.cfg.starts.cores + EPS) return true;
+  return load < EPS && held < EPS;
 }
 
-/** May f start now as far as the order of the waiting functions goes (nobody waiting goes before it)? */
-export function firstInLine(s: CoreState, f: CoreFunction): boolean {
-  const top = fairFirst(s);
-  return top === undefined || precedes(f, top);
+/** In the fair pass, f was pumped and still waits: what it holds back from the functions after it. */
+export function holdBack(s: CoreState, f: CoreFunction): void {
+  if (f.blockedOn === BLOCK_CPU) s.cpuReserved += f.blockedCpu;
+  else if (f.blockedOn === BLOCK_START) s.startsBlocked = true;
+}
+
+/**
+ * Starts the waiting functions ahead of f in the fair order will take before f's: one each (a grant
+ * charges its start, after which f, with less CPU so far, goes first again).
+ */
+export function startsAhead(s: CoreState, f: CoreFunction): number {
+  let n = 0;
+  for (const g of s.fairWait) if (g !== f && g.wantStarts > 0 && precedes(g, f)) n++;
+  return n;
 }
 
 /** f is granted `cpuMs` of CPU (expected): its virtual time moves on by that over its share. */
@@ -114,12 +149,16 @@ function addVt(s: CoreState, f: CoreFunction, dv: number): void {
   if (f.waitPos >= 0) resift(s, f);
 }
 
+/** How long a run of f holds its instance: its runs' mean, else the node's (0 before any run ended). */
+function heldOf(s: CoreState, f: CoreFunction): number {
+  return f.heldSeen > 0 ? f.heldMean : s.heldMean;
+}
+
 /** A run of inst's function was assigned (inst.cpuCharge set): charge what it is expected to take. */
 export function chargeRun(s: CoreState, inst: CoreInstance): void {
   if (!s.fair) return;
-  const f = inst.f;
-  inst.vtCharge = f.heldMean * inst.cpuCharge;
-  grant(s, f, inst.vtCharge);
+  inst.vtCharge = heldOf(s, inst.f) * inst.cpuCharge;
+  grant(s, inst.f, inst.vtCharge);
 }
 
 /** The run ended: the charge becomes what it held (its time busy × its CPU share). */
@@ -129,6 +168,8 @@ export function settleRun(s: CoreState, inst: CoreInstance, now: number): void {
   const busy = now - inst.busySince;
   f.heldSeen++;
   f.heldMean += (busy - f.heldMean) / Math.min(f.heldSeen, 20);
+  s.heldSeen++;
+  s.heldMean += (busy - s.heldMean) / Math.min(s.heldSeen, 100);
   settle(s, inst, busy * inst.cpuCharge);
 }
 
@@ -187,10 +228,14 @@ export function setShare(s: CoreState, f: CoreFunction, share: number): void {
  */
 export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
   if (!s.fair) return 0;
-  const run = f.heldSeen > 0 ? f.heldMean : f.view.runMs;
+  const others = s.demandShares - (f.inDemand ? f.share : 0);
   const need = cpuNeed(s, f);
-  if (run === undefined || !(need > 0)) return 0;
-  const shares = s.demandShares + (f.inDemand ? 0 : f.share);
+  // alone, a function has the node to itself: the estimate of its instances holds
+  if (others < EPS || !(need > 0)) return 0;
+  // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side
+  // of an early refusal, and matters in proportion to the CPU its runs take)
+  const run = f.heldSeen > 0 ? f.heldMean : s.cfg.maxQueueDelayMs;
+  const shares = others + f.share;
   const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * run * need) / f.share;
   return (ahead * shares) / s.cfg.starts.cores;
 }

@@ -7,7 +7,7 @@ import type { CoreState } from './state.js';
 import { CoreInstance, type CoreFunction, type StopCause } from './model.js';
 import { dropExpired, qPop } from './queue.js';
 import { awaitNode, unwait } from './node-wait.js';
-import { chargeRun, cpuGate, cpuNeed } from './fairness.js';
+import { BLOCK_CPU, BLOCK_ORDER, blockedOn, chargeRun, cpuGate, cpuNeed } from './fairness.js';
 import { goIdle, leaveIdle } from './keepalive.js';
 import { dropSnapshot, placeSnapshot } from './snapshots.js';
 
@@ -60,14 +60,15 @@ function newSlot(s: CoreState): CoreInstance {
 }
 
 /**
- * An instance is free (just started, or a run ended): the head of its queue, else idle. With fairness, an
- * instance whose run ended leaves the CPU to a function waiting before its own (it waits idle meanwhile).
+ * An instance is free (just started, or a run ended): the head of its queue, else idle. With fairness, it
+ * leaves the CPU to a function waiting before its own (it waits idle meanwhile).
  */
 export function available(s: CoreState, inst: CoreInstance, fromStart: boolean, now: number): void {
   const f = inst.f;
   dropExpired(s, f, now);
-  if (f.queued > 0 && !fromStart && !cpuGate(s, f, false)) {
+  if (f.queued > 0 && !cpuGate(s, f, false)) {
     goIdle(s, inst, now);
+    blockedOn(f, s.inPass ? BLOCK_CPU : BLOCK_ORDER, cpuNeed(s, f));
     awaitNode(s, f);
     return;
   }

@@ -326,6 +326,9 @@ export class CoreFunction {
   waitSeq = 0;
   /** counted in the node's demand weight (queued requests, busy or starting instances) */
   inDemand = false;
+  /** why it waits (fairness.ts BLOCK_*), and the CPU it waits for */
+  blockedOn = 0;
+  blockedCpu = 0;
   /** how long its runs held an instance, as the core saw them (mean over the last ones; what a run is charged) */
   heldMean = 0;
   heldSeen = 0;

@@ -11,7 +11,7 @@ import { awaitNode, firstWaiting, unwait } from './node-wait.js';
 import { admitMemory } from './memory.js';
 import { assign, launch } from './instances.js';
 import { backoffDetail, mayStart } from './start-failures.js';
-import { chargeStart, cpuGate, firstInLine, noteDemand } from './fairness.js';
+import { BLOCK_CONCURRENCY, BLOCK_CPU, BLOCK_ORDER, BLOCK_START, blockedOn, chargeStart, cpuGate, cpuNeed, noteDemand, othersWaiting, START_CPU } from './fairness.js';
 
 const STARTED = 0;
 /** waits for its own instances (cap, snapshot being made, a warm instance soon, a start probing after failures) */
@@ -33,11 +33,13 @@ export function pump(s: CoreState, f: CoreFunction, now: number): void {
       continue;
     }
     if (s.busyN >= s.cfg.maxConcurrentInvocations) {
+      blockedOn(f, BLOCK_CONCURRENCY);
       awaitNode(s, f);
       return;
     }
     if (f.idle.length > 0) {
       if (!cpuGate(s, f, false)) {
+        blockedOn(f, s.inPass ? BLOCK_CPU : BLOCK_ORDER, cpuNeed(s, f));
         awaitNode(s, f);
         return;
       }
@@ -82,13 +84,27 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
       return FN_WAIT;
     }
   }
-  // FIFO (with fairness: by virtual time) among functions waiting for node-wide resources: no overtaking
-  if (s.fair ? !firstInLine(s, f) : firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
-  if (s.startingN >= startSlots(s)) return NODE_WAIT;
-  if (!cpuGate(s, f, true)) return NODE_WAIT;
-  if (!admitMemory(s, f.memoryMiB, now, true)) return NODE_WAIT;
+  if (!s.fair) {
+    // FIFO among functions waiting for node-wide resources: no overtaking
+    if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
+    if (s.startingN >= startSlots(s)) return NODE_WAIT;
+  } else if (othersWaiting(s, f)) {
+    // fairness, other functions waiting: the fair pass goes through them in order; no start overtakes one
+    // that waits for a start slot or memory, and the start must find a core (then one for its run); with
+    // auto start slots that is the limit (busy VMs of functions that had their share do not hold it)
+    if (!s.inPass) return blocked(f, BLOCK_ORDER);
+    if (s.startsBlocked) return blocked(f, BLOCK_START);
+    if (s.cfg.starts.maxConcurrent !== 'auto' && s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
+    if (!cpuGate(s, f, true)) return blocked(f, BLOCK_CPU, Math.max(START_CPU, cpuNeed(s, f)));
+  } else if (s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
+  if (!admitMemory(s, f.memoryMiB, now, true)) return blocked(f, BLOCK_START);
   chargeStart(s, launch(s, f, NaN, now));
   return STARTED;
+}
+
+function blocked(f: CoreFunction, why: number, cpu = 0): number {
+  blockedOn(f, why, cpu);
+  return NODE_WAIT;
 }
 
 export function armRecheck(s: CoreState, f: CoreFunction, at: number): void {

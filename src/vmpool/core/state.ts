@@ -138,11 +138,19 @@ export class CoreState {
   fairSeq = 0;
   /** virtual time of the latest grant: a function that becomes backlogged starts there (no credit banked while idle) */
   vtFloor = 0;
+  /** the fair pass (node-wait.ts flush) is going through the waiting functions in order */
+  inPass = false;
+  /** in the pass: CPU that functions earlier in it wait for, and whether one of them waits for a start slot or memory */
+  cpuReserved = 0;
+  startsBlocked = false;
   /** sum of the shares of the functions with demand (queued requests, busy or starting instances) */
   demandShares = 0;
   /** measured CPU shares of runs, summed over the functions that have one (the guess for those that have none) */
   cpuShareSum = 0;
   cpuShareN = 0;
+  /** how long runs held their instance, node-wide (the guess for functions none of whose runs ended yet) */
+  heldMean = 0;
+  heldSeen = 0;
   /** the admission estimate of the latest arrival that was not served at once (the shell records it) */
   lastEstimateMs = NaN;
   seq = 0;
