@@ -78,11 +78,12 @@ program
   .option('--timeout <seconds>', 'run timeout', (v) => parseFloat(v))
   .option('--entry <name>', 'entry function (default main)')
   .option('--max-instances <n>', 'concurrent instances of this function', (v) => parseInt(v, 10))
+  .option('--share <weight>', 'its weight when the node is overloaded: capacity goes max-min fair in proportion to the shares (default 1)', (v) => Number(v))
   .option('--env <KEY=VALUE...>', 'environment variables')
   .option('--network <mode>', 'none (default: no network at all) or egress (only to --allow destinations, docs/network.md)')
   .option('--allow <dest...>', 'egress destinations: [tcp://|udp://]A.B.C.D[/N][:PORT[-PORT]]')
   .option('--json', 'print JSON')
-  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; json?: boolean }, cmd: Command) => {
+  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; share?: number; env?: string[]; network?: string; allow?: string[]; json?: boolean }, cmd: Command) => {
     const code = readFileSync(file);
     const ext = file.toLowerCase();
     const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : 'js';
@@ -94,6 +95,7 @@ program
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
       entry: opts.entry,
       maxInstances: opts.maxInstances,
+      share: opts.share,
       env: opts.env ? env : undefined,
       // the daemon validates mode and destinations (400 naming network.mode / network.allow[i])
       network: opts.network !== undefined || opts.allow ? { mode: (opts.network ?? 'egress') as 'none' | 'egress', allow: opts.allow ?? [] } : undefined,

@@ -90,6 +90,8 @@ const MIGRATIONS: string[] = [
      last_fired_at INTEGER NOT NULL
    );
    ALTER TABLE openwhisk_activations ADD COLUMN extra TEXT;`,
+  // 8 (issue 18, helper "fair": fair shares under overload): a function's weight in the node's fair sharing
+  `ALTER TABLE functions ADD COLUMN share REAL NOT NULL DEFAULT 1;`,
 ];
 
 /**

@@ -145,6 +145,8 @@ export interface VmHandle {
   memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }>;
   /** Host CPU time the VMM process used so far (ms, all threads), when the driver can tell. */
   cpuMs?(): number | undefined;
+  /** Host CPU time plus runqueue wait of the VMM process so far (ms, all threads): what it asked of the CPU. */
+  cpuDemandMs?(): number | undefined;
 }
 
 export interface DriverReport {

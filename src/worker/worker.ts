@@ -102,7 +102,7 @@ type StepMsg =
   | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean }
   /** carried: the resync rides on the clone's first run (snapshots.resync with-run) */
   | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number }; carried?: boolean }
-  | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
+  | { kind: 'ran'; reply: AgentReply; cpuMs?: number; demandMs?: number }
   | { kind: 'stepFailed'; step: 'boot' | 'init' | 'snapshot' | 'restore' | 'run'; error: unknown }
   | { kind: 'vmStopped'; vm: VmHandle }
   | { kind: 'vmExited'; vm: VmHandle; detail: string };
@@ -210,6 +210,7 @@ export class Worker extends Actor<WorkerMsg> {
   /** why a start failed, reported with `gone` */
   private startFailure: StartFailure | undefined;
   private cpuAtRunStart: number | undefined;
+  private demandAtRunStart: number | undefined;
   /** issue 9: a restored clone whose resync rides on its first run (resyncWithRun) */
   private resyncPending = false;
   /** CPU time of a cold start's first VMM, which ends at the snapshot */
@@ -362,7 +363,7 @@ export class Worker extends Actor<WorkerMsg> {
       vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + RUN_GRACE_MS + extra),
       fn.timeoutMs + RUN_GRACE_MS + extra + 100,
     );
-    return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
+    return { kind: 'ran', reply, cpuMs: vm.cpuMs?.(), demandMs: vm.cpuDemandMs?.() };
   }
 
   // ---- start ------------------------------------------------------------
@@ -505,6 +506,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.sm.to('running', `activation ${rec.id}`, now);
     rec.timestamps.runStarted = now;
     this.cpuAtRunStart = vm.cpuMs?.();
+    this.demandAtRunStart = vm.cpuDemandMs?.();
     const resync = this.resyncPending ? this.resyncFields() : undefined;
     this.step(() => this.runStep(vm, run, resync), 'run');
   }
@@ -517,6 +519,10 @@ export class Worker extends Actor<WorkerMsg> {
     if (m.cpuMs !== undefined && this.cpuAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
       if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
+    }
+    if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
+      const wall = now - run.rec.timestamps.runStarted;
+      if (wall > 0) run.rec.runCpuDemand = Math.max(0, (m.demandMs - this.demandAtRunStart) / wall);
     }
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
