@@ -106,7 +106,8 @@ export interface SimulationResult {
   restoresStarted: number;
   /** every request not completed: refused by admission, timed out in the queue, or still queued at the end */
   dropped: number;
-  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number };
+  /** notFound: arrivals for a function deleted during the run (SimulationOptions.events) */
+  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number; notFound: number };
   /** how long refused requests waited for their refusal (ms from arrival), every reason */
   refusalP50Ms: number;
   refusalP99Ms: number;
@@ -185,7 +186,7 @@ export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
-  private readonly fnByIndex: CoreFunction[];
+  private fnByIndex: CoreFunction[];
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
@@ -213,6 +214,8 @@ export class Simulator implements CoreEffects {
   private readonly aux: Array<((now: number) => void) | undefined> = [];
   private readonly auxFree: number[] = [];
   private readonly startCounter = new StartCounter();
+  /** arrivals for a function deleted by an event (never reach the core) */
+  private notFound = 0;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -269,7 +272,8 @@ export class Simulator implements CoreEffects {
     this.fnByIndex = o.trace.functions.map((tf, i) =>
       this.core.defineFunction(
         tf.name,
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', snapshotBytes: this.costs[i]!.snapshotMiB * 1048576, share: o.shares?.[tf.name] },
+        // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', share: o.shares?.[tf.name] },
         0,
       ),
     );
@@ -291,7 +295,11 @@ export class Simulator implements CoreEffects {
   private nodeEvent(e: SimEvent, now: number): void {
     const core = this.core;
     if (e.kind === 'shutdown') core.shutdown(now);
-    else if (e.kind === 'define') core.defineFunction(e.fn, e.spec, now);
+    else if (e.kind === 'define') {
+      const f = core.defineFunction(e.fn, e.spec, now);
+      const i = this.o.trace.functions.findIndex((tf) => tf.name === e.fn);
+      if (i >= 0) this.fnByIndex[i] = f;
+    }
     else {
       const f = core.fn(e.fn);
       if (f) core.removeFunction(f, now);
@@ -322,7 +330,13 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 6]!++;
-        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
+        const f = this.fnByIndex[fns[i]!]!;
+        // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
+        if (f.deleted) {
+          this.notFound++;
+          continue;
+        }
+        core.arrive(f, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -361,7 +375,7 @@ export class Simulator implements CoreEffects {
       coldBoots: c.coldStarts,
       restoresStarted: c.restoreStarts,
       dropped,
-      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
+      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved, notFound: this.notFound },
       refusalP50Ms: this.refusalHist.percentile(50),
       refusalP99Ms: this.refusalHist.percentile(99),
       refusedWithin1s: this.refusalHist.count > 0 ? this.refusedFast / this.refusalHist.count : 1,
@@ -438,12 +452,15 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
-      // what the record would say, read before runDone: the core may stop and recycle this instance
+      // what the record says, read before runDone: its decisions may stop this instance and reuse its slot
       const f = inst.f;
-      const costs = s.costs;
-      const fresh = s.fresh ? this.freshSample(inst) : undefined;
+      const c = s.costs;
+      const fresh = s.fresh;
+      const path = inst.path;
+      const startMs = inst.startCostMs;
+      const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
       core.runDone(inst, now);
-      this.observe(f, costs, fresh);
+      this.observe(f, c, fresh, path, startMs, tier);
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -468,13 +485,8 @@ export class Simulator implements CoreEffects {
     this.afterEvent(now);
   }
 
-  /** The start path of a request that waited for its instance's start, and what the start took. */
-  private freshSample(inst: CoreInstance): CostSample {
-    return { fn: inst.fn, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined };
-  }
-
-  /** What PerfManager would learn from this request's record (and VmPool from PerfManager); `fresh`: it waited for a start. */
-  private observe(f: CoreFunction, c: FunctionCosts, fresh: CostSample | undefined): void {
+  /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
+  private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
@@ -489,9 +501,7 @@ export class Simulator implements CoreEffects {
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      fresh.runMs = c.runMs;
-      fresh.cpuShare = cpuShare;
-      this.stats.observeInto(fs, fresh);
+      this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }

@@ -32,6 +32,8 @@ export interface Harness {
   clock: Clock;
   invoke(fn: string, params?: unknown): Promise<InvocationResult>;
   status(): Promise<PoolStatus>;
+  /** no actor has a message waiting or a handler running (VirtualClock.run's `idle`) */
+  idle(): boolean;
   close(): Promise<void>;
 }
 
@@ -52,6 +54,8 @@ export interface HarnessOptions {
   resolvedPolicies?: ResolvedPolicySet;
   /** a stand-in for the NetworkManager (e.g. one that has no slot to give) */
   network?: Actor<NetworkMsg>;
+  /** the size the SnapshotManager records for a new snapshot of a function (the fake VMs write no RAM file) */
+  snapshotBytes?: (fn: string) => number;
 }
 
 export const defaultPoolConfig = (over: HarnessOptions['pool'] = {}, snapshots = false): PoolConfig => ({
@@ -105,7 +109,7 @@ export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
     const tierOf = new Map(tiers.map((t) => [t.path, t.name]));
     // the tier's device is full when the fault model says so (the SnapshotManager's free-space check)
     const statfs = tierFull ? (p: string) => (tierFull(tierOf.get(p) ?? '', clock.now()) ? { bavail: 0, bsize: 4096 } : { bavail: 2 ** 40 / 4096, bsize: 4096 }) : undefined;
-    snapshots = sys.spawn<SnapshotMsg>('snapshots', new SnapshotManager({ db, tiers, imageVersion: fakeImage.version, kind: 'shared-memory', uncache: false, clock, statfs }));
+    snapshots = sys.spawn<SnapshotMsg>('snapshots', new SnapshotManager({ db, tiers, imageVersion: fakeImage.version, kind: 'shared-memory', uncache: false, clock, statfs, measure: opts.snapshotBytes && ((fn) => opts.snapshotBytes!(fn)) }));
   }
   const limits = { maxResultBytes: 1 << 20, maxLogBytes: 10 << 20, ...opts.limits };
   const pool = sys.spawn<PoolMsg>(
@@ -133,6 +137,7 @@ export async function harness(opts: HarnessOptions = {}): Promise<Harness> {
     clock,
     invoke: (fn, params = {}) => new Promise<InvocationResult>((resolve) => dispatcher.tell({ kind: 'invoke', req: { fn, params, receivedAt: clock.now(), sink: new CallbackSink(resolve) } })),
     status: () => pool.ask<PoolStatus>((reply) => ({ kind: 'status', reply }), 10_000),
+    idle: () => !sys.busy,
     close: async () => {
       await pool.ask<void>((reply) => ({ kind: 'shutdown', reply }), 10_000);
       await sys.shutdown();

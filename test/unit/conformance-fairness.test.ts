@@ -6,7 +6,8 @@
 // waits), as the real drivers do from /proc; the simulator is given the same. Both shells drive
 // one decision core, so every start, assignment, refusal and stop must be
 // identical: the fair pass, the CPU gate, the charges and admission's fair
-// estimate included. The pattern of test/unit/conformance.test.ts.
+// estimate included; decisions compared in the order they were made until the
+// node is idle (test/helpers/conformance.ts: its constants, lines and compare).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VirtualClock } from '../../src/core/clock.js';
@@ -18,11 +19,9 @@ import { TraceSource } from '../../src/sources/trace.js';
 import { slotsTrace } from '../../src/traces/slots.js';
 import type { Trace } from '../../src/traces/types.js';
 import type { FairnessMode } from '../../src/vmpool/core/model.js';
+import { BOOT_MS, COLD_MS, compare, INIT_MS, lines, RESTORE_MS, SLOT_MS, SNAPSHOT_MIB, type TraceFunction } from '../helpers/conformance.js';
 import { deploy, harness, type Harness } from '../helpers/pool-harness.js';
 
-const SLOT_MS = 10_000;
-const COLD_MS = 3000; // boot 2800 + init 200
-const RESTORE_MS = 400; // driver 300 + resync 100
 /** memory sizes tell the fake VMs which function they run: 256 MiB ones are CPU-bound, 128 MiB ones wait */
 const CPU_BOUND_MIB = 256;
 /** the CPU a run asks for (cores), by the function's memory size */
@@ -30,7 +29,7 @@ const DEMAND: Record<number, number> = { [CPU_BOUND_MIB]: 0.75, 128: 0.05 };
 
 // six CPU-bound functions (a core each while they run) offered several times what two cores compute, and one
 // that waits; shares 1 except one function of share 2
-const FUNCTIONS = [
+const FUNCTIONS: Array<TraceFunction & { share: number }> = [
   { name: 'p', avgDurationMs: 300.25, memoryMiB: CPU_BOUND_MIB, share: 1, counts: [20, 30, 30, 30, 30, 10] },
   { name: 'q', avgDurationMs: 900.5, memoryMiB: CPU_BOUND_MIB, share: 1, counts: [10, 15, 15, 15, 15, 5] },
   { name: 'r', avgDurationMs: 2000.75, memoryMiB: CPU_BOUND_MIB, share: 2, counts: [5, 10, 10, 10, 10, 5] },
@@ -44,7 +43,7 @@ const NODE = { memoryMiB: 4096, maxInstances: 3, maxQueueDelayMs: 15_000, cores:
 
 const profile = profileSchema.parse({
   accelerator: 'test',
-  defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, restoreMsByTier: { shm: RESTORE_MS } },
+  defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: { shm: RESTORE_MS } },
   functions: Object.fromEntries(FUNCTIONS.map((f) => [f.name, { cpuShare: DEMAND[f.memoryMiB] }])),
   tiers: [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20 }],
   node: { cores: NODE.cores, idleVmCpu: 0 },
@@ -65,6 +64,7 @@ async function simulated(trace: Trace, cfg: PoliciesConfigInput, fairness: Fairn
     expand,
     shares,
     node: { cpuModel: false, maxConcurrentStarts: 'auto', snapshots: true, preferWarm: true, fairness },
+    drain: true,
     onDecision: (d) => log.push(d),
   });
   return log;
@@ -87,7 +87,8 @@ async function real(trace: Trace, cfg: PoliciesConfigInput, fairness: FairnessMo
     clock,
     snapshots: true,
     policies: cfg,
-    behaviour: { bootMs: COLD_MS - 200, initMs: 200, restoreMs: RESTORE_MS - 100, resyncMs: 100, ownRestoreMs: 0, snapshotMs: 0 },
+    resyncWithRun: true,
+    behaviour: { bootMs: BOOT_MS, initMs: INIT_MS, restoreMs: RESTORE_MS, resyncMs: 0, ownRestoreMs: 0, snapshotMs: 0 },
     pool: {
       memoryBudgetMiB: NODE.memoryMiB,
       maxQueueDelayMs: NODE.maxQueueDelayMs,
@@ -95,6 +96,7 @@ async function real(trace: Trace, cfg: PoliciesConfigInput, fairness: FairnessMo
       starts: { maxConcurrent: 'auto', cores: NODE.cores, idleVmCpu: 0, defaultColdMs: COLD_MS, defaultRestoreMs: RESTORE_MS, preferWarm: true },
       fairness,
     },
+    snapshotBytes: () => SNAPSHOT_MIB * 1048576,
     onDecision: (d) => log.push(d),
   });
   withCpuDemand(h, clock);
@@ -104,7 +106,7 @@ async function real(trace: Trace, cfg: PoliciesConfigInput, fairness: FairnessMo
     const src = new TraceSource({ trace, dispatcher: h.dispatcher, clock, expand, params: (i) => ({ ms: FUNCTIONS[i]!.avgDurationMs }) });
     const done = src.done();
     await src.start();
-    await clock.run();
+    await clock.run(Infinity, { idle: () => h.idle() });
     await done;
     return { log, ...src.progress };
   } finally {
@@ -112,39 +114,18 @@ async function real(trace: Trace, cfg: PoliciesConfigInput, fairness: FairnessMo
   }
 }
 
-/** Decisions up to the end of the trace (after it, the simulator runs no more timers), in a canonical order. */
-function canonical(log: Decision[], endMs: number): string[] {
-  const order = { start: 0, assign: 1, reject: 2, stop: 3, dropSnapshot: 4, moveSnapshot: 5 } as const;
-  return log
-    .filter((d) => d.t < endMs)
-    .map((d) => ({ d, key: [d.t.toFixed(6), order[d.kind], 'inst' in d ? d.inst : 0, 'req' in d ? d.req : 0] as const }))
-    .sort((x, y) => (x.key[0] === y.key[0] ? x.key[1] - y.key[1] || x.key[2] - y.key[2] || x.key[3] - y.key[3] : Number(x.key[0]) - Number(y.key[0])))
-    .map(({ d }) => JSON.stringify({ ...d, t: Number(d.t.toFixed(6)) }));
-}
-
-function compare(sim: string[], daemon: string[]): void {
-  const n = Math.min(sim.length, daemon.length);
-  for (let i = 0; i < n; i++) {
-    if (sim[i] !== daemon[i]) {
-      assert.fail(`decision ${i} differs\n  simulator: ${sim[i]}\n  daemon:    ${daemon[i]}\n  before it: ${sim.slice(Math.max(0, i - 3), i).join('\n             ')}`);
-    }
-  }
-  assert.equal(daemon.length, sim.length, `the daemon made ${daemon.length} decisions, the simulator ${sim.length}`);
-}
-
 const CFG: PoliciesConfigInput = { keepAlive: { policy: 'fixed', ttlSeconds: 30 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' };
 
 void test('under CPU-bound overload with fairness, the daemon and the simulator make the same decisions', { timeout: 120_000 }, async () => {
   const trace = slotsTrace(FUNCTIONS, SLOT_MS, 'conformance-fairness');
-  const endMs = trace.nSlots * SLOT_MS;
-  const sim = canonical(await simulated(trace, CFG, 'max-min'), endMs);
+  const sim = lines(await simulated(trace, CFG, 'max-min'));
   const r = await real(trace, CFG, 'max-min');
   assert.equal(r.answered, r.sent, 'every request answered');
   // the trace is an overload: admission refuses early, and every function with offered load is served
   assert.ok(sim.some((x) => x.includes('"reason":"overloaded"')), 'the simulator refuses early');
   for (const f of FUNCTIONS) assert.ok(sim.some((x) => x.includes('"kind":"assign"') && x.includes(`"fn":"${f.name}"`)), `function ${f.name} is served`);
-  compare(sim, canonical(r.log, endMs));
+  compare(sim, lines(r.log));
   // and the rule decides something here: without it the decisions differ
-  const off = canonical(await simulated(trace, CFG, 'off'), endMs);
+  const off = lines(await simulated(trace, CFG, 'off'));
   assert.notDeepEqual(off, sim, 'fairness changes the decisions of this trace');
 });

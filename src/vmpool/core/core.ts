@@ -42,7 +42,7 @@ import { admissionView, noteStartCost, startSlots } from './estimates.js';
 import { flush, setWant, unwait } from './node-wait.js';
 import { activate, cpuGate, noteCpuShare, noteDemand, setShare, settleRun, settleStart } from './fairness.js';
 import { pump, selectIdle } from './serve.js';
-import { assign, available, leaveBusy, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
+import { assign, available, leaveBusy, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
 import { expiryTimer, prewarmTimer } from './keepalive.js';
 import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
@@ -285,9 +285,9 @@ export class PoolCore {
     return snapshots.addSnapshot(this.s, f, version, tierName, bytes, lastUsed, ref);
   }
 
-  /** The shell moved a snapshot's files to the tier the core asked for (moveSnapshot). */
-  moveDone(snap: CoreSnapshot): void {
-    snapshots.moveDone(this.s, snap);
+  /** The shell moved a snapshot's files to the tier the core asked for (moveSnapshot); `bytes`: what they take there. */
+  moveDone(snap: CoreSnapshot, bytes?: number): void {
+    snapshots.moveDone(this.s, snap, bytes);
   }
 
   /** Moving a snapshot's files failed: it stays on its tier. */
@@ -299,8 +299,7 @@ export class PoolCore {
   evictFunction(f: CoreFunction, now: number): number {
     const s = this.s;
     let n = 0;
-    for (const inst of s.slots) {
-      if (inst.f !== f || inst.state === 'stopping' || inst.seq === 0) continue;
+    for (const inst of liveInstances(s, f)) {
       n++;
       if (inst.state === 'idle') stopInst(s, inst, 'requested', now);
       else markStale(inst);
@@ -314,7 +313,7 @@ export class PoolCore {
     const s = this.s;
     s.closed = true;
     for (const f of s.fns) while (f.queued > 0) rejectHead(s, f, 'shutting_down', undefined, now);
-    for (const inst of s.slots) if (inst.seq !== 0 && inst.state !== 'stopping') stopInst(s, inst, 'shutdown', now);
+    for (const inst of liveInstances(s)) stopInst(s, inst, 'shutdown', now);
   }
 
   timer(kind: TimerKind, target: number, token: number, now: number): void {

@@ -116,10 +116,20 @@ export function leaveBusy(s: CoreState, inst: CoreInstance): void {
   if (s.busyCpu < 1e-9) s.busyCpu = 0;
 }
 
+/**
+ * The instances that are not stopping (of `f`, or all), oldest first. Slots are recycled in an order that
+ * depends on when each shell reports an instance gone: decisions over many instances go by age instead.
+ */
+export function liveInstances(s: CoreState, f?: CoreFunction): CoreInstance[] {
+  const out: CoreInstance[] = [];
+  for (const inst of s.slots) if (inst.seq !== 0 && inst.state !== 'stopping' && (f === undefined || inst.f === f)) out.push(inst);
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
 /** Its function changed: idle instances stop now, the others when they are free. */
 export function makeStale(s: CoreState, f: CoreFunction, now: number): void {
-  for (const inst of s.slots) {
-    if (inst.seq === 0 || inst.f !== f || inst.state === 'stopping' || inst.stale) continue;
+  for (const inst of liveInstances(s, f)) {
+    if (inst.stale) continue;
     if (inst.state === 'idle') stopInst(s, inst, 'stale', now);
     else markStale(inst);
   }

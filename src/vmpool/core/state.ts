@@ -20,8 +20,10 @@ export interface CoreCounters {
   coldStarts: number;
   restoreStarts: number;
   prewarms: number;
-  /** starts that ended without an instance (any kind but a stop), and restored clones whose first run found the restore broken */
+  /** starts that ended without an instance through the platform (boot, snapshot, restore; not the function's init), and restored clones whose first run found the restore broken */
   startFailures: number;
+  /** starts whose function failed to initialise (its code: the function's failure, not the platform's) */
+  initFailures: number;
   evictions: number;
   expirations: number;
   /** instances the keep-alive policy stopped when they became idle (keepWarmMs 0) */
@@ -36,6 +38,8 @@ export interface CoreCounters {
   rejectedQueueTimeout: number;
   rejectedDeleted: number;
   rejectedStartFailed: number;
+  /** answered with their function's init failure (not refused by the node: the function failed) */
+  failedInit: number;
   /** refused at once while the function's starts keep failing (its start back-off) */
   rejectedStartBackoff: number;
   rejectedShutdown: number;
@@ -59,6 +63,7 @@ export function zeroCounters(): CoreCounters {
     restoreStarts: 0,
     prewarms: 0,
     startFailures: 0,
+    initFailures: 0,
     evictions: 0,
     expirations: 0,
     keepAliveStops: 0,
@@ -71,6 +76,7 @@ export function zeroCounters(): CoreCounters {
     rejectedQueueTimeout: 0,
     rejectedDeleted: 0,
     rejectedStartFailed: 0,
+    failedInit: 0,
     rejectedStartBackoff: 0,
     rejectedShutdown: 0,
     snapshotsCreated: 0,
@@ -170,7 +176,7 @@ export class CoreState {
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
     this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
-    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity));
+    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
       fn: undefined as unknown as CoreFunction['view'],
