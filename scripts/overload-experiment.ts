@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchDaemon, machine, summarize, type BenchDaemon } from '../bench/common.js';
+import { waterFill } from '../bench/load-lib.js';
 import { runDeploySpec } from '../src/cli/deploy-spec.js';
 import { parseConfig } from '../src/config/schema.js';
 import { BENCHMARKS } from '../src/functionbench/catalog.js';
@@ -391,27 +392,6 @@ async function sim(trace: Trace, profile: Profile, fairness: 'max-min' | 'off'):
 
 // ---- 5. analysis ------------------------------------------------------------------------------------------------
 
-/** Max-min fair split of `capacity` among demands (water-filling). */
-export function waterFill(demand: number[], capacity: number): number[] {
-  const out = demand.map(() => 0);
-  let left = capacity;
-  let open = demand.map((d, i) => i).filter((i) => demand[i]! > 0);
-  while (open.length > 0 && left > 1e-9) {
-    const each = left / open.length;
-    const small = open.filter((i) => demand[i]! - out[i]! <= each);
-    if (small.length === 0) {
-      for (const i of open) out[i]! += each;
-      break;
-    }
-    for (const i of small) {
-      left -= demand[i]! - out[i]!;
-      out[i] = demand[i]!;
-    }
-    open = open.filter((i) => !small.includes(i));
-  }
-  return out;
-}
-
 interface ShareRow {
   name: string;
   offered: number;
@@ -485,7 +465,7 @@ async function main(): Promise<void> {
     '# CPU-bound overload: fair shares, early refusals, every request answered (issue 18)',
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.qemu}, load average at the end ${m.loadavg}. **The machine is shared with other agents' work** (the cores they took during each run are in the table). ` +
-      `Spec: the ${picked.length} most invoked workloads of \`${path.basename(a.spec)}\` (FaaSRail; lr_training left out), their per-minute counts scaled to ${a.rate} requests/s over ${a.seconds} s ` +
+      `Spec: the ${picked.length} most invoked workloads of \`${path.basename(a.spec)}\` (a spec in FaaSRail's format; lr_training left out), their per-minute counts scaled to ${a.rate} requests/s over ${a.seconds} s ` +
       `(a minute column lasts ${slotSeconds} s; \`spec.csv\`), deployed with \`faascell deploy-spec\`, replayed by \`faascell replay\` in its own process (random within each column, seed 1). ` +
       `Daemon: default configuration (admission.maxQueueDelayMs ${DEADLINE_MS}). Offered CPU: ${offeredCpuS.toFixed(0)} core-seconds in ${a.seconds} s on ${profile.node.cores} cores: **${(offeredCpuS / a.seconds / profile.node.cores).toFixed(0)}× the node's capacity**.`,
     '',

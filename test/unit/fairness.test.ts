@@ -12,6 +12,7 @@ import { profileSchema } from '../../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../../src/sim/simulator.js';
 import { slotsTrace, type SlotsRow } from '../../src/traces/slots.js';
 import type { FairnessMode } from '../../src/vmpool/core/model.js';
+import { waterFill } from '../../bench/load-lib.js';
 import { deploy, harness } from '../helpers/pool-harness.js';
 
 /** CPU-bound functions (a core while they run), their run times from 0.2 to 20 s, on a 2-core node. */
@@ -40,27 +41,6 @@ async function sim(rows: SlotsRow[], seconds: number, fairness: FairnessMode, sh
     shares,
     byFunction: true,
   });
-}
-
-/** Max-min fair split of `capacity` among demands (water-filling). */
-function waterFill(demand: number[], capacity: number): number[] {
-  const out = demand.map(() => 0);
-  let left = capacity;
-  let open = demand.map((_, i) => i).filter((i) => demand[i]! > 0);
-  while (open.length > 0 && left > 1e-9) {
-    const each = left / open.length;
-    const small = open.filter((i) => demand[i]! - out[i]! <= each);
-    if (small.length === 0) {
-      for (const i of open) out[i]! += each;
-      break;
-    }
-    for (const i of small) {
-      left -= demand[i]! - out[i]!;
-      out[i] = demand[i]!;
-    }
-    open = open.filter((i) => !small.includes(i));
-  }
-  return out;
 }
 
 const RUNS = [200, 300, 500, 800, 1200, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_000, 15_000, 20_000, 250, 400];
