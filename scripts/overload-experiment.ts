@@ -22,12 +22,12 @@
 //    event-loop delay; per function offered, served and served CPU share against its max-min fair share (real runs and
 //    simulated); simulated against the spread of the real runs.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { benchDaemon, machine, summarize, type BenchDaemon } from '../bench/common.js';
-import { waterFill } from '../bench/load-lib.js';
+import { vmmCount, waterFill } from '../bench/load-lib.js';
 import { runDeploySpec } from '../src/cli/deploy-spec.js';
 import { parseConfig } from '../src/config/schema.js';
 import { BENCHMARKS } from '../src/functionbench/catalog.js';
@@ -227,20 +227,6 @@ function cpuNow(): { machine: number; ours: number } {
   const self = readFileSync('/proc/self/stat', 'utf8');
   const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
   return { machine: busy / hz, ours: (f[11]! + f[12]! + f[13]! + f[14]!) / hz };
-}
-
-function vmmCount(stateDir: string): number {
-  let n = 0;
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (cmd.startsWith('qemu-system') && cmd.includes(stateDir)) n++;
-    } catch {
-      // gone
-    }
-  }
-  return n;
 }
 
 /** GET /healthz every 500 ms from its own process until stdin closes; prints one JSON line of latencies. */
