@@ -126,3 +126,24 @@ export function runDirCount(stateDir: string): number {
   const run = path.join(stateDir, 'run');
   return existsSync(run) ? readdirSync(run).filter((n) => !n.startsWith('.')).length : 0;
 }
+
+/** Max-min fair split of `capacity` among demands (water-filling). */
+export function waterFill(demand: number[], capacity: number): number[] {
+  const out = demand.map(() => 0);
+  let left = capacity;
+  let open = demand.map((_, i) => i).filter((i) => demand[i]! > 0);
+  while (open.length > 0 && left > 1e-9) {
+    const each = left / open.length;
+    const small = open.filter((i) => demand[i]! - out[i]! <= each);
+    if (small.length === 0) {
+      for (const i of open) out[i]! += each;
+      break;
+    }
+    for (const i of small) {
+      left -= demand[i]! - out[i]!;
+      out[i] = demand[i]!;
+    }
+    open = open.filter((i) => !small.includes(i));
+  }
+  return out;
+}

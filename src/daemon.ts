@@ -378,5 +378,6 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     },
     cpus,
     pinVms: cfg.node.pinVms,
+    fairness: cfg.admission.fairness,
   };
 }

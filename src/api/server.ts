@@ -87,6 +87,8 @@ const functionBody = {
     vcpus: { type: 'integer' },
     timeoutMs: { type: 'integer' },
     maxInstances: { type: 'integer' },
+    // issue 18: weight in the fair sharing of the node under overload (range checked by the registry)
+    share: { type: 'number' },
     env: { type: 'object', additionalProperties: { type: 'string' } },
     // {mode: 'none' | 'egress', allow: [...]}: checked by the registry, whose errors name the exact field
     network: { type: 'object' },
@@ -173,7 +175,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; runtime?: string; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; env?: Record<string, string>; network?: unknown } }>(
+  app.put<{ Params: { name: string }; Body: { code?: string; source?: string; codeKind?: CodeKind; runtime?: string; entry?: string; memoryMiB?: number; vcpus?: number; timeoutMs?: number; maxInstances?: number; share?: number; env?: Record<string, string>; network?: unknown } }>(
     '/v1/functions/:name',
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
@@ -190,7 +192,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       assertRuntimeHere(b.runtime, deps.runtimes);
       // source is text in the function's language
       const codeKind = b.source !== undefined ? (b.runtime === 'python3' ? 'py' : 'js') : b.codeKind;
-      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind, runtime: b.runtime, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind, runtime: b.runtime, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, share: b.share, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry

@@ -139,12 +139,13 @@ program
   .option('--timeout <seconds>', 'run (and init) timeout (default 30: functionDefaults.timeoutMs)', (v) => parseFloat(v))
   .option('--entry <name>', 'entry function (default main)')
   .option('--max-instances <n>', 'concurrent instances of this function (default: functionDefaults.maxInstances)', (v) => parseInt(v, 10))
+  .option('--share <weight>', 'its weight when the node is overloaded: capacity goes max-min fair in proportion to the shares (default 1)', (v) => Number(v))
   .option('--env <KEY=VALUE...>', 'environment variables')
   .option('--network <mode>', 'none (default: no network at all) or egress (only to --allow destinations, docs/network.md)')
   .option('--allow <dest...>', 'egress destinations: [tcp://|udp://]A.B.C.D[/N][:PORT[-PORT]]')
   .option('--no-syntax-check', 'upload a .js file even if it does not parse (it fails at its first init)')
   .option('--json', 'print the deployed definition as JSON')
-  .action(async (name: string, file: string, opts: { runtime?: string; memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; syntaxCheck: boolean; json?: boolean }, cmd: Command) => {
+  .action(async (name: string, file: string, opts: { runtime?: string; memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; share?: number; env?: string[]; network?: string; allow?: string[]; syntaxCheck: boolean; json?: boolean }, cmd: Command) => {
     const { readFileSync } = await import('node:fs');
     let code: Buffer;
     try {
@@ -171,6 +172,7 @@ program
       timeoutMs: opts.timeout !== undefined ? Math.round(opts.timeout * 1000) : undefined,
       entry: opts.entry,
       maxInstances: opts.maxInstances,
+      share: opts.share,
       env: opts.env ? env : undefined,
       // the daemon validates mode and destinations (400 naming network.mode / network.allow[i])
       network: opts.network !== undefined || opts.allow ? { mode: (opts.network ?? 'egress') as 'none' | 'egress', allow: opts.allow ?? [] } : undefined,

@@ -45,6 +45,8 @@ export const SCHED_DEFAULTS = {
   /** a function whose starts keep failing backs off: base, doubling per further failure, up to max (start-failures.ts) */
   startBackoffBaseMs: 1000,
   startBackoffMaxMs: 60_000,
+  /** issue 18: the node's capacity under overload goes max-min fair among the functions with demand */
+  fairness: 'max-min' as 'max-min' | 'off',
 };
 
 const tierSchema = z
@@ -186,6 +188,12 @@ export const configSchema = z
          */
         startBackoffBaseMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffBaseMs),
         startBackoffMaxMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffMaxMs),
+        /**
+         * issue 18: when the node cannot serve all offered load, 'max-min' shares its CPU (runs and starts)
+         * max-min fair among the functions with demand, weighted by each function's `share`; 'off': whoever
+         * got instances first keeps them (functions waiting for a start go first come, first served).
+         */
+        fairness: z.enum(['max-min', 'off']).default(SCHED_DEFAULTS.fairness),
       })
       .strict()
       .default({}),

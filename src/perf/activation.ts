@@ -71,6 +71,18 @@ export interface ActivationRecord {
   overheadMs?: number;
   /** host CPU the VM used during the run, as a fraction of a core (from the VMM's CPU time) */
   runCpuShare?: number;
+  /**
+   * issue 18: host CPU the VM asked for during the run, as a fraction of a core: its CPU time plus the time
+   * its threads waited for a CPU (/proc schedstat). What a CPU-bound run would take of an idle node.
+   */
+  runCpuDemand?: number;
+  /** issue 18: admission, for a request no idle instance could serve at once */
+  admission?: {
+    /** the wait the decision core estimated when it arrived (ms; null: unbounded) */
+    estimatedWaitMs: number | null;
+    /** admitted, then refused at its queueing deadline: the estimate did not hold */
+    refusedLate?: boolean;
+  };
   /** OpenTelemetry trace id of this activation (32 hex digits) */
   traceId?: string;
   /** the console output of the VM that failed this activation (kept under stateDir/consoles) */

@@ -53,7 +53,8 @@ export interface CostsMsg {
 export function sampleOf(rec: ActivationRecord): CostSample | undefined {
   if (rec.status !== 'success' || !rec.startPath) return undefined;
   const t = rec.timestamps;
-  const s: CostSample = { fn: rec.function, path: rec.startPath, runMs: rec.runMs, cpuShare: rec.runCpuShare };
+  // the CPU a run asks for (its CPU time and its wait for a CPU) when the driver tells, else what it got
+  const s: CostSample = { fn: rec.function, path: rec.startPath, runMs: rec.runMs, cpuShare: rec.runCpuDemand ?? rec.runCpuShare };
   if (rec.startPath === 'warm') {
     if (t.runStarted !== undefined && t.instanceAssigned !== undefined) s.warmMs = t.runStarted - t.instanceAssigned;
   } else {

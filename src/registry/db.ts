@@ -105,6 +105,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX activations_logs_by_time ON activations(received_at) WHERE log_bytes > 0;`,
   // 10 (issue 21, Python functions): the language a function runs in (src/runtimes/function-runtime.ts)
   `ALTER TABLE functions ADD COLUMN runtime TEXT NOT NULL DEFAULT 'nodejs20';`,
+  // 11 (issue 18, helper "fair": fair shares under overload): a function's weight in the node's fair sharing
+  `ALTER TABLE functions ADD COLUMN share REAL NOT NULL DEFAULT 1;`,
 ];
 
 /**

@@ -11,6 +11,9 @@ import { DEFAULT_FUNCTION_RUNTIME, FUNCTION_RUNTIMES, isFunctionRuntime, type Fu
 import { ChangeFeed } from '../core/change-feed.js';
 
 export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Bounds of a function's `share` (its weight in the fair sharing of the node under overload). */
+export const MIN_SHARE = 0.01;
+export const MAX_SHARE = 100;
 /** An OpenWhisk action inside a package is the function `package/action` (issue 22; docs/openwhisk.md). */
 export const PACKAGED_FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -28,6 +31,11 @@ export interface FunctionDef {
   vcpus: number;
   timeoutMs: number;
   maxInstances: number;
+  /**
+   * issue 18: its weight when the node cannot serve all offered load: the capacity goes max-min fair among
+   * the functions with demand, in proportion to their shares (default 1; docs/reliability.md "Overload").
+   */
+  share: number;
   env: Record<string, string>;
   /**
    * A random id that changes whenever `env` changes and only then (issue 19): what a version key
@@ -55,6 +63,8 @@ export interface FunctionInput {
   vcpus?: number;
   timeoutMs?: number;
   maxInstances?: number;
+  /** weight in the fair sharing of the node under overload (default 1) */
+  share?: number;
   env?: Record<string, string>;
   parameters?: Record<string, unknown>;
   annotations?: Record<string, unknown>;
@@ -80,6 +90,7 @@ interface Row {
   vcpus: number;
   timeout_ms: number;
   max_instances: number;
+  share: number;
   env: string;
   env_id: string;
   parameters: string;
@@ -129,6 +140,8 @@ export class Registry {
     range('vcpus', vcpus, 1, L.limits.maxVcpus);
     range('timeoutMs', timeoutMs, 100, L.limits.maxTimeoutMs);
     range('maxInstances', maxInstances, 1, L.limits.maxInstances);
+    const share = input.share ?? 1;
+    if (typeof share !== 'number' || !Number.isFinite(share) || share < MIN_SHARE || share > MAX_SHARE) throw badRequest('share', `must be a number from ${MIN_SHARE} to ${MAX_SHARE} (got ${String(share)})`);
     if (runtime === 'python3' ? !/^[A-Za-z_][A-Za-z0-9_]*$/.test(entry) : !/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(entry)) throw badRequest('entry', `must be a ${runtime === 'python3' ? 'Python' : 'JavaScript'} identifier`);
     const env = input.env ?? {};
     for (const [k, v] of Object.entries(env)) {
@@ -155,6 +168,7 @@ export class Registry {
       vcpus,
       timeoutMs,
       maxInstances,
+      share,
       env,
       envId,
       parameters,
@@ -164,11 +178,11 @@ export class Registry {
       updatedAt: replica?.updatedAt ?? now,
     };
     stmt(this.db, 
-        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, env, env_id, parameters, annotations, network, runtime, created_at, updated_at)
-         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @env, @envId, @parameters, @annotations, @network, @runtime, @createdAt, @updatedAt)
+        `INSERT INTO functions (name, version, code, code_kind, code_sha256, main, entry, memory_mib, vcpus, timeout_ms, max_instances, share, env, env_id, parameters, annotations, network, runtime, created_at, updated_at)
+         VALUES (@name, @version, @code, @codeKind, @codeSha256, @main, @entry, @memoryMiB, @vcpus, @timeoutMs, @maxInstances, @share, @env, @envId, @parameters, @annotations, @network, @runtime, @createdAt, @updatedAt)
          ON CONFLICT(name) DO UPDATE SET version=excluded.version, code=excluded.code, code_kind=excluded.code_kind,
            code_sha256=excluded.code_sha256, main=excluded.main, entry=excluded.entry, memory_mib=excluded.memory_mib,
-           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, env=excluded.env,
+           vcpus=excluded.vcpus, timeout_ms=excluded.timeout_ms, max_instances=excluded.max_instances, share=excluded.share, env=excluded.env,
            env_id=excluded.env_id, parameters=excluded.parameters, annotations=excluded.annotations, network=excluded.network, runtime=excluded.runtime, updated_at=excluded.updated_at`,
       )
       .run({ ...def, code: input.code, env: JSON.stringify(env), parameters: JSON.stringify(parameters), annotations: JSON.stringify(annotations), network: JSON.stringify(network) });
@@ -349,6 +363,7 @@ function toDef(r: Row): FunctionDef {
     vcpus: r.vcpus,
     timeoutMs: r.timeout_ms,
     maxInstances: r.max_instances,
+    share: r.share,
     env: JSON.parse(r.env) as Record<string, string>,
     envId: r.env_id,
     parameters: JSON.parse(r.parameters) as Record<string, unknown>,

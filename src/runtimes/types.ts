@@ -151,6 +151,8 @@ export interface VmHandle {
    * when the driver cannot (no cpu cgroup); never throws.
    */
   setCpuCap?(capCpus: number | null): boolean;
+  /** Host CPU time plus runqueue wait of the VMM process so far (ms, all threads): what it asked of the CPU. */
+  cpuDemandMs?(): number | undefined;
 }
 
 export interface DriverReport {

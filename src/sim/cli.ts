@@ -76,6 +76,7 @@ export function simulatedNode(c: Config): SimulatedNode {
       preferWarm: c.admission.preferWarm,
       backoffBaseMs: c.admission.startBackoffBaseMs,
       backoffMaxMs: c.admission.startBackoffMaxMs,
+      fairness: c.admission.fairness,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
       ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),
@@ -159,6 +160,8 @@ export function formatResult(r: SimulationResult): string {
     `served restored   ${r.restores} (${pct(r.restoreFraction)}: requests that waited for a restore)`,
     `served cold       ${r.coldStarts} (${pct(r.coldStartFraction)}: requests that waited for a cold boot)`,
     `not completed     ${r.dropped} (${pct(r.droppedFraction)}: ${r.rejected.queueFull} queue full, ${r.rejected.overloaded} refused early, ${r.rejected.queueTimeout} timed out in the queue, ${r.rejected.unservedAtEnd} still queued at the end)`,
+    // issue 18: how long refused requests waited for their refusal (early: at arrival; late: at the queueing deadline)
+    `refusals          p50 ${r.refusalP50Ms.toFixed(0)} ms, p99 ${r.refusalP99Ms.toFixed(0)} ms after arrival, ${pct(r.refusedWithin1s)} within 1 s`,
     `instances started ${r.coldBoots} cold-booted (mean ${r.meanColdBootMs.toFixed(0)} ms), ${r.restoresStarted} restored (mean ${r.meanRestoreMs.toFixed(0)} ms)`,
     `latency           p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, mean ${r.meanMs.toFixed(1)} ms (queueing mean ${r.meanQueueMs.toFixed(1)} ms)`,
     `wasted memory     ${Math.round(r.wastedMemoryMiBSeconds)} MiB·s (idle instances)`,

@@ -11,7 +11,7 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
 import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
@@ -38,6 +38,8 @@ export interface SimNodeOptions {
   backoffMaxMs: number;
   /** share the cores between starts and VMs (false: every start takes its profiled time) */
   cpuModel: boolean;
+  /** admission.fairness: how the capacity is shared under overload (issue 18) */
+  fairness: FairnessMode;
 }
 
 export interface SimulationOptions {
@@ -64,6 +66,8 @@ export interface SimulationOptions {
   onDecision?: (d: Decision) => void;
   /** Also report counts and latency per function (SimulationResult.byFunction). */
   byFunction?: boolean;
+  /** Each function's weight in the fair sharing of the node under overload (default 1; the function property `share`). */
+  shares?: Record<string, number>;
   /** Failures to inject: failed starts by kind and time, full tiers (faults.ts; the conformance test). */
   faults?: FaultModel;
   /** Changes of the node during the run: a function updated (a new version) or deleted, the daemon shut down. */
@@ -104,6 +108,11 @@ export interface SimulationResult {
   dropped: number;
   /** notFound: arrivals for a function deleted during the run (SimulationOptions.events) */
   rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number; notFound: number };
+  /** how long refused requests waited for their refusal (ms from arrival), every reason */
+  refusalP50Ms: number;
+  refusalP99Ms: number;
+  /** fraction of the refusals answered within 1 s of their arrival */
+  refusedWithin1s: number;
   /** Functions with a snapshot at the end. */
   snapshots: number;
   coldStartFraction: number;
@@ -166,6 +175,9 @@ export interface FunctionResult {
   warm: number;
   restores: number;
   coldStarts: number;
+  /** refused (any reason), and of those refused after waiting in the queue (at their deadline) */
+  refused: number;
+  refusedLate: number;
   p50Ms: number;
   p99Ms: number;
 }
@@ -182,6 +194,8 @@ export class Simulator implements CoreEffects {
   private readonly slots: SlotState[] = [];
   private readonly instBySlot: (CoreInstance | undefined)[] = [];
   private readonly hist = new LatencyHistogram();
+  private readonly refusalHist = new LatencyHistogram();
+  private refusedFast = 0;
   private readonly cpu: CpuModel | undefined;
   private readonly idleVmCpu: number;
   private readonly log: ((d: Decision) => void) | undefined;
@@ -218,6 +232,7 @@ export class Simulator implements CoreEffects {
       backoffBaseMs: SCHED_DEFAULTS.startBackoffBaseMs,
       backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
+      fairness: SCHED_DEFAULTS.fairness,
       ...o.node,
     };
     this.idleVmCpu = n.idleVmCpu;
@@ -249,6 +264,7 @@ export class Simulator implements CoreEffects {
         cpuSlots: 0,
         exactEviction: o.exactEviction,
         recycleOnStop: true,
+        fairness: n.fairness,
       },
       o.policies,
       this,
@@ -257,14 +273,14 @@ export class Simulator implements CoreEffects {
       this.core.defineFunction(
         tf.name,
         // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1' },
+        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', share: o.shares?.[tf.name] },
         0,
       ),
     );
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
-      this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+      this.fnCounts = new Float64Array(o.trace.functions.length * 6);
     }
     for (const e of o.events ?? []) this.later(e.at, (now) => this.nodeEvent(e, now));
   }
@@ -313,7 +329,7 @@ export class Simulator implements CoreEffects {
         }
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
-        if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
+        if (this.fnCounts) this.fnCounts[fns[i]! * 6]!++;
         const f = this.fnByIndex[fns[i]!]!;
         // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
         if (f.deleted) {
@@ -360,6 +376,9 @@ export class Simulator implements CoreEffects {
       restoresStarted: c.restoreStarts,
       dropped,
       rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved, notFound: this.notFound },
+      refusalP50Ms: this.refusalHist.percentile(50),
+      refusalP99Ms: this.refusalHist.percentile(99),
+      refusedWithin1s: this.refusalHist.count > 0 ? this.refusedFast / this.refusalHist.count : 1,
       snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
@@ -391,11 +410,13 @@ export class Simulator implements CoreEffects {
     const k = this.fnCounts!;
     return this.o.trace.functions.map((tf, i) => ({
       name: tf.name,
-      invocations: k[i * 4]!,
+      invocations: k[i * 6]!,
       completed: this.fnHist![i]!.count,
-      warm: k[i * 4 + 1]!,
-      restores: k[i * 4 + 2]!,
-      coldStarts: k[i * 4 + 3]!,
+      warm: k[i * 6 + 1]!,
+      restores: k[i * 6 + 2]!,
+      coldStarts: k[i * 6 + 3]!,
+      refused: k[i * 6 + 4]!,
+      refusedLate: k[i * 6 + 5]!,
       p50Ms: this.fnHist![i]!.percentile(50),
       p99Ms: this.fnHist![i]!.percentile(99),
     }));
@@ -468,8 +489,9 @@ export class Simulator implements CoreEffects {
   private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
-    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
-    const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
+    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
+    // included); a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time)
+    const cpuShare = c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
     if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
@@ -582,7 +604,7 @@ export class Simulator implements CoreEffects {
     s.fresh = fresh;
     s.arrival = arrival;
     this.queueWaitSum += now - arrival;
-    if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    if (this.fnCounts) this.fnCounts[inst.f.index * 6 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
     const service = (fresh ? 0 : c.warmMs) + c.runMs;
     const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
     if (this.cpu && cpuMs > 0) {
@@ -596,8 +618,15 @@ export class Simulator implements CoreEffects {
     }
   }
 
-  reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, _arrival: number, now: number): void {
+  reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, arrival: number, now: number): void {
     this.log?.({ t: now, kind: 'reject', req, fn: f.name, reason });
+    const waited = now - arrival;
+    this.refusalHist.record(waited);
+    if (waited <= 1000) this.refusedFast++;
+    if (this.fnCounts && f.index < this.o.trace.functions.length) {
+      this.fnCounts[f.index * 6 + 4]!++;
+      if (reason === 'queue_timeout') this.fnCounts[f.index * 6 + 5]!++;
+    }
   }
 
   stop(inst: CoreInstance, cause: StopCause, now: number): void {

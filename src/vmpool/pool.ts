@@ -271,14 +271,17 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.core.arrive(f, req, now);
     // still waiting (not answered, not running yet): it was admitted
     if (this.pending.has(req)) m.rec.timestamps.admitted ??= now;
+    // admission judged it (no idle instance served it at once): what the core expected it to wait
+    const est = this.core.lastEstimateMs;
+    if (!Number.isNaN(est)) m.rec.admission = { estimatedWaitMs: Number.isFinite(est) ? Math.round(est) : null, ...m.rec.admission };
   }
 
   /** The core's function for this definition (created, or updated to a new version). */
   private define(def: FunctionDef, now: number): CoreFunction {
     let f = this.core.fn(def.name);
     const version = versionKey(def);
-    if (!f || f.version !== version || f.maxInstances !== def.maxInstances || f.memoryMiB !== def.memoryMiB) {
-      f = this.core.defineFunction(def.name, { memoryMiB: def.memoryMiB, maxInstances: def.maxInstances, version }, now);
+    if (!f || f.version !== version || f.maxInstances !== def.maxInstances || f.memoryMiB !== def.memoryMiB || f.share !== def.share) {
+      f = this.core.defineFunction(def.name, { memoryMiB: def.memoryMiB, maxInstances: def.maxInstances, version, share: def.share }, now);
     }
     if (f.version === version) f.handle = def;
     return f;
@@ -377,6 +380,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     if (!p) return;
     this.pending.delete(req);
     if ((reason === 'start_failed' || reason === 'init_failed') && this.failingVm) p.rec.vmId = this.failingVm;
+    // admitted, then refused at its deadline: admission's estimate did not hold (issue 18)
+    if (reason === 'queue_timeout') p.rec.admission = { estimatedWaitMs: p.rec.admission?.estimatedWaitMs ?? null, refusedLate: true };
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 

@@ -113,7 +113,7 @@ type StepMsg =
   | { kind: 'snapshotted'; bytes: number; pauseMs: number; saveMs: number; copyMs?: number; continued: boolean }
   /** carried: the resync rides on the clone's first run (snapshots.resync with-run) */
   | { kind: 'restored'; resync: { clockMs?: number; reseedMs?: number }; carried?: boolean }
-  | { kind: 'ran'; reply: AgentReply; cpuMs?: number }
+  | { kind: 'ran'; reply: AgentReply; cpuMs?: number; demandMs?: number }
   | { kind: 'stepFailed'; step: 'boot' | 'init' | 'snapshot' | 'restore' | 'run'; error: unknown }
   | { kind: 'vmStopped'; vm: VmHandle }
   | { kind: 'vmExited'; vm: VmHandle; detail: string };
@@ -225,6 +225,7 @@ export class Worker extends Actor<WorkerMsg> {
   /** why a start failed, reported with `gone` */
   private startFailure: StartFailure | undefined;
   private cpuAtRunStart: number | undefined;
+  private demandAtRunStart: number | undefined;
   /** issue 9: a restored clone whose resync rides on its first run (resyncWithRun) */
   private resyncPending = false;
   /** CPU time of a cold start's first VMM, which ends at the snapshot */
@@ -379,7 +380,7 @@ export class Worker extends Actor<WorkerMsg> {
       vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + extra),
       fn.timeoutMs + extra + BACKSTOP_MS,
     );
-    return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
+    return { kind: 'ran', reply, cpuMs: vm.cpuMs?.(), demandMs: vm.cpuDemandMs?.() };
   }
 
   // ---- start ------------------------------------------------------------
@@ -539,6 +540,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.sm.to('running', `activation ${rec.id}`, now);
     rec.timestamps.runStarted = now;
     this.cpuAtRunStart = vm.cpuMs?.();
+    this.demandAtRunStart = vm.cpuDemandMs?.();
     const resync = this.resyncPending ? this.resyncFields() : undefined;
     this.step(() => this.runStep(vm, run, resync), 'run');
     // the request is on its socket: a throttled VMM runs again from this write on (the kernel lifts it at once)
@@ -553,6 +555,10 @@ export class Worker extends Actor<WorkerMsg> {
     if (m.cpuMs !== undefined && this.cpuAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
       if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
+    }
+    if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
+      const wall = now - run.rec.timestamps.runStarted;
+      if (wall > 0) run.rec.runCpuDemand = Math.max(0, (m.demandMs - this.demandAtRunStart) / wall);
     }
     // off the mailbox: reading the VMM's page map takes I/O, and nothing waits for the result
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) void this.recordWorkingSet(this.vm, this.snapshotUsed);

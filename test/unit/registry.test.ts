@@ -164,14 +164,14 @@ test('issue 21: the runtime of a function: nodejs20 by default, python3 with its
 test('issue 21: a database at migration 9 (before the runtime column) migrates: its functions are nodejs20', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'reg-migrate-'));
   try {
-    // a database as the schema before migration 10 left it: the runtime column absent, user_version 9
+    // a database as the schema before migration 10 left it: the runtime (10) and share (11) columns absent, user_version 9
     const old = openDb(dir);
     new Registry(old, limits).put('hello', { code: hello }, 1000);
-    old.exec('ALTER TABLE functions DROP COLUMN runtime');
+    old.exec('ALTER TABLE functions DROP COLUMN runtime; ALTER TABLE functions DROP COLUMN share');
     old.pragma('user_version = 9');
     old.close();
     const db = openDb(dir);
-    assert.equal(db.pragma('user_version', { simple: true }), 10);
+    assert.equal(db.pragma('user_version', { simple: true }), 11, 'and every later migration');
     const def = new Registry(db, limits).get('hello')!;
     assert.deepEqual([def.runtime, def.version, def.main], ['nodejs20', 1, 'index.js']);
     assert.ok(db.prepare("SELECT name FROM sqlite_master WHERE name = 'openwhisk_entities'").get(), 'migration 7 stays');

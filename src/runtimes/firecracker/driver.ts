@@ -15,6 +15,7 @@ import type net from 'node:net';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import { SocketChannel } from '../channel.js';
+import { cpuDemandMs } from '../proc-cpu.js';
 import type {
   DriverReport,
   DriverTimings,
@@ -239,6 +240,10 @@ export class FirecrackerVm implements VmHandle {
 
   async memoryUsage(): Promise<{ rssKiB: number; pssKiB: number }> {
     return parseSmapsRollup(await fs.readFile(`/proc/${this.pid}/smaps_rollup`, 'utf8'));
+  }
+
+  cpuDemandMs(): number | undefined {
+    return cpuDemandMs(this.pid);
   }
 }
 

@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { SocketChannel, type ChannelLimits } from '../channel.js';
+import { cpuDemandMs } from '../proc-cpu.js';
 import type { VmmIsolation, PreparedVmm } from '../jail/isolation.js';
 import type { VmCgroup } from '../jail/cgroups.js';
 import { composeLaunch, describeLaunch, netnsLayer, pdeathsigLayer, tasksetLayer, type LaunchLayer } from '../jail/launch.js';
@@ -521,6 +522,10 @@ export class QemuVm implements VmHandle {
     } catch {
       return undefined;
     }
+  }
+
+  cpuDemandMs(): number | undefined {
+    return this.alive ? cpuDemandMs(this.pid) : undefined;
   }
 }
 

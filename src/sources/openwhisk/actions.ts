@@ -135,6 +135,8 @@ export function actionInput(body: ActionPut, existing?: { def: FunctionDef; code
     timeoutMs: l.timeout ?? (keep ? prev.timeoutMs : undefined),
     maxInstances: l.instances ?? (keep ? prev.maxInstances : undefined),
     vcpus: prev?.vcpus,
+    // not an OpenWhisk limit: an update keeps the share set through FaaSCell's API (issue 18)
+    share: prev?.share,
     env: existing && sameCode(existing, code, codeKind, entry) ? existing.def.env : undefined,
     parameters: toObject(body.parameters) ?? prev?.parameters,
     annotations: toObject(body.annotations) ?? prev?.annotations,

@@ -11,7 +11,8 @@
 //   queue.ts           each function's FIFO queue and deadlines; every refusal
 //   estimates.ts       start slots, when a busy instance frees up, start cost, admission's wait estimate
 //   serve.ts           serving a function's queue: warm instances first, then starts within every limit
-//   node-wait.ts       functions waiting for a node-wide resource (slot, memory, concurrency), FIFO
+//   node-wait.ts       functions waiting for a node-wide resource (slot, memory, concurrency, CPU), FIFO or fair
+//   fairness.ts        max-min fair sharing of the CPU among functions under overload (issue 18)
 //   instances.ts       launch, assign, available, stale, stop: every count changes there
 //   keepalive.ts       idle time, expiry, unload-and-pre-warm, the pre-warm start
 //   memory.ts          watermarks and eviction (all or nothing)
@@ -38,7 +39,8 @@ import {
 } from './model.js';
 import { deadlineOf, dropExpired, enqueue, armDeadline, reject, rejectHead, requeueHead } from './queue.js';
 import { admissionView, noteStartCost, startSlots } from './estimates.js';
-import { flush, setWant } from './node-wait.js';
+import { flush, setWant, unwait } from './node-wait.js';
+import { activate, cpuGate, noteCpuShare, noteDemand, setShare, settleRun, settleStart } from './fairness.js';
 import { pump, selectIdle } from './serve.js';
 import { assign, available, leaveBusy, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
 import { expiryTimer, prewarmTimer } from './keepalive.js';
@@ -78,6 +80,7 @@ export class PoolCore {
     }
     f.maxInstances = spec.maxInstances;
     if (spec.snapshotBytes !== undefined) f.snapshotBytes = spec.snapshotBytes;
+    setShare(s, f, spec.share ?? 1);
     if (spec.version !== f.version || spec.memoryMiB !== f.memoryMiB) {
       f.version = spec.version;
       f.memoryMiB = spec.memoryMiB;
@@ -106,8 +109,8 @@ export class PoolCore {
     while (f.queued > 0) rejectHead(s, f, 'deleted', undefined, now);
     makeStale(s, f, now);
     if (f.snapshot) snapshots.dropSnapshot(s, f.snapshot, 'invalidated', now);
-    setWant(s, f, 0);
-    f.waiting = false;
+    unwait(s, f);
+    noteDemand(s, f);
     flush(s, now);
   }
 
@@ -123,7 +126,10 @@ export class PoolCore {
     if (c.warmStartMs !== undefined) v.warmStartMs = c.warmStartMs;
     if (c.runMs !== undefined) v.runMs = c.runMs;
     if (c.restoreMsByTier !== undefined) v.restoreMsByTier = c.restoreMsByTier;
-    if (c.cpuShare !== undefined) v.cpuShare = c.cpuShare;
+    if (c.cpuShare !== undefined) {
+      noteCpuShare(this.s, v.cpuShare, c.cpuShare);
+      v.cpuShare = c.cpuShare;
+    }
   }
 
   // ---- requests ----------------------------------------------------------
@@ -132,13 +138,16 @@ export class PoolCore {
   arrive(f: CoreFunction, req: number, now: number): void {
     const s = this.s;
     s.counters.arrivals++;
+    s.lastEstimateMs = NaN;
     if (s.closed || f.deleted) {
       reject(s, req, f, s.closed ? 'shutting_down' : 'deleted', undefined, now, now);
       return;
     }
     f.ka.onInvocation(f.view, now);
-    if (f.queued === 0 && f.idle.length > 0 && s.busyN < s.cfg.maxConcurrentInvocations) {
+    activate(s, f);
+    if (f.queued === 0 && f.idle.length > 0 && s.busyN < s.cfg.maxConcurrentInvocations && cpuGate(s, f, false)) {
       assign(s, req, now, selectIdle(s, f, now), false, now);
+      noteDemand(s, f);
       return;
     }
     const d = s.p.admission.admit(admissionView(s, f, now), now);
@@ -169,6 +178,7 @@ export class PoolCore {
       requeueHead(s, f, req, arrival);
       pump(s, f, now);
     }
+    noteDemand(s, f);
     flush(s, now);
   }
 
@@ -184,6 +194,7 @@ export class PoolCore {
     s.needDrain = true;
     inst.startCostMs = now - inst.createdAt;
     noteStartCost(s, inst);
+    settleStart(s, inst, now);
     noteStartSuccess(f);
     if (inst.path === 'restore') {
       f.restores++;
@@ -191,6 +202,7 @@ export class PoolCore {
     }
     if (inst.stale || f.deleted) stopInst(s, inst, 'stale', now);
     else available(s, inst, true, now);
+    noteDemand(s, f);
     flush(s, now);
   }
 
@@ -198,11 +210,15 @@ export class PoolCore {
   runDone(inst: CoreInstance, now: number): void {
     const s = this.s;
     if (inst.state !== 'busy') return;
+    settleRun(s, inst, now);
     leaveBusy(s, inst);
     inst.lastUsedAt = now;
     noteRestoredRun(inst);
+    // with fairness the CPU it frees may go to a waiting function
+    if (s.fair) s.needDrain = true;
     if (inst.stale || inst.f.deleted) stopInst(s, inst, 'stale', now);
     else available(s, inst, false, now);
+    noteDemand(s, inst.f);
     flush(s, now);
   }
 
@@ -219,12 +235,14 @@ export class PoolCore {
     }
     const f = inst.f;
     const wasStarting = inst.state === 'starting';
+    if (wasStarting) settleStart(s, inst, now);
     unaccount(s, inst, now);
     inst.state = 'stopping';
     f.ka.onStop?.(inst, f.view, now);
     if (wasStarting) startFailed(s, inst, failure, now);
     release(s, inst);
     pump(s, f, now);
+    noteDemand(s, f);
     flush(s, now);
   }
 
@@ -313,7 +331,12 @@ export class PoolCore {
         f.deadlineArmedAt = Infinity;
         dropExpired(s, f, now);
         if (f.queued > 0) armDeadline(s, f, deadlineOf(s, f.qAt[f.qHead]!));
-        else setWant(s, f, 0);
+        else if (s.fair && f.waiting) {
+          // it no longer waits: whoever waits behind it may go now
+          unwait(s, f);
+          s.needDrain = true;
+        } else setWant(s, f, 0);
+        noteDemand(s, f);
         break;
       }
       case TIMER_RECHECK: {
@@ -363,5 +386,9 @@ export class PoolCore {
   /** Start slots now: configured, or host cores minus what idle and busy VMs take (at least 1). */
   startSlots(): number {
     return startSlots(this.s);
+  }
+  /** The admission estimate of the latest arrival that was not served at once (ms; NaN before any). */
+  get lastEstimateMs(): number {
+    return this.s.lastEstimateMs;
   }
 }

@@ -1,10 +1,14 @@
 // What the core expects: how many starts may run at once, when a busy instance
 // of a function frees up, how long a new start would take, and the wait that
 // admission judges a request by. Estimates only; nothing here changes state
-// except the node-wide start-cost means (noteStartCost).
+// except the node-wide start-cost means (noteStartCost). Start costs and run
+// times are the measured means (what starts and runs took under the load they
+// met); with fairness (fairness.ts) a request also waits for its function's
+// turn on the CPU.
 
 import type { AdmissionViewRW, CoreState } from './state.js';
 import type { CoreFunction, CoreInstance } from './model.js';
+import { fairWait, startsAhead } from './fairness.js';
 
 /** Start slots now: configured, or host cores minus what idle and busy VMs take (at least 1). */
 export function startSlots(s: CoreState): number {
@@ -39,14 +43,21 @@ export function warmWait(f: CoreFunction, k: number, now: number): number {
   return earliest - now + Math.floor((Math.max(1, k) - 1) / f.busy.length) * run;
 }
 
-/** Expected time until a start for f now would be ready: its cost, times the rounds of starts queued ahead. */
-export function startEstimate(s: CoreState, f: CoreFunction): number {
+/** What a start of f now costs alone (ms): a restore when it has a ready snapshot, else a cold boot. */
+export function startCost(s: CoreState, f: CoreFunction): number {
   const restore = s.cfg.snapshots && f.snapshot?.ready === true;
-  const cost = restore
+  return restore
     ? (f.view.restoreMs ?? (s.restoreSeen > 0 ? s.restoreMean : s.cfg.starts.defaultRestoreMs))
     : (f.view.coldStartMs ?? (s.coldSeen > 0 ? s.coldMean : s.cfg.starts.defaultColdMs));
+}
+
+/** Expected time until a start for f now would be ready: its cost, times the rounds of starts queued ahead. */
+export function startEstimate(s: CoreState, f: CoreFunction): number {
+  const cost = startCost(s, f);
   const slots = startSlots(s);
-  const ahead = Math.max(0, s.startingN + s.wantStartsTotal - f.wantStarts - slots + 1);
+  // FIFO: every start the waiting functions want; with fairness: one per function ahead of f in its order
+  const queued = s.fair ? startsAhead(s, f) : s.wantStartsTotal - f.wantStarts;
+  const ahead = Math.max(0, s.startingN + queued - slots + 1);
   return cost * (1 + Math.ceil(ahead / slots));
 }
 
@@ -71,6 +82,8 @@ export function admissionView(s: CoreState, f: CoreFunction, now: number): Admis
     est = Math.min(warm, start);
     if (!Number.isFinite(est) && f.live > 0) est = startEstimate(s, f); // instances exist but nothing measured yet
   }
-  v.estimatedWaitMs = est;
+  // with fairness: no sooner than its function's turn on the CPU for every request queued before it
+  v.estimatedWaitMs = Math.max(est, fairWait(s, f, f.queued + 1));
+  s.lastEstimateMs = v.estimatedWaitMs;
   return v;
 }

@@ -6,7 +6,8 @@
 import type { CoreState } from './state.js';
 import { CoreInstance, type CoreFunction, type StopCause } from './model.js';
 import { dropExpired, qPop } from './queue.js';
-import { unwait } from './node-wait.js';
+import { awaitNode, unwait } from './node-wait.js';
+import { BLOCK_CPU, BLOCK_ORDER, blockedOn, chargeRun, cpuGate, cpuNeed } from './fairness.js';
 import { goIdle, leaveIdle } from './keepalive.js';
 import { dropSnapshot, placeSnapshot } from './snapshots.js';
 
@@ -58,10 +59,19 @@ function newSlot(s: CoreState): CoreInstance {
   return inst;
 }
 
-/** An instance is free (just started, or a run ended): the head of its queue, else idle. */
+/**
+ * An instance is free (just started, or a run ended): the head of its queue, else idle. With fairness, it
+ * leaves the CPU to a function waiting before its own (it waits idle meanwhile).
+ */
 export function available(s: CoreState, inst: CoreInstance, fromStart: boolean, now: number): void {
   const f = inst.f;
   dropExpired(s, f, now);
+  if (f.queued > 0 && !cpuGate(s, f, false)) {
+    goIdle(s, inst, now);
+    blockedOn(f, s.inPass ? BLOCK_CPU : BLOCK_ORDER, cpuNeed(s, f));
+    awaitNode(s, f);
+    return;
+  }
   if (f.queued > 0 && s.busyN < s.cfg.maxConcurrentInvocations) {
     const arrival = f.qAt[f.qHead]!;
     const req = f.qReq[f.qHead]!;
@@ -79,8 +89,9 @@ export function assign(s: CoreState, req: number, arrival: number, inst: CoreIns
   inst.state = 'busy';
   inst.invocations++;
   inst.busySince = now;
-  inst.cpuCharge = f.view.cpuShare ?? 0;
+  inst.cpuCharge = s.fair ? cpuNeed(s, f) : (f.view.cpuShare ?? 0);
   s.busyCpu += inst.cpuCharge;
+  chargeRun(s, inst);
   inst.fnBusyPos = f.busy.length;
   f.busy.push(inst);
   s.busyN++;

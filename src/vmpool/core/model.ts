@@ -175,7 +175,15 @@ export interface CoreConfig {
   exactEviction?: boolean;
   /** The shell needs no `gone` for stopped instances (the simulator): slots are recycled at once. */
   recycleOnStop?: boolean;
+  /**
+   * issue 18: how the node's capacity is shared when it cannot serve all offered load (fairness.ts).
+   * 'max-min' (default when absent): the CPU goes max-min fair among the functions with demand, weighted
+   * by their `share`; 'off': the behaviour before (functions waiting for a node-wide resource go FIFO).
+   */
+  fairness?: FairnessMode;
 }
+
+export type FairnessMode = 'max-min' | 'off';
 
 export interface FunctionSpec {
   memoryMiB: number;
@@ -184,6 +192,8 @@ export interface FunctionSpec {
   version: string;
   /** Expected snapshot size before one was measured (default: the memory size). */
   snapshotBytes?: number;
+  /** issue 18: its weight in the node's fair sharing of capacity under overload (default 1). */
+  share?: number;
 }
 
 export class CoreInstance implements InstanceView {
@@ -210,6 +220,8 @@ export class CoreInstance implements InstanceView {
   busySince = 0;
   /** CPU charged while busy (its function's cpuShare when it was assigned) */
   cpuCharge = 0;
+  /** fairness: the CPU (ms) its run or start was charged when granted (corrected when it ends) */
+  vtCharge = 0;
   /** the snapshot this start creates (cold) or restores from */
   snapshot: CoreSnapshot | undefined = undefined;
   // list positions
@@ -316,6 +328,22 @@ export class CoreFunction {
   snapFailStreak = 0;
   /** no new snapshot of it before this time (ms) */
   noSnapshotUntil = 0;
+  // fairness (fairness.ts, issue 18)
+  /** weight of its fair share of the node's capacity */
+  share = 1;
+  /** virtual time: CPU granted to it (ms of a core) divided by its share */
+  vt = 0;
+  /** position in the fair wait heap (-1: not in it), and its entry order there (ties go FIFO) */
+  waitPos = -1;
+  waitSeq = 0;
+  /** counted in the node's demand weight (queued requests, busy or starting instances) */
+  inDemand = false;
+  /** why it waits (fairness.ts BLOCK_*), and the CPU it waits for */
+  blockedOn = 0;
+  blockedCpu = 0;
+  /** how long its runs held an instance, as the core saw them (mean over the last ones; what a run is charged) */
+  heldMean = 0;
+  heldSeen = 0;
   /** the shell's per-function data (VmPool: the FunctionDef) */
   handle: unknown = undefined;
 
@@ -329,6 +357,7 @@ export class CoreFunction {
     this.maxInstances = spec.maxInstances;
     this.version = spec.version;
     this.snapshotBytes = spec.snapshotBytes ?? spec.memoryMiB * 1048576;
+    this.share = spec.share ?? 1;
     this.view = { name, memoryMiB: spec.memoryMiB };
   }
 

@@ -1,6 +1,7 @@
 // Serving a function's queue: warm instances first, then new starts within every
 // limit (the function's instance cap, its snapshot being taken, a busy instance
-// about to free up, its start back-off, node-wide start slots and memory).
+// about to free up, its start back-off, node-wide start slots and memory, and,
+// with fairness, the CPU: fairness.ts).
 
 import type { CoreState } from './state.js';
 import { TIMER_RECHECK, type CoreFunction, type CoreInstance } from './model.js';
@@ -10,6 +11,7 @@ import { awaitNode, firstWaiting, unwait } from './node-wait.js';
 import { admitMemory } from './memory.js';
 import { assign, launch } from './instances.js';
 import { backoffDetail, mayStart } from './start-failures.js';
+import { BLOCK_CONCURRENCY, BLOCK_CPU, BLOCK_ORDER, BLOCK_START, blockedOn, chargeStart, cpuGate, cpuNeed, noteDemand, othersWaiting, START_CPU } from './fairness.js';
 
 const STARTED = 0;
 /** waits for its own instances (cap, snapshot being made, a warm instance soon, a start probing after failures) */
@@ -31,10 +33,16 @@ export function pump(s: CoreState, f: CoreFunction, now: number): void {
       continue;
     }
     if (s.busyN >= s.cfg.maxConcurrentInvocations) {
+      blockedOn(f, BLOCK_CONCURRENCY);
       awaitNode(s, f);
       return;
     }
     if (f.idle.length > 0) {
+      if (!cpuGate(s, f, false)) {
+        blockedOn(f, s.inPass ? BLOCK_CPU : BLOCK_ORDER, cpuNeed(s, f));
+        awaitNode(s, f);
+        return;
+      }
       const inst = selectIdle(s, f, now);
       const arrival = f.qAt[f.qHead]!;
       const req = f.qReq[f.qHead]!;
@@ -58,6 +66,7 @@ export function pump(s: CoreState, f: CoreFunction, now: number): void {
     break;
   }
   unwait(s, f);
+  noteDemand(s, f);
 }
 
 function tryStart(s: CoreState, f: CoreFunction, now: number): number {
@@ -75,12 +84,27 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
       return FN_WAIT;
     }
   }
-  // FIFO among functions waiting for node-wide resources: no overtaking
-  if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
-  if (s.startingN >= startSlots(s)) return NODE_WAIT;
-  if (!admitMemory(s, f.memoryMiB, now, true)) return NODE_WAIT;
-  launch(s, f, NaN, now);
+  if (!s.fair) {
+    // FIFO among functions waiting for node-wide resources: no overtaking
+    if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
+    if (s.startingN >= startSlots(s)) return NODE_WAIT;
+  } else if (othersWaiting(s, f)) {
+    // fairness, other functions waiting: the fair pass goes through them in order; no start overtakes one
+    // that waits for a start slot or memory, and the start must find a core (then one for its run); with
+    // auto start slots that is the limit (busy VMs of functions that had their share do not hold it)
+    if (!s.inPass) return blocked(f, BLOCK_ORDER);
+    if (s.startsBlocked) return blocked(f, BLOCK_START);
+    if (s.cfg.starts.maxConcurrent !== 'auto' && s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
+    if (!cpuGate(s, f, true)) return blocked(f, BLOCK_CPU, Math.max(START_CPU, cpuNeed(s, f)));
+  } else if (s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
+  if (!admitMemory(s, f.memoryMiB, now, true)) return blocked(f, BLOCK_START);
+  chargeStart(s, launch(s, f, NaN, now));
   return STARTED;
+}
+
+function blocked(f: CoreFunction, why: number, cpu = 0): number {
+  blockedOn(f, why, cpu);
+  return NODE_WAIT;
 }
 
 export function armRecheck(s: CoreState, f: CoreFunction, at: number): void {

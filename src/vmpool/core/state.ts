@@ -136,6 +136,29 @@ export class CoreState {
   busyCpu = 0;
   /** starts the waiting functions want (admission's estimate counts them as queued ahead) */
   wantStartsTotal = 0;
+  // fairness (fairness.ts, issue 18)
+  /** admission.fairness is max-min */
+  readonly fair: boolean;
+  /** functions waiting for a node-wide resource, as a heap by virtual time (replaces waitList when fair) */
+  readonly fairWait: CoreFunction[] = [];
+  fairSeq = 0;
+  /** virtual time of the latest grant: a function that becomes backlogged starts there (no credit banked while idle) */
+  vtFloor = 0;
+  /** the fair pass (node-wait.ts flush) is going through the waiting functions in order */
+  inPass = false;
+  /** in the pass: CPU that functions earlier in it wait for, and whether one of them waits for a start slot or memory */
+  cpuReserved = 0;
+  startsBlocked = false;
+  /** sum of the shares of the functions with demand (queued requests, busy or starting instances) */
+  demandShares = 0;
+  /** measured CPU shares of runs, summed over the functions that have one (the guess for those that have none) */
+  cpuShareSum = 0;
+  cpuShareN = 0;
+  /** how long runs held their instance, node-wide (the guess for functions none of whose runs ended yet) */
+  heldMean = 0;
+  heldSeen = 0;
+  /** the admission estimate of the latest arrival that was not served at once (the shell records it) */
+  lastEstimateMs = NaN;
   seq = 0;
   snapSeq = 0;
   cpuCursor = 0;
@@ -152,6 +175,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
+    this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
     this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
