@@ -29,6 +29,8 @@ import { HttpSource } from './sources/http.js';
 import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
+import { readHostMemory } from './vmpool/host-memory.js';
+import type { CgroupStatus } from './runtimes/jail/cgroups.js';
 import { realClock } from './core/clock.js';
 import { joinCluster } from './cluster/index.js';
 import { OwEntities } from './sources/openwhisk/entities.js';
@@ -177,6 +179,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       policies,
       snapshots,
       config: poolConfig(cfg, cpus, tiers, snapshotsOn, accelerator),
+      // issue 24: the guard reads the host and the memory cgroup the VMs live in (with its ancestors)
+      hostMemory: cfg.node.memory.guard.enabled ? () => readHostMemory({ cgroup: vmMemoryCgroup(isolation.limits().cgroup) }) : undefined,
     }),
   );
   perf.tell({ kind: 'subscribe', to: pool, tiers: tiers.map((t) => t.name) });
@@ -307,5 +311,14 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     },
     cpus,
     pinVms: cfg.node.pinVms,
+    // issue 24: measured accounting and the guard (docs/density.md)
+    memory: { accounting: cfg.node.memory.accounting, reserve: cfg.node.memory.reserve, sampleIntervalMs: cfg.node.memory.sampleIntervalMs },
+    guard: cfg.node.memory.guard.enabled ? cfg.node.memory.guard : undefined,
   };
+}
+
+/** The memory cgroup the daemon's VM cgroups are made in (their group's parent), when there is one. */
+function vmMemoryCgroup(c: CgroupStatus): { version: 'v1' | 'v2'; dir: string } | undefined {
+  const m = c.controllers.memory;
+  return m ? { version: m.version, dir: path.dirname(m.path) } : undefined;
 }

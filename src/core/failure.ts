@@ -21,7 +21,9 @@ export type RejectReason =
   /** the client chose an activation id (header X-Activation-Id) that another activation already has */
   | 'duplicate_id'
   /** the function's recent starts failed and it backs off: refused at once, with Retry-After (docs/reliability.md) */
-  | 'start_backoff';
+  | 'start_backoff'
+  /** the host ran short of memory and the node stopped this request's instance (node.memory.guard, docs/density.md) */
+  | 'memory_pressure';
 
 export type Failure =
   | { kind: 'rejected'; reason: RejectReason; message: string; retryAfterMs?: number }
@@ -62,6 +64,7 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
   start_backoff: 'unavailable',
+  memory_pressure: 'unavailable',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */

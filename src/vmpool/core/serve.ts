@@ -8,6 +8,7 @@ import { deadlineOf, qPop, rejectHead } from './queue.js';
 import { startEstimate, startSlots, warmWait } from './estimates.js';
 import { awaitNode, firstWaiting, unwait } from './node-wait.js';
 import { admitMemory } from './memory.js';
+import { startCharge } from './accounting.js';
 import { assign, launch } from './instances.js';
 import { backoffDetail, mayStart } from './start-failures.js';
 
@@ -78,7 +79,7 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
   // FIFO among functions waiting for node-wide resources: no overtaking
   if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
   if (s.startingN >= startSlots(s)) return NODE_WAIT;
-  if (!admitMemory(s, f.memoryMiB, now, true)) return NODE_WAIT;
+  if (!admitMemory(s, startCharge(s, f), now, true)) return NODE_WAIT;
   launch(s, f, NaN, now);
   return STARTED;
 }
