@@ -209,6 +209,8 @@ export class Simulator implements CoreEffects {
   private notFound = 0;
   /** when the modelled memory sampler measures the instances (issue 24) */
   private readonly memClock: SampleClock | undefined;
+  /** the trace's end (ms) */
+  private endMs = Infinity;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -291,7 +293,9 @@ export class Simulator implements CoreEffects {
   private sampleMemory(now: number): void {
     this.memClock!.fired();
     if (this.core.liveCount === 0) return;
-    this.armMemorySample(now);
+    // after the trace only when draining, and only while something else can still happen (instances kept warm
+    // forever would be sampled forever)
+    if (now < this.endMs || (this.o.drain && this.heap.size > 0)) this.armMemorySample(now);
     this.core.measured(modelSamples(this.core.allInstances(), (inst) => this.slots[inst.idx]!.costs, this.o.profile.node.vmSharedMiB), now);
   }
 
@@ -322,6 +326,7 @@ export class Simulator implements CoreEffects {
     const trace = o.trace;
     const scale = o.timeScale ?? 1;
     const endMs = Math.min(trace.nSlots * trace.slotMs * scale, o.durationMs ?? Infinity);
+    this.endMs = endMs;
     const x = new ArrivalExpander(trace, o.expand);
     const heap = this.heap;
     const core = this.core;
