@@ -114,7 +114,7 @@ export type PoolMsg =
   /** `noRoom`: the tier's device had too little free space (TierSpaceError); `full`: the tiers found so for this start */
   | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string; noRoom?: boolean; full: ReadonlySet<string> }
   /** the move the core asked for is done (ref: the snapshot's new place) or failed (no ref) */
-  | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef | undefined }
+  | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef | undefined; bytes?: number }
   | { kind: 'functionChanged'; fn: string; def: FunctionDef | undefined; reply?: Reply<void> }
   | { kind: 'evictFunction'; fn: string; reply: Reply<number> }
   | { kind: 'status'; reply: Reply<PoolStatus> }
@@ -281,7 +281,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         // two-phase: the core changes the snapshot's tier only now that its files are there
         if (msg.ref && msg.snap.f.snapshot === msg.snap) {
           msg.snap.ref = msg.ref;
-          this.core.moveDone(msg.snap);
+          this.core.moveDone(msg.snap, msg.bytes);
         } else if (msg.ref) {
           this.deps.snapshots?.tell({ kind: 'drop', id: msg.ref.id, cause: 'invalidated' }); // dropped while moving
         } else this.core.moveFailed(msg.snap);
@@ -425,7 +425,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
-    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
+    if ((reason === 'start_failed' || reason === 'init_failed') && this.failingVm) p.rec.vmId = this.failingVm;
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 
@@ -445,6 +445,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         return { kind: 'rejected', reason, message: 'the daemon is shutting down' };
       case 'start_failed':
         return (detail as Failure | undefined) ?? { kind: 'boot_failed', message: `function ${fn}: could not start an instance` };
+      case 'init_failed':
+        return (detail as Failure | undefined) ?? { kind: 'init_failed', message: `function ${fn} failed to initialise` };
       case 'start_backoff': {
         const d = detail as StartBackoffDetail;
         const wait = Math.max(0, d.retryAt - this.deps.clock.now());
@@ -488,8 +490,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       return;
     }
     // restores read the old place until the copy is done (the SnapshotManager keeps the old files a while)
-    snaps.ask<SnapshotRef | undefined>((reply) => ({ kind: 'move', id: ref.id, tier: to, reply }), 600_000).then(
-      (moved) => this.self.tell({ kind: 'moved', snap, ref: moved }),
+    snaps.ask<{ ref: SnapshotRef; bytes: number } | undefined>((reply) => ({ kind: 'move', id: ref.id, tier: to, reply }), 600_000).then(
+      (moved) => this.self.tell({ kind: 'moved', snap, ref: moved?.ref, bytes: moved?.bytes }),
       (err: unknown) => {
         this.log.warn('moving a snapshot failed: it stays where it was', { id: ref.id, err: errText(err) });
         this.self.tell({ kind: 'moved', snap, ref: undefined });

@@ -221,8 +221,12 @@ void test('invocations: blocking, result only, errors, non-blocking with its rec
   r = await app.inject({ method: 'GET', url: `${acts}/${id}/logs`, headers: AUTH });
   assert.deepEqual(r.json(), { logs: ['hello from the guest'] });
   assert.equal((await app.inject({ method: 'GET', url: `${acts}/${slowId}`, headers: AUTH })).statusCode, 404, 'not finished yet');
-  await new Promise((res) => setTimeout(res, 400));
-  r = await app.inject({ method: 'GET', url: `${acts}/${slowId}/result`, headers: AUTH });
+  // the slow one finishes 300 ms after it started: ask until it is recorded (bounded), not after a guess
+  for (let i = 0; i < 300; i++) {
+    r = await app.inject({ method: 'GET', url: `${acts}/${slowId}/result`, headers: AUTH });
+    if (r.statusCode !== 404) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
   assert.deepEqual(r.json().result, { done: true });
 
   // listing: newest first, summaries unless docs=true, by name, counted

@@ -61,8 +61,10 @@ async function stream(r: Rig, count: number, everyMs: number): Promise<Invocatio
   return Promise.all(out);
 }
 
+/** failed starts of every kind: the platform's and the function's init */
 async function failures(r: Rig): Promise<number> {
-  return (await r.h.status()).counters.startFailures;
+  const c = (await r.h.status()).counters;
+  return c.startFailures + c.initFailures;
 }
 
 /** After the second failed start in a row, each gap between failed starts at least doubles (up to the cap). */
@@ -98,6 +100,13 @@ for (const { kind, afterMs, label } of ALWAYS) {
       // 2 at once, then back-offs of 1, 2, 4, 8, 16, 16, … s within 120 s: about 12
       assert.ok(n <= 14, `${n} starts for 240 requests`);
       assert.equal(await failures(r), n);
+      const c = (await r.h.status()).counters;
+      if (kind === 'init') {
+        // the function's own failure: counted apart from the platform's, answered as an init failure (not refused)
+        assert.equal(c.startFailures, 0);
+        assert.equal(c.rejectedStartFailed, 0);
+        assert.ok(c.failedInit > 0 && rs.some((x) => x.failure?.kind === 'init_failed'));
+      } else assert.equal(c.initFailures, 0);
       assertBacksOff(r.starts.map((s) => s.t), kind);
       const backoff = rs.filter((x) => x.failure?.kind === 'rejected' && x.failure.reason === 'start_backoff');
       assert.ok(backoff.length > 150, `${backoff.length} refused at once while backing off`);
@@ -140,7 +149,7 @@ void test('storm reproduction: restored clones refuse the resync their first run
     const [first] = await stream(r, 1, 0);
     assert.equal(first!.error, undefined, 'served');
     assert.equal(first!.activation.startPath, 'cold', 'by a cold start');
-    assert.deepEqual(r.starts.map((s) => [s.path, s.snapshot]), [['cold', true], ['cold', false]], 'its snapshot broke; no new snapshot at once (snapshot back-off)');
+    assert.deepEqual(r.starts.map((s) => [s.path, s.snapshot]), [['cold', true], ['cold', true], ['cold', false]], 'its snapshot broke, was retried at once and broke again; then no new snapshot (snapshot back-off)');
     assert.ok(r.decisions.some((d) => d.kind === 'dropSnapshot' && d.cause === 'broken'), 'the broken snapshot is dropped');
     const rs = await stream(r, 240, 500);
     assert.ok(rs.every((x) => x.error === undefined), 'every request served');
@@ -164,14 +173,15 @@ for (const { kind, afterMs } of RESTORE_FAULTS) {
       assert.ok(rs.every((x) => x.error === undefined), 'every request served');
       const restores = r.starts.filter((s) => s.path === 'restore');
       const snapshotsTaken = r.starts.filter((s) => s.path === 'cold' && s.snapshot);
-      // each broken snapshot holds the next one off for 1, 2, 4, 8, 16, 16 … s
+      // the first broken snapshot is retried at once; from the second on the next one is held off for
+      // 1, 2, 4, 8, 16, 16 … s
       const broken = r.decisions.filter((d) => d.kind === 'dropSnapshot' && d.cause === 'broken').map((d) => d.t);
       assert.ok(broken.length >= 1 && broken.length <= 10, `${broken.length} broken snapshots in 2 minutes`);
       // the clones of one snapshot started before it was found broken: at most maxInstances of them
       assert.ok(restores.length <= 4 * broken.length, `${restores.length} restores for ${broken.length} broken snapshots`);
       assert.ok(snapshotsTaken.length <= broken.length + 1, `${snapshotsTaken.length} snapshots taken, ${broken.length} broke`);
       for (let k = 1; k < broken.length; k++) {
-        const want = Math.min(MAX, BASE * 2 ** (k - 1));
+        const want = k === 1 ? 0 : Math.min(MAX, BASE * 2 ** (k - 2));
         assert.ok(broken[k]! - broken[k - 1]! >= want, `${kind}: snapshot ${k + 1} broke ${broken[k]! - broken[k - 1]!} ms after the one before (back-off ${want} ms)`);
       }
     } finally {

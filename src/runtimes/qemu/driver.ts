@@ -30,6 +30,7 @@ import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision
 import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
 import { monoNow } from '../../core/clock.js';
+import { ensureDense } from '../ram-file.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -558,6 +559,14 @@ export class QemuDriver implements RuntimeDriver {
       const want = memoryLayout(cfg).mainMiB;
       if (size !== want * 1024 * 1024) {
         throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
+      }
+      // issue 19: never map a sparse RAM file on tmpfs privately (a fault in a hole allocates in the file and
+      // charges this clone twice); the SnapshotManager fills the holes right after the commit, a restore that
+      // comes first fills the rest (one stat(2) otherwise)
+      try {
+        await ensureDense(snapshot.memoryPath);
+      } catch (e) {
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: the holes of memory file ${snapshot.memoryPath} could not be filled: ${(e as Error).message}`, { cause: e });
       }
     }
     const opts: CmdlineOptions = { incoming: true };

@@ -72,7 +72,8 @@ export function actionRoutes(ow: FastifyInstance, ctx: RouteContext): void {
       const src = fn ? registry.source(name) : undefined;
       const input = actionInput(body, fn && src ? { def: fn, code: src.code, kind: src.kind } : undefined);
       if (seq) entities.delete('sequence', name); // a sequence becomes an action with code
-      def = registry.put(name, input).def;
+      // issue 19: the archive is unpacked off the event loop, its declared sizes checked first
+      def = (await registry.deploy(name, input)).def;
     } catch (err) {
       throw err instanceof FaasError ? openWhiskFieldError(err) : err;
     }

@@ -88,8 +88,8 @@ export function applySamples(s: CoreState, samples: readonly MemorySample[]): vo
   }
   for (const f of seen) {
     const acc = sums.get(f)!;
-    if (acc[1]! > 0) f.memEstimate[COLD] = Math.ceil(acc[0]! / acc[1]!);
-    if (acc[3]! > 0) f.memEstimate[RESTORE] = Math.ceil(acc[2]! / acc[3]!);
+    if (acc[1] > 0) f.memEstimate[COLD] = Math.ceil(acc[0] / acc[1]);
+    if (acc[3] > 0) f.memEstimate[RESTORE] = Math.ceil(acc[2] / acc[3]);
   }
 }
 

@@ -275,9 +275,9 @@ export class PoolCore {
     return snapshots.addSnapshot(this.s, f, version, tierName, bytes, lastUsed, ref);
   }
 
-  /** The shell moved a snapshot's files to the tier the core asked for (moveSnapshot). */
-  moveDone(snap: CoreSnapshot): void {
-    snapshots.moveDone(this.s, snap);
+  /** The shell moved a snapshot's files to the tier the core asked for (moveSnapshot); `bytes`: what they take there. */
+  moveDone(snap: CoreSnapshot, bytes?: number): void {
+    snapshots.moveDone(this.s, snap, bytes);
   }
 
   /** Moving a snapshot's files failed: it stays on its tier. */

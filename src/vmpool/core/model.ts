@@ -102,6 +102,8 @@ export type RejectCode =
   | 'shutting_down'
   /** a start the request waited for failed (detail: the shell's typed failure) */
   | 'start_failed'
+  /** the function's init failed in the start the request waited for: the function's failure, not the platform's (detail: the shell's typed failure) */
+  | 'init_failed'
   /** the function's starts keep failing and it backs off: refused at once (detail: StartBackoffDetail) */
   | 'start_backoff';
 
@@ -128,6 +130,12 @@ export interface TierSpec {
   latencyRank: number;
   /** 0 or Infinity: unbounded */
   capacityBytes: number;
+  /**
+   * A snapshot here takes its guest's whole memory (a tmpfs tier: its RAM files are made dense so that
+   * clones never grow them, docs/snapshots-memory.md): room is reserved at that size, whatever a snapshot
+   * of the function measured elsewhere.
+   */
+  dense?: boolean;
 }
 
 export interface CoreConfig {
@@ -254,6 +262,8 @@ export class CoreSnapshot {
   ref: unknown = undefined;
   /** a move to this tier is under way (room reserved there); the snapshot stays on `tier` until it is reported done */
   moveTo: CoreTier | undefined = undefined;
+  /** the room reserved on moveTo */
+  moveBytes = 0;
   constructor(
     readonly id: number,
     readonly f: CoreFunction,
@@ -275,6 +285,8 @@ export class CoreTier implements TierView {
     readonly name: string,
     readonly latencyRank: number,
     readonly capacityBytes: number,
+    /** TierSpec.dense */
+    readonly dense = false,
   ) {}
 }
 

@@ -76,6 +76,9 @@ export function reject(s: CoreState, req: number, f: CoreFunction, reason: Rejec
     case 'start_failed':
       c.rejectedStartFailed++;
       break;
+    case 'init_failed':
+      c.failedInit++;
+      break;
     case 'start_backoff':
       c.rejectedStartBackoff++;
       break;

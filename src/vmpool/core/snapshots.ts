@@ -26,15 +26,21 @@ export function placeSnapshot(s: CoreState, f: CoreFunction, now: number, usable
   }
   if (d.action !== 'snapshot') return undefined;
   const tier = tiers.find((t) => t.name === d.tier);
-  if (!tier || !makeTierRoom(s, tier, f.snapshotBytes, f, now)) {
+  const bytes = tier ? reservation(f, tier, f.snapshotBytes) : 0;
+  if (!tier || !makeTierRoom(s, tier, bytes, f, now)) {
     s.counters.snapshotsSkipped++;
     return undefined;
   }
-  const snap = new CoreSnapshot(++s.snapSeq, f, f.version, tier, f.snapshotBytes, now);
+  const snap = new CoreSnapshot(++s.snapSeq, f, f.version, tier, bytes, now);
   tier.snaps.push(snap);
   tier.usedBytes += snap.bytes;
   f.snapshot = snap;
   return snap;
+}
+
+/** Room a snapshot of f needs on `tier`: its guest's whole memory on a dense tier, else what one measured (`bytes`). */
+function reservation(f: CoreFunction, tier: CoreTier, bytes: number): number {
+  return tier.dense ? Math.max(bytes, f.memoryMiB * 1048576) : bytes;
 }
 
 function placementStats(s: CoreState, f: CoreFunction): PlacementStats | undefined {
@@ -76,21 +82,27 @@ export function revisitPlacement(s: CoreState, f: CoreFunction, snap: CoreSnapsh
     return;
   }
   const to = s.tiers.find((t) => t.name === d.tier);
-  if (!to || !makeTierRoom(s, to, snap.bytes, f, now)) return;
+  const bytes = to ? reservation(f, to, snap.bytes) : 0;
+  if (!to || !makeTierRoom(s, to, bytes, f, now)) return;
   // two-phase: room is reserved on `to`; the snapshot stays on its tier (restores read it there) until moveDone
   snap.moveTo = to;
-  to.usedBytes += snap.bytes;
+  snap.moveBytes = bytes;
+  to.usedBytes += bytes;
   s.fx.moveSnapshot(snap, snap.tier.name, to.name, now);
 }
 
-/** The shell moved the snapshot's files: it is on its new tier from now on. */
-export function moveDone(s: CoreState, snap: CoreSnapshot): void {
+/** The shell moved the snapshot's files (they take `bytes` there, when it measured them): it is on its new tier from now on. */
+export function moveDone(s: CoreState, snap: CoreSnapshot, bytes?: number): void {
   const to = snap.moveTo;
   if (!to) return;
   snap.moveTo = undefined;
   const from = snap.tier;
   from.usedBytes -= snap.bytes;
   from.snaps.splice(from.snaps.indexOf(snap), 1);
+  const size = bytes ?? snap.moveBytes;
+  to.usedBytes += size - snap.moveBytes;
+  snap.bytes = size;
+  snap.f.snapshotBytes = size;
   snap.tier = to;
   to.snaps.push(snap);
   s.counters.snapshotsMoved++;
@@ -101,7 +113,7 @@ export function moveFailed(s: CoreState, snap: CoreSnapshot): void {
   const to = snap.moveTo;
   if (!to) return;
   snap.moveTo = undefined;
-  to.usedBytes -= snap.bytes;
+  to.usedBytes -= snap.moveBytes;
   s.counters.snapshotMovesFailed++;
 }
 
@@ -114,7 +126,7 @@ export function dropSnapshot(s: CoreState, snap: CoreSnapshot, cause: SnapshotDr
   t.snaps.splice(i, 1);
   t.usedBytes -= snap.bytes;
   if (snap.moveTo) {
-    snap.moveTo.usedBytes -= snap.bytes;
+    snap.moveTo.usedBytes -= snap.moveBytes;
     snap.moveTo = undefined;
   }
   s.counters.snapshotsDropped++;

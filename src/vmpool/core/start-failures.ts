@@ -2,7 +2,8 @@
 //
 // What a failure does at once (decided here):
 //   boot      the VM did not come up: the oldest waiting request gets the failure
-//   init      the function's init failed (deterministic): every request waiting for it gets it
+//   init      the function's init failed (deterministic): every request waiting for it gets it (init_failed:
+//             counted as the function's failure, not the platform's)
 //   snapshot  taking the cold start's snapshot failed: as boot (the shell said snapshotFailed before)
 //   restore-broken  the snapshot could not be restored (or a clone's first run refused the resync it
 //             carried): the snapshot is dropped and a cold start follows; no request fails
@@ -14,8 +15,9 @@
 //   - from the second one on, the function backs off: no start before backoffBaseMs × 2^(n−2) (capped at
 //     backoffMaxMs) has passed; requests that only a start could serve are refused at once with
 //     start_backoff (503 + Retry-After), not at their deadline; then one start at a time probes;
-//   - a snapshot that failed (broken at restore, or not taken) holds off the function's next snapshot the
-//     same way (snapFailStreak), so a snapshot that always breaks cannot cycle snapshot → broken restore.
+//   - a snapshot that failed (broken at restore, or not taken) counts the same way (snapFailStreak): the next
+//     cold start snapshots again at once, from the second failure in a row on the function's snapshots are
+//     held off exponentially, so a snapshot that always breaks cannot cycle snapshot → broken restore.
 // So one request causes at most two failed starts, and a function whose starts keep failing tries at
 // exponentially longer intervals (tests: test/unit/start-faults.test.ts).
 
@@ -45,7 +47,9 @@ function backoffMs(s: CoreState, n: number): number {
 
 function noteStartFailure(s: CoreState, inst: CoreInstance, failure: StartFailure, now: number): void {
   const f = inst.f;
-  s.counters.startFailures++;
+  // the function's own init failing is its failure, counted apart from the platform's
+  if (failure.kind === 'init') s.counters.initFailures++;
+  else s.counters.startFailures++;
   f.lastStartFailure = failure;
   // only a start begun after the last failure is a retry: starts that ran alongside it (several at once,
   // clones of the same broken snapshot) failed of the same cause and do not lengthen the back-off
@@ -63,7 +67,9 @@ export function noteStartSuccess(f: CoreFunction): void {
 
 function noteSnapshotFailure(s: CoreState, f: CoreFunction, now: number): void {
   f.snapFailStreak++;
-  f.noSnapshotUntil = now + backoffMs(s, f.snapFailStreak - 1);
+  // as for starts: the first failure is retried at once (a VMM killed while saving, a file lost), the
+  // second and later ones hold the next snapshot off exponentially
+  f.noSnapshotUntil = f.snapFailStreak >= 2 ? now + backoffMs(s, f.snapFailStreak - 2) : now;
 }
 
 /** A restored clone served a run: its snapshot works. */
@@ -89,7 +95,7 @@ export function startFailed(s: CoreState, inst: CoreInstance, failure: StartFail
       if (f.queued > 0) rejectHead(s, f, 'start_failed', failure.detail, now);
       break;
     case 'init':
-      while (f.queued > 0) rejectHead(s, f, 'start_failed', failure.detail, now);
+      while (f.queued > 0) rejectHead(s, f, 'init_failed', failure.detail, now);
       break;
     case 'restore-slow':
       break;

@@ -21,8 +21,10 @@ export interface CoreCounters {
   coldStarts: number;
   restoreStarts: number;
   prewarms: number;
-  /** starts that ended without an instance (any kind but a stop), and restored clones whose first run found the restore broken */
+  /** starts that ended without an instance through the platform (boot, snapshot, restore; not the function's init), and restored clones whose first run found the restore broken */
   startFailures: number;
+  /** starts whose function failed to initialise (its code: the function's failure, not the platform's) */
+  initFailures: number;
   evictions: number;
   /** of the evictions, those the host's memory pressure asked for (pressure.ts) */
   pressureEvictions: number;
@@ -41,6 +43,8 @@ export interface CoreCounters {
   rejectedQueueTimeout: number;
   rejectedDeleted: number;
   rejectedStartFailed: number;
+  /** answered with their function's init failure (not refused by the node: the function failed) */
+  failedInit: number;
   /** refused at once while the function's starts keep failing (its start back-off) */
   rejectedStartBackoff: number;
   rejectedShutdown: number;
@@ -64,6 +68,7 @@ export function zeroCounters(): CoreCounters {
     restoreStarts: 0,
     prewarms: 0,
     startFailures: 0,
+    initFailures: 0,
     evictions: 0,
     pressureEvictions: 0,
     pressureStops: 0,
@@ -78,6 +83,7 @@ export function zeroCounters(): CoreCounters {
     rejectedQueueTimeout: 0,
     rejectedDeleted: 0,
     rejectedStartFailed: 0,
+    failedInit: 0,
     rejectedStartBackoff: 0,
     rejectedShutdown: 0,
     snapshotsCreated: 0,
@@ -160,7 +166,7 @@ export class CoreState {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
     this.measuredAccounting = cfg.memory?.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, cfg.memory!.reserve)) : 0;
-    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity));
+    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
       fn: undefined as unknown as CoreFunction['view'],
