@@ -48,11 +48,11 @@ export const SCHED_DEFAULTS = {
 
 /** issue 24: node.memory defaults (docs/density.md says how they were chosen) */
 export const MEMORY_DEFAULTS = {
-  accounting: 'measured' as 'measured' | 'nominal',
+  // nominal until measured accounting and its guard have run the e2e suites (docs/density.md, "Defaults")
+  accounting: 'nominal' as 'measured' | 'nominal',
   reserve: 0.1,
   sampleIntervalMs: 2000,
-  guard: { intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
-  ksm: 'off' as 'off' | 'on',
+  guard: { enabled: false, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
 };
 
 const tierSchema = z
@@ -185,7 +185,7 @@ export const configSchema = z
              */
             guard: z
               .object({
-                enabled: z.boolean().default(true),
+                enabled: z.boolean().default(MEMORY_DEFAULTS.guard.enabled),
                 intervalMs: z.number().int().min(50).default(MEMORY_DEFAULTS.guard.intervalMs),
                 evictBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.evictBelow),
                 refuseBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.refuseBelow),
@@ -196,11 +196,6 @@ export const configSchema = z
               })
               .strict()
               .default({}),
-            /**
-             * Kernel same-page merging of the VMs' anonymous guest memory: off (default, measured: docs/density.md),
-             * or on — the daemon turns ksmd on (it is host-wide) and puts it back as it found it when it stops.
-             */
-            ksm: z.enum(['off', 'on']).default(MEMORY_DEFAULTS.ksm),
           })
           .strict()
           .default({}),
