@@ -33,6 +33,7 @@ import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { readHostMemory } from './vmpool/host-memory.js';
+import { startKsm, type KsmSession } from './vmpool/ksm.js';
 import type { CgroupStatus } from './runtimes/jail/cgroups.js';
 import { realClock } from './core/clock.js';
 import { joinCluster } from './cluster/index.js';
@@ -169,6 +170,16 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     );
   }
   const cpus = cfg.node.cpus.length > 0 ? cfg.node.cpus : os.cpus().map((_, i) => i);
+  // issue 24: same-page merging of the VMs' memory while the daemon runs (host-wide; put back at stop)
+  let ksm: KsmSession | undefined;
+  if (cfg.node.memory.ksm === 'on') {
+    try {
+      ksm = startKsm();
+      log.info(ksm.changed ? 'ksm: ksmd turned on (put back to off when the daemon stops)' : 'ksm: ksmd was already on', { found: ksm.found });
+    } catch (err) {
+      log.warn('ksm: could not turn ksmd on (node.memory.ksm); VMs run without it', { err: errText(err) });
+    }
+  }
   const pool = system.spawn<PoolMsg>(
     'vmpool',
     new VmPool({
@@ -305,6 +316,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await cluster?.close(); // issue 13: after the pool answered (outcomes published), before the actors stop
       await system.shutdown();
       await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
+      try {
+        ksm?.restore();
+      } catch (err) {
+        log.error('ksm: could not put /sys/kernel/mm/ksm/run back', { found: ksm?.found, err: errText(err) });
+      }
       await telemetry.stop(); // observability: flush the last traces
       db.close();
       removeDaemonPid(cfg.stateDir);

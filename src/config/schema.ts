@@ -53,6 +53,8 @@ export const MEMORY_DEFAULTS = {
   reserve: 0.1,
   sampleIntervalMs: 2000,
   guard: { enabled: false, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
+  // host-wide: the daemon changes it only when told to (measured: bench/runs/2026-12-07-ksm.md)
+  ksm: 'off' as 'off' | 'on',
 };
 
 const tierSchema = z
@@ -196,6 +198,11 @@ export const configSchema = z
               })
               .strict()
               .default({}),
+            /**
+             * Kernel same-page merging of the VMs' guest memory: on turns ksmd on while the daemon runs (host-wide)
+             * and puts back what it found when it stops; off leaves the host's setting alone. docs/density.md.
+             */
+            ksm: z.enum(['off', 'on']).default(MEMORY_DEFAULTS.ksm),
           })
           .strict()
           .default({}),

@@ -74,7 +74,7 @@ async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boole
 
 if (why) void test('memory guard prerequisites', () => assert.fail(why));
 
-void test('memory guard: real VMs growing in a small memory cgroup — idle evicted first, then the growing VM stopped with a typed failure, never the OOM killer', { skip: why !== undefined, timeout: 5 * 60_000 }, async () => {
+void test('memory guard: real VMs growing in a small memory cgroup — idle evicted first, then the growing VM stopped with a typed failure, never the OOM killer', { skip: why !== undefined, timeout: 5 * 60_000 }, async (t) => {
   fs.mkdirSync(groupDir, { recursive: true });
   setLimitMiB(3072); // room to boot; lowered once the VMs are up
   let d: TestDaemon | undefined;
@@ -95,6 +95,7 @@ void test('memory guard: real VMs growing in a small memory cgroup — idle evic
     // 1: 40 % of the limit left; growing by 30 % of what both use crosses evictBelow (30 %)
     const u1 = usedMiB();
     setLimitMiB(u1 / 0.6);
+    t.diagnostic(`phase 1: two idle VMs use ${u1.toFixed(0)} MiB of the group; limit ${(u1 / 0.6).toFixed(0)} MiB`);
     const grow1 = Math.ceil(0.3 * u1);
     const r1 = await d.client.invoke('grow', { mib: grow1, stepMib: 2, everyMs: 100 });
     assert.equal(r1.status, 200, `the growing run finishes once the idle VM is gone: ${JSON.stringify(r1.body).slice(0, 300)}`);
@@ -108,6 +109,7 @@ void test('memory guard: real VMs growing in a small memory cgroup — idle evic
     await until('the guard back to ok', () => status(d!), (x) => x.pool.memory.guard?.level === 0);
     const u2 = usedMiB();
     setLimitMiB(u2 / 0.68);
+    t.diagnostic(`phase 2: the grown VM uses ${u2.toFixed(0)} MiB; limit ${(u2 / 0.68).toFixed(0)} MiB`);
     const r2 = await d.client.invoke('grow', { fastMib: grow1, mib: Math.ceil(0.6 * u2), stepMib: 2, everyMs: 100 });
     assert.equal(r2.status, 503, `the growing VM is stopped by the node: ${JSON.stringify(r2.body).slice(0, 300)}`);
     assert.equal(r2.body.error?.code, 'unavailable');

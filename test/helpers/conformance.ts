@@ -15,7 +15,7 @@ import { simulate, type Decision, type SimEvent } from '../../src/sim/simulator.
 import { TraceSource } from '../../src/sources/trace.js';
 import { faasrailTrace } from '../../src/traces/faasrail.js';
 import type { Trace } from '../../src/traces/types.js';
-import { deploy, harness } from './pool-harness.js';
+import { deploy, harness, type Harness } from './pool-harness.js';
 
 export const SLOT_MS = 10_000;
 export const BOOT_MS = 2800;
@@ -75,6 +75,12 @@ export interface Scenario {
   events?: NodeEvent[];
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /** issue 24: measured memory accounting in both shells (absent: nominal) */
+  memory?: { accounting: 'nominal' | 'measured'; reserve: number; sampleIntervalMs: number };
+  /** issue 24: what instances cost the host in the simulator's profile (memory-model.ts): cost fields of `defaults`, and node.vmSharedMiB */
+  memoryModel?: { coldPrivateMiB: number; clonePrivateMiB: number; snapshotSharedMiB: number; runGrowthMiB: number; vmSharedMiB: number };
+  /** adjusts the daemon side's actors before the trace starts (e.g. what its fake VMs measure) */
+  prepare?: (h: Harness) => void;
 }
 
 export const DEFAULT_TIERS: TierDef[] = [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20, restoreMs: RESTORE_MS }];
@@ -83,11 +89,12 @@ const expand = { spread: 'random' as const, seed: 7 };
 
 function profileOf(sc: Scenario): Profile {
   const tiers = sc.tiers ?? DEFAULT_TIERS;
+  const { vmSharedMiB, ...memoryCosts } = sc.memoryModel ?? { vmSharedMiB: undefined };
   return profileSchema.parse({
     accelerator: 'test',
-    defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, t.restoreMs])) },
+    defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, t.restoreMs])), ...memoryCosts },
     tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityMiB: t.capacityMiB })),
-    node: { cores: 2, idleVmCpu: 0 },
+    node: { cores: 2, idleVmCpu: 0, ...(vmSharedMiB !== undefined ? { vmSharedMiB } : {}) },
   });
 }
 
@@ -128,6 +135,7 @@ export async function simulated(sc: Scenario): Promise<Decision[]> {
       preferWarm: true,
       ...(sc.backoffBaseMs !== undefined ? { backoffBaseMs: sc.backoffBaseMs } : {}),
       ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
+      ...(sc.memory ? { memoryAccounting: sc.memory.accounting, memoryReserve: sc.memory.reserve, memorySampleMs: sc.memory.sampleIntervalMs } : {}),
     },
     faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     events,
@@ -165,6 +173,7 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
         ...(sc.backoffBaseMs !== undefined ? { backoffBaseMs: sc.backoffBaseMs } : {}),
         ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
       },
+      ...(sc.memory ? { memory: sc.memory } : {}),
     },
     faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     snapshotBytes: () => SNAPSHOT_MIB * 1048576,
@@ -172,6 +181,7 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
   });
   const fns = sc.functions ?? FUNCTIONS;
   const spec = (f: TraceFunction) => ({ memoryMiB: f.memoryMiB, maxInstances: sc.maxInstances ?? NODE.maxInstances, timeoutMs: 60_000 });
+  sc.prepare?.(h);
   try {
     for (const f of fns) deploy(h, f.name, spec(f));
     await clock.settle();
