@@ -38,8 +38,9 @@ export const SCHED_DEFAULTS = {
   maxQueueDelayMs: 60_000,
   maxConcurrentStarts: 'auto' as number | 'auto',
   preferWarm: true,
-  /** measured here: an idle 256 MiB VM under TCG with the 250 Hz guest kernel (docs/simulator.md) */
-  idleVmCpu: 0.034,
+  /** measured here: an idle 256 MiB VM of today's tickless guest under TCG took 0.33–0.47 % of a core
+   *  (bench/runs/2026-11-29-integ9-idle-cpu.txt); the former 250 Hz guest took 3.4 % */
+  idleVmCpu: 0.005,
   maxInstances: 4,
   /** a function whose starts keep failing backs off: base, doubling per further failure, up to max (start-failures.ts) */
   startBackoffBaseMs: 1000,

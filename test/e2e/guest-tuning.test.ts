@@ -100,7 +100,7 @@ async function stop(vm: QemuVm): Promise<void> {
 
 const localTimerInterrupts = (interrupts: string): number => Number(/^\s*LOC:\s+(\d+)/m.exec(interrupts)?.[1] ?? NaN);
 
-void test('the root fs is /dev/pmem0 with DAX, the balloon is bound, an idle guest does not tick', async (t) => {
+void test('the root fs is /dev/pmem0 with DAX, the balloon is bound, the guest kernel runs tickless (nohz)', async (t) => {
   const why = unsupported();
   if (why) return t.skip(why);
   const vm = await bootProbe({ kind: 'anonymous' });
@@ -111,23 +111,25 @@ void test('the root fs is /dev/pmem0 with DAX, the balloon is bound, an idle gue
     const dir = '/sys/bus/virtio/drivers/virtio_balloon';
     const balloon = await probe(vm, [dir]);
     assert.match(balloon.files[dir]!, /\bvirtio\d+\b/, `virtio_balloon bound to no device: ${balloon.files[dir]}`);
-    // A periodic tick fires 100 times per guest second (HZ=100) however idle the guest is; tickless, an idle
-    // guest takes far fewer. It may stay busy a while after boot (V8's background tasks, free page
-    // reporting's delayed passes; 342 ticks in 3 s were measured at once on a loaded host), longer on a
-    // loaded host: sample 3 s windows until one is idle (at most 10), rated by the guest's own uptime.
+    // Tickless is the kernel's nohz mode: /proc/timer_list shows it active (.nohz_mode 1 lowres / 2 highres;
+    // 0 with a periodic tick). That is the guarantee. How many ticks an idle window takes depends on the
+    // host's load (a guest starved of host CPU on a loaded machine took 100 per guest second for 30 s: never
+    // idle long enough), so the rate is only reported (faascell bench idle-cpu measures the CPU it saves).
+    const timerList = (await probe(vm, ['/proc/timer_list'])).files['/proc/timer_list']!;
+    const field = (name: string): number => Number(new RegExp(`^\\s*\\.${name}\\s*:\\s*(\\d+)`, 'm').exec(timerList)?.[1] ?? NaN);
+    assert.ok(field('nohz_mode') > 0, `nohz is not active: .nohz_mode ${field('nohz_mode')}`);
     const sample = async (): Promise<{ loc: number; up: number }> => {
       const p = await probe(vm, ['/proc/interrupts', '/proc/uptime']);
       return { loc: localTimerInterrupts(p.files['/proc/interrupts']!), up: Number(p.files['/proc/uptime']!.split(' ')[0]) };
     };
     const rates: number[] = [];
-    for (let w = 0; w < 10 && !(rates.at(-1)! < 50); w++) {
+    for (let w = 0; w < 2 && !(rates.at(-1)! < 50); w++) {
       const x = await sample();
       await new Promise((r) => setTimeout(r, 3000));
       const y = await sample();
       rates.push(Math.round((y.loc - x.loc) / (y.up - x.up)));
     }
-    console.log(`# local timer interrupts per guest second, 3 s windows: ${rates.join(', ')}`);
-    assert.ok(rates.at(-1)! < 50, `the guest never went idle without a tick: ${rates.join(', ')} per second (a periodic tick is 100)`);
+    console.log(`# nohz_mode ${field('nohz_mode')}; local timer interrupts per guest second, 3 s windows: ${rates.join(', ')} (a periodic tick is 100)`);
   } finally {
     await stop(vm);
   }
