@@ -34,6 +34,9 @@ import { HttpSource, MAX_SOCKET_PATH } from './sources/http.js';
 import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
+import { readHostMemory } from './vmpool/host-memory.js';
+import { startKsm, type KsmSession } from './vmpool/ksm.js';
+import type { CgroupStatus } from './runtimes/jail/cgroups.js';
 import { realClock } from './core/clock.js';
 import { joinCluster } from './cluster/index.js';
 import { OwEntities } from './sources/openwhisk/entities.js';
@@ -181,6 +184,16 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     );
   }
   const cpus = cfg.node.cpus.length > 0 ? cfg.node.cpus : os.cpus().map((_, i) => i);
+  // issue 24: same-page merging of the VMs' memory while the daemon runs (host-wide; put back at stop)
+  let ksm: KsmSession | undefined;
+  if (cfg.node.memory.ksm === 'on') {
+    try {
+      ksm = startKsm();
+      log.info(ksm.changed ? 'ksm: ksmd turned on (put back to off when the daemon stops)' : 'ksm: ksmd was already on', { found: ksm.found });
+    } catch (err) {
+      log.warn('ksm: could not turn ksmd on (node.memory.ksm); VMs run without it', { err: errText(err) });
+    }
+  }
   const pool = system.spawn<PoolMsg>(
     'vmpool',
     new VmPool({
@@ -208,6 +221,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       policies,
       snapshots,
       config: poolConfig(cfg, cpus, tiers, snapshotsOn, accelerator),
+      // issue 24: the guard reads the host and the memory cgroup the VMs live in (with its ancestors)
+      hostMemory: cfg.node.memory.guard.enabled ? () => readHostMemory({ cgroup: vmMemoryCgroup(isolation.limits().cgroup) }) : undefined,
     }),
   );
   perf.tell({ kind: 'subscribe', to: pool, tiers: tiers.map((t) => t.name) });
@@ -319,6 +334,11 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await cluster?.close(); // issue 13: after the pool answered (outcomes published), before the actors stop
       await system.shutdown();
       await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
+      try {
+        ksm?.restore();
+      } catch (err) {
+        log.error('ksm: could not put /sys/kernel/mm/ksm/run back', { found: ksm?.found, err: errText(err) });
+      }
       await telemetry.stop(); // observability: flush the last traces
       db.close();
       removeDaemonPid(cfg.stateDir);
@@ -379,5 +399,14 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     cpus,
     pinVms: cfg.node.pinVms,
     fairness: cfg.admission.fairness,
+    // issue 24: measured accounting and the guard (docs/density.md)
+    memory: { accounting: cfg.node.memory.accounting, reserve: cfg.node.memory.reserve, sampleIntervalMs: cfg.node.memory.sampleIntervalMs },
+    guard: cfg.node.memory.guard.enabled ? cfg.node.memory.guard : undefined,
   };
+}
+
+/** The memory cgroup the daemon's VM cgroups are made in (their group's parent), when there is one. */
+function vmMemoryCgroup(c: CgroupStatus): { version: 'v1' | 'v2'; dir: string } | undefined {
+  const m = c.controllers.memory;
+  return m ? { version: m.version, dir: path.dirname(m.path) } : undefined;
 }

@@ -112,6 +112,7 @@ flock /tmp/faascell-vm.lock on a shared one):
   idle-cpu, memory, guest-start   guest image variants side by side (--variants): host CPU of idle VMs,
                   memory per VM, /init to agent ready by stage
   restored-memory restored clones allocating most of their memory, RAM backings side by side
+  ksm             (root) same-page merging of idle VMs' memory, ksmd off vs on on the same VMs (host-wide: restored after)
   restore-daemon  restores through the daemon: resync carried by the first run vs a separate request
   cli             the faascell command itself: --version, --help, a warm invoke (compiled vs through tsx)
   idle-cap        a function that spins after its result: host CPU of its idle VM with limits.idleCpuQuota
@@ -132,7 +133,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--vms <list>', 'idle-cpu: idle VM counts', list, [1, 10, 50])
     .option('--seconds <n>', 'idle-cpu: measuring window', (v) => parseInt(v, 10), 20)
     .option('--settle <n>', 'idle-cpu: seconds between the last call and the window', (v) => parseInt(v, 10), 10)
-    .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
+    .option('--memory-vms <n>', 'memory, ksm: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
@@ -316,7 +317,17 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## restored memory\n\n' + text);
         json.restoredMemory = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all`);
+      if (which === 'ksm') {
+        // issue 24 (docs/density.md)
+        const { benchKsm, formatKsm } = await import('../../bench/ksm.js');
+        console.error('bench ksm: idle VMs with ksmd off, then on (host-wide, put back after)…');
+        const r = await benchKsm({ vms: o.memoryVms });
+        const text = formatKsm(r);
+        console.log(text + '\n');
+        md.push('## ksm\n\n' + text);
+        json.ksm = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

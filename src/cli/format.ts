@@ -76,6 +76,7 @@ interface StatusBody {
   pool?: {
     memoryUsedMiB: number;
     memoryBudgetMiB: number;
+    memory?: { accounting: string; nominalMiB: number; measuredMiB: number; unmeasured: number; idleFit: Record<string, number | null> };
     snapshotsEnabled?: boolean;
     busy: number;
     starting: number;
@@ -97,6 +98,12 @@ export function formatStatus(s: StatusBody, now = Date.now()): string {
   if (p) {
     const pct = p.memoryBudgetMiB > 0 ? ` (${Math.round((100 * p.memoryUsedMiB) / p.memoryBudgetMiB)} %)` : '';
     lines.push(`memory     ${p.memoryUsedMiB} of ${p.memoryBudgetMiB} MiB reserved${pct}; ${p.busy} running, ${p.starting} starting (${p.startSlots} start slots)`);
+    const m = p.memory;
+    if (m) {
+      // issue 24: what the VMs measure against their sizes, and the room for more idle ones
+      const fit = Object.entries(m.idleFit).map(([size, n]) => `${n ?? '∞'} × ${size}`).join(', ');
+      lines.push(`capacity   ${m.accounting} accounting; VMs measure ${m.measuredMiB} MiB of ${m.nominalMiB} MiB nominal${m.unmeasured > 0 ? ` (${m.unmeasured} not measured yet)` : ''}; room for ${fit} MiB idle VMs`);
+    }
     const byFn = new Map<string, Map<string, number>>();
     for (const i of p.instances) {
       const m = byFn.get(i.fn) ?? new Map<string, number>();

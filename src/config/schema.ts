@@ -49,6 +49,17 @@ export const SCHED_DEFAULTS = {
   fairness: 'max-min' as 'max-min' | 'off',
 };
 
+/** issue 24: node.memory defaults (docs/density.md says how they were chosen) */
+export const MEMORY_DEFAULTS = {
+  // nominal until measured accounting and its guard have run the e2e suites (docs/density.md, "Defaults")
+  accounting: 'nominal' as 'measured' | 'nominal',
+  reserve: 0.1,
+  sampleIntervalMs: 2000,
+  guard: { enabled: false, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
+  // host-wide: the daemon changes it only when told to (measured: bench/runs/2026-12-07-ksm.md)
+  ksm: 'off' as 'off' | 'on',
+};
+
 const tierSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, - and _'),
@@ -166,6 +177,45 @@ export const configSchema = z
         cpus: z.array(z.number().int().min(0)).default([]),
         /** Pin each VM's VMM process to one CPU of `cpus`, round-robin. */
         pinVms: z.boolean().default(false),
+        // issue 24 (density): how VMs are charged against memoryBudgetMiB, and the guard against the host's limit
+        memory: z
+          .object({
+            /**
+             * measured: each VM counts what it costs the host — its PSS (private pages plus its share of shared
+             * ones: a snapshot's RAM file, the root fs, QEMU), at most its size — plus `reserve` × its headroom;
+             * nominal: each VM counts its size (memoryMiB). docs/density.md.
+             */
+            accounting: z.enum(['measured', 'nominal']).default(MEMORY_DEFAULTS.accounting),
+            /** measured: fraction of each VM's headroom (size − PSS) kept in reserve for its growth. */
+            reserve: z.number().min(0).max(1).default(MEMORY_DEFAULTS.reserve),
+            /** How often every live VM's PSS is read from /proc (ms). */
+            sampleIntervalMs: z.number().int().min(100).default(MEMORY_DEFAULTS.sampleIntervalMs),
+            /**
+             * Before the host runs out (MemAvailable, PSI, the memory cgroup of the VMs and its ancestors), the
+             * node evicts idle VMs, then refuses starts, then stops the newest growing VM (typed failure
+             * memory_pressure). Fractions of a limit still available.
+             */
+            guard: z
+              .object({
+                enabled: z.boolean().default(MEMORY_DEFAULTS.guard.enabled),
+                intervalMs: z.number().int().min(50).default(MEMORY_DEFAULTS.guard.intervalMs),
+                evictBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.evictBelow),
+                refuseBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.refuseBelow),
+                stopBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.stopBelow),
+                /** PSI memory avg10 (percent) from which idle VMs are evicted (some) / starts refused too (full); 0: ignored. */
+                psiSomeEvict: z.number().min(0).max(100).default(MEMORY_DEFAULTS.guard.psiSomeEvict),
+                psiFullRefuse: z.number().min(0).max(100).default(MEMORY_DEFAULTS.guard.psiFullRefuse),
+              })
+              .strict()
+              .default({}),
+            /**
+             * Kernel same-page merging of the VMs' guest memory: on turns ksmd on while the daemon runs (host-wide)
+             * and puts back what it found when it stops; off leaves the host's setting alone. docs/density.md.
+             */
+            ksm: z.enum(['off', 'on']).default(MEMORY_DEFAULTS.ksm),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),
@@ -404,6 +454,10 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
     throw new ConfigError(`${source}: invalid key ${key}: ${all}`, key);
   }
   const cfg = r.data;
+  const g = cfg.node.memory.guard;
+  if (!(g.stopBelow <= g.refuseBelow && g.refuseBelow <= g.evictBelow)) {
+    throw new ConfigError(`${source}: invalid key node.memory.guard: stopBelow ≤ refuseBelow ≤ evictBelow must hold`, 'node.memory.guard');
+  }
   if (cfg.node.lowWatermark > cfg.node.highWatermark) {
     throw new ConfigError(`${source}: invalid key node.lowWatermark: must not exceed node.highWatermark`, 'node.lowWatermark');
   }

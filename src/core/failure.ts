@@ -22,6 +22,8 @@ export type RejectReason =
   | 'duplicate_id'
   /** the function's recent starts failed and it backs off: refused at once, with Retry-After (docs/reliability.md) */
   | 'start_backoff'
+  /** the host ran short of memory and the node stopped this request's instance (node.memory.guard, docs/density.md) */
+  | 'memory_pressure'
   /** issue 19: the host could not encode the request for the guest (e.g. parameters nested too deep); the function did not run */
   | 'bad_input';
 
@@ -77,6 +79,7 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
   start_backoff: 'unavailable',
+  memory_pressure: 'unavailable',
   bad_input: 'bad_request',
 };
 

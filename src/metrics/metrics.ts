@@ -28,6 +28,11 @@ export class NodeMetrics {
   private readonly queue: Gauge<'function'>;
   private readonly memUsed: Gauge;
   private readonly memBudget: Gauge;
+  private readonly memNominal: Gauge;
+  private readonly memMeasured: Gauge;
+  private readonly memUnmeasured: Gauge;
+  private readonly memIdleFit: Gauge<'size_mib'>;
+  private readonly memGuard: Gauge;
   private readonly snapCount: Gauge<'tier' | 'status'>;
   private readonly snapBytes: Gauge<'tier'>;
   private readonly starts: Counter<'start_path'>;
@@ -54,15 +59,21 @@ export class NodeMetrics {
     this.duration = new Histogram({ name: 'faascell_activation_duration_seconds', help: 'Activation latency from received to response sent, by function, start path and language runtime', labelNames: ['function', 'start_path', 'runtime'], buckets: LATENCY_BUCKETS, registers: r });
     this.instances = new Gauge({ name: 'faascell_instances', help: 'Instances (microVMs) by function and lifecycle state', labelNames: ['function', 'state'], registers: r });
     this.queue = new Gauge({ name: 'faascell_queue_length', help: 'Requests waiting for an instance, by function', labelNames: ['function'], registers: r });
-    this.memUsed = new Gauge({ name: 'faascell_memory_used_bytes', help: 'Guest memory reserved by live instances (counted against the budget)', registers: r });
+    this.memUsed = new Gauge({ name: 'faascell_memory_used_bytes', help: 'Memory live instances count against the budget: their sizes (node.memory.accounting nominal) or measured costs plus reserve (measured)', registers: r });
     this.memBudget = new Gauge({ name: 'faascell_memory_budget_bytes', help: 'Memory budget of the node (node.memoryBudgetMiB)', registers: r });
+    // issue 24: capacity (docs/density.md)
+    this.memNominal = new Gauge({ name: 'faascell_memory_nominal_bytes', help: "Live instances' guest memory sizes added up", registers: r });
+    this.memMeasured = new Gauge({ name: 'faascell_memory_measured_bytes', help: "Live instances' latest measured PSS added up (node.memory.sampleIntervalMs; those measured)", registers: r });
+    this.memUnmeasured = new Gauge({ name: 'faascell_memory_unmeasured_instances', help: 'Live instances without a memory measurement yet', registers: r });
+    this.memIdleFit = new Gauge({ name: 'faascell_memory_idle_fit', help: 'How many more idle VMs of a guest memory size (MiB) the budget admits now', labelNames: ['size_mib'], registers: r });
+    this.memGuard = new Gauge({ name: 'faascell_memory_guard_level', help: "The host-memory guard's level: 0 ok, 1 evict idle, 2 refuse starts, 3 stop the newest growing (node.memory.guard)", registers: r });
     this.snapCount = new Gauge({ name: 'faascell_snapshots', help: 'Snapshots by storage tier and status', labelNames: ['tier', 'status'], registers: r });
     this.snapBytes = new Gauge({ name: 'faascell_snapshot_bytes', help: 'Bytes of snapshots on each storage tier (allocated)', labelNames: ['tier'], registers: r });
     this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
     this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: "Instance starts that failed through the platform (boot, snapshot, restore; not the function's init)", registers: r });
     this.initFailures = new Counter({ name: 'faascell_function_init_failures_total', help: "Instance starts whose function failed to initialise (its code: the function's failure, not the platform's)", registers: r });
     this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
-    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
+    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure: evicted for memory, memory_guard: stopped by the host-memory guard, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
     this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed; start_backoff: 503)', labelNames: ['reason'], registers: r });
     this.lateRefusals = new Counter({ name: 'faascell_admission_late_refusals_total', help: 'Requests admitted, then refused at their queueing deadline: admission estimated they would start in time and they did not (issue 18)', labelNames: ['function'], registers: r });
     this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
@@ -98,6 +109,17 @@ export class NodeMetrics {
     for (const f of this.functions) this.queue.set({ function: f }, st.queues[f] ?? 0);
     this.memUsed.set(st.memoryUsedBytes);
     this.memBudget.set(st.memoryBudgetBytes);
+    this.memIdleFit.reset();
+    this.memGuard.reset();
+    const m = st.memory;
+    if (m) {
+      this.memNominal.set(m.nominalBytes);
+      this.memMeasured.set(m.measuredBytes);
+      this.memUnmeasured.set(m.unmeasured);
+      // Infinity (no budget) is not a count: the series is left out
+      for (const [size, n] of Object.entries(m.idleFit)) if (Number.isFinite(n)) this.memIdleFit.set({ size_mib: size }, n);
+      if (m.guardLevel !== undefined) this.memGuard.set(m.guardLevel);
+    }
 
     this.snapCount.reset();
     this.snapBytes.reset();

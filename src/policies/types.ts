@@ -8,6 +8,12 @@ export interface InstanceView {
   readonly id: string;
   readonly fn: string;
   readonly memoryMiB: number;
+  /**
+   * What it counts against the node's memory budget, i.e. what evicting it frees: its size under nominal
+   * accounting, its measured cost plus reserve under measured accounting (node.memory.accounting).
+   * Absent: memoryMiB. Eviction policies add this up to cover what a start needs.
+   */
+  readonly chargedMiB?: number;
   /** 'idle' instances are the only ones keep-alive and eviction act on. */
   readonly state: 'starting' | 'idle' | 'busy' | 'stopping';
   readonly createdAt: number;

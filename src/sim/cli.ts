@@ -79,6 +79,10 @@ export function simulatedNode(c: Config): SimulatedNode {
       fairness: c.admission.fairness,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
+      // issue 24: the config's memory accounting (measured needs the profile's memory model: docs/density.md)
+      memoryAccounting: c.node.memory.accounting,
+      memoryReserve: c.node.memory.reserve,
+      memorySampleMs: c.node.memory.sampleIntervalMs,
       ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),
     },
     memoryMiB: c.node.memoryBudgetMiB,

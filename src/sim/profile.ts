@@ -29,6 +29,15 @@ const costsSchema = z
     invokeCpuMs: z.number().nonnegative(),
     /** Of that, what the VM's own process spends (the agent under the accelerator): the daemon sees it as the run's CPU share. */
     invokeVmmCpuMs: z.number().nonnegative(),
+    // issue 24: what an instance costs the host (its PSS; memory-model.ts). Default: its size (measured = nominal).
+    /** Private pages of an idle cold-booted instance (MiB). */
+    coldPrivateMiB: z.number().nonnegative(),
+    /** Private pages of a restored clone after its resync and first run (MiB; default coldPrivateMiB). */
+    clonePrivateMiB: z.number().nonnegative(),
+    /** Resident pages of the snapshot's RAM file a clone maps, shared among the snapshot's clones (MiB; default 0). */
+    snapshotSharedMiB: z.number().nonnegative(),
+    /** Private pages an instance adds per run it serves (MiB; default 0). */
+    runGrowthMiB: z.number().nonnegative(),
   })
   .partial();
 
@@ -59,7 +68,12 @@ export const profileSchema = z.object({
     .default({}),
   /** The node the costs were measured on: its cores and what one idle VM takes of a core (for the CPU model). */
   node: z
-    .object({ cores: z.number().positive().default(2), idleVmCpu: z.number().nonnegative().default(0) })
+    .object({
+      cores: z.number().positive().default(2),
+      idleVmCpu: z.number().nonnegative().default(0),
+      /** issue 24: pages every VM maps (QEMU's binary and libraries, the kernel, the root fs image), split among the VMs (MiB). */
+      vmSharedMiB: z.number().nonnegative().default(0),
+    })
     .strict()
     .default({}),
   /** Snapshot tiers of the node, fastest first by latencyRank; default one in-memory tier. */
@@ -87,6 +101,11 @@ export interface FunctionCosts {
   memoryMiB: number;
   snapshotMiB: number;
   maxInstances: number | undefined;
+  /** memory-model.ts */
+  coldPrivateMiB: number;
+  clonePrivateMiB: number;
+  snapshotSharedMiB: number;
+  runGrowthMiB: number;
 }
 
 /** Built-in fallback: the numbers of bench/profiles/tcg-default.json. */
@@ -164,6 +183,20 @@ export function functionCosts(
     memoryMiB: f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
     snapshotMiB: f.snapshotMiB ?? d.snapshotMiB ?? f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB,
     maxInstances: f.maxInstances ?? d.maxInstances,
+    ...memoryCosts(f, d, f.memoryMiB ?? trace.memoryMiB ?? d.memoryMiB),
+  };
+}
+
+type Costs = Partial<z.output<typeof costsSchema>>;
+
+/** The memory model's parameters (memory-model.ts): the function's, else the defaults' (its size's, bySize); without any, its size. */
+function memoryCosts(f: Costs, d: Costs, memoryMiB: number): Pick<FunctionCosts, 'coldPrivateMiB' | 'clonePrivateMiB' | 'snapshotSharedMiB' | 'runGrowthMiB'> {
+  const coldPrivateMiB = f.coldPrivateMiB ?? d.coldPrivateMiB ?? memoryMiB;
+  return {
+    coldPrivateMiB,
+    clonePrivateMiB: f.clonePrivateMiB ?? d.clonePrivateMiB ?? coldPrivateMiB,
+    snapshotSharedMiB: f.snapshotSharedMiB ?? d.snapshotSharedMiB ?? 0,
+    runGrowthMiB: f.runGrowthMiB ?? d.runGrowthMiB ?? 0,
   };
 }
 
@@ -174,6 +207,12 @@ function nearestSize(bySize: Profile['bySize'], memoryMiB: number): Partial<z.ou
   if (best === undefined) return {};
   const { memoryMiB: _m, ...costs } = bySize[best]!;
   return costs;
+}
+
+/** The profile says what instances cost the host (memory-model.ts): somewhere a private size is given. */
+export function hasMemoryModel(p: Profile): boolean {
+  const has = (c: { coldPrivateMiB?: number; clonePrivateMiB?: number } | undefined): boolean => c?.coldPrivateMiB !== undefined || c?.clonePrivateMiB !== undefined;
+  return has(p.defaults) || Object.values(p.functions).some(has) || Object.values(p.bySize).some(has);
 }
 
 export function profileTiers(profile: Profile): TierView[] {

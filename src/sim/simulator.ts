@@ -5,7 +5,7 @@
 // from a profile measured on a real node (`faascell bench`), starts share the
 // node's cores (CpuModel), and the functions' measured costs reach the policies
 // through the same CostStats the daemon's PerfManager keeps.
-import { SCHED_DEFAULTS } from '../config/schema.js';
+import { MEMORY_DEFAULTS, SCHED_DEFAULTS } from '../config/schema.js';
 import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-stats.js';
 import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
@@ -18,7 +18,8 @@ export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
-import { functionCosts, type FunctionCosts, type Profile } from './profile.js';
+import { functionCosts, hasMemoryModel, type FunctionCosts, type Profile } from './profile.js';
+import { modelSamples, SampleClock } from './memory-model.js';
 
 /** The simulated node's limits: the daemon's config keys of the same names, with the daemon's defaults. */
 export interface SimNodeOptions {
@@ -40,6 +41,10 @@ export interface SimNodeOptions {
   cpuModel: boolean;
   /** admission.fairness: how the capacity is shared under overload (issue 18) */
   fairness: FairnessMode;
+  /** issue 24: node.memory.accounting, .reserve, .sampleIntervalMs (instances measured by the profile's memory model) */
+  memoryAccounting: 'nominal' | 'measured';
+  memoryReserve: number;
+  memorySampleMs: number;
 }
 
 export interface SimulationOptions {
@@ -216,6 +221,10 @@ export class Simulator implements CoreEffects {
   private readonly startCounter = new StartCounter();
   /** arrivals for a function deleted by an event (never reach the core) */
   private notFound = 0;
+  /** when the modelled memory sampler measures the instances (issue 24) */
+  private readonly memClock: SampleClock | undefined;
+  /** the trace's end (ms) */
+  private endMs = Infinity;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -233,6 +242,9 @@ export class Simulator implements CoreEffects {
       backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
       fairness: SCHED_DEFAULTS.fairness,
+      memoryAccounting: MEMORY_DEFAULTS.accounting,
+      memoryReserve: MEMORY_DEFAULTS.reserve,
+      memorySampleMs: MEMORY_DEFAULTS.sampleIntervalMs,
       ...o.node,
     };
     this.idleVmCpu = n.idleVmCpu;
@@ -265,6 +277,7 @@ export class Simulator implements CoreEffects {
         exactEviction: o.exactEviction,
         recycleOnStop: true,
         fairness: n.fairness,
+        memory: { accounting: n.memoryAccounting, reserve: n.memoryReserve },
       },
       o.policies,
       this,
@@ -278,11 +291,28 @@ export class Simulator implements CoreEffects {
       ),
     );
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
+    // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
+    this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
       this.fnCounts = new Float64Array(o.trace.functions.length * 6);
     }
     for (const e of o.events ?? []) this.later(e.at, (now) => this.nodeEvent(e, now));
+  }
+
+  /** issue 24: measure the live instances at the daemon's sampling times (memory-model.ts). */
+  private armMemorySample(now: number): void {
+    const at = this.memClock?.arm(now);
+    if (at !== undefined) this.later(at, (t) => this.sampleMemory(t));
+  }
+
+  private sampleMemory(now: number): void {
+    this.memClock!.fired();
+    if (this.core.liveCount === 0) return;
+    // after the trace only when draining, and only while something else can still happen (instances kept warm
+    // forever would be sampled forever)
+    if (now < this.endMs || (this.o.drain && this.heap.size > 0)) this.armMemorySample(now);
+    this.core.measured(modelSamples(this.core.allInstances(), (inst) => this.slots[inst.idx]!.costs, this.o.profile.node.vmSharedMiB), now);
   }
 
   /** Run `fn` at time `at` through the event heap (after the events already due then). */
@@ -312,6 +342,7 @@ export class Simulator implements CoreEffects {
     const trace = o.trace;
     const scale = o.timeScale ?? 1;
     const endMs = Math.min(trace.nSlots * trace.slotMs * scale, o.durationMs ?? Infinity);
+    this.endMs = endMs;
     const x = new ArrivalExpander(trace, o.expand);
     const heap = this.heap;
     const core = this.core;
@@ -535,6 +566,7 @@ export class Simulator implements CoreEffects {
     s.costs = c;
     s.startedAt = now;
     s.resyncFault = false;
+    this.armMemorySample(now);
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
     const faults = this.o.faults;
     if (faults && this.injectFaults(faults, inst, plan, s, now)) return;

@@ -19,6 +19,19 @@ export interface InstanceInfo {
   invocations: number;
 }
 
+export interface MemoryCapacity {
+  accounting: 'nominal' | 'measured';
+  /** the live instances' sizes added up */
+  nominalBytes: number;
+  /** their latest measured PSS added up (those measured), and how many have none yet */
+  measuredBytes: number;
+  unmeasured: number;
+  /** how many more idle VMs of each size (MiB, as a string) the budget admits now */
+  idleFit: Record<string, number>;
+  /** the guard's level (0 ok, 1 evict, 2 refuse, 3 stop) when it runs */
+  guardLevel?: number;
+}
+
 export interface SnapshotInfo {
   id: string;
   fn: string;
@@ -33,6 +46,8 @@ export interface NodeState {
   at: number;
   memoryUsedBytes: number;
   memoryBudgetBytes: number;
+  /** issue 24: how memory is counted, what the VMs measure, the room left (absent from a pool that does not say) */
+  memory?: MemoryCapacity;
   instances: InstanceInfo[];
   /** requests waiting per function */
   queues: Record<string, number>;
@@ -70,6 +85,18 @@ export function toNodeState(st: PoolStatus, snaps: SnapshotRecord[], at: number)
     at,
     memoryUsedBytes: st.memoryUsedMiB * MiB,
     memoryBudgetBytes: st.memoryBudgetMiB * MiB,
+    ...(st.memory
+      ? {
+          memory: {
+            accounting: st.memory.accounting,
+            nominalBytes: st.memory.nominalMiB * MiB,
+            measuredBytes: st.memory.measuredMiB * MiB,
+            unmeasured: st.memory.unmeasured,
+            idleFit: { ...st.memory.idleFit },
+            ...(st.memory.guard ? { guardLevel: st.memory.guard.level } : {}),
+          },
+        }
+      : {}),
     instances: st.instances.map((i) => ({
       id: i.id,
       fn: i.fn,
@@ -87,6 +114,8 @@ export function toNodeState(st: PoolStatus, snaps: SnapshotRecord[], at: number)
       prewarms: c.prewarms,
       stops: {
         memory_pressure: c.evictions,
+        // issue 24: stopped by the host-memory guard with nothing idle left (their requests fail with memory_pressure)
+        memory_guard: c.pressureStops,
         keepalive_expired: c.expirations,
         keepalive_unload: c.keepAliveStops,
         prewarm_unload: c.prewarmUnloads,

@@ -19,7 +19,8 @@ import type { FunctionDef } from '../registry/registry.js';
 import type { SnapshotMsg, SnapshotRecord, SnapshotRef } from '../snapshots/types.js';
 import { TierSpaceError } from '../snapshots/tier-space.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerDeps, type WorkerEvent, type WorkerMsg } from '../worker/worker.js';
-import { PoolCore, type CoreCounters } from './core/core.js';
+import { PoolCore, PRESSURE_OK, PRESSURE_STOP, type CoreCounters } from './core/core.js';
+import { guardVerdict, type GuardThresholds, type GuardVerdict, type HostMemoryReading } from './host-memory.js';
 import {
   type CoreConfig,
   type CoreEffects,
@@ -27,6 +28,8 @@ import {
   type CoreInstance,
   type CorePolicies,
   type CoreSnapshot,
+  type MemoryAccountingConfig,
+  type MemorySample,
   type CoreStartPlan,
   type Decision,
   type RejectCode,
@@ -37,16 +40,38 @@ import {
   type TimerKind,
 } from './core/model.js';
 
-export interface PoolConfig extends Omit<CoreConfig, 'cpuSlots' | 'recycleOnStop'> {
+export interface PoolConfig extends Omit<CoreConfig, 'cpuSlots' | 'recycleOnStop' | 'memory'> {
   /** host CPUs VMs may run on */
   cpus: number[];
   /** pin each VM to one of `cpus`, round robin */
   pinVms: boolean;
+  /** accounting (the core's) and how often live VMs are measured (ms; 0 or absent: never) */
+  memory?: MemoryAccountingConfig & { sampleIntervalMs: number };
+  /** the guard against the host's memory limit (needs PoolDeps.hostMemory); absent: off */
+  guard?: GuardThresholds & { intervalMs: number };
+}
+
+/** The node's memory as /v1/status shows it (docs/density.md). */
+export interface PoolMemoryStatus {
+  accounting: 'nominal' | 'measured';
+  budgetMiB: number;
+  /** charged against the budget: sizes (nominal), measured costs plus reserve (measured) */
+  chargedMiB: number;
+  /** the live instances' sizes added up */
+  nominalMiB: number;
+  /** their latest measurements (PSS) added up, and how many have none yet */
+  measuredMiB: number;
+  unmeasured: number;
+  /** how many more idle VMs of each size the budget admits now */
+  idleFit: Record<string, number>;
+  guard?: { level: number; levelName: string; at: number; shortMiB: number; source?: string; availableMiB?: number; limitMiB?: number; psiSome10?: number; psiFull10?: number };
 }
 
 export interface PoolStatus {
   memoryUsedMiB: number;
   memoryBudgetMiB: number;
+  /** measured and nominal memory, room for idle VMs, the guard (absent from older members of a cluster) */
+  memory?: PoolMemoryStatus;
   /** false: every non-warm start is a cold boot (no snapshots taken or restored) */
   snapshotsEnabled: boolean;
   busy: number;
@@ -60,6 +85,9 @@ export interface PoolStatus {
     workerState: string;
     path: 'cold' | 'restore';
     memoryMiB: number;
+    /** what it counts against the budget now, and its latest measured PSS (MiB) */
+    chargedMiB?: number;
+    measuredMiB?: number;
     createdAt: number;
     lastUsedAt: number;
     invocations: number;
@@ -77,6 +105,12 @@ export type PoolMsg =
   | WorkerEvent
   | CostsMsg
   | { kind: 'timer'; tk: TimerKind; target: number; token: number }
+  /** measure the live VMs now (sampler timer); their measurements (seq: the instance's when measured) */
+  | { kind: 'memTick' }
+  | { kind: 'memory'; samples: Array<{ inst: CoreInstance; seq: number; pssKiB: number }> }
+  /** the guard's timer, and what it read (samples: fresh measurements when the level is stop) */
+  | { kind: 'guardTick' }
+  | { kind: 'hostMemory'; verdict: GuardVerdict; reading: HostMemoryReading; samples?: Array<{ inst: CoreInstance; seq: number; pssKiB: number }> }
   /** `noRoom`: the tier's device had too little free space (TierSpaceError); `full`: the tiers found so for this start */
   | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string; noRoom?: boolean; full: ReadonlySet<string> }
   /** the move the core asked for is done (ref: the snapshot's new place) or failed (no ref) */
@@ -97,6 +131,8 @@ export interface PoolDeps {
   config: PoolConfig;
   /** every decision of the core, as the simulator reports them (the conformance test) */
   onDecision?: (d: Decision) => void;
+  /** reads the host's memory for the guard (host-memory.ts readHostMemory); absent: no guard */
+  hostMemory?: () => Promise<HostMemoryReading>;
 }
 
 interface PendingRequest {
@@ -150,6 +186,11 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
   private readonly timers = new Set<TimerHandle>();
   /** a boot nonce in VM ids: ids stay unique across daemon restarts */
   private readonly nonce = Date.now().toString(36);
+  /** the memory sampler's next tick is set / a sample is being read */
+  private memArmed = false;
+  private memReading = false;
+  private guardReading = false;
+  private lastGuard: { verdict: GuardVerdict; reading: HostMemoryReading; at: number } | undefined;
 
   constructor(private readonly deps: PoolDeps) {
     super();
@@ -159,6 +200,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
 
   protected override async preStart(): Promise<void> {
     const now = this.deps.clock.now();
+    if (this.deps.hostMemory && this.deps.config.guard) this.after(this.deps.config.guard.intervalMs, { kind: 'guardTick' });
     for (const def of this.deps.functions()) this.define(def, now);
     // snapshots on disk from an earlier run: the core takes those of the functions' current versions
     const snaps = this.deps.snapshots;
@@ -227,6 +269,16 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       case 'timer':
         this.core.timer(msg.tk, msg.target, msg.token, now);
         return;
+      case 'memTick':
+        return this.memTick(now);
+      case 'memory':
+        this.memReading = false;
+        this.core.measured(liveSamples(msg.samples), now);
+        return;
+      case 'guardTick':
+        return this.guardTick();
+      case 'hostMemory':
+        return this.onHostMemory(msg, now);
       case 'prepared':
         return this.prepared(msg, now);
       case 'moved':
@@ -298,6 +350,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.deps.onDecision?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
     const def = inst.f.handle as FunctionDef;
     this.bySeq.set(inst.seq, inst);
+    this.armSampler(now);
     if (plan.path === 'cold' && plan.snapshot && this.deps.snapshots) {
       // the snapshot's directory first; the Worker starts once the SnapshotManager answered
       this.prepare(inst, plan.snapshot, new Set());
@@ -455,6 +508,117 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     );
   }
 
+  // ---- memory: the sampler and the guard -------------------------------------
+
+  /** A timer that tells this actor `msg` in `ms` (cancelled at shutdown). */
+  private after(ms: number, msg: PoolMsg): void {
+    const h = this.deps.clock.setTimer(ms, () => {
+      this.timers.delete(h);
+      this.self.tell(msg);
+    });
+    this.timers.add(h);
+  }
+
+  /**
+   * The sampler runs while instances live, at multiples of its interval on the
+   * pool's clock (the simulator samples at the same times: the conformance test).
+   */
+  private armSampler(now: number): void {
+    const every = this.deps.config.memory?.sampleIntervalMs ?? 0;
+    if (!(every > 0) || this.memArmed || this.shutdownReply) return;
+    this.memArmed = true;
+    this.after((Math.floor(now / every) + 1) * every - now, { kind: 'memTick' });
+  }
+
+  private memTick(now: number): void {
+    this.memArmed = false;
+    if (this.core.liveCount === 0) return; // the next start arms it again
+    this.armSampler(now);
+    // a slow read (a loaded host) is not queued behind: the next tick measures again
+    if (this.memReading) return;
+    this.memReading = true;
+    void this.measureVms().then((samples) => this.self.tell({ kind: 'memory', samples }));
+  }
+
+  /** The PSS of every idle or busy VM, read from /proc by its Worker (in instance order). */
+  private async measureVms(): Promise<Array<{ inst: CoreInstance; seq: number; pssKiB: number }>> {
+    const insts = [...this.core.allInstances()].filter((ci) => ci.state === 'idle' || ci.state === 'busy').sort((a, b) => a.seq - b.seq);
+    const reads = await Promise.all(insts.map((ci) => (ci.handle as WorkerHandle | undefined)?.worker.memoryUsage() ?? Promise.resolve(undefined)));
+    const out: Array<{ inst: CoreInstance; seq: number; pssKiB: number }> = [];
+    insts.forEach((ci, i) => {
+      const r = reads[i];
+      if (r) out.push({ inst: ci, seq: ci.seq, pssKiB: r.pssKiB });
+    });
+    return out;
+  }
+
+  private guardTick(): void {
+    const g = this.deps.config.guard!;
+    if (this.shutdownReply) return;
+    this.after(g.intervalMs, { kind: 'guardTick' });
+    if (this.guardReading) return;
+    this.guardReading = true;
+    void (async () => {
+      try {
+        const reading = await this.deps.hostMemory!();
+        const verdict = guardVerdict(reading, g);
+        // before stopping anything, know which instances are growing now
+        const samples = verdict.level >= PRESSURE_STOP ? await this.measureVms() : undefined;
+        this.self.tell({ kind: 'hostMemory', verdict, reading, samples });
+      } catch (err) {
+        this.guardReading = false;
+        this.log.warn('memory guard: reading the host failed', { err: errText(err) });
+      }
+    })();
+  }
+
+  private onHostMemory(m: Extract<PoolMsg, { kind: 'hostMemory' }>, now: number): void {
+    this.guardReading = false;
+    const { verdict } = m;
+    const before = this.core.hostLevel;
+    this.lastGuard = { verdict, reading: m.reading, at: now };
+    if (verdict.level === PRESSURE_OK && before === PRESSURE_OK) return;
+    if (m.samples) this.core.measured(liveSamples(m.samples), now);
+    const out = this.core.hostPressure(verdict.level, verdict.shortMiB, now);
+    const where = { level: LEVEL_NAMES[verdict.level], source: verdict.source?.name, availableMiB: Math.round(verdict.source?.availableMiB ?? 0), limitMiB: Math.round(verdict.source?.limitMiB ?? 0), psiSome10: m.reading.psiSome10, psiFull10: m.reading.psiFull10 };
+    if (verdict.level !== before) this.log.warn(verdict.level === PRESSURE_OK ? 'memory guard: the host has memory again' : 'memory guard: the host is short of memory', { ...where, was: LEVEL_NAMES[before] });
+    if (out.evicted > 0) this.log.warn('memory guard: evicted idle instances', { ...where, evicted: out.evicted });
+    if (out.stopped) this.log.error('memory guard: stopped the newest growing instance (its request fails with memory_pressure)', { ...where, fn: out.stopped.fn, vmId: (out.stopped.handle as WorkerHandle | undefined)?.worker.vmId });
+  }
+
+  private memoryStatus(): PoolMemoryStatus {
+    const t = this.core.memoryTotals();
+    const sizes = new Set<number>([128, 256, 512, 1024]);
+    for (const f of this.core.fns) if (!f.deleted) sizes.add(f.memoryMiB);
+    const idleFit: Record<string, number> = {};
+    for (const size of [...sizes].sort((a, b) => a - b)) idleFit[String(size)] = this.core.idleFit(size);
+    const g = this.lastGuard;
+    return {
+      accounting: this.deps.config.memory?.accounting ?? 'nominal',
+      budgetMiB: this.core.cfg.memoryBudgetMiB,
+      chargedMiB: t.chargedMiB,
+      nominalMiB: t.nominalMiB,
+      measuredMiB: t.measuredMiB,
+      unmeasured: t.unmeasured,
+      idleFit,
+      ...(g
+        ? {
+            guard: {
+              level: this.core.hostLevel,
+              levelName: LEVEL_NAMES[this.core.hostLevel],
+              at: g.at,
+              shortMiB: g.verdict.shortMiB,
+              source: g.verdict.source?.name,
+              availableMiB: g.verdict.source && Math.round(g.verdict.source.availableMiB),
+              limitMiB: g.verdict.source && Math.round(g.verdict.source.limitMiB),
+              psiSome10: g.reading.psiSome10,
+              psiFull10: g.reading.psiFull10,
+            },
+          }
+        : {}),
+    };
+  }
+
   // ---- status and shutdown ---------------------------------------------------
 
   private status(): PoolStatus {
@@ -472,6 +636,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         workerState: h?.worker.state ?? 'pending',
         path: ci.path,
         memoryMiB: ci.memoryMiB,
+        chargedMiB: ci.chargedMiB,
+        ...(Number.isNaN(ci.measuredMiB) ? {} : { measuredMiB: ci.measuredMiB }),
         createdAt: ci.createdAt,
         lastUsedAt: ci.lastUsedAt,
         invocations: ci.invocations,
@@ -482,6 +648,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     return {
       memoryUsedMiB: this.core.memoryUsedMiB,
       memoryBudgetMiB: this.core.cfg.memoryBudgetMiB,
+      memory: this.memoryStatus(),
       snapshotsEnabled: this.core.cfg.snapshots,
       busy: this.core.busyCount,
       starting: this.core.startingCount,
@@ -503,6 +670,13 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.shutdownReply = undefined;
     r.resolve();
   }
+}
+
+const LEVEL_NAMES = ['ok', 'evict', 'refuse', 'stop'] as const;
+
+/** Measurements of instances that are still the ones measured (a slot may have been reused meanwhile). */
+function liveSamples(samples: ReadonlyArray<{ inst: CoreInstance; seq: number; pssKiB: number }>): MemorySample[] {
+  return samples.filter((x) => x.inst.seq === x.seq).map((x) => ({ inst: x.inst, pssMiB: x.pssKiB / 1024 }));
 }
 
 /** A start failure in words (its typed detail's message when it has one). */

@@ -23,7 +23,7 @@ import { ChannelClosedError, ChannelEncodeError, ChannelTimeoutError, isGuestPro
 import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
-import type { StartFailure } from '../vmpool/core/model.js';
+import type { StartFailure, StopCause } from '../vmpool/core/model.js';
 import type { FunctionRuntime } from '../runtimes/function-runtime.js';
 import { InstanceStateMachine, type InstanceState } from './instance-state.js';
 
@@ -250,6 +250,20 @@ export class Worker extends Actor<WorkerMsg> {
 
   get state(): InstanceState {
     return this.sm.state;
+  }
+
+  /**
+   * Its VMM's memory now (VmPool's sampler; a read of /proc, nothing of the
+   * Worker's state changes), or undefined when it has no VM that has started.
+   */
+  async memoryUsage(): Promise<{ rssKiB: number; pssKiB: number } | undefined> {
+    const vm = this.vm;
+    if (!vm || (this.sm.state !== 'idle' && this.sm.state !== 'running')) return undefined;
+    try {
+      return await vm.memoryUsage();
+    } catch {
+      return undefined; // it ended between the check and the read
+    }
   }
 
   get fn(): FunctionDef {
@@ -729,8 +743,8 @@ export class Worker extends Actor<WorkerMsg> {
     const now = this.deps.clock.now();
     if (this.sm.state === 'stopping' || this.sm.state === 'gone') return;
     if (this.current) {
-      // stopped while running (daemon shutdown): the request gets an answer now
-      this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: `instance ${this.vmId} was stopped during the run (${reason})` }, logs: [] });
+      // stopped while running (daemon shutdown, the host short of memory): the request gets an answer now
+      this.finishRun({ ok: false, failure: stoppedDuringRun(this.vmId, this.plan.fn.name, reason), logs: [] });
     }
     if (this.starting() && !this.startFailure) this.startFailure = { kind: 'stopped' };
     this.sm.to('stopping', reason, now);
@@ -866,4 +880,17 @@ function prefixed(t: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(t)) out[`driver.${k}`] = v;
   return out;
+}
+
+/** The failure of a request whose instance was stopped during its run: the host short of memory (VmPool's guard), else a shutdown. */
+function stoppedDuringRun(vmId: string, fn: string, reason: string): Failure {
+  if (reason === ('memory-pressure' satisfies StopCause)) {
+    return {
+      kind: 'rejected',
+      reason: 'memory_pressure',
+      message: `function ${fn}: instance ${vmId} was stopped during the run because the host ran short of memory (node.memory.guard); try again later`,
+      retryAfterMs: 5000,
+    };
+  }
+  return { kind: 'rejected', reason: 'shutting_down', message: `instance ${vmId} was stopped during the run (${reason})` };
 }

@@ -20,7 +20,7 @@ import type { Trace } from '../../src/traces/types.js';
 import type { FunctionRuntime } from '../../src/runtimes/function-runtime.js';
 import type { GuestImage } from '../../src/runtimes/types.js';
 import { fakeImage } from './fake-driver.js';
-import { deploy, harness } from './pool-harness.js';
+import { deploy, harness, type Harness } from './pool-harness.js';
 
 export const SLOT_MS = 10_000;
 export const BOOT_MS = 2800;
@@ -96,6 +96,12 @@ export interface Scenario {
   backoffMaxMs?: number;
   /** the teeth test's wrong daemon: its fake driver starts Python VMs at Node's costs */
   daemonIgnoresRuntime?: boolean;
+  /** issue 24: measured memory accounting in both shells (absent: nominal) */
+  memory?: { accounting: 'nominal' | 'measured'; reserve: number; sampleIntervalMs: number };
+  /** issue 24: what instances cost the host in the simulator's profile (memory-model.ts): cost fields of `defaults`, and node.vmSharedMiB */
+  memoryModel?: { coldPrivateMiB: number; clonePrivateMiB: number; snapshotSharedMiB: number; runGrowthMiB: number; vmSharedMiB: number };
+  /** adjusts the daemon side's actors before the trace starts (e.g. what its fake VMs measure) */
+  prepare?: (h: Harness) => void;
 }
 
 export const DEFAULT_TIERS: TierDef[] = [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20, restoreMs: RESTORE_MS }];
@@ -104,13 +110,14 @@ const expand = { spread: 'random' as const, seed: 7 };
 
 function profileOf(sc: Scenario): Profile {
   const tiers = sc.tiers ?? DEFAULT_TIERS;
+  const { vmSharedMiB, ...memoryCosts } = sc.memoryModel ?? { vmSharedMiB: undefined };
   return profileSchema.parse({
     accelerator: 'test',
-    defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, t.restoreMs])) },
+    defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, t.restoreMs])), ...memoryCosts },
     // the fake driver restores a Python VM from every tier in PY_RESTORE_MS
     byRuntime: { python3: { defaults: { coldMs: PY_COLD_MS, restoreMs: PY_RESTORE_MS, restoreMsByTier: Object.fromEntries(tiers.map((t) => [t.name, PY_RESTORE_MS])) } } },
     tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityMiB: t.capacityMiB })),
-    node: { cores: 2, idleVmCpu: 0 },
+    node: { cores: 2, idleVmCpu: 0, ...(vmSharedMiB !== undefined ? { vmSharedMiB } : {}) },
   });
 }
 
@@ -154,6 +161,7 @@ export async function simulated(sc: Scenario): Promise<Decision[]> {
       preferWarm: true,
       ...(sc.backoffBaseMs !== undefined ? { backoffBaseMs: sc.backoffBaseMs } : {}),
       ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
+      ...(sc.memory ? { memoryAccounting: sc.memory.accounting, memoryReserve: sc.memory.reserve, memorySampleMs: sc.memory.sampleIntervalMs } : {}),
     },
     faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     events,
@@ -191,6 +199,7 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
         ...(sc.backoffBaseMs !== undefined ? { backoffBaseMs: sc.backoffBaseMs } : {}),
         ...(sc.backoffMaxMs !== undefined ? { backoffMaxMs: sc.backoffMaxMs } : {}),
       },
+      ...(sc.memory ? { memory: sc.memory } : {}),
     },
     faults: typeof sc.faults === 'function' ? sc.faults() : sc.faults,
     snapshotBytes: () => SNAPSHOT_MIB * 1048576,
@@ -202,6 +211,7 @@ export async function real(sc: Scenario): Promise<{ log: Decision[]; answered: n
   const spec = (f: TraceFunction) => ({ memoryMiB: f.memoryMiB, maxInstances: sc.maxInstances ?? NODE.maxInstances, timeoutMs: 60_000, ...(f.runtime ? { runtime: f.runtime } : {}) });
   const code = (f: TraceFunction, version: string): Buffer =>
     Buffer.from(f.runtime === 'python3' ? `def main(p):\n    return p  # ${version}\n` : `function main(p){return p} // ${version}`);
+  sc.prepare?.(h);
   try {
     for (const f of fns) deploy(h, f.name, { ...spec(f), code: code(f, 'v1') });
     await clock.settle();

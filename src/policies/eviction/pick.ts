@@ -28,7 +28,7 @@ export function pickLowest(
     taken[best] = 1;
     const v = idle[best]!;
     out.push(v);
-    freed += v.memoryMiB;
+    freed += v.chargedMiB ?? v.memoryMiB;
   }
   return out;
 }
@@ -55,7 +55,7 @@ function finishSorted(
     if (freed >= needMiB) break;
     const v = idle[i]!;
     out.push(v);
-    freed += v.memoryMiB;
+    freed += v.chargedMiB ?? v.memoryMiB;
   }
   return out;
 }

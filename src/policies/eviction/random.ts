@@ -17,7 +17,7 @@ export class RandomEviction implements EvictionPolicy {
       if (chosen.has(j)) continue;
       chosen.add(j);
       out.push(idle[j]!);
-      freed += idle[j]!.memoryMiB;
+      freed += idle[j]!.chargedMiB ?? idle[j]!.memoryMiB;
     }
     return out;
   }
@@ -37,7 +37,7 @@ export class RandomEviction implements EvictionPolicy {
       pool[j] = pool[k]!;
       pool[k] = v;
       out.push(v);
-      freed += v.memoryMiB;
+      freed += v.chargedMiB ?? v.memoryMiB;
     }
     return out;
   }

@@ -16,6 +16,8 @@
 //   instances.ts       launch, assign, available, stale, stop: every count changes there
 //   keepalive.ts       idle time, expiry, unload-and-pre-warm, the pre-warm start
 //   memory.ts          watermarks and eviction (all or nothing)
+//   accounting.ts      what each instance is charged: its size, or its measured cost plus a reserve
+//   pressure.ts        the host's memory running short: evict idle, refuse starts, stop the newest growing
 //   snapshots.ts       placement on tiers, room, two-phase moves, drops
 //   start-failures.ts  what a failed start does, and the back-off that bounds retries
 // docs/architecture.md ("The decision core") states the rules in one table.
@@ -34,6 +36,7 @@ import {
   type CorePolicies,
   type CoreSnapshot,
   type FunctionSpec,
+  type MemorySample,
   type StartFailure,
   type TimerKind,
 } from './model.js';
@@ -46,8 +49,12 @@ import { assign, available, leaveBusy, liveInstances, makeStale, markStale, rele
 import { expiryTimer, prewarmTimer } from './keepalive.js';
 import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
+import { applySamples, forgetEstimates, idleFit, memoryTotals, type MemoryTotals } from './accounting.js';
+import { hostPressure, type PressureLevel, type PressureOutcome } from './pressure.js';
 
 export type { CoreCounters } from './state.js';
+export type { MemoryTotals } from './accounting.js';
+export { PRESSURE_OK, PRESSURE_EVICT, PRESSURE_REFUSE, PRESSURE_STOP, type PressureLevel, type PressureOutcome } from './pressure.js';
 
 export class PoolCore {
   private readonly s: CoreState;
@@ -92,6 +99,7 @@ export class PoolCore {
       f.backoffUntil = 0;
       f.snapFailStreak = 0;
       f.noSnapshotUntil = 0;
+      forgetEstimates(f);
       makeStale(s, f, now);
       if (f.snapshot) snapshots.dropSnapshot(s, f.snapshot, 'invalidated', now);
     }
@@ -295,6 +303,24 @@ export class PoolCore {
     snapshots.moveFailed(this.s, snap);
   }
 
+  // ---- memory --------------------------------------------------------------
+
+  /**
+   * The shell's sampler measured these instances (their VMMs' PSS). Under measured
+   * accounting their charges follow (accounting.ts); memory freed lets waiting starts go.
+   */
+  measured(samples: readonly MemorySample[], now: number): void {
+    applySamples(this.s, samples);
+    flush(this.s, now);
+  }
+
+  /** The host's memory as the shell's guard read it (pressure.ts): evict, refuse starts, stop the newest growing instance. */
+  hostPressure(level: PressureLevel, shortMiB: number, now: number): PressureOutcome {
+    const out = hostPressure(this.s, level, shortMiB, now);
+    flush(this.s, now);
+    return out;
+  }
+
   /** Stop the function's idle instances now and the others when they finish. */
   evictFunction(f: CoreFunction, now: number): number {
     const s = this.s;
@@ -354,6 +380,24 @@ export class PoolCore {
 
   get memoryUsedMiB(): number {
     return this.s.usedMiB;
+  }
+  /** Charged, nominal and measured memory of the live instances. */
+  memoryTotals(): MemoryTotals {
+    return memoryTotals(this.s);
+  }
+  /** How many more idle instances of this size the budget admits now. */
+  idleFit(sizeMiB: number): number {
+    return idleFit(this.s, sizeMiB);
+  }
+  /** The host memory pressure level last reported (0 ok … 3 stop). */
+  get hostLevel(): PressureLevel {
+    return this.s.hostLevel;
+  }
+  /** Instances that are not stopping. */
+  get liveCount(): number {
+    let n = 0;
+    for (const inst of this.s.slots) if (inst.seq !== 0 && inst.state !== 'stopping') n++;
+    return n;
   }
   get busyCount(): number {
     return this.s.busyN;

@@ -1,7 +1,8 @@
 // Instances through their decision states: launched (starting), assigned
 // (busy), available again (the head of the queue, else idle), stale (its
 // function changed: stopped when free), stopped and released. Every count the
-// core keeps (live, starting, busy, idle, memory) changes here and only here.
+// core keeps (live, starting, busy, idle, memory) changes here and only here
+// (a measured instance's charge changes in accounting.ts).
 
 import type { CoreState } from './state.js';
 import { CoreInstance, type CoreFunction, type StopCause } from './model.js';
@@ -10,6 +11,7 @@ import { awaitNode, unwait } from './node-wait.js';
 import { BLOCK_CPU, BLOCK_ORDER, blockedOn, chargeRun, cpuGate, cpuNeed } from './fairness.js';
 import { goIdle, leaveIdle } from './keepalive.js';
 import { dropSnapshot, placeSnapshot } from './snapshots.js';
+import { chargeStart } from './accounting.js';
 
 export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now: number): CoreInstance {
   const inst = s.free.pop() ?? newSlot(s);
@@ -34,17 +36,17 @@ export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now
   f.live++;
   f.starting++;
   s.startingN++;
-  s.usedMiB += f.memoryMiB;
-  if (s.usedMiB > s.counters.peakMemoryMiB) s.counters.peakMemoryMiB = s.usedMiB;
   const snap = f.snapshot;
   if (s.cfg.snapshots && snap?.ready) {
     inst.path = 'restore';
     inst.snapshot = snap;
+    chargeStart(s, inst);
     snap.lastUsed = now;
     s.counters.restoreStarts++;
     s.fx.start(inst, { path: 'restore', snapshot: snap }, now);
   } else {
     inst.path = 'cold';
+    chargeStart(s, inst);
     s.counters.coldStarts++;
     const target = s.cfg.snapshots && !snap && !f.keepWarm ? placeSnapshot(s, f, now) : undefined;
     inst.snapshot = target;
@@ -163,7 +165,7 @@ export function unaccount(s: CoreState, inst: CoreInstance, now: number): void {
     if (snap && inst.path === 'cold' && !snap.ready && f.snapshot === snap) dropSnapshot(s, snap, 'failed', now);
   }
   uncount(inst);
-  s.usedMiB -= inst.memoryMiB;
+  s.usedMiB -= inst.chargedMiB;
   inst.armedAt = Infinity;
   inst.armToken++;
   s.needDrain = true;

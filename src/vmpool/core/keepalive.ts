@@ -10,6 +10,7 @@ import { firstWaiting } from './node-wait.js';
 import { startSlots } from './estimates.js';
 import { admitMemory } from './memory.js';
 import { mayStart } from './start-failures.js';
+import { startCharge } from './accounting.js';
 
 export function goIdle(s: CoreState, inst: CoreInstance, now: number): void {
   const f = inst.f;
@@ -45,7 +46,7 @@ function enterIdle(s: CoreState, inst: CoreInstance, keepMs: number, now: number
   f.idle.push(inst);
   inst.globalIdlePos = s.globalIdle.length;
   s.globalIdle.push(inst);
-  s.idleMiB += inst.memoryMiB;
+  s.idleMiB += inst.chargedMiB;
   if (s.fastEviction) {
     s.evCtx.now = now;
     inst.evKey = s.p.eviction.orderKey!(inst, s.evCtx);
@@ -73,7 +74,7 @@ export function leaveIdle(s: CoreState, inst: CoreInstance, now: number): void {
   }
   inst.fnIdlePos = -1;
   inst.globalIdlePos = -1;
-  s.idleMiB -= inst.memoryMiB;
+  s.idleMiB -= inst.chargedMiB;
   // lastUsedAt is when it became idle
   s.idleMemTime += inst.memoryMiB * (now - inst.lastUsedAt);
   if (s.fastEviction) s.idleIndex.remove(inst);
@@ -103,7 +104,7 @@ export function prewarmTimer(s: CoreState, f: CoreFunction | undefined, token: n
   // speculative: never takes a start slot someone waits for, never evicts, never probes a failing function
   if (firstWaiting(s) !== undefined || s.startingN >= startSlots(s)) return;
   if (mayStart(f, now) !== 'ok') return;
-  if (!admitMemory(s, f.memoryMiB, now, false)) return;
+  if (!admitMemory(s, startCharge(s, f), now, false)) return;
   s.counters.prewarms++;
   launch(s, f, f.prewarmKeepMs, now);
 }

@@ -1,13 +1,17 @@
 // Node memory: a start within highWatermark × budget is admitted; past it, idle
 // instances are evicted (eviction policy order) down to lowWatermark × budget,
 // all or nothing: nobody is evicted unless that admits the start within the budget.
+// Instances count what accounting.ts charges them (sizes, or measured costs); while
+// the host's guard says memory is short (pressure.ts) no start is admitted at all.
 
 import type { CoreState } from './state.js';
 import type { CoreInstance } from './model.js';
 import { stopInst } from './instances.js';
+import { PRESSURE_REFUSE } from './pressure.js';
 
 /** Room for `need` MiB more: evict idle instances past the high watermark, all or nothing. */
 export function admitMemory(s: CoreState, need: number, now: number, allowEvict: boolean): boolean {
+  if (s.hostLevel >= PRESSURE_REFUSE) return false;
   const B = s.cfg.memoryBudgetMiB;
   if (s.usedMiB + need <= s.cfg.highWatermark * B) return true;
   if (!allowEvict) return false;
@@ -21,13 +25,13 @@ export function admitMemory(s: CoreState, need: number, now: number, allowEvict:
   s.evCtx.now = now;
   const victims = s.p.eviction.selectVictims(s.globalIdle, s.usedMiB + need - low, s.evCtx) as CoreInstance[];
   let freeable = 0;
-  for (const v of victims) if (v.state === 'idle') freeable += v.memoryMiB;
+  for (const v of victims) if (v.state === 'idle') freeable += v.chargedMiB;
   if (s.usedMiB + need - freeable > B) return false;
   for (const v of victims === s.globalIdle ? victims.slice() : victims) if (v.state === 'idle') evict(s, v, now);
   return true;
 }
 
-function evict(s: CoreState, inst: CoreInstance, now: number): void {
+export function evict(s: CoreState, inst: CoreInstance, now: number): void {
   s.counters.evictions++;
   stopInst(s, inst, 'evicted', now);
 }

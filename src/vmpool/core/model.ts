@@ -37,6 +37,8 @@ export type StopCause =
   | 'lost'
   /** a restored clone whose first run found the restore unusable (the resync it carried was refused) */
   | 'broken'
+  /** the host ran short of memory with nothing idle left to evict: the newest growing instance (pressure.ts) */
+  | 'memory-pressure'
   | 'shutdown';
 
 /** How a start ended without an instance (reported by the shell; decides what happens next). */
@@ -181,6 +183,24 @@ export interface CoreConfig {
    * by their `share`; 'off': the behaviour before (functions waiting for a node-wide resource go FIFO).
    */
   fairness?: FairnessMode;
+  /** How live instances are charged against memoryBudgetMiB (accounting.ts); absent: nominal. */
+  memory?: MemoryAccountingConfig;
+}
+
+export interface MemoryAccountingConfig {
+  /**
+   * nominal: each instance counts its memory size. measured: what it costs the host, its PSS from the
+   * shell's sampler (private pages plus its share of shared ones), never more than its size, plus a reserve.
+   */
+  accounting: 'nominal' | 'measured';
+  /** measured: the fraction of each instance's headroom (size − measured) kept in reserve for its growth */
+  reserve: number;
+}
+
+/** One measurement of an instance by the shell's sampler: its VMM's proportional set size (MiB). */
+export interface MemorySample {
+  inst: CoreInstance;
+  pssMiB: number;
 }
 
 export type FairnessMode = 'max-min' | 'off';
@@ -203,6 +223,11 @@ export class CoreInstance implements InstanceView {
   fn = '';
   f!: CoreFunction;
   memoryMiB = 0;
+  /** what it counts against the budget now (accounting.ts): its size (nominal), or its measured cost plus reserve */
+  chargedMiB = 0;
+  /** its latest measurement (PSS, MiB) and the one before (NaN: none yet) */
+  measuredMiB = NaN;
+  prevMeasuredMiB = NaN;
   state: CoreInstanceState = 'starting';
   createdAt = 0;
   lastUsedAt = 0;
@@ -314,6 +339,8 @@ export class CoreFunction {
   keepWarm = false;
   /** successful restores (placement's sample count) */
   restores = 0;
+  /** what a new instance of it costs once started, cold-booted / restored (MiB, measured; NaN: not yet) */
+  memEstimate: [number, number] = [NaN, NaN];
   prewarmToken = 0;
   prewarmKeepMs = 0;
   // start failures (start-failures.ts)

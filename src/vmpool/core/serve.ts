@@ -9,6 +9,7 @@ import { deadlineOf, qPop, rejectHead } from './queue.js';
 import { startEstimate, startSlots, warmWait } from './estimates.js';
 import { awaitNode, firstWaiting, unwait } from './node-wait.js';
 import { admitMemory } from './memory.js';
+import { startCharge } from './accounting.js';
 import { assign, launch } from './instances.js';
 import { backoffDetail, mayStart } from './start-failures.js';
 import { BLOCK_CONCURRENCY, BLOCK_CPU, BLOCK_ORDER, BLOCK_START, blockedOn, chargeStart, cpuGate, cpuNeed, noteDemand, othersWaiting, START_CPU } from './fairness.js';
@@ -97,7 +98,7 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
     if (s.cfg.starts.maxConcurrent !== 'auto' && s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
     if (!cpuGate(s, f, true)) return blocked(f, BLOCK_CPU, Math.max(START_CPU, cpuNeed(s, f)));
   } else if (s.startingN >= startSlots(s)) return blocked(f, BLOCK_START);
-  if (!admitMemory(s, f.memoryMiB, now, true)) return blocked(f, BLOCK_START);
+  if (!admitMemory(s, startCharge(s, f), now, true)) return blocked(f, BLOCK_START);
   chargeStart(s, launch(s, f, NaN, now));
   return STARTED;
 }

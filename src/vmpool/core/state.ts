@@ -7,6 +7,7 @@
 
 import type { EvictionContext } from '../../policies/types.js';
 import { IdleHeap } from './idle-heap.js';
+import type { PressureLevel } from './pressure.js';
 import { CoreTier, type CoreConfig, type CoreEffects, type CoreFunction, type CoreInstance, type CorePolicies } from './model.js';
 
 export interface CoreCounters {
@@ -25,6 +26,10 @@ export interface CoreCounters {
   /** starts whose function failed to initialise (its code: the function's failure, not the platform's) */
   initFailures: number;
   evictions: number;
+  /** of the evictions, those the host's memory pressure asked for (pressure.ts) */
+  pressureEvictions: number;
+  /** instances stopped because the host ran short of memory with nothing idle left (typed failure memory_pressure) */
+  pressureStops: number;
   expirations: number;
   /** instances the keep-alive policy stopped when they became idle (keepWarmMs 0) */
   keepAliveStops: number;
@@ -65,6 +70,8 @@ export function zeroCounters(): CoreCounters {
     startFailures: 0,
     initFailures: 0,
     evictions: 0,
+    pressureEvictions: 0,
+    pressureStops: 0,
     expirations: 0,
     keepAliveStops: 0,
     prewarmUnloads: 0,
@@ -124,10 +131,15 @@ export class CoreState {
   /** a resource was freed during this call: the waiting functions get their turn before it returns */
   needDrain = false;
   draining = false;
-  /** memory of the live instances (nominal sizes, MiB) */
+  /** memory charged for the live instances (MiB; accounting.ts: their sizes, or measured costs plus reserve) */
   usedMiB = 0;
   /** of which idle */
   idleMiB = 0;
+  /** measured accounting (cfg.memory) and its reserve fraction */
+  readonly measuredAccounting: boolean;
+  readonly reserve: number;
+  /** the host's memory pressure as the shell's guard last reported it (pressure.ts): 0 ok, 1 evict, 2 refuse, 3 stop */
+  hostLevel: PressureLevel = 0;
   /** idle memory × time (MiB·ms) of idle periods that ended; idleMemoryTime() adds the running ones */
   idleMemTime = 0;
   busyN = 0;
@@ -176,6 +188,8 @@ export class CoreState {
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
     this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
+    this.measuredAccounting = cfg.memory?.accounting === 'measured';
+    this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, cfg.memory!.reserve)) : 0;
     this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
