@@ -99,6 +99,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
+    .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -108,7 +109,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -196,7 +197,7 @@ export function registerExtraCommands(p: Command): void {
         // issue 13: nats-server + daemons as separate processes (not part of `all`: minutes of VMs)
         const { benchCluster, formatCluster } = await import('../../bench/cluster.js');
         console.error('bench cluster: broker vs straight HTTP, three nodes vs one, locality on/off…');
-        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns });
+        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns, sections: o.sections as Array<'warm' | 'cpu' | 'locality'> | undefined });
         const text = formatCluster(r);
         console.log(text + '\n');
         md.push('## cluster\n\n' + text);

@@ -1,0 +1,261 @@
+// faascell bench cluster (issue 13): a FaaSCell cluster on NATS JetStream, with
+// real VMs, on this one machine (nats-server and every daemon are separate
+// processes started here).
+//   1. warm latency and throughput: straight to one node's HTTP API versus through
+//      the broker (a cluster node's HTTP API, and a NATS client), side by side,
+//      interleaved, in one run;
+//   2. throughput of three nodes versus one on a CPU-bound function;
+//   3. locality: the share of warm / restore / cold starts in a cluster run with
+//      locality on and off (same seeded workload).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from '../src/cli/client.js';
+import { ClusterClient } from '../src/cluster/client.js';
+import { createRng } from '../src/policies/rng.js';
+import { startNatsServer } from '../test/cluster-helpers/nats-server.js';
+import { fixture, machine, ms, ROOT, summarize, table } from './common.js';
+async function daemon(name, config) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), `fc-bench-cluster-${name}-`));
+    const shm = `/dev/shm/fc-bench-${path.basename(dir)}`;
+    const cfg = {
+        stateDir: path.join(dir, 'state'),
+        api: { port: 0 },
+        log: { level: 'warn' },
+        snapshots: { tiers: [{ name: 'shm', path: shm, latencyRank: 0, capacityMiB: 8192 }] },
+        ...config,
+    };
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+    const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    proc.stderr.on('data', (d) => (err = (err + d.toString()).slice(-4000)));
+    const url = await new Promise((resolve, reject) => {
+        let out = '';
+        const t = setTimeout(() => reject(new Error(`daemon ${name} did not start: ${err}`)), 120_000);
+        proc.stdout.on('data', (d) => {
+            out += d.toString();
+            const m = /listening on (http:\/\/\S+)/.exec(out);
+            if (m) {
+                clearTimeout(t);
+                resolve(m[1]);
+            }
+        });
+        proc.once('exit', (c) => {
+            clearTimeout(t);
+            reject(new Error(`daemon ${name} exited ${c}: ${err}`));
+        });
+    });
+    const exited = new Promise((r) => proc.once('exit', () => r()));
+    return {
+        url,
+        client: new Client({ url }),
+        proc,
+        dir,
+        async stop() {
+            proc.kill('SIGTERM');
+            let timer;
+            await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+            clearTimeout(timer);
+            if (proc.exitCode === null && proc.signalCode === null)
+                proc.kill('SIGKILL');
+            rmSync(shm, { recursive: true, force: true });
+            rmSync(dir, { recursive: true, force: true });
+        },
+    };
+}
+const pause = () => new Promise((r) => setTimeout(r, 20));
+async function timed(f) {
+    const t0 = performance.now();
+    const r = await f();
+    const dt = performance.now() - t0;
+    if (r.status !== 200)
+        throw new Error(`HTTP ${r.status}: ${r.body.error?.message}`);
+    return dt;
+}
+async function closedLoop(n, concurrency, call) {
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (next < n)
+            await call(next++);
+    }));
+    return performance.now() - t0;
+}
+async function waitUp(c, n) {
+    for (let i = 0; i < 200; i++) {
+        const s = await c.call('GET', '/v1/cluster');
+        if (s.nodes.filter((x) => x.state === 'up').length >= n)
+            return;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('cluster nodes did not come up');
+}
+function clusterCfg(nats, node, extra = {}) {
+    return { cluster: { nats: nats.url, node, heartbeatMs: 500, ...extra } };
+}
+export async function benchCluster(o) {
+    const log = o.log ?? ((s) => console.error(s));
+    const res = { machine: machine() };
+    // ---- 1. warm: straight HTTP vs through the broker -------------------------------
+    {
+        const nats = await startNatsServer();
+        const straight = await daemon('straight', {});
+        const member = await daemon('member', clusterCfg(nats, 'solo'));
+        const client = await ClusterClient.connect({ nats: nats.url });
+        try {
+            for (const d of [straight, member])
+                await d.client.deploy('hello', fixture('hello.js'), { codeKind: 'js', maxInstances: 2 });
+            log('  cluster bench: warming up (cold boots)…');
+            for (const d of [straight, member])
+                await timed(() => d.client.invoke('hello', { name: 'warm' }));
+            await timed(() => client.invoke('hello', { name: 'warm' }));
+            const http = [];
+            const viaHttp = [];
+            const viaClient = [];
+            for (let i = 0; i < o.warmRuns; i++) {
+                // interleaved: the machine's noise hits the three paths alike
+                await pause();
+                http.push(await timed(() => straight.client.invoke('hello', { name: 'b' })));
+                await pause();
+                viaHttp.push(await timed(() => member.client.invoke('hello', { name: 'b' })));
+                await pause();
+                viaClient.push(await timed(() => client.invoke('hello', { name: 'b' })));
+            }
+            const h = summarize(http);
+            const vh = summarize(viaHttp);
+            const vc = summarize(viaClient);
+            res.warm = { http: h, viaBrokerHttp: vh, viaBrokerClient: vc, addedP50Ms: vh.median - h.median, addedClientP50Ms: vc.median - h.median };
+            log(`  warm p50: straight ${ms(h.median)}, via broker (HTTP) ${ms(vh.median)}, via broker (NATS client) ${ms(vc.median)}`);
+            // throughput, closed loop, two at a time (two warm instances each)
+            const calls = Math.max(40, o.warmRuns);
+            for (const d of [straight, member])
+                await Promise.all([0, 1].map(() => timed(() => d.client.invoke('hello', { name: 'w' }))));
+            const tHttp = await closedLoop(calls, 2, () => timed(() => straight.client.invoke('hello', { name: 't' })));
+            const tVia = await closedLoop(calls, 2, () => timed(() => member.client.invoke('hello', { name: 't' })));
+            res.throughput = { http: (calls / tHttp) * 1000, viaBroker: (calls / tVia) * 1000, calls, concurrency: 2 };
+            log(`  warm throughput: straight ${res.throughput.http.toFixed(1)}/s, via broker ${res.throughput.viaBroker.toFixed(1)}/s`);
+        }
+        finally {
+            await client.close();
+            await straight.stop();
+            await member.stop();
+            await nats.cleanup();
+        }
+    }
+    // ---- 2. CPU-bound: three nodes vs one ----------------------------------------------
+    {
+        const iterations = 3e6;
+        const run = async (nodes) => {
+            const nats = await startNatsServer();
+            const ds = [];
+            const client = await ClusterClient.connect({ nats: nats.url });
+            try {
+                for (let i = 0; i < nodes; i++)
+                    ds.push(await daemon(`cpu${i}`, { ...clusterCfg(nats, `cpu${i}`), admission: { maxConcurrentStarts: 1 } }));
+                await waitUp(ds[0].client, nodes);
+                await ds[0].client.deploy('burn', fixture('cpu-burn.js'), { codeKind: 'js', maxInstances: 2, timeoutMs: 120_000 });
+                // every node gets its instances before the clock starts: addressed warm-up calls
+                for (let i = 0; i < nodes; i++)
+                    await Promise.all([0, 1].map(() => client.invoke('burn', { iterations: 1000 }, { target: `cpu${i}`, timeoutMs: 300_000 })));
+                const byNode = {};
+                const runMs = [];
+                const wallMs = await closedLoop(o.cpuRuns, 2 * nodes, async () => {
+                    const r = await client.invoke('burn', { iterations }, { timeoutMs: 300_000 });
+                    if (r.status !== 200)
+                        throw new Error(`burn: ${r.status} ${r.body.error?.message}`);
+                    const a = r.body.activation;
+                    byNode[a.node] = (byNode[a.node] ?? 0) + 1;
+                    if (a.runMs !== undefined)
+                        runMs.push(a.runMs);
+                });
+                return { wallMs, byNode, runMs };
+            }
+            finally {
+                await client.close();
+                for (const d of ds)
+                    await d.stop();
+                await nats.cleanup();
+            }
+        };
+        log('  cluster bench: CPU-bound, one node…');
+        const one = await run(1);
+        log('  cluster bench: CPU-bound, three nodes…');
+        const three = await run(3);
+        res.cpu = {
+            oneNode: { perSecond: (o.cpuRuns / one.wallMs) * 1000, wallMs: one.wallMs },
+            threeNodes: { perSecond: (o.cpuRuns / three.wallMs) * 1000, wallMs: three.wallMs, byNode: three.byNode },
+            runs: o.cpuRuns,
+            iterations,
+            runMs: summarize([...one.runMs, ...three.runMs]),
+        };
+        log(`  CPU-bound: one node ${res.cpu.oneNode.perSecond.toFixed(2)}/s, three nodes ${res.cpu.threeNodes.perSecond.toFixed(2)}/s`);
+    }
+    // ---- 3. locality on / off ------------------------------------------------------------
+    res.locality = {};
+    for (const locality of [true, false]) {
+        const nats = await startNatsServer();
+        const ds = [];
+        try {
+            for (let i = 0; i < 3; i++)
+                ds.push(await daemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality }), node: { memoryBudgetMiB: 768 }, admission: { maxConcurrentStarts: 1 } }));
+            await waitUp(ds[0].client, 3);
+            const fns = ['fa', 'fb', 'fc', 'fd'];
+            for (const f of fns)
+                await ds[0].client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
+            const rng = createRng(13);
+            const paths = { warm: 0, restore: 0, cold: 0 };
+            const byNode = {};
+            // one at a time, through a random node's HTTP API, a random function: what stays where matters
+            for (let i = 0; i < o.localityRuns; i++) {
+                const d = ds[rng.int(ds.length)];
+                const f = fns[rng.int(fns.length)];
+                const r = await d.client.invoke(f, { name: String(i) });
+                if (r.status !== 200)
+                    throw new Error(`${f}: ${r.status} ${r.body.error?.message}`);
+                const a = r.body.activation;
+                paths[a.startPath ?? 'cold']++;
+                byNode[a.node] = (byNode[a.node] ?? 0) + 1;
+            }
+            res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode };
+            log(`  locality ${locality ? 'on' : 'off'}: ${JSON.stringify(paths)}`);
+        }
+        finally {
+            for (const d of ds)
+                await d.stop();
+            await nats.cleanup();
+        }
+    }
+    return res;
+}
+export function formatCluster(r) {
+    const m = r.machine;
+    const pct = (x, n) => `${((100 * x) / n).toFixed(0)} %`;
+    return [
+        `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.qemu}, load ${m.loadavg}`,
+        '',
+        `warm invocation of hello, client-side, ${r.warm.http.n} interleaved rounds:`,
+        '',
+        table(['path', 'median', 'p99'], [
+            ['straight to one node (HTTP)', ms(r.warm.http.median), ms(r.warm.http.p99)],
+            ['HTTP to a cluster node → broker → node → broker', ms(r.warm.viaBrokerHttp.median), ms(r.warm.viaBrokerHttp.p99)],
+            ['NATS client → broker → node → broker', ms(r.warm.viaBrokerClient.median), ms(r.warm.viaBrokerClient.p99)],
+        ]),
+        '',
+        `broker hop added at p50: ${ms(r.warm.addedP50Ms)} (HTTP ingress), ${ms(r.warm.addedClientP50Ms)} (NATS client)`,
+        `warm throughput, ${r.throughput.calls} calls, ${r.throughput.concurrency} at a time: straight ${r.throughput.http.toFixed(1)}/s, through the broker ${r.throughput.viaBroker.toFixed(1)}/s`,
+        '',
+        `CPU-bound (cpu-burn, ${r.cpu.iterations} iterations, run ${ms(r.cpu.runMs.median)} median), ${r.cpu.runs} invocations, maxInstances 2 per node:`,
+        '',
+        table(['nodes', 'invocations/s', 'wall'], [
+            ['1', r.cpu.oneNode.perSecond.toFixed(2), ms(r.cpu.oneNode.wallMs)],
+            ['3', r.cpu.threeNodes.perSecond.toFixed(2), ms(r.cpu.threeNodes.wallMs)],
+        ]),
+        `three nodes: ${JSON.stringify(r.cpu.threeNodes.byNode)}`,
+        '',
+        `locality, three nodes, 4 functions (maxInstances 1, 768 MiB per node), ${r.locality.on.n} sequential invocations through random nodes:`,
+        '',
+        table(['locality', 'warm', 'restore', 'cold'], ['on', 'off'].map((k) => [k, pct(r.locality[k].warm, r.locality[k].n), pct(r.locality[k].restore, r.locality[k].n), pct(r.locality[k].cold, r.locality[k].n)])),
+    ].join('\n');
+}
+//# sourceMappingURL=cluster.js.map

@@ -1,0 +1,95 @@
+// Real observability back ends started by the end-to-end tests themselves:
+// a Prometheus server (Debian's `prometheus`) on 127.0.0.1 that scrapes the
+// daemon, and a headless Chromium (Debian's `chromium`) driven by playwright-core.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+export const PROMETHEUS = '/usr/bin/prometheus';
+export const CHROMIUM = '/usr/bin/chromium';
+/** Flags that keep Chromium quiet on a closed network (no background fetches, no QUIC, no sync). */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** Fails loudly (never skips) when a back end is not installed: scripts/setup.sh installs both. */
+export function requireBinary(bin, pkg) {
+    if (!existsSync(bin))
+        throw new Error(`${bin} is missing: install Debian's ${pkg} package (npm run setup does, as root)`);
+}
+export function freePort() {
+    return new Promise((resolve, reject) => {
+        const s = net.createServer();
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+            const port = s.address().port;
+            s.close(() => resolve(port));
+        });
+    });
+}
+export async function until(what, f, timeoutMs, everyMs = 250) {
+    const deadline = Date.now() + timeoutMs;
+    let last = '';
+    while (Date.now() < deadline) {
+        try {
+            const v = await f();
+            if (v !== undefined)
+                return v;
+        }
+        catch (err) {
+            last = err instanceof Error ? err.message : JSON.stringify(err);
+        }
+        await new Promise((r) => setTimeout(r, everyMs));
+    }
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+}
+export async function startPrometheus(opts) {
+    requireBinary(PROMETHEUS, 'prometheus');
+    mkdirSync(opts.dir, { recursive: true });
+    const port = await freePort();
+    const every = `${opts.scrapeIntervalS ?? 1}s`;
+    const cfg = path.join(opts.dir, 'prometheus.yml');
+    writeFileSync(cfg, [
+        'global:',
+        `  scrape_interval: ${every}`,
+        `  evaluation_interval: ${every}`,
+        'scrape_configs:',
+        '  - job_name: faascell',
+        `    metrics_path: ${opts.metricsPath ?? '/metrics'}`,
+        `    scrape_timeout: ${every}`,
+        '    static_configs:',
+        `      - targets: ['${opts.target}']`,
+        '',
+    ].join('\n'));
+    const proc = spawn(PROMETHEUS, [`--config.file=${cfg}`, `--storage.tsdb.path=${path.join(opts.dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--storage.tsdb.retention.time=1h', '--query.lookback-delta=3s'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let logs = '';
+    proc.stdout.on('data', (d) => (logs += d.toString()));
+    proc.stderr.on('data', (d) => (logs += d.toString()));
+    const exited = new Promise((r) => proc.once('exit', () => r()));
+    const url = `http://127.0.0.1:${port}`;
+    const p = {
+        url,
+        proc,
+        logs: () => logs,
+        async query(q) {
+            const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(q)}`);
+            const body = (await res.json());
+            if (body.status !== 'success')
+                throw new Error(`prometheus query ${q}: ${body.error ?? res.status}`);
+            return body.data.result;
+        },
+        async stop() {
+            if (proc.exitCode === null && proc.signalCode === null)
+                proc.kill('SIGTERM');
+            await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+            if (proc.exitCode === null && proc.signalCode === null)
+                proc.kill('SIGKILL');
+        },
+    };
+    try {
+        await until('prometheus to be ready', async () => ((await fetch(`${url}/-/ready`).catch(() => undefined))?.ok ? true : undefined), 30_000);
+    }
+    catch (err) {
+        await p.stop();
+        throw new Error(`${err.message}\n${logs.slice(-2000)}`);
+    }
+    return p;
+}
+//# sourceMappingURL=observability.js.map
