@@ -60,6 +60,23 @@ export interface SimulationOptions {
   onDecision?: (d: Decision) => void;
   /** Also report counts and latency per function (SimulationResult.byFunction). */
   byFunction?: boolean;
+  /** A shell around this node (the cluster simulator, src/sim/cluster/) hears what happens to its requests. */
+  hooks?: SimHooks;
+  /** Costs by trace function, computed once for many nodes (default: from the profile). */
+  functionCosts?: FunctionCosts[];
+  /** Define a function in the decision core at its first arrival (a node of a large cluster sees few of the trace's functions). */
+  lazyFunctions?: boolean;
+}
+
+/** What a cluster shell learns from one simulated node (issue 23). Function numbers are trace indices. */
+export interface SimHooks {
+  /** the request got an instance: one that was there (`fresh` false) or one whose start it waited for */
+  onAssign?(req: number, fresh: boolean, path: 'cold' | 'restore', now: number): void;
+  /** the request's run ended: its answer */
+  onDone?(req: number, now: number): void;
+  onReject?(req: number, reason: RejectCode, now: number): void;
+  /** the function's instances or snapshot changed (what a heartbeat reports of it) */
+  onTouch?(fn: number): void;
 }
 
 export interface SimulationResult {
@@ -133,6 +150,8 @@ class SlotState {
   arrival = 0;
   /** the waiting part of the run in progress, after its CPU part */
   waitMs = 0;
+  /** the request in progress */
+  req = 0;
 }
 
 /** Per function, when SimulationOptions.byFunction is set. */
@@ -151,7 +170,11 @@ export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
-  private readonly fnByIndex: CoreFunction[];
+  private readonly fnByIndex: (CoreFunction | undefined)[] = [];
+  /** trace function of each core function (the same index unless functions are defined lazily) */
+  private readonly traceIdx: number[] = [];
+  private readonly maxInst: number;
+  private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
@@ -192,8 +215,9 @@ export class Simulator implements CoreEffects {
     this.idleVmCpu = n.idleVmCpu;
     this.tierNames = prof.tiers.map((t) => t.name);
     this.log = o.onDecision;
-    const maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
-    this.costs = o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
+    this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
+    this.hooks = o.hooks;
+    this.costs = o.functionCosts ?? o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
     const d = functionCosts(prof, '\0defaults');
     this.core = new PoolCore(
       {
@@ -220,13 +244,7 @@ export class Simulator implements CoreEffects {
       o.policies,
       this,
     );
-    this.fnByIndex = o.trace.functions.map((tf, i) =>
-      this.core.defineFunction(
-        tf.name,
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', snapshotBytes: this.costs[i]!.snapshotMiB * 1048576 },
-        0,
-      ),
-    );
+    if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
@@ -258,7 +276,7 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
-        core.arrive(this.fnByIndex[fns[i]!]!, ++this.reqSeq, t);
+        core.arrive(this.fnByIndex[fns[i]!] ?? this.define(fns[i]!), ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -297,7 +315,7 @@ export class Simulator implements CoreEffects {
       restoresStarted: c.restoreStarts,
       dropped,
       rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
-      snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
+      snapshots: this.fnByIndex.filter((f) => f?.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
       warmFraction: frac(c.warm),
@@ -338,6 +356,55 @@ export class Simulator implements CoreEffects {
     }));
   }
 
+  // ---- driven by a cluster shell (src/sim/cluster/) ------------------------------
+
+  /** The decision core of this node (read-only use: counters, instance counts, start slots). */
+  get poolCore(): PoolCore {
+    return this.core;
+  }
+
+  /** Trace function `fn` (its index) arrives as request `req` at `t` (no earlier than the events processed so far). */
+  arrive(fn: number, req: number, t: number): void {
+    this.events++;
+    this.core.arrive(this.fnByIndex[fn] ?? this.define(fn), req, t);
+    this.afterEvent(t);
+  }
+
+  /** Time of this node's next event (Infinity: none). */
+  nextEventTime(): number {
+    return this.heap.peekTime();
+  }
+
+  /** Process every event up to and including `until`. */
+  advance(until: number): void {
+    const heap = this.heap;
+    while (heap.size > 0 && heap.peekTime() <= until) this.step();
+  }
+
+  /** Events processed so far. */
+  get eventCount(): number {
+    return this.events;
+  }
+
+  /** Requests whose run ended. */
+  get completedCount(): number {
+    return this.completed;
+  }
+
+  /** The trace function of a core function. */
+  traceIndexOf(f: CoreFunction): number {
+    return this.traceIdx[f.index]!;
+  }
+
+  private define(i: number): CoreFunction {
+    const c = this.costs[i]!;
+    const tf = this.o.trace.functions[i]!;
+    const f = this.core.defineFunction(tf.name, { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1', snapshotBytes: c.snapshotMiB * 1048576 }, 0);
+    this.traceIdx[f.index] = i;
+    this.fnByIndex[i] = f;
+    return f;
+  }
+
   private step(): void {
     const heap = this.heap;
     heap.pop();
@@ -362,9 +429,14 @@ export class Simulator implements CoreEffects {
       if (s.job || (inst.seq >>> 0) !== tag) return; // its CPU part is still running
       this.completed++;
       this.hist.record(now - s.arrival);
-      if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      if (this.fnHist) this.fnHist[this.traceIdx[inst.f.index]!]!.record(now - s.arrival);
       core.runDone(inst, now);
       this.observe(inst, s);
+      const h = this.hooks;
+      if (h) {
+        h.onDone?.(s.req, now);
+        h.onTouch?.(this.traceIdx[inst.f.index]!);
+      }
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -383,6 +455,7 @@ export class Simulator implements CoreEffects {
       const snap = inst.snapshot;
       if (snap && inst.path === 'cold' && !snap.ready) core.snapshotReady(snap, s.costs.snapshotMiB * 1048576, undefined, now);
       core.startDone(inst, now);
+      this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
     } else {
       core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
     }
@@ -436,7 +509,7 @@ export class Simulator implements CoreEffects {
     let s = this.slots[inst.idx];
     if (!s) this.slots[inst.idx] = s = new SlotState();
     this.instBySlot[inst.idx] = inst;
-    const c = this.costs[inst.f.index]!;
+    const c = this.costs[this.traceIdx[inst.f.index]!]!;
     s.costs = c;
     s.startedAt = now;
     const restore = plan.path === 'restore';
@@ -448,6 +521,7 @@ export class Simulator implements CoreEffects {
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void {
@@ -455,8 +529,9 @@ export class Simulator implements CoreEffects {
     const c = s.costs;
     s.fresh = fresh;
     s.arrival = arrival;
+    s.req = req;
     this.queueWaitSum += now - arrival;
-    if (this.fnCounts) this.fnCounts[inst.f.index * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    if (this.fnCounts) this.fnCounts[this.traceIdx[inst.f.index]! * 4 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
     const service = (fresh ? 0 : c.warmMs) + c.runMs;
     const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
     if (this.cpu && cpuMs > 0) {
@@ -469,10 +544,16 @@ export class Simulator implements CoreEffects {
       this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
     }
     this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
+    const h = this.hooks;
+    if (h) {
+      h.onAssign?.(req, fresh, inst.path, now);
+      h.onTouch?.(this.traceIdx[inst.f.index]!);
+    }
   }
 
   reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, _arrival: number, now: number): void {
     this.log?.({ t: now, kind: 'reject', req, fn: f.name, reason });
+    this.hooks?.onReject?.(req, reason, now);
   }
 
   stop(inst: CoreInstance, cause: StopCause, now: number): void {
@@ -482,13 +563,16 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
     this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
   }
 
-  dropSnapshot(_snap: CoreSnapshot): void {}
+  dropSnapshot(snap: CoreSnapshot): void {
+    this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!);
+  }
 
   moveSnapshot(): void {}
 }
