@@ -57,6 +57,16 @@ export class LocalityBook {
     return b ? { fn: b.byFn.get(fn) ?? 0, total: b.total } : this.none;
   }
 
+  /** booking(node, fn).fn without allocating (the simulator's hot path). */
+  bookedFn(node: string, fn: string): number {
+    return this.current(node)?.byFn.get(fn) ?? 0;
+  }
+
+  /** booking(node, fn).total without allocating. */
+  bookedTotal(node: string): number {
+    return this.current(node)?.total ?? 0;
+  }
+
   book(node: string, fn: string, now: number): void {
     let b = this.current(node);
     if (!b) this.booked.set(node, (b = { since: now, byFn: new Map(), total: 0 }));

@@ -75,8 +75,8 @@ export interface SimHooks {
   /** the request's run ended: its answer */
   onDone?(req: number, now: number): void;
   onReject?(req: number, reason: RejectCode, now: number): void;
-  /** the function's instances or snapshot changed (what a heartbeat reports of it) */
-  onTouch?(fn: number): void;
+  /** the function's instances or snapshot changed (what a heartbeat reports of it, and the node's memory) */
+  onTouch?(fn: number, now: number): void;
 }
 
 export interface SimulationResult {
@@ -391,6 +391,11 @@ export class Simulator implements CoreEffects {
     return this.completed;
   }
 
+  /** Trace function `fn` in this node's decision core (undefined: never seen here; `define`: create it). */
+  coreFunction(fn: number, define = false): CoreFunction | undefined {
+    return this.fnByIndex[fn] ?? (define ? this.define(fn) : undefined);
+  }
+
   /** The trace function of a core function. */
   traceIndexOf(f: CoreFunction): number {
     return this.traceIdx[f.index]!;
@@ -430,12 +435,15 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[this.traceIdx[inst.f.index]!]!.record(now - s.arrival);
+      // runDone may hand the instance the next queued request at once: what the finished one was, first
+      const fresh = s.fresh;
+      const req = s.req;
       core.runDone(inst, now);
-      this.observe(inst, s);
+      this.observe(inst, s, fresh);
       const h = this.hooks;
       if (h) {
-        h.onDone?.(s.req, now);
-        h.onTouch?.(this.traceIdx[inst.f.index]!);
+        h.onDone?.(req, now);
+        h.onTouch?.(this.traceIdx[inst.f.index]!, now);
       }
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
@@ -455,7 +463,7 @@ export class Simulator implements CoreEffects {
       const snap = inst.snapshot;
       if (snap && inst.path === 'cold' && !snap.ready) core.snapshotReady(snap, s.costs.snapshotMiB * 1048576, undefined, now);
       core.startDone(inst, now);
-      this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
+      this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
     } else {
       core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
     }
@@ -463,14 +471,14 @@ export class Simulator implements CoreEffects {
   }
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
-  private observe(inst: CoreInstance, s: SlotState): void {
+  private observe(inst: CoreInstance, s: SlotState, fresh: boolean): void {
     const c = s.costs;
     const f = inst.f;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
     const cpuShare = Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs));
-    if (!s.fresh) {
+    if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
@@ -521,7 +529,7 @@ export class Simulator implements CoreEffects {
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
-    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void {
@@ -547,7 +555,7 @@ export class Simulator implements CoreEffects {
     const h = this.hooks;
     if (h) {
       h.onAssign?.(req, fresh, inst.path, now);
-      h.onTouch?.(this.traceIdx[inst.f.index]!);
+      h.onTouch?.(this.traceIdx[inst.f.index]!, now);
     }
   }
 
@@ -563,15 +571,15 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
-    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!);
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
     this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
   }
 
-  dropSnapshot(snap: CoreSnapshot): void {
-    this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!);
+  dropSnapshot(snap: CoreSnapshot, _cause: unknown, now: number): void {
+    this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!, now);
   }
 
   moveSnapshot(): void {}

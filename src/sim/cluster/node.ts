@@ -1,0 +1,131 @@
+// One simulated node of a cluster: the one-node simulator (src/sim/simulator.ts,
+// the daemon's decision core with modelled costs) driven by the broker instead of
+// a trace. Its hooks tell the broker what became of each request and which
+// functions changed (for heartbeats), and integrate the node's memory over time.
+
+import type { PullState } from '../../cluster/capacity.js';
+import type { ResolvedPolicySet } from '../../policies/index.js';
+import { Simulator, type SimHooks, type SimulationOptions } from '../simulator.js';
+import type { ClusterBroker, NodePort } from './broker.js';
+
+export class SimClusterNode implements NodePort {
+  sim: Simulator;
+  /** requests in the decision core's queues (delivered, neither assigned nor refused yet) */
+  private queued = 0;
+  private dirty = new Set<number>();
+  private readonly st: PullState = { idle: 0, busy: 0, starting: 0, startSlots: 0, queued: 0 };
+  /** memory held by instances × time (MiB·ms), of this node's lives */
+  memoryTime = 0;
+  peakMemoryMiB = 0;
+  private lastUsed = 0;
+  private lastT = 0;
+  /** decision cores of earlier lives (a node that died and started again), for their counters */
+  readonly pastLives: Simulator[] = [];
+  private readonly hooks: SimHooks;
+
+  constructor(
+    readonly k: number,
+    private readonly broker: ClusterBroker,
+    private readonly base: Omit<SimulationOptions, 'hooks' | 'policies' | 'lazyFunctions'>,
+    /** policy sets for this node's lives (a restart takes the next: policies keep per-function state) */
+    private readonly policies: ResolvedPolicySet[],
+    /** called when this node's next event may have moved (after a delivery) */
+    private readonly moved: (k: number) => void,
+  ) {
+    this.hooks = {
+      onAssign: (req, fresh, path) => {
+        this.queued--;
+        broker.assigned(k, req, fresh, path);
+      },
+      onDone: (req, now) => broker.done(k, req, now),
+      onReject: (req, reason, now) => {
+        this.queued--;
+        broker.refused(k, req, reason, now);
+      },
+      onTouch: (fn, now) => {
+        this.dirty.add(fn);
+        this.integrate(now);
+        broker.markChanged(k, now);
+      },
+    };
+    this.sim = this.newLife();
+  }
+
+  private newLife(): Simulator {
+    const p = this.policies.shift();
+    if (!p) throw new Error(`cluster simulator: node ${this.k} has no policy set left for another life`);
+    return new Simulator({ ...this.base, policies: p, lazyFunctions: true, hooks: this.hooks });
+  }
+
+  private integrate(now: number): void {
+    const used = this.sim.poolCore.memoryUsedMiB;
+    this.memoryTime += this.lastUsed * (now - this.lastT);
+    this.lastUsed = used;
+    this.lastT = now;
+    if (used > this.peakMemoryMiB) this.peakMemoryMiB = used;
+  }
+
+  /** Memory × time up to `now` (MiB·ms). */
+  memoryTimeUntil(now: number): number {
+    return this.memoryTime + this.lastUsed * Math.max(0, now - this.lastT);
+  }
+
+  state(): PullState {
+    const c = this.sim.poolCore;
+    const s = this.st;
+    s.idle = c.idleCount;
+    s.busy = c.busyCount;
+    s.starting = c.startingCount;
+    s.startSlots = c.startSlots();
+    s.queued = this.queued;
+    return s;
+  }
+
+  takeDirty(): Iterable<number> {
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  presence(fn: number, out: Int32Array): void {
+    const f = this.sim.coreFunction(fn);
+    if (!f) {
+      out.fill(0);
+      return;
+    }
+    out[0] = f.idle.length;
+    out[1] = f.busy.length;
+    out[2] = f.starting;
+    out[3] = f.snapshot?.ready ? 1 : 0;
+  }
+
+  deliver(fn: number, req: number, now: number): void {
+    this.queued++;
+    this.sim.arrive(fn, req, now);
+    this.moved(this.k);
+  }
+
+  kill(now: number): void {
+    this.integrate(now);
+    this.lastUsed = 0;
+    this.pastLives.push(this.sim);
+    this.queued = 0;
+    this.dirty = new Set();
+  }
+
+  restart(now: number): void {
+    this.sim = this.newLife();
+    this.lastT = now;
+    this.lastUsed = 0;
+    this.moved(this.k);
+  }
+
+  /** Every life of this node (the current one last). */
+  lives(): Simulator[] {
+    return [...this.pastLives, this.sim];
+  }
+
+  get isDead(): boolean {
+    return !this.broker.isAlive(this.k);
+  }
+}
