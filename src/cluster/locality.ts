@@ -24,9 +24,21 @@ export interface Booking {
   total: number;
 }
 
-export class LocalityBook {
+/** What one ingress sent to one node since that node's last heartbeat. */
+interface Booked<F> {
+  since: number;
+  byFn: Map<F, number>;
+  total: number;
+}
+
+/**
+ * Invocations an ingress sent to each node since that node's last heartbeat.
+ * Keys are node and function names in the daemon; the cluster simulator keys by
+ * index (N, F = number), which changes nothing but the speed of the lookups.
+ */
+export class LocalityBook<N extends string | number = string, F extends string | number = string> {
   /** node → fn → invocations sent to it since its last heartbeat */
-  private readonly booked = new Map<string, { since: number; byFn: Map<string, number>; total: number }>();
+  private readonly booked = new Map<N, Booked<F>>();
   private readonly none: Booking = { fn: 0, total: 0 };
 
   /**
@@ -35,15 +47,16 @@ export class LocalityBook {
    * per ingress node and cannot tell each of them about every heartbeat); without it the
    * owner calls heartbeat() for every heartbeat it receives (the daemon).
    */
-  constructor(private readonly beatAt?: (node: string) => number) {}
+  constructor(private readonly beatAt?: (node: N) => number) {}
 
   /** A node's new heartbeat: what it reports now includes what was booked before it was made. */
-  heartbeat(n: Pick<NodeStatus, 'node' | 'at'>): void {
+  heartbeat(n: { node: N; at: number }): void {
     const b = this.booked.get(n.node);
     if (b && n.at >= b.since) this.booked.delete(n.node);
   }
 
-  private current(node: string): { since: number; byFn: Map<string, number>; total: number } | undefined {
+  /** What was sent to `node` since its last heartbeat (undefined: nothing). */
+  bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
     const b = this.booked.get(node);
     if (b && this.beatAt && this.beatAt(node) >= b.since) {
       this.booked.delete(node);
@@ -52,29 +65,19 @@ export class LocalityBook {
     return b;
   }
 
-  booking(node: string, fn: string): Booking {
-    const b = this.current(node);
+  booking(node: N, fn: F): Booking {
+    const b = this.bookedAt(node);
     return b ? { fn: b.byFn.get(fn) ?? 0, total: b.total } : this.none;
   }
 
-  /** booking(node, fn).fn without allocating (the simulator's hot path). */
-  bookedFn(node: string, fn: string): number {
-    return this.current(node)?.byFn.get(fn) ?? 0;
-  }
-
-  /** booking(node, fn).total without allocating. */
-  bookedTotal(node: string): number {
-    return this.current(node)?.total ?? 0;
-  }
-
-  book(node: string, fn: string, now: number): void {
-    let b = this.current(node);
+  book(node: N, fn: F, now: number): void {
+    let b = this.bookedAt(node) as Booked<F> | undefined;
     if (!b) this.booked.set(node, (b = { since: now, byFn: new Map(), total: 0 }));
     b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
     b.total++;
   }
 
-  choose(fn: string, nodes: Iterable<NodeStatus>, now: number, o: LocalityOptions): Placement {
+  choose(this: LocalityBook<string, string>, fn: string, nodes: Iterable<NodeStatus>, now: number, o: LocalityOptions): Placement {
     return choosePlacement(fn, nodes, now, o, (node) => this.booking(node, fn));
   }
 }
@@ -85,28 +88,29 @@ export class LocalityBook {
  * (choosePlacement), the cluster simulator (src/sim/cluster/) the nodes its
  * per-function index holds. Among the candidates of each kind (warm, snapshot,
  * busy) this node wins, then the larger count, then the shorter queue, then the
- * smaller name.
+ * smaller name. Nodes are names in the daemon and indices in the simulator
+ * (whose names are zero-padded indices: both orders agree).
  */
-export class PlacementChooser {
-  private self = '';
-  private warmNode: string | undefined;
+export class PlacementChooser<N extends string | number = string> {
+  private self: N | undefined;
+  private warmNode: N | undefined;
   private warmQueued = 0;
   private warmIdle = 0;
-  private snapNode: string | undefined;
+  private snapNode: N | undefined;
   private snapQueued = 0;
   private snapFree = 0;
-  private busyNode: string | undefined;
+  private busyNode: N | undefined;
   private busyQueued = 0;
   private busySoon = 0;
 
-  reset(self: string): this {
+  reset(self: N): this {
     this.self = self;
     this.warmNode = this.snapNode = this.busyNode = undefined;
     return this;
   }
 
   /** A live node whose heartbeat reports `p` for the function, with `queued` and `free` from that heartbeat and what was booked against it since. */
-  offer(node: string, queued: number, free: number, p: FunctionPresence, bookedFn: number, bookedTotal: number): void {
+  offer(node: N, queued: number, free: number, p: FunctionPresence, bookedFn: number, bookedTotal: number): void {
     const idle = p.idle - bookedFn;
     if (idle > 0 && this.better(node, queued, idle, this.warmNode, this.warmQueued, this.warmIdle)) {
       this.warmNode = node;
@@ -128,7 +132,7 @@ export class PlacementChooser {
     }
   }
 
-  private better(a: string, aQueued: number, ka: number, b: string | undefined, bQueued: number, kb: number): boolean {
+  private better(a: N, aQueued: number, ka: number, b: N | undefined, bQueued: number, kb: number): boolean {
     if (b === undefined) return true;
     if ((a === this.self) !== (b === this.self)) return a === this.self;
     if (ka !== kb) return ka > kb;
@@ -137,7 +141,7 @@ export class PlacementChooser {
   }
 
   /** The chosen node (undefined: the shared queue) and why. */
-  get node(): string | undefined {
+  get node(): N | undefined {
     return this.warmNode ?? this.snapNode ?? this.busyNode;
   }
 
@@ -145,7 +149,7 @@ export class PlacementChooser {
     return this.warmNode !== undefined ? 'warm' : this.snapNode !== undefined ? 'snapshot' : this.busyNode !== undefined ? 'busy' : undefined;
   }
 
-  result(): Placement {
+  result(this: PlacementChooser<string>): Placement {
     const node = this.node;
     return node === undefined ? { kind: 'shared' } : { kind: 'node', node, why: this.why! };
   }
@@ -158,7 +162,7 @@ export function choosePlacement(
   o: LocalityOptions,
   booked: (node: string) => Booking = () => ({ fn: 0, total: 0 }),
 ): Placement {
-  const c = new PlacementChooser().reset(o.self);
+  const c = new PlacementChooser<string>().reset(o.self);
   for (const n of nodes) {
     if (!isLive(n, now, o.nodeTimeoutMs)) continue;
     const p = n.functions[fn];
