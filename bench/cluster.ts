@@ -238,6 +238,15 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
       await waitUp(ds[0]!.client, 3);
       const fns = ['fa', 'fb', 'fc', 'fd'];
       for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
+      // every node's registry follows the cluster's: wait until each knows the four (a loaded machine takes a while)
+      for (const d of ds) {
+        for (let i = 0; ; i++) {
+          const { functions } = await d.client.call<{ functions: Array<{ name: string }> }>('GET', '/v1/functions');
+          if (fns.every((f) => functions.some((x) => x.name === f))) break;
+          if (i > 300) throw new Error('the functions did not reach every node');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       const rng = createRng(13);
       const paths = { warm: 0, restore: 0, cold: 0 };
       const byNode: Record<string, number> = {};
