@@ -202,6 +202,9 @@ export class ClusterBroker {
   private msgSeq = 0;
   /** the next round addressed work needs (a pull, or a forward after the locality wait) */
   private wakeAt = Infinity;
+  /** inside deliver(): refusals wait until the round's deliveries are done */
+  private delivering = false;
+  private readonly deferred: Array<{ k: number; req: number; reason: RejectCode }> = [];
 
   /** every outcome: the invocation and what happened (answered with its path, refused with its reason) */
   onOutcome: (m: ClusterMsg, now: number, refusal: RejectCode | undefined) => void = () => undefined;
@@ -210,6 +213,7 @@ export class ClusterBroker {
 
   constructor(readonly o: BrokerOptions) {
     const n = (this.n = o.names.length);
+    if (!(o.roundMs > 0) || o.heartbeatMs % o.roundMs !== 0) throw new Error(`cluster: heartbeatMs (${o.heartbeatMs}) must be a multiple of the broker round (${o.roundMs} ms)`);
     o.names.forEach((name, k) => this.nameIdx.set(name, k));
     this.rng = createRng(o.seed);
     this.presence = new PresenceIndex(n);
@@ -241,7 +245,8 @@ export class ClusterBroker {
       this.pulled.push(new Map());
       this.addressed.push(new Deque());
       // a daemon beats when it starts and then every heartbeatMs: the phases differ
-      this.phase[k] = Math.floor(this.rng.next() * o.heartbeatMs);
+      // (on the round grid: a beat at a tick sees what happened up to that round, in the simulator and in the test's real pools alike)
+      this.phase[k] = Math.floor((this.rng.next() * o.heartbeatMs) / o.roundMs) * o.roundMs;
       this.lastBeat[k] = 0;
     }
   }
@@ -282,6 +287,11 @@ export class ClusterBroker {
 
   /** Node k refused request `req`: handed back to the shared queue, or the refusal is the answer. */
   refused(k: number, req: number, reason: RejectCode, t: number): void {
+    if (this.delivering) {
+      // refused as it arrived: the daemon's Sink learns it after the pull that brought it (the Dispatcher is asynchronous)
+      this.deferred.push({ k, req, reason });
+      return;
+    }
     const m = this.pulled[k]!.get(req);
     if (!m) return;
     this.pulled[k]!.delete(req);
@@ -307,7 +317,8 @@ export class ClusterBroker {
   /** An outcome was published: the node's heartbeat follows soon (Heartbeat.poke). */
   private settled(k: number, t: number): void {
     this.markChanged(k, t);
-    const due = Math.max(t, this.lastBeat[k]! + HEARTBEAT_MIN_GAP_MS);
+    // the last beat, periodic ones included (Heartbeat.poke waits from the last one, whatever made it)
+    const due = Math.max(t, this.beatAt(k, t) + HEARTBEAT_MIN_GAP_MS);
     if (due < this.beatDue[k]! && this.alive[k]) this.scheduleBeat(k, due);
   }
 
@@ -442,7 +453,7 @@ export class ClusterBroker {
   private scheduleBeat(k: number, at: number): void {
     this.beatDue[k] = at;
     this.beatVer[k] = (this.beatVer[k]! + 1) >>> 0;
-    this.beats.push(at, k, this.beatVer[k]!);
+    this.beats.push(at, k, this.beatVer[k]);
   }
 
   private beat(k: number, T: number): void {
@@ -456,7 +467,7 @@ export class ClusterBroker {
     this.pubQueued[k] = s.queued;
     this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight);
     this.gBooked[k] = 0;
-    this.load.update(k, this.pubFree[k]!, s.queued);
+    this.load.update(k, this.pubFree[k], s.queued);
     this.lastBeat[k] = T;
     this.beatDue[k] = Infinity;
     this.counters.heartbeats++;
@@ -505,6 +516,17 @@ export class ClusterBroker {
 
   /** Steps 4–6 of a round at T: read the nodes that changed, then deliver. */
   deliver(T: number): void {
+    this.delivering = true;
+    try {
+      this.deliverRound(T);
+    } finally {
+      this.delivering = false;
+    }
+    for (const d of this.deferred) this.refused(d.k, d.req, d.reason, T);
+    this.deferred.length = 0;
+  }
+
+  private deliverRound(T: number): void {
     const o = this.o;
     // 4. pull state of the nodes that changed (one read per round)
     const changed = this.changed;
@@ -519,7 +541,7 @@ export class ClusterBroker {
       if (this.capAddr[k] === 0) {
         if (Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
       } else this.blockedSince[k] = NaN;
-      if (this.capShared[k]! > 0 && !this.inFifo[k]) {
+      if (this.capShared[k] > 0 && !this.inFifo[k]) {
         this.inFifo[k] = 1;
         this.fifo.push(k);
       }

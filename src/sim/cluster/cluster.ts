@@ -270,7 +270,7 @@ export class ClusterSimulator {
   private push(k: number): void {
     const t = this.nodes[k]!.sim.nextEventTime();
     this.nodeVer[k] = (this.nodeVer[k]! + 1) >>> 0;
-    if (t < Infinity) this.nodeHeap.push(t, k, this.nodeVer[k]!);
+    if (t < Infinity) this.nodeHeap.push(t, k, this.nodeVer[k]);
   }
 
   private outcome(m: ClusterMsg, t: number, refusal: RejectCode | undefined): void {
