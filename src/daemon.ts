@@ -36,6 +36,7 @@ import type { Tier } from './config/schema.js';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
 import { PUBLIC_UI_PATHS } from './ui/routes.js';
+import { registerTrafficRoutes } from './traffic/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -220,6 +221,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     }),
   });
   cluster?.registerRoutes(app);
+  registerTrafficRoutes(app, { perf, registry }); // issue 23: GET /v1/traffic
   telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
   const sources: Source[] = [http, ...(member?.sources ?? [])];

@@ -226,6 +226,8 @@ async function registerOptionalCommands(p: Command): Promise<void> {
   registerExtraCommands(p);
   const { registerClusterCommands } = await import('../cluster/cli.js');
   registerClusterCommands(p); // issue 13: cluster status, activation lookup
+  const { registerTraceCommands } = await import('../traffic/cli.js');
+  registerTraceCommands(p); // issue 23: trace export
 }
 
 try {

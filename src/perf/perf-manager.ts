@@ -22,6 +22,8 @@ export type PerfMsg =
   | { kind: 'list'; limit: number; fn?: string; reply: Reply<ActivationRecord[]> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
+  /** issue 23: the finished records received in [since, until) (epoch ms), oldest first, at most `limit` */
+  | { kind: 'range'; since: number; until: number; limit: number; reply: Reply<ActivationRecord[]> }
   /** who hears about changed costs, and the snapshot tiers to estimate restore costs for */
   | { kind: 'subscribe'; to: ActorRef<CostsMsg>; tiers: string[] };
 
@@ -109,6 +111,12 @@ export class PerfManager extends Actor<PerfMsg> {
       case 'stats':
         msg.reply.resolve(Object.fromEntries(this.stats.byFn));
         return;
+      case 'range': {
+        this.flush();
+        const rows = stmt(this.db, `SELECT record FROM activations WHERE received_at >= ? AND received_at < ? AND ${FINISHED} ORDER BY received_at LIMIT ?`).all(Math.floor(msg.since), Math.ceil(msg.until), msg.limit) as { record: string }[];
+        msg.reply.resolve(rows.map((r) => JSON.parse(r.record) as ActivationRecord));
+        return;
+      }
       case 'subscribe':
         this.subscriber = msg.to;
         this.tiers = msg.tiers;

@@ -44,6 +44,7 @@ export class ArrivalExpander {
   /** Arrivals of slot s into this.times / this.fns[0..n); returns n. */
   slot(s: number): number {
     const t = this.trace;
+    if (t.exact) return this.exactSlot(s);
     const a = t.slotStart[s]!;
     const b = t.slotStart[s + 1]!;
     let n = 0;
@@ -77,6 +78,23 @@ export class ArrivalExpander {
       this.fns[i] = key - units * FN_BITS;
       this.times[i] = base + units / upm;
     }
+    return n;
+  }
+
+  /** A trace with exact arrival times: slot s's arrivals as recorded. */
+  private exactSlot(s: number): number {
+    const x = this.trace.exact!;
+    const a = x.slotStart[s]!;
+    const n = x.slotStart[s + 1]! - a;
+    if (n > this.times.length) {
+      let cap = this.times.length;
+      while (cap < n) cap *= 2;
+      this.keys = new Float64Array(cap);
+      this.times = new Float64Array(cap);
+      this.fns = new Uint32Array(cap);
+    }
+    this.times.set(x.times.subarray(a, a + n));
+    this.fns.set(x.fns.subarray(a, a + n));
     return n;
   }
 }

@@ -1,0 +1,157 @@
+// Traffic export round trip (issue 23 item 1): a trace replayed into a node (the
+// real Dispatcher, VmPool, Workers on the fake driver, PerfManager with its
+// activation store, on a virtual clock), exported from the activation records in
+// each format, read back: the same invocations per function and minute (and in
+// the per-invocation file the same arrival times); simulated, the exported
+// traffic gives what the node did.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { VirtualClock } from '../../src/core/clock.js';
+import type { ActivationRecord } from '../../src/perf/activation.js';
+import { createPolicies } from '../../src/policies/index.js';
+import { profileSchema } from '../../src/sim/profile.js';
+import { simulate } from '../../src/sim/simulator.js';
+import { TraceSource } from '../../src/sources/trace.js';
+import { ArrivalExpander } from '../../src/traces/expand.js';
+import { exportFiles, rowOf, type ExportFormat } from '../../src/traces/export.js';
+import { loadTrace, type TraceFormat } from '../../src/traces/index.js';
+import type { InvocationsFile } from '../../src/traces/invocations.js';
+import { slotsTrace } from '../../src/traces/slots.js';
+import type { Trace } from '../../src/traces/types.js';
+import { buildMapping } from '../../src/replay/mapping.js';
+import { deploy, harness } from '../helpers/pool-harness.js';
+
+const SLOT_MS = 60_000;
+const FUNCTIONS = [
+  { name: 'a', avgDurationMs: 150.25, memoryMiB: 128, counts: [30, 48, 18, 0, 60, 12] },
+  { name: 'b', avgDurationMs: 2500.5, memoryMiB: 256, counts: [0, 36, 0, 24, 0, 18] },
+  { name: 'c', avgDurationMs: 40.125, memoryMiB: 128, counts: [6, 0, 0, 6, 0, 6] },
+  { name: 'd', avgDurationMs: 9000.75, memoryMiB: 256, counts: [12, 12, 0, 12, 12, 0] },
+  { name: 'e', avgDurationMs: 600.5, memoryMiB: 512, counts: [0, 18, 18, 0, 18, 0] },
+];
+const NODE = { memoryMiB: 1024, maxInstances: 3, maxQueueDelayMs: 15_000, maxConcurrentStarts: 2 };
+const profile = profileSchema.parse({
+  accelerator: 'test',
+  defaults: { coldMs: 3000, restoreMs: 400, warmMs: 0, memoryMiB: 256, restoreMsByTier: { shm: 400 } },
+  tiers: [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20 }],
+  node: { cores: 2, idleVmCpu: 0 },
+});
+const policies = { keepAlive: { policy: 'fixed', ttlSeconds: 25 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' };
+const expand = { spread: 'random' as const, seed: 3 };
+
+/** The node serves the trace; its activation records of the whole window. */
+async function served(trace: Trace): Promise<{ records: ActivationRecord[]; memoryOf: (fn: string) => number | undefined }> {
+  const clock = new VirtualClock(0);
+  const h = await harness({
+    clock,
+    snapshots: true,
+    policies,
+    behaviour: { bootMs: 2800, initMs: 200, restoreMs: 300, resyncMs: 100, ownRestoreMs: 0, snapshotMs: 0 },
+    pool: {
+      memoryBudgetMiB: NODE.memoryMiB,
+      maxQueueDelayMs: NODE.maxQueueDelayMs,
+      tiers: [{ name: 'shm', latencyRank: 0, capacityBytes: (1 << 20) * 1048576 }],
+      starts: { maxConcurrent: NODE.maxConcurrentStarts, cores: 2, idleVmCpu: 0, defaultColdMs: 3000, defaultRestoreMs: 400, preferWarm: true },
+    },
+  });
+  try {
+    for (const f of FUNCTIONS) deploy(h, f.name, { memoryMiB: f.memoryMiB, maxInstances: NODE.maxInstances, timeoutMs: 60_000 });
+    await clock.settle();
+    const src = new TraceSource({ trace, dispatcher: h.dispatcher, clock, expand, params: (i) => ({ ms: FUNCTIONS[i]!.avgDurationMs }) });
+    const done = src.done();
+    await src.start();
+    await clock.run();
+    await done;
+    const records = await h.perf.ask<ActivationRecord[]>((reply) => ({ kind: 'range', since: 0, until: trace.nSlots * SLOT_MS + 3_600_000, limit: 1_000_000, reply }), 10_000);
+    const mem = new Map(h.registry.list().map((d) => [d.name, d.memoryMiB]));
+    return { records, memoryOf: (fn) => mem.get(fn) };
+  } finally {
+    await h.close();
+  }
+}
+
+/** Invocations per function name and minute. */
+function perMinute(t: Trace, name: (i: number) => string): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (let s = 0; s < t.nSlots; s++) {
+    for (let e = t.slotStart[s]!; e < t.slotStart[s + 1]!; e++) {
+      const n = name(t.entryFn[e]!);
+      const a = out.get(n) ?? [];
+      a[Math.floor((s * t.slotMs) / 60_000)] = (a[Math.floor((s * t.slotMs) / 60_000)] ?? 0) + t.entryCount[e]!;
+      out.set(n, a);
+    }
+  }
+  for (const a of out.values()) for (let i = 0; i < a.length; i++) a[i] ??= 0;
+  return out;
+}
+
+function arrivalsOf(t: Trace, name: (i: number) => string): string[] {
+  const x = new ArrivalExpander(t, expand);
+  const out: string[] = [];
+  for (let s = 0; s < t.nSlots; s++) {
+    const n = x.slot(s);
+    for (let i = 0; i < n; i++) out.push(`${x.times[i]!.toFixed(3)} ${name(x.fns[i]!)}`);
+  }
+  return out;
+}
+
+async function sim(t: Trace): Promise<ReturnType<typeof simulate>> {
+  return simulate({
+    trace: t,
+    policies: await createPolicies(policies, { baseDir: '.' }),
+    profile,
+    memoryMiB: NODE.memoryMiB,
+    maxInstancesPerFunction: NODE.maxInstances,
+    maxQueueDelayMs: NODE.maxQueueDelayMs,
+    expand,
+    node: { cpuModel: false, maxConcurrentStarts: NODE.maxConcurrentStarts, snapshots: true, preferWarm: true },
+  });
+}
+
+void test('export → read back: every format keeps the invocations per function and minute; the per-invocation file keeps the arrival times; simulated, it gives what the node did', { timeout: 120_000 }, async () => {
+  const trace = slotsTrace(FUNCTIONS, SLOT_MS, 'export-roundtrip');
+  const { records, memoryOf } = await served(trace);
+  assert.equal(records.length, trace.totalInvocations, 'one record per invocation');
+  const file: InvocationsFile = { start: 0, end: trace.nSlots * SLOT_MS, rows: records.map((r) => rowOf(r, 0, memoryOf)).sort((a, b) => a.arrivalMs - b.arrivalMs) };
+  const want = perMinute(trace, (i) => trace.functions[i]!.name);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-export-'));
+  try {
+    const back: Partial<Record<ExportFormat, Trace>> = {};
+    for (const format of ['invocations', 'azure', 'faasrail'] as ExportFormat[]) {
+      const sub = path.join(dir, format);
+      const files = exportFiles(file, format);
+      const { mkdirSync } = await import('node:fs');
+      mkdirSync(sub);
+      for (const [name, text] of Object.entries(files)) writeFileSync(path.join(sub, name), text);
+      const p = format === 'azure' ? sub : path.join(sub, Object.keys(files)[0]!);
+      const t = await loadTrace(p, format as TraceFormat);
+      back[format] = t;
+      // FaaSRail rows are named "{bench}-r{row}": the workload is the function
+      const names = format === 'faasrail' ? await buildMapping(t, { workloadNames: true }) : t.functions.map((f) => f.name);
+      assert.deepEqual(perMinute(t, (i) => names[i]!), want, `${format}: invocations per function and minute`);
+      assert.equal(t.totalInvocations, trace.totalInvocations, format);
+      for (const f of FUNCTIONS) {
+        const i = names.indexOf(f.name);
+        assert.ok(Math.abs(t.functions[i]!.avgDurationMs! - f.avgDurationMs) < 1e-3, `${format}: mean run time of ${f.name}`);
+        if (format !== 'faasrail') assert.equal(t.functions[i]!.memoryMiB, f.memoryMiB, `${format}: memory of ${f.name}`);
+      }
+    }
+    const inv = back.invocations!;
+    assert.deepEqual(arrivalsOf(inv, (i) => inv.functions[i]!.name), arrivalsOf(trace, (i) => trace.functions[i]!.name), 'the same arrival times');
+    // the simulator on the exported traffic: the node's own decisions (the conformance test's claim), so the same start paths
+    const fromExport = await sim(inv);
+    const fromTrace = await sim(trace);
+    const did = { warm: 0, restore: 0, cold: 0, refused: 0 };
+    for (const r of file.rows) {
+      if (r.startPath) did[r.startPath]++;
+      else did.refused++;
+    }
+    assert.deepEqual({ warm: fromExport.warm, restore: fromExport.restores, cold: fromExport.coldStarts, refused: fromExport.dropped }, did, 'simulated export = what the node did');
+    assert.deepEqual([fromExport.warm, fromExport.restores, fromExport.coldStarts], [fromTrace.warm, fromTrace.restores, fromTrace.coldStarts]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
