@@ -37,6 +37,7 @@ import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
 import { PUBLIC_UI_PATHS } from './ui/routes.js';
 import { registerTrafficRoutes } from './traffic/routes.js';
+import { registerWhatIfRoutes } from './whatif/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -222,6 +223,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   });
   cluster?.registerRoutes(app);
   registerTrafficRoutes(app, { perf, registry }); // issue 23: GET /v1/traffic
+  registerWhatIfRoutes(app, { perf, registry, config: cfg, baseDir: opts.baseDir ?? process.cwd(), cpus }); // issue 23: /v1/whatif
   telemetry.register(app); // observability: GET /metrics, /ui
   const http = new HttpSource(app, cfg.api.host, cfg.api.port);
   const sources: Source[] = [http, ...(member?.sources ?? [])];

@@ -228,6 +228,8 @@ async function registerOptionalCommands(p: Command): Promise<void> {
   registerClusterCommands(p); // issue 13: cluster status, activation lookup
   const { registerTraceCommands } = await import('../traffic/cli.js');
   registerTraceCommands(p); // issue 23: trace export
+  const { registerWhatIfCommand } = await import('../whatif/cli.js');
+  registerWhatIfCommand(p); // issue 23: what-if on the node's own traffic
 }
 
 try {

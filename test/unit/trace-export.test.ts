@@ -9,69 +9,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { VirtualClock } from '../../src/core/clock.js';
-import type { ActivationRecord } from '../../src/perf/activation.js';
 import { createPolicies } from '../../src/policies/index.js';
-import { profileSchema } from '../../src/sim/profile.js';
 import { simulate } from '../../src/sim/simulator.js';
-import { TraceSource } from '../../src/sources/trace.js';
 import { ArrivalExpander } from '../../src/traces/expand.js';
 import { exportFiles, rowOf, type ExportFormat } from '../../src/traces/export.js';
-import { loadTrace, type TraceFormat } from '../../src/traces/index.js';
+import { loadTrace } from '../../src/traces/index.js';
 import type { InvocationsFile } from '../../src/traces/invocations.js';
 import { slotsTrace } from '../../src/traces/slots.js';
 import type { Trace } from '../../src/traces/types.js';
 import { buildMapping } from '../../src/replay/mapping.js';
-import { deploy, harness } from '../helpers/pool-harness.js';
-
-const SLOT_MS = 60_000;
-const FUNCTIONS = [
-  { name: 'a', avgDurationMs: 150.25, memoryMiB: 128, counts: [30, 48, 18, 0, 60, 12] },
-  { name: 'b', avgDurationMs: 2500.5, memoryMiB: 256, counts: [0, 36, 0, 24, 0, 18] },
-  { name: 'c', avgDurationMs: 40.125, memoryMiB: 128, counts: [6, 0, 0, 6, 0, 6] },
-  { name: 'd', avgDurationMs: 9000.75, memoryMiB: 256, counts: [12, 12, 0, 12, 12, 0] },
-  { name: 'e', avgDurationMs: 600.5, memoryMiB: 512, counts: [0, 18, 18, 0, 18, 0] },
-];
-const NODE = { memoryMiB: 1024, maxInstances: 3, maxQueueDelayMs: 15_000, maxConcurrentStarts: 2 };
-const profile = profileSchema.parse({
-  accelerator: 'test',
-  defaults: { coldMs: 3000, restoreMs: 400, warmMs: 0, memoryMiB: 256, restoreMsByTier: { shm: 400 } },
-  tiers: [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20 }],
-  node: { cores: 2, idleVmCpu: 0 },
-});
-const policies = { keepAlive: { policy: 'fixed', ttlSeconds: 25 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' };
-const expand = { spread: 'random' as const, seed: 3 };
-
-/** The node serves the trace; its activation records of the whole window. */
-async function served(trace: Trace): Promise<{ records: ActivationRecord[]; memoryOf: (fn: string) => number | undefined }> {
-  const clock = new VirtualClock(0);
-  const h = await harness({
-    clock,
-    snapshots: true,
-    policies,
-    behaviour: { bootMs: 2800, initMs: 200, restoreMs: 300, resyncMs: 100, ownRestoreMs: 0, snapshotMs: 0 },
-    pool: {
-      memoryBudgetMiB: NODE.memoryMiB,
-      maxQueueDelayMs: NODE.maxQueueDelayMs,
-      tiers: [{ name: 'shm', latencyRank: 0, capacityBytes: (1 << 20) * 1048576 }],
-      starts: { maxConcurrent: NODE.maxConcurrentStarts, cores: 2, idleVmCpu: 0, defaultColdMs: 3000, defaultRestoreMs: 400, preferWarm: true },
-    },
-  });
-  try {
-    for (const f of FUNCTIONS) deploy(h, f.name, { memoryMiB: f.memoryMiB, maxInstances: NODE.maxInstances, timeoutMs: 60_000 });
-    await clock.settle();
-    const src = new TraceSource({ trace, dispatcher: h.dispatcher, clock, expand, params: (i) => ({ ms: FUNCTIONS[i]!.avgDurationMs }) });
-    const done = src.done();
-    await src.start();
-    await clock.run();
-    await done;
-    const records = await h.perf.ask<ActivationRecord[]>((reply) => ({ kind: 'range', since: 0, until: trace.nSlots * SLOT_MS + 3_600_000, limit: 1_000_000, reply }), 10_000);
-    const mem = new Map(h.registry.list().map((d) => [d.name, d.memoryMiB]));
-    return { records, memoryOf: (fn) => mem.get(fn) };
-  } finally {
-    await h.close();
-  }
-}
+import { expand, FUNCTIONS, NODE, policies, profile, served, SLOT_MS } from '../helpers/traffic-node.js';
 
 /** Invocations per function name and minute. */
 function perMinute(t: Trace, name: (i: number) => string): Map<string, number[]> {
@@ -127,7 +74,7 @@ void test('export → read back: every format keeps the invocations per function
       mkdirSync(sub);
       for (const [name, text] of Object.entries(files)) writeFileSync(path.join(sub, name), text);
       const p = format === 'azure' ? sub : path.join(sub, Object.keys(files)[0]!);
-      const t = await loadTrace(p, format as TraceFormat);
+      const t = await loadTrace(p, format);
       back[format] = t;
       // FaaSRail rows are named "{bench}-r{row}": the workload is the function
       const names = format === 'faasrail' ? await buildMapping(t, { workloadNames: true }) : t.functions.map((f) => f.name);
