@@ -30,7 +30,23 @@ export function registerExtraCommands(p: Command): void {
     .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
+    // issue 23: a cluster of N such nodes behind the broker (docs/cluster-simulation.md)
+    .option('--nodes <n>', 'simulate a cluster of N nodes (each with the node options above) behind the cluster\'s broker and routing')
+    .option('--routing <policy>', 'cluster: locality (the daemon\'s) | shared (locality off) | least-loaded | random | hash (OpenWhisk\'s home node)')
+    .option('--round-ms <ms>', 'cluster: broker round, work published in a round is delivered at its end (default 2)')
+    .option('--heartbeat-ms <ms>', 'cluster: cluster.heartbeatMs (default 1000)')
+    .option('--node-timeout-ms <ms>', 'cluster: cluster.nodeTimeoutMs (default 5000)')
+    .option('--locality-wait-ms <ms>', 'cluster: cluster.localityWaitMs (default 500)')
+    .option('--ack-wait-ms <ms>', 'cluster: cluster.ackWaitMs (default 10000)')
+    .option('--max-in-flight <n|auto>', 'cluster: cluster.maxInFlight (default auto)')
+    .option('--hop-ms <ms>', 'cluster: added to each answer\'s latency for the broker hop (default 2)')
+    .option('--fail <list>', 'cluster: NODE@SECONDS[+RESTART_SECONDS],… nodes that die (and start again)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      if (o.nodes !== undefined) {
+        const { runClusterSimulateCommand } = await import('../sim/cluster/cli.js');
+        await runClusterSimulateCommand(o as unknown as Parameters<typeof runClusterSimulateCommand>[0]);
+        return;
+      }
       const { runSimulateCommand } = await import('../sim/cli.js');
       await runSimulateCommand(o as unknown as Parameters<typeof runSimulateCommand>[0]);
     });
