@@ -29,7 +29,7 @@
 //   6. the shared queue goes to the nodes that pull, round robin in the order
 //      their pull requests were made (JetStream's waiting requests).
 
-import { addressedAllowance, sharedAllowance, slotsOfState, type PullState } from '../../cluster/capacity.js';
+import { addressedAllowance, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
 import { handsBack } from '../../cluster/handback.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
 import { isLive } from '../../cluster/node-status.js';
@@ -58,6 +58,8 @@ export interface BrokerOptions {
   localityWaitMs: number;
   ackWaitMs: number;
   maxInFlight: number | 'auto';
+  /** cluster.pullRule: what a node counts as room for shared-queue work */
+  pullRule?: PullRule;
   maxHandbacks: number;
   /** seeds the heartbeat phases and the random routing */
   seed: number;
@@ -465,7 +467,7 @@ export class ClusterBroker {
     }
     const s = port.state();
     this.pubQueued[k] = s.queued;
-    this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight);
+    this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight, this.o.pullRule);
     this.gBooked[k] = 0;
     this.load.update(k, this.pubFree[k], s.queued);
     this.lastBeat[k] = T;
@@ -536,8 +538,8 @@ export class ClusterBroker {
       if (!this.alive[k]) continue;
       const s = this.ports[k]!.state();
       this.slots[k] = o.maxInFlight === 'auto' ? slotsOfState(s) : Math.min(slotsOfState(s), o.maxInFlight);
-      this.capShared[k] = sharedAllowance(s, this.inflight[k]!, o.maxInFlight);
-      this.capAddr[k] = addressedAllowance(s, this.inflight[k]!, o.maxInFlight);
+      this.capShared[k] = sharedAllowance(s, this.inflight[k]!, o.maxInFlight, o.pullRule);
+      this.capAddr[k] = addressedAllowance(s, this.inflight[k]!, o.maxInFlight, o.pullRule);
       if (this.capAddr[k] === 0) {
         if (Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
       } else this.blockedSince[k] = NaN;

@@ -3,6 +3,7 @@
 // cluster flags are the `cluster` block's keys (docs/cluster.md) plus the
 // routing policy and node failures for experiments.
 
+import { PULL_RULES, type PullRule } from '../../cluster/capacity.js';
 import { createPolicies, type ResolvedPolicySet } from '../../policies/index.js';
 import { simulationSetup, type SimulateCommandOptions } from '../cli.js';
 import { ROUTING_POLICIES, type RoutingPolicy } from './broker.js';
@@ -17,6 +18,7 @@ export interface ClusterCommandOptions extends SimulateCommandOptions {
   localityWaitMs?: number | string;
   ackWaitMs?: number | string;
   maxInFlight?: number | string;
+  pullRule?: string;
   hopMs?: number | string;
   /** node@seconds or node@seconds+restartSeconds, comma-separated */
   fail?: string;
@@ -37,6 +39,12 @@ export function parseFailures(v: string | undefined): NonNullable<ClusterSimOpti
     if (!m) throw new Error(`--fail: NODE@SECONDS[+RESTART_SECONDS], comma-separated (got '${part}')`);
     return { node: Number(m[1]), atMs: Number(m[2]) * 1000, ...(m[3] !== undefined ? { restartAfterMs: Number(m[3]) * 1000 } : {}) };
   });
+}
+
+function pullRuleOf(v: string | undefined): PullRule | undefined {
+  if (v === undefined) return undefined;
+  if (!(PULL_RULES as readonly string[]).includes(v)) throw new Error(`--pull-rule: ${PULL_RULES.join(' | ')} (got '${v}')`);
+  return v as PullRule;
 }
 
 /** The cluster simulation a command line describes (without running it). */
@@ -70,6 +78,7 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     localityWaitMs: num(opts.localityWaitMs, 'locality-wait-ms'),
     ackWaitMs: num(opts.ackWaitMs, 'ack-wait-ms'),
     maxInFlight,
+    pullRule: pullRuleOf(opts.pullRule),
     hopMs: num(opts.hopMs, 'hop-ms'),
     timeScale: su.timeScale,
     durationMs: su.durationMs,

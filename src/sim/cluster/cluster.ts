@@ -6,6 +6,7 @@
 // node's API). The driver advances the nodes between broker rounds: only nodes
 // with an event before the round are touched (a heap of nodes by their next event).
 
+import type { PullRule } from '../../cluster/capacity.js';
 import { clusterConfigSchema } from '../../cluster/config.js';
 import type { ResolvedPolicySet } from '../../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../../traces/expand.js';
@@ -38,6 +39,8 @@ export interface ClusterSimOptions {
   localityWaitMs?: number;
   ackWaitMs?: number;
   maxInFlight?: number | 'auto';
+  /** cluster.pullRule (default the daemon's: instances) */
+  pullRule?: PullRule;
   maxHandbacks?: number;
   /** broker round (ms): work published during a round is delivered at its end (default 2: the measured broker hop) */
   roundMs?: number;
@@ -149,6 +152,7 @@ export class ClusterSimulator {
       localityWaitMs: o.localityWaitMs ?? CLUSTER_DEFAULTS.localityWaitMs,
       ackWaitMs: o.ackWaitMs ?? CLUSTER_DEFAULTS.ackWaitMs,
       maxInFlight: o.maxInFlight ?? CLUSTER_DEFAULTS.maxInFlight,
+      pullRule: o.pullRule ?? CLUSTER_DEFAULTS.pullRule,
       maxHandbacks: o.maxHandbacks ?? CLUSTER_DEFAULTS.maxHandbacks,
       seed: o.seed ?? 1,
     });

@@ -12,6 +12,9 @@ export class SimClusterNode implements NodePort {
   sim: Simulator;
   /** requests in the decision core's queues (delivered, neither assigned nor refused yet) */
   private queued = 0;
+  /** the same per function, and the request → function of those queued */
+  private readonly queuedFn = new Map<number, number>();
+  private readonly reqFn = new Map<number, number>();
   private dirty = new Set<number>();
   private readonly st: PullState = { idle: 0, busy: 0, starting: 0, startSlots: 0, queued: 0 };
   /** memory held by instances × time (MiB·ms), of this node's lives */
@@ -34,12 +37,12 @@ export class SimClusterNode implements NodePort {
   ) {
     this.hooks = {
       onAssign: (req, fresh, path) => {
-        this.queued--;
+        this.dequeued(req);
         broker.assigned(k, req, fresh, path);
       },
       onDone: (req, now) => broker.done(k, req, now),
       onReject: (req, reason, now) => {
-        this.queued--;
+        this.dequeued(req);
         broker.refused(k, req, reason, now);
       },
       onTouch: (fn, now) => {
@@ -55,6 +58,15 @@ export class SimClusterNode implements NodePort {
     const p = this.policies.shift();
     if (!p) throw new Error(`cluster simulator: node ${this.k} has no policy set left for another life`);
     return new Simulator({ ...this.base, policies: p, lazyFunctions: true, hooks: this.hooks });
+  }
+
+  private dequeued(req: number): void {
+    this.queued--;
+    const fn = this.reqFn.get(req)!;
+    this.reqFn.delete(req);
+    const n = this.queuedFn.get(fn)! - 1;
+    if (n === 0) this.queuedFn.delete(fn);
+    else this.queuedFn.set(fn, n);
   }
 
   private integrate(now: number): void {
@@ -78,6 +90,9 @@ export class SimClusterNode implements NodePort {
     s.starting = c.startingCount;
     s.startSlots = c.startSlots();
     s.queued = this.queued;
+    let blocking = 0;
+    for (const [fn, n] of this.queuedFn) blocking += Math.max(0, n - (this.sim.coreFunction(fn)?.starting ?? 0));
+    s.blocking = blocking;
     return s;
   }
 
@@ -101,6 +116,8 @@ export class SimClusterNode implements NodePort {
 
   deliver(fn: number, req: number, now: number): void {
     this.queued++;
+    this.reqFn.set(req, fn);
+    this.queuedFn.set(fn, (this.queuedFn.get(fn) ?? 0) + 1);
     this.sim.arrive(fn, req, now);
     this.moved(this.k);
   }
@@ -110,6 +127,8 @@ export class SimClusterNode implements NodePort {
     this.lastUsed = 0;
     this.pastLives.push(this.sim);
     this.queued = 0;
+    this.queuedFn.clear();
+    this.reqFn.clear();
     this.dirty = new Set();
   }
 

@@ -71,7 +71,7 @@ export class BrokerSource implements Source {
   /** Capacity now (for the heartbeat). */
   async free(): Promise<number> {
     const s = await this.d.poolStatus();
-    return pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight);
+    return pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight, this.d.broker.cfg.pullRule);
   }
 
   async start(): Promise<void> {
@@ -119,8 +119,8 @@ export class BrokerSource implements Source {
   private async allowance(via: 'shared' | 'addressed'): Promise<number> {
     const s = pullState(await this.d.poolStatus());
     const max = this.d.broker.cfg.maxInFlight;
-    if (via === 'shared') return Date.now() < this.pauseSharedUntil ? 0 : sharedAllowance(s, this.inflight, max);
-    return addressedAllowance(s, this.inflight, max);
+    if (via === 'shared') return Date.now() < this.pauseSharedUntil ? 0 : sharedAllowance(s, this.inflight, max, this.d.broker.cfg.pullRule);
+    return addressedAllowance(s, this.inflight, max, this.d.broker.cfg.pullRule);
   }
 
   private async pullLoop(c: Consumer, via: 'shared' | 'addressed'): Promise<void> {
