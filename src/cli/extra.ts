@@ -42,6 +42,9 @@ export function registerExtraCommands(p: Command): void {
     .option('--pull-rule <rule>', 'cluster: cluster.pullRule, instances (default) | starts')
     .option('--hop-ms <ms>', 'cluster: added to each answer\'s latency for the broker hop (default 2)')
     .option('--fail <list>', 'cluster: NODE@SECONDS[+RESTART_SECONDS],… nodes that die (and start again)')
+    .option('--shared-snapshot-tier <name>', 'cluster: a tier of the profile every node reads: a snapshot made on one node restores on any')
+    .option('--warmup-s <s>', 'cluster: invocations of the first S seconds are simulated but not counted (the cluster starts empty)')
+    .option('--threads <n>', 'cluster: split the cluster into N cells of nodes and functions, one worker thread each (default 1)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       if (o.nodes !== undefined) {
         const { runClusterSimulateCommand } = await import('../sim/cluster/cli.js');

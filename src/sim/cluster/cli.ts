@@ -8,6 +8,7 @@ import { createPolicies, type ResolvedPolicySet } from '../../policies/index.js'
 import { simulationSetup, type SimulateCommandOptions } from '../cli.js';
 import { ROUTING_POLICIES, type RoutingPolicy } from './broker.js';
 import { livesOf, simulateCluster, type ClusterSimOptions, type ClusterSimResult } from './cluster.js';
+import { cellTrace, simulateCells } from './parallel.js';
 
 export interface ClusterCommandOptions extends SimulateCommandOptions {
   nodes: number | string;
@@ -22,6 +23,14 @@ export interface ClusterCommandOptions extends SimulateCommandOptions {
   hopMs?: number | string;
   /** node@seconds or node@seconds+restartSeconds, comma-separated */
   fail?: string;
+  /** seconds at the start not counted in the request-level results */
+  warmupS?: number | string;
+  /** a profile tier all nodes share (their snapshots restore anywhere) */
+  sharedSnapshotTier?: string;
+  /** split the cluster into this many cells simulated on as many threads (parallel.ts); default 1 */
+  threads?: number | string;
+  /** inside a cell's thread: which cell this is */
+  cell?: { index: number; of: number };
 }
 
 const num = (v: number | string | undefined, flag: string): number | undefined => {
@@ -50,8 +59,16 @@ function pullRuleOf(v: string | undefined): PullRule | undefined {
 /** The cluster simulation a command line describes (without running it). */
 export async function clusterOptions(opts: ClusterCommandOptions): Promise<ClusterSimOptions> {
   const su = await simulationSetup(opts);
-  const nodes = num(opts.nodes, 'nodes')!;
+  let nodes = num(opts.nodes, 'nodes')!;
   if (!(Number.isInteger(nodes) && nodes >= 1)) throw new Error(`--nodes: a whole number ≥ 1 (got ${opts.nodes})`);
+  if (opts.cell) {
+    // one cell of a parallel run: its share of the nodes, the functions that hash to it
+    const { index, of } = opts.cell;
+    nodes = Math.floor(nodes / of) + (index < nodes % of ? 1 : 0);
+    su.trace = cellTrace(su.trace, index, of);
+    su.seed = (su.seed ?? 1) + index;
+    su.expand = { ...su.expand, seed: (su.expand.seed ?? 1) + index };
+  }
   const routing = (opts.routing ?? 'locality') as RoutingPolicy;
   if (!ROUTING_POLICIES.includes(routing)) throw new Error(`--routing: ${ROUTING_POLICIES.join(' | ')} (got '${opts.routing}')`);
   const failures = parseFailures(opts.fail);
@@ -79,18 +96,21 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     ackWaitMs: num(opts.ackWaitMs, 'ack-wait-ms'),
     maxInFlight,
     pullRule: pullRuleOf(opts.pullRule),
+    sharedSnapshotTier: opts.sharedSnapshotTier,
+    warmupMs: opts.warmupS === undefined ? undefined : num(opts.warmupS, 'warmup-s')! * 1000,
     hopMs: num(opts.hopMs, 'hop-ms'),
     timeScale: su.timeScale,
     durationMs: su.durationMs,
     expand: su.expand,
     seed: su.seed,
-    failures,
+    failures: opts.cell ? failures.filter((f) => f.node % opts.cell!.of === opts.cell!.index).map((f) => ({ ...f, node: Math.floor(f.node / opts.cell!.of) })) : failures,
   };
 }
 
 export async function runClusterSimulateCommand(opts: ClusterCommandOptions): Promise<ClusterSimResult> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
-  const r = simulateCluster(await clusterOptions(opts));
+  const threads = num(opts.threads, 'threads') ?? 1;
+  const r = threads > 1 ? await simulateCells(opts, threads) : simulateCluster(await clusterOptions(opts));
   if (opts.json) write(JSON.stringify(r) + '\n');
   else write(formatClusterResult(r));
   return r;

@@ -64,6 +64,14 @@ export interface ClusterSimOptions {
   onNodeDecision?: (node: number, d: import('../simulator.js').Decision) => void;
   /** keep per-node results (for small clusters) */
   perNode?: boolean;
+  /** invocations that arrive before this (ms) are simulated but not counted in the request-level results (a cluster starting empty warms up first) */
+  warmupMs?: number;
+  /**
+   * A snapshot tier every node reads (e.g. a network file system): a snapshot one
+   * node makes can be restored on any other from this tier of the profile (its
+   * restore cost is the profile's for that tier). Absent: snapshots stay on their node.
+   */
+  sharedSnapshotTier?: string;
 }
 
 export interface ClusterNodeResult {
@@ -117,6 +125,8 @@ export interface ClusterSimResult {
   invocationsPerSecond: number;
   nodeEvents: number;
   perNode?: ClusterNodeResult[];
+  /** the latency histogram (merging the cells of a parallel run) */
+  latency?: { buckets: number[]; count: number; sum: number; max: number };
 }
 
 /** How many policy sets a run needs per node: one per life. */
@@ -135,6 +145,12 @@ export class ClusterSimulator {
   private readonly paths = new Float64Array(3);
   private readonly hopMs: number;
   private seqNext = 0;
+  private readonly warmupMs: number;
+  /** invocations accepted (and refused) after the warm-up */
+  private counted = 0;
+  private refusedAfterWarmup = 0;
+  /** functions with a snapshot on the shared tier (sharedSnapshotTier) */
+  private readonly sharedSnapshots = new Set<number>();
   private seqDueAt = Infinity;
 
   constructor(private readonly o: ClusterSimOptions) {
@@ -142,6 +158,7 @@ export class ClusterSimulator {
     if (!(n >= 1 && Number.isInteger(n))) throw new Error(`--nodes: a whole number ≥ 1 (got ${n})`);
     const names = Array.from({ length: n }, (_, k) => nodeName(k, n));
     this.hopMs = o.hopMs ?? 2;
+    this.warmupMs = o.warmupMs ?? 0;
     this.broker = new ClusterBroker({
       names,
       fnNames: o.trace.functions.map((f) => f.name),
@@ -159,6 +176,7 @@ export class ClusterSimulator {
     this.broker.onDecision = o.onBrokerDecision;
     this.broker.onOutcome = (m, t, refusal) => this.outcome(m, t, refusal);
     this.nodeVer = new Uint32Array(n);
+    if (o.sharedSnapshotTier !== undefined && !o.profile.tiers.some((t) => t.name === o.sharedSnapshotTier)) throw new Error(`sharedSnapshotTier: the profile has no tier '${o.sharedSnapshotTier}'`);
     const costs = o.trace.functions.map((tf) => functionCosts(o.profile, tf.name, tf));
     for (let k = 0; k < n; k++) {
       const lives = Array.from({ length: livesOf(o, k) }, (_, life) => o.policies(k, life));
@@ -177,6 +195,7 @@ export class ClusterSimulator {
         },
         lives,
         (j) => this.moved.push(j),
+        o.sharedSnapshotTier !== undefined ? { tier: o.sharedSnapshotTier, catalogue: this.sharedSnapshots } : undefined,
       );
       this.nodes.push(node);
       this.broker.attach(k, node);
@@ -241,6 +260,7 @@ export class ClusterSimulator {
         } else {
           const ingress = broker.randomLiveNode();
           if (ingress >= 0) broker.accept(x.fns[i]!, t, ingress);
+          if (t >= this.warmupMs) this.counted++;
           i++;
         }
       }
@@ -250,7 +270,7 @@ export class ClusterSimulator {
     const simEnd = T;
     const wallMs = performance.now() - wall0;
     const cpu = process.cpuUsage(cpu0);
-    return this.result(simEnd, endMs, wallMs, (cpu.user + cpu.system) / 1000);
+    return this.result(simEnd, wallMs, (cpu.user + cpu.system) / 1000);
   }
 
   private advanceNodes(T: number): void {
@@ -279,15 +299,20 @@ export class ClusterSimulator {
 
   private outcome(m: ClusterMsg, t: number, refusal: RejectCode | undefined): void {
     if (this.o.sequence) this.seqDueAt = t + this.o.sequence.gapMs;
-    if (refusal !== undefined) return;
+    if (m.arrival < this.warmupMs) return;
+    if (refusal !== undefined) {
+      this.refusedAfterWarmup++;
+      return;
+    }
     this.completed++;
     if (m.path >= 0) this.paths[m.path]!++;
     this.hist.record(t - m.arrival + this.hopMs);
   }
 
-  private result(simEnd: number, endMs: number, wallMs: number, cpuMs: number): ClusterSimResult {
+  private result(simEnd: number, wallMs: number, cpuMs: number): ClusterSimResult {
     const b = this.broker.counters;
-    const inv = b.accepted;
+    // request-level results: the invocations that arrived after the warm-up
+    const inv = this.o.sequence ? b.accepted : this.counted;
     const frac = (x: number): number => (inv > 0 ? x / inv : 0);
     let coldBoots = 0;
     let restoresStarted = 0;
@@ -326,7 +351,7 @@ export class ClusterSimulator {
       memTime += node.memoryTimeUntil(node.isDead ? 0 : simEnd);
       if (this.o.perNode) perNode.push(r);
     }
-    const refused = b.refused;
+    const refused = this.o.sequence ? b.refused : this.refusedAfterWarmup;
     return {
       nodes: this.o.nodes,
       routing: this.broker.o.routing,
@@ -351,7 +376,7 @@ export class ClusterSimulator {
       snapshots,
       snapshotFunctions: snapFns.size,
       peakNodeMemoryMiB: peak,
-      meanClusterMemoryMiB: endMs > 0 && Number.isFinite(endMs) ? memTime / Math.max(endMs, 1) : memTime / Math.max(simEnd, 1),
+      meanClusterMemoryMiB: memTime / Math.max(simEnd, 1),
       p50Ms: this.hist.percentile(50),
       p99Ms: this.hist.percentile(99),
       meanMs: this.hist.mean(),
@@ -362,6 +387,7 @@ export class ClusterSimulator {
       invocationsPerSecond: wallMs > 0 ? (inv * 1000) / wallMs : 0,
       nodeEvents: events,
       perNode: this.o.perNode ? perNode : undefined,
+      latency: { buckets: this.hist.buckets(), count: this.hist.count, sum: this.hist.sum, max: this.hist.max },
     };
   }
 }

@@ -34,6 +34,8 @@ export class SimClusterNode implements NodePort {
     private readonly policies: ResolvedPolicySet[],
     /** called when this node's next event may have moved (after a delivery) */
     private readonly moved: (k: number) => void,
+    /** a snapshot tier all nodes share: the functions that have a snapshot there */
+    private readonly shared?: { tier: string; catalogue: Set<number> },
   ) {
     this.hooks = {
       onAssign: (req, fresh, path) => {
@@ -47,6 +49,7 @@ export class SimClusterNode implements NodePort {
       },
       onTouch: (fn, now) => {
         this.dirty.add(fn);
+        if (this.shared && !this.shared.catalogue.has(fn) && this.sim.coreFunction(fn)?.snapshot?.ready) this.shared.catalogue.add(fn);
         this.integrate(now);
         broker.markChanged(k, now);
       },
@@ -115,6 +118,11 @@ export class SimClusterNode implements NodePort {
   }
 
   deliver(fn: number, req: number, now: number): void {
+    if (this.shared?.catalogue.has(fn)) {
+      // another node made a snapshot of it on the shared tier: this node's catalogue has it too
+      const f = this.sim.coreFunction(fn, true)!;
+      if (!f.snapshot) this.sim.poolCore.addSnapshot(f, f.version, this.shared.tier, f.snapshotBytes, now, undefined);
+    }
     this.queued++;
     this.reqFn.set(req, fn);
     this.queuedFn.set(fn, (this.queuedFn.get(fn) ?? 0) + 1);
