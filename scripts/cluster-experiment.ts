@@ -166,7 +166,7 @@ async function writePlots(a: Args, rows: Row[]): Promise<void> {
         color: { field: 'path', type: 'nominal', scale: { domain: ['restore', 'cold'], range: ['#1565c0', '#ef6c00'] }, title: 'start' },
       },
     },
-  } as TopLevelSpec;
+  };
   const mem: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'Cold boots and memory held by instances (mean over the run), by routing',
