@@ -161,7 +161,7 @@ async function writePlots(a: Args, rows: Row[]): Promise<void> {
       width: 260,
       mark: 'bar',
       encoding: {
-        y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null },
+        y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null, axis: { labelLimit: 260 } },
         x: { field: 'share', type: 'quantitative', axis: { format: '.1%' }, title: 'share of invocations that waited for a start' },
         color: { field: 'path', type: 'nominal', scale: { domain: ['restore', 'cold'], range: ['#1565c0', '#ef6c00'] }, title: 'start' },
       },
@@ -174,7 +174,7 @@ async function writePlots(a: Args, rows: Row[]): Promise<void> {
     facet: { column: { field: 'nodes', type: 'nominal', title: null } },
     spec: {
       hconcat: [
-        { width: 160, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null }, x: { field: 'bootsPerNode', type: 'quantitative', title: 'cold boots per node' }, color: { value: '#ef6c00' } } },
+        { width: 160, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null, axis: { labelLimit: 260 } }, x: { field: 'bootsPerNode', type: 'quantitative', title: 'cold boots per node' }, color: { value: '#ef6c00' } } },
         { width: 160, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), axis: null }, x: { field: 'memPerNodeGiB', type: 'quantitative', title: 'instance memory per node (GiB)' }, color: { value: '#546e7a' } } },
       ],
     },

@@ -118,6 +118,10 @@ export function registerExtraCommands(p: Command): void {
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
     .option('--no-density-raw', 'bench density: only the daemon path, not the raw driver paths')
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
+    .option('--nodes <n>', 'bench sim: a simulated cluster of N nodes (issue 23) instead of one node', (v) => parseInt(v, 10))
+    .option('--functions <n>', 'bench sim --nodes: functions of the synthetic day (default 50000)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'bench sim --nodes: worker threads (default 2)', (v) => parseInt(v, 10))
+    .option('--minutes <n>', 'bench sim --nodes: simulate the first N minutes of the day (default all)', (v) => parseInt(v, 10))
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
@@ -130,7 +134,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -205,7 +209,16 @@ export function registerExtraCommands(p: Command): void {
         writeFileSync(path.join(o.out, 'node-profile.json'), JSON.stringify(r.profile, null, 2) + '\n');
         console.error(`simulator profile: ${path.join(o.out, 'node-profile.json')}`);
       }
-      if (which === 'sim') {
+      if (which === 'sim' && o.nodes !== undefined) {
+        // issue 23: a simulated cluster at data-centre scale
+        const { benchClusterSpeed, formatClusterSpeed } = await import('../../bench/sim-cluster-speed.js');
+        console.error(`bench sim --nodes ${o.nodes}: a ${o.functions ?? 50000}-function day through the cluster simulator…`);
+        const r = await benchClusterSpeed({ nodes: o.nodes, functions: o.functions, threads: o.threads, minutes: o.minutes });
+        const text = formatClusterSpeed(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.simClusterSpeed = r;
+      } else if (which === 'sim') {
         const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
         console.error('bench sim: simulated invocations per second on a 600-function day…');
         const r = await benchSimSpeed({ runs: o.simRuns });
