@@ -132,7 +132,7 @@ function writeResults(a: Args, rows: Row[]): void {
     );
   }
   writeFileSync(path.join(a.out, 'results.csv'), csv.join('\n') + '\n');
-  const md = [`| nodes | variant | warm | restore | cold | cold boots | p50 | p99 | mean memory | routed warm / snapshot / shared | forwarded | CPU |`, '|---|---|---|---|---|---|---|---|---|---|---|---|'];
+  const md = [`| nodes | variant | warm | restore | cold | cold boots | p50 | p99 | mean memory | addressed (warm, or by the policy) / snapshot / shared queue | forwarded | CPU |`, '|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const { nodes, variant: v, r } of rows) {
     const b = r.broker;
     md.push(
