@@ -102,3 +102,34 @@ void test('export → read back: every format keeps the invocations per function
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+void test('cluster export merges every node\'s rows into one window; windows and files with mistakes are refused naming what is wrong', async () => {
+  const { mergeRows } = await import('../../src/traces/export.js');
+  const { parseInvocations, InvocationsFormatError } = await import('../../src/traces/invocations.js');
+  const { parseWhen, parseWindow, WindowError } = await import('../../src/traffic/window.js');
+  const m = mergeRows([
+    { start: 1000, end: 61_000, rows: [{ arrivalMs: 5, function: 'a', status: 'success', totalMs: 3, node: 'n1' }] },
+    { start: 2000, end: 62_000, rows: [{ arrivalMs: 1, function: 'b', status: 'success', totalMs: 3, node: 'n2' }] },
+  ]);
+  assert.deepEqual([m.start, m.end], [1000, 62_000]);
+  assert.deepEqual(
+    m.rows.map((r) => [r.function, r.arrivalMs]),
+    [
+      ['a', 5],
+      ['b', 1001],
+    ],
+  );
+  const now = Date.parse('2026-12-06T12:00:00Z');
+  assert.equal(parseWhen('1h', now, 'since'), now - 3_600_000);
+  assert.equal(parseWhen('90s', now, 'since'), now - 90_000);
+  assert.equal(parseWhen('now', now, 'until'), now);
+  assert.equal(parseWhen('2026-12-06T11:00:00Z', now, 'since'), now - 3_600_000);
+  assert.equal(parseWhen(String(now - 5), now, 'since'), now - 5);
+  assert.throws(() => parseWhen('yesterdayish', now, 'since'), (e: unknown) => e instanceof WindowError && e.field === 'since');
+  assert.throws(() => parseWindow('now', '1h', now), (e: unknown) => e instanceof WindowError && e.field === 'until');
+  const head = '# faascell invocations start=2026-12-06T11:00:00.000Z end=2026-12-06T12:00:00.000Z\narrivalMs,function,durationMs,memoryMiB,startPath,status,code,totalMs,node\n';
+  assert.equal(parseInvocations(head + '12.5,hello,3.2,256,warm,success,,9.8,\n').rows[0]!.startPath, 'warm');
+  assert.throws(() => parseInvocations(head + '12.5,hello,3.2,256,tepid,success,,9.8,\n', 'f.csv'), (e: unknown) => e instanceof InvocationsFormatError && /f\.csv:3: startPath/.test(e.message));
+  assert.throws(() => parseInvocations(head + '-1,hello,3.2,256,warm,success,,9.8,\n', 'f.csv'), /f\.csv:3: arrivalMs/);
+  assert.throws(() => parseInvocations('a,b\n', 'f.csv'), /f\.csv:1: not a faascell invocations file/);
+});
