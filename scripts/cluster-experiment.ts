@@ -4,7 +4,7 @@
 // format days, at several cluster sizes with the same load per node.
 //
 //   npx tsx scripts/cluster-experiment.ts [--nodes 100,1000] [--functions-per-node 20]
-//       [--minutes 30] [--warmup-minutes 15] [--cores 8] [--memory-mib 32768] [--threads 2] [--seed 11] [--out DIR]
+//       [--minutes 30] [--warmup-minutes 15] [--variants 'locality,least-loaded,…'] [--cores 8] [--memory-mib 32768] [--threads 2] [--seed 11] [--out DIR]
 //
 // For each size: locality (the daemon's rule), least-loaded, random, hash
 // (OpenWhisk's home node) and shared (locality off), all with cluster.pullRule
@@ -33,10 +33,12 @@ interface Args {
   out: string;
   sharedRestoreMs: number;
   warmupMinutes: number;
+  /** only the variants with these labels (default all) */
+  variants: string[] | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { nodes: [100, 1000], functionsPerNode: 20, minutes: 30, cores: 8, memoryMiB: 32768, threads: 2, seed: 11, out: 'bench/results/cluster-experiment', sharedRestoreMs: 500, warmupMinutes: 15 };
+  const a: Args = { nodes: [100, 1000], functionsPerNode: 20, minutes: 30, cores: 8, memoryMiB: 32768, threads: 2, seed: 11, out: 'bench/results/cluster-experiment', sharedRestoreMs: 500, warmupMinutes: 15, variants: undefined };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[++i] ?? '';
@@ -50,6 +52,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = v;
     else if (k === '--shared-restore-ms') a.sharedRestoreMs = Number(v);
     else if (k === '--warmup-minutes') a.warmupMinutes = Number(v);
+    else if (k === '--variants') a.variants = v.split(',').map((x) => x.trim());
     else throw new Error(`unknown option ${k}`);
   }
   return a;
@@ -94,7 +97,7 @@ async function main(): Promise<void> {
   for (const n of a.nodes) {
     const traceDir = path.join(os.tmpdir(), `fc-cluster-exp-${n * a.functionsPerNode}-${a.seed}-day`);
     if (!existsSync(path.join(traceDir, 'invocations_per_function_md.anon.d01.csv'))) writeAzureTrace(traceDir, { functions: n * a.functionsPerNode, seed: a.seed });
-    for (const v of VARIANTS) {
+    for (const v of VARIANTS.filter((x) => !a.variants || a.variants.includes(x.label))) {
       const opts: ClusterCommandOptions = {
         trace: traceDir,
         nodes: n,
