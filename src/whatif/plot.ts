@@ -28,7 +28,7 @@ export function whatIfSpec(r: WhatIfResult): TopLevelSpec {
         mark: 'bar',
         width: 360,
         encoding: {
-          y: { field: 'row', type: 'nominal', sort: order, title: null },
+          y: { field: 'row', type: 'nominal', sort: order, title: null, axis: { labelLimit: 260 } },
           x: { field: 'share', type: 'quantitative', stack: 'normalize', axis: { format: '%' }, title: 'invocations' },
           color: { field: 'path', type: 'nominal', sort: ['warm', 'restore', 'cold', 'refused'], scale: { domain: ['warm', 'restore', 'cold', 'refused'], range: ['#2e7d32', '#1565c0', '#ef6c00', '#b71c1c'] }, title: 'start path' },
           order: { field: 'path', type: 'nominal' },
