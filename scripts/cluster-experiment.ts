@@ -10,9 +10,10 @@
 // (OpenWhisk's home node) and shared (locality off), all with cluster.pullRule
 // `starts`; locality with the `instances` rule (today's default); and locality,
 // least-loaded and random with a snapshot tier every node reads. Writes
-// results.csv, results.md and the plots (Vega-Lite → SVG/PNG) into --out.
+// results.csv, results.md and the plots (Vega-Lite → SVG/PNG) into --out;
+// `--plots-from A/results.csv,B/results.csv --out DIR` plots earlier runs together.
 
-import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
@@ -20,6 +21,7 @@ import { writePlot } from '../src/plots/render.js';
 import type { ClusterSimResult } from '../src/sim/cluster/cluster.js';
 import { runClusterSimulateCommand, type ClusterCommandOptions } from '../src/sim/cluster/cli.js';
 import { DEFAULT_PROFILE } from '../src/sim/profile.js';
+import { parseCsvLine } from '../src/traces/csv.js';
 import { writeAzureTrace } from '../src/traces/generate.js';
 
 interface Args {
@@ -35,10 +37,12 @@ interface Args {
   warmupMinutes: number;
   /** only the variants with these labels (default all) */
   variants: string[] | undefined;
+  /** only plot the rows of these results.csv files */
+  plotsFrom: string[] | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { nodes: [100, 1000], functionsPerNode: 20, minutes: 30, cores: 8, memoryMiB: 32768, threads: 2, seed: 11, out: 'bench/results/cluster-experiment', sharedRestoreMs: 500, warmupMinutes: 15, variants: undefined };
+  const a: Args = { nodes: [100, 1000], functionsPerNode: 20, minutes: 30, cores: 8, memoryMiB: 32768, threads: 2, seed: 11, out: 'bench/results/cluster-experiment', sharedRestoreMs: 500, warmupMinutes: 15, variants: undefined, plotsFrom: undefined };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
     const v = argv[++i] ?? '';
@@ -53,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--shared-restore-ms') a.sharedRestoreMs = Number(v);
     else if (k === '--warmup-minutes') a.warmupMinutes = Number(v);
     else if (k === '--variants') a.variants = v.split(',').map((x) => x.trim());
+    else if (k === '--plots-from') a.plotsFrom = v.split(',');
     else throw new Error(`unknown option ${k}`);
   }
   return a;
@@ -86,6 +91,10 @@ interface Row {
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   mkdirSync(a.out, { recursive: true });
+  if (a.plotsFrom) {
+    await writePlots(a.out, readPlotRows(a.plotsFrom));
+    return;
+  }
   // the profile: this machine's TCG costs, plus a tier every node reads (restores from it cost sharedRestoreMs)
   const profileFile = path.join(a.out, 'profile.json');
   const base = DEFAULT_PROFILE;
@@ -121,7 +130,7 @@ async function main(): Promise<void> {
     }
   }
   writeResults(a, rows);
-  await writePlots(a, rows);
+  await writePlots(a.out, plotRows(rows));
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
@@ -145,48 +154,67 @@ function writeResults(a: Args, rows: Row[]): void {
   writeFileSync(path.join(a.out, 'results.md'), `Cluster experiment: ${a.functionsPerNode} functions per node, ${a.minutes} minutes (the first ${a.warmupMinutes} not counted in the request-level columns) of a seeded synthetic Azure-format day (seed ${a.seed}), ${a.cores} cores and ${a.memoryMiB} MiB per node, TCG start costs (the built-in profile), shared tier restores ${a.sharedRestoreMs} ms.\n\n${md.join('\n')}\n`);
 }
 
-async function writePlots(a: Args, rows: Row[]): Promise<void> {
-  const paths = rows.flatMap(({ nodes, variant: v, r }) =>
-    (
-      [
-        ['warm', r.warmFraction],
-        ['restore', r.restoreFraction],
-        ['cold', r.coldStartFraction],
-      ] as const
-    ).map(([path, share]) => ({ nodes: `${nodes} nodes`, variant: v.label, path, share })),
-  );
-  const mix: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: 'Start paths of the invocations by routing (cluster simulator)',
-    data: { values: paths.filter((p) => p.path !== 'warm') },
-    facet: { column: { field: 'nodes', type: 'nominal', title: null } },
+/** One plot row per result: what the plots need (from this run, or from earlier runs' results.csv). */
+interface PlotRow {
+  nodes: number;
+  variant: string;
+  warm: number;
+  restore: number;
+  cold: number;
+  coldBoots: number;
+  memoryGiB: number;
+}
+
+function plotRows(rows: Row[]): PlotRow[] {
+  return rows.map(({ nodes, variant: v, r }) => ({ nodes, variant: v.label, warm: r.warmFraction, restore: r.restoreFraction, cold: r.coldStartFraction, coldBoots: r.coldBoots, memoryGiB: r.meanClusterMemoryMiB / 1024 }));
+}
+
+/** The rows of results.csv files this script wrote (to plot several runs together: --plots-from A.csv,B.csv). */
+function readPlotRows(files: string[]): PlotRow[] {
+  return files.flatMap((f) => {
+    const [head, ...lines] = readFileSync(f, 'utf8').trim().split('\n');
+    const cols = head!.split(',');
+    return lines.map((l) => {
+      const cells = parseCsvLine(l);
+      const get = (c: string): string => cells[cols.indexOf(c)]!;
+      return { nodes: Number(get('nodes')), variant: get('variant'), warm: Number(get('warm')), restore: Number(get('restore')), cold: Number(get('cold')), coldBoots: Number(get('coldBoots')), memoryGiB: Number(get('meanClusterMemoryGiB')) };
+    });
+  });
+}
+
+async function writePlots(out: string, rows: PlotRow[]): Promise<void> {
+  const order = VARIANTS.map((v) => v.label).filter((l) => rows.some((r) => r.variant === l));
+  const y = { field: 'variant', type: 'nominal', sort: order, title: null, axis: { labelLimit: 260 } };
+  const row = { field: 'nodes', type: 'ordinal', title: 'nodes', header: { labelFontSize: 13 } };
+  const base = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json' };
+  const mix = {
+    ...base,
+    title: 'Invocations that waited for a start, by routing (cluster simulator)',
+    data: { values: rows.flatMap((r) => [{ ...r, path: 'restore', share: r.restore }, { ...r, path: 'cold', share: r.cold }]) },
+    facet: { row },
     spec: {
-      width: 260,
+      width: 420,
       mark: 'bar',
       encoding: {
-        y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null, axis: { labelLimit: 260 } },
-        x: { field: 'share', type: 'quantitative', axis: { format: '.1%' }, title: 'share of invocations that waited for a start' },
+        y,
+        x: { field: 'share', type: 'quantitative', axis: { format: '.1%' }, title: 'share of the invocations' },
         color: { field: 'path', type: 'nominal', scale: { domain: ['restore', 'cold'], range: ['#1565c0', '#ef6c00'] }, title: 'start' },
       },
     },
   };
-  const mem: TopLevelSpec = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: 'Cold boots and memory held by instances (mean over the run), by routing',
-    data: { values: rows.map(({ nodes, variant: v, r }) => ({ nodes: `${nodes} nodes`, variant: v.label, bootsPerNode: r.coldBoots / nodes, memPerNodeGiB: r.meanClusterMemoryMiB / 1024 / nodes })) },
-    facet: { column: { field: 'nodes', type: 'nominal', title: null } },
-    spec: {
-      hconcat: [
-        { width: 160, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), title: null, axis: { labelLimit: 260 } }, x: { field: 'bootsPerNode', type: 'quantitative', title: 'cold boots per node' }, color: { value: '#ef6c00' } } },
-        { width: 160, mark: 'bar', encoding: { y: { field: 'variant', type: 'nominal', sort: VARIANTS.map((v) => v.label), axis: null }, x: { field: 'memPerNodeGiB', type: 'quantitative', title: 'instance memory per node (GiB)' }, color: { value: '#546e7a' } } },
-      ],
-    },
-  } as unknown as TopLevelSpec;
+  const per = (field: 'coldBoots' | 'memoryGiB', title: string, colour: string): unknown => ({
+    ...base,
+    title,
+    data: { values: rows.map((r) => ({ ...r, value: r[field] / r.nodes })) },
+    facet: { row },
+    spec: { width: 420, mark: 'bar', encoding: { y, x: { field: 'value', type: 'quantitative', title: title.toLowerCase() }, color: { value: colour } } },
+  });
   for (const [name, spec] of [
     ['start-paths', mix],
-    ['boots-memory', mem],
+    ['cold-boots', per('coldBoots', 'Cold boots per node', '#ef6c00')],
+    ['memory', per('memoryGiB', 'Instance memory per node, mean over the run (GiB)', '#546e7a')],
   ] as const) {
-    console.error(`plot: ${(await writePlot(spec, path.join(a.out, name), ['svg', 'png', 'json'])).join(', ')}`);
+    console.error(`plot: ${(await writePlot(spec as TopLevelSpec, path.join(out, name), ['svg', 'png', 'json'])).join(', ')}`);
   }
 }
 
