@@ -17,6 +17,7 @@ import type { ClusterStatus } from '../src/cluster/index.js';
 import { createRng } from '../src/policies/rng.js';
 import { startNatsServer, type NatsServer } from '../test/cluster-helpers/nats-server.js';
 import { fixture, machine, ms, ROOT, summarize, table, type Summary } from './common.js';
+import { removeTierDir } from '../src/snapshots/tier-gc.js';
 
 export interface ClusterBenchOptions {
   warmRuns: number;
@@ -97,7 +98,7 @@ async function daemon(name: string, config: Record<string, unknown>): Promise<Pr
       await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
       clearTimeout(timer);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      rmSync(shm, { recursive: true, force: true });
+      removeTierDir(shm);
       rmSync(dir, { recursive: true, force: true });
     },
   };

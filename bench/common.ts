@@ -6,13 +6,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client } from '../src/cli/client.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/core/logger.js';
 import { startDaemon, type Daemon } from '../src/daemon.js';
+import { projectRoot } from '../src/core/project-root.js';
+import { removeTierDir } from '../src/snapshots/tier-gc.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
 
 export function machine(): Record<string, string | number> {
@@ -76,7 +77,7 @@ export async function benchDaemon(config: Record<string, unknown> = {}): Promise
     dir,
     async close() {
       await d.stop();
-      for (const t of cfg.snapshots.tiers ?? []) rmSync(t.path, { recursive: true, force: true });
+      for (const t of cfg.snapshots.tiers ?? []) removeTierDir(t.path);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -13,6 +13,7 @@ import { buildImage, defaultCacheDir } from '../src/image/builder.js';
 import { QemuDriver, type QemuVm } from '../src/runtimes/qemu/driver.js';
 import type { SnapshotFiles, VmConfig } from '../src/runtimes/types.js';
 import { benchDaemon, evictAndWait, fixture, machine, ms, summarize, table, timedInvoke, type Summary } from './common.js';
+import { ensureDense } from '../src/runtimes/ram-file.js';
 
 const HELLO = Buffer.from('function main(p){ return { greeting: `Hello, ${p.name}!` }; }').toString('base64');
 
@@ -59,6 +60,7 @@ export async function benchDensity(opts: { ns: number[]; daemon: boolean; raw?: 
     if (!init.ok) throw new Error(`init failed: ${init.error.message}`);
     await src.snapshot(snap);
     await src.stop();
+    await ensureDense(snap.memoryPath); // as the SnapshotManager does after a commit (issue 19)
     live.delete(src);
 
     for (const stopAfter of opts.raw === false ? [] : [false, true]) {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { SnapshotFiles } from '../src/runtimes/types.js';
 import { machine, summarize, table, type Summary } from './common.js';
 import { benchTmp, bootHello, memoryBreakdown, pickVariants, pool, prepareVariants, releaseVariants, sleep, type HelloVm, type MemoryBreakdown, type VariantRig } from './guest.js';
+import { ensureDense } from '../src/runtimes/ram-file.js';
 
 export interface MemoryResult {
   machine: Record<string, string | number>;
@@ -81,6 +82,7 @@ export async function benchMemory(opts: MemoryOptions): Promise<MemoryResult> {
       } finally {
         await src.vm.stop();
       }
+      await ensureDense(snap.memoryPath); // as the SnapshotManager does after a commit (issue 19)
       const clones: Array<{ vm: HelloVm['vm'] }> = [];
       let cloneRead: MemoryBreakdown[];
       try {

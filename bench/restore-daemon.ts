@@ -4,8 +4,8 @@
 //   with-run  the resync rides on the clone's first run (one channel round trip; the default)
 //   message   a separate resync request before the clone is ready (before issue 9)
 // Every round evicts hello on both, so each measured call is a restore from the tmpfs tier.
-import { rmSync } from 'node:fs';
 import { benchDaemon, evictAndWait, fixture, machine, ms, summarize, table, timedInvoke, type BenchDaemon, type Summary } from './common.js';
+import { removeTierDir } from '../src/snapshots/tier-gc.js';
 
 export type ResyncWay = 'with-run' | 'message';
 const WAYS: ResyncWay[] = ['with-run', 'message'];
@@ -64,7 +64,7 @@ export async function benchRestoreDaemon(opts: { runs: number; log?: (s: string)
     return { machine: machine(), accelerator: daemons.get('with-run')!.d.accelerator, jailed: status.limits.vmm.jailed, runs: opts.runs, ways };
   } finally {
     for (const b of daemons.values()) await b.close();
-    for (const t of tiers) rmSync(t, { recursive: true, force: true });
+    for (const t of tiers) removeTierDir(t);
   }
 }
 

@@ -13,6 +13,7 @@ import type { AgentRequestBody, ResyncFields } from '../src/runtimes/agent-proto
 import type { SnapshotFiles, VmConfig } from '../src/runtimes/types.js';
 import { machine, ms, summarize, table, type Summary } from './common.js';
 import { pickVariants, prepareVariants, releaseVariants, type VariantRig } from './guest.js';
+import { ensureDense } from '../src/runtimes/ram-file.js';
 
 const HELLO = Buffer.from('function main(p){ return { greeting: `Hello, ${p.name}!` }; }').toString('base64');
 
@@ -95,6 +96,7 @@ async function restoreStepsOf(rig: VariantRig, runs: number, log: (s: string) =>
       await vm.stop();
       live.delete(vm);
     }
+    await ensureDense(snap.memoryPath); // as the SnapshotManager does after a commit (issue 19)
     log(`  ${rig.variant.name}: cold boot -> agent ready: median ${ms(summarize(coldReady).median)}`);
 
     const resyncFields = (kernel: 'now' | 'deferred'): ResyncFields => ({ epochMs: Date.now(), seed: randomBytes(32).toString('base64'), kernel });

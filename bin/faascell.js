@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// Entry point of the `faascell` command. It runs the TypeScript sources through
-// tsx's loader, so the command always matches the checked-out tree (no stale
-// build), and user policy modules may be TypeScript too.
-import { register } from 'tsx/esm/api';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+// Entry point of the `faascell` command. It runs the compiled JavaScript in dist/ (`npm run
+// build`; the set-up and the test command build), after checking that the build matches the
+// sources: a stale or missing build is rebuilt first (scripts/build-lib.mjs), never run.
+// User policy modules written in TypeScript still load through tsx (src/policies/module-loader.ts).
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ensureBuilt } from '../scripts/build-lib.mjs';
 
-register();
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-await import(pathToFileURL(path.join(root, 'src', 'cli', 'main.ts')).href);
+try {
+  await ensureBuilt(root);
+} catch (err) {
+  process.stderr.write(`faascell: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}
+await import(pathToFileURL(path.join(root, 'dist', 'src', 'cli', 'main.js')).href);

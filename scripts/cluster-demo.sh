@@ -3,8 +3,10 @@
 # JetStream and three daemons on separate ports and state directories; deploy once
 # through node 1, invoke through each node, show where each ran and the cluster's
 # status. The daemons then keep running until Ctrl-C.
-#   DEMO_EXIT=1 npm run demo:cluster     stop everything after the demo
+#   DEMO_EXIT=1 npm run demo:cluster     stop everything after the demo and remove what it made
+#                                        (state directories, logs, the nodes' snapshot tiers in /dev/shm)
 #   NATS_PORT=4222 FAASCELL_PORT=8081 (node 1; nodes 2 and 3 take the next ports)
+#   DEMO_STATE_DIR=/tmp/my-cluster (default ${TMPDIR:-/tmp}/faascell-cluster-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,6 +19,10 @@ pids=()
 stop() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "${DEMO_EXIT:-0}" = 1 ]; then
+    for i in 1 2 3; do node bin/faascell.js gc --state-dir "$dir/node$i" >/dev/null || true; done
+    rm -rf "$dir"
+  fi
 }
 trap stop EXIT INT TERM
 wait_http() { # url pid log

@@ -3,8 +3,10 @@
 # daemon, deploy a demo function and invoke it cold, then warm, then (after
 # evicting it) restored from its snapshot, printing each activation record.
 # The daemon then keeps running in the foreground until Ctrl-C.
-#   DEMO_EXIT=1 npm run demo     stop the daemon after the demo
+#   DEMO_EXIT=1 npm run demo     stop the daemon after the demo and remove what it made (state
+#                                directory, log, snapshot tiers in /dev/shm: `faascell gc`)
 #   FAASCELL_PORT=9090 npm run demo
+#   DEMO_STATE_DIR=/tmp/my-demo npm run demo   (default ${TMPDIR:-/tmp}/faascell-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,7 +21,13 @@ fi
 
 node bin/faascell.js serve --port "$port" --state-dir "$state" > "$state.log" 2>&1 &
 daemon=$!
-stop() { kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true; }
+stop() {
+  kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+  if [ "${DEMO_EXIT:-0}" = 1 ]; then
+    node bin/faascell.js gc --state-dir "$state" >/dev/null || true
+    rm -rf "$state" "$state.log"
+  fi
+}
 trap stop EXIT INT TERM
 for _ in $(seq 1 600); do
   curl -fsS "$FAASCELL_URL/healthz" >/dev/null 2>&1 && break

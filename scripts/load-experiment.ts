@@ -24,6 +24,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { createPolicies } from '../src/policies/index.js';
 import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
 import { simulatedNode } from '../src/sim/cli.js';
+import { projectRoot } from '../src/core/project-root.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
 import { readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
@@ -51,7 +52,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    spec: '/work/shared/faasrail/azure_spec_15rps_5min.csv',
+    spec: path.join(projectRoot(), '..', 'shared', 'faasrail', 'azure_spec_15rps_5min.csv'), // ../shared beside the project root
     functions: 19,
     rates: [8, 24, 64],
     sweep: [2, 4, 8, 16, 32, 64, 128],

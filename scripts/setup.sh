@@ -78,8 +78,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-say "bundling the guest agent"
-node scripts/bundle-agent.mjs >/dev/null
+say "building the command (dist/) and the guest agent"
+node scripts/build.mjs >/dev/null
 
 say "guest image (built once, cached by its inputs)"
 node bin/faascell.js image build

@@ -3,13 +3,14 @@
 // cleanly (no VMM process, socket or run directory left behind).
 
 import type { FastifyInstance } from 'fastify';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { existingAncestor, isTmpfs } from './runtimes/ram-file.js';
 import { buildApi } from './api/server.js';
 import { ActorSystem, errText, type ActorRef } from './core/actor.js';
 import { createLogger, type Logger } from './core/logger.js';
-import { effectiveTiers, type Config } from './config/schema.js';
+import { apiSocketPath, effectiveTiers, type Config } from './config/schema.js';
 import { Dispatcher, type DispatcherMsg } from './dispatcher/dispatcher.js';
 import { buildImage, findImage } from './image/builder.js';
 import { NetworkManager, type NetworkMsg } from './network/network-manager.js';
@@ -20,17 +21,22 @@ import { openDb, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
 import { setupIsolation } from './runtimes/jail/setup.js';
+import { lookupGroup } from './runtimes/jail/ids.js';
 import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
 import { SnapshotManager } from './snapshots/manager.js';
 import { reclaimTiers } from './snapshots/tier-owner.js';
+import { removeDaemonPid, writeDaemonPid } from './core/state-dir.js';
 import type { SnapshotMsg } from './snapshots/types.js';
-import { HttpSource } from './sources/http.js';
+import { HttpSource, MAX_SOCKET_PATH } from './sources/http.js';
 import type { Source } from './sources/types.js';
 import { VERSION } from './version.js';
 import { hostCores, VmPool, type PoolConfig, type PoolMsg } from './vmpool/pool.js';
 import { realClock } from './core/clock.js';
 import { joinCluster } from './cluster/index.js';
+import { OwEntities } from './sources/openwhisk/entities.js';
+import { OpenWhiskService } from './sources/openwhisk/service.js';
+import { OPENWHISK_PREFIX } from './sources/openwhisk/index.js';
 import type { Tier } from './config/schema.js';
 // observability (issue 11)
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -41,6 +47,8 @@ import { registerWhatIfRoutes } from './whatif/routes.js';
 
 export interface Daemon {
   readonly url: string;
+  /** the API's unix socket (issue 19), when it has one */
+  readonly socket?: string;
   readonly config: Config;
   readonly accelerator: Accelerator;
   readonly acceleratorReason: string;
@@ -76,9 +84,17 @@ export function isLoopback(host: string): boolean {
 export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const cfg = opts.config;
   const log = opts.log ?? createLogger({ level: cfg.log.level });
-  if (!isLoopback(cfg.api.host) && !cfg.api.token) {
+  if (cfg.api.tcp && !isLoopback(cfg.api.host) && !cfg.api.token) {
     throw new Error(`api.host ${cfg.api.host} is not a loopback address: set api.token (or FAASCELL_TOKEN) so the API is not open to the network`);
   }
+  let socketPath = apiSocketPath(cfg);
+  if (socketPath && cfg.api.socket === undefined && Buffer.byteLength(socketPath) > MAX_SOCKET_PATH && cfg.api.tcp) {
+    // the default place does not fit a socket's path: TCP only, said loudly (a configured api.socket that long is an error)
+    log.warn('no API socket: the state directory\'s path is too long for one; set api.socket to a shorter path', { path: socketPath, maxBytes: MAX_SOCKET_PATH });
+    socketPath = undefined;
+  }
+  const socketGid = cfg.api.socketGroup === undefined ? undefined : lookupGroup(cfg.api.socketGroup);
+  if (cfg.api.socketGroup !== undefined && socketGid === undefined) throw new Error(`api.socketGroup: no group ${cfg.api.socketGroup}`);
 
   // guest image: built once into the cache, rebuilt only when its inputs change
   // buildImage is idempotent: about a second when the image matches the tree, minutes
@@ -117,6 +133,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   log.info('runtime ready', { driver: driver.name, accelerator, reason: acceleratorReason, image: image.version, kernel: image.kernelKind });
 
   const db: Db = openDb(cfg.stateDir);
+  writeDaemonPid(cfg.stateDir); // issue 20: `faascell gc` leaves a running daemon's tiers alone
   // hardening (issue 12): mark this state dir's snapshot tiers, free tmpfs tiers whose state dir is gone
   const tierReport = reclaimTiers({ stateDir: cfg.stateDir, tiers: cfg.snapshots.enabled ? effectiveTiers(cfg) : [] });
   if (tierReport.reclaimed.length > 0 || tierReport.unowned.length > 0) log.warn('snapshot tiers without a living owner', { reclaimed: tierReport.reclaimed, unowned: tierReport.unowned });
@@ -126,8 +143,10 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     maxCodeBytes: cfg.api.maxCodeBytes,
   });
   const policies = await createPolicies(cfg.policies, { baseDir: opts.baseDir ?? process.cwd() });
+  // issue 22: OpenWhisk's packages, sequences, triggers, rules and alarms (synced like the registry in a cluster)
+  const owEntities = cfg.openwhisk.enabled ? new OwEntities(db) : undefined;
   // issue 13: a cluster member when cluster.nats is set; its registry catches up before VmPool reads it
-  const cluster = cfg.cluster.nats ? await joinCluster({ cfg, registry, log }) : undefined;
+  const cluster = cfg.cluster.nats ? await joinCluster({ cfg, registry, entities: owEntities, log }) : undefined;
 
   let fatal: ((err: Error) => void) | undefined = undefined;
   const system = new ActorSystem(log, (f) => {
@@ -189,6 +208,25 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   // issue 13: in a cluster the APIs hand invocations to the broker (src/cluster/ingress.ts), not the local Dispatcher
   let httpUrl = '';
   const member = cluster?.attach({ system, pool, dispatcher, perf, snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
+  // issue 22: the OpenWhisk Source's invoker (sequences, triggers) and its alarm source (a Source of the daemon)
+  const openwhisk = owEntities
+    ? new OpenWhiskService({
+        db,
+        registry,
+        entities: owEntities,
+        dispatcher: member?.ingress ?? dispatcher,
+        perf,
+        retain: cfg.activations.retain,
+        namespace: cfg.openwhisk.namespace,
+        runtime: driver.name,
+        clock,
+        log: log.child({ component: 'openwhisk' }),
+        alarms: cfg.openwhisk.alarms,
+        claimAlarm: cluster ? (trigger, at) => cluster.claimAlarm(trigger, at) : undefined,
+      })
+    : undefined;
+  const httpLimits = { headersTimeoutMs: cfg.api.headersTimeoutMs, requestTimeoutMs: cfg.api.requestTimeoutMs, keepAliveTimeoutMs: cfg.api.keepAliveTimeoutMs, maxConnections: cfg.api.maxConnections };
+  const unixConnections = new WeakSet<Socket>();
   const app = await buildApi({
     registry,
     dispatcher: member?.ingress ?? dispatcher,
@@ -200,11 +238,28 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     bodyLimitBytes: cfg.api.bodyLimitBytes,
     maxCodeBytes: cfg.api.maxCodeBytes,
     token: cfg.api.token,
+    // issue 19 (secedge): bounded input and clients; browsers of other sites and rebound names refused
+    maxJsonDepth: cfg.api.maxJsonDepth,
+    http: httpLimits,
+    allowedHosts: cfg.api.allowedHosts,
+    viaUnixSocket: (s) => unixConnections.has(s),
+    // issue 22: web actions are public by OpenWhisk's design (any page may call them); the Host check stays
+    crossOriginPrefixes: [OPENWHISK_PREFIX + '/web/'],
     limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation() }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app
-    openwhisk: cfg.openwhisk.enabled ? { db, retain: cfg.activations.retain, options: cfg.openwhisk } : undefined,
+    openwhisk: openwhisk
+      ? {
+          db,
+          retain: cfg.activations.retain,
+          options: cfg.openwhisk,
+          service: openwhisk,
+          runtime: driver.name,
+          version: VERSION,
+          actionLimits: { minMemoryMiB: 128, maxMemoryMiB: cfg.functionLimits.maxMemoryMiB, minTimeoutMs: 100, maxTimeoutMs: cfg.functionLimits.maxTimeoutMs, maxInstances: cfg.functionLimits.maxInstances, maxConcurrentInvocations: cfg.admission.maxConcurrentInvocations, maxBodyBytes: cfg.api.bodyLimitBytes },
+        }
+      : undefined,
     info: () => ({
       version: VERSION,
       startedAt,
@@ -225,14 +280,20 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   registerTrafficRoutes(app, { perf, registry }); // issue 23: GET /v1/traffic
   registerWhatIfRoutes(app, { perf, registry, config: cfg, baseDir: opts.baseDir ?? process.cwd(), cpus }); // issue 23: /v1/whatif
   telemetry.register(app); // observability: GET /metrics, /ui
-  const http = new HttpSource(app, cfg.api.host, cfg.api.port);
-  const sources: Source[] = [http, ...(member?.sources ?? [])];
+  // issue 19: TCP and/or the unix socket (stateDir/api.sock by default, mode 0600)
+  const http = new HttpSource(app, {
+    tcp: cfg.api.tcp ? { host: cfg.api.host, port: cfg.api.port } : undefined,
+    socket: socketPath ? { path: socketPath, gid: socketGid } : undefined,
+    limits: httpLimits,
+    unixConnections,
+  });
+  const sources: Source[] = [http, ...(member?.sources ?? []), ...(openwhisk ? [openwhisk.alarms] : [])];
   for (const s of sources) {
     await s.start();
     httpUrl = http.url;
   }
   const url = http.url;
-  log.info('faascell daemon listening', { url, stateDir: cfg.stateDir });
+  log.info('faascell daemon listening', { url, socket: socketPath, stateDir: cfg.stateDir });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
@@ -246,6 +307,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       await isolation.shutdown(); // hardening (issue 12): this daemon's cgroup directories
       await telemetry.stop(); // observability: flush the last traces
       db.close();
+      removeDaemonPid(cfg.stateDir);
       log.info('daemon stopped');
     })());
   fatal = (err) => {
@@ -253,7 +315,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     void stop().finally(() => (process.exitCode = 1));
   };
 
-  return { url, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
+  return { url, socket: socketPath, config: cfg, accelerator, acceleratorReason, image, registry, pool, dispatcher, perf, snapshots, app, telemetry, stop };
 }
 
 /** The decision core's configuration from the daemon's. */
@@ -266,7 +328,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
     maxQueueLength: cfg.admission.maxQueueLength,
     maxQueueDelayMs: cfg.admission.maxQueueDelayMs,
     snapshots,
-    tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576 })),
+    // issue 19: a tmpfs tier's snapshots take their guest's whole memory (made dense): room is reserved at that size
+    tiers: tiers.map((t) => ({ name: t.name, latencyRank: t.latencyRank, capacityBytes: t.capacityMiB * 1048576, dense: isTmpfs(existingAncestor(t.path)) })),
     starts: {
       maxConcurrent: cfg.admission.maxConcurrentStarts,
       cores: hostCores(cpus, cfg.node.cores),
@@ -275,6 +338,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
       defaultColdMs: accelerator === 'kvm' ? 1000 : 4000,
       defaultRestoreMs: accelerator === 'kvm' ? 100 : 500,
       preferWarm: cfg.admission.preferWarm,
+      backoffBaseMs: cfg.admission.startBackoffBaseMs,
+      backoffMaxMs: Math.max(cfg.admission.startBackoffBaseMs, cfg.admission.startBackoffMaxMs),
     },
     cpus,
     pinVms: cfg.node.pinVms,

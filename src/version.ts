@@ -1,5 +1,4 @@
 // The package version, read from package.json (one place to change it).
-import { createRequire } from 'node:module';
+import { packageVersion } from './core/project-root.js';
 
-const require = createRequire(import.meta.url);
-export const VERSION: string = (require('../package.json') as { version: string }).version;
+export const VERSION: string = packageVersion();

@@ -19,7 +19,12 @@ import type { InvocationResult, Sink } from '../sinks/types.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
 import type { Db } from '../registry/db.js';
-import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
+import { OPENWHISK_PREFIX, registerOpenWhiskApi, type OpenWhiskDeps, type OpenWhiskOptions } from '../sources/openwhisk/index.js';
+import type { Socket } from 'node:net';
+import { API_LIMIT_DEFAULTS } from '../config/schema.js';
+import { serverOptions, type HttpLimits } from './http-limits.js';
+import { depthField, formatPath, tooDeep } from './json-depth.js';
+import { checkCaller } from './request-guard.js';
 
 export interface ApiDeps {
   registry: Registry;
@@ -43,9 +48,20 @@ export interface ApiDeps {
   /** paths served without the bearer token (static pages that carry no data) */
   publicPaths?: ReadonlySet<string>;
   /** OpenWhisk's REST API under /api/v1 (a Source of its own; absent: not served) */
-  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions };
+  openwhisk?: { db: Db; retain: number; options: OpenWhiskOptions } & Partial<Pick<OpenWhiskDeps, 'service' | 'runtime' | 'actionLimits' | 'version'>>;
   /** issue 13: activations the node does not have are looked up in the cluster */
   cluster?: { activation(id: string): Promise<ActivationRecord | undefined> };
+  // ---- issue 19 (secedge): bounded input and clients, who may call (defaults: API_LIMIT_DEFAULTS)
+  /** deepest nesting of a JSON body (api.maxJsonDepth) */
+  maxJsonDepth?: number;
+  /** slow-client timeouts and the connection cap of the TCP listener (the unix socket's are set by HttpSource) */
+  http?: HttpLimits;
+  /** host names the TCP listener answers besides localhost and IP literals (api.allowedHosts) */
+  allowedHosts?: readonly string[];
+  /** whether a connection came over the API's unix socket (its Host is not checked) */
+  viaUnixSocket?: (socket: Socket) => boolean;
+  /** path prefixes any web page may call (public by design): no Origin / Sec-Fetch-Site check there, the Host check stays */
+  crossOriginPrefixes?: readonly string[];
 }
 
 const errorSchema = {
@@ -71,15 +87,21 @@ const functionBody = {
   },
 } as const;
 
-const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] } as const;
+// up to 129: an action inside an OpenWhisk package is the function `package/name` (issue 22)
+const nameParam = { type: 'object', properties: { name: { type: 'string', maxLength: 129 } }, required: ['name'] } as const;
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const p = deps.log ? pinoOf(deps.log) : undefined;
   // fastify logs every request at info: shown only when the daemon logs at debug
   const level = !p ? 'silent' : p.isLevelEnabled('debug') ? 'debug' : p.isLevelEnabled('warn') ? 'warn' : p.level;
   const loggerInstance: FastifyBaseLogger | undefined = p?.child({ component: 'api' }, { level });
+  const limits: HttpLimits = deps.http ?? API_LIMIT_DEFAULTS;
   const app = Fastify({
     bodyLimit: deps.bodyLimitBytes,
+    // issue 19: slow clients are cut off (fastify's own defaults disable both request timeouts)
+    http: serverOptions(limits),
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
     ...(loggerInstance ? { loggerInstance } : { logger: false }),
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
     // errors fastify raises before routing (a malformed URL, e.g. "/%") get the API's error shape too
@@ -102,13 +124,37 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     return reply.status(500).send({ error: { code: 'internal', message: err.message } });
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }));
+  app.server.maxConnections = limits.maxConnections;
+
+  // issue 19: before the token: browsers of other sites and rebound host names are refused whatever they carry
+  const allowedHosts = deps.allowedHosts ?? [];
+  app.addHook('onRequest', async (req) => {
+    const one = (h: string | string[] | undefined): string | undefined => (Array.isArray(h) ? h.join(',') : h);
+    const verdict = checkCaller(
+      {
+        host: one(req.headers.host),
+        origin: one(req.headers.origin),
+        secFetchSite: one(req.headers['sec-fetch-site']),
+        viaUnixSocket: deps.viaUnixSocket?.(req.raw.socket) ?? false,
+        crossOriginAllowed: deps.crossOriginPrefixes?.some((p) => req.url.startsWith(p)) ?? false,
+      },
+      allowedHosts,
+    );
+    if (!verdict.ok) throw new FaasError('forbidden', `${verdict.field}: ${verdict.reason}`, verdict.field);
+  });
+  // issue 19: a body nested deeper than api.maxJsonDepth is refused before any handler (or the guest channel) walks it
+  const maxDepth = deps.maxJsonDepth ?? API_LIMIT_DEFAULTS.maxJsonDepth;
+  app.addHook('preValidation', async (req) => {
+    const deep = tooDeep(req.body, maxDepth);
+    if (deep) throw new FaasError('bad_request', `${formatPath(deep)}: nested more than ${maxDepth} levels deep (api.maxJsonDepth)`, depthField(deep));
+  });
 
   if (deps.token) {
     const want = Buffer.from(deps.token);
     app.addHook('onRequest', async (req, reply) => {
       if (req.url === '/healthz' || deps.publicPaths?.has(req.url.split('?')[0]!)) return;
       // the OpenWhisk routes check their own credentials (Basic uuid:key, key = this token)
-      if (deps.openwhisk && (req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
+      if (deps.openwhisk && (req.url === OPENWHISK_PREFIX || req.url.startsWith(OPENWHISK_PREFIX + '/') || req.url.startsWith(OPENWHISK_PREFIX + '?'))) return;
       const got = Buffer.from((req.headers.authorization ?? '').replace(/^Bearer /i, ''));
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         return reply.status(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
@@ -123,6 +169,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     { schema: { params: nameParam, body: functionBody }, bodyLimit: Math.ceil((deps.maxCodeBytes * 4) / 3) + 64 * 1024 },
     async (req, reply) => {
       const b = req.body;
+      // issue 22: `package/action` functions are OpenWhisk actions inside packages, made through that API only
+      if (req.params.name.includes('/')) throw new FaasError('bad_request', 'name: has no "/" (an action inside an OpenWhisk package is created through the OpenWhisk API)', 'name');
       if ((b.code === undefined) === (b.source === undefined)) throw new FaasError('bad_request', 'code or source: give exactly one of them', b.code === undefined ? 'code' : 'source');
       let code: Buffer;
       if (b.source !== undefined) code = Buffer.from(b.source, 'utf8');
@@ -130,7 +178,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
         if (!/^[A-Za-z0-9+/=\s]*$/.test(b.code!)) throw new FaasError('bad_request', 'code: not base64', 'code');
         code = Buffer.from(b.code!, 'base64');
       }
-      const { def, created } = deps.registry.put(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
+      const { def, created } = await deps.registry.deploy(req.params.name, { code, codeKind: b.source !== undefined ? 'js' : b.codeKind, entry: b.entry, memoryMiB: b.memoryMiB, vcpus: b.vcpus, timeoutMs: b.timeoutMs, maxInstances: b.maxInstances, env: b.env, network: b.network });
       // VmPool's decision core retires instances and snapshots of an older version
       await deps.pool.ask<void>((r) => ({ kind: 'functionChanged', fn: def.name, def, reply: r }), 10_000);
       await deps.registry.synced(); // in a cluster: the deploy reached the cluster registry
@@ -192,8 +240,17 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
 
   app.get<{ Params: { id: string } }>('/v1/activations/:id', { schema: { params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } } } } }, async (req) => {
-    const a = (await deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: req.params.id, reply: r }), 10_000)) ?? (await deps.cluster?.activation(req.params.id));
-    if (!a) throw new FaasError('not_found', `activation ${req.params.id} does not exist`, 'id');
+    const id = req.params.id;
+    const get = (x: string): Promise<ActivationRecord | undefined> => deps.perf.ask<ActivationRecord | undefined>((r) => ({ kind: 'get', id: x, reply: r }), 10_000);
+    let a = await get(id);
+    // issue 20: a unique prefix (what `faascell activations` prints) names the activation too
+    if (!a && id.length >= MIN_ID_PREFIX) {
+      const ids = await deps.perf.ask<string[]>((r) => ({ kind: 'idsWithPrefix', prefix: id, limit: 6, reply: r }), 10_000);
+      if (ids.length > 1) throw new FaasError('conflict', `activation id prefix ${id} matches ${ids.length > 5 ? 'more than 5' : ids.length} activations (${ids.slice(0, 5).join(', ')}): give more characters`, 'id');
+      if (ids.length === 1) a = await get(ids[0]!);
+    }
+    a ??= await deps.cluster?.activation(id);
+    if (!a) throw new FaasError('not_found', `activation ${id} does not exist${id.length < MIN_ID_PREFIX ? ` (a prefix needs at least ${MIN_ID_PREFIX} characters)` : ''}`, 'id');
     return a;
   });
 
@@ -208,6 +265,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   return app;
 }
+
+/** The shortest id prefix GET /v1/activations/:id resolves (the CLI prints 8 characters). */
+export const MIN_ID_PREFIX = 4;
 
 /** Activation ids a client may choose (header X-Activation-Id): what GET /v1/activations/:id accepts. */
 export const CLIENT_ACTIVATION_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

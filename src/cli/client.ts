@@ -1,10 +1,25 @@
 // HTTP client for the daemon's API, used by the CLI, the benchmark and the tests.
+// It talks TCP (a URL) or the daemon's unix socket (issue 19: `unix:PATH`; without any
+// URL the socket of the default state directory when it exists, as the CLI's default).
 
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
 import type { ActivationRecord } from '../perf/activation.js';
+import { API_SOCKET_NAME, defaultStateDir } from '../config/schema.js';
 
 export interface ClientOptions {
+  /** http://host:port, or unix:PATH for the API socket */
   url?: string;
   token?: string;
+}
+
+export const DEFAULT_URL = 'http://127.0.0.1:8080';
+
+/** Where a client without a URL goes: the default state directory's API socket when it exists, else TCP on loopback. */
+export function defaultEndpoint(): string {
+  const sock = path.join(defaultStateDir(), API_SOCKET_NAME);
+  return existsSync(sock) ? `unix:${sock}` : DEFAULT_URL;
 }
 
 export class ApiError extends Error {
@@ -20,9 +35,12 @@ export class ApiError extends Error {
 export class Client {
   readonly url: string;
   private readonly token?: string;
+  /** set when url is unix:PATH */
+  private readonly socketPath?: string;
 
   constructor(opts: ClientOptions = {}) {
-    this.url = (opts.url ?? process.env.FAASCELL_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
+    this.url = (opts.url || process.env.FAASCELL_URL || defaultEndpoint()).replace(/\/$/, '');
+    if (this.url.startsWith('unix:')) this.socketPath = this.url.slice('unix:'.length);
     this.token = opts.token ?? process.env.FAASCELL_TOKEN;
   }
 
@@ -31,8 +49,9 @@ export class Client {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    let res: Response;
-    const send = (): Promise<Response> => fetch(this.url + path, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+    let res: { status: number; text(): Promise<string> };
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+    const send = (): Promise<{ status: number; text(): Promise<string> }> => (this.socketPath ? viaSocket(this.socketPath, method, path, headers, payload) : fetch(this.url + path, { method, headers, body: payload }));
     try {
       try {
         res = await send();
@@ -43,7 +62,7 @@ export class Client {
         res = await send();
       }
     } catch (err) {
-      throw new Error(`cannot reach the FaaSCell daemon at ${this.url} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); start it with \`faascell serve\` or set --url / FAASCELL_URL`);
+      throw new Error(`cannot reach the FaaSCell daemon at ${this.url} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); start it with \`faascell serve\` or set --url / FAASCELL_URL (http://HOST:PORT or unix:PATH)`);
     }
     const text = await res.text();
     let parsed: unknown = undefined;
@@ -84,6 +103,23 @@ export class Client {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/** One request over a unix socket (fetch cannot reach one without undici's own Agent). */
+function viaSocket(socketPath: string, method: string, p: string, headers: Record<string, string>, body: string | undefined): Promise<{ status: number; text(): Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath, method, path: p, headers: { ...headers, host: 'localhost', ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, text: () => Promise.resolve(text) });
+      });
+    });
+    req.on('error', (err) => reject(Object.assign(new Error(err.message), { cause: err })));
+    req.end(body);
+  });
 }
 
 export interface InvokeBody {

@@ -110,8 +110,30 @@ export function registerExtraCommands(p: Command): void {
     });
 
   p.command('bench')
-    .description('benchmarks: with real VMs startup (cold/warm/overhead/RSS), snapshots (cold/restore/warm per tier, prefetch, density), restore-steps (a restored clone step by step, with TCG translation counts), or all of those; sim (simulator speed, no VM); cold-snapshot, warm-vm, density (issue 9: the cold path with a snapshot, a warm call vs the bare channel, N clones at once); cluster (nats-server + three daemons); network (needs root: slot costs, restores with/without the pool, NAT vs serial channel); guest side (issue 9, image variants side by side, not part of all): idle-cpu, memory, guest-start; restore-daemon (issue 9: restores through the daemon, resync with-run vs message)')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all', 'all')
+    .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all', 'all')
+    .addHelpText(
+      'after',
+      `
+What each one measures (all but sim and cli start real VMs; run them alone on the machine, or under
+flock /tmp/faascell-vm.lock on a shared one):
+  startup         cold boot, warm call, the same call straight to the VM's channel, memory of an idle VM
+  snapshots       cold vs restore vs warm per storage tier, working-set prefetch, clones restored at once
+  restore-steps   a restored clone step by step (QEMU restore, first ping, resync, first runs; TCG translations)
+  cold-snapshot   a cold start that leaves a snapshot: without one, with the former self-restore, with the RAM copy
+  warm-vm         a warm call through the daemon vs straight to the agent channel, interleaved
+  density         N clones of one snapshot at once (--density), through the daemon and the raw driver
+  profile         the node profile the simulator uses (start costs per memory size, VMM CPU, idle VM CPU)
+  sim             simulator speed on a 600-function day (no VM)
+  cluster         nats-server + three daemons: broker vs straight HTTP, three nodes vs one, locality
+  network         (root) network slots, restores with/without the slot pool, NAT vs serial channel
+  idle-cpu, memory, guest-start   guest image variants side by side (--variants): host CPU of idle VMs,
+                  memory per VM, /init to agent ready by stage
+  restored-memory restored clones allocating most of their memory, RAM backings side by side
+  restore-daemon  restores through the daemon: resync carried by the first run vs a separate request
+  cli             the faascell command itself: --version, --help, a warm invoke (compiled vs through tsx)
+  all             startup, snapshots and restore-steps`,
+    )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
     .option('--restore-runs <n>', 'restores per function and tier', (v) => parseInt(v, 10), 10)
@@ -134,7 +156,9 @@ export function registerExtraCommands(p: Command): void {
     .option('--memory-vms <n>', 'memory: idle VMs at once', (v) => parseInt(v, 10), 10)
     .option('--clones <n>', 'memory: restored clones', (v) => parseInt(v, 10), 5)
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number }) => {
+    .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
+    .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[] }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -167,6 +191,15 @@ export function registerExtraCommands(p: Command): void {
         console.log(text + '\n');
         md.push('## restore steps\n\n' + text);
         json.restoreSteps = r;
+      }
+      if (which === 'cli') {
+        const { benchCli, formatCli } = await import('../../bench/cli.js');
+        console.error('bench cli: the faascell command, compiled vs through tsx, interleaved…');
+        const r = await benchCli({ runs: o.warmRuns });
+        const text = formatCli(r);
+        console.log(text + '\n');
+        md.push('## cli\n\n' + text);
+        json.cli = r;
       }
       if (which === 'cold-snapshot') {
         // issue 9 item 1: the cold path of a start that leaves a snapshot, former vs copy, side by side
@@ -284,7 +317,16 @@ export function registerExtraCommands(p: Command): void {
         md.push('## guest start\n\n' + text);
         json.guestStart = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restore-daemon | all`);
+      if (which === 'restored-memory') {
+        const { benchRestoredMemory, formatRestoredMemory } = await import('../../bench/restored-memory.js');
+        console.error('bench restored-memory: restored clones allocating most of their memory, RAM backings side by side…');
+        const r = await benchRestoredMemory({ rounds: o.rounds, backings: o.backings });
+        const text = formatRestoredMemory(r);
+        console.log(text + '\n');
+        md.push('## restored memory\n\n' + text);
+        json.restoredMemory = r;
+      }
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

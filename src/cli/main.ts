@@ -1,29 +1,46 @@
-// The `faascell` command line.
+// The `faascell` command line. Only commander and the version load up front: every command
+// imports what it needs when it runs (issue 20: `--version` and a warm `invoke` must answer
+// in well under a second, and the daemon's modules — zod, pino, fastify, SQLite — cost more
+// than that to load).
 
 import { Command, Option } from 'commander';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { loadConfigFile, ConfigError } from '../config/schema.js';
-import { createLogger } from '../core/logger.js';
-import { ApiError, Client, type InvokeBody } from './client.js';
-import { runDoctor } from './doctor.js';
-import { formatActivation } from './format.js';
+import type { Config } from '../config/schema.js';
+import type { Client } from './client.js';
 import { VERSION } from '../version.js';
 
 const program = new Command();
-program.name('faascell').description('Intra-node orchestrator for serverless functions in microVMs').version(VERSION);
+program
+  .name('faascell')
+  .description('Intra-node orchestrator for serverless functions in microVMs')
+  .version(VERSION)
+  .showHelpAfterError('(faascell COMMAND --help shows a command\'s options)');
 
-function client(cmd: Command): Client {
+async function client(cmd: Command): Promise<Client> {
   const o = cmd.optsWithGlobals<{ url?: string; token?: string }>();
+  const { Client } = await import('./client.js');
   return new Client({ url: o.url, token: o.token });
 }
 
-program.addOption(new Option('--url <url>', 'daemon URL (env FAASCELL_URL)').default(undefined));
+program.addOption(new Option('--url <url>', 'daemon URL, or unix:PATH for its API socket (env FAASCELL_URL; default: the socket in the state directory when it exists, else http://127.0.0.1:8080)').default(undefined));
 program.addOption(new Option('--token <token>', 'API bearer token (env FAASCELL_TOKEN)'));
 
-function configFrom(opts: { config?: string; stateDir?: string; host?: string; port?: string; accelerator?: string; logLevel?: string; cluster?: string; node?: string }): ReturnType<typeof loadConfigFile> {
+interface ServeOpts {
+  config?: string;
+  stateDir?: string;
+  host?: string;
+  port?: string;
+  accelerator?: string;
+  logLevel?: string;
+  cluster?: string;
+  node?: string;
+  cleanOnExit?: boolean;
+}
+
+async function configFrom(opts: ServeOpts): Promise<{ config: Config; baseDir: string }> {
+  const path = await import('node:path');
+  const { loadConfigFile } = await import('../config/schema.js');
   const overrides: Record<string, unknown> = {};
-  // issue 13: --cluster nats://HOST:PORT joins a cluster (docs/cluster.md)
+  // --cluster nats://HOST:PORT joins a cluster (docs/cluster.md)
   if (opts.cluster || opts.node) overrides.cluster = { ...(opts.cluster ? { nats: opts.cluster } : {}), ...(opts.node ? { node: opts.node } : {}) };
   if (opts.stateDir) overrides.stateDir = path.resolve(opts.stateDir);
   const api: Record<string, unknown> = {};
@@ -37,17 +54,20 @@ function configFrom(opts: { config?: string; stateDir?: string; host?: string; p
 
 program
   .command('serve')
-  .description('run the daemon')
-  .option('--host <host>', 'listen address (default 127.0.0.1)')
-  .option('--port <port>', 'listen port (default 8080)')
-  .option('--state-dir <dir>', 'state directory (database, run dirs, snapshots)')
-  .option('--config <file>', 'configuration file (YAML or JSON)')
-  .option('--accelerator <mode>', 'auto | kvm | tcg')
-  .option('--log-level <level>', 'debug | info | warn | error')
+  .description('run the daemon (in the foreground; Ctrl-C or SIGTERM stops it and its VMs)')
+  .option('--host <host>', 'listen address (default 127.0.0.1; any other needs api.token)')
+  .option('--port <port>', 'listen port (default 8080; 0 picks a free one)')
+  .option('--state-dir <dir>', 'state directory: database, run dirs, disk snapshots (default ~/.local/state/faascell)')
+  .option('--config <file>', 'configuration file (YAML or JSON; docs/configuration.md)')
+  .option('--accelerator <mode>', 'auto | kvm | tcg (default auto)')
+  .option('--log-level <level>', 'debug | info | warn | error (default info)')
   .option('--cluster <url>', 'join a FaaSCell cluster through this NATS JetStream server (nats://HOST:PORT, comma-separated for several)')
-  .option('--node <name>', 'this node\'s name in the cluster (default: host name + a hash of the state directory)')
-  .action(async (opts: { host?: string; port?: string; stateDir?: string; config?: string; accelerator?: string; logLevel?: string; cluster?: string; node?: string }) => {
-    const { config, baseDir } = configFrom(opts);
+  .option('--node <name>', "this node's name in the cluster (default: host name + a hash of the state directory)")
+  .option('--clean-on-exit', 'at a clean stop, remove this state directory\'s snapshot tiers too (by default snapshots are kept for the next start)')
+  .addHelpText('after', '\nSnapshots on a tmpfs tier (/dev/shm) stay after a clean stop, so the next start with the same state directory restores\ninstead of cold-booting; the stop message says how much. `faascell gc --state-dir DIR` removes them later.')
+  .action(async (opts: ServeOpts) => {
+    const { config, baseDir } = await configFrom(opts);
+    const { createLogger } = await import('../core/logger.js');
     const log = createLogger({ level: config.log.level });
     const { startDaemon } = await import('../daemon.js');
     const d = await startDaemon({ config, baseDir, log });
@@ -58,36 +78,88 @@ program
         process.exit(130);
       }
       log.info('signal received', { sig });
-      d.stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+      d.stop()
+        .then(() => afterStop(config, opts.cleanOnExit === true))
+        .then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
     };
     process.on('SIGINT', () => onSignal('SIGINT'));
     process.on('SIGTERM', () => onSignal('SIGTERM'));
-    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version})\n`);
+    process.stdout.write(`faascell listening on ${d.url} (accelerator ${d.accelerator}, image ${d.image.version}${d.socket && !d.url.startsWith('unix:') ? `, socket ${d.socket}` : ''})\n`);
+  });
+
+/** The stop message (issue 20 item 6): what stays on the snapshot tiers, or that it was removed. */
+async function afterStop(config: Config, clean: boolean): Promise<void> {
+  const { effectiveTiers } = await import('../config/schema.js');
+  const { ownedTiers, removeTiers, formatBytes } = await import('../snapshots/tier-gc.js');
+  const tiers = ownedTiers(config.stateDir, config.snapshots.enabled ? effectiveTiers(config) : []).filter((t) => t.bytes > 0 || clean);
+  const total = formatBytes(tiers.reduce((a, t) => a + t.bytes, 0));
+  if (clean) {
+    removeTiers(tiers);
+    process.stdout.write(`faascell stopped; removed its snapshot tiers (${total}${tiers.length ? ': ' + tiers.map((t) => t.path).join(', ') : ''})\n`);
+  } else if (tiers.length > 0) {
+    process.stdout.write(
+      `faascell stopped; its snapshots stay for the next start (${total}: ${tiers.map((t) => `${t.path} ${formatBytes(t.bytes)}`).join(', ')}).\n` +
+        `Remove them with \`faascell gc --state-dir ${config.stateDir}\` (or serve with --clean-on-exit).\n`,
+    );
+  } else {
+    process.stdout.write('faascell stopped\n');
+  }
+}
+
+program
+  .command('gc')
+  .description("remove a stopped daemon's snapshot tiers (only that state directory's; refused while its daemon runs)")
+  .option('--state-dir <dir>', 'the state directory (default: --config\'s, else ~/.local/state/faascell)')
+  .option('--config <file>', 'the configuration the daemon ran with (its snapshots.tiers)')
+  .option('--dry-run', 'only list what would be removed')
+  .action(async (opts: { stateDir?: string; config?: string; dryRun?: boolean }) => {
+    const { config } = await configFrom({ stateDir: opts.stateDir, config: opts.config });
+    const { runningDaemon } = await import('../core/state-dir.js');
+    const pid = runningDaemon(config.stateDir);
+    if (pid !== undefined) throw new CliError(`a daemon (pid ${pid}) runs on ${config.stateDir}: stop it first (its snapshots are in use)`);
+    const { effectiveTiers } = await import('../config/schema.js');
+    const { ownedTiers, removeTiers, formatBytes } = await import('../snapshots/tier-gc.js');
+    const tiers = ownedTiers(config.stateDir, effectiveTiers(config));
+    if (tiers.length === 0) return console.log(`no snapshot tiers of ${config.stateDir}`);
+    for (const t of tiers) console.log(`${opts.dryRun ? 'would remove' : 'removing'} ${t.name} ${t.path} (${formatBytes(t.bytes)})`);
+    if (!opts.dryRun) removeTiers(tiers);
   });
 
 program
   .command('deploy')
-  .description('create or update a function from a .js file, a .zip or a .tgz')
-  .argument('<name>')
-  .argument('<file>')
-  .option('--memory <MiB>', 'guest memory', (v) => parseInt(v, 10))
-  .option('--vcpus <n>', 'vCPUs', (v) => parseInt(v, 10))
-  .option('--timeout <seconds>', 'run timeout', (v) => parseFloat(v))
+  .description('create or update a function from a .js file (CommonJS or ES module), a .zip or a .tgz')
+  .argument('<name>', 'function name')
+  .argument('<file>', 'the code: a .js/.mjs/.cjs file, or a .zip/.tgz with a package.json "main"')
+  .option('--memory <MiB>', 'guest memory (default 256: the daemon\'s functionDefaults.memoryMiB)', (v) => parseInt(v, 10))
+  .option('--vcpus <n>', 'vCPUs (default 1: functionDefaults.vcpus)', (v) => parseInt(v, 10))
+  .option('--timeout <seconds>', 'run (and init) timeout (default 30: functionDefaults.timeoutMs)', (v) => parseFloat(v))
   .option('--entry <name>', 'entry function (default main)')
-  .option('--max-instances <n>', 'concurrent instances of this function', (v) => parseInt(v, 10))
+  .option('--max-instances <n>', 'concurrent instances of this function (default: functionDefaults.maxInstances)', (v) => parseInt(v, 10))
   .option('--env <KEY=VALUE...>', 'environment variables')
   .option('--network <mode>', 'none (default: no network at all) or egress (only to --allow destinations, docs/network.md)')
   .option('--allow <dest...>', 'egress destinations: [tcp://|udp://]A.B.C.D[/N][:PORT[-PORT]]')
-  .option('--json', 'print JSON')
-  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; json?: boolean }, cmd: Command) => {
-    const code = readFileSync(file);
+  .option('--no-syntax-check', 'upload a .js file even if it does not parse (it fails at its first init)')
+  .option('--json', 'print the deployed definition as JSON')
+  .action(async (name: string, file: string, opts: { memory?: number; vcpus?: number; timeout?: number; entry?: string; maxInstances?: number; env?: string[]; network?: string; allow?: string[]; syntaxCheck: boolean; json?: boolean }, cmd: Command) => {
+    const { readFileSync } = await import('node:fs');
+    let code: Buffer;
+    try {
+      code = readFileSync(file);
+    } catch (err) {
+      throw new CliError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
     const ext = file.toLowerCase();
     const codeKind = ext.endsWith('.zip') ? 'zip' : ext.endsWith('.tgz') || ext.endsWith('.tar.gz') ? 'tgz' : 'js';
+    if (codeKind === 'js' && opts.syntaxCheck) {
+      const { checkSyntax } = await import('./syntax-check.js');
+      const r = await checkSyntax(file, code.toString('utf8'));
+      if (!r.ok) throw new CliError(`${r.location}: ${r.message}\nnot deployed: the function would fail at its first init (--no-syntax-check deploys it anyway)`);
+    }
     const env = Object.fromEntries((opts.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-    const def = await client(cmd).deploy(name, code, {
+    const def = await (await client(cmd)).deploy(name, code, {
       codeKind,
       memoryMiB: opts.memory,
       vcpus: opts.vcpus,
@@ -105,10 +177,16 @@ program
 
 program
   .command('invoke')
-  .description('invoke a function synchronously')
-  .argument('<name>')
-  .argument('[params]', 'JSON object', '{}')
-  .option('--json', 'print {"result", "activation"} as JSON')
+  .description('invoke a function and wait for its result')
+  .argument('<name>', 'function name')
+  .argument('[params]', 'parameters: a JSON object', '{}')
+  .option('--json', 'print {"result", "activation"} (or {"error", "activation"}) as JSON on stdout')
+  .addHelpText(
+    'after',
+    '\nThe result goes to stdout; a one-line activation summary goes to stderr (id, status, start path, total time\n' +
+      'and its stages). A failed call prints the error, the function\'s logs and, for code that does not load,\n' +
+      'the file and line, and exits with status 1. `faascell activation ID` shows the record again.',
+  )
   .action(async (name: string, paramsText: string, opts: { json?: boolean }, cmd: Command) => {
     let params: unknown;
     try {
@@ -116,12 +194,13 @@ program
     } catch (err) {
       throw new CliError(`params: not valid JSON: ${(err as Error).message}`);
     }
-    const r = await client(cmd).invoke(name, params);
-    const body: InvokeBody = r.body;
+    const r = await (await client(cmd)).invoke(name, params);
+    const body = r.body;
+    const { formatActivation, formatFailure } = await import('./format.js');
     if (opts.json) {
       console.log(JSON.stringify(body, null, 2));
     } else {
-      if (body.error) console.error(`error (${r.status} ${body.error.code}): ${body.error.message}`);
+      if (body.error) console.error(formatFailure(body.error, body.activation, r.status));
       else console.log(JSON.stringify(body.result, null, 2));
       if (body.activation) console.error(formatActivation(body.activation));
     }
@@ -133,7 +212,7 @@ program
   .description('list functions')
   .option('--json')
   .action(async (opts: { json?: boolean }, cmd: Command) => {
-    const { functions } = await client(cmd).call<{ functions: Array<Record<string, unknown>> }>('GET', '/v1/functions');
+    const { functions } = await (await client(cmd)).call<{ functions: Array<Record<string, unknown>> }>('GET', '/v1/functions');
     if (opts.json) return console.log(JSON.stringify(functions, null, 2));
     if (functions.length === 0) return console.log('no functions');
     console.log(['NAME', 'VERSION', 'MEMORY', 'VCPUS', 'TIMEOUT', 'UPDATED'].join('\t'));
@@ -145,37 +224,43 @@ program
   .description('delete a function (stops its instances, deletes its snapshots)')
   .argument('<name>')
   .action(async (name: string, _o: unknown, cmd: Command) => {
-    await client(cmd).call('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
+    await (await client(cmd)).call('DELETE', `/v1/functions/${encodeURIComponent(name)}`);
     console.log(`deleted ${name}`);
   });
 
 program
   .command('evict')
-  .description("stop a function's warm instances now")
+  .description("stop a function's warm instances now (its snapshot stays: the next call restores)")
   .argument('<name>')
   .action(async (name: string, _o: unknown, cmd: Command) => {
-    const r = await client(cmd).call<{ stopped: number }>('POST', `/v1/functions/${encodeURIComponent(name)}/evict`);
+    const r = await (await client(cmd)).call<{ stopped: number }>('POST', `/v1/functions/${encodeURIComponent(name)}/evict`);
     console.log(`stopping ${r.stopped} instance(s) of ${name}`);
   });
 
 program
   .command('activations')
-  .description('list recent activation records')
+  .description('list recent activation records, newest first (the short ids work with `faascell activation`)')
   .option('--limit <n>', 'how many', (v) => parseInt(v, 10), 20)
-  .option('--function <name>')
+  .option('--function <name>', 'only this function')
   .option('--json')
   .action(async (opts: { limit: number; function?: string; json?: boolean }, cmd: Command) => {
     const q = `?limit=${opts.limit}${opts.function ? `&function=${encodeURIComponent(opts.function)}` : ''}`;
-    const { activations } = await client(cmd).call<{ activations: NonNullable<InvokeBody['activation']>[] }>('GET', `/v1/activations${q}`);
+    const { activations } = await (await client(cmd)).call<{ activations: Parameters<typeof import('./format.js').formatActivation>[0][] }>('GET', `/v1/activations${q}`);
     if (opts.json) return console.log(JSON.stringify(activations, null, 2));
+    const { formatActivation } = await import('./format.js');
+    if (activations.length === 0) return console.log('no activations');
     for (const a of activations) console.log(formatActivation(a));
   });
 
 program
   .command('status')
-  .description('instances, queues, memory, snapshots')
-  .action(async (_o: unknown, cmd: Command) => {
-    console.log(JSON.stringify(await client(cmd).call('GET', '/v1/status'), null, 2));
+  .description('a summary of the node: instances, queues, memory, snapshots, counters')
+  .option('--json', 'the whole status object')
+  .action(async (opts: { json?: boolean }, cmd: Command) => {
+    const s = await (await client(cmd)).call<Parameters<typeof import('./format.js').formatStatus>[0]>('GET', '/v1/status');
+    if (opts.json) return console.log(JSON.stringify(s, null, 2));
+    const { formatStatus } = await import('./format.js');
+    console.log(formatStatus(s));
   });
 
 const image = program.command('image').description('the guest image');
@@ -183,10 +268,10 @@ image
   .command('build')
   .description('build (or find cached) guest kernel, initramfs and root filesystem')
   .option('--config <file>')
-  .option('--kernel <kind>', 'auto | minimal | debian')
+  .option('--kernel <kind>', 'auto | minimal | debian (default: image.kernel, auto)')
   .option('--force', 'rebuild even if cached')
   .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean }) => {
-    const { config } = loadConfigFile(opts.config);
+    const { config } = await configFrom({ config: opts.config });
     const { buildImage } = await import('../image/builder.js');
     const img = await buildImage({ ...config.image, cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l) => console.error(l) });
     const mb = (b: number): string => (b / 1048576).toFixed(1) + ' MiB';
@@ -200,7 +285,8 @@ program
   .option('--config <file>')
   .option('--json')
   .action(async (opts: { config?: string; json?: boolean }) => {
-    const { config } = loadConfigFile(opts.config);
+    const { config } = await configFrom({ config: opts.config });
+    const { runDoctor } = await import('./doctor.js');
     const checks = await runDoctor(config);
     if (opts.json) console.log(JSON.stringify(checks, null, 2));
     else for (const c of checks) console.log(`${c.ok ? 'ok  ' : c.optional ? 'warn' : 'FAIL'} ${c.name.padEnd(18)} ${c.detail}${c.fix && !c.ok ? `\n     fix: ${c.fix}` : ''}`);
@@ -210,37 +296,34 @@ program
 const config = program.command('config').description('configuration');
 config
   .command('print')
-  .description('print the effective configuration (defaults filled in)')
-  .option('--config <file>')
-  .action((opts: { config?: string }) => {
-    const { config: c } = loadConfigFile(opts.config);
+  .description('print the effective configuration (defaults filled in; the token is never printed)')
+  .option('--config <file>', 'a YAML or JSON file (faascell.yaml in the project root is a commented example)')
+  .action(async (opts: { config?: string }) => {
+    const { config: c } = await configFrom({ config: opts.config });
     console.log(JSON.stringify({ ...c, api: { ...c.api, token: c.api.token ? '(set)' : undefined } }, null, 2));
   });
 
-await registerOptionalCommands(program);
-
+/** A mistake on the command line, reported as `error: MESSAGE` with status 1. */
 class CliError extends Error {}
 
-async function registerOptionalCommands(p: Command): Promise<void> {
-  const { registerExtraCommands } = await import('./extra.js');
-  registerExtraCommands(p);
-  const { registerClusterCommands } = await import('../cluster/cli.js');
-  registerClusterCommands(p); // issue 13: cluster status, activation lookup
-  const { registerTraceCommands } = await import('../traffic/cli.js');
-  registerTraceCommands(p); // issue 23: trace export
-  const { registerWhatIfCommand } = await import('../whatif/cli.js');
-  registerWhatIfCommand(p); // issue 23: what-if on the node's own traffic
-}
+const { registerExtraCommands } = await import('./extra.js');
+registerExtraCommands(program);
+const { registerClusterCommands } = await import('../cluster/cli.js');
+registerClusterCommands(program); // cluster status, activation lookup
+const { registerTraceCommands } = await import('../traffic/cli.js');
+registerTraceCommands(program); // issue 23: trace export
+const { registerWhatIfCommand } = await import('../whatif/cli.js');
+registerWhatIfCommand(program); // issue 23: what-if on the node's own traffic
 
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  const { ApiError } = await import('./client.js');
   if (err instanceof ApiError) {
     const e = err.body.error;
     console.error(`error (${err.status}${e?.code ? ' ' + e.code : ''}): ${err.message}${e?.field ? ` [field: ${e.field}]` : ''}`);
-  } else if (err instanceof ConfigError || err instanceof CliError) {
-    console.error(`error: ${err.message}`);
   } else {
+    // CliError, ConfigError (names the key) and the client's "cannot reach the daemon" say it all
     console.error(`error: ${(err as Error).message ?? String(err)}`);
   }
   process.exitCode = 1;

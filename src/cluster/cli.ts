@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import { ApiError, Client } from '../cli/client.js';
-import { formatActivation } from '../cli/format.js';
+import { formatActivationDetail } from '../cli/format.js';
 import type { ClusterStatus } from './index.js';
 
 function client(cmd: Command): Client {
@@ -55,11 +55,11 @@ export function registerClusterCommands(p: Command): void {
     });
 
   p.command('activation')
-    .description('one activation record by id (in a cluster: looked up on every node)')
-    .argument('<id>')
-    .option('--json')
+    .description('one activation record: summary, error, logs (in a cluster: looked up on every node)')
+    .argument('<id>', 'the id, or a unique prefix of it (at least 4 characters: the 8 that `faascell activations` prints)')
+    .option('--json', 'the whole record')
     .action(async (id: string, opts: { json?: boolean }, cmd: Command) => {
-      const a = await client(cmd).call<Parameters<typeof formatActivation>[0] & { node?: string }>('GET', `/v1/activations/${encodeURIComponent(id)}`);
-      console.log(opts.json ? JSON.stringify(a, null, 2) : `${formatActivation(a)}${a.node ? ` node=${a.node}` : ''}`);
+      const a = await client(cmd).call<Parameters<typeof formatActivationDetail>[0]>('GET', `/v1/activations/${encodeURIComponent(id)}`);
+      console.log(opts.json ? JSON.stringify(a, null, 2) : formatActivationDetail(a));
     });
 }

@@ -28,6 +28,8 @@ import { emptyCounters, isLive, presenceOf, type BrokerCounters, type NodeStatus
 import { Heartbeat, NodeDirectory } from './nodes.js';
 import { OutcomeCollector } from './outcomes.js';
 import { RegistrySync } from './registry-sync.js';
+import { EntitySync } from './entity-sync.js';
+import type { OwEntities } from '../sources/openwhisk/entities.js';
 import { nodeConsumer, nodeOfConsumer, SHARED_CONSUMER } from './subjects.js';
 
 export interface AttachOptions {
@@ -70,6 +72,8 @@ export class ClusterMember {
     private readonly sync: RegistrySync,
     private readonly registry: Registry,
     private readonly log: Logger,
+    /** issue 22: OpenWhisk's packages, sequences, triggers, rules and alarms, cluster-wide */
+    private readonly entitySync?: EntitySync,
   ) {
     this.directory = new NodeDirectory(buckets.nodes, log, () => broker.nc.isClosed(), (n) => this.book.heartbeat(n));
     this.outcomes = new OutcomeCollector(broker, node);
@@ -146,6 +150,11 @@ export class ClusterMember {
     };
   }
 
+  /** issue 22: claim an alarm's firing for this node (one node of the cluster fires each). */
+  async claimAlarm(trigger: string, scheduledAt: number): Promise<boolean> {
+    return this.entitySync ? this.entitySync.claimFiring(trigger, scheduledAt) : true;
+  }
+
   /** Cluster-wide lookup (after the local one missed). */
   async activation(id: string): Promise<ActivationRecord | undefined> {
     const live = this.directory.live(Date.now(), this.broker.cfg.nodeTimeoutMs).length;
@@ -186,6 +195,7 @@ export class ClusterMember {
   async close(): Promise<void> {
     await this.source?.drained(15_000);
     this.sync.stop();
+    this.entitySync?.stop();
     this.directory.stop();
     this.lookups?.unsubscribe();
     await this.outcomes.stop();
@@ -200,7 +210,7 @@ export class ClusterMember {
 }
 
 /** Connect, make sure the streams and buckets exist, and bring the registry up to date with the cluster's. */
-export async function joinCluster(o: { cfg: Config; registry: Registry; log: Logger }): Promise<ClusterMember> {
+export async function joinCluster(o: { cfg: Config; registry: Registry; entities?: OwEntities; log: Logger }): Promise<ClusterMember> {
   const cc = o.cfg.cluster;
   const node = nodeName(cc, o.cfg.stateDir);
   const log = o.log.child({ node });
@@ -210,7 +220,9 @@ export async function joinCluster(o: { cfg: Config; registry: Registry; log: Log
     const buckets = await openBuckets(broker);
     const sync = new RegistrySync(buckets, o.registry, log, () => broker.nc.isClosed());
     await sync.start();
-    const member = new ClusterMember(node, broker, buckets, sync, o.registry, log);
+    const entitySync = o.entities ? new EntitySync(buckets.functions, o.entities, log, () => broker.nc.isClosed()) : undefined;
+    await entitySync?.start();
+    const member = new ClusterMember(node, broker, buckets, sync, o.registry, log, entitySync);
     await member.directory.start();
     return member;
   } catch (err) {

@@ -151,17 +151,22 @@ export class RegistrySync {
     if (old) await this.buckets.code.delete(codeObject(name, old)).catch(() => undefined);
   }
 
-  private async retrying(op: () => Promise<void>): Promise<void> {
-    const end = Date.now() + this.publishDeadlineMs;
-    for (;;) {
-      try {
-        return await op();
-      } catch (err) {
-        if (Date.now() >= end) {
-          throw new FaasError('unavailable', `stored on this node but not in the cluster registry (NATS: ${(err as Error).message}); deploy again`);
-        }
-        await new Promise((r) => setTimeout(r, 250));
+  private retrying(op: () => Promise<void>): Promise<void> {
+    return retrying(op, this.publishDeadlineMs);
+  }
+}
+
+/** Publish to the bucket, trying again for a while (NATS restarting); then a 503 the API answers. */
+export async function retrying(op: () => Promise<void>, deadlineMs = 10_000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      return await op();
+    } catch (err) {
+      if (Date.now() >= end) {
+        throw new FaasError('unavailable', `stored on this node but not in the cluster registry (NATS: ${(err as Error).message}); deploy again`);
       }
+      await new Promise((r) => setTimeout(r, 250));
     }
   }
 }

@@ -21,6 +21,10 @@ export function defaultCacheDir(): string {
 }
 
 const MiB = 1024 * 1024;
+/** Defaults of the API's bounds on input and clients (issue 19); buildApi falls back to them too. */
+export const API_LIMIT_DEFAULTS = { maxJsonDepth: 100, headersTimeoutMs: 10_000, requestTimeoutMs: 120_000, keepAliveTimeoutMs: 5_000, maxConnections: 1024 };
+/** Shortest API token accepted, from the config file or FAASCELL_TOKEN alike. */
+export const TOKEN_MIN_LENGTH = 16;
 
 /**
  * Defaults of the scheduling knobs, shared by the daemon's schema and the
@@ -37,6 +41,9 @@ export const SCHED_DEFAULTS = {
   /** measured here: an idle 256 MiB VM under TCG with the 250 Hz guest kernel (docs/simulator.md) */
   idleVmCpu: 0.034,
   maxInstances: 4,
+  /** a function whose starts keep failing backs off: base, doubling per further failure, up to max (start-failures.ts) */
+  startBackoffBaseMs: 1000,
+  startBackoffMaxMs: 60_000,
 };
 
 const tierSchema = z
@@ -57,11 +64,30 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        /** Required when host is not a loopback address. Also read from FAASCELL_TOKEN. */
-        token: z.string().min(16).optional(),
+        /** Required when host is not a loopback address. Also read from FAASCELL_TOKEN (checked by the same rule). */
+        token: z.string().min(TOKEN_MIN_LENGTH, `at least ${TOKEN_MIN_LENGTH} characters`).optional(),
         bodyLimitBytes: z.number().int().positive().default(6 * MiB),
-        /** Largest function code archive accepted by PUT /v1/functions/:name (base64 decoded). */
+        /** Largest function code archive accepted by PUT /v1/functions/:name (base64 decoded); an archive may unpack to 4× this. */
         maxCodeBytes: z.number().int().positive().default(50 * MiB),
+        // ---- issue 19 (secedge): bounded input, slow clients, who may call (docs/security.md)
+        /** Deepest nesting of arrays and objects accepted in a JSON body (400 naming the field beyond it). */
+        maxJsonDepth: z.number().int().min(2).max(1000).default(API_LIMIT_DEFAULTS.maxJsonDepth),
+        /** A client must have sent a request's headers within this (then 408 and the socket is closed). */
+        headersTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.headersTimeoutMs),
+        /** A client must have sent a whole request (headers and body) within this. The answer's wait is not counted. */
+        requestTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.requestTimeoutMs),
+        /** An idle kept-alive connection is closed after this. */
+        keepAliveTimeoutMs: z.number().int().min(100).default(API_LIMIT_DEFAULTS.keepAliveTimeoutMs),
+        /** Open client connections per listener (TCP, unix socket); more are closed at once. */
+        maxConnections: z.number().int().min(1).default(API_LIMIT_DEFAULTS.maxConnections),
+        /** Host names (besides localhost, *.localhost and IP literals) the TCP listener answers; ["*"]: any. */
+        allowedHosts: z.array(z.string().regex(/^(\*|[A-Za-z0-9.-]+)$/, 'a host name without port, or *')).default([]),
+        /** Serve the API on TCP (api.host:api.port). false: on the unix socket only. */
+        tcp: z.boolean().default(true),
+        /** The API on a unix socket, mode 0600 (0660 with socketGroup). Default: stateDir/api.sock; false: none. */
+        socket: z.union([z.string().min(1), z.literal(false)]).optional(),
+        /** Group that may use the unix socket too (mode 0660). */
+        socketGroup: z.string().regex(/^[a-z_][a-z0-9_-]*\$?$/, 'a group name').optional(),
       })
       .strict()
       .default({}),
@@ -145,6 +171,13 @@ export const configSchema = z
         maxConcurrentStarts: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
         /** A request waits for a busy instance that frees up before a new start could finish, instead of starting one. */
         preferWarm: z.boolean().default(SCHED_DEFAULTS.preferWarm),
+        /**
+         * A function whose starts keep failing backs off: from its second failed start in a row, no start for
+         * startBackoffBaseMs, doubling with each further failure up to startBackoffMaxMs; meanwhile requests that
+         * only a start could serve are refused at once (503 start_backoff with Retry-After).
+         */
+        startBackoffBaseMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffBaseMs),
+        startBackoffMaxMs: z.number().int().positive().default(SCHED_DEFAULTS.startBackoffMaxMs),
       })
       .strict()
       .default({}),
@@ -250,6 +283,18 @@ export const configSchema = z
         namespace: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_@.-]*$/, 'an OpenWhisk entity name').default('guest'),
         /** A blocking invoke waits this long for its result, then answers 202 with the activation id (OpenWhisk: 60 s). */
         blockingWaitMs: z.number().int().positive().default(60_000),
+        /** issue 22: serve web actions under /api/v1/web (public, as in OpenWhisk: docs/security.md) */
+        webActions: z.boolean().default(true),
+        /** issue 22: the built-in /whisk.system/alarms feeds (docs/openwhisk.md) */
+        alarms: z
+          .object({
+            /** a firing at most this late still fires (a timer delayed by load, a restart that short) */
+            graceMs: z.number().int().min(0).default(60_000),
+            /** firings that fell due longer ago (the daemon was down): skipped, or the latest one fired once */
+            missedFirings: z.enum(['skip', 'fire-once']).default('skip'),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),
@@ -316,11 +361,15 @@ export class ConfigError extends Error {
 
 /** Validate a parsed configuration object; errors name the offending key. */
 export function parseConfig(input: unknown, source = 'configuration'): Config {
-  const r = configSchema.safeParse(input ?? {});
+  // FAASCELL_TOKEN goes through the schema like a token in the file (issue 19: it used to skip the length rule)
+  const envToken = process.env.FAASCELL_TOKEN;
+  const fromEnv = envToken !== undefined && envToken !== '' && !(isObj(input) && isObj(input.api) && input.api.token !== undefined);
+  const r = configSchema.safeParse(fromEnv ? deepMerge(input ?? {}, { api: { token: envToken } }) : (input ?? {}));
   if (!r.success) {
     const first = r.error.issues[0];
     const key = first?.path.join('.') || '(root)';
-    const all = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const origin = (i: z.ZodIssue): string => (fromEnv && i.path.join('.') === 'api.token' ? ' (from FAASCELL_TOKEN)' : '');
+    const all = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}${origin(i)}: ${i.message}`).join('; ');
     throw new ConfigError(`${source}: invalid key ${key}: ${all}`, key);
   }
   const cfg = r.data;
@@ -334,7 +383,8 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
   }
   const netProblem = networkConfigProblem(cfg.network);
   if (netProblem) throw new ConfigError(`${source}: invalid key ${netProblem.key}: ${netProblem.message}`, netProblem.key);
-  if (!cfg.api.token && process.env.FAASCELL_TOKEN) cfg.api.token = process.env.FAASCELL_TOKEN;
+  if (cfg.api.headersTimeoutMs > cfg.api.requestTimeoutMs) throw new ConfigError(`${source}: invalid key api.headersTimeoutMs: must not exceed api.requestTimeoutMs`, 'api.headersTimeoutMs');
+  if (!cfg.api.tcp && cfg.api.socket === false) throw new ConfigError(`${source}: invalid key api.tcp: with api.socket false too the API would listen nowhere`, 'api.tcp');
   return cfg;
 }
 
@@ -343,7 +393,12 @@ export function loadConfigFile(file: string | undefined, overrides: Record<strin
   let raw: unknown = {};
   let baseDir = process.cwd();
   if (file) {
-    const text = readFileSync(file, 'utf8');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`${file}: cannot read the configuration file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
     try {
       raw = YAML.parse(text) ?? {};
     } catch (err) {
@@ -355,8 +410,16 @@ export function loadConfigFile(file: string | undefined, overrides: Record<strin
   const config = parseConfig(merged, file ?? 'configuration');
   config.stateDir = path.resolve(baseDir, config.stateDir);
   config.cacheDir = path.resolve(baseDir, config.cacheDir);
+  if (typeof config.api.socket === 'string') config.api.socket = path.resolve(baseDir, config.api.socket);
   return { config, baseDir };
 }
+
+/** Where the API's unix socket is (issue 19): api.socket, by default stateDir/api.sock; undefined: none. */
+export function apiSocketPath(cfg: Config): string | undefined {
+  if (cfg.api.socket === false) return undefined;
+  return cfg.api.socket ?? path.join(cfg.stateDir, API_SOCKET_NAME);
+}
+export const API_SOCKET_NAME = 'api.sock';
 
 /** Snapshot tiers in effect: configured ones, or a tmpfs tier and a disk tier. */
 export function effectiveTiers(cfg: Config): Tier[] {

@@ -84,6 +84,8 @@ interface Cell<M> {
 }
 
 class MailboxRef<M> implements ActorRef<M> {
+  /** a handler (or preStart) is running */
+  private handling = false;
   private queue: M[] = [];
   private waking: (() => void) | undefined;
   private _stopped = false;
@@ -102,6 +104,11 @@ class MailboxRef<M> implements ActorRef<M> {
 
   get stopped(): boolean {
     return this._stopped;
+  }
+
+  /** A message waits, or a handler (or preStart) has not finished (it may await I/O). */
+  get busy(): boolean {
+    return this.handling || this.queue.length > 0;
   }
 
   tell(msg: M): void {
@@ -154,6 +161,7 @@ class MailboxRef<M> implements ActorRef<M> {
 
   private async loop(): Promise<void> {
     try {
+      this.handling = true;
       await this.actor._preStart();
     } catch (err) {
       this.log.error('actor failed to start', { actor: this.name, err: errText(err) });
@@ -164,10 +172,12 @@ class MailboxRef<M> implements ActorRef<M> {
     for (;;) {
       const msg = this.queue.shift();
       if (msg === undefined) {
+        this.handling = false;
         if (this._stopped) break;
         await new Promise<void>((r) => (this.waking = r));
         continue;
       }
+      this.handling = true;
       try {
         await this.actor._receive(msg);
       } catch (err) {
@@ -243,6 +253,11 @@ export class ActorSystem {
     if (i < 0) return;
     const [cell] = this.cells.splice(i, 1);
     await cell?.ref.stop();
+  }
+
+  /** Some actor has a message waiting or a handler running (the virtual clock waits for quiescence). */
+  get busy(): boolean {
+    return this.cells.some((c) => c.ref.busy);
   }
 
   get size(): number {

@@ -90,12 +90,17 @@ export class VirtualClock implements Clock {
     for (let i = 0; i < 4; i++) await new Promise<void>((r) => setImmediate(r));
   }
 
-  /** Fire timers in time order until none is due before `until` (or none is left), settling in between. */
-  async run(until = Infinity, opts: { maxTimers?: number } = {}): Promise<void> {
+  /**
+   * Fire timers in time order until none is due before `until` (or none is left), settling in between.
+   * `idle`: time moves on only once it says so (e.g. no actor has a message waiting or a handler awaiting
+   * real I/O: a copy, a child process), waiting in real time up to `idleWaitMs` each time.
+   */
+  async run(until = Infinity, opts: { maxTimers?: number; idle?: () => boolean; idleWaitMs?: number } = {}): Promise<void> {
     let fired = 0;
     const max = opts.maxTimers ?? 10_000_000;
     for (;;) {
       await this.settle();
+      if (opts.idle) await this.untilIdle(opts.idle, opts.idleWaitMs ?? 60_000);
       const next = this.pop(until);
       if (!next) break;
       this.t = Math.max(this.t, next.at);
@@ -103,6 +108,15 @@ export class VirtualClock implements Clock {
       if (++fired >= max) throw new Error(`VirtualClock: more than ${max} timers fired`);
     }
     if (Number.isFinite(until)) this.t = Math.max(this.t, until);
+  }
+
+  private async untilIdle(idle: () => boolean, maxMs: number): Promise<void> {
+    const t0 = performance.now();
+    while (!idle()) {
+      if (performance.now() - t0 > maxMs) throw new Error(`VirtualClock: not idle after ${maxMs} ms of real time`);
+      await new Promise<void>((r) => setTimeout(r, 1));
+      await this.settle();
+    }
   }
 
   private pop(until: number): VTimer | undefined {

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'function_crashed'
   | 'result_too_large'
   | 'unauthorized'
+  /** refused whoever sends it: a foreign Host or a cross-origin browser request (issue 19) */
+  | 'forbidden'
   | 'internal'
   /** an activation found unfinished when the daemon started again (issue 12: kill -9 under load) */
   | 'daemon_restarted';
@@ -22,6 +24,7 @@ export type ErrorCode =
 const STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   payload_too_large: 413,

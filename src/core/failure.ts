@@ -4,7 +4,7 @@
 // (and its fields) is the decision input; the message is for people.
 
 import { FaasError, type ErrorCode } from './errors.js';
-import type { ActivationStatus } from '../perf/activation.js';
+import type { ActivationRecord, ActivationStatus, StartPath } from '../perf/activation.js';
 
 /** Why admission or the queue refused a request. */
 export type RejectReason =
@@ -19,14 +19,31 @@ export type RejectReason =
   | 'not_found'
   | 'shutting_down'
   /** the client chose an activation id (header X-Activation-Id) that another activation already has */
-  | 'duplicate_id';
+  | 'duplicate_id'
+  /** the function's recent starts failed and it backs off: refused at once, with Retry-After (docs/reliability.md) */
+  | 'start_backoff'
+  /** issue 19: the host could not encode the request for the guest (e.g. parameters nested too deep); the function did not run */
+  | 'bad_input';
+
+/**
+ * The start whose function init failed (issue 20): the records of the requests that waited
+ * for it show that start (path, VM, stages up to the init) and the init's logs, so an init
+ * failure reads as the function's failure in a start, not as a request left queued.
+ */
+export interface FailedStart {
+  path: StartPath;
+  vmId: string;
+  accelerator?: ActivationRecord['accelerator'];
+  timestamps: ActivationRecord['timestamps'];
+  logs: string[];
+}
 
 export type Failure =
   | { kind: 'rejected'; reason: RejectReason; message: string; retryAfterMs?: number }
   /** the function threw, its promise rejected, or it returned {error: ...} (OpenWhisk's application error) */
   | { kind: 'application'; message: string; result?: unknown }
   /** the code could not be loaded, its init threw, or it exited the process during init (exitCode) */
-  | { kind: 'init_failed'; message: string; exitCode?: number }
+  | { kind: 'init_failed'; message: string; exitCode?: number; /** file:line in the function's code (a syntax error's place) */ location?: string; start?: FailedStart }
   /** the VM never became ready (VMM did not start, guest did not boot, agent never said ready) */
   | { kind: 'boot_failed'; message: string }
   /** the run (or init) went past the function's timeout; the VM was stopped */
@@ -59,12 +76,14 @@ const REJECT_CODE: Record<RejectReason, ErrorCode> = {
   not_found: 'not_found',
   shutting_down: 'unavailable',
   duplicate_id: 'conflict',
+  start_backoff: 'unavailable',
+  bad_input: 'bad_request',
 };
 
 /** The HTTP-facing error of a failure (code, status, message). */
 export function toFaasError(f: Failure): FaasError {
   const code = f.kind === 'rejected' ? REJECT_CODE[f.reason] : CODE[f.kind];
-  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : undefined;
+  const field = f.kind === 'rejected' && (f.reason === 'not_found' || f.reason === 'deleted') ? 'name' : f.kind === 'rejected' && f.reason === 'duplicate_id' ? 'x-activation-id' : f.kind === 'rejected' && f.reason === 'bad_input' ? 'body' : undefined;
   const e = new FaasError(code, f.message, field);
   if (f.kind === 'rejected' && f.retryAfterMs !== undefined) e.retryAfterMs = f.retryAfterMs;
   return e;

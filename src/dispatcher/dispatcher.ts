@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Actor, errText, type ActorRef } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
-import { failureOf, statusOf, toFaasError, type Failure } from '../core/failure.js';
+import { failureOf, statusOf, toFaasError, type FailedStart, type Failure } from '../core/failure.js';
 import { finishTimings, type ActivationRecord } from '../perf/activation.js';
 import type { AcceptResult, PerfMsg } from '../perf/perf-manager.js';
 import { FaasError } from '../core/errors.js';
@@ -106,6 +106,7 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     }
     rec.logs = outcome.logs;
     rec.runMs = outcome.runMs;
+    if (!outcome.ok && outcome.failure.kind === 'init_failed' && outcome.failure.start) withFailedStart(rec, outcome.failure.start);
     let result: unknown;
     let failure: Failure | undefined;
     if (outcome.ok) result = outcome.result;
@@ -141,4 +142,13 @@ export class Dispatcher extends Actor<DispatcherMsg> {
     if (r.ok) req.sink.accepted?.(rec.id);
     return r;
   }
+}
+
+/** An init failure's record shows the start it waited for: path, VM, its stages, the init's logs. */
+function withFailedStart(rec: ActivationRecord, start: FailedStart): void {
+  rec.startPath = start.path;
+  rec.vmId ??= start.vmId;
+  rec.accelerator ??= start.accelerator;
+  for (const [stage, t] of Object.entries(start.timestamps)) rec.timestamps[stage as keyof ActivationRecord['timestamps']] ??= t;
+  if (rec.logs.length === 0) rec.logs = [...start.logs];
 }

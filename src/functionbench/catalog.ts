@@ -3,7 +3,7 @@
 // specs name a workload as "{bench}-{payload hash}"; benchmarkOf() recovers the
 // bench, this table says which file and export run it and with how much memory.
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../core/project-root.js';
 
 export interface BenchmarkEntry {
   /** FaaSRail's benchmark name */
@@ -47,7 +47,7 @@ export const BENCHMARKS: ReadonlyMap<string, BenchmarkEntry> = new Map(
 );
 
 /** The directory holding the function files (next to src/ in a checkout and in the package). */
-export const FUNCTIONBENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'functions', 'functionbench');
+export const FUNCTIONBENCH_DIR = path.join(projectRoot(), 'functions', 'functionbench');
 
 export function benchmarkFile(b: BenchmarkEntry): string {
   return path.join(FUNCTIONBENCH_DIR, b.file);

@@ -6,14 +6,14 @@
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, writeFile, chmod, truncate } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { GUEST_KERNEL_IP_ARG, GUEST_NET_ARG } from '../network/plan.js';
 import type { GuestImage } from '../runtimes/types.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
 import { type Log, run, runOk, sha256, which } from './exec.js';
 import { type Kernel, type KernelFeature, debianKernel, minimalKernel, minimalKernelFailed, minimalKernelId, missingBuildTools } from './kernel.js';
+import { projectRoot } from '../core/project-root.js';
 
 /** Bump when the builder's output changes for the same inputs. */
 export const BUILDER_VERSION = 1;
@@ -93,16 +93,8 @@ export function defaultCacheDir(): string {
   return process.env.FAASCELL_CACHE_DIR || join(homedir(), '.cache', 'faascell');
 }
 
-/** The project root (where guest/ lives), found from this file's location (works from src/ and dist/). */
-export function projectRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(d, 'guest', 'image', 'init')) && existsSync(join(d, 'package.json'))) return d;
-    const up = dirname(d);
-    if (up === d) throw new Error('cannot find the FaaSCell project root (guest/image/init) above the image builder');
-    d = up;
-  }
-}
+/** The project root (where guest/ lives): src/core/project-root.ts, re-exported for the image's users. */
+export { projectRoot };
 
 function imagesDir(cacheDir: string): string {
   return join(cacheDir, 'images');

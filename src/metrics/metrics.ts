@@ -2,8 +2,10 @@
 // Two inputs only: every finished activation record (`observe`), and, at
 // scrape time, the node's state through the status adapter plus the latest
 // per-VM /proc samples (`applyState`). Label sets are bounded: function,
-// start path, status, stage, state, tier, cause; VM ids only on the per-VM
-// gauges, which are dropped when their VM goes.
+// start path, status, stage, state, tier, cause, and on the per-VM series a
+// `slot` (issue 20): the lowest number free when the VM appeared, reused after
+// it goes, so the series count stays within the most VMs ever alive at once
+// instead of growing with every VM id (the id is in /v1/status and the records).
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ActivationRecord } from '../perf/activation.js';
@@ -19,7 +21,7 @@ const INSTANCE_STATES = ['pending', 'booting', 'restoring', 'initializing', 'sna
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  private readonly invocations: Counter<'function' | 'start_path' | 'status'>;
+  private readonly activations: Counter<'function' | 'start_path' | 'status'>;
   private readonly stage: Histogram<'stage' | 'start_path'>;
   private readonly duration: Histogram<'function' | 'start_path'>;
   private readonly instances: Gauge<'function' | 'state'>;
@@ -30,21 +32,24 @@ export class NodeMetrics {
   private readonly snapBytes: Gauge<'tier'>;
   private readonly starts: Counter<'start_path'>;
   private readonly startFailures: Counter;
+  private readonly initFailures: Counter;
   private readonly prewarms: Counter;
   private readonly stops: Counter<'cause'>;
   private readonly tierCapacity: Gauge<'tier'>;
   private readonly rejections: Counter<'reason'>;
-  private readonly vmRss: Gauge<'vm_id' | 'function'>;
-  private readonly vmPss: Gauge<'vm_id' | 'function'>;
-  private readonly vmCpu: Counter<'vm_id' | 'function'>;
-  private readonly vmGuest: Gauge<'vm_id' | 'function'>;
+  private readonly vmRss: Gauge<'slot' | 'function'>;
+  private readonly vmPss: Gauge<'slot' | 'function'>;
+  private readonly vmCpu: Counter<'slot' | 'function'>;
+  private readonly vmGuest: Gauge<'slot' | 'function'>;
+  /** VM id -> its slot while it lives */
+  private readonly slots = new Map<string, number>();
   /** functions seen so far: their instance series are exported even at zero */
   private readonly functions = new Set<string>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
-    this.invocations = new Counter({ name: 'faascell_invocations_total', help: 'Finished invocations by function, start path (none: never ran) and status', labelNames: ['function', 'start_path', 'status'], registers: r });
-    this.stage = new Histogram({ name: 'faascell_activation_stage_duration_seconds', help: 'Time an activation spent in each stage (queue, boot, init, snapshot, restore, resync, run, total), by start path', labelNames: ['stage', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
+    this.activations = new Counter({ name: 'faascell_activations_total', help: 'Finished activations (invocations) by function, start path (none: never ran) and status', labelNames: ['function', 'start_path', 'status'], registers: r });
+    this.stage = new Histogram({ name: 'faascell_activation_stage_duration_seconds', help: 'Time an activation spent in each stage (queue, boot, init, snapshot, restore, resync, run), by start path; the whole activation is faascell_activation_duration_seconds', labelNames: ['stage', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
     this.duration = new Histogram({ name: 'faascell_activation_duration_seconds', help: 'Activation latency from received to response sent, by function and start path', labelNames: ['function', 'start_path'], buckets: LATENCY_BUCKETS, registers: r });
     this.instances = new Gauge({ name: 'faascell_instances', help: 'Instances (microVMs) by function and lifecycle state', labelNames: ['function', 'state'], registers: r });
     this.queue = new Gauge({ name: 'faascell_queue_length', help: 'Requests waiting for an instance, by function', labelNames: ['function'], registers: r });
@@ -53,15 +58,16 @@ export class NodeMetrics {
     this.snapCount = new Gauge({ name: 'faascell_snapshots', help: 'Snapshots by storage tier and status', labelNames: ['tier', 'status'], registers: r });
     this.snapBytes = new Gauge({ name: 'faascell_snapshot_bytes', help: 'Bytes of snapshots on each storage tier (allocated)', labelNames: ['tier'], registers: r });
     this.starts = new Counter({ name: 'faascell_instance_starts_total', help: 'Instances started, by start path (cold, restore)', labelNames: ['start_path'], registers: r });
-    this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: 'Instance starts that failed', registers: r });
+    this.startFailures = new Counter({ name: 'faascell_instance_start_failures_total', help: "Instance starts that failed through the platform (boot, snapshot, restore; not the function's init)", registers: r });
+    this.initFailures = new Counter({ name: 'faascell_function_init_failures_total', help: "Instance starts whose function failed to initialise (its code: the function's failure, not the platform's)", registers: r });
     this.prewarms = new Counter({ name: 'faascell_instance_prewarms_total', help: 'Instances started ahead of demand by the keep-alive policy', registers: r });
-    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
-    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed)', labelNames: ['reason'], registers: r });
+    this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
+    this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed; start_backoff: 503)', labelNames: ['reason'], registers: r });
     this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
-    this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
-    this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
-    this.vmCpu = new Counter({ name: 'faascell_vm_cpu_seconds_total', help: 'User + system CPU time of each VMM process (sampled from /proc)', labelNames: ['vm_id', 'function'], registers: r });
-    this.vmGuest = new Gauge({ name: 'faascell_vm_guest_memory_bytes', help: 'Guest memory size of each VM', labelNames: ['vm_id', 'function'], registers: r });
+    this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc), by VM slot', labelNames: ['slot', 'function'], registers: r });
+    this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['slot', 'function'], registers: r });
+    this.vmCpu = new Counter({ name: 'faascell_vm_cpu_seconds_total', help: 'User + system CPU time of each VMM process (sampled from /proc)', labelNames: ['slot', 'function'], registers: r });
+    this.vmGuest = new Gauge({ name: 'faascell_vm_guest_memory_bytes', help: 'Guest memory size of each VM', labelNames: ['slot', 'function'], registers: r });
     // process_* and nodejs_* (event-loop lag, heap, GC, handles) of the daemon itself
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -70,7 +76,7 @@ export class NodeMetrics {
   observe(rec: ActivationRecord, segments?: StageSegment[]): void {
     const path = rec.startPath ?? 'none';
     this.functions.add(rec.function);
-    this.invocations.inc({ function: rec.function, start_path: path, status: rec.status });
+    this.activations.inc({ function: rec.function, start_path: path, status: rec.status });
     if (!rec.startPath) return; // never ran: no stage worth a latency sample
     for (const [stage, s] of Object.entries(histogramStages(rec, segments))) this.stage.observe({ stage, start_path: path }, s);
     this.duration.observe({ function: rec.function, start_path: path }, rec.totalMs / 1000);
@@ -105,20 +111,35 @@ export class NodeMetrics {
     setCounter(this.rejections, st.counters.rejections, 'reason');
     this.startFailures.reset();
     this.startFailures.inc(st.counters.startFailures);
+    this.initFailures.reset();
+    this.initFailures.inc(st.counters.initFailures);
     this.prewarms.reset();
     this.prewarms.inc(st.counters.prewarms);
 
     const fnOf = new Map(st.instances.map((i) => [i.id, i]));
     for (const g of [this.vmRss, this.vmPss, this.vmGuest]) g.reset();
     this.vmCpu.reset();
+    const live = new Set(vms.map((v) => v.vmId));
+    for (const id of this.slots.keys()) if (!live.has(id)) this.slots.delete(id);
     for (const v of vms) {
       const inst = fnOf.get(v.vmId);
-      const labels = { vm_id: v.vmId, function: inst?.fn ?? '' };
+      const labels = { slot: String(this.slotOf(v.vmId)), function: inst?.fn ?? '' };
       this.vmRss.set(labels, v.rssBytes);
       this.vmPss.set(labels, v.pssBytes);
       this.vmCpu.inc(labels, v.cpuSeconds);
       if (inst) this.vmGuest.set(labels, inst.memoryBytes);
     }
+  }
+
+  /** The VM's slot: the lowest one no living VM holds. */
+  private slotOf(vmId: string): number {
+    let s = this.slots.get(vmId);
+    if (s === undefined) {
+      const taken = new Set(this.slots.values());
+      for (s = 0; taken.has(s); s++);
+      this.slots.set(vmId, s);
+    }
+    return s;
   }
 
   get contentType(): string {

@@ -61,7 +61,7 @@ export interface ActivationRecord {
   /** ms from `received` to each stage */
   timings: Partial<Record<Stage, number>>;
   totalMs: number;
-  /** guest-measured run time of the function */
+  /** run time of the function as the guest measured it; when the guest's clock did not advance during a short run (it said 0), the host's runStarted → runFinished, channel round trip included */
   runMs?: number;
   /** totalMs minus the function's own run time: what the platform cost */
   overheadMs?: number;

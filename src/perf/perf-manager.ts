@@ -21,6 +21,8 @@ export type PerfMsg =
   | { kind: 'accepted'; record: ActivationRecord; unique?: boolean; written: (r: AcceptResult) => void }
   | { kind: 'list'; limit: number; fn?: string; reply: Reply<ActivationRecord[]> }
   | { kind: 'get'; id: string; reply: Reply<ActivationRecord | undefined> }
+  /** issue 20: the ids that start with `prefix` (at most `limit`), as the CLI's short ids */
+  | { kind: 'idsWithPrefix'; prefix: string; limit: number; reply: Reply<string[]> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
   /** issue 23: the finished records received in [since, until) (epoch ms), oldest first, at most `limit` */
   | { kind: 'range'; since: number; until: number; limit: number; reply: Reply<ActivationRecord[]> }
@@ -106,6 +108,13 @@ export class PerfManager extends Actor<PerfMsg> {
         this.flush();
         const r = stmt(this.db, 'SELECT record FROM activations WHERE id = ? AND ' + FINISHED).get(msg.id) as { record: string } | undefined;
         msg.reply.resolve(r ? (JSON.parse(r.record) as ActivationRecord) : undefined);
+        return;
+      }
+      case 'idsWithPrefix': {
+        this.flush();
+        // a range on the primary key (no LIKE: ids may hold '_', a LIKE wildcard)
+        const rows = stmt(this.db, 'SELECT id FROM activations WHERE id >= ? AND id < ? AND ' + FINISHED + ' ORDER BY id LIMIT ?').all(msg.prefix, msg.prefix + '\u{10FFFF}', msg.limit) as Array<{ id: string }>;
+        msg.reply.resolve(rows.map((r) => r.id));
         return;
       }
       case 'stats':

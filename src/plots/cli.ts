@@ -43,7 +43,7 @@ export function readReplayRecords(file: string): ReplayRecord[] {
   return out;
 }
 
-/** Rows of an experiment results.csv (unlimited memory has no place on these axes and is left out). */
+/** Rows of an experiment results.csv; an "unlimited" memory budget reads as Infinity (its own bar, not a point on a log axis). */
 export function readExperimentCsv(file: string): PolicyPoint[] {
   const [head, ...lines] = readFileSync(file, 'utf8').trim().split('\n');
   const cols = (head ?? '').split(',');
@@ -55,8 +55,7 @@ export function readExperimentCsv(file: string): PolicyPoint[] {
   const [v, p, m, c] = [at('variant'), at('policy'), at('memoryGiB'), at('coldStartFraction')];
   return lines
     .map((l) => l.split(','))
-    .filter((f) => f[m] !== 'unlimited')
-    .map((f) => ({ variant: f[v]!, policy: f[p]!, memoryGiB: Number(f[m]), coldStartFraction: Number(f[c]) }));
+    .map((f) => ({ variant: f[v]!, policy: f[p]!, memoryGiB: f[m] === 'unlimited' ? Infinity : Number(f[m]), coldStartFraction: Number(f[c]) }));
 }
 
 export async function runPlotCommand(o: PlotOptions): Promise<string[]> {

@@ -57,6 +57,36 @@ function isClass(f: unknown): boolean {
   return typeof f === 'function' && /^class[\s{]/.test(Function.prototype.toString.call(f));
 }
 
+const TS_MODULE = /\.(c|m)?ts$/;
+let tsLoader: Promise<void> | undefined;
+
+/**
+ * tsx's loaders, registered once per process when a TypeScript policy module is first loaded: the
+ * ESM hooks, and the CommonJS ones (a .ts file outside a "type": "module" package is CommonJS to tsx).
+ */
+function registerTypeScript(): Promise<void> {
+  return (tsLoader ??= Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]).then(([esm, cjs]) => {
+    esm.register();
+    cjs.register();
+  }));
+}
+
+/**
+ * The daemon runs compiled JavaScript (dist/): Node cannot import a TypeScript module by itself
+ * (ERR_UNKNOWN_FILE_EXTENSION), so tsx's loader is registered then, and only then (under tsx
+ * already, as in the tests, the first import succeeds).
+ */
+async function importModule(url: string, spec: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    if (!TS_MODULE.test(spec) || (err as NodeJS.ErrnoException).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+    await registerTypeScript();
+    // a query of its own: the loader remembers the failed import of the plain URL
+    return (await import(`${url}${url.includes('?') ? '&' : '?'}tsx`)) as Record<string, unknown>;
+  }
+}
+
 /**
  * Import a user policy module and build the policy: the default export (or a
  * named `createPolicy`) is a factory `(options, ctx) => policy | Promise<policy>`,
@@ -73,13 +103,18 @@ export async function loadPolicyModule<T>(
   const url = resolveSpecifier(spec, ctx.baseDir);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(url)) as Record<string, unknown>;
+    mod = await importModule(url, spec);
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
-    const hint = /\.(c|m)?ts$/.test(spec) ? ' (TypeScript modules load only when the daemon runs under tsx; use .js/.mjs)' : '';
+    const hint = TS_MODULE.test(spec) ? ' (a TypeScript module loads through tsx, a dev dependency: is it installed? Or use .js/.mjs)' : '';
     throw new PolicyModuleError(key, `cannot import policy module '${spec}' (from ${ctx.baseDir}): ${msg}${hint}`);
   }
-  const exported = mod.default ?? mod.createPolicy;
+  let exported = mod.default ?? mod.createPolicy;
+  // an ES module transpiled to CommonJS (tsx, outside a "type": "module" package): its exports object
+  if (exported !== null && typeof exported === 'object' && (exported as { __esModule?: unknown }).__esModule === true) {
+    const cjs = exported as Record<string, unknown>;
+    exported = cjs.default ?? cjs.createPolicy;
+  }
   if (exported === undefined || exported === null) {
     throw new PolicyModuleError(key, `module '${spec}' has no default export (a factory, a class or a policy object)`);
   }

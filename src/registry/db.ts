@@ -74,6 +74,22 @@ const MIGRATIONS: string[] = [
   `ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT '{"mode":"none","allow":[]}';`,
   // 6: durable acceptance (issue 12): the records still 'accepted' are found at start without a scan
   `CREATE INDEX activations_accepted ON activations(id) WHERE status = 'accepted';`,
+  // 7 (issue 22, OpenWhisk beyond actions): packages, sequences, triggers, rules and alarm feeds
+  //    (src/sources/openwhisk/entities.ts); each alarm's last firing, so that a restart does not fire
+  //    it twice (src/sources/alarms/); what a sequence or trigger activation adds to its record
+  `CREATE TABLE openwhisk_entities (
+     kind TEXT NOT NULL,
+     name TEXT NOT NULL,
+     doc TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     PRIMARY KEY (kind, name)
+   );
+   CREATE TABLE alarm_firings (
+     trigger TEXT PRIMARY KEY,
+     last_fired_at INTEGER NOT NULL
+   );
+   ALTER TABLE openwhisk_activations ADD COLUMN extra TEXT;`,
 ];
 
 /**

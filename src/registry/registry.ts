@@ -4,10 +4,13 @@
 
 import { stmt, type Db } from './db.js';
 import { badRequest, FaasError } from '../core/errors.js';
-import { sha256, sniffCodeKind, unpackCode, type CodeKind, type UnpackedCode } from './code.js';
+import { sha256, sniffCodeKind, unpackCode, unpackCodeAsync, type CodeKind, type UnpackedCode } from './code.js';
 import { normalizeNetworkSpec, type NetworkSpec } from '../network/spec.js';
+import { ChangeFeed } from '../core/change-feed.js';
 
 export const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** An OpenWhisk action inside a package is the function `package/action` (issue 22; docs/openwhisk.md). */
+export const PACKAGED_FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\/[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export interface FunctionDef {
   name: string;
@@ -84,8 +87,9 @@ export type RegistryListener = (c: RegistryChange) => Promise<void> | void;
 export class Registry {
   private readonly unpacked = new Map<string, UnpackedCode>();
   private readonly defs = new Map<string, FunctionDef>();
-  private readonly listeners: RegistryListener[] = [];
-  private readonly pendingSync = new Set<Promise<void>>();
+  private readonly changes = new ChangeFeed<RegistryChange>();
+  /** names another kind of entity holds (an OpenWhisk sequence): a local deploy under one is a conflict */
+  private nameGuard: ((name: string) => string | undefined) | undefined;
 
   constructor(
     private readonly db: Db,
@@ -96,13 +100,12 @@ export class Registry {
    * Create or replace a function. Returns the stored definition and whether it was new.
    * `replica`: store another node's definition as it is (its version and times), not a new version.
    */
-  put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'>): { def: FunctionDef; created: boolean } {
-    if (!FUNCTION_NAME.test(name)) throw badRequest('name', 'must match ' + FUNCTION_NAME.source);
+  put(name: string, input: FunctionInput, now = Date.now(), replica?: Pick<FunctionDef, 'version' | 'createdAt' | 'updatedAt'>, checked?: UnpackedCode): { def: FunctionDef; created: boolean } {
+    const kind = this.checkCode(name, input);
+    const taken = replica ? undefined : this.nameGuard?.(name);
+    if (taken) throw new FaasError('conflict', `name: ${taken}`, 'name');
     const L = this.limits;
-    if (input.code.length === 0) throw badRequest('code', 'is empty');
-    if (input.code.length > L.maxCodeBytes) throw new FaasError('payload_too_large', `code: ${input.code.length} bytes exceeds ${L.maxCodeBytes}`, 'code');
-    const kind = input.codeKind ?? sniffCodeKind(input.code);
-    const unpacked = unpackCode(kind, input.code, L.maxCodeBytes * 4);
+    const unpacked = checked ?? unpackCode(kind, input.code, this.unpackedBudget());
     const memoryMiB = input.memoryMiB ?? L.defaults.memoryMiB;
     const vcpus = input.vcpus ?? L.defaults.vcpus;
     const timeoutMs = input.timeoutMs ?? L.defaults.timeoutMs;
@@ -166,27 +169,28 @@ export class Registry {
     return this.put(name, { ...input, code }, updatedAt, { version, createdAt, updatedAt }).def;
   }
 
+  /** What a deploy that leaves them out gets (functionDefaults). */
+  defaults(): RegistryLimits['defaults'] {
+    return this.limits.defaults;
+  }
+
+  /** Names held by entities the registry does not store (OpenWhisk sequences, issue 22). */
+  guardNames(g: (name: string) => string | undefined): void {
+    this.nameGuard = g;
+  }
+
   /** Be told of every change (the cluster's registry sync). */
   onChange(l: RegistryListener): void {
-    this.listeners.push(l);
+    this.changes.on(l);
   }
 
   /** Resolves when every listener finished with the changes made so far (a deploy reached the cluster). */
   async synced(): Promise<void> {
-    await Promise.all([...this.pendingSync]);
+    await this.changes.synced();
   }
 
   private emit(c: RegistryChange): void {
-    for (const l of this.listeners) {
-      const p = l(c);
-      if (!p) continue;
-      this.pendingSync.add(p);
-      // a failure is reported by synced() to whoever waits; the set only forgets it
-      void p.then(
-        () => this.pendingSync.delete(p),
-        () => this.pendingSync.delete(p),
-      );
-    }
+    this.changes.emit(c);
   }
 
   /** The current definition (kept in memory: read on every invocation; changed only through put/delete). */
@@ -224,6 +228,30 @@ export class Registry {
     return r ? { code: r.code, kind: r.code_kind as CodeKind } : undefined;
   }
 
+  /**
+   * `put` for a deploy from the API (issue 19): the archive is unpacked on the thread pool, with
+   * its declared sizes checked first, so a zip bomb neither blocks the event loop nor fills memory.
+   */
+  async deploy(name: string, input: FunctionInput): Promise<{ def: FunctionDef; created: boolean }> {
+    const kind = this.checkCode(name, input);
+    const unpacked = await unpackCodeAsync(kind, input.code, this.unpackedBudget());
+    return this.put(name, { ...input, codeKind: kind }, Date.now(), undefined, unpacked);
+  }
+
+  /** The cheap checks before any unpacking: the name, the code's size; its kind. */
+  private checkCode(name: string, input: FunctionInput): CodeKind {
+    if (!FUNCTION_NAME.test(name) && !PACKAGED_FUNCTION_NAME.test(name)) throw badRequest('name', 'must match ' + FUNCTION_NAME.source);
+    const L = this.limits;
+    if (input.code.length === 0) throw badRequest('code', 'is empty');
+    if (input.code.length > L.maxCodeBytes) throw new FaasError('payload_too_large', `code: ${input.code.length} bytes exceeds ${L.maxCodeBytes}`, 'code');
+    return input.codeKind ?? sniffCodeKind(input.code);
+  }
+
+  /** What an archive may unpack to (docs/configuration.md: api.maxCodeBytes). */
+  private unpackedBudget(): number {
+    return this.limits.maxCodeBytes * 4;
+  }
+
   /** The unpacked code of the current version (cached in memory; the archive is unpacked once per version). */
   code(def: FunctionDef): UnpackedCode {
     const key = cacheKey(def);
@@ -233,7 +261,7 @@ export class Registry {
         | Pick<Row, 'code' | 'code_kind'>
         | undefined;
       if (!r) throw new FaasError('not_found', `function ${def.name} changed or was deleted`, 'name');
-      u = unpackCode(r.code_kind as CodeKind, r.code, this.limits.maxCodeBytes * 4);
+      u = unpackCode(r.code_kind as CodeKind, r.code, this.unpackedBudget());
       this.unpacked.set(key, u);
     }
     return u;

@@ -8,7 +8,7 @@ import { monoNow } from '../core/clock.js';
 
 // ---- typed failures: callers decide by class (or `code`), never by message text
 
-export type ChannelErrorCode = 'timeout' | 'closed' | 'protocol' | 'oversize' | 'flood';
+export type ChannelErrorCode = 'timeout' | 'closed' | 'protocol' | 'oversize' | 'flood' | 'encode';
 
 export class ChannelError extends Error {
   constructor(
@@ -34,6 +34,18 @@ export class ChannelClosedError extends ChannelError {
   constructor(message = 'guest channel closed', options?: ErrorOptions) {
     super('closed', message, options);
     this.name = 'ChannelClosedError';
+  }
+}
+
+/**
+ * issue 19: the host could not encode a request (JSON.stringify threw: parameters nested too
+ * deep for its recursion). Nothing was sent: the request's fault, not the guest's; the channel
+ * and the VM stay usable.
+ */
+export class ChannelEncodeError extends ChannelError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('encode', message, options);
+    this.name = 'ChannelEncodeError';
   }
 }
 
@@ -385,6 +397,12 @@ export class SocketChannel implements GuestChannel {
   request(req: AgentRequestBody, timeoutMs: number): Promise<AgentReply> {
     if (this.isClosed) return Promise.reject(new ChannelClosedError(`guest channel closed (${this.closeReason})`, { cause: this.violation }));
     const id = this.nextId++;
+    let line: string;
+    try {
+      line = JSON.stringify({ ...req, id }) + '\n';
+    } catch (err) {
+      return Promise.reject(new ChannelEncodeError(`agent request ${req.op} #${id} could not be encoded: ${(err as Error).message}`, { cause: err }));
+    }
     return new Promise<AgentReply>((resolve, reject) => {
       const timer = setTimeout(() => {
         // Drop the entry so a late reply is ignored instead of leaking.
@@ -392,7 +410,7 @@ export class SocketChannel implements GuestChannel {
         reject(new ChannelTimeoutError(`agent request ${req.op} #${id} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.socket.write(JSON.stringify({ ...req, id }) + '\n', (err) => {
+      this.socket.write(line, (err) => {
         if (err) {
           const p = this.pending.get(id);
           if (p) {

@@ -75,6 +75,8 @@ export function simulatedNode(c: Config): SimulatedNode {
       maxQueueLength: c.admission.maxQueueLength,
       maxConcurrentStarts: c.admission.maxConcurrentStarts,
       preferWarm: c.admission.preferWarm,
+      backoffBaseMs: c.admission.startBackoffBaseMs,
+      backoffMaxMs: c.admission.startBackoffMaxMs,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
       ...(c.node.cores !== undefined ? { cores: c.node.cores } : c.node.cpus.length > 0 ? { cores: c.node.cpus.length } : {}),
@@ -126,7 +128,7 @@ export async function simulationSetup(opts: SimulateCommandOptions): Promise<Sim
   });
   const profile = await loadProfile(opts.profile);
   const memory = num(opts.memoryMib, 'memory-mib');
-  const durationS = num(opts.durationS, 'duration');
+  const durationS = num(opts.durationS, 'duration-s');
   const node: Partial<SimNodeOptions> = { ...fromConfig?.node };
   const cores = num(opts.cores, 'cores');
   if (cores !== undefined) node.cores = cores;
@@ -185,11 +187,14 @@ export function formatResult(r: SimulationResult): string {
     `memory budget     ${r.memoryMiB === null ? 'unlimited' : `${r.memoryMiB} MiB`} (peak ${Math.round(r.peakMemoryMiB)} MiB)`,
     `functions         ${r.functions}`,
     `invocations       ${r.invocations}`,
-    `warm              ${r.warm} (${pct(r.warmFraction)})`,
-    `restores          ${r.restores} (${pct(r.restoreFraction)})`,
-    `cold starts       ${r.coldStarts} (${pct(r.coldStartFraction)})`,
+    // requests by the kind of instance that served them; instances started are counted below
+    // (issue 20: a restore that ends up serving no request — another instance freed up first — or a
+    // pre-warm is an instance restored but no request "served by a restore")
+    `served warm       ${r.warm} (${pct(r.warmFraction)})`,
+    `served restored   ${r.restores} (${pct(r.restoreFraction)}: requests that waited for a restore)`,
+    `served cold       ${r.coldStarts} (${pct(r.coldStartFraction)}: requests that waited for a cold boot)`,
     `not completed     ${r.dropped} (${pct(r.droppedFraction)}: ${r.rejected.queueFull} queue full, ${r.rejected.overloaded} refused early, ${r.rejected.queueTimeout} timed out in the queue, ${r.rejected.unservedAtEnd} still queued at the end)`,
-    `instances         ${r.coldBoots} booted (mean ${r.meanColdBootMs.toFixed(0)} ms), ${r.restoresStarted} restored (mean ${r.meanRestoreMs.toFixed(0)} ms)`,
+    `instances started ${r.coldBoots} cold-booted (mean ${r.meanColdBootMs.toFixed(0)} ms), ${r.restoresStarted} restored (mean ${r.meanRestoreMs.toFixed(0)} ms)`,
     `latency           p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, mean ${r.meanMs.toFixed(1)} ms (queueing mean ${r.meanQueueMs.toFixed(1)} ms)`,
     `wasted memory     ${Math.round(r.wastedMemoryMiBSeconds)} MiB·s (idle instances)`,
     `                  ${r.evictions} evicted, ${r.expirations} expired, ${r.prewarms} pre-warmed`,

@@ -1,12 +1,16 @@
 // The node's CPU in the simulator: boots, restores and CPU-bound runs are jobs
 // that share the cores with each other and with the idle VMs (processor
-// sharing). A job has a weight (the cores it would use alone: 1 for a start, its
-// function's cpuShare for a run), CPU work (ms of its own time that need the
-// CPU) and a fixed part that does not (waiting for I/O or timers). With demand D
-// = Σ weights + the idle VMs' share on C cores, every job's CPU part progresses
-// at min(1, C / D) of its own speed: concurrent starts and busy CPU-bound
-// functions stretch each other, and a node full of idle VMs boots more slowly —
-// what the real node showed (cold boots of 5-45 s against 3.3 s when quiet).
+// sharing). A job has a weight (the cores it would use alone), CPU work (ms of
+// its own time that need the CPU) and a fixed part that does not (waiting for
+// I/O or timers). What the simulator passes (src/sim/simulator.ts): a start is
+// a job of weight 1 whose CPU work is the profile's cold/restore CPU time and
+// whose fixed part is the rest of its wall time; a run is a job of weight 1 whose
+// CPU work is the invocation's own cost on the node plus cpuShare × its service
+// time, with no fixed part (its waiting part follows as a plain timer). With
+// demand D = Σ weights + the idle VMs' share on C cores, every job's CPU part
+// progresses at min(1, C / D) of its own speed: concurrent starts and busy
+// CPU-bound functions stretch each other, and a node full of idle VMs boots more
+// slowly — what the real node showed (cold boots of 5-45 s against 3.3 s when quiet).
 
 export interface CpuJob {
   /** CPU work left (ms of the job's own time, at full speed) */

@@ -11,7 +11,8 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, RejectCode, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
+import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuJob } from './cpu-model.js';
@@ -32,6 +33,9 @@ export interface SimNodeOptions {
   idleVmCpu: number;
   snapshots: boolean;
   preferWarm: boolean;
+  /** start back-off of a function whose starts keep failing (admission.startBackoffBaseMs / MaxMs) */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
   /** share the cores between starts and VMs (false: every start takes its profiled time) */
   cpuModel: boolean;
 }
@@ -60,6 +64,15 @@ export interface SimulationOptions {
   onDecision?: (d: Decision) => void;
   /** Also report counts and latency per function (SimulationResult.byFunction). */
   byFunction?: boolean;
+  /** Failures to inject: failed starts by kind and time, full tiers (faults.ts; the conformance test). */
+  faults?: FaultModel;
+  /** Changes of the node during the run: a function updated (a new version) or deleted, the daemon shut down. */
+  events?: SimEvent[];
+  /**
+   * After the trace's end, run every timer too (keep-alive expiries, pre-warms, deadlines) until nothing is
+   * left, as a daemon would; by default only the runs and starts in flight finish.
+   */
+  drain?: boolean;
   /** A shell around this node (the cluster simulator, src/sim/cluster/) hears what happens to its requests. */
   hooks?: SimHooks;
   /** Costs by trace function, computed once for many nodes (default: from the profile). */
@@ -78,6 +91,11 @@ export interface SimHooks {
   /** the function's instances or snapshot changed (what a heartbeat reports of it, and the node's memory) */
   onTouch?(fn: number, now: number): void;
 }
+
+export type SimEvent =
+  | { at: number; kind: 'define'; fn: string; spec: FunctionSpec }
+  | { at: number; kind: 'delete'; fn: string }
+  | { at: number; kind: 'shutdown' };
 
 export interface SimulationResult {
   policy: string;
@@ -101,7 +119,8 @@ export interface SimulationResult {
   restoresStarted: number;
   /** every request not completed: refused by admission, timed out in the queue, or still queued at the end */
   dropped: number;
-  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number };
+  /** notFound: arrivals for a function deleted during the run (SimulationOptions.events) */
+  rejected: { queueFull: number; overloaded: number; queueTimeout: number; unservedAtEnd: number; notFound: number };
   /** Functions with a snapshot at the end. */
   snapshots: number;
   coldStartFraction: number;
@@ -138,6 +157,8 @@ const E_FINISH = 1;
 const E_TIMER = 2; // + TimerKind (0..3)
 /** a run's CPU part is done: its waiting part follows (then E_FINISH) */
 const E_RUNCPU = 6;
+/** a shell event (an injected fault, a finished snapshot move, a node change): the payload indexes `aux` */
+const E_AUX = 7;
 
 /** Per instance slot: what the simulator itself tracks (the core owns the rest). */
 class SlotState {
@@ -150,6 +171,8 @@ class SlotState {
   arrival = 0;
   /** the waiting part of the run in progress, after its CPU part */
   waitMs = 0;
+  /** a restored clone whose first run refuses the resync it carries (fault `resync`) */
+  resyncFault = false;
   /** the request in progress */
   req = 0;
 }
@@ -196,6 +219,12 @@ export class Simulator implements CoreEffects {
   private restoreMsSum = 0;
   private restoreN = 0;
   private events = 0;
+  /** shell events waiting in the heap (E_AUX), by index; freed slots are reused */
+  private readonly aux: Array<((now: number) => void) | undefined> = [];
+  private readonly auxFree: number[] = [];
+  private readonly startCounter = new StartCounter();
+  /** arrivals for a function deleted by an event (never reach the core) */
+  private notFound = 0;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -209,6 +238,8 @@ export class Simulator implements CoreEffects {
       idleVmCpu: prof.node.idleVmCpu,
       snapshots: true,
       preferWarm: SCHED_DEFAULTS.preferWarm,
+      backoffBaseMs: SCHED_DEFAULTS.startBackoffBaseMs,
+      backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
       ...o.node,
     };
@@ -236,6 +267,8 @@ export class Simulator implements CoreEffects {
           defaultColdMs: d.coldMs,
           defaultRestoreMs: d.restoreMs,
           preferWarm: n.preferWarm,
+          backoffBaseMs: n.backoffBaseMs,
+          backoffMaxMs: n.backoffMaxMs,
         },
         cpuSlots: 0,
         exactEviction: o.exactEviction,
@@ -249,6 +282,31 @@ export class Simulator implements CoreEffects {
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
       this.fnCounts = new Float64Array(o.trace.functions.length * 4);
+    }
+    for (const e of o.events ?? []) this.later(e.at, (now) => this.nodeEvent(e, now));
+  }
+
+  /** Run `fn` at time `at` through the event heap (after the events already due then). */
+  private later(at: number, fn: (now: number) => void): void {
+    const i = this.auxFree.pop() ?? this.aux.length;
+    this.aux[i] = fn;
+    this.heap.push(at, (i << 3) | E_AUX, 0);
+  }
+
+  private nodeEvent(e: SimEvent, now: number): void {
+    const core = this.core;
+    if (e.kind === 'shutdown') core.shutdown(now);
+    else if (e.kind === 'define') {
+      const f = core.defineFunction(e.fn, e.spec, now);
+      const i = this.o.trace.functions.findIndex((tf) => tf.name === e.fn);
+      if (i >= 0) {
+        this.fnByIndex[i] = f;
+        this.traceIdx[f.index] = i;
+      }
+    }
+    else {
+      const f = core.fn(e.fn);
+      if (f) core.removeFunction(f, now);
     }
   }
 
@@ -276,7 +334,13 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 4]!++;
-        core.arrive(this.fnByIndex[fns[i]!] ?? this.define(fns[i]!), ++this.reqSeq, t);
+        const f = this.fnByIndex[fns[i]!] ?? this.define(fns[i]!);
+        // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
+        if (f.deleted) {
+          this.notFound++;
+          continue;
+        }
+        core.arrive(f, ++this.reqSeq, t);
         this.afterEvent(t);
       }
     }
@@ -285,7 +349,8 @@ export class Simulator implements CoreEffects {
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();
     while (heap.pop()) {
       const kind = heap.topPayload & 7;
-      if (kind >= E_TIMER && kind < E_RUNCPU) continue; // no timers after the end; runs and starts finish
+      // no timers after the end (unless drain); runs, starts and shell events finish
+      if (!o.drain && kind >= E_TIMER && kind < E_RUNCPU) continue;
       simEnd = Math.max(simEnd, heap.topTime);
       this.dispatch(kind, heap.topPayload >> 3, heap.topTag, heap.topTime);
     }
@@ -314,7 +379,7 @@ export class Simulator implements CoreEffects {
       coldBoots: c.coldStarts,
       restoresStarted: c.restoreStarts,
       dropped,
-      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved },
+      rejected: { queueFull: c.rejectedQueueFull, overloaded: c.rejectedOverloaded, queueTimeout: c.rejectedQueueTimeout, unservedAtEnd: unserved, notFound: this.notFound },
       snapshots: this.fnByIndex.filter((f) => f?.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
@@ -404,7 +469,8 @@ export class Simulator implements CoreEffects {
   private define(i: number): CoreFunction {
     const c = this.costs[i]!;
     const tf = this.o.trace.functions[i]!;
-    const f = this.core.defineFunction(tf.name, { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1', snapshotBytes: c.snapshotMiB * 1048576 }, 0);
+    // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+    const f = this.core.defineFunction(tf.name, { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1' }, 0);
     this.traceIdx[f.index] = i;
     this.fnByIndex[i] = f;
     return f;
@@ -419,7 +485,12 @@ export class Simulator implements CoreEffects {
   private dispatch(kind: number, idx: number, tag: number, now: number): void {
     this.events++;
     const core = this.core;
-    if (kind === E_RUNCPU) {
+    if (kind === E_AUX) {
+      const fn = this.aux[idx]!;
+      this.aux[idx] = undefined;
+      this.auxFree.push(idx);
+      fn(now);
+    } else if (kind === E_RUNCPU) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
       if (!inst || !s || inst.state !== 'busy' || !s.job || s.job.version !== tag) return;
@@ -435,15 +506,20 @@ export class Simulator implements CoreEffects {
       this.completed++;
       this.hist.record(now - s.arrival);
       if (this.fnHist) this.fnHist[this.traceIdx[inst.f.index]!]!.record(now - s.arrival);
-      // runDone may hand the instance the next queued request at once: what the finished one was, first
+      // what the record says, read before runDone: its decisions may stop this instance and reuse its slot
+      const f = inst.f;
+      const c = s.costs;
       const fresh = s.fresh;
       const req = s.req;
+      const path = inst.path;
+      const startMs = inst.startCostMs;
+      const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
       core.runDone(inst, now);
-      this.observe(inst, s, fresh);
+      this.observe(f, c, fresh, path, startMs, tier);
       const h = this.hooks;
       if (h) {
         h.onDone?.(req, now);
-        h.onTouch?.(this.traceIdx[inst.f.index]!, now);
+        h.onTouch?.(this.traceIdx[f.index]!, now);
       }
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
@@ -471,9 +547,7 @@ export class Simulator implements CoreEffects {
   }
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
-  private observe(inst: CoreInstance, s: SlotState, fresh: boolean): void {
-    const c = s.costs;
-    const f = inst.f;
+  private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included)
@@ -487,7 +561,7 @@ export class Simulator implements CoreEffects {
       if (this.stats.unchangedBy(fs, w)) return;
       this.stats.observeInto(fs, w);
     } else {
-      this.stats.observeInto(fs, { fn: f.name, path: inst.path, startMs: inst.startCostMs, tier: inst.path === 'restore' ? inst.snapshot?.tier.name : undefined, runMs: c.runMs, cpuShare });
+      this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
     }
     this.core.setCosts(f, this.stats.viewOf(fs, this.tierNames));
   }
@@ -520,6 +594,11 @@ export class Simulator implements CoreEffects {
     const c = this.costs[this.traceIdx[inst.f.index]!]!;
     s.costs = c;
     s.startedAt = now;
+    s.resyncFault = false;
+    this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
+    const faults = this.o.faults;
+    if (faults && this.injectFaults(faults, inst, plan, s, now)) return;
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
     if (this.cpu) {
@@ -528,13 +607,61 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
     }
-    this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
-    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
+  }
+
+  /**
+   * This start's faults (faults.ts), as the daemon's Workers would report them. True when the start fails
+   * (its failure is scheduled instead of its end).
+   */
+  private injectFaults(faults: FaultModel, inst: CoreInstance, plan: CoreStartPlan, s: SlotState, now: number): boolean {
+    const core = this.core;
+    const seq = inst.seq;
+    const same = (): boolean => inst.seq === seq && inst.state === 'starting';
+    if (plan.path === 'cold' && plan.snapshot && faults.tierFull?.(plan.snapshot.tier.name, now)) {
+      // the SnapshotManager finds the tier's device full: placement decides again without it
+      this.later(now, (t) => {
+        const full = new Set<string>();
+        let snap = inst.snapshot;
+        while (snap && same() && faults.tierFull!(snap.tier.name, t)) {
+          full.add(snap.tier.name);
+          snap = core.snapshotNoRoom(inst, full, t);
+        }
+      });
+    }
+    const fault = faults.start?.({ fn: inst.fn, nth: this.startCounter.next(inst.fn), path: plan.path, seq, snapshot: plan.snapshot !== undefined, t: now });
+    if (!fault) return false;
+    if (fault.kind === 'resync') {
+      s.resyncFault = plan.path === 'restore';
+      return false;
+    }
+    s.job = undefined;
+    const kind = fault.kind;
+    this.later(now + fault.afterMs, (t) => {
+      if (!same()) return;
+      if (kind === 'snapshot') {
+        if (inst.snapshot) core.snapshotFailed(inst.snapshot, t);
+        core.gone(inst, { kind: 'snapshot' }, t);
+      } else core.gone(inst, { kind } satisfies StartFailure, t);
+      this.afterEvent(t);
+    });
+    return true;
   }
 
   assign(req: number, inst: CoreInstance, fresh: boolean, arrival: number, now: number): void {
     const s = this.slots[inst.idx]!;
     const c = s.costs;
+    this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
+    if (s.resyncFault) {
+      // the clone's first run refuses the resync it carries: the request goes back, the snapshot is broken
+      s.resyncFault = false;
+      s.job = undefined;
+      const seq = inst.seq;
+      this.later(now, (t) => {
+        if (inst.seq === seq && inst.state === 'busy') this.core.runRefused(inst, req, arrival, t, { kind: 'restore-broken' });
+        this.afterEvent(t);
+      });
+      return;
+    }
     s.fresh = fresh;
     s.arrival = arrival;
     s.req = req;
@@ -551,7 +678,6 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
       this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
     }
-    this.log?.({ t: now, kind: 'assign', req, inst: inst.seq, fn: inst.fn, fresh });
     const h = this.hooks;
     if (h) {
       h.onAssign?.(req, fresh, inst.path, now);
@@ -578,11 +704,16 @@ export class Simulator implements CoreEffects {
     this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
   }
 
-  dropSnapshot(snap: CoreSnapshot, _cause: unknown, now: number): void {
+  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
+    this.log?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
     this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!, now);
   }
 
-  moveSnapshot(): void {}
+  moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {
+    this.log?.({ t: now, kind: 'moveSnapshot', fn: snap.f.name, from, to });
+    // the files are copied at once (the simulator has no I/O); the core moves it when told, as in the daemon
+    this.later(now, () => this.core.moveDone(snap));
+  }
 }
 
 export function simulate(o: SimulationOptions): SimulationResult {

@@ -11,8 +11,7 @@
 // page cache instead of issuing small random reads to a cold storage tier. On a
 // tmpfs tier the file already is in memory and prefetch cannot help.
 
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 
 const PAGE = 4096;
 
@@ -23,12 +22,12 @@ export interface WorkingSet {
   pages: number;
 }
 
-/** Find the VMM's mapping of `file` and list the pages of it that are resident. */
-export function recordWorkingSet(pid: number, file: string): WorkingSet {
-  const maps = readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n');
+/** Find the VMM's mapping of `file` and list the pages of it that are resident (asynchronous: the Worker's mailbox never waits for it). */
+export async function recordWorkingSet(pid: number, file: string): Promise<WorkingSet> {
+  const maps = (await readFile(`/proc/${pid}/maps`, 'utf8')).split('\n');
   const ranges: Array<[number, number]> = [];
   let pages = 0;
-  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
+  const fh = await open(`/proc/${pid}/pagemap`, 'r');
   try {
     for (const line of maps) {
       // 7f..-7f.. rw-p 00000000 00:1f 1234   /dev/shm/.../mem
@@ -43,7 +42,7 @@ export function recordWorkingSet(pid: number, file: string): WorkingSet {
       for (let i = 0; i < n; i += chunk) {
         const count = Math.min(chunk, n - i);
         const pos = Number(((start / BigInt(PAGE)) + BigInt(i)) * 8n);
-        const got = readSync(fd, buf, 0, count * 8, pos);
+        const { bytesRead: got } = await fh.read(buf, 0, count * 8, pos);
         for (let j = 0; j < got / 8; j++) {
           const hi = buf.readUInt32LE(j * 8 + 4);
           const present = (hi & 0x80000000) !== 0 || (hi & 0x40000000) !== 0;
@@ -57,18 +56,18 @@ export function recordWorkingSet(pid: number, file: string): WorkingSet {
       }
     }
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
   return { pageSize: PAGE, ranges, pages };
 }
 
-export function saveWorkingSet(ws: WorkingSet, path: string): void {
-  writeFileSync(path, JSON.stringify(ws));
+export async function saveWorkingSet(ws: WorkingSet, path: string): Promise<void> {
+  await writeFile(path, JSON.stringify(ws));
 }
 
-export function loadWorkingSet(path: string): WorkingSet | undefined {
+export async function loadWorkingSet(path: string): Promise<WorkingSet | undefined> {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as WorkingSet;
+    return JSON.parse(await readFile(path, 'utf8')) as WorkingSet;
   } catch {
     return undefined;
   }

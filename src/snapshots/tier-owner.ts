@@ -104,7 +104,7 @@ export function claimTiers(stateDir: string, tiers: readonly TierRef[], now = Da
   return { claimed, refused };
 }
 
-function diskBytes(p: string): number {
+export function diskBytes(p: string): number {
   let total = 0;
   let st: fs.Stats;
   try {
@@ -118,6 +118,20 @@ function diskBytes(p: string): number {
     total += st.blocks * 512;
   }
   return total;
+}
+
+/** Where owner markers may be: beside each tier, and in `extra` (/dev/shm). */
+export function tierParents(tierPaths: readonly string[], extra: readonly string[]): string[] {
+  return [...new Set([...extra, ...tierPaths.map((p) => path.dirname(path.resolve(p)))].map((p) => path.resolve(p)))];
+}
+
+/** The names in a directory; none when it cannot be read. */
+export function entriesOf(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -134,17 +148,10 @@ export function reclaimTiers(opts: {
   const stateDir = path.resolve(opts.stateDir);
   const living = opts.living ?? isLivingStateDir;
   const mine = new Set(opts.tiers.map((t) => path.resolve(t.path)));
-  const parents = new Set<string>([...(opts.extraParents ?? ['/dev/shm']), ...[...mine].map((p) => path.dirname(p))].map((p) => path.resolve(p)));
   const reclaimed: ReclaimedTier[] = [];
   const unowned: string[] = [];
-  for (const parent of parents) {
-    let names: string[];
-    try {
-      names = fs.readdirSync(parent);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
+  for (const parent of tierParents([...mine], opts.extraParents ?? ['/dev/shm'])) {
+    for (const name of entriesOf(parent)) {
       const full = path.join(parent, name);
       if (name.endsWith(OWNER_SUFFIX)) {
         const owner = readOwner(full);

@@ -50,5 +50,6 @@ export type SnapshotMsg =
   | { kind: 'restoreFailed'; id: string; broken: boolean; reason: string }
   | { kind: 'drop'; id: string; cause: string }
   /** Move the files to another tier (adaptive placement); answers the new ref (undefined: not moved). */
-  | { kind: 'move'; id: string; tier: string; reply?: Reply<SnapshotRef | undefined> }
+  /** the reply: its new place and what its files take there, or undefined when it could not be moved */
+  | { kind: 'move'; id: string; tier: string; reply?: Reply<{ ref: SnapshotRef; bytes: number } | undefined> }
   | { kind: 'list'; reply: Reply<SnapshotRecord[]> };

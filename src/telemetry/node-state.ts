@@ -40,7 +40,10 @@ export interface NodeState {
   counters: {
     /** instances started, by start path */
     starts: Record<string, number>;
+    /** starts that failed through the platform (boot, snapshot, restore) */
     startFailures: number;
+    /** starts whose function failed to initialise (the function's failure) */
+    initFailures: number;
     prewarms: number;
     /** instances the node ended, by cause (memory_pressure, keepalive_expired, requested, lost, …) */
     stops: Record<string, number>;
@@ -80,11 +83,13 @@ export function toNodeState(st: PoolStatus, snaps: SnapshotRecord[], at: number)
     counters: {
       starts: { cold: c.coldStarts, restore: c.restoreStarts },
       startFailures: c.startFailures,
+      initFailures: c.initFailures,
       prewarms: c.prewarms,
       stops: {
         memory_pressure: c.evictions,
         keepalive_expired: c.expirations,
         keepalive_unload: c.keepAliveStops,
+        prewarm_unload: c.prewarmUnloads,
         definition_changed: c.staleStops,
         requested: c.requestedStops,
         lost: c.lostInstances,
@@ -95,6 +100,7 @@ export function toNodeState(st: PoolStatus, snaps: SnapshotRecord[], at: number)
         queue_timeout: c.rejectedQueueTimeout,
         deleted: c.rejectedDeleted,
         start_failed: c.rejectedStartFailed,
+        start_backoff: c.rejectedStartBackoff,
         shutdown: c.rejectedShutdown,
       },
     },

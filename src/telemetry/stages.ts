@@ -15,8 +15,12 @@ export interface StageSegment {
   endMs: number;
 }
 
-/** Stages of the latency histograms: the brief's coarse stages (queue = queued + admitted). */
-export const HISTOGRAM_STAGES = ['queue', 'boot', 'init', 'snapshot', 'restore', 'resync', 'run', 'total'] as const;
+/**
+ * Stages of the latency histograms: the coarse stages (queue = queued + admitted). No "total":
+ * faascell_activation_duration_seconds is the whole activation, so a `sum by (stage)` of the
+ * stage histogram never counts a second twice (issue 20).
+ */
+export const HISTOGRAM_STAGES = ['queue', 'boot', 'init', 'snapshot', 'restore', 'resync', 'run'] as const;
 export type HistogramStage = (typeof HISTOGRAM_STAGES)[number];
 
 type Stamps = ActivationRecord['timestamps'];
@@ -59,7 +63,7 @@ export function stageSegments(rec: Pick<ActivationRecord, 'timestamps'>): StageS
 }
 
 /** Seconds per histogram stage (only the stages this activation went through). */
-export function histogramStages(rec: Pick<ActivationRecord, 'timestamps' | 'totalMs'>, segs = stageSegments(rec)): Partial<Record<HistogramStage, number>> {
+export function histogramStages(rec: Pick<ActivationRecord, 'timestamps'>, segs = stageSegments(rec)): Partial<Record<HistogramStage, number>> {
   const ms: Partial<Record<HistogramStage, number>> = {};
   const sum = (s: HistogramStage, x: number): void => {
     ms[s] = (ms[s] ?? 0) + x;
@@ -71,6 +75,5 @@ export function histogramStages(rec: Pick<ActivationRecord, 'timestamps' | 'tota
   }
   const out: Partial<Record<HistogramStage, number>> = {};
   for (const [k, v] of Object.entries(ms)) out[k as HistogramStage] = v / 1000;
-  out.total = rec.totalMs / 1000;
   return out;
 }

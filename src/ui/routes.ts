@@ -6,11 +6,12 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../core/project-root.js';
 import type { FastifyInstance } from 'fastify';
 import type { DashboardHub, DashboardState } from './hub.js';
 
-const CLIENT_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'client');
+// from the sources, also when the daemon runs the build in dist/
+const CLIENT_DIR = path.join(projectRoot(), 'src', 'ui', 'client');
 
 /** Paths served without the bearer token (static, no data). */
 export const PUBLIC_UI_PATHS = new Set(['/ui', '/ui/', '/ui/app.js']);

@@ -31,6 +31,8 @@ import {
   type Decision,
   type RejectCode,
   type SnapshotDropCause,
+  type StartBackoffDetail,
+  type StartFailure,
   type StopCause,
   type TimerKind,
 } from './core/model.js';
@@ -77,7 +79,8 @@ export type PoolMsg =
   | { kind: 'timer'; tk: TimerKind; target: number; token: number }
   /** `noRoom`: the tier's device had too little free space (TierSpaceError); `full`: the tiers found so for this start */
   | { kind: 'prepared'; inst: CoreInstance; seq: number; snap: CoreSnapshot; ref: SnapshotRef | undefined; err?: string; noRoom?: boolean; full: ReadonlySet<string> }
-  | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef }
+  /** the move the core asked for is done (ref: the snapshot's new place) or failed (no ref) */
+  | { kind: 'moved'; snap: CoreSnapshot; ref: SnapshotRef | undefined; bytes?: number }
   | { kind: 'functionChanged'; fn: string; def: FunctionDef | undefined; reply?: Reply<void> }
   | { kind: 'evictFunction'; fn: string; reply: Reply<number> }
   | { kind: 'status'; reply: Reply<PoolStatus> }
@@ -191,7 +194,9 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         return this.withInst(msg.inst, (ci) => {
           const p = this.pending.get(msg.req);
           (ci.handle as WorkerHandle).req = undefined;
-          if (p) this.core.runRefused(ci, msg.req, p.arrival, now);
+          if (msg.failure) this.restoreErrors.set(ci.fn, String(msg.failure.detail));
+          if (msg.failure) this.log.warn('restored clone unusable at its first run: snapshot dropped, a cold start serves the request', { fn: ci.fn, err: msg.failure.detail });
+          if (p) this.core.runRefused(ci, msg.req, p.arrival, now, msg.failure);
         });
       case 'gone':
         return this.withInst(msg.inst, (ci) => {
@@ -221,7 +226,13 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       case 'prepared':
         return this.prepared(msg, now);
       case 'moved':
-        if (msg.snap.f.snapshot === msg.snap) msg.snap.ref = msg.ref;
+        // two-phase: the core changes the snapshot's tier only now that its files are there
+        if (msg.ref && msg.snap.f.snapshot === msg.snap) {
+          msg.snap.ref = msg.ref;
+          this.core.moveDone(msg.snap, msg.bytes);
+        } else if (msg.ref) {
+          this.deps.snapshots?.tell({ kind: 'drop', id: msg.ref.id, cause: 'invalidated' }); // dropped while moving
+        } else this.core.moveFailed(msg.snap);
         return;
       case 'functionChanged': {
         if (msg.def) this.define(msg.def, now);
@@ -361,7 +372,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const p = this.pending.get(req);
     if (!p) return;
     this.pending.delete(req);
-    if (reason === 'start_failed' && this.failingVm) p.rec.vmId = this.failingVm;
+    if ((reason === 'start_failed' || reason === 'init_failed') && this.failingVm) p.rec.vmId = this.failingVm;
     p.reply.resolve({ ok: false, failure: this.rejection(f.name, reason, detail, now - p.arrival), logs: [] });
   }
 
@@ -381,6 +392,18 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
         return { kind: 'rejected', reason, message: 'the daemon is shutting down' };
       case 'start_failed':
         return (detail as Failure | undefined) ?? { kind: 'boot_failed', message: `function ${fn}: could not start an instance` };
+      case 'init_failed':
+        return (detail as Failure | undefined) ?? { kind: 'init_failed', message: `function ${fn} failed to initialise` };
+      case 'start_backoff': {
+        const d = detail as StartBackoffDetail;
+        const wait = Math.max(0, d.retryAt - this.deps.clock.now());
+        return {
+          kind: 'rejected',
+          reason,
+          message: `function ${fn}: its last ${d.failures} starts failed (last: ${startFailureText(d.last)}); the next start is tried in ${(wait / 1000).toFixed(1)} s (admission.startBackoffBaseMs)`,
+          retryAfterMs: wait,
+        };
+      }
     }
   }
 
@@ -398,20 +421,29 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.timers.add(h);
   }
 
-  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause): void {
+  dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
     const ref = snap.ref as SnapshotRef | undefined;
     // a snapshot dropped before its directory existed is dropped when `prepared` arrives
     if (ref) this.deps.snapshots?.tell({ kind: 'drop', id: ref.id, cause });
   }
 
-  moveSnapshot(snap: CoreSnapshot, _from: string, to: string): void {
+  moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {
+    this.deps.onDecision?.({ t: now, kind: 'moveSnapshot', fn: snap.f.name, from, to });
     const ref = snap.ref as SnapshotRef | undefined;
-    if (!ref || !this.deps.snapshots) return;
+    const snaps = this.deps.snapshots;
+    if (!ref || !snaps) {
+      this.self.tell({ kind: 'moved', snap, ref: undefined });
+      return;
+    }
     // restores read the old place until the copy is done (the SnapshotManager keeps the old files a while)
-    this.deps.snapshots
-      .ask<SnapshotRef | undefined>((reply) => ({ kind: 'move', id: ref.id, tier: to, reply }), 600_000)
-      .then((moved) => moved && this.self.tell({ kind: 'moved', snap, ref: moved }))
-      .catch((err: unknown) => this.log.warn('moving a snapshot failed', { id: ref.id, err: errText(err) }));
+    snaps.ask<{ ref: SnapshotRef; bytes: number } | undefined>((reply) => ({ kind: 'move', id: ref.id, tier: to, reply }), 600_000).then(
+      (moved) => this.self.tell({ kind: 'moved', snap, ref: moved?.ref, bytes: moved?.bytes }),
+      (err: unknown) => {
+        this.log.warn('moving a snapshot failed: it stays where it was', { id: ref.id, err: errText(err) });
+        this.self.tell({ kind: 'moved', snap, ref: undefined });
+      },
+    );
   }
 
   // ---- status and shutdown ---------------------------------------------------
@@ -462,6 +494,14 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     this.shutdownReply = undefined;
     r.resolve();
   }
+}
+
+/** A start failure in words (its typed detail's message when it has one). */
+function startFailureText(f: StartFailure): string {
+  const d = f.detail;
+  if (typeof d === 'string') return `${f.kind}: ${d}`;
+  if (d && typeof d === 'object' && 'message' in d && typeof d.message === 'string') return d.message;
+  return f.kind;
 }
 
 /** Host cores for the scheduler: the configured ones, else the host's. */

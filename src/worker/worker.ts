@@ -9,16 +9,17 @@
 // follows. Failures are typed (src/core/failure.ts), never recognised by text.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { access } from 'node:fs/promises';
 import { Actor, errText, type ActorRef, type Reply } from '../core/actor.js';
 import type { Clock } from '../core/clock.js';
-import type { Failure } from '../core/failure.js';
+import type { FailedStart, Failure } from '../core/failure.js';
+import { describeInitError } from './init-error.js';
 import type { NetworkMsg, VmEndpoints } from '../network/network-manager.js';
 import { type ActivationRecord, type StartPath } from '../perf/activation.js';
 import type { FunctionDef, Registry } from '../registry/registry.js';
 import { toCodeFiles } from '../registry/code.js';
 import type { AgentReady, AgentReply, ResyncFields } from '../runtimes/agent-protocol.js';
-import { ChannelClosedError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
+import { ChannelClosedError, ChannelEncodeError, ChannelTimeoutError, isGuestProtocolFault } from '../runtimes/channel.js';
 import { DeadlineExceededError, VmStartError, type Accelerator, type GuestImage, type MemoryBacking, type RuntimeDriver, type VmConfig, type VmHandle } from '../runtimes/types.js';
 import type { SnapshotMsg, SnapshotRef } from '../snapshots/types.js';
 import { loadWorkingSet, prefetchWorkingSet, recordWorkingSet, saveWorkingSet } from '../snapshots/prefetch.js';
@@ -88,7 +89,8 @@ export type WorkerEvent =
   | { kind: 'snapshotTaken'; inst: number; snapshot: SnapshotRef; bytes: number }
   | { kind: 'snapshotFailed'; inst: number }
   | { kind: 'runDone'; inst: number }
-  | { kind: 'runRefused'; inst: number; req: number }
+  /** failure: a restored clone's first run found the restore unusable (restore-broken); else its VM was gone */
+  | { kind: 'runRefused'; inst: number; req: number; failure?: StartFailure }
   | { kind: 'gone'; inst: number; failure?: StartFailure };
 
 /** Results of the Worker's own steps, delivered as messages. */
@@ -111,8 +113,12 @@ export type WorkerMsg = { kind: 'run'; run: RunRequest } | { kind: 'stop'; reaso
 type Handler = (w: Worker, msg: WorkerMsg) => void;
 type Handlers = Partial<Record<WorkerMsg['kind'], Handler>>;
 
-/** Time the host adds to a function's timeout before it declares the run hung (channel latency). */
-const RUN_GRACE_MS = 1000;
+/**
+ * A run or an init gets exactly the function's timeout, counted from when the host sends it
+ * to the guest (issue 20: a 2 s timeout answers after 2 s, not 3). The channel's own timeout
+ * fires then; this backstop only bounds a step whose channel never settles.
+ */
+const BACKSTOP_MS = 100;
 
 class DeadlineError extends Error {
   constructor(ms: number) {
@@ -121,77 +127,77 @@ class DeadlineError extends Error {
   }
 }
 
-/** Which messages each state accepts; anything else is logged and dropped (step results of a stopped VM are settled by `stopping`). */
-const HANDLERS: Record<InstanceState, Handlers> = {
-  booting: {
-    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
-    booted: (w, m) => w.onBooted(m as Extract<StepMsg, { kind: 'booted' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  initializing: {
-    initialized: (w) => w.onInitialized(),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  snapshotting: {
-    snapshotted: (w, m) => w.onSnapshotted(m as Extract<StepMsg, { kind: 'snapshotted' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  restoring: {
-    spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
-    restored: (w, m) => w.onRestored(m as Extract<StepMsg, { kind: 'restored' }>),
-    stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  idle: {
-    run: (w, m) => w.onRun((m as { run: RunRequest }).run),
-    vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-  },
-  running: {
-    ran: (w, m) => w.onRan(m as Extract<StepMsg, { kind: 'ran' }>),
-    stepFailed: (w, m) => w.onRunFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    // the run step fails too (its channel closes): remember why, decide there
-    vmExited: (w, m) => w.noteExit(m as Extract<StepMsg, { kind: 'vmExited' }>),
-    stop: (w, m) => w.beginStop((m as { reason: string }).reason),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  failed: {
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-  },
-  stopping: {
-    // a step that was in flight when the stop came: settle it (its VM is stopped too)
-    spawned: (w, m) => w.settleLate((m as { vm: VmHandle }).vm),
-    booted: (w) => w.settleLate(undefined),
-    restored: (w) => w.settleLate(undefined),
-    stepFailed: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'stepFailed' }>),
-    ran: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'ran' }>),
-    initialized: (w) => w.settleLate(undefined),
-    snapshotted: (w) => w.settleLate(undefined),
-    vmStopped: (w, m) => w.onVmStopped((m as { vm: VmHandle }).vm),
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-    stop: () => undefined,
-    vmExited: () => undefined,
-  },
-  gone: {
-    run: (w, m) => w.refuse((m as { run: RunRequest }).run),
-    stop: () => undefined,
-    vmExited: () => undefined,
-    vmStopped: () => undefined,
-  },
-};
-
 export class Worker extends Actor<WorkerMsg> {
+  /** Which messages each state accepts; anything else is logged and dropped (step results of a stopped VM are settled by `stopping`). */
+  private static readonly HANDLERS: Record<InstanceState, Handlers> = {
+    booting: {
+      spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+      booted: (w, m) => w.onBooted(m as Extract<StepMsg, { kind: 'booted' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    initializing: {
+      initialized: (w) => w.onInitialized(),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    snapshotting: {
+      snapshotted: (w, m) => w.onSnapshotted(m as Extract<StepMsg, { kind: 'snapshotted' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    restoring: {
+      spawned: (w, m) => w.onSpawned(m as Extract<StepMsg, { kind: 'spawned' }>),
+      restored: (w, m) => w.onRestored(m as Extract<StepMsg, { kind: 'restored' }>),
+      stepFailed: (w, m) => w.onStartStepFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    idle: {
+      run: (w, m) => w.onRun((m as { run: RunRequest }).run),
+      vmExited: (w, m) => w.onVmExited(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+    },
+    running: {
+      ran: (w, m) => w.onRan(m as Extract<StepMsg, { kind: 'ran' }>),
+      stepFailed: (w, m) => w.onRunFailed(m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      // the run step fails too (its channel closes): remember why, decide there
+      vmExited: (w, m) => w.noteExit(m as Extract<StepMsg, { kind: 'vmExited' }>),
+      stop: (w, m) => w.beginStop((m as { reason: string }).reason),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    failed: {
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+    },
+    stopping: {
+      // a step that was in flight when the stop came: settle it (its VM is stopped too)
+      spawned: (w, m) => w.settleLate((m as { vm: VmHandle }).vm),
+      booted: (w) => w.settleLate(undefined),
+      restored: (w) => w.settleLate(undefined),
+      stepFailed: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'stepFailed' }>),
+      ran: (w, m) => w.settleLate(undefined, m as Extract<StepMsg, { kind: 'ran' }>),
+      initialized: (w) => w.settleLate(undefined),
+      snapshotted: (w) => w.settleLate(undefined),
+      vmStopped: (w, m) => w.onVmStopped((m as { vm: VmHandle }).vm),
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+      stop: () => undefined,
+      vmExited: () => undefined,
+    },
+    gone: {
+      run: (w, m) => w.refuse((m as { run: RunRequest }).run),
+      stop: () => undefined,
+      vmExited: () => undefined,
+      vmStopped: () => undefined,
+    },
+  };
+
   readonly sm: InstanceStateMachine;
   private vm: VmHandle | undefined;
   /** VMs being stopped (the current one, a snapshot source, a late one) */
@@ -244,7 +250,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   protected receive(msg: WorkerMsg): void {
-    const h = HANDLERS[this.sm.state][msg.kind];
+    const h = Worker.HANDLERS[this.sm.state][msg.kind];
     if (h) h(this, msg);
     else this.log.debug('message not accepted in this state', { vmId: this.vmId, state: this.sm.state, msg: msg.kind });
   }
@@ -287,9 +293,9 @@ export class Worker extends Actor<WorkerMsg> {
     // init is bounded by the function's own timeout (as on OpenWhisk)
     const r = await this.withDeadline(
       vm.channel.request({ op: 'init', files: toCodeFiles(code), main: code.main, entry: fn.entry, env: fn.env }, fn.timeoutMs),
-      fn.timeoutMs + RUN_GRACE_MS,
+      fn.timeoutMs + BACKSTOP_MS,
     );
-    if (!r.ok) throw new InitRefused(r.error.message, r.error.exitCode);
+    if (!r.ok) throw new InitRefused(r.error.message, r.error.exitCode, r.error.stack, r.logs ?? []);
     return { kind: 'initialized' };
   }
 
@@ -326,7 +332,7 @@ export class Worker extends Actor<WorkerMsg> {
     const ep = await this.deps.network.ask<VmEndpoints>((reply) => ({ kind: 'allocate', vmId: this.vmId, fn: fn.name, network: fn.network, reply }), 30_000);
     const memory: MemoryBacking = snap.files.kind === 'shared-memory' ? { kind: 'file', path: snap.files.memoryPath, share: false } : { kind: 'anonymous' };
     if (this.deps.prefetch && snap.files.kind === 'shared-memory' && snap.workingSetPath) {
-      const ws = loadWorkingSet(snap.workingSetPath);
+      const ws = await loadWorkingSet(snap.workingSetPath);
       if (ws) {
         const p0 = this.deps.clock.now();
         this.startDetails.prefetchBytes = await prefetchWorkingSet(snap.files.memoryPath, ws);
@@ -358,15 +364,15 @@ export class Worker extends Actor<WorkerMsg> {
     const extra = resync ? Math.max(10_000, this.deps.bootTimeoutMs) : 0;
     // the Worker enforces the deadline itself too: a hung guest must not hang the step
     const reply = await this.withDeadline(
-      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + RUN_GRACE_MS + extra),
-      fn.timeoutMs + RUN_GRACE_MS + extra + 100,
+      vm.channel.request({ op: 'run', activationId: run.rec.id, params: run.params, deadlineMs: fn.timeoutMs, ...(resync ? { resync } : {}) }, fn.timeoutMs + extra),
+      fn.timeoutMs + extra + BACKSTOP_MS,
     );
     return { kind: 'ran', reply, cpuMs: vm.cpuMs?.() };
   }
 
   // ---- start ------------------------------------------------------------
 
-  onSpawned(m: Extract<StepMsg, { kind: 'spawned' }>): void {
+  private onSpawned(m: Extract<StepMsg, { kind: 'spawned' }>): void {
     this.stepInFlight = false;
     this.attach(m.vm);
     const vm = m.vm;
@@ -374,7 +380,7 @@ export class Worker extends Actor<WorkerMsg> {
     else this.step(() => this.resyncStep(vm), 'restore');
   }
 
-  onBooted(m: Extract<StepMsg, { kind: 'booted' }>): void {
+  private onBooted(m: Extract<StepMsg, { kind: 'booted' }>): void {
     this.stepInFlight = false;
     const vm = this.vm!;
     const now = this.deps.clock.now();
@@ -389,7 +395,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.initStep(vm), 'init');
   }
 
-  onInitialized(): void {
+  private onInitialized(): void {
     this.stepInFlight = false;
     const now = this.deps.clock.now();
     this.startStamps.initDone = now;
@@ -402,7 +408,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.snapshotStep(vm, target), 'snapshot');
   }
 
-  onSnapshotted(m: Extract<StepMsg, { kind: 'snapshotted' }>): void {
+  private onSnapshotted(m: Extract<StepMsg, { kind: 'snapshotted' }>): void {
     this.stepInFlight = false;
     const now = this.deps.clock.now();
     const target = (this.plan as { snapshotTarget: SnapshotRef }).snapshotTarget;
@@ -418,7 +424,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.restoreStep(target), 'restore');
   }
 
-  onRestored(m: Extract<StepMsg, { kind: 'restored' }>): void {
+  private onRestored(m: Extract<StepMsg, { kind: 'restored' }>): void {
     this.stepInFlight = false;
     const vm = this.vm!;
     const now = this.deps.clock.now();
@@ -450,7 +456,7 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** A start step failed: classify it for the decision core, then end the instance. */
-  onStartStepFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+  private onStartStepFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
     this.stepInFlight = false;
     const e = m.error;
     const fnName = this.plan.fn.name;
@@ -462,8 +468,8 @@ export class Worker extends Actor<WorkerMsg> {
         isTimeout(e)
           ? { kind: 'timeout', phase: 'init', limitMs: this.plan.fn.timeoutMs, message: `function ${fnName}: init did not finish within its timeout (${this.plan.fn.timeoutMs} ms); its VM was stopped` }
           : e instanceof InitRefused
-            ? { kind: 'init_failed', message: `function ${fnName} failed to initialise: ${e.message}`, exitCode: e.exitCode }
-            : { kind: 'init_failed', message: `function ${fnName}'s VM ended during init${this.exitDetail ? ` (${this.exitDetail})` : ''}: ${errText(e)}` };
+            ? this.initFailure(e)
+            : { kind: 'init_failed', message: `function ${fnName}'s VM ended during init${this.exitDetail ? ` (${this.exitDetail})` : ''}: ${errText(e)}`, start: this.failedStart([]) };
       f = { kind: 'init', detail: failure };
     } else if (m.step === 'restore' && this.plan.path === 'restore') {
       // a deadline on an overloaded host says nothing about the snapshot
@@ -474,16 +480,32 @@ export class Worker extends Actor<WorkerMsg> {
     } else {
       if (m.step === 'snapshot') this.pool.tell({ kind: 'snapshotFailed', inst: this.inst });
       const failure: Failure = { kind: 'boot_failed', message: `function ${fnName}: could not start an instance: ${errText(e)}` };
-      f = { kind: 'boot', detail: failure };
+      f = { kind: m.step === 'snapshot' ? 'snapshot' : 'boot', detail: failure };
     }
     this.log.warn('instance start failed', { vmId: this.vmId, fn: fnName, step: m.step, failure: f.kind, err: errText(e) });
     this.startFailure = f;
     this.fail(`start failed (${m.step})`);
   }
 
+  /** The function's own init failure (issue 20): its error class, file:line, logs and the start it ended. */
+  private initFailure(e: InitRefused): Failure {
+    const d = describeInitError(e.message, e.guestStack);
+    return {
+      kind: 'init_failed',
+      message: `function ${this.plan.fn.name} failed to initialise: ${d.text}`,
+      exitCode: e.exitCode,
+      ...(d.location ? { location: d.location } : {}),
+      start: this.failedStart(this.boundLogs(e.logs)),
+    };
+  }
+
+  private failedStart(logs: string[]): FailedStart {
+    return { path: this.startPath, vmId: this.vmId, accelerator: this.vm?.accelerator, timestamps: { ...this.startStamps, initDone: this.deps.clock.now() }, logs };
+  }
+
   // ---- run --------------------------------------------------------------
 
-  onRun(run: RunRequest): void {
+  private onRun(run: RunRequest): void {
     const vm = this.vm;
     if (!vm) return this.refuse(run);
     const rec = run.rec;
@@ -508,7 +530,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.step(() => this.runStep(vm, run, resync), 'run');
   }
 
-  onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
+  private onRan(m: Extract<StepMsg, { kind: 'ran' }>): void {
     this.stepInFlight = false;
     const run = this.current!;
     const now = this.deps.clock.now();
@@ -517,7 +539,8 @@ export class Worker extends Actor<WorkerMsg> {
       const wall = now - run.rec.timestamps.runStarted;
       if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
     }
-    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) this.recordWorkingSet(this.vm, this.snapshotUsed);
+    // off the mailbox: reading the VMM's page map takes I/O, and nothing waits for the result
+    if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) void this.recordWorkingSet(this.vm, this.snapshotUsed);
     const r = m.reply;
     if (this.resyncPending && !this.afterCarriedResync(run, r)) return;
     const logs = this.boundLogs(r.logs ?? []);
@@ -550,9 +573,11 @@ export class Worker extends Actor<WorkerMsg> {
       return true;
     }
     this.current = undefined;
+    const reason = `agent refused the resync carried by the first run: ${r.error.message}`;
     this.log.warn('restored clone refused the resync carried by its first run', { vmId: this.vmId, fn: this.plan.fn.name, err: r.error.message });
-    if (this.snapshotUsed) this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.snapshotUsed.id, broken: true, reason: `agent refused resync: ${r.error.message}` });
-    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
+    if (this.snapshotUsed) this.deps.snapshots?.tell({ kind: 'restoreFailed', id: this.snapshotUsed.id, broken: true, reason });
+    // a broken restore found after the fact: the core drops the snapshot and serves the request cold
+    this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req, failure: { kind: 'restore-broken', detail: reason } });
     this.fail('resync refused');
     return false;
   }
@@ -572,7 +597,7 @@ export class Worker extends Actor<WorkerMsg> {
     if (bytes > this.deps.limits.maxResultBytes) {
       return {
         ok: false,
-        failure: { kind: 'result_too_large', bytes, limitBytes: this.deps.limits.maxResultBytes, message: `function ${fnName}: the result is ${bytes} bytes, more than the limit of ${this.deps.limits.maxResultBytes} (limits.maxResultBytes)` },
+        failure: { kind: 'result_too_large', bytes, limitBytes: this.deps.limits.maxResultBytes, message: `function ${fnName}: the result is ${bytes} bytes, more than the limit of ${this.deps.limits.maxResultBytes} (functionLimits.maxResultBytes)` },
         logs,
         runMs: r.durationMs,
       };
@@ -585,11 +610,18 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** The run step failed: a deadline (the function hung) or the VM/agent ended (a crash, process.exit). */
-  onRunFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
+  private onRunFailed(m: Extract<StepMsg, { kind: 'stepFailed' }>): void {
     this.stepInFlight = false;
     const run = this.current!;
     run.rec.timestamps.runFinished = this.deps.clock.now();
     const fn = this.plan.fn;
+    if (m.error instanceof ChannelEncodeError) {
+      // issue 19: the parameters could not be sent (nothing reached the guest): a bad request, the VM stays
+      this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'bad_input', message: `body: the parameters could not be sent to function ${fn.name} (${m.error.message})` }, logs: [] });
+      this.sm.to('idle', 'run not sent: parameters not encodable', this.deps.clock.now());
+      this.pool.tell({ kind: 'runDone', inst: this.inst });
+      return;
+    }
     const exited = this.exitDetail !== undefined || m.error instanceof ChannelClosedError;
     const failure: Failure = !exited && isTimeout(m.error)
       ? { kind: 'timeout', phase: 'run', limitMs: fn.timeoutMs, message: `function ${fn.name} did not finish within ${fn.timeoutMs} ms; its VM was stopped` }
@@ -604,11 +636,15 @@ export class Worker extends Actor<WorkerMsg> {
   private finishRun(o: InvokeOutcome): void {
     const run = this.current;
     this.current = undefined;
+    // issue 20: a guest clock too coarse to see a short run reports 0 ms; the record then takes the
+    // host's runStarted -> runFinished (which includes the channel's round trip) rather than claim 0
+    const t = run?.rec.timestamps;
+    if (o.runMs !== undefined && o.runMs <= 0 && t?.runStarted !== undefined && t.runFinished !== undefined) o = { ...o, runMs: Math.max(0, t.runFinished - t.runStarted) };
     run?.reply.resolve(o);
   }
 
   /** Not idle: VmPool gives the request to someone else. */
-  refuse(run: RunRequest): void {
+  private refuse(run: RunRequest): void {
     this.pool.tell({ kind: 'runRefused', inst: this.inst, req: run.req });
   }
 
@@ -617,14 +653,14 @@ export class Worker extends Actor<WorkerMsg> {
     let total = 0;
     for (let i = 0; i < logs.length; i++) {
       total += Buffer.byteLength(logs[i]!) + 1;
-      if (total > limit) return [...logs.slice(0, i), `[faascell] logs truncated: more than ${limit} bytes (limits.maxLogBytes)`];
+      if (total > limit) return [...logs.slice(0, i), `[faascell] logs truncated: more than ${limit} bytes (functionLimits.maxLogBytes)`];
     }
     return logs;
   }
 
   // ---- the VM ending ------------------------------------------------------
 
-  onVmExited(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+  private onVmExited(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
     if (m.vm !== this.vm) return; // a snapshot source ended as planned
     this.vm = undefined;
     this.exitDetail = m.detail;
@@ -637,7 +673,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.fail(`VM exited (${m.detail})`);
   }
 
-  noteExit(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
+  private noteExit(m: Extract<StepMsg, { kind: 'vmExited' }>): void {
     if (m.vm === this.vm) this.exitDetail = m.detail;
   }
 
@@ -648,7 +684,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.beginStop(reason);
   }
 
-  beginStop(reason: string): void {
+  private beginStop(reason: string): void {
     const now = this.deps.clock.now();
     if (this.sm.state === 'stopping' || this.sm.state === 'gone') return;
     if (this.current) {
@@ -664,14 +700,14 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** A step result that arrived after the stop: stop its VM, answer its request. */
-  settleLate(vm: VmHandle | undefined, m?: StepMsg): void {
+  private settleLate(vm: VmHandle | undefined, m?: StepMsg): void {
     this.stepInFlight = false;
     if (vm && vm !== this.vm) this.stopVm(vm);
     if (m && this.current) this.finishRun({ ok: false, failure: { kind: 'rejected', reason: 'shutting_down', message: `instance ${this.vmId} was stopped during the run` }, logs: [] });
     this.maybeGone();
   }
 
-  onVmStopped(vm: VmHandle): void {
+  private onVmStopped(vm: VmHandle): void {
     this.stoppingVms.delete(vm);
     this.maybeGone();
   }
@@ -730,12 +766,13 @@ export class Worker extends Actor<WorkerMsg> {
   }
 
   /** After the first run of a restored VM: which pages of the snapshot did it need? (REAP's record phase) */
-  private recordWorkingSet(vm: VmHandle, snap: SnapshotRef): void {
+  private async recordWorkingSet(vm: VmHandle, snap: SnapshotRef): Promise<void> {
     const file = snap.workingSetPath;
-    if (!file || existsSync(file)) return;
+    if (!file) return;
     try {
-      const ws = recordWorkingSet(vm.pid, snap.files.memoryPath);
-      saveWorkingSet(ws, file);
+      if (await exists(file)) return;
+      const ws = await recordWorkingSet(vm.pid, snap.files.memoryPath);
+      await saveWorkingSet(ws, file);
       this.log.info('working set recorded', { snapshot: snap.id, pages: ws.pages, ranges: ws.ranges.length });
     } catch (err) {
       this.log.warn('could not record the working set', { snapshot: snap.id, err: errText(err) });
@@ -754,10 +791,21 @@ class InitRefused extends Error {
   constructor(
     message: string,
     readonly exitCode?: number,
+    /** the guest's stack of the error (a syntax error's starts with FILE:LINE) */
+    readonly guestStack?: string,
+    /** what the function printed during its init */
+    readonly logs: string[] = [],
   ) {
     super(message);
     this.name = 'InitRefused';
   }
+}
+
+function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 function isTimeout(e: unknown): boolean {

@@ -13,6 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { cleanup, leftovers, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import os from 'node:os';
 
 const EVIL = `
 const { spawn } = require('child_process');
@@ -317,7 +318,7 @@ describe('faults inside VMs, through VmPool and Worker', { timeout: 15 * 60_000 
 
 describe('a snapshot tier whose file system is full', { timeout: 10 * 60_000 }, () => {
   test('the start falls back to a cold boot without a snapshot; nothing is left on the tier', async (t) => {
-    const mnt = fs.mkdtempSync('/tmp/fc-e2e-fulltier-');
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-e2e-fulltier-'));
     // a 48 MiB tmpfs that the daemon is told holds 4 GiB: its own accounting cannot see the real limit
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48m,mode=0700', 'fc-e2e-fulltier', mnt]);
     let d: TestDaemon | undefined;

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
+
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildImage, defaultCacheDir } from '../../src/image/builder.js';
@@ -24,6 +24,8 @@ import type { AgentReply } from '../../src/runtimes/agent-protocol.js';
 import type { Accelerator, GuestImage, MemoryBacking, SnapshotFiles, VmConfig } from '../../src/runtimes/types.js';
 import { parseConfig } from '../../src/config/schema.js';
 import { setupIsolation } from '../../src/runtimes/jail/setup.js';
+import { assertGuestClockWithin } from '../support/guest-clock.js';
+import { runShmDir } from '../support/test-run.js';
 
 const hasQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
 const MEM = 256;
@@ -34,7 +36,7 @@ const driver = new QemuDriver({ log: () => undefined });
 const live = new Set<QemuVm>();
 
 before(async () => {
-  tmp = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'fc-tuning-'));
+  tmp = runShmDir('tuning');
   if (!hasQemu) return;
   image = await buildImage({ cacheDir: defaultCacheDir(), kernel: (process.env.FAASCELL_E2E_KERNEL ?? 'auto') as 'auto', log: (l) => console.log(`# ${l}`) });
   accelerator = (await driver.decideAccelerator(image)).accelerator;
@@ -103,22 +105,29 @@ void test('the root fs is /dev/pmem0 with DAX, the balloon is bound, an idle gue
   if (why) return t.skip(why);
   const vm = await bootProbe({ kind: 'anonymous' });
   try {
-    // let the guest finish its post-boot work first (V8's background tasks, free page reporting's
-    // delayed passes): a busy guest ticks, tickless or not (342 ticks in 3 s measured without this
-    // wait on a loaded host)
-    await new Promise((r) => setTimeout(r, 5000));
-    const a = await probe(vm, ['/proc/mounts', '/proc/interrupts']);
+    const a = await probe(vm, ['/proc/mounts']);
     assert.match(a.files['/proc/mounts']!, /^\/dev\/pmem0 \/rootfs erofs ro,.*dax=always/m, a.files['/proc/mounts']);
     // the driver's directory lists its bound device (virtioN) besides bind/unbind/uevent
     const dir = '/sys/bus/virtio/drivers/virtio_balloon';
     const balloon = await probe(vm, [dir]);
     assert.match(balloon.files[dir]!, /\bvirtio\d+\b/, `virtio_balloon bound to no device: ${balloon.files[dir]}`);
-    // 3 s idle: a periodic tick would fire >= 300 times at HZ=100 (750 at the old 250 Hz)
-    await new Promise((r) => setTimeout(r, 3000));
-    const b = await probe(vm, ['/proc/interrupts']);
-    const ticks = localTimerInterrupts(b.files['/proc/interrupts']!) - localTimerInterrupts(a.files['/proc/interrupts']!);
-    console.log(`# local timer interrupts in ~3 s idle: ${ticks}`);
-    assert.ok(ticks < 150, `idle guest took ${ticks} timer interrupts in 3 s`);
+    // A periodic tick fires 100 times per guest second (HZ=100) however idle the guest is; tickless, an idle
+    // guest takes far fewer. It may stay busy a while after boot (V8's background tasks, free page
+    // reporting's delayed passes; 342 ticks in 3 s were measured at once on a loaded host), longer on a
+    // loaded host: sample 3 s windows until one is idle (at most 10), rated by the guest's own uptime.
+    const sample = async (): Promise<{ loc: number; up: number }> => {
+      const p = await probe(vm, ['/proc/interrupts', '/proc/uptime']);
+      return { loc: localTimerInterrupts(p.files['/proc/interrupts']!), up: Number(p.files['/proc/uptime']!.split(' ')[0]) };
+    };
+    const rates: number[] = [];
+    for (let w = 0; w < 10 && !(rates.at(-1)! < 50); w++) {
+      const x = await sample();
+      await new Promise((r) => setTimeout(r, 3000));
+      const y = await sample();
+      rates.push(Math.round((y.loc - x.loc) / (y.up - x.up)));
+    }
+    console.log(`# local timer interrupts per guest second, 3 s windows: ${rates.join(', ')}`);
+    assert.ok(rates.at(-1)! < 50, `the guest never went idle without a tick: ${rates.join(', ')} per second (a periodic tick is 100)`);
   } finally {
     await stop(vm);
   }
@@ -144,7 +153,8 @@ void test('shared-memory snapshot with the pmem root fs: clones (resync alone or
     const vm = await driver.restore(vmConfig({ kind: 'file', path: snap.memoryPath, share: false }), snap);
     live.add(vm);
     try {
-      const resync = { epochMs: Date.now(), seed: randomBytes(32).toString('base64'), ...(how === 'run-deferred' ? { kernel: 'deferred' as const } : {}) };
+      const sent = Date.now();
+      const resync = { epochMs: sent, seed: randomBytes(32).toString('base64'), ...(how === 'run-deferred' ? { kernel: 'deferred' as const } : {}) };
       let r: Awaited<ReturnType<typeof probe>>;
       if (how === 'message') {
         await ok(vm.channel.request({ op: 'resync', ...resync }, 60_000));
@@ -156,12 +166,12 @@ void test('shared-memory snapshot with the pmem root fs: clones (resync alone or
         r = reply.result as typeof r;
       }
       assert.match(r.files['/proc/mounts']!, /^\/dev\/pmem0 \/rootfs erofs/m);
-      assert.ok(Math.abs(r.now - Date.now()) < 5000, `${how}: clone clock ${r.now} vs host ${Date.now()}`);
+      assertGuestClockWithin(r.now, sent, Date.now(), `${how}: clone clock`);
       if (how === 'run-deferred') {
         // the kernel part ran after that reply: the next run sees a reseeded kernel CRNG and the kernel clock
-        await new Promise((res) => setTimeout(res, 200));
+        const asked = Date.now();
         r = await probe(vm);
-        assert.ok(Math.abs(r.now - Date.now()) < 5000, `deferred: clock after the kernel part ${r.now} vs ${Date.now()}`);
+        assertGuestClockWithin(r.now, asked, Date.now(), 'deferred: clock after the kernel part');
       }
       results.push(r);
     } finally {

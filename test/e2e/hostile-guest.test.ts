@@ -66,7 +66,7 @@ describe('hostile guests lose only their own VM', { timeout: 15 * 60_000 }, () =
       const vmId = r.body.activation?.vmId;
       assert.ok(vmId, 'the activation names the VM');
       // its VM is stopped and its run directory removed
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 60_000;
       while (runDirs(d).includes(vmId) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
       assert.ok(!runDirs(d).includes(vmId), `VM ${vmId} still has its run directory`);
       // the other function's warm VM was not disturbed

@@ -9,21 +9,22 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
+
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildImage, defaultCacheDir } from '../../src/image/builder.js';
 import type { GuestImage } from '../../src/runtimes/types.js';
+import { runShmDir } from '../support/test-run.js';
+import { assertGuestClockWithin } from '../support/guest-clock.js';
 
 const QEMU = 'qemu-system-x86_64';
 const hasQemu = spawnSync(QEMU, ['--version']).status === 0;
-const hasShm = fs.existsSync('/dev/shm');
 let image: GuestImage | undefined;
 let work: string;
 const running = new Set<ChildProcess>();
 
 before(async () => {
-  work = fs.mkdtempSync(path.join(hasShm ? '/dev/shm' : os.tmpdir(), 'fc-clones-'));
+  work = runShmDir('clones');
   if (!hasQemu) return;
   image = await buildImage({ cacheDir: defaultCacheDir(), kernel: (process.env.FAASCELL_E2E_KERNEL ?? 'auto') as 'auto', log: (l) => console.log(`# ${l}`) });
 });
@@ -230,11 +231,13 @@ void test('clones of one snapshot: identical randomness without resync, distinct
   assert.equal(plainA.math, plainB.math, 'without resync, clones share Math.random state');
   assert.equal(plainA.bytes, plainB.bytes, 'without resync, clones share the OpenSSL DRBG state');
 
+  const beforeA = Date.now();
   const seededA = await restore('seeded-a', Buffer.alloc(32, 1));
+  const afterA = Date.now();
   const seededB = await restore('seeded-b', Buffer.alloc(32, 2));
   for (const k of ['math', 'uuid', 'bytes', 'web', 'urandom'] as const) {
     assert.notDeepEqual(seededA[k], seededB[k], `${k} must differ between resynced clones`);
   }
-  assert.ok(Math.abs((seededA.now as number) - Date.now()) < 5000);
+  assertGuestClockWithin(seededA.now as number, beforeA, afterA, 'a resynced clone');
   console.log(`# without resync: math ${String(plainA.math)} == ${String(plainB.math)}; /dev/urandom ${String(plainA.urandom === plainB.urandom ? 'identical' : 'different')}`);
 });

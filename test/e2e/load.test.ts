@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { codeOf, latencyByStatus, openLoop, runDirCount, sampleProcess, vmmCount, type ProcessSample } from '../../bench/load-lib.js';
 import { startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { until } from '../support/observability.js';
 
 const RUN_MS = 250;
 const INSTANCES = 2;
@@ -67,8 +68,9 @@ void test(`open loop at twice the capacity (${RATE}/s for ${SECONDS} s): every r
     // descriptors other than sockets come back to where they were; sockets may stay: the load generator keeps
     // its idle keep-alive connections to the daemon open (the server's keep-alive hint is 72 s), bounded by the
     // requests it had in flight
-    await new Promise((r) => setTimeout(r, 2000));
-    const end = sampleProcess(pid);
+    // (closing them is asynchronous: wait for it, bounded, then check)
+    const settled = (e: ProcessSample): boolean => e.fds - e.sockets <= base.fds - base.sockets + 4 && e.sockets <= base.sockets + summary.maxInflight;
+    const end = await until('descriptors to come back', async () => { const e = sampleProcess(pid); return settled(e) ? e : undefined; }, 30_000, 200).catch(() => sampleProcess(pid));
     assert.ok(end.fds - end.sockets <= base.fds - base.sockets + 4, `open non-socket fds: ${base.fds - base.sockets} before the load, ${end.fds - end.sockets} after it`);
     assert.ok(end.sockets <= base.sockets + summary.maxInflight, `${end.sockets} sockets after the load (${base.sockets} before, at most ${summary.maxInflight} requests were in flight)`);
     assert.ok(runDirCount(d.stateDir) <= INSTANCES);

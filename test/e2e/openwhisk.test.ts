@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import openwhisk from 'openwhisk';
 import { startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { failure as rejection, type OwError } from '../support/openwhisk.js';
 
 const TOKEN = 'e2e-openwhisk-token-0123456789';
 const UUID = '23bc46b1-71f6-4ed5-8c54-816aa4f8c502';
@@ -16,17 +17,8 @@ const HELLO = `function main(params) {
 }`;
 const THROWS = `function main() { throw new Error('boom from the action'); }`;
 
-type OwError = Error & { statusCode?: number; error?: { error?: string; response?: { status?: string; statusCode?: number; result?: { error?: string } } } };
-
-/** The rejection of a promise that must fail. */
-async function failure(p: Promise<unknown>): Promise<OwError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as OwError;
-  }
-  throw new Error('expected the call to fail');
-}
+type Body = { error?: string; response?: { status?: string; statusCode?: number; result?: { error?: string } } };
+const failure = (p: Promise<unknown>): Promise<OwError<Body>> => rejection<Body>(p);
 
 describe('OpenWhisk API, driven by the openwhisk npm client', { timeout: 10 * 60_000 }, () => {
   let d: TestDaemon;
@@ -66,7 +58,7 @@ describe('OpenWhisk API, driven by the openwhisk npm client', { timeout: 10 * 60
       try {
         rec = (await ow.activations.get({ name: activationId })) as unknown as typeof rec;
       } catch (err) {
-        if ((err as OwError).statusCode !== 404) throw err;
+        if ((err as OwError<Body>).statusCode !== 404) throw err;
         await sleep(500);
       }
     }

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { until } from '../support/observability.js';
 
 describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
   let d: TestDaemon;
@@ -27,11 +28,16 @@ describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
     await d.deploy('hello', 'hello.js');
     const a = await d.client.invoke('hello', {});
     assert.equal(a.body.activation!.startPath, 'cold');
+    const sent = Date.now();
     const b = await d.client.invoke('hello', {});
     assert.equal(b.body.activation!.startPath, 'warm');
-    await new Promise((r) => setTimeout(r, 6000)); // TTL doubled once: 4 s
-    const st = await d.client.call<{ pool: { instances: unknown[]; counters: { expirations: number } } }>('GET', '/v1/status');
-    assert.equal(st.pool.instances.length, 0);
+    // TTL doubled once (4 s, after the run that began after `sent`): the VM goes, and not at the base 2 s
+    type St = { pool: { instances: unknown[]; counters: { expirations: number } } };
+    const st = await until('the idle VM to be reaped', async () => {
+      const s = await d.client.call<St>('GET', '/v1/status');
+      return s.pool.instances.length === 0 ? s : undefined;
+    }, 120_000, 100);
+    assert.ok(Date.now() - sent >= 3000, `reaped ${Date.now() - sent} ms after the second call: the doubled TTL (4 s) was not in force`);
     assert.equal(st.pool.counters.expirations, 1);
     const c = await d.client.invoke('hello', {});
     assert.equal(c.body.activation!.startPath, 'cold');
@@ -40,7 +46,11 @@ describe('policies in the real daemon', { timeout: 10 * 60_000 }, () => {
   test('admission: with no queue allowed, a second concurrent request is refused with 429', async () => {
     await d.deploy('slow', 'hang.js', { timeoutMs: 3000, maxInstances: 1 });
     const first = d.client.invoke('slow', {});
-    await new Promise((r) => setTimeout(r, 300));
+    // the first holds the only instance (starting or busy) before the second is sent
+    await until('the first request to hold the instance', async () => {
+      const st = await d.client.call<{ pool: { instances: Array<{ fn: string }> } }>('GET', '/v1/status');
+      return st.pool.instances.some((i) => i.fn === 'slow') ? true : undefined;
+    }, 60_000, 50);
     const second = await d.client.invoke('slow', {});
     assert.equal(second.status, 429);
     assert.equal(second.body.error?.code, 'too_many_requests');

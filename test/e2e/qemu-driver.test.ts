@@ -17,6 +17,8 @@ import { detectAccelerator, type AccelDecision } from '../../src/runtimes/qemu/a
 import type { GuestImage, SnapshotFiles, VmConfig, VmHandle } from '../../src/runtimes/types.js';
 import type { AgentReply } from '../../src/runtimes/agent-protocol.js';
 import { buildImage, defaultCacheDir, findImage } from '../../src/image/builder.js';
+import { ensureDense } from '../../src/runtimes/ram-file.js';
+import { runShmDir } from '../support/test-run.js';
 
 const RUNS = Math.max(1, Number(process.env.FAASCELL_E2E_RUNS ?? 5) || 5);
 const MEM_MIB = 256;
@@ -76,7 +78,7 @@ const skipWhy = loaded.why;
 void test('qemu driver end to end', { skip: skipWhy ?? false, timeout: 30 * 60_000 }, async (t) => {
   const image = loaded.image!;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qemu-e2e-'));
-  const shmDir = fs.mkdtempSync(path.join('/dev/shm', 'faascell-e2e-'));
+  const shmDir = runShmDir('qemu-driver');
   const logs: string[] = [];
   const driver = new QemuDriver({ log: (m) => logs.push(m), accel: { mode: 'auto', cacheDir: path.join(tmp, 'cache') } });
   const handles = new Set<VmHandle>();
@@ -177,6 +179,8 @@ void test('qemu driver end to end', { skip: skipWhy ?? false, timeout: 30 * 60_0
     okResult(await vm.channel.request({ op: 'init', files: COUNTER, main: 'index.js', entry: 'main', env: {} }, 30_000));
     const s = await vm.snapshot(snap);
     await stop(vm);
+    // as the SnapshotManager does after a commit (issue 19): restores below do not pay for the fill
+    if (kind === 'shared-memory') await ensureDense(memoryPath);
     return { snap, coldMs, ...s, stateBytes: fs.statSync(snap.statePath).size };
   };
 

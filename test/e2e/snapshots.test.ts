@@ -2,19 +2,32 @@
 // clones, concurrency, invalidation, tier eviction, corrupt files, cleanup.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cleanup, leftovers, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
+import { until as untilBounded } from '../support/observability.js';
+import { assertGuestClockWithin } from '../support/guest-clock.js';
+import { runShmPath } from '../support/test-run.js';
 
 interface Snap { id: string; function: string; tier: string; dir: string; status: string; restoreCount: number }
 
 async function snapshots(d: TestDaemon): Promise<Snap[]> {
   return (await d.client.call<{ snapshots: Snap[] }>('GET', '/v1/status')).snapshots;
 }
+/** The guest's Date.now() read in a run lies within that run as the host stamped it (test/support/guest-clock.ts). */
+function assertClockInRun(now: number, ts: { runStarted?: number; runFinished?: number }, what: string): void {
+  assertGuestClockWithin(now, ts.runStarted!, ts.runFinished!, what);
+}
+
+async function until<T>(what: string, f: () => Promise<T | undefined>): Promise<T> {
+  return untilBounded(what, f, 60_000, 100);
+}
+
 async function evict(d: TestDaemon, fn: string): Promise<void> {
   await d.client.call('POST', `/v1/functions/${fn}/evict`);
   // wait until the function has no instance left
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 600; i++) {
     const st = await d.client.call<{ pool: { instances: Array<{ fn: string }> } }>('GET', '/v1/status');
     if (!st.pool.instances.some((x) => x.fn === fn)) return;
     await new Promise((r) => setTimeout(r, 100));
@@ -48,7 +61,8 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
       assert.deepEqual(restored.body.result, cold.body.result);
       assert.deepEqual(warm.body.result, cold.body.result);
       assert.ok(restored.body.activation!.timings.snapshotLoaded !== undefined);
-      assert.ok(restored.body.activation!.totalMs < cold.body.activation!.totalMs / 2, `restore ${restored.body.activation!.totalMs} ms vs cold ${cold.body.activation!.totalMs} ms`);
+      // the restore skipped the boot, the agent's start and the function's init (no timing ratio: the host may be loaded)
+      for (const s of ['vmBooted', 'agentReady', 'initDone']) assert.equal(restored.body.activation!.timings[s], undefined, `restore has no stage ${s}`);
       await evict(d, name);
     }
   });
@@ -78,7 +92,7 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
     assert.equal(rb.count, 1);
     assert.notEqual(ra.random, rb.random, 'Math.random differs between clones');
     assert.notEqual(ra.uuid, rb.uuid, 'crypto randomness differs between clones');
-    assert.ok(Math.abs(ra.now - Date.now()) < 10_000, 'guest clock corrected after restore');
+    assertClockInRun(ra.now, a.body.activation!.timestamps, 'guest clock corrected after restore');
     // the same clone again: its own state moved on, the other clone's did not leak into it
     const a2 = await d.client.invoke('stateful', {});
     assert.equal((a2.body.result as { count: number }).count, 2);
@@ -109,8 +123,7 @@ describe('snapshots', { timeout: 20 * 60_000 }, () => {
     const before = (await snapshots(d)).filter((s) => s.function === 'hello');
     assert.equal(before.length, 1);
     await d.deploy('hello', 'big.js');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal((await snapshots(d)).filter((s) => s.function === 'hello').length, 0);
+    await until('the old snapshot to be dropped', async () => ((await snapshots(d)).some((s) => s.function === 'hello') ? undefined : true));
     assert.ok(!existsSync(before[0]!.dir), 'old snapshot files removed');
     const r = await d.client.invoke('hello', { text: 'v2' });
     assert.equal(r.body.activation!.startPath, 'cold');
@@ -156,7 +169,7 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
     // a new function's snapshot is reserved at its guest size (256 MiB) until its real size is known,
     // so a 260 MiB tier cannot take it next to any real snapshot (with the DAX root fs a hello
     // snapshot holds only ~45 MiB of touched RAM: 300 MiB would fit both)
-    const tierDir = `/dev/shm/fc-e2e-small-${process.pid}`;
+    const tierDir = runShmPath(`small-${process.pid}`);
     const d = await startDaemon({
       policies: { placement: { policy: 'fixed', tier: 'small' } },
       snapshots: { tiers: [{ name: 'small', path: tierDir, latencyRank: 0, capacityMiB: 260 }] },
@@ -164,12 +177,11 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
     try {
       await d.deploy('one', 'hello.js');
       await d.deploy('two', 'hello.js', { env: { X: '2' } });
+      const onTier = async (fns: string[]): Promise<true | undefined> => (JSON.stringify((await snapshots(d)).map((s) => s.function)) === JSON.stringify(fns) ? true : undefined);
       assert.equal((await d.client.invoke('one', {})).status, 200);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual((await snapshots(d)).map((s) => s.function), ['one']);
+      await until("one's snapshot on the tier", () => onTier(['one']));
       assert.equal((await d.client.invoke('two', {})).status, 200);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual((await snapshots(d)).map((s) => s.function), ['two']);
+      await until("two's snapshot in place of one's", () => onTier(['two']));
       const drops = d.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg?: string; cause?: string })
         .filter((e) => e.msg === 'snapshot dropped');
       assert.ok(drops.some((e) => e.cause === 'tier-full'), `no tier-full drop among ${JSON.stringify(drops)}`);
@@ -177,7 +189,7 @@ describe('snapshot tiers', { timeout: 10 * 60_000 }, () => {
       assert.deepEqual(leftovers(d), []);
     } finally {
       cleanup(d);
-      rmSync(tierDir, { recursive: true, force: true });
+      removeTierDir(tierDir);
     }
   });
 });
@@ -188,7 +200,7 @@ describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
     // tier (/dev/shm/faascell-<hash>) would outlive the test's state directory. This daemon also keeps
     // the former cold path (coldSnapshot restore: the source stops, the instance continues from a
     // restore of its own snapshot) exercised end to end.
-    const tierDir = `/dev/shm/fc-e2e-deferred-${process.pid}`;
+    const tierDir = runShmPath(`deferred-${process.pid}`);
     const d = await startDaemon({
       policies: { placement: { policy: 'fixed', tier: 'shm' } },
       snapshots: { kernelResync: 'deferred', coldSnapshot: 'restore', tiers: [{ name: 'shm', path: tierDir, latencyRank: 0, capacityMiB: 4096 }] },
@@ -200,8 +212,8 @@ describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
       assert.equal(cold.body.activation!.startDetails?.coldSnapshot, 'restore');
       assert.ok(cold.body.activation!.timestamps.snapshotLoaded !== undefined, 'continued from a restore of its own snapshot');
       await evict(d, 'stateful');
-      // let the snapshot's clock fall behind: an uncorrected clone would be >= 6 s late
-      await new Promise((r) => setTimeout(r, 6000));
+      // let the snapshot's clock fall behind: an uncorrected clone would be >= 8 s late (past the 4 s margin)
+      await new Promise((r) => setTimeout(r, 8000));
       const [a, b] = await Promise.all([d.client.invoke('stateful', { holdMs: 2000 }), d.client.invoke('stateful', { holdMs: 2000 })]);
       type R = { count: number; random: number; uuid: string; now: number };
       const [ra, rb] = [a.body.result as R, b.body.result as R];
@@ -211,19 +223,17 @@ describe('deferred kernel resync', { timeout: 10 * 60_000 }, () => {
       assert.notEqual(ra.uuid, rb.uuid);
       // Date in the first run: corrected in JavaScript (the snapshot's clock is minutes behind by now)
       for (const [r, res] of [[a, ra], [b, rb]] as const) {
-        const off = res.now - r.body.activation!.timestamps.runStarted!;
-        assert.ok(Math.abs(off) < 3000, `first run's clock off by ${off} ms`);
+        assertClockInRun(res.now, r.body.activation!.timestamps, "first run's clock");
       }
       // later runs: the kernel clock has been set and the JS offset dropped; time still right
       const again = await d.client.invoke('stateful', {});
       assert.equal(again.body.activation!.startPath, 'warm');
-      const off2 = (again.body.result as R).now - again.body.activation!.timestamps.runStarted!;
-      assert.ok(Math.abs(off2) < 3000, `later run's clock off by ${off2} ms`);
+      assertClockInRun((again.body.result as R).now, again.body.activation!.timestamps, "later run's clock");
       await d.stop();
       assert.deepEqual(leftovers(d), []);
     } finally {
       cleanup(d);
-      rmSync(tierDir, { recursive: true, force: true });
+      removeTierDir(tierDir);
     }
   });
 });

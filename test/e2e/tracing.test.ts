@@ -16,6 +16,8 @@ import { parseConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/core/logger.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { FIXTURES, qemuProcessesUnder, requireImage } from '../helpers/daemon.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
+import { runShmPath } from '../support/test-run.js';
 
 type Activation = NonNullable<InvokeBody['activation']> & { traceId?: string; timestamps: Record<string, number> };
 
@@ -45,7 +47,7 @@ describe('OpenTelemetry traces of real activations', { timeout: 10 * 60_000 }, (
     const config = parseConfig({
       stateDir: path.join(dir, 'state'),
       api: { port: 0 },
-      snapshots: { tiers: [{ name: 'shm', path: `/dev/shm/fc-trace-${path.basename(dir)}`, latencyRank: 0, capacityMiB: 4096 }] },
+      snapshots: { tiers: [{ name: 'shm', path: runShmPath(`trace-${path.basename(dir)}`), latencyRank: 0, capacityMiB: 4096 }] },
       telemetry: { otlp: { endpoint: `http://127.0.0.1:${port}` } },
     });
     d = await startDaemon({ config, log: createLogger({ level: 'info', json: true, write: (l) => lines.push(l) }), spanProcessors: [new SimpleSpanProcessor(exporter)] });
@@ -57,7 +59,7 @@ describe('OpenTelemetry traces of real activations', { timeout: 10 * 60_000 }, (
     await d?.stop();
     receiver?.close();
     const left = qemuProcessesUnder(dir);
-    rmSync(`/dev/shm/fc-trace-${path.basename(dir)}`, { recursive: true, force: true });
+    removeTierDir(runShmPath(`trace-${path.basename(dir)}`)); // and its owner marker
     rmSync(dir, { recursive: true, force: true });
     assert.deepEqual(left, [], 'no VMM left behind');
   });
@@ -123,7 +125,7 @@ describe('OpenTelemetry traces of real activations', { timeout: 10 * 60_000 }, (
     assert.notEqual(warm.traceId, cold.traceId);
 
     await client.call('POST', '/v1/functions/hello/evict');
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 600; i++) {
       const st = await client.call<{ pool: { instances: unknown[] } }>('GET', '/v1/status');
       if (st.pool.instances.length === 0) break;
       await new Promise((r) => setTimeout(r, 100));

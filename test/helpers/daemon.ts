@@ -4,12 +4,14 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectRoot } from '../../src/core/project-root.js';
 import { Client } from '../../src/cli/client.js';
 import { findImage } from '../../src/image/builder.js';
 import { defaultCacheDir } from '../../src/config/schema.js';
+import { removeTierDir } from '../../src/snapshots/tier-gc.js';
+import { runShmPath } from '../support/test-run.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = projectRoot();
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'functions');
 
 export interface TestDaemon {
@@ -18,6 +20,8 @@ export interface TestDaemon {
   proc: ChildProcess;
   dir: string;
   stateDir: string;
+  /** the API's unix socket (issue 19: stateDir/api.sock unless the config says otherwise) */
+  socket: string;
   shmTier: string;
   logs(): string;
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -35,7 +39,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
   await requireImage();
   const dir = reuseDir ?? mkdtempSync(path.join(os.tmpdir(), 'fc-e2e-'));
   const stateDir = path.join(dir, 'state');
-  const shmTier = `/dev/shm/fc-e2e-${path.basename(dir)}`;
+  const shmTier = runShmPath(`e2e-${path.basename(dir)}`);
   const cfg = {
     stateDir,
     api: { port: 0 },
@@ -54,7 +58,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     const timer = setTimeout(() => reject(new Error(`daemon did not start in 120 s:\n${logs.slice(-3000)}`)), 120_000);
     proc.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on ((?:http:\/\/|unix:)\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);
@@ -74,6 +78,7 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
     proc,
     dir,
     stateDir,
+    socket: apiSocketOf(cfg.api as { socket?: unknown }, stateDir),
     shmTier,
     logs: () => logs,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
@@ -88,6 +93,10 @@ export async function startDaemon(config: Record<string, unknown> = {}, reuseDir
       return client.deploy(name, readFileSync(path.join(FIXTURES, fixture)), { codeKind: 'js', ...opts });
     },
   };
+}
+
+function apiSocketOf(api: { socket?: unknown }, stateDir: string): string {
+  return typeof api.socket === 'string' ? api.socket : path.join(stateDir, 'api.sock');
 }
 
 /** QEMU processes whose command line mentions `needle` (a test's private directory). */
@@ -122,7 +131,7 @@ export function cleanup(d: TestDaemon): void {
       // gone
     }
   }
-  rmSync(d.shmTier, { recursive: true, force: true });
+  removeTierDir(d.shmTier); // and its owner marker beside it
   rmSync(d.dir, { recursive: true, force: true });
 }
 

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { realClock, type Clock } from '../../src/core/clock.js';
 import type { AgentReady, AgentReply, AgentRequestBody } from '../../src/runtimes/agent-protocol.js';
 import { ChannelClosedError } from '../../src/runtimes/channel.js';
+import type { StartFault } from '../../src/sim/faults.js';
 import { VmStartError, type DriverReport, type GuestChannel, type GuestImage, type RuntimeDriver, type SnapshotFiles, type VmConfig, type VmExit, type VmHandle } from '../../src/runtimes/types.js';
 
 export interface FakeBehaviour {
@@ -30,6 +31,8 @@ export interface FakeBehaviour {
   snapshotMs?: number;
   /** a cold start continuing from its own snapshot: restore + resync (default: restoreMs, resyncMs) */
   ownRestoreMs?: number;
+  /** taking the snapshot fails (after snapshotMs) */
+  failSnapshot?: boolean;
 }
 
 export const fakeImage: GuestImage = {
@@ -117,6 +120,7 @@ class FakeVm implements VmHandle {
   }
   async snapshot(): Promise<{ pauseMs: number; saveMs: number }> {
     if (this.b.snapshotMs) await this.clock.sleep(this.b.snapshotMs);
+    if (this.b.failSnapshot) throw new Error('snapshot failed (fake)');
     return { pauseMs: 1, saveMs: 1 };
   }
   async stop(): Promise<void> {
@@ -134,25 +138,58 @@ export class FakeDriver implements RuntimeDriver {
   readonly vms: FakeVm[] = [];
   boots = 0;
   restores = 0;
+  /**
+   * Fault injection (src/sim/faults.ts): the fault of the start whose VM this is, failing as a real VM
+   * would at `afterMs` after the start began (boot: the agent never says ready; init: the function's init
+   * fails; snapshot: saving it fails; restore-broken / restore-slow: the driver's restore throws a typed
+   * VmStartError; resync: the clone's first run refuses the resync it carries).
+   */
+  faultFor?: (vmId: string) => StartFault | undefined;
   constructor(
     public behaviour: FakeBehaviour = {},
     private readonly clock: Clock = realClock,
   ) {}
   async boot(cfg: VmConfig): Promise<VmHandle> {
     this.boots++;
-    const vm = new FakeVm(cfg.vmId, this.behaviour, false, this.clock);
+    const fault = this.faultFor?.(cfg.vmId);
+    // a VMM that cannot even be spawned (jail, cgroup, binary): the driver throws at once
+    if (fault?.kind === 'boot' && fault.afterMs === 0) throw new VmStartError('boot', 'vmm-failed', 'VMM could not be started (fake fault)');
+    const vm = new FakeVm(cfg.vmId, this.bootBehaviour(fault), false, this.clock);
     this.vms.push(vm);
     return vm;
+  }
+  private bootBehaviour(f: StartFault | undefined): FakeBehaviour {
+    const b = this.behaviour;
+    if (!f) return b;
+    const boot = b.bootMs ?? 5;
+    switch (f.kind) {
+      case 'boot':
+        return { ...b, failBoot: true, bootMs: f.afterMs };
+      case 'init':
+        return { ...b, failInit: true, initMs: Math.max(0, f.afterMs - boot) };
+      case 'snapshot':
+        return { ...b, failSnapshot: true, snapshotMs: Math.max(0, f.afterMs - boot - (b.initMs ?? 0)) };
+      default:
+        return b;
+    }
   }
   async restore(cfg: VmConfig, _s: SnapshotFiles): Promise<VmHandle> {
     this.restores++;
     const b = this.behaviour;
     // a VM restoring the snapshot it has just taken (a cold start's last step)
     const own = this.vms.some((v) => v.vmId === cfg.vmId);
+    const fault = own ? undefined : this.faultFor?.(cfg.vmId);
+    if (fault?.kind === 'restore-broken' || fault?.kind === 'restore-slow') {
+      await this.clock.sleep(fault.afterMs);
+      throw fault.kind === 'restore-broken'
+        ? new VmStartError('restore', 'snapshot-unusable', 'snapshot unusable (fake fault)')
+        : new VmStartError('restore', 'timeout', 'restore did not finish in time (fake fault)');
+    }
     const ms = own && b.ownRestoreMs !== undefined ? b.ownRestoreMs : b.restoreMs;
     if (ms) await this.clock.sleep(ms);
     if (b.brokenSnapshot) throw new VmStartError('restore', 'snapshot-unusable', 'snapshot unusable (fake)');
-    const vm = new FakeVm(cfg.vmId, own && b.ownRestoreMs !== undefined ? { ...b, resyncMs: 0 } : b, true, this.clock);
+    const vb = fault?.kind === 'resync' ? { ...b, failResync: true } : b;
+    const vm = new FakeVm(cfg.vmId, own && b.ownRestoreMs !== undefined ? { ...vb, resyncMs: 0 } : vb, true, this.clock);
     this.vms.push(vm);
     return vm;
   }

@@ -398,9 +398,9 @@ void test('large init payload and 1 MiB params', async () => {
 void test('concurrent run is a state error', async () => {
   const a = startAgent();
   try {
-    await a.request(single('exports.main = (p) => new Promise((r) => setTimeout(() => r({ slow: p.n }), 300))'));
+    await a.request(single('exports.main = (p) => new Promise((r) => setTimeout(() => r({ slow: p.n }), 1000))'));
+    // both written at once: the second reaches the agent while the first (1 s) runs, however slow the machine
     const first = a.request(run({ n: 1 }));
-    await new Promise((r) => setTimeout(r, 50));
     const second = await a.request(run({ n: 2 }));
     assert.equal(second.error?.kind, 'state');
     assert.deepEqual((await first).result, { slow: 1 });
@@ -412,15 +412,18 @@ void test('concurrent run is a state error', async () => {
 void test('stray rejections and logs after a run do not kill the agent; they show up in the next run', async () => {
   const a = startAgent();
   try {
+    // the stray timer leaves a marker once it has logged and rejected: the next run is sent after that, not after a guess
+    const marker = path.join(tmp, `leaked-${process.pid}`);
     const code = `exports.main = (p) => {
       if (p.leak) {
-        setTimeout(() => { console.log('late log'); Promise.reject(new Error('nobody catches me')); }, 20);
+        setTimeout(() => { console.log('late log'); Promise.reject(new Error('nobody catches me')); require('fs').writeFileSync(p.leak, ''); }, 20);
       }
       return { ok: 1 };
     }`;
     await a.request(single(code));
-    assert.deepEqual((await a.request(run({ leak: true }))).logs, []);
-    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual((await a.request(run({ leak: marker }))).logs, []);
+    for (let i = 0; i < 3000 && !fs.existsSync(marker); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(fs.existsSync(marker), 'the stray timer ran');
     const next = await a.request(run({}));
     assert.equal(next.ok, true);
     assert.equal(next.logs?.[0], 'late log');

@@ -47,7 +47,7 @@ async function api(token?: string): Promise<{ app: FastifyInstance; invoked: str
       m.req.sink.deliver({ activation: activation(m.req.fn), result: { ok: true } });
     }),
     pool: ref<PoolMsg>('pool', (m) => (m.kind === 'evictFunction' ? 0 : m.kind === 'status' ? { instances: [] } : undefined)),
-    perf: ref<PerfMsg>('perf', (m) => (m.kind === 'list' ? [] : undefined)),
+    perf: ref<PerfMsg>('perf', (m) => (m.kind === 'list' || m.kind === 'idsWithPrefix' ? [] : undefined)),
     bodyLimitBytes: 64 * 1024,
     maxCodeBytes: 1024 * 1024,
     token,

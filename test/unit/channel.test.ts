@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LineSplitter, SocketChannel, ChannelClosedError, ChannelTimeoutError, parseJsonObject } from '../../src/runtimes/channel.js';
+import { LineSplitter, SocketChannel, ChannelClosedError, ChannelEncodeError, ChannelTimeoutError, parseJsonObject } from '../../src/runtimes/channel.js';
 
 void test('LineSplitter: partial lines, CRLF, UTF-8 split across chunks', () => {
   const s = new LineSplitter();
@@ -88,6 +88,32 @@ void test('ready before ready() is called, noise ignored, replies matched out of
   assert.notEqual(p.id, r.id);
 
   await assert.rejects(ch.request({ op: 'init', files: {}, main: 'index.js', entry: 'main', env: {} }, 30), ChannelTimeoutError);
+});
+
+void test('issue 19: parameters too deep for JSON.stringify fail the request alone (typed, nothing sent); the channel stays open', async (t) => {
+  const seen: string[] = [];
+  const sock = await withServer(t, (c) => {
+    c.write(JSON.stringify(READY) + '\n');
+    const split = new LineSplitter();
+    c.on('data', (d: Buffer) => {
+      for (const line of split.push(d)) {
+        const req = JSON.parse(line) as { id: number; op: string };
+        seen.push(req.op);
+        c.write(JSON.stringify({ id: req.id, ok: true, result: {} }) + '\n');
+      }
+    });
+  });
+  const ch = await SocketChannel.connect(sock, 2000);
+  t.after(() => ch.close());
+  await ch.ready(1000);
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = { a: deep };
+  const err = await ch.request({ op: 'run', activationId: 'a1', params: deep, deadlineMs: 1000 }, 2000).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof ChannelEncodeError, String(err));
+  assert.equal(isGuestProtocolFault(err), false, 'not the guest\'s fault');
+  const next = await ch.request({ op: 'run', activationId: 'a2', params: { ok: 1 }, deadlineMs: 1000 }, 2000);
+  assert.equal(next.ok, true);
+  assert.deepEqual(seen, ['run'], 'only the encodable request reached the guest');
 });
 
 void test('ready() waits for a late ready; close rejects all pending', async (t) => {

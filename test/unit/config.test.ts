@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, effectiveTiers, loadConfigFile, parseConfig } from '../../src/config/schema.js';
+import { apiSocketPath, ConfigError, effectiveTiers, loadConfigFile, parseConfig } from '../../src/config/schema.js';
 import { isLoopback } from '../../src/daemon.js';
 
 test('defaults are filled in', () => {
@@ -58,4 +58,43 @@ test('only loopback addresses are open without a token', () => {
   assert.ok(isLoopback('localhost'));
   assert.ok(!isLoopback('0.0.0.0'));
   assert.ok(!isLoopback('10.1.2.3'));
+});
+
+test('issue 19: FAASCELL_TOKEN is held to the same rule as api.token in the file', () => {
+  const saved = process.env.FAASCELL_TOKEN;
+  try {
+    process.env.FAASCELL_TOKEN = 'a';
+    assert.throws(() => parseConfig({ api: { host: '0.0.0.0' } }), (e: unknown) => e instanceof ConfigError && e.key === 'api.token' && /FAASCELL_TOKEN/.test(e.message) && /at least 16 characters/.test(e.message));
+    assert.throws(() => parseConfig({}), (e: unknown) => e instanceof ConfigError && e.key === 'api.token');
+    assert.throws(() => parseConfig({ api: { token: 'short' } }), (e: unknown) => e instanceof ConfigError && e.key === 'api.token' && !/FAASCELL_TOKEN/.test(e.message));
+    // a token in the file wins over the environment's
+    assert.equal(parseConfig({ api: { token: 'f'.repeat(16) } }).api.token, 'f'.repeat(16));
+    process.env.FAASCELL_TOKEN = 'e'.repeat(16);
+    assert.equal(parseConfig({}).api.token, 'e'.repeat(16));
+  } finally {
+    if (saved === undefined) delete process.env.FAASCELL_TOKEN;
+    else process.env.FAASCELL_TOKEN = saved;
+  }
+});
+
+test('issue 19: API bounds have defaults and are checked', () => {
+  const c = parseConfig({});
+  assert.deepEqual(
+    { d: c.api.maxJsonDepth, h: c.api.headersTimeoutMs, r: c.api.requestTimeoutMs, k: c.api.keepAliveTimeoutMs, m: c.api.maxConnections, a: c.api.allowedHosts, t: c.api.tcp, s: c.api.socket },
+    { d: 100, h: 10_000, r: 120_000, k: 5_000, m: 1024, a: [], t: true, s: undefined },
+  );
+  assert.equal(apiSocketPath(parseConfig({ stateDir: '/var/lib/fc' })), '/var/lib/fc/api.sock');
+  assert.equal(apiSocketPath(parseConfig({ api: { socket: false } })), undefined);
+  const key = (input: unknown): string | undefined => {
+    try {
+      parseConfig(input);
+    } catch (e) {
+      return (e as ConfigError).key;
+    }
+    return undefined;
+  };
+  assert.equal(key({ api: { headersTimeoutMs: 5000, requestTimeoutMs: 1000 } }), 'api.headersTimeoutMs');
+  assert.equal(key({ api: { tcp: false, socket: false } }), 'api.tcp');
+  assert.equal(key({ api: { maxJsonDepth: 5000 } }), 'api.maxJsonDepth');
+  assert.equal(key({ api: { allowedHosts: ['a.example:8080'] } }), 'api.allowedHosts.0');
 });

@@ -1,137 +1,141 @@
-// Conformance: the same trace through (a) the simulator and (b) the real
-// Dispatcher + VmPool + Workers + PerfManager + SnapshotManager with a fake
-// runtime driver whose start and run times follow the same cost profile, on a
-// virtual clock. Both drive the same decision core, but through different shells
-// (event heap and modelled costs vs actors, messages and Workers): every start,
-// every assignment of a request to an instance, every refusal and every stop
-// (evictions included) must be identical. A shell that decides anything on its
-// own, or feeds the core differently, fails this test.
+// Conformance (docs/architecture.md): the same scenario through the simulator and
+// through the daemon's real actors on a virtual clock with a fake driver
+// (test/helpers/conformance.ts) must make the same decisions in the same order:
+// starts, assignments, refusals, stops, snapshot drops and moves, from the first
+// arrival until the node is idle — with functions updated and deleted during the
+// run, a shutdown, a full queue, every kind of start failure, full tiers, a
+// pre-warming keep-alive policy and snapshot moves between tiers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { VirtualClock } from '../../src/core/clock.js';
-import { createPolicies, type PoliciesConfigInput } from '../../src/policies/index.js';
-import { profileSchema } from '../../src/sim/profile.js';
-import { simulate, type Decision } from '../../src/sim/simulator.js';
-import { TraceSource } from '../../src/sources/trace.js';
-import { faasrailTrace } from '../../src/traces/faasrail.js';
-import type { Trace } from '../../src/traces/types.js';
-import { deploy, harness } from '../helpers/pool-harness.js';
+import type { PlacementPolicy } from '../../src/policies/types.js';
+import type { FaultModel, StartFault, StartInfo } from '../../src/sim/faults.js';
+import { BOOT_MS, COLD_MS, conform, FUNCTIONS, INIT_MS, RESTORE_MS, SLOT_MS, type NodeEvent, type Scenario } from '../helpers/conformance.js';
 
-const SLOT_MS = 10_000;
-const COLD_MS = 3000; // boot 2800 + init 200
-const RESTORE_MS = 400; // driver 300 + resync 100
+const END = FUNCTIONS[0]!.counts.length * SLOT_MS;
 
-const FUNCTIONS = [
-  { name: 'a', avgDurationMs: 150.25, memoryMiB: 128, counts: [5, 8, 3, 0, 0, 10, 2, 0, 0, 0, 6, 1] },
-  { name: 'b', avgDurationMs: 2500.5, memoryMiB: 256, counts: [0, 6, 0, 0, 4, 0, 0, 8, 0, 0, 0, 3] },
-  { name: 'c', avgDurationMs: 40.125, memoryMiB: 128, counts: [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] },
-  { name: 'd', avgDurationMs: 9000.75, memoryMiB: 256, counts: [2, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0] },
-  { name: 'e', avgDurationMs: 600.5, memoryMiB: 512, counts: [0, 0, 3, 3, 0, 0, 0, 3, 3, 0, 0, 0] },
-  { name: 'f', avgDurationMs: 80.375, memoryMiB: 128, counts: [10, 0, 0, 0, 10, 0, 0, 0, 10, 0, 0, 0] },
-  // a burst beyond its three instances: admission refuses early, or the queue times out
-  { name: 'g', avgDurationMs: 5000.5, memoryMiB: 128, counts: [0, 0, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0] },
+/** Every scenario changes the node while it runs: an update, a delete, and a shutdown after the trace. */
+const CHANGES: NodeEvent[] = [
+  { at: 54_400.125, kind: 'update', fn: 'a' },
+  { at: 69_260.375, kind: 'update', fn: 'c' },
+  { at: 57_000.625, kind: 'delete', fn: 'g' },
+  { at: END + 8_000.5, kind: 'shutdown' },
 ];
 
-const NODE = {
-  memoryMiB: 1024,
-  maxInstances: 3,
-  maxQueueDelayMs: 15_000,
-  maxConcurrentStarts: 2,
-};
+function covers(log: string[], kinds: string[]): void {
+  for (const k of kinds) assert.ok(log.some((x) => x.includes(k)), `the scenario exercises ${k}`);
+}
 
-const profile = profileSchema.parse({
-  accelerator: 'test',
-  defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, restoreMsByTier: { shm: RESTORE_MS } },
-  tiers: [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20 }],
-  node: { cores: 2, idleVmCpu: 0 },
+const COMMON = ['"kind":"start"', '"path":"restore"', '"fresh":false', '"cause":"evicted"', '"kind":"reject"', '"cause":"stale"', '"reason":"deleted"', '"cause":"shutdown"', '"cause":"invalidated"'];
+
+void test('conformance: fixed TTL, LRU eviction, deadline admission, a full queue', { timeout: 300_000 }, async () => {
+  const log = await conform({
+    label: 'fixed',
+    policies: { keepAlive: { policy: 'fixed', ttlSeconds: 25 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' },
+    maxQueueLength: 6,
+    events: CHANGES,
+  });
+  covers(log, [...COMMON, '"cause":"expired"', '"reason":"queue_full"']);
 });
 
-const expand = { spread: 'random' as const, seed: 7 };
-
-async function simulated(trace: Trace, cfg: PoliciesConfigInput): Promise<Decision[]> {
-  const log: Decision[] = [];
-  simulate({
-    trace,
-    policies: await createPolicies(cfg, { baseDir: '.' }),
-    profile,
-    memoryMiB: NODE.memoryMiB,
-    maxInstancesPerFunction: NODE.maxInstances,
-    maxQueueDelayMs: NODE.maxQueueDelayMs,
-    expand,
-    node: { cpuModel: false, maxConcurrentStarts: NODE.maxConcurrentStarts, snapshots: true, preferWarm: true },
-    onDecision: (d) => log.push(d),
+void test('conformance: greedy-dual, priority eviction, queue-length admission', { timeout: 300_000 }, async () => {
+  const log = await conform({
+    label: 'greedy-dual',
+    policies: { keepAlive: 'greedy-dual', eviction: 'priority', selection: 'lru', placement: 'fixed', admission: 'queue-length' },
+    events: CHANGES,
   });
-  return log;
-}
+  covers(log, COMMON);
+});
 
-async function real(trace: Trace, cfg: PoliciesConfigInput): Promise<{ log: Decision[]; answered: number; sent: number }> {
-  const clock = new VirtualClock(0);
-  const log: Decision[] = [];
-  const h = await harness({
-    clock,
-    snapshots: true,
-    policies: cfg,
-    behaviour: { bootMs: COLD_MS - 200, initMs: 200, restoreMs: RESTORE_MS - 100, resyncMs: 100, ownRestoreMs: 0, snapshotMs: 0 },
-    pool: {
-      memoryBudgetMiB: NODE.memoryMiB,
-      maxQueueDelayMs: NODE.maxQueueDelayMs,
-      tiers: [{ name: 'shm', latencyRank: 0, capacityBytes: (1 << 20) * 1048576 }],
-      starts: { maxConcurrent: NODE.maxConcurrentStarts, cores: 2, idleVmCpu: 0, defaultColdMs: COLD_MS, defaultRestoreMs: RESTORE_MS, preferWarm: true },
+void test('conformance: every kind of start failure, a full tier device, snapshots evicted from a small tier', { timeout: 300_000 }, async () => {
+  // which start fails, how and when: the same plan (fresh per shell) drives the simulator and the fake driver;
+  // each fault hits the first start that fits it (a list of them for init: the function backs off)
+  const applied: string[][] = [];
+  const plan = (): FaultModel => {
+    const fired = new Map<string, number>();
+    applied.push([]);
+    const mine = applied[applied.length - 1]!;
+    const take = (key: string, times: number, fits: boolean, f: StartFault): StartFault | undefined => {
+      const n = fired.get(key) ?? 0;
+      if (!fits || n >= times) return undefined;
+      fired.set(key, n + 1);
+      mine.push(key);
+      return f;
+    };
+    return {
+      start: (s: StartInfo) =>
+        take('boot', 1, s.fn === 'b' && s.path === 'cold', { kind: 'boot', afterMs: BOOT_MS }) ??
+        take('spawn', 1, s.fn === 'c' && s.path === 'cold', { kind: 'boot', afterMs: 0 }) ??
+        take('init', 3, s.fn === 'e' && s.path === 'cold', { kind: 'init', afterMs: COLD_MS }) ??
+        take('snapshot', 1, s.fn === 'd' && s.path === 'cold' && s.snapshot, { kind: 'snapshot', afterMs: COLD_MS }) ??
+        take('restore-broken', 1, s.fn === 'a' && s.path === 'restore', { kind: 'restore-broken', afterMs: RESTORE_MS }) ??
+        take('restore-slow', 2, s.fn === 'g' && s.path === 'restore', { kind: 'restore-slow', afterMs: 3 * RESTORE_MS }) ??
+        take('resync', 1, s.fn === 'f' && s.path === 'restore', { kind: 'resync', afterMs: 0 }),
+      // the shm tier's device is full for a while: snapshots placed there go to disk instead
+      tierFull: (tier, now) => tier === 'shm' && now >= 20_000 && now < 40_000,
+    };
+  };
+  const log = await conform({
+    label: 'faults',
+    policies: { keepAlive: { policy: 'fixed', ttlSeconds: 8 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' },
+    tiers: [
+      // room for two snapshots (100 MiB once taken, reserved at the function's memory size before): more evict
+      // the least recently used (cause tier-full)
+      { name: 'shm', latencyRank: 0, capacityMiB: 300, restoreMs: RESTORE_MS },
+      { name: 'disk', latencyRank: 1, capacityMiB: 1 << 20, restoreMs: RESTORE_MS },
+    ],
+    faults: plan,
+    // long enough that e's next requests (slots 7 and 8) come while it backs off
+    backoffBaseMs: 40_000,
+    backoffMaxMs: 80_000,
+    events: CHANGES,
+  });
+  assert.deepEqual(applied[0], applied[1], 'both shells met the same faults');
+  for (const k of ['boot', 'spawn', 'init', 'snapshot', 'restore-broken', 'restore-slow', 'resync']) assert.ok(applied[0]!.includes(k), `the ${k} fault happened`);
+  covers(log, [...COMMON, '"reason":"start_failed"', '"cause":"broken"', '"cause":"failed"', '"cause":"tier-full"', '"reason":"start_backoff"']);
+});
+
+void test('conformance: a pre-warming keep-alive policy (hybrid histogram)', { timeout: 300_000 }, async () => {
+  const log = await conform({
+    label: 'prewarm',
+    // histogram bins of 1 s over 60 s: the trace's idle gaps are learned within its first minute
+    policies: { keepAlive: { policy: 'hybrid-histogram', binMinutes: 1 / 60, rangeMinutes: 1, minSamples: 2, headPercentile: 5, tailPercentile: 99 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' },
+    memoryMiB: 2048,
+    events: CHANGES,
+  });
+  covers(log, ['"cause":"prewarm-unload"', '"kind":"start"']);
+});
+
+void test('conformance: snapshots move between tiers as placement revisits them (two-phase)', { timeout: 300_000 }, async () => {
+  // a placement that keeps a new snapshot on the fast tier and moves it to the slow one after two restores
+  const tiered: PlacementPolicy = {
+    name: 'test-tiered',
+    revisit: true,
+    place: (_fn, tiers, stats) => ({ action: 'snapshot', tier: (stats?.samples ?? 0) >= 2 ? (tiers.find((t) => t.name === 'disk') ?? tiers[0]!).name : tiers[0]!.name, reason: 'test' }),
+  };
+  const log = await conform({
+    label: 'moves',
+    policies: { keepAlive: { policy: 'fixed', ttlSeconds: 4 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' },
+    policyOverrides: (p) => {
+      p.placement = tiered;
     },
-    onDecision: (d) => log.push(d),
+    tiers: [
+      { name: 'shm', latencyRank: 0, capacityMiB: 1 << 20, restoreMs: RESTORE_MS },
+      { name: 'disk', latencyRank: 1, capacityMiB: 1 << 20, restoreMs: RESTORE_MS },
+    ],
+    events: CHANGES,
   });
-  try {
-    for (const f of FUNCTIONS) deploy(h, f.name, { memoryMiB: f.memoryMiB, maxInstances: NODE.maxInstances, timeoutMs: 60_000 });
-    await clock.settle();
-    const src = new TraceSource({ trace, dispatcher: h.dispatcher, clock, expand, params: (i) => ({ ms: FUNCTIONS[i]!.avgDurationMs }) });
-    const done = src.done();
-    await src.start();
-    await clock.run();
-    await done;
-    return { log, ...src.progress };
-  } finally {
-    await h.close();
-  }
-}
+  covers(log, ['"kind":"moveSnapshot"', '"path":"restore"']);
+});
 
-/** Decisions up to the end of the trace (after it, the simulator runs no more timers), in a canonical order. */
-function canonical(log: Decision[], endMs: number): string[] {
-  const order = { start: 0, assign: 1, reject: 2, stop: 3 } as const;
-  return log
-    .filter((d) => d.t < endMs)
-    .map((d) => ({ d, key: [d.t.toFixed(6), order[d.kind], 'inst' in d ? d.inst : 0, 'req' in d ? d.req : 0] as const }))
-    .sort((x, y) => (x.key[0] === y.key[0] ? x.key[1] - y.key[1] || x.key[2] - y.key[2] || x.key[3] - y.key[3] : Number(x.key[0]) - Number(y.key[0])))
-    .map(({ d }) => JSON.stringify({ ...d, t: Number(d.t.toFixed(6)) }));
-}
-
-function compare(sim: string[], daemon: string[]): void {
-  const n = Math.min(sim.length, daemon.length);
-  for (let i = 0; i < n; i++) {
-    if (sim[i] !== daemon[i]) {
-      assert.fail(`decision ${i} differs\n  simulator: ${sim[i]}\n  daemon:    ${daemon[i]}\n  before it: ${sim.slice(Math.max(0, i - 3), i).join('\n             ')}`);
-    }
-  }
-  assert.equal(daemon.length, sim.length, `the daemon made ${daemon.length} decisions, the simulator ${sim.length}`);
-}
-
-const COMMON = ['"kind":"start"', '"path":"restore"', '"fresh":false', '"cause":"evicted"', '"kind":"reject"'];
-for (const [label, cfg, kinds] of [
-  ['fixed TTL, LRU eviction, deadline admission', { keepAlive: { policy: 'fixed', ttlSeconds: 25 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' }, [...COMMON, '"cause":"expired"']],
-  // greedy-dual keeps instances until evicted: no expiry
-  ['greedy-dual, priority eviction, queue-length admission', { keepAlive: 'greedy-dual', eviction: 'priority', selection: 'lru', placement: 'fixed', admission: 'queue-length' }, COMMON],
-] as Array<[string, PoliciesConfigInput, string[]]>) {
-  void test(`daemon and simulator make the same decisions: ${label}`, { timeout: 120_000 }, async () => {
-    const trace = faasrailTrace(FUNCTIONS, SLOT_MS, 'conformance');
-    const endMs = trace.nSlots * SLOT_MS;
-    const simLog = await simulated(trace, cfg);
-    const r = await real(trace, cfg);
-    assert.equal(r.answered, r.sent, 'every request answered');
-    const s = canonical(simLog, endMs);
-    const d = canonical(r.log, endMs);
-    // the trace exercises every kind of decision
-    for (const k of kinds) {
-      assert.ok(s.some((x) => x.includes(k)), `the simulator log has ${k}`);
-    }
-    compare(s, d);
-  });
-}
+void test('conformance fails when one shell decides differently (the check has teeth)', { timeout: 300_000 }, async () => {
+  void INIT_MS;
+  // the same fault plan, except the daemon's first start of b fails and the simulator's does not
+  let daemonSide = false;
+  const plan: Scenario['faults'] = { start: (s) => (daemonSide && s.fn === 'b' && s.nth === 1 ? { kind: 'boot', afterMs: BOOT_MS } : undefined) };
+  const sc: Scenario = { label: 'teeth', policies: { keepAlive: { policy: 'fixed', ttlSeconds: 25 } }, faults: plan };
+  const { simulated, real, lines, compare } = await import('../helpers/conformance.js');
+  const s = lines(await simulated(sc));
+  daemonSide = true;
+  const r = lines((await real(sc)).log);
+  assert.throws(() => compare(s, r), /decision \d+ differs/);
+});

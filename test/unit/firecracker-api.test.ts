@@ -189,9 +189,8 @@ void describe('FirecrackerApi requests', () => {
   void test('a request that gets no answer times out', async () => {
     await withServer(async (srv, api) => {
       srv.respond = () => 'hang';
-      const t0 = Date.now();
+      // the server never answers: only the client's own deadline ends the request (the message names it)
       await assert.rejects(api.pause(), (e: unknown) => e instanceof FirecrackerApiError && e.code === 'ETIMEDOUT' && /timed out after 150 ms/.test(e.message));
-      assert.ok(Date.now() - t0 < 2_000);
     }, 150);
   });
 

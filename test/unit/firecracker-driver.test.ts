@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FirecrackerDriver } from '../../src/runtimes/firecracker/driver.js';
-import type { GuestImage, VmConfig, VmHandle } from '../../src/runtimes/types.js';
+import { VmStartError, type GuestImage, type VmConfig, type VmHandle } from '../../src/runtimes/types.js';
 
 // CommonJS (the file has no extension and no package.json above it).
 const FAKE_FIRECRACKER = String.raw`
@@ -30,6 +30,11 @@ record({ argv, cwd: process.cwd(), pid: process.pid });
 if (conf.mode === 'exit-early') {
   process.stderr.write('Error: fake failure: cannot open /dev/kvm\n');
   process.exit(1);
+}
+// a VMM that runs but never serves its API (a wedged start): the driver's deadline must say so
+if (conf.mode === 'no-api') {
+  setInterval(() => {}, 1000);
+  return;
 }
 const sock = arg('--api-sock');
 if (fs.existsSync(sock)) { process.stderr.write('socket exists\n'); process.exit(1); }
@@ -106,7 +111,7 @@ process.on('SIGTERM', () => { if (conf.ignoreTerm) return; process.exit(0); });
 
 interface FakeConf {
   record: string;
-  mode?: 'ok' | 'exit-early';
+  mode?: 'ok' | 'exit-early' | 'no-api';
   failOn?: string;
   socketDelayMs?: number;
   ignoreTerm?: boolean;
@@ -321,6 +326,39 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     await assert.rejects(fs.access(cfg.runDir), /ENOENT/);
   });
 
+  // issue 17: the decision core decides on the type of a failed start (a deadline keeps the snapshot,
+  // a refused snapshot is dropped), never on its text: the same typed errors as the QEMU driver
+  void test('failed starts are typed VmStartErrors: refused snapshot, deadline, exited VMM, API fault', async () => {
+    const reason = async (p: Promise<unknown>): Promise<string> => {
+      try {
+        await p;
+      } catch (e) {
+        assert.ok(e instanceof VmStartError, `a VmStartError, not ${String(e)}`);
+        return `${e.op}:${e.reason}`;
+      }
+      assert.fail('the start should fail');
+    };
+    const driver = new FirecrackerDriver({ binary: fakeBin });
+    // its API never comes up: the driver's start deadline (short here) is what fails the start
+    const wedged = new FirecrackerDriver({ binary: fakeBin, startTimeoutMs: 300 });
+    const missing = { statePath: path.join(dir, 'none.state'), memoryPath: path.join(dir, 'none.mem'), kind: 'shared-memory' as const };
+    assert.equal(await reason(driver.restore(vmConfig('t-missing'), missing)), 'restore:snapshot-unusable');
+    const state = path.join(dir, 'typed.state');
+    const mem = path.join(dir, 'typed.mem');
+    await fs.writeFile(state, 'x');
+    await fs.writeFile(mem, 'x');
+    await setFake({ mode: 'ok', failOn: 'PUT /snapshot/load' });
+    assert.equal(await reason(driver.restore(vmConfig('t-refused'), { statePath: state, memoryPath: mem, kind: 'shared-memory' })), 'restore:snapshot-unusable');
+    await setFake({ mode: 'no-api' });
+    assert.equal(await reason(wedged.restore(vmConfig('t-slow'), { statePath: state, memoryPath: mem, kind: 'shared-memory' })), 'restore:timeout');
+    assert.equal(await reason(wedged.boot(vmConfig('t-boot-slow'))), 'boot:timeout');
+    await setFake({ mode: 'exit-early' });
+    assert.equal(await reason(driver.boot(vmConfig('t-exit'))), 'boot:vmm-exited');
+    await setFake({ mode: 'ok', failOn: 'PUT /machine-config' });
+    assert.equal(await reason(driver.boot(vmConfig('t-config'))), 'boot:vmm-failed');
+    assert.equal(await reason(new FirecrackerDriver({ binary: path.join(dir, 'no-such-firecracker') }).boot(vmConfig('t-nobin'))), 'boot:vmm-failed');
+  });
+
   void test('stop escalates to SIGKILL when TERM is ignored', async () => {
     await setFake({ mode: 'ok', ignoreTerm: true });
     const driver = new FirecrackerDriver({ binary: fakeBin });
@@ -332,20 +370,15 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     assert.equal(pidAlive(vm.pid), false);
   });
 
-  void test('cpuAffinity runs the VMM under taskset with the same pid', async (t) => {
-    const { execFileSync } = await import('node:child_process');
-    try {
-      execFileSync('taskset', ['-c', '0', 'true']);
-    } catch {
-      t.skip('taskset not available');
-      return;
-    }
+  void test('cpuAffinity runs the VMM under taskset with the same pid', async () => {
+    // a CPU this process may run on (a container may not have CPU 0); taskset is util-linux, always there
+    const cpu = Number(/^Cpus_allowed_list:\s+(\d+)/m.exec(await fs.readFile('/proc/self/status', 'utf8'))?.[1] ?? 0);
     await setFake({ mode: 'ok' });
-    const vm = await new FirecrackerDriver({ binary: fakeBin }).boot(vmConfig('pinned', { cpuAffinity: [0] }));
+    const vm = await new FirecrackerDriver({ binary: fakeBin }).boot(vmConfig('pinned', { cpuAffinity: [cpu] }));
     handles.push(vm);
     assert.equal((await records())[0]?.pid, vm.pid);
     const status = await fs.readFile(`/proc/${vm.pid}/status`, 'utf8');
-    assert.match(status, /^Cpus_allowed_list:\s+0$/m);
+    assert.match(status, new RegExp(`^Cpus_allowed_list:\\s+${cpu}$`, 'm'));
     await vm.stop();
   });
 

@@ -4,92 +4,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { zipSync, strToU8 } from 'fflate';
-import { buildApi } from '../../src/api/server.js';
-import type { ActorRef, Reply } from '../../src/core/actor.js';
-import { FaasError } from '../../src/core/errors.js';
-import type { DispatcherMsg } from '../../src/dispatcher/dispatcher.js';
-import { finishTimings, STAGES, type ActivationRecord, type ActivationStatus } from '../../src/perf/activation.js';
-import type { PerfMsg } from '../../src/perf/perf-manager.js';
-import { openMemoryDb } from '../../src/registry/db.js';
-import { Registry, withDefaults } from '../../src/registry/registry.js';
+import { STAGES, type ActivationRecord, type ActivationStatus } from '../../src/perf/activation.js';
 import { actionInput } from '../../src/sources/openwhisk/actions.js';
 import { checkAuth } from '../../src/sources/openwhisk/auth.js';
 import { toOpenWhiskActivation } from '../../src/sources/openwhisk/records.js';
 import { blockingHttpStatus, openWhiskStatus } from '../../src/sources/openwhisk/status.js';
-import type { PoolMsg } from '../../src/vmpool/pool.js';
-
-const TOKEN = 'a-token-of-sixteen-chars';
-const limits = { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 30000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 2, maxTimeoutMs: 900000, maxInstances: 64 }, maxCodeBytes: 1 << 20 };
-
-function actor<M>(name: string, handle: (m: M) => void): ActorRef<M> {
-  return {
-    name,
-    stopped: false,
-    tell: handle,
-    ask<T>(build: (r: Reply<T>) => M): Promise<T> {
-      return new Promise<T>((resolve, reject) => handle(build({ resolve, reject })));
-    },
-  };
-}
-
-/** A node whose "functions" answer by name: hello echoes, fails throws, slow takes 300 ms, busy is refused. */
-async function node(token?: string) {
-  const db = openMemoryDb();
-  const registry = new Registry(db, limits);
-  const records = new Map<string, ActivationRecord>();
-  const perf = actor<PerfMsg>('perf', (m) => {
-    if (m.kind === 'activation') records.set(m.record.id, m.record);
-    else if (m.kind === 'get') m.reply.resolve(records.get(m.id));
-    else if (m.kind === 'list') m.reply.resolve([...records.values()].filter((r) => !m.fn || r.function === m.fn).reverse().slice(0, m.limit));
-  });
-  const seen: unknown[] = [];
-  const dispatcher = actor<DispatcherMsg>('dispatcher', ({ req }) => {
-    // as the real Dispatcher: the function's default parameters under the invocation's own
-    const def = registry.get(req.fn);
-    req = { ...req, params: def ? withDefaults(def, req.params) : req.params };
-    seen.push(req.params);
-    const t0 = req.receivedAt;
-    const rec: ActivationRecord = { id: req.activationId ?? 'native', function: req.fn, functionVersion: registry.get(req.fn)?.version ?? 0, runtime: 'qemu', startPath: 'cold', status: 'success', timestamps: { received: t0 }, timings: {}, totalMs: 0, logs: ['hello from the guest'] };
-    const finish = (status: ActivationStatus, result?: unknown, error?: FaasError): void => {
-      rec.status = status;
-      if (error) rec.error = { code: error.code, message: error.message };
-      Object.assign(rec.timestamps, { admitted: t0 + 1, vmmSpawned: t0 + 2, agentReady: t0 + 3000, initDone: t0 + 3200, instanceAssigned: t0 + 3200, runStarted: t0 + 3210, runFinished: t0 + 3260, responseSent: t0 + 3261 });
-      rec.runMs = 50;
-      finishTimings(rec);
-      req.sink.deliver({ activation: rec, result, error });
-      perf.tell({ kind: 'activation', record: rec });
-    };
-    const p = req.params as Record<string, unknown>;
-    if (req.fn === 'hello') finish('success', { payload: `Hello ${String(p.name)}`, greeting: p.greeting });
-    else if (req.fn === 'fails') finish('application_error', undefined, new FaasError('function_error', 'boom'));
-    else if (req.fn === 'slow') setTimeout(() => finish('success', { done: true }), 300);
-    else if (req.fn === 'busy') {
-      rec.status = 'rejected';
-      const e = new FaasError('too_many_requests', 'queue of busy is full');
-      rec.error = { code: e.code, message: e.message };
-      req.sink.deliver({ activation: rec, error: e });
-    }
-  });
-  const pool = actor<PoolMsg>('pool', (m) => {
-    if ('reply' in m && m.reply) (m.reply as Reply<void>).resolve();
-  });
-  const app = await buildApi({
-    registry,
-    dispatcher,
-    pool,
-    perf,
-    bodyLimitBytes: 1 << 20,
-    maxCodeBytes: 1 << 20,
-    token,
-    info: () => ({}),
-    openwhisk: { db, retain: 1000, options: { namespace: 'guest', blockingWaitMs: 100 } },
-  });
-  return { app, registry, records, seen };
-}
-
-const basic = (user: string, key: string): string => `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}`;
-const AUTH = { authorization: basic('23bc46b1-71f6-4ed5-8c54-816aa4f8c502', TOKEN) };
-const HELLO = { exec: { kind: 'nodejs:default', code: 'function main(p) { return { payload: "Hello " + p.name } }' } };
+import { AUTH, basic, HELLO, node, TOKEN } from '../helpers/openwhisk-node.js';
 
 void test('the status mapping covers every FaaSCell status and picks the HTTP status', () => {
   const at = (status: ActivationStatus) => openWhiskStatus({ status });
@@ -301,8 +221,12 @@ void test('invocations: blocking, result only, errors, non-blocking with its rec
   r = await app.inject({ method: 'GET', url: `${acts}/${id}/logs`, headers: AUTH });
   assert.deepEqual(r.json(), { logs: ['hello from the guest'] });
   assert.equal((await app.inject({ method: 'GET', url: `${acts}/${slowId}`, headers: AUTH })).statusCode, 404, 'not finished yet');
-  await new Promise((res) => setTimeout(res, 400));
-  r = await app.inject({ method: 'GET', url: `${acts}/${slowId}/result`, headers: AUTH });
+  // the slow one finishes 300 ms after it started: ask until it is recorded (bounded), not after a guess
+  for (let i = 0; i < 300; i++) {
+    r = await app.inject({ method: 'GET', url: `${acts}/${slowId}/result`, headers: AUTH });
+    if (r.statusCode !== 404) break;
+    await new Promise((res) => setTimeout(res, 100));
+  }
   assert.deepEqual(r.json().result, { done: true });
 
   // listing: newest first, summaries unless docs=true, by name, counted

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { plottedPath, readExperimentCsv, runPlotCommand } from '../../src/plots/cli.js';
 import { renderSvg, svgToPng } from '../../src/plots/render.js';
-import { coldStartVsMemorySpec, latencyCdfSpec } from '../../src/plots/specs.js';
+import { coldStartsPerPolicySpec, coldStartVsMemorySpec, latencyCdfSpec } from '../../src/plots/specs.js';
 
 test('a Vega-Lite spec renders to SVG with its labels, and to PNG', async () => {
   const spec = coldStartVsMemorySpec(
@@ -55,13 +55,40 @@ test('faascell plot: replay records and an experiment results.csv', async () => 
     assert.equal(printed.trim().split('\n').length, files.length);
     const spec = JSON.parse(readFileSync(path.join(out, 'run1-latency-cdf.vl.json'), 'utf8')) as { data: { values: Array<{ startPath: string }> } };
     assert.ok(spec.data.values.some((v) => v.startPath === 'error'), 'a refused request is plotted as error');
-    assert.deepEqual(readExperimentCsv(path.join(dir, 'results.csv')).map((p) => p.memoryGiB), [8, 16, 8, 8], 'unlimited has no place on the axis');
+    assert.deepEqual(readExperimentCsv(path.join(dir, 'results.csv')).map((p) => p.memoryGiB), [8, 16, 8, Infinity, 8], 'unlimited is read (its own bar; named in the log-axis plot\'s title)');
     await assert.rejects(runPlotCommand({ files: [path.join(dir, 'x.txt')], out }), /expected replay records/);
     await assert.rejects(runPlotCommand({ files: [path.join(dir, 'run1.jsonl')], out, format: 'gif' }), /--format: gif/);
     writeFileSync(path.join(dir, 'bad.jsonl'), '{"a":1}\n');
     await assert.rejects(runPlotCommand({ files: [path.join(dir, 'bad.jsonl')], out }), /bad\.jsonl:1: not a replay record/);
     assert.equal(plottedPath({ status: 200, startPath: 'warm' }), 'warm');
     assert.equal(plottedPath({ status: 502, startPath: 'warm' }), 'error');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('small percentages keep their digits, "unlimited" rows are plotted, few CDF samples are drawn as points', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-plot-small-'));
+  try {
+    const csv = path.join(dir, 'results.csv');
+    writeFileSync(csv, 'variant,policy,memoryGiB,coldStartFraction\nsnapshots,fixed,8,0.0004\nsnapshots,fixed,16,0.0002\nsnapshots,fixed,unlimited,0.0001\nsnapshots,none,8,0.0009\nsnapshots,none,unlimited,0.0008\n');
+    const pts = readExperimentCsv(csv);
+    assert.equal(pts.length, 5, 'the unlimited rows are read');
+    assert.equal(pts.filter((p) => p.memoryGiB === Infinity).length, 2);
+    const bars = await renderSvg(coldStartsPerPolicySpec(pts, 'bars'));
+    assert.ok(bars.includes('unlimited'), 'an "unlimited" bar group');
+    const ticks = [...bars.matchAll(/>([0-9.]+%)</g)].map((m) => m[1]!);
+    assert.ok(ticks.length > 2 && ticks.some((t) => t !== '0%'), `y ticks tell the values apart: ${ticks.join(' ')}`);
+    assert.ok(new Set(ticks).size === ticks.length, `no two y ticks read the same: ${ticks.join(' ')}`);
+    const line = await renderSvg(coldStartVsMemorySpec(pts, 'line'));
+    assert.match(line, /unlimited: fixed 0\.010 %, none 0\.080 %/, 'the unlimited values in the title of the log-axis plot');
+
+    const two = latencyCdfSpec([{ startPath: 'cold', latencyMs: 2000 }, { startPath: 'cold', latencyMs: 2600 }, ...Array.from({ length: 60 }, (_, i) => ({ startPath: 'warm', latencyMs: 5 + i }))], 'cdf');
+    assert.ok('layer' in two && Array.isArray(two.layer) && two.layer.length === 2, 'a line and a point layer');
+    const svg = await renderSvg(two);
+    const symbols = (svg.match(/<path[^>]*class="[^"]*"|role="graphics-symbol"/g) ?? []).length;
+    assert.ok(symbols >= 2, 'points drawn');
+    assert.ok(svg.includes('cold (n=2)') || svg.includes('cdf'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

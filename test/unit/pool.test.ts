@@ -1,11 +1,28 @@
 // VmPool scheduling, keep-alive, budget and admission, over a fake driver.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { harness, deploy } from '../helpers/pool-harness.js';
-import { sleep } from '../helpers/fake-driver.js';
+import { VirtualClock } from '../../src/core/clock.js';
+import { harness, deploy, type Harness, type HarnessOptions } from '../helpers/pool-harness.js';
+import { autoAdvance } from '../helpers/virtual-time.js';
+
+/** The harness on virtual time that runs by itself: the fake VMs' boots and runs, keep-alive timers and the
+ * tests' own waits (h.sleep) follow one clock, whatever the machine's load. */
+async function virtualHarness(opts: HarnessOptions = {}): Promise<Harness & { sleep(ms: number): Promise<void> }> {
+  const clock = new VirtualClock();
+  const time = autoAdvance(clock);
+  const h = await harness({ ...opts, clock });
+  return {
+    ...h,
+    sleep: (ms) => clock.sleep(ms),
+    close: async () => {
+      await h.close();
+      await time.stop();
+    },
+  };
+}
 
 test('cold then warm: the second invocation reuses the VM', async () => {
-  const h = await harness();
+  const h = await virtualHarness();
   try {
     deploy(h, 'f');
     const a = await h.invoke('f', { x: 1 });
@@ -27,7 +44,7 @@ test('cold then warm: the second invocation reuses the VM', async () => {
 });
 
 test('concurrent invocations get separate VMs up to maxInstances, then queue', async () => {
-  const h = await harness({ behaviour: { runMs: 100 } });
+  const h = await virtualHarness({ behaviour: { runMs: 100 } });
   try {
     deploy(h, 'f', { maxInstances: 2 });
     const rs = await Promise.all([1, 2, 3, 4].map((i) => h.invoke('f', { i })));
@@ -41,12 +58,12 @@ test('concurrent invocations get separate VMs up to maxInstances, then queue', a
 });
 
 test('fixed keep-alive: an idle VM is reaped after its TTL', async () => {
-  const h = await harness({ policies: { keepAlive: { policy: 'fixed', ttlSeconds: 0.1 } } });
+  const h = await virtualHarness({ policies: { keepAlive: { policy: 'fixed', ttlSeconds: 0.1 } } });
   try {
     deploy(h, 'f');
     await h.invoke('f');
     assert.equal(h.driver.live(), 1);
-    await sleep(300);
+    await h.sleep(300);
     assert.equal(h.driver.live(), 0);
     const again = await h.invoke('f');
     assert.equal(again.activation.startPath, 'cold');
@@ -57,7 +74,7 @@ test('fixed keep-alive: an idle VM is reaped after its TTL', async () => {
 });
 
 test('memory budget: crossing the high watermark evicts idle VMs (LRU)', async () => {
-  const h = await harness({ pool: { memoryBudgetMiB: 600, highWatermark: 0.9, lowWatermark: 0.5 } });
+  const h = await virtualHarness({ pool: { memoryBudgetMiB: 600, highWatermark: 0.9, lowWatermark: 0.5 } });
   try {
     deploy(h, 'a');
     deploy(h, 'b');
@@ -67,7 +84,7 @@ test('memory budget: crossing the high watermark evicts idle VMs (LRU)', async (
     const st = await h.status();
     assert.equal(st.memoryUsedMiB, 512);
     await h.invoke('c'); // 768 > 540: evict idle down to 300 → both a and b go (LRU first)
-    await sleep(20);
+    await h.sleep(20);
     const after = await h.status();
     assert.deepEqual(after.instances.map((i) => i.fn), ['c']);
     assert.equal(after.counters.evictions, 2);
@@ -77,13 +94,13 @@ test('memory budget: crossing the high watermark evicts idle VMs (LRU)', async (
 });
 
 test('admission: a full queue answers 429, a long wait 503, and nothing admitted is dropped', async () => {
-  const h = await harness({ behaviour: { runMs: 300 }, pool: { maxQueueLength: 1, maxQueueDelayMs: 150 } });
+  const h = await virtualHarness({ behaviour: { runMs: 300 }, pool: { maxQueueLength: 1, maxQueueDelayMs: 150 } });
   try {
     deploy(h, 'f', { maxInstances: 1 });
     const first = h.invoke('f');
-    await sleep(20);
+    await h.sleep(20);
     const second = h.invoke('f'); // queued behind the first
-    await sleep(5);
+    await h.sleep(5);
     const third = await h.invoke('f'); // queue full
     assert.equal(third.error?.status, 429);
     assert.match(third.error.message, /maxQueueLength/);
@@ -97,13 +114,13 @@ test('admission: a full queue answers 429, a long wait 503, and nothing admitted
 });
 
 test('a hung function times out (504), its VM is killed and not reused', async () => {
-  const h = await harness();
+  const h = await virtualHarness();
   try {
     deploy(h, 'f', { timeoutMs: 200 });
     const r = await h.invoke('f', { hang: true });
     assert.equal(r.error?.status, 504);
     assert.equal(r.activation.status, 'timeout');
-    await sleep(20);
+    await h.sleep(20);
     assert.equal(h.driver.live(), 0);
     const next = await h.invoke('f');
     assert.equal(next.activation.startPath, 'cold');
@@ -113,7 +130,7 @@ test('a hung function times out (504), its VM is killed and not reused', async (
 });
 
 test('a function error is a 502 and the VM stays warm; a crash loses the VM', async () => {
-  const h = await harness();
+  const h = await virtualHarness();
   try {
     deploy(h, 'f');
     const e = await h.invoke('f', { throw: 'nope' });
@@ -125,7 +142,7 @@ test('a function error is a 502 and the VM stays warm; a crash loses the VM', as
     const c = await h.invoke('f', { crash: true });
     assert.equal(c.error?.code, 'function_crashed');
     assert.equal(c.activation.status, 'crashed');
-    await sleep(20);
+    await h.sleep(20);
     assert.equal((await h.invoke('f')).activation.startPath, 'cold');
   } finally {
     await h.close();
@@ -133,12 +150,12 @@ test('a function error is a 502 and the VM stays warm; a crash loses the VM', as
 });
 
 test('an update makes warm instances stale', async () => {
-  const h = await harness();
+  const h = await virtualHarness();
   try {
     deploy(h, 'f');
     await h.invoke('f');
     deploy(h, 'f', { memoryMiB: 512 });
-    await sleep(20);
+    await h.sleep(20);
     const r = await h.invoke('f');
     assert.equal(r.activation.startPath, 'cold');
     assert.equal(h.driver.boots, 2);
@@ -150,13 +167,13 @@ test('an update makes warm instances stale', async () => {
 });
 
 test('a delete fails the queued requests with 404 and stops the instances', async () => {
-  const h = await harness({ behaviour: { runMs: 300 } });
+  const h = await virtualHarness({ behaviour: { runMs: 300 } });
   try {
     deploy(h, 'f', { maxInstances: 1 });
     const first = h.invoke('f');
-    await sleep(30);
+    await h.sleep(30);
     const queued = [h.invoke('f'), h.invoke('f')];
-    await sleep(30);
+    await h.sleep(30);
     assert.equal((await h.status()).queues.f, 2);
     h.registry.delete('f');
     await h.pool.ask<void>((reply) => ({ kind: 'functionChanged', fn: 'f', def: undefined, reply }), 1000);
@@ -165,7 +182,7 @@ test('a delete fails the queued requests with 404 and stops the instances', asyn
       assert.match(q.error.message, /deleted/);
     }
     assert.equal((await first).error, undefined, 'the running one finishes');
-    await sleep(50);
+    await h.sleep(50);
     assert.equal(h.driver.live(), 0, 'its instance stopped after the run');
   } finally {
     await h.close();
@@ -173,7 +190,7 @@ test('a delete fails the queued requests with 404 and stops the instances', asyn
 });
 
 test('a failed boot fails the waiting request with vm_error instead of hanging', async () => {
-  const h = await harness({ behaviour: { failBoot: true } });
+  const h = await virtualHarness({ behaviour: { failBoot: true } });
   try {
     deploy(h, 'f');
     const r = await h.invoke('f');

@@ -9,6 +9,7 @@ import { openDb, openMemoryDb } from '../../src/registry/db.js';
 import { Registry } from '../../src/registry/registry.js';
 import { unpackCode, sniffCodeKind } from '../../src/registry/code.js';
 import { FaasError } from '../../src/core/errors.js';
+import { tarOf } from '../helpers/archives.js';
 
 const limits = { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 30000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 2, maxTimeoutMs: 900000, maxInstances: 64 }, maxCodeBytes: 1 << 20 };
 const hello = Buffer.from('function main(p) { return { hello: p.name } }');
@@ -77,7 +78,7 @@ test('zip with package.json main and a nested module', () => {
 });
 
 test('tar.gz (ustar) with index.js', () => {
-  const tar = makeTar({ 'package/index.js': 'exports.main=()=>({ok:true})', 'package/package.json': '{}' });
+  const tar = tarOf({ 'package/index.js': 'exports.main=()=>({ok:true})', 'package/package.json': '{}' });
   const tgz = gzipSync(tar);
   assert.equal(sniffCodeKind(tgz), 'tgz');
   const u = unpackCode('tgz', tgz, 1 << 20);
@@ -91,30 +92,6 @@ test('archives that escape, are corrupt or have no main are refused', () => {
   assert.throws(() => unpackCode('tgz', Buffer.from([0x1f, 0x8b, 1, 2, 3]), 1 << 20), /gzip/);
   assert.throws(() => unpackCode('zip', Buffer.from(zipSync({ 'a.txt': strToU8('x'), 'b.txt': strToU8('y') })), 1 << 20), /no index.js/);
 });
-
-function makeTar(files: Record<string, string>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.from(content);
-    const h = Buffer.alloc(512);
-    h.write(name, 0);
-    h.write('0000644\0', 100);
-    h.write('0000000\0', 108);
-    h.write('0000000\0', 116);
-    h.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
-    h.write('00000000000\0', 136);
-    h.write('        ', 148);
-    h.write('0', 156);
-    h.write('ustar\0', 257);
-    h.write('00', 263);
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-    blocks.push(h, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
 
 test('replicas keep the version and times they were made with; listeners hear the origin; synced() waits for them', async () => {
   const a = new Registry(openMemoryDb(), limits);

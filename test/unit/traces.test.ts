@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -198,16 +198,6 @@ void test('FaaSRail spec errors name the line and the field', async (t) => {
   assert.equal(tr.functions[0]!.stdevMs, 1);
   assert.equal(tr.functions[0]!.benchmark, undefined);
   assert.equal(tr.functions[0]!.name, 'my_fn-r1');
-});
-
-void test('the FaaSRail spec from FaaSRail\'s repository, when present in /work/shared', async (t) => {
-  const f = '/work/shared/faasrail/azure_spec_15rps_5min.csv';
-  if (!existsSync(f)) return t.skip(`${f} not present (a copy of faasrail-loadgen/artifacts/azure_spec_15rps_5min.csv; never committed)`);
-  const tr = await loadTrace(f, 'faasrail');
-  assert.equal(tr.functions.length, 244);
-  assert.equal(tr.nSlots, 5);
-  assert.equal(new Set(tr.functions.map((x) => x.name)).size, 244);
-  assert.ok(tr.functions.every((x) => x.benchmark !== undefined), 'every workload is a known benchmark');
 });
 
 void test('thinning keeps about the fraction, per function, deterministically', async () => {

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ActorSystem } from '../../src/core/actor.js';
-import { realClock } from '../../src/core/clock.js';
+import { realClock, VirtualClock, type Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
 import type { ActivationRecord } from '../../src/perf/activation.js';
@@ -18,19 +18,19 @@ import { Worker, type InvokeOutcome, type WorkerEvent, type WorkerMsg } from '..
 import { FakeDriver, fakeImage, type FakeBehaviour } from '../helpers/fake-driver.js';
 import { Spy } from '../helpers/spy.js';
 
-function rig(behaviour: FakeBehaviour, resyncWithRun: boolean) {
+function rig(behaviour: FakeBehaviour, resyncWithRun: boolean, clock: Clock = realClock) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-wr-'));
   const sys = new ActorSystem(silentLogger, () => undefined);
   const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
   const fn = registry.put('f', { code: Buffer.from('function main(p){return p}') }).def;
-  const driver = new FakeDriver(behaviour);
+  const driver = new FakeDriver(behaviour, clock);
   const snaps = new Spy<SnapshotMsg>();
   const events = new Spy<WorkerEvent>();
   const network = sys.spawn<NetworkMsg>('network', new NetworkManager(path.join(dir, 'run')));
   const snapshots = sys.spawn<SnapshotMsg>('snapshots', snaps);
   const poolRef = sys.spawn<WorkerEvent>('vmpool', events);
   const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
-  const worker = new Worker('vm-1', 3, { path: 'restore', fn, snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, resyncWithRun }, poolRef);
+  const worker = new Worker('vm-1', 3, { path: 'restore', fn, snapshot }, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 }, resyncWithRun }, poolRef);
   const ref = sys.spawn<WorkerMsg>('worker-vm-1', worker);
   const recs: ActivationRecord[] = [];
   return {
@@ -53,14 +53,21 @@ function rig(behaviour: FakeBehaviour, resyncWithRun: boolean) {
 }
 
 void test('with-run: the clone is ready without a resync request; its first run carries the resync, later runs do not', async () => {
-  const r = rig({ resyncMs: 1000 }, true);
+  // virtual time that does not move until the clone is ready: a separate resync (1000 ms) would need it to
+  const clock = new VirtualClock();
+  const t0 = clock.now();
+  const r = rig({ resyncMs: 1000 }, true, clock);
   try {
-    const t0 = Date.now();
+    await clock.settle();
     await r.events.next((e) => e.kind === 'ready');
-    assert.ok(Date.now() - t0 < 900, 'ready without waiting for a separate resync');
-    assert.equal((await r.run(1)).ok, true);
+    assert.equal(clock.now(), t0, 'ready without waiting for a separate resync');
+    const first = r.run(1);
+    await clock.run(t0 + 100);
+    assert.equal((await first).ok, true);
     await r.events.next((e) => e.kind === 'runDone');
-    assert.equal((await r.run(2)).ok, true);
+    const second = r.run(2);
+    await clock.run(t0 + 200);
+    assert.equal((await second).ok, true);
     assert.deepEqual(r.driver.vms[0]!.ops, ['run+resync', 'run']);
     assert.equal(r.recs[0]!.startPath, 'restore');
     assert.equal(r.recs[0]!.startDetails?.resync, 'with-run');

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ActorSystem, type ActorRef } from '../../src/core/actor.js';
-import { realClock } from '../../src/core/clock.js';
+import { realClock, VirtualClock, type Clock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { NetworkManager, type NetworkMsg } from '../../src/network/network-manager.js';
 import type { ActivationRecord } from '../../src/perf/activation.js';
@@ -14,8 +14,11 @@ import { openMemoryDb } from '../../src/registry/db.js';
 import { Registry, type FunctionDef } from '../../src/registry/registry.js';
 import type { SnapshotMsg, SnapshotRef } from '../../src/snapshots/types.js';
 import { Worker, type InvokeOutcome, type StartPlan, type WorkerEvent, type WorkerMsg } from '../../src/worker/worker.js';
-import { FakeDriver, fakeImage, sleep, type FakeBehaviour } from '../helpers/fake-driver.js';
+import { FakeDriver, fakeImage, type FakeBehaviour } from '../helpers/fake-driver.js';
 import { Spy } from '../helpers/spy.js';
+import { ChannelEncodeError } from '../../src/runtimes/channel.js';
+import { toFaasError } from '../../src/core/failure.js';
+import { settleOn } from '../helpers/virtual-time.js';
 
 
 interface Rig {
@@ -29,12 +32,12 @@ interface Rig {
   close(): Promise<void>;
 }
 
-async function rig(behaviour: FakeBehaviour, plan: 'cold' | 'restore' | 'cold+snapshot', fnOpts: Record<string, unknown> = {}): Promise<Rig> {
+async function rig(behaviour: FakeBehaviour, plan: 'cold' | 'restore' | 'cold+snapshot', fnOpts: Record<string, unknown> = {}, clock: Clock = realClock): Promise<Rig> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-w-'));
   const sys = new ActorSystem(silentLogger, () => undefined);
   const registry = new Registry(openMemoryDb(), { defaults: { memoryMiB: 256, vcpus: 1, timeoutMs: 2000, maxInstances: 4 }, limits: { maxMemoryMiB: 4096, maxVcpus: 4, maxTimeoutMs: 60000, maxInstances: 64 }, maxCodeBytes: 1 << 20 });
   const fn = registry.put('f', { code: Buffer.from('function main(p){return p}'), ...fnOpts }).def;
-  const driver = new FakeDriver(behaviour);
+  const driver = new FakeDriver(behaviour, clock);
   // the SnapshotManager answers a commit with the snapshot's size
   const snaps = new Spy<SnapshotMsg>((m) => m.kind === 'commit' && m.reply?.resolve(4096));
   const events = new Spy<WorkerEvent>();
@@ -43,7 +46,7 @@ async function rig(behaviour: FakeBehaviour, plan: 'cold' | 'restore' | 'cold+sn
   const poolRef = sys.spawn<WorkerEvent>('vmpool', events);
   const snapshot: SnapshotRef = { id: 'snap-1', fn: 'f', tier: 'shm', dir, files: { kind: 'shared-memory', statePath: path.join(dir, 'state'), memoryPath: path.join(dir, 'mem') }, workingSetPath: path.join(dir, 'ws.json') };
   const p: StartPlan = plan === 'restore' ? { path: 'restore', fn, snapshot } : plan === 'cold+snapshot' ? { path: 'cold', fn, snapshotTarget: snapshot } : { path: 'cold', fn };
-  const worker = new Worker('vm-1', 7, p, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock: realClock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 } }, poolRef);
+  const worker = new Worker('vm-1', 7, p, { driver, image: fakeImage, accelerator: 'tcg', registry, network, snapshots, clock, bootTimeoutMs: 5000, limits: { maxResultBytes: 1000, maxLogBytes: 100 } }, poolRef);
   const ref = sys.spawn<WorkerMsg>('worker-vm-1', worker);
   let seq = 0;
   return {
@@ -83,13 +86,16 @@ void test('a restore whose snapshot is broken ends the instance with restore-bro
 });
 
 void test('a stop while restoring is handled at once and says nothing about the snapshot', async () => {
-  const r = await rig({ resyncMs: 2000 }, 'restore');
+  // virtual time: the restore's resync ends at +2000 ms only if the clock is moved there; it never is
+  const clock = new VirtualClock();
+  const r = await rig({ resyncMs: 2000 }, 'restore', {}, clock);
   try {
-    await sleep(50);
-    const t0 = Date.now();
+    await clock.run(clock.now() + 50);
+    assert.equal(r.worker.state, 'restoring');
     r.ref.tell({ kind: 'stop', reason: 'evicted' });
+    await clock.settle();
     const gone = await r.events.next((e) => e.kind === 'gone');
-    assert.ok(Date.now() - t0 < 500, `gone after ${Date.now() - t0} ms: the mailbox did not wait for the restore`);
+    assert.ok(clock.now() < 1_700_000_000_000 + 2000, 'gone before the restore could end: the mailbox did not wait for it');
     assert.equal(gone.kind === 'gone' && gone.failure, undefined);
     assert.equal(r.snaps.got.filter((m) => m.kind === 'restoreFailed').length, 0);
     assert.equal(r.driver.live(), 0);
@@ -99,13 +105,15 @@ void test('a stop while restoring is handled at once and says nothing about the 
 });
 
 void test('a stop while booting kills the VM at once', async () => {
-  const r = await rig({ bootMs: 3000 }, 'cold');
+  const clock = new VirtualClock();
+  const r = await rig({ bootMs: 3000 }, 'cold', {}, clock);
   try {
-    await sleep(50);
-    const t0 = Date.now();
+    await clock.run(clock.now() + 50);
+    assert.equal(r.worker.state, 'booting');
     r.ref.tell({ kind: 'stop', reason: 'shutdown' });
+    await clock.settle();
     await r.events.next((e) => e.kind === 'gone');
-    assert.ok(Date.now() - t0 < 500, `gone after ${Date.now() - t0} ms`);
+    assert.ok(clock.now() < 1_700_000_000_000 + 3000, 'gone before the boot could end');
     assert.equal(r.driver.live(), 0);
     assert.equal(r.worker.state, 'gone');
   } finally {
@@ -133,11 +141,15 @@ void test('an init that fails is the function\'s init failure; one that never en
   } finally {
     await a.close();
   }
-  const b = await rig({ initMs: 60_000 }, 'cold', { timeoutMs: 300 });
+  const clock = new VirtualClock();
+  const t0 = clock.now();
+  const b = await rig({ initMs: 60_000 }, 'cold', { timeoutMs: 300 }, clock);
   try {
-    const t0 = Date.now();
-    const gone = await b.events.next((e) => e.kind === 'gone');
-    assert.ok(Date.now() - t0 < 3000, 'cut off at the function timeout, not a fixed 10 s');
+    const goneP = b.events.next((e) => e.kind === 'gone');
+    await clock.run(t0 + 10_000);
+    const gone = await goneP;
+    assert.ok(b.driver.vms.length === 1 && b.driver.live() === 0);
+    assert.ok(clock.now() >= t0 + 300, 'not before the function timeout');
     const d = (gone as Extract<WorkerEvent, { kind: 'gone' }>).failure!.detail as { kind: string; phase: string };
     assert.deepEqual([d.kind, d.phase], ['timeout', 'init']);
   } finally {
@@ -158,37 +170,39 @@ void test('a cold start with a snapshot target reports the snapshot, then become
 });
 
 void test('runs: results, {error} as an application error, size limits, refusals while busy, crash and timeout', async () => {
-  const r = await rig({ runMs: 5 }, 'cold', { timeoutMs: 300 });
+  const clock = new VirtualClock();
+  const r = await rig({ runMs: 5 }, 'cold', { timeoutMs: 300 }, clock);
   try {
-    await r.events.next((e) => e.kind === 'ready');
-    const ok = await r.run({ x: 1 });
+    await settleOn(clock, r.events.next((e) => e.kind === 'ready'));
+    const ok = await settleOn(clock, r.run({ x: 1 }));
     assert.ok(ok.ok);
-    const appErr = await r.run({ result: { error: 'bad input' } });
+    const appErr = await settleOn(clock, r.run({ result: { error: 'bad input' } }));
     assert.ok(!appErr.ok && appErr.failure.kind === 'application');
     assert.equal(appErr.failure.kind === 'application' && appErr.failure.message, 'bad input');
-    const big = await r.run({ result: { blob: 'x'.repeat(2000) } });
+    const big = await settleOn(clock, r.run({ result: { blob: 'x'.repeat(2000) } }));
     assert.ok(!big.ok && big.failure.kind === 'result_too_large');
-    const logs = await r.run({ throw: 'x' });
+    const logs = await settleOn(clock, r.run({ throw: 'x' }));
     assert.ok(!logs.ok && logs.failure.kind === 'application');
     // a request while another runs is refused back to the pool
     const slow = r.run({ ms: 200 }, 100);
-    await sleep(20);
+    await clock.run(clock.now() + 20);
     void r.run({}, 101);
-    await r.events.next((e) => e.kind === 'runRefused');
-    assert.ok((await slow).ok);
-    const hung = await r.run({ hang: true });
+    await settleOn(clock, r.events.next((e) => e.kind === 'runRefused'));
+    assert.ok((await settleOn(clock, slow)).ok);
+    const hung = await settleOn(clock, r.run({ hang: true }));
     assert.ok(!hung.ok && hung.failure.kind === 'timeout');
-    await r.events.next((e) => e.kind === 'gone');
+    await settleOn(clock, r.events.next((e) => e.kind === 'gone'));
     assert.equal(r.driver.live(), 0);
   } finally {
     await r.close();
   }
-  const c = await rig({}, 'cold');
+  const vc = new VirtualClock();
+  const c = await rig({}, 'cold', {}, vc);
   try {
-    await c.events.next((e) => e.kind === 'ready');
-    const crash = await c.run({ crash: true });
+    await settleOn(vc, c.events.next((e) => e.kind === 'ready'));
+    const crash = await settleOn(vc, c.run({ crash: true }));
     assert.ok(!crash.ok && crash.failure.kind === 'crashed');
-    const gone = await c.events.next((e) => e.kind === 'gone');
+    const gone = await settleOn(vc, c.events.next((e) => e.kind === 'gone'));
     assert.equal(gone.kind === 'gone' && gone.failure, undefined, 'a crash during a run is not a start failure');
   } finally {
     await c.close();
@@ -196,18 +210,48 @@ void test('runs: results, {error} as an application error, size limits, refusals
 });
 
 void test('a stop while running answers the request at once and ends the instance', async () => {
-  const r = await rig({}, 'cold');
+  const clock = new VirtualClock();
+  const t0 = clock.now();
+  const r = await rig({}, 'cold', {}, clock);
   try {
-    await r.events.next((e) => e.kind === 'ready');
+    const ready = r.events.next((e) => e.kind === 'ready');
+    await clock.run(t0 + 100);
+    await ready;
     const p = r.run({ ms: 5000 });
-    await sleep(30);
-    const t0 = Date.now();
+    await clock.run(t0 + 130);
+    assert.equal(r.worker.state, 'running');
     r.ref.tell({ kind: 'stop', reason: 'shutdown' });
+    await clock.settle();
     const o = await p;
     assert.ok(!o.ok && o.failure.kind === 'rejected');
     await r.events.next((e) => e.kind === 'gone');
-    assert.ok(Date.now() - t0 < 500);
+    assert.ok(clock.now() < t0 + 5000, 'answered and gone before the run could end');
     assert.equal(r.driver.live(), 0);
+  } finally {
+    await r.close();
+  }
+});
+
+void test('issue 19: a run whose parameters cannot be encoded is a bad request; the VM stays and serves the next run', async () => {
+  const r = await rig({}, 'cold');
+  try {
+    await r.events.next((e) => e.kind === 'ready');
+    const vm = r.driver.vms[0]!;
+    const send = vm.channel.request.bind(vm.channel);
+    // the real channel's failure (test/unit/channel.test.ts): JSON.stringify overflowed, nothing sent
+    (vm.channel as { request: typeof send }).request = (req, ms) =>
+      req.op === 'run' && (req.params as { deep?: boolean }).deep ? Promise.reject(new ChannelEncodeError('Maximum call stack size exceeded')) : send(req, ms);
+    const bad = await r.run({ deep: true });
+    assert.equal(bad.ok, false);
+    assert.deepEqual(!bad.ok && { kind: bad.failure.kind, reason: bad.failure.kind === 'rejected' && bad.failure.reason }, { kind: 'rejected', reason: 'bad_input' });
+    assert.equal(!bad.ok && toFaasError(bad.failure).status, 400);
+    assert.equal(r.worker.state, 'idle');
+    await r.events.next((e) => e.kind === 'runDone');
+    assert.ok(!kinds(r).includes('gone'), 'the VM was not stopped');
+    const good = await r.run({ x: 1 });
+    assert.equal(good.ok, true);
+    assert.equal(r.driver.live(), 1);
+    assert.equal(r.driver.boots, 1, 'served by the same VM');
   } finally {
     await r.close();
   }

@@ -5,6 +5,7 @@
 
 import http from 'node:http';
 import { monoNow } from '../../core/clock.js';
+import { DeadlineExceededError } from '../types.js';
 
 /** PUT /boot-source. Pre-boot only. */
 export interface BootSource {
@@ -269,7 +270,7 @@ export class FirecrackerApi {
         if (!(e instanceof FirecrackerApiError) || e.statusCode !== undefined) throw e;
       }
       if (monoNow() + retryMs > deadline) {
-        throw new Error(`Firecracker API at ${this.socketPath} not ready after ${timeoutMs} ms (${(last as Error).message})`);
+        throw new DeadlineExceededError(`Firecracker API at ${this.socketPath} not ready after ${timeoutMs} ms (${(last as Error).message})`);
       }
       await sleep(retryMs);
     }

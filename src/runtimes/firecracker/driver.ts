@@ -25,7 +25,9 @@ import type {
   VmExit,
   VmHandle,
 } from '../types.js';
-import { FirecrackerApi } from './api.js';
+import { DeadlineExceededError, VmStartError } from '../types.js';
+import { startFailureReason, type StartFailureSigns } from '../start-failure.js';
+import { FirecrackerApi, FirecrackerApiError } from './api.js';
 import { jailedLaunch, type JailedFirecracker, type FirecrackerJailerOptions } from './jailed.js';
 import { monoNow } from '../../core/clock.js';
 
@@ -275,13 +277,13 @@ export class FirecrackerDriver implements RuntimeDriver {
   }
 
   async boot(cfg: VmConfig): Promise<VmHandle> {
-    this.checkConfig(cfg);
+    this.checkConfig(cfg, 'boot');
     if (cfg.memory.kind === 'file') {
       // Firecracker boots with anonymous memory only; its snapshots write the memory file themselves.
       this.log(`[${cfg.vmId}] firecracker ignores memory backing file ${cfg.memory.path}: guest RAM is anonymous`);
     }
     const timings: DriverTimings = {};
-    const sp = await this.spawnVmm(cfg, timings);
+    const sp = await this.spawnVmm(cfg, timings, 'boot');
     try {
       const { api } = sp;
       const place = (src: string, name: string) => (sp.jail ? sp.jail.placeIn(src, name) : Promise.resolve(src));
@@ -300,20 +302,20 @@ export class FirecrackerDriver implements RuntimeDriver {
       timings.instanceStarted = monoNow();
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
-      throw await this.abort(cfg, sp, e);
+      throw await this.abort(cfg, sp, e, 'boot');
     }
   }
 
   async restore(cfg: VmConfig, snapshot: SnapshotFiles): Promise<VmHandle> {
-    this.checkConfig(cfg);
+    this.checkConfig(cfg, 'restore');
     const files = firecrackerSnapshotFiles(snapshot);
     for (const f of [files.statePath, files.memoryPath]) {
       await fs.access(f, fsc.R_OK).catch(() => {
-        throw new Error(`snapshot file ${f} is missing or unreadable`);
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: snapshot file ${f} is missing or unreadable`);
       });
     }
     const timings: DriverTimings = {};
-    const sp = await this.spawnVmm(cfg, timings);
+    const sp = await this.spawnVmm(cfg, timings, 'restore');
     try {
       // The File backend maps the memory file MAP_PRIVATE: the restored guest's
       // writes never reach the file, so one snapshot serves any number of restores.
@@ -327,7 +329,7 @@ export class FirecrackerDriver implements RuntimeDriver {
       timings.resumed = timings.stateLoaded;
       return this.makeHandle(cfg, sp, timings);
     } catch (e) {
-      throw await this.abort(cfg, sp, e);
+      throw await this.abort(cfg, sp, e, 'restore');
     }
   }
 
@@ -362,16 +364,16 @@ export class FirecrackerDriver implements RuntimeDriver {
     return report;
   }
 
-  private checkConfig(cfg: VmConfig): void {
+  private checkConfig(cfg: VmConfig, op: 'boot' | 'restore'): void {
     if (cfg.accelerator !== 'kvm') {
-      throw new Error(`firecracker runs only on KVM (asked for accelerator '${cfg.accelerator}')`);
+      throw new VmStartError(op, 'vmm-failed', `firecracker runs only on KVM (asked for accelerator '${cfg.accelerator}')`);
     }
-    if (cfg.network) throw new Error('network: egress is not supported with the firecracker driver yet (use runtime.driver qemu)');
+    if (cfg.network) throw new VmStartError(op, 'vmm-failed', 'network: egress is not supported with the firecracker driver yet (use runtime.driver qemu)');
   }
 
-  private async spawnVmm(cfg: VmConfig, timings: DriverTimings): Promise<Spawned> {
+  private async spawnVmm(cfg: VmConfig, timings: DriverTimings, op: 'boot' | 'restore'): Promise<Spawned> {
     const bin = await findBinary(this.binaryName);
-    if (!bin) throw new Error(`firecracker binary '${this.binaryName}' not found (PATH or configured path)`);
+    if (!bin) throw new VmStartError(op, 'vmm-failed', `firecracker binary '${this.binaryName}' not found (PATH or configured path)`);
     const runDir = path.resolve(cfg.runDir);
     await fs.mkdir(runDir, { recursive: true });
     const jail = this.opts.jailer ? await jailedLaunch(this.opts.jailer, bin, cfg, this.log) : undefined;
@@ -439,7 +441,7 @@ export class FirecrackerDriver implements RuntimeDriver {
               : undefined,
       });
     } catch (e) {
-      throw await this.abort(cfg, sp, e);
+      throw await this.abort(cfg, sp, e, op);
     }
     timings.apiReady = monoNow();
     return sp;
@@ -461,8 +463,13 @@ export class FirecrackerDriver implements RuntimeDriver {
     return new FirecrackerVm(cfg.vmId, sp.pid, channel, timings, sp.exited, sp.api, path.resolve(cfg.runDir), sp.child, sp.exitInfo, sp.jail);
   }
 
-  /** Kills a half-started VMM, removes its runDir, and returns the error to throw (with Firecracker's stderr). */
-  private async abort(cfg: VmConfig, sp: Spawned, e: unknown): Promise<Error> {
+  /**
+   * Kills a half-started VMM, removes its runDir, and returns the error to throw: a typed VmStartError
+   * (a deadline, a refused snapshot, a VMM that died: the core decides on the type), with Firecracker's stderr.
+   */
+  private async abort(cfg: VmConfig, sp: Spawned, e: unknown, op: 'boot' | 'restore'): Promise<VmStartError> {
+    // classified before the kill below: an exit that we cause says nothing
+    const reason = startFailureReason(e, sp.exitInfo(), op === 'restore', FIRECRACKER_SIGNS);
     await terminate(sp.child, sp.exited, sp.exitInfo);
     sp.child.stdin?.destroy();
     sp.child.stdout?.destroy();
@@ -476,6 +483,12 @@ export class FirecrackerDriver implements RuntimeDriver {
     let text = `firecracker ${cfg.vmId}: ${msg}`;
     if (tail && !msg.includes(tail)) text += ` (stderr: ${tail})`;
     if (vmmLog) text += ` (firecracker log: ${vmmLog})`;
-    return new Error(text, { cause: e });
+    return new VmStartError(op, reason, text, { cause: e });
   }
 }
+
+/** Firecracker's deadline errors and its refusal of a snapshot (an HTTP error answer to the snapshot load). */
+const FIRECRACKER_SIGNS: StartFailureSigns = {
+  isTimeout: (e) => e instanceof DeadlineExceededError || (e instanceof FirecrackerApiError && e.code === 'ETIMEDOUT'),
+  refusedSnapshot: (e) => e instanceof FirecrackerApiError && e.statusCode !== undefined && e.path === '/snapshot/load',
+};

@@ -41,6 +41,16 @@ export function lookupUser(user: string): VmmIdentity | undefined {
   return { user: f[0]!, uid, gid };
 }
 
+/** A group's gid through NSS (getent), undefined when there is no such group (the API socket's api.socketGroup). */
+export function lookupGroup(group: string): number | undefined {
+  try {
+    const gid = Number(execFileSync('getent', ['group', group], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split(':')[2]);
+    return Number.isInteger(gid) ? gid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The first "name:first:count" entry of /etc/subuid (or a given text) for `user`, by name or uid. */
 export function parseSubIds(text: string, user: string, uid?: number): IdRange | undefined {
   for (const raw of text.split('\n')) {

@@ -23,12 +23,14 @@ import type {
   VmExit,
   VmHandle,
 } from '../types.js';
-import { DeadlineExceededError, VmStartError, type VmStartFailureReason } from '../types.js';
+import { DeadlineExceededError, VmStartError } from '../types.js';
+import { startFailureReason, type StartFailureSigns } from '../start-failure.js';
 import { ChannelTimeoutError } from '../channel.js';
 import { detectAccelerator, qemuVersion, DEFAULT_QEMU_BINARY, type AccelDecision, type AccelMode } from './accel.js';
 import { buildQemuArgs, memoryLayout, pmemRootfs, runFiles, validateVmConfig, type CmdlineOptions } from './cmdline.js';
 import { QmpClient, QmpTimeoutError } from './qmp.js';
 import { monoNow } from '../../core/clock.js';
+import { ensureDense } from '../ram-file.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -487,16 +489,10 @@ export class QemuVm implements VmHandle {
 /** USER_HZ: 100 on every Linux/x86 build (sysconf(_SC_CLK_TCK) is not reachable from Node). */
 const CLK_TCK = 100;
 
-/** What a failed launch says, as a type: a deadline, a refused snapshot, a VMM that died, or something else. */
-function startFailureReason(e: unknown, exit: VmExit | undefined, restoring: boolean): VmStartFailureReason {
-  // SIGKILL comes from outside (the OOM killer, an operator): it says nothing about the snapshot
-  if (exit?.signal === 'SIGKILL') return 'vmm-exited';
-  if (e instanceof VmStartError) return e.reason;
-  if (e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError) return 'timeout';
-  // QEMU exits (or aborts) when it cannot load the state it was given
-  if (exit) return restoring ? 'snapshot-unusable' : 'vmm-exited';
-  return 'vmm-failed';
-}
+/** QEMU's deadline errors (start-failure.ts classifies a failed launch; QEMU exits when it cannot load a state). */
+const QEMU_SIGNS: StartFailureSigns = {
+  isTimeout: (e) => e instanceof DeadlineExceededError || e instanceof QmpTimeoutError || e instanceof ChannelTimeoutError,
+};
 
 export class QemuDriver implements RuntimeDriver {
   readonly name = 'qemu' as const;
@@ -563,6 +559,14 @@ export class QemuDriver implements RuntimeDriver {
       const want = memoryLayout(cfg).mainMiB;
       if (size !== want * 1024 * 1024) {
         throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: memory file ${snapshot.memoryPath} is ${size} bytes, the VM's RAM file is ${want} MiB (snapshot taken with another VM shape?)`);
+      }
+      // issue 19: never map a sparse RAM file on tmpfs privately (a fault in a hole allocates in the file and
+      // charges this clone twice); the SnapshotManager fills the holes right after the commit, a restore that
+      // comes first fills the rest (one stat(2) otherwise)
+      try {
+        await ensureDense(snapshot.memoryPath);
+      } catch (e) {
+        throw new VmStartError('restore', 'snapshot-unusable', `restore ${cfg.vmId}: the holes of memory file ${snapshot.memoryPath} could not be filled: ${(e as Error).message}`, { cause: e });
       }
     }
     const opts: CmdlineOptions = { incoming: true };
@@ -704,7 +708,7 @@ export class QemuDriver implements RuntimeDriver {
       const what = snapshot ? 'restore' : 'boot';
       // If QEMU died, its own message is the real cause; the socket error is a consequence.
       const msg = dead ? `${dead} [${(e as Error).message}]` : (e as Error).message;
-      throw new VmStartError(what, startFailureReason(e, vm.exitInfo, snapshot !== undefined), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
+      throw new VmStartError(what, startFailureReason(e, vm.exitInfo, snapshot !== undefined, QEMU_SIGNS), `${what} ${cfg.vmId} failed: ${msg}${diag ? `\n${diag}` : ''}${copyDir ? `\n(console log kept in ${copyDir})` : ''}`, {
         cause: e,
       });
     }

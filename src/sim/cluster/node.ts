@@ -121,7 +121,9 @@ export class SimClusterNode implements NodePort {
     if (this.shared?.catalogue.has(fn)) {
       // another node made a snapshot of it on the shared tier: this node's catalogue has it too
       const f = this.sim.coreFunction(fn, true)!;
-      if (!f.snapshot) this.sim.poolCore.addSnapshot(f, f.version, this.shared.tier, f.snapshotBytes, now, undefined);
+      // its measured size (the core reserves the function's memory size until a snapshot was measured)
+      const c = this.base.functionCosts?.[fn];
+      if (!f.snapshot) this.sim.poolCore.addSnapshot(f, f.version, this.shared.tier, c ? c.snapshotMiB * 1048576 : f.snapshotBytes, now, undefined);
     }
     this.queued++;
     this.reqFn.set(req, fn);

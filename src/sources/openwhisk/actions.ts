@@ -3,8 +3,11 @@
 import { FaasError } from '../../core/errors.js';
 import type { CodeKind } from '../../registry/code.js';
 import { sniffCodeKind } from '../../registry/code.js';
-import { finalClash, type FunctionDef, type FunctionInput } from '../../registry/registry.js';
-import { limitsOf, semver, type KeyValue } from './records.js';
+import type { FunctionDef, FunctionInput } from '../../registry/registry.js';
+import { toList, toObject } from './context.js';
+import type { Entity, SequenceDoc } from './entities.js';
+import { entityNamespace, localActionName, splitActionName } from './names.js';
+import { limitsOf, semver } from './records.js';
 
 /** The body of PUT …/actions/{name}, as OpenWhisk's controller reads it. */
 export interface ActionPut {
@@ -57,16 +60,6 @@ export function openWhiskFieldError(e: FaasError): FaasError {
   return new FaasError(e.code, e.message.startsWith(`${e.field}:`) ? `${f}:${e.message.slice(e.field.length + 1)}` : e.message, f);
 }
 
-function toObject(list: { key: string; value?: unknown }[] | undefined): Record<string, unknown> | undefined {
-  if (!list) return undefined;
-  const o: Record<string, unknown> = {};
-  for (const { key, value } of list) o[key] = value ?? null;
-  return o;
-}
-
-function toList(o: Record<string, unknown>): KeyValue[] {
-  return Object.entries(o).map(([key, value]) => ({ key, value }));
-}
 
 /** exec.code as deployable bytes: source text, or a base64 zip / tar.gz (exec.binary or sniffed). */
 function decodeCode(exec: NonNullable<ActionPut['exec']>): { code: Buffer; codeKind: CodeKind } {
@@ -130,8 +123,8 @@ export function actionDocument(def: FunctionDef, namespace: string, code?: { cod
   const annotations = toList(def.annotations);
   if (!('exec' in def.annotations)) annotations.push({ key: 'exec', value: 'nodejs' });
   return {
-    namespace,
-    name: def.name,
+    namespace: entityNamespace(def.name, namespace),
+    name: splitActionName(def.name).name,
     version: semver(def.version),
     publish: false,
     exec,
@@ -142,11 +135,45 @@ export function actionDocument(def: FunctionDef, namespace: string, code?: { cod
   };
 }
 
+
 /**
- * OpenWhisk refuses an invocation that sets a `final` action's default parameters;
- * the Dispatcher merges the defaults under the invocation's own (for both APIs).
+ * The sequence of a PUT with `exec.kind: sequence` (issue 22): components by name in
+ * any OpenWhisk form, in this node's namespace; on an update, what the body leaves
+ * out is kept. The components are checked against the store by the route.
  */
-export function checkFinal(def: FunctionDef, own: Record<string, unknown>): void {
-  const clash = finalClash(def, own);
-  if (clash.length > 0) throw bad('body', `Request defines parameters that are not allowed (e.g., reserved properties): ${clash.join(', ')} are final parameters of the action`);
+export function sequenceInput(body: ActionPut, namespace: string, defaults: { timeoutMs: number; memoryMiB: number }, existing?: SequenceDoc): SequenceDoc {
+  const exec = body.exec;
+  let components: string[];
+  if (exec) {
+    if (!Array.isArray(exec.components)) throw bad('exec.components', 'a sequence needs its components: an array of action names');
+    components = exec.components.map((c, i) => {
+      if (typeof c !== 'string') throw bad(`exec.components.${i}`, 'must be an action name');
+      return localActionName(c, namespace, `exec.components.${i}`);
+    });
+  } else if (existing) components = existing.components;
+  else throw bad('exec', 'required when the action is created');
+  if (body.limits?.concurrency !== undefined && body.limits.concurrency !== 1) throw bad('limits.concurrency', 'only 1 is supported');
+  return {
+    components,
+    parameters: toObject(body.parameters) ?? existing?.parameters ?? {},
+    annotations: toObject(body.annotations) ?? existing?.annotations ?? {},
+    limits: { timeout: body.limits?.timeout ?? existing?.limits.timeout ?? defaults.timeoutMs, memory: body.limits?.memory ?? existing?.limits.memory ?? defaults.memoryMiB },
+  };
+}
+
+/** A sequence as OpenWhisk returns it: an action whose exec is the list of its components. */
+export function sequenceDocument(e: Entity<'sequence'>, namespace: string): Record<string, unknown> {
+  const annotations = toList(e.doc.annotations);
+  if (!('exec' in e.doc.annotations)) annotations.push({ key: 'exec', value: 'sequence' });
+  return {
+    namespace: entityNamespace(e.name, namespace),
+    name: splitActionName(e.name).name,
+    version: semver(e.version),
+    publish: false,
+    exec: { kind: 'sequence', components: e.doc.components.map((c) => `/${namespace}/${c}`) },
+    annotations,
+    parameters: toList(e.doc.parameters),
+    limits: limitsOf(e.doc.limits),
+    updated: e.updatedAt,
+  };
 }

@@ -3,6 +3,7 @@
 // added as annotations.
 
 import type { ActivationRecord } from '../../perf/activation.js';
+import type { ActivationKind } from './results.js';
 import { openWhiskStatus } from './status.js';
 
 export interface KeyValue {
@@ -21,6 +22,8 @@ export interface ActivationExtra {
   result?: unknown;
   /** the action's limits when it ran */
   limits?: { timeout: number; memory: number };
+  /** a sequence's or trigger's own record, or a sequence's component (issue 22) */
+  extra?: ActivationKind;
 }
 
 export interface OpenWhiskActivation {
@@ -36,6 +39,8 @@ export interface OpenWhiskActivation {
   response: { status: string; statusCode: number; success: boolean; result?: unknown };
   logs: string[];
   annotations: KeyValue[];
+  /** the enclosing sequence's activation id */
+  cause?: string;
 }
 
 export const semver = (version: number): string => `0.0.${version}`;
@@ -50,6 +55,8 @@ export const limitsOf = (l: { timeout: number; memory: number }): Record<string,
  * waiting, as a container's provisioning does in OpenWhisk; duration = end − start.
  */
 export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra): OpenWhiskActivation {
+  const composed = x.extra?.kind;
+  if (composed) return composedActivation(rec, x, { ...x.extra, kind: composed });
   const st = openWhiskStatus(rec);
   const t = rec.timestamps;
   const received = t.received ?? 0;
@@ -61,6 +68,7 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
   if (st.statusCode !== 0) result = x.result !== undefined && isErrorResult(x.result) ? x.result : { error: rec.error?.message ?? rec.status };
   else result = x.result;
   const annotations: KeyValue[] = [{ key: 'path', value: `${x.namespace}/${rec.function}` }, { key: 'kind', value: x.kind }];
+  if (x.extra?.cause) annotations.push({ key: 'causedBy', value: 'sequence' });
   if (x.limits) annotations.push({ key: 'limits', value: limitsOf(x.limits) });
   annotations.push({ key: 'waitTime', value: ms(Math.max(0, start - received)) });
   if (initTime !== undefined) annotations.push({ key: 'initTime', value: ms(initTime) });
@@ -76,22 +84,52 @@ export function toOpenWhiskActivation(rec: ActivationRecord, x: ActivationExtra)
   if (rec.snapshot) annotations.push({ key: 'snapshot', value: rec.snapshot });
   if (rec.error) annotations.push({ key: 'error', value: rec.error });
   if (rec.node) annotations.push({ key: 'node', value: rec.node }); // issue 13: the cluster node that ran it
+  return assemble(rec, x, result, annotations, { start: ms(start), end: ms(end), duration: ms(Math.max(0, end - start)) });
+}
+
+/** The record in OpenWhisk's shape from its parts (an action's run, or a record FaaSCell composed). */
+function assemble(rec: ActivationRecord, x: ActivationExtra, result: unknown, annotations: KeyValue[], t: { start: number; end: number; duration: number }): OpenWhiskActivation {
+  const st = openWhiskStatus(rec);
   const response: OpenWhiskActivation['response'] = { status: st.status, statusCode: st.statusCode, success: st.statusCode === 0 };
   if (result !== undefined) response.result = result;
   return {
     namespace: x.namespace,
-    name: rec.function,
+    name: baseName(rec.function),
     version: semver(rec.functionVersion),
     subject: x.subject,
     activationId: rec.id,
     publish: false,
-    start: ms(start),
-    end: ms(end),
-    duration: ms(Math.max(0, end - start)),
+    ...t,
     response,
     logs: rec.logs,
     annotations,
+    ...(x.extra?.cause ? { cause: x.extra.cause } : {}),
   };
+}
+
+/** An action in a package is `package/name` here; OpenWhisk's record names it `name` (its path annotation has the package). */
+const baseName = (fn: string): string => fn.slice(fn.indexOf('/') + 1);
+
+/**
+ * A record FaaSCell composed (issue 22): a sequence's (its logs are the components'
+ * activation ids, its result the last component's, its duration theirs summed), a
+ * trigger's (its result the payload fired, its logs one line per rule) or a feed's.
+ */
+function composedActivation(rec: ActivationRecord, x: ActivationExtra, k: ActivationKind & { kind: NonNullable<ActivationKind['kind']> }): OpenWhiskActivation {
+  const st = openWhiskStatus(rec);
+  const start = Math.round(rec.timestamps.received ?? 0);
+  const end = Math.round(rec.timestamps.responseSent ?? start);
+  const annotations: KeyValue[] = [{ key: 'path', value: `${x.namespace}/${rec.function}` }];
+  if (k.kind === 'sequence') {
+    annotations.push({ key: 'topmost', value: k.topmost === true }, { key: 'kind', value: 'sequence' });
+    if (k.cause) annotations.push({ key: 'causedBy', value: 'sequence' });
+    if (x.limits) annotations.push({ key: 'limits', value: { timeout: x.limits.timeout, memory: x.limits.memory, logs: 10 } });
+  } else annotations.push({ key: 'kind', value: k.kind });
+  if (k.scheduledAt !== undefined) annotations.push({ key: 'scheduledAt', value: new Date(k.scheduledAt).toISOString() });
+  annotations.push({ key: 'faascellStatus', value: rec.status });
+  let result = x.result;
+  if (st.statusCode !== 0 && (result === undefined || !isErrorResult(result))) result = { error: rec.error?.message ?? rec.status };
+  return assemble(rec, x, result, annotations, { start, end, duration: k.duration ?? Math.max(0, end - start) });
 }
 
 /** A list entry without `docs=true`: OpenWhisk's activation summary. */

@@ -136,8 +136,11 @@ function renderInstances(st: DashboardState): void {
   $('instances').innerHTML = rows.length ? rows.join('') : '<div class="muted">no instances</div>';
 }
 
+/** "none": the request never ran on an instance (refused, or its start failed before it ran; an init failure is shown with its start's path). */
+const pathLabel = (p: string): string => (p === 'none' ? 'not run' : p);
+
 function legend(): string {
-  return `<div class="legend">${PATHS.map((p) => `<span><i class="p-${p}"></i>${p === 'none' ? 'rejected' : p}</span>`).join('')}</div>`;
+  return `<div class="legend">${PATHS.map((p) => `<span><i class="p-${p}"></i>${pathLabel(p)}</span>`).join('')}</div>`;
 }
 
 function renderMix(now: number): void {
@@ -161,7 +164,7 @@ function renderMix(now: number): void {
   const n = model.activations.length;
   const pct = (p: string): string => (n ? `${((model.activations.filter((a) => a.startPath === p).length / n) * 100).toFixed(0)} %` : '–');
   $('mix').innerHTML = `${legend()}<div class="cols">${cols}</div><div class="axis"><span>−${minutes} min</span><span>max ${max}/min</span><span>now</span></div>
-    <div class="muted">${n} activations in the window: ${PATHS.map((p) => `${p === 'none' ? 'rejected' : p} ${pct(p)}`).join(', ')}; ${errors} not successful</div>`;
+    <div class="muted">${n} activations in the window: ${PATHS.map((p) => `${pathLabel(p)} ${pct(p)}`).join(', ')}; ${errors} not successful</div>`;
 }
 
 function quantile(sorted: number[], q: number): number {

@@ -35,6 +35,8 @@ export type StopCause =
   | 'requested'
   /** its Worker could not run an assigned request (the VM was already gone) */
   | 'lost'
+  /** a restored clone whose first run found the restore unusable (the resync it carried was refused) */
+  | 'broken'
   | 'shutdown';
 
 /** How a start ended without an instance (reported by the shell; decides what happens next). */
@@ -47,6 +49,8 @@ export type StartFailureKind =
   | 'restore-broken'
   /** the restore did not finish in time (host overloaded): the snapshot is kept; no request fails */
   | 'restore-slow'
+  /** taking the cold start's snapshot failed (the shell reports snapshotFailed first): like a failed boot */
+  | 'snapshot'
   /** stopped while starting (eviction, shutdown): nothing to report */
   | 'stopped';
 
@@ -88,7 +92,25 @@ export interface CoreEffects {
   moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void;
 }
 
-export type RejectCode = 'queue_full' | 'overloaded' | 'queue_timeout' | 'deleted' | 'shutting_down' | 'start_failed';
+export type RejectCode =
+  | 'queue_full'
+  | 'overloaded'
+  | 'queue_timeout'
+  | 'deleted'
+  | 'shutting_down'
+  /** a start the request waited for failed (detail: the shell's typed failure) */
+  | 'start_failed'
+  /** the function's init failed in the start the request waited for: the function's failure, not the platform's (detail: the shell's typed failure) */
+  | 'init_failed'
+  /** the function's starts keep failing and it backs off: refused at once (detail: StartBackoffDetail) */
+  | 'start_backoff';
+
+/** What a start_backoff refusal carries: the last failure and when the next start may be tried. */
+export interface StartBackoffDetail {
+  failures: number;
+  retryAt: number;
+  last: StartFailure;
+}
 
 export interface CorePolicies {
   /** the keep-alive policy as one object (routes per function; its priority() orders eviction) */
@@ -106,6 +128,12 @@ export interface TierSpec {
   latencyRank: number;
   /** 0 or Infinity: unbounded */
   capacityBytes: number;
+  /**
+   * A snapshot here takes its guest's whole memory (a tmpfs tier: its RAM files are made dense so that
+   * clones never grow them, docs/snapshots-memory.md): room is reserved at that size, whatever a snapshot
+   * of the function measured elsewhere.
+   */
+  dense?: boolean;
 }
 
 export interface CoreConfig {
@@ -133,6 +161,13 @@ export interface CoreConfig {
     defaultRestoreMs: number;
     /** Let a request wait for a busy instance that will free up before a new start could finish. */
     preferWarm: boolean;
+    /**
+     * A function whose starts keep failing backs off (start-failures.ts): after the second failure in a
+     * row its next start waits backoffBaseMs, doubling with each further failure up to backoffMaxMs; a
+     * failed snapshot (broken restore, failed save) holds off its next snapshot the same way.
+     */
+    backoffBaseMs: number;
+    backoffMaxMs: number;
   };
   /** CPU slots for pinning (InstanceView.cpuSlot round robin); 0: none. */
   cpuSlots: number;
@@ -166,8 +201,10 @@ export class CoreInstance implements InstanceView {
   cpuSlot = -1;
   path: StartKind = 'cold';
   version = '';
-  /** its function changed since it started: stopped instead of reused */
+  /** its function changed (or was deleted) since it started: stopped when it is free instead of reused */
   stale = false;
+  /** counted among its function's current instances (live, starting); false once stale or stopping */
+  counted = false;
   /** keep time of a pre-warmed instance that has not served yet (NaN: not pre-warmed) */
   prewarmKeepMs = NaN;
   busySince = 0;
@@ -198,6 +235,10 @@ export class CoreSnapshot {
   lastUsed: number;
   /** the shell's reference (paths); set when ready */
   ref: unknown = undefined;
+  /** a move to this tier is under way (room reserved there); the snapshot stays on `tier` until it is reported done */
+  moveTo: CoreTier | undefined = undefined;
+  /** the room reserved on moveTo */
+  moveBytes = 0;
   constructor(
     readonly id: number,
     readonly f: CoreFunction,
@@ -219,6 +260,8 @@ export class CoreTier implements TierView {
     readonly name: string,
     readonly latencyRank: number,
     readonly capacityBytes: number,
+    /** TierSpec.dense */
+    readonly dense = false,
   ) {}
 }
 
@@ -261,6 +304,18 @@ export class CoreFunction {
   restores = 0;
   prewarmToken = 0;
   prewarmKeepMs = 0;
+  // start failures (start-failures.ts)
+  /** starts that failed in a row (reset by a start that succeeds) */
+  failStreak = 0;
+  /** when failStreak last grew */
+  lastFailureAt = 0;
+  /** no start before this time (ms); requests that only a start could serve are refused until then */
+  backoffUntil = 0;
+  lastStartFailure: StartFailure | undefined = undefined;
+  /** snapshots of it that failed in a row (broken at restore, or not taken); reset by a restored clone's successful run */
+  snapFailStreak = 0;
+  /** no new snapshot of it before this time (ms) */
+  noSnapshotUntil = 0;
   /** the shell's per-function data (VmPool: the FunctionDef) */
   handle: unknown = undefined;
 
@@ -287,4 +342,6 @@ export type Decision =
   | { t: number; kind: 'start'; inst: number; fn: string; path: StartKind; snapshot: boolean }
   | { t: number; kind: 'assign'; req: number; inst: number; fn: string; fresh: boolean }
   | { t: number; kind: 'reject'; req: number; fn: string; reason: RejectCode }
-  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause };
+  | { t: number; kind: 'stop'; inst: number; fn: string; cause: StopCause }
+  | { t: number; kind: 'dropSnapshot'; fn: string; tier: string; cause: SnapshotDropCause }
+  | { t: number; kind: 'moveSnapshot'; fn: string; from: string; to: string };

@@ -1,0 +1,171 @@
+// The decision core's shared state: one object that the core's modules (queue,
+// estimates, node-wait, serve, instances, keepalive, memory, snapshots,
+// start-failures) read and change through plain functions. PoolCore
+// (core.ts) is the only entry point; nothing outside src/vmpool/core mutates it.
+// Plain fields on one class of stable shape: the simulator runs millions of
+// decisions per second through them.
+
+import type { EvictionContext } from '../../policies/types.js';
+import { IdleHeap } from './idle-heap.js';
+import { CoreTier, type CoreConfig, type CoreEffects, type CoreFunction, type CoreInstance, type CorePolicies } from './model.js';
+
+export interface CoreCounters {
+  arrivals: number;
+  /** requests served by an instance that was already there */
+  warm: number;
+  /** requests that waited for a start, by its path */
+  freshCold: number;
+  freshRestore: number;
+  /** instances started, by path (pool level) */
+  coldStarts: number;
+  restoreStarts: number;
+  prewarms: number;
+  /** starts that ended without an instance through the platform (boot, snapshot, restore; not the function's init), and restored clones whose first run found the restore broken */
+  startFailures: number;
+  /** starts whose function failed to initialise (its code: the function's failure, not the platform's) */
+  initFailures: number;
+  evictions: number;
+  expirations: number;
+  /** instances the keep-alive policy stopped when they became idle (keepWarmMs 0) */
+  keepAliveStops: number;
+  /** idle instances unloaded now to be pre-warmed later (keep-alive prewarmAfterMs) */
+  prewarmUnloads: number;
+  staleStops: number;
+  requestedStops: number;
+  lostInstances: number;
+  rejectedQueueFull: number;
+  rejectedOverloaded: number;
+  rejectedQueueTimeout: number;
+  rejectedDeleted: number;
+  rejectedStartFailed: number;
+  /** answered with their function's init failure (not refused by the node: the function failed) */
+  failedInit: number;
+  /** refused at once while the function's starts keep failing (its start back-off) */
+  rejectedStartBackoff: number;
+  rejectedShutdown: number;
+  snapshotsCreated: number;
+  snapshotsDropped: number;
+  /** placement wanted a snapshot but its tier had no room, or the function's snapshots keep failing */
+  snapshotsSkipped: number;
+  /** snapshot moves between tiers that the shell reported done / failed */
+  snapshotsMoved: number;
+  snapshotMovesFailed: number;
+  peakMemoryMiB: number;
+}
+
+export function zeroCounters(): CoreCounters {
+  return {
+    arrivals: 0,
+    warm: 0,
+    freshCold: 0,
+    freshRestore: 0,
+    coldStarts: 0,
+    restoreStarts: 0,
+    prewarms: 0,
+    startFailures: 0,
+    initFailures: 0,
+    evictions: 0,
+    expirations: 0,
+    keepAliveStops: 0,
+    prewarmUnloads: 0,
+    staleStops: 0,
+    requestedStops: 0,
+    lostInstances: 0,
+    rejectedQueueFull: 0,
+    rejectedOverloaded: 0,
+    rejectedQueueTimeout: 0,
+    rejectedDeleted: 0,
+    rejectedStartFailed: 0,
+    failedInit: 0,
+    rejectedStartBackoff: 0,
+    rejectedShutdown: 0,
+    snapshotsCreated: 0,
+    snapshotsDropped: 0,
+    snapshotsSkipped: 0,
+    snapshotsMoved: 0,
+    snapshotMovesFailed: 0,
+    peakMemoryMiB: 0,
+  };
+}
+
+/** The admission view, one mutable object refreshed per call. */
+export interface AdmissionViewRW {
+  fn: CoreFunction['view'];
+  queued: number;
+  busy: number;
+  idle: number;
+  starting: number;
+  startable: number;
+  maxQueueLength: number;
+  maxQueueDelayMs: number;
+  estimatedWaitMs: number;
+  startsInFlight: number;
+  startSlots: number;
+}
+
+export class CoreState {
+  readonly fns: CoreFunction[] = [];
+  readonly counters: CoreCounters = zeroCounters();
+  readonly byName = new Map<string, CoreFunction>();
+  /** every instance slot ever used, by idx (recycled through `free`) */
+  readonly slots: CoreInstance[] = [];
+  readonly free: CoreInstance[] = [];
+  readonly globalIdle: CoreInstance[] = [];
+  /** idle instances by eviction order (only with fastEviction) */
+  readonly idleIndex = new IdleHeap<CoreInstance>();
+  /** the eviction policy exposes orderKey(): victims come from idleIndex instead of a scan */
+  readonly fastEviction: boolean;
+  readonly tiers: CoreTier[];
+  readonly evCtx: EvictionContext;
+  readonly av: AdmissionViewRW;
+  /** functions waiting for a node-wide resource, FIFO (head index; lazily compacted) */
+  waitList: CoreFunction[] = [];
+  waitHead = 0;
+  /** a resource was freed during this call: the waiting functions get their turn before it returns */
+  needDrain = false;
+  draining = false;
+  /** memory of the live instances (nominal sizes, MiB) */
+  usedMiB = 0;
+  /** of which idle */
+  idleMiB = 0;
+  /** idle memory × time (MiB·ms) of idle periods that ended; idleMemoryTime() adds the running ones */
+  idleMemTime = 0;
+  busyN = 0;
+  startingN = 0;
+  /** CPU the busy instances take (sum of their functions' cpuShare when assigned) */
+  busyCpu = 0;
+  /** starts the waiting functions want (admission's estimate counts them as queued ahead) */
+  wantStartsTotal = 0;
+  seq = 0;
+  snapSeq = 0;
+  cpuCursor = 0;
+  closed = false;
+  /** node-wide start costs the core observed (the estimate for functions never started) */
+  coldSeen = 0;
+  coldMean = 0;
+  restoreSeen = 0;
+  restoreMean = 0;
+
+  constructor(
+    readonly cfg: CoreConfig,
+    readonly p: CorePolicies,
+    readonly fx: CoreEffects,
+  ) {
+    this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
+    this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
+    this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
+    this.av = {
+      fn: undefined as unknown as CoreFunction['view'],
+      queued: 0,
+      busy: 0,
+      idle: 0,
+      starting: 0,
+      startable: 0,
+      maxQueueLength: cfg.maxQueueLength,
+      maxQueueDelayMs: cfg.maxQueueDelayMs,
+      estimatedWaitMs: 0,
+      startsInFlight: 0,
+      startSlots: 0,
+    };
+  }
+}
