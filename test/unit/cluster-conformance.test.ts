@@ -16,23 +16,12 @@ import { profileSchema } from '../../src/sim/profile.js';
 import type { Decision } from '../../src/sim/simulator.js';
 import { slotsTrace } from '../../src/traces/slots.js';
 import { clusterHarness } from '../helpers/cluster-harness.js';
+import { COLD_MS, FUNCTIONS, RESTORE_MS, SLOT_MS } from '../helpers/conformance.js';
 
-const SLOT_MS = 10_000;
-const COLD_MS = 3000;
-const RESTORE_MS = 400;
 const NODES = 3;
 
-const FUNCTIONS = [
-  { name: 'a', avgDurationMs: 150.25, memoryMiB: 128, counts: [5, 8, 3, 0, 0, 10, 2, 0, 0, 0, 6, 1] },
-  { name: 'b', avgDurationMs: 2500.5, memoryMiB: 256, counts: [0, 6, 0, 0, 4, 0, 0, 8, 0, 0, 0, 3] },
-  { name: 'c', avgDurationMs: 40.125, memoryMiB: 128, counts: [1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1] },
-  { name: 'd', avgDurationMs: 9000.75, memoryMiB: 256, counts: [2, 2, 2, 0, 0, 2, 2, 0, 0, 2, 2, 0] },
-  { name: 'e', avgDurationMs: 600.5, memoryMiB: 512, counts: [0, 0, 3, 3, 0, 0, 0, 3, 3, 0, 0, 0] },
-  { name: 'f', avgDurationMs: 80.375, memoryMiB: 128, counts: [10, 0, 0, 0, 10, 0, 0, 0, 10, 0, 0, 0] },
-  // a burst beyond what the nodes hold at once: queues, hand-backs, forwarding
-  { name: 'g', avgDurationMs: 5000.5, memoryMiB: 128, counts: [0, 0, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0] },
-];
-
+// FUNCTIONS: the node conformance test's scenario (12 slots of 10 s, bursts, idle gaps; 'g' is a burst beyond
+// what the nodes hold at once: queues, hand-backs, forwarding)
 const NODE = { memoryMiB: 768, maxInstances: 2, maxConcurrentStarts: 2 };
 const BROKER = {
   routing: 'locality' as const,

@@ -298,7 +298,7 @@ export class ClusterBroker {
     if (!m) return;
     this.pulled[k]!.delete(req);
     this.inflight[k]!--;
-    if (reason !== 'start_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks)) {
+    if (reason !== 'start_failed' && reason !== 'init_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks)) {
       m.handbacks++;
       m.target = -1;
       this.shared.push(m);
