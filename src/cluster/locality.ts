@@ -55,11 +55,6 @@ export class LocalityBook<N extends string | number = string, F extends string |
     if (b && n.at >= b.since) this.booked.delete(n.node);
   }
 
-  /** Nodes with a booking that may still count (none: nothing to look up). */
-  get size(): number {
-    return this.booked.size;
-  }
-
   /** What was sent to `node` since its last heartbeat (undefined: nothing). */
   bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
     const b = this.booked.get(node);
@@ -116,25 +111,20 @@ export class PlacementChooser<N extends string | number = string> {
 
   /** A live node whose heartbeat reports `p` for the function, with `queued` and `free` from that heartbeat and what was booked against it since. */
   offer(node: N, queued: number, free: number, p: FunctionPresence, bookedFn: number, bookedTotal: number): void {
-    this.offerCounts(node, queued, free, p.idle, p.busy, p.starting, p.snapshot, bookedFn, bookedTotal);
-  }
-
-  /** offer() with the presence's counts as numbers (the simulator keeps them in typed arrays). */
-  offerCounts(node: N, queued: number, free: number, pIdle: number, pBusy: number, pStarting: number, pSnapshot: boolean, bookedFn: number, bookedTotal: number): void {
-    const idle = pIdle - bookedFn;
+    const idle = p.idle - bookedFn;
     if (idle > 0 && this.better(node, queued, idle, this.warmNode, this.warmQueued, this.warmIdle)) {
       this.warmNode = node;
       this.warmQueued = queued;
       this.warmIdle = idle;
     }
     const room = free - bookedTotal;
-    if (pSnapshot && room > 0 && this.better(node, queued, room, this.snapNode, this.snapQueued, this.snapFree)) {
+    if (p.snapshot && room > 0 && this.better(node, queued, room, this.snapNode, this.snapQueued, this.snapFree)) {
       this.snapNode = node;
       this.snapQueued = queued;
       this.snapFree = room;
     }
     // what was booked beyond its idle instances waits for these
-    const soon = pBusy + pStarting - Math.max(0, bookedFn - pIdle);
+    const soon = p.busy + p.starting - Math.max(0, bookedFn - p.idle);
     if (soon > 0 && queued === 0 && this.better(node, queued, soon, this.busyNode, this.busyQueued, this.busySoon)) {
       this.busyNode = node;
       this.busyQueued = queued;

@@ -372,14 +372,13 @@ export class ClusterBroker {
       case 'locality': {
         const book = (this.books[m.ingress] ??= new LocalityBook<number, number>((node) => this.beatAt(node, this.now)));
         const c = this.chooser.reset(m.ingress);
-        const cd = this.presence.candidates(m.fn);
-        const nodes = cd.node;
-        const booked = book.size > 0;
-        for (let j = 0; j < cd.n; j++) {
-          const node = nodes[j]!;
+        const cands = this.presence.candidates(m.fn);
+        for (let j = 0; j < cands.length; j++) {
+          const e = cands[j]!;
+          const node = e.node;
           if (!this.live(node)) continue;
-          const b = booked ? book.bookedAt(node) : undefined;
-          c.offerCounts(node, this.pubQueued[node]!, this.pubFree[node]!, cd.idle[j]!, cd.busy[j]!, cd.starting[j]!, cd.snapshot[j] === 1, b === undefined ? 0 : (b.byFn.get(m.fn) ?? 0), b === undefined ? 0 : b.total);
+          const b = book.bookedAt(node);
+          c.offer(node, this.pubQueued[node]!, this.pubFree[node]!, e, b === undefined ? 0 : (b.byFn.get(m.fn) ?? 0), b === undefined ? 0 : b.total);
         }
         const node = c.node;
         if (node === undefined) return -1;
