@@ -23,6 +23,8 @@ export interface ClusterBenchOptions {
   warmRuns: number;
   cpuRuns: number;
   localityRuns: number;
+  /** which parts to run (default all three) */
+  sections?: Array<'warm' | 'cpu' | 'locality'>;
   log?: (s: string) => void;
 }
 
@@ -31,7 +33,19 @@ export interface ClusterBenchResult {
   warm: { http: Summary; viaBrokerHttp: Summary; viaBrokerClient: Summary; addedP50Ms: number; addedClientP50Ms: number };
   throughput: { http: number; viaBroker: number; calls: number; concurrency: number };
   cpu: { oneNode: { perSecond: number; wallMs: number }; threeNodes: { perSecond: number; wallMs: number; byNode: Record<string, number> }; runs: number; iterations: number; runMs: Summary };
-  locality: Record<'on' | 'off', { warm: number; restore: number; cold: number; n: number; byNode: Record<string, number> }>;
+  locality: Record<'on' | 'off', LocalityRun>;
+}
+
+/** One locality run: the counts, and every call in order (the cluster simulator replays the same sequence, issue 23). */
+export interface LocalityRun {
+  warm: number;
+  restore: number;
+  cold: number;
+  n: number;
+  byNode: Record<string, number>;
+  /** seconds of wall time for the sequence */
+  wallSeconds: number;
+  calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number }>;
 }
 
 interface Proc {
@@ -127,9 +141,10 @@ function clusterCfg(nats: NatsServer, node: string, extra: Record<string, unknow
 export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBenchResult> {
   const log = o.log ?? ((s: string) => console.error(s));
   const res = { machine: machine() } as ClusterBenchResult;
+  const want = new Set(o.sections ?? ['warm', 'cpu', 'locality']);
 
   // ---- 1. warm: straight HTTP vs through the broker -------------------------------
-  {
+  if (want.has('warm')) {
     const nats = await startNatsServer();
     const straight = await daemon('straight', {});
     const member = await daemon('member', clusterCfg(nats, 'solo'));
@@ -172,7 +187,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
   }
 
   // ---- 2. CPU-bound: three nodes vs one ----------------------------------------------
-  {
+  if (want.has('cpu')) {
     const iterations = 3e6;
     const run = async (nodes: number): Promise<{ wallMs: number; byNode: Record<string, number>; runMs: number[] }> => {
       const nats = await startNatsServer();
@@ -216,7 +231,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
 
   // ---- 3. locality on / off ------------------------------------------------------------
   res.locality = {} as ClusterBenchResult['locality'];
-  for (const locality of [true, false]) {
+  for (const locality of want.has('locality') ? [true, false] : []) {
     const nats = await startNatsServer();
     const ds: Proc[] = [];
     try {
@@ -224,20 +239,34 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
       await waitUp(ds[0]!.client, 3);
       const fns = ['fa', 'fb', 'fc', 'fd'];
       for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
+      // every node's registry follows the cluster's: wait until each knows the four (a loaded machine takes a while)
+      for (const d of ds) {
+        for (let i = 0; ; i++) {
+          const { functions } = await d.client.call<{ functions: Array<{ name: string }> }>('GET', '/v1/functions');
+          if (fns.every((f) => functions.some((x) => x.name === f))) break;
+          if (i > 300) throw new Error('the functions did not reach every node');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
       const rng = createRng(13);
       const paths = { warm: 0, restore: 0, cold: 0 };
       const byNode: Record<string, number> = {};
+      const calls: LocalityRun['calls'] = [];
+      const t0 = performance.now();
       // one at a time, through a random node's HTTP API, a random function: what stays where matters
       for (let i = 0; i < o.localityRuns; i++) {
-        const d = ds[rng.int(ds.length)]!;
+        const k = rng.int(ds.length);
+        const d = ds[k]!;
         const f = fns[rng.int(fns.length)]!;
+        const c0 = performance.now();
         const r = await d.client.invoke(f, { name: String(i) });
         if (r.status !== 200) throw new Error(`${f}: ${r.status} ${r.body.error?.message}`);
         const a = r.body.activation!;
         paths[a.startPath ?? 'cold']++;
         byNode[a.node!] = (byNode[a.node!] ?? 0) + 1;
+        calls.push({ ingress: `loc${k}`, fn: f, node: a.node!, path: a.startPath ?? 'cold', ms: Math.round((performance.now() - c0) * 10) / 10 });
       }
-      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode };
+      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode, wallSeconds: (performance.now() - t0) / 1000, calls };
       log(`  locality ${locality ? 'on' : 'off'}: ${JSON.stringify(paths)}`);
     } finally {
       for (const d of ds) await d.stop();
@@ -250,39 +279,50 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
 export function formatCluster(r: ClusterBenchResult): string {
   const m = r.machine;
   const pct = (x: number, n: number): string => `${((100 * x) / n).toFixed(0)} %`;
-  return [
-    `machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.qemu}, load ${m.loadavg}`,
-    '',
-    `warm invocation of hello, client-side, ${r.warm.http.n} interleaved rounds:`,
-    '',
-    table(
-      ['path', 'median', 'p99'],
-      [
-        ['straight to one node (HTTP)', ms(r.warm.http.median), ms(r.warm.http.p99)],
-        ['HTTP to a cluster node → broker → node → broker', ms(r.warm.viaBrokerHttp.median), ms(r.warm.viaBrokerHttp.p99)],
-        ['NATS client → broker → node → broker', ms(r.warm.viaBrokerClient.median), ms(r.warm.viaBrokerClient.p99)],
-      ],
-    ),
-    '',
-    `broker hop added at p50: ${ms(r.warm.addedP50Ms)} (HTTP ingress), ${ms(r.warm.addedClientP50Ms)} (NATS client)`,
-    `warm throughput, ${r.throughput.calls} calls, ${r.throughput.concurrency} at a time: straight ${r.throughput.http.toFixed(1)}/s, through the broker ${r.throughput.viaBroker.toFixed(1)}/s`,
-    '',
-    `CPU-bound (cpu-burn, ${r.cpu.iterations} iterations, run ${ms(r.cpu.runMs.median)} median), ${r.cpu.runs} invocations, maxInstances 2 per node:`,
-    '',
-    table(
-      ['nodes', 'invocations/s', 'wall'],
-      [
-        ['1', r.cpu.oneNode.perSecond.toFixed(2), ms(r.cpu.oneNode.wallMs)],
-        ['3', r.cpu.threeNodes.perSecond.toFixed(2), ms(r.cpu.threeNodes.wallMs)],
-      ],
-    ),
-    `three nodes: ${JSON.stringify(r.cpu.threeNodes.byNode)}`,
-    '',
-    `locality, three nodes, 4 functions (maxInstances 1, 768 MiB per node), ${r.locality.on.n} sequential invocations through random nodes:`,
-    '',
-    table(
-      ['locality', 'warm', 'restore', 'cold'],
-      (['on', 'off'] as const).map((k) => [k, pct(r.locality[k].warm, r.locality[k].n), pct(r.locality[k].restore, r.locality[k].n), pct(r.locality[k].cold, r.locality[k].n)]),
-    ),
-  ].join('\n');
+  const out = [`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, ${m.qemu}, load ${m.loadavg}`];
+  if (r.warm) {
+    out.push(
+      '',
+      `warm invocation of hello, client-side, ${r.warm.http.n} interleaved rounds:`,
+      '',
+      table(
+        ['path', 'median', 'p99'],
+        [
+          ['straight to one node (HTTP)', ms(r.warm.http.median), ms(r.warm.http.p99)],
+          ['HTTP to a cluster node → broker → node → broker', ms(r.warm.viaBrokerHttp.median), ms(r.warm.viaBrokerHttp.p99)],
+          ['NATS client → broker → node → broker', ms(r.warm.viaBrokerClient.median), ms(r.warm.viaBrokerClient.p99)],
+        ],
+      ),
+      '',
+      `broker hop added at p50: ${ms(r.warm.addedP50Ms)} (HTTP ingress), ${ms(r.warm.addedClientP50Ms)} (NATS client)`,
+      `warm throughput, ${r.throughput.calls} calls, ${r.throughput.concurrency} at a time: straight ${r.throughput.http.toFixed(1)}/s, through the broker ${r.throughput.viaBroker.toFixed(1)}/s`,
+    );
+  }
+  if (r.cpu) {
+    out.push(
+      '',
+      `CPU-bound (cpu-burn, ${r.cpu.iterations} iterations, run ${ms(r.cpu.runMs.median)} median), ${r.cpu.runs} invocations, maxInstances 2 per node:`,
+      '',
+      table(
+        ['nodes', 'invocations/s', 'wall'],
+        [
+          ['1', r.cpu.oneNode.perSecond.toFixed(2), ms(r.cpu.oneNode.wallMs)],
+          ['3', r.cpu.threeNodes.perSecond.toFixed(2), ms(r.cpu.threeNodes.wallMs)],
+        ],
+      ),
+      `three nodes: ${JSON.stringify(r.cpu.threeNodes.byNode)}`,
+    );
+  }
+  if (r.locality.on) {
+    out.push(
+      '',
+      `locality, three nodes, 4 functions (maxInstances 1, 768 MiB per node), ${r.locality.on.n} sequential invocations through random nodes:`,
+      '',
+      table(
+        ['locality', 'warm', 'restore', 'cold', 'wall'],
+        (['on', 'off'] as const).map((k) => [k, pct(r.locality[k].warm, r.locality[k].n), pct(r.locality[k].restore, r.locality[k].n), pct(r.locality[k].cold, r.locality[k].n), `${r.locality[k].wallSeconds.toFixed(1)} s`]),
+      ),
+    );
+  }
+  return out.join('\n');
 }

@@ -9,6 +9,7 @@
 //    simulation of the very same slice, compression and policies.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { writePlot } from '../src/plots/render.js';
 import { coldStartVsMemorySpec } from '../src/plots/specs.js';
@@ -201,13 +202,8 @@ function verdict(rows: Row[]): string[] {
 
 // ---------------- real daemon ----------------
 
-const SLEEP_FN = `// experiment function: sleeps params.ms (capped), like the trace's average duration
-async function main(params) {
-  const ms = Math.min(Number(params.ms) || 0, 2000);
-  await new Promise((r) => setTimeout(r, ms));
-  return { slept: ms };
-}
-`;
+// experiment function: sleeps params.ms (capped), like the trace's average duration
+const SLEEP_FN = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures', 'functions', 'sleep.js'), 'utf8');
 
 async function api(url: string, token: string | undefined, method: string, p: string, body?: unknown): Promise<{ status: number; json: unknown }> {
   const headers: Record<string, string> = {};

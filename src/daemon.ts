@@ -47,6 +47,8 @@ import type { Tier } from './config/schema.js';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Telemetry, withActivationHook } from './telemetry/telemetry.js';
 import { PUBLIC_UI_PATHS } from './ui/routes.js';
+import { registerTrafficRoutes } from './traffic/routes.js';
+import { registerWhatIfRoutes } from './whatif/routes.js';
 
 export interface Daemon {
   readonly url: string;
@@ -308,6 +310,8 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     }),
   });
   cluster?.registerRoutes(app);
+  registerTrafficRoutes(app, { perf, registry }); // issue 23: GET /v1/traffic
+  registerWhatIfRoutes(app, { perf, registry, config: cfg, baseDir: opts.baseDir ?? process.cwd(), cpus }); // issue 23: /v1/whatif
   telemetry.register(app); // observability: GET /metrics, /ui
   // issue 19: TCP and/or the unix socket (stateDir/api.sock by default, mode 0600)
   const http = new HttpSource(app, {

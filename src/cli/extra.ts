@@ -9,7 +9,7 @@ export function registerExtraCommands(p: Command): void {
   p.command('simulate')
     .description('discrete-event simulation of one node running the real policy objects over a trace')
     .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
-    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots | invocations (faascell trace export)', 'azure')
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
     .option('--memory-mib <n>', 'node memory budget (default: --config\'s, else unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
@@ -30,7 +30,27 @@ export function registerExtraCommands(p: Command): void {
     .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
+    // issue 23: a cluster of N such nodes behind the broker (docs/cluster-simulation.md)
+    .option('--nodes <n>', 'simulate a cluster of N nodes (each with the node options above) behind the cluster\'s broker and routing')
+    .option('--routing <policy>', 'cluster: locality (the daemon\'s) | shared (locality off) | least-loaded | random | hash (OpenWhisk\'s home node)')
+    .option('--round-ms <ms>', 'cluster: broker round, work published in a round is delivered at its end (default 2)')
+    .option('--heartbeat-ms <ms>', 'cluster: cluster.heartbeatMs (default 1000)')
+    .option('--node-timeout-ms <ms>', 'cluster: cluster.nodeTimeoutMs (default 5000)')
+    .option('--locality-wait-ms <ms>', 'cluster: cluster.localityWaitMs (default 500)')
+    .option('--ack-wait-ms <ms>', 'cluster: cluster.ackWaitMs (default 10000)')
+    .option('--max-in-flight <n|auto>', 'cluster: cluster.maxInFlight (default auto)')
+    .option('--pull-rule <rule>', 'cluster: cluster.pullRule, instances (default) | starts')
+    .option('--hop-ms <ms>', 'cluster: added to each answer\'s latency for the broker hop (default 2)')
+    .option('--fail <list>', 'cluster: NODE@SECONDS[+RESTART_SECONDS],… nodes that die (and start again)')
+    .option('--shared-snapshot-tier <name>', 'cluster: a tier of the profile every node reads: a snapshot made on one node restores on any')
+    .option('--warmup-s <s>', 'cluster: invocations of the first S seconds are simulated but not counted (the cluster starts empty)')
+    .option('--threads <n>', 'cluster: split the cluster into N cells of nodes and functions, one worker thread each (default 1)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
+      if (o.nodes !== undefined) {
+        const { runClusterSimulateCommand } = await import('../sim/cluster/cli.js');
+        await runClusterSimulateCommand(o as unknown as Parameters<typeof runClusterSimulateCommand>[0]);
+        return;
+      }
       const { runSimulateCommand } = await import('../sim/cli.js');
       await runSimulateCommand(o as unknown as Parameters<typeof runSimulateCommand>[0]);
     });
@@ -38,10 +58,11 @@ export function registerExtraCommands(p: Command): void {
   p.command('replay')
     .description('open-loop load generator: replays a trace against a running daemon')
     .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
-    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots', 'azure')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots | invocations (faascell trace export)', 'azure')
     .option('--map <pairs>', 'traceFn=deployedFn,…')
     .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
     .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
+    .option('--workload-names', 'FaaSRail specs: call each row\'s workload (mapped_wreq.bench) by its name (specs `faascell trace export` wrote)')
     .option('--compress <factor>', 'trace seconds per replay second', '1')
     .option('--duration <s>', 'stop scheduling after S seconds of replay time')
     .option('--from <s>', 'skip the first S seconds of the trace')
@@ -125,8 +146,13 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--density <list>', 'clones restored at once', list, [10, 40, 80])
     .option('--no-density-raw', 'bench density: only the daemon path, not the raw driver paths')
     .option('--sim-runs <n>', 'simulator runs per configuration (bench sim)', (v) => parseInt(v, 10), 5)
+    .option('--nodes <n>', 'bench sim: a simulated cluster of N nodes (issue 23) instead of one node', (v) => parseInt(v, 10))
+    .option('--functions <n>', 'bench sim --nodes: functions of the synthetic day (default 50000)', (v) => parseInt(v, 10))
+    .option('--threads <n>', 'bench sim --nodes: worker threads (default 2)', (v) => parseInt(v, 10))
+    .option('--minutes <n>', 'bench sim --nodes: simulate the first N minutes of the day (default all)', (v) => parseInt(v, 10))
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
+    .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -138,7 +164,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; cpuRuns: number; localityRuns: number; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[] }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[] }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -232,7 +258,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## python\n\n' + text);
         json.python = r;
       }
-      if (which === 'sim') {
+      if (which === 'sim' && o.nodes !== undefined) {
+        // issue 23: a simulated cluster at data-centre scale
+        const { benchClusterSpeed, formatClusterSpeed } = await import('../../bench/sim-cluster-speed.js');
+        console.error(`bench sim --nodes ${o.nodes}: a ${o.functions ?? 50000}-function day through the cluster simulator…`);
+        const r = await benchClusterSpeed({ nodes: o.nodes, functions: o.functions, threads: o.threads, minutes: o.minutes });
+        const text = formatClusterSpeed(r);
+        console.log(text + '\n');
+        md.push(text);
+        json.simClusterSpeed = r;
+      } else if (which === 'sim') {
         const { benchSimSpeed, formatSimSpeed } = await import('../../bench/sim-speed.js');
         console.error('bench sim: simulated invocations per second on a 600-function day…');
         const r = await benchSimSpeed({ runs: o.simRuns });
@@ -245,7 +280,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         // issue 13: nats-server + daemons as separate processes (not part of `all`: minutes of VMs)
         const { benchCluster, formatCluster } = await import('../../bench/cluster.js');
         console.error('bench cluster: broker vs straight HTTP, three nodes vs one, locality on/off…');
-        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns });
+        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns, sections: o.sections as Array<'warm' | 'cpu' | 'locality'> | undefined });
         const text = formatCluster(r);
         console.log(text + '\n');
         md.push('## cluster\n\n' + text);

@@ -333,6 +333,10 @@ const { registerExtraCommands } = await import('./extra.js');
 registerExtraCommands(program);
 const { registerClusterCommands } = await import('../cluster/cli.js');
 registerClusterCommands(program); // cluster status, activation lookup
+const { registerTraceCommands } = await import('../traffic/cli.js');
+registerTraceCommands(program); // issue 23: trace export
+const { registerWhatIfCommand } = await import('../whatif/cli.js');
+registerWhatIfCommand(program); // issue 23: what-if on the node's own traffic
 
 try {
   await program.parseAsync(process.argv);

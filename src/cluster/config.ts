@@ -44,6 +44,8 @@ export const clusterConfigSchema = z
     ackWaitMs: z.number().int().min(1000).default(10_000),
     /** Invocations pulled and not yet answered, at most ('auto': the instances the node has plus the starts it can begin now). */
     maxInFlight: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
+    /** What a node counts as room for shared-queue work: its instances and free start slots (instances), or only the starts it may begin now (starts); capacity.ts. */
+    pullRule: z.enum(['instances', 'starts']).default('instances'),
     /** Send an invocation first to a node that has the function warm or snapshotted. */
     locality: z.boolean().default(true),
     /** A node busy this long hands the invocations addressed to it to the shared queue. */

@@ -10,7 +10,7 @@
 // go to its one idle instance). A node that is busy anyway hands its addressed work
 // to the shared queue after `localityWaitMs` (src/sources/broker/).
 
-import { isLive, type NodeStatus } from './node-status.js';
+import { isLive, type FunctionPresence, type NodeStatus } from './node-status.js';
 
 export type Placement = { kind: 'node'; node: string; why: 'warm' | 'snapshot' | 'busy' } | { kind: 'shared' };
 
@@ -19,30 +19,139 @@ export interface LocalityOptions {
   nodeTimeoutMs: number;
 }
 
-export class LocalityBook {
+export interface Booking {
+  fn: number;
+  total: number;
+}
+
+/** What one ingress sent to one node since that node's last heartbeat. */
+interface Booked<F> {
+  since: number;
+  byFn: Map<F, number>;
+  total: number;
+}
+
+/**
+ * Invocations an ingress sent to each node since that node's last heartbeat.
+ * Keys are node and function names in the daemon; the cluster simulator keys by
+ * index (N, F = number), which changes nothing but the speed of the lookups.
+ */
+export class LocalityBook<N extends string | number = string, F extends string | number = string> {
   /** node → fn → invocations sent to it since its last heartbeat */
-  private readonly booked = new Map<string, { since: number; byFn: Map<string, number>; total: number }>();
+  private readonly booked = new Map<N, Booked<F>>();
+  private readonly none: Booking = { fn: 0, total: 0 };
+
+  /**
+   * `beatAt` (optional): when the node's latest heartbeat was made. With it a booking made
+   * before that heartbeat is void when it is next read (lazily; the simulator has one book
+   * per ingress node and cannot tell each of them about every heartbeat); without it the
+   * owner calls heartbeat() for every heartbeat it receives (the daemon).
+   */
+  constructor(private readonly beatAt?: (node: N) => number) {}
 
   /** A node's new heartbeat: what it reports now includes what was booked before it was made. */
-  heartbeat(n: NodeStatus): void {
+  heartbeat(n: { node: N; at: number }): void {
     const b = this.booked.get(n.node);
     if (b && n.at >= b.since) this.booked.delete(n.node);
   }
 
-  booking(node: string, fn: string): { fn: number; total: number } {
+  /** What was sent to `node` since its last heartbeat (undefined: nothing). */
+  bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
     const b = this.booked.get(node);
-    return { fn: b?.byFn.get(fn) ?? 0, total: b?.total ?? 0 };
+    if (b && this.beatAt && this.beatAt(node) >= b.since) {
+      this.booked.delete(node);
+      return undefined;
+    }
+    return b;
   }
 
-  book(node: string, fn: string, now: number): void {
-    let b = this.booked.get(node);
+  booking(node: N, fn: F): Booking {
+    const b = this.bookedAt(node);
+    return b ? { fn: b.byFn.get(fn) ?? 0, total: b.total } : this.none;
+  }
+
+  book(node: N, fn: F, now: number): void {
+    let b = this.bookedAt(node) as Booked<F> | undefined;
     if (!b) this.booked.set(node, (b = { since: now, byFn: new Map(), total: 0 }));
     b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
     b.total++;
   }
 
-  choose(fn: string, nodes: Iterable<NodeStatus>, now: number, o: LocalityOptions): Placement {
+  choose(this: LocalityBook<string, string>, fn: string, nodes: Iterable<NodeStatus>, now: number, o: LocalityOptions): Placement {
     return choosePlacement(fn, nodes, now, o, (node) => this.booking(node, fn));
+  }
+}
+
+/**
+ * The locality rule, one candidate node at a time and without allocating: the
+ * daemon's ingress offers every live node that reports the function
+ * (choosePlacement), the cluster simulator (src/sim/cluster/) the nodes its
+ * per-function index holds. Among the candidates of each kind (warm, snapshot,
+ * busy) this node wins, then the larger count, then the shorter queue, then the
+ * smaller name. Nodes are names in the daemon and indices in the simulator
+ * (whose names are zero-padded indices: both orders agree).
+ */
+export class PlacementChooser<N extends string | number = string> {
+  private self: N | undefined;
+  private warmNode: N | undefined;
+  private warmQueued = 0;
+  private warmIdle = 0;
+  private snapNode: N | undefined;
+  private snapQueued = 0;
+  private snapFree = 0;
+  private busyNode: N | undefined;
+  private busyQueued = 0;
+  private busySoon = 0;
+
+  reset(self: N): this {
+    this.self = self;
+    this.warmNode = this.snapNode = this.busyNode = undefined;
+    return this;
+  }
+
+  /** A live node whose heartbeat reports `p` for the function, with `queued` and `free` from that heartbeat and what was booked against it since. */
+  offer(node: N, queued: number, free: number, p: FunctionPresence, bookedFn: number, bookedTotal: number): void {
+    const idle = p.idle - bookedFn;
+    if (idle > 0 && this.better(node, queued, idle, this.warmNode, this.warmQueued, this.warmIdle)) {
+      this.warmNode = node;
+      this.warmQueued = queued;
+      this.warmIdle = idle;
+    }
+    const room = free - bookedTotal;
+    if (p.snapshot && room > 0 && this.better(node, queued, room, this.snapNode, this.snapQueued, this.snapFree)) {
+      this.snapNode = node;
+      this.snapQueued = queued;
+      this.snapFree = room;
+    }
+    // what was booked beyond its idle instances waits for these
+    const soon = p.busy + p.starting - Math.max(0, bookedFn - p.idle);
+    if (soon > 0 && queued === 0 && this.better(node, queued, soon, this.busyNode, this.busyQueued, this.busySoon)) {
+      this.busyNode = node;
+      this.busyQueued = queued;
+      this.busySoon = soon;
+    }
+  }
+
+  private better(a: N, aQueued: number, ka: number, b: N | undefined, bQueued: number, kb: number): boolean {
+    if (b === undefined) return true;
+    if ((a === this.self) !== (b === this.self)) return a === this.self;
+    if (ka !== kb) return ka > kb;
+    if (aQueued !== bQueued) return aQueued < bQueued;
+    return a < b;
+  }
+
+  /** The chosen node (undefined: the shared queue) and why. */
+  get node(): N | undefined {
+    return this.warmNode ?? this.snapNode ?? this.busyNode;
+  }
+
+  get why(): 'warm' | 'snapshot' | 'busy' | undefined {
+    return this.warmNode !== undefined ? 'warm' : this.snapNode !== undefined ? 'snapshot' : this.busyNode !== undefined ? 'busy' : undefined;
+  }
+
+  result(this: PlacementChooser<string>): Placement {
+    const node = this.node;
+    return node === undefined ? { kind: 'shared' } : { kind: 'node', node, why: this.why! };
   }
 }
 
@@ -51,33 +160,15 @@ export function choosePlacement(
   nodes: Iterable<NodeStatus>,
   now: number,
   o: LocalityOptions,
-  booked: (node: string) => { fn: number; total: number } = () => ({ fn: 0, total: 0 }),
+  booked: (node: string) => Booking = () => ({ fn: 0, total: 0 }),
 ): Placement {
-  let warm: { n: NodeStatus; idle: number } | undefined;
-  let snap: { n: NodeStatus; free: number } | undefined;
-  let busy: { n: NodeStatus; soon: number } | undefined;
-  const better = (a: NodeStatus, b: NodeStatus | undefined, ka: number, kb: number): boolean => {
-    if (!b) return true;
-    if ((a.node === o.self) !== (b.node === o.self)) return a.node === o.self;
-    if (ka !== kb) return ka > kb;
-    if (a.queued !== b.queued) return a.queued < b.queued;
-    return a.node < b.node;
-  };
+  const c = new PlacementChooser<string>().reset(o.self);
   for (const n of nodes) {
     if (!isLive(n, now, o.nodeTimeoutMs)) continue;
     const p = n.functions[fn];
     if (!p) continue;
     const bk = booked(n.node);
-    const idle = p.idle - bk.fn;
-    if (idle > 0 && better(n, warm?.n, idle, warm?.idle ?? 0)) warm = { n, idle };
-    const free = n.free - bk.total;
-    if (p.snapshot && free > 0 && better(n, snap?.n, free, snap?.free ?? 0)) snap = { n, free };
-    // what was booked beyond its idle instances waits for these
-    const soon = p.busy + p.starting - Math.max(0, bk.fn - p.idle);
-    if (soon > 0 && n.queued === 0 && better(n, busy?.n, soon, busy?.soon ?? 0)) busy = { n, soon };
+    c.offer(n.node, n.queued, n.free, p, bk.fn, bk.total);
   }
-  if (warm) return { kind: 'node', node: warm.n.node, why: 'warm' };
-  if (snap) return { kind: 'node', node: snap.n.node, why: 'snapshot' };
-  if (busy) return { kind: 'node', node: busy.n.node, why: 'busy' };
-  return { kind: 'shared' };
+  return c.result();
 }

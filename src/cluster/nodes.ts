@@ -6,6 +6,7 @@ import type { KV } from '@nats-io/kv';
 import type { Logger } from '../core/logger.js';
 import { followBucket, type Follower } from './follow.js';
 import { isLive, type NodeStatus } from './node-status.js';
+import { HEARTBEAT_MIN_GAP_MS } from './timing.js';
 
 export class NodeDirectory {
   readonly nodes = new Map<string, NodeStatus>();
@@ -67,7 +68,7 @@ export class Heartbeat {
     private readonly make: () => Promise<NodeStatus>,
     private readonly everyMs: number,
     private readonly log: Logger,
-    private readonly minGapMs = 200,
+    private readonly minGapMs = HEARTBEAT_MIN_GAP_MS,
   ) {}
 
   start(): void {

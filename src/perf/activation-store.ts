@@ -177,6 +177,12 @@ export class ActivationStore {
     return rows.map((r) => r.id);
   }
 
+  /** issue 23: the finished records received in [since, until), oldest first, without their logs (traffic export) */
+  range(since: number, until: number, limit: number): ActivationRecord[] {
+    const rows = stmt(this.db, `SELECT record FROM activations WHERE received_at >= ? AND received_at < ? AND ${FINISHED} ORDER BY received_at LIMIT ?`).all(Math.floor(since), Math.ceil(until), limit) as { record: string }[];
+    return rows.map((r) => JSON.parse(r.record) as ActivationRecord);
+  }
+
   list(q: ActivationQuery): ActivationPage {
     const { where, args } = conditions(q, q.after);
     const rows = stmt(this.db, `SELECT id, function, received_at, record, log_bytes FROM activations WHERE ${where} ORDER BY received_at DESC, id DESC LIMIT ? OFFSET ?`).all(

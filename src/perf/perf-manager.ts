@@ -27,6 +27,8 @@ export type PerfMsg =
   /** issue 20: the ids that start with `prefix` (at most `limit`), as the CLI's short ids */
   | { kind: 'idsWithPrefix'; prefix: string; limit: number; reply: Reply<string[]> }
   | { kind: 'stats'; reply: Reply<Record<string, FunctionStats>> }
+  /** issue 23: the finished records received in [since, until) (epoch ms), oldest first, at most `limit` */
+  | { kind: 'range'; since: number; until: number; limit: number; reply: Reply<ActivationRecord[]> }
   /** who hears about changed costs, and the snapshot tiers to estimate restore costs for */
   | { kind: 'subscribe'; to: ActorRef<CostsMsg>; tiers: string[] };
 
@@ -122,6 +124,11 @@ export class PerfManager extends Actor<PerfMsg> {
       case 'stats':
         msg.reply.resolve(Object.fromEntries(this.stats.byFn));
         return;
+      case 'range': {
+        this.flush();
+        msg.reply.resolve(this.records.range(msg.since, msg.until, msg.limit));
+        return;
+      }
       case 'subscribe':
         this.subscriber = msg.to;
         this.tiers = msg.tiers;

@@ -9,6 +9,8 @@ export interface MappingOptions {
   mapFile?: string;
   /** Deployed functions; trace functions, most invoked first, are assigned to them round-robin. */
   functions?: string | string[];
+  /** Call each FaaSRail row's workload (mapped_wreq.bench) by its name: specs `faascell trace export` wrote name the function there. */
+  workloadNames?: boolean;
 }
 
 /** Deployed function name per trace function index (undefined: not replayed). */
@@ -27,8 +29,9 @@ export function parseMapText(text: string): Record<string, string> {
 }
 
 export async function buildMapping(trace: Trace, o: MappingOptions): Promise<Mapping> {
-  const given = [o.map, o.mapFile, o.functions].filter((x) => x !== undefined && x !== '').length;
-  if (given > 1) throw new Error('use only one of --map, --map-file, --functions');
+  const given = [o.map, o.mapFile, o.functions, o.workloadNames || undefined].filter((x) => x !== undefined && x !== '').length;
+  if (given > 1) throw new Error('use only one of --map, --map-file, --functions, --workload-names');
+  if (o.workloadNames) return trace.functions.map((f) => f.workload ?? f.name);
   if (o.functions !== undefined && o.functions !== '') {
     const fns = (Array.isArray(o.functions) ? o.functions : o.functions.split(',')).map((s) => s.trim()).filter(Boolean);
     if (fns.length === 0) throw new Error('--functions: empty list');

@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { createPolicies, KEEP_ALIVE_NAMES, type PoliciesConfigInput } from '../policies/index.js';
 import { loadTrace, type TraceFormat } from '../traces/index.js';
-import type { Spread } from '../traces/expand.js';
-import { loadProfile } from './profile.js';
+import type { ExpandOptions, Spread } from '../traces/expand.js';
+import type { Trace } from '../traces/types.js';
+import { loadProfile, type Profile } from './profile.js';
 import { simulate, type SimNodeOptions, type SimulationResult } from './simulator.js';
 import { loadConfigFile, type Config } from '../config/schema.js';
 
@@ -91,8 +92,24 @@ export function simulatedNode(c: Config): SimulatedNode {
   };
 }
 
-export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
-  const write = opts.write ?? ((s: string) => void process.stdout.write(s));
+/** What a simulate command line describes: the trace, the profile, the policies' configuration and the simulated node. */
+export interface SimulationSetup {
+  trace: Trace;
+  profile: Profile;
+  /** the policies' configuration (createPolicies makes one set per node) */
+  policiesConfig: Record<string, unknown>;
+  baseDir: string;
+  memoryMiB: number;
+  node: Partial<SimNodeOptions>;
+  maxInstancesPerFunction: number | undefined;
+  maxQueueDelayMs: number | undefined;
+  timeScale: number | undefined;
+  durationMs: number | undefined;
+  expand: ExpandOptions;
+  seed: number | undefined;
+}
+
+export async function simulationSetup(opts: SimulateCommandOptions): Promise<SimulationSetup> {
   let cfg: Record<string, unknown> = {};
   let baseDir = process.cwd();
   let fromConfig: ReturnType<typeof nodeFromConfig> | undefined;
@@ -109,7 +126,6 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
   }
   const seed = num(opts.seed, 'seed');
   if (seed !== undefined) cfg.seed = seed;
-  const policies = await createPolicies(cfg, { baseDir });
   const trace = await loadTrace(opts.trace, opts.format ?? 'azure', {
     day: opts.day,
     topFunctions: num(opts.topFunctions, 'top-functions'),
@@ -132,17 +148,36 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
   }
   if (opts.cpuModel === false) node.cpuModel = false;
   if (opts.snapshots === false) node.snapshots = false;
-  const res = simulate({
+  return {
     trace,
-    policies,
     profile,
+    policiesConfig: cfg,
+    baseDir,
     memoryMiB: memory ?? fromConfig?.memoryMiB ?? Infinity,
-    timeScale: num(opts.timeScale, 'time-scale'),
-    durationMs: durationS === undefined ? undefined : durationS * 1000,
+    node,
     maxInstancesPerFunction: num(opts.maxInstances, 'max-instances') ?? fromConfig?.maxInstances,
     maxQueueDelayMs: num(opts.maxQueueDelayMs, 'max-queue-delay-ms') ?? fromConfig?.maxQueueDelayMs,
+    timeScale: num(opts.timeScale, 'time-scale'),
+    durationMs: durationS === undefined ? undefined : durationS * 1000,
     expand: { spread: opts.spread, seed: seed ?? 1 },
-    node,
+    seed,
+  };
+}
+
+export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
+  const write = opts.write ?? ((s: string) => void process.stdout.write(s));
+  const su = await simulationSetup(opts);
+  const res = simulate({
+    trace: su.trace,
+    policies: await createPolicies(su.policiesConfig, { baseDir: su.baseDir }),
+    profile: su.profile,
+    memoryMiB: su.memoryMiB,
+    timeScale: su.timeScale,
+    durationMs: su.durationMs,
+    maxInstancesPerFunction: su.maxInstancesPerFunction,
+    maxQueueDelayMs: su.maxQueueDelayMs,
+    expand: su.expand,
+    node: su.node,
   });
   if (opts.json) write(JSON.stringify(res) + '\n');
   else write(formatResult(res));

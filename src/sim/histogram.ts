@@ -24,6 +24,26 @@ export class LatencyHistogram {
     if (v > this.max) this.max = v;
   }
 
+  /** The bucket counts (for merging histograms of other threads). */
+  buckets(): number[] {
+    let last = this.counts.length - 1;
+    while (last >= 0 && this.counts[last] === 0) last--;
+    return Array.from(this.counts.subarray(0, last + 1));
+  }
+
+  /** Add another histogram's buckets, count, sum and max. */
+  merge(o: { buckets: number[]; count: number; sum: number; max: number }): void {
+    if (o.buckets.length > this.counts.length) {
+      const c = new Float64Array(o.buckets.length);
+      c.set(this.counts);
+      this.counts = c;
+    }
+    o.buckets.forEach((n, b) => (this.counts[b]! += n));
+    this.count += o.count;
+    this.sum += o.sum;
+    if (o.max > this.max) this.max = o.max;
+  }
+
   mean(): number {
     return this.count > 0 ? this.sum / this.count : 0;
   }

@@ -82,6 +82,23 @@ export interface SimulationOptions {
    * left, as a daemon would; by default only the runs and starts in flight finish.
    */
   drain?: boolean;
+  /** A shell around this node (the cluster simulator, src/sim/cluster/) hears what happens to its requests. */
+  hooks?: SimHooks;
+  /** Costs by trace function, computed once for many nodes (default: from the profile). */
+  functionCosts?: FunctionCosts[];
+  /** Define a function in the decision core at its first arrival (a node of a large cluster sees few of the trace's functions). */
+  lazyFunctions?: boolean;
+}
+
+/** What a cluster shell learns from one simulated node (issue 23). Function numbers are trace indices. */
+export interface SimHooks {
+  /** the request got an instance: one that was there (`fresh` false) or one whose start it waited for */
+  onAssign?(req: number, fresh: boolean, path: 'cold' | 'restore', now: number): void;
+  /** the request's run ended: its answer */
+  onDone?(req: number, now: number): void;
+  onReject?(req: number, reason: RejectCode, now: number): void;
+  /** the function's instances or snapshot changed (what a heartbeat reports of it, and the node's memory) */
+  onTouch?(fn: number, now: number): void;
 }
 
 export type SimEvent =
@@ -170,6 +187,8 @@ class SlotState {
   waitMs = 0;
   /** a restored clone whose first run refuses the resync it carries (fault `resync`) */
   resyncFault = false;
+  /** the request in progress */
+  req = 0;
 }
 
 /** Per function, when SimulationOptions.byFunction is set. */
@@ -191,7 +210,11 @@ export class Simulator implements CoreEffects {
   private readonly heap = new EventHeap();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
-  private fnByIndex: CoreFunction[];
+  private readonly fnByIndex: (CoreFunction | undefined)[] = [];
+  /** trace function of each core function (the same index unless functions are defined lazily) */
+  private readonly traceIdx: number[] = [];
+  private readonly maxInst: number;
+  private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
@@ -250,8 +273,9 @@ export class Simulator implements CoreEffects {
     this.idleVmCpu = n.idleVmCpu;
     this.tierNames = prof.tiers.map((t) => t.name);
     this.log = o.onDecision;
-    const maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
-    this.costs = o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
+    this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
+    this.hooks = o.hooks;
+    this.costs = o.functionCosts ?? o.trace.functions.map((tf) => functionCosts(prof, tf.name, tf));
     const d = functionCosts(prof, '\0defaults');
     this.core = new PoolCore(
       {
@@ -282,14 +306,7 @@ export class Simulator implements CoreEffects {
       o.policies,
       this,
     );
-    this.fnByIndex = o.trace.functions.map((tf, i) =>
-      this.core.defineFunction(
-        tf.name,
-        // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
-        { memoryMiB: this.costs[i]!.memoryMiB, maxInstances: this.costs[i]!.maxInstances ?? maxInst, version: '1', share: o.shares?.[tf.name] },
-        0,
-      ),
-    );
+    if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
     this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
@@ -328,7 +345,10 @@ export class Simulator implements CoreEffects {
     else if (e.kind === 'define') {
       const f = core.defineFunction(e.fn, e.spec, now);
       const i = this.o.trace.functions.findIndex((tf) => tf.name === e.fn);
-      if (i >= 0) this.fnByIndex[i] = f;
+      if (i >= 0) {
+        this.fnByIndex[i] = f;
+        this.traceIdx[f.index] = i;
+      }
     }
     else {
       const f = core.fn(e.fn);
@@ -361,7 +381,7 @@ export class Simulator implements CoreEffects {
         while (heap.size > 0 && heap.peekTime() <= t) this.step();
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 6]!++;
-        const f = this.fnByIndex[fns[i]!]!;
+        const f = this.fnByIndex[fns[i]!] ?? this.define(fns[i]!);
         // a deleted function is unknown to the node: the daemon's Dispatcher answers 404 before the core
         if (f.deleted) {
           this.notFound++;
@@ -410,7 +430,7 @@ export class Simulator implements CoreEffects {
       refusalP50Ms: this.refusalHist.percentile(50),
       refusalP99Ms: this.refusalHist.percentile(99),
       refusedWithin1s: this.refusalHist.count > 0 ? this.refusedFast / this.refusalHist.count : 1,
-      snapshots: this.fnByIndex.filter((f) => f.snapshot?.ready).length,
+      snapshots: this.fnByIndex.filter((f) => f?.snapshot?.ready).length,
       coldStartFraction: frac(c.freshCold),
       restoreFraction: frac(c.freshRestore),
       warmFraction: frac(c.warm),
@@ -453,6 +473,61 @@ export class Simulator implements CoreEffects {
     }));
   }
 
+  // ---- driven by a cluster shell (src/sim/cluster/) ------------------------------
+
+  /** The decision core of this node (read-only use: counters, instance counts, start slots). */
+  get poolCore(): PoolCore {
+    return this.core;
+  }
+
+  /** Trace function `fn` (its index) arrives as request `req` at `t` (no earlier than the events processed so far). */
+  arrive(fn: number, req: number, t: number): void {
+    this.events++;
+    this.core.arrive(this.fnByIndex[fn] ?? this.define(fn), req, t);
+    this.afterEvent(t);
+  }
+
+  /** Time of this node's next event (Infinity: none). */
+  nextEventTime(): number {
+    return this.heap.peekTime();
+  }
+
+  /** Process every event up to and including `until`. */
+  advance(until: number): void {
+    const heap = this.heap;
+    while (heap.size > 0 && heap.peekTime() <= until) this.step();
+  }
+
+  /** Events processed so far. */
+  get eventCount(): number {
+    return this.events;
+  }
+
+  /** Requests whose run ended. */
+  get completedCount(): number {
+    return this.completed;
+  }
+
+  /** Trace function `fn` in this node's decision core (undefined: never seen here; `define`: create it). */
+  coreFunction(fn: number, define = false): CoreFunction | undefined {
+    return this.fnByIndex[fn] ?? (define ? this.define(fn) : undefined);
+  }
+
+  /** The trace function of a core function. */
+  traceIndexOf(f: CoreFunction): number {
+    return this.traceIdx[f.index]!;
+  }
+
+  private define(i: number): CoreFunction {
+    const c = this.costs[i]!;
+    const tf = this.o.trace.functions[i]!;
+    // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+    const f = this.core.defineFunction(tf.name, { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1', share: this.o.shares?.[tf.name] }, 0);
+    this.traceIdx[f.index] = i;
+    this.fnByIndex[i] = f;
+    return f;
+  }
+
   private step(): void {
     const heap = this.heap;
     heap.pop();
@@ -482,16 +557,22 @@ export class Simulator implements CoreEffects {
       if (s.job || (inst.seq >>> 0) !== tag) return; // its CPU part is still running
       this.completed++;
       this.hist.record(now - s.arrival);
-      if (this.fnHist) this.fnHist[inst.f.index]!.record(now - s.arrival);
+      if (this.fnHist) this.fnHist[this.traceIdx[inst.f.index]!]!.record(now - s.arrival);
       // what the record says, read before runDone: its decisions may stop this instance and reuse its slot
       const f = inst.f;
       const c = s.costs;
       const fresh = s.fresh;
+      const req = s.req;
       const path = inst.path;
       const startMs = inst.startCostMs;
       const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
       core.runDone(inst, now);
       this.observe(f, c, fresh, path, startMs, tier);
+      const h = this.hooks;
+      if (h) {
+        h.onDone?.(req, now);
+        h.onTouch?.(this.traceIdx[f.index]!, now);
+      }
     } else if (kind === E_READY) {
       const inst = this.instAt(idx);
       const s = this.slots[idx];
@@ -510,6 +591,7 @@ export class Simulator implements CoreEffects {
       const snap = inst.snapshot;
       if (snap && inst.path === 'cold' && !snap.ready) core.snapshotReady(snap, s.costs.snapshotMiB * 1048576, undefined, now);
       core.startDone(inst, now);
+      this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
     } else {
       core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
     }
@@ -562,12 +644,13 @@ export class Simulator implements CoreEffects {
     let s = this.slots[inst.idx];
     if (!s) this.slots[inst.idx] = s = new SlotState();
     this.instBySlot[inst.idx] = inst;
-    const c = this.costs[inst.f.index]!;
+    const c = this.costs[this.traceIdx[inst.f.index]!]!;
     s.costs = c;
     s.startedAt = now;
     s.resyncFault = false;
     this.armMemorySample(now);
     this.log?.({ t: now, kind: 'start', inst: inst.seq, fn: inst.fn, path: plan.path, snapshot: plan.snapshot !== undefined });
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
     const faults = this.o.faults;
     if (faults && this.injectFaults(faults, inst, plan, s, now)) return;
     const restore = plan.path === 'restore';
@@ -635,8 +718,9 @@ export class Simulator implements CoreEffects {
     }
     s.fresh = fresh;
     s.arrival = arrival;
+    s.req = req;
     this.queueWaitSum += now - arrival;
-    if (this.fnCounts) this.fnCounts[inst.f.index * 6 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
+    if (this.fnCounts) this.fnCounts[this.traceIdx[inst.f.index]! * 6 + (!fresh ? 1 : inst.path === 'restore' ? 2 : 3)]!++;
     const service = (fresh ? 0 : c.warmMs) + c.runMs;
     const cpuMs = Math.min(service + c.invokeCpuMs, c.invokeCpuMs + Math.min(1, c.cpuShare) * service);
     if (this.cpu && cpuMs > 0) {
@@ -648,6 +732,11 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
       this.heap.push(now + service, (inst.idx << 3) | E_FINISH, inst.seq >>> 0);
     }
+    const h = this.hooks;
+    if (h) {
+      h.onAssign?.(req, fresh, inst.path, now);
+      h.onTouch?.(this.traceIdx[inst.f.index]!, now);
+    }
   }
 
   reject(req: number, f: CoreFunction, reason: RejectCode, _detail: unknown, arrival: number, now: number): void {
@@ -655,10 +744,12 @@ export class Simulator implements CoreEffects {
     const waited = now - arrival;
     this.refusalHist.record(waited);
     if (waited <= 1000) this.refusedFast++;
-    if (this.fnCounts && f.index < this.o.trace.functions.length) {
-      this.fnCounts[f.index * 6 + 4]!++;
-      if (reason === 'queue_timeout') this.fnCounts[f.index * 6 + 5]!++;
+    const ti = this.traceIdx[f.index];
+    if (this.fnCounts && ti !== undefined) {
+      this.fnCounts[ti * 6 + 4]!++;
+      if (reason === 'queue_timeout') this.fnCounts[ti * 6 + 5]!++;
     }
+    this.hooks?.onReject?.(req, reason, now);
   }
 
   stop(inst: CoreInstance, cause: StopCause, now: number): void {
@@ -668,6 +759,7 @@ export class Simulator implements CoreEffects {
       s.job = undefined;
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
+    this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
@@ -676,6 +768,7 @@ export class Simulator implements CoreEffects {
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
     this.log?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
+    this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!, now);
   }
 
   moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {

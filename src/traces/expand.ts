@@ -15,20 +15,29 @@ export interface ExpandOptions {
 }
 
 const FN_BITS = 2 ** 26;
+const RADIX_BITS = 9;
+const RADIX = 1 << RADIX_BITS;
+const RADIX_MASK = RADIX - 1;
 
 /**
  * Expands slot after slot into reusable typed arrays (times in ms from the
- * trace start, function indices), sorted by time. Each arrival is packed into
- * one float64 (time in fine units × 2^26 + function index) so the native
- * typed-array sort orders a whole slot at once.
+ * trace start, function indices), sorted by time. Times are whole "units"
+ * (1/1000 ms for minute slots) drawn per invocation, then sorted with a stable
+ * least-significant-digit radix sort on the units (three passes of 9 bits): the
+ * entries come in function order, so ties stay ordered by function — the order a
+ * comparison sort of (units, function) gives, in O(n) instead of O(n log n).
  */
 export class ArrivalExpander {
   times = new Float64Array(4096);
   fns = new Uint32Array(4096);
-  private keys = new Float64Array(4096);
+  private units = new Uint32Array(4096);
+  private fnIn = new Uint32Array(4096);
+  private unitsTmp = new Uint32Array(4096);
+  private fnTmp = new Uint32Array(4096);
+  private readonly count = new Uint32Array(RADIX);
   private readonly rng: SeededRng;
   private readonly spread: Spread;
-  /** time units per ms so that slot × units × 2^26 stays below 2^53 */
+  /** time units per ms so that a slot's units fit in 27 bits (3 radix passes) */
   private readonly unitsPerMs: number;
 
   constructor(
@@ -41,42 +50,96 @@ export class ArrivalExpander {
     this.unitsPerMs = Math.min(1000, Math.floor((2 ** 53 - 1) / FN_BITS / trace.slotMs));
   }
 
+  private ensure(n: number): void {
+    if (n <= this.units.length) return;
+    let cap = this.units.length;
+    while (cap < n) cap *= 2;
+    this.times = new Float64Array(cap);
+    this.fns = new Uint32Array(cap);
+    this.units = new Uint32Array(cap);
+    this.fnIn = new Uint32Array(cap);
+    this.unitsTmp = new Uint32Array(cap);
+    this.fnTmp = new Uint32Array(cap);
+  }
+
   /** Arrivals of slot s into this.times / this.fns[0..n); returns n. */
   slot(s: number): number {
     const t = this.trace;
+    if (t.exact) return this.exactSlot(s);
     const a = t.slotStart[s]!;
     const b = t.slotStart[s + 1]!;
     let n = 0;
     for (let e = a; e < b; e++) n += t.entryCount[e]!;
-    if (n > this.keys.length) {
-      let cap = this.keys.length;
-      while (cap < n) cap *= 2;
-      this.keys = new Float64Array(cap);
-      this.times = new Float64Array(cap);
-      this.fns = new Uint32Array(cap);
-    }
-    const keys = this.keys;
+    this.ensure(n);
+    const units = this.units;
+    const fnIn = this.fnIn;
     const span = t.slotMs * this.unitsPerMs;
     let k = 0;
     for (let e = a; e < b; e++) {
       const fn = t.entryFn[e]!;
       const c = t.entryCount[e]!;
       if (this.spread === 'even') {
-        for (let j = 0; j < c; j++) keys[k++] = Math.floor(((j + 0.5) * span) / c) * FN_BITS + fn;
+        for (let j = 0; j < c; j++) {
+          units[k] = Math.floor(((j + 0.5) * span) / c);
+          fnIn[k++] = fn;
+        }
       } else {
-        for (let j = 0; j < c; j++) keys[k++] = Math.floor(this.rng.next() * span) * FN_BITS + fn;
+        for (let j = 0; j < c; j++) {
+          units[k] = Math.floor(this.rng.next() * span);
+          fnIn[k++] = fn;
+        }
       }
     }
-    const view = keys.subarray(0, n);
-    view.sort();
+    this.radixSort(n);
+    const sorted = this.units;
     const base = s * t.slotMs;
     const upm = this.unitsPerMs;
-    for (let i = 0; i < n; i++) {
-      const key = view[i]!;
-      const units = Math.floor(key / FN_BITS);
-      this.fns[i] = key - units * FN_BITS;
-      this.times[i] = base + units / upm;
+    const times = this.times;
+    for (let i = 0; i < n; i++) times[i] = base + sorted[i]! / upm;
+    this.fns.set(this.fnIn.subarray(0, n));
+    return n;
+  }
+
+  /** Stable sort of units[0..n) (with fnIn alongside) by units, 9 bits a pass. */
+  private radixSort(n: number): void {
+    let src = this.units;
+    let srcF = this.fnIn;
+    let dst = this.unitsTmp;
+    let dstF = this.fnTmp;
+    const count = this.count;
+    for (let shift = 0; shift < 27; shift += RADIX_BITS) {
+      count.fill(0);
+      for (let i = 0; i < n; i++) count[(src[i]! >>> shift) & RADIX_MASK]!++;
+      let sum = 0;
+      for (let d = 0; d < RADIX; d++) {
+        const c = count[d]!;
+        count[d] = sum;
+        sum += c;
+      }
+      for (let i = 0; i < n; i++) {
+        const u = src[i]!;
+        const at = count[(u >>> shift) & RADIX_MASK]!++;
+        dst[at] = u;
+        dstF[at] = srcF[i]!;
+      }
+      [src, dst] = [dst, src];
+      [srcF, dstF] = [dstF, srcF];
     }
+    // three passes: the sorted arrays are the scratch ones; swap the roles
+    this.units = src;
+    this.fnIn = srcF;
+    this.unitsTmp = dst;
+    this.fnTmp = dstF;
+  }
+
+  /** A trace with exact arrival times: slot s's arrivals as recorded. */
+  private exactSlot(s: number): number {
+    const x = this.trace.exact!;
+    const a = x.slotStart[s]!;
+    const n = x.slotStart[s + 1]! - a;
+    this.ensure(n);
+    this.times.set(x.times.subarray(a, a + n));
+    this.fns.set(x.fns.subarray(a, a + n));
     return n;
   }
 }

@@ -1,5 +1,5 @@
 import { createRng } from '../policies/rng.js';
-import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
+import { EntryBuilder, type ExactArrivals, type Trace, type TraceFunction } from './types.js';
 
 /** Indices of the n most invoked functions (ties: lower index first). */
 export function topFunctions(trace: Trace, n: number): number[] {
@@ -40,7 +40,9 @@ export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
   }
   const functions: TraceFunction[] = keep.map((old, i) => ({ ...trace.functions[old]!, index: i, total: totals[i]! }));
   const csr = b.toCsr(nSlots);
+  const x = trace.exact;
   return {
+    ...(x ? { exact: keepExact(x, trace.slotMs, nSlots, from, (fn) => remap[fn]!) } : {}),
     format: trace.format,
     source: trace.source,
     slotLabels: trace.slotLabels?.slice(from, to),
@@ -76,12 +78,46 @@ export function thinTrace(trace: Trace, fraction: number, seed = 1): Trace {
     }
   }
   const csr = b.toCsr(trace.nSlots);
+  // exact arrivals: keep as many of each slot's arrivals of a function as the thinned count says, the first ones
+  let exact: ExactArrivals | undefined;
+  if (trace.exact) {
+    const left = new Map<number, number>();
+    for (let s = 0; s < trace.nSlots; s++) for (let e = csr.slotStart[s]!; e < csr.slotStart[s + 1]!; e++) left.set(s * trace.functions.length + csr.entryFn[e]!, csr.entryCount[e]!);
+    exact = keepExact(trace.exact, trace.slotMs, trace.nSlots, 0, (fn, slot) => {
+      const k = slot * trace.functions.length + fn;
+      const n = left.get(k) ?? 0;
+      if (n <= 0) return -1;
+      left.set(k, n - 1);
+      return fn;
+    });
+  }
   return {
     ...trace,
+    exact,
     functions: trace.functions.map((f, i) => ({ ...f, total: totals[i]! })),
     totalInvocations: csr.total,
     slotStart: csr.slotStart,
     entryFn: csr.entryFn,
     entryCount: csr.entryCount,
   };
+}
+
+/** The exact arrivals of slots [from, from + nSlots) whose function `map` keeps (-1: dropped), renumbered and shifted to start at 0. */
+function keepExact(x: ExactArrivals, slotMs: number, nSlots: number, from: number, map: (fn: number, slot: number) => number): ExactArrivals {
+  const times: number[] = [];
+  const fns: number[] = [];
+  const slotStart = new Uint32Array(nSlots + 1);
+  for (let s = 0; s < nSlots; s++) {
+    slotStart[s] = times.length;
+    const src = s + from;
+    if (src + 1 >= x.slotStart.length) continue;
+    for (let i = x.slotStart[src]!; i < x.slotStart[src + 1]!; i++) {
+      const fn = map(x.fns[i]!, src);
+      if (fn < 0) continue;
+      times.push(x.times[i]! - from * slotMs);
+      fns.push(fn);
+    }
+  }
+  slotStart[nSlots] = times.length;
+  return { times: Float64Array.from(times), fns: Uint32Array.from(fns), slotStart };
 }

@@ -33,7 +33,7 @@ export interface TraceFunction {
 }
 
 export interface Trace {
-  readonly format: 'azure' | 'faasrail' | 'slots';
+  readonly format: 'azure' | 'faasrail' | 'slots' | 'invocations';
   readonly source: string;
   /** Header text of each slot column, when the file names them (FaaSRail: "1-288", …). */
   readonly slotLabels?: readonly string[];
@@ -45,6 +45,20 @@ export interface Trace {
   readonly slotStart: Uint32Array;
   readonly entryFn: Uint32Array;
   readonly entryCount: Uint32Array;
+  /**
+   * Exact arrival times, when the trace has them (a per-invocation file: what a
+   * node served, `faascell trace export --format invocations`): sorted by time,
+   * slot s's arrivals are [slotStart[s], slotStart[s+1]). The counts above agree
+   * with them; ArrivalExpander replays these times instead of spreading counts.
+   */
+  readonly exact?: ExactArrivals;
+}
+
+export interface ExactArrivals {
+  /** ms from the start of the trace */
+  readonly times: Float64Array;
+  readonly fns: Uint32Array;
+  readonly slotStart: Uint32Array;
 }
 
 export interface Arrival {

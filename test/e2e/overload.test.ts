@@ -34,7 +34,7 @@ function spec(): string {
 void test('CPU-bound overload for 40 s: every function served, every request answered in time, refusals early', { timeout: 15 * 60_000 }, async (t) => {
   let d: TestDaemon | undefined;
   try {
-    d = await startDaemon({ admission: { maxQueueDelayMs: QUEUE_DELAY_MS } });
+    d = await startDaemon({ admission: { maxQueueDelayMs: QUEUE_DELAY_MS, fairness: 'max-min' } });
     const file = path.join(d.dir, 'overload-spec.csv');
     writeFileSync(file, spec());
     const plan = await runDeploySpec({ spec: file, url: d.url, write: () => undefined });
@@ -83,7 +83,7 @@ void test('CPU-bound overload for 40 s: every function served, every request ans
     // refusals early: few admitted requests were refused at their deadline (the records say which)
     let late = 0;
     for (const p of plan) {
-      const { activations } = await d.client.call<{ activations: Array<{ admission?: { refusedLate?: boolean } }> }>('GET', `/v1/activations?function=${encodeURIComponent(p.name)}&limit=10000`);
+      const { activations } = await d.client.call<{ activations: Array<{ admission?: { refusedLate?: boolean } }> }>('GET', `/v1/activations?function=${encodeURIComponent(p.name)}&limit=1000`);
       late += activations.filter((a) => a.admission?.refusedLate).length;
     }
     t.diagnostic(`refused ${refused.length} of ${records.length}, of which ${late} at their deadline`);

@@ -6,17 +6,14 @@
 // message acknowledged) until `maxHandbacks`, after which the refusal is the answer.
 
 import type { JsMsg } from '@nats-io/jetstream';
-import type { RejectReason } from '../../core/failure.js';
+import { handsBack } from '../../cluster/handback.js';
 import { encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
 import type { InvocationResult, Sink } from '../../sinks/types.js';
 import type { ActivationRecord } from '../../perf/activation.js';
 
-/** Refusals that another node may not give: the work goes back to the queue. */
-const HANDBACK: ReadonlySet<RejectReason> = new Set<RejectReason>(['queue_full', 'overloaded', 'queue_timeout', 'shutting_down']);
-
 export function shouldHandBack(res: InvocationResult, inv: InvocationMessage, maxHandbacks: number): boolean {
   const f = res.failure;
-  return f?.kind === 'rejected' && HANDBACK.has(f.reason) && inv.handbacks < maxHandbacks;
+  return f?.kind === 'rejected' && handsBack(f.reason, inv.handbacks, maxHandbacks);
 }
 
 export interface BrokerSinkDeps {

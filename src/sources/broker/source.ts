@@ -19,7 +19,9 @@ import { FaasError } from '../../core/errors.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../../perf/activation.js';
 import type { Registry } from '../../registry/registry.js';
-import { pullCapacity, queuedOf, slotsOf, type CapacityView } from '../../cluster/capacity.js';
+import { addressedAllowance, pullCapacity, pullState, sharedAllowance, type CapacityView } from '../../cluster/capacity.js';
+import { HANDBACK_PAUSE_MS } from '../../cluster/handback.js';
+import { DEAD_SCAN_TICKS, forwarderEveryMs } from '../../cluster/timing.js';
 import { ensureNodeConsumer, type Broker } from '../../cluster/connection.js';
 import { BadMessageError, decodeInvocation, encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
 import type { BrokerCounters } from '../../cluster/node-status.js';
@@ -44,8 +46,6 @@ export interface BrokerSourceDeps {
 
 /** How long a pulled invocation of a function this node does not know yet waits for the registry to catch up. */
 const UNKNOWN_FN_WAIT_MS = 3000;
-/** After handing work back, the shared queue is left to the other nodes this long. */
-const HANDBACK_PAUSE_MS = 200;
 
 export class BrokerSource implements Source {
   readonly name = 'broker';
@@ -71,7 +71,7 @@ export class BrokerSource implements Source {
   /** Capacity now (for the heartbeat). */
   async free(): Promise<number> {
     const s = await this.d.poolStatus();
-    return pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight);
+    return pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight, this.d.broker.cfg.pullRule);
   }
 
   async start(): Promise<void> {
@@ -81,8 +81,7 @@ export class BrokerSource implements Source {
     const own = await b.js.consumers.get(b.names.invokeStream, nodeConsumer(this.d.node));
     this.running = true;
     this.loops = [this.pullLoop(own, 'addressed'), this.pullLoop(shared, 'shared')];
-    const every = Math.max(100, Math.min(1000, Math.floor(b.cfg.localityWaitMs / 2) || 100));
-    this.forwardTimer = setInterval(() => void this.forwardTick(), every);
+    this.forwardTimer = setInterval(() => void this.forwardTick(), forwarderEveryMs(b.cfg.localityWaitMs));
   }
 
   async stop(): Promise<void> {
@@ -118,12 +117,10 @@ export class BrokerSource implements Source {
 
   /** How many this loop may pull now. */
   private async allowance(via: 'shared' | 'addressed'): Promise<number> {
-    const s = await this.d.poolStatus();
-    if (via === 'shared') return Date.now() < this.pauseSharedUntil ? 0 : pullCapacity(s, this.inflight, this.d.broker.cfg.maxInFlight);
-    if (queuedOf(s) > 0) return 0;
+    const s = pullState(await this.d.poolStatus());
     const max = this.d.broker.cfg.maxInFlight;
-    const slots = max === 'auto' ? slotsOf(s) : Math.min(slotsOf(s), max);
-    return this.inflight < slots + 1 ? 1 : 0;
+    if (via === 'shared') return Date.now() < this.pauseSharedUntil ? 0 : sharedAllowance(s, this.inflight, max, this.d.broker.cfg.pullRule);
+    return addressedAllowance(s, this.inflight, max, this.d.broker.cfg.pullRule);
   }
 
   private async pullLoop(c: Consumer, via: 'shared' | 'addressed'): Promise<void> {
@@ -248,7 +245,7 @@ export class BrokerSource implements Source {
       const now = Date.now();
       if (this.blockedSince !== undefined && now - this.blockedSince >= b.cfg.localityWaitMs) await this.forward(nodeConsumer(this.d.node), 'busy');
       // every ~2 s: which nodes have an addressed queue and no live heartbeat
-      if (this.forwarderTicks++ % 8 === 0) {
+      if (this.forwarderTicks++ % DEAD_SCAN_TICKS === 0) {
         const dead: string[] = [];
         for await (const ci of b.jsm.consumers.list(b.names.invokeStream)) {
           const node = nodeOfConsumer(ci.name);

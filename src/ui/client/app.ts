@@ -245,3 +245,46 @@ function renderActivations(): void {
 
 setInterval(schedule, 5000); // time moves on even when nothing happens
 void stream();
+
+// ---- what-if (issue 23): the last hour's traffic simulated, on request -----
+
+interface WhatIfRowView {
+  label: string;
+  invocations: number;
+  warm: number;
+  restore: number;
+  cold: number;
+  refusedTotal: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+async function runWhatIf(): Promise<void> {
+  const out = $('whatif');
+  out.innerHTML = '<div class="muted">simulating…</div>';
+  const q = `since=1h&policy=greedy-dual,hybrid-histogram`;
+  try {
+    const res = await fetch(`/v1/whatif?${q}`, { headers, cache: 'no-store' });
+    const body = (await res.json()) as Record<string, unknown>;
+    if (!res.ok) {
+      out.innerHTML = `<div class="muted">${esc((body.error as { message?: string } | undefined)?.message ?? `HTTP ${res.status}`)}</div>`;
+      return;
+    }
+    const r = body as unknown as { actual: WhatIfRowView; asConfigured: WhatIfRowView; alternatives: WhatIfRowView[]; error: { warmPts: number; restorePts: number; coldPts: number; refusedPts: number } };
+    const pct = (x: number, n: number): string => `${((100 * x) / Math.max(1, n)).toFixed(1)} %`;
+    const rows = [r.actual, r.asConfigured, ...r.alternatives]
+      .map((x) => `<tr><td>${esc(x.label)}</td><td>${pct(x.warm, x.invocations)}</td><td>${pct(x.restore, x.invocations)}</td><td>${pct(x.cold, x.invocations)}</td><td>${pct(x.refusedTotal, x.invocations)}</td><td>${ms(x.p50Ms)}</td><td>${ms(x.p99Ms)}</td></tr>`)
+      .join('');
+    const e = r.error;
+    const pts = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
+    out.innerHTML =
+      `<table id="whatif-table"><tr><th></th><th>warm</th><th>restore</th><th>cold</th><th>refused</th><th>p50</th><th>p99</th></tr>${rows}</table>` +
+      `<div class="muted">"as configured" error (points): warm ${pts(e.warmPts)}, restore ${pts(e.restorePts)}, cold ${pts(e.coldPts)}, refused ${pts(e.refusedPts)}</div>`;
+    const svg = await fetch(`/v1/whatif?${q}&format=svg`, { headers, cache: 'no-store' });
+    if (svg.ok) $('whatif-plot').innerHTML = await svg.text();
+  } catch (err) {
+    out.innerHTML = `<div class="muted">${esc(String(err))}</div>`;
+  }
+}
+
+$('whatif-run').addEventListener('click', () => void runWhatIf());
