@@ -179,8 +179,8 @@ export interface CoreConfig {
   recycleOnStop?: boolean;
   /**
    * issue 18: how the node's capacity is shared when it cannot serve all offered load (fairness.ts).
-   * 'max-min' (default when absent): the CPU goes max-min fair among the functions with demand, weighted
-   * by their `share`; 'off': the behaviour before (functions waiting for a node-wide resource go FIFO).
+   * 'max-min': the CPU goes max-min fair among the functions with demand, weighted by their `share`;
+   * 'off' (default when absent): the behaviour before (functions waiting for a node-wide resource go FIFO).
    */
   fairness?: FairnessMode;
   /** How live instances are charged against memoryBudgetMiB (accounting.ts); absent: nominal. */

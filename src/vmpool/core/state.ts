@@ -187,7 +187,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
+    this.fair = cfg.fairness === 'max-min';
     this.measuredAccounting = cfg.memory?.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, cfg.memory!.reserve)) : 0;
     this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
