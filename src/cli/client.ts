@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { ActivationRecord } from '../perf/activation.js';
-import { API_SOCKET_NAME, defaultStateDir } from '../config/schema.js';
+import { API_SOCKET_NAME, defaultStateDir } from '../config/paths.js';
 
 export interface ClientOptions {
   /** http://host:port, or unix:PATH for the API socket */

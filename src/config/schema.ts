@@ -13,12 +13,8 @@ import { clusterConfigSchema } from '../cluster/config.js';
 import { parseCidr, parseIpv4 } from '../network/ipv4.js';
 import { networkConfigProblem } from '../network/config-check.js';
 
-export function defaultStateDir(): string {
-  return process.env.FAASCELL_STATE_DIR ?? path.join(os.homedir(), '.local', 'state', 'faascell');
-}
-export function defaultCacheDir(): string {
-  return process.env.FAASCELL_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'faascell');
-}
+import { API_SOCKET_NAME, defaultCacheDir, defaultStateDir } from './paths.js';
+export { API_SOCKET_NAME, defaultCacheDir, defaultStateDir } from './paths.js';
 
 const MiB = 1024 * 1024;
 /** Defaults of the API's bounds on input and clients (issue 19); buildApi falls back to them too. */
@@ -505,7 +501,6 @@ export function apiSocketPath(cfg: Config): string | undefined {
   if (cfg.api.socket === false) return undefined;
   return cfg.api.socket ?? path.join(cfg.stateDir, API_SOCKET_NAME);
 }
-export const API_SOCKET_NAME = 'api.sock';
 
 /** Snapshot tiers in effect: configured ones, or a tmpfs tier and a disk tier. */
 export function effectiveTiers(cfg: Config): Tier[] {

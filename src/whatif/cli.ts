@@ -2,12 +2,12 @@
 // configured (with the simulator's error against what the node did) and under
 // the alternatives asked for; a table, and a Vega-Lite plot with --plot.
 
+// Only types at the top: every `faascell` command registers this one, and the simulator, the schema and the
+// plotting libraries it needs cost ~0.3 s to load (issue 20: the CLI answers fast); they load when it runs.
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config/schema.js';
-import { Client } from '../cli/client.js';
-import { writePlot } from '../plots/render.js';
+import type { loadConfigFile } from '../config/schema.js';
 import type { TopLevelSpec } from 'vega-lite';
-import { configLabel, formatWhatIf, type Alternative, type WhatIfResult } from './whatif.js';
+import type { Alternative, WhatIfResult } from './whatif.js';
 import type { WhatIfRequest } from './routes.js';
 
 export interface WhatIfCommandOptions {
@@ -38,7 +38,9 @@ function modelledPart(c: ReturnType<typeof loadConfigFile>['config']): Record<st
 }
 
 /** The request the options describe: one alternative per listed value, and one per config file. */
-export function whatIfRequest(o: WhatIfCommandOptions): WhatIfRequest {
+export async function whatIfRequest(o: WhatIfCommandOptions): Promise<WhatIfRequest> {
+  const { loadConfigFile } = await import('../config/schema.js');
+  const { configLabel } = await import('./whatif.js');
   const alternatives: Alternative[] = [
     ...(o.policy ?? '').split(',').filter(Boolean).map((p) => ({ policy: p.trim() })),
     ...numbers(o.memoryMib, '--memory-mib').map((m) => ({ memoryMiB: m })),
@@ -63,7 +65,10 @@ export function registerWhatIfCommand(p: Command): void {
     .option('--plot <base>', 'write the plot to BASE.svg and BASE.png')
     .action(async (o: WhatIfCommandOptions, cmd: Command) => {
       const g = cmd.optsWithGlobals<{ url?: string; token?: string }>();
-      const r = await new Client({ url: g.url, token: g.token }).call<WhatIfResult & { vegaLite: TopLevelSpec }>('POST', '/v1/whatif', whatIfRequest(o));
+      const { Client } = await import('../cli/client.js');
+      const { formatWhatIf } = await import('./whatif.js');
+      const { writePlot } = await import('../plots/render.js');
+      const r = await new Client({ url: g.url, token: g.token }).call<WhatIfResult & { vegaLite: TopLevelSpec }>('POST', '/v1/whatif', await whatIfRequest(o));
       if (o.json) console.log(JSON.stringify(r, null, 2));
       else console.log(formatWhatIf(r));
       if (o.plot) console.error(`plot: ${(await writePlot(r.vegaLite, o.plot)).join(', ')}`);
