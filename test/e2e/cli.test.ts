@@ -37,7 +37,7 @@ after(async () => {
 test('deploy and invoke: the result on stdout, a one-line summary with a short id on stderr', async () => {
   const dep = await faascell(d.url, 'deploy', 'hello', path.join(FIXTURES, 'hello.js'));
   assert.equal(dep.code, 0, dep.stderr);
-  assert.match(dep.stdout, /^deployed hello version 1 \(256 MiB, 1 vCPU, timeout 30 s\)/);
+  assert.match(dep.stdout, /^deployed hello version 1 \(nodejs20, 256 MiB, 1 vCPU, timeout 30 s\)/);
   const inv = await faascell(d.url, 'invoke', 'hello', '{"name":"cli"}');
   assert.equal(inv.code, 0, inv.stderr);
   assert.deepEqual(JSON.parse(inv.stdout).greeting, 'Hello, cli!');
@@ -92,7 +92,7 @@ test('`activation` takes the short id `activations` prints; `status` is a summar
 
   // the function's failure is counted as the invocation's status, with the path of the start it failed in
   const metrics = await (await fetch(`${d.url}/metrics`)).text();
-  assert.match(metrics, /faascell_activations_total\{function="no-config",start_path="cold",status="init_error"\} 1/);
+  assert.match(metrics, /faascell_activations_total\{function="no-config",start_path="cold",status="init_error",runtime="nodejs20"\} 1/);
 });
 
 test('a clean stop says where the snapshots stay; gc removes exactly that state directory\'s tiers', async () => {
