@@ -7,6 +7,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 state=$(mktemp -d /var/tmp/fc-foreign-XXXXXX)
+# the command's output outlives the state directory (removed at the end)
+cmdlog=${FOREIGN_PROOF_LOG:-$(mktemp /var/tmp/fc-foreign-command-XXXXXX.log)}
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 url="http://127.0.0.1:$port"
 cfg="$state/config.yaml"
@@ -36,9 +38,10 @@ echo "foreign VMM pids before: ${before:-none}"
 cmd=("$@")
 [ "${#cmd[@]}" -gt 0 ] || cmd=(npm test)
 echo "=== running: ${cmd[*]}"
-"${cmd[@]}" >"$state/command.log" 2>&1
+"${cmd[@]}" >"$cmdlog" 2>&1
 rc=$?
-echo "=== command exit $rc; its last line: $(tail -1 "$state/command.log")"
+echo "=== command exit $rc; its output: $cmdlog; its last lines:"
+tail -3 "$cmdlog"
 
 after=$(vmm_pids)
 echo "foreign VMM pids after:  ${after:-none}"
