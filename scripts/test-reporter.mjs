@@ -19,6 +19,9 @@ export default async function* structuredRecords(source) {
       line: data.line,
       suite: data.details?.type === 'suite',
       durationMs: data.details?.duration_ms,
+      // when the record reached this (parent) process: a file's record comes when its process exits, so the
+      // gap after its last test's record is time the file held the suite doing nothing (a pending timer)
+      at: Date.now(),
       // test:complete carries the outcome as a flag (it arrives in completion order, not report order)
       passed: type === 'test:complete' ? data.details?.passed : undefined,
       skip: data.skip,

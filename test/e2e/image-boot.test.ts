@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { buildImage, defaultCacheDir } from '../../src/image/builder.js';
 import type { GuestImage } from '../../src/runtimes/types.js';
+import { within } from '../support/bounded.js';
 import { assertGuestClockWithin } from '../support/guest-clock.js';
 
 const QEMU = 'qemu-system-x86_64';
@@ -217,7 +218,7 @@ void test('probe mode prints FAASCELL_PROBE_OK and powers off', { timeout: 120_0
   if (!image) return t.skip(`${QEMU} not installed`);
   const vm = bootVm(image, 'faascell.probe=1');
   try {
-    const exit = await Promise.race([vm.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+    const exit = await within(vm.exited, 60_000, () => 'timeout' as const);
     assert.notEqual(exit, 'timeout', `QEMU did not exit; serial: ${vm.serial()}`);
     assert.match(vm.serial(), /^FAASCELL_PROBE_OK\r?$/m);
     console.log(`# probe: QEMU exited after ${Date.now() - vm.t0} ms`);
@@ -234,7 +235,7 @@ void test('the VM powers off when the agent dies (process.exit in user code)', {
     assert.equal((await next(30_000)).ok, true);
     const t0 = Date.now();
     send({ id: 2, op: 'run', activationId: 'x', params: {}, deadlineMs: 10_000 });
-    const exit = await Promise.race([vm.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+    const exit = await within(vm.exited, 60_000, () => 'timeout' as const);
     assert.notEqual(exit, 'timeout', `QEMU still running; serial: ${vm.serial()}`);
     assert.match(vm.serial(), /faascell-agent: exiting with status 7/);
     console.log(`# agent exit -> QEMU exit in ${Date.now() - t0} ms (${JSON.stringify(exit)})`);

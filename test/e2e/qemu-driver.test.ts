@@ -19,6 +19,7 @@ import type { AgentReply } from '../../src/runtimes/agent-protocol.js';
 import { buildImage, defaultCacheDir, findImage } from '../../src/image/builder.js';
 import { ensureDense } from '../../src/runtimes/ram-file.js';
 import { runShmDir } from '../support/test-run.js';
+import { withinOrThrow } from '../support/bounded.js';
 
 const RUNS = Math.max(1, Number(process.env.FAASCELL_E2E_RUNS ?? 5) || 5);
 const MEM_MIB = 256;
@@ -160,7 +161,7 @@ void test('qemu driver end to end', { skip: skipWhy ?? false, timeout: 30 * 60_0
     // the image's /init prints the probe marker and powers off with faascell.probe=1
     const c = cfg({ extraCmdline: 'faascell.probe=1' });
     const vm = track(await driver.boot(c));
-    const exit = await Promise.race([vm.exited, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('no exit within 60 s')), 60_000))]);
+    const exit = await withinOrThrow(vm.exited, 60_000, 'the powered-off guest\'s exit');
     t.diagnostic(`poweroff exit: ${JSON.stringify(exit)}`);
     await vm.channel.closed;
     await stop(vm);

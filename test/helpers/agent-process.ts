@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { AgentReady } from '../../src/runtimes/agent-protocol.js';
+import { within } from '../support/bounded.js';
 
 export const PROJECT_ROOT = path.resolve(import.meta.dirname, '../..');
 export const PYTHON_AGENT = path.join(PROJECT_ROOT, 'guest', 'agent-python', 'agent.py');
@@ -139,7 +140,7 @@ export function startAgentProcess(command: string[], tmp: string, extraEnv: Reco
 
 export async function stopAgent(a: AgentProc): Promise<void> {
   a.out.end();
-  const code = await Promise.race([a.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5000))]);
+  const code = await within(a.exited, 5000, () => 'timeout' as const);
   if (code === 'timeout') a.proc.kill('SIGKILL');
 }
 

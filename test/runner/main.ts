@@ -12,16 +12,21 @@ import { sweep } from './ownership.js';
 type Verdict = ({ kind: 'suite' } & SuiteResult) | { kind: 'step'; name: string; ok: boolean; detail: string[] };
 
 const append = (file: string, v: Verdict): void => fs.appendFileSync(file, `${JSON.stringify(v)}\n`);
+/** time a file may take after its last test (after hooks stopping daemons and VMs) before it is named */
+const IDLE_AFTER_WARN_MS = 5000;
 const seconds = (ms: number | undefined): string => (ms === undefined ? '?' : `${(ms / 1000).toFixed(1)} s`);
 
 function printSuite(r: SuiteResult): void {
   const width = Math.max(...r.files.map((f) => f.file.length), 4);
   console.log(`--- ${r.suite}: ${r.files.length} files, ${r.passed} passed, ${r.failed} failed, ${r.skipped} skipped (node exited with ${r.exitCode})`);
-  console.log(`    ${'file'.padEnd(width)}  pass  fail  skip      time`);
+  console.log(`    ${'file'.padEnd(width)}  pass  fail  skip      time  after tests`);
   for (const f of r.files) {
     const mark = f.failed > 0 ? '✖' : ' ';
-    console.log(`  ${mark} ${f.file.padEnd(width)} ${String(f.passed).padStart(5)} ${String(f.failed).padStart(5)} ${String(f.skipped).padStart(5)} ${seconds(f.durationMs).padStart(9)}`);
+    console.log(`  ${mark} ${f.file.padEnd(width)} ${String(f.passed).padStart(5)} ${String(f.failed).padStart(5)} ${String(f.skipped).padStart(5)} ${seconds(f.durationMs).padStart(9)} ${seconds(f.idleAfterMs).padStart(12)}`);
   }
+  // not a failure (nothing was hidden), but time the whole suite waits for: name it so it gets fixed
+  const idle = r.files.filter((f) => (f.idleAfterMs ?? 0) > IDLE_AFTER_WARN_MS);
+  for (const f of idle) console.log(`  ! ${f.file} stayed alive ${seconds(f.idleAfterMs)} after its last test (a pending timer or a slow after hook?)`);
   if (r.failures.length > 0) {
     console.log(`!!! ${r.suite}: ${r.failures.length} failed`);
     for (const p of r.failures) console.log(`  ✖ ${p.file} › ${p.test}: ${p.why.split('\n')[0]}`);

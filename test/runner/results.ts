@@ -17,6 +17,8 @@ export interface TestRecord {
   line?: number;
   suite: boolean;
   durationMs?: number;
+  /** wall-clock time the record reached the runner */
+  at?: number;
   passed?: boolean;
   skip?: string | boolean;
   todo?: string | boolean;
@@ -30,6 +32,8 @@ export interface FileResult {
   failed: number;
   skipped: number;
   durationMs?: number;
+  /** from its last test's end to its process's exit: time spent after the tests (pending timers, slow after hooks) */
+  idleAfterMs?: number;
 }
 
 export interface Problem {
@@ -101,6 +105,7 @@ export function tally(suite: string, files: readonly string[], records: readonly
   // children first, so a suite's count is known when the suite itself is reported
   const pending = new Map<FileResult, number[]>();
   const seen = new Set<FileResult>();
+  const lastTestAt = new Map<FileResult, number>();
   const fail = (fr: FileResult, test: string, why: string): void => {
     fr.failed++;
     failures.push({ file: fr.file, test, why });
@@ -111,9 +116,12 @@ export function tally(suite: string, files: readonly string[], records: readonly
     seen.add(fr);
     if (isFileLevel(r)) {
       if (r.durationMs !== undefined) fr.durationMs = r.durationMs;
+      const last = lastTestAt.get(fr);
+      if (r.at !== undefined && last !== undefined) fr.idleAfterMs = Math.max(0, r.at - last);
       if (r.event === 'fail' && r.failureType !== 'subtestsFailed') fail(fr, '(the file itself)', `the file failed outside its tests (crash, non-zero exit, top-level hook): ${r.error ?? r.failureType ?? ''}`);
       continue;
     }
+    if (r.at !== undefined) lastTestAt.set(fr, Math.max(lastTestAt.get(fr) ?? 0, r.at));
     if (r.event === 'complete') continue;
     const levels = pending.get(fr) ?? [];
     pending.set(fr, levels);

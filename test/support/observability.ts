@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { within } from './bounded.js';
 
 export const PROMETHEUS = '/usr/bin/prometheus';
 export const CHROMIUM = '/usr/bin/chromium';
@@ -96,7 +97,7 @@ export async function startPrometheus(opts: { dir: string; target: string; metri
     },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+      await within(exited, 10_000, () => undefined);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };

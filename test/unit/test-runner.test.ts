@@ -25,6 +25,12 @@ void test('passes, plain failures, and the file-level record that carries the du
   assert.match(r.failures[0]!.why, /^failed: x/);
 });
 
+void test('time a file stays alive after its last test is measured (a pending timer costs the whole suite)', () => {
+  const r = tally('e2e', [F], [rec({ event: 'pass', name: 'one', at: 1_000 }), rec({ event: 'pass', name: 'two', at: 4_000 }), rec({ event: 'complete', name: 'two', at: 4_001 }), rec({ event: 'pass', name: F, durationMs: 64_000, at: 64_000 })], 0, '/');
+  assert.equal(r.files[0]!.idleAfterMs, 59_999);
+  assert.equal(r.failed, 0);
+});
+
 void test('a failing describe-level before(): the suite and every test it cancelled are failures', () => {
   const r = tally('e2e', [F], [
     rec({ event: 'fail', name: 'a', nesting: 1, failureType: 'cancelledByParent' }),
@@ -93,6 +99,8 @@ void test('the reporter writes one record per pass, fail and completion, with th
   for await (const line of structuredRecords(events())) out += line;
   const rs = parseRecords(out);
   assert.equal(rs.length, 2);
+  assert.equal(typeof rs[0]!.at, 'number');
+  delete rs[0]!.at;
   assert.deepEqual(rs[0], { event: 'fail', file: F, name: 'x', nesting: 0, line: 3, suite: false, durationMs: 5, failureType: 'hookFailed', error: 'boom' });
   assert.equal(rs[1]!.suite, true);
   assert.equal(rs[1]!.skip, 'why');

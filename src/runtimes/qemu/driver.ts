@@ -34,6 +34,7 @@ import { QmpClient, QmpTimeoutError } from './qmp.js';
 import { ConsoleSink, readConsoleTail } from './console.js';
 import { monoNow } from '../../core/clock.js';
 import { ensureDense } from '../ram-file.js';
+import { within } from '../../core/bounded-wait.js';
 
 export const QEMU_INSTALL_HINT = 'apt-get install qemu-system-x86';
 
@@ -344,7 +345,9 @@ export class QemuVm implements VmHandle {
       await this.qmp.execute('migrate', { uri: `unix:${path.join(this.runDir, MIGRATION_SOCKET)}` });
       await this.waitMigration(120_000);
       // QEMU reports completion once it has sent everything; the file is complete once written
-      await Promise.race([rx.done, sleep(30_000).then(() => Promise.reject(new Error('snapshot state file not written within 30 s')))]);
+      await within(rx.done, 30_000, (): never => {
+        throw new Error('snapshot state file not written within 30 s');
+      });
     } finally {
       rx.close();
     }
@@ -474,7 +477,7 @@ export class QemuVm implements VmHandle {
         }
       }
       if (!asked && this.alive) this.proc.kill('SIGTERM');
-      const exitedInTime = await Promise.race([this.exited.then(() => true), sleep(grace).then(() => false)]);
+      const exitedInTime = await within(this.exited.then(() => true), grace, () => false);
       if (!exitedInTime && this.alive) {
         this.driver.log(`qemu ${this.vmId} (pid ${this.pid}) did not exit after ${grace} ms; SIGKILL`);
         this.proc.kill('SIGKILL');
@@ -484,7 +487,7 @@ export class QemuVm implements VmHandle {
     this.qmp?.close();
     this.channel?.close();
     // the console's last bytes before the kept copy is made (the pipe closes when QEMU is gone)
-    await Promise.race([this.consoleDone, sleep(1000)]);
+    await within(this.consoleDone, 1000, () => undefined);
     await this.released;
     this.driver.keepConsole(this.vmId, runFiles(this.runDir).consoleLog);
     fs.rmSync(this.runDir, { recursive: true, force: true });
