@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'guest/agent/dist/**', 'bin/**', 'scripts/*.mjs', 'eslint.config.js', 'test/fixtures/**', 'examples/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'guest/agent/dist/**', 'bin/**', 'scripts/*.mjs', 'scripts/*.cjs', 'eslint.config.js', 'test/fixtures/**', 'examples/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -77,6 +77,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
 fi
+# the native add-on compiled here, kept where the next clean install looks first (saves minutes a clone)
+node scripts/keep-native-builds.cjs
 
 say "building the command (dist/) and the guest agent"
 node scripts/build.mjs >/dev/null

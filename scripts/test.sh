@@ -30,7 +30,10 @@ judge() { node --import tsx test/runner/main.ts "$@"; }
 step() { # name, command...: one counted step
   local name=$1; shift
   echo "=== $name"
-  if "$@"; then judge step "$name" ok "$results"; else judge step "$name" failed "$results"; return 1; fi
+  local t0=$SECONDS rc=0
+  "$@" || rc=$?
+  echo "--- $name took $((SECONDS - t0)) s"
+  if [ "$rc" = 0 ]; then judge step "$name" ok "$results"; else judge step "$name" failed "$results"; return 1; fi
 }
 swept=0
 sweep() { # label, [--final]: kill and remove what this run left, and only that
@@ -53,6 +56,7 @@ run_suite() { # name, concurrency, time limit, files...
   local reporter=spec
   [ "$name" = unit ] && reporter=dot
   echo "=== $name tests ($# files)"
+  local t0=$SECONDS
   # the run's id and root go to the tests (and everything they start) through the environment only
   FAASCELL_TEST_RUN="$run_id" TMPDIR="$run_root" timeout --kill-after=30 "$limit" \
     node --import tsx --test --test-concurrency="$conc" \
@@ -60,6 +64,7 @@ run_suite() { # name, concurrency, time limit, files...
     --test-reporter=./scripts/test-reporter.mjs --test-reporter-destination="$log_dir/$name.jsonl" \
     "$@"
   local rc=$?
+  echo "--- $name suite took $((SECONDS - t0)) s"
   [ "$rc" = 124 ] && echo "!!! $name suite stopped at its time limit ($limit)"
   judge suite "$name" "$log_dir/$name.jsonl" "$rc" "$results" "$@"
   sweep "after the $name suite"
