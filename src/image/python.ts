@@ -59,14 +59,20 @@ export const PYTHON_PACKAGES = [
   'python3-pyaes',
 ] as const;
 
-/** Bump when the root fs recipe below changes for the same packages. */
-const ROOTFS_RECIPE = 1;
+/** Bump when the root fs recipe below changes for the same packages (2: the GL drivers, LLVM, perl, gcc's programs and PyTorch's test programs pruned too). */
+const ROOTFS_RECIPE = 2;
 
 /**
- * Paths no function needs at run time (relative to the root): documentation, translations,
- * C headers, compilers' back ends (scipy's pythran pulls gcc in), PyTorch's test binaries.
+ * Paths no function needs at run time (relative to the root; `*` matches any characters, `/` included,
+ * and a directory goes with everything below it): documentation, translations, C headers, static
+ * libraries, compilers (scipy's pythran pulls gcc in: its back ends and programs), test suites and
+ * PyTorch's C++ test programs; Mesa's GL drivers (OpenCV pulls libGL in; libGL loads a driver only to
+ * make a GL context, which a guest without a display never does) with LLVM and z3, which only those
+ * drivers link; perl (nothing a Python function imports runs it). Checked: no other library of the
+ * closure links libLLVM, libz3 or libperl (readelf), and FunctionBench's Python functions run on the
+ * pruned tree (bench/runs/2026-12-07-python-image-build.md).
  */
-const PRUNED_DIRS = [
+const PRUNED = [
   'usr/share/doc',
   'usr/share/man',
   'usr/share/info',
@@ -76,16 +82,29 @@ const PRUNED_DIRS = [
   'usr/include',
   'usr/lib/gcc',
   'usr/lib/libtorch-test',
+  'usr/lib/python3/dist-packages/*/tests',
+  '*.a',
+  'usr/bin/*-12',
+  'usr/lib/python3/dist-packages/torch/bin/test_*',
+  'usr/lib/python3/dist-packages/torch/bin/*Test',
+  'usr/lib/python3/dist-packages/torch/bin/tutorial_*',
+  'usr/lib/x86_64-linux-gnu/dri',
+  'usr/lib/x86_64-linux-gnu/libLLVM-*',
+  'usr/lib/x86_64-linux-gnu/libz3.so*',
+  'usr/lib/x86_64-linux-gnu/perl',
+  'usr/lib/x86_64-linux-gnu/perl-base',
+  'usr/lib/x86_64-linux-gnu/libperl.so*',
+  'usr/share/perl',
+  'usr/bin/perl*',
 ];
-/** Static libraries (*.a) and the test suites of Python packages (dist-packages/.../tests) go too. */
-const PRUNED_FILE = /\.a$/;
-const PRUNED_TESTS = /^usr\/lib\/python3\/dist-packages\/.+\/tests$/;
+/** PRUNED as one regular expression over a path relative to the root. */
+const PRUNED_RE = new RegExp(`^(${PRUNED.map((g) => g.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')).join('|')})$`);
 /**
- * The same three rules as tar exclusions (anchored at the data tar's `./`; tar's `*` matches `/` in
- * exclusions): unpacking never writes what the pruning would delete (538 MiB of 2 GiB). prune() still
- * walks the tree afterwards and finds nothing left (the trees were compared file by file once).
+ * PRUNED as tar exclusions (anchored at the data tar's `./`; in exclusions tar's `*` matches `/` and a
+ * directory's exclusion covers what is below it): unpacking never writes what would be pruned (more than
+ * a quarter of the 2 GiB). prune() still walks the tree afterwards and finds nothing left.
  */
-const TAR_EXCLUDES = ['--anchored', '--wildcards', ...PRUNED_DIRS.map((d) => `--exclude=./${d}`), '--exclude=./usr/lib/python3/dist-packages/*/tests', '--exclude=./*.a'];
+export const TAR_EXCLUDES = ['--anchored', '--wildcards', ...PRUNED.map((g) => `--exclude=./${g}`)];
 
 /** The host's own apt cache: packages `apt-get install` fetched there (the set-up's host tools share many with the closure). */
 const HOST_APT_ARCHIVES = '/var/cache/apt/archives';
@@ -265,19 +284,20 @@ function walk(root: string, dir: string, visit: (rel: string, isDir: boolean) =>
   }
 }
 
-/** Removes what no function needs; returns the bytes removed. */
+/** Whether a path relative to the root is one PRUNED names (a directory's contents go with it). */
+export function isPruned(rel: string): boolean {
+  return PRUNED_RE.test(rel);
+}
+
+/** Removes what no function needs (PRUNED); returns the bytes removed. */
 async function prune(staging: string): Promise<number> {
-  const doomed: string[] = PRUNED_DIRS.filter((d) => existsSync(join(staging, d)));
+  const doomed: string[] = [];
   walk(staging, '', (rel, isDir) => {
-    if (isDir) {
-      if (PRUNED_DIRS.includes(rel) || PRUNED_TESTS.test(rel)) {
-        if (!doomed.includes(rel)) doomed.push(rel);
-        return false;
-      }
-      return true;
+    if (isPruned(rel)) {
+      doomed.push(rel);
+      return false;
     }
-    if (PRUNED_FILE.test(rel)) doomed.push(rel);
-    return false;
+    return isDir;
   });
   let bytes = 0;
   for (const rel of doomed) {
@@ -315,7 +335,7 @@ async function compileBytecode(staging: string, log: Log): Promise<void> {
 /** The root fs's id: the closure with versions and the recipe (what is pruned, linked, compiled). */
 function rootfsIdOf(closure: DebPackage[], format: 'erofs' | 'squashfs'): string {
   return sha256(
-    JSON.stringify({ recipe: ROOTFS_RECIPE, format, closure: closure.map((p) => `${p.name}:${p.arch}=${p.version}`), pruned: [PRUNED_DIRS, PRUNED_FILE.source, PRUNED_TESTS.source], alternatives: LIBRARY_ALTERNATIVES, mounts: [MOUNT_POINTS, BOUND_FILES] }),
+    JSON.stringify({ recipe: ROOTFS_RECIPE, format, closure: closure.map((p) => `${p.name}:${p.arch}=${p.version}`), pruned: PRUNED, alternatives: LIBRARY_ALTERNATIVES, mounts: [MOUNT_POINTS, BOUND_FILES] }),
   ).slice(0, 16);
 }
 
