@@ -14,7 +14,7 @@
 // hard link to the cached one. images/current-python3.json names the newest.
 
 import { spawn } from 'node:child_process';
-import { existsSync, linkSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -339,6 +339,17 @@ function rootfsIdOf(closure: DebPackage[], format: 'erofs' | 'squashfs'): string
   ).slice(0, 16);
 }
 
+/** CPU time (user + system, ms) of this process's finished children: fields 16-17 of /proc/self/stat (clock ticks, 100 a second on Linux); NaN elsewhere. */
+function childCpuMs(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /** Where a root fs build spends its time (ms per step; the manifest keeps them, docs/python.md "Build cost"). */
 export interface RootfsBuildPhases {
   download: number;
@@ -346,6 +357,8 @@ export interface RootfsBuildPhases {
   prune: number;
   compile: number;
   mkfs: number;
+  /** CPU time (user + system) of the commands each step ran (Linux: /proc/self/stat), ms */
+  cpu?: { download: number; unpack: number; compile: number; mkfs: number };
   /** packages linked from the host's apt cache / downloaded, and the bytes downloaded */
   fromHostCache: number;
   downloaded: number;
@@ -361,10 +374,18 @@ async function buildRootfs(cacheDir: string, closure: DebPackage[], format: 'ero
     t = now;
     return ms;
   };
+  let c = childCpuMs();
+  const cpuLap = (): number => {
+    const now = childCpuMs();
+    const ms = now - c;
+    c = now;
+    return ms;
+  };
   if (!which('dpkg-deb')) throw new Error('dpkg-deb missing (a Debian or Ubuntu host)');
   const debDir = join(cacheDir, 'debs');
   const fetched = await downloadDebs(debDir, closure, log);
   const download = lap();
+  const cpuDownload = cpuLap();
   const staging = `${out}.staging-${process.pid}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { recursive: true });
@@ -374,6 +395,7 @@ async function buildRootfs(cacheDir: string, closure: DebPackage[], format: 'ero
     log(`python image: unpacking ${closure.length} packages, ${jobs} at a time`);
     await eachConcurrently(closure, jobs, (p) => unpackDeb(join(debDir, debFileName(p)), staging));
     const unpack = lap();
+    const cpuUnpack = cpuLap();
     const pruned = await prune(staging);
     if (pruned > 0) log(`python image: pruned ${(pruned / 1048576).toFixed(0)} MiB more than the unpacking excluded`);
     for (const [link, target] of Object.entries(LIBRARY_ALTERNATIVES)) {
@@ -388,15 +410,18 @@ async function buildRootfs(cacheDir: string, closure: DebPackage[], format: 'ero
     log('python image: compiling bytecode');
     await compileBytecode(staging, log);
     const compile = lap();
+    const cpuCompile = cpuLap();
     const tmpOut = `${out}.${process.pid}`;
     log(`python image: ${format} root fs`);
     if (format === 'erofs') await erofs(staging, tmpOut);
     else await squashfs(staging, tmpOut, 'none');
     await rename(tmpOut, out);
-    const phases: RootfsBuildPhases = { download, unpack, prune: prunePhase, compile, mkfs: lap(), ...fetched };
+    const mkfs = lap();
+    const cpu = Number.isNaN(c) ? undefined : { download: cpuDownload, unpack: cpuUnpack, compile: cpuCompile, mkfs: cpuLap() };
+    const phases: RootfsBuildPhases = { download, unpack, prune: prunePhase, compile, mkfs, ...(cpu ? { cpu } : {}), ...fetched };
     const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
     log(
-      `python image: root fs in ${s(Date.now() - t0)}: download ${s(download)} (${fetched.downloaded} packages, ${(fetched.downloadedBytes / 1048576).toFixed(0)} MiB; ${fetched.fromHostCache} from the host's apt cache), unpack ${s(unpack)}, prune ${s(prunePhase)}, bytecode ${s(compile)}, ${format} ${s(phases.mkfs)}`,
+      `python image: root fs in ${s(Date.now() - t0)}: download ${s(download)} (${fetched.downloaded} packages, ${(fetched.downloadedBytes / 1048576).toFixed(0)} MiB; ${fetched.fromHostCache} from the host's apt cache), unpack ${s(unpack)}, prune ${s(prunePhase)}, bytecode ${s(compile)}, ${format} ${s(mkfs)}${cpu ? `; CPU of the commands: download ${s(cpu.download)}, unpack ${s(cpu.unpack)}, bytecode ${s(cpu.compile)}, ${format} ${s(cpu.mkfs)}` : ''}`,
     );
     return { ms: Date.now() - t0, phases };
   } finally {
