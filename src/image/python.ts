@@ -2,10 +2,12 @@
 // and read-only DAX root technique (builder.ts), with a root fs made of Debian's
 // own packages: python3 and the scientific stack FunctionBench's workloads need.
 // Their dependency closure is resolved by apt (as if installing into an empty
-// system), fetched with `apt-get download`, unpacked with `dpkg-deb -x` (no
-// package script runs), pruned of what no function runs (documentation, headers,
-// static libraries, compilers' back ends, test suites) and compiled to bytecode
-// once: the root is read-only, so a guest could never cache a .pyc itself.
+// system), taken from the host's apt cache or fetched with `apt-get download`,
+// unpacked a package per core (`dpkg-deb --fsys-tarfile | tar -x`; no package script
+// runs) without what no function uses (documentation, headers, static libraries,
+// compilers, test suites, GL drivers; PRUNED) and compiled to bytecode once: the
+// root is read-only, so a guest could never cache a .pyc itself. The root fs needs
+// no kernel and is built first (the set-up builds it while the kernel compiles).
 //
 // Two caches, so that a change of the agent or /init costs a second, not a
 // rebuild: the root fs in <cacheDir>/rootfs/python3-<id>.erofs (id: the closure
@@ -134,7 +136,7 @@ export interface DebPackage {
 
 export interface PythonImageOptions extends Omit<ImageBuildOptions, 'rootfsCompression'> {
   /**
-   * 'always' (default): build what is missing, minutes the first time (downloads ~400 MB of
+   * 'always' (default): build what is missing, a minute or more the first time (downloads ~400 MB of
    * packages). 'if-cached': only when the root fs is cached (an agent or /init change costs a
    * second); otherwise undefined.
    */
