@@ -141,6 +141,12 @@ export interface PythonImageOptions extends Omit<ImageBuildOptions, 'rootfsCompr
    * second); otherwise undefined.
    */
   build?: 'always' | 'if-cached';
+  /**
+   * Build (or find) only the root fs, in the format of the kernel the builder expects to pick, and stop
+   * before the kernel (undefined is returned): the set-up runs this beside the Node image's build, so that
+   * only that build ever compiles the kernel.
+   */
+  rootfsOnly?: boolean;
 }
 
 export interface PythonImageManifest extends ImageManifest {
@@ -502,7 +508,7 @@ export async function buildPythonImage(opts: PythonImageOptions): Promise<(Guest
   // (scripts/setup.sh). Its format follows the kernel chooseKernel will pick; should that kernel fail to
   // build, the other format is built after it.
   const planned = await rootfsIn(formatWith(await plannedKernelKind(opts, root, kernelFeaturesFor(wanted))));
-  if (!planned) return undefined;
+  if (!planned || opts.rootfsOnly) return undefined;
   const kernel = await chooseKernel(opts, root, log, kernelFeaturesFor(wanted));
   const tuning: ImageTuning = kernel.kind === 'minimal' ? wanted : { tickless: false, rootfs: 'squashfs', freePageReporting: false };
   const format = formatWith(kernel.kind);
