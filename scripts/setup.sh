@@ -83,13 +83,30 @@ node scripts/keep-native-builds.cjs
 say "building the command (dist/) and the guest agent"
 node scripts/build.mjs >/dev/null
 
-say "guest image (built once, cached by its inputs)"
-node bin/faascell.js image build
-
-# issue 21: the Python image (Debian 12's python3 and the scientific stack, docs/python.md): the first
-# build downloads ~400 MB of Debian packages and takes minutes; later runs find it cached (a second).
-# FAASCELL_PYTHON_IMAGE=0 skips it (Python functions are then refused by the daemon).
+# issue 21: the Python image (Debian 12's python3 and the scientific stack, docs/python.md). Its root fs
+# needs no kernel: it is built in the background beside the Node image (the first time while the kernel
+# compiles; ~400 MB of Debian packages, fewer when the host's apt cache has them, and a minute or more of
+# CPU: docs/python.md "Build cost"), then the image around it once the kernel is there (a second); only the
+# Node image's build ever compiles the kernel. Later runs find everything cached. Its lines are prefixed
+# [python3]. FAASCELL_PYTHON_IMAGE=0 skips it (Python functions are then refused by the daemon).
+python_pid=
 if [ "${FAASCELL_PYTHON_IMAGE:-1}" != 0 ]; then
-  say "Python guest image (built once from Debian packages, cached by its inputs)"
-  node bin/faascell.js image build --runtime python3 || say "the Python image could not be built: python3 functions will be refused (see above)"
+  say "Python guest image's root fs (built once from Debian packages, cached by its inputs), in the background"
+  ( set -o pipefail; node bin/faascell.js image build --runtime python3 --root-fs-only 2>&1 | sed -u 's/^/[python3] /' >&2 ) &
+  python_pid=$!
 fi
+
+say "guest image (built once, cached by its inputs)"
+node_rc=0
+node bin/faascell.js image build || node_rc=$?
+
+# the background build is always waited for: a failed Node image build leaves no build running behind
+if [ -n "$python_pid" ]; then
+  if wait "$python_pid" && [ "$node_rc" = 0 ]; then
+    say "Python guest image"
+    node bin/faascell.js image build --runtime python3 || say "the Python image could not be built: python3 functions will be refused (see above)"
+  else
+    say "the Python image could not be built: python3 functions will be refused (see the lines above)"
+  fi
+fi
+exit "$node_rc"

@@ -289,12 +289,19 @@ image
   .option('--kernel <kind>', 'auto | minimal | debian (default: image.kernel, auto)')
   .option('--force', 'rebuild even if cached')
   .option('--runtime <runtime>', 'nodejs20 (default) or python3: the Python image, from Debian packages (docs/python.md)', 'nodejs20')
-  .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean; runtime: string }) => {
+  .option('--root-fs-only', 'python3: build (or find) only the root fs, not the kernel nor the image (the set-up runs it beside the Node image build)')
+  .action(async (opts: { config?: string; kernel?: 'auto' | 'minimal' | 'debian'; force?: boolean; runtime: string; rootFsOnly?: boolean }) => {
     const { config } = await configFrom({ config: opts.config });
     const { isFunctionRuntime } = await import('../runtimes/function-runtime.js');
     if (!isFunctionRuntime(opts.runtime)) throw new CliError(`--runtime: expected nodejs20 or python3, got ${opts.runtime}`);
     const buildOpts = { ...config.image, cacheDir: config.cacheDir, kernel: opts.kernel ?? config.image.kernel, force: opts.force, log: (l: string) => console.error(l) };
     // issue 21: the Python image is built from Debian's packages (minutes the first time)
+    if (opts.rootFsOnly && opts.runtime !== 'python3') throw new CliError('--root-fs-only: only with --runtime python3');
+    if (opts.rootFsOnly) {
+      await (await import('../image/python.js')).buildPythonImage({ ...buildOpts, rootfsOnly: true });
+      console.log('python3 root fs ready (the image around it: faascell image build --runtime python3)');
+      return;
+    }
     const img = opts.runtime === 'python3' ? await (await import('../image/python.js')).buildPythonImage(buildOpts) : await (await import('../image/builder.js')).buildImage(buildOpts);
     if (!img) throw new CliError('no image built');
     const mb = (b: number): string => (b / 1048576).toFixed(1) + ' MiB';

@@ -278,6 +278,17 @@ export async function chooseKernel(opts: ImageBuildOptions, root: string, log: L
   }
 }
 
+/**
+ * The kind of kernel chooseKernel will return, without building anything: the Python root fs's format
+ * depends on it and is built before the kernel (issue 21). 'minimal' may still end 'debian' if its build fails.
+ */
+export async function plannedKernelKind(opts: ImageBuildOptions, root: string, features: KernelFeature[]): Promise<'minimal' | 'debian'> {
+  const want = opts.kernel ?? 'auto';
+  if (want !== 'auto') return want;
+  if (missingBuildTools().length > 0) return 'debian';
+  return !opts.force && minimalKernelFailed(opts.cacheDir, await minimalKernelId(join(root, 'guest', 'image'), features)) ? 'debian' : 'minimal';
+}
+
 /** Compile guest/image/faascell-helper.c statically; undefined when no C compiler (the agent then falls back to busybox). */
 export async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
   const cc = which('cc') ?? which('gcc');

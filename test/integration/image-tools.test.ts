@@ -9,6 +9,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { writeCpio } from '../../src/image/cpio.js';
 import { projectRoot } from '../../src/image/builder.js';
+import { isPruned, TAR_EXCLUDES } from '../../src/image/python.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'image-tools-test-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -48,4 +49,38 @@ void test('faascell-helper parses T, S and R commands (--dry-run: nothing is cha
   const r = spawnSync(bin, ['--dry-run', '--keep-pit'], { input });
   assert.equal(r.status, 0, r.stderr.toString());
   assert.deepEqual(r.stdout.toString().trim().split('\n'), ['ok', 'err 22', 'ok', 'err 22', 'ok', 'err 22', 'err 22', 'ok', 'err 22', 'err 22', 'err 22', 'err 22', 'err 22', 'ok']);
+});
+
+void test('issue 21: unpacking with tar(1) and TAR_EXCLUDES leaves out exactly what isPruned names (the Python root fs)', () => {
+  const src = path.join(tmp, 'pkg');
+  const files = [
+    'usr/share/doc/python3/copyright',
+    'usr/share/doc-base/keep',
+    'usr/lib/x86_64-linux-gnu/libfoo.a',
+    'usr/lib/x86_64-linux-gnu/libfoo.so.1',
+    'usr/lib/x86_64-linux-gnu/dri/iris_dri.so',
+    'usr/lib/x86_64-linux-gnu/libLLVM-15.so.1',
+    'usr/lib/python3/dist-packages/numpy/core/tests/test_a.py',
+    'usr/lib/python3/dist-packages/numpy/core/multiarray.py',
+    'usr/lib/python3/dist-packages/torch/bin/test_api',
+    'usr/lib/python3/dist-packages/torch/bin/torch_shm_manager',
+    'usr/bin/perl',
+    'usr/bin/python3',
+  ];
+  for (const f of files) {
+    fs.mkdirSync(path.dirname(path.join(src, f)), { recursive: true });
+    fs.writeFileSync(path.join(src, f), f);
+  }
+  // a data tar as in a .deb: members named ./usr/...
+  const archive = spawnSync('tar', ['-c', '-C', src, '-f', '-', './usr']);
+  assert.equal(archive.status, 0, archive.stderr.toString());
+  const out = path.join(tmp, 'unpacked');
+  fs.mkdirSync(out);
+  const x = spawnSync('tar', ['-x', '-p', '-C', out, ...TAR_EXCLUDES, '-f', '-'], { input: archive.stdout });
+  assert.equal(x.status, 0, x.stderr.toString());
+  for (const f of files) {
+    const dropped = f.split('/').some((_, i, parts) => isPruned(parts.slice(0, i + 1).join('/')));
+    assert.equal(fs.existsSync(path.join(out, f)), !dropped, `${f} ${dropped ? 'excluded' : 'unpacked'}`);
+  }
+  assert.ok(!fs.existsSync(path.join(out, 'usr/share/doc')), 'an excluded directory is not made either');
 });

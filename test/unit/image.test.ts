@@ -107,3 +107,31 @@ void test('issue 21, the Python image: apt simulation parsing, deb file names, /
   const r = spawnSync('sh', ['-n'], { input: init });
   assert.equal(r.status, 0, r.stderr?.toString());
 });
+
+void test('issue 21, the Python root fs: what is pruned (a directory with what is below it) and what is kept', async () => {
+  const { isPruned } = await import('../../src/image/python.js');
+  for (const p of [
+    'usr/share/doc',
+    'usr/include',
+    'usr/lib/x86_64-linux-gnu/libopenblas.a',
+    'usr/lib/python3/dist-packages/numpy/core/tests',
+    'usr/lib/x86_64-linux-gnu/dri',
+    'usr/lib/x86_64-linux-gnu/libLLVM-15.so.1',
+    'usr/lib/x86_64-linux-gnu/libz3.so.4',
+    'usr/bin/perl',
+    'usr/bin/x86_64-linux-gnu-lto-dump-12',
+    'usr/lib/python3/dist-packages/torch/bin/test_api',
+    'usr/lib/python3/dist-packages/torch/bin/TCPStoreTest',
+  ])
+    assert.ok(isPruned(p), `${p} is pruned`);
+  for (const p of [
+    'usr/bin/python3',
+    'usr/share/doc-base',
+    'usr/lib/python3/dist-packages/tests',
+    'usr/lib/python3/dist-packages/torch/bin/torch_shm_manager',
+    'usr/lib/x86_64-linux-gnu/libGL.so.1',
+    'usr/lib/x86_64-linux-gnu/libopenblas.so.0',
+    'usr/lib/python3.11/abc.py',
+  ])
+    assert.ok(!isPruned(p), `${p} is kept`);
+});
