@@ -4,29 +4,16 @@
 // speed work). A change of a rule changes these on purpose: record the new figures in the same commit,
 // saying why; a change meant only to be faster must leave them as they are.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { createPolicies } from '../../src/policies/index.js';
 import { simulateCluster, type ClusterSimOptions } from '../../src/sim/cluster/cluster.js';
 import { DEFAULT_PROFILE } from '../../src/sim/profile.js';
 import { simulate } from '../../src/sim/simulator.js';
-import { loadAzureTrace } from '../../src/traces/azure.js';
-import { synthesizeAzureFiles } from '../../src/traces/generate.js';
 import type { Trace } from '../../src/traces/types.js';
+import { syntheticTrace } from '../helpers/synthetic-trace.js';
 
-async function trace(functions: number, slots: number, seed: number): Promise<Trace> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-golden-'));
-  try {
-    const f = synthesizeAzureFiles({ functions, slots, seed, log10Rate: [-1, 1.5] });
-    writeFileSync(path.join(dir, 'invocations_per_function_md.anon.d01.csv'), f.invocations);
-    writeFileSync(path.join(dir, 'function_durations_percentiles.anon.d01.csv'), f.durations);
-    writeFileSync(path.join(dir, 'app_memory_percentiles.anon.d01.csv'), f.memory);
-    return await loadAzureTrace(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function trace(functions: number, slots: number, seed: number): Promise<Trace> {
+  return syntheticTrace({ functions, slots, seed, log10Rate: [-1, 1.5] });
 }
 
 /** What must not move: counts by path, refusals, latency percentiles (rounded to the µs). */
