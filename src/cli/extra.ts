@@ -39,7 +39,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--locality-wait-ms <ms>', 'cluster: cluster.localityWaitMs (default 500)')
     .option('--ack-wait-ms <ms>', 'cluster: cluster.ackWaitMs (default 10000)')
     .option('--max-in-flight <n|auto>', 'cluster: cluster.maxInFlight (default auto)')
-    .option('--pull-rule <rule>', 'cluster: cluster.pullRule, instances (default) | starts')
+    .option('--pull-rule <rule>', 'cluster: cluster.pullRule, starts (default) | instances')
     .option('--hop-ms <ms>', 'cluster: added to each answer\'s latency for the broker hop (default 2)')
     .option('--fail <list>', 'cluster: NODE@SECONDS[+RESTART_SECONDS],… nodes that die (and start again)')
     .option('--shared-snapshot-tier <name>', 'cluster: a tier of the profile every node reads: a snapshot made on one node restores on any')

@@ -45,6 +45,8 @@ export function slotsOfState(s: PullState): number {
  */
 export type PullRule = 'instances' | 'starts';
 export const PULL_RULES: readonly PullRule[] = ['instances', 'starts'];
+/** `cluster.pullRule`'s default (instances before 2026-12-07: docs/cluster-simulation.md, Finding 1). */
+export const DEFAULT_PULL_RULE: PullRule = 'starts';
 
 /** How many more invocations the shared queue's loop may pull now (0: none). */
 export function sharedAllowance(s: PullState, inFlight: number, maxInFlight: number | 'auto', rule: PullRule = 'instances'): number {

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { z } from 'zod';
+import { DEFAULT_PULL_RULE } from './capacity.js';
 
 /** NATS subject tokens and consumer names: no dots, spaces or wildcards. */
 export const NODE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -44,8 +45,12 @@ export const clusterConfigSchema = z
     ackWaitMs: z.number().int().min(1000).default(10_000),
     /** Invocations pulled and not yet answered, at most ('auto': the instances the node has plus the starts it can begin now). */
     maxInFlight: z.union([z.literal('auto'), z.number().int().positive()]).default('auto'),
-    /** What a node counts as room for shared-queue work: its instances and free start slots (instances), or only the starts it may begin now (starts); capacity.ts. */
-    pullRule: z.enum(['instances', 'starts']).default('instances'),
+    /**
+     * What a node counts as room for shared-queue work: only the starts it may begin now (starts), or its instances and
+     * free start slots (instances); capacity.ts. Default starts since issue 23: under instances a node with many idle
+     * instances pulls work it must cold-start and its queue then stops every pull (docs/cluster-simulation.md, Finding 1).
+     */
+    pullRule: z.enum(['instances', 'starts']).default(DEFAULT_PULL_RULE),
     /** Send an invocation first to a node that has the function warm or snapshotted. */
     locality: z.boolean().default(true),
     /** A node busy this long hands the invocations addressed to it to the shared queue. */

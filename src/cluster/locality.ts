@@ -40,6 +40,8 @@ export class LocalityBook<N extends string | number = string, F extends string |
   /** node → fn → invocations sent to it since its last heartbeat */
   private readonly booked = new Map<N, Booked<F>>();
   private readonly none: Booking = { fn: 0, total: 0 };
+  /** bookings a heartbeat voided, emptied for reuse (the simulator books every routed invocation) */
+  private readonly spare: Booked<F>[] = [];
 
   /**
    * `beatAt` (optional): when the node's latest heartbeat was made. With it a booking made
@@ -52,17 +54,24 @@ export class LocalityBook<N extends string | number = string, F extends string |
   /** A node's new heartbeat: what it reports now includes what was booked before it was made. */
   heartbeat(n: { node: N; at: number }): void {
     const b = this.booked.get(n.node);
-    if (b && n.at >= b.since) this.booked.delete(n.node);
+    if (b && n.at >= b.since) this.drop(n.node, b);
   }
 
   /** What was sent to `node` since its last heartbeat (undefined: nothing). */
   bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
     const b = this.booked.get(node);
     if (b && this.beatAt && this.beatAt(node) >= b.since) {
-      this.booked.delete(node);
+      this.drop(node, b);
       return undefined;
     }
     return b;
+  }
+
+  private drop(node: N, b: Booked<F>): void {
+    this.booked.delete(node);
+    b.byFn.clear();
+    b.total = 0;
+    this.spare.push(b);
   }
 
   booking(node: N, fn: F): Booking {
@@ -72,7 +81,11 @@ export class LocalityBook<N extends string | number = string, F extends string |
 
   book(node: N, fn: F, now: number): void {
     let b = this.bookedAt(node) as Booked<F> | undefined;
-    if (!b) this.booked.set(node, (b = { since: now, byFn: new Map(), total: 0 }));
+    if (!b) {
+      b = this.spare.pop() ?? { since: now, byFn: new Map(), total: 0 };
+      b.since = now;
+      this.booked.set(node, b);
+    }
     b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
     b.total++;
   }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { VirtualClock } from '../../src/core/clock.js';
 import { createPolicies, type PoliciesConfigInput } from '../../src/policies/index.js';
+import type { PullRule } from '../../src/cluster/capacity.js';
 import type { BrokerDecision } from '../../src/sim/cluster/broker.js';
 import { ClusterSimulator, nodeName } from '../../src/sim/cluster/cluster.js';
 import { profileSchema } from '../../src/sim/profile.js';
@@ -49,7 +50,7 @@ interface Logs {
   nodes: Decision[][];
 }
 
-async function simulated(maxQueueDelayMs: number): Promise<Logs> {
+async function simulated(maxQueueDelayMs: number, pullRule: PullRule | undefined): Promise<Logs> {
   const trace = slotsTrace(FUNCTIONS, SLOT_MS, 'cluster-conformance');
   const logs: Logs = { broker: [], nodes: names.map(() => []) };
   const sets = await Promise.all(names.map(() => createPolicies(policies, { baseDir: '.' })));
@@ -64,13 +65,14 @@ async function simulated(maxQueueDelayMs: number): Promise<Logs> {
     node: { cpuModel: false, maxConcurrentStarts: NODE.maxConcurrentStarts, snapshots: true, preferWarm: true },
     expand,
     ...BROKER,
+    pullRule,
     onBrokerDecision: (d) => logs.broker.push(d),
     onNodeDecision: (k, d) => logs.nodes[k]!.push(d),
   }).run();
   return logs;
 }
 
-async function real(maxQueueDelayMs: number): Promise<Logs & { accepted: number; answered: number }> {
+async function real(maxQueueDelayMs: number, pullRule: PullRule | undefined): Promise<Logs & { accepted: number; answered: number }> {
   const trace = slotsTrace(FUNCTIONS, SLOT_MS, 'cluster-conformance');
   const clock = new VirtualClock(0);
   const logs: Logs = { broker: [], nodes: names.map(() => []) };
@@ -79,7 +81,7 @@ async function real(maxQueueDelayMs: number): Promise<Logs & { accepted: number;
     nodes: NODES,
     trace,
     names,
-    broker: BROKER,
+    broker: { ...BROKER, pullRule },
     expand,
     policies,
     node: {
@@ -128,15 +130,17 @@ function compare(what: string, sim: string[], daemon: string[]): void {
 }
 
 const ROUTES = ['"why":"warm"', '"why":"snapshot"', '"to":"shared"', '"via":"addressed"', '"via":"shared"', '"kind":"forward"'];
-for (const [label, maxQueueDelayMs, kinds] of [
-  ['queue delay 15 s', 15_000, ROUTES],
+// pull rule undefined: the daemon's default (starts); `instances`, the former default, stays selectable
+for (const [label, maxQueueDelayMs, kinds, pullRule] of [
+  ['queue delay 15 s', 15_000, ROUTES, undefined],
   // a node that pulled more than it can start in time refuses: the work is handed back to the shared queue
-  ['queue delay 4 s: refusals and hand-backs', 4000, [...ROUTES, '"kind":"handback"']],
-] as Array<[string, number, string[]]>) {
+  ['queue delay 4 s: refusals and hand-backs', 4000, [...ROUTES, '"kind":"handback"'], undefined],
+  ['queue delay 4 s, pullRule instances', 4000, [...ROUTES, '"kind":"handback"'], 'instances'],
+] as Array<[string, number, string[], PullRule | undefined]>) {
   void test(`cluster conformance, ${label}: the simulated cluster and three real node stacks make the same decisions`, { timeout: 180_000 }, async () => {
     const endMs = FUNCTIONS[0]!.counts.length * SLOT_MS;
-    const sim = await simulated(maxQueueDelayMs);
-    const r = await real(maxQueueDelayMs);
+    const sim = await simulated(maxQueueDelayMs, pullRule);
+    const r = await real(maxQueueDelayMs, pullRule);
     assert.equal(r.answered, r.accepted, 'every invocation answered');
     assert.equal(r.accepted, FUNCTIONS.reduce((a, f) => a + f.counts.reduce((x, y) => x + y, 0), 0), 'every arrival accepted');
     const sb = canonical(sim.broker, endMs);

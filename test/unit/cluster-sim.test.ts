@@ -9,24 +9,11 @@ import { ROUTING_POLICIES } from '../../src/sim/cluster/broker.js';
 import { livesOf, simulateCluster, type ClusterSimOptions } from '../../src/sim/cluster/cluster.js';
 import { DEFAULT_PROFILE } from '../../src/sim/profile.js';
 import { simulate } from '../../src/sim/simulator.js';
-import { synthesizeAzureFiles } from '../../src/traces/generate.js';
-import { loadAzureTrace } from '../../src/traces/azure.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { Trace } from '../../src/traces/types.js';
+import { syntheticTrace } from '../helpers/synthetic-trace.js';
 
-async function trace(functions: number, slots: number, seed: number, durationMedianMs?: number): Promise<Trace> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-csim-'));
-  try {
-    const f = synthesizeAzureFiles({ functions, slots, seed, log10Rate: [-1, 1.3], ...(durationMedianMs ? { durationMedianMs, durationSigma: 0.3 } : {}) });
-    writeFileSync(path.join(dir, 'invocations_per_function_md.anon.d01.csv'), f.invocations);
-    writeFileSync(path.join(dir, 'function_durations_percentiles.anon.d01.csv'), f.durations);
-    writeFileSync(path.join(dir, 'app_memory_percentiles.anon.d01.csv'), f.memory);
-    return await loadAzureTrace(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function trace(functions: number, slots: number, seed: number, durationMedianMs?: number): Promise<Trace> {
+  return syntheticTrace({ functions, slots, seed, log10Rate: [-1, 1.3], ...(durationMedianMs ? { durationMedianMs, durationSigma: 0.3 } : {}) });
 }
 
 async function policySets(o: Pick<ClusterSimOptions, 'nodes' | 'failures'>): Promise<ClusterSimOptions['policies']> {

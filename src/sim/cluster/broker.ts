@@ -29,7 +29,7 @@
 //   6. the shared queue goes to the nodes that pull, round robin in the order
 //      their pull requests were made (JetStream's waiting requests).
 
-import { addressedAllowance, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
+import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
 import { handsBack } from '../../cluster/handback.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
 import { isLive } from '../../cluster/node-status.js';
@@ -39,7 +39,7 @@ import { createRng, type SeededRng } from '../../policies/rng.js';
 import type { RejectCode } from '../../vmpool/core/model.js';
 import { EventHeap } from '../heap.js';
 import { Deque } from './deque.js';
-import { PresenceIndex } from './presence.js';
+import { PresenceIndex, warmChoice } from './presence.js';
 import { LoadIndex } from './load-index.js';
 
 /** How the ingress chooses a node (locality: the daemon's rule; the others are baselines for experiments). */
@@ -58,7 +58,7 @@ export interface BrokerOptions {
   localityWaitMs: number;
   ackWaitMs: number;
   maxInFlight: number | 'auto';
-  /** cluster.pullRule: what a node counts as room for shared-queue work */
+  /** cluster.pullRule: what a node counts as room for shared-queue work (default the daemon's) */
   pullRule?: PullRule;
   maxHandbacks: number;
   /** seeds the heartbeat phases and the random routing */
@@ -201,6 +201,8 @@ export class ClusterBroker {
   private readonly aliveIsLive: boolean;
   private readonly load: LoadIndex;
   private readonly pres = new Int32Array(4);
+  private readonly isLive = (k: number): boolean => this.live(k);
+  private readonly pullRule: PullRule;
   private msgSeq = 0;
   /** the next round addressed work needs (a pull, or a forward after the locality wait) */
   private wakeAt = Infinity;
@@ -218,6 +220,7 @@ export class ClusterBroker {
     if (!(o.roundMs > 0) || o.heartbeatMs % o.roundMs !== 0) throw new Error(`cluster: heartbeatMs (${o.heartbeatMs}) must be a multiple of the broker round (${o.roundMs} ms)`);
     o.names.forEach((name, k) => this.nameIdx.set(name, k));
     this.rng = createRng(o.seed);
+    this.pullRule = o.pullRule ?? DEFAULT_PULL_RULE;
     this.presence = new PresenceIndex(n);
     this.alive = new Uint8Array(n).fill(1);
     this.inflight = new Int32Array(n);
@@ -371,6 +374,15 @@ export class ClusterBroker {
         return -1;
       case 'locality': {
         const book = (this.books[m.ingress] ??= new LocalityBook<number, number>((node) => this.beatAt(node, this.now)));
+        const warm = warmChoice(this.presence, m.fn, m.ingress, book, this.isLive, this.pubQueued);
+        if (warm >= 0) {
+          k = warm;
+          why = 'warm';
+          this.counters.targetedWarm++;
+          book.book(k, m.fn, this.now);
+          break;
+        }
+        // no node with an idle instance: every node that has the function, for a snapshot or a busy instance
         const c = this.chooser.reset(m.ingress);
         const cands = this.presence.candidates(m.fn);
         for (let j = 0; j < cands.length; j++) {
@@ -467,7 +479,7 @@ export class ClusterBroker {
     }
     const s = port.state();
     this.pubQueued[k] = s.queued;
-    this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight, this.o.pullRule);
+    this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight, this.pullRule);
     this.gBooked[k] = 0;
     this.load.update(k, this.pubFree[k], s.queued);
     this.lastBeat[k] = T;
@@ -538,8 +550,8 @@ export class ClusterBroker {
       if (!this.alive[k]) continue;
       const s = this.ports[k]!.state();
       this.slots[k] = o.maxInFlight === 'auto' ? slotsOfState(s) : Math.min(slotsOfState(s), o.maxInFlight);
-      this.capShared[k] = sharedAllowance(s, this.inflight[k]!, o.maxInFlight, o.pullRule);
-      this.capAddr[k] = addressedAllowance(s, this.inflight[k]!, o.maxInFlight, o.pullRule);
+      this.capShared[k] = sharedAllowance(s, this.inflight[k]!, o.maxInFlight, this.pullRule);
+      this.capAddr[k] = addressedAllowance(s, this.inflight[k]!, o.maxInFlight, this.pullRule);
       if (this.capAddr[k] === 0) {
         if (Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
       } else this.blockedSince[k] = NaN;

@@ -39,7 +39,7 @@ export interface ClusterSimOptions {
   localityWaitMs?: number;
   ackWaitMs?: number;
   maxInFlight?: number | 'auto';
-  /** cluster.pullRule (default the daemon's: instances) */
+  /** cluster.pullRule (default the daemon's: starts) */
   pullRule?: PullRule;
   maxHandbacks?: number;
   /** broker round (ms): work published during a round is delivered at its end (default 2: the measured broker hop) */

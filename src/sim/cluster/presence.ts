@@ -3,8 +3,13 @@
 // ready snapshot). Routing an invocation looks only at those nodes, as the
 // daemon's choosePlacement does when it skips nodes without the function; a
 // heartbeat updates only the functions that changed since the node's previous one.
+// The nodes with idle instances are also kept by idle count, as one bit per node
+// (an update is O(1), and the nodes of a count are read in node order): the
+// locality choice reads the best warm candidate from there instead of scanning
+// every node that has the function (issue 23).
 
 import type { FunctionPresence } from '../../cluster/node-status.js';
+import type { LocalityBook } from '../../cluster/locality.js';
 
 /** A node's heartbeat entry for one function, and its place in that function's candidate list. */
 export interface PresenceEntry extends FunctionPresence {
@@ -18,14 +23,43 @@ export class PresenceIndex {
   private readonly byFn: (PresenceEntry[] | undefined)[] = [];
   /** node → function → its entry */
   private readonly byNode: Map<number, PresenceEntry>[] = [];
+  /**
+   * function → the nodes reporting idle instances, by idle count: bit `node` of words
+   * [(count − 1)·words, count·words) is set when the node reports `count` idle instances
+   */
+  private readonly idleBits: (Uint32Array | undefined)[] = [];
+  /** 32-bit words per idle count (one bit per node) */
+  readonly words: number;
 
   constructor(nodes: number) {
+    this.words = Math.max(1, Math.ceil(nodes / 32));
     for (let k = 0; k < nodes; k++) this.byNode.push(new Map());
   }
 
   /** The entries of function `fn` (do not modify). */
   candidates(fn: number): readonly PresenceEntry[] {
     return this.byFn[fn] ?? EMPTY;
+  }
+
+  /**
+   * The nodes reporting idle instances of function `fn`, as bits by idle count (see idleBits; do not
+   * modify); its length / words is the largest count seen. Undefined: none ever.
+   */
+  idleBitsOf(fn: number): Uint32Array | undefined {
+    return this.idleBits[fn];
+  }
+
+  /** The nodes reporting idle instances of `fn`: `[i]` those reporting i idle instances, in node order. */
+  idleNodes(fn: number): number[][] {
+    const out: number[][] = [[]];
+    const bits = this.idleBits[fn];
+    const w = this.words;
+    for (let i = 1; bits !== undefined && i <= bits.length / w; i++) {
+      const nodes: number[] = [];
+      for (let node = 0; node < w * 32; node++) if (bits[(i - 1) * w + (node >>> 5)]! & (1 << (node & 31))) nodes.push(node);
+      out.push(nodes);
+    }
+    return out;
   }
 
   get(node: number, fn: number): PresenceEntry | undefined {
@@ -50,9 +84,14 @@ export class PresenceIndex {
       e = { node, fn, pos: list.length, idle, busy, starting, snapshot };
       list.push(e);
       m.set(fn, e);
+      if (idle > 0) this.bucketIn(e);
       return;
     }
-    e.idle = idle;
+    if (e.idle !== idle) {
+      if (e.idle > 0) this.bucketOut(e);
+      e.idle = idle;
+      if (idle > 0) this.bucketIn(e);
+    }
     e.busy = busy;
     e.starting = starting;
     e.snapshot = snapshot;
@@ -64,6 +103,7 @@ export class PresenceIndex {
   }
 
   private remove(e: PresenceEntry): void {
+    if (e.idle > 0) this.bucketOut(e);
     const list = this.byFn[e.fn]!;
     const last = list.pop()!;
     if (last !== e) {
@@ -72,6 +112,69 @@ export class PresenceIndex {
     }
     this.byNode[e.node]!.delete(e.fn);
   }
+
+  private bucketIn(e: PresenceEntry): void {
+    const w = this.words;
+    let bits = this.idleBits[e.fn];
+    if (bits === undefined || bits.length < e.idle * w) {
+      const more = new Uint32Array(e.idle * w);
+      if (bits !== undefined) more.set(bits);
+      this.idleBits[e.fn] = bits = more;
+    }
+    bits[(e.idle - 1) * w + (e.node >>> 5)]! |= 1 << (e.node & 31);
+  }
+
+  private bucketOut(e: PresenceEntry): void {
+    this.idleBits[e.fn]![(e.idle - 1) * this.words + (e.node >>> 5)]! &= ~(1 << (e.node & 31));
+  }
+}
+
+/**
+ * The locality rule's warm choice (PlacementChooser's first kind: src/cluster/locality.ts) without
+ * scanning every node that has `fn`: the ingress `self` when it has an idle instance left, else the best
+ * of the nodes by idle count, read from the largest count down. Bookings (what this ingress sent since a
+ * node's last heartbeat) only lower a node's count, so a list whose count is below the best found cannot
+ * hold a better node; within a list (node order) the first live node with nothing booked and nothing
+ * queued beats the rest. -1: no live node has an idle instance left (the chooser then looks at
+ * snapshots and busy instances). The same node as the chooser's over every candidate
+ * (test/unit/cluster-presence.test.ts checks one against the other).
+ */
+export function warmChoice(index: PresenceIndex, fn: number, self: number, book: LocalityBook<number, number>, live: (node: number) => boolean, queued: ArrayLike<number>): number {
+  const se = index.get(self, fn);
+  if (se !== undefined && se.idle > 0 && live(self) && se.idle - bookedFor(book, self, fn) > 0) return self;
+  const bits = index.idleBitsOf(fn);
+  if (bits === undefined) return -1;
+  const w = index.words;
+  let best = -1;
+  let bestIdle = 0;
+  let bestQueued = 0;
+  for (let i = bits.length / w; i >= 1 && i >= bestIdle; i--) {
+    scan: for (let k = 0, off = (i - 1) * w; k < w; k++) {
+      let word = bits[off + k]!;
+      while (word !== 0) {
+        const low = word & -word;
+        word ^= low;
+        const node = (k << 5) | (31 - Math.clz32(low));
+        if (node === self || !live(node)) continue;
+        const idle = i - bookedFor(book, node, fn);
+        if (idle <= 0) continue;
+        const q = queued[node]!;
+        if (best < 0 || idle > bestIdle || (idle === bestIdle && (q < bestQueued || (q === bestQueued && node < best)))) {
+          best = node;
+          bestIdle = idle;
+          bestQueued = q;
+        }
+        if (idle === i && q === 0) break scan;
+      }
+    }
+  }
+  return best;
+}
+
+/** What `book` sent of `fn` to `node` since that node's last heartbeat. */
+function bookedFor(book: LocalityBook<number, number>, node: number, fn: number): number {
+  const b = book.bookedAt(node);
+  return b === undefined ? 0 : (b.byFn.get(fn) ?? 0);
 }
 
 const EMPTY: readonly PresenceEntry[] = [];

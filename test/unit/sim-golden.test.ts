@@ -1,0 +1,53 @@
+// Pure-speed changes to the simulators change no result (issue 23, items 5 and 6): a seeded trace through
+// one node under memory pressure and through a 12-node cluster must give exactly the counts per start
+// path, refusals and latency percentiles recorded here (first recorded on main at 7be781b, before the
+// speed work). A change of a rule changes these on purpose: record the new figures in the same commit,
+// saying why; a change meant only to be faster must leave them as they are.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createPolicies } from '../../src/policies/index.js';
+import { simulateCluster, type ClusterSimOptions } from '../../src/sim/cluster/cluster.js';
+import { DEFAULT_PROFILE } from '../../src/sim/profile.js';
+import { simulate } from '../../src/sim/simulator.js';
+import type { Trace } from '../../src/traces/types.js';
+import { syntheticTrace } from '../helpers/synthetic-trace.js';
+
+function trace(functions: number, slots: number, seed: number): Promise<Trace> {
+  return syntheticTrace({ functions, slots, seed, log10Rate: [-1, 1.5] });
+}
+
+/** What must not move: counts by path, refusals, latency percentiles (rounded to the µs). */
+function digest(r: { [k: string]: unknown }, keys: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) out[k] = typeof r[k] === 'number' ? Math.round((r[k]) * 1000) / 1000 : r[k];
+  return out;
+}
+
+const NODE_KEYS = ['invocations', 'completed', 'warm', 'restores', 'coldStarts', 'coldBoots', 'restoresStarted', 'dropped', 'rejected', 'evictions', 'p50Ms', 'p99Ms', 'meanMs', 'refusalP99Ms'];
+const CLUSTER_KEYS = ['invocations', 'completed', 'warm', 'restores', 'coldStarts', 'refused', 'unanswered', 'coldBoots', 'restoresStarted', 'evictions', 'p50Ms', 'p99Ms', 'meanMs'];
+
+void test('one node under memory pressure: the recorded results', async () => {
+  const t = await trace(80, 40, 23);
+  const policies = await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' });
+  const r = simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies });
+  assert.deepEqual(digest(r as unknown as Record<string, unknown>, NODE_KEYS), NODE_GOLDEN);
+});
+
+for (const [label, pullRule] of [
+  ['pullRule starts', 'starts'],
+  ['pullRule instances', 'instances'],
+] as const) {
+  void test(`a 12-node cluster, locality routing, ${label}: the recorded results`, async () => {
+    const t = await trace(120, 20, 29);
+    const sets = await Promise.all(Array.from({ length: 12 }, () => createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' })));
+    const o: ClusterSimOptions = { trace: t, profile: DEFAULT_PROFILE, nodes: 12, memoryMiB: 2048, node: { cores: 2 }, pullRule, policies: (k) => sets[k]! };
+    const r = simulateCluster(o);
+    assert.deepEqual(digest(r as unknown as Record<string, unknown>, CLUSTER_KEYS), CLUSTER_GOLDEN[pullRule]);
+  });
+}
+
+const NODE_GOLDEN: Record<string, unknown> = {"invocations": 28727, "completed": 28338, "warm": 17008, "restores": 11224, "coldStarts": 106, "coldBoots": 106, "restoresStarted": 11727, "dropped": 389, "rejected": {"queueFull": 38, "overloaded": 351, "queueTimeout": 0, "unservedAtEnd": 0, "notFound": 0}, "evictions": 11811, "p50Ms": 489.841, "p99Ms": 23500.093, "meanMs": 1400.941, "refusalP99Ms": 0.5};
+const CLUSTER_GOLDEN: Record<string, Record<string, unknown>> = {
+  starts: {"invocations": 30465, "completed": 30465, "warm": 29507, "restores": 509, "coldStarts": 449, "refused": 0, "unanswered": 0, "coldBoots": 449, "restoresStarted": 569, "evictions": 844, "p50Ms": 452.36, "p99Ms": 32634.346, "meanMs": 1135.789},
+  instances: {"invocations": 30465, "completed": 30465, "warm": 20294, "restores": 6903, "coldStarts": 3268, "refused": 0, "unanswered": 0, "coldBoots": 3268, "restoresStarted": 7137, "evictions": 10233, "p50Ms": 5388.976, "p99Ms": 43119.467, "meanMs": 14244.618},
+};
