@@ -43,7 +43,7 @@ export const SCHED_DEFAULTS = {
   startBackoffMaxMs: 60_000,
   /** issue 18: the node's capacity under overload goes max-min fair among the functions with demand */
   /** issue 18: opt-in until the cluster stall it causes is fixed (docs/reliability.md, 'Known issue') */
-  fairness: 'off' as 'max-min' | 'off',
+  fairness: 'max-min' as 'max-min' | 'off',
 };
 
 /** issue 24: node.memory defaults (docs/density.md says how they were chosen) */

@@ -79,7 +79,8 @@ async function real(maxQueueDelayMs: number): Promise<Logs & { accepted: number;
     nodes: NODES,
     trace,
     names,
-    broker: BROKER,
+    // the simulator's broker refuses what waits in it past the nodes' queue deadline: the same rule here
+    broker: { ...BROKER, queueDeadlineMs: maxQueueDelayMs },
     expand,
     policies,
     node: {
@@ -131,7 +132,7 @@ const ROUTES = ['"why":"warm"', '"why":"snapshot"', '"to":"shared"', '"via":"add
 for (const [label, maxQueueDelayMs, kinds] of [
   ['queue delay 15 s', 15_000, ROUTES],
   // a node that pulled more than it can start in time refuses: the work is handed back to the shared queue
-  ['queue delay 4 s: refusals and hand-backs', 4000, [...ROUTES, '"kind":"handback"']],
+  ['queue delay 4 s: refusals and hand-backs', 4000, [...ROUTES, '"kind":"handback"', '"kind":"expire"']],
 ] as Array<[string, number, string[]]>) {
   void test(`cluster conformance, ${label}: the simulated cluster and three real node stacks make the same decisions`, { timeout: 180_000 }, async () => {
     const endMs = FUNCTIONS[0]!.counts.length * SLOT_MS;
