@@ -301,8 +301,12 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
     // refused at the deadline: the daemon's records say so (admission.refusedLate), matched by activation id
     const lateIds = new Set<string>();
     for (const fn of timeouts.keys()) {
-      const { activations } = await b.client.call<{ activations: Array<{ id: string; admission?: { refusedLate?: boolean } }> }>('GET', `/v1/activations?function=${encodeURIComponent(fn)}&limit=10000`);
-      for (const x of activations) if (x.admission?.refusedLate) lateIds.add(x.id);
+      // the API hands out pages of at most 1000 records: follow `next`
+      for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
+        const page = await b.client.call<{ activations: Array<{ id: string; admission?: { refusedLate?: boolean } }>; next?: string }>('GET', `/v1/activations?function=${encodeURIComponent(fn)}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        for (const x of page.activations) if (x.admission?.refusedLate) lateIds.add(x.id);
+        cursor = page.next;
+      }
     }
     const refused = records.filter((r) => r.status === 429 || r.status === 503);
     const late = refused.filter((r) => r.activationId !== undefined && lateIds.has(r.activationId));

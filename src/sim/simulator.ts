@@ -566,9 +566,7 @@ export class Simulator implements CoreEffects {
       const path = inst.path;
       const startMs = inst.startCostMs;
       const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
-      // the run's CPU time as the daemon's worker measures it (the VMM's CPU over the run: observe's share × the run)
-      const share = runCpuShare(c);
-      core.runDone(inst, now, share !== undefined ? share * c.runMs : undefined);
+      core.runDone(inst, now);
       this.observe(f, c, fresh, path, startMs, tier);
       const h = this.hooks;
       if (h) {
@@ -604,7 +602,9 @@ export class Simulator implements CoreEffects {
   private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
-    const cpuShare = runCpuShare(c);
+    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
+    // included); a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time)
+    const cpuShare = c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
     if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
@@ -780,12 +780,4 @@ export class Simulator implements CoreEffects {
 
 export function simulate(o: SimulationOptions): SimulationResult {
   return new Simulator(o).run();
-}
-
-/**
- * A run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included);
- * a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time).
- */
-function runCpuShare(c: FunctionCosts): number | undefined {
-  return c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
 }

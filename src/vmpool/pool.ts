@@ -234,7 +234,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
           const h = ci.handle as WorkerHandle;
           if (h.req !== undefined) this.pending.delete(h.req);
           h.req = undefined;
-          this.core.runDone(ci, now, msg.cpuMs);
+          this.core.runDone(ci, now);
         });
       case 'runRefused':
         return this.withInst(msg.inst, (ci) => {

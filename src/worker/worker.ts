@@ -98,8 +98,7 @@ export type WorkerEvent =
   | { kind: 'ready'; inst: number }
   | { kind: 'snapshotTaken'; inst: number; snapshot: SnapshotRef; bytes: number }
   | { kind: 'snapshotFailed'; inst: number }
-  /** cpuMs: the VMM's CPU time over the run, when the driver reports it (fairness charges it: issue 18) */
-  | { kind: 'runDone'; inst: number; cpuMs?: number }
+  | { kind: 'runDone'; inst: number }
   /** failure: a restored clone's first run found the restore unusable (restore-broken); else its VM was gone */
   | { kind: 'runRefused'; inst: number; req: number; failure?: StartFailure }
   | { kind: 'gone'; inst: number; failure?: StartFailure };
@@ -567,11 +566,9 @@ export class Worker extends Actor<WorkerMsg> {
     const run = this.current!;
     const now = this.deps.clock.now();
     run.rec.timestamps.runFinished = now;
-    let runCpuMs: number | undefined;
     if (m.cpuMs !== undefined && this.cpuAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
-      runCpuMs = Math.max(0, m.cpuMs - this.cpuAtRunStart);
-      if (wall > 0) run.rec.runCpuShare = runCpuMs / wall;
+      if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
     }
     if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
@@ -591,7 +588,7 @@ export class Worker extends Actor<WorkerMsg> {
     }
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
-    this.pool.tell({ kind: 'runDone', inst: this.inst, ...(runCpuMs !== undefined ? { cpuMs: runCpuMs } : {}) });
+    this.pool.tell({ kind: 'runDone', inst: this.inst });
     this.capIdleCpu();
   }
 

@@ -70,13 +70,10 @@ async function simulated(trace: Trace, cfg: PoliciesConfigInput, fairness: Fairn
   return log;
 }
 
-/**
- * The fake driver's VMs report the CPU their runs ask for and take (DEMAND, in virtual time): the share
- * PerfManager learns, and the CPU time of each run that fairness charges.
- */
+/** The fake driver's VMs report the CPU their runs ask for (DEMAND, in virtual time). */
 function withCpuDemand(h: Harness, clock: VirtualClock): void {
   const d = h.driver;
-  const demand = (cfg: VmConfig, vm: VmHandle): VmHandle => Object.assign(vm, { cpuDemandMs: () => DEMAND[cfg.memoryMiB]! * clock.now(), cpuMs: () => DEMAND[cfg.memoryMiB]! * clock.now() });
+  const demand = (cfg: VmConfig, vm: VmHandle): VmHandle => Object.assign(vm, { cpuDemandMs: () => DEMAND[cfg.memoryMiB]! * clock.now() });
   const boot = d.boot.bind(d);
   const restore = d.restore.bind(d);
   d.boot = async (cfg) => demand(cfg, await boot(cfg));

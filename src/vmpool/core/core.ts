@@ -214,11 +214,11 @@ export class PoolCore {
     flush(s, now);
   }
 
-  /** A run finished: the instance is free again (`cpuMs`: the CPU time the run took, when the shell measured it). */
-  runDone(inst: CoreInstance, now: number, cpuMs?: number): void {
+  /** A run finished: the instance is free again. */
+  runDone(inst: CoreInstance, now: number): void {
     const s = this.s;
     if (inst.state !== 'busy') return;
-    settleRun(s, inst, now, cpuMs);
+    settleRun(s, inst, now);
     leaveBusy(s, inst);
     inst.lastUsedAt = now;
     noteRestoredRun(inst);

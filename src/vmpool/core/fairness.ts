@@ -8,12 +8,9 @@
 //
 // - virtual time: every function has `vt`, the CPU it was granted (ms of a core)
 //   divided by its share. A grant charges at once what it is expected to take (a
-//   run: the CPU time its runs took, else how long they held an instance × its CPU
-//   share; a start: what starts took, on one core); its end corrects the charge to
-//   what it took: the run's CPU time as the shell measured it (the VMM's CPU time
-//   over the run: under contention a run's wall time stretches with what the
-//   neighbours take, its CPU time does not), else its time busy × its CPU share.
-//   Start times are the core's own observations (so both shells charge alike). A function that
+//   run: how long its runs held an instance × its CPU share; a start: what starts
+//   took, on one core); its end corrects the charge to what it held. Times are the
+//   core's own observations (so both shells charge alike). A function that
 //   becomes backlogged again starts at the floor, the vt of the latest grant: no
 //   credit is banked while idle.
 // - order: functions waiting for a node-wide resource (start slot, memory,
@@ -161,23 +158,15 @@ function heldOf(s: CoreState, f: CoreFunction): number {
   return f.heldSeen > 0 ? f.heldMean : s.heldMean;
 }
 
-/** The CPU (ms of a core) a run of f is expected to take: what its runs took, else their time held × `cpu`. */
-function runCpuOf(s: CoreState, f: CoreFunction, cpu: number): number {
-  return f.cpuMsSeen > 0 ? f.cpuMsMean : heldOf(s, f) * cpu;
-}
-
 /** A run of inst's function was assigned (inst.cpuCharge set): charge what it is expected to take. */
 export function chargeRun(s: CoreState, inst: CoreInstance): void {
   if (!s.fair) return;
-  inst.vtCharge = runCpuOf(s, inst.f, inst.cpuCharge);
+  inst.vtCharge = heldOf(s, inst.f) * inst.cpuCharge;
   grant(s, inst.f, inst.vtCharge);
 }
 
-/**
- * The run ended: the charge becomes what it took, its CPU time `cpuMs` when the shell measured it, else
- * its time busy × its CPU share.
- */
-export function settleRun(s: CoreState, inst: CoreInstance, now: number, cpuMs?: number): void {
+/** The run ended: the charge becomes what it held (its time busy × its CPU share). */
+export function settleRun(s: CoreState, inst: CoreInstance, now: number): void {
   if (!s.fair) return;
   const f = inst.f;
   const busy = now - inst.busySince;
@@ -185,11 +174,7 @@ export function settleRun(s: CoreState, inst: CoreInstance, now: number, cpuMs?:
   f.heldMean += (busy - f.heldMean) / Math.min(f.heldSeen, 20);
   s.heldSeen++;
   s.heldMean += (busy - s.heldMean) / Math.min(s.heldSeen, 100);
-  if (cpuMs !== undefined && cpuMs >= 0) {
-    f.cpuMsSeen++;
-    f.cpuMsMean += (cpuMs - f.cpuMsMean) / Math.min(f.cpuMsSeen, 20);
-  }
-  settle(s, inst, cpuMs !== undefined && cpuMs >= 0 ? cpuMs : busy * inst.cpuCharge);
+  settle(s, inst, busy * inst.cpuCharge);
 }
 
 /** A start was launched: charge what starts of its kind took, on one core. */
@@ -253,9 +238,9 @@ export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
   if (others < EPS || !(need > 0)) return 0;
   // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side
   // of an early refusal, and matters in proportion to the CPU its runs take)
-  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : s.cfg.maxQueueDelayMs * need;
+  const run = f.heldSeen > 0 ? f.heldMean : s.cfg.maxQueueDelayMs;
   const shares = others + f.share;
-  const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * runCpu) / f.share;
+  const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * run * need) / f.share;
   return (ahead * shares) / s.cfg.starts.cores;
 }
 

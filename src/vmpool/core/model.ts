@@ -371,9 +371,6 @@ export class CoreFunction {
   /** how long its runs held an instance, as the core saw them (mean over the last ones; what a run is charged) */
   heldMean = 0;
   heldSeen = 0;
-  /** the CPU time its runs took as the shell measured it (ms, mean over the last ones; what a run is charged when known) */
-  cpuMsMean = 0;
-  cpuMsSeen = 0;
   /** the shell's per-function data (VmPool: the FunctionDef) */
   handle: unknown = undefined;
 
