@@ -203,6 +203,11 @@ interface RealRun {
   refusalP50Ms: number;
   refusalP99Ms: number;
   refusedWithin1s: number;
+  /**
+   * the refusals that took more than 1 s at the client: how many the daemon itself held that long (its
+   * record's totalMs), by error code, and by function (what the late ones are: issue 18, 99 % within 1 s)
+   */
+  slowRefusals: { n: number; daemonOver1s: number; byCode: Record<string, number>; byFunction: Record<string, number>; daemonMs: number[] };
   /** answers later than the queueing deadline + the function's timeout (+ 5 s) */
   overBound: number;
   maxLatencyMs: number;
@@ -296,8 +301,12 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
     // refused at the deadline: the daemon's records say so (admission.refusedLate), matched by activation id
     const lateIds = new Set<string>();
     for (const fn of timeouts.keys()) {
-      const { activations } = await b.client.call<{ activations: Array<{ id: string; admission?: { refusedLate?: boolean } }> }>('GET', `/v1/activations?function=${encodeURIComponent(fn)}&limit=10000`);
-      for (const x of activations) if (x.admission?.refusedLate) lateIds.add(x.id);
+      // the API hands out pages of at most 1000 records: follow `next`
+      for (let cursor: string | undefined, first = true; first || cursor !== undefined; first = false) {
+        const page = await b.client.call<{ activations: Array<{ id: string; admission?: { refusedLate?: boolean } }>; next?: string }>('GET', `/v1/activations?function=${encodeURIComponent(fn)}&limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        for (const x of page.activations) if (x.admission?.refusedLate) lateIds.add(x.id);
+        cursor = page.next;
+      }
     }
     const refused = records.filter((r) => r.status === 429 || r.status === 503);
     const late = refused.filter((r) => r.activationId !== undefined && lateIds.has(r.activationId));
@@ -311,6 +320,13 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
     }
     for (const r of late) byFunction[r.function]!.refusedLate++;
     const bound = (r: ReplayRecord): number => DEADLINE_MS + (timeouts.get(r.function) ?? 0) + 5000;
+    const slow = refused.filter((r) => (r.latencyMs ?? Infinity) > 1000);
+    const slowRefusals: RealRun['slowRefusals'] = { n: slow.length, daemonOver1s: slow.filter((r) => (r.totalMs ?? 0) > 1000).length, byCode: {}, byFunction: {}, daemonMs: slow.map((r) => r.totalMs ?? -1).sort((x, y) => x - y) };
+    for (const r of slow) {
+      const code = `${r.status} ${(r.error ?? '').split(':')[0]}`;
+      slowRefusals.byCode[code] = (slowRefusals.byCode[code] ?? 0) + 1;
+      slowRefusals.byFunction[r.function] = (slowRefusals.byFunction[r.function] ?? 0) + 1;
+    }
     result = {
       run,
       fairness,
@@ -324,6 +340,7 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
       refusalP50Ms: q(refusalLat, 50),
       refusalP99Ms: q(refusalLat, 99),
       refusedWithin1s: refusalLat.length ? refusalLat.filter((x) => x <= 1000).length / refusalLat.length : 1,
+      slowRefusals,
       overBound: records.filter((r) => r.latencyMs !== null && r.latencyMs > bound(r)).length,
       maxLatencyMs: Math.max(0, ...records.map((r) => r.latencyMs ?? 0)),
       okP50Ms: q(okLat, 50),
@@ -468,6 +485,15 @@ async function main(): Promise<void> {
     ...real.map(
       (r) =>
         `| ${r.run} | ${r.fairness} | ${r.sent} | ${r.ok} | ${r.refusedEarly} | ${r.refusedLate} | ${r.otherErrors} | ${r.unanswered} | ${sec(r.refusalP50Ms)} / ${sec(r.refusalP99Ms)} | ${pct(r.refusedWithin1s)} | ${r.overBound} | ${sec(r.okP50Ms)} / ${sec(r.okP99Ms)} | ${r.coldBoots} / ${r.restores} | ${sec(r.health.p50Ms)} / ${sec(r.health.p99Ms)} / ${sec(r.health.maxMs)} (${r.health.failed}) | ${sec(r.eventLoopDelay.p50Ms)} / ${sec(r.eventLoopDelay.p99Ms)} / ${sec(r.eventLoopDelay.maxMs)} | ${r.maxVmms} | ${r.otherCores.toFixed(2)} | ${sec(r.sendLagP99Ms)} |`,
+    ),
+    '',
+    'Refusals that took more than 1 s at the client (the replay process), and how long the daemon held them (its record\'s totalMs):',
+    '',
+    '| run | slower than 1 s | held > 1 s by the daemon | by answer | by function | daemon-side ms (sorted) |',
+    '|---|---|---|---|---|---|',
+    ...real.map(
+      (r) =>
+        `| ${r.run} | ${r.slowRefusals.n} | ${r.slowRefusals.daemonOver1s} | ${Object.entries(r.slowRefusals.byCode).map(([k, v]) => `${k} ${v}`).join(', ')} | ${Object.entries(r.slowRefusals.byFunction).map(([k, v]) => `${k.split('-')[0]} ${v}`).join(', ')} | ${r.slowRefusals.daemonMs.map((x) => Math.round(x)).join(' ')} |`,
     ),
     '',
     '## Served per function: real runs and simulated, against the max-min fair share',

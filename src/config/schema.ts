@@ -42,7 +42,11 @@ export const SCHED_DEFAULTS = {
   startBackoffBaseMs: 1000,
   startBackoffMaxMs: 60_000,
   /** issue 18: the node's capacity under overload goes max-min fair among the functions with demand */
-  /** issue 18: opt-in until the cluster stall it causes is fixed (docs/reliability.md, 'Known issue') */
+  /**
+   * issue 18: opt-in. The cluster stall is fixed, but with the default cost profile (runs without a measured
+   * CPU share) max-min made one node under memory pressure, not CPU overload, boot 8x as often and drop 11x as
+   * many requests (test/unit/sim-golden.test.ts; docs/reliability.md 'Fairness: why it is opt-in')
+   */
   fairness: 'off' as 'max-min' | 'off',
 };
 

@@ -43,6 +43,15 @@ export class EventHeap {
     return this.n > 0 ? this.time[0]! : Infinity;
   }
 
+  /** The earliest event's payload and tag (call only when size > 0). */
+  peekPayload(): number {
+    return this.payload[0]!;
+  }
+
+  peekTag(): number {
+    return this.tag[0]!;
+  }
+
   // The popped event, valid until the next pop.
   topTime = 0;
   topPayload = 0;

@@ -81,7 +81,8 @@ async function real(maxQueueDelayMs: number, pullRule: PullRule | undefined): Pr
     nodes: NODES,
     trace,
     names,
-    broker: { ...BROKER, pullRule },
+    // the simulator's broker refuses what waits in it past the nodes' queue deadline: the same rule here
+    broker: { ...BROKER, pullRule, queueDeadlineMs: maxQueueDelayMs },
     expand,
     policies,
     node: {
@@ -135,7 +136,8 @@ for (const [label, maxQueueDelayMs, kinds, pullRule] of [
   ['queue delay 15 s', 15_000, ROUTES, undefined],
   // a node that pulled more than it can start in time refuses: the work is handed back to the shared queue
   ['queue delay 4 s: refusals and hand-backs', 4000, [...ROUTES, '"kind":"handback"'], undefined],
-  ['queue delay 4 s, pullRule instances', 4000, [...ROUTES, '"kind":"handback"'], 'instances'],
+  // and refusals by the broker of what waited in it past the deadline
+  ['queue delay 4 s, pullRule instances', 4000, [...ROUTES, '"kind":"handback"', '"kind":"expire"'], 'instances'],
 ] as Array<[string, number, string[], PullRule | undefined]>) {
   void test(`cluster conformance, ${label}: the simulated cluster and three real node stacks make the same decisions`, { timeout: 180_000 }, async () => {
     const endMs = FUNCTIONS[0]!.counts.length * SLOT_MS;

@@ -56,3 +56,30 @@ void test('a node that dies with work pulled: redelivered after the ack wait, it
   const n1 = r.perNode!.find((n) => n.name === 'n1')!;
   assert.ok(n1.invocations > 0);
 });
+
+void test('fairness max-min in a cluster (issue 18): every invocation answered, served or refused by the broker at the latest at its deadline', async () => {
+  // the failure scenario's load (4 nodes, 40 functions, ~20 s runs): with the built-in profile (runs of no measured
+  // CPU) and with runs of half a core, where the cluster is over its capacity and nodes with queued work pull nothing
+  const t = await trace(40, 20, 9, 20_000);
+  const half = { ...DEFAULT_PROFILE, defaults: { ...DEFAULT_PROFILE.defaults, cpuShare: 0.5 } };
+  for (const [label, profile] of [['no CPU measured', DEFAULT_PROFILE], ['runs of half a core', half]] as const) {
+    const expires: number[] = [];
+    const r = simulateCluster({
+      trace: t,
+      profile,
+      nodes: 4,
+      memoryMiB: 2048,
+      node: { fairness: 'max-min' },
+      onBrokerDecision: (d) => {
+        if (d.kind === 'expire') expires.push(d.id);
+      },
+      policies: await policySets({ nodes: 4 }),
+    });
+    assert.equal(r.unanswered, 0, `${label}: every invocation answered`);
+    assert.equal(r.completed + r.refused, r.invocations, label);
+    assert.ok(r.completed > 0, label);
+    // the broker's refusals are the deadline's (queue_timeout, as the nodes' own past their queue deadline)
+    assert.ok(expires.length <= (r.refusedByReason.queue_timeout ?? 0), label);
+    if (profile === half) assert.ok(expires.length > 0, `${label}: over capacity, the broker refuses what no node took in time`);
+  }
+});

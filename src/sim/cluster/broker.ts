@@ -28,6 +28,13 @@
 //      moves to the shared queue;
 //   6. the shared queue goes to the nodes that pull, round robin in the order
 //      their pull requests were made (JetStream's waiting requests).
+//
+// Every invocation gets an answer: one still in the broker's queues at its
+// deadline (accepted + queueDeadlineMs, the nodes' admission.maxQueueDelayMs) is
+// refused there (queue_timeout), as a node refuses what waited that long in its
+// queue; so is a hand-back past it. A cluster whose nodes pull nothing (all
+// overloaded: a node with queued work pulls none) answers at the deadline instead
+// of holding the work for ever.
 
 import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
 import { handsBack } from '../../cluster/handback.js';
@@ -61,6 +68,8 @@ export interface BrokerOptions {
   /** cluster.pullRule: what a node counts as room for shared-queue work (default the daemon's) */
   pullRule?: PullRule;
   maxHandbacks: number;
+  /** how long an invocation may wait in the broker's queues before it is refused there (ms; default: no limit) */
+  queueDeadlineMs?: number;
   /** seeds the heartbeat phases and the random routing */
   seed: number;
 }
@@ -80,6 +89,10 @@ export interface ClusterMsg {
   via: 'shared' | 'addressed';
   /** once assigned: 0 warm, 1 restore, 2 cold */
   path: number;
+  /** refused in the broker at this time if still queued there (accepted or redelivered + queueDeadlineMs) */
+  deadline: number;
+  /** refused at its deadline while in a queue (left there, skipped when it comes to the head) */
+  expired?: boolean;
 }
 
 /** A node as the broker sees it: its pool's state and its functions, and the way to hand it work. */
@@ -131,6 +144,9 @@ const C_DIE = 1;
 const C_RESTART = 2;
 const C_ACKWAIT = 3;
 const C_PAUSE_END = 4;
+
+/** The refusal of an invocation that waited in the broker past its deadline (as a node's queue deadline). */
+const DEADLINE_REFUSAL: RejectCode = 'queue_timeout';
 
 export class ClusterBroker {
   readonly counters: BrokerCounters = {
@@ -209,6 +225,12 @@ export class ClusterBroker {
   /** inside deliver(): refusals wait until the round's deliveries are done */
   private delivering = false;
   private readonly deferred: Array<{ k: number; req: number; reason: RejectCode }> = [];
+  /** invocations in the broker's queues (shared or addressed) by id, and their deadlines (tag: the arming) */
+  private readonly queuedMsgs = new Map<number, ClusterMsg>();
+  private readonly deadlines = new EventHeap();
+  /** refused at their deadline but still in a queue */
+  private stale = 0;
+  private readonly deadlineMs: number;
 
   /** every outcome: the invocation and what happened (answered with its path, refused with its reason) */
   onOutcome: (m: ClusterMsg, now: number, refusal: RejectCode | undefined) => void = () => undefined;
@@ -246,6 +268,7 @@ export class ClusterBroker {
     this.nextScan = this.scanEvery;
     this.load = new LoadIndex(n);
     this.aliveIsLive = o.heartbeatMs <= o.nodeTimeoutMs;
+    this.deadlineMs = o.queueDeadlineMs ?? Infinity;
     for (let k = 0; k < n; k++) {
       this.pulled.push(new Map());
       this.addressed.push(new Deque());
@@ -301,10 +324,11 @@ export class ClusterBroker {
     if (!m) return;
     this.pulled[k]!.delete(req);
     this.inflight[k]!--;
-    if (reason !== 'start_failed' && reason !== 'init_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks)) {
+    if (reason !== 'start_failed' && reason !== 'init_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks) && t < m.deadline) {
       m.handbacks++;
       m.target = -1;
       this.shared.push(m);
+      this.enqueued(m);
       this.counters.handedBack++;
       // it refused what it pulled: it leaves the shared queue to the others a moment
       this.pauseUntil[k] = t + HANDBACK_PAUSE_MS;
@@ -339,8 +363,9 @@ export class ClusterBroker {
 
   /** An invocation of `fn` accepted at `arrival` by node `ingress`: routed now (at a round), published. */
   accept(fn: number, arrival: number, ingress: number): ClusterMsg {
-    const m: ClusterMsg = { id: ++this.msgSeq, fn, arrival, ingress, handbacks: 0, redeliveries: 0, target: -1, via: 'shared', path: -1 };
+    const m: ClusterMsg = { id: ++this.msgSeq, fn, arrival, ingress, handbacks: 0, redeliveries: 0, target: -1, via: 'shared', path: -1, deadline: arrival + this.deadlineMs };
     this.counters.accepted++;
+    this.enqueued(m);
     const k = this.route(m);
     if (k < 0) {
       this.counters.toShared++;
@@ -495,7 +520,7 @@ export class ClusterBroker {
    * Work that waits for a node to change needs no round until a node event.
    */
   nextWork(): number {
-    let t = Math.min(this.events.peekTime(), this.beats.peekTime(), this.wakeAt);
+    let t = Math.min(this.events.peekTime(), this.beats.peekTime(), this.wakeAt, this.nextDeadline());
     if (this.changed.length > 0) t = Math.min(t, this.now + this.o.roundMs);
     if (this.down.size > 0) t = Math.min(t, this.nextScan);
     return t;
@@ -526,6 +551,7 @@ export class ClusterBroker {
       this.nextScan = Math.floor(T / this.scanEvery) * this.scanEvery + this.scanEvery;
       this.rescue();
     }
+    this.expire(T);
   }
 
   /** Steps 4–6 of a round at T: read the nodes that changed, then deliver. */
@@ -568,15 +594,16 @@ export class ClusterBroker {
       for (let i = 0; i < pend.length; i++) {
         const k = pend[i]!;
         const q = this.addressed[k]!;
+        this.purge(q);
         if (this.alive[k] && this.capAddr[k]! > 0 && q.size > 0) {
           this.pull(k, q.shift()!, 'addressed', T);
           this.capAddr[k] = this.inflight[k]! < this.slots[k]! + 1 ? 1 : 0;
           if (this.capAddr[k] === 0 && Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
         } else if (this.alive[k] && q.size > 0 && this.capAddr[k] === 0 && T >= this.forwardAt(k)) {
           // busy for localityWaitMs: what waits here goes to the shared queue (64 per forwarder tick)
-          for (let j = 0; j < 64 && q.size > 0; j++) this.toShared(q.shift()!, k, 'busy');
+          for (let j = 0; j < 64 && this.purge(q) > 0; j++) this.toShared(q.shift()!, k, 'busy');
         }
-        if (q.size > 0) {
+        if (this.purge(q) > 0) {
           pend[w++] = k;
           if (this.alive[k]) this.wakeAt = Math.min(this.wakeAt, this.capAddr[k]! > 0 ? T + o.roundMs : Math.max(T + o.roundMs, this.forwardAt(k)));
         } else this.isPending[k] = 0;
@@ -585,7 +612,7 @@ export class ClusterBroker {
     }
     // 6. the shared queue, round robin over the pull requests in the order they were made
     const fifo = this.fifo;
-    while (this.shared.size > 0 && fifo.size > 0) {
+    while (this.purge(this.shared) > 0 && fifo.size > 0) {
       const k = fifo.shift()!;
       if (!this.alive[k] || this.capShared[k]! <= 0 || T < this.pauseUntil[k]!) {
         this.inFifo[k] = 0;
@@ -605,6 +632,7 @@ export class ClusterBroker {
   }
 
   private pull(k: number, m: ClusterMsg, via: 'shared' | 'addressed', T: number): void {
+    this.queuedMsgs.delete(m.id);
     m.via = via;
     this.inflight[k]!++;
     this.capShared[k] = Math.max(0, this.capShared[k]! - 1);
@@ -659,6 +687,9 @@ export class ClusterBroker {
       const m = msgs[j]!;
       m.redeliveries++;
       this.counters.redelivered++;
+      // the node that had it died: it waits again, for as long as when it was accepted
+      m.deadline = this.now + this.deadlineMs;
+      this.enqueued(m);
       if (m.via === 'shared') this.shared.unshift(m);
       else {
         this.addressed[node]!.unshift(m);
@@ -688,7 +719,7 @@ export class ClusterBroker {
     for (const k of this.down) {
       if (this.live(k)) continue; // not yet seen as down
       const q = this.addressed[k]!;
-      while (q.size > 0) this.toShared(q.shift()!, k, 'down');
+      while (this.purge(q) > 0) this.toShared(q.shift()!, k, 'down');
     }
   }
 
@@ -698,12 +729,57 @@ export class ClusterBroker {
     return this.shared.size;
   }
 
+  // ---- deadlines ----------------------------------------------------------------------------
+
+  /** m (accepted, handed back or redelivered) waits in a queue of the broker until its deadline. */
+  private enqueued(m: ClusterMsg): void {
+    this.queuedMsgs.set(m.id, m);
+    if (m.deadline < Infinity) this.deadlines.push(m.deadline, m.id, m.redeliveries);
+  }
+
+  /** The next deadline of an invocation still queued (entries of those pulled since are dropped). */
+  private nextDeadline(): number {
+    const h = this.deadlines;
+    while (h.size > 0) {
+      const m = this.queuedMsgs.get(h.peekPayload());
+      if (m && m.deadline === h.peekTime() && m.redeliveries === h.peekTag()) return m.deadline;
+      h.pop();
+    }
+    return Infinity;
+  }
+
+  /** Refuse what is still queued at its deadline (it stays in its queue, skipped: purge). */
+  private expire(T: number): void {
+    const h = this.deadlines;
+    while (h.size > 0 && h.peekTime() <= T) {
+      h.pop();
+      const m = this.queuedMsgs.get(h.topPayload);
+      if (!m || m.deadline !== h.topTime || m.redeliveries !== h.topTag) continue;
+      this.queuedMsgs.delete(m.id);
+      m.expired = true;
+      this.stale++;
+      this.counters.refused++;
+      this.counters.refusedByReason[DEADLINE_REFUSAL] = (this.counters.refusedByReason[DEADLINE_REFUSAL] ?? 0) + 1;
+      this.onDecision?.({ t: T, kind: 'expire', id: m.id });
+      this.onOutcome(m, T, DEADLINE_REFUSAL);
+    }
+  }
+
+  /** Drop the refused ones at the head of q; what is left (size). */
+  private purge(q: Deque<ClusterMsg>): number {
+    while (q.size > 0 && q.peek()!.expired) {
+      q.shift();
+      this.stale--;
+    }
+    return q.size;
+  }
+
   /** Invocations still somewhere: queued in the broker or pulled and not answered. */
   get outstanding(): number {
     let n = this.shared.size;
     for (let k = 0; k < this.n; k++) n += this.addressed[k]!.size + this.inflight[k]!;
     for (const a of this.ackWaits) n += a.msgs.length;
-    return n;
+    return n - this.stale;
   }
 
   isAlive(k: number): boolean {
@@ -718,6 +794,8 @@ export type BrokerDecision =
   | { t: number; kind: 'deliver'; id: number; node: string; via: 'shared' | 'addressed' }
   | { t: number; kind: 'handback'; id: number; node: string }
   | { t: number; kind: 'forward'; id: number; node: string; why: 'busy' | 'down' }
+  /** refused in the broker at its deadline */
+  | { t: number; kind: 'expire'; id: number }
   | { t: number; kind: 'die' | 'restart'; node: string };
 
 /** FNV-1a of a function name (OpenWhisk hashes namespace and action name). */

@@ -8,6 +8,7 @@
 
 import type { PullRule } from '../../cluster/capacity.js';
 import { clusterConfigSchema } from '../../cluster/config.js';
+import { SCHED_DEFAULTS } from '../../config/schema.js';
 import type { ResolvedPolicySet } from '../../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../../traces/expand.js';
 import type { Trace } from '../../traces/types.js';
@@ -171,6 +172,8 @@ export class ClusterSimulator {
       maxInFlight: o.maxInFlight ?? CLUSTER_DEFAULTS.maxInFlight,
       pullRule: o.pullRule ?? CLUSTER_DEFAULTS.pullRule,
       maxHandbacks: o.maxHandbacks ?? CLUSTER_DEFAULTS.maxHandbacks,
+      // what waits in the broker is refused at the nodes' queue deadline (every invocation answered)
+      queueDeadlineMs: o.maxQueueDelayMs ?? SCHED_DEFAULTS.maxQueueDelayMs,
       seed: o.seed ?? 1,
     });
     this.broker.onDecision = o.onBrokerDecision;

@@ -42,13 +42,17 @@ export const START_CPU = 1;
 const EPS = 1e-9;
 
 /**
- * The share of a core one run of f takes: measured, else the mean of the functions measured, else a
- * whole core (until the node knows better, a run may be CPU-bound).
+ * The share of a core one run of f takes: measured, else the mean of the functions measured. With no
+ * function measured: none when runs were measured without their CPU (a driver or a simulator profile
+ * that reports no CPU time: the node cannot see what a run takes, so the CPU gate holds nothing back
+ * and fairness orders the starts only), else a whole core (until the first run is measured, a run
+ * may be CPU-bound).
  */
 export function cpuNeed(s: CoreState, f: CoreFunction): number {
   const v = f.view.cpuShare;
   if (v !== undefined) return v;
-  return s.cpuShareN > 0 ? s.cpuShareSum / s.cpuShareN : 1;
+  if (s.cpuShareN > 0) return s.cpuShareSum / s.cpuShareN;
+  return s.cpuBlind ? 0 : 1;
 }
 
 /** f's measured CPU share changed from `before` to `after` (the node-wide guess for unmeasured functions). */

@@ -180,7 +180,7 @@ export interface CoreConfig {
   /**
    * issue 18: how the node's capacity is shared when it cannot serve all offered load (fairness.ts).
    * 'max-min': the CPU goes max-min fair among the functions with demand, weighted by their `share`;
-   * 'off' (default when absent): the behaviour before (functions waiting for a node-wide resource go FIFO).
+   * the default when absent; 'off': the behaviour before (functions waiting for a node-wide resource go FIFO).
    */
   fairness?: FairnessMode;
   /** How live instances are charged against memoryBudgetMiB (accounting.ts); absent: nominal. */

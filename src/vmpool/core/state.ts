@@ -166,6 +166,8 @@ export class CoreState {
   /** measured CPU shares of runs, summed over the functions that have one (the guess for those that have none) */
   cpuShareSum = 0;
   cpuShareN = 0;
+  /** run times were measured without a CPU share (the node's runs report no CPU time: cpuNeed) */
+  cpuBlind = false;
   /** how long runs held their instance, node-wide (the guess for functions none of whose runs ended yet) */
   heldMean = 0;
   heldSeen = 0;
@@ -187,7 +189,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.fair = cfg.fairness === 'max-min';
+    this.fair = (cfg.fairness ?? 'off') === 'max-min';
     this.measuredAccounting = cfg.memory?.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, cfg.memory!.reserve)) : 0;
     this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
