@@ -98,6 +98,23 @@ function pssMiB(pid: number): number {
   }
 }
 
+/** The VMM process of each VM id (QEMU's `-name faascell-vm-<id>`). */
+function vmmPids(ids: string[]): number[] {
+  const want = new Set(ids.map((id) => `faascell-vm-${id}`));
+  const pids: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const args = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+      const i = args.indexOf('-name');
+      if (i >= 0 && want.has(args[i + 1]!.split(',')[0]!)) pids.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
 /** Host CPU (cores busy) and each pid's CPU (% of a core) over `ms`. */
 async function cpuWindow(pids: number[], ms: number): Promise<{ host: number; perPid: number[] }> {
   const hz = 100;
@@ -136,7 +153,8 @@ async function simulatedCount(path: DensityPath, accounting: Accounting, budgetM
     maxQueueDelayMs: 600_000,
     node: { maxConcurrentInvocations: n + 16, maxQueueLength: n + 16, highWatermark: 0.95, snapshots: path === 'clones', preferWarm: false, memoryAccounting: accounting, memoryReserve: reserve, memorySampleMs: 1000 },
   });
-  return r.coldBoots + r.restoresStarted - (path === 'clones' ? 1 : 0);
+  // with snapshots, the simulator's first VM is the cold boot that leaves the snapshot (the bench evicts it)
+  return r.coldBoots + r.restoresStarted;
 }
 
 export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: number; phaseSeconds: number; floorMiB: number; maxVms: number; log?: (s: string) => void }): Promise<IdleDensityResult> {
@@ -151,7 +169,7 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
         log: { level: 'error' },
         node: { memoryBudgetMiB: opts.budgetMiB, highWatermark, memory: { accounting, reserve, sampleIntervalMs: 1000 } },
         functionLimits: { maxInstances: opts.maxVms, maxTimeoutMs: 30 * 60_000 },
-        admission: { maxConcurrentInvocations: opts.maxVms + 16, maxQueueLength: opts.maxVms + 16, maxQueueDelayMs: 900_000, preferWarm: false },
+        admission: { maxConcurrentInvocations: opts.maxVms + 16, maxQueueLength: opts.maxVms + 16, maxQueueDelayMs: 120_000, preferWarm: false },
         snapshots: { enabled: path === 'clones' },
         policies: { placement: { policy: 'fixed', tier: 'shm' }, keepAlive: { policy: 'fixed', ttlSeconds: 3600 } },
       });
@@ -160,6 +178,8 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
       const status = (): Promise<{ pool: PoolStatus }> => b.client.call<{ pool: PoolStatus }>('GET', '/v1/status');
       let failures = 0;
       let firstError: string | undefined;
+      // the held requests are dropped at the phase's end (the daemon's stop answers what is in flight first)
+      const abort = new AbortController();
       try {
         await b.client.deploy('hold', HOLD, { codeKind: 'js', memoryMiB: SIZE_MIB, maxInstances: opts.maxVms, timeoutMs: 30 * 60_000 });
         if (path === 'clones') {
@@ -172,6 +192,8 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
         }
         const t0 = Date.now();
         const holdUntil = t0 + (opts.phaseSeconds + 90) * 1000;
+        let ended = false;
+        let shown = '';
         let sent = 0;
         let stoppedBy: IdleDensityPhase['stoppedBy'] | undefined;
         let waitingSince = 0;
@@ -189,14 +211,17 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
             waitingSince ||= Date.now();
             if (Date.now() - waitingSince >= REFUSE_MS) stoppedBy = 'refused';
           } else waitingSince = 0;
+          const now = `${live} VMs, ${queued} queued, ${st.starting} starting, charged ${st.memory?.chargedMiB ?? st.memoryUsedMiB} MiB`;
+          if (now !== shown && (live % 10 === 0 || queued > 0)) log(`    ${path} ${accounting}: ${now} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+          shown = now;
           if (stoppedBy) break;
           while (sent < live + AHEAD && sent < opts.maxVms) {
             sent++;
-            void b.client.invoke('hold', { holdMs: holdUntil - Date.now() }).then(
-              (r) => {
-                if (r.status !== 200 && Date.now() < holdUntil - 1000) {
+            void fetch(`${b.d.url}/v1/functions/hold/invoke`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ holdMs: holdUntil - Date.now() }), signal: abort.signal }).then(
+              async (r) => {
+                if (r.status !== 200 && !ended) {
                   failures++;
-                  firstError ??= `HTTP ${r.status} ${JSON.stringify(r.body.error).slice(0, 200)}`;
+                  firstError ??= `HTTP ${r.status} ${(await r.text()).slice(0, 200)}`;
                 }
               },
               () => undefined,
@@ -206,10 +231,12 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
         }
         const seconds = (Date.now() - t0) / 1000;
         const vms = st.instances.filter((x) => x.state === 'busy' || x.state === 'idle');
-        const pids = vms.map((x) => x.pid).filter((p): p is number => p !== undefined);
+        const pids = vmmPids(vms.map((x) => x.id));
         const cpu = await cpuWindow(pids, 10_000);
         const pss = pids.map(pssMiB).filter(Number.isFinite);
         const end = (await status()).pool;
+        ended = true;
+        abort.abort();
         const phase: IdleDensityPhase = {
           path,
           accounting,
@@ -233,6 +260,7 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
         phases.push(phase);
         log(`  ${path} ${accounting}: ${phase.vms} VMs (stopped by ${phase.stoppedBy} after ${seconds.toFixed(0)} s; simulator ${simulated}), PSS median ${phase.pssMiB.median.toFixed(1)} MiB, MemAvailable ${phase.memAvailableEndMiB} MiB, host CPU ${cpu.host.toFixed(2)} cores`);
       } finally {
+        abort.abort();
         await b.close();
       }
     }
