@@ -42,6 +42,9 @@ export interface IdleDensityPhase {
   seconds: number;
   pssMiB: Summary;
   pssTotalMiB: number;
+  /** the daemon's own sampler: the live VMs' latest PSS added up, and how many it had not measured */
+  sampledMiB: number;
+  unsampled: number;
   chargedMiB: number;
   nominalMiB: number;
   memAvailableStartMiB: number;
@@ -98,9 +101,9 @@ function pssMiB(pid: number): number {
   }
 }
 
-/** The VMM process of each VM id (QEMU's `-name faascell-vm-<id>`). */
+/** The VMM process of each VM id (QEMU's `-name faascell-<id>`, the id being vm-…). */
 function vmmPids(ids: string[]): number[] {
-  const want = new Set(ids.map((id) => `faascell-vm-${id}`));
+  const want = new Set(ids.map((id) => `faascell-${id}`));
   const pids: number[] = [];
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -245,6 +248,8 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: 
           seconds,
           pssMiB: summarize(pss),
           pssTotalMiB: Math.round(pss.reduce((a, x) => a + x, 0)),
+          sampledMiB: end.memory?.measuredMiB ?? NaN,
+          unsampled: end.memory?.unmeasured ?? NaN,
           chargedMiB: end.memory?.chargedMiB ?? end.memoryUsedMiB,
           nominalMiB: end.memory?.nominalMiB ?? NaN,
           memAvailableStartMiB: Math.round(avail0),
@@ -275,7 +280,7 @@ export function formatIdleDensity(r: IdleDensityResult): string {
     `budget ${r.budgetMiB} MiB (high watermark ${r.highWatermark}: nominal admits ${Math.floor(r.budgetMiB / SIZE_MIB)} VMs of ${SIZE_MIB} MiB); measured reserve ${r.reserve}; phase cap ${r.phaseSeconds} s; host floor ${r.floorMiB} MiB MemAvailable; every VM holds one sleeping request (guest idle); swap: ${/^SwapTotal:\s+(\d+)/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? '?'} kB`,
     '',
     table(
-      ['VMs', 'accounting', 'count', 'simulator', 'stopped by', 'seconds', 'PSS/VM median (p99) MiB', 'PSS total MiB', 'charged MiB', 'nominal MiB', 'MemAvailable start → end MiB', 'host CPU (cores)', 'VMM CPU/VM median (p99) %', 'OOM kills', 'failures'],
+      ['VMs', 'accounting', 'count', 'simulator', 'stopped by', 'seconds', 'PSS/VM median (p99) MiB', 'PSS total MiB', 'daemon sampler: PSS total MiB (VMs not measured)', 'charged MiB', 'nominal MiB', 'MemAvailable start → end MiB', 'host CPU (cores)', 'VMM CPU/VM median (p99) %', 'OOM kills', 'failures'],
       r.phases.map((p) => [
         p.path === 'clones' ? 'clones of one snapshot' : 'cold-booted',
         p.accounting,
@@ -285,6 +290,7 @@ export function formatIdleDensity(r: IdleDensityResult): string {
         p.seconds.toFixed(0),
         `${f1(p.pssMiB.median)} (${f1(p.pssMiB.p99)})`,
         p.pssTotalMiB,
+        `${p.sampledMiB} (${p.unsampled})`,
         p.chargedMiB,
         p.nominalMiB,
         `${p.memAvailableStartMiB} → ${p.memAvailableEndMiB}`,
