@@ -306,7 +306,10 @@ export function formatIdleDensity(r: IdleDensityResult): string {
         .map((path) => {
           const n = r.phases.find((p) => p.path === path && p.accounting === 'nominal');
           const m = r.phases.find((p) => p.path === path && p.accounting === 'measured');
-          return n && m ? `${path} ${(m.vms / Math.max(1, n.vms)).toFixed(2)}×` : '';
+          if (!n || !m) return '';
+          // a nominal phase cut by the time cap never reached its refusal: no density ratio
+          const cut = n.stoppedBy === 'time' ? ' (nominal cut by the time cap: not a density ratio)' : m.stoppedBy === 'time' ? ' (at least: measured cut by the time cap)' : '';
+          return `${path} ${(m.vms / Math.max(1, n.vms)).toFixed(2)}×${cut}`;
         })
         .filter(Boolean)
         .join(', '),
