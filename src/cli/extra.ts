@@ -1,6 +1,7 @@
 // Commands whose implementation lives outside the CLI: benchmarks, simulator, replay.
 import type { Command } from 'commander';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).filter((x) => x > 0);
@@ -112,7 +113,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | all', 'all')
     .addHelpText(
       'after',
       `
@@ -138,7 +139,10 @@ flock /tmp/faascell-vm.lock on a shared one):
   cli             the faascell command itself: --version, --help, a warm invoke (compiled vs through tsx)
   idle-cap        a function that spins after its result: host CPU of its idle VM with limits.idleCpuQuota
                   on and off (two daemons side by side), and the warm call with and without the cap
-  all             startup, snapshots and restore-steps`,
+  idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
+                  accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
+                  --phase-seconds, --floor-mib, --max-vms), with the simulator's prediction
+  all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
     .option('--warm-runs <n>', 'warm invocations', (v) => parseInt(v, 10), 50)
@@ -153,6 +157,11 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
+    .option('--paths <list>', 'idle-density: clones,cold', (v: string) => v.split(',').filter(Boolean))
+    .option('--budget-mib <n>', 'idle-density: node.memoryBudgetMiB of both daemons (default: the host\'s RAM)', (v) => parseInt(v, 10))
+    .option('--phase-seconds <n>', 'idle-density: longest phase', (v) => parseInt(v, 10), 150)
+    .option('--floor-mib <n>', 'idle-density: stop a phase when MemAvailable falls below this', (v) => parseInt(v, 10), 3072)
+    .option('--max-vms <n>', 'idle-density: most VMs per phase', (v) => parseInt(v, 10), 500)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -164,7 +173,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[] }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -306,6 +315,19 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## restore through the daemon\n\n' + text);
         json.restoreDaemon = r;
       }
+      if (which === 'idle-density') {
+        const { benchIdleDensity, formatIdleDensity } = await import('../../bench/idle-density.js');
+        console.error('bench idle-density: VMs until the first refusal, nominal vs measured accounting…');
+        const paths = (o.paths ?? ['clones', 'cold']).map((x) => {
+          if (x !== 'clones' && x !== 'cold') throw new Error(`--paths: ${x} is not clones or cold`);
+          return x;
+        });
+        const r = await benchIdleDensity({ paths, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
+        const text = formatIdleDensity(r);
+        console.log(text + '\n');
+        md.push('## idle density\n\n' + text);
+        json.idleDensity = r;
+      }
       if (which === 'idle-cap') {
         // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
         const { benchIdleCap, formatIdleCap } = await import('../../bench/idle-cap.js');
@@ -362,7 +384,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## ksm\n\n' + text);
         json.ksm = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

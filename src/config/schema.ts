@@ -9,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { policiesConfigSchema } from '../policies/config.js';
+import { DEFAULT_MEMORY_ACCOUNTING } from '../vmpool/core/model.js';
 import { clusterConfigSchema } from '../cluster/config.js';
 import { parseCidr, parseIpv4 } from '../network/ipv4.js';
 import { networkConfigProblem } from '../network/config-check.js';
@@ -52,11 +53,11 @@ export const SCHED_DEFAULTS = {
 
 /** issue 24: node.memory defaults (docs/density.md says how they were chosen) */
 export const MEMORY_DEFAULTS = {
-  // nominal until measured accounting and its guard have run the e2e suites (docs/density.md, "Defaults")
-  accounting: 'nominal' as 'measured' | 'nominal',
-  reserve: 0.1,
+  // measured, with its guard on: the decision core's default too (docs/density.md, "Defaults")
+  accounting: DEFAULT_MEMORY_ACCOUNTING.accounting,
+  reserve: DEFAULT_MEMORY_ACCOUNTING.reserve,
   sampleIntervalMs: 2000,
-  guard: { enabled: false, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
+  guard: { enabled: true, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
   // host-wide: the daemon changes it only when told to (measured: bench/runs/2026-12-07-ksm.md)
   ksm: 'off' as 'off' | 'on',
 };

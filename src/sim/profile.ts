@@ -108,10 +108,20 @@ export interface FunctionCosts {
   runGrowthMiB: number;
 }
 
+/**
+ * issue 24: what a 256 MiB hello VM costs the host (memory-model.ts), from `faascell bench memory`
+ * (bench/runs/2026-11-29-integ9-memory.txt, tuned image): shared by every VM the root fs, kernel and QEMU's
+ * binary (~70 MiB), an idle cold-booted VM ~100 MiB of its own (171 MiB PSS alone, 116 MiB with 5), a
+ * restored clone ~30 MiB of its own and ~50 MiB of its snapshot's RAM file (55 MiB PSS with 5 clones).
+ * Growth per run was not measured (0). Measured accounting is the default (docs/density.md).
+ */
+const DEFAULT_MEMORY_MODEL = { defaults: { coldPrivateMiB: 100, clonePrivateMiB: 30, snapshotSharedMiB: 50, runGrowthMiB: 0 }, vmSharedMiB: 70 };
+
 /** Built-in fallback: the numbers of bench/profiles/tcg-default.json. */
 export const DEFAULT_PROFILE: Profile = profileSchema.parse({
   accelerator: 'tcg',
-  defaults: { coldMs: 3300, restoreMs: 170, warmMs: 5, runMs: 1000, memoryMiB: 256, restoreMsByTier: { shm: 170, disk: 320 } },
+  defaults: { coldMs: 3300, restoreMs: 170, warmMs: 5, runMs: 1000, memoryMiB: 256, restoreMsByTier: { shm: 170, disk: 320 }, ...DEFAULT_MEMORY_MODEL.defaults },
+  node: { vmSharedMiB: DEFAULT_MEMORY_MODEL.vmSharedMiB },
   tiers: [
     { name: 'shm', latencyRank: 0, capacityMiB: 4096 },
     { name: 'disk', latencyRank: 1, capacityMiB: 20480 },

@@ -28,6 +28,7 @@ import {
   type CoreInstance,
   type CorePolicies,
   type CoreSnapshot,
+  DEFAULT_MEMORY_ACCOUNTING,
   type MemoryAccountingConfig,
   type MemorySample,
   type CoreStartPlan,
@@ -594,7 +595,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     for (const size of [...sizes].sort((a, b) => a - b)) idleFit[String(size)] = this.core.idleFit(size);
     const g = this.lastGuard;
     return {
-      accounting: this.deps.config.memory?.accounting ?? 'nominal',
+      accounting: (this.deps.config.memory ?? DEFAULT_MEMORY_ACCOUNTING).accounting,
       budgetMiB: this.core.cfg.memoryBudgetMiB,
       chargedMiB: t.chargedMiB,
       nominalMiB: t.nominalMiB,

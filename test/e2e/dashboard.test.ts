@@ -1,7 +1,8 @@
 // The live dashboard in a real headless browser: Debian's Chromium driven by
 // playwright-core. The page loads, a VM appears after an invocation (live, no
 // reload), its activation shows a waterfall, the VM disappears after an
-// eviction, a restored one shows up again, and a screenshot is saved
+// eviction, a restored one shows up again, the capacity panel shows measured
+// memory against the nominal sum and how many more idle VMs fit, and a screenshot is saved
 // (bench/results/dashboard/dashboard-e2e.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,6 +67,15 @@ describe('live dashboard in headless Chromium', { timeout: 10 * 60_000 }, () => 
     await page.waitForFunction(() => document.querySelectorAll('tr[data-activation-id]').length >= 4, undefined, { timeout: 20_000 });
     // the per-VM row of the memory panel fills in once /proc was sampled
     await page.locator(`#memory tr[data-vm-id="${vmId}"]`).waitFor({ timeout: 20_000 });
+    // the capacity panel (issue 24): measured accounting by default; once the VM was measured, what it costs
+    // the host against its size, and how many more idle VMs of a size fit now
+    await page.waitForSelector('#capacity-summary[data-accounting="measured"][data-unmeasured="0"][data-nominal-mib="256"]', { timeout: 30_000 });
+    const measured = Number(await page.locator('#capacity-summary').getAttribute('data-measured-mib'));
+    assert.ok(measured > 0 && measured < 256, `an idle hello VM measures less than its 256 MiB (${measured} MiB)`);
+    const fits = await page.locator('#capacity tr[data-fit-size] td.num').allTextContents();
+    assert.ok(fits.length >= 4 && fits.every((x) => /^\d+$/.test(x)), `how many more idle VMs of each size fit: ${fits.join(', ')}`);
+    const fit256 = Number(await page.locator('#capacity tr[data-fit-size="256"] td.num').textContent());
+    assert.ok(fit256 > 0, 'room for more 256 MiB VMs on a node with one');
 
     const r = await d.client.call<{ stopped: number }>('POST', '/v1/functions/hello/evict');
     assert.equal(r.stopped, 1);

@@ -10,6 +10,7 @@
 // The scenario's budget binds: nominal accounting decides differently.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseConfig } from '../../src/config/schema.js';
 import { modelPss, type MemoryModelCosts } from '../../src/sim/memory-model.js';
 import type { SnapshotFiles, VmConfig, VmHandle } from '../../src/runtimes/types.js';
 import { compare, FUNCTIONS, lines, real, simulated, SLOT_MS, type Scenario } from '../helpers/conformance.js';
@@ -111,4 +112,18 @@ void test('conformance-memory fails when the daemon measures differently (the ch
   const sim = lines(await simulated(scenario('measured')));
   const r = lines((await real(scenario('measured', 40))).log);
   assert.throws(() => compare(sim, r), /decision \d+ differs|decisions, the simulator/);
+});
+
+void test('conformance-memory: the defaults — the daemon configured with nothing and the simulator told nothing both account measured, and decide the same', { timeout: 300_000 }, async () => {
+  // what a daemon with no node.memory in its configuration runs with (measured, its reserve, its sampling)
+  const { accounting, reserve, sampleIntervalMs } = parseConfig({}).node.memory;
+  assert.equal(accounting, 'measured');
+  const daemon = { ...scenario('measured'), memory: { accounting, reserve, sampleIntervalMs } };
+  // the simulator with none of the memory options: its own defaults
+  const sim = lines(await simulated({ ...daemon, memory: undefined }));
+  const r = await real(daemon);
+  assert.equal(r.answered, r.sent, 'every request answered');
+  compare(sim, lines(r.log));
+  const nominal = lines(await simulated({ ...daemon, memory: { accounting: 'nominal', reserve, sampleIntervalMs } }));
+  assert.ok(count(nominal, '"cause":"evicted"') > count(sim, '"cause":"evicted"'), 'the default packs more than nominal accounting on the same trace');
 });

@@ -46,6 +46,8 @@ async function core(over: Partial<CoreConfig> = {}, keepAlive: unknown = { polic
 }
 
 const MEASURED = { memory: { accounting: 'measured' as const, reserve: 0.1 } };
+// measured is the core's default since 2026-12-07: the nominal cases say so
+const NOMINAL = { memory: { accounting: 'nominal' as const, reserve: 0 } };
 let req = 0;
 
 /** Start `n` instances of `fn` by sending n requests at once, finish the starts and the runs: n idle instances. */
@@ -61,7 +63,7 @@ function idle(c: PoolCore, rec: Rec, fn: string, n: number, now: number): CoreIn
 }
 
 void test('nominal accounting: every instance counts its size; measurements change nothing', async () => {
-  const { c, rec } = await core();
+  const { c, rec } = await core(NOMINAL);
   c.defineFunction('f', { memoryMiB: 256, maxInstances: 10, version: '1' }, 0);
   const insts = idle(c, rec, 'f', 3, 0);
   assert.equal(c.memoryUsedMiB, 768);
@@ -104,7 +106,7 @@ void test('measured accounting: an instance is charged its PSS plus reserve × h
 
 void test('measured accounting admits more idle instances within the same budget; nominal refuses (waits) past it', async () => {
   for (const accounting of ['nominal', 'measured'] as const) {
-    const { c, rec } = await core(accounting === 'measured' ? MEASURED : {}, { policy: 'fixed', ttlSeconds: 3600 });
+    const { c, rec } = await core(accounting === 'measured' ? MEASURED : NOMINAL, { policy: 'fixed', ttlSeconds: 3600 });
     const f = c.defineFunction('f', { memoryMiB: 256, maxInstances: 100, version: '1' }, 0);
     // eviction would make room by stopping idle instances: count only what fits beside them
     let live: CoreInstance[] = [];
@@ -209,4 +211,15 @@ void test('guard with an eviction policy that never evicts: least recently used 
   const out = c.hostPressure(PRESSURE_EVICT, 10, 5);
   assert.equal(out.evicted, 1);
   assert.ok(insts.includes(rec.stops[0]!.inst));
+});
+
+void test('measured accounting is the default: a core configured without `memory` charges what its instances measure', async () => {
+  const { c, rec } = await core();
+  c.defineFunction('f', { memoryMiB: 256, maxInstances: 10, version: '1' }, 0);
+  const insts = idle(c, rec, 'f', 3, 0);
+  // not measured yet: their sizes
+  assert.equal(c.memoryUsedMiB, 768);
+  c.measured(insts.map((inst) => ({ inst, pssMiB: 50 })), 10);
+  // ceil(50 + 0.1 × (256 − 50)) = 71 each
+  assert.equal(c.memoryUsedMiB, 3 * 71);
 });

@@ -103,6 +103,7 @@ function render(): void {
     renderSummary(st);
     renderInstances(st);
     renderMemory(st);
+    renderCapacity(st);
     renderSnapshots(st);
   }
   renderMix(now);
@@ -209,6 +210,31 @@ function renderMemory(st: DashboardState): void {
   $('memory').innerHTML = `<div class="bar" title="${pct.toFixed(0)} %"><div style="width:${pct.toFixed(1)}%"></div></div>
     <div class="muted">${mib(n.memoryUsedBytes)} of ${mib(n.memoryBudgetBytes)} reserved by guests (budget)</div>
     <table><tr><th>VM</th><th>function</th><th class="num">RSS</th><th class="num">PSS</th><th class="num">VMM CPU</th></tr>${rows || '<tr><td colspan="5" class="muted">no VMM running</td></tr>'}</table>`;
+}
+
+const GUARD_LEVELS = ['ok', 'evicting idle VMs', 'refusing starts', 'stopping the newest growing VM'];
+
+/** issue 24: what the VMs measure against what their sizes add up to, and how many more idle VMs of each size fit now. */
+function renderCapacity(st: DashboardState): void {
+  const n = st.node;
+  const m = n.memory;
+  if (!m) {
+    $('capacity').innerHTML = '<div class="muted">not reported by this node</div>';
+    return;
+  }
+  const MiB = 1048576;
+  // an unbounded budget: idleFit is null in JSON
+  const fit = (v: number | null | undefined): string => (typeof v === 'number' && Number.isFinite(v) ? String(v) : '∞');
+  const sizes = Object.keys(m.idleFit).sort((a, b) => Number(a) - Number(b));
+  const rows = sizes.map((s) => `<tr data-fit-size="${esc(s)}"><td>${esc(s)} MiB</td><td class="num">${fit(m.idleFit[s])}</td></tr>`).join('');
+  const guard = m.guardLevel === undefined ? 'off' : (GUARD_LEVELS[m.guardLevel] ?? String(m.guardLevel));
+  $('capacity').innerHTML = `<table id="capacity-summary" data-accounting="${esc(m.accounting)}" data-measured-mib="${Math.round(m.measuredBytes / MiB)}" data-nominal-mib="${Math.round(m.nominalBytes / MiB)}" data-charged-mib="${Math.round(n.memoryUsedBytes / MiB)}" data-unmeasured="${m.unmeasured}">
+    <tr><td>accounting</td><td>${esc(m.accounting)}</td></tr>
+    <tr><td>VMs measure (PSS)</td><td class="num">${mib(m.measuredBytes)}${m.unmeasured > 0 ? ` (${m.unmeasured} not measured yet)` : ''}</td></tr>
+    <tr><td>their sizes add up to</td><td class="num">${mib(m.nominalBytes)}</td></tr>
+    <tr><td>charged against the budget</td><td class="num">${mib(n.memoryUsedBytes)} of ${mib(n.memoryBudgetBytes)}</td></tr>
+    <tr><td>host memory guard</td><td>${esc(guard)}</td></tr></table>
+    <table><tr><th>idle VM of</th><th class="num">how many more fit now</th></tr>${rows}</table>`;
 }
 
 function renderSnapshots(st: DashboardState): void {

@@ -183,9 +183,12 @@ export interface CoreConfig {
    * the default when absent; 'off': the behaviour before (functions waiting for a node-wide resource go FIFO).
    */
   fairness?: FairnessMode;
-  /** How live instances are charged against memoryBudgetMiB (accounting.ts); absent: nominal. */
+  /** How live instances are charged against memoryBudgetMiB (accounting.ts); absent: DEFAULT_MEMORY_ACCOUNTING. */
   memory?: MemoryAccountingConfig;
 }
+
+/** issue 24: measured accounting is the default in both shells (docs/density.md, "Defaults"); an unmeasured node still counts sizes. */
+export const DEFAULT_MEMORY_ACCOUNTING: MemoryAccountingConfig = { accounting: 'measured', reserve: 0.1 };
 
 export interface MemoryAccountingConfig {
   /**

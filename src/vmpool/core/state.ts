@@ -8,7 +8,7 @@
 import type { EvictionContext } from '../../policies/types.js';
 import { IdleHeap } from './idle-heap.js';
 import type { PressureLevel } from './pressure.js';
-import { CoreTier, type CoreConfig, type CoreEffects, type CoreFunction, type CoreInstance, type CorePolicies } from './model.js';
+import { CoreTier, DEFAULT_MEMORY_ACCOUNTING, type CoreConfig, type CoreEffects, type CoreFunction, type CoreInstance, type CorePolicies } from './model.js';
 
 export interface CoreCounters {
   arrivals: number;
@@ -190,8 +190,9 @@ export class CoreState {
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
     this.fair = (cfg.fairness ?? 'off') === 'max-min';
-    this.measuredAccounting = cfg.memory?.accounting === 'measured';
-    this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, cfg.memory!.reserve)) : 0;
+    const memory = cfg.memory ?? DEFAULT_MEMORY_ACCOUNTING;
+    this.measuredAccounting = memory.accounting === 'measured';
+    this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, memory.reserve)) : 0;
     this.tiers = cfg.tiers.map((t, i) => new CoreTier(i, t.name, t.latencyRank, t.capacityBytes > 0 ? t.capacityBytes : Infinity, t.dense === true));
     this.evCtx = { now: 0, rng: p.rng, keepAlive: p.keepAlive, fnOf: (inst) => (inst as CoreInstance).f.view };
     this.av = {
