@@ -43,6 +43,28 @@ const single = (code: string, name = 'index.js'): Record<string, unknown> => ({
   env: {},
 });
 
+type AgentHooks = Omit<Parameters<typeof createAgent>[0], 'input' | 'output' | 'workRoot'>;
+
+/** An agent created in this process over a stream pair, ready sent, with a client on the other end. */
+function inProcessAgent(workPrefix: string, hooks: AgentHooks = {}) {
+  const input = new PassThrough();
+  const output = new PassThrough();
+  const agent = createAgent({ input, output, workRoot: fs.mkdtempSync(path.join(tmp, workPrefix)), ...hooks });
+  const client = new Client(new LineReader(output), input);
+  agent.sendReady();
+  const close = async (): Promise<void> => {
+    input.end();
+    await agent.done;
+  };
+  return { input, output, agent, client, close };
+}
+
+/** The JS clock hooks, recording what they were asked to do. */
+const jsClockInto = (events: string[]) => ({
+  correctTo: () => void events.push('js-clock'),
+  reset: () => void events.push('js-clock-reset'),
+});
+
 void test('module shapes: CommonJS variants, plain script, ES modules', async (t) => {
   const cases: { name: string; files: Record<string, string>; main: string; entry?: string }[] = [
     { name: 'exports.main', files: { 'index.js': 'exports.main = (p) => ({ v: "exports.main", p })' }, main: 'index.js' },
@@ -210,19 +232,13 @@ void test('resync reseeds Math.random and crypto helpers', async () => {
 });
 
 void test('createAgent over a stream pair (in-process, no capture)', async () => {
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const work = fs.mkdtempSync(path.join(tmp, 'inproc-'));
-  const agent = createAgent({ input, output, workRoot: work });
-  const client = new Client(new LineReader(output), input);
-  agent.sendReady();
+  const { output, client, close } = inProcessAgent('inproc-');
   const ready = await client.ready;
   assert.equal(ready.type, 'ready');
   assert.equal((await client.request({ op: 'ping' })).ok, true);
   assert.equal((await client.request(single('exports.main = (p) => ({ twice: p.n * 2 })'))).ok, true);
   assert.deepEqual((await client.request(run({ n: 4 }))).result, { twice: 8 });
-  input.end();
-  await agent.done;
+  await close();
   output.end();
 });
 
@@ -264,25 +280,16 @@ void test('installRandomness: seeded Math.random is deterministic per seed and r
 
 void test('resync: kernel now (before the reply) vs deferred (after the next run replied)', async () => {
   const events: string[] = [];
-  const mk = () => {
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const agent = createAgent({
-      input,
-      output,
-      workRoot: fs.mkdtempSync(path.join(tmp, 'resync-')),
+  const mk = () =>
+    inProcessAgent('resync-', {
       reseed: () => void events.push('js-seed'),
       setClock: async (_ms, onSet) => {
         events.push('kernel-clock');
         onSet?.();
       },
       seedKernel: async () => void events.push('kernel-seed'),
-      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+      jsClock: jsClockInto(events),
     });
-    const client = new Client(new LineReader(output), input);
-    agent.sendReady();
-    return { input, output, agent, client };
-  };
   const seed = b64(Buffer.alloc(32, 7));
 
   // now: everything before the reply, the JS clock is never offset
@@ -291,8 +298,7 @@ void test('resync: kernel now (before the reply) vs deferred (after the next run
   const now = await a.client.request({ op: 'resync', epochMs: Date.now(), seed });
   assert.equal(now.ok, true, JSON.stringify(now));
   assert.deepEqual(events.splice(0), ['js-seed', 'kernel-clock', 'js-clock-reset', 'kernel-seed']);
-  a.input.end();
-  await a.agent.done;
+  await a.close();
 
   // deferred: the reply comes after the JS part; the kernel part follows the next run's reply
   a = mk();
@@ -310,44 +316,30 @@ void test('resync: kernel now (before the reply) vs deferred (after the next run
   const bad = await a.client.request({ op: 'resync', epochMs: Date.now(), seed, kernel: 'later' });
   assert.equal(bad.ok, false);
   assert.match(JSON.stringify(bad), /kernel/);
-  a.input.end();
-  await a.agent.done;
+  await a.close();
 });
 
 void test('resync deferred: the kernel part also runs after a second without any run', async () => {
   const events: string[] = [];
-  const input = new PassThrough();
-  const output = new PassThrough();
-  const agent = createAgent({
-    input,
-    output,
-    workRoot: fs.mkdtempSync(path.join(tmp, 'resync2-')),
+  const { client, close } = inProcessAgent('resync2-', {
     setClock: async (_ms, onSet) => {
       events.push('kernel-clock');
       onSet?.();
     },
-    jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    jsClock: jsClockInto(events),
   });
-  const client = new Client(new LineReader(output), input);
-  agent.sendReady();
   await client.ready;
   assert.equal((await client.request({ op: 'resync', epochMs: Date.now(), seed: b64(Buffer.alloc(32)), kernel: 'deferred' })).ok, true);
   assert.deepEqual(events, ['js-clock']);
   await new Promise((r) => setTimeout(r, 1300));
   assert.deepEqual(events, ['js-clock', 'kernel-clock', 'js-clock-reset']);
-  input.end();
-  await agent.done;
+  await close();
 });
 
 void test('resync with setClockAndSeed: the kernel part is one step (one helper round trip), now and deferred', async () => {
   const events: string[] = [];
-  const mk = () => {
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const agent = createAgent({
-      input,
-      output,
-      workRoot: fs.mkdtempSync(path.join(tmp, 'resync3-')),
+  const mk = () =>
+    inProcessAgent('resync3-', {
       reseed: () => void events.push('js-seed'),
       setClock: async () => void events.push('UNUSED clock'),
       seedKernel: async () => void events.push('UNUSED seed'),
@@ -356,12 +348,8 @@ void test('resync with setClockAndSeed: the kernel part is one step (one helper 
         assert.ok(Math.abs(ms - Date.now()) < 5000);
         onSet?.();
       },
-      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+      jsClock: jsClockInto(events),
     });
-    const client = new Client(new LineReader(output), input);
-    agent.sendReady();
-    return { input, agent, client };
-  };
   const seed = b64(Buffer.alloc(32, 9));
   let a = mk();
   await a.client.ready;
@@ -370,8 +358,7 @@ void test('resync with setClockAndSeed: the kernel part is one step (one helper 
   assert.deepEqual(events.splice(0), ['js-seed', 'kernel-both 32', 'js-clock-reset']);
   const steps = (now as { result: Record<string, number> }).result;
   assert.ok(steps.clockMs !== undefined && steps.kernelSeedMs !== undefined, JSON.stringify(steps));
-  a.input.end();
-  await a.agent.done;
+  await a.close();
 
   a = mk();
   await a.client.ready;
@@ -381,32 +368,22 @@ void test('resync with setClockAndSeed: the kernel part is one step (one helper 
   assert.deepEqual((await a.client.request(run())).result, { ok: 2 });
   await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(events.splice(0), ['kernel-both 32', 'js-clock-reset']);
-  a.input.end();
-  await a.agent.done;
+  await a.close();
 });
 
 void test('run carrying a resync: applied before user code (now: kernel part too; deferred: after the reply); malformed or failing: the function does not run', async () => {
   const events: string[] = [];
   let failKernel = false;
-  const mk = () => {
-    const input = new PassThrough();
-    const output = new PassThrough();
-    const agent = createAgent({
-      input,
-      output,
-      workRoot: fs.mkdtempSync(path.join(tmp, 'runresync-')),
+  const mk = () =>
+    inProcessAgent('runresync-', {
       reseed: () => void events.push('js-seed'),
       setClockAndSeed: async (_ms, _seed, onSet) => {
         if (failKernel) throw new Error('helper gone');
         events.push('kernel');
         onSet?.();
       },
-      jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+      jsClock: jsClockInto(events),
     });
-    const client = new Client(new LineReader(output), input);
-    agent.sendReady();
-    return { input, agent, client };
-  };
   const seed = b64(Buffer.alloc(32, 3));
   const a = mk();
   await a.client.ready;
@@ -433,24 +410,23 @@ void test('run carrying a resync: applied before user code (now: kernel part too
   failKernel = false;
   // neither of the last two ran the function
   assert.deepEqual(((await a.client.request(run())) as { result: unknown }).result, { ran: 3 });
-  a.input.end();
-  await a.agent.done;
+  await a.close();
 });
 
 void test('warmUp runs the resync path once as a dry run: JS reseeded, helper call marked dry, clock offset back to none', async () => {
   const events: string[] = [];
+  // no client: a warm-up happens before the agent says it is ready
   const input = new PassThrough();
-  const output = new PassThrough();
   const agent = createAgent({
     input,
-    output,
+    output: new PassThrough(),
     workRoot: fs.mkdtempSync(path.join(tmp, 'warmup-')),
     reseed: (seed) => void events.push(`js-seed ${seed.length}`),
     setClockAndSeed: async (_ms, _seed, onSet, dry) => {
       events.push(`kernel dry=${dry === true}`);
       onSet?.();
     },
-    jsClock: { correctTo: () => void events.push('js-clock'), reset: () => void events.push('js-clock-reset') },
+    jsClock: jsClockInto(events),
   });
   await agent.warmUp();
   assert.deepEqual(events, ['js-seed 32', 'kernel dry=true', 'js-clock-reset', 'js-clock', 'js-clock-reset']);
