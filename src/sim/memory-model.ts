@@ -33,21 +33,65 @@ export function modelPss(c: MemoryModelCosts, restored: boolean, runs: number, s
 
 /**
  * Samples of every started (idle or busy) instance, in instance order, as the
- * daemon's sampler would read them.
+ * daemon's sampler would read them. `insts`: the live instances in order of
+ * their seq (the simulator keeps them so: no sort per sample). A simulated day
+ * samples tens of thousands of times: the sample objects and the per-snapshot
+ * clone counts are kept from sample to sample (a sample is valid until the next).
  */
-export function modelSamples(insts: Iterable<CoreInstance>, costsOf: (inst: CoreInstance) => MemoryModelCosts, vmSharedMiB: number): MemorySample[] {
-  const started: CoreInstance[] = [];
-  const clones = new Map<unknown, number>();
-  for (const inst of insts) {
-    if (inst.state !== 'idle' && inst.state !== 'busy') continue;
-    started.push(inst);
-    if (inst.path === 'restore') clones.set(inst.snapshot, (clones.get(inst.snapshot) ?? 0) + 1);
+export class MemorySampler {
+  private readonly out: MemorySample[] = [];
+  /** clones per snapshot id (index 0: a clone without one), valid where gen[id] is this sample's */
+  private clones = new Int32Array(1024);
+  private gen = new Int32Array(1024);
+  private g = 0;
+
+  constructor(
+    private readonly costsOf: (inst: CoreInstance) => MemoryModelCosts,
+    private readonly vmSharedMiB: number,
+  ) {}
+
+  sample(insts: readonly CoreInstance[]): MemorySample[] {
+    const g = ++this.g;
+    let n = 0;
+    for (const inst of insts) {
+      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
+      n++;
+      if (inst.path !== 'restore') continue;
+      const id = inst.snapshot?.id ?? 0;
+      if (id >= this.gen.length) this.grow(id);
+      if (this.gen[id] !== g) {
+        this.gen[id] = g;
+        this.clones[id] = 0;
+      }
+      this.clones[id]!++;
+    }
+    const out = this.out;
+    const clones = this.clones;
+    let k = 0;
+    for (const inst of insts) {
+      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
+      const restored = inst.path === 'restore';
+      const pssMiB = modelPss(this.costsOf(inst), restored, inst.invocations, restored ? clones[inst.snapshot?.id ?? 0]! : 0, n, this.vmSharedMiB);
+      const sample = out[k];
+      if (sample) {
+        sample.inst = inst;
+        sample.pssMiB = pssMiB;
+      } else out[k] = { inst, pssMiB };
+      k++;
+    }
+    out.length = k;
+    return out;
   }
-  started.sort((a, b) => a.seq - b.seq);
-  return started.map((inst) => {
-    const restored = inst.path === 'restore';
-    return { inst, pssMiB: modelPss(costsOf(inst), restored, inst.invocations, restored ? clones.get(inst.snapshot)! : 0, started.length, vmSharedMiB) };
-  });
+
+  private grow(id: number): void {
+    const cap = Math.max(id + 1, this.gen.length * 2);
+    const c = new Int32Array(cap);
+    c.set(this.clones);
+    this.clones = c;
+    const g = new Int32Array(cap);
+    g.set(this.gen);
+    this.gen = g;
+  }
 }
 
 /** The sampler's schedule: multiples of the interval, while instances live (armed by a start). */

@@ -19,7 +19,7 @@ import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventHeap } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
 import { functionCosts, hasMemoryModel, type FunctionCosts, type Profile } from './profile.js';
-import { modelSamples, SampleClock } from './memory-model.js';
+import { MemorySampler, SampleClock } from './memory-model.js';
 
 /** The simulated node's limits: the daemon's config keys of the same names, with the daemon's defaults. */
 export interface SimNodeOptions {
@@ -217,6 +217,11 @@ export class Simulator implements CoreEffects {
   private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
+  /**
+   * By core function: a warm run was found to change nothing (CostStats.unchangedBy). It stays so: a
+   * function's samples are its constant costs, and a sample equal to its mean leaves the mean as it is.
+   */
+  private readonly warmSettled: boolean[] = [];
   private readonly warmSample: CostSample = { fn: '', path: 'warm' };
   private readonly tierNames: string[];
   private readonly slots: SlotState[] = [];
@@ -248,6 +253,13 @@ export class Simulator implements CoreEffects {
   private readonly memClock: SampleClock | undefined;
   /** the trace's end (ms) */
   private endMs = Infinity;
+  /**
+   * Instances started and not yet released, in order of seq (each start appends; released ones are
+   * dropped at the next sample): the sampler reads them in the daemon's order without a scan and a sort.
+   */
+  private readonly live: CoreInstance[] = [];
+  private readonly liveSeq: number[] = [];
+  private readonly sampler: MemorySampler;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -309,6 +321,7 @@ export class Simulator implements CoreEffects {
     if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
+    this.sampler = new MemorySampler((inst) => this.slots[inst.idx]!.costs, prof.node.vmSharedMiB);
     this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
@@ -325,11 +338,29 @@ export class Simulator implements CoreEffects {
 
   private sampleMemory(now: number): void {
     this.memClock!.fired();
-    if (this.core.liveCount === 0) return;
+    const live = this.liveInstances();
+    if (live.length === 0) return;
     // after the trace only when draining, and only while something else can still happen (instances kept warm
     // forever would be sampled forever)
     if (now < this.endMs || (this.o.drain && this.heap.size > 0)) this.armMemorySample(now);
-    this.core.measured(modelSamples(this.core.allInstances(), (inst) => this.slots[inst.idx]!.costs, this.o.profile.node.vmSharedMiB), now);
+    this.core.measured(this.sampler.sample(live), now);
+  }
+
+  /** The instances the core counts as live (core.liveCount of them), in order of seq. */
+  private liveInstances(): CoreInstance[] {
+    const live = this.live;
+    const seqs = this.liveSeq;
+    let k = 0;
+    for (let i = 0; i < live.length; i++) {
+      const inst = live[i]!;
+      // released (seq 0), or its slot reused by a later start (a new seq, appended again)
+      if (inst.seq !== seqs[i] || inst.state === 'stopping') continue;
+      live[k] = inst;
+      seqs[k++] = seqs[i]!;
+    }
+    live.length = k;
+    seqs.length = k;
+    return live;
   }
 
   /** Run `fn` at time `at` through the event heap (after the events already due then). */
@@ -606,12 +637,16 @@ export class Simulator implements CoreEffects {
     // included); a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time)
     const cpuShare = c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
     if (!fresh) {
+      if (this.warmSettled[f.index] === true) return;
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
       w.cpuShare = cpuShare;
       // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
-      if (this.stats.unchangedBy(fs, w)) return;
+      if (this.stats.unchangedBy(fs, w)) {
+        this.warmSettled[f.index] = true;
+        return;
+      }
       this.stats.observeInto(fs, w);
     } else {
       this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
@@ -644,6 +679,10 @@ export class Simulator implements CoreEffects {
     let s = this.slots[inst.idx];
     if (!s) this.slots[inst.idx] = s = new SlotState();
     this.instBySlot[inst.idx] = inst;
+    if (this.memClock) {
+      this.live.push(inst);
+      this.liveSeq.push(inst.seq);
+    }
     const c = this.costs[this.traceIdx[inst.f.index]!]!;
     s.costs = c;
     s.startedAt = now;
