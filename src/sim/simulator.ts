@@ -11,12 +11,13 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
+import { TIMER_DEADLINE, TIMER_EXPIRE } from '../vmpool/core/model.js';
 import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
 import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuJob } from './cpu-model.js';
-import { EventHeap } from './heap.js';
+import { EventQueue } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
 import { functionCosts, hasMemoryModel, type FunctionCosts, type Profile } from './profile.js';
 import { MemorySampler, SampleClock } from './memory-model.js';
@@ -207,7 +208,7 @@ export interface FunctionResult {
 }
 
 export class Simulator implements CoreEffects {
-  private readonly heap = new EventHeap();
+  private readonly heap = new EventQueue();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
   private readonly fnByIndex: (CoreFunction | undefined)[] = [];
@@ -802,7 +803,8 @@ export class Simulator implements CoreEffects {
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
-    this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
+    // keep-alive expiries (minutes ahead) and queue deadlines: far off, and mostly stale when they fire
+    this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0, kind === TIMER_EXPIRE || kind === TIMER_DEADLINE);
   }
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {

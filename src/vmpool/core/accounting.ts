@@ -89,7 +89,7 @@ export function applySamples(s: CoreState, samples: readonly MemorySample[]): vo
     const base = f.index * 4;
     if (acc[base + 1]! > 0) f.memEstimate[COLD] = Math.ceil(acc[base]! / acc[base + 1]!);
     if (acc[base + 3]! > 0) f.memEstimate[RESTORE] = Math.ceil(acc[base + 2]! / acc[base + 3]!);
-    acc.fill(0, base, base + 4);
+    acc[base] = acc[base + 1] = acc[base + 2] = acc[base + 3] = 0;
   }
   seen.length = 0;
 }
