@@ -82,22 +82,20 @@ export class EventHeap {
     for (;;) {
       const first = 4 * i + 1;
       if (first >= last) break;
-      // the smallest of up to four children
+      // the smallest of up to four children (sequence numbers read only on a tie of times)
       let c = first;
       let ct = time[c]!;
-      let cs = seq[c]!;
       const end = first + 4 < last ? first + 4 : last;
       for (let k = first + 1; k < end; k++) {
         const kt = time[k]!;
-        if (kt < ct || (kt === ct && seq[k]! < cs)) {
+        if (kt < ct || (kt === ct && seq[k]! < seq[c]!)) {
           c = k;
           ct = kt;
-          cs = seq[k]!;
         }
       }
-      if (t < ct || (t === ct && s < cs)) break;
+      if (t < ct || (t === ct && s < seq[c]!)) break;
       time[i] = ct;
-      seq[i] = cs;
+      seq[i] = seq[c]!;
       payload[i] = payload[c]!;
       tag[i] = tag[c]!;
       i = c;
