@@ -632,13 +632,13 @@ export class Simulator implements CoreEffects {
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
   private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
+    if (!fresh && this.warmSettled[f.index] === true) return;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
     // included); a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time)
     const cpuShare = c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
     if (!fresh) {
-      if (this.warmSettled[f.index] === true) return;
       w.fn = f.name;
       w.warmMs = c.warmMs;
       w.runMs = c.runMs;
