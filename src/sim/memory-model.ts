@@ -26,8 +26,13 @@ export interface MemoryModelCosts {
 
 /** The PSS (MiB) of one VM: `runs` served, sharing its snapshot's pages with `snapshotSharers` clones and the common pages with `vmSharers` VMs. */
 export function modelPss(c: MemoryModelCosts, restored: boolean, runs: number, snapshotSharers: number, vmSharers: number, vmSharedMiB: number): number {
-  const own = (restored ? c.clonePrivateMiB : c.coldPrivateMiB) + c.runGrowthMiB * runs;
-  const shared = vmSharedMiB / Math.max(1, vmSharers) + (restored ? c.snapshotSharedMiB / Math.max(1, snapshotSharers) : 0);
+  return pssOf(restored ? c.clonePrivateMiB : c.coldPrivateMiB, c.runGrowthMiB, runs, restored ? c.snapshotSharedMiB : 0, snapshotSharers, vmSharers, vmSharedMiB);
+}
+
+/** modelPss from its parts: private and per-run pages, and the snapshot's shared pages (0: not a clone). */
+function pssOf(privateMiB: number, runGrowthMiB: number, runs: number, snapshotSharedMiB: number, snapshotSharers: number, vmSharers: number, vmSharedMiB: number): number {
+  const own = privateMiB + runGrowthMiB * runs;
+  const shared = vmSharedMiB / Math.max(1, vmSharers) + snapshotSharedMiB / Math.max(1, snapshotSharers);
   return own + shared;
 }
 
@@ -44,11 +49,22 @@ export class MemorySampler {
   private clones = new Int32Array(1024);
   private gen = new Int32Array(1024);
   private g = 0;
+  /** by instance slot, from its start: its private MiB, growth per run, and its snapshot's shared MiB (0: not a clone) */
+  private privateMiB = new Float64Array(256);
+  private growthMiB = new Float64Array(256);
+  private snapshotMiB = new Float64Array(256);
 
-  constructor(
-    private readonly costsOf: (inst: CoreInstance) => MemoryModelCosts,
-    private readonly vmSharedMiB: number,
-  ) {}
+  constructor(private readonly vmSharedMiB: number) {}
+
+  /** An instance starts with these costs (its path is known): what its samples are made of, kept by slot. */
+  started(inst: CoreInstance, c: MemoryModelCosts): void {
+    const i = inst.idx;
+    if (i >= this.privateMiB.length) this.growSlots(i);
+    const restored = inst.path === 'restore';
+    this.privateMiB[i] = restored ? c.clonePrivateMiB : c.coldPrivateMiB;
+    this.growthMiB[i] = c.runGrowthMiB;
+    this.snapshotMiB[i] = restored ? c.snapshotSharedMiB : 0;
+  }
 
   sample(insts: readonly CoreInstance[]): MemorySample[] {
     const g = ++this.g;
@@ -71,7 +87,8 @@ export class MemorySampler {
     for (const inst of insts) {
       if (inst.state !== 'idle' && inst.state !== 'busy') continue;
       const restored = inst.path === 'restore';
-      const pssMiB = modelPss(this.costsOf(inst), restored, inst.invocations, restored ? clones[inst.snapshot?.id ?? 0]! : 0, n, this.vmSharedMiB);
+      const i = inst.idx;
+      const pssMiB = pssOf(this.privateMiB[i]!, this.growthMiB[i]!, inst.invocations, this.snapshotMiB[i]!, restored ? clones[inst.snapshot?.id ?? 0]! : 0, n, this.vmSharedMiB);
       const sample = out[k];
       if (sample) {
         sample.inst = inst;
@@ -79,8 +96,20 @@ export class MemorySampler {
       } else out[k] = { inst, pssMiB };
       k++;
     }
-    out.length = k;
+    if (out.length > k) out.length = k;
     return out;
+  }
+
+  private growSlots(i: number): void {
+    const cap = Math.max(i + 1, this.privateMiB.length * 2);
+    const grown = (a: Float64Array): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.privateMiB = grown(this.privateMiB);
+    this.growthMiB = grown(this.growthMiB);
+    this.snapshotMiB = grown(this.snapshotMiB);
   }
 
   private grow(id: number): void {

@@ -322,7 +322,7 @@ export class Simulator implements CoreEffects {
     if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
-    this.sampler = new MemorySampler((inst) => this.slots[inst.idx]!.costs, prof.node.vmSharedMiB);
+    this.sampler = new MemorySampler(prof.node.vmSharedMiB);
     this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
@@ -359,8 +359,10 @@ export class Simulator implements CoreEffects {
       live[k] = inst;
       seqs[k++] = seqs[i]!;
     }
-    live.length = k;
-    seqs.length = k;
+    if (k < live.length) {
+      live.length = k;
+      seqs.length = k;
+    }
     return live;
   }
 
@@ -680,11 +682,12 @@ export class Simulator implements CoreEffects {
     let s = this.slots[inst.idx];
     if (!s) this.slots[inst.idx] = s = new SlotState();
     this.instBySlot[inst.idx] = inst;
+    const c = this.costs[this.traceIdx[inst.f.index]!]!;
     if (this.memClock) {
       this.live.push(inst);
       this.liveSeq.push(inst.seq);
+      this.sampler.started(inst, c);
     }
-    const c = this.costs[this.traceIdx[inst.f.index]!]!;
     s.costs = c;
     s.startedAt = now;
     s.resyncFault = false;
