@@ -80,7 +80,8 @@ export class CostStats {
 
   of(fn: string): FunctionStats {
     let s = this.byFn.get(fn);
-    if (!s) this.byFn.set(fn, (s = { restoreByTier: {} }));
+    // every path present from the start (undefined: no sample yet): one shape for every function's stats
+    if (!s) this.byFn.set(fn, (s = { cold: undefined, warm: undefined, restore: undefined, run: undefined, cpu: undefined, restoreByTier: {} }));
     return s;
   }
 

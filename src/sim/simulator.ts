@@ -223,7 +223,7 @@ export class Simulator implements CoreEffects {
    * function's samples are its constant costs, and a sample equal to its mean leaves the mean as it is.
    */
   private readonly warmSettled: boolean[] = [];
-  private readonly warmSample: CostSample = { fn: '', path: 'warm' };
+  private readonly warmSample: CostSample = { fn: '', path: 'warm', warmMs: 0, runMs: 0, cpuShare: undefined };
   private readonly tierNames: string[];
   private readonly slots: SlotState[] = [];
   private readonly instBySlot: (CoreInstance | undefined)[] = [];
