@@ -102,25 +102,23 @@ export class MemorySampler {
 
   private growSlots(i: number): void {
     const cap = Math.max(i + 1, this.privateMiB.length * 2);
-    const grown = (a: Float64Array): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    this.privateMiB = grown(this.privateMiB);
-    this.growthMiB = grown(this.growthMiB);
-    this.snapshotMiB = grown(this.snapshotMiB);
+    this.privateMiB = widened(this.privateMiB, cap, Float64Array);
+    this.growthMiB = widened(this.growthMiB, cap, Float64Array);
+    this.snapshotMiB = widened(this.snapshotMiB, cap, Float64Array);
   }
 
   private grow(id: number): void {
     const cap = Math.max(id + 1, this.gen.length * 2);
-    const c = new Int32Array(cap);
-    c.set(this.clones);
-    this.clones = c;
-    const g = new Int32Array(cap);
-    g.set(this.gen);
-    this.gen = g;
+    this.clones = widened(this.clones, cap, Int32Array);
+    this.gen = widened(this.gen, cap, Int32Array);
   }
+}
+
+/** A copy of `a` with room for `cap` entries. */
+function widened<T extends Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>>(a: T, cap: number, make: new (n: number) => T): T {
+  const b = new make(cap);
+  b.set(a);
+  return b;
 }
 
 /** The sampler's schedule: multiples of the interval, while instances live (armed by a start). */
