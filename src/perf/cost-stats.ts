@@ -80,7 +80,8 @@ export class CostStats {
 
   of(fn: string): FunctionStats {
     let s = this.byFn.get(fn);
-    if (!s) this.byFn.set(fn, (s = { restoreByTier: {} }));
+    // every path present from the start (undefined: no sample yet): one shape for every function's stats
+    if (!s) this.byFn.set(fn, (s = { cold: undefined, warm: undefined, restore: undefined, run: undefined, cpu: undefined, restoreByTier: {} }));
     return s;
   }
 
@@ -102,13 +103,21 @@ export class CostStats {
   }
 
   viewOf(s: FunctionStats, tiers: readonly string[] = []): FunctionCostView {
-    const byTier: Record<string, number> = {};
-    const measured = Object.entries(s.restoreByTier);
-    for (const [t, v] of measured) byTier[t] = v.meanMs;
-    if (measured.length > 0) {
+    // for…in rather than Object.entries: the same keys in the same order, without an array per call (the
+    // simulator asks for a view after every start)
+    let byTier: Record<string, number> | undefined;
+    let refTier: string | undefined;
+    for (const t in s.restoreByTier) {
+      if (byTier === undefined) {
+        byTier = {};
+        refTier = t;
+      }
+      byTier[t] = s.restoreByTier[t]!.meanMs;
+    }
+    if (byTier !== undefined) {
       // a tier this function was never restored from: scale its measured tier by how the two compare overall
-      const [refTier, ref] = measured[0]!;
-      const refAll = this.tierAll.get(refTier)?.meanMs;
+      const ref = s.restoreByTier[refTier!]!;
+      const refAll = this.tierAll.get(refTier!)?.meanMs;
       for (const t of tiers) {
         if (byTier[t] !== undefined) continue;
         const all = this.tierAll.get(t)?.meanMs;
@@ -120,7 +129,7 @@ export class CostStats {
       restoreMs: s.restore?.meanMs,
       warmStartMs: s.warm?.meanMs,
       runMs: s.run?.meanMs,
-      restoreMsByTier: measured.length > 0 ? byTier : undefined,
+      restoreMsByTier: byTier,
       cpuShare: s.cpu?.meanMs,
     };
   }

@@ -16,10 +16,10 @@ export class EventHeap {
     return this.n;
   }
 
-  push(t: number, payload: number, tag: number): void {
+  /** `s`: the tie-breaking sequence number (default: this heap's insertion order; EventQueue passes its own) */
+  push(t: number, payload: number, tag: number, s = this.counter++): void {
     if (this.n === this.time.length) this.grow();
     let i = this.n++;
-    const s = this.counter++;
     const time = this.time;
     const seq = this.seq;
     while (i > 0) {
@@ -52,6 +52,11 @@ export class EventHeap {
     return this.tag[0]!;
   }
 
+  /** The earliest event's sequence number (call only when size > 0). */
+  peekSeq(): number {
+    return this.seq[0]!;
+  }
+
   // The popped event, valid until the next pop.
   topTime = 0;
   topPayload = 0;
@@ -77,22 +82,20 @@ export class EventHeap {
     for (;;) {
       const first = 4 * i + 1;
       if (first >= last) break;
-      // the smallest of up to four children
+      // the smallest of up to four children (sequence numbers read only on a tie of times)
       let c = first;
       let ct = time[c]!;
-      let cs = seq[c]!;
       const end = first + 4 < last ? first + 4 : last;
       for (let k = first + 1; k < end; k++) {
         const kt = time[k]!;
-        if (kt < ct || (kt === ct && seq[k]! < cs)) {
+        if (kt < ct || (kt === ct && seq[k]! < seq[c]!)) {
           c = k;
           ct = kt;
-          cs = seq[k]!;
         }
       }
-      if (t < ct || (t === ct && s < cs)) break;
+      if (t < ct || (t === ct && s < seq[c]!)) break;
       time[i] = ct;
-      seq[i] = cs;
+      seq[i] = seq[c]!;
       payload[i] = payload[c]!;
       tag[i] = tag[c]!;
       i = c;
@@ -118,5 +121,59 @@ export class EventHeap {
     const g = new Uint32Array(cap);
     g.set(this.tag);
     this.tag = g;
+  }
+}
+
+/**
+ * Two EventHeaps that pop as one, in the same order as one heap would (time, then insertion order across
+ * both). Far-off events (the core's keep-alive expiries and queue deadlines, most of them stale when they
+ * fire: a simulated node keeps a thousand or more of them pending) wait in their own heap, so the near one,
+ * popped once per event, stays a few levels deep.
+ */
+export class EventQueue {
+  private readonly near = new EventHeap();
+  private readonly far = new EventHeap();
+  private counter = 0;
+
+  // The popped event, valid until the next pop.
+  topTime = 0;
+  topPayload = 0;
+  topTag = 0;
+
+  get size(): number {
+    return this.near.size + this.far.size;
+  }
+
+  /** `far`: an event that is usually far off (it goes to the second heap; the order is the same). */
+  push(t: number, payload: number, tag: number, far = false): void {
+    (far ? this.far : this.near).push(t, payload, tag, this.counter++);
+  }
+
+  /** Time of the earliest event (Infinity when empty). */
+  peekTime(): number {
+    const a = this.near.peekTime();
+    const b = this.far.peekTime();
+    return a < b ? a : b;
+  }
+
+  /** Pops the earliest event into topTime/topPayload/topTag; false when empty. */
+  pop(): boolean {
+    const near = this.near;
+    const far = this.far;
+    let h: EventHeap;
+    if (far.size === 0) {
+      if (near.size === 0) return false;
+      h = near;
+    } else if (near.size === 0) h = far;
+    else {
+      const a = near.peekTime();
+      const b = far.peekTime();
+      h = a < b || (a === b && near.peekSeq() < far.peekSeq()) ? near : far;
+    }
+    h.pop();
+    this.topTime = h.topTime;
+    this.topPayload = h.topPayload;
+    this.topTag = h.topTag;
+    return true;
   }
 }

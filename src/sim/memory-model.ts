@@ -26,28 +26,99 @@ export interface MemoryModelCosts {
 
 /** The PSS (MiB) of one VM: `runs` served, sharing its snapshot's pages with `snapshotSharers` clones and the common pages with `vmSharers` VMs. */
 export function modelPss(c: MemoryModelCosts, restored: boolean, runs: number, snapshotSharers: number, vmSharers: number, vmSharedMiB: number): number {
-  const own = (restored ? c.clonePrivateMiB : c.coldPrivateMiB) + c.runGrowthMiB * runs;
-  const shared = vmSharedMiB / Math.max(1, vmSharers) + (restored ? c.snapshotSharedMiB / Math.max(1, snapshotSharers) : 0);
+  return pssOf(restored ? c.clonePrivateMiB : c.coldPrivateMiB, c.runGrowthMiB, runs, restored ? c.snapshotSharedMiB : 0, snapshotSharers, vmSharers, vmSharedMiB);
+}
+
+/** modelPss from its parts: private and per-run pages, and the snapshot's shared pages (0: not a clone). */
+function pssOf(privateMiB: number, runGrowthMiB: number, runs: number, snapshotSharedMiB: number, snapshotSharers: number, vmSharers: number, vmSharedMiB: number): number {
+  const own = privateMiB + runGrowthMiB * runs;
+  const shared = vmSharedMiB / Math.max(1, vmSharers) + snapshotSharedMiB / Math.max(1, snapshotSharers);
   return own + shared;
 }
 
 /**
  * Samples of every started (idle or busy) instance, in instance order, as the
- * daemon's sampler would read them.
+ * daemon's sampler would read them. `insts`: the live instances in order of
+ * their seq (the simulator keeps them so: no sort per sample). A simulated day
+ * samples tens of thousands of times: the sample objects and the per-snapshot
+ * clone counts are kept from sample to sample (a sample is valid until the next).
  */
-export function modelSamples(insts: Iterable<CoreInstance>, costsOf: (inst: CoreInstance) => MemoryModelCosts, vmSharedMiB: number): MemorySample[] {
-  const started: CoreInstance[] = [];
-  const clones = new Map<unknown, number>();
-  for (const inst of insts) {
-    if (inst.state !== 'idle' && inst.state !== 'busy') continue;
-    started.push(inst);
-    if (inst.path === 'restore') clones.set(inst.snapshot, (clones.get(inst.snapshot) ?? 0) + 1);
-  }
-  started.sort((a, b) => a.seq - b.seq);
-  return started.map((inst) => {
+export class MemorySampler {
+  private readonly out: MemorySample[] = [];
+  /** clones per snapshot id (index 0: a clone without one), valid where gen[id] is this sample's */
+  private clones = new Int32Array(1024);
+  private gen = new Int32Array(1024);
+  private g = 0;
+  /** by instance slot, from its start: its private MiB, growth per run, and its snapshot's shared MiB (0: not a clone) */
+  private privateMiB = new Float64Array(256);
+  private growthMiB = new Float64Array(256);
+  private snapshotMiB = new Float64Array(256);
+
+  constructor(private readonly vmSharedMiB: number) {}
+
+  /** An instance starts with these costs (its path is known): what its samples are made of, kept by slot. */
+  started(inst: CoreInstance, c: MemoryModelCosts): void {
+    const i = inst.idx;
+    if (i >= this.privateMiB.length) this.growSlots(i);
     const restored = inst.path === 'restore';
-    return { inst, pssMiB: modelPss(costsOf(inst), restored, inst.invocations, restored ? clones.get(inst.snapshot)! : 0, started.length, vmSharedMiB) };
-  });
+    this.privateMiB[i] = restored ? c.clonePrivateMiB : c.coldPrivateMiB;
+    this.growthMiB[i] = c.runGrowthMiB;
+    this.snapshotMiB[i] = restored ? c.snapshotSharedMiB : 0;
+  }
+
+  sample(insts: readonly CoreInstance[]): MemorySample[] {
+    const g = ++this.g;
+    let n = 0;
+    for (const inst of insts) {
+      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
+      n++;
+      if (inst.path !== 'restore') continue;
+      const id = inst.snapshot?.id ?? 0;
+      if (id >= this.gen.length) this.grow(id);
+      if (this.gen[id] !== g) {
+        this.gen[id] = g;
+        this.clones[id] = 0;
+      }
+      this.clones[id]!++;
+    }
+    const out = this.out;
+    const clones = this.clones;
+    let k = 0;
+    for (const inst of insts) {
+      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
+      const restored = inst.path === 'restore';
+      const i = inst.idx;
+      const pssMiB = pssOf(this.privateMiB[i]!, this.growthMiB[i]!, inst.invocations, this.snapshotMiB[i]!, restored ? clones[inst.snapshot?.id ?? 0]! : 0, n, this.vmSharedMiB);
+      const sample = out[k];
+      if (sample) {
+        sample.inst = inst;
+        sample.pssMiB = pssMiB;
+      } else out[k] = { inst, pssMiB };
+      k++;
+    }
+    if (out.length > k) out.length = k;
+    return out;
+  }
+
+  private growSlots(i: number): void {
+    const cap = Math.max(i + 1, this.privateMiB.length * 2);
+    this.privateMiB = widened(this.privateMiB, cap, Float64Array);
+    this.growthMiB = widened(this.growthMiB, cap, Float64Array);
+    this.snapshotMiB = widened(this.snapshotMiB, cap, Float64Array);
+  }
+
+  private grow(id: number): void {
+    const cap = Math.max(id + 1, this.gen.length * 2);
+    this.clones = widened(this.clones, cap, Int32Array);
+    this.gen = widened(this.gen, cap, Int32Array);
+  }
+}
+
+/** A copy of `a` with room for `cap` entries. */
+function widened<T extends Float64Array<ArrayBuffer> | Int32Array<ArrayBuffer>>(a: T, cap: number, make: new (n: number) => T): T {
+  const b = new make(cap);
+  b.set(a);
+  return b;
 }
 
 /** The sampler's schedule: multiples of the interval, while instances live (armed by a start). */

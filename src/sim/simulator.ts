@@ -11,15 +11,16 @@ import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
+import { TIMER_DEADLINE, TIMER_EXPIRE } from '../vmpool/core/model.js';
 import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
 import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
 import { CpuModel, type CpuJob } from './cpu-model.js';
-import { EventHeap } from './heap.js';
+import { EventQueue } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
 import { functionCosts, hasMemoryModel, type FunctionCosts, type Profile } from './profile.js';
-import { modelSamples, SampleClock } from './memory-model.js';
+import { MemorySampler, SampleClock } from './memory-model.js';
 
 /** The simulated node's limits: the daemon's config keys of the same names, with the daemon's defaults. */
 export interface SimNodeOptions {
@@ -207,7 +208,7 @@ export interface FunctionResult {
 }
 
 export class Simulator implements CoreEffects {
-  private readonly heap = new EventHeap();
+  private readonly heap = new EventQueue();
   private readonly core: PoolCore;
   private readonly costs: FunctionCosts[];
   private readonly fnByIndex: (CoreFunction | undefined)[] = [];
@@ -217,7 +218,12 @@ export class Simulator implements CoreEffects {
   private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
   private readonly fnStats: FunctionStats[] = [];
-  private readonly warmSample: CostSample = { fn: '', path: 'warm' };
+  /**
+   * By core function: a warm run was found to change nothing (CostStats.unchangedBy). It stays so: a
+   * function's samples are its constant costs, and a sample equal to its mean leaves the mean as it is.
+   */
+  private readonly warmSettled: boolean[] = [];
+  private readonly warmSample: CostSample = { fn: '', path: 'warm', warmMs: 0, runMs: 0, cpuShare: undefined };
   private readonly tierNames: string[];
   private readonly slots: SlotState[] = [];
   private readonly instBySlot: (CoreInstance | undefined)[] = [];
@@ -248,6 +254,13 @@ export class Simulator implements CoreEffects {
   private readonly memClock: SampleClock | undefined;
   /** the trace's end (ms) */
   private endMs = Infinity;
+  /**
+   * Instances started and not yet released, in order of seq (each start appends; released ones are
+   * dropped at the next sample): the sampler reads them in the daemon's order without a scan and a sort.
+   */
+  private readonly live: CoreInstance[] = [];
+  private readonly liveSeq: number[] = [];
+  private readonly sampler: MemorySampler;
 
   constructor(private readonly o: SimulationOptions) {
     const prof = o.profile;
@@ -309,6 +322,7 @@ export class Simulator implements CoreEffects {
     if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
     this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
     // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
+    this.sampler = new MemorySampler(prof.node.vmSharedMiB);
     this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
     if (o.byFunction) {
       this.fnHist = o.trace.functions.map(() => new LatencyHistogram());
@@ -325,11 +339,31 @@ export class Simulator implements CoreEffects {
 
   private sampleMemory(now: number): void {
     this.memClock!.fired();
-    if (this.core.liveCount === 0) return;
+    const live = this.liveInstances();
+    if (live.length === 0) return;
     // after the trace only when draining, and only while something else can still happen (instances kept warm
     // forever would be sampled forever)
     if (now < this.endMs || (this.o.drain && this.heap.size > 0)) this.armMemorySample(now);
-    this.core.measured(modelSamples(this.core.allInstances(), (inst) => this.slots[inst.idx]!.costs, this.o.profile.node.vmSharedMiB), now);
+    this.core.measured(this.sampler.sample(live), now);
+  }
+
+  /** The instances the core counts as live (core.liveCount of them), in order of seq. */
+  private liveInstances(): CoreInstance[] {
+    const live = this.live;
+    const seqs = this.liveSeq;
+    let k = 0;
+    for (let i = 0; i < live.length; i++) {
+      const inst = live[i]!;
+      // released (seq 0), or its slot reused by a later start (a new seq, appended again)
+      if (inst.seq !== seqs[i] || inst.state === 'stopping') continue;
+      live[k] = inst;
+      seqs[k++] = seqs[i]!;
+    }
+    if (k < live.length) {
+      live.length = k;
+      seqs.length = k;
+    }
+    return live;
   }
 
   /** Run `fn` at time `at` through the event heap (after the events already due then). */
@@ -600,6 +634,7 @@ export class Simulator implements CoreEffects {
 
   /** What PerfManager would learn from this request's record (and VmPool from PerfManager). */
   private observe(f: CoreFunction, c: FunctionCosts, fresh: boolean, path: CoreInstance['path'], startMs: number, tier: string | undefined): void {
+    if (!fresh && this.warmSettled[f.index] === true) return;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
     // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
@@ -611,7 +646,10 @@ export class Simulator implements CoreEffects {
       w.runMs = c.runMs;
       w.cpuShare = cpuShare;
       // a warm run like the last ones changes no mean: nothing to learn (most of a day's invocations)
-      if (this.stats.unchangedBy(fs, w)) return;
+      if (this.stats.unchangedBy(fs, w)) {
+        this.warmSettled[f.index] = true;
+        return;
+      }
       this.stats.observeInto(fs, w);
     } else {
       this.stats.observeInto(fs, { fn: f.name, path, startMs, tier, runMs: c.runMs, cpuShare });
@@ -645,6 +683,11 @@ export class Simulator implements CoreEffects {
     if (!s) this.slots[inst.idx] = s = new SlotState();
     this.instBySlot[inst.idx] = inst;
     const c = this.costs[this.traceIdx[inst.f.index]!]!;
+    if (this.memClock) {
+      this.live.push(inst);
+      this.liveSeq.push(inst.seq);
+      this.sampler.started(inst, c);
+    }
     s.costs = c;
     s.startedAt = now;
     s.resyncFault = false;
@@ -763,7 +806,8 @@ export class Simulator implements CoreEffects {
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
-    this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0);
+    // keep-alive expiries (minutes ahead) and queue deadlines: far off, and mostly stale when they fire
+    this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0, kind === TIMER_EXPIRE || kind === TIMER_DEADLINE);
   }
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {

@@ -34,7 +34,8 @@ export class ArrivalExpander {
   private fnIn = new Uint32Array(4096);
   private unitsTmp = new Uint32Array(4096);
   private fnTmp = new Uint32Array(4096);
-  private readonly count = new Uint32Array(RADIX);
+  /** per pass (three of RADIX), the digit counts, then the offsets */
+  private readonly count = new Uint32Array(3 * RADIX);
   private readonly rng: SeededRng;
   private readonly spread: Spread;
   /** time units per ms so that a slot's units fit in 27 bits (3 radix passes) */
@@ -106,19 +107,28 @@ export class ArrivalExpander {
     let srcF = this.fnIn;
     let dst = this.unitsTmp;
     let dstF = this.fnTmp;
+    // the three digits' counts in one read of the keys, then each pass's starting offsets
     const count = this.count;
-    for (let shift = 0; shift < 27; shift += RADIX_BITS) {
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[(src[i]! >>> shift) & RADIX_MASK]!++;
+    count.fill(0);
+    for (let i = 0; i < n; i++) {
+      const u = src[i]!;
+      count[u & RADIX_MASK]!++;
+      count[RADIX + ((u >>> RADIX_BITS) & RADIX_MASK)]!++;
+      count[2 * RADIX + ((u >>> (2 * RADIX_BITS)) & RADIX_MASK)]!++;
+    }
+    for (let p = 0; p < 3 * RADIX; p += RADIX) {
       let sum = 0;
-      for (let d = 0; d < RADIX; d++) {
+      for (let d = p; d < p + RADIX; d++) {
         const c = count[d]!;
         count[d] = sum;
         sum += c;
       }
+    }
+    for (let pass = 0, shift = 0; pass < 3; pass++, shift += RADIX_BITS) {
+      const off = pass * RADIX;
       for (let i = 0; i < n; i++) {
         const u = src[i]!;
-        const at = count[(u >>> shift) & RADIX_MASK]!++;
+        const at = count[off + ((u >>> shift) & RADIX_MASK)]!++;
         dst[at] = u;
         dstF[at] = srcF[i]!;
       }

@@ -67,9 +67,11 @@ export function chargeStart(s: CoreState, inst: CoreInstance): void {
  * idle ones teach their function what its next start on that path will cost.
  */
 export function applySamples(s: CoreState, samples: readonly MemorySample[]): void {
-  // per function and path: sum and count of the idle measurements of this batch
-  const seen: CoreFunction[] = [];
-  const sums = new Map<CoreFunction, [number, number, number, number]>();
+  // per function and path: sum and count of the idle measurements of this batch (scratch by function index,
+  // reset after use: the simulator samples tens of thousands of times a day)
+  const seen = s.sampleSeen;
+  if (s.sampleAcc.length < 4 * s.fns.length) s.sampleAcc = new Float64Array(8 * s.fns.length);
+  const acc = s.sampleAcc;
   for (const { inst, pssMiB } of samples) {
     if (inst.state !== 'idle' && inst.state !== 'busy') continue;
     const mib = Math.ceil(Math.max(0, pssMiB));
@@ -77,20 +79,19 @@ export function applySamples(s: CoreState, samples: readonly MemorySample[]): vo
     inst.measuredMiB = mib;
     setCharge(s, inst, chargeFor(s, inst.memoryMiB, mib));
     if (inst.state !== 'idle' || inst.stale) continue;
-    let acc = sums.get(inst.f);
-    if (!acc) {
-      sums.set(inst.f, (acc = [0, 0, 0, 0]));
-      seen.push(inst.f);
-    }
-    const i = pathIndex(inst.path) * 2;
+    const base = inst.f.index * 4;
+    if (acc[base + 1] === 0 && acc[base + 3] === 0) seen.push(inst.f);
+    const i = base + pathIndex(inst.path) * 2;
     acc[i]! += Math.min(mib, inst.memoryMiB);
     acc[i + 1]!++;
   }
   for (const f of seen) {
-    const acc = sums.get(f)!;
-    if (acc[1] > 0) f.memEstimate[COLD] = Math.ceil(acc[0] / acc[1]);
-    if (acc[3] > 0) f.memEstimate[RESTORE] = Math.ceil(acc[2] / acc[3]);
+    const base = f.index * 4;
+    if (acc[base + 1]! > 0) f.memEstimate[COLD] = Math.ceil(acc[base]! / acc[base + 1]!);
+    if (acc[base + 3]! > 0) f.memEstimate[RESTORE] = Math.ceil(acc[base + 2]! / acc[base + 3]!);
+    acc[base] = acc[base + 1] = acc[base + 2] = acc[base + 3] = 0;
   }
+  seen.length = 0;
 }
 
 /** A new version of a function: what its old instances cost says nothing about the new ones. */

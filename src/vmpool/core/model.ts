@@ -388,7 +388,9 @@ export class CoreFunction {
     this.version = spec.version;
     this.snapshotBytes = spec.snapshotBytes ?? spec.memoryMiB * 1048576;
     this.share = spec.share ?? 1;
-    this.view = { name, memoryMiB: spec.memoryMiB };
+    // every cost field present from the start (undefined: not measured yet): one shape for every function's
+    // view, so the core's reads of it stay monomorphic (setCosts fills them in per-function orders)
+    this.view = { name, memoryMiB: spec.memoryMiB, coldStartMs: undefined, restoreMs: undefined, warmStartMs: undefined, runMs: undefined, restoreMsByTier: undefined, cpuShare: undefined };
   }
 
   get queued(): number {

@@ -60,13 +60,17 @@ function placementStats(s: CoreState, f: CoreFunction): PlacementStats | undefin
 function makeTierRoom(s: CoreState, tier: CoreTier, bytes: number, forFn: CoreFunction, now: number): boolean {
   if (tier.usedBytes + bytes <= tier.capacityBytes) return true;
   // a snapshot moving away still holds its place here until the move is done
-  const candidates = tier.snaps.filter((x) => x.ready && x.f !== forFn && !x.moveTo).sort((a, b) => a.lastUsed - b.lastUsed);
+  const evictable = (x: CoreSnapshot): boolean => x.ready && x.f !== forFn && !x.moveTo;
   let freeable = 0;
-  for (const x of candidates) freeable += x.bytes;
+  for (const x of tier.snaps) if (evictable(x)) freeable += x.bytes;
   if (tier.usedBytes - freeable + bytes > tier.capacityBytes) return false;
-  for (const x of candidates) {
-    if (tier.usedBytes + bytes <= tier.capacityBytes) break;
-    dropSnapshot(s, x, 'tier-full', now);
+  // least recently used first, ties in tier order (a stable sort's order); usually one or two victims, so
+  // each is found by a scan instead of sorting the tier at every placement that needs room
+  while (tier.usedBytes + bytes > tier.capacityBytes) {
+    let victim: CoreSnapshot | undefined;
+    for (const x of tier.snaps) if (evictable(x) && (victim === undefined || x.lastUsed < victim.lastUsed)) victim = x;
+    if (!victim) break;
+    dropSnapshot(s, victim, 'tier-full', now);
   }
   return true;
 }

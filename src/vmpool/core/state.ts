@@ -182,6 +182,9 @@ export class CoreState {
   coldMean = 0;
   restoreSeen = 0;
   restoreMean = 0;
+  /** applySamples' scratch: per function (index × 4) sums and counts of a batch's idle measurements, and the functions seen */
+  sampleAcc = new Float64Array(0);
+  readonly sampleSeen: CoreFunction[] = [];
 
   constructor(
     readonly cfg: CoreConfig,
