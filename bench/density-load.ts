@@ -156,9 +156,20 @@ async function prep(a: DensityLoadArgs, log: (s: string) => void): Promise<PrepR
     writeFileSync(planFile, JSON.stringify(plan));
     writeFileSync(path.join(a.work, 'spec.csv'), faasrailSpecText(rows, a.seconds));
   }
-  const plan = readPlan(a.work);
   const prepFile = path.join(a.work, 'prep.json');
   const prev: PrepResult = existsSync(prepFile) ? (JSON.parse(readFileSync(prepFile, 'utf8')) as PrepResult) : { deploySeconds: 0, snapshotSeconds: [], wallSeconds: 0, done: [], snapshotBytes: 0, loadavg: [] };
+  if (a.functions < readPlan(a.work).rows.length) {
+    // fewer functions than planned (the preparation ran out of time): the load on the first rows only, planned
+    // again with these options (the same rows keep their names, so their snapshots serve)
+    const rows = planDensityLoad(a);
+    const nominalSum = rows.reduce((s, r) => s + r.memoryMiB, 0);
+    writeFileSync(planFile, JSON.stringify({ opts: { functions: a.functions, requests: a.requests, seconds: a.seconds, skew: a.skew, seed: a.seed }, budgetMiB: a.budgetMiB ?? Math.round(nominalSum / 3), rows } satisfies Plan));
+    writeFileSync(path.join(a.work, 'spec.csv'), faasrailSpecText(rows, a.seconds));
+    const names = new Set((await loadTrace(path.join(a.work, 'spec.csv'), 'faasrail')).functions.map((f) => f.name));
+    prev.done = prev.done.filter((n) => names.has(n));
+    log(`  prep: the load planned again on ${rows.length} functions (${prev.done.length} prepared)`);
+  }
+  const plan = readPlan(a.work);
   const t0 = Date.now();
   const r = await withDaemon(phaseConfig(a.work, plan.budgetMiB, 'measured'), async (url, client) => {
     const spec = path.join(a.work, 'spec.csv');
