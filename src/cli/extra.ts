@@ -113,7 +113,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | density-load | all', 'all')
     .addHelpText(
       'after',
       `
@@ -142,6 +142,9 @@ flock /tmp/faascell-vm.lock on a shared one):
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
                   --phase-seconds, --floor-mib, --max-vms), with the simulator's prediction
+  density-load    (issue 24) a load of many small functions beyond the nominal budget, nominal vs measured
+                  accounting one after the other, and simulated; in steps (--step prep|nominal|measured|report,
+                  --work DIR: one VM-lock hold each) or all at once (--step all); docs/density.md
   all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
@@ -162,6 +165,14 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--phase-seconds <n>', 'idle-density: longest phase', (v) => parseInt(v, 10), 150)
     .option('--floor-mib <n>', 'idle-density: stop a phase when MemAvailable falls below this', (v) => parseInt(v, 10), 3072)
     .option('--max-vms <n>', 'idle-density: most VMs per phase', (v) => parseInt(v, 10), 500)
+    .option('--step <step>', 'density-load: prep | nominal | measured | report | all', 'all')
+    .option('--work <dir>', 'density-load: the work directory kept between steps', path.join(os.tmpdir(), 'fc-density-load'))
+    .option('--load-functions <n>', 'density-load: functions', (v) => parseInt(v, 10), 200)
+    .option('--load-requests <n>', 'density-load: requests over the load', (v) => parseInt(v, 10), 600)
+    .option('--load-seconds <n>', 'density-load: length of the load', (v) => parseInt(v, 10), 240)
+    .option('--load-skew <x>', 'density-load: popularity of the r-th function r^-x', Number, 0.8)
+    .option('--load-seed <n>', 'density-load: seed of the arrivals', (v) => parseInt(v, 10), 1)
+    .option('--prep-seconds <n>', 'density-load: longest preparation run (run --step prep again to go on)', (v) => parseInt(v, 10), 600)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -173,7 +184,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -328,6 +339,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## idle density\n\n' + text);
         json.idleDensity = r;
       }
+      if (which === 'density-load') {
+        const { benchDensityLoad } = await import('../../bench/density-load.js');
+        const step = o.step;
+        if (!['prep', 'nominal', 'measured', 'report', 'all'].includes(step)) throw new Error(`--step: ${step} is not prep, nominal, measured, report or all`);
+        const text = await benchDensityLoad({ step: step as 'all', work: o.work, functions: o.loadFunctions, requests: o.loadRequests, seconds: o.loadSeconds, skew: o.loadSkew, seed: o.loadSeed, budgetMiB: o.budgetMib, prepSeconds: o.prepSeconds, out: o.out });
+        if (text) {
+          console.log(text + '\n');
+          md.push('## density load\n\n' + text);
+        } else md.push(`## density load\n\nstep ${step} done (work directory ${o.work})`);
+      }
       if (which === 'idle-cap') {
         // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
         const { benchIdleCap, formatIdleCap } = await import('../../bench/idle-cap.js');
@@ -384,7 +405,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## ksm\n\n' + text);
         json.ksm = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | density-load | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);
