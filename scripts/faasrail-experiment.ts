@@ -122,7 +122,7 @@ function simPerBench(trace: Trace, decisions: Decision[], runMs: number[], warmM
       const t = of(d.fn);
       const path = d.fresh ? (startPath.get(d.inst) ?? 'cold') : 'warm';
       t[path]++;
-      t.latencies.push(d.t - arrival[d.req]! + (d.fresh ? 0 : warmMs) + runMs[fnIndex.get(d.fn)!]!);
+      t.latencies.push(d.t - arrival[d.req - 1]! /* the simulator numbers requests from 1 */ + (d.fresh ? 0 : warmMs) + runMs[fnIndex.get(d.fn)!]!);
     } else if (d.kind === 'reject') of(d.fn).failed++;
   }
   for (const f of trace.functions) {
