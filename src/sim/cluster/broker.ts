@@ -45,6 +45,7 @@ import { HANDBACK_PAUSE_MS } from '../../cluster/handback.js';
 import { createRng, type SeededRng } from '../../policies/rng.js';
 import type { RejectCode } from '../../vmpool/core/model.js';
 import { EventHeap } from '../heap.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { Deque } from './deque.js';
 import { PresenceIndex, warmChoice } from './presence.js';
 import { LoadIndex } from './load-index.js';
@@ -228,7 +229,7 @@ export class ClusterBroker {
   private readonly deferred: Array<{ k: number; req: number; reason: RejectCode }> = [];
   /** invocations in the broker's queues (shared or addressed) by id, and their deadlines (tag: the arming) */
   private readonly queuedMsgs = new Map<number, ClusterMsg>();
-  private readonly deadlines = new EventHeap();
+  private readonly deadlines = new DeadlineQueue();
   /** refused at their deadline but still in a queue */
   private stale = 0;
   private readonly deadlineMs: number;
