@@ -26,6 +26,8 @@ export interface ClusterSpeedOptions {
   pullRule?: string;
   cores?: number;
   memoryMiB?: number;
+  /** note the speed every S simulated seconds (default 60): the rate of each stretch of the day */
+  progressS?: number;
 }
 
 export interface ClusterSpeedResult {
@@ -49,7 +51,8 @@ export async function benchClusterSpeed(o: ClusterSpeedOptions): Promise<Cluster
   if (!existsSync(path.join(dir, 'invocations_per_function_md.anon.d01.csv'))) writeAzureTrace(dir, { functions, seed });
   const generateMs = performance.now() - t0;
   t0 = performance.now();
-  const day = await loadAzureTrace(dir);
+  // only its size is kept: the cells load the day themselves (no reference left, it is collected before the run)
+  const dayInvocations = (await loadAzureTrace(dir)).totalInvocations;
   const loadMs = performance.now() - t0;
   const result = await runClusterSimulateCommand({
     trace: dir,
@@ -61,12 +64,13 @@ export async function benchClusterSpeed(o: ClusterSpeedOptions): Promise<Cluster
     cores: o.cores ?? 8,
     memoryMib: o.memoryMiB ?? 32_768,
     seed,
+    progressS: o.progressS ?? 60,
     write: () => undefined,
   });
   return {
     machine: machine(),
     options: o,
-    dayInvocations: day.totalInvocations,
+    dayInvocations,
     generateMs,
     loadMs,
     result,
@@ -88,5 +92,19 @@ export function formatClusterSpeed(r: ClusterSpeedResult): string {
     `| wall | CPU (all threads) | invocations / s of wall time | invocations / s of CPU time | peak RSS | warm / restore / cold | broker rounds | heartbeats | node events |`,
     `|---|---|---|---|---|---|---|---|---|`,
     `| ${(x.wallMs / 1000).toFixed(0)} s | ${(x.cpuMs / 1000).toFixed(0)} s | ${m(r.perWallSecond)} | ${m(r.perCpuSecond)} | ${r.peakRssMiB} MiB | ${(100 * x.warmFraction).toFixed(2)} % / ${(100 * x.restoreFraction).toFixed(2)} % / ${(100 * x.coldStartFraction).toFixed(2)} % | ${x.broker.rounds.toLocaleString('en')} | ${x.broker.heartbeats.toLocaleString('en')} | ${x.nodeEvents.toLocaleString('en')} |`,
+    ...progressTable(r),
   ].join('\n');
+}
+
+/** The speed stretch by stretch: the first minutes (an empty cluster filling up) cost more than the day's steady state. */
+function progressTable(r: ClusterSpeedResult): string[] {
+  const p = r.result.progress ?? [];
+  if (p.length === 0) return [];
+  const rows = p.map((x, i) => {
+    const prev = i > 0 ? p[i - 1]! : { simulatedS: 0, accepted: 0, wallMs: 0, cpuMs: 0 };
+    const inv = x.accepted - prev.accepted;
+    const cpu = x.cpuMs - prev.cpuMs;
+    return `| ${prev.simulatedS}–${x.simulatedS} s | ${inv.toLocaleString('en')} | ${((x.wallMs - prev.wallMs) / 1000).toFixed(1)} s | ${(cpu / 1000).toFixed(1)} s | ${cpu > 0 ? ((inv * 1000) / cpu / 1000).toFixed(1) : '—'} k |`;
+  });
+  return ['', 'Stretch by stretch (invocations accepted; wall and CPU time of the whole process when the slowest cell got there):', '', '| simulated | invocations | wall | CPU | per CPU second |', '|---|---|---|---|---|', ...rows];
 }

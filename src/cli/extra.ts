@@ -46,6 +46,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--shared-snapshot-tier <name>', 'cluster: a tier of the profile every node reads: a snapshot made on one node restores on any')
     .option('--warmup-s <s>', 'cluster: invocations of the first S seconds are simulated but not counted (the cluster starts empty)')
     .option('--threads <n>', 'cluster: split the cluster into N cells of nodes and functions, one worker thread each (default 1)')
+    .option('--progress-s <s>', 'cluster: note the speed every S simulated seconds (a line on stderr; `progress` in --json)')
     .action(async (o: Record<string, string | boolean | undefined>) => {
       if (o.nodes !== undefined) {
         const { runClusterSimulateCommand } = await import('../sim/cluster/cli.js');
@@ -157,6 +158,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--functions <n>', 'bench sim --nodes: functions of the synthetic day (default 50000)', (v) => parseInt(v, 10))
     .option('--threads <n>', 'bench sim --nodes: worker threads (default 2)', (v) => parseInt(v, 10))
     .option('--minutes <n>', 'bench sim --nodes: simulate the first N minutes of the day (default all)', (v) => parseInt(v, 10))
+    .option('--progress-s <s>', 'bench sim --nodes: note the speed every S simulated seconds (default 60)', (v) => parseInt(v, 10))
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
@@ -184,7 +186,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -282,7 +284,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         // issue 23: a simulated cluster at data-centre scale
         const { benchClusterSpeed, formatClusterSpeed } = await import('../../bench/sim-cluster-speed.js');
         console.error(`bench sim --nodes ${o.nodes}: a ${o.functions ?? 50000}-function day through the cluster simulator…`);
-        const r = await benchClusterSpeed({ nodes: o.nodes, functions: o.functions, threads: o.threads, minutes: o.minutes });
+        const r = await benchClusterSpeed({ nodes: o.nodes, functions: o.functions, threads: o.threads, minutes: o.minutes, progressS: o.progressS });
         const text = formatClusterSpeed(r);
         console.log(text + '\n');
         md.push(text);

@@ -45,6 +45,7 @@ import { HANDBACK_PAUSE_MS } from '../../cluster/handback.js';
 import { createRng, type SeededRng } from '../../policies/rng.js';
 import type { RejectCode } from '../../vmpool/core/model.js';
 import { EventHeap } from '../heap.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { Deque } from './deque.js';
 import { PresenceIndex, warmChoice } from './presence.js';
 import { LoadIndex } from './load-index.js';
@@ -99,7 +100,7 @@ export interface ClusterMsg {
 export interface NodePort {
   /** the pull state now (the object may be reused) */
   state(): PullState;
-  /** functions whose instances or snapshot changed since the last call */
+  /** functions whose instances or snapshot changed since the last call (read it at once: the next call may reuse it) */
   takeDirty(): Iterable<number>;
   /** what a heartbeat reports of `fn` now: [idle, busy, starting, snapshot ? 1 : 0] */
   presence(fn: number, out: Int32Array): void;
@@ -215,7 +216,8 @@ export class ClusterBroker {
   private readonly chooser = new PlacementChooser<number>();
   /** nodes beat more often than they time out: a node that runs is live (no need to look at its heartbeat) */
   private readonly aliveIsLive: boolean;
-  private readonly load: LoadIndex;
+  /** the least-loaded baseline's order of the nodes (kept only under that routing) */
+  private readonly load: LoadIndex | undefined;
   private readonly pres = new Int32Array(4);
   private readonly isLive = (k: number): boolean => this.live(k);
   private readonly pullRule: PullRule;
@@ -227,7 +229,7 @@ export class ClusterBroker {
   private readonly deferred: Array<{ k: number; req: number; reason: RejectCode }> = [];
   /** invocations in the broker's queues (shared or addressed) by id, and their deadlines (tag: the arming) */
   private readonly queuedMsgs = new Map<number, ClusterMsg>();
-  private readonly deadlines = new EventHeap();
+  private readonly deadlines = new DeadlineQueue();
   /** refused at their deadline but still in a queue */
   private stale = 0;
   private readonly deadlineMs: number;
@@ -266,7 +268,7 @@ export class ClusterBroker {
     this.forwardEvery = forwarderEveryMs(o.localityWaitMs);
     this.scanEvery = this.forwardEvery * DEAD_SCAN_TICKS;
     this.nextScan = this.scanEvery;
-    this.load = new LoadIndex(n);
+    this.load = o.routing === 'least-loaded' ? new LoadIndex(n) : undefined;
     this.aliveIsLive = o.heartbeatMs <= o.nodeTimeoutMs;
     this.deadlineMs = o.queueDeadlineMs ?? Infinity;
     for (let k = 0; k < n; k++) {
@@ -428,7 +430,7 @@ export class ClusterBroker {
         break;
       }
       case 'least-loaded': {
-        k = this.load.best((j) => this.live(j));
+        k = this.load!.best((j) => this.live(j));
         if (k < 0) return -1;
         why = 'least-loaded';
         break;
@@ -461,7 +463,7 @@ export class ClusterBroker {
     if (o.routing !== 'locality') {
       this.counters.targetedOther++;
       this.gBooked[k]!++;
-      this.load.update(k, this.pubFree[k]! - this.gBooked[k]!, this.pubQueued[k]!);
+      this.load?.update(k, this.pubFree[k]! - this.gBooked[k]!, this.pubQueued[k]!);
     }
     this.onDecision?.({ t: this.now, kind: 'route', id: m.id, fn: fnName, ingress: o.names[m.ingress]!, to: o.names[k]!, why });
     return k;
@@ -506,7 +508,7 @@ export class ClusterBroker {
     this.pubQueued[k] = s.queued;
     this.pubFree[k] = sharedAllowance(s, this.inflight[k]!, this.o.maxInFlight, this.pullRule);
     this.gBooked[k] = 0;
-    this.load.update(k, this.pubFree[k], s.queued);
+    this.load?.update(k, this.pubFree[k], s.queued);
     this.lastBeat[k] = T;
     this.beatDue[k] = Infinity;
     this.counters.heartbeats++;

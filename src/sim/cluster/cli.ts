@@ -29,6 +29,8 @@ export interface ClusterCommandOptions extends SimulateCommandOptions {
   sharedSnapshotTier?: string;
   /** split the cluster into this many cells simulated on as many threads (parallel.ts); default 1 */
   threads?: number | string;
+  /** note the progress every S simulated seconds (the result's `progress`, and a line on stderr each time) */
+  progressS?: number | string;
   /** inside a cell's thread: which cell this is */
   cell?: { index: number; of: number };
 }
@@ -71,7 +73,10 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
   }
   const routing = (opts.routing ?? 'locality') as RoutingPolicy;
   if (!ROUTING_POLICIES.includes(routing)) throw new Error(`--routing: ${ROUTING_POLICIES.join(' | ')} (got '${opts.routing}')`);
-  const failures = parseFailures(opts.fail);
+  // a cell's own nodes fail, renumbered in the cell (node j of the cluster is node ⌊j / of⌋ of cell j mod of)
+  const all = parseFailures(opts.fail);
+  const cell = opts.cell;
+  const failures = cell ? all.filter((f) => f.node % cell.of === cell.index).map((f) => ({ ...f, node: Math.floor(f.node / cell.of) })) : all;
   const sets: ResolvedPolicySet[][] = [];
   for (let k = 0; k < nodes; k++) {
     const lives: ResolvedPolicySet[] = [];
@@ -103,7 +108,19 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     durationMs: su.durationMs,
     expand: su.expand,
     seed: su.seed,
-    failures: opts.cell ? failures.filter((f) => f.node % opts.cell!.of === opts.cell!.index).map((f) => ({ ...f, node: Math.floor(f.node / opts.cell!.of) })) : failures,
+    failures,
+    ...progressOptions(opts),
+  };
+}
+
+function progressOptions(opts: ClusterCommandOptions): Pick<ClusterSimOptions, 'progressEveryMs' | 'onProgress'> {
+  const s = num(opts.progressS, 'progress-s');
+  if (s === undefined) return {};
+  if (!(s > 0)) throw new Error(`--progress-s: a number of seconds > 0 (got ${opts.progressS})`);
+  const who = opts.cell ? `cell ${opts.cell.index + 1}/${opts.cell.of}` : 'cluster';
+  return {
+    progressEveryMs: s * 1000,
+    onProgress: (p) => void process.stderr.write(`progress ${who}: ${p.simulatedS} s simulated, ${p.accepted} invocations, wall ${(p.wallMs / 1000).toFixed(1)} s, CPU ${(p.cpuMs / 1000).toFixed(1)} s\n`),
   };
 }
 

@@ -73,6 +73,18 @@ export interface ClusterSimOptions {
    * restore cost is the profile's for that tier). Absent: snapshots stay on their node.
    */
   sharedSnapshotTier?: string;
+  /** record the progress every this many simulated ms (ClusterSimResult.progress; the speed of each stretch of the day) */
+  progressEveryMs?: number;
+  /** called at each progress mark (e.g. to print it while a long run goes on) */
+  onProgress?: (p: ClusterProgress) => void;
+}
+
+/** How far a run got: at simulated time `simulatedS`, the invocations accepted so far and the time it took. */
+export interface ClusterProgress {
+  simulatedS: number;
+  accepted: number;
+  wallMs: number;
+  cpuMs: number;
 }
 
 export interface ClusterNodeResult {
@@ -126,6 +138,8 @@ export interface ClusterSimResult {
   invocationsPerSecond: number;
   nodeEvents: number;
   perNode?: ClusterNodeResult[];
+  /** progress marks (ClusterSimOptions.progressEveryMs), summed over the cells of a parallel run */
+  progress?: ClusterProgress[];
   /** the latency histogram (merging the cells of a parallel run) */
   latency?: { buckets: number[]; count: number; sum: number; max: number };
 }
@@ -245,6 +259,8 @@ export class ClusterSimulator {
       return t;
     };
     if (o.sequence) this.seqDueAt = 0;
+    const every = o.progressEveryMs ?? Infinity;
+    let mark = every;
     let T = 0;
     for (;;) {
       const ta = nextArrival();
@@ -253,6 +269,7 @@ export class ClusterSimulator {
       if (tNext === Infinity) break;
       T = Math.max(T + roundMs, Math.ceil(tNext / roundMs) * roundMs);
       if (T > drainUntil) break;
+      for (; T >= mark; mark += every) this.noteProgress(mark, wall0, cpu0);
       this.advanceNodes(T);
       broker.begin(T);
       for (let t = nextArrival(); t <= T; t = nextArrival()) {
@@ -274,6 +291,15 @@ export class ClusterSimulator {
     const wallMs = performance.now() - wall0;
     const cpu = process.cpuUsage(cpu0);
     return this.result(simEnd, wallMs, (cpu.user + cpu.system) / 1000);
+  }
+
+  private readonly progress: ClusterProgress[] = [];
+
+  private noteProgress(at: number, wall0: number, cpu0: NodeJS.CpuUsage): void {
+    const cpu = process.cpuUsage(cpu0);
+    const p: ClusterProgress = { simulatedS: at / 1000, accepted: this.broker.counters.accepted, wallMs: performance.now() - wall0, cpuMs: (cpu.user + cpu.system) / 1000 };
+    this.progress.push(p);
+    this.o.onProgress?.(p);
   }
 
   private advanceNodes(T: number): void {
@@ -390,6 +416,7 @@ export class ClusterSimulator {
       invocationsPerSecond: wallMs > 0 ? (inv * 1000) / wallMs : 0,
       nodeEvents: events,
       perNode: this.o.perNode ? perNode : undefined,
+      progress: this.o.progressEveryMs !== undefined ? this.progress : undefined,
       latency: { buckets: this.hist.buckets(), count: this.hist.count, sum: this.hist.sum, max: this.hist.max },
     };
   }

@@ -16,6 +16,8 @@ export class SimClusterNode implements NodePort {
   private readonly queuedFn = new Map<number, number>();
   private readonly reqFn = new Map<number, number>();
   private dirty = new Set<number>();
+  /** the set takeDirty() returned last time, emptied and reused (a heartbeat reads it at once) */
+  private spareDirty = new Set<number>();
   private readonly st: PullState = { idle: 0, busy: 0, starting: 0, startSlots: 0, queued: 0 };
   /** memory held by instances × time (MiB·ms), of this node's lives */
   memoryTime = 0;
@@ -101,7 +103,9 @@ export class SimClusterNode implements NodePort {
 
   takeDirty(): Iterable<number> {
     const d = this.dirty;
-    this.dirty = new Set();
+    this.spareDirty.clear();
+    this.dirty = this.spareDirty;
+    this.spareDirty = d;
     return d;
   }
 
@@ -139,7 +143,7 @@ export class SimClusterNode implements NodePort {
     this.queued = 0;
     this.queuedFn.clear();
     this.reqFn.clear();
-    this.dirty = new Set();
+    this.dirty.clear();
   }
 
   restart(now: number): void {

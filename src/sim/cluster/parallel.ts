@@ -13,7 +13,7 @@ import { subsetTrace } from '../../traces/transform.js';
 import type { Trace } from '../../traces/types.js';
 import { hashName } from './broker.js';
 import type { ClusterCommandOptions } from './cli.js';
-import type { ClusterSimResult } from './cluster.js';
+import type { ClusterProgress, ClusterSimResult } from './cluster.js';
 
 /** The functions of cell `index` of `of`: those whose name hashes to it. */
 export function cellTrace(t: Trace, index: number, of: number): Trace {
@@ -105,6 +105,23 @@ export function mergeCells(parts: ClusterSimResult[]): ClusterSimResult {
     cpuMs: sum((r) => r.cpuMs),
     invocationsPerSecond: 0,
     nodeEvents: sum((r) => r.nodeEvents),
+    progress: mergeProgress(parts),
     latency: { buckets: hist.buckets(), count: hist.count, sum: hist.sum, max: hist.max },
   };
+}
+
+/**
+ * The cells' progress marks, mark by mark: invocations add up; wall and CPU time are the
+ * slowest cell's (a worker's process.cpuUsage() counts the whole process, every thread).
+ */
+function mergeProgress(parts: ClusterSimResult[]): ClusterProgress[] | undefined {
+  const lists = parts.map((r) => r.progress);
+  if (lists.some((l) => l === undefined)) return undefined;
+  const n = Math.min(...lists.map((l) => l!.length));
+  return Array.from({ length: n }, (_, i) => ({
+    simulatedS: lists[0]![i]!.simulatedS,
+    accepted: lists.reduce((a, l) => a + l![i]!.accepted, 0),
+    wallMs: Math.max(...lists.map((l) => l![i]!.wallMs)),
+    cpuMs: Math.max(...lists.map((l) => l![i]!.cpuMs)),
+  }));
 }
