@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fixture, machine, spawnDaemon, type DaemonProcess } from './common.js';
+import { probeHealth } from './load-lib.js';
 
 interface Args {
   rounds: number;
@@ -76,24 +77,7 @@ async function phase(a: Args, round: number, variant: Variant): Promise<Phase> {
   try {
     await d.client.deploy('burn', fixture('cpu-burn.js'), { codeKind: 'js', maxInstances: 6, memoryMiB: 128, timeoutMs: 60_000 });
     const st = await d.client.call<{ limits?: { daemonCgroup?: { path: string } | null } }>('GET', '/v1/status');
-    // the probe, from this process
-    const healthz: number[] = [];
-    let healthzFailed = 0;
-    let probing = true;
-    const probe = (async () => {
-      while (probing) {
-        const t0 = performance.now();
-        try {
-          const r = await fetch(`${d.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
-          await r.text();
-          if (r.ok) healthz.push(performance.now() - t0);
-          else healthzFailed++;
-        } catch {
-          healthzFailed++;
-        }
-        await sleep(200);
-      }
-    })();
+    const probe = probeHealth(d.url, 200);
     await scrapeLag(d.url); // resets the daemon's event-loop histogram: what follows is the overload's
     const n = Math.round(a.rate * a.seconds);
     const answers: Array<Promise<number>> = [];
@@ -113,8 +97,9 @@ async function phase(a: Args, round: number, variant: Variant): Promise<Phase> {
     }
     const eld = await scrapeLag(d.url); // the overload window's delay (before the tail drains)
     const statuses = await Promise.all(answers);
-    probing = false;
-    await probe;
+    const probes = await probe.stop();
+    const healthz = probes.filter((h) => h.status === 200).map((h) => h.ms);
+    const healthzFailed = probes.length - healthz.length;
     return {
       round,
       variant,
