@@ -68,12 +68,20 @@ async function scrapeLag(url: string): Promise<{ p50: number; p99: number; max: 
   return { p50: get('nodejs_eventloop_lag_p50_seconds'), p99: get('nodejs_eventloop_lag_p99_seconds'), max: get('nodejs_eventloop_lag_max_seconds') };
 }
 
-async function phase(a: Args, round: number, variant: Variant): Promise<Phase> {
-  const d: DaemonProcess = await spawnDaemon(`cpuw-${variant}`, {
-    node: { memoryBudgetMiB: 2048 },
-    admission: { maxQueueDelayMs: 15_000 },
-    limits: { daemonCpuWeight: variant },
+/** The daemon of the phase under way: stopped if this benchmark is stopped (no daemon or VM outlives it). */
+let current: DaemonProcess | undefined;
+for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(sig, () => {
+    void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
   });
+}
+
+async function phase(a: Args, round: number, variant: Variant): Promise<Phase> {
+  const d: DaemonProcess = (current = await spawnDaemon(`cpuw-${variant}`, {
+    node: { memoryBudgetMiB: 2048 },
+    admission: { maxQueueDelayMs: 10_000 },
+    limits: { daemonCpuWeight: variant },
+  }));
   try {
     await d.client.deploy('burn', fixture('cpu-burn.js'), { codeKind: 'js', maxInstances: 6, memoryMiB: 128, timeoutMs: 60_000 });
     const st = await d.client.call<{ limits?: { daemonCgroup?: { path: string } | null } }>('GET', '/v1/status');
@@ -115,6 +123,7 @@ async function phase(a: Args, round: number, variant: Variant): Promise<Phase> {
       daemonCgroup: st.limits?.daemonCgroup?.path ?? '(none: the daemon stays in its cgroup)',
     };
   } finally {
+    current = undefined;
     await d.stop();
   }
 }
@@ -132,9 +141,14 @@ async function main(): Promise<void> {
     for (const v of order) {
       const p = await phase(a, r, v);
       phases.push(p);
+      report(a, phases, started, load0);
       process.stderr.write(`round ${r} ${v}: healthz p50 ${f1(q(p.healthz, 50))} p99 ${f1(q(p.healthz, 99))} ms, event loop p99 ${f1(p.eld.p99)} max ${f1(p.eld.max)} ms, ok ${p.ok}/${p.sent}, load ${p.load.toFixed(2)}\n`);
     }
   }
+  process.stdout.write(report(a, phases, started, load0));
+}
+
+function report(a: Args, phases: Phase[], started: string, load0: number[]): string {
   const rows = phases.map(
     (p) =>
       `| ${p.round} | ${p.variant === 'off' ? 'off' : `${p.variant}`} | ${f1(q(p.healthz, 50))} / ${f1(q(p.healthz, 99))} / ${f1(Math.max(...p.healthz))} (${p.healthzFailed}) | ${f1(p.eld.p50)} / ${f1(p.eld.p99)} / ${f1(p.eld.max)} | ${p.sent} | ${p.ok} | ${p.refused} | ${p.other} | ${p.unanswered} | ${p.load.toFixed(2)} |`,
@@ -153,7 +167,7 @@ async function main(): Promise<void> {
     '',
     `Machine: ${JSON.stringify(m)}; load average at the start ${load0.map((x) => x.toFixed(2)).join(' / ')}. **Shared and loaded**: other agents' daemons, VMs and builds ran beside this benchmark (the load column is the 1-min load average at the end of each phase).`,
     '',
-    `Each phase: a fresh daemon process (limits.daemonCpuWeight as in the column; 'off': the daemon stays in its cgroup), \`cpu-burn\` (maxInstances 6, 128 MiB) offered open-loop at ${a.rate}/s for ${a.seconds} s (${Math.round(a.rate * a.seconds)} requests, admission.maxQueueDelayMs 15 s), GET /healthz every 200 ms from the benchmark process, the daemon's event-loop delay from its /metrics (prom-client's monitorEventLoopDelay over the offered window).`,
+    `Each phase: a fresh daemon process (limits.daemonCpuWeight as in the column; 'off': the daemon stays in its cgroup), \`cpu-burn\` (maxInstances 6, 128 MiB) offered open-loop at ${a.rate}/s for ${a.seconds} s (${Math.round(a.rate * a.seconds)} requests, admission.maxQueueDelayMs 10 s), GET /healthz every 200 ms from the benchmark process, the daemon's event-loop delay from its /metrics (prom-client's monitorEventLoopDelay over the offered window).`,
     '',
     '| round | daemonCpuWeight | /healthz p50 / p99 / max ms (failed) | event-loop delay p50 / p99 / max ms | sent | 200 | refused (429/503) | other errors | unanswered | load |',
     '|---|---|---|---|---|---|---|---|---|---|',
@@ -164,8 +178,9 @@ async function main(): Promise<void> {
     `The daemon's cgroup with the weight: ${phases.find((p) => p.variant !== 'off')?.daemonCgroup ?? '?'}`,
     '',
   ].join('\n');
+  // rewritten after every phase: a benchmark stopped midway leaves the phases it finished
   writeFileSync(a.out, md);
-  process.stdout.write(md);
+  return md;
 }
 
 main().catch((err: unknown) => {
