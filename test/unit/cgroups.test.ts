@@ -193,6 +193,13 @@ void test('the daemon beside its VMs (issue 18): its own cpu cgroup with a large
     assert.equal(fs.readFileSync(path.join(d2.dir, 'cpu.weight'), 'utf8'), '500');
     assert.equal(fs.readFileSync(path.join(parent, 'cgroup.subtree_control'), 'utf8'), '+cpu');
     assert.equal(d2.origin, parent);
+    // the parent cannot enable cpu for its children (v2: it still holds processes): back where it came from (on the
+    // kernel's tree the then empty directory is removed too; a fake tree keeps its files, so it stays here)
+    const v2b = new CgroupManager(detectCgroups({ mountinfo: V2_MOUNTINFO, procSelfCgroup: '0::/busy\n', v2Controllers: () => 'cpu memory pids', prefer: 'auto' }), 'faascell-b', S, root);
+    const busy = path.join(root, '/sys/fs/cgroup/busy');
+    fs.mkdirSync(path.join(busy, 'cgroup.subtree_control'), { recursive: true }); // a write to it fails
+    assert.throws(() => v2b.placeDaemon(1000, '0::/busy\n', 88), /cannot enable the cpu controller/);
+    assert.equal(fs.readFileSync(path.join(busy, 'cgroup.procs'), 'utf8'), '88');
     // no cpu controller: nothing to place
     const none = new CgroupManager(detectCgroups({ mountinfo: V2_MOUNTINFO, procSelfCgroup: V2_SELF, v2Controllers: () => 'memory', prefer: 'v2' }), 'faascell-z', S, root);
     assert.equal(none.placeDaemon(1000, V2_SELF, 1), undefined);

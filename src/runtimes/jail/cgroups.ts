@@ -462,9 +462,20 @@ export class CgroupManager {
     };
     fs.mkdirSync(dir, { recursive: true });
     write(path.join(dir, 'cgroup.procs'), String(pid));
-    if (p.version === 'v2') this.enableV2(parentDir, 'cpu');
-    const wf = daemonWeightFile(p.version, weight);
-    write(path.join(dir, wf.file), wf.value);
+    try {
+      if (p.version === 'v2') this.enableV2(parentDir, 'cpu');
+      const wf = daemonWeightFile(p.version, weight);
+      write(path.join(dir, wf.file), wf.value);
+    } catch (e) {
+      // not placed after all: back where it was, nothing left behind
+      try {
+        fs.writeFileSync(path.join(origin, 'cgroup.procs'), String(pid));
+        fs.rmdirSync(dir);
+      } catch {
+        // the next start reuses the directory
+      }
+      throw e;
+    }
     return { dir, origin, weight };
   }
 
