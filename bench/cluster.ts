@@ -7,17 +7,12 @@
 //   2. throughput of three nodes versus one on a CPU-bound function;
 //   3. locality: the share of warm / restore / cold starts in a cluster run with
 //      locality on and off (same seeded workload).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Client } from '../src/cli/client.js';
 import { ClusterClient } from '../src/cluster/client.js';
 import type { ClusterStatus } from '../src/cluster/index.js';
 import { createRng } from '../src/policies/rng.js';
 import { startNatsServer, type NatsServer } from '../test/cluster-helpers/nats-server.js';
-import { fixture, machine, ms, ROOT, summarize, table, type Summary } from './common.js';
-import { removeTierDir } from '../src/snapshots/tier-gc.js';
+import { fixture, machine, ms, spawnDaemon, summarize, table, type DaemonProcess, type Summary } from './common.js';
 
 export interface ClusterBenchOptions {
   warmRuns: number;
@@ -46,62 +41,6 @@ export interface LocalityRun {
   /** seconds of wall time for the sequence */
   wallSeconds: number;
   calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number }>;
-}
-
-interface Proc {
-  url: string;
-  client: Client;
-  proc: ChildProcess;
-  dir: string;
-  stop(): Promise<void>;
-}
-
-async function daemon(name: string, config: Record<string, unknown>): Promise<Proc> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `fc-bench-cluster-${name}-`));
-  const shm = `/dev/shm/fc-bench-${path.basename(dir)}`;
-  const cfg = {
-    stateDir: path.join(dir, 'state'),
-    api: { port: 0 },
-    log: { level: 'warn' },
-    snapshots: { tiers: [{ name: 'shm', path: shm, latencyRank: 0, capacityMiB: 8192 }] },
-    ...config,
-  };
-  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const t = setTimeout(() => reject(new Error(`daemon ${name} did not start: ${err}`)), 120_000);
-    proc.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    proc.once('exit', (c) => {
-      clearTimeout(t);
-      reject(new Error(`daemon ${name} exited ${c}: ${err}`));
-    });
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  return {
-    url,
-    client: new Client({ url }),
-    proc,
-    dir,
-    async stop() {
-      proc.kill('SIGTERM');
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
-      clearTimeout(timer);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      removeTierDir(shm);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
@@ -146,8 +85,8 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
   // ---- 1. warm: straight HTTP vs through the broker -------------------------------
   if (want.has('warm')) {
     const nats = await startNatsServer();
-    const straight = await daemon('straight', {});
-    const member = await daemon('member', clusterCfg(nats, 'solo'));
+    const straight = await spawnDaemon('straight', {});
+    const member = await spawnDaemon('member', clusterCfg(nats, 'solo'));
     const client = await ClusterClient.connect({ nats: nats.url });
     try {
       for (const d of [straight, member]) await d.client.deploy('hello', fixture('hello.js'), { codeKind: 'js', maxInstances: 2 });
@@ -191,10 +130,10 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
     const iterations = 3e6;
     const run = async (nodes: number): Promise<{ wallMs: number; byNode: Record<string, number>; runMs: number[] }> => {
       const nats = await startNatsServer();
-      const ds: Proc[] = [];
+      const ds: DaemonProcess[] = [];
       const client = await ClusterClient.connect({ nats: nats.url });
       try {
-        for (let i = 0; i < nodes; i++) ds.push(await daemon(`cpu${i}`, { ...clusterCfg(nats, `cpu${i}`), admission: { maxConcurrentStarts: 1 } }));
+        for (let i = 0; i < nodes; i++) ds.push(await spawnDaemon(`cpu${i}`, { ...clusterCfg(nats, `cpu${i}`), admission: { maxConcurrentStarts: 1 } }));
         await waitUp(ds[0]!.client, nodes);
         await ds[0]!.client.deploy('burn', fixture('cpu-burn.js'), { codeKind: 'js', maxInstances: 2, timeoutMs: 120_000 });
         // every node gets its instances before the clock starts: addressed warm-up calls
@@ -233,9 +172,9 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
   res.locality = {} as ClusterBenchResult['locality'];
   for (const locality of want.has('locality') ? [true, false] : []) {
     const nats = await startNatsServer();
-    const ds: Proc[] = [];
+    const ds: DaemonProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) ds.push(await daemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality }), node: { memoryBudgetMiB: 768 }, admission: { maxConcurrentStarts: 1 } }));
+      for (let i = 0; i < 3; i++) ds.push(await spawnDaemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality }), node: { memoryBudgetMiB: 768 }, admission: { maxConcurrentStarts: 1 } }));
       await waitUp(ds[0]!.client, 3);
       const fns = ['fa', 'fb', 'fc', 'fd'];
       for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });

@@ -2,8 +2,8 @@
 // a private state directory, and tables. Benchmarks print ratios measured side
 // by side in one run; the machine is shared and noisy, so every figure is a
 // median and a p99 over repeated runs.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '../src/cli/client.js';
@@ -78,6 +78,63 @@ export async function benchDaemon(config: Record<string, unknown> = {}): Promise
     async close() {
       await d.stop();
       for (const t of cfg.snapshots.tiers ?? []) removeTierDir(t.path);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A daemon in a process of its own (the benchmarks of several daemons, or of the daemon's own process). */
+export interface DaemonProcess {
+  url: string;
+  client: Client;
+  proc: ChildProcess;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+export async function spawnDaemon(name: string, config: Record<string, unknown>): Promise<DaemonProcess> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `fc-bench-${name}-`));
+  const shm = `/dev/shm/fc-bench-${path.basename(dir)}`;
+  const cfg = {
+    stateDir: path.join(dir, 'state'),
+    api: { port: 0 },
+    log: { level: 'warn' },
+    snapshots: { tiers: [{ name: 'shm', path: shm, latencyRank: 0, capacityMiB: 8192 }] },
+    ...config,
+  };
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`daemon ${name} did not start: ${err}`)), 120_000);
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(m[1]!);
+      }
+    });
+    proc.once('exit', (c) => {
+      clearTimeout(t);
+      reject(new Error(`daemon ${name} exited ${c}: ${err}`));
+    });
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    url,
+    client: new Client({ url }),
+    proc,
+    dir,
+    async stop() {
+      proc.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 30_000)))]);
+      clearTimeout(timer);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      removeTierDir(shm);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -147,3 +147,35 @@ export function waterFill(demand: number[], capacity: number): number[] {
   }
   return out;
 }
+
+/** One GET /healthz: its status (0: no answer within 10 s) and client-side latency. */
+export interface HealthProbe {
+  status: number;
+  ms: number;
+}
+
+/** GET `url`/healthz from this process every `everyMs` until stopped (the HTTP server's answers under load). */
+export function probeHealth(url: string, everyMs: number): { stop(): Promise<HealthProbe[]> } {
+  const out: HealthProbe[] = [];
+  let probing = true;
+  const loop = (async () => {
+    while (probing) {
+      const t0 = performance.now();
+      try {
+        const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(10_000) });
+        await r.text();
+        out.push({ status: r.status, ms: performance.now() - t0 });
+      } catch {
+        out.push({ status: 0, ms: performance.now() - t0 });
+      }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      probing = false;
+      await loop;
+      return out;
+    },
+  };
+}

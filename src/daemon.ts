@@ -238,7 +238,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   const startedAt = Date.now();
   // issue 13: in a cluster the APIs hand invocations to the broker (src/cluster/ingress.ts), not the local Dispatcher
   let httpUrl = '';
-  const member = cluster?.attach({ system, pool, dispatcher, perf, snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
+  const member = cluster?.attach({ system, pool, dispatcher, perf: withActivationHook(perf, telemetry.onActivation), snapshots, runtime: driver.name, accelerator, version: VERSION, startedAt, url: () => httpUrl });
   // issue 22: the OpenWhisk Source's invoker (sequences, triggers) and its alarm source (a Source of the daemon)
   const openwhisk = owEntities
     ? new OpenWhiskService({

@@ -30,12 +30,14 @@ export const clusterConfigSchema = z
       })
       .strict()
       .default({}),
-    /** JetStream buckets: function definitions (KV), code archives (object store), node heartbeats (KV). */
+    /** JetStream buckets: function definitions (KV), code archives (object store), node heartbeats (KV), invocation claims (KV). */
     buckets: z
       .object({
         functions: z.string().regex(/^[A-Za-z0-9_-]+$/).default('faascell-functions'),
         code: z.string().regex(/^[A-Za-z0-9_-]+$/).default('faascell-code'),
         nodes: z.string().regex(/^[A-Za-z0-9_-]+$/).default('faascell-nodes'),
+        /** issue 18: who answers each invocation (a node that took it, or its ingress at the queue deadline): src/cluster/claims.ts */
+        claims: z.string().regex(/^[A-Za-z0-9_-]+$/).default('faascell-claims'),
       })
       .strict()
       .default({}),

@@ -21,6 +21,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from '../core/logger.js';
 import { natsServers, type ClusterConfig } from './config.js';
+import { CLAIM_TTL_MS } from './claims.js';
 import { invokeSubjects, nodeConsumer, nodeSubject, outcomeConsumer, outcomeSubject, outcomeSubjects, SHARED_CONSUMER, sharedSubject, type Names } from './subjects.js';
 
 export interface Broker {
@@ -160,27 +161,37 @@ export interface Buckets {
   functions: KV;
   code: ObjectStore;
   nodes: KV;
+  /** issue 18: invocation claims (src/cluster/claims.ts) */
+  claims: KV;
+}
+
+async function openKv(b: Broker, name: string, opts: Record<string, unknown>): Promise<KV> {
+  const kvm = new Kvm(b.nc);
+  try {
+    return await kvm.create(name, { replicas: b.cfg.replicas, storage: StorageType.File, ...opts });
+  } catch {
+    return kvm.open(name);
+  }
+}
+
+/** issue 18: one key per invocation a node took or its requester refused at the queue deadline; short-lived (requesters open it too). */
+export function openClaims(b: Broker): Promise<KV> {
+  return openKv(b, b.cfg.buckets.claims, { history: 1, ttl: CLAIM_TTL_MS });
 }
 
 export async function openBuckets(b: Broker): Promise<Buckets> {
-  const kvm = new Kvm(b.nc);
   const objm = new Objm(b.nc);
   const { buckets, replicas } = b.cfg;
-  const kv = async (name: string, opts: Record<string, unknown>): Promise<KV> => {
-    try {
-      return await kvm.create(name, { replicas, storage: StorageType.File, ...opts });
-    } catch {
-      return kvm.open(name);
-    }
-  };
+  const kv = (name: string, opts: Record<string, unknown>): Promise<KV> => openKv(b, name, opts);
   const functions = await kv(buckets.functions, { history: 5 });
   // a node's heartbeat is its key; one gone for an hour is forgotten
   const nodes = await kv(buckets.nodes, { history: 1, ttl: 3_600_000 });
+  const claims = await openClaims(b);
   let code: ObjectStore;
   try {
     code = await objm.create(buckets.code, { replicas, storage: StorageType.File });
   } catch {
     code = await objm.open(buckets.code);
   }
-  return { functions, code, nodes };
+  return { functions, code, nodes, claims };
 }

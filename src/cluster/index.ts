@@ -27,6 +27,8 @@ import { lookupActivation, serveLookups } from './lookup.js';
 import { emptyCounters, isLive, presenceOf, type BrokerCounters, type NodeStatus } from './node-status.js';
 import { Heartbeat, NodeDirectory } from './nodes.js';
 import { OutcomeCollector } from './outcomes.js';
+import { Claims } from './claims.js';
+import { SCHED_DEFAULTS } from '../config/schema.js';
 import { RegistrySync } from './registry-sync.js';
 import { EntitySync } from './entity-sync.js';
 import type { OwEntities } from '../sources/openwhisk/entities.js';
@@ -60,6 +62,7 @@ export class ClusterMember {
   readonly book = new LocalityBook();
   readonly directory: NodeDirectory;
   readonly outcomes: OutcomeCollector;
+  readonly claims: Claims;
   private source: BrokerSource | undefined;
   private heartbeat: Heartbeat | undefined;
   private lookups: { unsubscribe(): void } | undefined;
@@ -74,7 +77,10 @@ export class ClusterMember {
     private readonly log: Logger,
     /** issue 22: OpenWhisk's packages, sequences, triggers, rules and alarms, cluster-wide */
     private readonly entitySync?: EntitySync,
+    /** issue 18: admission.maxQueueDelayMs, the broker's queue deadline too */
+    private readonly maxQueueDelayMs: number = SCHED_DEFAULTS.maxQueueDelayMs,
   ) {
+    this.claims = new Claims(buckets.claims);
     this.directory = new NodeDirectory(buckets.nodes, log, () => broker.nc.isClosed(), (n) => this.book.heartbeat(n));
     this.outcomes = new OutcomeCollector(broker, node);
   }
@@ -84,6 +90,8 @@ export class ClusterMember {
     this.attached = a;
     this.sync.attach((fn, def) => a.pool.tell({ kind: 'functionChanged', fn, def }));
     const poolStatus = (): Promise<PoolStatus> => a.pool.ask<PoolStatus>((reply) => ({ kind: 'status', reply }), 10_000);
+    // issue 18: refusals at the queue deadline this node answered itself are stored like any record
+    const record = (rec: ActivationRecord): void => a.perf.tell({ kind: 'activation', record: rec });
     const source = new BrokerSource({
       broker: this.broker,
       node: this.node,
@@ -93,11 +101,26 @@ export class ClusterMember {
       directory: this.directory,
       counters: this.counters,
       poke: () => this.heartbeat?.poke(),
+      claims: this.claims,
+      maxQueueDelayMs: this.maxQueueDelayMs,
+      record,
     });
     this.source = source;
     const ingress = a.system.spawn<DispatcherMsg>(
       'cluster-ingress',
-      new ClusterIngress({ broker: this.broker, node: this.node, registry: this.registry, outcomes: this.outcomes, directory: this.directory, book: this.book, counters: this.counters, runtime: a.runtime }),
+      new ClusterIngress({
+        broker: this.broker,
+        node: this.node,
+        registry: this.registry,
+        outcomes: this.outcomes,
+        directory: this.directory,
+        book: this.book,
+        counters: this.counters,
+        runtime: a.runtime,
+        claims: this.claims,
+        maxQueueDelayMs: this.maxQueueDelayMs,
+        record,
+      }),
     );
     this.heartbeat = new Heartbeat(this.buckets.nodes, this.node, () => this.makeStatus(a, poolStatus), this.broker.cfg.heartbeatMs, this.log);
     const wrapper: Source = {
@@ -222,7 +245,7 @@ export async function joinCluster(o: { cfg: Config; registry: Registry; entities
     await sync.start();
     const entitySync = o.entities ? new EntitySync(buckets.functions, o.entities, log, () => broker.nc.isClosed()) : undefined;
     await entitySync?.start();
-    const member = new ClusterMember(node, broker, buckets, sync, o.registry, log, entitySync);
+    const member = new ClusterMember(node, broker, buckets, sync, o.registry, log, entitySync, o.cfg.admission.maxQueueDelayMs);
     await member.directory.start();
     return member;
   } catch (err) {

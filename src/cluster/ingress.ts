@@ -3,7 +3,9 @@
 // where the invocation goes first (locality), publishes it into the work queue, and
 // delivers the outcome that comes back (from whichever node ran it) to the
 // request's Sink. The activation id is fixed here, before publishing: every run of
-// the invocation, on any node, has this id.
+// the invocation, on any node, has this id. It also holds the invocation's queue
+// deadline (issue 18, src/cluster/deadline.ts): if no node claimed it by then, it
+// claims it `expired` and answers 503 queue_timeout itself.
 
 import { randomUUID } from 'node:crypto';
 import { Actor, errText } from '../core/actor.js';
@@ -13,7 +15,9 @@ import type { DispatcherMsg, InvocationRequest } from '../dispatcher/dispatcher.
 import type { ActivationRecord } from '../perf/activation.js';
 import type { Registry } from '../registry/registry.js';
 import type { RuntimeName } from '../runtimes/types.js';
+import { holdDeadline, type Claims } from './claims.js';
 import type { Broker } from './connection.js';
+import { deadlineMessage, deadlineRetryAfterMs, queueDeadline } from './deadline.js';
 import type { LocalityBook } from './locality.js';
 import { encode, resultOf, type InvocationMessage } from './messages.js';
 import type { BrokerCounters } from './node-status.js';
@@ -31,6 +35,12 @@ export interface IngressDeps {
   book: LocalityBook;
   counters: BrokerCounters;
   runtime: RuntimeName;
+  /** issue 18: who answers each invocation */
+  claims: Claims;
+  /** issue 18: admission.maxQueueDelayMs: what waits in the cluster's queues longer is refused */
+  maxQueueDelayMs: number;
+  /** issue 18: store a record this node answered itself (a refusal at the queue deadline) */
+  record?: (rec: ActivationRecord) => void;
 }
 
 /** How long an invocation may take to be stored in the work queue (NATS restarting) before it is refused. */
@@ -62,13 +72,15 @@ export class ClusterIngress extends Actor<DispatcherMsg> {
       ...(place.kind === 'node' ? { target: place.node } : {}),
       redeliveries: 0,
       handbacks: 0,
+      maxQueueDelayMs: d.maxQueueDelayMs,
     };
     const waitMs = def.timeoutMs + d.broker.cfg.outcomeTimeoutMs;
     const outcome = d.outcomes.expect(id, waitMs);
     const subject = place.kind === 'node' ? nodeSubject(d.broker.names, place.node) : sharedSubject(d.broker.names);
     const end = Date.now() + PUBLISH_DEADLINE_MS;
+    let seq: number;
     try {
-      await publishStored(d.broker.js, subject, encode(msg), id, () => Date.now() < end);
+      seq = (await publishStored(d.broker.js, subject, encode(msg), id, () => Date.now() < end)).seq;
     } catch (err) {
       d.outcomes.cancel(id);
       return this.fail(req, id, { kind: 'rejected', reason: 'shutting_down', message: `the cluster's work queue is unreachable (NATS: ${(err as Error).message}); try again` });
@@ -79,7 +91,20 @@ export class ClusterIngress extends Actor<DispatcherMsg> {
       d.counters.targeted++;
       d.book.book(place.node, req.fn, now);
     }
-    const o = await outcome;
+    const deadline = queueDeadline(req.receivedAt, d.maxQueueDelayMs);
+    const held = holdDeadline(d.claims, id, d.node, deadline, (err) => this.log.warn('cluster: queue deadline not enforced (claims unreachable)', { id, err: errText(err) }));
+    const o = await Promise.race([outcome, held.expired]);
+    held.cancel();
+    if (o === 'expired') {
+      d.outcomes.cancel(id);
+      d.counters.expired++;
+      // nobody will pull it now (a puller finds the claim and drops it): out of the queue at once, if it is still there
+      d.broker.jsm.streams.deleteMessage(d.broker.names.invokeStream, seq, false).catch(() => undefined);
+      const cluster = { requester: d.node, acceptedAt: req.receivedAt, via: place.kind === 'node' ? ('addressed' as const) : ('shared' as const), redeliveries: 0, handbacks: 0, expired: 'ingress' as const };
+      const rec = this.answer(req, id, { kind: 'rejected', reason: 'queue_timeout', message: deadlineMessage(req.fn, d.maxQueueDelayMs, 'ingress'), retryAfterMs: deadlineRetryAfterMs(d.maxQueueDelayMs) }, { node: d.node, cluster });
+      d.record?.(rec);
+      return;
+    }
     if (!o) {
       return this.fail(req, id, { kind: 'timeout', phase: 'run', limitMs: waitMs, message: `no outcome from the cluster within ${waitMs} ms (the function's timeout + cluster.outcomeTimeoutMs); look it up later by its activation id ${id}` });
     }
@@ -87,6 +112,11 @@ export class ClusterIngress extends Actor<DispatcherMsg> {
   }
 
   private fail(req: InvocationRequest, id: string, failure: Failure): void {
+    this.answer(req, id, failure);
+  }
+
+  /** Answer the request with a failure; its record. */
+  private answer(req: InvocationRequest, id: string, failure: Failure, extra: Pick<ActivationRecord, 'node' | 'cluster'> = {}): ActivationRecord {
     const now = Date.now();
     const e: FaasError = toFaasError(failure);
     const rec: ActivationRecord = {
@@ -100,7 +130,9 @@ export class ClusterIngress extends Actor<DispatcherMsg> {
       totalMs: Math.round((now - req.receivedAt) * 100) / 100,
       logs: [],
       error: { code: e.code, message: e.message },
+      ...extra,
     };
     req.sink.deliver({ activation: rec, error: e, failure });
+    return rec;
   }
 }

@@ -26,6 +26,13 @@ export interface InvocationMessage {
   handbacks: number;
   /** the node whose addressed queue it was moved out of (busy or down) */
   forwardedFrom?: string;
+  /**
+   * issue 18: when this copy entered the queues if not at `receivedAt` (a dead node's invocation rescued from its
+   * addressed queue waits again from then): the queue deadline counts from here (src/cluster/deadline.ts)
+   */
+  queuedAt?: number;
+  /** issue 18: the requester's admission.maxQueueDelayMs (absent: the pulling node's) */
+  maxQueueDelayMs?: number;
 }
 
 export interface OutcomeMessage {
@@ -96,7 +103,15 @@ export function decodeInvocation(data: Uint8Array): InvocationMessage {
     redeliveries: count('redeliveries'),
     handbacks: count('handbacks'),
     forwardedFrom: typeof m.forwardedFrom === 'string' ? m.forwardedFrom : undefined,
+    queuedAt: optionalTime(m.queuedAt, 'queuedAt', bad),
+    maxQueueDelayMs: optionalTime(m.maxQueueDelayMs, 'maxQueueDelayMs', bad),
   };
+}
+
+function optionalTime(v: unknown, field: string, bad: (field: string, why: string) => never): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) bad(field, 'must be milliseconds');
+  return v;
 }
 
 export function decodeOutcome(data: Uint8Array): OutcomeMessage {

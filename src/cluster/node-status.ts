@@ -53,10 +53,12 @@ export interface BrokerCounters {
   accepted: number;
   /** of those, sent to a node chosen for locality */
   targeted: number;
+  /** issue 18: refused at the broker's queue deadline by this node (as the ingress nobody took it from, or as a node that pulled it too late) */
+  expired: number;
 }
 
 export function emptyCounters(): BrokerCounters {
-  return { pulled: 0, answered: 0, redelivered: 0, handedBack: 0, forwarded: 0, accepted: 0, targeted: 0 };
+  return { pulled: 0, answered: 0, redelivered: 0, handedBack: 0, forwarded: 0, accepted: 0, targeted: 0, expired: 0 };
 }
 
 export interface SnapshotLike {

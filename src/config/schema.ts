@@ -27,6 +27,9 @@ export const TOKEN_MIN_LENGTH = 16;
  * Defaults of the scheduling knobs, shared by the daemon's schema and the
  * simulator (so `faascell simulate` without --config models a default node).
  */
+/** limits.daemonCpuWeight's default (issue 18): measured in bench/runs/2026-12-07-daemon-cpu-weight-s5.md. */
+export const DAEMON_CPU_WEIGHT = 1000;
+
 export const SCHED_DEFAULTS = {
   lowWatermark: 0.8,
   highWatermark: 0.95,
@@ -310,6 +313,12 @@ export const configSchema = z
         tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(32),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
+        /**
+         * issue 18: CPU weight of the daemon process itself, in a cgroup of its own beside its VMs' group (whose VMs
+         * together weigh one default share, 100): under overload its HTTP server and event loop keep their turns.
+         * 'off': the daemon stays in its cgroup. Needs a cpu cgroup controller (docs/reliability.md).
+         */
+        daemonCpuWeight: z.union([z.literal('off'), z.number().int().min(1).max(10_000)]).default(DAEMON_CPU_WEIGHT),
         /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */
         cpuQuota: z.number().min(0.01).max(64).nullable().default(null),
         /**

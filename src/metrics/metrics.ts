@@ -43,6 +43,7 @@ export class NodeMetrics {
   private readonly tierCapacity: Gauge<'tier'>;
   private readonly rejections: Counter<'reason'>;
   private readonly lateRefusals: Counter<'function'>;
+  private readonly clusterExpired: Counter<'function' | 'by'>;
   private readonly vmRss: Gauge<'slot' | 'function'>;
   private readonly vmPss: Gauge<'slot' | 'function'>;
   private readonly vmCpu: Counter<'slot' | 'function'>;
@@ -76,6 +77,7 @@ export class NodeMetrics {
     this.stops = new Counter({ name: 'faascell_instance_stops_total', help: 'Instances the node ended, by cause (memory_pressure: evicted for memory, memory_guard: stopped by the host-memory guard, keepalive_expired, keepalive_unload, prewarm_unload, definition_changed, requested, lost)', labelNames: ['cause'], registers: r });
     this.rejections = new Counter({ name: 'faascell_admission_rejections_total', help: 'Requests refused, by reason (queue_full: 429; overloaded, queue_timeout, shutdown: 503; deleted: 404; start_failed; start_backoff: 503)', labelNames: ['reason'], registers: r });
     this.lateRefusals = new Counter({ name: 'faascell_admission_late_refusals_total', help: 'Requests admitted, then refused at their queueing deadline: admission estimated they would start in time and they did not (issue 18)', labelNames: ['function'], registers: r });
+    this.clusterExpired = new Counter({ name: 'faascell_cluster_queue_deadline_refusals_total', help: "Invocations refused (503 queue_timeout) because no node of the cluster took them within admission.maxQueueDelayMs: by this node as their ingress, or as a node that pulled them too late (issue 18)", labelNames: ['function', 'by'], registers: r });
     this.tierCapacity = new Gauge({ name: 'faascell_snapshot_tier_capacity_bytes', help: 'Capacity of each snapshot storage tier', labelNames: ['tier'], registers: r });
     this.vmRss = new Gauge({ name: 'faascell_vm_resident_memory_bytes', help: 'Resident set size of each VMM process (sampled from /proc), by VM slot', labelNames: ['slot', 'function'], registers: r });
     this.vmPss = new Gauge({ name: 'faascell_vm_proportional_memory_bytes', help: 'Proportional set size of each VMM process: shared snapshot pages split among their users (sampled from /proc)', labelNames: ['slot', 'function'], registers: r });
@@ -93,6 +95,7 @@ export class NodeMetrics {
     const runtime = rec.functionRuntime ?? 'nodejs20';
     this.activations.inc({ function: rec.function, start_path: path, status: rec.status, runtime });
     if (rec.admission?.refusedLate) this.lateRefusals.inc({ function: rec.function });
+    if (rec.cluster?.expired) this.clusterExpired.inc({ function: rec.function, by: rec.cluster.expired });
     if (!rec.startPath) return; // never ran: no stage worth a latency sample
     for (const [stage, s] of Object.entries(histogramStages(rec, segments))) this.stage.observe({ stage, start_path: path }, s);
     this.duration.observe({ function: rec.function, start_path: path, runtime }, rec.totalMs / 1000);

@@ -110,6 +110,8 @@ export interface ActivationRecord {
     handbacks: number;
     /** moved out of this node's addressed queue (busy or down) */
     forwardedFrom?: string;
+    /** issue 18: refused at the broker's queue deadline (queue_timeout) by the ingress (nobody took it) or by the node that pulled it too late */
+    expired?: 'ingress' | 'puller';
   };
 }
 

@@ -82,13 +82,15 @@ describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 *
   let d: TestDaemon;
   let groupDirs: string[] = [];
   before(async () => {
-    d = await startDaemon({ limits: { cpuWeight: 50 } });
-    const st = await d.client.call<{ limits: { cgroup: { controllers: Record<string, { path: string }> } } }>('GET', '/v1/status');
+    d = await startDaemon({ limits: { cpuWeight: 50, daemonCpuWeight: 800 } });
+    const st = await d.client.call<{ limits: { cgroup: { controllers: Record<string, { path: string }> }; daemonCgroup: { path: string } | null } }>('GET', '/v1/status');
     groupDirs = [...new Set(Object.values(st.limits.cgroup.controllers).map((c) => c.path))];
+    // issue 18: the daemon's own cpu cgroup, beside its VMs' group
+    if (st.limits.daemonCgroup) groupDirs.push(st.limits.daemonCgroup.path);
   });
   after(async () => {
     await stopAndCheck(d);
-    // a daemon that stopped removes its cgroup group too
+    // a daemon that stopped removes its cgroup group too (and its own cgroup: it moved back)
     for (const g of groupDirs) assert.ok(!fs.existsSync(g), `cgroup ${g} left after the daemon stopped`);
   });
 
@@ -101,6 +103,16 @@ describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 *
     assert.notEqual(st.limits.cgroup.mode, 'none', 'no cgroup controller found: limits are not enforced');
     assert.equal(st.limits.cpuWeight, 50);
     for (const c of ['memory', 'cpu', 'pids']) assert.ok(st.limits.cgroup.controllers[c], `controller ${c} in use`);
+  });
+
+  test('the daemon runs in its own cpu cgroup beside its VMs, with limits.daemonCpuWeight (issue 18)', async () => {
+    const group = cgroupGroupName(d.stateDir);
+    const own = cgroupOf(d.proc.pid!, 'cpu');
+    assert.ok(own?.endsWith(`/${group}-daemon`), `the daemon's cpu cgroup: ${own}`);
+    assert.equal(fs.readFileSync(path.join(mountOf('cpu')!, own!, 'cpu.shares'), 'utf8').trim(), '8192');
+    const st = await d.client.call<{ limits: { cgroup: { controllers: { cpu: { path: string } } }; daemonCgroup: { path: string; weight: number } } }>('GET', '/v1/status');
+    assert.equal(st.limits.daemonCgroup.weight, 800);
+    assert.equal(path.dirname(st.limits.daemonCgroup.path), path.dirname(st.limits.cgroup.controllers.cpu.path), 'a sibling of the VMs group');
   });
 
   test('two VMMs: own uid each, no capabilities, seccomp, only their own files, their own cgroups', async () => {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { latencyByStatus, codeOf } from '../../bench/load-lib.js';
+import { latencyByStatus, codeOf, probeHealth } from '../../bench/load-lib.js';
 import { runDeploySpec } from '../../src/cli/deploy-spec.js';
 import { replay, type ReplayRecord } from '../../src/replay/replay.js';
 import { loadTrace } from '../../src/traces/index.js';
@@ -40,27 +40,12 @@ void test('CPU-bound overload for 40 s: every function served, every request ans
     const plan = await runDeploySpec({ spec: file, url: d.url, write: () => undefined });
     const timeoutOf = new Map(plan.map((p) => [p.name, p.timeoutMs]));
     // the HTTP server keeps answering: /healthz from this process every second during the load
-    const health: Array<{ status: number; ms: number }> = [];
-    let probing = true;
-    const probe = (async () => {
-      while (probing) {
-        const t0 = performance.now();
-        try {
-          const r = await fetch(`${d.url}/healthz`, { signal: AbortSignal.timeout(10_000) });
-          await r.text();
-          health.push({ status: r.status, ms: performance.now() - t0 });
-        } catch {
-          health.push({ status: 0, ms: performance.now() - t0 });
-        }
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    })();
+    const probe = probeHealth(d.url, 1000);
     const records: ReplayRecord[] = [];
     const trace = await loadTrace(file, 'faasrail', { slotSeconds: SLOT_S });
     const maxTimeout = Math.max(...timeoutOf.values());
     const summary = await replay({ trace, url: d.url, spread: 'random', seed: 1, timeoutMs: QUEUE_DELAY_MS + maxTimeout + 60_000, maxInflight: 100_000, progress: null, onRecord: (r) => records.push(r) });
-    probing = false;
-    await probe;
+    const health = await probe.stop();
     for (const s of latencyByStatus(records)) t.diagnostic(`${s.status} ${s.code || 'ok'}: n=${s.n} p50=${s.p50Ms} ms p99=${s.p99Ms} ms max=${s.maxMs} ms`);
 
     // every request answered: a result or a clear refusal, within its deadline plus its function's timeout

@@ -134,7 +134,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
   async function startNode(tag: string, name: string, behave: Behave, registry = new Registry(openMemoryDb(), limits)): Promise<Node> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-cluster-unit-'));
     dirs.push(dir);
-    const cfg = parseConfig({ stateDir: dir, cluster: { ...clusterCfg(tag), node: name } });
+    // tags d…: a short queue deadline (issue 18)
+    const cfg = parseConfig({ stateDir: dir, cluster: { ...clusterCfg(tag), node: name }, ...(tag.startsWith('d') ? { admission: { maxQueueDelayMs: 800 } } : {}) });
     const member = await joinCluster({ cfg, registry, log });
     const system = new ActorSystem(log, () => undefined);
     const node = { slots: 1, idleOf: [] as string[] } as Node;
@@ -283,6 +284,52 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
       await client.close();
       await a.stop();
       await b.stop();
+    }
+  });
+
+  test('the queue deadline (issue 18): nobody takes it, its ingress refuses it at the deadline; one pulled too late is refused, not run', async () => {
+    const tag = `d${++seq}`;
+    const a = await startNode(tag, 'a', 'ok');
+    a.slots = 0; // a full node: it pulls nothing
+    a.registry.put('f', { code: Buffer.from('x=1') });
+    await a.registry.synced();
+    await sleep(2500); // the pull it had open while it had room expires (fetch expires: 2 s)
+    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    try {
+      const t0 = Date.now();
+      const res = await new Promise<InvocationResult>((resolve) => a.ingress.tell({ kind: 'invoke', req: { fn: 'f', params: {}, receivedAt: t0, sink: new CallbackSink(resolve) } }));
+      const waited = Date.now() - t0;
+      assert.deepEqual(res.failure && { kind: res.failure.kind, reason: res.failure.kind === 'rejected' ? res.failure.reason : undefined }, { kind: 'rejected', reason: 'queue_timeout' });
+      assert.equal(res.error?.status, 503);
+      assert.ok((res.error?.retryAfterMs ?? 0) > 0, 'Retry-After');
+      assert.equal(res.activation.cluster?.expired, 'ingress');
+      // answered by the deadline, not by the requester's timeout (the function's timeout + outcomeTimeoutMs)
+      assert.ok(waited < a.registry.get('f')!.timeoutMs + a.member.broker.cfg.outcomeTimeoutMs, `${waited} ms`);
+      assert.equal(a.member.counters.expired, 1);
+      assert.equal((await a.member.activation(res.activation.id))?.cluster?.expired, 'ingress', 'the record is stored');
+      // the node can pull again: the refused invocation is not run; one accepted 10 s ago by a requester that held
+      // no deadline (as an ingress that died) is refused by the node that pulls it, and not run either
+      a.slots = 1;
+      const late = await client.invoke('f', {}, { acceptedAt: Date.now() - 10_000, timeoutMs: 20_000 });
+      assert.equal(late.status, 503, JSON.stringify(late.body));
+      assert.equal(late.body.activation?.cluster?.expired, 'puller');
+      assert.deepEqual(a.dispatcher.runs, [], 'nothing past its deadline ran');
+      assert.equal(a.member.counters.expired, 2);
+      // a client requester holds the deadline too
+      a.slots = 0;
+      await sleep(2500); // (the open pull expires)
+      const held = await client.invoke('f', {}, { maxQueueDelayMs: 300, timeoutMs: 20_000 });
+      assert.equal(held.status, 503);
+      assert.ok((held.retryAfterMs ?? 0) > 0);
+      // within the deadline it runs
+      a.slots = 1;
+      const ok = await client.invoke('f', {}, { maxQueueDelayMs: 5000, timeoutMs: 20_000 });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(a.dispatcher.runs.length, 1);
+      assert.equal(client.unclaimed + a.member.outcomes.unclaimed, 0, 'one answer each');
+    } finally {
+      await client.close();
+      await a.stop();
     }
   });
 

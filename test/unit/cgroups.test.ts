@@ -8,6 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   CgroupManager,
+  daemonCgroupName,
+  daemonWeightFile,
   detectCgroups,
   limitFiles,
   memoryLimitBytes,
@@ -155,6 +157,52 @@ void test('manager on a fake v2 tree enables the controllers for its children', 
     assert.equal(fs.readFileSync(path.join(cg.directories[0]!, 'memory.max'), 'utf8'), String(320 * 1024 * 1024));
     assert.equal(fs.readFileSync(path.join(cg.directories[0]!, 'cpu.max'), 'utf8'), 'max 100000');
     assert.throws(() => m.create('../escape', { memoryMiB: 1, vcpus: 1 }));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+});
+
+void test('the daemon beside its VMs (issue 18): its own cpu cgroup with a larger weight, back where it came from at stop', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cg-unit-'));
+  try {
+    assert.deepEqual(daemonWeightFile('v2', 1000), { file: 'cpu.weight', value: '1000' });
+    assert.deepEqual(daemonWeightFile('v1', 1000), { file: 'cpu.shares', value: String(weightToShares(1000)) });
+    // v1 (this machine): the cpu hierarchy only; the VMs' group keeps the default shares (all VMs weigh one share)
+    const v1 = new CgroupManager(detectCgroups({ mountinfo: HYBRID_MOUNTINFO, procSelfCgroup: HYBRID_SELF, v2Controllers: () => '', prefer: 'auto' }), 'faascell-x', S, root);
+    v1.create('vm-1', { memoryMiB: 128, vcpus: 1 });
+    const d1 = v1.placeDaemon(1000, HYBRID_SELF, 4242)!;
+    assert.equal(d1.dir, path.join(root, '/sys/fs/cgroup/cpu', daemonCgroupName('faascell-x')));
+    assert.equal(path.dirname(d1.dir), path.dirname(v1.groupDir('cpu')!), 'a sibling of the VMs group');
+    assert.equal(fs.readFileSync(path.join(d1.dir, 'cgroup.procs'), 'utf8'), '4242');
+    assert.equal(fs.readFileSync(path.join(d1.dir, 'cpu.shares'), 'utf8'), '10240');
+    assert.equal(d1.origin, path.join(root, '/sys/fs/cgroup/cpu/'));
+    assert.ok(!fs.existsSync(path.join(v1.groupDir('cpu')!, 'cpu.shares')), 'the VMs group is not touched');
+    assert.ok(!fs.existsSync(path.join(root, '/sys/fs/cgroup/memory/process_api/abc', daemonCgroupName('faascell-x'))), 'only the cpu hierarchy');
+    fs.mkdirSync(d1.origin, { recursive: true });
+    // a fake tree keeps the files the kernel would drop at rmdir
+    for (const f of fs.readdirSync(d1.dir)) fs.rmSync(path.join(d1.dir, f));
+    await v1.releaseDaemon(d1, 4242);
+    assert.equal(fs.readFileSync(path.join(d1.origin, 'cgroup.procs'), 'utf8'), '4242');
+    assert.ok(!fs.existsSync(d1.dir), 'removed at stop');
+
+    // v2 with the daemon's own cgroup as the parent: it moves out first, then the parent enables cpu for its children
+    const v2 = new CgroupManager(detectCgroups({ mountinfo: V2_MOUNTINFO, procSelfCgroup: V2_SELF, v2Controllers: () => 'cpu memory pids', prefer: 'auto' }), 'faascell-y', S, root);
+    const d2 = v2.placeDaemon(500, V2_SELF, 77)!;
+    const parent = path.join(root, '/sys/fs/cgroup/system.slice/faascell.service');
+    assert.equal(d2.dir, path.join(parent, 'faascell-y-daemon'));
+    assert.equal(fs.readFileSync(path.join(d2.dir, 'cpu.weight'), 'utf8'), '500');
+    assert.equal(fs.readFileSync(path.join(parent, 'cgroup.subtree_control'), 'utf8'), '+cpu');
+    assert.equal(d2.origin, parent);
+    // the parent cannot enable cpu for its children (v2: it still holds processes): back where it came from (on the
+    // kernel's tree the then empty directory is removed too; a fake tree keeps its files, so it stays here)
+    const v2b = new CgroupManager(detectCgroups({ mountinfo: V2_MOUNTINFO, procSelfCgroup: '0::/busy\n', v2Controllers: () => 'cpu memory pids', prefer: 'auto' }), 'faascell-b', S, root);
+    const busy = path.join(root, '/sys/fs/cgroup/busy');
+    fs.mkdirSync(path.join(busy, 'cgroup.subtree_control'), { recursive: true }); // a write to it fails
+    assert.throws(() => v2b.placeDaemon(1000, '0::/busy\n', 88), /cannot enable the cpu controller/);
+    assert.equal(fs.readFileSync(path.join(busy, 'cgroup.procs'), 'utf8'), '88');
+    // no cpu controller: nothing to place
+    const none = new CgroupManager(detectCgroups({ mountinfo: V2_MOUNTINFO, procSelfCgroup: V2_SELF, v2Controllers: () => 'memory', prefer: 'v2' }), 'faascell-z', S, root);
+    assert.equal(none.placeDaemon(1000, V2_SELF, 1), undefined);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

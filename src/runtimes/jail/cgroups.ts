@@ -8,6 +8,11 @@
 // Layout: <daemon's own cgroup, or limits.cgroupParent>/<group>/<vmId> in each
 // hierarchy used, <group> being per state directory. A VM's cgroup is removed
 // when its VMM has exited; at start the daemon removes what a killed daemon left.
+// The daemon process itself (issue 18, limits.daemonCpuWeight) moves into
+// <parent>/<group>-daemon in the cpu hierarchy, a sibling of its VMs' group with a
+// larger weight: the VMs together weigh one default share (the group's), the daemon
+// daemonCpuWeight, so under overload its HTTP server and event loop keep a core's
+// worth of turns however many VMMs run. It moves back and removes it at stop.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -204,6 +209,24 @@ export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMi
     case 'pids':
       return [{ file: 'pids.max', value: String(s.pidsMax) }];
   }
+}
+
+/** The daemon's own cgroup, beside its VMs' group (same parent). */
+export function daemonCgroupName(group: string): string {
+  return `${group}-daemon`;
+}
+
+/** The file that gives the daemon's cgroup its CPU weight (v2 weight 1..10000; v1 shares). Pure. */
+export function daemonWeightFile(version: CgroupVersion, weight: number): LimitFile {
+  return version === 'v2' ? { file: 'cpu.weight', value: String(Math.round(weight)) } : { file: 'cpu.shares', value: String(weightToShares(weight)) };
+}
+
+/** The daemon's own cgroup in the cpu hierarchy while it is placed there. */
+export interface DaemonCgroup {
+  dir: string;
+  /** the cgroup directory it came from (it goes back there at stop) */
+  origin: string;
+  weight: number;
 }
 
 export class CgroupError extends Error {
@@ -413,6 +436,58 @@ export class CgroupManager {
       // a VM cgroup is still there (a VMM that would not die): the next start reaps it
     }
     this.groupReady = false;
+  }
+
+  /**
+   * Move this daemon (`pid`, all its threads) into its own cgroup beside its VMs' group, with CPU weight `weight`
+   * (issue 18). Only the cpu hierarchy; undefined without a cpu controller. `procSelfCgroup`: /proc/self/cgroup
+   * (where it goes back at stop). On v2 the process moves first: the parent may then enable the controller for its
+   * children (a v2 cgroup with processes cannot).
+   */
+  placeDaemon(weight: number, procSelfCgroup: string, pid = process.pid): DaemonCgroup | undefined {
+    const p = this.layout.controllers.cpu;
+    if (!p) return undefined;
+    const self = parseProcCgroup(procSelfCgroup);
+    const originPath = p.version === 'v2' ? self.v2 : self.v1.get('cpu');
+    if (originPath === undefined) throw new CgroupError(`cannot tell the daemon's own cpu cgroup from /proc/self/cgroup`);
+    const parentDir = path.join(this.fsRoot + p.mount, p.parent);
+    const dir = path.join(parentDir, daemonCgroupName(this.group));
+    const origin = path.join(this.fsRoot + p.mount, originPath);
+    const write = (f: string, v: string): void => {
+      try {
+        fs.writeFileSync(f, v);
+      } catch (e) {
+        throw new CgroupError(`cannot set ${f} = ${v}: ${(e as Error).message}`, { cause: e });
+      }
+    };
+    fs.mkdirSync(dir, { recursive: true });
+    write(path.join(dir, 'cgroup.procs'), String(pid));
+    try {
+      if (p.version === 'v2') this.enableV2(parentDir, 'cpu');
+      const wf = daemonWeightFile(p.version, weight);
+      write(path.join(dir, wf.file), wf.value);
+    } catch (e) {
+      // not placed after all: back where it was, nothing left behind
+      try {
+        fs.writeFileSync(path.join(origin, 'cgroup.procs'), String(pid));
+        fs.rmdirSync(dir);
+      } catch {
+        // the next start reuses the directory
+      }
+      throw e;
+    }
+    return { dir, origin, weight };
+  }
+
+  /** Move the daemon back where it came from and remove its cgroup (daemon shutdown). */
+  async releaseDaemon(d: DaemonCgroup, pid = process.pid): Promise<void> {
+    try {
+      fs.writeFileSync(path.join(d.origin, 'cgroup.procs'), String(pid));
+    } catch (e) {
+      throw new CgroupError(`cannot move the daemon back to ${d.origin}: ${(e as Error).message}`, { cause: e });
+    }
+    // a child process the daemon started that still runs keeps it: the next start reuses it
+    await removeCgroupDirs([d.dir], 500).catch(() => undefined);
   }
 
   status(): CgroupStatus {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CgroupManager, CONTROLLERS, detectHostCgroups, limitFiles, type CgroupPreference, type CgroupStatus, type LimitSettings } from './cgroups.js';
+import { CgroupManager, CONTROLLERS, detectHostCgroups, limitFiles, type CgroupPreference, type CgroupStatus, type DaemonCgroup, type LimitSettings } from './cgroups.js';
 import type { FirecrackerJailerOptions } from '../firecracker/jailed.js';
 import { lookupUser, readSubUids, UidAllocator, type IdRange } from './ids.js';
 import { VmmIsolation } from './isolation.js';
@@ -19,6 +19,8 @@ export interface IsolationConfig {
     cgroupParent?: string;
     memoryOverheadMiB: number;
     cpuWeight: number;
+    /** issue 18: the daemon's own CPU weight beside its VMs ('off': it stays in its cgroup) */
+    daemonCpuWeight?: number | 'off';
     cpuQuota: number | null;
     pidsMax: number;
   };
@@ -31,6 +33,8 @@ export interface LimitsStatus {
   /** host CPUs per vCPU, null: no quota */
   cpuQuotaPerVcpu: number | null;
   pidsMax: number;
+  /** issue 18: the daemon's own cgroup (cpu hierarchy) and weight; null: it stays where it was started */
+  daemonCgroup: { path: string; weight: number } | null;
 }
 
 export interface IsolationReport {
@@ -131,6 +135,16 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   } else if (c.limits.cgroup !== 'off') {
     log.warn('no per-VM cgroup limits', { notes: layout.notes });
   }
+  // issue 18: the daemon beside its VMs' group, with a larger CPU weight
+  let daemonCg: DaemonCgroup | undefined;
+  const daemonWeight = c.limits.daemonCpuWeight ?? 'off';
+  if (cgroups.enabled && daemonWeight !== 'off') {
+    try {
+      daemonCg = cgroups.placeDaemon(daemonWeight, fs.readFileSync('/proc/self/cgroup', 'utf8'));
+    } catch (err) {
+      log.warn('the daemon keeps its cgroup (limits.daemonCpuWeight not applied)', { err: (err as Error).message });
+    }
+  }
   log.info('VMM isolation', { jailed: !!identity, uids: uids ? 'per-vm' : identity ? 'shared' : undefined, cgroups: layout.mode, seccomp: c.jail.seccomp });
 
   const vmm = new VmmIsolation({
@@ -140,7 +154,7 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   return {
     vmm,
     seccomp: c.jail.seccomp,
-    limits: () => ({ cgroup: cgroups.status(), ...settings }),
+    limits: () => ({ cgroup: cgroups.status(), ...settings, daemonCgroup: daemonCg ? { path: daemonCg.dir, weight: daemonCg.weight } : null }),
     isolation: () => ({
       jailed: !!identity,
       reason: jailReason,
@@ -150,6 +164,10 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
       seccomp: c.jail.seccomp,
     }),
     shutdown: async () => {
+      if (daemonCg) {
+        await cgroups.releaseDaemon(daemonCg).catch((err: unknown) => log.warn('the daemon cgroup stays', { err: (err as Error).message }));
+        daemonCg = undefined;
+      }
       if (cgroups.enabled) await cgroups.removeGroup();
     },
     vmmGroup: identity && tools.unshare ? identity.gid : undefined,

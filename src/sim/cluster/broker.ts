@@ -34,10 +34,13 @@
 // refused there (queue_timeout), as a node refuses what waited that long in its
 // queue; so is a hand-back past it. A cluster whose nodes pull nothing (all
 // overloaded: a node with queued work pulls none) answers at the deadline instead
-// of holding the work for ever.
+// of holding the work for ever. The deadline and the hand-back rule are the
+// daemon's (src/cluster/deadline.ts, handback.ts); the daemon decides "still
+// queued" by a claim per invocation in a KV bucket, here the model knows it.
 
 import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
 import { handsBack } from '../../cluster/handback.js';
+import { pastDeadline, queueDeadline } from '../../cluster/deadline.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
 import { isLive } from '../../cluster/node-status.js';
 import { DEAD_SCAN_TICKS, forwarderEveryMs, HEARTBEAT_MIN_GAP_MS } from '../../cluster/timing.js';
@@ -326,7 +329,7 @@ export class ClusterBroker {
     if (!m) return;
     this.pulled[k]!.delete(req);
     this.inflight[k]!--;
-    if (reason !== 'start_failed' && reason !== 'init_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks) && t < m.deadline) {
+    if (reason !== 'start_failed' && reason !== 'init_failed' && handsBack(reason, m.handbacks, this.o.maxHandbacks, t, m.deadline)) {
       m.handbacks++;
       m.target = -1;
       this.shared.push(m);
@@ -365,7 +368,7 @@ export class ClusterBroker {
 
   /** An invocation of `fn` accepted at `arrival` by node `ingress`: routed now (at a round), published. */
   accept(fn: number, arrival: number, ingress: number): ClusterMsg {
-    const m: ClusterMsg = { id: ++this.msgSeq, fn, arrival, ingress, handbacks: 0, redeliveries: 0, target: -1, via: 'shared', path: -1, deadline: arrival + this.deadlineMs };
+    const m: ClusterMsg = { id: ++this.msgSeq, fn, arrival, ingress, handbacks: 0, redeliveries: 0, target: -1, via: 'shared', path: -1, deadline: queueDeadline(arrival, this.deadlineMs) };
     this.counters.accepted++;
     this.enqueued(m);
     const k = this.route(m);
@@ -690,7 +693,7 @@ export class ClusterBroker {
       m.redeliveries++;
       this.counters.redelivered++;
       // the node that had it died: it waits again, for as long as when it was accepted
-      m.deadline = this.now + this.deadlineMs;
+      m.deadline = queueDeadline(this.now, this.deadlineMs);
       this.enqueued(m);
       if (m.via === 'shared') this.shared.unshift(m);
       else {
@@ -753,7 +756,7 @@ export class ClusterBroker {
   /** Refuse what is still queued at its deadline (it stays in its queue, skipped: purge). */
   private expire(T: number): void {
     const h = this.deadlines;
-    while (h.size > 0 && h.peekTime() <= T) {
+    while (h.size > 0 && pastDeadline(T, h.peekTime())) {
       h.pop();
       const m = this.queuedMsgs.get(h.topPayload);
       if (!m || m.deadline !== h.topTime || m.redeliveries !== h.topTag) continue;

@@ -11,9 +11,10 @@ import { encode, outcomeOf, type InvocationMessage } from '../../cluster/message
 import type { InvocationResult, Sink } from '../../sinks/types.js';
 import type { ActivationRecord } from '../../perf/activation.js';
 
-export function shouldHandBack(res: InvocationResult, inv: InvocationMessage, maxHandbacks: number): boolean {
+/** Whether the refusal goes back to the shared queue: at capacity, within `maxHandbacks`, before the queue deadline (issue 18). */
+export function shouldHandBack(res: InvocationResult, inv: InvocationMessage, maxHandbacks: number, now: number, deadline: number): boolean {
   const f = res.failure;
-  return f?.kind === 'rejected' && handsBack(f.reason, inv.handbacks, maxHandbacks);
+  return f?.kind === 'rejected' && handsBack(f.reason, inv.handbacks, maxHandbacks, now, deadline);
 }
 
 export interface BrokerSinkDeps {
@@ -23,6 +24,8 @@ export interface BrokerSinkDeps {
   publish(subject: string, data: Uint8Array, msgID: string): Promise<void>;
   outcomeSubject(requester: string): string;
   sharedSubject: string;
+  /** issue 18: let go of this node's claim on the invocation before handing it back (the next puller claims it) */
+  releaseClaim(id: string): Promise<void>;
   /** the message is settled (acknowledged, or given up at shutdown) */
   settled(how: 'answered' | 'handedBack' | 'failed'): void;
   /** the NATS connection is closed for good (no more in-progress acks) */
@@ -37,7 +40,7 @@ export class BrokerSink implements Sink {
   constructor(
     private readonly m: JsMsg,
     private readonly inv: InvocationMessage,
-    private readonly meta: { via: 'shared' | 'addressed'; redeliveries: number; acceptedAt: number },
+    private readonly meta: { via: 'shared' | 'addressed'; redeliveries: number; acceptedAt: number; /** issue 18: the queue deadline of this copy */ deadline: number },
     private readonly d: BrokerSinkDeps,
     ackWaitMs: number,
   ) {
@@ -70,7 +73,9 @@ export class BrokerSink implements Sink {
   private async settle(res: InvocationResult): Promise<void> {
     const { inv, m, d } = this;
     try {
-      if (shouldHandBack(res, inv, d.maxHandbacks)) {
+      if (shouldHandBack(res, inv, d.maxHandbacks, Date.now(), this.meta.deadline)) {
+        // the claim goes first: the ingress may refuse it at its deadline while it waits in the queue again
+        await d.releaseClaim(inv.id);
         const copy: InvocationMessage = { ...inv, target: undefined, handbacks: inv.handbacks + 1, redeliveries: this.meta.redeliveries };
         await d.publish(d.sharedSubject, encode(copy), `${inv.id}:h:${m.seq}`);
         m.ack();

@@ -11,16 +11,22 @@
 // and rescues the queue of a node that is down (its heartbeat stopped), whatever
 // that node had pulled and not answered included (redelivered after the ack wait).
 // Each pulled invocation goes to the Dispatcher with a BrokerSink; the message is
-// acknowledged once its outcome is published (at-least-once).
+// acknowledged once its outcome is published (at-least-once). Before that the node
+// claims it (issue 18, src/cluster/deadline.ts): one pulled past its queue deadline
+// is refused (queue_timeout) instead of run, one its ingress already refused is
+// dropped.
 
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { ActorRef } from '../../core/actor.js';
 import { FaasError } from '../../core/errors.js';
+import { toFaasError, type Failure } from '../../core/failure.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../../perf/activation.js';
 import type { Registry } from '../../registry/registry.js';
 import { addressedAllowance, pullCapacity, pullState, sharedAllowance, type CapacityView } from '../../cluster/capacity.js';
 import { HANDBACK_PAUSE_MS } from '../../cluster/handback.js';
+import { claimPulled, type Claims } from '../../cluster/claims.js';
+import { deadlineMessage, deadlineRetryAfterMs, queueDeadline } from '../../cluster/deadline.js';
 import { DEAD_SCAN_TICKS, forwarderEveryMs } from '../../cluster/timing.js';
 import { ensureNodeConsumer, type Broker } from '../../cluster/connection.js';
 import { BadMessageError, decodeInvocation, encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
@@ -42,7 +48,14 @@ export interface BrokerSourceDeps {
   counters: BrokerCounters;
   /** something changed that the heartbeat should say soon */
   poke?: () => void;
+  /** issue 18: who answers each invocation */
+  claims: Claims;
+  /** issue 18: this node's admission.maxQueueDelayMs (for invocations that do not carry their requester's) */
+  maxQueueDelayMs: number;
+  /** issue 18: store a record this Source answered itself (a refusal at the queue deadline) */
+  record?: (rec: ActivationRecord) => void;
 }
+
 
 /** How long a pulled invocation of a function this node does not know yet waits for the registry to catch up. */
 const UNKNOWN_FN_WAIT_MS = 3000;
@@ -179,10 +192,48 @@ export class BrokerSource implements Source {
     const redeliveries = inv.redeliveries + (m.info.deliveryCount - 1);
     if (m.info.deliveryCount > 1) d.counters.redelivered++;
     this.inflight++;
-    void this.dispatch(m, inv, via, redeliveries);
+    void this.claimThenDispatch(m, inv, via, redeliveries);
   }
 
-  private async dispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number): Promise<void> {
+  /** issue 18: claim the invocation; run it, refuse it (past its queue deadline) or drop it (its ingress refused it). */
+  private async claimThenDispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number): Promise<void> {
+    const d = this.d;
+    const delayMs = inv.maxQueueDelayMs ?? d.maxQueueDelayMs;
+    const deadline = queueDeadline(inv.queuedAt ?? inv.receivedAt, delayMs);
+    const copy = { deadline, redelivered: m.info.deliveryCount > 1 };
+    let what: 'run' | 'refuse' | 'drop';
+    try {
+      what = await claimPulled(d.claims, inv.id, d.node, Date.now(), copy);
+    } catch (err) {
+      // the claims bucket is unreachable (or contended): leave the invocation to a later delivery, not run unclaimed
+      d.broker.log.warn('broker: invocation not claimed; it is delivered again later', { id: inv.id, err: (err as Error).message });
+      m.nak(1000);
+      return this.settledHere();
+    }
+    if (what === 'run') return this.dispatch(m, inv, via, redeliveries, deadline);
+    if (what === 'refuse') return this.refuseLate(m, inv, via, redeliveries, delayMs);
+    // its ingress (or another late puller) refused it at the deadline and answered
+    m.ack();
+    this.settledHere();
+  }
+
+  private settledHere(): void {
+    this.inflight--;
+    this.wake();
+  }
+
+  /** Pulled past its queue deadline and nobody answered it: the refusal is the answer (its ingress may be gone). */
+  private async refuseLate(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, delayMs: number): Promise<void> {
+    const d = this.d;
+    const failure: Failure = { kind: 'rejected', reason: 'queue_timeout', message: deadlineMessage(inv.fn, delayMs, 'puller'), retryAfterMs: deadlineRetryAfterMs(delayMs) };
+    d.counters.expired++;
+    this.settledHere();
+    const cluster = { requester: inv.requester, acceptedAt: inv.receivedAt, via, redeliveries, handbacks: inv.handbacks, ...(inv.forwardedFrom ? { forwardedFrom: inv.forwardedFrom } : {}), expired: 'puller' as const };
+    const rec = await this.answerError(m, inv.requester, inv.id, toFaasError(failure), inv.fn, { received: inv.receivedAt, cluster, version: d.registry.get(inv.fn)?.version ?? 0 });
+    if (rec) d.record?.(rec);
+  }
+
+  private async dispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, deadline: number): Promise<void> {
     const d = this.d;
     const b = d.broker;
     // a deploy through another node may reach this node's registry a moment later
@@ -190,12 +241,13 @@ export class BrokerSource implements Source {
     if (!d.registry.get(inv.fn)) {
       this.inflight--;
       this.wake();
-      return this.answerError(m, inv.requester, inv.id, new FaasError('not_found', `function ${inv.fn} does not exist`, 'name'), inv.fn);
+      await this.answerError(m, inv.requester, inv.id, new FaasError('not_found', `function ${inv.fn} does not exist`, 'name'), inv.fn);
+      return;
     }
     const sink = new BrokerSink(
       m,
       inv,
-      { via, redeliveries, acceptedAt: inv.receivedAt },
+      { via, redeliveries, acceptedAt: inv.receivedAt, deadline },
       {
         node: d.node,
         maxHandbacks: b.cfg.maxHandbacks,
@@ -204,6 +256,7 @@ export class BrokerSource implements Source {
         },
         outcomeSubject: (r) => outcomeSubject(b.names, r),
         sharedSubject: sharedSubject(b.names),
+        releaseClaim: (id) => d.claims.release(id),
         settled: (how) => {
           this.inflight--;
           if (how === 'answered') d.counters.answered++;
@@ -223,15 +276,40 @@ export class BrokerSource implements Source {
     d.dispatcher.tell({ kind: 'invoke', req: { fn: inv.fn, params: inv.params, receivedAt: Date.now(), sink, activationId: inv.id } });
   }
 
-  private async answerError(m: JsMsg, requester: string, id: string, e: FaasError, fn = ''): Promise<void> {
+  /** Answer without running (the record, once the answer is published; undefined when it could not be). */
+  private async answerError(
+    m: JsMsg,
+    requester: string,
+    id: string,
+    e: FaasError,
+    fn = '',
+    o: { received?: number; cluster?: ActivationRecord['cluster']; version?: number } = {},
+  ): Promise<ActivationRecord | undefined> {
     const b = this.d.broker;
     const now = Date.now();
-    const rec: ActivationRecord = { id, function: fn, functionVersion: 0, runtime: 'qemu', status: 'rejected', timestamps: { received: now, responseSent: now }, timings: {}, totalMs: 0, logs: [], error: e.toJSON(), node: this.d.node };
+    const received = o.received ?? now;
+    const totalMs = Math.round((now - received) * 100) / 100;
+    const rec: ActivationRecord = {
+      id,
+      function: fn,
+      functionVersion: o.version ?? 0,
+      runtime: 'qemu',
+      status: 'rejected',
+      timestamps: { received, responseSent: now },
+      timings: { received: 0, responseSent: totalMs },
+      totalMs,
+      logs: [],
+      error: e.toJSON(),
+      node: this.d.node,
+      ...(o.cluster ? { cluster: o.cluster } : {}),
+    };
     try {
       await publishStored(b.js, outcomeSubject(b.names, requester), encode(outcomeOf(id, this.d.node, { activation: rec, error: e })), `out:${id}`, () => this.running);
       m.ack();
+      return rec;
     } catch {
       m.term('malformed and could not be answered');
+      return undefined;
     }
   }
 
@@ -285,7 +363,9 @@ export class BrokerSource implements Source {
         m.term((err as Error).message);
         continue;
       }
-      const copy: InvocationMessage = { ...inv, target: undefined, forwardedFrom: from, redeliveries: inv.redeliveries + (m.info.deliveryCount - 1) };
+      // a copy the dead node had pulled waits again from now, as a redelivered one (issue 18: its queue deadline)
+      const rescued = why === 'down' && m.info.deliveryCount > 1;
+      const copy: InvocationMessage = { ...inv, target: undefined, forwardedFrom: from, redeliveries: inv.redeliveries + (m.info.deliveryCount - 1), ...(rescued ? { queuedAt: Date.now() } : {}) };
       await publishStored(b.js, sharedSubject(b.names), encode(copy), `${inv.id}:f:${m.seq}`, () => this.running);
       m.ack();
       this.d.counters.forwarded++;
