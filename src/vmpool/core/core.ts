@@ -45,7 +45,7 @@ import { admissionView, noteStartCost, startSlots } from './estimates.js';
 import { flush, setWant, unwait } from './node-wait.js';
 import { activate, cpuGate, noteCpuShare, noteDemand, setShare, settleRun, settleStart } from './fairness.js';
 import { pump, selectIdle } from './serve.js';
-import { assign, available, leaveBusy, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
+import { assign, available, leaveBusy, leaveStarting, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
 import { expiryTimer, prewarmTimer } from './keepalive.js';
 import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
@@ -137,7 +137,7 @@ export class PoolCore {
     if (c.cpuShare !== undefined) {
       noteCpuShare(this.s, v.cpuShare, c.cpuShare);
       v.cpuShare = c.cpuShare;
-    } else if (c.runMs !== undefined) this.s.cpuBlind = true;
+    }
   }
 
   // ---- requests ----------------------------------------------------------
@@ -192,17 +192,20 @@ export class PoolCore {
 
   // ---- instance events ---------------------------------------------------
 
-  /** A start finished: the instance is ready. */
-  startDone(inst: CoreInstance, now: number): void {
+  /**
+   * A start finished: the instance is ready (`cpuMs`: the CPU time its VMMs took for it, when the shell
+   * measured it; fairness charges that rather than its time).
+   */
+  startDone(inst: CoreInstance, now: number, cpuMs?: number): void {
     const s = this.s;
     if (inst.state !== 'starting') return; // stopped meanwhile
     const f = inst.f;
-    s.startingN--;
+    leaveStarting(s, inst);
     if (inst.counted) f.starting--;
     s.needDrain = true;
     inst.startCostMs = now - inst.createdAt;
     noteStartCost(s, inst);
-    settleStart(s, inst, now);
+    settleStart(s, inst, now, cpuMs);
     noteStartSuccess(f);
     if (inst.path === 'restore') {
       f.restores++;
@@ -214,11 +217,11 @@ export class PoolCore {
     flush(s, now);
   }
 
-  /** A run finished: the instance is free again. */
-  runDone(inst: CoreInstance, now: number): void {
+  /** A run finished: the instance is free again (`cpuMs`: the CPU time the run took, when the shell measured it). */
+  runDone(inst: CoreInstance, now: number, cpuMs?: number): void {
     const s = this.s;
     if (inst.state !== 'busy') return;
-    settleRun(s, inst, now);
+    settleRun(s, inst, now, cpuMs);
     leaveBusy(s, inst);
     inst.lastUsedAt = now;
     noteRestoredRun(inst);

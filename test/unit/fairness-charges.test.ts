@@ -1,0 +1,99 @@
+// Issue 18, session 5: what fairness charges and what admission expects, in the decision core driven
+// directly (no shell, no VM, times passed in): a start or a run is charged the CPU time the shell measured,
+// not its (stretched) wall time; a start under way counts at what remains of it in admission's estimate;
+// and the fair rule acts only when the CPU is short (a node under memory pressure decides as with `off`).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createPolicies } from '../../src/policies/index.js';
+import { DEFAULT_PROFILE } from '../../src/sim/profile.js';
+import { simulate } from '../../src/sim/simulator.js';
+import { PoolCore } from '../../src/vmpool/core/core.js';
+import type { CoreConfig, CoreEffects, CoreInstance } from '../../src/vmpool/core/model.js';
+import { syntheticTrace } from '../helpers/synthetic-trace.js';
+
+const COLD_MS = 10_000;
+
+async function core(over: Partial<CoreConfig> = {}): Promise<{ c: PoolCore; starts: CoreInstance[]; assigned: CoreInstance[] }> {
+  const starts: CoreInstance[] = [];
+  const assigned: CoreInstance[] = [];
+  const fx: CoreEffects = {
+    start: (inst) => void starts.push(inst),
+    assign: (_req, inst) => void assigned.push(inst),
+    reject: () => undefined,
+    stop: () => undefined,
+    wake: () => undefined,
+    dropSnapshot: () => undefined,
+    moveSnapshot: () => undefined,
+  };
+  const p = await createPolicies({ keepAlive: { policy: 'fixed', ttlSeconds: 3600 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' }, { baseDir: '.' });
+  const cfg: CoreConfig = {
+    memoryBudgetMiB: 100_000,
+    lowWatermark: 0.8,
+    highWatermark: 1,
+    maxConcurrentInvocations: 100,
+    maxQueueLength: 100,
+    maxQueueDelayMs: 60_000,
+    snapshots: false,
+    tiers: [],
+    starts: { maxConcurrent: 1, cores: 2, idleVmCpu: 0, defaultColdMs: COLD_MS, defaultRestoreMs: 1000, preferWarm: false, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
+    cpuSlots: 0,
+    fairness: 'max-min',
+    ...over,
+  };
+  return { c: new PoolCore(cfg, p, fx), starts, assigned };
+}
+
+const spec = { memoryMiB: 256, maxInstances: 4, version: '1' };
+
+void test('a start whose wall time the load stretched is charged the CPU time it took, not its time', async () => {
+  const { c, starts } = await core();
+  const a = c.defineFunction('a', spec, 0);
+  const b = c.defineFunction('b', spec, 0);
+  c.arrive(a, 1, 0);
+  c.arrive(b, 2, 0);
+  // one start slot: a's start runs, b's waits; a's boot takes 30 s of wall time on a loaded host, 3 s of CPU
+  assert.equal(starts.length, 1);
+  c.startDone(starts[0]!, 30_000, 3000);
+  assert.equal(a.vt, 3000, 'charged its CPU time');
+  // b's start reports no CPU time (a driver without it): charged its time
+  assert.equal(starts.length, 2);
+  c.startDone(starts[1]!, 45_000);
+  assert.equal(b.vt, 15_000, 'charged its time');
+});
+
+void test('a run is charged the CPU time the shell measured over it, not its time busy', async () => {
+  const { c, starts, assigned } = await core();
+  const a = c.defineFunction('a', spec, 0);
+  c.arrive(a, 1, 0);
+  c.startDone(starts[0]!, 1000, 800);
+  assert.equal(assigned.length, 1);
+  const before = a.vt;
+  // a 10-s run (stretched by its neighbours) that took 2 s of CPU
+  c.runDone(assigned[0]!, 11_000, 2000);
+  assert.equal(a.vt - before, 2000);
+});
+
+void test("admission's start estimate counts a start under way at what remains of it", async () => {
+  const { c } = await core();
+  const a = c.defineFunction('a', spec, 0);
+  const b = c.defineFunction('b', spec, 0);
+  c.arrive(a, 1, 0);
+  // b comes 8 s into a's 10-s start, one start slot: 2 s left of a's, then its own 10 s (before: 2 × 10 s)
+  c.arrive(b, 2, 8000);
+  assert.equal(c.lastEstimateMs, 2000 + COLD_MS);
+  // a start past what it was expected to take counts nothing more: b's cost after b's own queued start
+  const d = c.defineFunction('d', spec, 0);
+  c.arrive(d, 3, 15_000);
+  assert.equal(c.lastEstimateMs, 2 * COLD_MS);
+});
+
+void test('a node under memory pressure, not short of CPU: max-min decides exactly as off', async () => {
+  // test/unit/sim-golden.test.ts's node scenario (80 functions, 3 GiB, the built-in profile: runs report no
+  // CPU) with both settings; before the rule acted only on a short CPU, max-min booted 1.7-8x and dropped 8-11x
+  const t = await syntheticTrace({ functions: 80, slots: 40, seed: 23, log10Rate: [-1, 1.5] });
+  const run = async (fairness: 'off' | 'max-min') => {
+    const r = simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
+    return { completed: r.completed, coldBoots: r.coldBoots, restores: r.restoresStarted, dropped: r.dropped, p50Ms: r.p50Ms, p99Ms: r.p99Ms };
+  };
+  assert.deepEqual(await run('max-min'), await run('off'));
+});
