@@ -225,8 +225,8 @@ export class PoolCore {
     leaveBusy(s, inst);
     inst.lastUsedAt = now;
     noteRestoredRun(inst);
-    // with fairness the CPU it frees may go to a waiting function
-    if (s.fair) s.needDrain = true;
+    // with fairness the CPU it frees may go to a waiting function (when it is short: the pass decides)
+    if (s.fair && s.fairWait.length > 0) s.needDrain = true;
     if (inst.stale || inst.f.deleted) stopInst(s, inst, 'stale', now);
     else available(s, inst, false, now);
     noteDemand(s, inst.f);
@@ -360,7 +360,7 @@ export class PoolCore {
         f.deadlineArmedAt = Infinity;
         dropExpired(s, f, now);
         if (f.queued > 0) armDeadline(s, f, deadlineOf(s, f.qAt[f.qHead]!));
-        else if (s.fair && f.waiting) {
+        else if (s.fairNow && f.waiting) {
           // it no longer waits: whoever waits behind it may go now
           unwait(s, f);
           s.needDrain = true;
