@@ -9,6 +9,7 @@ import { DEFAULT_PROFILE } from '../../src/sim/profile.js';
 import { simulate } from '../../src/sim/simulator.js';
 import { PoolCore } from '../../src/vmpool/core/core.js';
 import type { CoreConfig, CoreEffects, CoreInstance } from '../../src/vmpool/core/model.js';
+import { coreConfig } from '../helpers/core-config.js';
 import { syntheticTrace } from '../helpers/synthetic-trace.js';
 
 const COLD_MS = 10_000;
@@ -26,20 +27,7 @@ async function core(over: Partial<CoreConfig> = {}): Promise<{ c: PoolCore; star
     moveSnapshot: () => undefined,
   };
   const p = await createPolicies({ keepAlive: { policy: 'fixed', ttlSeconds: 3600 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' }, { baseDir: '.' });
-  const cfg: CoreConfig = {
-    memoryBudgetMiB: 100_000,
-    lowWatermark: 0.8,
-    highWatermark: 1,
-    maxConcurrentInvocations: 100,
-    maxQueueLength: 100,
-    maxQueueDelayMs: 60_000,
-    snapshots: false,
-    tiers: [],
-    starts: { maxConcurrent: 1, cores: 2, idleVmCpu: 0, defaultColdMs: COLD_MS, defaultRestoreMs: 1000, preferWarm: false, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
-    cpuSlots: 0,
-    fairness: 'max-min',
-    ...over,
-  };
+  const cfg = coreConfig({ memoryBudgetMiB: 100_000, fairness: 'max-min', ...over }, { maxConcurrent: 1, defaultColdMs: COLD_MS, defaultRestoreMs: 1000 });
   return { c: new PoolCore(cfg, p, fx), starts, assigned };
 }
 
