@@ -137,7 +137,7 @@ export class PoolCore {
     if (c.cpuShare !== undefined) {
       noteCpuShare(this.s, v.cpuShare, c.cpuShare);
       v.cpuShare = c.cpuShare;
-    }
+    } else if (c.runMs !== undefined) this.s.cpuBlind = true;
   }
 
   // ---- requests ----------------------------------------------------------

@@ -285,10 +285,15 @@ export function setShare(s: CoreState, f: CoreFunction, share: number): void {
  * virtual time, at the rate the node's virtual time moves (cores / Σ shares of the functions with demand).
  */
 export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
+  if (!s.fair) return 0;
+  // before any run ended, with its CPU or without, a run may be CPU-bound: here (not in the order or the CPU
+  // gate) it counts a core, so that the estimate errs on the side of an early refusal; without it the queue of
+  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline
+  const guess = s.cpuShareN === 0 && !s.cpuBlind;
   // the CPU not short for f: its runs fit beside the busy ones, the estimate of its instances holds
-  if (!s.fair || !cpuShortFor(s, f)) return 0;
+  if (!guess && !cpuShortFor(s, f)) return 0;
   const others = s.demandShares - (f.inDemand ? f.share : 0);
-  const need = cpuNeed(s, f);
+  const need = guess ? 1 : cpuNeed(s, f);
   // alone, a function has the node to itself: the estimate of its instances holds
   if (others < EPS || !(need > 0)) return 0;
   // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side

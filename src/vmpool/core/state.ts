@@ -177,6 +177,8 @@ export class CoreState {
   /** measured CPU shares of runs, summed over the functions that have one (the guess for those that have none) */
   cpuShareSum = 0;
   cpuShareN = 0;
+  /** run times were measured without a CPU share (the node's runs report no CPU time: fairWait's guess ends) */
+  cpuBlind = false;
   /** the CPU time starts took as the shells measured it (fairness charges it: fairness.ts settleStart) */
   coldCpuMean = 0;
   coldCpuSeen = 0;
