@@ -186,6 +186,8 @@ class SlotState {
   arrival = 0;
   /** the waiting part of the run in progress, after its CPU part */
   waitMs = 0;
+  /** the CPU time of the start in progress (what the daemon's worker measures of its VMMs; fairness charges it) */
+  startCpuMs = 0;
   /** a restored clone whose first run refuses the resync it carries (fault `resync`) */
   resyncFault = false;
   /** the request in progress */
@@ -600,7 +602,9 @@ export class Simulator implements CoreEffects {
       const path = inst.path;
       const startMs = inst.startCostMs;
       const tier = path === 'restore' ? inst.snapshot?.tier.name : undefined;
-      core.runDone(inst, now);
+      // the run's CPU time as the daemon's worker measures it (the VMM's CPU over the run: observe's share × the run)
+      const share = runCpuShare(c);
+      core.runDone(inst, now, share !== undefined ? share * c.runMs : undefined);
       this.observe(f, c, fresh, path, startMs, tier);
       const h = this.hooks;
       if (h) {
@@ -624,7 +628,7 @@ export class Simulator implements CoreEffects {
       }
       const snap = inst.snapshot;
       if (snap && inst.path === 'cold' && !snap.ready) core.snapshotReady(snap, s.costs.snapshotMiB * 1048576, undefined, now);
-      core.startDone(inst, now);
+      core.startDone(inst, now, s.startCpuMs);
       this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
     } else {
       core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
@@ -637,9 +641,7 @@ export class Simulator implements CoreEffects {
     if (!fresh && this.warmSettled[f.index] === true) return;
     const fs = (this.fnStats[f.index] ??= this.stats.of(f.name));
     const w = this.warmSample;
-    // the run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work
-    // included); a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time)
-    const cpuShare = c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
+    const cpuShare = runCpuShare(c);
     if (!fresh) {
       w.fn = f.name;
       w.warmMs = c.warmMs;
@@ -698,8 +700,10 @@ export class Simulator implements CoreEffects {
     if (faults && this.injectFaults(faults, inst, plan, s, now)) return;
     const restore = plan.path === 'restore';
     const wall = restore ? (c.restoreMsByTier[plan.snapshot.tier.name] ?? c.restoreMs) : c.coldMs;
+    // its CPU time: the profile's, at most its time alone (the CPU model stretches its time, not its CPU)
+    s.startCpuMs = Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs);
     if (this.cpu) {
-      s.job = this.cpu.begin(Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs), wall, 1, now, inst, E_READY, this.background());
+      s.job = this.cpu.begin(s.startCpuMs, wall, 1, now, inst, E_READY, this.background());
     } else {
       s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
@@ -824,4 +828,12 @@ export class Simulator implements CoreEffects {
 
 export function simulate(o: SimulationOptions): SimulationResult {
   return new Simulator(o).run();
+}
+
+/**
+ * A run's CPU share as the daemon measures it: the VMM's CPU time over the run (the agent's own work included);
+ * a profile without CPU costs measured none (as the daemon with a driver that reports no CPU time).
+ */
+function runCpuShare(c: FunctionCosts): number | undefined {
+  return c.cpuShare > 0 || c.invokeVmmCpuMs > 0 ? Math.min(1, c.cpuShare + c.invokeVmmCpuMs / Math.max(1, c.runMs)) : undefined;
 }

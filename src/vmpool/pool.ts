@@ -221,7 +221,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
       case 'invoke':
         return this.invoke(msg, now);
       case 'ready':
-        return this.withInst(msg.inst, (ci) => this.core.startDone(ci, now));
+        return this.withInst(msg.inst, (ci) => this.core.startDone(ci, now, msg.cpuMs));
       case 'snapshotTaken':
         return this.withInst(msg.inst, (ci) => {
           if (ci.snapshot) this.core.snapshotReady(ci.snapshot, msg.bytes, msg.snapshot, now);
@@ -235,7 +235,7 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
           const h = ci.handle as WorkerHandle;
           if (h.req !== undefined) this.pending.delete(h.req);
           h.req = undefined;
-          this.core.runDone(ci, now);
+          this.core.runDone(ci, now, msg.cpuMs);
         });
       case 'runRefused':
         return this.withInst(msg.inst, (ci) => {

@@ -95,10 +95,12 @@ export type InvokeOutcome =
 
 /** What the Worker tells VmPool. `inst` is the decision core's instance number. */
 export type WorkerEvent =
-  | { kind: 'ready'; inst: number }
+  /** cpuMs: the CPU time its VMMs took for the start, when the driver reports it (fairness charges it: issue 18) */
+  | { kind: 'ready'; inst: number; cpuMs?: number }
   | { kind: 'snapshotTaken'; inst: number; snapshot: SnapshotRef; bytes: number }
   | { kind: 'snapshotFailed'; inst: number }
-  | { kind: 'runDone'; inst: number }
+  /** cpuMs: the VMM's CPU time over the run, when the driver reports it (fairness charges it: issue 18) */
+  | { kind: 'runDone'; inst: number; cpuMs?: number }
   /** failure: a restored clone's first run found the restore unusable (restore-broken); else its VM was gone */
   | { kind: 'runRefused'; inst: number; req: number; failure?: StartFailure }
   | { kind: 'gone'; inst: number; failure?: StartFailure };
@@ -480,7 +482,7 @@ export class Worker extends Actor<WorkerMsg> {
     if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
     this.capIdleCpu();
-    this.pool.tell({ kind: 'ready', inst: this.inst });
+    this.pool.tell({ kind: 'ready', inst: this.inst, ...(cpu !== undefined ? { cpuMs: cpu + (this.sourceCpuMs ?? 0) } : {}) });
   }
 
   /** A start step failed: classify it for the decision core, then end the instance. */
@@ -566,9 +568,11 @@ export class Worker extends Actor<WorkerMsg> {
     const run = this.current!;
     const now = this.deps.clock.now();
     run.rec.timestamps.runFinished = now;
+    let runCpuMs: number | undefined;
     if (m.cpuMs !== undefined && this.cpuAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
-      if (wall > 0) run.rec.runCpuShare = Math.max(0, (m.cpuMs - this.cpuAtRunStart) / wall);
+      runCpuMs = Math.max(0, m.cpuMs - this.cpuAtRunStart);
+      if (wall > 0) run.rec.runCpuShare = runCpuMs / wall;
     }
     if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
@@ -588,7 +592,7 @@ export class Worker extends Actor<WorkerMsg> {
     }
     this.sm.to('idle', 'run finished', now);
     this.finishRun(this.outcomeOf(r, logs));
-    this.pool.tell({ kind: 'runDone', inst: this.inst });
+    this.pool.tell({ kind: 'runDone', inst: this.inst, ...(runCpuMs !== undefined ? { cpuMs: runCpuMs } : {}) });
     this.capIdleCpu();
   }
 

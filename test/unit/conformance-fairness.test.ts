@@ -44,7 +44,8 @@ const NODE = { memoryMiB: 4096, maxInstances: 3, maxQueueDelayMs: 15_000, cores:
 const profile = profileSchema.parse({
   accelerator: 'test',
   defaults: { coldMs: COLD_MS, restoreMs: RESTORE_MS, warmMs: 0, memoryMiB: 256, snapshotMiB: SNAPSHOT_MIB, restoreMsByTier: { shm: RESTORE_MS } },
-  functions: Object.fromEntries(FUNCTIONS.map((f) => [f.name, { cpuShare: DEMAND[f.memoryMiB] }])),
+  // a start's CPU time, as the fake VMs report it (below): what fairness charges for it, less than its time
+  functions: Object.fromEntries(FUNCTIONS.map((f) => [f.name, { cpuShare: DEMAND[f.memoryMiB], coldCpuMs: DEMAND[f.memoryMiB]! * COLD_MS, restoreCpuMs: DEMAND[f.memoryMiB]! * RESTORE_MS }])),
   tiers: [{ name: 'shm', latencyRank: 0, capacityMiB: 1 << 20 }],
   node: { cores: NODE.cores, idleVmCpu: 0 },
 });
@@ -70,14 +71,27 @@ async function simulated(trace: Trace, cfg: PoliciesConfigInput, fairness: Fairn
   return log;
 }
 
-/** The fake driver's VMs report the CPU their runs ask for (DEMAND, in virtual time). */
+/**
+ * The fake driver's VMs report the CPU they ask for and take (DEMAND of a core, in virtual time since the VMM
+ * was spawned): the share PerfManager learns, and the CPU time of each start and run that fairness charges
+ * (a start takes DEMAND × its time here, not its time: a start is charged its CPU, issue 18).
+ */
 function withCpuDemand(h: Harness, clock: VirtualClock): void {
   const d = h.driver;
-  const demand = (cfg: VmConfig, vm: VmHandle): VmHandle => Object.assign(vm, { cpuDemandMs: () => DEMAND[cfg.memoryMiB]! * clock.now() });
+  const demand = (cfg: VmConfig, t0: number, vm: VmHandle): VmHandle => {
+    const cpu = (): number => DEMAND[cfg.memoryMiB]! * (clock.now() - t0);
+    return Object.assign(vm, { cpuDemandMs: cpu, cpuMs: cpu });
+  };
   const boot = d.boot.bind(d);
   const restore = d.restore.bind(d);
-  d.boot = async (cfg) => demand(cfg, await boot(cfg));
-  d.restore = async (cfg, files) => demand(cfg, await restore(cfg, files));
+  d.boot = async (cfg) => {
+    const t0 = clock.now();
+    return demand(cfg, t0, await boot(cfg));
+  };
+  d.restore = async (cfg, files) => {
+    const t0 = clock.now();
+    return demand(cfg, t0, await restore(cfg, files));
+  };
 }
 
 async function real(trace: Trace, cfg: PoliciesConfigInput, fairness: FairnessMode): Promise<{ log: Decision[]; answered: number; sent: number }> {

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { createPolicies } from '../../src/policies/index.js';
 import { PoolCore, PRESSURE_EVICT, PRESSURE_OK, PRESSURE_REFUSE, PRESSURE_STOP } from '../../src/vmpool/core/core.js';
 import type { CoreConfig, CoreEffects, CoreInstance, RejectCode, StopCause } from '../../src/vmpool/core/model.js';
+import { coreConfig } from '../helpers/core-config.js';
 
 interface Rec {
   starts: CoreInstance[];
@@ -14,19 +15,7 @@ interface Rec {
 }
 
 function cfg(over: Partial<CoreConfig> = {}): CoreConfig {
-  return {
-    memoryBudgetMiB: 1000,
-    lowWatermark: 0.8,
-    highWatermark: 1,
-    maxConcurrentInvocations: 100,
-    maxQueueLength: 100,
-    maxQueueDelayMs: 60_000,
-    snapshots: false,
-    tiers: [],
-    starts: { maxConcurrent: 100, cores: 2, idleVmCpu: 0, defaultColdMs: 100, defaultRestoreMs: 10, preferWarm: false, backoffBaseMs: 1000, backoffMaxMs: 60_000 },
-    cpuSlots: 0,
-    ...over,
-  };
+  return coreConfig(over);
 }
 
 async function core(over: Partial<CoreConfig> = {}, keepAlive: unknown = { policy: 'fixed', ttlSeconds: 3600 }) {

@@ -45,7 +45,7 @@ import { admissionView, noteStartCost, startSlots } from './estimates.js';
 import { flush, setWant, unwait } from './node-wait.js';
 import { activate, cpuGate, noteCpuShare, noteDemand, setShare, settleRun, settleStart } from './fairness.js';
 import { pump, selectIdle } from './serve.js';
-import { assign, available, leaveBusy, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
+import { assign, available, leaveBusy, leaveStarting, liveInstances, makeStale, markStale, release, stopInst, unaccount } from './instances.js';
 import { expiryTimer, prewarmTimer } from './keepalive.js';
 import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
@@ -192,17 +192,20 @@ export class PoolCore {
 
   // ---- instance events ---------------------------------------------------
 
-  /** A start finished: the instance is ready. */
-  startDone(inst: CoreInstance, now: number): void {
+  /**
+   * A start finished: the instance is ready (`cpuMs`: the CPU time its VMMs took for it, when the shell
+   * measured it; fairness charges that rather than its time).
+   */
+  startDone(inst: CoreInstance, now: number, cpuMs?: number): void {
     const s = this.s;
     if (inst.state !== 'starting') return; // stopped meanwhile
     const f = inst.f;
-    s.startingN--;
+    leaveStarting(s, inst);
     if (inst.counted) f.starting--;
     s.needDrain = true;
     inst.startCostMs = now - inst.createdAt;
     noteStartCost(s, inst);
-    settleStart(s, inst, now);
+    settleStart(s, inst, now, cpuMs);
     noteStartSuccess(f);
     if (inst.path === 'restore') {
       f.restores++;
@@ -214,16 +217,16 @@ export class PoolCore {
     flush(s, now);
   }
 
-  /** A run finished: the instance is free again. */
-  runDone(inst: CoreInstance, now: number): void {
+  /** A run finished: the instance is free again (`cpuMs`: the CPU time the run took, when the shell measured it). */
+  runDone(inst: CoreInstance, now: number, cpuMs?: number): void {
     const s = this.s;
     if (inst.state !== 'busy') return;
-    settleRun(s, inst, now);
+    settleRun(s, inst, now, cpuMs);
     leaveBusy(s, inst);
     inst.lastUsedAt = now;
     noteRestoredRun(inst);
-    // with fairness the CPU it frees may go to a waiting function
-    if (s.fair) s.needDrain = true;
+    // with fairness the CPU it frees may go to a waiting function (when it is short: the pass decides)
+    if (s.fair && s.fairWait.length > 0) s.needDrain = true;
     if (inst.stale || inst.f.deleted) stopInst(s, inst, 'stale', now);
     else available(s, inst, false, now);
     noteDemand(s, inst.f);
@@ -357,7 +360,7 @@ export class PoolCore {
         f.deadlineArmedAt = Infinity;
         dropExpired(s, f, now);
         if (f.queued > 0) armDeadline(s, f, deadlineOf(s, f.qAt[f.qHead]!));
-        else if (s.fair && f.waiting) {
+        else if (s.fairNow && f.waiting) {
           // it no longer waits: whoever waits behind it may go now
           unwait(s, f);
           s.needDrain = true;

@@ -51,14 +51,32 @@ export function startCost(s: CoreState, f: CoreFunction): number {
     : (f.view.coldStartMs ?? (s.coldSeen > 0 ? s.coldMean : s.cfg.starts.defaultColdMs));
 }
 
-/** Expected time until a start for f now would be ready: its cost, times the rounds of starts queued ahead. */
-export function startEstimate(s: CoreState, f: CoreFunction): number {
+/**
+ * Expected time until a start for f now would be ready: its cost, after a slot frees for it. The starts
+ * under way free their slots at what remains of them (their expected cost less the time they have run,
+ * none once past it: a start counts at what is left of it, not at its whole cost again); the starts queued
+ * ahead of f then take the slots in turn, each for f's cost.
+ */
+export function startEstimate(s: CoreState, f: CoreFunction, now: number): number {
   const cost = startCost(s, f);
   const slots = startSlots(s);
   // FIFO: every start the waiting functions want; with fairness: one per function ahead of f in its order
-  const queued = s.fair ? startsAhead(s, f) : s.wantStartsTotal - f.wantStarts;
-  const ahead = Math.max(0, s.startingN + queued - slots + 1);
-  return cost * (1 + Math.ceil(ahead / slots));
+  const queued = s.fairNow ? startsAhead(s, f) : s.wantStartsTotal - f.wantStarts;
+  const running = s.startingList;
+  if (running.length + queued < slots) return cost;
+  // when each slot is free for a queued start: the `slots` earliest of (the running starts' ends, then
+  // immediately for slots nobody holds); with more starts running than slots, a slot frees only after
+  // the surplus ended
+  const ends = s.slotEnds;
+  ends.length = 0;
+  for (const inst of running) ends.push(Math.max(0, inst.startExpectMs - (now - inst.createdAt)));
+  ends.sort((a, b) => a - b);
+  const surplus = Math.max(0, running.length - slots);
+  const at = (j: number): number => (j + surplus < ends.length ? ends[j + surplus]! : 0);
+  // slots free at 0 first (nobody holds them), then in the order the running starts end
+  const free = Math.max(0, slots - running.length);
+  const slotAt = (j: number): number => (j < free ? 0 : at(j - free));
+  return slotAt(queued % slots) + Math.floor(queued / slots) * cost + cost;
 }
 
 /** The admission policy's view of f for one more request (a shared object, refreshed per call). */
@@ -75,12 +93,12 @@ export function admissionView(s: CoreState, f: CoreFunction, now: number): Admis
   // this request is number queued+1; covered by a start under way, a warm instance, or a new start
   const k = f.queued + 1 - f.starting;
   let est: number;
-  if (k <= 0) est = startEstimate(s, f);
+  if (k <= 0) est = startEstimate(s, f, now);
   else {
     const warm = warmWait(f, k, now);
-    const start = v.startable > 0 || f.starting > 0 ? startEstimate(s, f) : Infinity;
+    const start = v.startable > 0 || f.starting > 0 ? startEstimate(s, f, now) : Infinity;
     est = Math.min(warm, start);
-    if (!Number.isFinite(est) && f.live > 0) est = startEstimate(s, f); // instances exist but nothing measured yet
+    if (!Number.isFinite(est) && f.live > 0) est = startEstimate(s, f, now); // instances exist but nothing measured yet
   }
   // with fairness: no sooner than its function's turn on the CPU for every request queued before it
   v.estimatedWaitMs = Math.max(est, fairWait(s, f, f.queued + 1));

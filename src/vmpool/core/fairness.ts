@@ -8,14 +8,18 @@
 //
 // - virtual time: every function has `vt`, the CPU it was granted (ms of a core)
 //   divided by its share. A grant charges at once what it is expected to take (a
-//   run: how long its runs held an instance × its CPU share; a start: what starts
-//   took, on one core); its end corrects the charge to what it held. Times are the
-//   core's own observations (so both shells charge alike). A function that
+//   run: the CPU time its runs took, else how long they held an instance × its CPU
+//   share; a start: the CPU time starts took, on one core); its end corrects the
+//   charge to the CPU time it took as the shell measured it (the VMM's), else to
+//   its time × its CPU share: under load a start or a run stretches in wall time
+//   with what its neighbours take, not in CPU time. A function that
 //   becomes backlogged again starts at the floor, the vt of the latest grant: no
 //   credit is banked while idle.
 // - order: functions waiting for a node-wide resource (start slot, memory,
 //   concurrency, CPU) wait in order of vt, lowest first, ties first come first
-//   served (start-time fair queuing); with fairness off they wait FIFO.
+//   served (start-time fair queuing) — while the CPU is short for one of them
+//   (cpuShort: its run would not fit beside the busy runs); otherwise, and with
+//   fairness off, they wait FIFO and nothing is held back.
 // - the CPU gate: while another function waits, a run or a start goes only if
 //   the CPU it takes fits in the cores beside the busy runs and the starts under
 //   way. So an instance of a function that has had more than its share finishes
@@ -42,17 +46,17 @@ export const START_CPU = 1;
 const EPS = 1e-9;
 
 /**
- * The share of a core one run of f takes: measured, else the mean of the functions measured. With no
- * function measured: none when runs were measured without their CPU (a driver or a simulator profile
- * that reports no CPU time: the node cannot see what a run takes, so the CPU gate holds nothing back
- * and fairness orders the starts only), else a whole core (until the first run is measured, a run
- * may be CPU-bound).
+ * The share of a core one run of f takes: measured, else the mean of the functions measured; none while
+ * no run was measured with its CPU (a driver or a simulator profile that reports no CPU time, or no run
+ * ended yet): the node cannot see that the CPU is short, so the fair rule holds nothing back (cpuShort).
+ * Counting an unmeasured run a whole core held capacity back before the first runs ended and changed
+ * the course of a node under memory pressure (docs/reliability.md "Fairness: why it was opt-in").
  */
 export function cpuNeed(s: CoreState, f: CoreFunction): number {
   const v = f.view.cpuShare;
   if (v !== undefined) return v;
   if (s.cpuShareN > 0) return s.cpuShareSum / s.cpuShareN;
-  return s.cpuBlind ? 0 : 1;
+  return 0;
 }
 
 /** f's measured CPU share changed from `before` to `after` (the node-wide guess for unmeasured functions). */
@@ -65,6 +69,28 @@ export function noteCpuShare(s: CoreState, before: number | undefined, after: nu
     s.cpuShareSum += after;
     s.cpuShareN++;
   }
+}
+
+/**
+ * Is the CPU short: do the runs of the waiting functions not fit in the cores beside the busy runs and the
+ * starts under way? Only then does the fair rule act (order, CPU gate): functions that wait for memory or
+ * start slots alone, or whose runs take no CPU the node can see, are served as with fairness off (first
+ * come, first served, nothing held back): ordering them by CPU bought nothing there and cost many boots
+ * and drops under memory pressure (docs/reliability.md). Sets cpuWanted (what the waiting functions' runs
+ * take) for admission's estimates until the next pass.
+ */
+export function cpuShort(s: CoreState): boolean {
+  let w = 0;
+  for (const g of s.fairWait) if (g.waiting && g.queued > 0 && !g.deleted) w += cpuNeed(s, g);
+  s.cpuWanted = w;
+  return w > EPS && cpuLoad(s) + w > s.cfg.starts.cores + EPS;
+}
+
+/** Is the CPU short for one more request of f (cpuShort, with f's run among those waiting)? */
+export function cpuShortFor(s: CoreState, f: CoreFunction): boolean {
+  const need = cpuNeed(s, f);
+  const wanted = s.cpuWanted + (f.waiting && f.waitPos >= 0 ? 0 : need);
+  return need > EPS && cpuLoad(s) + wanted > s.cfg.starts.cores + EPS;
 }
 
 /** CPU the node has handed out: busy runs and starts under way (cores). */
@@ -112,7 +138,7 @@ export function blockedOn(f: CoreFunction, why: number, cpu = 0): void {
  * functions before it in the pass hold back; with nothing handed out or held back one may always go.
  */
 export function cpuGate(s: CoreState, f: CoreFunction, start: boolean): boolean {
-  if (!s.fair) return true;
+  if (!s.fairNow) return true;
   const run = cpuNeed(s, f);
   const need = start ? Math.max(START_CPU, run) : run;
   if (need < EPS || !othersWaiting(s, f)) return true;
@@ -158,15 +184,24 @@ function heldOf(s: CoreState, f: CoreFunction): number {
   return f.heldSeen > 0 ? f.heldMean : s.heldMean;
 }
 
+/** The CPU (ms of a core) a run of f is expected to take: what its runs took, else their time held × `cpu`. */
+function runCpuOf(s: CoreState, f: CoreFunction, cpu: number): number {
+  return f.cpuMsSeen > 0 ? f.cpuMsMean : heldOf(s, f) * cpu;
+}
+
 /** A run of inst's function was assigned (inst.cpuCharge set): charge what it is expected to take. */
 export function chargeRun(s: CoreState, inst: CoreInstance): void {
   if (!s.fair) return;
-  inst.vtCharge = heldOf(s, inst.f) * inst.cpuCharge;
+  inst.vtCharge = runCpuOf(s, inst.f, inst.cpuCharge);
   grant(s, inst.f, inst.vtCharge);
 }
 
-/** The run ended: the charge becomes what it held (its time busy × its CPU share). */
-export function settleRun(s: CoreState, inst: CoreInstance, now: number): void {
+/**
+ * The run ended: the charge becomes what it took, its CPU time `cpuMs` when the shell measured it (the
+ * VMM's CPU over the run: under contention a run's wall time stretches with what its neighbours take, its
+ * CPU time does not), else its time busy × its CPU share.
+ */
+export function settleRun(s: CoreState, inst: CoreInstance, now: number, cpuMs?: number): void {
   if (!s.fair) return;
   const f = inst.f;
   const busy = now - inst.busySince;
@@ -174,23 +209,42 @@ export function settleRun(s: CoreState, inst: CoreInstance, now: number): void {
   f.heldMean += (busy - f.heldMean) / Math.min(f.heldSeen, 20);
   s.heldSeen++;
   s.heldMean += (busy - s.heldMean) / Math.min(s.heldSeen, 100);
-  settle(s, inst, busy * inst.cpuCharge);
+  const measured = cpuMs !== undefined && cpuMs >= 0;
+  if (measured) {
+    f.cpuMsSeen++;
+    f.cpuMsMean += (cpuMs - f.cpuMsMean) / Math.min(f.cpuMsSeen, 20);
+  }
+  settle(s, inst, measured ? cpuMs : busy * inst.cpuCharge);
 }
 
-/** A start was launched: charge what starts of its kind took, on one core. */
+/** A start was launched: charge what starts of its kind took (their CPU time when measured, else their time), on one core. */
 export function chargeStart(s: CoreState, inst: CoreInstance): void {
   if (!s.fair) return;
   const cold = inst.path === 'cold';
+  const cpuSeen = cold ? s.coldCpuSeen : s.restoreCpuSeen;
   const seen = cold ? s.coldSeen : s.restoreSeen;
-  const mean = cold ? s.coldMean : s.restoreMean;
-  inst.vtCharge = (seen > 0 ? mean : cold ? s.cfg.starts.defaultColdMs : s.cfg.starts.defaultRestoreMs) * START_CPU;
+  const mean = cpuSeen > 0 ? (cold ? s.coldCpuMean : s.restoreCpuMean) : cold ? s.coldMean : s.restoreMean;
+  inst.vtCharge = (cpuSeen > 0 || seen > 0 ? mean : cold ? s.cfg.starts.defaultColdMs : s.cfg.starts.defaultRestoreMs) * START_CPU;
   grant(s, inst.f, inst.vtCharge);
 }
 
-/** The start ended (ready, or failed): the charge becomes what it took. */
-export function settleStart(s: CoreState, inst: CoreInstance, now: number): void {
+/**
+ * The start ended (ready, or failed): the charge becomes what it took, its CPU time `cpuMs` when the shell
+ * measured it (the VMMs' CPU time over the start: a load that stretches a boot to 20 s does not make it
+ * cost 20 s of CPU), else its time.
+ */
+export function settleStart(s: CoreState, inst: CoreInstance, now: number, cpuMs?: number): void {
   if (!s.fair) return;
-  settle(s, inst, (now - inst.createdAt) * START_CPU);
+  if (cpuMs !== undefined && cpuMs >= 0) {
+    if (inst.path === 'cold') {
+      s.coldCpuSeen++;
+      s.coldCpuMean += (cpuMs - s.coldCpuMean) / Math.min(s.coldCpuSeen, 20);
+    } else {
+      s.restoreCpuSeen++;
+      s.restoreCpuMean += (cpuMs - s.restoreCpuMean) / Math.min(s.restoreCpuSeen, 20);
+    }
+    settle(s, inst, cpuMs);
+  } else settle(s, inst, (now - inst.createdAt) * START_CPU);
 }
 
 function settle(s: CoreState, inst: CoreInstance, heldMs: number): void {
@@ -232,15 +286,21 @@ export function setShare(s: CoreState, f: CoreFunction, share: number): void {
  */
 export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
   if (!s.fair) return 0;
+  // before any run ended, with its CPU or without, a run may be CPU-bound: here (not in the order or the CPU
+  // gate) it counts a core, so that the estimate errs on the side of an early refusal; without it the queue of
+  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline
+  const guess = s.cpuShareN === 0 && !s.cpuBlind;
+  // the CPU not short for f: its runs fit beside the busy ones, the estimate of its instances holds
+  if (!guess && !cpuShortFor(s, f)) return 0;
   const others = s.demandShares - (f.inDemand ? f.share : 0);
-  const need = cpuNeed(s, f);
+  const need = guess ? 1 : cpuNeed(s, f);
   // alone, a function has the node to itself: the estimate of its instances holds
   if (others < EPS || !(need > 0)) return 0;
   // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side
   // of an early refusal, and matters in proportion to the CPU its runs take)
-  const run = f.heldSeen > 0 ? f.heldMean : s.cfg.maxQueueDelayMs;
+  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : s.cfg.maxQueueDelayMs * need;
   const shares = others + f.share;
-  const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * run * need) / f.share;
+  const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * runCpu) / f.share;
   return (ahead * shares) / s.cfg.starts.cores;
 }
 

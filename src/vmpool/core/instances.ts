@@ -12,6 +12,7 @@ import { BLOCK_CPU, BLOCK_ORDER, blockedOn, chargeRun, cpuGate, cpuNeed } from '
 import { goIdle, leaveIdle } from './keepalive.js';
 import { dropSnapshot, placeSnapshot } from './snapshots.js';
 import { chargeStart } from './accounting.js';
+import { startCost } from './estimates.js';
 
 export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now: number): CoreInstance {
   const inst = s.free.pop() ?? newSlot(s);
@@ -36,6 +37,9 @@ export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now
   f.live++;
   f.starting++;
   s.startingN++;
+  inst.startExpectMs = startCost(s, f);
+  inst.startingPos = s.startingList.length;
+  s.startingList.push(inst);
   const snap = f.snapshot;
   if (s.cfg.snapshots && snap?.ready) {
     inst.path = 'restore';
@@ -53,6 +57,19 @@ export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now
     s.fx.start(inst, target ? { path: 'cold', snapshot: target } : { path: 'cold' }, now);
   }
   return inst;
+}
+
+/** A start is no longer under way (ready, failed or stopped): out of the count and the list. */
+export function leaveStarting(s: CoreState, inst: CoreInstance): void {
+  s.startingN--;
+  const l = s.startingList;
+  const i = inst.startingPos;
+  if (i < 0) return;
+  inst.startingPos = -1;
+  const last = l.pop()!;
+  if (last === inst) return;
+  l[i] = last;
+  last.startingPos = i;
 }
 
 function newSlot(s: CoreState): CoreInstance {
@@ -159,7 +176,7 @@ export function unaccount(s: CoreState, inst: CoreInstance, now: number): void {
   if (inst.fnIdlePos >= 0) leaveIdle(s, inst, now);
   else if (inst.fnBusyPos >= 0) leaveBusy(s, inst);
   else if (inst.state === 'starting') {
-    s.startingN--;
+    leaveStarting(s, inst);
     // a cold start that was to leave a snapshot behind will not: free its reservation
     const snap = inst.snapshot;
     if (snap && inst.path === 'cold' && !snap.ready && f.snapshot === snap) dropSnapshot(s, snap, 'failed', now);

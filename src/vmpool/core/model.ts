@@ -250,6 +250,10 @@ export class CoreInstance implements InstanceView {
   cpuCharge = 0;
   /** fairness: the CPU (ms) its run or start was charged when granted (corrected when it ends) */
   vtCharge = 0;
+  /** what its start was expected to take when launched (ms; admission counts what remains of it) */
+  startExpectMs = 0;
+  /** its place in the core's list of starts under way (-1: none) */
+  startingPos = -1;
   /** the snapshot this start creates (cold) or restores from */
   snapshot: CoreSnapshot | undefined = undefined;
   // list positions
@@ -374,6 +378,9 @@ export class CoreFunction {
   /** how long its runs held an instance, as the core saw them (mean over the last ones; what a run is charged) */
   heldMean = 0;
   heldSeen = 0;
+  /** the CPU time its runs took as the shell measured it (ms, mean over the last ones; what a run is charged when known) */
+  cpuMsMean = 0;
+  cpuMsSeen = 0;
   /** the shell's per-function data (VmPool: the FunctionDef) */
   handle: unknown = undefined;
 

@@ -1,13 +1,15 @@
 // Functions waiting for a node-wide resource (a start slot, memory, the node's
-// concurrency limit, the CPU), served FIFO — or, with fairness (fairness.ts), in
-// order of virtual time: an arrival never starts ahead of a function that waits
-// before it. Whenever a core call frees a resource it sets needDrain, and
-// flush() lets the waiting functions go, in order, before the call returns.
+// concurrency limit, the CPU), served FIFO — or, with fairness (fairness.ts) while
+// the CPU is short for one of them, in order of virtual time: an arrival never
+// starts ahead of a function that waits before it. Whenever a core call frees a
+// resource it sets needDrain, and flush() lets the waiting functions go, in
+// order, before the call returns. With fairness both orders are kept, and each
+// pass takes the one that fits (cpuShort).
 
 import type { CoreState } from './state.js';
 import type { CoreFunction } from './model.js';
 import { pump } from './serve.js';
-import { fairEnter, fairFirst, fairLeave, fairOrder, holdBack, noteDemand } from './fairness.js';
+import { cpuShort, fairEnter, fairFirst, fairLeave, fairOrder, holdBack, noteDemand } from './fairness.js';
 
 export function awaitNode(s: CoreState, f: CoreFunction): void {
   f.waiting = true;
@@ -16,8 +18,7 @@ export function awaitNode(s: CoreState, f: CoreFunction): void {
     fairEnter(s, f);
     noteDemand(s, f);
     // outside the fair pass: the pass at the end of this core call decides, in order
-    if (!s.inPass) s.needDrain = true;
-    return;
+    if (s.fairNow && !s.inPass) s.needDrain = true;
   }
   if (!f.inWaitList) {
     f.inWaitList = true;
@@ -38,14 +39,13 @@ export function setWant(s: CoreState, f: CoreFunction, n: number): void {
 
 /** The function at the head of the wait list (entries that no longer wait are dropped on the way). */
 export function firstWaiting(s: CoreState): CoreFunction | undefined {
-  if (s.fair) return fairFirst(s);
+  if (s.fairNow) return fairFirst(s);
   const w = s.waitList;
   while (s.waitHead < w.length) {
     const f = w[s.waitHead]!;
     if (f.waiting && f.queued > 0 && !f.deleted) return f;
     f.inWaitList = false;
-    f.waiting = false;
-    setWant(s, f, 0);
+    unwait(s, f);
     s.waitHead++;
   }
   if (s.waitHead > 0) {
@@ -62,7 +62,8 @@ export function flush(s: CoreState, now: number): void {
   let guard = 0;
   while (s.needDrain) {
     s.needDrain = false;
-    if (s.fair) fairPass(s, now);
+    s.fairNow = s.fair && cpuShort(s);
+    if (s.fairNow) fairPass(s, now);
     else fifoPass(s, now);
     if (++guard > 1_000_000) throw new Error('PoolCore: drain does not terminate');
   }

@@ -80,12 +80,12 @@ function tryStart(s: CoreState, f: CoreFunction, now: number): number {
   if (f.snapshot && !f.snapshot.ready) return FN_WAIT;
   if (s.cfg.starts.preferWarm && f.busy.length > 0) {
     const wait = warmWait(f, f.queued - f.starting, now);
-    if (wait < startEstimate(s, f)) {
+    if (wait < startEstimate(s, f, now)) {
       armRecheck(s, f, now + Math.max(1, wait));
       return FN_WAIT;
     }
   }
-  if (!s.fair) {
+  if (!s.fairNow) {
     // FIFO among functions waiting for node-wide resources: no overtaking
     if (firstWaiting(s) !== undefined && firstWaiting(s) !== f) return NODE_WAIT;
     if (s.startingN >= startSlots(s)) return NODE_WAIT;

@@ -144,6 +144,10 @@ export class CoreState {
   idleMemTime = 0;
   busyN = 0;
   startingN = 0;
+  /** the starts under way (admission counts each at what remains of it: estimates.ts startEstimate) */
+  readonly startingList: CoreInstance[] = [];
+  /** scratch for startEstimate: when the starts under way end */
+  readonly slotEnds: number[] = [];
   /** CPU the busy instances take (sum of their functions' cpuShare when assigned) */
   busyCpu = 0;
   /** starts the waiting functions want (admission's estimate counts them as queued ahead) */
@@ -151,7 +155,14 @@ export class CoreState {
   // fairness (fairness.ts, issue 18)
   /** admission.fairness is max-min */
   readonly fair: boolean;
-  /** functions waiting for a node-wide resource, as a heap by virtual time (replaces waitList when fair) */
+  /**
+   * the fair rule acts now: fair, and the CPU is short for a waiting function (fairness.ts cpuShort; set
+   * before each pass); otherwise the waiting functions are served FIFO, as with fairness off
+   */
+  fairNow = false;
+  /** the CPU the waiting functions' runs take (cores; cpuShort, at the latest pass) */
+  cpuWanted = 0;
+  /** functions waiting for a node-wide resource, as a heap by virtual time (beside waitList when fair) */
   readonly fairWait: CoreFunction[] = [];
   fairSeq = 0;
   /** virtual time of the latest grant: a function that becomes backlogged starts there (no credit banked while idle) */
@@ -166,8 +177,13 @@ export class CoreState {
   /** measured CPU shares of runs, summed over the functions that have one (the guess for those that have none) */
   cpuShareSum = 0;
   cpuShareN = 0;
-  /** run times were measured without a CPU share (the node's runs report no CPU time: cpuNeed) */
+  /** run times were measured without a CPU share (the node's runs report no CPU time: fairWait's guess ends) */
   cpuBlind = false;
+  /** the CPU time starts took as the shells measured it (fairness charges it: fairness.ts settleStart) */
+  coldCpuMean = 0;
+  coldCpuSeen = 0;
+  restoreCpuMean = 0;
+  restoreCpuSeen = 0;
   /** how long runs held their instance, node-wide (the guess for functions none of whose runs ended yet) */
   heldMean = 0;
   heldSeen = 0;
@@ -192,7 +208,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.fair = (cfg.fairness ?? 'off') === 'max-min';
+    this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
     const memory = cfg.memory ?? DEFAULT_MEMORY_ACCOUNTING;
     this.measuredAccounting = memory.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, memory.reserve)) : 0;
