@@ -24,8 +24,8 @@ import type { PoolStatus } from '../src/vmpool/pool.js';
 import { benchDaemon, machine, summarize, table, type Summary } from './common.js';
 
 // holds its request for params.holdMs: a VM that stays taken while its guest idles
-const HOLD = Buffer.from('exports.main = async (p) => { const ms = Math.max(0, Math.min((p && p.holdMs) || 0, 1800000)); if (ms) await new Promise((r) => setTimeout(r, ms)); return { held: ms }; };');
-const SIZE_MIB = 256;
+export const HOLD = Buffer.from('exports.main = async (p) => { const ms = Math.max(0, Math.min((p && p.holdMs) || 0, 1800000)); if (ms) await new Promise((r) => setTimeout(r, ms)); return { held: ms }; };');
+export const SIZE_MIB = 256;
 const REFUSE_MS = 8000;
 /** requests sent ahead of the VMs that have started */
 const AHEAD = 3;
@@ -102,7 +102,7 @@ function pssMiB(pid: number): number {
 }
 
 /** The VMM process of each VM id (QEMU's `-name faascell-<id>`, the id being vm-…). */
-function vmmPids(ids: string[]): number[] {
+export function vmmPids(ids: string[]): number[] {
   const want = new Set(ids.map((id) => `faascell-${id}`));
   const pids: number[] = [];
   for (const p of fs.readdirSync('/proc')) {

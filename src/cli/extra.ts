@@ -113,7 +113,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | clone-memory | all', 'all')
     .addHelpText(
       'after',
       `
@@ -142,6 +142,9 @@ flock /tmp/faascell-vm.lock on a shared one):
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
                   --phase-seconds, --floor-mib, --max-vms), with the simulator's prediction
+  clone-memory    (issue 24) clones of one snapshot by mapping kind (smaps) and guest pages copied (pagemap),
+                  read at --settle and --seconds s; variants interleaved over --rounds (--variants default,tb16,
+                  arena2,tb16+arena2: restored clones' code cache, MALLOC_ARENA_MAX), --clones, --warm-runs
   all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
@@ -328,6 +331,16 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## idle density\n\n' + text);
         json.idleDensity = r;
       }
+      if (which === 'clone-memory') {
+        // issue 24: where a clone's host memory goes, and the knobs that cut it, side by side
+        const { benchCloneMemory, cloneMemoryVariant, formatCloneMemory } = await import('../../bench/clone-memory.js');
+        console.error('bench clone-memory: clones of one snapshot by mapping kind, variants interleaved…');
+        const r = await benchCloneMemory({ clones: o.clones, readsAt: [o.settle, o.seconds], warmRuns: o.warmRuns, rounds: o.rounds, variants: (o.variants ?? ['default']).map(cloneMemoryVariant) });
+        const text = formatCloneMemory(r);
+        console.log(text + '\n');
+        md.push('## clone memory\n\n' + text);
+        json.cloneMemory = r;
+      }
       if (which === 'idle-cap') {
         // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
         const { benchIdleCap, formatIdleCap } = await import('../../bench/idle-cap.js');
@@ -384,7 +397,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## ksm\n\n' + text);
         json.ksm = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | clone-memory | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

@@ -308,6 +308,13 @@ export const configSchema = z
          * ~44 MiB per VM for ~0.1-0.15 s of cold boot (docs/performance-guest.md).
          */
         tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(32),
+        /**
+         * issue 24: TCG only: the code cache of a VM restored from a snapshot (a clone runs little code after
+         * its restore); null: tcgCodeCacheMiB. Part of the clone's memory limit instead of tcgCodeCacheMiB.
+         */
+        tcgCodeCacheRestoreMiB: z.number().int().min(4).max(4096).nullable().default(null),
+        /** issue 24: MALLOC_ARENA_MAX in every VMM's environment (glibc's malloc arenas); null: glibc's default (8 per core). */
+        vmmMallocArenaMax: z.number().int().min(1).max(64).nullable().default(null),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */
