@@ -141,7 +141,7 @@ flock /tmp/faascell-vm.lock on a shared one):
                   on and off (two daemons side by side), and the warm call with and without the cap
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
-                  --phase-seconds, --floor-mib, --max-vms), with the simulator's prediction
+                  --phase-seconds, --floor-mib, --max-vms, --accountings), with the simulator's prediction
   clone-memory    (issue 24) clones of one snapshot by mapping kind (smaps) and guest pages copied (pagemap),
                   read at --settle and --seconds s; variants interleaved over --rounds (--variants default,tb16,
                   arena2,tb16+arena2: restored clones' code cache, MALLOC_ARENA_MAX), --clones, --warm-runs
@@ -161,6 +161,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
     .option('--paths <list>', 'idle-density: clones,cold', (v: string) => v.split(',').filter(Boolean))
+    .option('--accountings <list>', 'idle-density: nominal,measured (default both, one after the other)', (v: string) => v.split(',').filter(Boolean))
     .option('--budget-mib <n>', 'idle-density: node.memoryBudgetMiB of both daemons (default: the host\'s RAM)', (v) => parseInt(v, 10))
     .option('--phase-seconds <n>', 'idle-density: longest phase', (v) => parseInt(v, 10), 150)
     .option('--floor-mib <n>', 'idle-density: stop a phase when MemAvailable falls below this', (v) => parseInt(v, 10), 3072)
@@ -176,7 +177,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; accountings?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -325,7 +326,11 @@ flock /tmp/faascell-vm.lock on a shared one):
           if (x !== 'clones' && x !== 'cold') throw new Error(`--paths: ${x} is not clones or cold`);
           return x;
         });
-        const r = await benchIdleDensity({ paths, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
+        const accountings = (o.accountings ?? ['nominal', 'measured']).map((x) => {
+          if (x !== 'nominal' && x !== 'measured') throw new Error(`--accountings: ${x} is not nominal or measured`);
+          return x;
+        });
+        const r = await benchIdleDensity({ paths, accountings, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
         const text = formatIdleDensity(r);
         console.log(text + '\n');
         md.push('## idle density\n\n' + text);

@@ -315,6 +315,8 @@ export const configSchema = z
         tcgCodeCacheRestoreMiB: z.number().int().min(4).max(4096).nullable().default(null),
         /** issue 24: MALLOC_ARENA_MAX in every VMM's environment (glibc's malloc arenas); null: glibc's default (8 per core). */
         vmmMallocArenaMax: z.number().int().min(1).max(64).nullable().default(null),
+        /** issue 24: MALLOC_MMAP_THRESHOLD_ in every VMM's environment (KiB; a fixed threshold also keeps glibc trimming freed memory at 128 KiB); null: glibc's dynamic threshold. */
+        vmmMallocMmapThresholdKiB: z.number().int().min(4).max(32 * 1024).nullable().default(null),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /** Hard CPU cap in host CPUs per vCPU (e.g. 1.0); null: none. */

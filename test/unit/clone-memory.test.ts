@@ -87,7 +87,7 @@ void test('the guest kernel\'s static image from its ELF program headers', () =>
 
 void test('variants name the knobs', () => {
   assert.deepEqual(cloneMemoryVariant('default').limits, {});
-  assert.deepEqual(cloneMemoryVariant('tb16+arena2').limits, { tcgCodeCacheRestoreMiB: 16, vmmMallocArenaMax: 2 });
+  assert.deepEqual(cloneMemoryVariant('tb16+arena2+mmap128').limits, { tcgCodeCacheRestoreMiB: 16, vmmMallocArenaMax: 2, vmmMallocMmapThresholdKiB: 128 });
   assert.throws(() => cloneMemoryVariant('tb'), /tbN/);
 });
 
@@ -96,7 +96,8 @@ void test('a restored clone\'s code cache and the VMM\'s malloc arenas', () => {
   assert.equal(tcgCodeCacheFor({ tcgCodeCacheMiB: 32, tcgCodeCacheRestoreMiB: 16 }, true), 16);
   assert.equal(tcgCodeCacheFor({ tcgCodeCacheMiB: 32, tcgCodeCacheRestoreMiB: 16 }, false), 32);
   assert.equal(vmmEnv(), VMM_ENV);
-  assert.deepEqual(vmmEnv(2), { ...VMM_ENV, MALLOC_ARENA_MAX: '2' });
+  assert.deepEqual(vmmEnv({ arenaMax: 2 }), { ...VMM_ENV, MALLOC_ARENA_MAX: '2' });
+  assert.deepEqual(vmmEnv({ mmapThresholdKiB: 128 }), { ...VMM_ENV, MALLOC_MMAP_THRESHOLD_: '131072' });
   const c = parseConfig({ limits: { tcgCodeCacheRestoreMiB: 16, vmmMallocArenaMax: 2 } });
   assert.equal(c.limits.tcgCodeCacheRestoreMiB, 16);
   assert.throws(() => parseConfig({ limits: { vmmMallocArenaMax: 0 } }), /vmmMallocArenaMax/);

@@ -58,6 +58,8 @@ export interface QemuDriverOptions {
   tcgCodeCacheRestoreMiB?: number;
   /** issue 24: MALLOC_ARENA_MAX in the VMM's environment (default: unset, glibc's 8 arenas per core). */
   mallocArenaMax?: number;
+  /** issue 24: MALLOC_MMAP_THRESHOLD_ (KiB) in the VMM's environment (default: unset, glibc's dynamic threshold). */
+  mallocMmapThresholdKiB?: number;
   /** Bounds on what a guest may send over its channel (DEFAULT_CHANNEL_LIMITS). */
   channelLimits?: Partial<ChannelLimits>;
   /** Per-VMM jail (own uid, mount namespace) and cgroup limits; none when absent. */
@@ -99,9 +101,17 @@ export function tcgCodeCacheFor(opts: Pick<QemuDriverOptions, 'tcgCodeCacheMiB' 
   return restored ? (opts.tcgCodeCacheRestoreMiB ?? opts.tcgCodeCacheMiB) : opts.tcgCodeCacheMiB;
 }
 
-/** VMM_ENV, with glibc's malloc arenas capped when asked (each VMM thread that allocates may otherwise get its own). */
-export function vmmEnv(mallocArenaMax?: number): NodeJS.ProcessEnv {
-  return mallocArenaMax === undefined ? VMM_ENV : { ...VMM_ENV, MALLOC_ARENA_MAX: String(mallocArenaMax) };
+/**
+ * VMM_ENV, with glibc's malloc tuned when asked: arenas capped (each VMM thread that allocates may otherwise get
+ * its own), a fixed mmap threshold (glibc otherwise raises it, and its trim threshold, after a large block is freed).
+ */
+export function vmmEnv(malloc: { arenaMax?: number; mmapThresholdKiB?: number } = {}): NodeJS.ProcessEnv {
+  if (malloc.arenaMax === undefined && malloc.mmapThresholdKiB === undefined) return VMM_ENV;
+  return {
+    ...VMM_ENV,
+    ...(malloc.arenaMax !== undefined ? { MALLOC_ARENA_MAX: String(malloc.arenaMax) } : {}),
+    ...(malloc.mmapThresholdKiB !== undefined ? { MALLOC_MMAP_THRESHOLD_: String(malloc.mmapThresholdKiB * 1024) } : {}),
+  };
 }
 
 /** Migration stream socket in the run dir (QEMU connects to it to save a snapshot). */
@@ -701,7 +711,7 @@ export class QemuDriver implements RuntimeDriver {
         stdio[INCOMING_FD] = stateFd;
       }
       this.logFn(`qemu ${cfg.vmId}: ${describeLaunch(launch)}`);
-      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: vmmEnv(this.opts.mallocArenaMax) });
+      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: vmmEnv({ arenaMax: this.opts.mallocArenaMax, mmapThresholdKiB: this.opts.mallocMmapThresholdKiB }) });
     } catch (e) {
       if (stateFd !== undefined) fs.closeSync(stateFd);
       await prepared?.release();
