@@ -242,7 +242,7 @@ export interface CloneMemoryRead {
   atSeconds: number;
   pssMiB: Summary;
   /** per kind: median over the clones (MiB) of PSS and of private dirty */
-  kinds: Record<Kind, { pssMiB: number; privateDirtyMiB: number; thpMiB: number }>;
+  kinds: Record<Kind, { pssMiB: number; rssMiB: number; privateDirtyMiB: number; thpMiB: number }>;
   guest: { kernelImageMiB: number; restMiB: number; byRegion: Record<string, number> };
   /** pages copied by every clone read (the same guest pages in all of them), MiB */
   commonCopiedMiB: number;
@@ -374,7 +374,7 @@ async function memoryPhase(vd: VariantDaemon, opts: { clones: number; readsAt: n
         }
       }
       const kinds = Object.fromEntries(
-        KINDS.map((k) => [k, { pssMiB: median(bds.map((x) => x.kinds[k].pssKiB)) / 1024, privateDirtyMiB: median(bds.map((x) => x.kinds[k].privateDirtyKiB)) / 1024, thpMiB: median(bds.map((x) => x.kinds[k].thpKiB)) / 1024 }]),
+        KINDS.map((k) => [k, { pssMiB: median(bds.map((x) => x.kinds[k].pssKiB)) / 1024, rssMiB: median(bds.map((x) => x.kinds[k].rssKiB)) / 1024, privateDirtyMiB: median(bds.map((x) => x.kinds[k].privateDirtyKiB)) / 1024, thpMiB: median(bds.map((x) => x.kinds[k].thpKiB)) / 1024 }]),
       ) as CloneMemoryRead['kinds'];
       const regions = new Set(sides.flatMap((s) => Object.keys(s.side.byRegion)));
       const byRegion = Object.fromEntries([...regions].map((r) => [r, median(sides.map((s) => s.side.byRegion[r] ?? 0))]).filter(([, x]) => (x as number) >= 0.5));
@@ -487,14 +487,14 @@ export function formatCloneMemory(r: CloneMemoryResult): string {
     `machine: ${JSON.stringify(r.machine)}`,
     `${r.clones} clones of one snapshot per variant (256 MiB hello function, each holding one sleeping request), read at ${r.readsAt.join(' and ')} s after the last clone started; then ${r.rounds} rounds, variants interleaved, of one restore and ${r.warmRuns} warm runs on that clone; MemAvailable now ${Math.round(memAvailableMiB())} MiB, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
     '',
-    '### Host memory per clone, by mapping kind (median over the clones; MiB: PSS / private dirty, THP)',
+    '### Host memory per clone, by mapping kind (median over the clones; MiB: PSS, RSS, private dirty, THP)',
     '',
   ];
   for (const v of r.variants) {
     for (const rd of v.reads) {
       lines.push(`**${v.variant.name}** at ${rd.atSeconds} s: PSS median ${f(rd.pssMiB.median)} (p99 ${f(rd.pssMiB.p99)}) MiB over ${rd.pssMiB.n} clones; host memory per clone (ΔMemAvailable / clones, at the last read) ${f(v.hostPerCloneMiB)} MiB; threads ${rd.threads.median}; page tables ${rd.pageTablesKiB.median} KiB; MemAvailable ${rd.memAvailableMiB} MiB`);
       lines.push('');
-      lines.push(table(['kind', 'PSS MiB', 'private dirty MiB', 'of which THP MiB'], KINDS.map((k) => [k, f(rd.kinds[k].pssMiB), f(rd.kinds[k].privateDirtyMiB), f(rd.kinds[k].thpMiB)])));
+      lines.push(table(['kind', 'PSS MiB', 'RSS MiB', 'private dirty MiB', 'of which THP MiB'], KINDS.map((k) => [k, f(rd.kinds[k].pssMiB), f(rd.kinds[k].rssMiB ?? NaN), f(rd.kinds[k].privateDirtyMiB), f(rd.kinds[k].thpMiB)])));
       lines.push('');
       lines.push(`guest side (pagemap of the RAM file mapping): copied pages ${f(rd.guest.kernelImageMiB + rd.guest.restMiB)} MiB: ${f(rd.guest.kernelImageMiB)} in the kernel's static image, ${f(rd.guest.restMiB)} elsewhere; the same pages in every clone read: ${f(rd.commonCopiedMiB)} MiB; by guest-physical region (MiB): ${Object.entries(rd.guest.byRegion).sort((a, b) => parseInt(a[0]) - parseInt(b[0])).map(([k, x]) => `${k}: ${f(x)}`).join(', ')}`);
       lines.push(`largest 'anon other' mappings of one clone (size / RSS KiB): ${rd.otherLargest.map((o) => `${o.sizeKiB}/${o.rssKiB}`).join(', ')}`);

@@ -132,7 +132,7 @@ async function cpuWindow(pids: number[], ms: number): Promise<{ host: number; pe
 }
 
 /** The simulator's count: the same requests (one a second, each held for longer than the run), the same budget. */
-async function simulatedCount(path: DensityPath, accounting: Accounting, budgetMiB: number, reserve: number, maxVms: number): Promise<number> {
+export async function simulatedCount(path: DensityPath, accounting: Accounting, budgetMiB: number, reserve: number, maxVms: number): Promise<number> {
   const n = maxVms;
   const slotStart = new Uint32Array(n + 1);
   for (let s = 0; s <= n; s++) slotStart[s] = s;
