@@ -24,8 +24,8 @@ import type { PoolStatus } from '../src/vmpool/pool.js';
 import { benchDaemon, machine, summarize, table, type Summary } from './common.js';
 
 // holds its request for params.holdMs: a VM that stays taken while its guest idles
-const HOLD = Buffer.from('exports.main = async (p) => { const ms = Math.max(0, Math.min((p && p.holdMs) || 0, 1800000)); if (ms) await new Promise((r) => setTimeout(r, ms)); return { held: ms }; };');
-const SIZE_MIB = 256;
+export const HOLD = Buffer.from('exports.main = async (p) => { const ms = Math.max(0, Math.min((p && p.holdMs) || 0, 1800000)); if (ms) await new Promise((r) => setTimeout(r, ms)); return { held: ms }; };');
+export const SIZE_MIB = 256;
 const REFUSE_MS = 8000;
 /** requests sent ahead of the VMs that have started */
 const AHEAD = 3;
@@ -102,7 +102,7 @@ function pssMiB(pid: number): number {
 }
 
 /** The VMM process of each VM id (QEMU's `-name faascell-<id>`, the id being vm-…). */
-function vmmPids(ids: string[]): number[] {
+export function vmmPids(ids: string[]): number[] {
   const want = new Set(ids.map((id) => `faascell-${id}`));
   const pids: number[] = [];
   for (const p of fs.readdirSync('/proc')) {
@@ -132,7 +132,7 @@ async function cpuWindow(pids: number[], ms: number): Promise<{ host: number; pe
 }
 
 /** The simulator's count: the same requests (one a second, each held for longer than the run), the same budget. */
-async function simulatedCount(path: DensityPath, accounting: Accounting, budgetMiB: number, reserve: number, maxVms: number): Promise<number> {
+export async function simulatedCount(path: DensityPath, accounting: Accounting, budgetMiB: number, reserve: number, maxVms: number): Promise<number> {
   const n = maxVms;
   const slotStart = new Uint32Array(n + 1);
   for (let s = 0; s <= n; s++) slotStart[s] = s;
@@ -160,13 +160,14 @@ async function simulatedCount(path: DensityPath, accounting: Accounting, budgetM
   return r.coldBoots + r.restoresStarted;
 }
 
-export async function benchIdleDensity(opts: { paths: DensityPath[]; budgetMiB: number; phaseSeconds: number; floorMiB: number; maxVms: number; log?: (s: string) => void }): Promise<IdleDensityResult> {
+export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings?: Accounting[]; budgetMiB: number; phaseSeconds: number; floorMiB: number; maxVms: number; log?: (s: string) => void }): Promise<IdleDensityResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const phases: IdleDensityPhase[] = [];
   const reserve = 0.1;
   const highWatermark = 0.95;
   for (const path of opts.paths) {
-    for (const accounting of ['nominal', 'measured'] as const) {
+    // both by default; one alone when a phase needs a VM-lock hold of its own (a long measured phase)
+    for (const accounting of opts.accountings ?? (['nominal', 'measured'] as const)) {
       const simulated = await simulatedCount(path, accounting, opts.budgetMiB, reserve, opts.maxVms);
       const b = await benchDaemon({
         log: { level: 'error' },

@@ -136,6 +136,10 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       // observability: each VM's console kept in stateDir/consoles (telemetry.consoleLogs)
       consoleDir: path.join(cfg.stateDir, 'consoles'), consoleKeep: cfg.telemetry.consoleLogs.keep, consoleMaxBytes: cfg.telemetry.consoleLogs.maxBytes,
       consoleRotateBytes: cfg.limits.consoleMaxBytes, // issue 19: a live console is rotated, not unbounded
+      // issue 24: what a VMM holds besides its guest (a clone's code cache, malloc arenas)
+      ...(cfg.limits.tcgCodeCacheRestoreMiB !== null ? { tcgCodeCacheRestoreMiB: cfg.limits.tcgCodeCacheRestoreMiB } : {}),
+      ...(cfg.limits.vmmMallocArenaMax !== null ? { mallocArenaMax: cfg.limits.vmmMallocArenaMax } : {}),
+      ...(cfg.limits.vmmMallocMmapThresholdKiB !== null ? { mallocMmapThresholdKiB: cfg.limits.vmmMallocMmapThresholdKiB } : {}),
       ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
     },
     firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
@@ -277,7 +281,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     viaUnixSocket: (s) => unixConnections.has(s),
     // issue 22: web actions are public by OpenWhisk's design (any page may call them); the Host check stays
     crossOriginPrefixes: [OPENWHISK_PREFIX + '/web/'],
-    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
+    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, tcgCodeCacheRestoreMiB: cfg.limits.tcgCodeCacheRestoreMiB ?? cfg.limits.tcgCodeCacheMiB, vmmMallocArenaMax: cfg.limits.vmmMallocArenaMax, vmmMallocMmapThresholdKiB: cfg.limits.vmmMallocMmapThresholdKiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app

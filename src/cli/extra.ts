@@ -114,7 +114,7 @@ export function registerExtraCommands(p: Command): void {
 
   p.command('bench')
     .description('benchmarks with real VMs (or the simulator), printing medians, p99 and side-by-side ratios; results go to --out')
-    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | density-load | all', 'all')
+    .argument('[which]', 'startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | cli | idle-cap | idle-density | density-load | clone-memory | all', 'all')
     .addHelpText(
       'after',
       `
@@ -142,10 +142,13 @@ flock /tmp/faascell-vm.lock on a shared one):
                   on and off (two daemons side by side), and the warm call with and without the cap
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
-                  --phase-seconds, --floor-mib, --max-vms), with the simulator's prediction
+                  --phase-seconds, --floor-mib, --max-vms, --accountings), with the simulator's prediction
   density-load    (issue 24) a load of many small functions beyond the nominal budget, nominal vs measured
                   accounting one after the other, and simulated; in steps (--step prep|nominal|measured|report,
                   --work DIR: one VM-lock hold each) or all at once (--step all); docs/density.md
+  clone-memory    (issue 24) clones of one snapshot by mapping kind (smaps) and guest pages copied (pagemap),
+                  read at --settle and --seconds s; variants interleaved over --rounds (--variants default,tb16,
+                  arena2,tb16+arena2: restored clones' code cache, MALLOC_ARENA_MAX), --clones, --warm-runs
   all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
@@ -163,6 +166,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
     .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
     .option('--paths <list>', 'idle-density: clones,cold', (v: string) => v.split(',').filter(Boolean))
+    .option('--accountings <list>', 'idle-density: nominal,measured (default both, one after the other)', (v: string) => v.split(',').filter(Boolean))
     .option('--budget-mib <n>', 'idle-density: node.memoryBudgetMiB of both daemons (default: the host\'s RAM)', (v) => parseInt(v, 10))
     .option('--phase-seconds <n>', 'idle-density: longest phase', (v) => parseInt(v, 10), 150)
     .option('--floor-mib <n>', 'idle-density: stop a phase when MemAvailable falls below this', (v) => parseInt(v, 10), 3072)
@@ -186,7 +190,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; accountings?: string[]; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -335,7 +339,11 @@ flock /tmp/faascell-vm.lock on a shared one):
           if (x !== 'clones' && x !== 'cold') throw new Error(`--paths: ${x} is not clones or cold`);
           return x;
         });
-        const r = await benchIdleDensity({ paths, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
+        const accountings = (o.accountings ?? ['nominal', 'measured']).map((x) => {
+          if (x !== 'nominal' && x !== 'measured') throw new Error(`--accountings: ${x} is not nominal or measured`);
+          return x;
+        });
+        const r = await benchIdleDensity({ paths, accountings, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
         const text = formatIdleDensity(r);
         console.log(text + '\n');
         md.push('## idle density\n\n' + text);
@@ -350,6 +358,16 @@ flock /tmp/faascell-vm.lock on a shared one):
           console.log(text + '\n');
           md.push('## density load\n\n' + text);
         } else md.push(`## density load\n\nstep ${step} done (work directory ${o.work})`);
+      }
+      if (which === 'clone-memory') {
+        // issue 24: where a clone's host memory goes, and the knobs that cut it, side by side
+        const { benchCloneMemory, cloneMemoryVariant, formatCloneMemory } = await import('../../bench/clone-memory.js');
+        console.error('bench clone-memory: clones of one snapshot by mapping kind, variants interleaved…');
+        const r = await benchCloneMemory({ clones: o.clones, readsAt: [o.settle, o.seconds], warmRuns: o.warmRuns, rounds: o.rounds, variants: (o.variants ?? ['default']).map(cloneMemoryVariant) });
+        const text = formatCloneMemory(r);
+        console.log(text + '\n');
+        md.push('## clone memory\n\n' + text);
+        json.cloneMemory = r;
       }
       if (which === 'idle-cap') {
         // issue 19: the idle CPU cap on and off side by side (warm path cost, a spinning idle VM's CPU)
@@ -407,7 +425,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         md.push('## ksm\n\n' + text);
         json.ksm = r;
       }
-      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | density-load | all`);
+      if (md.length === 0) throw new Error(`unknown benchmark ${which}: startup | snapshots | restore-steps | cold-snapshot | warm-vm | density | profile | python | sim | cluster | network | idle-cpu | memory | guest-start | restored-memory | restore-daemon | ksm | cli | idle-cap | idle-density | density-load | clone-memory | all`);
       writeFileSync(path.join(o.out, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
       writeFileSync(path.join(o.out, `bench-${stamp}.md`), md.join('\n\n') + '\n');
       console.error(`results in ${o.out}/bench-${stamp}.{json,md}`);

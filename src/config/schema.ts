@@ -311,6 +311,17 @@ export const configSchema = z
          * ~44 MiB per VM for ~0.1-0.15 s of cold boot (docs/performance-guest.md).
          */
         tcgCodeCacheMiB: z.number().int().min(16).max(4096).default(32),
+        /**
+         * issue 24: TCG only: the code cache of a VM restored from a snapshot (the cache is not in a snapshot: a
+         * clone fills it anew); null: tcgCodeCacheMiB. Part of the clone's memory limit instead of tcgCodeCacheMiB.
+         * 16: a hello clone fills 22 MiB of a 32 MiB cache; 16 saves ~7.7 MiB per clone with no slower restore
+         * or warm run, 12 and 8 slow both (docs/density.md, bench/runs/2026-12-07-clone-memory-breakdown-s5.md).
+         */
+        tcgCodeCacheRestoreMiB: z.number().int().min(4).max(4096).nullable().default(16),
+        /** issue 24: MALLOC_ARENA_MAX in every VMM's environment (glibc's malloc arenas); null: glibc's default (8 per core). */
+        vmmMallocArenaMax: z.number().int().min(1).max(64).nullable().default(null),
+        /** issue 24: MALLOC_MMAP_THRESHOLD_ in every VMM's environment (KiB; a fixed threshold also keeps glibc trimming freed memory at 128 KiB); null: glibc's dynamic threshold. */
+        vmmMallocMmapThresholdKiB: z.number().int().min(4).max(32 * 1024).nullable().default(null),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /**

@@ -112,10 +112,13 @@ export interface FunctionCosts {
  * issue 24: what a 256 MiB hello VM costs the host (memory-model.ts), from `faascell bench memory`
  * (bench/runs/2026-11-29-integ9-memory.txt, tuned image): shared by every VM the root fs, kernel and QEMU's
  * binary (~70 MiB), an idle cold-booted VM ~100 MiB of its own (171 MiB PSS alone, 116 MiB with 5), a
- * restored clone ~30 MiB of its own and ~50 MiB of its snapshot's RAM file (55 MiB PSS with 5 clones).
- * Growth per run was not measured (0). Measured accounting is the default (docs/density.md).
+ * restored clone, recalibrated 2026-12-07 (`faascell bench clone-memory`, 20 clones of a 256 MiB hello, the
+ * clone's code cache at its default 16 MiB: bench/runs/2026-12-07-clone-memory-breakdown-s5.md): ~40 MiB of its
+ * own (was 30, which predicted 441 clones where 233 were measured still admitting at ~53 MiB PSS each) and ~10 MiB
+ * of its snapshot's RAM file (the pages it maps, RSS; was 50). Growth per run was not measured (0). Measured
+ * accounting is the default (docs/density.md).
  */
-const DEFAULT_MEMORY_MODEL = { defaults: { coldPrivateMiB: 100, clonePrivateMiB: 30, snapshotSharedMiB: 50, runGrowthMiB: 0 }, vmSharedMiB: 70 };
+const DEFAULT_MEMORY_MODEL = { defaults: { coldPrivateMiB: 100, clonePrivateMiB: 40, snapshotSharedMiB: 10, runGrowthMiB: 0 }, vmSharedMiB: 70 };
 
 /** Built-in fallback: the numbers of bench/profiles/tcg-default.json. */
 export const DEFAULT_PROFILE: Profile = profileSchema.parse({

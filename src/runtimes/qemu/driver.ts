@@ -54,6 +54,12 @@ export interface QemuDriverOptions {
   sandbox?: boolean;
   /** TCG's translated-code cache per VM in MiB (QEMU's default: 1 GiB); counted in the VM's memory limit. */
   tcgCodeCacheMiB?: number;
+  /** issue 24: the same for a VM restored from a snapshot (default: tcgCodeCacheMiB). */
+  tcgCodeCacheRestoreMiB?: number;
+  /** issue 24: MALLOC_ARENA_MAX in the VMM's environment (default: unset, glibc's 8 arenas per core). */
+  mallocArenaMax?: number;
+  /** issue 24: MALLOC_MMAP_THRESHOLD_ (KiB) in the VMM's environment (default: unset, glibc's dynamic threshold). */
+  mallocMmapThresholdKiB?: number;
   /** Bounds on what a guest may send over its channel (DEFAULT_CHANNEL_LIMITS). */
   channelLimits?: Partial<ChannelLimits>;
   /** Per-VMM jail (own uid, mount namespace) and cgroup limits; none when absent. */
@@ -89,6 +95,24 @@ export const CONSOLE_ROTATE_BYTES = 1024 * 1024;
 
 /** The environment every VMM gets: nothing of the daemon's (tokens, paths). */
 export const VMM_ENV: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' };
+
+/** The TCG code cache of a VM: a restored clone may have a smaller one than a cold boot (the cache is not part of a snapshot). */
+export function tcgCodeCacheFor(opts: Pick<QemuDriverOptions, 'tcgCodeCacheMiB' | 'tcgCodeCacheRestoreMiB'>, restored: boolean): number | undefined {
+  return restored ? (opts.tcgCodeCacheRestoreMiB ?? opts.tcgCodeCacheMiB) : opts.tcgCodeCacheMiB;
+}
+
+/**
+ * VMM_ENV, with glibc's malloc tuned when asked: arenas capped (each VMM thread that allocates may otherwise get
+ * its own), a fixed mmap threshold (glibc otherwise raises it, and its trim threshold, after a large block is freed).
+ */
+export function vmmEnv(malloc: { arenaMax?: number; mmapThresholdKiB?: number } = {}): NodeJS.ProcessEnv {
+  if (malloc.arenaMax === undefined && malloc.mmapThresholdKiB === undefined) return VMM_ENV;
+  return {
+    ...VMM_ENV,
+    ...(malloc.arenaMax !== undefined ? { MALLOC_ARENA_MAX: String(malloc.arenaMax) } : {}),
+    ...(malloc.mmapThresholdKiB !== undefined ? { MALLOC_MMAP_THRESHOLD_: String(malloc.mmapThresholdKiB * 1024) } : {}),
+  };
+}
 
 /** Migration stream socket in the run dir (QEMU connects to it to save a snapshot). */
 export const MIGRATION_SOCKET = 'migrate.sock';
@@ -625,7 +649,8 @@ export class QemuDriver implements RuntimeDriver {
     const timings: DriverTimings = { start: monoNow() };
     validateVmConfig(cfg);
     // issue 19: the serial console comes to the daemon (a pipe), which keeps it rotated (ConsoleSink)
-    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB: this.opts.tcgCodeCacheMiB, ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}), serial: 'stdio', ...cmdOpts });
+    const tcgCodeCacheMiB = tcgCodeCacheFor(this.opts, snapshot !== undefined);
+    const args = buildQemuArgs(cfg, { sandbox: this.opts.sandbox ?? true, tcgCodeCacheMiB, ...(this.opts.privateMemfdRam ? { privateMemfdRam: true } : {}), serial: 'stdio', ...cmdOpts });
     const bin = resolveBinary(this.binary);
     if (!bin) throw new Error(`${this.binary} not found (install it with: ${QEMU_INSTALL_HINT})`);
     fs.mkdirSync(cfg.runDir, { recursive: true, mode: 0o700 });
@@ -644,7 +669,7 @@ export class QemuDriver implements RuntimeDriver {
         runDir: cfg.runDir,
         memoryMiB: cfg.memoryMiB,
         // the code cache grows with the guest's code: part of what the VMM may use
-        vmmExtraMiB: cfg.accelerator === 'tcg' ? (this.opts.tcgCodeCacheMiB ?? 1024) : 0,
+        vmmExtraMiB: cfg.accelerator === 'tcg' ? (tcgCodeCacheMiB ?? 1024) : 0,
         vcpus: cfg.vcpus,
         binary: bin,
         readOnly: [cfg.image.kernelPath, cfg.image.initrdPath, cfg.image.rootfsPath],
@@ -686,7 +711,7 @@ export class QemuDriver implements RuntimeDriver {
         stdio[INCOMING_FD] = stateFd;
       }
       this.logFn(`qemu ${cfg.vmId}: ${describeLaunch(launch)}`);
-      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: VMM_ENV });
+      proc = spawn(launch.cmd, launch.argv, { stdio, detached: false, env: vmmEnv({ arenaMax: this.opts.mallocArenaMax, mmapThresholdKiB: this.opts.mallocMmapThresholdKiB }) });
     } catch (e) {
       if (stateFd !== undefined) fs.closeSync(stateFd);
       await prepared?.release();
