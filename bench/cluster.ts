@@ -12,7 +12,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from '../src/cli/client.js';
+import { DEFAULT_PULL_RULE, type PullRule } from '../src/cluster/capacity.js';
 import { ClusterClient } from '../src/cluster/client.js';
+import { MEMORY_DEFAULTS } from '../src/config/schema.js';
 import type { ClusterStatus } from '../src/cluster/index.js';
 import { createRng } from '../src/policies/rng.js';
 import { startNatsServer, type NatsServer } from '../test/cluster-helpers/nats-server.js';
@@ -45,7 +47,14 @@ export interface LocalityRun {
   byNode: Record<string, number>;
   /** seconds of wall time for the sequence */
   wallSeconds: number;
-  calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number }>;
+  /** the daemons' cluster.pullRule (absent in runs before 2026-12-07: those ran under `instances`) */
+  pullRule?: PullRule;
+  /** the daemons' node.memory.accounting (absent in runs before 2026-12-07: those ran under `nominal`) */
+  memoryAccounting?: 'measured' | 'nominal';
+  /** load average (1, 5, 15 min) when the sequence began and when it ended: the machine is shared */
+  loadavg?: { before: string; after: string };
+  /** via: how the node got it (addressed: routed to it for locality; shared: pulled from the shared queue), from the activation's cluster record (absent before 2026-12-07) */
+  calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number; via?: 'shared' | 'addressed'; handbacks?: number; forwardedFrom?: string }>;
 }
 
 interface Proc {
@@ -235,7 +244,10 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
     const nats = await startNatsServer();
     const ds: Proc[] = [];
     try {
-      for (let i = 0; i < 3; i++) ds.push(await daemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality }), node: { memoryBudgetMiB: 768 }, admission: { maxConcurrentStarts: 1 } }));
+      // the pull rule said explicitly and recorded: the simulator's validation replays the run under the same rule
+      const pullRule = DEFAULT_PULL_RULE;
+      const memoryAccounting = MEMORY_DEFAULTS.accounting;
+      for (let i = 0; i < 3; i++) ds.push(await daemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality, pullRule }), node: { memoryBudgetMiB: 768, memory: { accounting: memoryAccounting } }, admission: { maxConcurrentStarts: 1 } }));
       await waitUp(ds[0]!.client, 3);
       const fns = ['fa', 'fb', 'fc', 'fd'];
       for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
@@ -252,6 +264,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
       const paths = { warm: 0, restore: 0, cold: 0 };
       const byNode: Record<string, number> = {};
       const calls: LocalityRun['calls'] = [];
+      const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
       const t0 = performance.now();
       // one at a time, through a random node's HTTP API, a random function: what stays where matters
       for (let i = 0; i < o.localityRuns; i++) {
@@ -264,9 +277,17 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
         const a = r.body.activation!;
         paths[a.startPath ?? 'cold']++;
         byNode[a.node!] = (byNode[a.node!] ?? 0) + 1;
-        calls.push({ ingress: `loc${k}`, fn: f, node: a.node!, path: a.startPath ?? 'cold', ms: Math.round((performance.now() - c0) * 10) / 10 });
+        const cl = a.cluster;
+        calls.push({
+          ingress: `loc${k}`,
+          fn: f,
+          node: a.node!,
+          path: a.startPath ?? 'cold',
+          ms: Math.round((performance.now() - c0) * 10) / 10,
+          ...(cl ? { via: cl.via, handbacks: cl.handbacks, ...(cl.forwardedFrom ? { forwardedFrom: cl.forwardedFrom } : {}) } : {}),
+        });
       }
-      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode, wallSeconds: (performance.now() - t0) / 1000, calls };
+      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode, wallSeconds: (performance.now() - t0) / 1000, pullRule, memoryAccounting, loadavg: { before: loadBefore, after: os.loadavg().map((x) => x.toFixed(2)).join(' ') }, calls };
       log(`  locality ${locality ? 'on' : 'off'}: ${JSON.stringify(paths)}`);
     } finally {
       for (const d of ds) await d.stop();
