@@ -23,6 +23,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DEFAULT_PULL_RULE, PULL_RULES, type PullRule } from '../src/cluster/capacity.js';
 import { MEMORY_DEFAULTS } from '../src/config/schema.js';
 import { createPolicies } from '../src/policies/index.js';
@@ -33,7 +34,7 @@ import type { LocalityRun } from '../bench/cluster.js';
 
 const FNS = ['fa', 'fb', 'fc', 'fd'];
 const PATHS = ['warm', 'restore', 'cold'] as const;
-type Path = (typeof PATHS)[number];
+export type Path = (typeof PATHS)[number];
 type Accounting = 'measured' | 'nominal';
 /** the bench's pause between a call's answer and the next call, and the simulated broker round (ms) */
 const GAP_MS = 5;
@@ -41,7 +42,7 @@ const ROUND_MS = 2;
 /** the simulated ingress publish and outcome's way back (the simulator's default) */
 const HOP_MS = 2;
 
-interface Args {
+export interface Args {
   profile: string;
   runMs: number;
   pullRule: PullRule;
@@ -51,7 +52,7 @@ interface Args {
   files: string[];
 }
 
-function parseArgs(argv: string[]): Args {
+export function parseArgs(argv: string[]): Args {
   const a: Args = { profile: 'bench/profiles/tcg-node-2026-11-29.json', runMs: 2, pullRule: DEFAULT_PULL_RULE, accounting: MEMORY_DEFAULTS.accounting, sampleMs: MEMORY_DEFAULTS.sampleIntervalMs, calls: false, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
@@ -76,7 +77,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 /** One simulated call: the node that ran it, its start path, and its latency (undefined for the last call: see below). */
-interface SimCall {
+export interface SimCall {
   node: number;
   path: Path;
   ms: number | undefined;
@@ -84,7 +85,7 @@ interface SimCall {
   via: 'shared' | 'addressed' | undefined;
 }
 
-interface SimRun {
+export interface SimRun {
   r: ClusterSimResult;
   calls: SimCall[];
   pullRule: PullRule;
@@ -92,7 +93,7 @@ interface SimRun {
   memoryModel: 'profile' | 'built-in' | 'none';
 }
 
-async function simulateRun(real: LocalityRun, locality: boolean, base: Profile, a: Args): Promise<SimRun> {
+export async function simulateRun(real: LocalityRun, locality: boolean, base: Profile, a: Args): Promise<SimRun> {
   const pullRule = real.pullRule ?? a.pullRule;
   const accounting = real.memoryAccounting ?? a.accounting;
   // measured accounting without a memory model would count every VM at its size (nominal): use the built-in model
@@ -151,6 +152,59 @@ async function simulateRun(real: LocalityRun, locality: boolean, base: Profile, 
   return { r, calls, pullRule, accounting, memoryModel };
 }
 
+/** How one run's calls compare with their simulation, call by call. */
+export interface CallComparison {
+  /** calls whose simulated start path (warm, restore, cold) is the real one */
+  samePath: number;
+  /** calls the simulation ran on the node of the same index */
+  sameNode: number;
+  /** whether the run recorded each call's delivery (bench/cluster.ts since 2026-12-07) */
+  hasVia: boolean;
+  realAddressed: number;
+  simAddressed: number;
+  /** calls delivered the same way (addressed or shared) */
+  sameVia: number;
+  /** real path (rows) × simulated path (columns) */
+  confusion: Record<Path, Record<Path, number>>;
+  /** latency pairs (ms): every call the simulation timed, and by path where both sides took the same path */
+  latency: Record<'all' | Path, { real: number[]; sim: number[] }>;
+}
+
+function emptyConfusion(): Record<Path, Record<Path, number>> {
+  return Object.fromEntries(PATHS.map((p) => [p, Object.fromEntries(PATHS.map((q) => [q, 0]))])) as Record<Path, Record<Path, number>>;
+}
+
+function emptyLatency(): CallComparison['latency'] {
+  return { all: { real: [], sim: [] }, warm: { real: [], sim: [] }, restore: { real: [], sim: [] }, cold: { real: [], sim: [] } };
+}
+
+const nodeOf = (s: string): number => Number(s.replace(/^loc/, ''));
+
+/** The i-th real call against the i-th simulated one (calls go one at a time: the i-th answer is the i-th call's). */
+export function compareCalls(real: LocalityRun['calls'], sim: readonly SimCall[]): CallComparison {
+  const c: CallComparison = { samePath: 0, sameNode: 0, hasVia: real.every((x) => x.via !== undefined), realAddressed: 0, simAddressed: 0, sameVia: 0, confusion: emptyConfusion(), latency: emptyLatency() };
+  real.forEach((x, j) => {
+    const sc = sim[j];
+    if (!sc) return;
+    const rp = x.path as Path;
+    c.confusion[rp][sc.path]++;
+    if (sc.path === rp) c.samePath++;
+    if (sc.node === nodeOf(x.node)) c.sameNode++;
+    if (x.via === 'addressed') c.realAddressed++;
+    if (sc.via === 'addressed') c.simAddressed++;
+    if (x.via !== undefined && x.via === sc.via) c.sameVia++;
+    if (sc.ms === undefined) return;
+    c.latency.all.real.push(x.ms);
+    c.latency.all.sim.push(sc.ms);
+    // by path only where both agree: otherwise the ratio would compare a warm call with a start
+    if (sc.path === rp) {
+      c.latency[rp].real.push(x.ms);
+      c.latency[rp].sim.push(sc.ms);
+    }
+  });
+  return c;
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(0)} %`;
 const median = (xs: number[]): number => {
   const s = [...xs].sort((x, y) => x - y);
@@ -158,8 +212,6 @@ const median = (xs: number[]): number => {
   return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 };
 const msOf = (x: number): string => (Number.isNaN(x) ? '–' : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(0)} ms`);
-const nodeOf = (s: string): number => Number(s.replace(/^loc/, ''));
-
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const base = await loadProfile(a.profile);
@@ -180,46 +232,23 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|---|---|',
     );
     // call by call, over every run: real path (rows) × simulated path (columns)
-    const confusion = Object.fromEntries(PATHS.map((p) => [p, Object.fromEntries(PATHS.map((q) => [q, 0]))])) as Record<Path, Record<Path, number>>;
-    const lat: Record<'all' | Path, { real: number[]; sim: number[] }> = { all: { real: [], sim: [] }, warm: { real: [], sim: [] }, restore: { real: [], sim: [] }, cold: { real: [], sim: [] } };
+    const confusion = emptyConfusion();
+    const lat = emptyLatency();
     const p50Rows: string[] = [];
     for (let i = 0; i < reals.length; i++) {
       const real = reals[i]!;
       const s = sims[i]!;
-      let samePath = 0;
-      let sameNode = 0;
-      // routing, where the run recorded it (bench/cluster.ts since 2026-12-07): addressed to a node for locality, or pulled from the shared queue
-      const hasVia = real.calls.every((c) => c.via !== undefined);
-      let realAddr = 0;
-      let simAddr = 0;
-      let sameVia = 0;
-      const runReal: number[] = [];
-      const runSim: number[] = [];
-      real.calls.forEach((c, j) => {
-        const sc = s.calls[j];
-        if (!sc) return;
-        const rp = c.path as Path;
-        confusion[rp][sc.path]++;
-        if (sc.path === rp) samePath++;
-        if (sc.node === nodeOf(c.node)) sameNode++;
-        if (c.via === 'addressed') realAddr++;
-        if (sc.via === 'addressed') simAddr++;
-        if (c.via === sc.via) sameVia++;
-        // latency by path: both sides' path must agree, or the ratio compares a warm call with a start
-        if (sc.ms !== undefined) {
-          runReal.push(c.ms);
-          runSim.push(sc.ms);
-          lat.all.real.push(c.ms);
-          lat.all.sim.push(sc.ms);
-          if (sc.path === rp) {
-            lat[rp].real.push(c.ms);
-            lat[rp].sim.push(sc.ms);
-          }
-        }
-      });
+      const c = compareCalls(real.calls, s.calls);
+      for (const p of PATHS) for (const q of PATHS) confusion[p][q] += c.confusion[p][q];
+      for (const k of ['all', ...PATHS] as const) {
+        lat[k].real.push(...c.latency[k].real);
+        lat[k].sim.push(...c.latency[k].sim);
+      }
+      const runReal = c.latency.all.real;
+      const runSim = c.latency.all.sim;
       p50Rows.push(`| ${runs[i]!.file} | ${msOf(median(runReal))} | ${msOf(median(runSim))} | ${(median(runReal) / median(runSim)).toFixed(1)} |`);
       out.push(
-        `| ${runs[i]!.file} | ${pct(frac(real, 'warm'))} / ${pct(frac(real, 'restore'))} / ${pct(frac(real, 'cold'))} | ${pct(s.r.warmFraction)} / ${pct(s.r.restoreFraction)} / ${pct(s.r.coldStartFraction)} | ${samePath}/${real.n} | ${sameNode}/${real.n} | ${hasVia ? `${realAddr} / ${simAddr} (${sameVia}/${real.n})` : `– / ${simAddr}`} | ${real.wallSeconds.toFixed(1)} s | ${s.r.simulatedSeconds.toFixed(1)} s |`,
+        `| ${runs[i]!.file} | ${pct(frac(real, 'warm'))} / ${pct(frac(real, 'restore'))} / ${pct(frac(real, 'cold'))} | ${pct(s.r.warmFraction)} / ${pct(s.r.restoreFraction)} / ${pct(s.r.coldStartFraction)} | ${c.samePath}/${real.n} | ${c.sameNode}/${real.n} | ${c.hasVia ? `${c.realAddressed} / ${c.simAddressed} (${c.sameVia}/${real.n})` : `– / ${c.simAddressed}`} | ${real.wallSeconds.toFixed(1)} s | ${s.r.simulatedSeconds.toFixed(1)} s |`,
       );
     }
     const lo = (k: Path): number => Math.min(...reals.map((r) => frac(r, k)));
@@ -264,4 +293,5 @@ async function main(): Promise<void> {
   console.log(out.join('\n'));
 }
 
-await main();
+// run as a script (the unit test imports its functions)
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
