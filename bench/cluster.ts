@@ -7,8 +7,11 @@
 //   2. throughput of three nodes versus one on a CPU-bound function;
 //   3. locality: the share of warm / restore / cold starts in a cluster run with
 //      locality on and off (same seeded workload).
+import os from 'node:os';
 import { Client } from '../src/cli/client.js';
+import { DEFAULT_PULL_RULE, type PullRule } from '../src/cluster/capacity.js';
 import { ClusterClient } from '../src/cluster/client.js';
+import { MEMORY_DEFAULTS } from '../src/config/schema.js';
 import type { ClusterStatus } from '../src/cluster/index.js';
 import { createRng } from '../src/policies/rng.js';
 import { startNatsServer, type NatsServer } from '../test/cluster-helpers/nats-server.js';
@@ -18,8 +21,8 @@ export interface ClusterBenchOptions {
   warmRuns: number;
   cpuRuns: number;
   localityRuns: number;
-  /** which parts to run (default all three) */
-  sections?: Array<'warm' | 'cpu' | 'locality'>;
+  /** which parts to run (default warm, cpu and locality; heartbeat only when asked) */
+  sections?: Array<'warm' | 'cpu' | 'locality' | 'heartbeat'>;
   log?: (s: string) => void;
 }
 
@@ -29,6 +32,19 @@ export interface ClusterBenchResult {
   throughput: { http: number; viaBroker: number; calls: number; concurrency: number };
   cpu: { oneNode: { perSecond: number; wallMs: number }; threeNodes: { perSecond: number; wallMs: number; byNode: Record<string, number> }; runs: number; iterations: number; runMs: Summary };
   locality: Record<'on' | 'off', LocalityRun>;
+  heartbeat?: HeartbeatLag;
+}
+
+/**
+ * How long after an answer reaches the client the ingress that accepted the call
+ * sees, in the heartbeat of the node that ran it, the instance idle again (what its
+ * locality rule needs to route the next call there warm). One sample per cold
+ * start of a fresh function, sequential calls like the locality part.
+ */
+export interface HeartbeatLag {
+  /** ms after the answer; 0: already visible at the first look */
+  samples: Array<{ fn: string; ingress: string; node: string; lagMs: number }>;
+  lagMs: Summary;
 }
 
 /** One locality run: the counts, and every call in order (the cluster simulator replays the same sequence, issue 23). */
@@ -40,7 +56,14 @@ export interface LocalityRun {
   byNode: Record<string, number>;
   /** seconds of wall time for the sequence */
   wallSeconds: number;
-  calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number }>;
+  /** the daemons' cluster.pullRule (absent in runs before 2026-12-07: those ran under `instances`) */
+  pullRule?: PullRule;
+  /** the daemons' node.memory.accounting (absent in runs before 2026-12-07: those ran under `nominal`) */
+  memoryAccounting?: 'measured' | 'nominal';
+  /** load average (1, 5, 15 min) when the sequence began and when it ended: the machine is shared */
+  loadavg?: { before: string; after: string };
+  /** via: how the node got it (addressed: routed to it for locality; shared: pulled from the shared queue), from the activation's cluster record (absent before 2026-12-07) */
+  calls: Array<{ ingress: string; fn: string; node: string; path: string; ms: number; via?: 'shared' | 'addressed'; handbacks?: number; forwardedFrom?: string }>;
 }
 
 const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
@@ -80,7 +103,7 @@ function clusterCfg(nats: NatsServer, node: string, extra: Record<string, unknow
 export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBenchResult> {
   const log = o.log ?? ((s: string) => console.error(s));
   const res = { machine: machine() } as ClusterBenchResult;
-  const want = new Set(o.sections ?? ['warm', 'cpu', 'locality']);
+  const want = new Set<string>(o.sections ?? ['warm', 'cpu', 'locality']);
 
   // ---- 1. warm: straight HTTP vs through the broker -------------------------------
   if (want.has('warm')) {
@@ -174,7 +197,10 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
     const nats = await startNatsServer();
     const ds: DaemonProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) ds.push(await spawnDaemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality }), node: { memoryBudgetMiB: 768 }, admission: { maxConcurrentStarts: 1 } }));
+      // the pull rule said explicitly and recorded: the simulator's validation replays the run under the same rule
+      const pullRule = DEFAULT_PULL_RULE;
+      const memoryAccounting = MEMORY_DEFAULTS.accounting;
+      for (let i = 0; i < 3; i++) ds.push(await spawnDaemon(`loc${i}`, { ...clusterCfg(nats, `loc${i}`, { locality, pullRule }), node: { memoryBudgetMiB: 768, memory: { accounting: memoryAccounting } }, admission: { maxConcurrentStarts: 1 } }));
       await waitUp(ds[0]!.client, 3);
       const fns = ['fa', 'fb', 'fc', 'fd'];
       for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
@@ -191,6 +217,7 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
       const paths = { warm: 0, restore: 0, cold: 0 };
       const byNode: Record<string, number> = {};
       const calls: LocalityRun['calls'] = [];
+      const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
       const t0 = performance.now();
       // one at a time, through a random node's HTTP API, a random function: what stays where matters
       for (let i = 0; i < o.localityRuns; i++) {
@@ -203,16 +230,70 @@ export async function benchCluster(o: ClusterBenchOptions): Promise<ClusterBench
         const a = r.body.activation!;
         paths[a.startPath ?? 'cold']++;
         byNode[a.node!] = (byNode[a.node!] ?? 0) + 1;
-        calls.push({ ingress: `loc${k}`, fn: f, node: a.node!, path: a.startPath ?? 'cold', ms: Math.round((performance.now() - c0) * 10) / 10 });
+        const cl = a.cluster;
+        calls.push({
+          ingress: `loc${k}`,
+          fn: f,
+          node: a.node!,
+          path: a.startPath ?? 'cold',
+          ms: Math.round((performance.now() - c0) * 10) / 10,
+          ...(cl ? { via: cl.via, handbacks: cl.handbacks, ...(cl.forwardedFrom ? { forwardedFrom: cl.forwardedFrom } : {}) } : {}),
+        });
       }
-      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode, wallSeconds: (performance.now() - t0) / 1000, calls };
+      res.locality[locality ? 'on' : 'off'] = { ...paths, n: o.localityRuns, byNode, wallSeconds: (performance.now() - t0) / 1000, pullRule, memoryAccounting, loadavg: { before: loadBefore, after: os.loadavg().map((x) => x.toFixed(2)).join(' ') }, calls };
       log(`  locality ${locality ? 'on' : 'off'}: ${JSON.stringify(paths)}`);
     } finally {
       for (const d of ds) await d.stop();
       await nats.cleanup();
     }
   }
+  // ---- 4. heartbeat lag (issue 23 item 4: the simulator shows a beat at once) -------------
+  if (want.has('heartbeat')) res.heartbeat = await heartbeatLag(log);
   return res;
+}
+
+async function heartbeatLag(log: (s: string) => void): Promise<HeartbeatLag> {
+  const nats = await startNatsServer();
+  const ds: DaemonProcess[] = [];
+  try {
+    for (let i = 0; i < 2; i++) ds.push(await spawnDaemon(`hb${i}`, { ...clusterCfg(nats, `hb${i}`), node: { memoryBudgetMiB: 2048 }, admission: { maxConcurrentStarts: 1 } }));
+    await waitUp(ds[0]!.client, 2);
+    const fns = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6'];
+    for (const f of fns) await ds[0]!.client.deploy(f, fixture('hello.js'), { codeKind: 'js', maxInstances: 1 });
+    const samples: HeartbeatLag['samples'] = [];
+    for (const [i, f] of fns.entries()) {
+      const k = i % ds.length;
+      const ingress = ds[k]!;
+      // the registry follows the cluster's: this node must know the function first
+      for (let j = 0; ; j++) {
+        const { functions } = await ingress.client.call<{ functions: Array<{ name: string }> }>('GET', '/v1/functions');
+        if (functions.some((x) => x.name === f)) break;
+        if (j > 300) throw new Error(`${f} did not reach hb${k}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const r = await ingress.client.invoke(f, { name: 'hb' });
+      if (r.status !== 200) throw new Error(`${f}: ${r.status} ${r.body.error?.message}`);
+      const t0 = performance.now();
+      const node = r.body.activation!.node!;
+      // look at the ingress's view until the runner's heartbeat shows the instance idle (bounded: 5 s)
+      let lagMs = NaN;
+      while (performance.now() - t0 < 5000) {
+        const t = performance.now();
+        const s = await ingress.client.call<ClusterStatus>('GET', '/v1/cluster');
+        if ((s.nodes.find((n) => n.node === node)?.functions[f]?.idle ?? 0) > 0) {
+          lagMs = t - t0;
+          break;
+        }
+      }
+      if (Number.isNaN(lagMs)) throw new Error(`${f}: the ingress hb${k} did not see ${node}'s idle instance within 5 s`);
+      samples.push({ fn: f, ingress: `hb${k}`, node, lagMs: Math.round(lagMs * 10) / 10 });
+      log(`  heartbeat lag ${f}: ${lagMs.toFixed(1)} ms (ingress hb${k}, ran on ${node})`);
+    }
+    return { samples, lagMs: summarize(samples.map((x) => x.lagMs)) };
+  } finally {
+    for (const d of ds) await d.stop();
+    await nats.cleanup();
+  }
 }
 
 export function formatCluster(r: ClusterBenchResult): string {
@@ -261,6 +342,14 @@ export function formatCluster(r: ClusterBenchResult): string {
         ['locality', 'warm', 'restore', 'cold', 'wall'],
         (['on', 'off'] as const).map((k) => [k, pct(r.locality[k].warm, r.locality[k].n), pct(r.locality[k].restore, r.locality[k].n), pct(r.locality[k].cold, r.locality[k].n), `${r.locality[k].wallSeconds.toFixed(1)} s`]),
       ),
+    );
+  }
+  if (r.heartbeat) {
+    const h = r.heartbeat.lagMs;
+    out.push(
+      '',
+      `heartbeat lag, two nodes, ${h.n} cold starts of fresh functions: after the answer reached the client, the ingress saw the runner's instance idle after median ${ms(h.median)} (min ${ms(h.min)}, max ${ms(h.max)})`,
+      `samples (ms): ${r.heartbeat.samples.map((x) => `${x.fn} ${x.ingress}→${x.node} ${x.lagMs}`).join(', ')}`,
     );
   }
   return out.join('\n');

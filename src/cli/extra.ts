@@ -164,7 +164,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--progress-s <s>', 'bench sim --nodes: note the speed every S simulated seconds (default 60)', (v) => parseInt(v, 10))
     .option('--cpu-runs <n>', 'CPU-bound invocations per configuration (bench cluster)', (v) => parseInt(v, 10), 24)
     .option('--locality-runs <n>', 'invocations per locality run (bench cluster)', (v) => parseInt(v, 10), 60)
-    .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default all)', (v: string) => v.split(',').filter(Boolean))
+    .option('--sections <list>', 'bench cluster: which parts (warm,cpu,locality; default those three; heartbeat: the lag of a node\'s post-answer heartbeat, only when named)', (v: string) => v.split(',').filter(Boolean))
     .option('--paths <list>', 'idle-density: clones,cold', (v: string) => v.split(',').filter(Boolean))
     .option('--accountings <list>', 'idle-density: nominal,measured (default both, one after the other)', (v: string) => v.split(',').filter(Boolean))
     .option('--budget-mib <n>', 'idle-density: node.memoryBudgetMiB of both daemons (default: the host\'s RAM)', (v) => parseInt(v, 10))
@@ -306,7 +306,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         // issue 13: nats-server + daemons as separate processes (not part of `all`: minutes of VMs)
         const { benchCluster, formatCluster } = await import('../../bench/cluster.js');
         console.error('bench cluster: broker vs straight HTTP, three nodes vs one, locality on/off…');
-        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns, sections: o.sections as Array<'warm' | 'cpu' | 'locality'> | undefined });
+        const r = await benchCluster({ warmRuns: o.warmRuns, cpuRuns: o.cpuRuns, localityRuns: o.localityRuns, sections: o.sections as Array<'warm' | 'cpu' | 'locality' | 'heartbeat'> | undefined });
         const text = formatCluster(r);
         console.log(text + '\n');
         md.push('## cluster\n\n' + text);
