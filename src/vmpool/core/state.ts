@@ -208,7 +208,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
+    this.fair = (cfg.fairness ?? 'off') === 'max-min';
     const memory = cfg.memory ?? DEFAULT_MEMORY_ACCOUNTING;
     this.measuredAccounting = memory.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, memory.reserve)) : 0;
