@@ -35,9 +35,10 @@ import type { PoolStatus } from '../src/vmpool/pool.js';
 import { removeTierDir } from '../src/snapshots/tier-gc.js';
 import { machine } from './common.js';
 import { exactTrace, faasrailSpecText, MEMORY_FOR, outcomeOfRecords, planDensityLoad, SimOutcome, type DensityLoadOptions, type LoadOutcome, type LoadRow } from './density-load-plan.js';
+import type { MemoryAccounting as Accounting } from '../src/vmpool/core/model.js';
 
 export type DensityLoadStep = 'prep' | 'nominal' | 'measured' | 'report' | 'all';
-export type Accounting = 'nominal' | 'measured';
+export type { MemoryAccounting as Accounting } from '../src/vmpool/core/model.js';
 
 export interface DensityLoadArgs extends DensityLoadOptions {
   step: DensityLoadStep;

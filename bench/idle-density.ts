@@ -22,6 +22,7 @@ import { DEFAULT_PROFILE } from '../src/sim/profile.js';
 import { simulate } from '../src/sim/simulator.js';
 import type { PoolStatus } from '../src/vmpool/pool.js';
 import { benchDaemon, machine, summarize, table, type Summary } from './common.js';
+import type { MemoryAccounting as Accounting } from '../src/vmpool/core/model.js';
 
 // holds its request for params.holdMs: a VM that stays taken while its guest idles
 export const HOLD = Buffer.from('exports.main = async (p) => { const ms = Math.max(0, Math.min((p && p.holdMs) || 0, 1800000)); if (ms) await new Promise((r) => setTimeout(r, ms)); return { held: ms }; };');
@@ -31,7 +32,7 @@ const REFUSE_MS = 8000;
 const AHEAD = 3;
 
 export type DensityPath = 'clones' | 'cold';
-export type Accounting = 'nominal' | 'measured';
+export type { MemoryAccounting as Accounting } from '../src/vmpool/core/model.js';
 
 export interface IdleDensityPhase {
   path: DensityPath;

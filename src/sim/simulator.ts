@@ -12,7 +12,7 @@ import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
 import { TIMER_DEADLINE, TIMER_EXPIRE } from '../vmpool/core/model.js';
-import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
+import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, MemoryAccounting, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
 import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
@@ -43,7 +43,7 @@ export interface SimNodeOptions {
   /** admission.fairness: how the capacity is shared under overload (issue 18) */
   fairness: FairnessMode;
   /** issue 24: node.memory.accounting, .reserve, .sampleIntervalMs (instances measured by the profile's memory model) */
-  memoryAccounting: 'nominal' | 'measured';
+  memoryAccounting: MemoryAccounting;
   memoryReserve: number;
   memorySampleMs: number;
 }

@@ -5,6 +5,7 @@
 
 import type { ActorRef } from '../core/actor.js';
 import type { SnapshotMsg, SnapshotRecord } from '../snapshots/types.js';
+import type { MemoryAccounting } from '../vmpool/core/model.js';
 import type { PoolMsg, PoolStatus } from '../vmpool/pool.js';
 
 const MiB = 1024 * 1024;
@@ -20,7 +21,7 @@ export interface InstanceInfo {
 }
 
 export interface MemoryCapacity {
-  accounting: 'nominal' | 'measured';
+  accounting: MemoryAccounting;
   /** the live instances' sizes added up */
   nominalBytes: number;
   /** their latest measured PSS added up (those measured), and how many have none yet */

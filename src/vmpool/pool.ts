@@ -29,6 +29,7 @@ import {
   type CorePolicies,
   type CoreSnapshot,
   DEFAULT_MEMORY_ACCOUNTING,
+  type MemoryAccounting,
   type MemoryAccountingConfig,
   type MemorySample,
   type CoreStartPlan,
@@ -54,7 +55,7 @@ export interface PoolConfig extends Omit<CoreConfig, 'cpuSlots' | 'recycleOnStop
 
 /** The node's memory as /v1/status shows it (docs/density.md). */
 export interface PoolMemoryStatus {
-  accounting: 'nominal' | 'measured';
+  accounting: MemoryAccounting;
   budgetMiB: number;
   /** charged against the budget: sizes (nominal), measured costs plus reserve (measured) */
   chargedMiB: number;

@@ -190,12 +190,15 @@ export interface CoreConfig {
 /** issue 24: measured accounting is the default in both shells (docs/density.md, "Defaults"); an unmeasured node still counts sizes. */
 export const DEFAULT_MEMORY_ACCOUNTING: MemoryAccountingConfig = { accounting: 'measured', reserve: 0.1 };
 
+/** How instances are charged against the memory budget (issue 24): their size, or what they cost the host. */
+export type MemoryAccounting = 'nominal' | 'measured';
+
 export interface MemoryAccountingConfig {
   /**
    * nominal: each instance counts its memory size. measured: what it costs the host, its PSS from the
    * shell's sampler (private pages plus its share of shared ones), never more than its size, plus a reserve.
    */
-  accounting: 'nominal' | 'measured';
+  accounting: MemoryAccounting;
   /** measured: the fraction of each instance's headroom (size − measured) kept in reserve for its growth */
   reserve: number;
 }
