@@ -134,6 +134,8 @@ export class EventQueue {
   private readonly near = new EventHeap();
   private readonly far = new EventHeap();
   private counter = 0;
+  /** the earliest time of both heaps (Infinity: empty), kept at each push and pop: read before every event */
+  private next = Infinity;
 
   // The popped event, valid until the next pop.
   topTime = 0;
@@ -147,13 +149,12 @@ export class EventQueue {
   /** `far`: an event that is usually far off (it goes to the second heap; the order is the same). */
   push(t: number, payload: number, tag: number, far = false): void {
     (far ? this.far : this.near).push(t, payload, tag, this.counter++);
+    if (t < this.next) this.next = t;
   }
 
   /** Time of the earliest event (Infinity when empty). */
   peekTime(): number {
-    const a = this.near.peekTime();
-    const b = this.far.peekTime();
-    return a < b ? a : b;
+    return this.next;
   }
 
   /** Pops the earliest event into topTime/topPayload/topTag; false when empty. */
@@ -174,6 +175,9 @@ export class EventQueue {
     this.topTime = h.topTime;
     this.topPayload = h.topPayload;
     this.topTag = h.topTag;
+    const a = near.peekTime();
+    const b = far.peekTime();
+    this.next = a < b ? a : b;
     return true;
   }
 }
