@@ -80,16 +80,17 @@ export function startEstimate(s: CoreState, f: CoreFunction, now: number): numbe
  * slots, a few) instead of sorting every end at every estimate (admission and preferWarm ask for one per request).
  */
 function rthLatestEnd(s: CoreState, running: readonly CoreInstance[], r: number, now: number): number {
-  const top = s.slotEnds; // the r latest so far, latest first
-  top.length = 0;
+  if (s.slotEnds.length < r) s.slotEnds = new Float64Array(2 * r);
+  const top = s.slotEnds; // top[0..n): the r latest so far, latest first
+  let n = 0;
   for (let i = 0; i < running.length; i++) {
     const inst = running[i]!;
     const e = Math.max(0, inst.startExpectMs - (now - inst.createdAt));
-    let k = top.length;
-    if (k === r) {
+    let k = n;
+    if (n === r) {
       if (!(e > top[r - 1]!)) continue;
       k = r - 1;
-    } else top.push(e);
+    } else n++;
     while (k > 0 && top[k - 1]! < e) {
       top[k] = top[k - 1]!;
       k--;
