@@ -134,6 +134,10 @@ export class EventQueue {
   private readonly near = new EventHeap();
   private readonly far = new EventHeap();
   private counter = 0;
+  /** the earliest time of both heaps (Infinity: empty), kept at each push and pop: read before every event */
+  private next = Infinity;
+  /** the far heap's earliest time (Infinity: empty): it changes only when that heap is pushed or popped */
+  private farNext = Infinity;
 
   // The popped event, valid until the next pop.
   topTime = 0;
@@ -146,14 +150,16 @@ export class EventQueue {
 
   /** `far`: an event that is usually far off (it goes to the second heap; the order is the same). */
   push(t: number, payload: number, tag: number, far = false): void {
-    (far ? this.far : this.near).push(t, payload, tag, this.counter++);
+    if (far) {
+      this.far.push(t, payload, tag, this.counter++);
+      if (t < this.farNext) this.farNext = t;
+    } else this.near.push(t, payload, tag, this.counter++);
+    if (t < this.next) this.next = t;
   }
 
   /** Time of the earliest event (Infinity when empty). */
   peekTime(): number {
-    const a = this.near.peekTime();
-    const b = this.far.peekTime();
-    return a < b ? a : b;
+    return this.next;
   }
 
   /** Pops the earliest event into topTime/topPayload/topTag; false when empty. */
@@ -161,19 +167,22 @@ export class EventQueue {
     const near = this.near;
     const far = this.far;
     let h: EventHeap;
-    if (far.size === 0) {
-      if (near.size === 0) return false;
-      h = near;
-    } else if (near.size === 0) h = far;
-    else {
+    if (near.size === 0) {
+      if (far.size === 0) return false;
+      h = far;
+    } else {
       const a = near.peekTime();
-      const b = far.peekTime();
-      h = a < b || (a === b && near.peekSeq() < far.peekSeq()) ? near : far;
+      const b = this.farNext;
+      h = far.size === 0 || a < b || (a === b && near.peekSeq() < far.peekSeq()) ? near : far;
     }
     h.pop();
     this.topTime = h.topTime;
     this.topPayload = h.topPayload;
     this.topTag = h.topTag;
+    if (h === far) this.farNext = far.peekTime();
+    const a = near.peekTime();
+    const b = this.farNext;
+    this.next = a < b ? a : b;
     return true;
   }
 }

@@ -53,6 +53,9 @@ export class MemorySampler {
   private privateMiB = new Float64Array(256);
   private growthMiB = new Float64Array(256);
   private snapshotMiB = new Float64Array(256);
+  /** scratch by position in a sample: an instance's own pages, its snapshot id (−1: not a clone) */
+  private own = new Float64Array(256);
+  private snapId = new Int32Array(256);
 
   constructor(private readonly vmSharedMiB: number) {}
 
@@ -68,35 +71,42 @@ export class MemorySampler {
 
   sample(insts: readonly CoreInstance[]): MemorySample[] {
     const g = ++this.g;
-    let n = 0;
-    for (const inst of insts) {
-      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
-      n++;
-      if (inst.path !== 'restore') continue;
-      const id = inst.snapshot?.id ?? 0;
-      if (id >= this.gen.length) this.grow(id);
-      if (this.gen[id] !== g) {
-        this.gen[id] = g;
-        this.clones[id] = 0;
-      }
-      this.clones[id]!++;
-    }
     const out = this.out;
-    const clones = this.clones;
+    const own = this.own.length >= insts.length ? this.own : (this.own = new Float64Array(2 * insts.length));
+    const snapId = this.snapId.length >= insts.length ? this.snapId : (this.snapId = new Int32Array(2 * insts.length));
+    // one pass: the started instances (into the reused samples), their own pages, the clones per snapshot
     let k = 0;
-    for (const inst of insts) {
-      if (inst.state !== 'idle' && inst.state !== 'busy') continue;
-      const restored = inst.path === 'restore';
+    for (let j = 0; j < insts.length; j++) {
+      const inst = insts[j]!;
+      const st = inst.state;
+      if (st !== 'idle' && st !== 'busy') continue;
       const i = inst.idx;
-      const pssMiB = pssOf(this.privateMiB[i]!, this.growthMiB[i]!, inst.invocations, this.snapshotMiB[i]!, restored ? clones[inst.snapshot?.id ?? 0]! : 0, n, this.vmSharedMiB);
+      own[k] = this.privateMiB[i]! + this.growthMiB[i]! * inst.invocations;
+      let id = -1;
+      if (inst.path === 'restore') {
+        id = inst.snapshot?.id ?? 0;
+        if (id >= this.gen.length) this.grow(id);
+        if (this.gen[id] !== g) {
+          this.gen[id] = g;
+          this.clones[id] = 0;
+        }
+        this.clones[id]!++;
+      }
+      snapId[k] = id;
       const sample = out[k];
-      if (sample) {
-        sample.inst = inst;
-        sample.pssMiB = pssMiB;
-      } else out[k] = { inst, pssMiB };
+      if (sample) sample.inst = inst;
+      else out[k] = { inst, pssMiB: 0 };
       k++;
     }
     if (out.length > k) out.length = k;
+    // then each one's share of the pages it shares (pssOf's sums, in its order)
+    const vmShare = this.vmSharedMiB / Math.max(1, k);
+    const clones = this.clones;
+    for (let j = 0; j < k; j++) {
+      const sample = out[j]!;
+      const id = snapId[j]!;
+      sample.pssMiB = own[j]! + (vmShare + this.snapshotMiB[sample.inst.idx]! / Math.max(1, id >= 0 ? clones[id]! : 0));
+    }
     return out;
   }
 

@@ -414,7 +414,7 @@ export class Simulator implements CoreEffects {
           done = true;
           break;
         }
-        while (heap.size > 0 && heap.peekTime() <= t) this.step();
+        while (heap.peekTime() <= t) this.step(); // Infinity when empty
         this.events++;
         if (this.fnCounts) this.fnCounts[fns[i]! * 6]!++;
         const f = this.fnByIndex[fns[i]!] ?? this.define(fns[i]!);

@@ -72,13 +72,16 @@ export function applySamples(s: CoreState, samples: readonly MemorySample[]): vo
   const seen = s.sampleSeen;
   if (s.sampleAcc.length < 4 * s.fns.length) s.sampleAcc = new Float64Array(8 * s.fns.length);
   const acc = s.sampleAcc;
-  for (const { inst, pssMiB } of samples) {
-    if (inst.state !== 'idle' && inst.state !== 'busy') continue;
-    const mib = Math.ceil(Math.max(0, pssMiB));
+  for (let j = 0; j < samples.length; j++) {
+    const sample = samples[j]!;
+    const inst = sample.inst;
+    const state = inst.state; // setCharge changes no state
+    if (state !== 'idle' && state !== 'busy') continue;
+    const mib = Math.ceil(Math.max(0, sample.pssMiB));
     inst.prevMeasuredMiB = inst.measuredMiB;
     inst.measuredMiB = mib;
     setCharge(s, inst, chargeFor(s, inst.memoryMiB, mib));
-    if (inst.state !== 'idle' || inst.stale) continue;
+    if (state !== 'idle' || inst.stale) continue;
     const base = inst.f.index * 4;
     if (acc[base + 1] === 0 && acc[base + 3] === 0) seen.push(inst.f);
     const i = base + pathIndex(inst.path) * 2;

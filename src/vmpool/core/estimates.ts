@@ -66,17 +66,38 @@ export function startEstimate(s: CoreState, f: CoreFunction, now: number): numbe
   if (running.length + queued < slots) return cost;
   // when each slot is free for a queued start: the `slots` earliest of (the running starts' ends, then
   // immediately for slots nobody holds); with more starts running than slots, a slot frees only after
-  // the surplus ended
-  const ends = s.slotEnds;
-  ends.length = 0;
-  for (const inst of running) ends.push(Math.max(0, inst.startExpectMs - (now - inst.createdAt)));
-  ends.sort((a, b) => a - b);
-  const surplus = Math.max(0, running.length - slots);
-  const at = (j: number): number => (j + surplus < ends.length ? ends[j + surplus]! : 0);
-  // slots free at 0 first (nobody holds them), then in the order the running starts end
+  // the surplus ended. Slots free at 0 first (nobody holds them), then in the order the running starts end:
+  // slot j (j ≥ the free ones) frees at the running starts' (slots − j)-th latest end.
+  const j = queued % slots;
   const free = Math.max(0, slots - running.length);
-  const slotAt = (j: number): number => (j < free ? 0 : at(j - free));
-  return slotAt(queued % slots) + Math.floor(queued / slots) * cost + cost;
+  const slotAt = j < free ? 0 : rthLatestEnd(s, running, slots - j, now);
+  return slotAt + Math.floor(queued / slots) * cost + cost;
+}
+
+/**
+ * The r-th latest (1-based, r ≤ running.length) of the running starts' expected ends (ms from now, at least 0):
+ * the value a sort of all ends would put at position length − r, found by keeping the r latest (r ≤ the start
+ * slots, a few) instead of sorting every end at every estimate (admission and preferWarm ask for one per request).
+ */
+function rthLatestEnd(s: CoreState, running: readonly CoreInstance[], r: number, now: number): number {
+  if (s.slotEnds.length < r) s.slotEnds = new Float64Array(2 * r);
+  const top = s.slotEnds; // top[0..n): the r latest so far, latest first
+  let n = 0;
+  for (let i = 0; i < running.length; i++) {
+    const inst = running[i]!;
+    const e = Math.max(0, inst.startExpectMs - (now - inst.createdAt));
+    let k = n;
+    if (n === r) {
+      if (!(e > top[r - 1]!)) continue;
+      k = r - 1;
+    } else n++;
+    while (k > 0 && top[k - 1]! < e) {
+      top[k] = top[k - 1]!;
+      k--;
+    }
+    top[k] = e;
+  }
+  return top[r - 1]!;
 }
 
 /** The admission policy's view of f for one more request (a shared object, refreshed per call). */

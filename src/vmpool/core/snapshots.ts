@@ -61,16 +61,23 @@ function makeTierRoom(s: CoreState, tier: CoreTier, bytes: number, forFn: CoreFu
   if (tier.usedBytes + bytes <= tier.capacityBytes) return true;
   // a snapshot moving away still holds its place here until the move is done
   const evictable = (x: CoreSnapshot): boolean => x.ready && x.f !== forFn && !x.moveTo;
-  let freeable = 0;
-  for (const x of tier.snaps) if (evictable(x)) freeable += x.bytes;
-  if (tier.usedBytes - freeable + bytes > tier.capacityBytes) return false;
   // least recently used first, ties in tier order (a stable sort's order); usually one or two victims, so
-  // each is found by a scan instead of sorting the tier at every placement that needs room
+  // each is found by a scan instead of sorting the tier at every placement that needs room (the first one
+  // in the same scan that sums what could be freed)
+  let freeable = 0;
+  let victim: CoreSnapshot | undefined;
+  for (const x of tier.snaps) {
+    if (!evictable(x)) continue;
+    freeable += x.bytes;
+    if (victim === undefined || x.lastUsed < victim.lastUsed) victim = x;
+  }
+  if (tier.usedBytes - freeable + bytes > tier.capacityBytes) return false;
   while (tier.usedBytes + bytes > tier.capacityBytes) {
-    let victim: CoreSnapshot | undefined;
-    for (const x of tier.snaps) if (evictable(x) && (victim === undefined || x.lastUsed < victim.lastUsed)) victim = x;
     if (!victim) break;
     dropSnapshot(s, victim, 'tier-full', now);
+    victim = undefined;
+    if (tier.usedBytes + bytes <= tier.capacityBytes) break;
+    for (const x of tier.snaps) if (evictable(x) && (victim === undefined || x.lastUsed < victim.lastUsed)) victim = x;
   }
   return true;
 }

@@ -146,8 +146,8 @@ export class CoreState {
   startingN = 0;
   /** the starts under way (admission counts each at what remains of it: estimates.ts startEstimate) */
   readonly startingList: CoreInstance[] = [];
-  /** scratch for startEstimate: when the starts under way end */
-  readonly slotEnds: number[] = [];
+  /** scratch for startEstimate: when the starts under way end (a typed array: no boxed numbers per estimate) */
+  slotEnds = new Float64Array(8);
   /** CPU the busy instances take (sum of their functions' cpuShare when assigned) */
   busyCpu = 0;
   /** starts the waiting functions want (admission's estimate counts them as queued ahead) */
