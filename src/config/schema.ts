@@ -51,7 +51,7 @@ export const SCHED_DEFAULTS = {
    * function as a wait of admission.maxQueueDelayMs whenever another function has demand, and so refuses it
    * on a fresh node that is not overloaded (docs/reliability.md 'Fairness: the default')
    */
-  fairness: 'off' as 'max-min' | 'off',
+  fairness: 'max-min' as 'max-min' | 'off',
 };
 
 /** issue 24: node.memory defaults (docs/density.md says how they were chosen) */

@@ -576,7 +576,10 @@ export class Worker extends Actor<WorkerMsg> {
     }
     if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
-      if (wall > 0) run.rec.runCpuDemand = Math.max(0, (m.demandMs - this.demandAtRunStart) / wall);
+      // at most the VM's vCPUs: the wait for a CPU is summed over all the VMM's threads (vCPU, I/O, RCU), so
+      // under contention a 1-vCPU run "asks" 1.5-2 cores; counted so, no two runs fit on 2 cores and a
+      // start needed the node idle (issue 18: the starved function of the real overload series)
+      if (wall > 0) run.rec.runCpuDemand = Math.min(this.plan.fn.vcpus, Math.max(0, (m.demandMs - this.demandAtRunStart) / wall));
     }
     // off the mailbox: reading the VMM's page map takes I/O, and nothing waits for the result
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) void this.recordWorkingSet(this.vm, this.snapshotUsed);

@@ -207,6 +207,7 @@ export function settleRun(s: CoreState, inst: CoreInstance, now: number, cpuMs?:
   const busy = now - inst.busySince;
   f.heldSeen++;
   f.heldMean += (busy - f.heldMean) / Math.min(f.heldSeen, 20);
+  if (f.heldMean > s.heldFnMax) s.heldFnMax = f.heldMean;
   s.heldSeen++;
   s.heldMean += (busy - s.heldMean) / Math.min(s.heldSeen, 100);
   const measured = cpuMs !== undefined && cpuMs >= 0;
@@ -284,7 +285,7 @@ export function setShare(s: CoreState, f: CoreFunction, share: number): void {
  * rule (ms), 0 with fairness off or for a function that takes no CPU: the work of f ahead of it in
  * virtual time, at the rate the node's virtual time moves (cores / Σ shares of the functions with demand).
  */
-export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
+export function fairWait(s: CoreState, f: CoreFunction, k: number, now: number): number {
   if (!s.fair) return 0;
   // before any run ended, with its CPU or without, a run may be CPU-bound: here (not in the order or the CPU
   // gate) it counts a core, so that the estimate errs on the side of an early refusal; without it the queue of
@@ -296,12 +297,41 @@ export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
   const need = guess ? 1 : cpuNeed(s, f);
   // alone, a function has the node to itself: the estimate of its instances holds
   if (others < EPS || !(need > 0)) return 0;
-  // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side
-  // of an early refusal, and matters in proportion to the CPU its runs take)
-  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : s.cfg.maxQueueDelayMs * need;
+  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : unknownRunCpu(s, f, need, now);
   const shares = others + f.share;
   const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * runCpu) / f.share;
-  return (ahead * shares) / s.cfg.starts.cores;
+  return (ahead * shares) / s.cfg.starts.cores + waitedForFirstRun(f, now);
+}
+
+/**
+ * How long f's oldest waiting request has waited while none of f's runs has begun (0 once one has): the node
+ * has not got to f in that time, so a request now waits at least as long again before the work ahead of it
+ * (a lower bound that grows while f waits: without it a queue built up behind a start the CPU gate held
+ * back, and was refused at its deadline).
+ */
+function waitedForFirstRun(f: CoreFunction, now: number): number {
+  if (f.heldSeen > 0 || f.busy.length > 0 || f.queued === 0) return 0;
+  return Math.max(0, now - f.qAt[f.qHead]!);
+}
+
+/**
+ * The CPU a run of f takes before any of its runs ended: what is known of it, × `need`. Its profiled run
+ * time, else the node's mean run (none before any run ended), and at least what its oldest busy run has
+ * already taken (a lower bound that grows while the run goes on: the longer a run really is, the fewer
+ * requests queue behind it, so they are refused early rather than at the deadline). Not the queueing
+ * deadline itself: counted so, the 2nd queued request of any function was refused on every fresh node
+ * where another function had demand, and a function whose first run waited long for its start was
+ * refused everything meanwhile (the starved function of the real overload series, issue 18).
+ */
+/** What a start costs on this node: the mean of cold boots, else the configured default. */
+function startCostMean(s: CoreState): number {
+  return s.coldSeen > 0 ? s.coldMean : s.cfg.starts.defaultColdMs;
+}
+
+function unknownRunCpu(s: CoreState, f: CoreFunction, need: number, now: number): number {
+  let ms = f.view.runMs ?? (s.heldFnMax > 0 ? s.heldFnMax : startCostMean(s));
+  for (const b of f.busy) if (2 * (now - b.busySince) > ms) ms = 2 * (now - b.busySince);
+  return ms * need;
 }
 
 // ---- the wait heap: functions waiting for a node-wide resource, lowest vt first ----
