@@ -289,7 +289,8 @@ export function fairWait(s: CoreState, f: CoreFunction, k: number, now: number):
   if (!s.fair) return 0;
   // before any run ended, with its CPU or without, a run may be CPU-bound: here (not in the order or the CPU
   // gate) it counts a core, so that the estimate errs on the side of an early refusal; without it the queue of
-  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline
+  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline (how
+  // long such a run takes: unknownRunCpu)
   const guess = s.cpuShareN === 0 && !s.cpuBlind;
   // the CPU not short for f: its runs fit beside the busy ones, the estimate of its instances holds
   if (!guess && !cpuShortFor(s, f)) return 0;
@@ -300,34 +301,25 @@ export function fairWait(s: CoreState, f: CoreFunction, k: number, now: number):
   const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : unknownRunCpu(s, f, need, now);
   const shares = others + f.share;
   const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * runCpu) / f.share;
-  return (ahead * shares) / s.cfg.starts.cores + waitedForFirstRun(f, now);
+  return (ahead * shares) / s.cfg.starts.cores;
 }
 
-/**
- * How long f's oldest waiting request has waited while none of f's runs has begun (0 once one has): the node
- * has not got to f in that time, so a request now waits at least as long again before the work ahead of it
- * (a lower bound that grows while f waits: without it a queue built up behind a start the CPU gate held
- * back, and was refused at its deadline).
- */
-function waitedForFirstRun(f: CoreFunction, now: number): number {
-  if (f.heldSeen > 0 || f.busy.length > 0 || f.queued === 0) return 0;
-  return Math.max(0, now - f.qAt[f.qHead]!);
-}
-
-/**
- * The CPU a run of f takes before any of its runs ended: what is known of it, × `need`. Its profiled run
- * time, else the node's mean run (none before any run ended), and at least what its oldest busy run has
- * already taken (a lower bound that grows while the run goes on: the longer a run really is, the fewer
- * requests queue behind it, so they are refused early rather than at the deadline). Not the queueing
- * deadline itself: counted so, the 2nd queued request of any function was refused on every fresh node
- * where another function had demand, and a function whose first run waited long for its start was
- * refused everything meanwhile (the starved function of the real overload series, issue 18).
- */
 /** What a start costs on this node: the mean of cold boots, else the configured default. */
 function startCostMean(s: CoreState): number {
   return s.coldSeen > 0 ? s.coldMean : s.cfg.starts.defaultColdMs;
 }
 
+/**
+ * The CPU a run of f takes before any of its runs ended: what is known of it, × `need`. Its profiled run
+ * time; else the longest mean run of the node's functions (an unknown function may be as long as the longest
+ * known one); else, before any run ended on the node, a cold start's cost (the only work measured yet); and at
+ * least twice what its oldest busy run has already taken (a run past its time is assumed to need as long
+ * again, as in warmWait: the bound grows while the run goes on, so the longer a run really is, the fewer
+ * requests queue behind it and the sooner the rest are refused). Not the queueing deadline itself: counted
+ * so, the 2nd queued request of any function was refused on every fresh node where another function had
+ * demand (test/e2e/python.test.ts with max-min), and a function whose first run waited long for its start
+ * was refused all but one request meanwhile (pyaes in the real overload series s5b).
+ */
 function unknownRunCpu(s: CoreState, f: CoreFunction, need: number, now: number): number {
   let ms = f.view.runMs ?? (s.heldFnMax > 0 ? s.heldFnMax : startCostMean(s));
   for (const b of f.busy) if (2 * (now - b.busySince) > ms) ms = 2 * (now - b.busySince);
