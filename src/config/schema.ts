@@ -46,12 +46,11 @@ export const SCHED_DEFAULTS = {
   startBackoffBaseMs: 1000,
   startBackoffMaxMs: 60_000,
   /**
-   * issue 18: the node's capacity under overload goes max-min fair among the functions with demand (`max-min`).
-   * Opt-in: its admission estimate, before the node's first run ended, takes a second queued request of a
-   * function as a wait of admission.maxQueueDelayMs whenever another function has demand, and so refuses it
-   * on a fresh node that is not overloaded (docs/reliability.md 'Fairness: the default')
+   * issue 18: the node's capacity under overload goes max-min fair among the functions with demand (`max-min`,
+   * the default since session 6, when admission's guess for a run not yet measured was bounded by what is
+   * known instead of the queueing deadline; docs/reliability.md 'Fairness: the default')
    */
-  fairness: 'off' as 'max-min' | 'off',
+  fairness: 'max-min' as 'max-min' | 'off',
 };
 
 /** issue 24: node.memory defaults (docs/density.md says how they were chosen) */

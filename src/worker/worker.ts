@@ -576,7 +576,10 @@ export class Worker extends Actor<WorkerMsg> {
     }
     if (m.demandMs !== undefined && this.demandAtRunStart !== undefined && run.rec.timestamps.runStarted !== undefined) {
       const wall = now - run.rec.timestamps.runStarted;
-      if (wall > 0) run.rec.runCpuDemand = Math.max(0, (m.demandMs - this.demandAtRunStart) / wall);
+      // at most the VM's vCPUs: the wait for a CPU is summed over all the VMM's threads (vCPU, I/O, RCU), so
+      // under contention a 1-vCPU run can "ask" more than a core; counted so, two runs do not fit on 2 cores
+      // and the fair CPU gate lets a start go only on a node with no busy run (issue 18)
+      if (wall > 0) run.rec.runCpuDemand = Math.min(this.plan.fn.vcpus, Math.max(0, (m.demandMs - this.demandAtRunStart) / wall));
     }
     // off the mailbox: reading the VMM's page map takes I/O, and nothing waits for the result
     if (this.served === 1 && this.deps.prefetch && this.snapshotUsed?.files.kind === 'shared-memory' && this.vm) void this.recordWorkingSet(this.vm, this.snapshotUsed);

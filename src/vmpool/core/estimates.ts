@@ -122,7 +122,7 @@ export function admissionView(s: CoreState, f: CoreFunction, now: number): Admis
     if (!Number.isFinite(est) && f.live > 0) est = startEstimate(s, f, now); // instances exist but nothing measured yet
   }
   // with fairness: no sooner than its function's turn on the CPU for every request queued before it
-  v.estimatedWaitMs = Math.max(est, fairWait(s, f, f.queued + 1));
+  v.estimatedWaitMs = Math.max(est, fairWait(s, f, f.queued + 1, now));
   s.lastEstimateMs = v.estimatedWaitMs;
   return v;
 }

@@ -207,6 +207,7 @@ export function settleRun(s: CoreState, inst: CoreInstance, now: number, cpuMs?:
   const busy = now - inst.busySince;
   f.heldSeen++;
   f.heldMean += (busy - f.heldMean) / Math.min(f.heldSeen, 20);
+  if (f.heldMean > s.heldFnMax) s.heldFnMax = f.heldMean;
   s.heldSeen++;
   s.heldMean += (busy - s.heldMean) / Math.min(s.heldSeen, 100);
   const measured = cpuMs !== undefined && cpuMs >= 0;
@@ -284,11 +285,12 @@ export function setShare(s: CoreState, f: CoreFunction, share: number): void {
  * rule (ms), 0 with fairness off or for a function that takes no CPU: the work of f ahead of it in
  * virtual time, at the rate the node's virtual time moves (cores / Σ shares of the functions with demand).
  */
-export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
+export function fairWait(s: CoreState, f: CoreFunction, k: number, now: number): number {
   if (!s.fair) return 0;
   // before any run ended, with its CPU or without, a run may be CPU-bound: here (not in the order or the CPU
   // gate) it counts a core, so that the estimate errs on the side of an early refusal; without it the queue of
-  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline
+  // a function whose runs are not known yet grows on a start's estimate and is refused at its deadline (how
+  // long such a run takes: unknownRunCpu)
   const guess = s.cpuShareN === 0 && !s.cpuBlind;
   // the CPU not short for f: its runs fit beside the busy ones, the estimate of its instances holds
   if (!guess && !cpuShortFor(s, f)) return 0;
@@ -296,12 +298,32 @@ export function fairWait(s: CoreState, f: CoreFunction, k: number): number {
   const need = guess ? 1 : cpuNeed(s, f);
   // alone, a function has the node to itself: the estimate of its instances holds
   if (others < EPS || !(need > 0)) return 0;
-  // none of its runs ended yet: it may take as long as a request may wait (a guess that errs on the side
-  // of an early refusal, and matters in proportion to the CPU its runs take)
-  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : s.cfg.maxQueueDelayMs * need;
+  const runCpu = f.heldSeen > 0 ? runCpuOf(s, f, need) : unknownRunCpu(s, f, need, now);
   const shares = others + f.share;
   const ahead = Math.max(0, f.vt - s.vtFloor) + ((k - 1) * runCpu) / f.share;
   return (ahead * shares) / s.cfg.starts.cores;
+}
+
+/** What a start costs on this node: the mean of cold boots, else the configured default. */
+function startCostMean(s: CoreState): number {
+  return s.coldSeen > 0 ? s.coldMean : s.cfg.starts.defaultColdMs;
+}
+
+/**
+ * The CPU a run of f takes before any of its runs ended: what is known of it, × `need`. Its profiled run
+ * time; else the longest mean run of the node's functions (an unknown function may be as long as the longest
+ * known one); else, before any run ended on the node, a cold start's cost (the only work measured yet); and at
+ * least twice what its oldest busy run has already taken (a run past its time is assumed to need as long
+ * again, as in warmWait: the bound grows while the run goes on, so the longer a run really is, the fewer
+ * requests queue behind it and the sooner the rest are refused). Not the queueing deadline itself: counted
+ * so, the 2nd queued request of any function was refused on every fresh node where another function had
+ * demand (test/e2e/python.test.ts with max-min), and a function whose first run waited long for its start
+ * was refused all but one request meanwhile (pyaes in the real overload series s5b).
+ */
+function unknownRunCpu(s: CoreState, f: CoreFunction, need: number, now: number): number {
+  let ms = f.view.runMs ?? (s.heldFnMax > 0 ? s.heldFnMax : startCostMean(s));
+  for (const b of f.busy) if (2 * (now - b.busySince) > ms) ms = 2 * (now - b.busySince);
+  return ms * need;
 }
 
 // ---- the wait heap: functions waiting for a node-wide resource, lowest vt first ----

@@ -187,6 +187,12 @@ export class CoreState {
   /** how long runs held their instance, node-wide (the guess for functions none of whose runs ended yet) */
   heldMean = 0;
   heldSeen = 0;
+  /**
+   * the longest mean run time (how long its runs held an instance) a function has had on this node: admission's
+   * guess for a function none of whose runs ended (not a mean over runs: the many short runs of one function
+   * say nothing of an unknown one's; the longest errs on the side of an early refusal)
+   */
+  heldFnMax = 0;
   /** the admission estimate of the latest arrival that was not served at once (the shell records it) */
   lastEstimateMs = NaN;
   seq = 0;
@@ -208,7 +214,7 @@ export class CoreState {
     readonly fx: CoreEffects,
   ) {
     this.fastEviction = !cfg.exactEviction && typeof p.eviction.orderKey === 'function';
-    this.fair = (cfg.fairness ?? 'off') === 'max-min';
+    this.fair = (cfg.fairness ?? 'max-min') === 'max-min';
     const memory = cfg.memory ?? DEFAULT_MEMORY_ACCOUNTING;
     this.measuredAccounting = memory.accounting === 'measured';
     this.reserve = this.measuredAccounting ? Math.min(1, Math.max(0, memory.reserve)) : 0;
