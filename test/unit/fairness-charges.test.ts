@@ -75,21 +75,26 @@ void test("admission's start estimate counts a start under way at what remains o
   assert.equal(c.lastEstimateMs, 2 * COLD_MS);
 });
 
-void test('a node under memory pressure, not short of CPU: max-min costs no material boots or drops over off', async () => {
+void test('nodes under memory pressure, not short of CPU: max-min costs no material boots or drops over off', async () => {
   // test/unit/sim-golden.test.ts's node scenario (80 functions, 3 GiB, the built-in profile: runs report no
-  // CPU) with both settings. Before the rule acted only on a short CPU, max-min booted 1.7-8x and dropped 8-11x
-  // as often; now the only difference is admission's estimate before the first run ends (an unmeasured run
-  // counts a core in it). Session 6, the guess bounded by what is known: 731 vs 657 boots, 292 vs 285 drops,
-  // 28 435 vs 28 442 completed. This one seed's boot count swings either way by up to 2x with any rule change
-  // (bench/runs/2026-12-07-fairness-default-s6-seeds.txt: seed 4 272 vs 511, seed 5 859 vs 393); over the 24
-  // seeds max-min boots 11 % less than off. So boots are bounded at +15 % here (was +5 %), like the drops
-  const t = await syntheticTrace({ functions: 80, slots: 40, seed: 23, log10Rate: [-1, 1.5] });
-  const run = async (fairness: 'off' | 'max-min') =>
-    simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
-  const on = await run('max-min');
-  const off = await run('off');
-  const fig = `max-min ${on.completed} completed, ${on.coldBoots} boots, ${on.dropped} dropped; off ${off.completed}, ${off.coldBoots}, ${off.dropped}`;
+  // CPU) with both settings, over the first 12 seeds of bench/fairness-default.ts. Before the rule acted only on
+  // a short CPU, max-min booted 1.7-8x and dropped 8-11x as often. One seed's boot count swings either way by up
+  // to 2x with any rule change (bench/runs/2026-12-07-fairness-default-s6-seeds.txt: seed 4 272 vs 511, seed 5
+  // 859 vs 393), so the bounds hold for the sums: session 6 (the guess bounded by what is known), seeds 1-12,
+  // max-min completes 0.09 % less, boots 6 % less, drops 2.4 % more than off (over 24 seeds: 11 % fewer boots)
+  const sum = { on: { completed: 0, coldBoots: 0, dropped: 0 }, off: { completed: 0, coldBoots: 0, dropped: 0 } };
+  for (let seed = 1; seed <= 12; seed++) {
+    const t = await syntheticTrace({ functions: 80, slots: 40, seed, log10Rate: [-1, 1.5] });
+    for (const [key, fairness] of [['on', 'max-min'], ['off', 'off']] as const) {
+      const r = simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
+      sum[key].completed += r.completed;
+      sum[key].coldBoots += r.coldBoots;
+      sum[key].dropped += r.dropped;
+    }
+  }
+  const { on, off } = sum;
+  const fig = `seeds 1-12: max-min ${on.completed} completed, ${on.coldBoots} boots, ${on.dropped} dropped; off ${off.completed}, ${off.coldBoots}, ${off.dropped}`;
   assert.ok(on.completed >= 0.995 * off.completed, fig);
-  assert.ok(on.coldBoots <= 1.15 * off.coldBoots, fig);
-  assert.ok(on.dropped <= 1.15 * off.dropped, fig);
+  assert.ok(on.coldBoots <= 1.05 * off.coldBoots, fig);
+  assert.ok(on.dropped <= 1.05 * off.dropped, fig);
 });
