@@ -24,7 +24,7 @@ export interface Booking {
   total: number;
 }
 
-/** What one ingress sent to one node since that node's last heartbeat. */
+/** What one ingress sent to one node since that node's last heartbeat (total 0: nothing). */
 interface Booked<F> {
   since: number;
   byFn: Map<F, number>;
@@ -37,11 +37,16 @@ interface Booked<F> {
  * index (N, F = number), which changes nothing but the speed of the lookups.
  */
 export class LocalityBook<N extends string | number = string, F extends string | number = string> {
-  /** node → fn → invocations sent to it since its last heartbeat */
+  /**
+   * node → fn → invocations sent to it since its last heartbeat. A node's entry, once made,
+   * stays: a heartbeat voids it in place (total 0) and the next booking starts it again —
+   * the simulator books every routed invocation and a heartbeat voids a booking about once
+   * a second per node, so deleting and re-adding entries was a tenth of its time (issue 23).
+   */
   private readonly booked = new Map<N, Booked<F>>();
+  /** the same for index keys (the simulator's nodes): an array lookup instead of a hash */
+  private readonly byIndex: (Booked<F> | undefined)[] = [];
   private readonly none: Booking = { fn: 0, total: 0 };
-  /** bookings a heartbeat voided, emptied for reuse (the simulator books every routed invocation) */
-  private readonly spare: Booked<F>[] = [];
 
   /**
    * `beatAt` (optional): when the node's latest heartbeat was made. With it a booking made
@@ -53,25 +58,23 @@ export class LocalityBook<N extends string | number = string, F extends string |
 
   /** A node's new heartbeat: what it reports now includes what was booked before it was made. */
   heartbeat(n: { node: N; at: number }): void {
-    const b = this.booked.get(n.node);
-    if (b && n.at >= b.since) this.drop(n.node, b);
+    const b = this.entry(n.node);
+    if (b !== undefined && b.total > 0 && n.at >= b.since) clearBooking(b);
   }
 
   /** What was sent to `node` since its last heartbeat (undefined: nothing). */
   bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
-    const b = this.booked.get(node);
-    if (b && this.beatAt && this.beatAt(node) >= b.since) {
-      this.drop(node, b);
+    const b = this.entry(node);
+    if (b === undefined || b.total === 0) return undefined;
+    if (this.beatAt && this.beatAt(node) >= b.since) {
+      clearBooking(b);
       return undefined;
     }
     return b;
   }
 
-  private drop(node: N, b: Booked<F>): void {
-    this.booked.delete(node);
-    b.byFn.clear();
-    b.total = 0;
-    this.spare.push(b);
+  private entry(node: N): Booked<F> | undefined {
+    return typeof node === 'number' ? this.byIndex[node] : this.booked.get(node);
   }
 
   booking(node: N, fn: F): Booking {
@@ -81,10 +84,14 @@ export class LocalityBook<N extends string | number = string, F extends string |
 
   book(node: N, fn: F, now: number): void {
     let b = this.bookedAt(node) as Booked<F> | undefined;
-    if (!b) {
-      b = this.spare.pop() ?? { since: now, byFn: new Map(), total: 0 };
+    if (b === undefined) {
+      b = this.entry(node);
+      if (b === undefined) {
+        b = { since: now, byFn: new Map(), total: 0 };
+        if (typeof node === 'number') this.byIndex[node] = b;
+        else this.booked.set(node, b);
+      }
       b.since = now;
-      this.booked.set(node, b);
     }
     b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
     b.total++;
@@ -166,6 +173,12 @@ export class PlacementChooser<N extends string | number = string> {
     const node = this.node;
     return node === undefined ? { kind: 'shared' } : { kind: 'node', node, why: this.why! };
   }
+}
+
+/** A heartbeat voided booking `b`: nothing is booked against its node any more (kept for reuse). */
+function clearBooking<F>(b: Booked<F>): void {
+  b.byFn.clear();
+  b.total = 0;
 }
 
 export function choosePlacement(

@@ -60,10 +60,23 @@ void test('progress marks change no result; cells merge mark by mark', async () 
     if (i > 0) assert.ok(x.accepted >= p[i - 1]!.accepted && x.cpuMs >= p[i - 1]!.cpuMs);
   });
   assert.ok(p.at(-1)!.accepted <= noted.invocations);
-  const mark = (simulatedS: number, accepted: number, wallMs: number, cpuMs: number): ClusterProgress => ({ simulatedS, accepted, wallMs, cpuMs });
+  // what the nodes hold adds up over the cells too (instances, idle, functions, snapshots, heap)
+  const mark = (simulatedS: number, accepted: number, wallMs: number, cpuMs: number, held = 0): ClusterProgress => ({
+    simulatedS,
+    accepted,
+    wallMs,
+    cpuMs,
+    instances: held,
+    idle: held,
+    functions: held,
+    snapshots: held,
+    heapMiB: held,
+  });
   const merged = mergeCells([
-    { ...noted, progress: [mark(60, 10, 5, 9), mark(120, 30, 9, 20)] },
-    { ...noted, progress: [mark(60, 7, 6, 8), mark(120, 12, 8, 21), mark(180, 20, 12, 30)] },
+    { ...noted, progress: [mark(60, 10, 5, 9, 3), mark(120, 30, 9, 20, 4)] },
+    { ...noted, progress: [mark(60, 7, 6, 8, 1), mark(120, 12, 8, 21, 2), mark(180, 20, 12, 30, 9)] },
   ]);
-  assert.deepEqual(merged.progress, [mark(60, 17, 6, 9), mark(120, 42, 9, 21)]);
+  assert.deepEqual(merged.progress, [mark(60, 17, 6, 9, 4), mark(120, 42, 9, 21, 6)]);
+  // and a run's own marks say what its nodes held
+  assert.ok(p.every((x) => x.instances! >= x.idle! && x.functions! >= 0 && x.heapMiB! > 0));
 });

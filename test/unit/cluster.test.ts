@@ -3,6 +3,7 @@
 // runs real daemons.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseConfig } from '../../src/config/schema.js';
 import type { ActivationRecord } from '../../src/perf/activation.js';
 import { pullCapacity, slotsOf } from '../../src/cluster/capacity.js';
@@ -101,5 +102,73 @@ describe('messages', () => {
     assert.equal(nodeName(c, '/s/1', 'host.example'), nodeName(c, '/s/1', 'host.example'));
     assert.notEqual(nodeName(c, '/s/1', 'host'), nodeName(c, '/s/2', 'host'));
     assert.match(nodeName(c, '/s/1', 'host.example'), /^host-example-[0-9a-f]{8}$/);
+  });
+});
+
+// issue 23: a heartbeat voids a node's booking in place (no delete and re-add); what the book
+// answers is what a book that forgets the voided entry answers, with name and index keys, with
+// heartbeats told (the daemon) or read lazily from beatAt (the simulator).
+describe('locality book', () => {
+  /** The book's rule written plainly: entries forgotten when a heartbeat made at or after them is seen. */
+  class PlainBook {
+    readonly m = new Map<string, { since: number; byFn: Map<string, number>; total: number }>();
+    constructor(private readonly beatAt?: (node: string) => number) {}
+    heartbeat(node: string, at: number): void {
+      const b = this.m.get(node);
+      if (b && at >= b.since) this.m.delete(node);
+    }
+    read(node: string): { since: number; byFn: Map<string, number>; total: number } | undefined {
+      const b = this.m.get(node);
+      if (b && this.beatAt && this.beatAt(node) >= b.since) this.m.delete(node);
+      return this.m.get(node);
+    }
+    book(node: string, fn: string, now: number): void {
+      let b = this.read(node);
+      if (!b) this.m.set(node, (b = { since: now, byFn: new Map(), total: 0 }));
+      b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
+      b.total++;
+    }
+  }
+  const ops = fc.array(
+    fc.record({ op: fc.constantFrom('book', 'beat', 'read'), node: fc.nat(4), fn: fc.nat(2), dt: fc.nat(3) }),
+    { maxLength: 120 },
+  );
+  test('voided in place: the same bookings as a book that forgets them, by name and by index, told or lazy', () => {
+    fc.assert(
+      fc.property(ops, fc.boolean(), (seq, lazy) => {
+        const beats = new Map<string, number>();
+        const beatAt = lazy ? (node: string): number => beats.get(node) ?? -1 : undefined;
+        const plain = new PlainBook(beatAt);
+        const byName = new LocalityBook<string, string>(beatAt);
+        const byIndex = new LocalityBook<number, number>(beatAt ? (k) => beatAt(`n${k}`) : undefined);
+        let now = 0;
+        for (const { op, node, fn, dt } of seq) {
+          now += dt;
+          const name = `n${node}`;
+          if (op === 'book') {
+            plain.book(name, `f${fn}`, now);
+            byName.book(name, `f${fn}`, now);
+            byIndex.book(node, fn, now);
+          } else if (op === 'beat') {
+            beats.set(name, now);
+            if (!lazy) {
+              plain.heartbeat(name, now);
+              byName.heartbeat({ node: name, at: now });
+              byIndex.heartbeat({ node, at: now });
+            }
+          }
+          for (let k = 0; k < 5; k++) {
+            const want = plain.read(`n${k}`);
+            for (let f = 0; f < 3; f++) {
+              const exp = { fn: want?.byFn.get(`f${f}`) ?? 0, total: want?.total ?? 0 };
+              assert.deepEqual(byName.booking(`n${k}`, `f${f}`), exp);
+              assert.deepEqual(byIndex.booking(k, f), exp);
+            }
+            assert.equal(byIndex.bookedAt(k) === undefined, want === undefined);
+          }
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

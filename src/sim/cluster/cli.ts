@@ -3,6 +3,7 @@
 // cluster flags are the `cluster` block's keys (docs/cluster.md) plus the
 // routing policy and node failures for experiments.
 
+import { writeSync } from 'node:fs';
 import { PULL_RULES, type PullRule } from '../../cluster/capacity.js';
 import { createPolicies, type ResolvedPolicySet } from '../../policies/index.js';
 import { simulationSetup, type SimulateCommandOptions } from '../cli.js';
@@ -120,7 +121,9 @@ function progressOptions(opts: ClusterCommandOptions): Pick<ClusterSimOptions, '
   const who = opts.cell ? `cell ${opts.cell.index + 1}/${opts.cell.of}` : 'cluster';
   return {
     progressEveryMs: s * 1000,
-    onProgress: (p) => void process.stderr.write(`progress ${who}: ${p.simulatedS} s simulated, ${p.accepted} invocations, wall ${(p.wallMs / 1000).toFixed(1)} s, CPU ${(p.cpuMs / 1000).toFixed(1)} s\n`),
+    // written at once (writeSync): a cell's thread never returns to its event loop before its end, so
+    // process.stderr (asynchronous in a worker) would hold every line after the first until then
+    onProgress: (p) => void writeSync(2, `progress ${who}: ${p.simulatedS} s simulated, ${p.accepted} invocations, wall ${(p.wallMs / 1000).toFixed(1)} s, CPU ${(p.cpuMs / 1000).toFixed(1)} s; nodes hold ${p.instances} instances (${p.idle} idle), ${p.functions} functions, ${p.snapshots} snapshots; heap ${p.heapMiB} MiB\n`),
   };
 }
 

@@ -85,6 +85,13 @@ export interface ClusterProgress {
   accepted: number;
   wallMs: number;
   cpuMs: number;
+  /** what the nodes hold at that time (summed over the nodes): instances not stopping, idle ones, functions defined, snapshots ready */
+  instances?: number;
+  idle?: number;
+  functions?: number;
+  snapshots?: number;
+  /** the JavaScript heap in use (MiB; a cell's own heap in a parallel run) */
+  heapMiB?: number;
 }
 
 export interface ClusterNodeResult {
@@ -297,7 +304,29 @@ export class ClusterSimulator {
 
   private noteProgress(at: number, wall0: number, cpu0: NodeJS.CpuUsage): void {
     const cpu = process.cpuUsage(cpu0);
-    const p: ClusterProgress = { simulatedS: at / 1000, accepted: this.broker.counters.accepted, wallMs: performance.now() - wall0, cpuMs: (cpu.user + cpu.system) / 1000 };
+    let instances = 0;
+    let idle = 0;
+    let functions = 0;
+    let snapshots = 0;
+    for (const node of this.nodes) {
+      if (node.isDead) continue;
+      const c = node.sim.poolCore;
+      instances += c.liveCount;
+      idle += c.idleCount;
+      functions += c.fns.length;
+      for (const f of c.fns) if (f.snapshot?.ready) snapshots++;
+    }
+    const p: ClusterProgress = {
+      simulatedS: at / 1000,
+      accepted: this.broker.counters.accepted,
+      wallMs: performance.now() - wall0,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      instances,
+      idle,
+      functions,
+      snapshots,
+      heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
+    };
     this.progress.push(p);
     this.o.onProgress?.(p);
   }

@@ -5,6 +5,7 @@
 
 import type { PullState } from '../../cluster/capacity.js';
 import type { ResolvedPolicySet } from '../../policies/index.js';
+import type { CoreFunction } from '../../vmpool/core/model.js';
 import { Simulator, type SimHooks, type SimulationOptions } from '../simulator.js';
 import type { ClusterBroker, NodePort } from './broker.js';
 
@@ -12,8 +13,14 @@ export class SimClusterNode implements NodePort {
   sim: Simulator;
   /** requests in the decision core's queues (delivered, neither assigned nor refused yet) */
   private queued = 0;
-  /** the same per function, and the request → function of those queued */
-  private readonly queuedFn = new Map<number, number>();
+  /**
+   * the same per function, as parallel arrays (state() sums over them every round the node
+   * changed: an array walk instead of a Map's entries), each function's place in them, and the
+   * request → function of those queued
+   */
+  private readonly qFns: CoreFunction[] = [];
+  private readonly qCounts: number[] = [];
+  private readonly qPos = new Map<number, number>();
   private readonly reqFn = new Map<number, number>();
   private dirty = new Set<number>();
   /** the set takeDirty() returned last time, emptied and reused (a heartbeat reads it at once) */
@@ -69,9 +76,18 @@ export class SimClusterNode implements NodePort {
     this.queued--;
     const fn = this.reqFn.get(req)!;
     this.reqFn.delete(req);
-    const n = this.queuedFn.get(fn)! - 1;
-    if (n === 0) this.queuedFn.delete(fn);
-    else this.queuedFn.set(fn, n);
+    const i = this.qPos.get(fn)!;
+    if (--this.qCounts[i]! > 0) return;
+    // the last one of its function: the array's last entry takes its place
+    this.qPos.delete(fn);
+    const last = this.qFns.length - 1;
+    if (i < last) {
+      this.qFns[i] = this.qFns[last]!;
+      this.qCounts[i] = this.qCounts[last]!;
+      this.qPos.set(this.sim.traceIndexOf(this.qFns[i]), i);
+    }
+    this.qFns.length = last;
+    this.qCounts.length = last;
   }
 
   private integrate(now: number): void {
@@ -96,7 +112,9 @@ export class SimClusterNode implements NodePort {
     s.startSlots = c.startSlots();
     s.queued = this.queued;
     let blocking = 0;
-    for (const [fn, n] of this.queuedFn) blocking += Math.max(0, n - (this.sim.coreFunction(fn)?.starting ?? 0));
+    const fns = this.qFns;
+    const counts = this.qCounts;
+    for (let i = 0; i < fns.length; i++) blocking += Math.max(0, counts[i]! - fns[i]!.starting);
     s.blocking = blocking;
     return s;
   }
@@ -131,7 +149,13 @@ export class SimClusterNode implements NodePort {
     }
     this.queued++;
     this.reqFn.set(req, fn);
-    this.queuedFn.set(fn, (this.queuedFn.get(fn) ?? 0) + 1);
+    const i = this.qPos.get(fn);
+    if (i !== undefined) this.qCounts[i]!++;
+    else {
+      this.qPos.set(fn, this.qFns.length);
+      this.qFns.push(this.sim.coreFunction(fn, true)!);
+      this.qCounts.push(1);
+    }
     this.sim.arrive(fn, req, now);
     this.moved(this.k);
   }
@@ -141,7 +165,9 @@ export class SimClusterNode implements NodePort {
     this.lastUsed = 0;
     this.pastLives.push(this.sim);
     this.queued = 0;
-    this.queuedFn.clear();
+    this.qFns.length = 0;
+    this.qCounts.length = 0;
+    this.qPos.clear();
     this.reqFn.clear();
     this.dirty.clear();
   }

@@ -118,10 +118,16 @@ function mergeProgress(parts: ClusterSimResult[]): ClusterProgress[] | undefined
   const lists = parts.map((r) => r.progress);
   if (lists.some((l) => l === undefined)) return undefined;
   const n = Math.min(...lists.map((l) => l!.length));
+  const sum = (i: number, f: (p: ClusterProgress) => number | undefined): number => lists.reduce((a, l) => a + (f(l![i]!) ?? 0), 0);
   return Array.from({ length: n }, (_, i) => ({
     simulatedS: lists[0]![i]!.simulatedS,
-    accepted: lists.reduce((a, l) => a + l![i]!.accepted, 0),
+    accepted: sum(i, (p) => p.accepted),
     wallMs: Math.max(...lists.map((l) => l![i]!.wallMs)),
     cpuMs: Math.max(...lists.map((l) => l![i]!.cpuMs)),
+    instances: sum(i, (p) => p.instances),
+    idle: sum(i, (p) => p.idle),
+    functions: sum(i, (p) => p.functions),
+    snapshots: sum(i, (p) => p.snapshots),
+    heapMiB: sum(i, (p) => p.heapMiB),
   }));
 }
