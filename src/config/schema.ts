@@ -322,6 +322,12 @@ export const configSchema = z
         vmmMallocArenaMax: z.number().int().min(1).max(64).nullable().default(null),
         /** issue 24: MALLOC_MMAP_THRESHOLD_ in every VMM's environment (KiB; a fixed threshold also keeps glibc trimming freed memory at 128 KiB); null: glibc's dynamic threshold. */
         vmmMallocMmapThresholdKiB: z.number().int().min(4).max(32 * 1024).nullable().default(null),
+        /**
+         * issue 24: transparent huge pages for VMMs: 'off' starts each VMM with PR_SET_THP_DISABLE (a launcher the
+         * set-up compiles, src/runtimes/jail/thp-off.c), so QEMU's madvised RAM blocks and code cache take 4 KiB
+         * pages as touched; 'inherit': the host's setting (docs/density.md).
+         */
+        vmmThp: z.enum(['off', 'inherit']).default('inherit'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /**
