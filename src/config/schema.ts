@@ -327,7 +327,7 @@ export const configSchema = z
          * set-up compiles, src/runtimes/jail/thp-off.c), so QEMU's madvised RAM blocks and code cache take 4 KiB
          * pages as touched; 'inherit': the host's setting (docs/density.md).
          */
-        vmmThp: z.enum(['off', 'inherit']).default('inherit'),
+        vmmThp: z.enum(['off', 'inherit']).default('off'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /**
