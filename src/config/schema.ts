@@ -325,7 +325,8 @@ export const configSchema = z
         /**
          * issue 24: transparent huge pages for VMMs: 'off' starts each VMM with PR_SET_THP_DISABLE (a launcher the
          * set-up compiles, src/runtimes/jail/thp-off.c), so QEMU's madvised RAM blocks and code cache take 4 KiB
-         * pages as touched; 'inherit': the host's setting (docs/density.md).
+         * pages as touched; 'inherit': the host's setting. Default off: a clone 42.7 -> 40.7 MiB PSS, restores no
+         * slower (docs/density.md, bench/runs/2026-12-07-clone-memory-thp-s6.md).
          */
         vmmThp: z.enum(['off', 'inherit']).default('off'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
