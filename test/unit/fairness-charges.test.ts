@@ -80,9 +80,13 @@ void test('a node under memory pressure, not short of CPU: max-min costs no mate
   // CPU) with both settings. Before the rule acted only on a short CPU, max-min booted 1.7-8x and dropped 8-11x
   // as often; now the only difference is admission's guess before the first run ends (an unmeasured run counts a
   // core in its estimate): 2026-12-07 171 vs 198 boots, 318 vs 285 drops, 28 409 vs 28 442 completed
+  // The clone model pinned at session 5's calibration (clonePrivateMiB 40), against which this was recorded: this
+  // seeded scenario swings with it (issue 24 session 6: boots max-min / off 0.98 at 40, 1.06 at 39.5, 1.25 at 38.7,
+  // 4.2 at 38 MiB), so a recalibration of the built-in profile must not decide this fairness test.
+  const profile = { ...DEFAULT_PROFILE, defaults: { ...DEFAULT_PROFILE.defaults, clonePrivateMiB: 40 } };
   const t = await syntheticTrace({ functions: 80, slots: 40, seed: 23, log10Rate: [-1, 1.5] });
   const run = async (fairness: 'off' | 'max-min') =>
-    simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
+    simulate({ trace: t, profile, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
   const on = await run('max-min');
   const off = await run('off');
   const fig = `max-min ${on.completed} completed, ${on.coldBoots} boots, ${on.dropped} dropped; off ${off.completed}, ${off.coldBoots}, ${off.dropped}`;
