@@ -142,13 +142,13 @@ flock /tmp/faascell-vm.lock on a shared one):
                   on and off (two daemons side by side), and the warm call with and without the cap
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
-                  --phase-seconds, --floor-mib, --max-vms, --accountings), with the simulator's prediction
+                  --phase-seconds, --floor-mib, --max-vms, --accountings, --psi-some-evict), with the simulator's prediction
   density-load    (issue 24) a load of many small functions beyond the nominal budget, nominal vs measured
                   accounting one after the other, and simulated; in steps (--step prep|nominal|measured|report,
                   --work DIR: one VM-lock hold each) or all at once (--step all); docs/density.md
   clone-memory    (issue 24) clones of one snapshot by mapping kind (smaps) and guest pages copied (pagemap),
                   read at --settle and --seconds s; variants interleaved over --rounds (--variants default,tb16,
-                  arena2,tb16+arena2: restored clones' code cache, MALLOC_ARENA_MAX), --clones, --warm-runs
+                  arena2,tb16+arena2,tb14+thpoff: restored clones' code cache, MALLOC_ARENA_MAX, limits.vmmThp), --clones, --warm-runs
   all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
