@@ -235,7 +235,7 @@ function guestSide(pid: number, hints: SmapsHints, kernel: Array<{ start: number
 export interface CloneMemoryVariant {
   name: string;
   /** limits.* of the variant's daemon */
-  limits: { tcgCodeCacheMiB?: number; tcgCodeCacheRestoreMiB?: number | null; vmmMallocArenaMax?: number | null; vmmMallocMmapThresholdKiB?: number | null };
+  limits: { tcgCodeCacheMiB?: number; tcgCodeCacheRestoreMiB?: number | null; vmmMallocArenaMax?: number | null; vmmMallocMmapThresholdKiB?: number | null; vmmThp?: 'off' | 'inherit' };
 }
 
 export interface CloneMemoryRead {
@@ -467,7 +467,7 @@ export async function benchCloneMemory(opts: { clones: number; readsAt: number[]
   return { machine: machine(), clones: opts.clones, readsAt: opts.readsAt, warmRuns: opts.warmRuns, rounds: opts.rounds, variants: out };
 }
 
-/** Variants by name: default, tb16 / tb8 (code cache of restored clones), arena1 / arena2 (MALLOC_ARENA_MAX), mmap128 (MALLOC_MMAP_THRESHOLD_ in KiB), and joins with '+'. */
+/** Variants by name: default, tb16 / tb8 (code cache of restored clones), arena1 / arena2 (MALLOC_ARENA_MAX), mmap128 (MALLOC_MMAP_THRESHOLD_ in KiB), thpoff / thpinherit (limits.vmmThp), and joins with '+'. */
 export function cloneMemoryVariant(name: string): CloneMemoryVariant {
   const limits: CloneMemoryVariant['limits'] = {};
   for (const part of name.split('+')) {
@@ -476,7 +476,8 @@ export function cloneMemoryVariant(name: string): CloneMemoryVariant {
     else if ((m = /^tb(\d+)$/.exec(part))) limits.tcgCodeCacheRestoreMiB = Number(m[1]);
     else if ((m = /^arena(\d+)$/.exec(part))) limits.vmmMallocArenaMax = Number(m[1]);
     else if ((m = /^mmap(\d+)$/.exec(part))) limits.vmmMallocMmapThresholdKiB = Number(m[1]);
-    else throw new Error(`clone-memory variant ${part}: default, tbN (restored clones' code cache, MiB), arenaN (MALLOC_ARENA_MAX) or mmapN (MALLOC_MMAP_THRESHOLD_, KiB), joined by +`);
+    else if ((m = /^thp(off|inherit)$/.exec(part))) limits.vmmThp = m[1] as 'off' | 'inherit';
+    else throw new Error(`clone-memory variant ${part}: default, tbN (restored clones' code cache, MiB), arenaN (MALLOC_ARENA_MAX), mmapN (MALLOC_MMAP_THRESHOLD_, KiB) or thpoff / thpinherit (limits.vmmThp), joined by +`);
   }
   return { name, limits };
 }

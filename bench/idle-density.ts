@@ -59,6 +59,8 @@ export interface IdleDensityPhase {
   oomKills: number;
   /** the simulator's count for the same budget and requests */
   simulated: number;
+  /** stopped by the guard: what it read (its tightest source, what was available there, PSI avg10) */
+  guard?: { levelName: string; source?: string; availableMiB?: number; psiSome10?: number; psiFull10?: number };
 }
 
 export interface IdleDensityResult {
@@ -161,7 +163,7 @@ export async function simulatedCount(path: DensityPath, accounting: Accounting, 
   return r.coldBoots + r.restoresStarted;
 }
 
-export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings?: Accounting[]; budgetMiB: number; phaseSeconds: number; floorMiB: number; maxVms: number; log?: (s: string) => void }): Promise<IdleDensityResult> {
+export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings?: Accounting[]; budgetMiB: number; phaseSeconds: number; floorMiB: number; maxVms: number; psiSomeEvict?: number; log?: (s: string) => void }): Promise<IdleDensityResult> {
   const log = opts.log ?? ((s: string) => console.error(s));
   const phases: IdleDensityPhase[] = [];
   const reserve = 0.1;
@@ -172,7 +174,8 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings
       const simulated = await simulatedCount(path, accounting, opts.budgetMiB, reserve, opts.maxVms);
       const b = await benchDaemon({
         log: { level: 'error' },
-        node: { memoryBudgetMiB: opts.budgetMiB, highWatermark, memory: { accounting, reserve, sampleIntervalMs: 1000 } },
+        // --psi-some-evict: the guard's PSI `some` level for evicting (0 ignores PSI `some`; the daemon's default otherwise)
+        node: { memoryBudgetMiB: opts.budgetMiB, highWatermark, memory: { accounting, reserve, sampleIntervalMs: 1000, ...(opts.psiSomeEvict !== undefined ? { guard: { psiSomeEvict: opts.psiSomeEvict } } : {}) } },
         functionLimits: { maxInstances: opts.maxVms, maxTimeoutMs: 30 * 60_000 },
         admission: { maxConcurrentInvocations: opts.maxVms + 16, maxQueueLength: opts.maxVms + 16, maxQueueDelayMs: 120_000, preferWarm: false },
         snapshots: { enabled: path === 'clones' },
@@ -235,6 +238,8 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings
           await new Promise((r) => setTimeout(r, 250));
         }
         const seconds = (Date.now() - t0) / 1000;
+        const g = st.memory?.guard;
+        const guard = stoppedBy === 'guard' && g ? { levelName: g.levelName, source: g.source, availableMiB: g.availableMiB, psiSome10: g.psiSome10, psiFull10: g.psiFull10 } : undefined;
         const vms = st.instances.filter((x) => x.state === 'busy' || x.state === 'idle');
         const pids = vmmPids(vms.map((x) => x.id));
         const cpu = await cpuWindow(pids, 10_000);
@@ -263,9 +268,10 @@ export async function benchIdleDensity(opts: { paths: DensityPath[]; accountings
           ...(firstError ? { firstError } : {}),
           oomKills: oomKills() - oom0,
           simulated,
+          ...(guard ? { guard } : {}),
         };
         phases.push(phase);
-        log(`  ${path} ${accounting}: ${phase.vms} VMs (stopped by ${phase.stoppedBy} after ${seconds.toFixed(0)} s; simulator ${simulated}), PSS median ${phase.pssMiB.median.toFixed(1)} MiB, MemAvailable ${phase.memAvailableEndMiB} MiB, host CPU ${cpu.host.toFixed(2)} cores`);
+        log(`  ${path} ${accounting}: ${phase.vms} VMs (stopped by ${phase.stoppedBy}${guard ? ` ${JSON.stringify(guard)}` : ''} after ${seconds.toFixed(0)} s; simulator ${simulated}), PSS median ${phase.pssMiB.median.toFixed(1)} MiB, MemAvailable ${phase.memAvailableEndMiB} MiB, host CPU ${cpu.host.toFixed(2)} cores`);
       } finally {
         abort.abort();
         await b.close();

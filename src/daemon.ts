@@ -23,6 +23,7 @@ import { openDb, tightenStateDir, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
 import { setupIsolation } from './runtimes/jail/setup.js';
+import { vmmThpOffLauncher } from './runtimes/jail/thp.js';
 import { lookupGroup } from './runtimes/jail/ids.js';
 import { detectAccelerator } from './runtimes/qemu/accel.js';
 import type { Accelerator, GuestImage, RuntimeDriver } from './runtimes/types.js';
@@ -126,6 +127,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
   // issue 19: the idle CPU cap needs a cpu controller; said once here, and in /v1/status
   const idleCpu = { idleCpuQuota: cfg.limits.idleCpuQuota, idleCpuCapped: cfg.limits.idleCpuQuota !== null && isolation.limits().cgroup.controllers.cpu !== undefined };
   if (cfg.limits.idleCpuQuota !== null && !idleCpu.idleCpuCapped) log.warn('limits.idleCpuQuota is set but no cpu cgroup controller is usable: idle VMs are not capped', { notes: isolation.limits().cgroup.notes });
+  const thpOffLauncher = cfg.runtime.driver === 'qemu' ? await vmmThpOffLauncher(cfg.limits.vmmThp, cfg.cacheDir, log.child({ component: 'isolation' })) : undefined;
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
     // generous socket deadlines: dozens of VMMs starting at once on a small host take seconds to answer
@@ -140,6 +142,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
       ...(cfg.limits.tcgCodeCacheRestoreMiB !== null ? { tcgCodeCacheRestoreMiB: cfg.limits.tcgCodeCacheRestoreMiB } : {}),
       ...(cfg.limits.vmmMallocArenaMax !== null ? { mallocArenaMax: cfg.limits.vmmMallocArenaMax } : {}),
       ...(cfg.limits.vmmMallocMmapThresholdKiB !== null ? { mallocMmapThresholdKiB: cfg.limits.vmmMallocMmapThresholdKiB } : {}),
+      ...(thpOffLauncher ? { thpOffLauncher } : {}),
       ...{ isolation: isolation.vmm, sandbox: isolation.seccomp, tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, channelLimits: { maxLineBytes: cfg.limits.guestMessageMaxBytes } }, // hardening (issue 12)
     },
     firecracker: { binary: cfg.runtime.firecrackerBinary, jailer: isolation.firecrackerJailer(path.join(cfg.stateDir, 'jailer')) }, // jailer: hardening (issue 12)
@@ -281,7 +284,7 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
     viaUnixSocket: (s) => unixConnections.has(s),
     // issue 22: web actions are public by OpenWhisk's design (any page may call them); the Host check stays
     crossOriginPrefixes: [OPENWHISK_PREFIX + '/web/'],
-    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, tcgCodeCacheRestoreMiB: cfg.limits.tcgCodeCacheRestoreMiB ?? cfg.limits.tcgCodeCacheMiB, vmmMallocArenaMax: cfg.limits.vmmMallocArenaMax, vmmMallocMmapThresholdKiB: cfg.limits.vmmMallocMmapThresholdKiB, guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
+    limits: () => ({ ...isolation.limits(), tcgCodeCacheMiB: cfg.limits.tcgCodeCacheMiB, tcgCodeCacheRestoreMiB: cfg.limits.tcgCodeCacheRestoreMiB ?? cfg.limits.tcgCodeCacheMiB, vmmMallocArenaMax: cfg.limits.vmmMallocArenaMax, vmmMallocMmapThresholdKiB: cfg.limits.vmmMallocMmapThresholdKiB, vmmThp: thpOffLauncher ? 'off' : 'inherit', guestMessageMaxBytes: cfg.limits.guestMessageMaxBytes, vmm: isolation.isolation(), ...idleCpu }), // hardening (issue 12)
     log, // observability: fastify logs through the daemon's pino
     publicPaths: PUBLIC_UI_PATHS,
     // issue 8: OpenWhisk's REST API as a second Source on the same app

@@ -142,13 +142,13 @@ flock /tmp/faascell-vm.lock on a shared one):
                   on and off (two daemons side by side), and the warm call with and without the cap
   idle-density    (issue 24) VMs kept under one memory budget until the first refusal, nominal vs measured
                   accounting side by side: cold-booted and clones of one snapshot (--paths, --budget-mib,
-                  --phase-seconds, --floor-mib, --max-vms, --accountings), with the simulator's prediction
+                  --phase-seconds, --floor-mib, --max-vms, --accountings, --psi-some-evict), with the simulator's prediction
   density-load    (issue 24) a load of many small functions beyond the nominal budget, nominal vs measured
                   accounting one after the other, and simulated; in steps (--step prep|nominal|measured|report,
                   --work DIR: one VM-lock hold each) or all at once (--step all); docs/density.md
   clone-memory    (issue 24) clones of one snapshot by mapping kind (smaps) and guest pages copied (pagemap),
                   read at --settle and --seconds s; variants interleaved over --rounds (--variants default,tb16,
-                  arena2,tb16+arena2: restored clones' code cache, MALLOC_ARENA_MAX), --clones, --warm-runs
+                  arena2,tb16+arena2,tb14+thpoff: restored clones' code cache, MALLOC_ARENA_MAX, limits.vmmThp), --clones, --warm-runs
   all             startup, snapshots and restore-steps`
     )
     .option('--cold-runs <n>', 'cold boots per function', (v) => parseInt(v, 10), 5)
@@ -171,6 +171,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--phase-seconds <n>', 'idle-density: longest phase', (v) => parseInt(v, 10), 150)
     .option('--floor-mib <n>', 'idle-density: stop a phase when MemAvailable falls below this', (v) => parseInt(v, 10), 3072)
     .option('--max-vms <n>', 'idle-density: most VMs per phase', (v) => parseInt(v, 10), 500)
+    .option('--psi-some-evict <pct>', 'idle-density: node.memory.guard.psiSomeEvict of both daemons (0: the guard ignores PSI some; default the daemon\'s)', (v) => parseInt(v, 10))
     .option('--step <step>', 'density-load: prep | nominal | measured | report | all', 'all')
     .option('--work <dir>', 'density-load: the work directory kept between steps', path.join(os.tmpdir(), 'fc-density-load'))
     .option('--load-functions <n>', 'density-load: functions', (v) => parseInt(v, 10), 200)
@@ -190,7 +191,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; accountings?: string[]; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; psiSomeEvict?: number; accountings?: string[]; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -343,7 +344,7 @@ flock /tmp/faascell-vm.lock on a shared one):
           if (x !== 'nominal' && x !== 'measured') throw new Error(`--accountings: ${x} is not nominal or measured`);
           return x;
         });
-        const r = await benchIdleDensity({ paths, accountings, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms });
+        const r = await benchIdleDensity({ paths, accountings, budgetMiB: o.budgetMib ?? Math.floor(os.totalmem() / 1048576), phaseSeconds: o.phaseSeconds, floorMiB: o.floorMib, maxVms: o.maxVms, ...(o.psiSomeEvict !== undefined ? { psiSomeEvict: o.psiSomeEvict } : {}) });
         const text = formatIdleDensity(r);
         console.log(text + '\n');
         md.push('## idle density\n\n' + text);

@@ -307,6 +307,9 @@ image
     const mb = (b: number): string => (b / 1048576).toFixed(1) + ' MiB';
     console.log(`guest image ${img.version} (${opts.runtime}, ${img.kernelKind} kernel) in ${img.dir}${img.cached ? ' (cached)' : ` built in ${(img.buildMs / 1000).toFixed(1)} s`}`);
     console.log(`  kernel ${mb(img.sizes.kernelBytes)}, initramfs ${mb(img.sizes.initrdBytes)}, root fs ${mb(img.sizes.rootfsBytes)}`);
+    // issue 24: the host-side launcher limits.vmmThp 'off' starts VMMs through (cached by its source's hash)
+    const thp = await (await import('../runtimes/jail/thp.js')).ensureThpOffLauncher(config.cacheDir);
+    console.log(thp.ok ? `VMM THP-off launcher ${thp.path}${thp.built ? ' (built)' : ' (cached)'}` : `VMM THP-off launcher not built (${thp.detail}): limits.vmmThp off falls back to the host's THP`);
   });
 
 program

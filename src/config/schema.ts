@@ -315,12 +315,20 @@ export const configSchema = z
          * clone fills it anew); null: tcgCodeCacheMiB. Part of the clone's memory limit instead of tcgCodeCacheMiB.
          * 16: a hello clone fills 22 MiB of a 32 MiB cache; 16 saves ~7.7 MiB per clone with no slower restore
          * or warm run, 12 and 8 slow both (docs/density.md, bench/runs/2026-12-07-clone-memory-breakdown-s5.md).
+         * 14 since session 6: 2.6 MiB less again, no slower (bench/runs/2026-12-07-clone-memory-thp-s6.md, run 2).
          */
-        tcgCodeCacheRestoreMiB: z.number().int().min(4).max(4096).nullable().default(16),
+        tcgCodeCacheRestoreMiB: z.number().int().min(4).max(4096).nullable().default(14),
         /** issue 24: MALLOC_ARENA_MAX in every VMM's environment (glibc's malloc arenas); null: glibc's default (8 per core). */
         vmmMallocArenaMax: z.number().int().min(1).max(64).nullable().default(null),
         /** issue 24: MALLOC_MMAP_THRESHOLD_ in every VMM's environment (KiB; a fixed threshold also keeps glibc trimming freed memory at 128 KiB); null: glibc's dynamic threshold. */
         vmmMallocMmapThresholdKiB: z.number().int().min(4).max(32 * 1024).nullable().default(null),
+        /**
+         * issue 24: transparent huge pages for VMMs: 'off' starts each VMM with PR_SET_THP_DISABLE (a launcher the
+         * set-up compiles, src/runtimes/jail/thp-off.c), so QEMU's madvised RAM blocks and code cache take 4 KiB
+         * pages as touched; 'inherit': the host's setting. Default off: a clone 42.7 -> 40.7 MiB PSS, restores no
+         * slower (docs/density.md, bench/runs/2026-12-07-clone-memory-thp-s6.md).
+         */
+        vmmThp: z.enum(['off', 'inherit']).default('off'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
         /**

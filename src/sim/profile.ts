@@ -115,10 +115,12 @@ export interface FunctionCosts {
  * restored clone, recalibrated 2026-12-07 (`faascell bench clone-memory`, 20 clones of a 256 MiB hello, the
  * clone's code cache at its default 16 MiB: bench/runs/2026-12-07-clone-memory-breakdown-s5.md): ~40 MiB of its
  * own (was 30, which predicted 441 clones where 233 were measured still admitting at ~53 MiB PSS each) and ~10 MiB
- * of its snapshot's RAM file (the pages it maps, RSS; was 50). Growth per run was not measured (0). Measured
- * accounting is the default (docs/density.md).
+ * of its snapshot's RAM file (the pages it maps, RSS; was 50); then 36.5 (session 6: VMMs with THP off and the
+ * clone's code cache at 14 MiB by default: 305 clones at 36.8 MiB PSS each; 38.4 with THP off alone, 280 clones at
+ * 38.7; bench/runs/2026-12-07-idle-density-clones-s6.md). Growth per run was not measured (0). Measured accounting
+ * is the default (docs/density.md).
  */
-const DEFAULT_MEMORY_MODEL = { defaults: { coldPrivateMiB: 100, clonePrivateMiB: 40, snapshotSharedMiB: 10, runGrowthMiB: 0 }, vmSharedMiB: 70 };
+const DEFAULT_MEMORY_MODEL = { defaults: { coldPrivateMiB: 100, clonePrivateMiB: 36.5, snapshotSharedMiB: 10, runGrowthMiB: 0 }, vmSharedMiB: 70 };
 
 /** Built-in fallback: the numbers of bench/profiles/tcg-default.json. */
 export const DEFAULT_PROFILE: Profile = profileSchema.parse({

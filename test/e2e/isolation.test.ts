@@ -95,13 +95,14 @@ describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 *
   });
 
   test('status reports the jail and the cgroup mode in force', async () => {
-    const st = await d.client.call<{ limits: { cgroup: { mode: string; controllers: Record<string, { version: string; path: string }> }; memoryOverheadMiB: number; tcgCodeCacheMiB: number; cpuWeight: number; pidsMax: number; vmm: { jailed: boolean; uids: string; seccomp: boolean; user: string } } }>('GET', '/v1/status');
+    const st = await d.client.call<{ limits: { cgroup: { mode: string; controllers: Record<string, { version: string; path: string }> }; memoryOverheadMiB: number; tcgCodeCacheMiB: number; cpuWeight: number; pidsMax: number; vmmThp: string; vmm: { jailed: boolean; uids: string; seccomp: boolean; user: string } } }>('GET', '/v1/status');
     assert.equal(st.limits.vmm.jailed, true, JSON.stringify(st.limits.vmm));
     assert.equal(st.limits.vmm.user, 'faascell-vmm');
     assert.equal(st.limits.vmm.seccomp, true);
     assert.equal(st.limits.vmm.uids, readSubUids('faascell-vmm', identity!.uid) ? 'per-vm' : 'shared');
     assert.notEqual(st.limits.cgroup.mode, 'none', 'no cgroup controller found: limits are not enforced');
     assert.equal(st.limits.cpuWeight, 50);
+    assert.equal(st.limits.vmmThp, 'off', 'limits.vmmThp off by default, and its launcher built');
     for (const c of ['memory', 'cpu', 'pids']) assert.ok(st.limits.cgroup.controllers[c], `controller ${c} in use`);
   });
 
@@ -175,6 +176,8 @@ describe('each VMM jailed and limited', { skip: why !== undefined, timeout: 15 *
         assert.throws(() => fs.accessSync(path.join(root, rootfsMap[2]!), fs.constants.W_OK), 'the root fs image is read-only in the jail');
       }
       assert.ok(mounts.filter((m) => m.endsWith('/mem')).length <= 1, 'at most its own RAM file');
+      // issue 24: limits.vmmThp off (the default): the flag set by the launcher survived the jail's execs and uid change
+      assert.match(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /^THP_enabled:\s+0$/m, `VMM ${pid} runs with transparent huge pages off`);
     }
 
     // cgroups: one per VM under the daemon's group, with the VM's limits

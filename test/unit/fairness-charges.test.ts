@@ -77,13 +77,14 @@ void test("admission's start estimate counts a start under way at what remains o
 
 void test('nodes under memory pressure, not short of CPU: max-min costs no material boots or drops over off', async () => {
   // test/unit/sim-golden.test.ts's node scenario (80 functions, 3 GiB, the built-in profile: runs report no
-  // CPU) with both settings, over the first 12 seeds of bench/fairness-default.ts. Before the rule acted only on
-  // a short CPU, max-min booted 1.7-8x and dropped 8-11x as often. One seed's boot count swings either way by up
-  // to 2x with any rule change (bench/runs/2026-12-07-fairness-default-s6-seeds.txt: seed 4 272 vs 511, seed 5
-  // 859 vs 393), so the bounds hold for the sums: session 6 (the guess bounded by what is known), seeds 1-12,
-  // max-min completes 0.09 % less, boots 6 % less, drops 2.4 % more than off (over 24 seeds: 11 % fewer boots)
+  // CPU) with both settings, over the 24 seeds of bench/fairness-default.ts. Before the rule acted only on a
+  // short CPU, max-min booted 1.7-8x and dropped 8-11x as often. One seed's boot count swings either way by up to
+  // 2x with any change of a rule or of the clone model (bench/runs/2026-12-07-fairness-default-s6-seeds.txt: seed 4
+  // 272 vs 511, seed 5 859 vs 393), so the bounds hold for the sums. Session 6, the guess bounded by what is known
+  // and clonePrivateMiB 36.5: max-min completes 0.08 % less, boots 0.3 % more, drops 2.3 % more than off
+  // (…-s6-seeds-merged.txt; at clonePrivateMiB 40: 11 % fewer boots): boots bounded at +10 % for that swing
   const sum = { on: { completed: 0, coldBoots: 0, dropped: 0 }, off: { completed: 0, coldBoots: 0, dropped: 0 } };
-  for (let seed = 1; seed <= 12; seed++) {
+  for (let seed = 1; seed <= 24; seed++) {
     const t = await syntheticTrace({ functions: 80, slots: 40, seed, log10Rate: [-1, 1.5] });
     for (const [key, fairness] of [['on', 'max-min'], ['off', 'off']] as const) {
       const r = simulate({ trace: t, profile: DEFAULT_PROFILE, memoryMiB: 3072, policies: await createPolicies({ keepAlive: 'fixed' }, { baseDir: '.' }), node: { fairness } });
@@ -93,8 +94,8 @@ void test('nodes under memory pressure, not short of CPU: max-min costs no mater
     }
   }
   const { on, off } = sum;
-  const fig = `seeds 1-12: max-min ${on.completed} completed, ${on.coldBoots} boots, ${on.dropped} dropped; off ${off.completed}, ${off.coldBoots}, ${off.dropped}`;
+  const fig = `seeds 1-24: max-min ${on.completed} completed, ${on.coldBoots} boots, ${on.dropped} dropped; off ${off.completed}, ${off.coldBoots}, ${off.dropped}`;
   assert.ok(on.completed >= 0.995 * off.completed, fig);
-  assert.ok(on.coldBoots <= 1.05 * off.coldBoots, fig);
+  assert.ok(on.coldBoots <= 1.1 * off.coldBoots, fig);
   assert.ok(on.dropped <= 1.05 * off.dropped, fig);
 });

@@ -12,7 +12,11 @@
 // one node 645 cold boots, 319 drops, mean 1 621 ms; then admission.fairness back to off by default (its early-
 // refusal guess refused a fresh node's requests): one node 657 cold boots, 285 drops, mean 1 606 ms; the clusters unchanged;
 // session 6: max-min the default again, its guess for an unknown run bounded by what is known (fairness.ts
-// unknownRunCpu): one node 731 cold boots, 292 drops, mean 1 514 ms, p99 20 649 ms; the clusters unchanged). A change of a rule changes these on purpose: record the new figures in the same commit,
+// unknownRunCpu): one node 731 cold boots, 292 drops, mean 1 514 ms, p99 20 649 ms; the clusters unchanged;
+// and the clone model recalibrated for VMMs with THP off and a 14 MiB clone code cache (clonePrivateMiB 40 -> 36.5,
+// measured: issue 24 session 6): one node 684 instead of 657 cold boots, 1 857 instead of 1 979 restores, 286 instead
+// of 285 drops, mean 1 567 instead of 1 606 ms; the 12-node `starts` cluster 407 instead of 403 cold boots;
+// `instances` 2 097 instead of 2 415 cold boots, p50 569 instead of 628 ms, mean 5 792 instead of 6 602 ms). At the merge of both (session 6): one node 210 cold boots, 291 drops, mean 1 282 ms (this seeded scenario swings several-fold with small changes: each alone gave 731 and 684). A change of a rule changes these on purpose: record the new figures in the same commit,
 // saying why; a change meant only to be faster must leave them as they are.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -57,8 +61,8 @@ for (const [label, pullRule] of [
   });
 }
 
-const NODE_GOLDEN: Record<string, unknown> = {"invocations": 28727, "completed": 28435, "warm": 25773, "restores": 1932, "coldStarts": 730, "coldBoots": 731, "restoresStarted": 2014, "dropped": 292, "rejected": {"queueFull": 32, "overloaded": 260, "queueTimeout": 0, "unservedAtEnd": 0, "notFound": 0}, "evictions": 2700, "p50Ms": 541.089, "p99Ms": 20648.653, "meanMs": 1514.405, "refusalP99Ms": 0.5};
+const NODE_GOLDEN: Record<string, unknown> = {"invocations": 28727, "completed": 28436, "warm": 26180, "restores": 2046, "coldStarts": 210, "coldBoots": 210, "restoresStarted": 2190, "dropped": 291, "rejected": {"queueFull": 32, "overloaded": 259, "queueTimeout": 0, "unservedAtEnd": 0, "notFound": 0}, "evictions": 2348, "p50Ms": 439.056, "p99Ms": 20241.793, "meanMs": 1281.566, "refusalP99Ms": 0.5};
 const CLUSTER_GOLDEN: Record<string, Record<string, unknown>> = {
-  starts: {"invocations": 30465, "completed": 30465, "warm": 29897, "restores": 165, "coldStarts": 403, "refused": 0, "unanswered": 0, "coldBoots": 403, "restoresStarted": 195, "evictions": 296, "p50Ms": 452.36, "p99Ms": 32634.346, "meanMs": 1119.95},
-  instances: {"invocations": 30465, "completed": 30465, "warm": 25691, "restores": 2359, "coldStarts": 2415, "refused": 0, "unanswered": 0, "coldBoots": 2415, "restoresStarted": 2458, "evictions": 4556, "p50Ms": 628.188, "p99Ms": 37140.93, "meanMs": 6601.579},
+  starts: {"invocations": 30465, "completed": 30465, "warm": 29911, "restores": 147, "coldStarts": 407, "refused": 0, "unanswered": 0, "coldBoots": 407, "restoresStarted": 177, "evictions": 279, "p50Ms": 452.36, "p99Ms": 32634.346, "meanMs": 1116.834},
+  instances: {"invocations": 30465, "completed": 30465, "warm": 26301, "restores": 2067, "coldStarts": 2097, "refused": 0, "unanswered": 0, "coldBoots": 2097, "restoresStarted": 2153, "evictions": 3919, "p50Ms": 568.69, "p99Ms": 35691.704, "meanMs": 5792.117},
 };

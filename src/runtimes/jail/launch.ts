@@ -1,7 +1,8 @@
 // How a VMM process is started: a base command (the VMM and its arguments)
 // wrapped by a list of launch layers, each an exec-chain tool that changes one
-// thing about the process and then execs the next (setpriv, a cgroup entry
-// script, `ip netns exec`, the jail's mount-namespace script, taskset). Every
+// thing about the process and then execs the next (setpriv, the THP-off
+// launcher of thp.ts, a cgroup entry script, `ip netns exec`, the jail's
+// mount-namespace script, taskset). Every
 // layer execs, so the pid Node gets from spawn() stays the VMM's own pid.
 //
 // Layers are listed outermost first. Layers that need root (joining a cgroup,

@@ -11,6 +11,7 @@ import { cpuDemandMs } from '../proc-cpu.js';
 import type { VmmIsolation, PreparedVmm } from '../jail/isolation.js';
 import type { VmCgroup } from '../jail/cgroups.js';
 import { composeLaunch, describeLaunch, netnsLayer, pdeathsigLayer, tasksetLayer, type LaunchLayer } from '../jail/launch.js';
+import { thpOffLayer } from '../jail/thp.js';
 import type {
   Accelerator,
   DriverReport,
@@ -60,6 +61,8 @@ export interface QemuDriverOptions {
   mallocArenaMax?: number;
   /** issue 24: MALLOC_MMAP_THRESHOLD_ (KiB) in the VMM's environment (default: unset, glibc's dynamic threshold). */
   mallocMmapThresholdKiB?: number;
+  /** issue 24: the launcher that turns THP off for each VMM (limits.vmmThp 'off', src/runtimes/jail/thp.ts); unset: the host's THP setting. */
+  thpOffLauncher?: string;
   /** Bounds on what a guest may send over its channel (DEFAULT_CHANNEL_LIMITS). */
   channelLimits?: Partial<ChannelLimits>;
   /** Per-VMM jail (own uid, mount namespace) and cgroup limits; none when absent. */
@@ -691,6 +694,8 @@ export class QemuDriver implements RuntimeDriver {
       const setpriv = resolveBinary('setpriv');
       if (setpriv) layers.push(pdeathsigLayer(setpriv));
       else this.logFn(`qemu ${cfg.vmId}: setpriv (util-linux) not found: a SIGKILLed daemon would leave this VMM running until the next start reaps it`);
+      // issue 24: before the cgroup and the jail: the flag is inherited and kept across their execs
+      if (this.opts.thpOffLauncher) layers.push(thpOffLayer(this.opts.thpOffLauncher));
       if (prepared?.cgroupLayer) layers.push(prepared.cgroupLayer);
       // still root here: network namespaces and the like (added by other modules)
       layers.push(...(this.opts.rootLayers?.(cfg, { uid: prepared?.uid, gid: prepared?.gid }) ?? []));
