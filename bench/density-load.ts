@@ -98,6 +98,7 @@ export interface SimPhase {
   peakChargedMiB: number;
   coldBoots: number;
   restoresStarted: number;
+  /** during the load (the preparation's taken off) */
   evictions: number;
 }
 
@@ -303,7 +304,7 @@ async function phase(a: DensityLoadArgs, accounting: Accounting, rep: number, lo
  * the modelled cold boots, so that none is refused and every function has its snapshot), a pause past the
  * keep-alive, then the load.
  */
-export async function simulatePhase(spec: Parameters<typeof exactTrace>[0], plan: Plan, work: string, accounting: Accounting): Promise<SimPhase & { prepServed: number }> {
+export async function simulatePhase(spec: Parameters<typeof exactTrace>[0], plan: Plan, work: string, accounting: Accounting): Promise<SimPhase & { prepServed: number; prepEvictions: number }> {
   const prepMs = plan.rows.length * PREP_SPACING_MS;
   const offsetMs = Math.ceil((prepMs + TTL_SECONDS * 1000 + 60_000) / 60_000) * 60_000;
   const trace = exactTrace(spec, plan.rows, { prepMs, offsetMs });
@@ -311,20 +312,23 @@ export async function simulatePhase(spec: Parameters<typeof exactTrace>[0], plan
   const node = simulatedNode(parseConfig(cfg));
   // the built-in profile, its disk tier as large as the daemons' (its default 20 GiB would drop snapshots)
   const profile: Profile = { ...DEFAULT_PROFILE, tiers: [{ name: 'disk', latencyRank: 0, capacityMiB: 65536 }] };
+  const run = async (t: typeof trace, hooks: Parameters<typeof simulate>[0]['hooks']) =>
+    simulate({
+      trace: t,
+      policies: await createPolicies(node.policies, { baseDir: process.cwd() }),
+      profile,
+      memoryMiB: node.memoryMiB,
+      maxInstancesPerFunction: node.maxInstances,
+      maxQueueDelayMs: node.maxQueueDelayMs,
+      node: node.node,
+      hooks,
+    });
   const collect = new SimOutcome(trace, plan.rows.length);
   let prepServed = 0;
-  const hooks = { ...collect.hooks, onDone: (req: number, now: number) => (req <= plan.rows.length ? prepServed++ : collect.hooks.onDone(req, now)) };
-  const r = simulate({
-    trace,
-    policies: await createPolicies(node.policies, { baseDir: process.cwd() }),
-    profile,
-    memoryMiB: node.memoryMiB,
-    maxInstancesPerFunction: node.maxInstances,
-    maxQueueDelayMs: node.maxQueueDelayMs,
-    node: node.node,
-    hooks,
-  });
-  return { accounting, prepServed, outcome: collect.outcome(), peakChargedMiB: Math.round(r.peakMemoryMiB), coldBoots: r.coldBoots, restoresStarted: r.restoresStarted, evictions: r.evictions };
+  const r = await run(trace, { ...collect.hooks, onDone: (req: number, now: number) => (req <= plan.rows.length ? prepServed++ : collect.hooks.onDone(req, now)) });
+  // the load's evictions: the preparation's, simulated alone (the same start, so the same decisions), taken off
+  const prepOnly = await run(exactTrace(spec, plan.rows.map((row) => ({ ...row, arrivalsMs: [] })), { prepMs, offsetMs }), undefined);
+  return { accounting, prepServed, outcome: collect.outcome(), peakChargedMiB: Math.round(r.peakMemoryMiB), coldBoots: r.coldBoots, restoresStarted: r.restoresStarted, evictions: r.evictions - prepOnly.evictions, prepEvictions: prepOnly.evictions };
 }
 
 const f0 = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : '-');
@@ -421,7 +425,7 @@ export function formatDensityLoad(plan: Plan, prepRes: PrepResult, phases: Phase
     '',
     mdTable(['accounting', 'repetition', 'offered', ...SHOWN.map(([, name]) => name)], perRep),
     '',
-    'cold / restore / warm: the start path of the VM that served each answered request. Refused: 429/503 answers (simulated: the core\'s rejections). Latency: answered requests, client side (simulated: arrival to the end of the run). Peaks: the daemon\'s /v1/status every 2 s (charged: what counts against the budget; measured: the live VMs\' latest PSS added up; nominal: their sizes added up). The simulator: the same trace, preceded by one invocation per function and a pause past the keep-alive (so it too starts the load with every snapshot and no VM), the daemons\' configuration (src/sim/cli.ts simulatedNode), the built-in profile (DEFAULT_PROFILE) with its disk tier as large as the daemons\'; it is deterministic, so one simulation per accounting; its evictions include its preparation\'s and its peak charge covers the whole simulation.',
+    'cold / restore / warm: the start path of the VM that served each answered request. Refused: 429/503 answers (simulated: the core\'s rejections). Latency: answered requests, client side (simulated: arrival to the end of the run). Peaks: the daemon\'s /v1/status every 2 s (charged: what counts against the budget; measured: the live VMs\' latest PSS added up; nominal: their sizes added up). The simulator: the same trace, preceded by one invocation per function and a pause past the keep-alive (so it too starts the load with every snapshot and no VM), the daemons\' configuration (src/sim/cli.ts simulatedNode), the built-in profile (DEFAULT_PROFILE) with its disk tier as large as the daemons\'; it is deterministic, so one simulation per accounting; its evictions are the load\'s (those of its preparation, simulated alone, taken off), its peak charge covers the whole simulation (the preparation included).',
   ].join('\n');
 }
 
