@@ -250,7 +250,7 @@ async function phase(a: DensityLoadArgs, accounting: Accounting, rep: number, lo
   }
   const spec = await loadTrace(path.join(a.work, 'spec.csv'), 'faasrail');
   const trace = exactTrace(spec, plan.rows);
-  return withDaemon(phaseConfig(a.work, plan.budgetMiB, accounting), async (url, client) => {
+  const result = await withDaemon(phaseConfig(a.work, plan.budgetMiB, accounting), async (url, client) => {
     const status = async (): Promise<PoolStatus> => (await client.call<{ pool: PoolStatus }>('GET', '/v1/status')).pool;
     const st0 = await status();
     const res: Omit<PhaseResult, 'outcome' | 'replay' | 'counters' | 'seconds' | 'loadavgEnd'> = {
@@ -297,6 +297,11 @@ async function phase(a: DensityLoadArgs, accounting: Accounting, rep: number, lo
     log(`  ${accounting} (repetition ${rep}): ${JSON.stringify(out.outcome)}`);
     return out;
   });
+  // the phase's database (every activation's timings: where a start waited), kept until the report step
+  const kept = path.join(a.work, `db-${accounting}-r${rep}`);
+  mkdirSync(kept, { recursive: true });
+  for (const f of DB_FILES) if (existsSync(path.join(a.work, 'state', f))) cpSync(path.join(a.work, 'state', f), path.join(kept, f));
+  return result;
 }
 
 /**
