@@ -180,6 +180,8 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--load-skew <x>', 'density-load: popularity of the r-th function r^-x', Number, 0.8)
     .option('--load-seed <n>', 'density-load: seed of the arrivals', (v) => parseInt(v, 10), 1)
     .option('--prep-seconds <n>', 'density-load: longest preparation run (run --step prep again to go on)', (v) => parseInt(v, 10), 600)
+    .option('--rep <n>', 'density-load: --step nominal|measured: which repetition the phase records', (v) => parseInt(v, 10), 1)
+    .option('--repetitions <n>', 'density-load: --step all: repetitions of the two phases', (v) => parseInt(v, 10), 1)
     .option('--out <dir>', 'where results (JSON, Markdown, simulator profile) go', 'bench/results')
     // --- guest-side benchmarks (issue 9): variants side by side ---
     .option('--variants <list>', 'idle-cpu/memory/guest-start: image variants to compare (baseline, tuned, …)', (v: string) => v.split(',').filter(Boolean))
@@ -191,7 +193,7 @@ flock /tmp/faascell-vm.lock on a shared one):
     .option('--boots <n>', 'guest-start: cold boots per variant', (v) => parseInt(v, 10), 8)
     .option('--rounds <n>', 'restored-memory: rounds of two clones per backing', (v) => parseInt(v, 10), 5)
     .option('--backings <list>', 'restored-memory: RAM backings to compare (tmpfs-sparse, tmpfs-sparse+limit, tmpfs-dense, disk, disk-cold, full-stream)', (v: string) => v.split(',').filter(Boolean))
-    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; psiSomeEvict?: number; accountings?: string[]; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number }) => {
+    .action(async (which: string, o: { coldRuns: number; warmRuns: number; restoreRuns: number; density: number[]; densityRaw: boolean; simRuns: number; nodes?: number; functions?: number; threads?: number; minutes?: number; progressS?: number; cpuRuns: number; localityRuns: number; sections?: string[]; out: string; variants?: string[]; vms: number[]; seconds: number; settle: number; memoryVms: number; clones: number; boots: number; rounds: number; backings?: string[]; paths?: string[]; budgetMib?: number; phaseSeconds: number; floorMib: number; maxVms: number; psiSomeEvict?: number; accountings?: string[]; step: string; work: string; loadFunctions: number; loadRequests: number; loadSeconds: number; loadSkew: number; loadSeed: number; prepSeconds: number; rep: number; repetitions: number }) => {
       mkdirSync(o.out, { recursive: true });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const md: string[] = [];
@@ -354,7 +356,7 @@ flock /tmp/faascell-vm.lock on a shared one):
         const { benchDensityLoad } = await import('../../bench/density-load.js');
         const step = o.step;
         if (!['prep', 'nominal', 'measured', 'report', 'all'].includes(step)) throw new Error(`--step: ${step} is not prep, nominal, measured, report or all`);
-        const text = await benchDensityLoad({ step: step as 'all', work: o.work, functions: o.loadFunctions, requests: o.loadRequests, seconds: o.loadSeconds, skew: o.loadSkew, seed: o.loadSeed, budgetMiB: o.budgetMib, prepSeconds: o.prepSeconds, out: o.out });
+        const text = await benchDensityLoad({ step: step as 'all', work: o.work, functions: o.loadFunctions, requests: o.loadRequests, seconds: o.loadSeconds, skew: o.loadSkew, seed: o.loadSeed, budgetMiB: o.budgetMib, prepSeconds: o.prepSeconds, rep: o.rep, repetitions: o.repetitions, out: o.out });
         if (text) {
           console.log(text + '\n');
           md.push('## density load\n\n' + text);

@@ -138,5 +138,6 @@ test('the simulator on the load: every function prepared, every load request acc
     assert.equal(o.served + refused + o.failed, o.offered, `${acc}: every request answered or refused`);
     assert.equal(o.cold, 0, `${acc}: the load starts with every snapshot made`);
     assert.ok(s.peakChargedMiB <= plan.budgetMiB);
+    assert.ok(s.prepEvictions > 0 && s.evictions >= 0, `${acc}: the load's evictions apart from the preparation's (${s.prepEvictions} in it: a third of the sizes fit)`);
   }
 });
