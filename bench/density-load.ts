@@ -25,9 +25,8 @@ import { runDeploySpec } from '../src/cli/deploy-spec.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/core/logger.js';
 import { startDaemon } from '../src/daemon.js';
-import { createPolicies } from '../src/policies/index.js';
 import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
-import { simulatedNode } from '../src/sim/cli.js';
+import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { DEFAULT_PROFILE, type Profile } from '../src/sim/profile.js';
 import { simulate } from '../src/sim/simulator.js';
 import { loadTrace } from '../src/traces/index.js';
@@ -293,16 +292,7 @@ export async function simulatePhase(spec: Parameters<typeof exactTrace>[0], plan
   const collect = new SimOutcome(trace, plan.rows.length);
   let prepServed = 0;
   const hooks = { ...collect.hooks, onDone: (req: number, now: number) => (req <= plan.rows.length ? prepServed++ : collect.hooks.onDone(req, now)) };
-  const r = simulate({
-    trace,
-    policies: await createPolicies(node.policies, { baseDir: process.cwd() }),
-    profile,
-    memoryMiB: node.memoryMiB,
-    maxInstancesPerFunction: node.maxInstances,
-    maxQueueDelayMs: node.maxQueueDelayMs,
-    node: node.node,
-    hooks,
-  });
+  const r = simulate({ trace, profile, ...(await nodeSimulationOptions(node, process.cwd())), hooks });
   return { accounting, prepServed, outcome: collect.outcome(), peakChargedMiB: Math.round(r.peakMemoryMiB), coldBoots: r.coldBoots, restoresStarted: r.restoresStarted, evictions: r.evictions };
 }
 
