@@ -186,6 +186,15 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     }
   }
 
+  /** Deploys f through `via` and waits until each of `others` has it. */
+  async function deployF(via: Node, ...others: Node[]): Promise<void> {
+    via.registry.put('f', { code: Buffer.from('x=1') });
+    await via.registry.synced();
+    for (const n of others) await until(`${n.name} has f`, () => n.registry.get('f') !== undefined);
+  }
+
+  const connectClient = (tag: string): Promise<ClusterClient> => ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+
   test('a deploy through one node reaches all; updates and deletes too; a node that joins later catches up', async () => {
     const tag = `r${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
@@ -219,10 +228,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `s${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => client.invoke('f', { i }, { timeoutMs: 20_000 })));
       for (const r of answers) assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -255,10 +262,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `h${++seq}`;
     const a = await startNode(tag, 'a', 'overloaded');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const answers = await Promise.all(Array.from({ length: 10 }, () => client.invoke('f', {}, { timeoutMs: 20_000 })));
       for (const r of answers) {
@@ -292,10 +297,9 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `d${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     a.slots = 0; // a full node: it pulls nothing
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
+    await deployF(a);
     await sleep(2500); // the pull it had open while it had room expires (fetch expires: 2 s)
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    const client = await connectClient(tag);
     try {
       const t0 = Date.now();
       const res = await new Promise<InvocationResult>((resolve) => a.ingress.tell({ kind: 'invoke', req: { fn: 'f', params: {}, receivedAt: t0, sink: new CallbackSink(resolve) } }));
@@ -338,10 +342,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `d${++seq}`; // admission.maxQueueDelayMs 800, ackWaitMs 2000
     const a = await startNode(tag, 'a', 'ok', undefined, 0); // full (pulls nothing) until the redelivery is past its deadline
     const h = await startNode(tag, 'h', 'hang');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('h has f', () => h.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, h);
+    const client = await connectClient(tag);
     try {
       const pending = client.invoke('f', {}, { timeoutMs: 30_000 });
       await until('h took it', () => h.dispatcher.runs.length === 1);
@@ -371,9 +373,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
   test('a redelivery loop ends (issue 18): past cluster.maxDeliveries (1 here) the copy is answered, not run again', async () => {
     const tag = `l${++seq}`;
     const h = await startNode(tag, 'h', 'hang');
-    h.registry.put('f', { code: Buffer.from('x=1') });
-    await h.registry.synced();
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(h);
+    const client = await connectClient(tag);
     try {
       const pending = client.invoke('f', {}, { timeoutMs: 30_000 });
       await until('h took it', () => h.dispatcher.runs.length === 1);
@@ -396,10 +397,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `n${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const before = Array.from({ length: 10 }, (_, i) => client.invoke('f', { i }, { timeoutMs: 30_000, publishDeadlineMs: 20_000 }));
       await nats.restart();
@@ -422,9 +421,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `k${++seq}`;
     const h = await startNode(tag, 'h', 'hang');
     h.slots = 3;
-    h.registry.put('f', { code: Buffer.from('x=1') });
-    await h.registry.synced();
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(h);
+    const client = await connectClient(tag);
     try {
       const pending = [client.invoke('f', { n: 1 }, { timeoutMs: 30_000 }), client.invoke('f', { n: 2 }, { timeoutMs: 30_000 }), client.invoke('f', { n: 3 }, { timeoutMs: 30_000, target: 'h' })];
       await until('h pulled them', () => h.dispatcher.runs.length === 3);
