@@ -25,9 +25,8 @@ import { runDeploySpec } from '../src/cli/deploy-spec.js';
 import { parseConfig } from '../src/config/schema.js';
 import { createLogger } from '../src/core/logger.js';
 import { startDaemon } from '../src/daemon.js';
-import { createPolicies } from '../src/policies/index.js';
 import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
-import { simulatedNode } from '../src/sim/cli.js';
+import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { DEFAULT_PROFILE, type Profile } from '../src/sim/profile.js';
 import { simulate } from '../src/sim/simulator.js';
 import { loadTrace } from '../src/traces/index.js';
@@ -318,16 +317,7 @@ export async function simulatePhase(spec: Parameters<typeof exactTrace>[0], plan
   // the built-in profile, its disk tier as large as the daemons' (its default 20 GiB would drop snapshots)
   const profile: Profile = { ...DEFAULT_PROFILE, tiers: [{ name: 'disk', latencyRank: 0, capacityMiB: 65536 }] };
   const run = async (t: typeof trace, hooks: Parameters<typeof simulate>[0]['hooks']) =>
-    simulate({
-      trace: t,
-      policies: await createPolicies(node.policies, { baseDir: process.cwd() }),
-      profile,
-      memoryMiB: node.memoryMiB,
-      maxInstancesPerFunction: node.maxInstances,
-      maxQueueDelayMs: node.maxQueueDelayMs,
-      node: node.node,
-      hooks,
-    });
+    simulate({ trace: t, profile, ...(await nodeSimulationOptions(node, process.cwd())), hooks });
   const collect = new SimOutcome(trace, plan.rows.length);
   let prepServed = 0;
   const r = await run(trace, { ...collect.hooks, onDone: (req: number, now: number) => (req <= plan.rows.length ? prepServed++ : collect.hooks.onDone(req, now)) });

@@ -24,6 +24,7 @@ import { loadAzureTrace } from '../src/traces/azure.js';
 import { writeAzureTrace } from '../src/traces/generate.js';
 import { subsetTrace } from '../src/traces/transform.js';
 import type { Trace } from '../src/traces/types.js';
+import { eachArg } from './args.js';
 
 interface Args {
   out: string;
@@ -69,13 +70,7 @@ function parseArgs(argv: string[]): Args {
     realMemoryMiB: 768,
     realRuns: 3,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${k} needs a value`);
-      return x;
-    };
+  eachArg(argv, (k, v) => {
     if (k === '--out') a.out = v();
     else if (k === '--real') a.real = true;
     else if (k === '--url') {
@@ -98,7 +93,7 @@ function parseArgs(argv: string[]): Args {
       console.log('npx tsx scripts/experiment.ts [--out DIR] [--functions N] [--seed S] [--budgets 8,16,32] [--profile F] [--real [--real-policies fixed,greedy-dual,hybrid-histogram] [--real-memory-mib 768] | --real --url URL [--token T] [--config daemon.yaml]] [--real-seconds 120] [--compress 10] [--real-functions 4]');
       process.exit(0);
     } else throw new Error(`unknown argument ${k}`);
-  }
+  });
   return a;
 }
 

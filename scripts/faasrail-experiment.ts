@@ -24,6 +24,7 @@ import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/rep
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type Decision, type SimulationResult } from '../src/sim/simulator.js';
 import { ArrivalExpander, loadTrace, thinTrace, type Trace } from '../src/traces/index.js';
+import { eachArg } from './args.js';
 
 interface Args {
   spec: string;
@@ -39,13 +40,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { spec: '', compress: 5, sample: 1, seed: 1, profile: 'bench/profiles/tcg-default.json', memoryMiB: 8192, real: false, out: 'bench/results/faasrail' };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${k} needs a value`);
-      return x;
-    };
+  eachArg(argv, (k, v) => {
     if (k === '--spec') a.spec = v();
     else if (k === '--compress') a.compress = Number(v());
     else if (k === '--sample') a.sample = Number(v());
@@ -56,7 +51,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--real') a.real = true;
     else if (k === '--out') a.out = v();
     else throw new Error(`unknown option ${k}`);
-  }
+  });
   if (!a.spec) throw new Error('usage: faasrail-experiment.ts --spec SPEC.csv [--compress 5] [--sample 1] [--seed 1] [--runtimes FILE] [--profile FILE] [--memory-mib 8192] [--real] [--out DIR]');
   return a;
 }

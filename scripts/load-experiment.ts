@@ -21,15 +21,15 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { benchDaemon, machine } from '../bench/common.js';
 import { parseConfig } from '../src/config/schema.js';
-import { createPolicies } from '../src/policies/index.js';
 import { replay, type ReplayRecord, type ReplaySummary } from '../src/replay/replay.js';
-import { simulatedNode } from '../src/sim/cli.js';
+import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { projectRoot } from '../src/core/project-root.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
 import { readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
 import { slotsTrace, type SlotsRow } from '../src/traces/slots.js';
 import type { Trace } from '../src/traces/types.js';
+import { eachArg } from './args.js';
 
 interface Args {
   spec: string;
@@ -65,13 +65,7 @@ function parseArgs(argv: string[]): Args {
     resume: false,
     client: 'child',
   };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${k} needs a value`);
-      return x;
-    };
+  eachArg(argv, (k, v) => {
     if (k === '--spec') a.spec = v();
     else if (k === '--functions') a.functions = Number(v());
     else if (k === '--rates') a.rates = v().split(',').map(Number);
@@ -90,7 +84,7 @@ function parseArgs(argv: string[]): Args {
       a.client = c;
     }
     else throw new Error(`unknown argument ${k}`);
-  }
+  });
   return a;
 }
 
@@ -130,17 +124,7 @@ function loadTrace(rows: FaasrailSpecRow[], rps: number, minutes: number): Trace
 const DEFAULT_NODE = parseConfig({ stateDir: os.tmpdir() });
 
 async function sim(trace: Trace, profile: Profile): Promise<SimulationResult> {
-  const node = simulatedNode(DEFAULT_NODE);
-  return simulate({
-    trace,
-    profile,
-    policies: await createPolicies(node.policies, { baseDir: '.' }),
-    memoryMiB: node.memoryMiB,
-    maxInstancesPerFunction: node.maxInstances,
-    maxQueueDelayMs: node.maxQueueDelayMs,
-    node: node.node,
-    expand: { spread: 'random', seed: 1 },
-  });
+  return simulate({ trace, profile, ...(await nodeSimulationOptions(simulatedNode(DEFAULT_NODE), '.')), expand: { spread: 'random', seed: 1 } });
 }
 
 interface RealRun {

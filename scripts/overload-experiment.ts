@@ -31,13 +31,13 @@ import { vmmCount, waterFill } from '../bench/load-lib.js';
 import { runDeploySpec } from '../src/cli/deploy-spec.js';
 import { parseConfig } from '../src/config/schema.js';
 import { BENCHMARKS } from '../src/functionbench/catalog.js';
-import { createPolicies } from '../src/policies/index.js';
 import type { ReplayRecord, ReplaySummary } from '../src/replay/replay.js';
-import { simulatedNode } from '../src/sim/cli.js';
+import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
 import { faasrailFunctionName, readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
 import { loadTrace, type Trace } from '../src/traces/index.js';
+import { eachArg } from './args.js';
 
 interface Args {
   spec: string;
@@ -55,13 +55,7 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { spec: '', functions: 18, rate: 90, seconds: 120, runs: 3, calibrateRuns: 2, baseline: false, profile: 'bench/profiles/tcg-node-2026-11-29.json', out: 'bench/results/overload', simOnly: false, resume: false };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i]!;
-    const v = (): string => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${k} needs a value`);
-      return x;
-    };
+  eachArg(argv, (k, v) => {
     const n = (): number => {
       const x = Number(v());
       if (!(x > 0)) throw new Error(`${k}: a positive number`);
@@ -79,7 +73,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--sim-only') a.simOnly = true;
     else if (k === '--resume') a.resume = true;
     else throw new Error(`unknown argument ${k}`);
-  }
+  });
   if (!a.spec) throw new Error('usage: scripts/overload-experiment.ts --spec SPEC.csv [--functions 18] [--rate 90] [--seconds 120] [--runs 3] [--baseline] [--out DIR]');
   return a;
 }
@@ -380,17 +374,7 @@ function profileWith(base: Profile, costs: FunctionCost[], cores?: number): Prof
 
 async function sim(trace: Trace, profile: Profile, fairness: 'max-min' | 'off'): Promise<SimulationResult> {
   const node = simulatedNode(parseConfig({ stateDir: os.tmpdir(), admission: { fairness } }));
-  return simulate({
-    trace,
-    profile,
-    policies: await createPolicies(node.policies, { baseDir: '.' }),
-    memoryMiB: node.memoryMiB,
-    maxInstancesPerFunction: node.maxInstances,
-    maxQueueDelayMs: node.maxQueueDelayMs,
-    node: node.node,
-    expand: { spread: 'random', seed: 1 },
-    byFunction: true,
-  });
+  return simulate({ trace, profile, ...(await nodeSimulationOptions(node, '.')), expand: { spread: 'random', seed: 1 }, byFunction: true });
 }
 
 // ---- 5. analysis ------------------------------------------------------------------------------------------------

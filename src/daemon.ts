@@ -22,7 +22,7 @@ import { createPolicies } from './policies/index.js';
 import { openDb, tightenStateDir, type Db } from './registry/db.js';
 import { Registry } from './registry/registry.js';
 import { createDriver } from './runtimes/index.js';
-import { setupIsolation } from './runtimes/jail/setup.js';
+import { setupIsolation, undoIsolationIfFails, type IsolationSetup } from './runtimes/jail/setup.js';
 import { vmmThpOffLauncher } from './runtimes/jail/thp.js';
 import { lookupGroup } from './runtimes/jail/ids.js';
 import { detectAccelerator } from './runtimes/qemu/accel.js';
@@ -124,6 +124,17 @@ export async function startDaemon(opts: StartOptions): Promise<Daemon> {
 
   // hardening (issue 12): each VMM jailed (own uid, mount namespace, seccomp) and limited (cgroups)
   const isolation = await setupIsolation({ stateDir: cfg.stateDir, jail: cfg.jail, limits: cfg.limits }, log.child({ component: 'isolation' }));
+  // issue 18: a start that fails from here on undoes the isolation set-up (the daemon back in its own cgroup, its
+  // `<group>-daemon` directory and its VMs' group removed) before the error goes up
+  return undoIsolationIfFails(isolation, () => startIsolated(opts, { cfg, log, socketPath, socketGid, image, images, isolation }), log);
+}
+
+/** The part of a start after the isolation set-up (startDaemon). */
+async function startIsolated(
+  opts: StartOptions,
+  ctx: { cfg: Config; log: Logger; socketPath: string | undefined; socketGid: number | undefined; image: GuestImage; images: Partial<Record<FunctionRuntime, GuestImage>>; isolation: IsolationSetup },
+): Promise<Daemon> {
+  const { cfg, log, socketPath, socketGid, image, images, isolation } = ctx;
   // issue 19: the idle CPU cap needs a cpu controller; said once here, and in /v1/status
   const idleCpu = { idleCpuQuota: cfg.limits.idleCpuQuota, idleCpuCapped: cfg.limits.idleCpuQuota !== null && isolation.limits().cgroup.controllers.cpu !== undefined };
   if (cfg.limits.idleCpuQuota !== null && !idleCpu.idleCpuCapped) log.warn('limits.idleCpuQuota is set but no cpu cgroup controller is usable: idle VMs are not capped', { notes: isolation.limits().cgroup.notes });

@@ -6,11 +6,17 @@ import path from 'node:path';
 
 const list = (v: string): number[] => v.split(',').map((x) => parseInt(x, 10)).filter((x) => x > 0);
 
-export function registerExtraCommands(p: Command): void {
-  p.command('simulate')
-    .description('discrete-event simulation of one node running the real policy objects over a trace')
+/** The flags naming the trace a command reads (simulate, replay): the same words in both. */
+function traceInput(c: Command): Command {
+  return c
     .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
-    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots | invocations (faascell trace export)', 'azure')
+    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots | invocations (faascell trace export)', 'azure');
+}
+
+const SLOT_SECONDS = 'replay length of one slot / FaaSRail minute column (default 60)';
+
+export function registerExtraCommands(p: Command): void {
+  traceInput(p.command('simulate').description('discrete-event simulation of one node running the real policy objects over a trace'))
     .option('--policy <name>', 'keep-alive policy: none | fixed | greedy-dual | hybrid-histogram')
     .option('--memory-mib <n>', 'node memory budget (default: --config\'s, else unlimited)')
     .option('--profile <file>', 'measured start costs (written by `faascell bench snapshots`)')
@@ -28,7 +34,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--max-instances <n>', 'per-function instance limit')
     .option('--max-queue-delay-ms <n>', 'a request waiting longer is refused (default 60000, as the daemon)')
     .option('--spread <how>', 'arrivals within a minute: even | random (seeded)')
-    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
+    .option('--slot-seconds <s>', SLOT_SECONDS)
     .option('--seed <n>')
     .option('--json', 'one JSON object on stdout')
     // issue 23: a cluster of N such nodes behind the broker (docs/cluster-simulation.md)
@@ -57,10 +63,7 @@ export function registerExtraCommands(p: Command): void {
       await runSimulateCommand(o as unknown as Parameters<typeof runSimulateCommand>[0]);
     });
 
-  p.command('replay')
-    .description('open-loop load generator: replays a trace against a running daemon')
-    .requiredOption('--trace <dirOrFile>', 'Azure Functions 2019 day directory/file, a FaaSRail spec, or a slots spec')
-    .option('--format <format>', 'azure | faasrail (specs as FaaSRail writes them; older slots files too) | slots | invocations (faascell trace export)', 'azure')
+  traceInput(p.command('replay').description('open-loop load generator: replays a trace against a running daemon'))
     .option('--map <pairs>', 'traceFn=deployedFn,…')
     .option('--map-file <file>', 'JSON {traceFn: deployedFn} or lines traceFn=deployedFn')
     .option('--functions <list>', 'deployed functions; trace functions (most invoked first) map onto them round-robin')
@@ -73,7 +76,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--out <file>', 'one JSON record per request (JSONL)')
     .option('--day <dNN>')
     .option('--spread <how>', 'arrivals within a slot: even | random (seeded)')
-    .option('--slot-seconds <s>', 'replay length of one slot / FaaSRail minute column (default 60)')
+    .option('--slot-seconds <s>', SLOT_SECONDS)
     .option('--seed <n>')
     .option('--json', 'print the summary as JSON')
     .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {

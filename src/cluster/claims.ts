@@ -8,7 +8,7 @@
 
 import { createHash } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
-import { decodeClaim, encodeClaim, pullVerdict, type Claim, type PulledCopy } from './deadline.js';
+import { claimFor, decodeClaim, encodeClaim, pullVerdict, type Claim, type PullAction, type PulledCopy } from './deadline.js';
 
 /** How long a claim is kept: far beyond any queue deadline (claims are read only up to it, or at a pull). */
 export const CLAIM_TTL_MS = 3_600_000;
@@ -22,7 +22,7 @@ export function claimKey(id: string): string {
 const CLAIM_ATTEMPTS = 4;
 
 /** The outcome of trying to create a claim. */
-export type ClaimResult = { created: true } | { created: false; existing: Claim | undefined; revision: number };
+export type ClaimResult = { created: true; revision: number } | { created: false; existing: Claim | undefined; revision: number };
 
 export class Claims {
   constructor(private readonly kv: KV) {}
@@ -31,8 +31,7 @@ export class Claims {
   async create(id: string, c: Claim): Promise<ClaimResult> {
     const key = claimKey(id);
     try {
-      await this.kv.create(key, encodeClaim(c));
-      return { created: true };
+      return { created: true, revision: await this.kv.create(key, encodeClaim(c)) };
     } catch (err) {
       // create fails when the key has a value: read it (a failure for any other reason throws here, or finds none)
       const e = await this.kv.get(key);
@@ -41,13 +40,12 @@ export class Claims {
     }
   }
 
-  /** Replace the claim read at `revision` (false: it changed meanwhile). */
-  async replace(id: string, c: Claim, revision: number): Promise<boolean> {
+  /** Replace the claim read at `revision`: its new revision (undefined: it changed meanwhile, or the bucket failed). */
+  async replace(id: string, c: Claim, revision: number): Promise<number | undefined> {
     try {
-      await this.kv.update(claimKey(id), encodeClaim(c), revision);
-      return true;
+      return await this.kv.update(claimKey(id), encodeClaim(c), revision);
     } catch {
-      return false;
+      return undefined;
     }
   }
 
@@ -57,26 +55,69 @@ export class Claims {
   }
 }
 
+/** What a puller does with what it pulled, once claimed: `held` renews a `taken` claim while it runs. */
+export type Pulled = { then: Exclude<PullAction, 'run'> } | { then: 'run'; held: HeldClaim } | { then: 'drop' };
+
 /**
  * A node pulled invocation `id`: claim it by the rule (pullVerdict) and say what to do with it: run it, answer with
- * the refusal at the queue deadline, or drop it (someone else refused it and answered). Throws when the bucket is
- * unreachable or the claim keeps changing: the caller leaves the message to a later delivery.
+ * the refusal at the queue deadline or the redelivery loop's failure, or drop it (someone else answered it). Throws
+ * when the bucket is unreachable or the claim keeps changing: the caller leaves the message to a later delivery.
  */
-export async function claimPulled(claims: Claims, id: string, node: string, now: number, copy: PulledCopy): Promise<'run' | 'refuse' | 'drop'> {
+export async function claimPulled(claims: Claims, id: string, node: string, now: number, copy: PulledCopy): Promise<Pulled> {
   let existing: { claim: Claim | undefined; revision: number } | undefined;
   for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
     const v = pullVerdict(now, copy, existing?.claim);
-    if (v.kind === 'drop') return 'drop';
+    if (v.kind === 'drop') return { then: 'drop' };
+    const mine = claimFor(v.then, node, now);
+    let revision: number | undefined;
     if (v.kind === 'take_over') {
-      if (await claims.replace(id, { state: 'taken', node, at: now }, existing!.revision)) return 'run';
-      existing = undefined; // it changed meanwhile: read it again
-      continue;
+      revision = await claims.replace(id, mine, existing!.revision);
+      if (revision === undefined) {
+        existing = undefined; // it changed meanwhile: read it again
+        continue;
+      }
+    } else {
+      const r = await claims.create(id, mine);
+      if (!r.created) {
+        existing = { claim: r.existing, revision: r.revision };
+        continue;
+      }
+      revision = r.revision;
     }
-    const r = await claims.create(id, v.kind === 'claim_run' ? { state: 'taken', node, at: now } : { state: 'expired', by: node, at: now });
-    if (r.created) return v.kind === 'claim_run' ? 'run' : 'refuse';
-    existing = { claim: r.existing, revision: r.revision };
+    return v.then === 'run' ? { then: 'run', held: new HeldClaim(claims, id, node, now, revision) } : { then: v.then };
   }
   throw new Error(`the claim of ${id} kept changing`);
+}
+
+/**
+ * A `taken` claim its node renews (`heldAt`) each time it keeps the message with an in-progress ack, so a node that
+ * pulls a redelivery dates it from the holder's last renewal (redeliveryDeadline). A renewal that fails (the claim was
+ * taken over, or the bucket is unreachable) is tried again at the next one; the claim is then older than the run, and
+ * a redelivery of it is refused earlier, never later.
+ */
+export class HeldClaim {
+  private busy = false;
+
+  constructor(
+    private readonly claims: Claims,
+    private readonly id: string,
+    private readonly node: string,
+    private readonly at: number,
+    private revision: number,
+  ) {}
+
+  renew(now: number): void {
+    if (this.busy) return;
+    this.busy = true;
+    void this.claims
+      .replace(this.id, { state: 'taken', node: this.node, at: this.at, heldAt: now }, this.revision)
+      .then((r) => {
+        if (r !== undefined) this.revision = r;
+      })
+      .finally(() => {
+        this.busy = false;
+      });
+  }
 }
 
 /**

@@ -63,6 +63,11 @@ export const clusterConfigSchema = z
     nodeTimeoutMs: z.number().int().min(500).default(5000),
     /** A node that refuses an invocation it pulled (at capacity) hands it back; past this many times the refusal is the answer. */
     maxHandbacks: z.number().int().min(0).default(5),
+    /**
+     * issue 18: an invocation delivered more than this many times (each node that took it died or hung before answering)
+     * is answered with that failure instead of run again; JetStream's max_deliver is this + 2 (a backstop).
+     */
+    maxDeliveries: z.number().int().min(1).default(5),
     /** How long the node that accepted an invocation waits for its outcome beyond the function's timeout. */
     outcomeTimeoutMs: z.number().int().positive().default(120_000),
     /** Outcomes nobody collected (the requester died) are dropped after this long. */

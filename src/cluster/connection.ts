@@ -123,24 +123,32 @@ export async function ensureStreams(b: Broker): Promise<void> {
     // a requester that died never collects its outcomes
     max_age: nanos(cfg.outcomeRetentionMs),
   });
-  await ensureConsumer(b, names.invokeStream, workConsumer(SHARED_CONSUMER, sharedSubject(names), cfg.ackWaitMs));
+  await ensureConsumer(b, names.invokeStream, workConsumer(SHARED_CONSUMER, sharedSubject(names), cfg));
 }
 
-function workConsumer(durable: string, filter: string, ackWaitMs: number): Partial<ConsumerConfig> & { durable_name: string } {
+/**
+ * JetStream's bound on deliveries of one message (issue 18): the puller answers a copy past `maxDeliveries` without
+ * running it (src/cluster/deadline.ts); the margin leaves that answer a second delivery (the first nak'd at shutdown).
+ */
+export function jetStreamMaxDeliver(maxDeliveries: number): number {
+  return maxDeliveries + 2;
+}
+
+function workConsumer(durable: string, filter: string, cfg: Pick<Broker['cfg'], 'ackWaitMs' | 'maxDeliveries'>): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: durable,
     filter_subject: filter,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(ackWaitMs),
-    max_deliver: -1,
+    ack_wait: nanos(cfg.ackWaitMs),
+    max_deliver: jetStreamMaxDeliver(cfg.maxDeliveries),
     max_ack_pending: 10_000,
   };
 }
 
 /** A node's addressed queue (locality). */
 export async function ensureNodeConsumer(b: Broker, node: string): Promise<void> {
-  await ensureConsumer(b, b.names.invokeStream, workConsumer(nodeConsumer(node), nodeSubject(b.names, node), b.cfg.ackWaitMs));
+  await ensureConsumer(b, b.names.invokeStream, workConsumer(nodeConsumer(node), nodeSubject(b.names, node), b.cfg));
 }
 
 /** Where a requester collects its outcomes. `inactiveMs`: removed by the server when unused that long (clients). */

@@ -55,10 +55,12 @@ export interface BrokerCounters {
   targeted: number;
   /** issue 18: refused at the broker's queue deadline by this node (as the ingress nobody took it from, or as a node that pulled it too late) */
   expired: number;
+  /** issue 18: delivered more than cluster.maxDeliveries times (a redelivery loop) and answered with that failure by this node */
+  givenUp: number;
 }
 
 export function emptyCounters(): BrokerCounters {
-  return { pulled: 0, answered: 0, redelivered: 0, handedBack: 0, forwarded: 0, accepted: 0, targeted: 0, expired: 0 };
+  return { pulled: 0, answered: 0, redelivered: 0, handedBack: 0, forwarded: 0, accepted: 0, targeted: 0, expired: 0, givenUp: 0 };
 }
 
 export interface SnapshotLike {

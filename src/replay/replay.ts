@@ -8,6 +8,7 @@ import { ArrivalExpander, type Spread } from '../traces/expand.js';
 import { subsetTrace } from '../traces/transform.js';
 import type { Trace } from '../traces/types.js';
 import { buildMapping, type Mapping, type MappingOptions } from './mapping.js';
+import { numberFlag } from '../cli/flags.js';
 
 export interface ReplayRecord {
   /** ms after the replay started when it was due */
@@ -273,17 +274,11 @@ export interface ReplayCommandOptions extends Omit<ReplayOptions, 'trace' | 'onR
   write?: (s: string) => void;
 }
 
-const num = (v: number | string | undefined, what: string): number | undefined => {
-  if (v === undefined || v === '') return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x)) throw new Error(`--${what}: not a number: ${v}`);
-  return x;
-};
 
 /** `faascell replay`: load the trace, replay it, write records, print the summary. */
 export async function runReplayCommand(opts: ReplayCommandOptions): Promise<ReplaySummary> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
-  const trace = await loadTrace(opts.trace, opts.format ?? 'azure', { day: opts.day, slotSeconds: num(opts.slotSeconds, 'slot-seconds') });
+  const trace = await loadTrace(opts.trace, opts.format ?? 'azure', { day: opts.day, slotSeconds: numberFlag(opts.slotSeconds, 'slot-seconds') });
   let out: WriteStream | undefined;
   if (opts.out) {
     out = createWriteStream(opts.out);
@@ -295,12 +290,12 @@ export async function runReplayCommand(opts: ReplayCommandOptions): Promise<Repl
     summary = await replay({
       ...rest,
       trace,
-      compress: num(opts.compress, 'compress'),
-      durationS: num(opts.duration, 'duration'),
-      fromS: num(opts.from, 'from'),
-      maxInflight: num(opts.maxInflight, 'max-inflight'),
-      timeoutMs: num(opts.timeoutMs, 'timeout-ms'),
-      seed: num(opts.seed, 'seed'),
+      compress: numberFlag(opts.compress, 'compress'),
+      durationS: numberFlag(opts.duration, 'duration'),
+      fromS: numberFlag(opts.from, 'from'),
+      maxInflight: numberFlag(opts.maxInflight, 'max-inflight'),
+      timeoutMs: numberFlag(opts.timeoutMs, 'timeout-ms'),
+      seed: numberFlag(opts.seed, 'seed'),
       onRecord: out ? (r) => void out.write(JSON.stringify(r) + '\n') : undefined,
     });
   } finally {

@@ -5,8 +5,9 @@ import { loadTrace, type TraceFormat } from '../traces/index.js';
 import type { ExpandOptions, Spread } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { loadProfile, type Profile } from './profile.js';
-import { simulate, type SimNodeOptions, type SimulationResult } from './simulator.js';
+import { simulate, type SimNodeOptions, type SimulationOptions, type SimulationResult } from './simulator.js';
 import { loadConfigFile, type Config } from '../config/schema.js';
+import { numberFlag } from '../cli/flags.js';
 
 export interface SimulateCommandOptions {
   trace: string;
@@ -44,12 +45,6 @@ export interface SimulateCommandOptions {
   write?: (s: string) => void;
 }
 
-function num(v: number | string | undefined, what: string): number | undefined {
-  if (v === undefined || v === '') return undefined;
-  const x = typeof v === 'number' ? v : Number(v);
-  if (!Number.isFinite(x)) throw new Error(`--${what}: not a number: ${v}`);
-  return x;
-}
 
 export interface SimulatedNode {
   policies: PoliciesConfigInput;
@@ -92,6 +87,14 @@ export function simulatedNode(c: Config): SimulatedNode {
   };
 }
 
+/**
+ * simulate()'s options for the node a daemon configuration describes (simulatedNode): its policies (made from its
+ * `policies` section, module paths resolved from `baseDir`), memory budget, instance limit, queue deadline, node model.
+ */
+export async function nodeSimulationOptions(node: SimulatedNode, baseDir: string): Promise<Pick<SimulationOptions, 'policies' | 'memoryMiB' | 'maxInstancesPerFunction' | 'maxQueueDelayMs' | 'node'>> {
+  return { policies: await createPolicies(node.policies, { baseDir }), memoryMiB: node.memoryMiB, maxInstancesPerFunction: node.maxInstances, maxQueueDelayMs: node.maxQueueDelayMs, node: node.node };
+}
+
 /** What a simulate command line describes: the trace, the profile, the policies' configuration and the simulated node. */
 export interface SimulationSetup {
   trace: Trace;
@@ -124,21 +127,21 @@ export async function simulationSetup(opts: SimulateCommandOptions): Promise<Sim
     }
     cfg.keepAlive = { policy: opts.policy };
   }
-  const seed = num(opts.seed, 'seed');
+  const seed = numberFlag(opts.seed, 'seed');
   if (seed !== undefined) cfg.seed = seed;
   const trace = await loadTrace(opts.trace, opts.format ?? 'azure', {
     day: opts.day,
-    topFunctions: num(opts.topFunctions, 'top-functions'),
-    slotSeconds: num(opts.slotSeconds, 'slot-seconds'),
+    topFunctions: numberFlag(opts.topFunctions, 'top-functions'),
+    slotSeconds: numberFlag(opts.slotSeconds, 'slot-seconds'),
   });
   const profile = await loadProfile(opts.profile);
-  const memory = num(opts.memoryMib, 'memory-mib');
-  const durationS = num(opts.durationS, 'duration-s');
+  const memory = numberFlag(opts.memoryMib, 'memory-mib');
+  const durationS = numberFlag(opts.durationS, 'duration-s');
   const node: Partial<SimNodeOptions> = { ...fromConfig?.node };
-  const cores = num(opts.cores, 'cores');
+  const cores = numberFlag(opts.cores, 'cores');
   if (cores !== undefined) node.cores = cores;
-  if (opts.maxConcurrentStarts !== undefined) node.maxConcurrentStarts = opts.maxConcurrentStarts === 'auto' ? 'auto' : num(opts.maxConcurrentStarts, 'max-concurrent-starts');
-  const conc = num(opts.maxConcurrency, 'max-concurrency');
+  if (opts.maxConcurrentStarts !== undefined) node.maxConcurrentStarts = opts.maxConcurrentStarts === 'auto' ? 'auto' : numberFlag(opts.maxConcurrentStarts, 'max-concurrent-starts');
+  const conc = numberFlag(opts.maxConcurrency, 'max-concurrency');
   if (conc !== undefined) node.maxConcurrentInvocations = conc;
   if (opts.watermarks !== undefined) {
     const [low, high] = String(opts.watermarks).split(',').map(Number);
@@ -155,9 +158,9 @@ export async function simulationSetup(opts: SimulateCommandOptions): Promise<Sim
     baseDir,
     memoryMiB: memory ?? fromConfig?.memoryMiB ?? Infinity,
     node,
-    maxInstancesPerFunction: num(opts.maxInstances, 'max-instances') ?? fromConfig?.maxInstances,
-    maxQueueDelayMs: num(opts.maxQueueDelayMs, 'max-queue-delay-ms') ?? fromConfig?.maxQueueDelayMs,
-    timeScale: num(opts.timeScale, 'time-scale'),
+    maxInstancesPerFunction: numberFlag(opts.maxInstances, 'max-instances') ?? fromConfig?.maxInstances,
+    maxQueueDelayMs: numberFlag(opts.maxQueueDelayMs, 'max-queue-delay-ms') ?? fromConfig?.maxQueueDelayMs,
+    timeScale: numberFlag(opts.timeScale, 'time-scale'),
     durationMs: durationS === undefined ? undefined : durationS * 1000,
     expand: { spread: opts.spread, seed: seed ?? 1 },
     seed,

@@ -148,17 +148,13 @@ export async function loadAzureTrace(p: string, opts: AzureLoadOptions = {}): Pr
       total: r.total,
     };
   });
-  const csr = builder.toCsr(nSlots);
   let trace: Trace = {
     format: 'azure',
     source: files.invocations,
     slotMs: 60_000,
     nSlots,
     functions,
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...builder.toCsr(nSlots),
   };
   if (opts.topFunctions !== undefined) trace = subsetTrace(trace, { functions: topFunctions(trace, opts.topFunctions) });
   return trace;

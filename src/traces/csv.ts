@@ -11,6 +11,43 @@ export async function* readLines(file: string): AsyncGenerator<string> {
   }
 }
 
+/** One record of a CSV file (csvRecords): its fields, its text and its 1-based line number. */
+export interface CsvRecord {
+  fields: string[];
+  line: string;
+  lineNo: number;
+}
+
+/**
+ * The records of a CSV file, streamed: blank lines and '#' lines are skipped (a hand-edited file may have them).
+ * `bad` turns a record that does not parse into the reader's own error (default: parseCsvLine's, unchanged).
+ */
+export async function* csvRecords(file: string, bad: (err: Error, lineNo: number) => Error = (err) => err): AsyncGenerator<CsvRecord> {
+  let lineNo = 0;
+  for await (const line of readLines(file)) {
+    lineNo++;
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    let fields: string[];
+    try {
+      fields = parseCsvLine(line);
+    } catch (err) {
+      throw bad(err as Error, lineNo);
+    }
+    yield { fields, line, lineNo };
+  }
+}
+
+/** An error in a trace file, with where it is (file:line) before its message. */
+export class TraceFileError extends Error {
+  constructor(
+    message: string,
+    readonly where: string,
+  ) {
+    super(`${where}: ${message}`);
+    this.name = 'TraceFileError';
+  }
+}
+
 /** Split one CSV record (RFC 4180 quoting: "a ""b""" → a "b"). Records spanning lines are not supported. */
 export function parseCsvLine(line: string): string[] {
   if (!line.includes('"')) return line.split(',');

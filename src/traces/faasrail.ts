@@ -23,7 +23,7 @@
 
 import { z } from 'zod';
 import { benchmarkOf, BENCHMARKS } from '../functionbench/catalog.js';
-import { parseCsvLine, readLines } from './csv.js';
+import { csvRecords, parseCsvLine, readLines, TraceFileError } from './csv.js';
 import { loadSlotsSpec, slotsTrace, type SlotsLoadOptions, type SlotsRow } from './slots.js';
 import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
 
@@ -51,14 +51,8 @@ const wreqSchema = z.object({
   stdev: z.number().nonnegative().optional(),
 });
 
-export class SpecError extends Error {
-  constructor(
-    message: string,
-    readonly where: string,
-  ) {
-    super(`${where}: ${message}`);
-    this.name = 'SpecError';
-  }
+export class SpecError extends TraceFileError {
+  override name = 'SpecError';
 }
 
 /** True when a CSV header line is FaaSRail's (`avg,mapped_wreq,…`). */
@@ -111,17 +105,7 @@ export function parseFaasrailRow(fields: string[], row: number, header: string[]
 export async function readFaasrailSpec(file: string): Promise<{ header: string[]; rows: FaasrailSpecRow[] }> {
   let header: string[] | undefined;
   const rows: FaasrailSpecRow[] = [];
-  let lineNo = 0;
-  for await (const line of readLines(file)) {
-    lineNo++;
-    // blank and '#' lines are skipped (FaaSRail writes neither; a hand-edited spec may have them)
-    if (line.trim() === '' || line.startsWith('#')) continue;
-    let fields: string[];
-    try {
-      fields = parseCsvLine(line);
-    } catch (err) {
-      throw new SpecError((err as Error).message, `${file}:${lineNo}`);
-    }
+  for await (const { fields, line, lineNo } of csvRecords(file, (err, lineNo) => new SpecError(err.message, `${file}:${lineNo}`))) {
     if (!header) {
       if (!isFaasrailHeader(line)) throw new SpecError(`not a FaaSRail spec: the header must start with avg,mapped_wreq (found '${line.slice(0, 60)}')`, `${file}:${lineNo}`);
       header = fields.map((f) => f.trim());
@@ -139,13 +123,7 @@ export function faasrailSpecTrace(rows: readonly FaasrailSpecRow[], slotMs: numb
   const b = new EntryBuilder();
   let nSlots = slotLabels?.length ?? 0;
   const functions: TraceFunction[] = rows.map((r, index) => {
-    let total = 0;
-    r.rpm.forEach((c, s) => {
-      if (c > 0) {
-        b.push(s, index, c);
-        total += c;
-      }
-    });
+    const total = b.pushCounts(index, r.rpm);
     nSlots = Math.max(nSlots, r.rpm.length);
     const benchmark = benchmarkOf(r.workload);
     return {
@@ -165,7 +143,6 @@ export function faasrailSpecTrace(rows: readonly FaasrailSpecRow[], slotMs: numb
       stdevMs: r.stdev,
     };
   });
-  const csr = b.toCsr(nSlots);
   return {
     format: 'faasrail',
     source,
@@ -173,10 +150,7 @@ export function faasrailSpecTrace(rows: readonly FaasrailSpecRow[], slotMs: numb
     slotMs,
     nSlots,
     functions,
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...b.toCsr(nSlots),
   };
 }
 

@@ -13,7 +13,7 @@
 // totalMs: received → answered on the node; node: the cluster node that ran it.
 
 import { readFileSync } from 'node:fs';
-import { csvField, parseCsvLine } from './csv.js';
+import { csvField, parseCsvLine, TraceFileError } from './csv.js';
 import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
 
 /** One invocation as the activation store knows it. */
@@ -49,14 +49,8 @@ export function formatInvocations(f: InvocationsFile): string {
   return lines.join('\n') + '\n';
 }
 
-export class InvocationsFormatError extends Error {
-  constructor(
-    message: string,
-    readonly where: string,
-  ) {
-    super(`${where}: ${message}`);
-    this.name = 'InvocationsFormatError';
-  }
+export class InvocationsFormatError extends TraceFileError {
+  override name = 'InvocationsFormatError';
 }
 
 const PATHS = new Set(['warm', 'restore', 'cold']);
@@ -170,7 +164,6 @@ export function invocationsTrace(f: InvocationsFile, source: string, slotMs = 60
   });
   for (const [fn, c] of perSlot) b.push(slot, fn, c);
   while (slot < nSlots) slotStart[++slot] = f.rows.length;
-  const csr = b.toCsr(nSlots);
   const functions: TraceFunction[] = names.map((name, index) => ({
     index,
     name,
@@ -188,10 +181,7 @@ export function invocationsTrace(f: InvocationsFile, source: string, slotMs = 60
     slotMs,
     nSlots,
     functions,
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...b.toCsr(nSlots),
     exact: { times, fns: fnOf, slotStart },
   };
 }

@@ -4,7 +4,7 @@
 // FaaSRail itself writes (faasrail.ts); `--format faasrail` still reads these.
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { parseCsvLine, readLines } from './csv.js';
+import { csvRecords } from './csv.js';
 import { EntryBuilder, type Trace, type TraceFunction } from './types.js';
 
 export interface SlotsLoadOptions {
@@ -49,13 +49,7 @@ export function slotsTrace(rows: readonly SlotsRow[], slotMs: number, source: st
   const functions: TraceFunction[] = rows.map((r, index) => {
     if (seen.has(r.name)) throw new Error(`${source}: function ${r.name} appears twice`);
     seen.add(r.name);
-    let total = 0;
-    r.counts.forEach((c, s) => {
-      if (c > 0) {
-        b.push(s, index, c);
-        total += c;
-      }
-    });
+    const total = b.pushCounts(index, r.counts);
     nSlots = Math.max(nSlots, r.counts.length);
     return {
       index,
@@ -69,17 +63,13 @@ export function slotsTrace(rows: readonly SlotsRow[], slotMs: number, source: st
       total,
     };
   });
-  const csr = b.toCsr(nSlots);
   return {
     format: 'slots',
     source,
     slotMs,
     nSlots,
     functions,
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...b.toCsr(nSlots),
   };
 }
 
@@ -92,11 +82,7 @@ export function slotsTrace(rows: readonly SlotsRow[], slotMs: number, source: st
 async function readCsvSpec(file: string): Promise<SlotsRow[]> {
   let cols: string[] | undefined;
   const rows: SlotsRow[] = [];
-  let lineNo = 0;
-  for await (const line of readLines(file)) {
-    lineNo++;
-    if (line.trim().length === 0 || line.startsWith('#')) continue;
-    const f = parseCsvLine(line);
+  for await (const { fields: f, lineNo } of csvRecords(file)) {
     if (!cols) {
       cols = f.map((c) => c.trim());
       for (const need of ['name', 'avgDurationMs', 'request']) {

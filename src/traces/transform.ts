@@ -39,7 +39,6 @@ export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
     }
   }
   const functions: TraceFunction[] = keep.map((old, i) => ({ ...trace.functions[old]!, index: i, total: totals[i]! }));
-  const csr = b.toCsr(nSlots);
   const x = trace.exact;
   return {
     ...(x ? { exact: keepExact(x, trace.slotMs, nSlots, from, (fn) => remap[fn]!) } : {}),
@@ -49,10 +48,7 @@ export function subsetTrace(trace: Trace, opts: SubsetOptions): Trace {
     slotMs: trace.slotMs,
     nSlots,
     functions,
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...b.toCsr(nSlots),
   };
 }
 
@@ -95,10 +91,7 @@ export function thinTrace(trace: Trace, fraction: number, seed = 1): Trace {
     ...trace,
     exact,
     functions: trace.functions.map((f, i) => ({ ...f, total: totals[i]! })),
-    totalInvocations: csr.total,
-    slotStart: csr.slotStart,
-    entryFn: csr.entryFn,
-    entryCount: csr.entryCount,
+    ...csr,
   };
 }
 

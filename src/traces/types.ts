@@ -68,6 +68,9 @@ export interface Arrival {
 }
 
 /** Growable typed-array triple used while parsing. */
+/** A trace's arrivals by slot (EntryBuilder.toCsr). */
+export type TraceCsr = Pick<Trace, 'totalInvocations' | 'slotStart' | 'entryFn' | 'entryCount'>;
+
 export class EntryBuilder {
   slot = new Uint32Array(1024);
   fn = new Uint32Array(1024);
@@ -91,8 +94,20 @@ export class EntryBuilder {
     this.length++;
   }
 
-  /** Counting sort by slot into the CSR layout. */
-  toCsr(nSlots: number): { slotStart: Uint32Array; entryFn: Uint32Array; entryCount: Uint32Array; total: number } {
+  /** One function's count per slot (slots with none are skipped); its total. */
+  pushCounts(fn: number, counts: readonly number[]): number {
+    let total = 0;
+    counts.forEach((c, s) => {
+      if (c > 0) {
+        this.push(s, fn, c);
+        total += c;
+      }
+    });
+    return total;
+  }
+
+  /** Counting sort by slot into the CSR layout: the trace's arrival fields. */
+  toCsr(nSlots: number): TraceCsr {
     const slotStart = new Uint32Array(nSlots + 1);
     for (let i = 0; i < this.length; i++) slotStart[this.slot[i]! + 1]!++;
     for (let s = 0; s < nSlots; s++) slotStart[s + 1]! += slotStart[s]!;
@@ -107,6 +122,6 @@ export class EntryBuilder {
       entryCount[at] = this.count[i]!;
       total += this.count[i]!;
     }
-    return { slotStart, entryFn, entryCount, total };
+    return { totalInvocations: total, slotStart, entryFn, entryCount };
   }
 }

@@ -4,12 +4,16 @@
 // and their limits; snapshots still work jailed; a daemon killed with SIGKILL
 // takes its jailed VMMs with it and the next start removes what is left.
 // Needs root and the set-up's faascell-vmm user (scripts/setup.sh); fails loudly otherwise.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { qemuProcessesUnder, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
+import { qemuProcessesUnder, requireImage, ROOT, startDaemon, stopAndCheck, type TestDaemon } from '../helpers/daemon.js';
 import { lookupUser, readSubUids } from '../../src/runtimes/jail/ids.js';
+import { daemonCgroupName } from '../../src/runtimes/jail/cgroups.js';
 import { cgroupGroupName } from '../../src/runtimes/jail/setup.js';
 
 const identity = lookupUser('faascell-vmm');
@@ -254,6 +258,44 @@ describe('a killed daemon and its jailed VMMs', { skip: why !== undefined, timeo
       assert.equal(qemuProcessesUnder(d.dir).length, 1);
     } finally {
       if (d) await stopAndCheck(d);
+    }
+  });
+});
+
+describe('a daemon whose start fails after its isolation set-up (issue 18)', { skip: why !== undefined, timeout: 2 * 60_000 }, () => {
+  test('leaves no <group>-daemon cpu cgroup: it moved back and removed it before exiting', async () => {
+    await requireImage();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-e2e-failstart-'));
+    // its API port is taken: the start fails at listen, after the isolation set-up placed the daemon
+    const held = net.createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    try {
+      const port = (held.address() as net.AddressInfo).port;
+      const stateDir = path.join(dir, 'state');
+      const cfg = { stateDir, api: { port }, log: { level: 'debug' }, snapshots: { enabled: false, tiers: [{ name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 0, capacityMiB: 1024 }] } };
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(cfg));
+      const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'faascell.js'), 'serve', '--config', path.join(dir, 'config.json')], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FAASCELL_URL: '' } });
+      let logs = '';
+      proc.stderr.on('data', (b: Buffer) => (logs += b.toString()));
+      const code = await new Promise<number | null>((resolve) => {
+        const t = setTimeout(() => proc.kill('SIGKILL'), 90_000);
+        proc.on('exit', (c) => {
+          clearTimeout(t);
+          resolve(c);
+        });
+      });
+      assert.notEqual(code, 0, logs.slice(-2000));
+      assert.match(logs, /EADDRINUSE/);
+      // it had been placed (the isolation's log line names its cgroup), and that directory is gone
+      const placed = /"daemonCgroup":"([^"]+)"/.exec(logs)?.[1];
+      const cpuMount = mountOf('cpu');
+      const expected = cpuMount ? path.join(cpuMount, cgroupOf(process.pid, 'cpu') ?? '/', daemonCgroupName(cgroupGroupName(stateDir))) : undefined;
+      assert.ok(placed, `the daemon was not placed in its own cgroup: ${logs.slice(-2000)}`);
+      assert.equal(placed, expected);
+      assert.ok(!fs.existsSync(placed), `${placed} left after the failed start`);
+    } finally {
+      held.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

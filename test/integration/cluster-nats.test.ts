@@ -129,16 +129,17 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     ackWaitMs: 2000,
     localityWaitMs: 300,
     maxHandbacks: tag.startsWith('h') ? 3 : 5,
+    ...(tag.startsWith('l') ? { maxDeliveries: 1 } : {}),
   });
 
-  async function startNode(tag: string, name: string, behave: Behave, registry = new Registry(openMemoryDb(), limits)): Promise<Node> {
+  async function startNode(tag: string, name: string, behave: Behave, registry = new Registry(openMemoryDb(), limits), slots = 1): Promise<Node> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fc-cluster-unit-'));
     dirs.push(dir);
     // tags d…: a short queue deadline (issue 18)
     const cfg = parseConfig({ stateDir: dir, cluster: { ...clusterCfg(tag), node: name }, ...(tag.startsWith('d') ? { admission: { maxQueueDelayMs: 800 } } : {}) });
     const member = await joinCluster({ cfg, registry, log });
     const system = new ActorSystem(log, () => undefined);
-    const node = { slots: 1, idleOf: [] as string[] } as Node;
+    const node = { slots, idleOf: [] as string[] } as Node;
     // `slots` instances' worth: what runs is busy, the rest could start
     const poolActor = new FakePool(() =>
       status({ startSlots: Math.max(0, node.slots - dispatcherActor.running), busy: dispatcherActor.running, instances: [...node.idleOf.map((f) => inst(f, 'idle')), ...Array.from({ length: dispatcherActor.running }, () => inst('f', 'busy'))] }),
@@ -185,6 +186,15 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     }
   }
 
+  /** Deploys f through `via` and waits until each of `others` has it. */
+  async function deployF(via: Node, ...others: Node[]): Promise<void> {
+    via.registry.put('f', { code: Buffer.from('x=1') });
+    await via.registry.synced();
+    for (const n of others) await until(`${n.name} has f`, () => n.registry.get('f') !== undefined);
+  }
+
+  const connectClient = (tag: string): Promise<ClusterClient> => ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+
   test('a deploy through one node reaches all; updates and deletes too; a node that joins later catches up', async () => {
     const tag = `r${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
@@ -218,10 +228,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `s${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => client.invoke('f', { i }, { timeoutMs: 20_000 })));
       for (const r of answers) assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -254,10 +262,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `h${++seq}`;
     const a = await startNode(tag, 'a', 'overloaded');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const answers = await Promise.all(Array.from({ length: 10 }, () => client.invoke('f', {}, { timeoutMs: 20_000 })));
       for (const r of answers) {
@@ -291,10 +297,9 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `d${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     a.slots = 0; // a full node: it pulls nothing
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
+    await deployF(a);
     await sleep(2500); // the pull it had open while it had room expires (fetch expires: 2 s)
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    const client = await connectClient(tag);
     try {
       const t0 = Date.now();
       const res = await new Promise<InvocationResult>((resolve) => a.ingress.tell({ kind: 'invoke', req: { fn: 'f', params: {}, receivedAt: t0, sink: new CallbackSink(resolve) } }));
@@ -333,14 +338,67 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     }
   });
 
+  test('a redelivery past its deadline (issue 18): its node died holding it; the next puller refuses it once and never runs it', async () => {
+    const tag = `d${++seq}`; // admission.maxQueueDelayMs 800, ackWaitMs 2000
+    const a = await startNode(tag, 'a', 'ok', undefined, 0); // full (pulls nothing) until the redelivery is past its deadline
+    const h = await startNode(tag, 'h', 'hang');
+    await deployF(a, h);
+    const client = await connectClient(tag);
+    try {
+      const pending = client.invoke('f', {}, { timeoutMs: 30_000 });
+      await until('h took it', () => h.dispatcher.runs.length === 1);
+      await sleep(1500); // h keeps it (in-progress acks, its claim renewed) past the accepted deadline
+      await h.crash(); // no ack: JetStream redelivers it ackWaitMs after h's last in-progress ack
+      await sleep(2000 + 800 + 1000); // ... and its redelivery's deadline (+ 800 ms) passes while a is full
+      a.slots = 1;
+      const res = await pending;
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      assert.equal(res.body.activation?.node, 'a');
+      assert.equal(res.body.activation?.cluster?.expired, 'puller');
+      assert.equal(res.body.activation?.cluster?.redeliveries, 1);
+      assert.match(res.body.error?.message ?? '', /redelivery was taken only after its deadline/);
+      assert.deepEqual(a.dispatcher.runs, [], 'the late redelivery was not run');
+      assert.equal(a.member.counters.expired, 1);
+      assert.equal((await a.member.activation(res.id))?.cluster?.expired, 'puller', 'the record is stored');
+      // refused once: acknowledged (nothing pending or awaiting an ack: never delivered again), one outcome
+      const q = await a.member.broker.jsm.consumers.info(a.member.broker.names.invokeStream, 'shared');
+      assert.equal(q.num_pending + q.num_ack_pending, 0);
+      assert.equal(client.unclaimed, 0, 'one answer');
+    } finally {
+      await client.close();
+      await a.stop();
+    }
+  });
+
+  test('a redelivery loop ends (issue 18): past cluster.maxDeliveries (1 here) the copy is answered, not run again', async () => {
+    const tag = `l${++seq}`;
+    const h = await startNode(tag, 'h', 'hang');
+    await deployF(h);
+    const client = await connectClient(tag);
+    try {
+      const pending = client.invoke('f', {}, { timeoutMs: 30_000 });
+      await until('h took it', () => h.dispatcher.runs.length === 1);
+      await h.crash(); // its node died holding it: the second delivery is one too many
+      const a = await startNode(tag, 'a', 'ok');
+      const res = await pending;
+      assert.equal(res.status, 503, JSON.stringify(res.body));
+      assert.equal(res.body.activation?.status, 'interrupted');
+      assert.equal(res.body.activation?.node, 'a');
+      assert.match(res.body.error?.message ?? '', /delivered 2 times, more than cluster\.maxDeliveries \(1\)/);
+      assert.deepEqual(a.dispatcher.runs, [], 'not run again');
+      assert.equal(a.member.counters.givenUp, 1);
+      await a.stop();
+    } finally {
+      await client.close();
+    }
+  });
+
   test('after nats-server restarts: heartbeats, registry changes and invocations flow again, nothing accepted is lost', async () => {
     const tag = `n${++seq}`;
     const a = await startNode(tag, 'a', 'ok');
     const b = await startNode(tag, 'b', 'ok');
-    a.registry.put('f', { code: Buffer.from('x=1') });
-    await a.registry.synced();
-    await until('b has f', () => b.registry.get('f') !== undefined);
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(a, b);
+    const client = await connectClient(tag);
     try {
       const before = Array.from({ length: 10 }, (_, i) => client.invoke('f', { i }, { timeoutMs: 30_000, publishDeadlineMs: 20_000 }));
       await nats.restart();
@@ -363,9 +421,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
     const tag = `k${++seq}`;
     const h = await startNode(tag, 'h', 'hang');
     h.slots = 3;
-    h.registry.put('f', { code: Buffer.from('x=1') });
-    await h.registry.synced();
-    const client = await ClusterClient.connect({ ...clusterCfg(tag), nats: nats.url });
+    await deployF(h);
+    const client = await connectClient(tag);
     try {
       const pending = [client.invoke('f', { n: 1 }, { timeoutMs: 30_000 }), client.invoke('f', { n: 2 }, { timeoutMs: 30_000 }), client.invoke('f', { n: 3 }, { timeoutMs: 30_000, target: 'h' })];
       await until('h pulled them', () => h.dispatcher.runs.length === 3);

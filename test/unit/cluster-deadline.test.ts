@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KV } from '@nats-io/kv';
 import { Claims, claimKey, claimPulled } from '../../src/cluster/claims.js';
-import { decodeClaim, encodeClaim, pastDeadline, pullVerdict, queueDeadline, type Claim } from '../../src/cluster/deadline.js';
+import { claimFor, decodeClaim, encodeClaim, pastDeadline, pullVerdict, queueDeadline, redeliveryDeadline, type Claim, type PulledCopy } from '../../src/cluster/deadline.js';
+import { setImmediate } from 'node:timers/promises';
 import { handsBack } from '../../src/cluster/handback.js';
 import { decodeInvocation, encode } from '../../src/cluster/messages.js';
 
@@ -49,19 +50,41 @@ describe('the queue deadline rule', () => {
     assert.equal(pastDeadline(1500, 1500), true);
   });
 
-  test('the puller: claim and run before the deadline, claim and refuse after it; a redelivered copy runs', () => {
-    const copy = { deadline: 1500, redelivered: false };
-    assert.deepEqual(pullVerdict(1000, copy, undefined), { kind: 'claim_run' });
-    assert.deepEqual(pullVerdict(1500, copy, undefined), { kind: 'claim_refuse' });
-    // the puller cannot know when JetStream redelivered it: it runs (the requester's timeout bounds it)
-    assert.deepEqual(pullVerdict(9000, { ...copy, redelivered: true }, undefined), { kind: 'claim_run' });
+  // a copy as the puller sees it: accepted so that its deadline is `deadline`, ack wait 500 ms, max queue delay 1 s
+  const copyOf = (deadline: number, redelivered = false, deliveries = redelivered ? 2 : 1): PulledCopy => ({ deadline, redelivered, ackWaitMs: 500, maxQueueDelayMs: 1000, deliveries, maxDeliveries: 5 });
+
+  test('the puller: claim and run before the deadline, claim and refuse after it', () => {
+    assert.deepEqual(pullVerdict(1000, copyOf(1500), undefined), { kind: 'claim', then: 'run' });
+    assert.deepEqual(pullVerdict(1500, copyOf(1500), undefined), { kind: 'claim', then: 'refuse' });
+    // redelivered with no claim (nak'd when the claims bucket was unreachable): it waited since it was accepted
+    assert.deepEqual(pullVerdict(1400, copyOf(1500, true), undefined), { kind: 'claim', then: 'run' });
+    assert.deepEqual(pullVerdict(9000, copyOf(1500, true), undefined), { kind: 'claim', then: 'refuse' });
   });
 
-  test('the puller: an expired claim is dropped (its ingress answered); a taken one was lost by its node and is taken over', () => {
-    const copy = { deadline: 1500, redelivered: true };
-    assert.deepEqual(pullVerdict(1000, copy, { state: 'expired', by: 'a', at: 1500 }), { kind: 'drop' });
-    assert.deepEqual(pullVerdict(1000, { ...copy, redelivered: false }, { state: 'expired', by: 'a', at: 900 }), { kind: 'drop' });
-    assert.deepEqual(pullVerdict(9000, copy, { state: 'taken', node: 'b', at: 1200 }), { kind: 'take_over', from: 'b' });
+  test('a redelivery waits again from when JetStream redelivered it: its holder last held it + ack wait + max queue delay', () => {
+    assert.equal(redeliveryDeadline(1200, 500, 1000), 2700);
+    const held: Claim = { state: 'taken', node: 'b', at: 1000, heldAt: 1200 };
+    // the accepted deadline (1500) is long past; the redelivery's (2700) is not
+    assert.deepEqual(pullVerdict(2699, copyOf(1500, true), held), { kind: 'take_over', from: 'b', then: 'run' });
+    assert.deepEqual(pullVerdict(2700, copyOf(1500, true), held), { kind: 'take_over', from: 'b', then: 'refuse' });
+    // a copy rescued from a dead node's queue (not redelivered, a new queuing time) counts from its rescue
+    assert.deepEqual(pullVerdict(2000, copyOf(2500), held), { kind: 'take_over', from: 'b', then: 'run' });
+    assert.deepEqual(pullVerdict(2500, copyOf(2500), held), { kind: 'take_over', from: 'b', then: 'refuse' });
+  });
+
+  test('a redelivery loop ends: past maxDeliveries the copy is given up, whatever the clock', () => {
+    const held: Claim = { state: 'taken', node: 'b', at: 1000, heldAt: 1000 };
+    assert.deepEqual(pullVerdict(1100, copyOf(1500, true, 5), held), { kind: 'take_over', from: 'b', then: 'run' });
+    assert.deepEqual(pullVerdict(1100, copyOf(1500, true, 6), held), { kind: 'take_over', from: 'b', then: 'give_up' });
+    assert.deepEqual(pullVerdict(1100, copyOf(1500, true, 6), undefined), { kind: 'claim', then: 'give_up' });
+    assert.deepEqual(claimFor('give_up', 'c', 1100), { state: 'expired', by: 'c', at: 1100 });
+    assert.deepEqual(claimFor('run', 'c', 1100), { state: 'taken', node: 'c', at: 1100, heldAt: 1100 });
+  });
+
+  test('the puller: an expired claim is dropped (someone answered it)', () => {
+    assert.deepEqual(pullVerdict(1000, copyOf(1500, true), { state: 'expired', by: 'a', at: 1500 }), { kind: 'drop' });
+    assert.deepEqual(pullVerdict(1000, copyOf(1500), { state: 'expired', by: 'a', at: 900 }), { kind: 'drop' });
+    assert.deepEqual(pullVerdict(1000, copyOf(1500, true, 9), { state: 'expired', by: 'a', at: 900 }), { kind: 'drop' });
   });
 
   test('a refusal at capacity is handed back only before the deadline (the simulator broker uses the same rule)', () => {
@@ -73,10 +96,12 @@ describe('the queue deadline rule', () => {
 
   test('claims round-trip; anything else reads as no claim; keys are KV-safe', () => {
     const cs: Claim[] = [
-      { state: 'taken', node: 'n1', at: 5 },
+      { state: 'taken', node: 'n1', at: 5, heldAt: 7 },
       { state: 'expired', by: 'n2', at: 6 },
     ];
     for (const c of cs) assert.deepEqual(decodeClaim(encodeClaim(c)), c);
+    // a claim written before heldAt existed: held since it was taken
+    assert.deepEqual(decodeClaim('{"state":"taken","node":"n1","at":5}'), { state: 'taken', node: 'n1', at: 5, heldAt: 5 });
     assert.equal(decodeClaim('nope'), undefined);
     assert.equal(decodeClaim('{"state":"taken"}'), undefined);
     assert.equal(claimKey('0b4e-11_AB'), 'a.0b4e-11_AB');
@@ -94,8 +119,9 @@ describe('the queue deadline rule', () => {
 });
 
 describe('claims: exactly one of the puller and the ingress answers', () => {
-  const pull = (c: Claims, id: string, node: string, now: number, deadline: number, redelivered = false): Promise<'run' | 'refuse' | 'drop'> =>
-    claimPulled(c, id, node, now, { deadline, redelivered });
+  // accepted at deadline - 1000 (max queue delay 1 s), ack wait 500 ms
+  const pull = async (c: Claims, id: string, node: string, now: number, deadline: number, redelivered = false, deliveries = redelivered ? 2 : 1): Promise<'run' | 'refuse' | 'give_up' | 'drop'> =>
+    (await claimPulled(c, id, node, now, { deadline, redelivered, ackWaitMs: 500, maxQueueDelayMs: 1000, deliveries, maxDeliveries: 5 })).then;
   const ingressExpires = async (c: Claims, id: string): Promise<boolean> => (await c.create(id, { state: 'expired', by: 'ingress', at: 0 })).created;
 
   test('a node pulls before the deadline: it runs, the ingress waits for its outcome', async () => {
@@ -128,11 +154,47 @@ describe('claims: exactly one of the puller and the ingress answers', () => {
     assert.equal(await pull(c, 'i1', 'n4', 300, 1000), 'drop');
   });
 
-  test('the node that took it died: the redelivered copy is taken over and run; the ingress still waits', async () => {
+  test('the node that took it died: its redelivery is taken over and run within its deadline; the ingress still waits', async () => {
     const c = claimsOn(new MemoryKv());
     assert.equal(await pull(c, 'i1', 'n2', 100, 1000), 'run');
-    assert.equal(await pull(c, 'i1', 'n3', 50_000, 1000, true), 'run');
+    // n2 took it at 100: redelivered at 600, its deadline 1600
+    assert.equal(await pull(c, 'i1', 'n3', 1599, 1000, true), 'run');
     assert.equal(await ingressExpires(c, 'i1'), false);
+  });
+
+  test('a redelivery past its deadline is refused once by the node that takes it over, never run; the next copy is dropped', async () => {
+    const c = claimsOn(new MemoryKv());
+    assert.equal(await pull(c, 'i1', 'n2', 100, 1000), 'run');
+    assert.equal(await pull(c, 'i1', 'n3', 1600, 1000, true), 'refuse');
+    // the ingress waits for n3's refusal; any further copy is dropped
+    assert.equal(await ingressExpires(c, 'i1'), false);
+    assert.equal(await pull(c, 'i1', 'n4', 1700, 1000, true, 3), 'drop');
+  });
+
+  test('a holder renews its claim with each in-progress ack: its redelivery is dated from the last renewal', async () => {
+    const kv = new MemoryKv();
+    const c = claimsOn(kv);
+    const took = await claimPulled(c, 'i1', 'n2', 100, { deadline: 1000, redelivered: false, ackWaitMs: 500, maxQueueDelayMs: 1000, deliveries: 1, maxDeliveries: 5 });
+    assert.equal(took.then, 'run');
+    if (took.then !== 'run') return;
+    took.held.renew(5000); // a long run, kept alive until 5000
+    await setImmediate();
+    assert.deepEqual(decodeClaim(kv.keys.get(claimKey('i1'))!.value), { state: 'taken', node: 'n2', at: 100, heldAt: 5000 });
+    took.held.renew(6000);
+    await setImmediate();
+    // n2 stopped at 6000: redelivered at 6500, refused from 7500 on
+    assert.equal(await pull(c, 'i1', 'n3', 7499, 1000, true), 'run');
+    // the claim now n3's: n2's late renewal (compare-and-set) fails and changes nothing
+    took.held.renew(7000);
+    await setImmediate();
+    assert.deepEqual(decodeClaim(kv.keys.get(claimKey('i1'))!.value), { state: 'taken', node: 'n3', at: 7499, heldAt: 7499 });
+  });
+
+  test('past maxDeliveries the copy is given up once, the next dropped', async () => {
+    const c = claimsOn(new MemoryKv());
+    assert.equal(await pull(c, 'i1', 'n2', 100, 1000), 'run');
+    assert.equal(await pull(c, 'i1', 'n3', 200, 1000, true, 6), 'give_up');
+    assert.equal(await pull(c, 'i1', 'n4', 300, 1000, true, 7), 'drop');
   });
 
   test('every interleaving of one puller and the ingress answers exactly once', async () => {
@@ -158,6 +220,6 @@ describe('claims: exactly one of the puller and the ingress answers', () => {
   test('the bucket unreachable: claiming throws (the puller leaves the message for a later delivery)', async () => {
     const kv = new MemoryKv();
     kv.failing = true;
-    await assert.rejects(claimsOn(kv).create('i1', { state: 'taken', node: 'n', at: 0 }));
+    await assert.rejects(claimsOn(kv).create('i1', { state: 'taken', node: 'n', at: 0, heldAt: 0 }));
   });
 });

@@ -12,7 +12,9 @@
 // <parent>/<group>-daemon in the cpu hierarchy, a sibling of its VMs' group with a
 // larger weight: the VMs together weigh one default share (the group's), the daemon
 // daemonCpuWeight, so under overload its HTTP server and event loop keep a core's
-// worth of turns however many VMMs run. It moves back and removes it at stop.
+// worth of turns however many VMMs run. It moves back and removes it at stop (and
+// after a failed start) where the kernel lets it: always on v1; on v2 only when it
+// came from the root cgroup (daemonMovesBack).
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -221,12 +223,27 @@ export function daemonWeightFile(version: CgroupVersion, weight: number): LimitF
   return version === 'v2' ? { file: 'cpu.weight', value: String(Math.round(weight)) } : { file: 'cpu.shares', value: String(weightToShares(weight)) };
 }
 
+/**
+ * Whether the daemon can go back to the cgroup it came from (`originPath`, within the hierarchy) at stop. v1: always.
+ * v2: only to the root cgroup. placeDaemon enabled cpu in the origin's cgroup.subtree_control (and the VMs' group
+ * enables memory and pids there), and a non-root v2 cgroup that distributes controllers to its children, with a
+ * populated child (the daemon's own cgroup, until it leaves), takes no process: the kernel's "no internal process"
+ * constraint (Documentation/admin-guide/cgroup-v2.rst; the write to cgroup.procs fails with EBUSY). The root cgroup
+ * is exempt. So on v2 the daemon stays in `<group>-daemon` until it exits; the next start reuses that directory (a
+ * systemd unit with Delegate= removes its subtree when it stops). Pure.
+ */
+export function daemonMovesBack(version: CgroupVersion, originPath: string): boolean {
+  return version === 'v1' || originPath === '/';
+}
+
 /** The daemon's own cgroup in the cpu hierarchy while it is placed there. */
 export interface DaemonCgroup {
   dir: string;
-  /** the cgroup directory it came from (it goes back there at stop) */
+  /** the cgroup directory it came from (it goes back there at stop when `movesBack`) */
   origin: string;
   weight: number;
+  /** daemonMovesBack: whether it can go back there (v1; v2 from the root cgroup) */
+  movesBack: boolean;
 }
 
 export class CgroupError extends Error {
@@ -476,11 +493,15 @@ export class CgroupManager {
       }
       throw e;
     }
-    return { dir, origin, weight };
+    return { dir, origin, weight, movesBack: daemonMovesBack(p.version, originPath) };
   }
 
-  /** Move the daemon back where it came from and remove its cgroup (daemon shutdown). */
-  async releaseDaemon(d: DaemonCgroup, pid = process.pid): Promise<void> {
+  /**
+   * Move the daemon back where it came from and remove its cgroup (daemon shutdown, or a start that failed after the
+   * placement). False when the kernel would refuse the move (v2, daemonMovesBack): it stays until it exits.
+   */
+  async releaseDaemon(d: DaemonCgroup, pid = process.pid): Promise<boolean> {
+    if (!d.movesBack) return false;
     try {
       fs.writeFileSync(path.join(d.origin, 'cgroup.procs'), String(pid));
     } catch (e) {
@@ -488,6 +509,7 @@ export class CgroupManager {
     }
     // a child process the daemon started that still runs keeps it: the next start reuses it
     await removeCgroupDirs([d.dir], 500).catch(() => undefined);
+    return true;
   }
 
   status(): CgroupStatus {

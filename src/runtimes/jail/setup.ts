@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CgroupManager, CONTROLLERS, detectHostCgroups, limitFiles, type CgroupPreference, type CgroupStatus, type DaemonCgroup, type LimitSettings } from './cgroups.js';
+import { CgroupManager, CONTROLLERS, detectHostCgroups, limitFiles, type CgroupLayout, type CgroupPreference, type CgroupStatus, type DaemonCgroup, type LimitSettings } from './cgroups.js';
 import type { FirecrackerJailerOptions } from '../firecracker/jailed.js';
 import { lookupUser, readSubUids, UidAllocator, type IdRange } from './ids.js';
 import { VmmIsolation } from './isolation.js';
@@ -60,6 +60,20 @@ export interface IsolationSetup {
   firecrackerJailer(chrootBase: string): FirecrackerJailerOptions | undefined;
 }
 
+/**
+ * Run the rest of a daemon's start after its isolation set-up; if it fails, undo the set-up (issue 18: the daemon
+ * moves back to its own cgroup and removes its `<group>-daemon` directory and its VMs' empty group, only those of
+ * this state directory) and rethrow the start's error.
+ */
+export async function undoIsolationIfFails<T>(isolation: Pick<IsolationSetup, 'shutdown'>, start: () => Promise<T>, log: Pick<Logger, 'warn'>): Promise<T> {
+  try {
+    return await start();
+  } catch (err) {
+    await isolation.shutdown().catch((e: unknown) => log.warn('the isolation set-up of a failed start stays', { err: (e as Error).message }));
+    throw err;
+  }
+}
+
 export class IsolationConfigError extends Error {
   constructor(
     message: string,
@@ -71,6 +85,18 @@ export class IsolationConfigError extends Error {
 }
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** What setupIsolation reads of the host (unit tests: a fake cgroup tree in a temporary directory, no root). */
+export interface IsolationHost {
+  root(): boolean;
+  detectCgroups(prefer: CgroupPreference, parent?: string): CgroupLayout;
+  /** prefixes every cgroup path (CgroupManager's fsRoot) */
+  fsRoot: string;
+  /** /proc/self/cgroup */
+  procSelfCgroup(): string;
+}
+
+const THIS_HOST: IsolationHost = { root: isRoot, detectCgroups: detectHostCgroups, fsRoot: '', procSelfCgroup: () => fs.readFileSync('/proc/self/cgroup', 'utf8') };
 
 export function cgroupGroupName(stateDir: string): string {
   return `faascell-${createHash('sha256').update(stateDir).digest('hex').slice(0, 12)}`;
@@ -89,7 +115,7 @@ function findTool(name: string): string | undefined {
   return undefined;
 }
 
-export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn' | 'info'>): Promise<IsolationSetup> {
+export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn' | 'info'>, host: IsolationHost = THIS_HOST): Promise<IsolationSetup> {
   // ---- jail
   let jailReason: string | undefined;
   let identity = undefined as ReturnType<typeof lookupUser>;
@@ -97,7 +123,7 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   const tools = { unshare: findTool('unshare'), sh: '/bin/sh' };
   const tryJail = c.jail.enabled !== false;
   if (!tryJail) jailReason = 'jail.enabled is false';
-  else if (!isRoot()) jailReason = 'the daemon does not run as root (it cannot change uid or mount)';
+  else if (!host.root()) jailReason = 'the daemon does not run as root (it cannot change uid or mount)';
   else if (!tools.unshare || !findTool('setpriv') || !findTool('pivot_root')) jailReason = 'util-linux tools (unshare, setpriv, pivot_root) are missing';
   else {
     identity = lookupUser(c.jail.user);
@@ -121,14 +147,14 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
     cpuQuotaPerVcpu: c.limits.cpuQuota,
     pidsMax: c.limits.pidsMax,
   };
-  let layout = detectHostCgroups(c.limits.cgroup, c.limits.cgroupParent);
-  if (layout.mode !== 'none' && !isRoot()) {
+  let layout = host.detectCgroups(c.limits.cgroup, c.limits.cgroupParent);
+  if (layout.mode !== 'none' && !host.root()) {
     layout = { mode: 'none', controllers: {}, notes: [...layout.notes, 'the daemon does not run as root: no per-VM cgroups'] };
   }
   if (c.limits.cgroup !== 'off' && c.limits.cgroup !== 'auto' && layout.mode === 'none') {
     throw new IsolationConfigError(`limits.cgroup is ${c.limits.cgroup} but no controller is usable there: ${layout.notes.join('; ')}`, 'limits.cgroup');
   }
-  const cgroups = new CgroupManager(layout, cgroupGroupName(c.stateDir), settings);
+  const cgroups = new CgroupManager(layout, cgroupGroupName(c.stateDir), settings, host.fsRoot);
   if (cgroups.enabled) {
     const reaped = await cgroups.reap();
     if (reaped.cgroups > 0) log.warn('removed VM cgroups left by a previous daemon', { ...reaped });
@@ -140,12 +166,12 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   const daemonWeight = c.limits.daemonCpuWeight ?? 'off';
   if (cgroups.enabled && daemonWeight !== 'off') {
     try {
-      daemonCg = cgroups.placeDaemon(daemonWeight, fs.readFileSync('/proc/self/cgroup', 'utf8'));
+      daemonCg = cgroups.placeDaemon(daemonWeight, host.procSelfCgroup());
     } catch (err) {
       log.warn('the daemon keeps its cgroup (limits.daemonCpuWeight not applied)', { err: (err as Error).message });
     }
   }
-  log.info('VMM isolation', { jailed: !!identity, uids: uids ? 'per-vm' : identity ? 'shared' : undefined, cgroups: layout.mode, seccomp: c.jail.seccomp });
+  log.info('VMM isolation', { jailed: !!identity, uids: uids ? 'per-vm' : identity ? 'shared' : undefined, cgroups: layout.mode, seccomp: c.jail.seccomp, daemonCgroup: daemonCg?.dir });
 
   const vmm = new VmmIsolation({
     jail: identity && tools.unshare ? { identity, uids, mountPoint: path.join(c.stateDir, 'jail-root'), tools: { unshare: tools.unshare, sh: tools.sh } } : undefined,

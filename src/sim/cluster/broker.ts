@@ -40,7 +40,7 @@
 
 import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
 import { handsBack } from '../../cluster/handback.js';
-import { pastDeadline, queueDeadline } from '../../cluster/deadline.js';
+import { pastDeadline, queueDeadline, redeliveryDeadline } from '../../cluster/deadline.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
 import { isLive } from '../../cluster/node-status.js';
 import { DEAD_SCAN_TICKS, forwarderEveryMs, HEARTBEAT_MIN_GAP_MS } from '../../cluster/timing.js';
@@ -210,7 +210,7 @@ export class ClusterBroker {
   private readonly fifo = new Deque<number>();
   private readonly beats = new EventHeap();
   private readonly events = new EventHeap();
-  private readonly ackWaits: Array<{ node: number; msgs: ClusterMsg[] }> = [];
+  private readonly ackWaits: Array<{ node: number; msgs: ClusterMsg[]; /** when the node stopped holding them */ heldAt: number }> = [];
   private readonly down = new Set<number>();
   private nextScan: number;
   private readonly forwardEvery: number;
@@ -678,22 +678,22 @@ export class ClusterBroker {
     this.pulled[k]!.clear();
     this.inflight[k] = 0;
     if (msgs.length > 0) {
-      this.ackWaits.push({ node: k, msgs });
+      this.ackWaits.push({ node: k, msgs, heldAt: at });
       this.events.push(at + this.o.ackWaitMs, k * 8 + C_ACKWAIT, this.ackWaits.length - 1);
     }
     this.onDecision?.({ t: at, kind: 'die', node: this.o.names[k]! });
   }
 
   private ackWaitExpired(i: number): void {
-    const { node, msgs } = this.ackWaits[i]!;
-    this.ackWaits[i] = { node, msgs: [] };
+    const { node, msgs, heldAt } = this.ackWaits[i]!;
+    this.ackWaits[i] = { node, msgs: [], heldAt };
     // JetStream redelivers: a shared message to whoever pulls next, an addressed one to its node's consumer
     for (let j = msgs.length - 1; j >= 0; j--) {
       const m = msgs[j]!;
       m.redeliveries++;
       this.counters.redelivered++;
-      // the node that had it died: it waits again, for as long as when it was accepted
-      m.deadline = queueDeadline(this.now, this.deadlineMs);
+      // the node that had it died: it waits again from its redelivery, for as long as when it was accepted (the daemon's rule)
+      m.deadline = redeliveryDeadline(heldAt, this.o.ackWaitMs, this.deadlineMs);
       this.enqueued(m);
       if (m.via === 'shared') this.shared.unshift(m);
       else {

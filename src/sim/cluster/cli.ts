@@ -10,6 +10,7 @@ import { simulationSetup, type SimulateCommandOptions } from '../cli.js';
 import { ROUTING_POLICIES, type RoutingPolicy } from './broker.js';
 import { livesOf, simulateCluster, type ClusterSimOptions, type ClusterSimResult } from './cluster.js';
 import { cellTrace, simulateCells } from './parallel.js';
+import { nonNegativeFlag } from '../../cli/flags.js';
 
 export interface ClusterCommandOptions extends SimulateCommandOptions {
   nodes: number | string;
@@ -36,12 +37,6 @@ export interface ClusterCommandOptions extends SimulateCommandOptions {
   cell?: { index: number; of: number };
 }
 
-const num = (v: number | string | undefined, flag: string): number | undefined => {
-  if (v === undefined || v === '') return undefined;
-  const x = Number(v);
-  if (!Number.isFinite(x) || x < 0) throw new Error(`--${flag}: a non-negative number (got ${v})`);
-  return x;
-};
 
 /** "1@600,3@1200+300": node 1 dies at 600 s; node 3 dies at 1200 s and starts again 300 s later. */
 export function parseFailures(v: string | undefined): NonNullable<ClusterSimOptions['failures']> {
@@ -62,7 +57,7 @@ function pullRuleOf(v: string | undefined): PullRule | undefined {
 /** The cluster simulation a command line describes (without running it). */
 export async function clusterOptions(opts: ClusterCommandOptions): Promise<ClusterSimOptions> {
   const su = await simulationSetup(opts);
-  let nodes = num(opts.nodes, 'nodes')!;
+  let nodes = nonNegativeFlag(opts.nodes, 'nodes')!;
   if (!(Number.isInteger(nodes) && nodes >= 1)) throw new Error(`--nodes: a whole number ≥ 1 (got ${opts.nodes})`);
   if (opts.cell) {
     // one cell of a parallel run: its share of the nodes, the functions that hash to it
@@ -84,7 +79,7 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     for (let l = 0; l < livesOf({ nodes, failures }, k); l++) lives.push(await createPolicies(su.policiesConfig, { baseDir: su.baseDir }));
     sets.push(lives);
   }
-  const maxInFlight = opts.maxInFlight === undefined || opts.maxInFlight === 'auto' ? undefined : num(opts.maxInFlight, 'max-in-flight');
+  const maxInFlight = opts.maxInFlight === undefined || opts.maxInFlight === 'auto' ? undefined : nonNegativeFlag(opts.maxInFlight, 'max-in-flight');
   return {
     trace: su.trace,
     profile: su.profile,
@@ -95,16 +90,16 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     maxInstancesPerFunction: su.maxInstancesPerFunction,
     maxQueueDelayMs: su.maxQueueDelayMs,
     routing,
-    roundMs: num(opts.roundMs, 'round-ms'),
-    heartbeatMs: num(opts.heartbeatMs, 'heartbeat-ms'),
-    nodeTimeoutMs: num(opts.nodeTimeoutMs, 'node-timeout-ms'),
-    localityWaitMs: num(opts.localityWaitMs, 'locality-wait-ms'),
-    ackWaitMs: num(opts.ackWaitMs, 'ack-wait-ms'),
+    roundMs: nonNegativeFlag(opts.roundMs, 'round-ms'),
+    heartbeatMs: nonNegativeFlag(opts.heartbeatMs, 'heartbeat-ms'),
+    nodeTimeoutMs: nonNegativeFlag(opts.nodeTimeoutMs, 'node-timeout-ms'),
+    localityWaitMs: nonNegativeFlag(opts.localityWaitMs, 'locality-wait-ms'),
+    ackWaitMs: nonNegativeFlag(opts.ackWaitMs, 'ack-wait-ms'),
     maxInFlight,
     pullRule: pullRuleOf(opts.pullRule),
     sharedSnapshotTier: opts.sharedSnapshotTier,
-    warmupMs: opts.warmupS === undefined ? undefined : num(opts.warmupS, 'warmup-s')! * 1000,
-    hopMs: num(opts.hopMs, 'hop-ms'),
+    warmupMs: opts.warmupS === undefined ? undefined : nonNegativeFlag(opts.warmupS, 'warmup-s')! * 1000,
+    hopMs: nonNegativeFlag(opts.hopMs, 'hop-ms'),
     timeScale: su.timeScale,
     durationMs: su.durationMs,
     expand: su.expand,
@@ -115,7 +110,7 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
 }
 
 function progressOptions(opts: ClusterCommandOptions): Pick<ClusterSimOptions, 'progressEveryMs' | 'onProgress'> {
-  const s = num(opts.progressS, 'progress-s');
+  const s = nonNegativeFlag(opts.progressS, 'progress-s');
   if (s === undefined) return {};
   if (!(s > 0)) throw new Error(`--progress-s: a number of seconds > 0 (got ${opts.progressS})`);
   const who = opts.cell ? `cell ${opts.cell.index + 1}/${opts.cell.of}` : 'cluster';
@@ -129,7 +124,7 @@ function progressOptions(opts: ClusterCommandOptions): Pick<ClusterSimOptions, '
 
 export async function runClusterSimulateCommand(opts: ClusterCommandOptions): Promise<ClusterSimResult> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
-  const threads = num(opts.threads, 'threads') ?? 1;
+  const threads = nonNegativeFlag(opts.threads, 'threads') ?? 1;
   const r = threads > 1 ? await simulateCells(opts, threads) : simulateCluster(await clusterOptions(opts));
   if (opts.json) write(JSON.stringify(r) + '\n');
   else write(formatClusterResult(r));

@@ -26,6 +26,8 @@ export interface BrokerSinkDeps {
   sharedSubject: string;
   /** issue 18: let go of this node's claim on the invocation before handing it back (the next puller claims it) */
   releaseClaim(id: string): Promise<void>;
+  /** issue 18: renew this node's claim with each in-progress ack (a redelivery after this node stops is dated from the last one) */
+  stillHeld?(): void;
   /** the message is settled (acknowledged, or given up at shutdown) */
   settled(how: 'answered' | 'handedBack' | 'failed'): void;
   /** the NATS connection is closed for good (no more in-progress acks) */
@@ -47,7 +49,10 @@ export class BrokerSink implements Sink {
     // a long run keeps its message: in-progress acks restart the ack wait
     this.keepAlive = setInterval(() => {
       if (d.closed()) clearInterval(this.keepAlive);
-      else m.working();
+      else {
+        m.working();
+        d.stillHeld?.();
+      }
     }, Math.max(300, Math.floor(ackWaitMs / 3)));
   }
 

@@ -13,20 +13,21 @@
 // Each pulled invocation goes to the Dispatcher with a BrokerSink; the message is
 // acknowledged once its outcome is published (at-least-once). Before that the node
 // claims it (issue 18, src/cluster/deadline.ts): one pulled past its queue deadline
-// is refused (queue_timeout) instead of run, one its ingress already refused is
-// dropped.
+// (a redelivery: past its redelivery's) is refused (queue_timeout) instead of run,
+// one delivered more than cluster.maxDeliveries times is not run again, one its
+// ingress already refused is dropped.
 
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import type { ActorRef } from '../../core/actor.js';
 import { FaasError } from '../../core/errors.js';
-import { toFaasError, type Failure } from '../../core/failure.js';
+import { statusOf, toFaasError, type Failure } from '../../core/failure.js';
 import type { DispatcherMsg } from '../../dispatcher/dispatcher.js';
 import type { ActivationRecord } from '../../perf/activation.js';
 import type { Registry } from '../../registry/registry.js';
 import { addressedAllowance, pullCapacity, pullState, sharedAllowance, type CapacityView } from '../../cluster/capacity.js';
 import { HANDBACK_PAUSE_MS } from '../../cluster/handback.js';
-import { claimPulled, type Claims } from '../../cluster/claims.js';
-import { deadlineMessage, deadlineRetryAfterMs, queueDeadline } from '../../cluster/deadline.js';
+import { claimPulled, type Claims, type HeldClaim, type Pulled } from '../../cluster/claims.js';
+import { deadlineMessage, deadlineRetryAfterMs, queueDeadline, redeliveryLoopMessage } from '../../cluster/deadline.js';
 import { DEAD_SCAN_TICKS, forwarderEveryMs } from '../../cluster/timing.js';
 import { ensureNodeConsumer, type Broker } from '../../cluster/connection.js';
 import { BadMessageError, decodeInvocation, encode, outcomeOf, type InvocationMessage } from '../../cluster/messages.js';
@@ -195,26 +196,34 @@ export class BrokerSource implements Source {
     void this.claimThenDispatch(m, inv, via, redeliveries);
   }
 
-  /** issue 18: claim the invocation; run it, refuse it (past its queue deadline) or drop it (its ingress refused it). */
+  /** issue 18: claim the invocation; run it, refuse it (past its queue deadline), give it up (a redelivery loop) or drop it (answered by someone else). */
   private async claimThenDispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number): Promise<void> {
     const d = this.d;
+    const cfg = d.broker.cfg;
     const delayMs = inv.maxQueueDelayMs ?? d.maxQueueDelayMs;
     const deadline = queueDeadline(inv.queuedAt ?? inv.receivedAt, delayMs);
-    const copy = { deadline, redelivered: m.info.deliveryCount > 1 };
-    let what: 'run' | 'refuse' | 'drop';
+    const copy = { deadline, redelivered: m.info.deliveryCount > 1, ackWaitMs: cfg.ackWaitMs, maxQueueDelayMs: delayMs, deliveries: redeliveries + 1, maxDeliveries: cfg.maxDeliveries };
+    let pulled: Pulled;
     try {
-      what = await claimPulled(d.claims, inv.id, d.node, Date.now(), copy);
+      pulled = await claimPulled(d.claims, inv.id, d.node, Date.now(), copy);
     } catch (err) {
+      if (copy.deliveries > copy.maxDeliveries) {
+        // a redelivery loop ends here even without a claim (a second answer would be dropped as a duplicate outcome)
+        d.broker.log.warn('broker: invocation given up without a claim', { id: inv.id, err: (err as Error).message });
+        return this.answerWithoutRun(m, inv, via, redeliveries, 'give_up', delayMs);
+      }
       // the claims bucket is unreachable (or contended): leave the invocation to a later delivery, not run unclaimed
       d.broker.log.warn('broker: invocation not claimed; it is delivered again later', { id: inv.id, err: (err as Error).message });
       m.nak(1000);
       return this.settledHere();
     }
-    if (what === 'run') return this.dispatch(m, inv, via, redeliveries, deadline);
-    if (what === 'refuse') return this.refuseLate(m, inv, via, redeliveries, delayMs);
-    // its ingress (or another late puller) refused it at the deadline and answered
-    m.ack();
-    this.settledHere();
+    if (pulled.then === 'run') return this.dispatch(m, inv, via, redeliveries, deadline, pulled.held);
+    if (pulled.then === 'drop') {
+      // its ingress (or another puller) answered it
+      m.ack();
+      return this.settledHere();
+    }
+    return this.answerWithoutRun(m, inv, via, redeliveries, pulled.then, delayMs);
   }
 
   private settledHere(): void {
@@ -222,18 +231,26 @@ export class BrokerSource implements Source {
     this.wake();
   }
 
-  /** Pulled past its queue deadline and nobody answered it: the refusal is the answer (its ingress may be gone). */
-  private async refuseLate(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, delayMs: number): Promise<void> {
+  /**
+   * Pulled past its queue deadline (or its redelivery's) and nobody answered it: the refusal is the answer (its ingress
+   * may be gone); or delivered more than cluster.maxDeliveries times: that failure is the answer.
+   */
+  private async answerWithoutRun(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, why: 'refuse' | 'give_up', delayMs: number): Promise<void> {
     const d = this.d;
-    const failure: Failure = { kind: 'rejected', reason: 'queue_timeout', message: deadlineMessage(inv.fn, delayMs, 'puller'), retryAfterMs: deadlineRetryAfterMs(delayMs) };
-    d.counters.expired++;
+    const redelivered = m.info.deliveryCount > 1;
+    const failure: Failure =
+      why === 'refuse'
+        ? { kind: 'rejected', reason: 'queue_timeout', message: deadlineMessage(inv.fn, delayMs, redelivered ? 'redelivery' : 'puller'), retryAfterMs: deadlineRetryAfterMs(delayMs) }
+        : { kind: 'interrupted', reason: 'daemon_restarted', message: redeliveryLoopMessage(inv.fn, redeliveries + 1, d.broker.cfg.maxDeliveries) };
+    if (why === 'refuse') d.counters.expired++;
+    else d.counters.givenUp++;
     this.settledHere();
-    const cluster = { requester: inv.requester, acceptedAt: inv.receivedAt, via, redeliveries, handbacks: inv.handbacks, ...(inv.forwardedFrom ? { forwardedFrom: inv.forwardedFrom } : {}), expired: 'puller' as const };
-    const rec = await this.answerError(m, inv.requester, inv.id, toFaasError(failure), inv.fn, { received: inv.receivedAt, cluster, version: d.registry.get(inv.fn)?.version ?? 0 });
+    const cluster = { requester: inv.requester, acceptedAt: inv.receivedAt, via, redeliveries, handbacks: inv.handbacks, ...(inv.forwardedFrom ? { forwardedFrom: inv.forwardedFrom } : {}), ...(why === 'refuse' ? { expired: 'puller' as const } : {}) };
+    const rec = await this.answerError(m, inv.requester, inv.id, toFaasError(failure), inv.fn, { received: inv.receivedAt, cluster, version: d.registry.get(inv.fn)?.version ?? 0, status: statusOf(failure) });
     if (rec) d.record?.(rec);
   }
 
-  private async dispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, deadline: number): Promise<void> {
+  private async dispatch(m: JsMsg, inv: InvocationMessage, via: 'shared' | 'addressed', redeliveries: number, deadline: number, held: HeldClaim): Promise<void> {
     const d = this.d;
     const b = d.broker;
     // a deploy through another node may reach this node's registry a moment later
@@ -257,6 +274,7 @@ export class BrokerSource implements Source {
         outcomeSubject: (r) => outcomeSubject(b.names, r),
         sharedSubject: sharedSubject(b.names),
         releaseClaim: (id) => d.claims.release(id),
+        stillHeld: () => held.renew(Date.now()),
         settled: (how) => {
           this.inflight--;
           if (how === 'answered') d.counters.answered++;
@@ -283,7 +301,7 @@ export class BrokerSource implements Source {
     id: string,
     e: FaasError,
     fn = '',
-    o: { received?: number; cluster?: ActivationRecord['cluster']; version?: number } = {},
+    o: { received?: number; cluster?: ActivationRecord['cluster']; version?: number; status?: ActivationRecord['status'] } = {},
   ): Promise<ActivationRecord | undefined> {
     const b = this.d.broker;
     const now = Date.now();
@@ -294,7 +312,7 @@ export class BrokerSource implements Source {
       function: fn,
       functionVersion: o.version ?? 0,
       runtime: 'qemu',
-      status: 'rejected',
+      status: o.status ?? 'rejected',
       timestamps: { received, responseSent: now },
       timings: { received: 0, responseSent: totalMs },
       totalMs,
