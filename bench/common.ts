@@ -67,8 +67,13 @@ export async function benchDaemon(config: Record<string, unknown> = {}): Promise
     stateDir: path.join(dir, 'state'),
     api: { port: 0 },
     log: { level: 'warn' },
-    snapshots: { tiers: [{ name: 'shm', path: `/dev/shm/fc-bench-${path.basename(dir)}`, latencyRank: 0, capacityMiB: 16384 }, { name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 1, capacityMiB: 32768 }] },
     ...config,
+    // the bench's own tiers unless the caller names others: a caller's `snapshots: { enabled }` alone used to
+    // replace them with the default tiers, whose shm directory close() did not know and left behind
+    snapshots: {
+      tiers: [{ name: 'shm', path: `/dev/shm/fc-bench-${path.basename(dir)}`, latencyRank: 0, capacityMiB: 16384 }, { name: 'disk', path: path.join(dir, 'disk-tier'), latencyRank: 1, capacityMiB: 32768 }],
+      ...(config.snapshots as Record<string, unknown> | undefined),
+    },
   });
   const d = await startDaemon({ config: cfg, log: createLogger({ level: cfg.log.level }) });
   return {
