@@ -359,7 +359,8 @@ describe('cluster over a real nats-server', { skip: natsServerMissing(), timeout
       assert.match(res.body.error?.message ?? '', /redelivery was taken only after its deadline/);
       assert.deepEqual(a.dispatcher.runs, [], 'the late redelivery was not run');
       assert.equal(a.member.counters.expired, 1);
-      assert.equal((await a.member.activation(res.id))?.cluster?.expired, 'puller', 'the record is stored');
+      // the record follows the answer (answerError stores it once the answer is published)
+      await until('the record is stored', async () => (await a.member.activation(res.id))?.cluster?.expired === 'puller', 10_000);
       // refused once: acknowledged (nothing pending or awaiting an ack: never delivered again), one outcome
       const q = await a.member.broker.jsm.consumers.info(a.member.broker.names.invokeStream, 'shared');
       assert.equal(q.num_pending + q.num_ack_pending, 0);
