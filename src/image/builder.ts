@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { GUEST_KERNEL_IP_ARG, GUEST_NET_ARG } from '../network/plan.js';
 import type { GuestImage } from '../runtimes/types.js';
 import { type CpioEntry, writeCpio } from './cpio.js';
+import { compileC, compileCId } from './compile-c.js';
 import { type Log, run, runOk, sha256, which } from './exec.js';
 import { type Kernel, type KernelFeature, debianKernel, minimalKernel, minimalKernelFailed, minimalKernelId, missingBuildTools } from './kernel.js';
 import { projectRoot } from '../core/project-root.js';
@@ -289,20 +290,20 @@ export async function plannedKernelKind(opts: ImageBuildOptions, root: string, f
   return !opts.force && minimalKernelFailed(opts.cacheDir, await minimalKernelId(join(root, 'guest', 'image'), features)) ? 'debian' : 'minimal';
 }
 
+/** The guest helper's C source. */
+export function helperSourcePath(root: string): string {
+  return join(root, 'guest', 'image', 'faascell-helper.c');
+}
+
 /** Compile guest/image/faascell-helper.c statically; undefined when no C compiler (the agent then falls back to busybox). */
 export async function buildHelper(root: string, work: string, log: Log): Promise<Buffer | undefined> {
-  const cc = which('cc') ?? which('gcc');
-  if (!cc) {
-    log('image: no C compiler, faascell-helper skipped (clock set to whole seconds by busybox date)');
+  const r = await compileC({ source: helperSourcePath(root), out: join(work, 'faascell-helper'), flags: ['-static', '-O2', '-s'] });
+  if (!r.ok) {
+    if (r.reason === 'no-compiler') log('image: no C compiler, faascell-helper skipped (clock set to whole seconds by busybox date)');
+    else log(`image: faascell-helper did not compile (${r.detail}); using the busybox fallback`);
     return undefined;
   }
-  const out = join(work, 'faascell-helper');
-  const r = await run(cc, ['-static', '-O2', '-s', '-o', out, join(root, 'guest', 'image', 'faascell-helper.c')]);
-  if (r.code !== 0) {
-    log(`image: faascell-helper did not compile (${r.stderr.trim().split('\n')[0] ?? ''}); using the busybox fallback`);
-    return undefined;
-  }
-  return readFile(out);
+  return readFile(r.path);
 }
 
 /** extra: more entries (the Python image's agent, issue 21); none for the Node image, whose initramfs is unchanged. */
@@ -376,8 +377,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<GuestImage & 
   const nodeId = `${process.version} ${nodePath} ${nodeStat.size} ${Math.floor(nodeStat.mtimeMs)}`;
   const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
   const agentSha = sha256(agent, '\n--cjs--\n', agentCjs);
-  const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
-  const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
+  const helperId = compileCId(await readFile(helperSourcePath(root)));
   // /init mounts /dev/vda (or the driver's pmem) with this file system type, and starts the
   // CommonJS bundle of the agent (~100 ms sooner under TCG than the ES module: no ESM loader);
   // IMAGE_CMDLINE carries the guest's fixed network configuration (networking)

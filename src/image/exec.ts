@@ -13,8 +13,9 @@ export function sha256(...parts: (string | Buffer)[]): string {
   return h.digest('hex');
 }
 
-export function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+/** `cmd` in the directories of `searchPath` (default $PATH). */
+export function which(cmd: string, searchPath = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
+  for (const dir of searchPath.split(delimiter)) {
     const p = join(dir, cmd);
     try {
       accessSync(p, constants.X_OK);

@@ -30,6 +30,7 @@ import {
   erofs,
   findBusybox,
   findImage,
+  helperSourcePath,
   IMAGE_CMDLINE,
   imageManifest,
   imagesDir,
@@ -45,6 +46,7 @@ import {
   type ImageTuning,
 } from './builder.js';
 import type { CpioEntry } from './cpio.js';
+import { compileCId } from './compile-c.js';
 import { type Log, run, runOk, sha256, which } from './exec.js';
 
 /** What a Python function can import (Debian 12 names): FunctionBench's stack. */
@@ -522,8 +524,7 @@ export async function buildPythonImage(opts: PythonImageOptions): Promise<(Guest
   const agentSha = sha256(...[...agent].flatMap(([k, v]) => [k, '\0', v, '\0']));
   const busybox = await findBusybox();
   const busyboxId = `${busybox.path} ${sha256(busybox.data).slice(0, 16)}`;
-  const helperSource = await readFile(join(root, 'guest', 'image', 'faascell-helper.c'));
-  const helperId = `${sha256(helperSource).slice(0, 16)} ${which('cc') ?? which('gcc') ?? 'no-cc'}`;
+  const helperId = compileCId(await readFile(helperSourcePath(root)));
   const cmdline = [IMAGE_CMDLINE, ...(format === 'erofs' ? ['faascell.rootfstype=erofs'] : [])].join(' ');
   const version = sha256(
     JSON.stringify({ runtime: 'python3', builder: BUILDER_VERSION, kernel: kernel.id, init: sha256(init), agent: agentSha, busybox: busyboxId, helper: helperId, cmdline, rootfs: rootfsId, tuning }),

@@ -6,11 +6,10 @@
 // with the host's setting. The launcher is compiled by the set-up (and, when missing, by
 // the daemon at its start) with the host's C compiler, cached by its source's hash.
 
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, rename, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../core/project-root.js';
-import { run, sha256, which } from '../../image/exec.js';
+import { cachedBinaryPath, ensureCompiledC, type CompileCResult } from '../../image/compile-c.js';
 import type { LaunchLayer } from './launch.js';
 
 export type VmmThp = 'off' | 'inherit';
@@ -22,31 +21,15 @@ export function thpOffSourcePath(root = projectRoot()): string {
 
 /** Where the launcher built from `source` is cached: <cacheDir>/bin/faascell-thp-off-<hash of its source>. */
 export function thpOffLauncherPath(cacheDir: string, source: Buffer | string): string {
-  return path.join(cacheDir, 'bin', `faascell-thp-off-${sha256('thp-off-v1\n', source).slice(0, 16)}`);
+  return cachedBinaryPath(path.join(cacheDir, 'bin'), 'faascell-thp-off', 'thp-off-v1\n', source);
 }
 
-export type ThpOffLauncher = { ok: true; path: string; built: boolean } | { ok: false; reason: 'no-compiler' | 'compile-failed'; detail: string };
+export type ThpOffLauncher = CompileCResult;
 
-/**
- * The cached launcher, compiled first when missing (a second, under a temporary name
- * renamed into place, so two processes building at once both end with a whole file).
- */
+/** The cached launcher, compiled first when missing. */
 export async function ensureThpOffLauncher(cacheDir: string, opts: { root?: string; cc?: string } = {}): Promise<ThpOffLauncher> {
-  const srcPath = thpOffSourcePath(opts.root);
-  const out = thpOffLauncherPath(cacheDir, readFileSync(srcPath));
-  if (existsSync(out)) return { ok: true, path: out, built: false };
-  const cc = opts.cc ?? which('cc') ?? which('gcc');
-  if (!cc) return { ok: false, reason: 'no-compiler', detail: 'no C compiler (cc or gcc) in PATH: apt-get install gcc' };
-  await mkdir(path.dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  const r = await run(cc, ['-O2', '-s', '-o', tmp, srcPath]).catch((e: NodeJS.ErrnoException) => ({ code: null, stderr: `cannot run it: ${e.code ?? e.message}` }));
-  if (r.code !== 0) {
-    await rm(tmp, { force: true });
-    return { ok: false, reason: 'compile-failed', detail: `${cc} exited ${r.code ?? '-'}: ${r.stderr.trim().split('\n')[0] ?? ''}` };
-  }
-  await chmod(tmp, 0o755);
-  await rename(tmp, out);
-  return { ok: true, path: out, built: true };
+  const source = thpOffSourcePath(opts.root);
+  return ensureCompiledC({ source, out: thpOffLauncherPath(cacheDir, readFileSync(source)), flags: ['-O2', '-s'], cc: opts.cc });
 }
 
 /** The launch layer: THP off for the VMM and everything it starts (inherited, kept across execve). */
