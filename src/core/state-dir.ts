@@ -3,6 +3,7 @@
 // whose daemon still runs (a pid file left by a killed daemon names a process that is gone).
 import fs from 'node:fs';
 import path from 'node:path';
+import { processAlive } from './process-alive.js';
 
 export const DAEMON_PID_FILE = 'daemon.pid';
 
@@ -28,10 +29,5 @@ function daemonPid(stateDir: string): number | undefined {
 export function runningDaemon(stateDir: string): number | undefined {
   const pid = daemonPid(stateDir);
   if (pid === undefined) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
-  }
+  return processAlive(pid) ? pid : undefined;
 }

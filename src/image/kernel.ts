@@ -8,6 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type Log, run, runOk, sha256, which } from './exec.js';
+import { processAlive } from '../core/process-alive.js';
 
 export interface Kernel {
   kind: 'minimal' | 'debian';
@@ -62,15 +63,6 @@ export async function minimalKernelId(guestImageDir: string, features: readonly 
   ).slice(0, 16);
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Returns the cached minimal kernel, or undefined. */
 export async function cachedMinimalKernel(cacheDir: string, guestImageDir: string, features: readonly KernelFeature[] = []): Promise<Kernel | undefined> {
   if (!existsSync(LINUX_SOURCE_TARBALL)) return undefined;
@@ -102,9 +94,9 @@ export async function minimalKernel(cacheDir: string, guestImageDir: string, log
   // Someone else (another process) may be building the same kernel: wait for it rather than build twice.
   for (const name of existsSync(kernelsDir) ? readdirSync(kernelsDir) : []) {
     const m = /^\.build-([0-9a-f]+)-(\d+)$/.exec(name);
-    if (m && m[1] === id && Number(m[2]) !== process.pid && pidAlive(Number(m[2]))) {
+    if (m && m[1] === id && Number(m[2]) !== process.pid && processAlive(Number(m[2]))) {
       log(`kernel: another process (pid ${m[2]}) is building kernel ${id}, waiting for it`);
-      while (pidAlive(Number(m[2])) && !existsSync(vmlinuxPath)) await new Promise((r) => setTimeout(r, 2000));
+      while (processAlive(Number(m[2])) && !existsSync(vmlinuxPath)) await new Promise((r) => setTimeout(r, 2000));
       if (existsSync(vmlinuxPath)) return result;
     } else if (m) {
       await rm(join(kernelsDir, name), { recursive: true, force: true }); // leftover of a dead build

@@ -9,18 +9,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QemuDriver, shellQuote } from '../../src/runtimes/qemu/driver.js';
+import { processAlive } from '../../src/core/process-alive.js';
 import type { GuestImage, VmConfig } from '../../src/runtimes/types.js';
 
 const haveQemu = spawnSync('qemu-system-x86_64', ['--version']).status === 0;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function setup(t: { after: (fn: () => void) => void }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qemu-life-it's,odd "));
@@ -79,7 +71,7 @@ void test('driver lifecycle without a kernel', { skip: haveQemu ? false : 'qemu-
     assert.equal(driver.liveCount, 1);
     await Promise.all([vm.stop(), vm.stop()]);
     await vm.stop();
-    assert.equal(pidAlive(vm.pid), false);
+    assert.equal(processAlive(vm.pid), false);
     assert.equal(fs.existsSync(c.runDir), false);
     assert.equal(driver.liveCount, 0);
     const exit = await vm.exited;
@@ -180,7 +172,7 @@ process.exit(0);
   // SIGKILL is asynchronous; give the kernel a moment to reap
   // (a zombie reparented to init counts as dead; so does a process gone between the two reads)
   const alive = (): boolean => {
-    if (!pidAlive(pid)) return false;
+    if (!processAlive(pid)) return false;
     try {
       return !/State:\s+Z/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     } catch {

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QemuDriver } from '../../src/runtimes/qemu/driver.js';
+import { processAlive } from '../../src/core/process-alive.js';
 import { memoryLayout } from '../../src/runtimes/qemu/cmdline.js';
 import { detectAccelerator, type AccelDecision } from '../../src/runtimes/qemu/accel.js';
 import type { GuestImage, SnapshotFiles, VmConfig, VmHandle } from '../../src/runtimes/types.js';
@@ -57,15 +58,6 @@ function qemuPids(): number[] {
       .map(Number);
   } catch {
     return [];
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -151,7 +143,7 @@ void test('qemu driver end to end', { skip: skipWhy ?? false, timeout: 30 * 60_0
     await vm.stop(); // idempotent
     const exit = await vm.exited;
     assert.ok(exit.code !== undefined);
-    assert.equal(pidAlive(pid), false);
+    assert.equal(processAlive(pid), false);
     assert.equal(qemuPids().includes(pid), false);
     assert.equal(fs.existsSync(c.runDir), false);
     await assert.rejects(vm.channel.request({ op: 'ping' }, 1000));

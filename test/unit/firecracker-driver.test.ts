@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FirecrackerDriver } from '../../src/runtimes/firecracker/driver.js';
+import { processAlive } from '../../src/core/process-alive.js';
 import { VmStartError, type GuestImage, type VmConfig, type VmHandle } from '../../src/runtimes/types.js';
 
 // CommonJS (the file has no extension and no package.json above it).
@@ -150,15 +151,6 @@ async function apiCalls(): Promise<Array<{ method?: string; path?: string; body?
   return (await records()).filter((r) => r.method && !(r.method === 'GET' && r.path === '/')).map(({ method, path: p, body }) => ({ method, path: p, body }));
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function vmConfig(name: string, over: Partial<VmConfig> = {}): VmConfig {
   const image: GuestImage = {
     version: 'test',
@@ -203,7 +195,7 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     handles.push(vm);
     assert.equal(vm.vmId, 'boot-1');
     assert.equal(vm.accelerator, 'kvm');
-    assert.ok(pidAlive(vm.pid));
+    assert.ok(processAlive(vm.pid));
 
     const recs = await records();
     const start = recs[0];
@@ -265,7 +257,7 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     assert.equal(await fs.readFile(path.join(snapDir, 'vm.state'), 'utf8'), 'vmstate');
 
     await vm.stop();
-    assert.equal(pidAlive(vm.pid), false);
+    assert.equal(processAlive(vm.pid), false);
     await assert.rejects(fs.access(cfg.runDir), /ENOENT/);
     const exit = await vm.exited;
     assert.ok(exit.code !== null || exit.signal !== null);
@@ -293,7 +285,7 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     const reply = await vm.channel.request({ op: 'ping' }, 5_000);
     assert.equal(reply.ok, true);
     await vm.stop();
-    assert.equal(pidAlive(vm.pid), false);
+    assert.equal(processAlive(vm.pid), false);
     await assert.rejects(fs.access(cfg.runDir), /ENOENT/);
   });
 
@@ -314,7 +306,7 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     await assert.rejects(driver.boot(cfg), /PUT \/machine-config failed with 400: fake fault for PUT \/machine-config/);
     const pid = (await records())[0]?.pid;
     assert.ok(pid);
-    assert.equal(pidAlive(pid), false);
+    assert.equal(processAlive(pid), false);
     await assert.rejects(fs.access(cfg.runDir), /ENOENT/);
   });
 
@@ -367,7 +359,7 @@ void describe('FirecrackerDriver with a fake firecracker executable', () => {
     await vm.stop();
     const ex = await vm.exited;
     assert.equal(ex.signal, 'SIGKILL', JSON.stringify(ex));
-    assert.equal(pidAlive(vm.pid), false);
+    assert.equal(processAlive(vm.pid), false);
   });
 
   void test('cpuAffinity runs the VMM under taskset with the same pid', async () => {
