@@ -26,7 +26,7 @@ import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { projectRoot } from '../src/core/project-root.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
-import { readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
+import { readFaasrailSpec, scaledCounts, type FaasrailSpecRow } from '../src/traces/faasrail.js';
 import { slotsTrace, type SlotsRow } from '../src/traces/slots.js';
 import type { Trace } from '../src/traces/types.js';
 import { eachArg } from './args.js';
@@ -99,19 +99,12 @@ function pickRows(rows: FaasrailSpecRow[], n: number): FaasrailSpecRow[] {
   return [...idx].map((i) => sorted[i]!);
 }
 
-/** The picked rows as a trace at `rps`: each row's per-minute counts scaled (rounding carried over minutes). */
-/** The load as per-minute rows of FaaSCell's slots format (what `faascell replay --format slots` reads). */
+/** The picked rows at `rps` as per-minute rows of FaaSCell's slots format (what `faascell replay --format slots` reads). */
 function loadRows(rows: FaasrailSpecRow[], rps: number, minutes: number): SlotsRow[] {
   const total = rows.reduce((s, r) => s + r.rpm.slice(0, minutes).reduce((x, y) => x + y, 0), 0);
   const k = (rps * 60 * minutes) / total;
   return rows.map((r, i) => {
-    let carry = 0;
-    const counts = r.rpm.slice(0, minutes).map((c) => {
-      const want = c * k + carry;
-      const n = Math.floor(want);
-      carry = want - n;
-      return n;
-    });
+    const counts = scaledCounts(r.rpm.slice(0, minutes), k);
     const ms = Math.min(MAX_RUN_MS, Math.max(1, Math.round(r.mean ?? r.avg)));
     return { name: `load-${String(i).padStart(2, '0')}`, avgDurationMs: ms, memoryMiB: 256, request: { ms }, counts };
   });

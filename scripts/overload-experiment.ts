@@ -35,7 +35,7 @@ import type { ReplayRecord, ReplaySummary } from '../src/replay/replay.js';
 import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
 import { loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
-import { faasrailFunctionName, readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
+import { faasrailFunctionName, readFaasrailSpec, scaledCounts, type FaasrailSpecRow } from '../src/traces/faasrail.js';
 import { loadTrace, type Trace } from '../src/traces/index.js';
 import { eachArg } from './args.js';
 
@@ -112,13 +112,7 @@ export function scaledSpec(rows: FaasrailSpecRow[], header: string[], rate: numb
   const k = (rate * seconds) / total;
   const lines = [header.join(',')];
   for (const r of rows) {
-    let carry = 0;
-    const counts = r.rpm.slice(0, cols).map((c) => {
-      const want = c * k + carry;
-      const m = Math.floor(want);
-      carry = want - m;
-      return m;
-    });
+    const counts = scaledCounts(r.rpm.slice(0, cols), k);
     const wreq = { ...(r.mean !== undefined ? { mean: r.mean } : {}), ...(r.stdev !== undefined ? { stdev: r.stdev } : {}), bench: r.workload, payload: r.payloadText };
     lines.push([String(r.avg), csvCell(JSON.stringify(wreq)), ...counts.map(String)].join(','));
   }

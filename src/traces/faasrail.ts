@@ -44,6 +44,17 @@ export interface FaasrailSpecRow {
   rpm: number[];
 }
 
+/** A row's per-minute counts scaled by `k`, each minute rounded down with its remainder carried to the next. */
+export function scaledCounts(rpm: number[], k: number): number[] {
+  let carry = 0;
+  return rpm.map((c) => {
+    const want = c * k + carry;
+    const n = Math.floor(want);
+    carry = want - n;
+    return n;
+  });
+}
+
 const wreqSchema = z.object({
   bench: z.string().min(1),
   payload: z.string(),

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseCsvLine } from '../../src/traces/csv.js';
+import { scaledCounts } from '../../src/traces/faasrail.js';
 import { synthesizeAzureFiles } from '../../src/traces/generate.js';
 import { ArrivalExpander, arrivals, loadAzureTrace, loadFaasrailSpec, loadTrace, subsetTrace, thinTrace, topFunctions } from '../../src/traces/index.js';
 
@@ -209,4 +210,11 @@ void test('thinning keeps about the fraction, per function, deterministically', 
   assert.ok(a.functions.every((f, i) => f.total <= t.functions[i]!.total));
   assert.equal(thinTrace(t, 1), t);
   assert.throws(() => thinTrace(t, 0), /sample fraction/);
+});
+
+void test('scaledCounts: each minute rounded down, the remainder carried, the sum kept within one', () => {
+  assert.deepEqual(scaledCounts([1, 1, 1, 1], 0.5), [0, 1, 0, 1]);
+  assert.deepEqual(scaledCounts([3, 0, 2], 1), [3, 0, 2]);
+  const c = scaledCounts([7, 11, 13, 5], 0.37);
+  assert.ok(Math.abs(c.reduce((s, x) => s + x, 0) - 36 * 0.37) < 1);
 });
