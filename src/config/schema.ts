@@ -59,7 +59,7 @@ export const MEMORY_DEFAULTS = {
   accounting: DEFAULT_MEMORY_ACCOUNTING.accounting,
   reserve: DEFAULT_MEMORY_ACCOUNTING.reserve,
   sampleIntervalMs: 2000,
-  guard: { enabled: true, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 },
+  guard: { enabled: true, intervalMs: 500, evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10, psiAvailableBelow: 0.2 },
   // host-wide: the daemon changes it only when told to (measured: bench/runs/2026-12-07-ksm.md)
   ksm: 'off' as 'off' | 'on',
 };
@@ -209,6 +209,8 @@ export const configSchema = z
                 /** PSI memory avg10 (percent) from which idle VMs are evicted (some) / starts refused too (full); 0: ignored. */
                 psiSomeEvict: z.number().min(0).max(100).default(MEMORY_DEFAULTS.guard.psiSomeEvict),
                 psiFullRefuse: z.number().min(0).max(100).default(MEMORY_DEFAULTS.guard.psiFullRefuse),
+                /** PSI some counts only while the tightest source has less than this fraction available (1: always); docs/density.md */
+                psiAvailableBelow: z.number().min(0).max(1).default(MEMORY_DEFAULTS.guard.psiAvailableBelow),
               })
               .strict()
               .default({}),

@@ -34,6 +34,12 @@ export interface GuardThresholds {
   /** PSI memory (avg10, percent) at or above which the node evicts idle VMs (some) / also refuses starts (full); 0: ignored */
   psiSomeEvict: number;
   psiFullRefuse: number;
+  /**
+   * PSI `some` counts only while the tightest source has less than this fraction of its limit available (1: at
+   * any availability). Reclaiming page cache on a host whose cores are busy stalls tasks with gigabytes still
+   * available (bench/runs/2026-12-07-psi-reclaim-s7.txt); `full` (every task stalled) counts at any availability.
+   */
+  psiAvailableBelow: number;
 }
 
 export interface GuardVerdict {
@@ -50,14 +56,16 @@ export function guardVerdict(r: HostMemoryReading, t: GuardThresholds): GuardVer
   for (const s of r.sources) if (s.limitMiB > 0 && (!tight || s.availableMiB / s.limitMiB < tight.availableMiB / tight.limitMiB)) tight = s;
   let level: PressureLevel = PRESSURE_OK;
   let shortMiB = 0;
+  // no source read: PSI alone speaks
+  const frac = tight ? tight.availableMiB / tight.limitMiB : 0;
   if (tight) {
-    const frac = tight.availableMiB / tight.limitMiB;
     level = frac < t.stopBelow ? PRESSURE_STOP : frac < t.refuseBelow ? PRESSURE_REFUSE : frac < t.evictBelow ? PRESSURE_EVICT : PRESSURE_OK;
     shortMiB = Math.max(0, Math.ceil(t.evictBelow * tight.limitMiB - tight.availableMiB));
   }
-  // stalls on memory without a source near its limit (reclaim, a neighbour): evict, refuse; never stop a run for it
+  // stalls on memory without a source near its limit (thrashing, a neighbour): evict, refuse; never stop a run for
+  // it. `some` alone, with memory plentiful, is page-cache reclaim on busy cores: not counted (psiAvailableBelow)
   if (t.psiFullRefuse > 0 && (r.psiFull10 ?? 0) >= t.psiFullRefuse && level < PRESSURE_REFUSE) level = PRESSURE_REFUSE;
-  else if (t.psiSomeEvict > 0 && (r.psiSome10 ?? 0) >= t.psiSomeEvict && level < PRESSURE_EVICT) level = PRESSURE_EVICT;
+  else if (t.psiSomeEvict > 0 && (r.psiSome10 ?? 0) >= t.psiSomeEvict && frac < t.psiAvailableBelow && level < PRESSURE_EVICT) level = PRESSURE_EVICT;
   return { level, shortMiB, source: tight };
 }
 

@@ -8,8 +8,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { cgroupAvailable, guardVerdict, parseMeminfo, parsePsi, readHostMemory, type GuardThresholds } from '../../src/vmpool/host-memory.js';
 import { PRESSURE_EVICT, PRESSURE_OK, PRESSURE_REFUSE, PRESSURE_STOP } from '../../src/vmpool/core/core.js';
+import { parseConfig } from '../../src/config/schema.js';
 
-const T: GuardThresholds = { evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10 };
+const T: GuardThresholds = { evictBelow: 0.1, refuseBelow: 0.05, stopBelow: 0.02, psiSomeEvict: 20, psiFullRefuse: 10, psiAvailableBelow: 1 };
 
 void test('parsers: meminfo, PSI, cgroup limits (v1 "no limit", v2 max, inactive file pages reclaimable)', () => {
   assert.deepEqual(parseMeminfo('MemTotal:       24683772 kB\nMemFree:        17043260 kB\nMemAvailable:   22288832 kB\n'), { totalMiB: 24683772 / 1024, availableMiB: 22288832 / 1024 });
@@ -69,4 +70,37 @@ void test('readHostMemory: MemAvailable, PSI, and every limited cgroup from the 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+void test('PSI `some` counts only while memory is short (psiAvailableBelow); `full` at any availability', () => {
+  const D = { ...T, psiAvailableBelow: 0.2 };
+  const host = (availableMiB: number) => ({ name: 'host', availableMiB, limitMiB: 1000 });
+  // page-cache reclaim on busy cores with most of the host available: ignored
+  assert.equal(guardVerdict({ sources: [host(400)], psiSome10: 60, psiFull10: 2 }, D).level, PRESSURE_OK);
+  // the same stalls with the tightest source short: evict, though above evictBelow
+  assert.equal(guardVerdict({ sources: [host(150)], psiSome10: 60 }, D).level, PRESSURE_EVICT);
+  assert.equal(guardVerdict({ sources: [host(150)], psiSome10: 19 }, D).level, PRESSURE_OK);
+  assert.equal(guardVerdict({ sources: [host(240)], psiSome10: 60 }, D).level, PRESSURE_OK);
+  // the tightest source decides: the host plentiful, the VMs' cgroup short
+  assert.equal(guardVerdict({ sources: [host(900), { name: '/cg', availableMiB: 150, limitMiB: 1000 }], psiSome10: 30 }, D).level, PRESSURE_EVICT);
+  // every task stalled: refused whatever is available
+  assert.equal(guardVerdict({ sources: [host(900)], psiSome10: 60, psiFull10: 12 }, D).level, PRESSURE_REFUSE);
+  // nothing read but PSI: PSI alone speaks
+  assert.equal(guardVerdict({ sources: [], psiSome10: 30 }, D).level, PRESSURE_EVICT);
+  // 1: the former rule (PSI `some` at any availability)
+  assert.equal(guardVerdict({ sources: [host(400)], psiSome10: 60 }, { ...D, psiAvailableBelow: 1 }).level, PRESSURE_EVICT);
+});
+
+void test('the defaults: session 6\'s stop on the loaded machine (PSI some 25 %, 10.0 GiB of 23.5 available) is no longer a stop', () => {
+  const g = parseConfig({}).node.memory.guard;
+  const s6 = { sources: [{ name: 'host', availableMiB: 10460016 / 1024, limitMiB: 24683772 / 1024 }], psiSome10: 25.29, psiFull10: 1.27 };
+  assert.equal(guardVerdict(s6, { ...g, psiAvailableBelow: 1 }).level, PRESSURE_EVICT);
+  assert.equal(guardVerdict(s6, g).level, PRESSURE_OK);
+  assert.equal(guardVerdict({ ...s6, sources: [{ name: 'host', availableMiB: 0.15 * (24683772 / 1024), limitMiB: 24683772 / 1024 }] }, g).level, PRESSURE_EVICT);
+  // bench/runs/2026-12-07-psi-reclaim-s7.txt: a file streamed through a 768 MiB cgroup's page cache on busy cores
+  // (ignored now), and a working set larger than what that cgroup has left (still evicted, above evictBelow)
+  const host = { name: 'host', availableMiB: 0.881 * 24105, limitMiB: 24105 };
+  assert.equal(guardVerdict({ sources: [host, { name: '/cg', availableMiB: 767, limitMiB: 768 }], psiSome10: 20.44, psiFull10: 0 }, g).level, PRESSURE_OK);
+  assert.equal(guardVerdict({ sources: [host, { name: '/cg', availableMiB: 0.149 * 768, limitMiB: 768 }], psiSome10: 32.59, psiFull10: 0 }, g).level, PRESSURE_EVICT);
+  assert.throws(() => parseConfig({ node: { memory: { guard: { psiAvailableBelow: 2 } } } }), /psiAvailableBelow/);
 });
