@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { apiSocketPath, ConfigError, effectiveTiers, loadConfigFile, parseConfig } from '../../src/config/schema.js';
+import { configErrorKey } from '../helpers/config-key.js';
 import { isLoopback } from '../../src/daemon.js';
 
 test('defaults are filled in', () => {
@@ -19,15 +20,7 @@ test('defaults are filled in', () => {
 });
 
 test('errors name the bad key', () => {
-  const key = (input: unknown): string | undefined => {
-    try {
-      parseConfig(input);
-    } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      return e.key;
-    }
-    return undefined;
-  };
+  const key = configErrorKey;
   assert.equal(key({ node: { memoryBudgetMiB: 'lots' } }), 'node.memoryBudgetMiB');
   assert.equal(key({ api: { prot: 1 } }), 'api');
   assert.equal(key({ runtime: { accelerator: 'fast' } }), 'runtime.accelerator');

@@ -12,6 +12,7 @@ import { deviceNumbers } from '../../src/runtimes/jail/isolation.js';
 import { UnsafePathError } from '../../src/runtimes/jail/shell.js';
 import { buildQemuArgs, SANDBOX_ARG, VmConfigError } from '../../src/runtimes/qemu/cmdline.js';
 import type { VmConfig } from '../../src/runtimes/types.js';
+import { testImage, testVmConfig } from '../helpers/vm-config.js';
 
 const base: LaunchSpec = { cmd: '/usr/bin/qemu', argv: ['-m', '256'] };
 
@@ -106,17 +107,8 @@ void test('subordinate uid blocks and per-VM uids', () => {
   assert.throws(() => new UidAllocator({ first: 0, count: 5 }), JailUserError);
 });
 
-const image = {
-  version: 'v1',
-  dir: '/img',
-  kernelPath: '/img/vmlinux',
-  kernelKind: 'minimal' as const,
-  initrdPath: '/img/initrd.cpio.gz',
-  rootfsPath: '/img/rootfs.sqfs',
-  cmdline: 'console=ttyS0',
-  sizes: { kernelBytes: 1, initrdBytes: 1, rootfsBytes: 1 },
-};
-const vmCfg = (over: Partial<VmConfig> = {}): VmConfig => ({ vmId: 'vm1', memoryMiB: 256, vcpus: 1, image, runDir: '/run/vm1', accelerator: 'tcg', memory: { kind: 'anonymous' }, ...over });
+const image = testImage('console=ttyS0');
+const vmCfg = (over: Partial<VmConfig> = {}): VmConfig => testVmConfig(image, over);
 
 void test('QEMU: seccomp sandbox and a bounded TCG code cache', () => {
   const a = buildQemuArgs(vmCfg(), { sandbox: true, tcgCodeCacheMiB: 256 });

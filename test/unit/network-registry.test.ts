@@ -1,7 +1,8 @@
 // A function's network spec through the registry (SQLite) and the configuration's network block.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../../src/config/schema.js';
+import { parseConfig } from '../../src/config/schema.js';
+import { configErrorKey } from '../helpers/config-key.js';
 import { FaasError } from '../../src/core/errors.js';
 import { networkOptions } from '../../src/network/options.js';
 import { openMemoryDb } from '../../src/registry/db.js';
@@ -38,15 +39,7 @@ void test('config: network defaults and errors name the key', () => {
   const o = networkOptions(c.network, false);
   assert.equal(o.prewarm, false);
   assert.equal(networkOptions(c.network, true).prewarm, true, 'egress functions exist: set up at start');
-  const key = (input: unknown) => {
-    try {
-      parseConfig(input);
-    } catch (e) {
-      assert.ok(e instanceof ConfigError);
-      return e.key;
-    }
-    return undefined;
-  };
+  const key = configErrorKey;
   assert.equal(key({ network: { hostCidr: '10.200.0.0/30' } }), undefined, 'one slot');
   assert.equal(key({ network: { hostCidr: '10.200.0.0' } }), 'network.hostCidr');
   assert.equal(key({ network: { hostCidr: '10.200.0.0/31' } }), 'network.hostCidr');

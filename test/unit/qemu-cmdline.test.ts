@@ -2,20 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildQemuArgs, escapeOptValue, memoryLayout, pmemRootfs, runFiles, VmConfigError } from '../../src/runtimes/qemu/cmdline.js';
 import type { VmConfig } from '../../src/runtimes/types.js';
+import { testImage, testVmConfig } from '../helpers/vm-config.js';
 
-const image = {
-  version: 'v1',
-  dir: '/img',
-  kernelPath: '/img/vmlinux',
-  kernelKind: 'minimal' as const,
-  initrdPath: '/img/initrd.cpio.gz',
-  rootfsPath: '/img/rootfs.sqfs',
-  cmdline: 'console=ttyS0 reboot=t panic=-1 tsc_early_khz=2400000',
-  sizes: { kernelBytes: 1, initrdBytes: 1, rootfsBytes: 1 },
-};
+const image = testImage('console=ttyS0 reboot=t panic=-1 tsc_early_khz=2400000');
 
 function cfg(over: Partial<VmConfig> = {}): VmConfig {
-  return { vmId: 'vm1', memoryMiB: 256, vcpus: 1, image, runDir: '/run/vm1', accelerator: 'tcg', memory: { kind: 'anonymous' }, ...over };
+  return testVmConfig(image, over);
 }
 
 function after(args: string[], flag: string): string | undefined {
