@@ -170,13 +170,6 @@ export async function simulationSetup(opts: SimulateCommandOptions): Promise<Sim
 /** From this many invocations on, `simulate` expands the arrivals on a worker thread (ExpandOptions.thread). */
 const THREAD_MIN_ARRIVALS = 1_000_000;
 
-/** About how many of the trace's invocations the run covers (all of them, or the part of the trace --duration-s covers). */
-function simulatedArrivals(su: SimulationSetup): number {
-  const t = su.trace;
-  const spanMs = t.nSlots * t.slotMs * (su.timeScale ?? 1);
-  return su.durationMs === undefined || !(spanMs > 0) ? t.totalInvocations : t.totalInvocations * Math.min(1, su.durationMs / spanMs);
-}
-
 export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
   const su = await simulationSetup(opts);
@@ -189,8 +182,8 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
     durationMs: su.durationMs,
     maxInstancesPerFunction: su.maxInstancesPerFunction,
     maxQueueDelayMs: su.maxQueueDelayMs,
-    // a long run's arrivals are drawn on the second core (a worker's start costs more than a short run's)
-    expand: { ...su.expand, thread: simulatedArrivals(su) >= THREAD_MIN_ARRIVALS },
+    // a long trace's arrivals are drawn on the second core (a worker's start costs more than a short trace's)
+    expand: { ...su.expand, thread: su.trace.totalInvocations >= THREAD_MIN_ARRIVALS },
     node: su.node,
   });
   if (opts.json) write(JSON.stringify(res) + '\n');
