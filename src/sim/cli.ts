@@ -167,9 +167,6 @@ export async function simulationSetup(opts: SimulateCommandOptions): Promise<Sim
   };
 }
 
-/** From this many invocations on, `simulate` expands the arrivals on a worker thread (ExpandOptions.thread). */
-const THREAD_MIN_ARRIVALS = 1_000_000;
-
 export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<SimulationResult> {
   const write = opts.write ?? ((s: string) => void process.stdout.write(s));
   const su = await simulationSetup(opts);
@@ -182,8 +179,7 @@ export async function runSimulateCommand(opts: SimulateCommandOptions): Promise<
     durationMs: su.durationMs,
     maxInstancesPerFunction: su.maxInstancesPerFunction,
     maxQueueDelayMs: su.maxQueueDelayMs,
-    // a long trace's arrivals are drawn on the second core (a worker's start costs more than a short trace's)
-    expand: { ...su.expand, thread: su.trace.totalInvocations >= THREAD_MIN_ARRIVALS },
+    expand: su.expand,
     node: su.node,
   });
   if (opts.json) write(JSON.stringify(res) + '\n');

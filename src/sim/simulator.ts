@@ -8,7 +8,7 @@
 import { MEMORY_DEFAULTS, SCHED_DEFAULTS } from '../config/schema.js';
 import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-stats.js';
 import type { ResolvedPolicySet } from '../policies/index.js';
-import { openArrivals, type ExpandOptions } from '../traces/expand.js';
+import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
 import { PoolCore } from '../vmpool/core/core.js';
 import { TIMER_DEADLINE, TIMER_EXPIRE } from '../vmpool/core/model.js';
@@ -399,7 +399,7 @@ export class Simulator implements CoreEffects {
     const scale = o.timeScale ?? 1;
     const endMs = Math.min(trace.nSlots * trace.slotMs * scale, o.durationMs ?? Infinity);
     this.endMs = endMs;
-    const x = openArrivals(trace, o.expand);
+    const x = new ArrivalExpander(trace, o.expand);
     const heap = this.heap;
     const core = this.core;
     let done = false;
@@ -427,7 +427,6 @@ export class Simulator implements CoreEffects {
         this.afterEvent(t);
       }
     }
-    x.close();
     // events up to the end; then only work in flight (runs and starts), no more timers
     let simEnd = endMs;
     while (heap.size > 0 && heap.peekTime() <= endMs) this.step();

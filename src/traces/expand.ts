@@ -2,7 +2,6 @@
 // a day with tens of millions of invocations never exists as one array.
 import { createRng, type SeededRng } from '../policies/rng.js';
 import type { Arrival, Trace } from './types.js';
-import { ThreadedArrivals } from './expand-thread.js';
 
 export type Spread = 'random' | 'even';
 
@@ -13,28 +12,6 @@ export interface ExpandOptions {
    */
   spread?: Spread;
   seed?: number;
-  /**
-   * Draw and sort the arrivals on a second thread, ahead of the simulation (openArrivals; the same arrivals).
-   * Pays for a long trace only: a worker takes tens of ms to start.
-   */
-  thread?: boolean;
-}
-
-/** What the expander reads of a trace (a worker thread gets these parts only). */
-export type ExpandableTrace = Pick<Trace, 'slotMs' | 'nSlots' | 'slotStart' | 'entryFn' | 'entryCount' | 'exact'> & { readonly functions: { readonly length: number } };
-
-/** A trace's arrivals slot by slot, sorted by time: slot(s) fills times/fns[0..n) and returns n (slots asked in order). */
-export interface SlotArrivals {
-  times: Float64Array;
-  fns: Uint32Array;
-  slot(s: number): number;
-  /** Done with it (a worker thread stops). */
-  close(): void;
-}
-
-/** The arrivals of `trace`: expanded here, or on a second thread with `opts.thread` (a trace of exact times is read here). */
-export function openArrivals(trace: ExpandableTrace, opts: ExpandOptions = {}): SlotArrivals {
-  return opts.thread && !trace.exact ? new ThreadedArrivals(trace, opts) : new ArrivalExpander(trace, opts);
 }
 
 const FN_BITS = 2 ** 26;
@@ -50,7 +27,7 @@ const RADIX_MASK = RADIX - 1;
  * entries come in function order, so ties stay ordered by function — the order a
  * comparison sort of (units, function) gives, in O(n) instead of O(n log n).
  */
-export class ArrivalExpander implements SlotArrivals {
+export class ArrivalExpander {
   times = new Float64Array(4096);
   fns = new Uint32Array(4096);
   private units = new Uint32Array(4096);
@@ -65,7 +42,7 @@ export class ArrivalExpander implements SlotArrivals {
   private readonly unitsPerMs: number;
 
   constructor(
-    readonly trace: ExpandableTrace,
+    readonly trace: Trace,
     opts: ExpandOptions = {},
   ) {
     if (trace.functions.length >= FN_BITS) throw new Error(`too many functions (${trace.functions.length})`);
@@ -164,8 +141,6 @@ export class ArrivalExpander implements SlotArrivals {
     this.unitsTmp = dst;
     this.fnTmp = dstF;
   }
-
-  close(): void {}
 
   /** A trace with exact arrival times: slot s's arrivals as recorded. */
   private exactSlot(s: number): number {

@@ -7,8 +7,7 @@
 // docs/cluster-simulation.md measures what it changes at 100 nodes (one cell of 100
 // against two of 50). The results are merged: counts add up, latency histograms merge.
 
-import type { Worker } from 'node:worker_threads';
-import { moduleWorker } from '../../core/module-worker.js';
+import { Worker } from 'node:worker_threads';
 import { LatencyHistogram } from '../histogram.js';
 import { subsetTrace } from '../../traces/transform.js';
 import type { Trace } from '../../traces/types.js';
@@ -24,7 +23,10 @@ export function cellTrace(t: Trace, index: number, of: number): Trace {
 
 /** Start a worker on the cell module, compiled (.js) or through tsx's loader (.ts, as bin/faascell.js runs the sources). */
 function startCell(data: unknown): Worker {
-  return moduleWorker(import.meta.url, 'cell-worker', { workerData: data });
+  const url = new URL(`./cell-worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url);
+  if (url.pathname.endsWith('.js')) return new Worker(url, { workerData: data });
+  const boot = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
 }
 
 export async function simulateCells(cmd: ClusterCommandOptions, cells: number): Promise<ClusterSimResult & { cells: number }> {
