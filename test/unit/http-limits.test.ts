@@ -88,7 +88,10 @@ void test('slowloris: sockets that never finish their headers or body are closed
   }
   // a body that trickles in: headers complete, body never does
   const trickle = slowSocket({ port: d.port }, 'POST /v1/functions/slow/invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{');
-  const timer = setInterval(() => trickle.sock.write(' '), 100);
+  // the trickle starts once the request's head is written (slowSocket writes it on 'connect', registered first):
+  // a space written before a slow connect would be sent ahead of the request line (a 400, not the 408 asserted)
+  let timer: NodeJS.Timeout | undefined;
+  trickle.sock.once('connect', () => (timer = setInterval(() => trickle.sock.write(' '), 100)));
   t.after(() => clearInterval(timer));
   slow.push(trickle.closed);
   // meanwhile the API answers
