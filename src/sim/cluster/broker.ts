@@ -39,6 +39,7 @@
 // queued" by a claim per invocation in a KV bucket, here the model knows it.
 
 import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
+import { clusterConfigSchema } from '../../cluster/config.js';
 import { handsBack } from '../../cluster/handback.js';
 import { pastDeadline, queueDeadline, redeliveryDeadline } from '../../cluster/deadline.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
@@ -72,6 +73,8 @@ export interface BrokerOptions {
   /** cluster.pullRule: what a node counts as room for shared-queue work (default the daemon's) */
   pullRule?: PullRule;
   maxHandbacks: number;
+  /** cluster.maxDeliveries: a message delivered more often (every node that took it died) is answered daemon_restarted, not run (default the daemon's) */
+  maxDeliveries?: number;
   /** how long an invocation may wait in the broker's queues before it is refused there (ms; default: no limit) */
   queueDeadlineMs?: number;
   /** seeds the heartbeat phases and the random routing */
@@ -151,6 +154,10 @@ const C_PAUSE_END = 4;
 
 /** The refusal of an invocation that waited in the broker past its deadline (as a node's queue deadline). */
 const DEADLINE_REFUSAL: RejectCode = 'queue_timeout';
+
+/** How an invocation is answered without a run: a node's or the broker's refusal, or given up after too many deliveries (the daemon's 503 daemon_restarted). */
+export type BrokerRefusal = RejectCode | 'daemon_restarted';
+const GIVE_UP_REFUSAL: BrokerRefusal = 'daemon_restarted';
 
 export class ClusterBroker {
   readonly counters: BrokerCounters = {
@@ -236,9 +243,10 @@ export class ClusterBroker {
   /** refused at their deadline but still in a queue */
   private stale = 0;
   private readonly deadlineMs: number;
+  private readonly maxDeliveries: number;
 
   /** every outcome: the invocation and what happened (answered with its path, refused with its reason) */
-  onOutcome: (m: ClusterMsg, now: number, refusal: RejectCode | undefined) => void = () => undefined;
+  onOutcome: (m: ClusterMsg, now: number, refusal: BrokerRefusal | undefined) => void = () => undefined;
   /** every broker decision (the conformance test compares them) */
   onDecision: ((d: BrokerDecision) => void) | undefined;
 
@@ -274,6 +282,7 @@ export class ClusterBroker {
     this.load = o.routing === 'least-loaded' ? new LoadIndex(n) : undefined;
     this.aliveIsLive = o.heartbeatMs <= o.nodeTimeoutMs;
     this.deadlineMs = o.queueDeadlineMs ?? Infinity;
+    this.maxDeliveries = o.maxDeliveries ?? clusterConfigSchema.parse({}).maxDeliveries;
     for (let k = 0; k < n; k++) {
       this.pulled.push(new Map());
       this.addressed.push(new Deque());
@@ -639,6 +648,16 @@ export class ClusterBroker {
   private pull(k: number, m: ClusterMsg, via: 'shared' | 'addressed', T: number): void {
     this.queuedMsgs.delete(m.id);
     m.via = via;
+    if (m.redeliveries + 1 > this.maxDeliveries) {
+      // a redelivery loop (every node that took it died): the puller answers it without a run (pullVerdict's give_up)
+      this.counters.pulled++;
+      if (via === 'addressed') this.counters.pulledAddressed++;
+      this.counters.refused++;
+      this.counters.refusedByReason[GIVE_UP_REFUSAL] = (this.counters.refusedByReason[GIVE_UP_REFUSAL] ?? 0) + 1;
+      this.onDecision?.({ t: T, kind: 'give_up', id: m.id, node: this.o.names[k]! });
+      this.onOutcome(m, T, GIVE_UP_REFUSAL);
+      return;
+    }
     this.inflight[k]!++;
     this.capShared[k] = Math.max(0, this.capShared[k]! - 1);
     const req = ++this.reqSeq[k]!;
@@ -798,6 +817,8 @@ export type BrokerDecision =
   | { t: number; kind: 'route'; id: number; fn: string; ingress: string; to: string; why?: string }
   | { t: number; kind: 'deliver'; id: number; node: string; via: 'shared' | 'addressed' }
   | { t: number; kind: 'handback'; id: number; node: string }
+  /** delivered more than maxDeliveries times: answered daemon_restarted by the node that pulled it, not run */
+  | { t: number; kind: 'give_up'; id: number; node: string }
   | { t: number; kind: 'forward'; id: number; node: string; why: 'busy' | 'down' }
   /** refused in the broker at its deadline */
   | { t: number; kind: 'expire'; id: number }
