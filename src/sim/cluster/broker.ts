@@ -210,9 +210,25 @@ export class ClusterBroker {
   private readonly inFifo: Uint8Array;
   private readonly isChanged: Uint8Array;
   private readonly isPending: Uint8Array;
+  /**
+   * Step 5 without a walk over every node with addressed work (issue 23 item 6): a node acts in a round only when it
+   * may pull (its allowance is open: `ready`) or its locality wait is over (`waiting`, by that time); the others only
+   * wait. Those that act do so in the order they joined `pending` (pendSeq), as a walk would have visited them.
+   * liveAddr: messages in a node's addressed queue not refused at their deadline (0: it leaves `pending`).
+   */
+  private readonly pendSeq: Float64Array;
+  private pendNext = 0;
+  private readonly liveAddr: Int32Array;
+  private readonly inReady: Uint8Array;
+  private ready: number[] = [];
+  private readonly waiting = new EventHeap();
+  private readonly waitVer: Uint32Array;
+  /** nodes whose addressed queue lost its last live message outside a round's step 5 (deadline, rescue) */
+  private readonly emptied: number[] = [];
+  private readonly acting: number[] = [];
+  private readonly bySeq = (a: number, b: number): number => this.pendSeq[a]! - this.pendSeq[b]!;
 
   private changed: number[] = [];
-  private readonly pending: number[] = [];
   private readonly shared = new Deque<ClusterMsg>();
   private readonly fifo = new Deque<number>();
   private readonly beats = new EventHeap();
@@ -276,6 +292,10 @@ export class ClusterBroker {
     this.inFifo = new Uint8Array(n);
     this.isChanged = new Uint8Array(n);
     this.isPending = new Uint8Array(n);
+    this.pendSeq = new Float64Array(n);
+    this.liveAddr = new Int32Array(n);
+    this.inReady = new Uint8Array(n);
+    this.waitVer = new Uint32Array(n);
     this.forwardEvery = forwarderEveryMs(o.localityWaitMs);
     this.scanEvery = this.forwardEvery * DEAD_SCAN_TICKS;
     this.nextScan = this.scanEvery;
@@ -389,6 +409,7 @@ export class ClusterBroker {
     }
     m.target = k;
     this.addressed[k]!.push(m);
+    this.liveAddr[k]!++;
     this.notePending(k);
     return m;
   }
@@ -599,31 +620,51 @@ export class ClusterBroker {
         this.inFifo[k] = 1;
         this.fifo.push(k);
       }
+      if (this.isPending[k]) this.classify(k, T);
     }
     // 5. addressed queues: one message per node per round, or forwarded after the locality wait
     this.wakeAt = Infinity;
-    if (this.pending.length > 0) {
-      const pend = this.pending;
-      let w = 0;
-      for (let i = 0; i < pend.length; i++) {
-        const k = pend[i]!;
-        const q = this.addressed[k]!;
-        this.purge(q);
-        if (this.alive[k] && this.capAddr[k]! > 0 && q.size > 0) {
-          this.pull(k, q.shift()!, 'addressed', T);
-          this.capAddr[k] = this.inflight[k]! < this.slots[k]! + 1 ? 1 : 0;
-          if (this.capAddr[k] === 0 && Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
-        } else if (this.alive[k] && q.size > 0 && this.capAddr[k] === 0 && T >= this.forwardAt(k)) {
-          // busy for localityWaitMs: what waits here goes to the shared queue (64 per forwarder tick)
-          for (let j = 0; j < 64 && this.purge(q) > 0; j++) this.toShared(q.shift()!, k, 'busy');
-        }
-        if (this.purge(q) > 0) {
-          pend[w++] = k;
-          if (this.alive[k]) this.wakeAt = Math.min(this.wakeAt, this.capAddr[k]! > 0 ? T + o.roundMs : Math.max(T + o.roundMs, this.forwardAt(k)));
-        } else this.isPending[k] = 0;
-      }
-      pend.length = w;
+    for (const k of this.emptied) if (this.isPending[k] && this.liveAddr[k] === 0) this.leavePending(k);
+    this.emptied.length = 0;
+    const acting = this.acting;
+    for (const k of this.ready) {
+      if (this.inReady[k]) acting.push(k);
+      this.inReady[k] = 0;
     }
+    this.ready.length = 0;
+    const wait = this.waiting;
+    while (wait.size > 0 && wait.peekTime() <= T) {
+      wait.pop();
+      const k = wait.topPayload;
+      if (wait.topTag === this.waitVer[k]) {
+        this.waitVer[k] = (this.waitVer[k] + 1) >>> 0;
+        acting.push(k);
+      }
+    }
+    if (acting.length > 1) acting.sort(this.bySeq);
+    for (let i = 0; i < acting.length; i++) {
+      const k = acting[i]!;
+      const q = this.addressed[k]!;
+      this.purge(q);
+      if (this.alive[k] && this.capAddr[k]! > 0 && q.size > 0) {
+        this.liveAddr[k]!--;
+        this.pull(k, q.shift()!, 'addressed', T);
+        this.capAddr[k] = this.inflight[k]! < this.slots[k]! + 1 ? 1 : 0;
+        if (this.capAddr[k] === 0 && Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
+      } else if (this.alive[k] && q.size > 0 && this.capAddr[k] === 0 && T >= this.forwardAt(k)) {
+        // busy for localityWaitMs: what waits here goes to the shared queue (64 per forwarder tick)
+        for (let j = 0; j < 64 && this.purge(q) > 0; j++) {
+          this.liveAddr[k]!--;
+          this.toShared(q.shift()!, k, 'busy');
+        }
+      }
+      if (this.liveAddr[k] === 0) this.leavePending(k);
+      else this.classify(k, T);
+    }
+    acting.length = 0;
+    if (this.ready.length > 0) this.wakeAt = T + o.roundMs;
+    while (wait.size > 0 && wait.peekTag() !== this.waitVer[wait.peekPayload()]) wait.pop();
+    if (wait.size > 0) this.wakeAt = Math.min(this.wakeAt, Math.max(T + o.roundMs, wait.peekTime()));
     // 6. the shared queue, round robin over the pull requests in the order they were made
     const fifo = this.fifo;
     while (this.purge(this.shared) > 0 && fifo.size > 0) {
@@ -680,8 +721,28 @@ export class ClusterBroker {
   private notePending(k: number): void {
     if (this.isPending[k] === 0) {
       this.isPending[k] = 1;
-      this.pending.push(k);
+      this.pendSeq[k] = this.pendNext++;
+      // where it stands is known from its last read (step 4), or at the next one
+      this.classify(k, this.now);
     }
+  }
+
+  /** A node with live addressed work: it pulls every round while its allowance is open, else it waits for its forwarder tick. */
+  private classify(k: number, T: number): void {
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
+    this.inReady[k] = 0;
+    if (!this.alive[k]) return;
+    if (this.capAddr[k]! > 0) {
+      this.inReady[k] = 1;
+      this.ready.push(k);
+    } else if (!Number.isNaN(this.blockedSince[k]!)) this.waiting.push(Math.max(T, this.forwardAt(k)), k, this.waitVer[k]);
+    // (not read since it started: step 4 reads it this round)
+  }
+
+  private leavePending(k: number): void {
+    this.isPending[k] = 0;
+    this.inReady[k] = 0;
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
   }
 
   // ---- failures -----------------------------------------------------------------------------
@@ -690,6 +751,9 @@ export class ClusterBroker {
     if (!this.alive[k]) return;
     this.alive[k] = 0;
     this.diedAt[k] = at;
+    // a dead node neither pulls nor forwards: it waits in `pending` (no round needed) until its queue is rescued
+    this.inReady[k] = 0;
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
     this.down.add(k);
     this.ports[k]!.kill(at);
     // what it pulled and never answered comes back after the ack wait
@@ -717,6 +781,7 @@ export class ClusterBroker {
       if (m.via === 'shared') this.shared.unshift(m);
       else {
         this.addressed[node]!.unshift(m);
+        this.liveAddr[node]!++;
         this.notePending(node);
       }
     }
@@ -743,7 +808,11 @@ export class ClusterBroker {
     for (const k of this.down) {
       if (this.live(k)) continue; // not yet seen as down
       const q = this.addressed[k]!;
-      while (this.purge(q) > 0) this.toShared(q.shift()!, k, 'down');
+      while (this.purge(q) > 0) {
+        this.liveAddr[k]!--;
+        this.toShared(q.shift()!, k, 'down');
+      }
+      if (this.liveAddr[k] === 0) this.emptied.push(k);
     }
   }
 
@@ -782,6 +851,7 @@ export class ClusterBroker {
       this.queuedMsgs.delete(m.id);
       m.expired = true;
       this.stale++;
+      if (m.target >= 0 && --this.liveAddr[m.target]! === 0) this.emptied.push(m.target);
       this.counters.refused++;
       this.counters.refusedByReason[DEADLINE_REFUSAL] = (this.counters.refusedByReason[DEADLINE_REFUSAL] ?? 0) + 1;
       this.onDecision?.({ t: T, kind: 'expire', id: m.id });
