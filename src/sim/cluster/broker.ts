@@ -450,7 +450,7 @@ export class ClusterBroker {
           const node = e.node;
           if (!this.live(node)) continue;
           const b = book.bookedAt(node);
-          c.offer(node, this.pubQueued[node]!, this.pubFree[node]!, e, b === undefined ? 0 : (b.byFn.get(m.fn) ?? 0), b === undefined ? 0 : b.total);
+          c.offer(node, this.pubQueued[node]!, this.pubFree[node]!, e, b === undefined ? 0 : b.count(m.fn), b === undefined ? 0 : b.total);
         }
         const node = c.node;
         if (node === undefined) return -1;

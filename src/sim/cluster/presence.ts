@@ -177,7 +177,7 @@ export function warmChoice(index: PresenceIndex, fn: number, self: number, book:
 /** What `book` sent of `fn` to `node` since that node's last heartbeat. */
 function bookedFor(book: LocalityBook<number, number>, node: number, fn: number): number {
   const b = book.bookedAt(node);
-  return b === undefined ? 0 : (b.byFn.get(fn) ?? 0);
+  return b === undefined ? 0 : b.count(fn);
 }
 
 const EMPTY: readonly PresenceEntry[] = [];
