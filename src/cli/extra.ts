@@ -45,6 +45,7 @@ export function registerExtraCommands(p: Command): void {
     .option('--node-timeout-ms <ms>', 'cluster: cluster.nodeTimeoutMs (default 5000)')
     .option('--locality-wait-ms <ms>', 'cluster: cluster.localityWaitMs (default 500)')
     .option('--ack-wait-ms <ms>', 'cluster: cluster.ackWaitMs (default 10000)')
+    .option('--max-deliveries <n>', 'cluster: cluster.maxDeliveries, a message delivered more often is answered daemon_restarted (default 5)')
     .option('--max-in-flight <n|auto>', 'cluster: cluster.maxInFlight (default auto)')
     .option('--pull-rule <rule>', 'cluster: cluster.pullRule, starts (default) | instances')
     .option('--hop-ms <ms>', 'cluster: added to each answer\'s latency for the broker hop (default 2)')

@@ -25,10 +25,45 @@ export interface Booking {
 }
 
 /** What one ingress sent to one node since that node's last heartbeat (total 0: nothing). */
-interface Booked<F> {
-  since: number;
-  byFn: Map<F, number>;
-  total: number;
+export interface BookedView<F> {
+  readonly total: number;
+  /** invocations of `fn` among them */
+  count(fn: F): number;
+}
+
+/**
+ * A booking: the first function booked since the heartbeat inline, the others in a Map made on the
+ * first second function (most bookings of an ingress on a node between two of its heartbeats are
+ * of one function; voiding a Map on every heartbeat cost the cluster simulator a Map clear each time).
+ */
+class Booked<F> implements BookedView<F> {
+  total = 0;
+  private fn0: F | undefined = undefined;
+  private n0 = 0;
+  private more: Map<F, number> | undefined = undefined;
+
+  constructor(public since: number) {}
+
+  count(fn: F): number {
+    if (this.total === 0) return 0;
+    return this.fn0 === fn ? this.n0 : (this.more?.get(fn) ?? 0);
+  }
+
+  add(fn: F): void {
+    this.total++;
+    if (this.n0 === 0 || this.fn0 === fn) {
+      this.fn0 = fn;
+      this.n0++;
+    } else (this.more ??= new Map()).set(fn, (this.more.get(fn) ?? 0) + 1);
+  }
+
+  /** A heartbeat voided it: nothing is booked against its node any more (kept for reuse). */
+  clear(): void {
+    this.total = 0;
+    this.n0 = 0;
+    this.fn0 = undefined;
+    if (this.more !== undefined && this.more.size > 0) this.more.clear();
+  }
 }
 
 /**
@@ -59,15 +94,15 @@ export class LocalityBook<N extends string | number = string, F extends string |
   /** A node's new heartbeat: what it reports now includes what was booked before it was made. */
   heartbeat(n: { node: N; at: number }): void {
     const b = this.entry(n.node);
-    if (b !== undefined && b.total > 0 && n.at >= b.since) clearBooking(b);
+    if (b !== undefined && b.total > 0 && n.at >= b.since) b.clear();
   }
 
   /** What was sent to `node` since its last heartbeat (undefined: nothing). */
-  bookedAt(node: N): { readonly byFn: ReadonlyMap<F, number>; readonly total: number } | undefined {
+  bookedAt(node: N): BookedView<F> | undefined {
     const b = this.entry(node);
     if (b === undefined || b.total === 0) return undefined;
     if (this.beatAt && this.beatAt(node) >= b.since) {
-      clearBooking(b);
+      b.clear();
       return undefined;
     }
     return b;
@@ -79,7 +114,7 @@ export class LocalityBook<N extends string | number = string, F extends string |
 
   booking(node: N, fn: F): Booking {
     const b = this.bookedAt(node);
-    return b ? { fn: b.byFn.get(fn) ?? 0, total: b.total } : this.none;
+    return b ? { fn: b.count(fn), total: b.total } : this.none;
   }
 
   book(node: N, fn: F, now: number): void {
@@ -87,14 +122,13 @@ export class LocalityBook<N extends string | number = string, F extends string |
     if (b === undefined) {
       b = this.entry(node);
       if (b === undefined) {
-        b = { since: now, byFn: new Map(), total: 0 };
+        b = new Booked<F>(now);
         if (typeof node === 'number') this.byIndex[node] = b;
         else this.booked.set(node, b);
       }
       b.since = now;
     }
-    b.byFn.set(fn, (b.byFn.get(fn) ?? 0) + 1);
-    b.total++;
+    b.add(fn);
   }
 
   choose(this: LocalityBook<string, string>, fn: string, nodes: Iterable<NodeStatus>, now: number, o: LocalityOptions): Placement {
@@ -173,12 +207,6 @@ export class PlacementChooser<N extends string | number = string> {
     const node = this.node;
     return node === undefined ? { kind: 'shared' } : { kind: 'node', node, why: this.why! };
   }
-}
-
-/** A heartbeat voided booking `b`: nothing is booked against its node any more (kept for reuse). */
-function clearBooking<F>(b: Booked<F>): void {
-  b.byFn.clear();
-  b.total = 0;
 }
 
 export function choosePlacement(

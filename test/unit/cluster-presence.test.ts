@@ -47,7 +47,7 @@ test('warmChoice picks the node PlacementChooser picks among the warm candidates
       for (const e of index.candidates(s.fn)) {
         if (!live(e.node)) continue;
         const b = book.bookedAt(e.node);
-        c.offer(e.node, queued[e.node]!, 0, e, b?.byFn.get(s.fn) ?? 0, b?.total ?? 0);
+        c.offer(e.node, queued[e.node]!, 0, e, b?.count(s.fn) ?? 0, b?.total ?? 0);
       }
       const expected = c.why === 'warm' ? c.node! : -1;
       assert.equal(warmChoice(index, s.fn, s.self, book, live, queued), expected);

@@ -83,3 +83,39 @@ void test('fairness max-min in a cluster (issue 18): every invocation answered, 
     if (profile === half) assert.ok(expires.length > 0, `${label}: over capacity, the broker refuses what no node took in time`);
   }
 });
+
+void test('cluster.maxDeliveries (issue 18): a message redelivered past it after node failures is answered daemon_restarted, never run again', async () => {
+  // long runs (about 20 s): the nodes that die hold pulled work, which comes back after the ack wait
+  const t = await trace(40, 20, 9, 20_000);
+  const failures = [{ node: 1, atMs: 5 * 60_000, restartAfterMs: 4 * 60_000 }, { node: 2, atMs: 8 * 60_000 }];
+  for (const maxDeliveries of [1, 5]) {
+    const deliveries = new Map<number, number>();
+    const givenUp = new Set<number>();
+    const r = simulateCluster({
+      trace: t,
+      profile: DEFAULT_PROFILE,
+      nodes: 4,
+      memoryMiB: 2048,
+      failures,
+      maxDeliveries,
+      onBrokerDecision: (d) => {
+        if (d.kind === 'deliver') {
+          assert.ok(!givenUp.has(d.id), `invocation ${d.id} delivered again after it was given up`);
+          deliveries.set(d.id, (deliveries.get(d.id) ?? 0) + 1);
+        }
+        if (d.kind === 'give_up') {
+          assert.ok((deliveries.get(d.id) ?? 0) >= maxDeliveries, `invocation ${d.id} given up after ${deliveries.get(d.id)} deliveries`);
+          givenUp.add(d.id);
+        }
+      },
+      policies: await policySets({ nodes: 4, failures }),
+    });
+    assert.equal(r.unanswered, 0, `maxDeliveries ${maxDeliveries}: every invocation answered`);
+    assert.equal(r.completed + r.refused, r.invocations);
+    assert.ok(r.broker.redelivered > 0, 'work a dead node had pulled came back');
+    assert.equal(r.refusedByReason.daemon_restarted ?? 0, givenUp.size, 'each one given up is answered daemon_restarted, once');
+    // one delivery allowed: every redelivered message is given up; five: a single failure per message never reaches it
+    if (maxDeliveries === 1) assert.equal(givenUp.size, r.broker.redelivered);
+    else assert.equal(givenUp.size, 0);
+  }
+});

@@ -39,6 +39,7 @@
 // queued" by a claim per invocation in a KV bucket, here the model knows it.
 
 import { addressedAllowance, DEFAULT_PULL_RULE, sharedAllowance, slotsOfState, type PullRule, type PullState } from '../../cluster/capacity.js';
+import { clusterConfigSchema } from '../../cluster/config.js';
 import { handsBack } from '../../cluster/handback.js';
 import { pastDeadline, queueDeadline, redeliveryDeadline } from '../../cluster/deadline.js';
 import { LocalityBook, PlacementChooser } from '../../cluster/locality.js';
@@ -72,6 +73,8 @@ export interface BrokerOptions {
   /** cluster.pullRule: what a node counts as room for shared-queue work (default the daemon's) */
   pullRule?: PullRule;
   maxHandbacks: number;
+  /** cluster.maxDeliveries: a message delivered more often (every node that took it died) is answered daemon_restarted, not run (default the daemon's) */
+  maxDeliveries?: number;
   /** how long an invocation may wait in the broker's queues before it is refused there (ms; default: no limit) */
   queueDeadlineMs?: number;
   /** seeds the heartbeat phases and the random routing */
@@ -152,6 +155,10 @@ const C_PAUSE_END = 4;
 /** The refusal of an invocation that waited in the broker past its deadline (as a node's queue deadline). */
 const DEADLINE_REFUSAL: RejectCode = 'queue_timeout';
 
+/** How an invocation is answered without a run: a node's or the broker's refusal, or given up after too many deliveries (the daemon's 503 daemon_restarted). */
+export type BrokerRefusal = RejectCode | 'daemon_restarted';
+const GIVE_UP_REFUSAL: BrokerRefusal = 'daemon_restarted';
+
 export class ClusterBroker {
   readonly counters: BrokerCounters = {
     accepted: 0,
@@ -203,9 +210,25 @@ export class ClusterBroker {
   private readonly inFifo: Uint8Array;
   private readonly isChanged: Uint8Array;
   private readonly isPending: Uint8Array;
+  /**
+   * Step 5 without a walk over every node with addressed work (issue 23 item 6): a node acts in a round only when it
+   * may pull (its allowance is open: `ready`) or its locality wait is over (`waiting`, by that time); the others only
+   * wait. Those that act do so in the order they joined `pending` (pendSeq), as a walk would have visited them.
+   * liveAddr: messages in a node's addressed queue not refused at their deadline (0: it leaves `pending`).
+   */
+  private readonly pendSeq: Float64Array;
+  private pendNext = 0;
+  private readonly liveAddr: Int32Array;
+  private readonly inReady: Uint8Array;
+  private ready: number[] = [];
+  private readonly waiting = new EventHeap();
+  private readonly waitVer: Uint32Array;
+  /** nodes whose addressed queue lost its last live message outside a round's step 5 (deadline, rescue) */
+  private readonly emptied: number[] = [];
+  private readonly acting: number[] = [];
+  private readonly bySeq = (a: number, b: number): number => this.pendSeq[a]! - this.pendSeq[b]!;
 
   private changed: number[] = [];
-  private readonly pending: number[] = [];
   private readonly shared = new Deque<ClusterMsg>();
   private readonly fifo = new Deque<number>();
   private readonly beats = new EventHeap();
@@ -236,9 +259,10 @@ export class ClusterBroker {
   /** refused at their deadline but still in a queue */
   private stale = 0;
   private readonly deadlineMs: number;
+  private readonly maxDeliveries: number;
 
   /** every outcome: the invocation and what happened (answered with its path, refused with its reason) */
-  onOutcome: (m: ClusterMsg, now: number, refusal: RejectCode | undefined) => void = () => undefined;
+  onOutcome: (m: ClusterMsg, now: number, refusal: BrokerRefusal | undefined) => void = () => undefined;
   /** every broker decision (the conformance test compares them) */
   onDecision: ((d: BrokerDecision) => void) | undefined;
 
@@ -268,12 +292,17 @@ export class ClusterBroker {
     this.inFifo = new Uint8Array(n);
     this.isChanged = new Uint8Array(n);
     this.isPending = new Uint8Array(n);
+    this.pendSeq = new Float64Array(n);
+    this.liveAddr = new Int32Array(n);
+    this.inReady = new Uint8Array(n);
+    this.waitVer = new Uint32Array(n);
     this.forwardEvery = forwarderEveryMs(o.localityWaitMs);
     this.scanEvery = this.forwardEvery * DEAD_SCAN_TICKS;
     this.nextScan = this.scanEvery;
     this.load = o.routing === 'least-loaded' ? new LoadIndex(n) : undefined;
     this.aliveIsLive = o.heartbeatMs <= o.nodeTimeoutMs;
     this.deadlineMs = o.queueDeadlineMs ?? Infinity;
+    this.maxDeliveries = o.maxDeliveries ?? clusterConfigSchema.parse({}).maxDeliveries;
     for (let k = 0; k < n; k++) {
       this.pulled.push(new Map());
       this.addressed.push(new Deque());
@@ -380,6 +409,7 @@ export class ClusterBroker {
     }
     m.target = k;
     this.addressed[k]!.push(m);
+    this.liveAddr[k]!++;
     this.notePending(k);
     return m;
   }
@@ -420,7 +450,7 @@ export class ClusterBroker {
           const node = e.node;
           if (!this.live(node)) continue;
           const b = book.bookedAt(node);
-          c.offer(node, this.pubQueued[node]!, this.pubFree[node]!, e, b === undefined ? 0 : (b.byFn.get(m.fn) ?? 0), b === undefined ? 0 : b.total);
+          c.offer(node, this.pubQueued[node]!, this.pubFree[node]!, e, b === undefined ? 0 : b.count(m.fn), b === undefined ? 0 : b.total);
         }
         const node = c.node;
         if (node === undefined) return -1;
@@ -590,31 +620,51 @@ export class ClusterBroker {
         this.inFifo[k] = 1;
         this.fifo.push(k);
       }
+      if (this.isPending[k]) this.classify(k, T);
     }
     // 5. addressed queues: one message per node per round, or forwarded after the locality wait
     this.wakeAt = Infinity;
-    if (this.pending.length > 0) {
-      const pend = this.pending;
-      let w = 0;
-      for (let i = 0; i < pend.length; i++) {
-        const k = pend[i]!;
-        const q = this.addressed[k]!;
-        this.purge(q);
-        if (this.alive[k] && this.capAddr[k]! > 0 && q.size > 0) {
-          this.pull(k, q.shift()!, 'addressed', T);
-          this.capAddr[k] = this.inflight[k]! < this.slots[k]! + 1 ? 1 : 0;
-          if (this.capAddr[k] === 0 && Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
-        } else if (this.alive[k] && q.size > 0 && this.capAddr[k] === 0 && T >= this.forwardAt(k)) {
-          // busy for localityWaitMs: what waits here goes to the shared queue (64 per forwarder tick)
-          for (let j = 0; j < 64 && this.purge(q) > 0; j++) this.toShared(q.shift()!, k, 'busy');
-        }
-        if (this.purge(q) > 0) {
-          pend[w++] = k;
-          if (this.alive[k]) this.wakeAt = Math.min(this.wakeAt, this.capAddr[k]! > 0 ? T + o.roundMs : Math.max(T + o.roundMs, this.forwardAt(k)));
-        } else this.isPending[k] = 0;
-      }
-      pend.length = w;
+    for (const k of this.emptied) if (this.isPending[k] && this.liveAddr[k] === 0) this.leavePending(k);
+    this.emptied.length = 0;
+    const acting = this.acting;
+    for (const k of this.ready) {
+      if (this.inReady[k]) acting.push(k);
+      this.inReady[k] = 0;
     }
+    this.ready.length = 0;
+    const wait = this.waiting;
+    while (wait.size > 0 && wait.peekTime() <= T) {
+      wait.pop();
+      const k = wait.topPayload;
+      if (wait.topTag === this.waitVer[k]) {
+        this.waitVer[k] = (this.waitVer[k] + 1) >>> 0;
+        acting.push(k);
+      }
+    }
+    if (acting.length > 1) acting.sort(this.bySeq);
+    for (let i = 0; i < acting.length; i++) {
+      const k = acting[i]!;
+      const q = this.addressed[k]!;
+      this.purge(q);
+      if (this.alive[k] && this.capAddr[k]! > 0 && q.size > 0) {
+        this.liveAddr[k]!--;
+        this.pull(k, q.shift()!, 'addressed', T);
+        this.capAddr[k] = this.inflight[k]! < this.slots[k]! + 1 ? 1 : 0;
+        if (this.capAddr[k] === 0 && Number.isNaN(this.blockedSince[k]!)) this.blockedSince[k] = T;
+      } else if (this.alive[k] && q.size > 0 && this.capAddr[k] === 0 && T >= this.forwardAt(k)) {
+        // busy for localityWaitMs: what waits here goes to the shared queue (64 per forwarder tick)
+        for (let j = 0; j < 64 && this.purge(q) > 0; j++) {
+          this.liveAddr[k]!--;
+          this.toShared(q.shift()!, k, 'busy');
+        }
+      }
+      if (this.liveAddr[k] === 0) this.leavePending(k);
+      else this.classify(k, T);
+    }
+    acting.length = 0;
+    if (this.ready.length > 0) this.wakeAt = T + o.roundMs;
+    while (wait.size > 0 && wait.peekTag() !== this.waitVer[wait.peekPayload()]) wait.pop();
+    if (wait.size > 0) this.wakeAt = Math.min(this.wakeAt, Math.max(T + o.roundMs, wait.peekTime()));
     // 6. the shared queue, round robin over the pull requests in the order they were made
     const fifo = this.fifo;
     while (this.purge(this.shared) > 0 && fifo.size > 0) {
@@ -639,6 +689,16 @@ export class ClusterBroker {
   private pull(k: number, m: ClusterMsg, via: 'shared' | 'addressed', T: number): void {
     this.queuedMsgs.delete(m.id);
     m.via = via;
+    if (m.redeliveries + 1 > this.maxDeliveries) {
+      // a redelivery loop (every node that took it died): the puller answers it without a run (pullVerdict's give_up)
+      this.counters.pulled++;
+      if (via === 'addressed') this.counters.pulledAddressed++;
+      this.counters.refused++;
+      this.counters.refusedByReason[GIVE_UP_REFUSAL] = (this.counters.refusedByReason[GIVE_UP_REFUSAL] ?? 0) + 1;
+      this.onDecision?.({ t: T, kind: 'give_up', id: m.id, node: this.o.names[k]! });
+      this.onOutcome(m, T, GIVE_UP_REFUSAL);
+      return;
+    }
     this.inflight[k]!++;
     this.capShared[k] = Math.max(0, this.capShared[k]! - 1);
     const req = ++this.reqSeq[k]!;
@@ -661,8 +721,28 @@ export class ClusterBroker {
   private notePending(k: number): void {
     if (this.isPending[k] === 0) {
       this.isPending[k] = 1;
-      this.pending.push(k);
+      this.pendSeq[k] = this.pendNext++;
+      // where it stands is known from its last read (step 4), or at the next one
+      this.classify(k, this.now);
     }
+  }
+
+  /** A node with live addressed work: it pulls every round while its allowance is open, else it waits for its forwarder tick. */
+  private classify(k: number, T: number): void {
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
+    this.inReady[k] = 0;
+    if (!this.alive[k]) return;
+    if (this.capAddr[k]! > 0) {
+      this.inReady[k] = 1;
+      this.ready.push(k);
+    } else if (!Number.isNaN(this.blockedSince[k]!)) this.waiting.push(Math.max(T, this.forwardAt(k)), k, this.waitVer[k]);
+    // (not read since it started: step 4 reads it this round)
+  }
+
+  private leavePending(k: number): void {
+    this.isPending[k] = 0;
+    this.inReady[k] = 0;
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
   }
 
   // ---- failures -----------------------------------------------------------------------------
@@ -671,6 +751,9 @@ export class ClusterBroker {
     if (!this.alive[k]) return;
     this.alive[k] = 0;
     this.diedAt[k] = at;
+    // a dead node neither pulls nor forwards: it waits in `pending` (no round needed) until its queue is rescued
+    this.inReady[k] = 0;
+    this.waitVer[k] = (this.waitVer[k]! + 1) >>> 0;
     this.down.add(k);
     this.ports[k]!.kill(at);
     // what it pulled and never answered comes back after the ack wait
@@ -698,6 +781,7 @@ export class ClusterBroker {
       if (m.via === 'shared') this.shared.unshift(m);
       else {
         this.addressed[node]!.unshift(m);
+        this.liveAddr[node]!++;
         this.notePending(node);
       }
     }
@@ -724,7 +808,11 @@ export class ClusterBroker {
     for (const k of this.down) {
       if (this.live(k)) continue; // not yet seen as down
       const q = this.addressed[k]!;
-      while (this.purge(q) > 0) this.toShared(q.shift()!, k, 'down');
+      while (this.purge(q) > 0) {
+        this.liveAddr[k]!--;
+        this.toShared(q.shift()!, k, 'down');
+      }
+      if (this.liveAddr[k] === 0) this.emptied.push(k);
     }
   }
 
@@ -763,6 +851,7 @@ export class ClusterBroker {
       this.queuedMsgs.delete(m.id);
       m.expired = true;
       this.stale++;
+      if (m.target >= 0 && --this.liveAddr[m.target]! === 0) this.emptied.push(m.target);
       this.counters.refused++;
       this.counters.refusedByReason[DEADLINE_REFUSAL] = (this.counters.refusedByReason[DEADLINE_REFUSAL] ?? 0) + 1;
       this.onDecision?.({ t: T, kind: 'expire', id: m.id });
@@ -798,6 +887,8 @@ export type BrokerDecision =
   | { t: number; kind: 'route'; id: number; fn: string; ingress: string; to: string; why?: string }
   | { t: number; kind: 'deliver'; id: number; node: string; via: 'shared' | 'addressed' }
   | { t: number; kind: 'handback'; id: number; node: string }
+  /** delivered more than maxDeliveries times: answered daemon_restarted by the node that pulled it, not run */
+  | { t: number; kind: 'give_up'; id: number; node: string }
   | { t: number; kind: 'forward'; id: number; node: string; why: 'busy' | 'down' }
   /** refused in the broker at its deadline */
   | { t: number; kind: 'expire'; id: number }

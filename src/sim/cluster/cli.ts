@@ -20,6 +20,7 @@ export interface ClusterCommandOptions extends SimulateCommandOptions {
   nodeTimeoutMs?: number | string;
   localityWaitMs?: number | string;
   ackWaitMs?: number | string;
+  maxDeliveries?: number | string;
   maxInFlight?: number | string;
   pullRule?: string;
   hopMs?: number | string;
@@ -46,6 +47,12 @@ export function parseFailures(v: string | undefined): NonNullable<ClusterSimOpti
     if (!m) throw new Error(`--fail: NODE@SECONDS[+RESTART_SECONDS], comma-separated (got '${part}')`);
     return { node: Number(m[1]), atMs: Number(m[2]) * 1000, ...(m[3] !== undefined ? { restartAfterMs: Number(m[3]) * 1000 } : {}) };
   });
+}
+
+function maxDeliveriesFlag(v: number | string | undefined): number | undefined {
+  const n = nonNegativeFlag(v, 'max-deliveries');
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new Error(`--max-deliveries: a whole number ≥ 1 (got ${v})`);
+  return n;
 }
 
 function pullRuleOf(v: string | undefined): PullRule | undefined {
@@ -95,6 +102,7 @@ export async function clusterOptions(opts: ClusterCommandOptions): Promise<Clust
     nodeTimeoutMs: nonNegativeFlag(opts.nodeTimeoutMs, 'node-timeout-ms'),
     localityWaitMs: nonNegativeFlag(opts.localityWaitMs, 'locality-wait-ms'),
     ackWaitMs: nonNegativeFlag(opts.ackWaitMs, 'ack-wait-ms'),
+    maxDeliveries: maxDeliveriesFlag(opts.maxDeliveries),
     maxInFlight,
     pullRule: pullRuleOf(opts.pullRule),
     sharedSnapshotTier: opts.sharedSnapshotTier,

@@ -12,12 +12,11 @@ import { SCHED_DEFAULTS } from '../../config/schema.js';
 import type { ResolvedPolicySet } from '../../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../../traces/expand.js';
 import type { Trace } from '../../traces/types.js';
-import type { RejectCode } from '../../vmpool/core/model.js';
 import { EventHeap } from '../heap.js';
 import { LatencyHistogram } from '../histogram.js';
 import { functionCosts, type Profile } from '../profile.js';
 import type { SimNodeOptions } from '../simulator.js';
-import { ClusterBroker, type BrokerCounters, type BrokerDecision, type ClusterMsg, type RoutingPolicy } from './broker.js';
+import { ClusterBroker, type BrokerCounters, type BrokerRefusal, type BrokerDecision, type ClusterMsg, type RoutingPolicy } from './broker.js';
 import { SimClusterNode } from './node.js';
 
 const CLUSTER_DEFAULTS = clusterConfigSchema.parse({});
@@ -43,6 +42,8 @@ export interface ClusterSimOptions {
   /** cluster.pullRule (default the daemon's: starts) */
   pullRule?: PullRule;
   maxHandbacks?: number;
+  /** cluster.maxDeliveries (default the daemon's: 5): a message delivered more often is answered daemon_restarted, never run again */
+  maxDeliveries?: number;
   /** broker round (ms): work published during a round is delivered at its end (default 2: the measured broker hop) */
   roundMs?: number;
   /** added to every answer's latency: the ingress's publish and the outcome's way back (default 2 ms, measured in docs/cluster.md) */
@@ -193,6 +194,7 @@ export class ClusterSimulator {
       maxInFlight: o.maxInFlight ?? CLUSTER_DEFAULTS.maxInFlight,
       pullRule: o.pullRule ?? CLUSTER_DEFAULTS.pullRule,
       maxHandbacks: o.maxHandbacks ?? CLUSTER_DEFAULTS.maxHandbacks,
+      maxDeliveries: o.maxDeliveries,
       // what waits in the broker is refused at the nodes' queue deadline (every invocation answered)
       queueDeadlineMs: o.maxQueueDelayMs ?? SCHED_DEFAULTS.maxQueueDelayMs,
       seed: o.seed ?? 1,
@@ -355,7 +357,7 @@ export class ClusterSimulator {
     if (t < Infinity) this.nodeHeap.push(t, k, this.nodeVer[k]);
   }
 
-  private outcome(m: ClusterMsg, t: number, refusal: RejectCode | undefined): void {
+  private outcome(m: ClusterMsg, t: number, refusal: BrokerRefusal | undefined): void {
     if (this.o.sequence) this.seqDueAt = t + this.o.sequence.gapMs;
     if (m.arrival < this.warmupMs) return;
     if (refusal !== undefined) {

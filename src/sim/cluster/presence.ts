@@ -155,10 +155,13 @@ export function warmChoice(index: PresenceIndex, fn: number, self: number, book:
         const low = word & -word;
         word ^= low;
         const node = (k << 5) | (31 - Math.clz32(low));
-        if (node === self || !live(node)) continue;
+        if (node === self) continue;
+        const q = queued[node]!;
+        // at most i idle left: a node that loses to the best found even so needs no look at the bookings
+        if (best >= 0 && i === bestIdle && (q > bestQueued || (q === bestQueued && node > best))) continue;
+        if (!live(node)) continue;
         const idle = i - bookedFor(book, node, fn);
         if (idle <= 0) continue;
-        const q = queued[node]!;
         if (best < 0 || idle > bestIdle || (idle === bestIdle && (q < bestQueued || (q === bestQueued && node < best)))) {
           best = node;
           bestIdle = idle;
@@ -174,7 +177,7 @@ export function warmChoice(index: PresenceIndex, fn: number, self: number, book:
 /** What `book` sent of `fn` to `node` since that node's last heartbeat. */
 function bookedFor(book: LocalityBook<number, number>, node: number, fn: number): number {
   const b = book.bookedAt(node);
-  return b === undefined ? 0 : (b.byFn.get(fn) ?? 0);
+  return b === undefined ? 0 : b.count(fn);
 }
 
 const EMPTY: readonly PresenceEntry[] = [];
