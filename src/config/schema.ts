@@ -29,6 +29,8 @@ export const TOKEN_MIN_LENGTH = 16;
  */
 /** limits.daemonCpuWeight's default (issue 18): measured in bench/runs/2026-12-07-daemon-cpu-weight-s5.md. */
 export const DAEMON_CPU_WEIGHT = 1000;
+/** issue 18: a starting VM's CPU weight (limits.startCpuWeight): 4× a running VM's default weight (bench/runs/2026-12-07-start-weight-s7.*) */
+export const START_CPU_WEIGHT = 400;
 
 export const SCHED_DEFAULTS = {
   lowWatermark: 0.8,
@@ -331,6 +333,12 @@ export const configSchema = z
         vmmThp: z.enum(['off', 'inherit']).default('off'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
+        /**
+         * issue 18: CPU weight of a VM while it boots or restores (until it is ready for its first run), then
+         * cpuWeight: starts are not starved by busy VMs. 'off': cpuWeight throughout. Needs a cpu cgroup
+         * controller (docs/reliability.md "Starts first").
+         */
+        startCpuWeight: z.union([z.literal('off'), z.number().int().min(1).max(10_000)]).default(START_CPU_WEIGHT),
         /**
          * issue 18: CPU weight of the daemon process itself, in a cgroup of its own beside its VMs' group (whose VMs
          * together weigh one default share, 100): under overload its HTTP server and event loop keep their turns.

@@ -159,12 +159,18 @@ export function holdBack(s: CoreState, f: CoreFunction): void {
 
 /**
  * Starts the waiting functions ahead of f in the fair order will take before f's: one each (a grant
- * charges its start, after which f, with less CPU so far, goes first again).
+ * charges its start, after which f, with less CPU so far, goes first again). issue 18: before f's start
+ * after `own` starts of its own, each of those after a round of one start per function that wants one.
  */
-export function startsAhead(s: CoreState, f: CoreFunction): number {
+export function startsAhead(s: CoreState, f: CoreFunction, own = 0): number {
   let n = 0;
-  for (const g of s.fairWait) if (g !== f && g.wantStarts > 0 && precedes(g, f)) n++;
-  return n;
+  let wanting = 1;
+  for (const g of s.fairWait) {
+    if (g === f || g.wantStarts <= 0) continue;
+    wanting++;
+    if (precedes(g, f)) n++;
+  }
+  return n + own * wanting;
 }
 
 /** f is granted `cpuMs` of CPU (expected): its virtual time moves on by that over its share. */

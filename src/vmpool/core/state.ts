@@ -204,6 +204,16 @@ export class CoreState {
   coldMean = 0;
   restoreSeen = 0;
   restoreMean = 0;
+  /**
+   * issue 18: how long starts really took lately (wall ms, a mean over the last few of each kind) and when the
+   * latest ended: admission's start estimate holds at least that while it is recent (estimates.ts startDuration)
+   */
+  coldLately = 0;
+  coldLatelyAt = -Infinity;
+  restoreLately = 0;
+  restoreLatelyAt = -Infinity;
+  /** scratch for startDuration: the ages of the starts under way of one kind */
+  readonly startAges: number[] = [];
   /** applySamples' scratch: per function (index × 4) sums and counts of a batch's idle measurements, and the functions seen */
   sampleAcc = new Float64Array(0);
   readonly sampleSeen: CoreFunction[] = [];
