@@ -110,3 +110,27 @@ void test('busy runs stretch a start by CPU weight: equal weights 1.5x beside 2 
     assert.equal(c.lastEstimateMs, expected, `start weight ${startWeight}`);
   }
 });
+
+void test('runs that get a third of a core (a shared host) make the fair wait 3x as long as runs that get a whole one', async () => {
+  const est: number[] = [];
+  for (const wall of [1000, 3000]) {
+    const { c, launched } = await core();
+    const a = c.defineFunction('a', spec, 0);
+    const b = c.defineFunction('b', spec, 0);
+    c.setCosts(a, { runMs: 1000, cpuShare: 1 });
+    c.setCosts(b, { runMs: 1000, cpuShare: 1 });
+    c.arrive(a, 1, 0);
+    c.arrive(b, 2, 0);
+    c.startDone(launched[0]!, COLD_MS, 3000);
+    c.startDone(launched[1]!, COLD_MS, 3000);
+    // each run asks for a core and takes 1 s of CPU: in `wall` ms
+    c.runDone(a.busy[0]!, COLD_MS + wall, 1000);
+    c.runDone(b.busy[0]!, COLD_MS + wall, 1000);
+    for (let i = 0; i < 4; i++) {
+      c.arrive(a, 10 + i, COLD_MS + wall + 1);
+      c.arrive(b, 20 + i, COLD_MS + wall + 1);
+    }
+    est.push(c.lastEstimateMs);
+  }
+  assert.ok(est[1]! > 2.5 * est[0]!, `estimates ${est.join(' and ')} ms`);
+});

@@ -193,6 +193,12 @@ export class CoreState {
    * say nothing of an unknown one's; the longest errs on the side of an early refusal)
    */
   heldFnMax = 0;
+  /**
+   * issue 18: the busy runs' wall time × their CPU share and their measured CPU time, both decayed per run: their
+   * ratio is how much slower than their CPU the runs go lately (what the host leaves the node: fairness.ts fairWait)
+   */
+  runWallDecayed = 0;
+  runCpuDecayed = 0;
   /** the admission estimate of the latest arrival that was not served at once (the shell records it) */
   lastEstimateMs = NaN;
   seq = 0;
