@@ -5,36 +5,16 @@
 // decision core driven directly on the virtual clock (times passed in; no shell, no VM).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createPolicies } from '../../src/policies/index.js';
-import { PoolCore } from '../../src/vmpool/core/core.js';
-import type { CoreConfig, CoreEffects, CoreFunction, CoreInstance } from '../../src/vmpool/core/model.js';
-import { coreConfig } from '../helpers/core-config.js';
+import type { PoolCore } from '../../src/vmpool/core/core.js';
+import type { CoreConfig, CoreFunction, CoreInstance } from '../../src/vmpool/core/model.js';
+import { recordingCore, type Refusal } from '../helpers/recording-core.js';
 
 const COLD_MS = 4000;
 const DEADLINE_MS = 60_000;
 
-interface Refusal {
-  req: number;
-  reason: string;
-  arrival: number;
-  now: number;
-}
-
 async function core(over: Partial<CoreConfig> = {}, starts: Partial<CoreConfig['starts']> = {}): Promise<{ c: PoolCore; launched: CoreInstance[]; refused: Refusal[] }> {
-  const launched: CoreInstance[] = [];
-  const refused: Refusal[] = [];
-  const fx: CoreEffects = {
-    start: (inst) => void launched.push(inst),
-    assign: () => undefined,
-    reject: (req, _f, reason, _d, arrival, now) => void refused.push({ req, reason, arrival, now }),
-    stop: () => undefined,
-    wake: () => undefined,
-    dropSnapshot: () => undefined,
-    moveSnapshot: () => undefined,
-  };
-  const p = await createPolicies({ keepAlive: { policy: 'fixed', ttlSeconds: 3600 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' }, { baseDir: '.' });
-  const cfg = coreConfig({ memoryBudgetMiB: 100_000, fairness: 'max-min', maxQueueDelayMs: DEADLINE_MS, ...over }, { maxConcurrent: 'auto', cores: 2, defaultColdMs: COLD_MS, defaultRestoreMs: 500, ...starts });
-  return { c: new PoolCore(cfg, p, fx), launched, refused };
+  const r = await recordingCore({ maxQueueDelayMs: DEADLINE_MS, ...over }, { maxConcurrent: 'auto', cores: 2, defaultColdMs: COLD_MS, defaultRestoreMs: 500, ...starts });
+  return { c: r.c, launched: r.starts, refused: r.refused };
 }
 
 const spec = { memoryMiB: 256, maxInstances: 1, version: '1' };
