@@ -24,8 +24,8 @@ import { Spy } from '../helpers/spy.js';
 const read = (dir: string, f: string): string => fs.readFileSync(path.join(dir, f), 'utf8');
 const settings = { memoryOverheadMiB: 64, cpuWeight: 100, cpuQuotaPerVcpu: null, pidsMax: 256 };
 
-void test('limits.startCpuWeight: 400 by default, off turns it off, out of range names the key', () => {
-  assert.equal(parseConfig({}).limits.startCpuWeight, 400);
+void test('limits.startCpuWeight: off by default, a weight turns it on, out of range names the key', () => {
+  assert.equal(parseConfig({}).limits.startCpuWeight, 'off');
   assert.equal(parseConfig({ limits: { startCpuWeight: 'off' } }).limits.startCpuWeight, 'off');
   assert.equal(parseConfig({ limits: { startCpuWeight: 1000 } }).limits.startCpuWeight, 1000);
   assert.throws(() => parseConfig({ limits: { startCpuWeight: 0 } }), /limits\.startCpuWeight/);
