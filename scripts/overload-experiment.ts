@@ -51,6 +51,8 @@ interface Args {
   out: string;
   simOnly: boolean;
   resume: boolean;
+  /** issue 18: limits.startCpuWeight of the real runs' daemons (undefined: the default) */
+  startCpuWeight?: number | 'off';
 }
 
 function parseArgs(argv: string[]): Args {
@@ -72,7 +74,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--out') a.out = v();
     else if (k === '--sim-only') a.simOnly = true;
     else if (k === '--resume') a.resume = true;
-    else throw new Error(`unknown argument ${k}`);
+    else if (k === '--start-cpu-weight') {
+      const w = v();
+      a.startCpuWeight = w === 'off' ? 'off' : Number(w);
+    } else throw new Error(`unknown argument ${k}`);
   });
   if (!a.spec) throw new Error('usage: scripts/overload-experiment.ts --spec SPEC.csv [--functions 18] [--rate 90] [--seconds 120] [--runs 3] [--baseline] [--out DIR]');
   return a;
@@ -270,7 +275,7 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
   const recordsFile = path.resolve(a.out, `records-${tag}.jsonl`);
   const cpu0 = cpuNow();
   const wall0 = Date.now();
-  const b = await benchDaemon({ admission: { fairness } });
+  const b = await benchDaemon({ admission: { fairness }, ...(a.startCpuWeight !== undefined ? { limits: { startCpuWeight: a.startCpuWeight } } : {}) });
   const stateDir = path.join(b.dir, 'state');
   const eld = monitorEventLoopDelay({ resolution: 10 });
   let maxVmms = 0;

@@ -138,6 +138,9 @@ async function startIsolated(
   // issue 19: the idle CPU cap needs a cpu controller; said once here, and in /v1/status
   const idleCpu = { idleCpuQuota: cfg.limits.idleCpuQuota, idleCpuCapped: cfg.limits.idleCpuQuota !== null && isolation.limits().cgroup.controllers.cpu !== undefined };
   if (cfg.limits.idleCpuQuota !== null && !idleCpu.idleCpuCapped) log.warn('limits.idleCpuQuota is set but no cpu cgroup controller is usable: idle VMs are not capped', { notes: isolation.limits().cgroup.notes });
+  // issue 18: the start weight needs a cpu controller too; said once here
+  const startWeighted = cfg.limits.startCpuWeight !== 'off' && isolation.limits().cgroup.controllers.cpu !== undefined;
+  if (cfg.limits.startCpuWeight !== 'off' && !startWeighted) log.warn('limits.startCpuWeight is set but no cpu cgroup controller is usable: starting VMs get the same CPU weight as busy ones', { notes: isolation.limits().cgroup.notes });
   const thpOffLauncher = cfg.runtime.driver === 'qemu' ? await vmmThpOffLauncher(cfg.limits.vmmThp, cfg.cacheDir, log.child({ component: 'isolation' })) : undefined;
   const driver: RuntimeDriver = await createDriver(cfg.runtime.driver, {
     log: (m) => log.debug(m, { component: 'driver' }),
@@ -237,10 +240,11 @@ async function startIsolated(
         // issue 9 wiring: the resync rides on a restored clone's first run
         resyncWithRun: cfg.snapshots.resync === 'with-run',
         idleCpuCap: cfg.limits.idleCpuQuota, // issue 19: work left running after a result is bounded
+        startCpuWeight: startWeighted, // issue 18: starts before busy VMs on the CPU
       },
       policies,
       snapshots,
-      config: poolConfig(cfg, cpus, tiers, snapshotsOn, accelerator),
+      config: poolConfig(cfg, cpus, tiers, snapshotsOn, accelerator, startWeighted),
       // issue 24: the guard reads the host and the memory cgroup the VMs live in (with its ancestors)
       hostMemory: cfg.node.memory.guard.enabled ? () => readHostMemory({ cgroup: vmMemoryCgroup(isolation.limits().cgroup) }) : undefined,
     }),
@@ -396,7 +400,7 @@ async function runtimeImages(cfg: Config, mayBuild: boolean, log: Logger): Promi
 }
 
 /** The decision core's configuration from the daemon's. */
-export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots: boolean, accelerator: Accelerator): PoolConfig {
+export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots: boolean, accelerator: Accelerator, startWeighted = false): PoolConfig {
   return {
     memoryBudgetMiB: cfg.node.memoryBudgetMiB,
     lowWatermark: cfg.node.lowWatermark,
@@ -415,6 +419,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
       defaultColdMs: accelerator === 'kvm' ? 1000 : 4000,
       defaultRestoreMs: accelerator === 'kvm' ? 100 : 500,
       preferWarm: cfg.admission.preferWarm,
+      // issue 18: what the starting VMs' cgroups weigh over busy ones (1 without a cpu controller)
+      startWeight: startWeighted && cfg.limits.startCpuWeight !== 'off' ? cfg.limits.startCpuWeight / cfg.limits.cpuWeight : 1,
       backoffBaseMs: cfg.admission.startBackoffBaseMs,
       backoffMaxMs: Math.max(cfg.admission.startBackoffBaseMs, cfg.admission.startBackoffMaxMs),
     },

@@ -151,6 +151,11 @@ export interface VmHandle {
    * when the driver cannot (no cpu cgroup); never throws.
    */
   setCpuCap?(capCpus: number | null): boolean;
+  /**
+   * issue 18: the VMM's CPU weight while the VM starts (true: limits.startCpuWeight) or after (false: its
+   * own weight). False when the driver cannot (no cpu cgroup, no start weight); never throws.
+   */
+  setStartCpuWeight?(starting: boolean): boolean;
   /** Host CPU time plus runqueue wait of the VMM process so far (ms, all threads): what it asked of the CPU. */
   cpuDemandMs?(): number | undefined;
 }

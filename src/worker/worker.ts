@@ -71,6 +71,11 @@ export interface WorkerDeps {
    * is lifted before that run is sent. Undefined or null: no cap.
    */
   idleCpuCap?: number | null;
+  /**
+   * issue 18: the VMs' cgroups have a start weight (limits.startCpuWeight): the VM holds it from its VMM's
+   * spawn until it is ready for its first run, then its own weight. Undefined or false: one weight throughout.
+   */
+  startCpuWeight?: boolean;
 }
 
 export type StartPlan =
@@ -405,6 +410,8 @@ export class Worker extends Actor<WorkerMsg> {
     this.stepInFlight = false;
     this.attach(m.vm);
     const vm = m.vm;
+    // the VMM's cgroup is made with the start weight; said again here for a VMM that was not (one small write)
+    if (this.deps.startCpuWeight) vm.setStartCpuWeight?.(true);
     if (this.sm.state === 'booting') this.step(() => this.readyStep(vm), 'boot');
     else this.step(() => this.resyncStep(vm), 'restore');
   }
@@ -481,6 +488,8 @@ export class Worker extends Actor<WorkerMsg> {
     const cpu = this.vm?.cpuMs?.();
     if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
+    // issue 18: started: the VM's own CPU weight from its first run on
+    if (this.deps.startCpuWeight) this.vm?.setStartCpuWeight?.(false);
     this.capIdleCpu();
     this.pool.tell({ kind: 'ready', inst: this.inst, ...(cpu !== undefined ? { cpuMs: cpu + (this.sourceCpuMs ?? 0) } : {}) });
   }

@@ -6,37 +6,14 @@
 // directly, times passed in (no shell, no VM).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createPolicies } from '../../src/policies/index.js';
-import { PoolCore } from '../../src/vmpool/core/core.js';
-import type { CoreConfig, CoreEffects, CoreInstance } from '../../src/vmpool/core/model.js';
-import { coreConfig } from '../helpers/core-config.js';
+import type { CoreConfig } from '../../src/vmpool/core/model.js';
+import { recordingCore } from '../helpers/recording-core.js';
 
 const COLD_MS = 10_000;
 const DEADLINE_MS = 60_000;
 
-interface Refusal {
-  req: number;
-  reason: string;
-  arrival: number;
-  now: number;
-}
-
-async function core(over: Partial<CoreConfig> = {}, maxStarts = 1): Promise<{ c: PoolCore; starts: CoreInstance[]; assigned: number[]; refused: Refusal[] }> {
-  const starts: CoreInstance[] = [];
-  const assigned: number[] = [];
-  const refused: Refusal[] = [];
-  const fx: CoreEffects = {
-    start: (inst) => void starts.push(inst),
-    assign: (req) => void assigned.push(req),
-    reject: (req, _f, reason, _d, arrival, now) => void refused.push({ req, reason, arrival, now }),
-    stop: () => undefined,
-    wake: () => undefined,
-    dropSnapshot: () => undefined,
-    moveSnapshot: () => undefined,
-  };
-  const p = await createPolicies({ keepAlive: { policy: 'fixed', ttlSeconds: 3600 }, eviction: 'lru', selection: 'mru', placement: 'fixed', admission: 'deadline' }, { baseDir: '.' });
-  const cfg = coreConfig({ memoryBudgetMiB: 100_000, fairness: 'max-min', maxQueueDelayMs: DEADLINE_MS, ...over }, { maxConcurrent: maxStarts, defaultColdMs: COLD_MS, defaultRestoreMs: 1000 });
-  return { c: new PoolCore(cfg, p, fx), starts, assigned, refused };
+function core(over: Partial<CoreConfig> = {}, maxStarts = 1): ReturnType<typeof recordingCore> {
+  return recordingCore({ maxQueueDelayMs: DEADLINE_MS, ...over }, { maxConcurrent: maxStarts, defaultColdMs: COLD_MS, defaultRestoreMs: 1000 });
 }
 
 void test('a fresh node: two functions, each with 2 requests queued during their first starts, none refused', async () => {

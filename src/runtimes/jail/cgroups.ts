@@ -45,6 +45,11 @@ export interface LimitSettings {
   memoryOverheadMiB: number;
   /** Relative CPU weight, cgroup v2 scale 1..10000 (100 = the default share). */
   cpuWeight: number;
+  /**
+   * issue 18: the CPU weight while the VM starts (limits.startCpuWeight): its cgroup is made with it and
+   * gets cpuWeight once the VM is ready for its first run (VmCgroup.setStartCpuWeight). null/absent: cpuWeight.
+   */
+  startCpuWeight?: number | null;
   /** Hard cap in host CPUs per vCPU (e.g. 1.0), or null for none. */
   cpuQuotaPerVcpu: number | null;
   /** Most threads/processes the VMM may have. */
@@ -184,6 +189,8 @@ export function cpuCapFile(version: CgroupVersion, quotaUs: number | null): Limi
 /** The files (in write order) that put one VM's limits on one controller. Pure. */
 export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMiB: number; vcpus: number }, s: LimitSettings): LimitFile[] {
   const quotaUs = busyQuotaUs(vm, s);
+  // a VM's cgroup is made for its start: it begins with the start weight (issue 18)
+  const weight = cpuWeightFile(version, s.startCpuWeight ?? s.cpuWeight);
   const mem = String(memoryLimitBytes(vm.memoryMiB, s));
   if (version === 'v2') {
     switch (c) {
@@ -194,7 +201,7 @@ export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMi
           { file: 'memory.swap.max', value: '0', optional: true },
         ];
       case 'cpu':
-        return [{ file: 'cpu.weight', value: String(Math.round(s.cpuWeight)) }, cpuCapFile('v2', quotaUs)];
+        return [weight, cpuCapFile('v2', quotaUs)];
       case 'pids':
         return [{ file: 'pids.max', value: String(s.pidsMax) }];
     }
@@ -207,7 +214,7 @@ export function limitFiles(c: Controller, version: CgroupVersion, vm: { memoryMi
         { file: 'memory.memsw.limit_in_bytes', value: mem, optional: true },
       ];
     case 'cpu':
-      return [{ file: 'cpu.shares', value: String(weightToShares(s.cpuWeight)) }, { file: 'cpu.cfs_period_us', value: String(CPU_PERIOD_US) }, cpuCapFile('v1', quotaUs)];
+      return [weight, { file: 'cpu.cfs_period_us', value: String(CPU_PERIOD_US) }, cpuCapFile('v1', quotaUs)];
     case 'pids':
       return [{ file: 'pids.max', value: String(s.pidsMax) }];
   }
@@ -218,10 +225,13 @@ export function daemonCgroupName(group: string): string {
   return `${group}-daemon`;
 }
 
-/** The file that gives the daemon's cgroup its CPU weight (v2 weight 1..10000; v1 shares). Pure. */
-export function daemonWeightFile(version: CgroupVersion, weight: number): LimitFile {
+/** The file that gives a cgroup its CPU weight (v2 weight 1..10000; v1 shares). Pure. */
+export function cpuWeightFile(version: CgroupVersion, weight: number): LimitFile {
   return version === 'v2' ? { file: 'cpu.weight', value: String(Math.round(weight)) } : { file: 'cpu.shares', value: String(weightToShares(weight)) };
 }
+
+/** The file that gives the daemon's cgroup its CPU weight. Pure. */
+export const daemonWeightFile = cpuWeightFile;
 
 /**
  * Whether the daemon can go back to the cgroup it came from (`originPath`, within the hierarchy) at stop. v1: always.
@@ -263,7 +273,21 @@ export class VmCgroup {
     readonly dirs: Partial<Record<Controller, string>>,
     /** its cpu controller's version, and the quota it runs with (limits.cpuQuota; null: none) */
     readonly cpu?: { version: CgroupVersion; busyQuotaUs: number | null },
+    /** issue 18: its weight while it starts and after (limits.startCpuWeight); absent: one weight throughout */
+    readonly weights?: { start: number; normal: number },
   ) {}
+
+  /**
+   * issue 18: the VM's CPU weight while it starts (true) or after (false). One small write, applied by the
+   * kernel at once. False when there is no cpu controller or no start weight (nothing to switch).
+   */
+  setStartCpuWeight(starting: boolean): boolean {
+    const dir = this.dirs.cpu;
+    if (!dir || !this.cpu || !this.weights) return false;
+    const f = cpuWeightFile(this.cpu.version, starting ? this.weights.start : this.weights.normal);
+    fs.writeFileSync(path.join(dir, f.file), f.value);
+    return true;
+  }
 
   /**
    * Cap the VM's CPU at `capCpus` host CPUs (issue 19: an idle VM), or give it back its own quota
@@ -408,7 +432,9 @@ export class CgroupManager {
       }
     }
     const cpu = this.layout.controllers.cpu;
-    return new VmCgroup(vmId, dirs, cpu ? { version: cpu.version, busyQuotaUs: busyQuotaUs(vm, this.settings) } : undefined);
+    const start = this.settings.startCpuWeight;
+    const weights = cpu && start !== undefined && start !== null ? { start, normal: this.settings.cpuWeight } : undefined;
+    return new VmCgroup(vmId, dirs, cpu ? { version: cpu.version, busyQuotaUs: busyQuotaUs(vm, this.settings) } : undefined, weights);
   }
 
   /**

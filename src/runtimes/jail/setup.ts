@@ -19,6 +19,8 @@ export interface IsolationConfig {
     cgroupParent?: string;
     memoryOverheadMiB: number;
     cpuWeight: number;
+    /** issue 18: a VM's CPU weight while it starts ('off' or absent: cpuWeight throughout) */
+    startCpuWeight?: number | 'off';
     /** issue 18: the daemon's own CPU weight beside its VMs ('off': it stays in its cgroup) */
     daemonCpuWeight?: number | 'off';
     cpuQuota: number | null;
@@ -144,6 +146,7 @@ export async function setupIsolation(c: IsolationConfig, log: Pick<Logger, 'warn
   const settings: LimitSettings = {
     memoryOverheadMiB: c.limits.memoryOverheadMiB,
     cpuWeight: c.limits.cpuWeight,
+    startCpuWeight: c.limits.startCpuWeight === undefined || c.limits.startCpuWeight === 'off' ? null : c.limits.startCpuWeight,
     cpuQuotaPerVcpu: c.limits.cpuQuota,
     pidsMax: c.limits.pidsMax,
   };

@@ -541,6 +541,17 @@ export class QemuVm implements VmHandle {
     }
   }
 
+  setStartCpuWeight(starting: boolean): boolean {
+    if (!this.cgroup || !this.alive) return false;
+    try {
+      return this.cgroup.setStartCpuWeight(starting);
+    } catch (e) {
+      // the cgroup went with the VMM (it exited meanwhile): nothing left to weigh
+      this.driver.log(`qemu ${this.vmId}: cannot set its CPU weight: ${(e as Error).message}`);
+      return false;
+    }
+  }
+
   /** utime + stime of the whole process from /proc/PID/stat (clock ticks, 10 ms each here). */
   cpuMs(): number | undefined {
     if (!this.alive) return undefined;

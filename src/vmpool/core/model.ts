@@ -164,6 +164,11 @@ export interface CoreConfig {
     /** Let a request wait for a busy instance that will free up before a new start could finish. */
     preferWarm: boolean;
     /**
+     * issue 18: a starting VM's CPU weight over a busy one's (limits.startCpuWeight / limits.cpuWeight; absent or
+     * 1: equal): how much of the cores a start gets beside busy runs (estimates.ts startStretch).
+     */
+    startWeight?: number;
+    /**
      * A function whose starts keep failing backs off (start-failures.ts): after the second failure in a
      * row its next start waits backoffBaseMs, doubling with each further failure up to backoffMaxMs; a
      * failed snapshot (broken restore, failed save) holds off its next snapshot the same way.

@@ -193,6 +193,12 @@ export class CoreState {
    * say nothing of an unknown one's; the longest errs on the side of an early refusal)
    */
   heldFnMax = 0;
+  /**
+   * issue 18: the busy runs' wall time × their CPU share and their measured CPU time, both decayed per run: their
+   * ratio is how much slower than their CPU the runs go lately (what the host leaves the node: fairness.ts fairWait)
+   */
+  runWallDecayed = 0;
+  runCpuDecayed = 0;
   /** the admission estimate of the latest arrival that was not served at once (the shell records it) */
   lastEstimateMs = NaN;
   seq = 0;
@@ -204,6 +210,16 @@ export class CoreState {
   coldMean = 0;
   restoreSeen = 0;
   restoreMean = 0;
+  /**
+   * issue 18: how long starts really took lately (wall ms, a mean over the last few of each kind) and when the
+   * latest ended: admission's start estimate holds at least that while it is recent (estimates.ts startDuration)
+   */
+  coldLately = 0;
+  coldLatelyAt = -Infinity;
+  restoreLately = 0;
+  restoreLatelyAt = -Infinity;
+  /** scratch for startDuration: the ages of the starts under way of one kind */
+  readonly startAges: number[] = [];
   /** applySamples' scratch: per function (index × 4) sums and counts of a batch's idle measurements, and the functions seen */
   sampleAcc = new Float64Array(0);
   readonly sampleSeen: CoreFunction[] = [];
