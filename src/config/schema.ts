@@ -331,6 +331,8 @@ export const configSchema = z
         vmmThp: z.enum(['off', 'inherit']).default('off'),
         /** Relative CPU weight of a VM (1-10000, 100 = an equal share). */
         cpuWeight: z.number().int().min(1).max(10_000).default(100),
+        /** issue 18: CPU weight of a VM's cgroup while it boots or restores (1-10000), then cpuWeight again. */
+        startCpuWeight: z.number().int().min(1).max(10_000).default(400),
         /**
          * issue 18: CPU weight of the daemon process itself, in a cgroup of its own beside its VMs' group (whose VMs
          * together weigh one default share, 100): under overload its HTTP server and event loop keep their turns.
