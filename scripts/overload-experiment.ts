@@ -35,7 +35,7 @@ import { parseConfig } from '../src/config/schema.js';
 import { BENCHMARKS } from '../src/functionbench/catalog.js';
 import type { ReplayRecord, ReplaySummary } from '../src/replay/replay.js';
 import { nodeSimulationOptions, simulatedNode } from '../src/sim/cli.js';
-import { loadProfile, type Profile } from '../src/sim/profile.js';
+import { functionCosts, loadProfile, type Profile } from '../src/sim/profile.js';
 import { simulate, type SimulationResult } from '../src/sim/simulator.js';
 import { faasrailFunctionName, readFaasrailSpec, type FaasrailSpecRow } from '../src/traces/faasrail.js';
 import { loadTrace, type Trace } from '../src/traces/index.js';
@@ -141,6 +141,12 @@ interface FunctionCost {
   cpuDemand: number;
   /** the first call's latency minus its run: what a cold start of it costs (ms) */
   coldMs: number;
+  /**
+   * the host CPU its cold start took (the VMMs', the record's startDetails.vmmCpuMs; ms). Not coldMs: on the loaded
+   * host a start waits for the CPU too (a 256 MiB cold start: 2.24 s wall quiet, 5.29 s loaded, 2.0-2.3 s CPU in
+   * both: bench/runs/2026-11-29-node-profile*.md). Absent in calibrations before session 7.
+   */
+  coldCpuMs?: number;
   timeoutMs: number;
   memoryMiB: number;
   errors: string[];
@@ -164,12 +170,16 @@ async function calibrate(trace: Trace, spec: string, runs: number): Promise<Func
         const t0 = performance.now();
         const r = await b.client.invoke(f.name, f.request ?? {});
         const latency = performance.now() - t0;
-        const act = r.body.activation as ({ runMs?: number; runCpuDemand?: number; runCpuShare?: number } & Record<string, unknown>) | undefined;
+        const act = r.body.activation as ({ runMs?: number; runCpuDemand?: number; runCpuShare?: number; startDetails?: Record<string, number | string> } & Record<string, unknown>) | undefined;
         if (r.status !== 200 || act?.runMs === undefined) {
           c.errors.push(`${r.status} ${r.body.error?.code ?? ''}`);
           continue;
         }
-        if (i === 0) c.coldMs = Math.max(0, latency - act.runMs);
+        if (i === 0) {
+          c.coldMs = Math.max(0, latency - act.runMs);
+          const cpu = act.startDetails?.vmmCpuMs;
+          if (typeof cpu === 'number') c.coldCpuMs = cpu;
+        }
         else {
           run.push(act.runMs);
           demand.push(Math.min(1, act.runCpuDemand ?? act.runCpuShare ?? 1));
@@ -364,14 +374,21 @@ async function realRun(a: Args, spec: string, slotSeconds: number, run: number, 
 
 // ---- 4. simulation ----------------------------------------------------------------------------------------------
 
+/**
+ * The profile with the calibrated functions: their run times, CPU demand and cold starts. A cold start's CPU is
+ * what its VMMs took (calibrated), else the profile's measured cold-start CPU for its size, at most its time
+ * (until session 7 its whole wall time on the loaded host counted as CPU: up to 2× too much, so the functions
+ * started first fell behind in the fair order, and pyaes was served 20-34 times where the real runs served 108-135).
+ */
 function profileWith(base: Profile, costs: FunctionCost[]): Profile {
   const functions: Profile['functions'] = { ...base.functions };
   for (const c of costs) {
+    const coldCpuMs = c.coldCpuMs ?? Math.min(c.coldMs, functionCosts(base, c.name, { memoryMiB: c.memoryMiB }).coldCpuMs);
     functions[c.name] = {
       runMs: c.runMs,
       cpuShare: c.cpuDemand,
       memoryMiB: c.memoryMiB,
-      ...(Number.isFinite(c.coldMs) ? { coldMs: c.coldMs, coldCpuMs: c.coldMs } : {}),
+      ...(Number.isFinite(c.coldMs) ? { coldMs: c.coldMs, coldCpuMs } : {}),
     };
   }
   return { ...base, functions };
