@@ -23,7 +23,7 @@
  * shares[i]; it gets caps[i] × rate[i] cores, rate[i] = min(1, λ × shares[i]) with λ such that the cores are all
  * handed out when Σ caps > cores (else every rate is 1). Rates are written into `out` (returned).
  */
-export function weightedRates(caps: readonly number[], shares: readonly number[], cores: number, out: number[] = []): number[] {
+export function weightedRates(caps: readonly number[], shares: readonly number[], cores: number, out: number[] = [], order: number[] = []): number[] {
   const n = caps.length;
   out.length = n;
   let total = 0;
@@ -32,8 +32,17 @@ export function weightedRates(caps: readonly number[], shares: readonly number[]
     out.fill(1);
     return out;
   }
-  // the demands with the largest share weights reach their caps first: saturate them in that order
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => shares[b]! - shares[a]!);
+  // the demands with the largest share weights reach their caps first: saturate them in that order (an
+  // insertion sort into the caller's buffer: a handful of share classes, no allocation per event)
+  order.length = n;
+  for (let i = 0; i < n; i++) {
+    let j = i;
+    while (j > 0 && shares[order[j - 1]!]! < shares[i]!) {
+      order[j] = order[j - 1]!;
+      j--;
+    }
+    order[j] = i;
+  }
   let left = cores;
   let denom = 0;
   for (let i = 0; i < n; i++) denom += caps[i]! * shares[i]!;
@@ -90,6 +99,7 @@ export class CpuModel {
   private readonly sharesBuf: number[] = [];
   private readonly ratesBuf: number[] = [];
   private readonly ratesBefore: number[] = [];
+  private readonly orderBuf: number[] = [];
 
   constructor(
     readonly cores: number,
@@ -206,7 +216,7 @@ export class CpuModel {
     }
     // the idle VMs weigh as much as a VM at its normal weight
     caps[0] = caps[0]! + background;
-    const r = weightedRates(caps, shares, this.cores, this.ratesBuf);
+    const r = weightedRates(caps, shares, this.cores, this.ratesBuf, this.orderBuf);
     for (let i = 0; i < cs.length; i++) cs[i]!.rate = r[i]!;
   }
 
