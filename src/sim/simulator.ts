@@ -44,7 +44,8 @@ export interface SimNodeOptions {
    * startCpuWeight / cpuWeight relative to a run or an idle VM (CpuModel's water-filling)
    */
   cpuWeight: number;
-  startCpuWeight: number;
+  /** 'off' (as the daemon's limits.startCpuWeight may be): a start weighs cpuWeight */
+  startCpuWeight: number | 'off';
   /** CPU of one idle VM (default: the profile's node) */
   idleVmCpu: number;
   snapshots: boolean;
@@ -304,7 +305,7 @@ export class Simulator implements CoreEffects {
       ...o.node,
     };
     this.idleVmCpu = n.idleVmCpu;
-    this.startShare = n.startCpuWeight / n.cpuWeight;
+    this.startShare = n.startCpuWeight === 'off' ? 1 : n.startCpuWeight / n.cpuWeight;
     this.tierNames = prof.tiers.map((t) => t.name);
     this.log = o.onDecision;
     this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
