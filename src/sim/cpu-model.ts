@@ -32,12 +32,13 @@ export function weightedRates(caps: readonly number[], shares: readonly number[]
     out.fill(1);
     return out;
   }
-  // the demands with the largest share weights reach their caps first: saturate them in that order (an
-  // insertion sort into the caller's buffer: a handful of share classes, no allocation per event)
+  // the demands with the largest share weights reach their caps first: saturate them in that order, demands
+  // of no cap last (an insertion sort into the caller's buffer: a handful of share classes, no allocation per event)
   order.length = n;
   for (let i = 0; i < n; i++) {
+    const ki = caps[i]! > 0 ? shares[i]! : -Infinity;
     let j = i;
-    while (j > 0 && shares[order[j - 1]!]! < shares[i]!) {
+    while (j > 0 && (caps[order[j - 1]!]! > 0 ? shares[order[j - 1]!]! : -Infinity) < ki) {
       order[j] = order[j - 1]!;
       j--;
     }
@@ -49,12 +50,16 @@ export function weightedRates(caps: readonly number[], shares: readonly number[]
   let k = 0;
   while (k < n) {
     const i = order[k]!;
-    if (caps[i]! > 0 && (left / denom) * shares[i]! < 1) break;
+    if (caps[i]! <= 0 || (left / denom) * shares[i]! < 1) break;
     left -= caps[i]!;
     denom -= caps[i]! * shares[i]!;
     k++;
   }
-  const lambda = denom > 0 ? left / denom : 0;
+  // the rest shared by the demands below their caps (summed afresh: no cancellation from the subtractions); none
+  // measurable left: they get what they ask
+  let rest = 0;
+  for (let j = k; j < n; j++) rest += caps[order[j]!]! * shares[order[j]!]!;
+  const lambda = rest > 0 ? left / rest : Infinity;
   for (let j = 0; j < n; j++) out[order[j]!] = j < k ? 1 : Math.min(1, lambda * shares[order[j]!]!);
   return out;
 }
