@@ -75,6 +75,9 @@ export function simulatedNode(c: Config): SimulatedNode {
       fairness: c.admission.fairness,
       snapshots: c.snapshots.enabled,
       idleVmCpu: c.node.idleVmCpu,
+      // issue 18: a start's cgroup weight over a running VM's, in the CPU model
+      cpuWeight: c.limits.cpuWeight,
+      startCpuWeight: c.limits.startCpuWeight,
       // issue 24: the config's memory accounting (measured needs the profile's memory model: docs/density.md)
       memoryAccounting: c.node.memory.accounting,
       memoryReserve: c.node.memory.reserve,

@@ -5,7 +5,7 @@
 // from a profile measured on a real node (`faascell bench`), starts share the
 // node's cores (CpuModel), and the functions' measured costs reach the policies
 // through the same CostStats the daemon's PerfManager keeps.
-import { MEMORY_DEFAULTS, SCHED_DEFAULTS } from '../config/schema.js';
+import { configSchema, MEMORY_DEFAULTS, SCHED_DEFAULTS } from '../config/schema.js';
 import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-stats.js';
 import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
@@ -16,6 +16,9 @@ import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPl
 import { StartCounter, type FaultModel } from './faults.js';
 
 export type { Decision } from '../vmpool/core/model.js';
+
+/** The daemon's limits.* defaults (the VMs' CPU weights) */
+const LIMIT_DEFAULTS = configSchema.shape.limits.parse(undefined);
 import { CpuModel, type CpuJob } from './cpu-model.js';
 import { EventQueue } from './heap.js';
 import { LatencyHistogram } from './histogram.js';
@@ -29,8 +32,20 @@ export interface SimNodeOptions {
   maxConcurrentInvocations: number;
   maxQueueLength: number;
   maxConcurrentStarts: number | 'auto';
-  /** host cores (default: the profile's node) */
+  /** host cores (default: the profile's node): what the daemon's decision core counts on (start slots, fairness) */
   cores: number;
+  /**
+   * issue 18: the cores the node's VMs really get, shared by the CPU model among starts, runs and idle VMs
+   * (default `cores`). On a shared host less than `cores`, while the daemon still counts on `cores`.
+   */
+  vmCores?: number;
+  /**
+   * issue 18: limits.cpuWeight and limits.startCpuWeight: a boot or restore shares the cores with weight
+   * startCpuWeight / cpuWeight relative to a run or an idle VM (CpuModel's water-filling)
+   */
+  cpuWeight: number;
+  /** 'off' (as the daemon's limits.startCpuWeight may be): a start weighs cpuWeight */
+  startCpuWeight: number | 'off';
   /** CPU of one idle VM (default: the profile's node) */
   idleVmCpu: number;
   snapshots: boolean;
@@ -234,6 +249,8 @@ export class Simulator implements CoreEffects {
   private refusedFast = 0;
   private readonly cpu: CpuModel | undefined;
   private readonly idleVmCpu: number;
+  /** a start's share weight in the CPU model: limits.startCpuWeight / limits.cpuWeight */
+  private readonly startShare: number;
   private readonly log: ((d: Decision) => void) | undefined;
   private queueWaitSum = 0;
   /** per function (byFunction): latency histograms and counts by path */
@@ -279,6 +296,8 @@ export class Simulator implements CoreEffects {
       backoffBaseMs: SCHED_DEFAULTS.startBackoffBaseMs,
       backoffMaxMs: SCHED_DEFAULTS.startBackoffMaxMs,
       cpuModel: true,
+      cpuWeight: LIMIT_DEFAULTS.cpuWeight,
+      startCpuWeight: LIMIT_DEFAULTS.startCpuWeight,
       fairness: SCHED_DEFAULTS.fairness,
       memoryAccounting: MEMORY_DEFAULTS.accounting,
       memoryReserve: MEMORY_DEFAULTS.reserve,
@@ -286,6 +305,7 @@ export class Simulator implements CoreEffects {
       ...o.node,
     };
     this.idleVmCpu = n.idleVmCpu;
+    this.startShare = n.startCpuWeight === 'off' ? 1 : n.startCpuWeight / n.cpuWeight;
     this.tierNames = prof.tiers.map((t) => t.name);
     this.log = o.onDecision;
     this.maxInst = o.maxInstancesPerFunction && o.maxInstancesPerFunction > 0 ? o.maxInstancesPerFunction : SCHED_DEFAULTS.maxInstances;
@@ -311,6 +331,7 @@ export class Simulator implements CoreEffects {
           preferWarm: n.preferWarm,
           backoffBaseMs: n.backoffBaseMs,
           backoffMaxMs: n.backoffMaxMs,
+          startWeight: this.startShare, // as the daemon's poolConfig: admission knows starts weigh more
         },
         cpuSlots: 0,
         exactEviction: o.exactEviction,
@@ -322,7 +343,7 @@ export class Simulator implements CoreEffects {
       this,
     );
     if (!o.lazyFunctions) for (let i = 0; i < o.trace.functions.length; i++) this.define(i);
-    this.cpu = n.cpuModel ? new CpuModel(n.cores, (j) => this.rescheduleJob(j)) : undefined;
+    this.cpu = n.cpuModel ? new CpuModel(n.vmCores ?? n.cores, (j) => this.rescheduleJob(j)) : undefined;
     // issue 24: the daemon's sampler, modelled (only when the profile says what instances cost)
     this.sampler = new MemorySampler(prof.node.vmSharedMiB);
     this.memClock = n.memoryAccounting === 'measured' && hasMemoryModel(prof) ? new SampleClock(n.memorySampleMs) : undefined;
@@ -703,7 +724,7 @@ export class Simulator implements CoreEffects {
     // its CPU time: the profile's, at most its time alone (the CPU model stretches its time, not its CPU)
     s.startCpuMs = Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs);
     if (this.cpu) {
-      s.job = this.cpu.begin(s.startCpuMs, wall, 1, now, inst, E_READY, this.background());
+      s.job = this.cpu.begin(s.startCpuMs, wall, 1, now, inst, E_READY, this.background(), this.startShare);
     } else {
       s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);
