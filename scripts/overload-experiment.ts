@@ -395,7 +395,7 @@ function profileWith(base: Profile, costs: FunctionCost[]): Profile {
  * decision core counts on the node's cores as the daemon does (start slots, fair shares): issue 18, the simulator
  * once gave both the cores left, and so admitted and started less than the real daemon.
  */
-async function sim(trace: Trace, profile: Profile, fairness: 'max-min' | 'off', startCpuWeight: number | undefined, vmCores?: number): Promise<SimulationResult> {
+async function sim(trace: Trace, profile: Profile, fairness: 'max-min' | 'off', startCpuWeight: number | 'off' | undefined, vmCores?: number): Promise<SimulationResult> {
   const node = simulatedNode(parseConfig({ stateDir: os.tmpdir(), admission: { fairness }, ...(startCpuWeight !== undefined ? { limits: { startCpuWeight } } : {}) }));
   const opts = await nodeSimulationOptions(node, '.');
   return simulate({ trace, profile, ...opts, node: { ...opts.node, ...(vmCores !== undefined ? { vmCores } : {}) }, expand: { spread: 'random', seed: 1 }, byFunction: true });
