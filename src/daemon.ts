@@ -421,6 +421,8 @@ export function poolConfig(cfg: Config, cpus: number[], tiers: Tier[], snapshots
       preferWarm: cfg.admission.preferWarm,
       // issue 18: what the starting VMs' cgroups weigh over busy ones (1 without a cpu controller)
       startWeight: startWeighted && cfg.limits.startCpuWeight !== 'off' ? cfg.limits.startCpuWeight / cfg.limits.cpuWeight : 1,
+      // which starts get it: the core marks each start (CoreInstance.startWeighted), the Worker follows the mark
+      startWeightScope: cfg.limits.startCpuWeightScope,
       backoffBaseMs: cfg.admission.startBackoffBaseMs,
       backoffMaxMs: Math.max(cfg.admission.startBackoffBaseMs, cfg.admission.startBackoffMaxMs),
     },

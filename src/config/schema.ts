@@ -341,6 +341,12 @@ export const configSchema = z
          */
         startCpuWeight: z.union([z.literal('off'), z.number().int().min(1).max(10_000)]).default('off'),
         /**
+         * issue 18: which starts get startCpuWeight. 'first': only a start of a function that has no instance (none
+         * ready, none starting: its first, or after all were evicted) — a starved function gets its first instance
+         * early while a busy function's scale-out starts take no CPU from its own busy runs; 'all': every start.
+         */
+        startCpuWeightScope: z.enum(['first', 'all']).default('first'),
+        /**
          * issue 18: CPU weight of the daemon process itself, in a cgroup of its own beside its VMs' group (whose VMs
          * together weigh one default share, 100): under overload its HTTP server and event loop keep their turns.
          * 'off': the daemon stays in its cgroup. Needs a cpu cgroup controller (docs/reliability.md).

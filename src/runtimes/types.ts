@@ -70,6 +70,8 @@ export interface VmConfig {
   extraCmdline?: string;
   /** Egress networking (network: egress); absent: the NIC has no peer. */
   network?: VmNetworkAttachment;
+  /** issue 18: its cgroup is made with limits.startCpuWeight (true, absent) or with its own weight (false) */
+  startCpuWeight?: boolean;
 }
 
 /** The files of one snapshot. */

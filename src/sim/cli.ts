@@ -78,6 +78,7 @@ export function simulatedNode(c: Config): SimulatedNode {
       // issue 18: a start's cgroup weight over a running VM's, in the CPU model
       cpuWeight: c.limits.cpuWeight,
       startCpuWeight: c.limits.startCpuWeight,
+      startCpuWeightScope: c.limits.startCpuWeightScope,
       // issue 24: the config's memory accounting (measured needs the profile's memory model: docs/density.md)
       memoryAccounting: c.node.memory.accounting,
       memoryReserve: c.node.memory.reserve,

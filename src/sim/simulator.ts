@@ -46,6 +46,8 @@ export interface SimNodeOptions {
   cpuWeight: number;
   /** 'off' (as the daemon's limits.startCpuWeight may be): a start weighs cpuWeight */
   startCpuWeight: number | 'off';
+  /** limits.startCpuWeightScope: 'first' (default) only a function's start with no instance weighs startCpuWeight; 'all' every start */
+  startCpuWeightScope: 'first' | 'all';
   /** CPU of one idle VM (default: the profile's node) */
   idleVmCpu: number;
   snapshots: boolean;
@@ -298,6 +300,7 @@ export class Simulator implements CoreEffects {
       cpuModel: true,
       cpuWeight: LIMIT_DEFAULTS.cpuWeight,
       startCpuWeight: LIMIT_DEFAULTS.startCpuWeight,
+      startCpuWeightScope: LIMIT_DEFAULTS.startCpuWeightScope,
       fairness: SCHED_DEFAULTS.fairness,
       memoryAccounting: MEMORY_DEFAULTS.accounting,
       memoryReserve: MEMORY_DEFAULTS.reserve,
@@ -332,6 +335,7 @@ export class Simulator implements CoreEffects {
           backoffBaseMs: n.backoffBaseMs,
           backoffMaxMs: n.backoffMaxMs,
           startWeight: this.startShare, // as the daemon's poolConfig: admission knows starts weigh more
+          startWeightScope: n.startCpuWeightScope, // the core marks which starts (CoreInstance.startWeighted)
         },
         cpuSlots: 0,
         exactEviction: o.exactEviction,
@@ -724,7 +728,7 @@ export class Simulator implements CoreEffects {
     // its CPU time: the profile's, at most its time alone (the CPU model stretches its time, not its CPU)
     s.startCpuMs = Math.min(wall, restore ? c.restoreCpuMs : c.coldCpuMs);
     if (this.cpu) {
-      s.job = this.cpu.begin(s.startCpuMs, wall, 1, now, inst, E_READY, this.background(), this.startShare);
+      s.job = this.cpu.begin(s.startCpuMs, wall, 1, now, inst, E_READY, this.background(), inst.startWeighted ? this.startShare : 1);
     } else {
       s.job = undefined;
       this.heap.push(now + wall, (inst.idx << 3) | E_READY, 0);

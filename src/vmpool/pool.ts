@@ -406,7 +406,8 @@ export class VmPool extends Actor<PoolMsg> implements CoreEffects {
     const vmId = `vm-${this.nonce}-${inst.seq}`;
     const c = this.deps.config;
     const cpuAffinity = c.pinVms && inst.cpuSlot >= 0 ? [c.cpus[inst.cpuSlot]!] : undefined;
-    const worker = new Worker(vmId, inst.seq, plan, { ...this.deps.workerDeps, cpuAffinity }, this.self);
+    // issue 18: the core decided whether this start gets the start CPU weight
+    const worker = new Worker(vmId, inst.seq, { ...plan, startWeighted: inst.startWeighted }, { ...this.deps.workerDeps, cpuAffinity }, this.self);
     const ref = this.deps.system.spawn<WorkerMsg>(`worker-${vmId}`, worker, {
       // a handler that throws ends the instance (Worker.onRestart); a second throw is the daemon's problem
       supervision: { kind: 'restart', maxRestarts: 1, withinMs: 60_000 },

@@ -78,10 +78,12 @@ export interface WorkerDeps {
   startCpuWeight?: boolean;
 }
 
-export type StartPlan =
+/** startWeighted (issue 18): the core gave this start the start CPU weight (limits.startCpuWeightScope); absent: it has it */
+export type StartPlan = (
   /** restoreError: this cold start follows a failed restore of the function's snapshot (the record says why) */
   | { path: 'cold'; fn: FunctionDef; snapshotTarget?: SnapshotRef; restoreError?: string }
-  | { path: 'restore'; fn: FunctionDef; snapshot: SnapshotRef };
+  | { path: 'restore'; fn: FunctionDef; snapshot: SnapshotRef }
+) & { startWeighted?: boolean };
 
 /** A request VmPool assigned to this instance. */
 export interface RunRequest {
@@ -411,7 +413,7 @@ export class Worker extends Actor<WorkerMsg> {
     this.attach(m.vm);
     const vm = m.vm;
     // the VMM's cgroup is made with the start weight; said again here for a VMM that was not (one small write)
-    if (this.deps.startCpuWeight) vm.setStartCpuWeight?.(true);
+    if (this.startWeighted()) vm.setStartCpuWeight?.(true);
     if (this.sm.state === 'booting') this.step(() => this.readyStep(vm), 'boot');
     else this.step(() => this.resyncStep(vm), 'restore');
   }
@@ -489,7 +491,7 @@ export class Worker extends Actor<WorkerMsg> {
     if (cpu !== undefined) this.startDetails.vmmCpuMs = cpu + (this.sourceCpuMs ?? 0);
     this.sm.to('idle', `started (${this.startPath})`, now);
     // issue 18: started: the VM's own CPU weight from its first run on
-    if (this.deps.startCpuWeight) this.vm?.setStartCpuWeight?.(false);
+    if (this.startWeighted()) this.vm?.setStartCpuWeight?.(false);
     this.capIdleCpu();
     this.pool.tell({ kind: 'ready', inst: this.inst, ...(cpu !== undefined ? { cpuMs: cpu + (this.sourceCpuMs ?? 0) } : {}) });
   }
@@ -808,6 +810,11 @@ export class Worker extends Actor<WorkerMsg> {
 
   // ---- helpers -------------------------------------------------------------
 
+  /** issue 18: this start holds the start CPU weight (the node has one and the core gave it to this start) */
+  private startWeighted(): boolean {
+    return this.deps.startCpuWeight === true && this.plan.startWeighted !== false;
+  }
+
   private vmConfig(fn: FunctionDef, ep: VmEndpoints, memory: MemoryBacking): VmConfig {
     const runDir = ep.runDir;
     // network (issue 10): egress VMs run in their namespace; record what the set-up cost
@@ -825,6 +832,8 @@ export class Worker extends Actor<WorkerMsg> {
       accelerator: this.deps.accelerator,
       memory,
       cpuAffinity: this.deps.cpuAffinity,
+      // issue 18: a start without the start weight gets a cgroup made with its own weight
+      ...(this.deps.startCpuWeight ? { startCpuWeight: this.startWeighted() } : {}),
     };
   }
 

@@ -85,7 +85,7 @@ void test('hardening keys: defaults and bad values', () => {
   const c = parseConfig({});
   assert.deepEqual(c.jail, { enabled: 'auto', user: 'faascell-vmm', seccomp: true });
   // issue 19: idleCpuQuota and consoleMaxBytes
-  assert.deepEqual(c.limits, { cgroup: 'auto', memoryOverheadMiB: 64, tcgCodeCacheMiB: 32, tcgCodeCacheRestoreMiB: 14, vmmMallocArenaMax: null, vmmMallocMmapThresholdKiB: null, vmmThp: 'off', cpuWeight: 100, startCpuWeight: 'off', daemonCpuWeight: 1000, cpuQuota: null, idleCpuQuota: 0.1, pidsMax: 256, guestMessageMaxBytes: 16 * 1024 * 1024, consoleMaxBytes: 1024 * 1024 });
+  assert.deepEqual(c.limits, { cgroup: 'auto', memoryOverheadMiB: 64, tcgCodeCacheMiB: 32, tcgCodeCacheRestoreMiB: 14, vmmMallocArenaMax: null, vmmMallocMmapThresholdKiB: null, vmmThp: 'off', cpuWeight: 100, startCpuWeight: 'off', startCpuWeightScope: 'first', daemonCpuWeight: 1000, cpuQuota: null, idleCpuQuota: 0.1, pidsMax: 256, guestMessageMaxBytes: 16 * 1024 * 1024, consoleMaxBytes: 1024 * 1024 });
   const key = (v: unknown) => (outcome(() => parseConfig(v)) as ConfigError).key;
   assert.equal(key({ limits: { cpuWeight: 0 } }), 'limits.cpuWeight');
   assert.equal(key({ limits: { startCpuWeight: 0 } }), 'limits.startCpuWeight');

@@ -51,6 +51,9 @@ void test('a VM cgroup is made with the start weight and switched to its own wei
       assert.equal(read(cg.dirs.cpu!, file), cpuWeightFile(version, 100).value, 'its own weight once started');
       cg.setStartCpuWeight(true);
       assert.equal(read(cg.dirs.cpu!, file), cpuWeightFile(version, 400).value);
+      // issue 18 scope first: a start the core did not weight (a scale-out) gets a cgroup made with its own weight
+      const unweighted = m.create('vm3', { memoryMiB: 256, vcpus: 1 }, false);
+      assert.equal(read(unweighted.dirs.cpu!, file), cpuWeightFile(version, 100).value, 'made with its own weight');
       // off: made with its own weight, nothing to switch
       const plain = new CgroupManager(layout, 'h', settings, root).create('vm2', { memoryMiB: 256, vcpus: 1 });
       assert.equal(read(plain.dirs.cpu!, file), cpuWeightFile(version, 100).value);
@@ -67,6 +70,8 @@ void test('a VM cgroup is made with the start weight and switched to its own wei
 class WeighingDriver implements RuntimeDriver {
   readonly name = 'qemu' as const;
   readonly calls: string[] = [];
+  /** what each boot asked of its cgroup (VmConfig.startCpuWeight) */
+  readonly asked: (boolean | undefined)[] = [];
   constructor(private readonly inner: FakeDriver) {}
   private wrap(vm: VmHandle): VmHandle {
     const calls = this.calls;
@@ -77,6 +82,7 @@ class WeighingDriver implements RuntimeDriver {
   }
   async boot(cfg: VmConfig): Promise<VmHandle> {
     this.calls.push('boot');
+    this.asked.push(cfg.startCpuWeight);
     return this.wrap(await this.inner.boot(cfg));
   }
   async restore(cfg: VmConfig, s: SnapshotFiles): Promise<VmHandle> {
@@ -113,6 +119,16 @@ void test('the Worker: start weight from the spawn until ready, its own weight b
     sys.spawn<WorkerMsg>('worker-vm-2', new Worker('vm-2', 2, { path: 'cold', fn }, { ...deps, driver: plain, idleCpuCap: null, startCpuWeight: false }, sys.spawn<WorkerEvent>('vmpool-2', events2)));
     await events2.next((e) => e.kind === 'ready');
     assert.deepEqual(plain.calls, ['boot']);
+    assert.deepEqual(driver.asked, [true]);
+    assert.deepEqual(plain.asked, [undefined]);
+    // issue 18 scope first: a start the core did not weight (plan.startWeighted false) writes no weight and asks
+    // for a cgroup with the VM's own weight
+    const scaled = new WeighingDriver(new FakeDriver({}));
+    const events3 = new Spy<WorkerEvent>();
+    sys.spawn<WorkerMsg>('worker-vm-3', new Worker('vm-3', 3, { path: 'cold', fn, startWeighted: false }, { ...deps, driver: scaled }, sys.spawn<WorkerEvent>('vmpool-3', events3)));
+    await events3.next((e) => e.kind === 'ready');
+    assert.deepEqual(scaled.calls, ['boot', 'cap 0.1']);
+    assert.deepEqual(scaled.asked, [false]);
   } finally {
     await sys.shutdown();
     fs.rmSync(dir, { recursive: true, force: true });

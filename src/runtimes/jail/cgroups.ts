@@ -409,8 +409,8 @@ export class CgroupManager {
     }
   }
 
-  /** Creates the VM's cgroups and writes its limits. */
-  create(vmId: string, vm: { memoryMiB: number; vcpus: number }): VmCgroup {
+  /** Creates the VM's cgroups and writes its limits; startWeighted false: its own CPU weight from the start (issue 18). */
+  create(vmId: string, vm: { memoryMiB: number; vcpus: number }, startWeighted = true): VmCgroup {
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(vmId)) throw new CgroupError(`bad vmId for a cgroup: ${JSON.stringify(vmId)}`);
     this.ensureGroup();
     const dirs: Partial<Record<Controller, string>> = {};
@@ -421,7 +421,7 @@ export class CgroupManager {
       const dir = path.join(g, vmId);
       if (!fs.existsSync(dir)) fs.mkdirSync(dir);
       dirs[c] = dir;
-      for (const lf of limitFiles(c, p.version, vm, this.settings)) {
+      for (const lf of limitFiles(c, p.version, vm, startWeighted ? this.settings : { ...this.settings, startCpuWeight: null })) {
         const f = path.join(dir, lf.file);
         if (lf.optional && !fs.existsSync(f)) continue;
         try {

@@ -20,6 +20,8 @@ export interface VmmNeeds {
   /** VMM memory beyond memoryMiB and the configured overhead (TCG's code cache). */
   vmmExtraMiB?: number;
   vcpus: number;
+  /** issue 18: its cgroup starts with limits.startCpuWeight (true, absent) or its own weight (false) */
+  startCpuWeight?: boolean;
   /** The VMM binary (shown read-only if it is outside the system dirs). */
   binary: string;
   /** Files the VMM reads (kernel, initrd, root fs...). */
@@ -112,7 +114,7 @@ export class VmmIsolation {
       await cg?.remove();
     };
     try {
-      if (this.opts.cgroups?.enabled) cgroup = this.opts.cgroups.create(needs.vmId, { memoryMiB: needs.memoryMiB + (needs.vmmExtraMiB ?? 0), vcpus: needs.vcpus });
+      if (this.opts.cgroups?.enabled) cgroup = this.opts.cgroups.create(needs.vmId, { memoryMiB: needs.memoryMiB + (needs.vmmExtraMiB ?? 0), vcpus: needs.vcpus }, needs.startCpuWeight !== false);
       const cgroupLayer = cgroup ? cgroupEnterLayer(cgroup.procsFiles()) : undefined;
       if (!j) return { cgroupLayer, cgroup, release };
 

@@ -685,6 +685,7 @@ export class QemuDriver implements RuntimeDriver {
         // the code cache grows with the guest's code: part of what the VMM may use
         vmmExtraMiB: cfg.accelerator === 'tcg' ? (tcgCodeCacheMiB ?? 1024) : 0,
         vcpus: cfg.vcpus,
+        startCpuWeight: cfg.startCpuWeight,
         binary: bin,
         readOnly: [cfg.image.kernelPath, cfg.image.initrdPath, cfg.image.rootfsPath],
         // QEMU 7.2 opens a RAM file read-write even for a private (share=off) mapping

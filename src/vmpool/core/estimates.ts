@@ -60,18 +60,30 @@ export function startCost(s: CoreState, f: CoreFunction): number {
 }
 
 /**
- * issue 18: how many times its cost alone a start takes while `atOnce` starts run beside the busy runs: the
- * kernel shares the cores by CPU weight, a starting VM's (limits.startCpuWeight) `w` times a busy one's, each
- * start at most one core; the busy runs count the cores they take (before any run's CPU was measured, a core
- * each: the estimate errs on the side of an early refusal). 1 when the starts and the runs fit in the cores.
+ * issue 18: whether a start of f now gets the start CPU weight (starts.startWeightScope): with 'first', only when f
+ * has no instance at all (none ready, none starting: its first, or after all were evicted); 'all' (absent): every start.
  */
-export function startStretch(s: CoreState, atOnce: number): number {
+export function startWeighted(s: CoreState, f: CoreFunction): boolean {
+  return s.cfg.starts.startWeightScope !== 'first' || f.live === 0;
+}
+
+/**
+ * issue 18: how many times its cost alone a start takes while `atOnce` starts run beside the busy runs: the
+ * kernel shares the cores by CPU weight, a weighted start's (limits.startCpuWeight, CoreInstance.startWeighted)
+ * `w` times a busy one's, each start at most one core; the busy runs count the cores they take (before any run's
+ * CPU was measured, a core each: the estimate errs on the side of an early refusal). `weighted`: this start has the
+ * weight; of the `atOnce`, the weighted starts under way (and this one, when `extra` and weighted) have it.
+ * 1 when the starts and the runs fit in the cores.
+ */
+export function startStretch(s: CoreState, atOnce: number, weighted = true, extra = false): number {
   const st = s.cfg.starts;
   const w = st.startWeight !== undefined && st.startWeight > 0 ? st.startWeight : 1;
   const runs = s.cpuShareN === 0 && !s.cpuBlind ? Math.max(s.busyCpu, s.busyN) : s.busyCpu;
   const n = Math.max(1, atOnce);
-  // a start's share of a core: cores × w / (n × w + runs), at most 1
-  return Math.max(1, (n * w + runs) / (st.cores * w));
+  // every start weighted (scope 'all'): n × w; else the weighted ones w each, the others 1
+  const k = st.startWeightScope !== 'first' ? n : Math.min(n, s.weightedStartingN + (extra && weighted ? 1 : 0));
+  // a start's share of a core: cores × its weight / (k × w + (n − k) + runs), at most 1
+  return Math.max(1, (k * w + (n - k) + runs) / (st.cores * (weighted || st.startWeightScope !== 'first' ? w : 1)));
 }
 
 /**
@@ -83,7 +95,7 @@ export function startStretch(s: CoreState, atOnce: number): number {
  */
 export function startDuration(s: CoreState, f: CoreFunction, atOnce: number, now: number): number {
   const restore = s.cfg.snapshots && f.snapshot?.ready === true;
-  const d = Math.max(startCost(s, f) * startStretch(s, atOnce), lately(s, restore, now));
+  const d = Math.max(startCost(s, f) * startStretch(s, atOnce, startWeighted(s, f), true), lately(s, restore, now));
   const live = runningAge(s, restore ? 'restore' : 'cold', now);
   return live > d ? live : d;
 }
@@ -126,37 +138,41 @@ export function startEstimate(s: CoreState, f: CoreFunction, now: number, own = 
   // slot j (j ≥ the free ones) frees at the running starts' (slots − j)-th latest end.
   const j = queued % slots;
   const free = Math.max(0, slots - running.length);
-  const slotAt = j < free ? 0 : rthLatestEnd(s, running, slots - j, startStretch(s, running.length), now);
+  const slotAt = j < free ? 0 : rthLatestEnd(s, running, slots - j, now);
   return slotAt + Math.floor(queued / slots) * cost + cost;
 }
 
 /** issue 18: when the earliest of f's starts under way ends (ms from now; each as in rthLatestEnd). */
 function ownStartEnd(s: CoreState, f: CoreFunction, now: number): number {
   const running = s.startingList;
-  const stretch = startStretch(s, running.length);
+  const stretchW = startStretch(s, running.length, true);
+  const stretch1 = startStretch(s, running.length, false);
   let end = Infinity;
   for (let i = 0; i < running.length; i++) {
     const inst = running[i]!;
     if (inst.f !== f) continue;
-    const e = Math.max(0, Math.max(inst.startExpectMs * stretch, lately(s, inst.path === 'restore', now)) - (now - inst.createdAt));
+    const e = Math.max(0, Math.max(inst.startExpectMs * (inst.startWeighted ? stretchW : stretch1), lately(s, inst.path === 'restore', now)) - (now - inst.createdAt));
     if (e < end) end = e;
   }
   return Number.isFinite(end) ? end : startEstimate(s, f, now);
 }
 
 /**
- * The r-th latest (1-based, r ≤ running.length) of the running starts' expected ends (each its cost × `stretch`) (ms from now, at least 0):
+ * The r-th latest (1-based, r ≤ running.length) of the running starts' expected ends (each its cost × its startStretch) (ms from now, at least 0):
  * the value a sort of all ends would put at position length − r, found by keeping the r latest (r ≤ the start
  * slots, a few) instead of sorting every end at every estimate (admission and preferWarm ask for one per request).
  */
-function rthLatestEnd(s: CoreState, running: readonly CoreInstance[], r: number, stretch: number, now: number): number {
+function rthLatestEnd(s: CoreState, running: readonly CoreInstance[], r: number, now: number): number {
   if (s.slotEnds.length < r) s.slotEnds = new Float64Array(2 * r);
+  // issue 18: a weighted start (CoreInstance.startWeighted) and an unweighted one stretch differently
+  const stretchW = startStretch(s, running.length, true);
+  const stretch1 = startStretch(s, running.length, false);
   const top = s.slotEnds; // top[0..n): the r latest so far, latest first
   let n = 0;
   for (let i = 0; i < running.length; i++) {
     const inst = running[i]!;
     // issue 18: its cost alone stretched by the starts and runs beside it, at least what its kind took lately
-    const expect = Math.max(inst.startExpectMs * stretch, lately(s, inst.path === 'restore', now));
+    const expect = Math.max(inst.startExpectMs * (inst.startWeighted ? stretchW : stretch1), lately(s, inst.path === 'restore', now));
     const e = Math.max(0, expect - (now - inst.createdAt));
     let k = n;
     if (n === r) {

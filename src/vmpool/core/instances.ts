@@ -12,7 +12,7 @@ import { BLOCK_CPU, BLOCK_ORDER, blockedOn, chargeRun, cpuGate, cpuNeed } from '
 import { goIdle, leaveIdle } from './keepalive.js';
 import { dropSnapshot, placeSnapshot } from './snapshots.js';
 import { chargeStart } from './accounting.js';
-import { startCost } from './estimates.js';
+import { startCost, startWeighted } from './estimates.js';
 
 export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now: number): CoreInstance {
   const inst = s.free.pop() ?? newSlot(s);
@@ -34,6 +34,9 @@ export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now
   inst.expireAt = Infinity;
   inst.armedAt = Infinity;
   inst.cpuSlot = s.cfg.cpuSlots > 0 ? s.cpuCursor++ % s.cfg.cpuSlots : -1;
+  // issue 18: the start weight for this start? (decided here, once: the shell's cgroup and the simulator's CPU model follow it)
+  inst.startWeighted = startWeighted(s, f);
+  if (inst.startWeighted) s.weightedStartingN++;
   f.live++;
   f.starting++;
   s.startingN++;
@@ -62,6 +65,7 @@ export function launch(s: CoreState, f: CoreFunction, prewarmKeepMs: number, now
 /** A start is no longer under way (ready, failed or stopped): out of the count and the list. */
 export function leaveStarting(s: CoreState, inst: CoreInstance): void {
   s.startingN--;
+  if (inst.startWeighted) s.weightedStartingN--;
   const l = s.startingList;
   const i = inst.startingPos;
   if (i < 0) return;

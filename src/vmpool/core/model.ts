@@ -169,6 +169,11 @@ export interface CoreConfig {
      */
     startWeight?: number;
     /**
+     * issue 18: which starts get startWeight (limits.startCpuWeightScope): 'first' only a start of a function with no
+     * instance (none ready, none starting); 'all' (absent) every start. The core marks them: CoreInstance.startWeighted.
+     */
+    startWeightScope?: 'first' | 'all';
+    /**
      * A function whose starts keep failing backs off (start-failures.ts): after the second failure in a
      * row its next start waits backoffBaseMs, doubling with each further failure up to backoffMaxMs; a
      * failed snapshot (broken restore, failed save) holds off its next snapshot the same way.
@@ -260,6 +265,8 @@ export class CoreInstance implements InstanceView {
   vtCharge = 0;
   /** what its start was expected to take when launched (ms; admission counts what remains of it) */
   startExpectMs = 0;
+  /** issue 18: its start gets the start CPU weight (starts.startWeightScope: its function's first, or every start) */
+  startWeighted = false;
   /** its place in the core's list of starts under way (-1: none) */
   startingPos = -1;
   /** the snapshot this start creates (cold) or restores from */

@@ -144,6 +144,8 @@ export class CoreState {
   idleMemTime = 0;
   busyN = 0;
   startingN = 0;
+  /** issue 18: of the starts under way, those with the start CPU weight (CoreInstance.startWeighted) */
+  weightedStartingN = 0;
   /** the starts under way (admission counts each at what remains of it: estimates.ts startEstimate) */
   readonly startingList: CoreInstance[] = [];
   /** scratch for startEstimate: when the starts under way end (a typed array: no boxed numbers per estimate) */
