@@ -235,6 +235,8 @@ export class Simulator implements CoreEffects {
   private readonly forgotten = new Map<number, ForgottenFunction>();
   /** pre-warm timers in the heap that have not fired, by core function index: their token */
   private readonly prewarmPending = new Map<number, number>();
+  /** lazy functions (a cluster's node): those whose last instance or snapshot went since forgetIdle last ran */
+  private forgetCandidates: number[] = [];
   private readonly maxInst: number;
   private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
@@ -591,6 +593,16 @@ export class Simulator implements CoreEffects {
     return f;
   }
 
+  /** Forget every function that lost its last instance or snapshot since the last call and holds nothing now. */
+  forgetIdle(): number {
+    const c = this.forgetCandidates;
+    if (c.length === 0) return 0;
+    this.forgetCandidates = [];
+    let n = 0;
+    for (const fn of c) if (this.forget(fn)) n++;
+    return n;
+  }
+
   private specOf(i: number): FunctionSpec {
     const c = this.costs[i]!;
     // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
@@ -857,6 +869,7 @@ export class Simulator implements CoreEffects {
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
     this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
+    if (this.o.lazyFunctions && inst.f.live === 0 && inst.f.snapshot === undefined) this.forgetCandidates.push(this.traceIdx[inst.f.index]!);
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
@@ -868,6 +881,7 @@ export class Simulator implements CoreEffects {
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
     this.log?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
     this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!, now);
+    if (this.o.lazyFunctions && snap.f.live === 0) this.forgetCandidates.push(this.traceIdx[snap.f.index]!);
   }
 
   moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {

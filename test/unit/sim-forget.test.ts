@@ -39,6 +39,8 @@ async function run(t: Trace, policies: PoliciesConfigInput, memoryMiB: number, s
   let forgotten = 0;
   const tryForget = (): void => {
     if (!forget) return;
+    // the cluster node's sweep (functions that lost their last instance or snapshot), then every function
+    forgotten += sim.forgetIdle();
     for (let fn = 0; fn < t.functions.length; fn++) if (sim.forget(fn)) forgotten++;
   };
   let now = 0;
