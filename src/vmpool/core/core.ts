@@ -20,6 +20,7 @@
 //   pressure.ts        the host's memory running short: evict idle, refuse starts, stop the newest growing
 //   snapshots.ts       placement on tiers, room, two-phase moves, drops
 //   start-failures.ts  what a failed start does, and the back-off that bounds retries
+//   forget.ts          forgetting a function that holds nothing, and recalling it as it was (the simulator's nodes)
 // docs/architecture.md ("The decision core") states the rules in one table.
 
 import type { CoreCounters } from './state.js';
