@@ -10,8 +10,8 @@ import { CostStats, type CostSample, type FunctionStats } from '../perf/cost-sta
 import type { ResolvedPolicySet } from '../policies/index.js';
 import { ArrivalExpander, type ExpandOptions } from '../traces/expand.js';
 import type { Trace } from '../traces/types.js';
-import { PoolCore } from '../vmpool/core/core.js';
-import { TIMER_DEADLINE, TIMER_EXPIRE } from '../vmpool/core/model.js';
+import { PoolCore, type ForgottenFunction } from '../vmpool/core/core.js';
+import { TIMER_DEADLINE, TIMER_EXPIRE, TIMER_PREWARM } from '../vmpool/core/model.js';
 import type { CoreEffects, CoreFunction, CoreInstance, CoreSnapshot, CoreStartPlan, Decision, FairnessMode, FunctionSpec, MemoryAccounting, RejectCode, SnapshotDropCause, StartFailure, StopCause, TimerKind } from '../vmpool/core/model.js';
 import { StartCounter, type FaultModel } from './faults.js';
 
@@ -233,6 +233,12 @@ export class Simulator implements CoreEffects {
   private readonly fnByIndex: (CoreFunction | undefined)[] = [];
   /** trace function of each core function (the same index unless functions are defined lazily) */
   private readonly traceIdx: number[] = [];
+  /** functions forgotten (forget), by trace index */
+  private readonly forgotten = new Map<number, ForgottenFunction>();
+  /** pre-warm timers in the heap that have not fired, by core function index: their token */
+  private readonly prewarmPending = new Map<number, number>();
+  /** lazy functions (a cluster's node): those whose last instance or snapshot went since forgetIdle last ran */
+  private forgetCandidates: number[] = [];
   private readonly maxInst: number;
   private readonly hooks: SimHooks | undefined;
   private readonly stats = new CostStats(0);
@@ -580,13 +586,47 @@ export class Simulator implements CoreEffects {
   }
 
   private define(i: number): CoreFunction {
-    const c = this.costs[i]!;
-    const tf = this.o.trace.functions[i]!;
-    // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
-    const f = this.core.defineFunction(tf.name, { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1', share: this.o.shares?.[tf.name] }, 0);
+    const r = this.forgotten.get(i);
+    let f: CoreFunction;
+    if (r) {
+      this.forgotten.delete(i);
+      f = this.core.recallFunction(r, this.specOf(i));
+    } else f = this.core.defineFunction(this.o.trace.functions[i]!.name, this.specOf(i), 0);
     this.traceIdx[f.index] = i;
     this.fnByIndex[i] = f;
     return f;
+  }
+
+  /** Forget every function that lost its last instance or snapshot since the last call and holds nothing now. */
+  forgetIdle(): number {
+    const c = this.forgetCandidates;
+    if (c.length === 0) return 0;
+    this.forgetCandidates = [];
+    let n = 0;
+    for (const fn of c) if (this.forget(fn)) n++;
+    return n;
+  }
+
+  private specOf(i: number): FunctionSpec {
+    const c = this.costs[i]!;
+    // as in the daemon, a snapshot is reserved at the function's memory size until one was measured
+    return { memoryMiB: c.memoryMiB, maxInstances: c.maxInstances ?? this.maxInst, version: '1', share: this.o.shares?.[this.o.trace.functions[i]!.name] };
+  }
+
+  /**
+   * issue 23: forget trace function `fn` on this node when it holds nothing (PoolCore.forgetFunction; no pre-warm
+   * timer pending either): its next arrival defines it again as it was (its learned costs stay: fnStats and
+   * warmSettled are by core index, which it keeps). Not with node events (they find functions by name). True
+   * when forgotten.
+   */
+  forget(fn: number): boolean {
+    const f = this.fnByIndex[fn];
+    if (!f || this.o.events?.length || this.prewarmPending.has(f.index)) return false;
+    const r = this.core.forgetFunction(f, this.specOf(fn));
+    if (!r) return false;
+    this.forgotten.set(fn, r);
+    this.fnByIndex[fn] = undefined;
+    return true;
   }
 
   private step(): void {
@@ -656,6 +696,7 @@ export class Simulator implements CoreEffects {
       core.startDone(inst, now, s.startCpuMs);
       this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
     } else {
+      if (kind === E_TIMER + TIMER_PREWARM && this.prewarmPending.get(idx) === tag) this.prewarmPending.delete(idx);
       core.timer((kind - E_TIMER) as TimerKind, idx, tag, now);
     }
     this.afterEvent(now);
@@ -832,16 +873,19 @@ export class Simulator implements CoreEffects {
     }
     this.log?.({ t: now, kind: 'stop', inst: inst.seq, fn: inst.fn, cause });
     this.hooks?.onTouch?.(this.traceIdx[inst.f.index]!, now);
+    if (this.o.lazyFunctions && inst.f.live === 0 && inst.f.snapshot === undefined) this.forgetCandidates.push(this.traceIdx[inst.f.index]!);
   }
 
   wake(at: number, kind: TimerKind, target: number, token: number): void {
     // keep-alive expiries (minutes ahead) and queue deadlines: far off, and mostly stale when they fire
     this.heap.push(at, (target << 3) | (E_TIMER + kind), token >>> 0, kind === TIMER_EXPIRE || kind === TIMER_DEADLINE);
+    if (kind === TIMER_PREWARM) this.prewarmPending.set(target, token >>> 0);
   }
 
   dropSnapshot(snap: CoreSnapshot, cause: SnapshotDropCause, now: number): void {
     this.log?.({ t: now, kind: 'dropSnapshot', fn: snap.f.name, tier: snap.tier.name, cause });
     this.hooks?.onTouch?.(this.traceIdx[snap.f.index]!, now);
+    if (this.o.lazyFunctions && snap.f.live === 0) this.forgetCandidates.push(this.traceIdx[snap.f.index]!);
   }
 
   moveSnapshot(snap: CoreSnapshot, from: string, to: string, now: number): void {

@@ -315,7 +315,7 @@ export class ClusterSimulator {
       const c = node.sim.poolCore;
       instances += c.liveCount;
       idle += c.idleCount;
-      functions += c.fns.length;
+      functions += c.functionCount;
       for (const f of c.fns) if (f.snapshot?.ready) snapshots++;
     }
     const p: ClusterProgress = {

@@ -121,6 +121,9 @@ export class SimClusterNode implements NodePort {
 
   takeDirty(): Iterable<number> {
     const d = this.dirty;
+    // issue 23: a function that lost its last instance or snapshot and holds nothing now is forgotten (its next
+    // delivery defines it again as it was): at a heartbeat, outside any decision of the core
+    this.sim.forgetIdle();
     this.spareDirty.clear();
     this.dirty = this.spareDirty;
     this.spareDirty = d;

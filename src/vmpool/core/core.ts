@@ -20,6 +20,7 @@
 //   pressure.ts        the host's memory running short: evict idle, refuse starts, stop the newest growing
 //   snapshots.ts       placement on tiers, room, two-phase moves, drops
 //   start-failures.ts  what a failed start does, and the back-off that bounds retries
+//   forget.ts          forgetting a function that holds nothing, and recalling it as it was (the simulator's nodes)
 // docs/architecture.md ("The decision core") states the rules in one table.
 
 import type { CoreCounters } from './state.js';
@@ -51,13 +52,18 @@ import * as snapshots from './snapshots.js';
 import { firstRunBroken, noteRestoredRun, noteStartSuccess, snapshotNotTaken, startFailed } from './start-failures.js';
 import { applySamples, forgetEstimates, idleFit, memoryTotals, type MemoryTotals } from './accounting.js';
 import { hostPressure, type PressureLevel, type PressureOutcome } from './pressure.js';
+import { forget, holds, recall, type ForgottenFunction } from './forget.js';
 
 export type { CoreCounters } from './state.js';
 export type { MemoryTotals } from './accounting.js';
+export type { ForgottenFunction } from './forget.js';
 export { PRESSURE_OK, PRESSURE_EVICT, PRESSURE_REFUSE, PRESSURE_STOP, type PressureLevel, type PressureOutcome } from './pressure.js';
 
 export class PoolCore {
   private readonly s: CoreState;
+  /** the slot of a forgotten function in s.fns (deleted: every event for it is ignored), and how many there are */
+  private vacant: CoreFunction | undefined;
+  private forgottenN = 0;
 
   constructor(cfg: CoreConfig, p: CorePolicies, fx: CoreEffects) {
     this.s = new CoreState(cfg, p, fx);
@@ -124,6 +130,32 @@ export class PoolCore {
 
   fn(name: string): CoreFunction | undefined {
     return this.s.byName.get(name);
+  }
+
+  /**
+   * issue 23: forget a function that holds nothing (no instance in any state, nothing queued or waiting, no
+   * snapshot, no deadline or recheck timer; a pre-warm timer the caller must know of: the core cannot tell one
+   * that fired from one pending). Undefined when it holds something. What it learned comes back with
+   * recallFunction(r, spec), at the same index, as if it had never been forgotten; `spec` is the one it will
+   * be recalled with.
+   */
+  forgetFunction(f: CoreFunction, spec: FunctionSpec): ForgottenFunction | undefined {
+    const s = this.s;
+    if (s.fns[f.index] !== f || holds(s, f) !== undefined) return undefined;
+    this.vacant ??= vacantFunction(s.p.keepAlive);
+    this.forgottenN++;
+    return forget(s, f, spec, this.vacant);
+  }
+
+  /** Define again a function forgotten by forgetFunction. */
+  recallFunction(r: ForgottenFunction, spec: FunctionSpec): CoreFunction {
+    this.forgottenN--;
+    return recall(this.s, r, spec);
+  }
+
+  /** Functions defined and not forgotten (deleted ones included). */
+  get functionCount(): number {
+    return this.s.fns.length - this.forgottenN;
   }
 
   /** New measured costs of a function (PerfManager's statistics, or the simulator's). */
@@ -438,4 +470,14 @@ export class PoolCore {
   get lastEstimateMs(): number {
     return this.s.lastEstimateMs;
   }
+}
+
+/** What a forgotten function's slot holds: deleted (arrivals and pumps ignore it), tokens no timer carries. */
+function vacantFunction(ka: CorePolicies['keepAlive']): CoreFunction {
+  const v = new CoreFunction(-1, '', { memoryMiB: 0, maxInstances: 0, version: '' }, ka);
+  v.deleted = true;
+  v.prewarmToken = -1;
+  v.deadlineToken = -1;
+  v.recheckToken = -1;
+  return v;
 }
