@@ -531,23 +531,21 @@ export class QemuVm implements VmHandle {
   }
 
   setCpuCap(capCpus: number | null): boolean {
-    if (!this.cgroup || !this.alive) return false;
-    try {
-      return this.cgroup.setCpuCap(capCpus);
-    } catch (e) {
-      // the cgroup went with the VMM (it exited meanwhile): nothing left to cap
-      this.driver.log(`qemu ${this.vmId}: cannot set its CPU cap: ${(e as Error).message}`);
-      return false;
-    }
+    return this.writeCgroup('its CPU cap', (cg) => cg.setCpuCap(capCpus));
   }
 
   setStartCpuWeight(starting: boolean): boolean {
+    return this.writeCgroup('its CPU weight', (cg) => cg.setStartCpuWeight(starting));
+  }
+
+  /** One write to the VMM's cgroup at run time; false when there is none or the VMM is gone. */
+  private writeCgroup(what: string, write: (cg: NonNullable<typeof this.cgroup>) => boolean): boolean {
     if (!this.cgroup || !this.alive) return false;
     try {
-      return this.cgroup.setStartCpuWeight(starting);
+      return write(this.cgroup);
     } catch (e) {
-      // the cgroup went with the VMM (it exited meanwhile): nothing left to weigh
-      this.driver.log(`qemu ${this.vmId}: cannot set its CPU weight: ${(e as Error).message}`);
+      // the cgroup went with the VMM (it exited meanwhile): nothing left to write
+      this.driver.log(`qemu ${this.vmId}: cannot set ${what}: ${(e as Error).message}`);
       return false;
     }
   }
